@@ -1,0 +1,162 @@
+//! The `incasso` binary.
+//!
+//! Exit codes: 0 success; 1 failure (the message says why); 2 bad command
+//! line (clap's own).
+
+mod bench;
+mod config;
+mod demo;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use config::Settings;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "incasso", version, about = "incasso: pagoPA collection platform")]
+struct Cli {
+    /// TOML configuration file (keys: database_url, bind, data_dir).
+    #[arg(long, global = true, env = "INCASSO_CONFIG")]
+    config: Option<PathBuf>,
+    /// Log format: text or json.
+    #[arg(long, global = true, env = "INCASSO_LOG_FORMAT", default_value = "text")]
+    log_format: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Clone, Default)]
+pub struct DbArgs {
+    /// Database URL: sqlite://FILE or postgres://... (default: sqlite in the data dir).
+    #[arg(long, env = "INCASSO_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Data directory (default ./incasso-data).
+    #[arg(long, env = "INCASSO_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (migrations run at start).
+    Serve {
+        #[command(flatten)]
+        db: DbArgs,
+        /// Address to listen on (default 127.0.0.1:8080).
+        #[arg(long, env = "INCASSO_BIND")]
+        bind: Option<String>,
+        /// Seed the demo data (once) and write <data-dir>/demo.json.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Apply the database migrations and exit.
+    Migrate {
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Issue an API key: for one Ente with --ente, else intermediary-level.
+    ApiKey {
+        #[command(flatten)]
+        db: DbArgs,
+        #[arg(long)]
+        ente: Option<String>,
+        #[arg(long, default_value = "cli")]
+        label: String,
+    },
+    /// Run a benchmark; the last line printed is a JSON object of figures.
+    Bench {
+        #[command(subcommand)]
+        which: bench::Which,
+    },
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    init_logging(&cli.log_format);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(run(cli))
+}
+
+fn init_logging(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    let file = config::FileConfig::load(cli.config.as_deref())?;
+    match cli.command {
+        Command::Serve { db, bind, demo } => {
+            let settings = Settings::resolve(&db, bind, &file)?;
+            serve(settings, demo).await
+        }
+        Command::Migrate { db } => {
+            let settings = Settings::resolve(&db, None, &file)?;
+            let store = settings.open_store().await?;
+            store.close().await;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::ApiKey { db, ente, label } => {
+            let settings = Settings::resolve(&db, None, &file)?;
+            let store = settings.open_store().await?;
+            let (id, key) = incasso_server::auth::issue_key(&store, ente.as_deref(), &label)
+                .await
+                .context("issuing the key")?;
+            eprintln!("key id {id}; the key is shown only now:");
+            println!("{key}");
+            Ok(())
+        }
+        Command::Bench { which } => bench::run(which).await,
+    }
+}
+
+async fn serve(settings: Settings, demo: bool) -> Result<()> {
+    let store = settings.open_store().await?;
+    let listener = tokio::net::TcpListener::bind(&settings.bind)
+        .await
+        .with_context(|| format!("binding {}", settings.bind))?;
+    let addr = listener.local_addr()?;
+    if demo {
+        let base_url = format!("http://{addr}");
+        let path = demo::seed(&store, &settings.data_dir, &base_url).await?;
+        tracing::info!(file = %path.display(), "demo data ready");
+    }
+    tracing::info!(%addr, database = ?store.dialect(), "incasso listening");
+    incasso_server::serve_with_listener(listener, store.clone(), shutdown_signal())
+        .await
+        .context("serving HTTP")?;
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Completes on SIGINT or SIGTERM; axum then finishes the requests in flight.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown requested: finishing requests in flight");
+}

@@ -1,0 +1,611 @@
+//! incasso's own administration API under `/api/v1`: Enti, stations,
+//! offices, the service catalogue, accertamenti and API keys. Documented by
+//! the OpenAPI document at `/api/openapi.json`.
+
+use crate::AppState;
+use crate::auth::{Caller, issue_key};
+use crate::error::{ApiError, ApiJson, ProblemJson};
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{delete, get, put};
+use chrono::Utc;
+use incasso_core::Cents;
+use incasso_core::accertamento::{Accertamento, AccertamentoRef};
+use incasso_core::catalogue::Service;
+use incasso_core::ente::{Ente, Office, StationLink};
+use incasso_store::KeyScope;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/enti", get(list_enti).post(create_ente))
+        .route("/enti/{fiscalCode}", get(get_ente).put(update_ente))
+        .route("/enti/{fiscalCode}/stations", get(list_stations).post(add_station))
+        .route("/enti/{fiscalCode}/stations/{stationId}", delete(remove_station))
+        .route("/enti/{fiscalCode}/offices", get(list_offices))
+        .route("/enti/{fiscalCode}/offices/{code}", put(put_office).delete(delete_office))
+        .route("/enti/{fiscalCode}/services", get(list_services))
+        .route("/enti/{fiscalCode}/services/{code}", put(put_service).get(get_service))
+        .route("/enti/{fiscalCode}/accertamenti", get(list_accertamenti))
+        .route(
+            "/enti/{fiscalCode}/accertamenti/{year}/{code}",
+            put(put_accertamento).get(get_accertamento),
+        )
+        .route("/enti/{fiscalCode}/api-keys", get(list_ente_keys).post(create_ente_key))
+        .route("/enti/{fiscalCode}/api-keys/{keyId}", delete(revoke_ente_key))
+        .route("/api-keys", get(list_intermediary_keys).post(create_intermediary_key))
+}
+
+// ---------------------------------------------------------------- Enti
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EnteDto {
+    /// 11-digit fiscal code, the Ente's identity.
+    #[schema(example = "80000000001")]
+    pub fiscal_code: String,
+    #[schema(example = "Comune di Esempio")]
+    pub name: String,
+    #[serde(default)]
+    pub ipa_code: Option<String>,
+    #[serde(default)]
+    pub iban: Option<String>,
+    /// A Poste Italiane account (ABI 07601): enables the Poste section of notices.
+    #[serde(default)]
+    pub postal_iban: Option<String>,
+    #[serde(default)]
+    pub cbill_code: Option<String>,
+    #[serde(default)]
+    pub email: Option<String>,
+}
+
+impl From<Ente> for EnteDto {
+    fn from(e: Ente) -> Self {
+        EnteDto {
+            fiscal_code: e.fiscal_code,
+            name: e.name,
+            ipa_code: e.ipa_code,
+            iban: e.iban,
+            postal_iban: e.postal_iban,
+            cbill_code: e.cbill_code,
+            email: e.email,
+        }
+    }
+}
+
+impl From<EnteDto> for Ente {
+    fn from(e: EnteDto) -> Self {
+        Ente {
+            fiscal_code: e.fiscal_code,
+            name: e.name,
+            ipa_code: e.ipa_code,
+            iban: e.iban,
+            postal_iban: e.postal_iban,
+            cbill_code: e.cbill_code,
+            email: e.email,
+        }
+    }
+}
+
+/// List the Enti the key can see (all of them for an intermediary key).
+#[utoipa::path(get, path = "/api/v1/enti", tag = "enti",
+    responses((status = 200, body = Vec<EnteDto>), (status = 401, body = ProblemJson)))]
+async fn list_enti(State(state): State<AppState>, caller: Caller) -> Result<Json<Vec<EnteDto>>, ApiError> {
+    let enti = state.store.list_enti().await?;
+    Ok(Json(
+        enti.into_iter()
+            .filter(|e| caller.require_ente(&e.fiscal_code).is_ok())
+            .map(EnteDto::from)
+            .collect(),
+    ))
+}
+
+/// Create an Ente (intermediary key only).
+#[utoipa::path(post, path = "/api/v1/enti", tag = "enti", request_body = EnteDto,
+    responses((status = 201, body = EnteDto), (status = 400, body = ProblemJson),
+              (status = 403, body = ProblemJson), (status = 409, body = ProblemJson)))]
+async fn create_ente(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<EnteDto>,
+) -> Result<(StatusCode, Json<EnteDto>), ApiError> {
+    caller.require_intermediary()?;
+    let ente: Ente = body.into();
+    state.store.create_ente(&ente, Utc::now()).await?;
+    Ok((StatusCode::CREATED, Json(ente.into())))
+}
+
+#[utoipa::path(get, path = "/api/v1/enti/{fiscalCode}", tag = "enti",
+    params(("fiscalCode" = String, Path)),
+    responses((status = 200, body = EnteDto), (status = 403, body = ProblemJson), (status = 404, body = ProblemJson)))]
+async fn get_ente(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(fc): Path<String>,
+) -> Result<Json<EnteDto>, ApiError> {
+    caller.require_ente(&fc)?;
+    Ok(Json(state.store.get_ente(&fc).await?.into()))
+}
+
+/// Update an Ente's data (its fiscal code never changes).
+#[utoipa::path(put, path = "/api/v1/enti/{fiscalCode}", tag = "enti", request_body = EnteDto,
+    params(("fiscalCode" = String, Path)),
+    responses((status = 200, body = EnteDto), (status = 400, body = ProblemJson), (status = 404, body = ProblemJson)))]
+async fn update_ente(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(fc): Path<String>,
+    ApiJson(body): ApiJson<EnteDto>,
+) -> Result<Json<EnteDto>, ApiError> {
+    caller.require_ente(&fc)?;
+    if body.fiscal_code != fc {
+        return Err(ApiError::bad_request(
+            "FISCAL_CODE_MISMATCH",
+            "fiscalCode: il codice fiscale nel corpo è diverso da quello nel percorso",
+        ));
+    }
+    let ente: Ente = body.into();
+    state.store.update_ente(&ente, Utc::now()).await?;
+    Ok(Json(ente.into()))
+}
+
+// ---------------------------------------------------------------- stations
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StationDto {
+    /// The intermediary's (broker's) fiscal code, pagoPA's `idBrokerPA`.
+    pub broker_id: String,
+    /// pagoPA's `idStation`.
+    pub station_id: String,
+    /// Two digits, 00-99: the first two digits of every IUV of this station.
+    pub segregation_code: u8,
+}
+
+#[utoipa::path(get, path = "/api/v1/enti/{fiscalCode}/stations", tag = "stations",
+    params(("fiscalCode" = String, Path)), responses((status = 200, body = Vec<StationDto>)))]
+async fn list_stations(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(fc): Path<String>,
+) -> Result<Json<Vec<StationDto>>, ApiError> {
+    caller.require_ente(&fc)?;
+    state.store.get_ente(&fc).await?;
+    let stations = state.store.list_stations(&fc).await?;
+    Ok(Json(
+        stations
+            .into_iter()
+            .map(|s| StationDto {
+                broker_id: s.broker_id,
+                station_id: s.station_id,
+                segregation_code: s.segregation_code,
+            })
+            .collect(),
+    ))
+}
+
+/// Connect the Ente through a station (intermediary key only).
+#[utoipa::path(post, path = "/api/v1/enti/{fiscalCode}/stations", tag = "stations", request_body = StationDto,
+    params(("fiscalCode" = String, Path)),
+    responses((status = 201, body = StationDto), (status = 400, body = ProblemJson), (status = 409, body = ProblemJson)))]
+async fn add_station(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(fc): Path<String>,
+    ApiJson(body): ApiJson<StationDto>,
+) -> Result<(StatusCode, Json<StationDto>), ApiError> {
+    caller.require_ente(&fc)?;
+    caller.require_intermediary()?;
+    let link = StationLink {
+        broker_id: body.broker_id.clone(),
+        station_id: body.station_id.clone(),
+        segregation_code: body.segregation_code,
+    };
+    state.store.add_station(&fc, &link, Utc::now()).await?;
+    Ok((StatusCode::CREATED, Json(body)))
+}
+
+#[utoipa::path(delete, path = "/api/v1/enti/{fiscalCode}/stations/{stationId}", tag = "stations",
+    params(("fiscalCode" = String, Path), ("stationId" = String, Path)),
+    responses((status = 204), (status = 404, body = ProblemJson)))]
+async fn remove_station(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((fc, station)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    caller.require_ente(&fc)?;
+    caller.require_intermediary()?;
+    state.store.remove_station(&fc, &station).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ---------------------------------------------------------------- offices
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OfficeDto {
+    #[serde(default)]
+    pub code: String,
+    pub name: String,
+    #[serde(default)]
+    pub email: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/enti/{fiscalCode}/offices", tag = "offices",
+    params(("fiscalCode" = String, Path)), responses((status = 200, body = Vec<OfficeDto>)))]
+async fn list_offices(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(fc): Path<String>,
+) -> Result<Json<Vec<OfficeDto>>, ApiError> {
+    caller.require_ente(&fc)?;
+    state.store.get_ente(&fc).await?;
+    let offices = state.store.list_offices(&fc).await?;
+    Ok(Json(
+        offices
+            .into_iter()
+            .map(|o| OfficeDto {
+                code: o.code,
+                name: o.name,
+                email: o.email,
+            })
+            .collect(),
+    ))
+}
+
+/// Create or replace an office (idempotent by code).
+#[utoipa::path(put, path = "/api/v1/enti/{fiscalCode}/offices/{code}", tag = "offices", request_body = OfficeDto,
+    params(("fiscalCode" = String, Path), ("code" = String, Path)),
+    responses((status = 200, body = OfficeDto), (status = 400, body = ProblemJson)))]
+async fn put_office(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((fc, code)): Path<(String, String)>,
+    ApiJson(mut body): ApiJson<OfficeDto>,
+) -> Result<Json<OfficeDto>, ApiError> {
+    caller.require_ente(&fc)?;
+    body.code = code;
+    let office = Office {
+        code: body.code.clone(),
+        name: body.name.clone(),
+        email: body.email.clone(),
+    };
+    state.store.put_office(&fc, &office).await?;
+    Ok(Json(body))
+}
+
+#[utoipa::path(delete, path = "/api/v1/enti/{fiscalCode}/offices/{code}", tag = "offices",
+    params(("fiscalCode" = String, Path), ("code" = String, Path)),
+    responses((status = 204), (status = 404, body = ProblemJson)))]
+async fn delete_office(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((fc, code)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    caller.require_ente(&fc)?;
+    state.store.delete_office(&fc, &code).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ---------------------------------------------------------------- catalogue
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceDto {
+    #[serde(default)]
+    pub code: String,
+    pub name: String,
+    #[serde(default)]
+    pub office_code: Option<String>,
+    /// pagoPA taxonomy code, e.g. `9/0101100IM/`.
+    pub taxonomy_code: String,
+    /// `year/code` of the default accertamento, e.g. `2026/ACC-1`.
+    #[serde(default)]
+    pub default_accertamento: Option<String>,
+    #[serde(default)]
+    pub iban: Option<String>,
+    /// Fixed amount in cents; absent for a free amount.
+    #[serde(default)]
+    pub fixed_amount: Option<i64>,
+    #[serde(default)]
+    pub spontaneous: bool,
+    #[serde(default = "yes")]
+    pub active: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn parse_acc_ref(field: &str, s: &str) -> Result<AccertamentoRef, ApiError> {
+    s.split_once('/')
+        .and_then(|(y, c)| Some(AccertamentoRef { year: y.parse().ok()?, code: c.to_string() }))
+        .ok_or_else(|| ApiError::bad_request("BAD_FORMAT", format!("{field}: atteso 'anno/codice', es. 2026/ACC-1")))
+}
+
+impl From<Service> for ServiceDto {
+    fn from(s: Service) -> Self {
+        ServiceDto {
+            code: s.code,
+            name: s.name,
+            office_code: s.office_code,
+            taxonomy_code: s.taxonomy_code,
+            default_accertamento: s.default_accertamento.map(|a| format!("{}/{}", a.year, a.code)),
+            iban: s.iban,
+            fixed_amount: s.fixed_amount.map(|c| c.0),
+            spontaneous: s.spontaneous,
+            active: s.active,
+        }
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/enti/{fiscalCode}/services", tag = "catalogue",
+    params(("fiscalCode" = String, Path)), responses((status = 200, body = Vec<ServiceDto>)))]
+async fn list_services(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(fc): Path<String>,
+) -> Result<Json<Vec<ServiceDto>>, ApiError> {
+    caller.require_ente(&fc)?;
+    state.store.get_ente(&fc).await?;
+    Ok(Json(state.store.list_services(&fc).await?.into_iter().map(Into::into).collect()))
+}
+
+#[utoipa::path(get, path = "/api/v1/enti/{fiscalCode}/services/{code}", tag = "catalogue",
+    params(("fiscalCode" = String, Path), ("code" = String, Path)),
+    responses((status = 200, body = ServiceDto), (status = 404, body = ProblemJson)))]
+async fn get_service(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((fc, code)): Path<(String, String)>,
+) -> Result<Json<ServiceDto>, ApiError> {
+    caller.require_ente(&fc)?;
+    Ok(Json(state.store.get_service(&fc, &code).await?.into()))
+}
+
+/// Create or replace a catalogue service (idempotent by code).
+#[utoipa::path(put, path = "/api/v1/enti/{fiscalCode}/services/{code}", tag = "catalogue", request_body = ServiceDto,
+    params(("fiscalCode" = String, Path), ("code" = String, Path)),
+    responses((status = 200, body = ServiceDto), (status = 400, body = ProblemJson)))]
+async fn put_service(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((fc, code)): Path<(String, String)>,
+    ApiJson(mut body): ApiJson<ServiceDto>,
+) -> Result<Json<ServiceDto>, ApiError> {
+    caller.require_ente(&fc)?;
+    body.code = code;
+    let service = Service {
+        code: body.code.clone(),
+        name: body.name.clone(),
+        office_code: body.office_code.clone(),
+        taxonomy_code: body.taxonomy_code.clone(),
+        default_accertamento: body
+            .default_accertamento
+            .as_deref()
+            .map(|s| parse_acc_ref("defaultAccertamento", s))
+            .transpose()?,
+        iban: body.iban.clone(),
+        fixed_amount: body.fixed_amount.map(Cents),
+        spontaneous: body.spontaneous,
+        active: body.active,
+    };
+    state.store.put_service(&fc, &service).await?;
+    Ok(Json(service.into()))
+}
+
+// ---------------------------------------------------------------- accertamenti
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AccertamentoDto {
+    #[serde(default)]
+    pub year: i32,
+    #[serde(default)]
+    pub code: String,
+    pub description: String,
+    /// Budget chapter (capitolo).
+    pub chapter: String,
+    #[serde(default)]
+    pub article: Option<String>,
+    #[serde(default = "yes")]
+    pub active: bool,
+}
+
+impl From<Accertamento> for AccertamentoDto {
+    fn from(a: Accertamento) -> Self {
+        AccertamentoDto {
+            year: a.year,
+            code: a.code,
+            description: a.description,
+            chapter: a.chapter,
+            article: a.article,
+            active: a.active,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct YearQuery {
+    /// Only this budget year.
+    year: Option<i32>,
+}
+
+#[utoipa::path(get, path = "/api/v1/enti/{fiscalCode}/accertamenti", tag = "accertamenti",
+    params(("fiscalCode" = String, Path), YearQuery), responses((status = 200, body = Vec<AccertamentoDto>)))]
+async fn list_accertamenti(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(fc): Path<String>,
+    Query(q): Query<YearQuery>,
+) -> Result<Json<Vec<AccertamentoDto>>, ApiError> {
+    caller.require_ente(&fc)?;
+    state.store.get_ente(&fc).await?;
+    Ok(Json(
+        state.store.list_accertamenti(&fc, q.year).await?.into_iter().map(Into::into).collect(),
+    ))
+}
+
+#[utoipa::path(get, path = "/api/v1/enti/{fiscalCode}/accertamenti/{year}/{code}", tag = "accertamenti",
+    params(("fiscalCode" = String, Path), ("year" = i32, Path), ("code" = String, Path)),
+    responses((status = 200, body = AccertamentoDto), (status = 404, body = ProblemJson)))]
+async fn get_accertamento(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((fc, year, code)): Path<(String, i32, String)>,
+) -> Result<Json<AccertamentoDto>, ApiError> {
+    caller.require_ente(&fc)?;
+    Ok(Json(state.store.get_accertamento(&fc, year, &code).await?.into()))
+}
+
+/// Create or replace an accertamento (idempotent by year and code).
+#[utoipa::path(put, path = "/api/v1/enti/{fiscalCode}/accertamenti/{year}/{code}", tag = "accertamenti",
+    request_body = AccertamentoDto,
+    params(("fiscalCode" = String, Path), ("year" = i32, Path), ("code" = String, Path)),
+    responses((status = 200, body = AccertamentoDto), (status = 400, body = ProblemJson)))]
+async fn put_accertamento(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((fc, year, code)): Path<(String, i32, String)>,
+    ApiJson(body): ApiJson<AccertamentoDto>,
+) -> Result<Json<AccertamentoDto>, ApiError> {
+    caller.require_ente(&fc)?;
+    let acc = Accertamento {
+        year,
+        code,
+        description: body.description,
+        chapter: body.chapter,
+        article: body.article,
+        active: body.active,
+    };
+    state.store.put_accertamento(&fc, &acc).await?;
+    Ok(Json(acc.into()))
+}
+
+// ---------------------------------------------------------------- API keys
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiKeyDto {
+    pub key_id: String,
+    pub ente: Option<String>,
+    /// `intermediary` or `ente`.
+    pub scope: String,
+    pub label: String,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NewApiKeyDto {
+    pub key_id: String,
+    /// The secret, shown only now: incasso keeps only its hash.
+    pub api_key: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+pub struct NewKeyRequest {
+    #[serde(default)]
+    pub label: String,
+}
+
+fn key_dto(r: incasso_store::ApiKeyRecord) -> ApiKeyDto {
+    ApiKeyDto {
+        key_id: r.key_id,
+        ente: r.ente,
+        scope: match r.scope {
+            KeyScope::Intermediary => "intermediary".into(),
+            KeyScope::Ente => "ente".into(),
+        },
+        label: r.label,
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/enti/{fiscalCode}/api-keys", tag = "api-keys",
+    params(("fiscalCode" = String, Path)), responses((status = 200, body = Vec<ApiKeyDto>)))]
+async fn list_ente_keys(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(fc): Path<String>,
+) -> Result<Json<Vec<ApiKeyDto>>, ApiError> {
+    caller.require_ente(&fc)?;
+    state.store.get_ente(&fc).await?;
+    Ok(Json(state.store.list_api_keys(Some(&fc)).await?.into_iter().map(key_dto).collect()))
+}
+
+/// Issue a new key for the Ente. The secret is in the response only.
+#[utoipa::path(post, path = "/api/v1/enti/{fiscalCode}/api-keys", tag = "api-keys", request_body = NewKeyRequest,
+    params(("fiscalCode" = String, Path)), responses((status = 201, body = NewApiKeyDto)))]
+async fn create_ente_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(fc): Path<String>,
+    ApiJson(body): ApiJson<NewKeyRequest>,
+) -> Result<(StatusCode, Json<NewApiKeyDto>), ApiError> {
+    caller.require_ente(&fc)?;
+    let (key_id, api_key) = issue_key(&state.store, Some(&fc), &body.label).await?;
+    Ok((StatusCode::CREATED, Json(NewApiKeyDto { key_id, api_key })))
+}
+
+#[utoipa::path(delete, path = "/api/v1/enti/{fiscalCode}/api-keys/{keyId}", tag = "api-keys",
+    params(("fiscalCode" = String, Path), ("keyId" = String, Path)),
+    responses((status = 204), (status = 404, body = ProblemJson)))]
+async fn revoke_ente_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((fc, key_id)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    caller.require_ente(&fc)?;
+    state.store.revoke_api_key(&key_id, Some(&fc), Utc::now()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/api/v1/api-keys", tag = "api-keys",
+    responses((status = 200, body = Vec<ApiKeyDto>), (status = 403, body = ProblemJson)))]
+async fn list_intermediary_keys(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Vec<ApiKeyDto>>, ApiError> {
+    caller.require_intermediary()?;
+    Ok(Json(state.store.list_api_keys(None).await?.into_iter().map(key_dto).collect()))
+}
+
+/// Issue a new intermediary-level key (intermediary key only).
+#[utoipa::path(post, path = "/api/v1/api-keys", tag = "api-keys", request_body = NewKeyRequest,
+    responses((status = 201, body = NewApiKeyDto), (status = 403, body = ProblemJson)))]
+async fn create_intermediary_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<NewKeyRequest>,
+) -> Result<(StatusCode, Json<NewApiKeyDto>), ApiError> {
+    caller.require_intermediary()?;
+    let (key_id, api_key) = issue_key(&state.store, None, &body.label).await?;
+    Ok((StatusCode::CREATED, Json(NewApiKeyDto { key_id, api_key })))
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(title = "incasso API", description = "Administration of Enti, stations, offices, service catalogue, accertamenti and API keys. Keys go in the Ocp-Apim-Subscription-Key header. Debt positions are managed through the GPD-compatible API under /gpd/v1 (see pagoPA's gpd.json)."),
+    paths(list_enti, create_ente, get_ente, update_ente, list_stations, add_station, remove_station,
+          list_offices, put_office, delete_office, list_services, get_service, put_service,
+          list_accertamenti, get_accertamento, put_accertamento,
+          list_ente_keys, create_ente_key, revoke_ente_key, list_intermediary_keys, create_intermediary_key),
+    components(schemas(ProblemJson)),
+    modifiers(&SecurityAddon),
+    security(("ApiKey" = []))
+)]
+pub struct ApiDoc;
+
+struct SecurityAddon;
+
+impl utoipa::Modify for SecurityAddon {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
+        openapi.components.get_or_insert_with(Default::default).add_security_scheme(
+            "ApiKey",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new(crate::auth::KEY_HEADER))),
+        );
+    }
+}

@@ -1,0 +1,155 @@
+//! Errors as the HTTP client sees them: RFC 7807 ProblemJson, as pagoPA's
+//! GPD answers, with two additions that GPD clients ignore and incasso
+//! clients use: a stable `code` and, for rejected input, every field error.
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Request};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use incasso_core::FieldError;
+use incasso_core::position::TransitionError;
+use incasso_store::StoreError;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ProblemJson {
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    /// Stable, language-independent error code.
+    pub code: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<Object>)]
+    pub errors: Vec<FieldError>,
+}
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub detail: String,
+    pub errors: Vec<FieldError>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            detail: detail.into(),
+            errors: Vec::new(),
+        }
+    }
+
+    pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, detail)
+    }
+
+    pub fn forbidden() -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "FORBIDDEN",
+            "la chiave API non consente l'accesso a questa risorsa",
+        )
+    }
+
+    pub fn unauthorized() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "UNAUTHORIZED",
+            "chiave API mancante o non valida (header Ocp-Apim-Subscription-Key)",
+        )
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(what) => ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", format!("{what} non trovato")),
+            StoreError::Conflict(detail) => ApiError::new(StatusCode::CONFLICT, "CONFLICT", detail),
+            StoreError::Invalid(invalid) => {
+                let mut err = ApiError::bad_request(invalid.first_code(), invalid.to_string());
+                err.errors = invalid.0;
+                err
+            }
+            StoreError::Transition(t) => t.into(),
+            other => {
+                tracing::error!(error = %other, "store failure");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "INTERNAL",
+                    "errore interno: riprovare più tardi",
+                )
+            }
+        }
+    }
+}
+
+impl From<TransitionError> for ApiError {
+    fn from(t: TransitionError) -> Self {
+        ApiError::new(StatusCode::CONFLICT, t.code(), t.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ProblemJson {
+            title: self.status.canonical_reason().unwrap_or("Error").to_string(),
+            status: self.status.as_u16(),
+            detail: self.detail,
+            code: self.code.to_string(),
+            errors: self.errors,
+        };
+        let mut response = (self.status, Json(body)).into_response();
+        response.headers_mut().insert(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("application/problem+json"),
+        );
+        response
+    }
+}
+
+/// `Json<T>` whose rejections are ProblemJson with an Italian explanation
+/// that says where the body is wrong, instead of axum's plain text.
+pub struct ApiJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(ApiJson(v)),
+            Err(rejection) => Err(json_rejection(rejection)),
+        }
+    }
+}
+
+fn json_rejection(rejection: JsonRejection) -> ApiError {
+    match rejection {
+        JsonRejection::JsonDataError(e) => ApiError::bad_request(
+            "BAD_JSON_DATA",
+            format!("JSON non conforme: {}", e.body_text()),
+        ),
+        JsonRejection::JsonSyntaxError(e) => ApiError::bad_request(
+            "BAD_JSON_SYNTAX",
+            format!("JSON malformato: {}", e.body_text()),
+        ),
+        JsonRejection::MissingJsonContentType(_) => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "BAD_CONTENT_TYPE",
+            "il corpo deve essere JSON (Content-Type: application/json)",
+        ),
+        JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "BODY_TOO_LARGE",
+            format!("corpo della richiesta troppo grande (massimo {} byte)", crate::MAX_BODY_BYTES),
+        ),
+        other => ApiError::bad_request("BAD_BODY", format!("corpo della richiesta illeggibile: {}", other.body_text())),
+    }
+}

@@ -1,0 +1,96 @@
+//! incasso's HTTP surface.
+//!
+//! - `/health`
+//! - `/gpd/v1/...`: the GPD-compatible positions API ([`gpd`])
+//! - `/api/v1/...`: incasso's own API ([`admin`]), documented at
+//!   `/api/openapi.json` and browsable at `/api/docs` (Swagger UI, vendored
+//!   into the binary so it works offline)
+
+pub mod admin;
+pub mod auth;
+pub mod error;
+pub mod gpd;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Json};
+use axum::routing::get;
+use incasso_store::Store;
+use std::future::Future;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_swagger_ui::SwaggerUi;
+
+/// The largest request body accepted. A GPD position with five installments
+/// of five transfers each is about 20 KiB; a megabyte leaves ample room for
+/// metadata while keeping a hostile client from filling memory.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+}
+
+pub fn router(state: AppState) -> Router {
+    let openapi = admin::ApiDoc::openapi();
+    Router::new()
+        .route("/health", get(health))
+        .nest("/gpd/v1", gpd::routes())
+        .nest("/api/v1", admin::routes())
+        .merge(SwaggerUi::new("/api/docs").url("/api/openapi.json", openapi))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn health(State(state): State<AppState>) -> impl IntoResponse {
+    match state.store.ping().await {
+        Ok(()) => (
+            StatusCode::OK,
+            Json(serde_json::json!({"status": "UP", "database": format!("{:?}", state.store.dialect())})),
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, "health check: database not answering");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(serde_json::json!({"status": "DOWN"})),
+            )
+        }
+    }
+}
+
+async fn not_found() -> error::ApiError {
+    error::ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", "risorsa inesistente")
+}
+
+/// Serves until `shutdown` completes, then stops accepting and lets the
+/// requests in flight finish. Tests pass a listener bound to port 0.
+pub async fn serve_with_listener(
+    listener: TcpListener,
+    store: Store,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let refresher = tokio::spawn(refresh_states(store.clone()));
+    let app = router(AppState { store });
+    let result = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    refresher.abort();
+    result
+}
+
+/// Keeps stored position states in step with time (validity and expiry).
+/// Reads never depend on it: they compute the effective state themselves.
+async fn refresh_states(store: Store) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tick.tick().await;
+        match store.refresh_time_states(chrono::Utc::now()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(positions = n, "position states moved forward in time"),
+            Err(e) => tracing::warn!(error = %e, "refreshing position states failed"),
+        }
+    }
+}

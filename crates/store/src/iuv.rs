@@ -1,0 +1,56 @@
+//! IUV coordination: one sequence per (Ente, segregation code), shared by
+//! every office, application and process that creates positions.
+
+use crate::{Result, Store, StoreError};
+use incasso_core::codes::NoticeNumber;
+
+/// The largest IUV base that fits 13 digits.
+const MAX_SEQUENCE: i64 = 9_999_999_999_999;
+
+impl Store {
+    /// Reserves `count` consecutive sequence values and returns their notice
+    /// numbers. The reservation is one atomic `UPDATE ... RETURNING` in its
+    /// own transaction, so concurrent callers, in this process or another,
+    /// never get the same value; a value reserved by a caller that later
+    /// fails is simply never used (IUVs may have gaps, never repeats).
+    pub async fn allocate_notice_numbers(
+        &self,
+        ente: &str,
+        segregation_code: u8,
+        count: u32,
+    ) -> Result<Vec<NoticeNumber>> {
+        if count == 0 {
+            return Ok(Vec::new());
+        }
+        let seg = i64::from(segregation_code);
+        sqlx::query(
+            "INSERT INTO iuv_sequences (ente, segregation_code, next_value) VALUES ($1, $2, 1)
+             ON CONFLICT (ente, segregation_code) DO NOTHING",
+        )
+        .bind(ente)
+        .bind(seg)
+        .execute(&self.pool)
+        .await?;
+        let next: i64 = sqlx::query_scalar(
+            "UPDATE iuv_sequences SET next_value = next_value + $3
+             WHERE ente = $1 AND segregation_code = $2 RETURNING next_value",
+        )
+        .bind(ente)
+        .bind(seg)
+        .bind(i64::from(count))
+        .fetch_one(&self.pool)
+        .await?;
+        let first = next - i64::from(count);
+        if next - 1 > MAX_SEQUENCE {
+            return Err(StoreError::Conflict(format!(
+                "sequenza IUV esaurita per il codice di segregazione {segregation_code:02}"
+            )));
+        }
+        (first..next)
+            .map(|v| {
+                NoticeNumber::generate(segregation_code, v as u64)
+                    .map_err(|e| StoreError::Corrupt(format!("IUV sequence {v}: {e}")))
+            })
+            .collect()
+    }
+}

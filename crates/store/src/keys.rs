@@ -1,0 +1,153 @@
+//! API keys. Only a SHA-256 of each key is stored: the keys are 256-bit
+//! random values, so a slow password hash would add latency to every request
+//! without adding any protection.
+
+use crate::time::to_micros;
+use crate::{Result, Store, StoreError};
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyScope {
+    /// Administers Enti; reaches every Ente's resources.
+    Intermediary,
+    /// Reaches one Ente's resources only.
+    Ente,
+}
+
+impl KeyScope {
+    fn as_str(self) -> &'static str {
+        match self {
+            KeyScope::Intermediary => "intermediary",
+            KeyScope::Ente => "ente",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyRecord {
+    pub key_id: String,
+    pub ente: Option<String>,
+    pub scope: KeyScope,
+    pub label: String,
+    pub created_at: i64,
+}
+
+impl Store {
+    pub async fn insert_api_key(
+        &self,
+        key_id: &str,
+        key_hash: &str,
+        ente: Option<&str>,
+        scope: KeyScope,
+        label: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        if let Some(ente) = ente {
+            self.get_ente(ente).await?;
+        }
+        sqlx::query(
+            "INSERT INTO api_keys (key_id, key_hash, ente, scope, label, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(key_id)
+        .bind(key_hash)
+        .bind(ente)
+        .bind(scope.as_str())
+        .bind(label)
+        .bind(to_micros(now))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The live key with this hash, if any.
+    pub async fn find_api_key(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>> {
+        let row = sqlx::query(
+            "SELECT key_id, ente, scope, label, created_at FROM api_keys
+             WHERE key_hash = $1 AND revoked_at IS NULL",
+        )
+        .bind(key_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| record(&r)).transpose()
+    }
+
+    pub async fn list_api_keys(&self, ente: Option<&str>) -> Result<Vec<ApiKeyRecord>> {
+        let rows = sqlx::query(
+            "SELECT key_id, ente, scope, label, created_at FROM api_keys
+             WHERE revoked_at IS NULL AND ($1 = '' OR ente = $1) ORDER BY created_at, key_id",
+        )
+        .bind(ente.unwrap_or(""))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(record).collect()
+    }
+
+    pub async fn revoke_api_key(&self, key_id: &str, ente: Option<&str>, now: DateTime<Utc>) -> Result<()> {
+        let res = sqlx::query(
+            "UPDATE api_keys SET revoked_at = $2 WHERE key_id = $1 AND revoked_at IS NULL
+             AND ($3 = '' OR ente = $3)",
+        )
+        .bind(key_id)
+        .bind(to_micros(now))
+        .bind(ente.unwrap_or(""))
+        .execute(&self.pool)
+        .await?;
+        if res.rows_affected() == 0 {
+            return Err(StoreError::NotFound("chiave API"));
+        }
+        Ok(())
+    }
+}
+
+fn record(r: &sqlx::any::AnyRow) -> Result<ApiKeyRecord> {
+    let scope: String = r.try_get("scope")?;
+    Ok(ApiKeyRecord {
+        key_id: r.try_get("key_id")?,
+        ente: r.try_get("ente")?,
+        scope: match scope.as_str() {
+            "intermediary" => KeyScope::Intermediary,
+            "ente" => KeyScope::Ente,
+            other => return Err(StoreError::Corrupt(format!("key scope {other}"))),
+        },
+        label: r.try_get("label")?,
+        created_at: r.try_get("created_at")?,
+    })
+}
+
+impl Store {
+    /// Creates or replaces a back-office user (idempotent by username).
+    pub async fn put_user(
+        &self,
+        username: &str,
+        ente: Option<&str>,
+        password_hash: &str,
+        role: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO users (username, ente, password_hash, role, created_at) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (username) DO UPDATE SET ente = excluded.ente,
+                password_hash = excluded.password_hash, role = excluded.role",
+        )
+        .bind(username)
+        .bind(ente)
+        .bind(password_hash)
+        .bind(role)
+        .bind(to_micros(now))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The password hash and Ente of a user, for sign-in.
+    pub async fn find_user(&self, username: &str) -> Result<Option<(String, Option<String>)>> {
+        let row = sqlx::query("SELECT password_hash, ente FROM users WHERE username = $1")
+            .bind(username)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| Ok((r.try_get("password_hash")?, r.try_get("ente")?)))
+            .transpose()
+    }
+}

@@ -1,0 +1,169 @@
+//! incasso's persistence, on SQLite (the embedded default) and PostgreSQL.
+//!
+//! One code path for both, through sqlx's `Any` driver: every query is written
+//! once with `$n` placeholders and portable types (see `migrations/`). The few
+//! places where the dialects differ (connection setup, how a write
+//! transaction starts, row locks) are in [`Dialect`], and nowhere else.
+//!
+//! The public API is repository methods that take the Ente first: no query
+//! here can cross from one Ente to another.
+
+mod catalogue;
+mod enti;
+mod iuv;
+mod keys;
+mod migrate;
+mod positions;
+mod time;
+
+pub use keys::{ApiKeyRecord, KeyScope};
+pub use positions::{ListFilter, OrderBy, Page, StoredPosition};
+pub use time::{from_micros, to_micros};
+
+use incasso_core::Invalid;
+use incasso_core::position::TransitionError;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Transaction};
+use std::str::FromStr;
+use std::time::Duration;
+
+/// Which database a URL names. Parsed strictly: a typo in the scheme must
+/// not silently create an empty SQLite file somewhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+impl Dialect {
+    pub fn from_url(url: &str) -> Result<Dialect, StoreError> {
+        if url.starts_with("sqlite:") {
+            Ok(Dialect::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Dialect::Postgres)
+        } else {
+            Err(StoreError::Config(format!(
+                "database URL must start with sqlite:, postgres:// or postgresql://, got '{}'",
+                url.split(':').next().unwrap_or_default()
+            )))
+        }
+    }
+
+    /// How a write transaction begins. SQLite's default (DEFERRED) takes the
+    /// write lock only at the first write, and a reader that then wants to
+    /// write fails with SQLITE_BUSY instead of waiting; IMMEDIATE waits.
+    fn begin_write(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "BEGIN IMMEDIATE",
+            Dialect::Postgres => "BEGIN",
+        }
+    }
+
+    /// Row lock for read-modify-write. SQLite has none (the IMMEDIATE
+    /// transaction already holds the database's single write lock).
+    fn for_update(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "",
+            Dialect::Postgres => " FOR UPDATE",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0} non trovato")]
+    NotFound(&'static str),
+    #[error("{0}")]
+    Conflict(String),
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
+    #[error(transparent)]
+    Transition(#[from] TransitionError),
+    #[error("configurazione del database: {0}")]
+    Config(String),
+    #[error("errore del database: {0}")]
+    Backend(#[from] sqlx::Error),
+    #[error("dato corrotto nel database: {0}")]
+    Corrupt(String),
+}
+
+impl StoreError {
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(self, StoreError::Backend(sqlx::Error::Database(e)) if e.is_unique_violation())
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// A handle on the database. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    dialect: Dialect,
+}
+
+impl Store {
+    /// Connects and runs the migrations. For SQLite the file is created if
+    /// missing (its folder must exist).
+    pub async fn connect(url: &str) -> Result<Store> {
+        let store = Self::connect_without_migrating(url).await?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    pub async fn connect_without_migrating(url: &str) -> Result<Store> {
+        sqlx::any::install_default_drivers();
+        let dialect = Dialect::from_url(url)?;
+        let url = match dialect {
+            Dialect::Sqlite if !url.contains('?') => format!("{url}?mode=rwc"),
+            _ => url.to_string(),
+        };
+        let options = AnyConnectOptions::from_str(&url)
+            .map_err(|e| StoreError::Config(format!("invalid database URL: {e}")))?;
+        let pool_options = match dialect {
+            // One writer at a time is SQLite's nature; readers go in
+            // parallel under WAL.
+            Dialect::Sqlite => AnyPoolOptions::new()
+                .max_connections(8)
+                .after_connect(|conn, _meta| {
+                    Box::pin(async move {
+                        sqlx::raw_sql(
+                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                             PRAGMA busy_timeout = 30000; PRAGMA foreign_keys = ON;",
+                        )
+                        .execute(&mut *conn)
+                        .await?;
+                        Ok(())
+                    })
+                }),
+            Dialect::Postgres => AnyPoolOptions::new().max_connections(16),
+        };
+        let pool = pool_options
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options)
+            .await?;
+        Ok(Store { pool, dialect })
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    pub async fn migrate(&self) -> Result<()> {
+        migrate::run(self).await
+    }
+
+    /// Answers once the database does.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    async fn write_tx(&self) -> Result<Transaction<'static, sqlx::Any>> {
+        Ok(self.pool.begin_with(self.dialect.begin_write()).await?)
+    }
+}

@@ -1,0 +1,84 @@
+//! Schema migrations, embedded in the binary and run at start.
+//!
+//! Each version has one script per dialect in the same table entry, so the
+//! two folders cannot drift apart in numbering. Concurrent starts (several
+//! processes on one database) are serialized: on PostgreSQL by an advisory
+//! lock, on SQLite by the IMMEDIATE transaction's write lock.
+
+use crate::{Dialect, Result, Store};
+
+struct Migration {
+    version: i64,
+    name: &'static str,
+    sqlite: &'static str,
+    postgres: &'static str,
+}
+
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "init",
+    sqlite: include_str!("../migrations/sqlite/0001_init.sql"),
+    postgres: include_str!("../migrations/postgres/0001_init.sql"),
+}];
+
+/// Arbitrary constant naming incasso's migration lock on PostgreSQL.
+const PG_MIGRATION_LOCK: i64 = 0x1AC4_5500;
+
+pub(crate) async fn run(store: &Store) -> Result<()> {
+    let mut tx = store.write_tx().await?;
+    if store.dialect == Dialect::Postgres {
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(PG_MIGRATION_LOCK)
+            .execute(&mut *tx)
+            .await?;
+    }
+    sqlx::raw_sql(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+            version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+    )
+    .execute(&mut *tx)
+    .await?;
+    let applied: Option<i64> =
+        sqlx::query_scalar("SELECT CAST(MAX(version) AS BIGINT) FROM schema_migrations")
+            .fetch_one(&mut *tx)
+            .await?;
+    let applied = applied.unwrap_or(0);
+    for m in MIGRATIONS.iter().filter(|m| m.version > applied) {
+        let script = match store.dialect {
+            Dialect::Sqlite => m.sqlite,
+            Dialect::Postgres => m.postgres,
+        };
+        sqlx::raw_sql(script).execute(&mut *tx).await?;
+        sqlx::query("INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)")
+            .bind(m.version)
+            .bind(m.name)
+            .bind(chrono::Utc::now().timestamp_micros())
+            .execute(&mut *tx)
+            .await?;
+        tracing::info!(version = m.version, name = m.name, "migration applied");
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_increase_and_both_dialects_define_the_same_tables() {
+        let mut last = 0;
+        for m in MIGRATIONS {
+            assert!(m.version > last, "migration versions must increase");
+            last = m.version;
+            let tables = |s: &str| {
+                s.lines()
+                    .filter_map(|l| l.trim().strip_prefix("CREATE TABLE "))
+                    .map(|l| l.split_whitespace().next().unwrap_or_default().to_string())
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(tables(m.sqlite), tables(m.postgres), "migration {}", m.version);
+            assert!(!tables(m.sqlite).is_empty());
+        }
+    }
+}

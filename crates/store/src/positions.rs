@@ -1,0 +1,864 @@
+//! Debt positions: create, read, list, replace, delete and the life-cycle
+//! transitions, each in one transaction.
+
+use crate::time::{from_micros, opt_from_micros, opt_to_micros, to_micros};
+use crate::{Result, Store, StoreError};
+use chrono::{DateTime, Utc};
+use incasso_core::accertamento::AccertamentoRef;
+use incasso_core::codes::NoticeNumber;
+use incasso_core::codes::notice::notice_number_from_iuv;
+use incasso_core::error::codes;
+use incasso_core::position::{
+    AccountingQuota, DebtPosition, Debtor, DebtorType, OptionStatus, PaymentOption,
+    PositionRules, PositionStatus, Stamp, Transfer,
+};
+use incasso_core::{Cents, FieldError, Invalid};
+use serde::{Deserialize, Serialize};
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
+use std::collections::{BTreeSet, HashMap};
+
+/// A position as stored, with incasso's own id and its optimistic version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredPosition {
+    pub id: i64,
+    pub version: i64,
+    pub position: DebtPosition,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OrderBy {
+    #[default]
+    InsertedDate,
+    CompanyName,
+    Iupd,
+    Status,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    pub status: Option<PositionStatus>,
+    pub due_date_from: Option<DateTime<Utc>>,
+    pub due_date_to: Option<DateTime<Utc>>,
+    pub payment_date_from: Option<DateTime<Utc>>,
+    pub payment_date_to: Option<DateTime<Utc>>,
+    pub debtor_fiscal_code: Option<String>,
+    pub order_by: OrderBy,
+    pub ascending: bool,
+    /// Zero-based page number.
+    pub page: u32,
+    pub limit: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub page: u32,
+    pub limit: u32,
+    pub items_found: u64,
+    pub total_pages: u32,
+}
+
+#[derive(Serialize, Deserialize)]
+struct QuotaJson {
+    year: i32,
+    code: String,
+    amount: i64,
+}
+
+const POSITION_COLUMNS: &str = "id, iupd, debtor_type, debtor_fiscal_code, debtor_name, debtor_street, debtor_civic,
+    debtor_postal_code, debtor_city, debtor_province, debtor_region, debtor_country, debtor_email,
+    debtor_phone, company_name, office_name, validity_date, switch_to_expired, pay_stand_in, status,
+    inserted_at, publish_date, payment_date, updated_at, version";
+
+const OPTION_COLUMNS: &str = "o.position_id, o.iuv, o.notice_number, o.amount, o.description, o.is_partial_payment,
+    o.due_date, o.retention_date, o.fee, o.notification_fee, o.status, o.payment_date, o.reporting_date,
+    o.metadata";
+
+const TRANSFER_COLUMNS: &str = "t.iuv, t.id_transfer, t.amount, t.organization_fiscal_code, t.company_name,
+    t.remittance_information, t.category, t.iban, t.postal_iban, t.stamp, t.metadata, t.quotas, t.reported";
+
+/// How many times a create retries when a generated IUV turns out to be
+/// taken already (a management application brought the same one itself).
+const IUV_RETRIES: usize = 3;
+
+impl Store {
+    /// Validates and stores a new position; assigns IUVs where the caller
+    /// brought none; publishes it when asked. A duplicate iupd is a conflict,
+    /// and nothing is written on any error.
+    pub async fn create_position(
+        &self,
+        ente: &str,
+        mut position: DebtPosition,
+        now: DateTime<Utc>,
+        to_publish: bool,
+    ) -> Result<StoredPosition> {
+        let segregation_codes = self.prepare(ente, &mut position, now).await?;
+        position.status = PositionStatus::Draft;
+        position.inserted_date = Some(now);
+        position.last_updated_date = Some(now);
+        position.publish_date = None;
+        position.payment_date = None;
+        if to_publish {
+            position.publish(now)?;
+        }
+        let wanted: Vec<bool> = position.options.iter().map(|o| o.iuv.is_none()).collect();
+        let mut attempt = 0;
+        loop {
+            self.assign_notice_numbers(ente, &segregation_codes, &mut position, &wanted)
+                .await?;
+            let mut tx = self.write_tx().await?;
+            let exists: Option<i64> =
+                sqlx::query_scalar("SELECT id FROM debt_positions WHERE ente = $1 AND iupd = $2")
+                    .bind(ente)
+                    .bind(&position.iupd)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if exists.is_some() {
+                return Err(duplicate_iupd(&position.iupd));
+            }
+            match insert_position(&mut tx, ente, &position, now).await {
+                Ok(id) => {
+                    tx.commit().await?;
+                    return Ok(StoredPosition {
+                        id,
+                        version: 1,
+                        position,
+                    });
+                }
+                Err(InsertError::Iupd) => return Err(duplicate_iupd(&position.iupd)),
+                Err(InsertError::Iuv(iuv)) => {
+                    drop(tx);
+                    attempt += 1;
+                    let generated = position
+                        .options
+                        .iter()
+                        .zip(&wanted)
+                        .any(|(o, w)| *w && o.iuv.as_deref() == Some(iuv.as_str()));
+                    if !generated || attempt >= IUV_RETRIES {
+                        return Err(iuv_taken(&iuv));
+                    }
+                    tracing::warn!("generated IUV already used by an application; retrying");
+                }
+                Err(InsertError::Other(e)) => return Err(e),
+            }
+        }
+    }
+
+    /// Validation and lookups shared by create and replace; returns the
+    /// Ente's segregation codes, default station first.
+    async fn prepare(&self, ente: &str, position: &mut DebtPosition, now: DateTime<Utc>) -> Result<Vec<u8>> {
+        self.get_ente(ente).await?;
+        let segregation_codes: Vec<u8> = self
+            .list_stations(ente)
+            .await?
+            .iter()
+            .map(|s| s.segregation_code)
+            .collect();
+        for option in &mut position.options {
+            for t in &mut option.transfers {
+                if t.organization_fiscal_code.is_empty() {
+                    t.organization_fiscal_code = ente.to_string();
+                }
+            }
+            option.status = OptionStatus::Unpaid;
+            option.payment_date = None;
+            option.reporting_date = None;
+        }
+        position.validate(&PositionRules {
+            ente_fiscal_code: ente,
+            now,
+            segregation_codes: &segregation_codes,
+        })?;
+        let mut problems = Vec::new();
+        let needs_iuv = position.options.iter().any(|o| o.iuv.is_none());
+        if needs_iuv && segregation_codes.is_empty() {
+            problems.push(FieldError {
+                field: "paymentOption".into(),
+                code: codes::BAD_IUV,
+                message: "l'ente non ha stazioni: impossibile generare lo IUV".into(),
+            });
+        }
+        let refs: BTreeSet<&AccertamentoRef> = position
+            .options
+            .iter()
+            .flat_map(|o| &o.transfers)
+            .flat_map(|t| &t.quotas)
+            .map(|q| &q.accertamento)
+            .collect();
+        for acc in refs {
+            if !self.accertamento_exists(ente, acc).await? {
+                problems.push(FieldError {
+                    field: "accountingQuotas".into(),
+                    code: codes::UNKNOWN_ACCERTAMENTO,
+                    message: format!("l'accertamento {}/{} non esiste o non è attivo", acc.year, acc.code),
+                });
+            }
+        }
+        if !problems.is_empty() {
+            return Err(Invalid(problems).into());
+        }
+        Ok(segregation_codes)
+    }
+
+    async fn assign_notice_numbers(
+        &self,
+        ente: &str,
+        segregation_codes: &[u8],
+        position: &mut DebtPosition,
+        wanted: &[bool],
+    ) -> Result<()> {
+        let count = wanted.iter().filter(|w| **w).count() as u32;
+        let mut fresh = match segregation_codes.first() {
+            Some(seg) if count > 0 => self.allocate_notice_numbers(ente, *seg, count).await?,
+            _ => Vec::new(),
+        }
+        .into_iter();
+        for (option, want) in position.options.iter_mut().zip(wanted) {
+            if *want {
+                let nav = fresh
+                    .next()
+                    .ok_or_else(|| StoreError::Corrupt("IUV allocation short".into()))?;
+                option.iuv = Some(nav.as_str()[1..].to_string());
+                option.notice_number = Some(nav);
+            } else if option.notice_number.is_none() {
+                let iuv = option.iuv.as_deref().unwrap_or_default();
+                option.notice_number = Some(notice_number_from_iuv(3, None, iuv).map_err(|e| {
+                    Invalid::one("paymentOption.iuv", codes::BAD_IUV, format!("IUV non valido ({e})"))
+                })?);
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn get_position(&self, ente: &str, iupd: &str) -> Result<StoredPosition> {
+        let mut conn = self.pool.acquire().await?;
+        load_position(&mut conn, ente, iupd, "").await
+    }
+
+    /// The position that owns a notice number, with the index of the option.
+    pub async fn find_by_notice_number(&self, ente: &str, notice_number: &str) -> Result<(StoredPosition, usize)> {
+        let mut conn = self.pool.acquire().await?;
+        find_by_notice(&mut conn, ente, notice_number, "").await
+    }
+
+    pub async fn list_positions(&self, ente: &str, filter: &ListFilter) -> Result<Page<StoredPosition>> {
+        let mut conditions = vec!["ente = $1".to_string()];
+        let mut ints: Vec<i64> = Vec::new();
+        let mut texts: Vec<String> = Vec::new();
+        // Integer parameters come first ($2...), text ones after them.
+        let mut int_cond = |col: &str, op: &str, v: Option<DateTime<Utc>>, ints: &mut Vec<i64>| {
+            if let Some(v) = v {
+                ints.push(to_micros(v));
+                conditions.push(format!("{col} {op} ${}", ints.len() + 1));
+            }
+        };
+        int_cond("min_due_date", ">=", filter.due_date_from, &mut ints);
+        int_cond("max_due_date", "<=", filter.due_date_to, &mut ints);
+        int_cond("payment_date", ">=", filter.payment_date_from, &mut ints);
+        int_cond("payment_date", "<=", filter.payment_date_to, &mut ints);
+        if let Some(status) = filter.status {
+            texts.push(status.as_str().to_string());
+        }
+        if let Some(cf) = &filter.debtor_fiscal_code {
+            texts.push(cf.clone());
+        }
+        let mut next = ints.len() + 2;
+        if filter.status.is_some() {
+            conditions.push(format!("status = ${next}"));
+            next += 1;
+        }
+        if filter.debtor_fiscal_code.is_some() {
+            conditions.push(format!("debtor_fiscal_code = ${next}"));
+        }
+        let where_clause = conditions.join(" AND ");
+        let order_col = match filter.order_by {
+            OrderBy::InsertedDate => "inserted_at",
+            OrderBy::CompanyName => "company_name",
+            OrderBy::Iupd => "iupd",
+            OrderBy::Status => "status",
+        };
+        let direction = if filter.ascending { "ASC" } else { "DESC" };
+        let limit = filter.limit.clamp(1, 1000);
+        let count_sql = format!("SELECT CAST(COUNT(*) AS BIGINT) FROM debt_positions WHERE {where_clause}");
+        let mut count_q = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(count_sql)).bind(ente);
+        for v in &ints {
+            count_q = count_q.bind(*v);
+        }
+        for v in &texts {
+            count_q = count_q.bind(v.clone());
+        }
+        let items_found = count_q.fetch_one(&self.pool).await? as u64;
+        let sql = format!(
+            "SELECT {POSITION_COLUMNS} FROM debt_positions WHERE {where_clause}
+             ORDER BY {order_col} {direction}, id {direction} LIMIT {limit} OFFSET {}",
+            u64::from(filter.page) * u64::from(limit)
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(ente);
+        for v in &ints {
+            q = q.bind(*v);
+        }
+        for v in &texts {
+            q = q.bind(v.clone());
+        }
+        let rows = q.fetch_all(&self.pool).await?;
+        let mut conn = self.pool.acquire().await?;
+        let items = load_children(&mut conn, ente, rows).await?;
+        Ok(Page {
+            items,
+            page: filter.page,
+            limit,
+            items_found,
+            total_pages: items_found.div_ceil(u64::from(limit)) as u32,
+        })
+    }
+
+    /// Replaces the content of a position (GPD's update). Allowed only while
+    /// nothing has been paid; the position returns to DRAFT unless
+    /// `to_publish`.
+    pub async fn replace_position(
+        &self,
+        ente: &str,
+        iupd: &str,
+        mut position: DebtPosition,
+        now: DateTime<Utc>,
+        to_publish: bool,
+    ) -> Result<StoredPosition> {
+        position.iupd = iupd.to_string();
+        // IUVs the position already owns are legitimately reused by an update;
+        // validation must not see them as foreign.
+        let current = self.get_position(ente, iupd).await?;
+        current.position.check_updatable()?;
+        let segregation_codes = self.prepare(ente, &mut position, now).await?;
+        position.inserted_date = current.position.inserted_date;
+        position.status = PositionStatus::Draft;
+        position.publish_date = None;
+        position.payment_date = None;
+        position.last_updated_date = Some(now);
+        if to_publish {
+            position.publish(now)?;
+        }
+        let wanted: Vec<bool> = position.options.iter().map(|o| o.iuv.is_none()).collect();
+        self.assign_notice_numbers(ente, &segregation_codes, &mut position, &wanted)
+            .await?;
+        let mut tx = self.write_tx().await?;
+        let locked = load_position(&mut tx, ente, iupd, self.dialect.for_update()).await?;
+        if locked.version != current.version {
+            return Err(StoreError::Conflict(
+                "la posizione è stata modificata nel frattempo: riprovare".into(),
+            ));
+        }
+        locked.position.check_updatable()?;
+        sqlx::query("DELETE FROM payment_options WHERE position_id = $1")
+            .bind(locked.id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM debt_positions WHERE id = $1")
+            .bind(locked.id)
+            .execute(&mut *tx)
+            .await?;
+        let id = match insert_position_with_id(&mut tx, ente, &position, now, Some(locked.id), locked.version + 1).await {
+            Ok(id) => id,
+            Err(InsertError::Iuv(iuv)) => return Err(iuv_taken(&iuv)),
+            Err(InsertError::Iupd) => return Err(duplicate_iupd(iupd)),
+            Err(InsertError::Other(e)) => return Err(e),
+        };
+        tx.commit().await?;
+        Ok(StoredPosition {
+            id,
+            version: locked.version + 1,
+            position,
+        })
+    }
+
+    pub async fn delete_position(&self, ente: &str, iupd: &str) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        let current = load_position(&mut tx, ente, iupd, self.dialect.for_update()).await?;
+        current.position.check_deletable()?;
+        sqlx::query("DELETE FROM payment_options WHERE position_id = $1")
+            .bind(current.id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM debt_positions WHERE id = $1")
+            .bind(current.id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn publish_position(&self, ente: &str, iupd: &str, now: DateTime<Utc>) -> Result<StoredPosition> {
+        self.transition(ente, iupd, |p| p.publish(now).map_err(Into::into)).await
+    }
+
+    pub async fn invalidate_position(&self, ente: &str, iupd: &str, now: DateTime<Utc>) -> Result<StoredPosition> {
+        self.transition(ente, iupd, |p| p.invalidate(now).map_err(Into::into))
+            .await
+    }
+
+    /// Marks a payment option as paid outside pagoPA (GPD's
+    /// `paymentoptions/paids/{nav}`).
+    pub async fn mark_option_paid(
+        &self,
+        ente: &str,
+        notice_number: &str,
+        paid_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<(StoredPosition, usize)> {
+        let mut tx = self.write_tx().await?;
+        let (mut stored, index) =
+            find_by_notice(&mut tx, ente, notice_number, self.dialect.for_update()).await?;
+        stored.position.pay_option(index, paid_at, now)?;
+        save_state(&mut tx, &mut stored, now).await?;
+        tx.commit().await?;
+        Ok((stored, index))
+    }
+
+    async fn transition(
+        &self,
+        ente: &str,
+        iupd: &str,
+        change: impl FnOnce(&mut DebtPosition) -> Result<()>,
+    ) -> Result<StoredPosition> {
+        let mut tx = self.write_tx().await?;
+        let mut stored = load_position(&mut tx, ente, iupd, self.dialect.for_update()).await?;
+        change(&mut stored.position)?;
+        let now = stored.position.last_updated_date.unwrap_or_default();
+        save_state(&mut tx, &mut stored, now).await?;
+        tx.commit().await?;
+        Ok(stored)
+    }
+
+    /// Moves stored states forward in time: published positions whose
+    /// validity date came become VALID, and valid ones past their last due
+    /// date with `switch_to_expired` become EXPIRED. Returns how many moved.
+    pub async fn refresh_time_states(&self, now: DateTime<Utc>) -> Result<u64> {
+        let t = to_micros(now);
+        let a = sqlx::query(
+            "UPDATE debt_positions SET status = 'VALID', updated_at = $1, version = version + 1
+             WHERE status = 'PUBLISHED' AND validity_date <= $1",
+        )
+        .bind(t)
+        .execute(&self.pool)
+        .await?;
+        let b = sqlx::query(
+            "UPDATE debt_positions SET status = 'EXPIRED', updated_at = $1, version = version + 1
+             WHERE status = 'VALID' AND switch_to_expired = 1 AND max_due_date < $1",
+        )
+        .bind(t)
+        .execute(&self.pool)
+        .await?;
+        Ok(a.rows_affected() + b.rows_affected())
+    }
+}
+
+fn duplicate_iupd(iupd: &str) -> StoreError {
+    StoreError::Conflict(format!("esiste già una posizione con iupd '{iupd}'"))
+}
+
+fn iuv_taken(iuv: &str) -> StoreError {
+    StoreError::Conflict(format!("lo IUV {iuv} è già usato da un'altra posizione dell'ente"))
+}
+
+enum InsertError {
+    Iupd,
+    Iuv(String),
+    Other(StoreError),
+}
+
+impl From<sqlx::Error> for InsertError {
+    fn from(e: sqlx::Error) -> Self {
+        InsertError::Other(e.into())
+    }
+}
+
+async fn insert_position(
+    conn: &mut AnyConnection,
+    ente: &str,
+    p: &DebtPosition,
+    now: DateTime<Utc>,
+) -> std::result::Result<i64, InsertError> {
+    insert_position_with_id(conn, ente, p, now, None, 1).await
+}
+
+async fn insert_position_with_id(
+    conn: &mut AnyConnection,
+    ente: &str,
+    p: &DebtPosition,
+    now: DateTime<Utc>,
+    id: Option<i64>,
+    version: i64,
+) -> std::result::Result<i64, InsertError> {
+    let min_due = p.options.iter().map(|o| o.due_date).min().unwrap_or(now);
+    let max_due = p.options.iter().map(|o| o.due_date).max().unwrap_or(now);
+    let d = &p.debtor;
+    let id_column = if id.is_some() { "id, " } else { "" };
+    let id_value = if id.is_some() { "$28, " } else { "" };
+    let sql = format!(
+        "INSERT INTO debt_positions ({id_column}ente, iupd, debtor_type, debtor_fiscal_code, debtor_name,
+            debtor_street, debtor_civic, debtor_postal_code, debtor_city, debtor_province,
+            debtor_region, debtor_country, debtor_email, debtor_phone, company_name, office_name,
+            validity_date, switch_to_expired, pay_stand_in, status, min_due_date, max_due_date,
+            inserted_at, publish_date, payment_date, updated_at, version)
+         VALUES ({id_value}$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
+            $18, $19, $20, $21, $22, $23, $24, $25, $26, $27)
+         RETURNING id"
+    );
+    let mut q = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql))
+        .bind(ente)
+        .bind(&p.iupd)
+        .bind(d.kind.as_str())
+        .bind(&d.fiscal_code)
+        .bind(&d.full_name)
+        .bind(&d.street_name)
+        .bind(&d.civic_number)
+        .bind(&d.postal_code)
+        .bind(&d.city)
+        .bind(&d.province)
+        .bind(&d.region)
+        .bind(&d.country)
+        .bind(&d.email)
+        .bind(&d.phone)
+        .bind(&p.company_name)
+        .bind(&p.office_name)
+        .bind(opt_to_micros(p.validity_date))
+        .bind(i64::from(p.switch_to_expired))
+        .bind(i64::from(p.pay_stand_in))
+        .bind(p.status.as_str())
+        .bind(to_micros(min_due))
+        .bind(to_micros(max_due))
+        .bind(to_micros(p.inserted_date.unwrap_or(now)))
+        .bind(opt_to_micros(p.publish_date))
+        .bind(opt_to_micros(p.payment_date))
+        .bind(to_micros(p.last_updated_date.unwrap_or(now)))
+        .bind(version);
+    if let Some(id) = id {
+        q = q.bind(id);
+    }
+    let id = match q.fetch_one(&mut *conn).await {
+        Ok(id) => id,
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => return Err(InsertError::Iupd),
+        Err(e) => return Err(e.into()),
+    };
+    for (index, o) in p.options.iter().enumerate() {
+        let iuv = o.iuv.clone().unwrap_or_default();
+        let nav = o.notice_number.as_ref().map(|n| n.as_str().to_string()).unwrap_or_default();
+        let res = sqlx::query(
+            "INSERT INTO payment_options (ente, iuv, notice_number, position_id, option_index, amount,
+                description, is_partial_payment, due_date, retention_date, fee, notification_fee,
+                status, payment_date, reporting_date, metadata)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+        )
+        .bind(ente)
+        .bind(&iuv)
+        .bind(&nav)
+        .bind(id)
+        .bind(index as i64)
+        .bind(o.amount.0)
+        .bind(&o.description)
+        .bind(i64::from(o.is_partial_payment))
+        .bind(to_micros(o.due_date))
+        .bind(opt_to_micros(o.retention_date))
+        .bind(o.fee.0)
+        .bind(o.notification_fee.0)
+        .bind(o.status.as_str())
+        .bind(opt_to_micros(o.payment_date))
+        .bind(opt_to_micros(o.reporting_date))
+        .bind(metadata_json(&o.metadata))
+        .execute(&mut *conn)
+        .await;
+        match res {
+            Ok(_) => {}
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => return Err(InsertError::Iuv(iuv)),
+            Err(e) => return Err(e.into()),
+        }
+        for t in &o.transfers {
+            let quotas: Vec<QuotaJson> = t
+                .quotas
+                .iter()
+                .map(|q| QuotaJson {
+                    year: q.accertamento.year,
+                    code: q.accertamento.code.clone(),
+                    amount: q.amount.0,
+                })
+                .collect();
+            sqlx::query(
+                "INSERT INTO transfers (ente, iuv, id_transfer, amount, organization_fiscal_code,
+                    company_name, remittance_information, category, iban, postal_iban, stamp, metadata,
+                    quotas, reported)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+            )
+            .bind(ente)
+            .bind(&iuv)
+            .bind(i64::from(t.id_transfer))
+            .bind(t.amount.0)
+            .bind(&t.organization_fiscal_code)
+            .bind(&t.company_name)
+            .bind(&t.remittance_information)
+            .bind(&t.category)
+            .bind(&t.iban)
+            .bind(&t.postal_iban)
+            .bind(t.stamp.as_ref().map(|s| serde_json::to_string(s).unwrap_or_default()))
+            .bind(metadata_json(&t.metadata))
+            .bind(serde_json::to_string(&quotas).unwrap_or_else(|_| "[]".into()))
+            .bind(i64::from(t.reported))
+            .execute(&mut *conn)
+            .await?;
+        }
+    }
+    Ok(id)
+}
+
+fn metadata_json(m: &[(String, String)]) -> String {
+    serde_json::to_string(m).unwrap_or_else(|_| "[]".into())
+}
+
+fn parse_json<T: for<'de> Deserialize<'de>>(s: &str, what: &str) -> Result<T> {
+    serde_json::from_str(s).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+}
+
+async fn save_state(conn: &mut AnyConnection, stored: &mut StoredPosition, now: DateTime<Utc>) -> Result<()> {
+    let p = &stored.position;
+    sqlx::query(
+        "UPDATE debt_positions SET status = $2, validity_date = $3, publish_date = $4, payment_date = $5,
+            updated_at = $6, version = version + 1 WHERE id = $1",
+    )
+    .bind(stored.id)
+    .bind(p.status.as_str())
+    .bind(opt_to_micros(p.validity_date))
+    .bind(opt_to_micros(p.publish_date))
+    .bind(opt_to_micros(p.payment_date))
+    .bind(to_micros(now))
+    .execute(&mut *conn)
+    .await?;
+    for o in &p.options {
+        sqlx::query(
+            "UPDATE payment_options SET status = $3, payment_date = $4, reporting_date = $5
+             WHERE position_id = $1 AND iuv = $2",
+        )
+        .bind(stored.id)
+        .bind(o.iuv.as_deref().unwrap_or_default())
+        .bind(o.status.as_str())
+        .bind(opt_to_micros(o.payment_date))
+        .bind(opt_to_micros(o.reporting_date))
+        .execute(&mut *conn)
+        .await?;
+    }
+    stored.version += 1;
+    Ok(())
+}
+
+async fn load_position(conn: &mut AnyConnection, ente: &str, iupd: &str, lock: &str) -> Result<StoredPosition> {
+    let sql = format!("SELECT {POSITION_COLUMNS} FROM debt_positions WHERE ente = $1 AND iupd = $2{lock}");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(ente)
+        .bind(iupd)
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or(StoreError::NotFound("posizione debitoria"))?;
+    load_children(conn, ente, vec![row])
+        .await?
+        .pop()
+        .ok_or(StoreError::NotFound("posizione debitoria"))
+}
+
+async fn find_by_notice(
+    conn: &mut AnyConnection,
+    ente: &str,
+    notice_number: &str,
+    lock: &str,
+) -> Result<(StoredPosition, usize)> {
+    let sql = format!(
+        "SELECT {POSITION_COLUMNS} FROM debt_positions WHERE id =
+            (SELECT position_id FROM payment_options WHERE ente = $1 AND notice_number = $2){lock}"
+    );
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(ente)
+        .bind(notice_number)
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or(StoreError::NotFound("avviso"))?;
+    let stored = load_children(conn, ente, vec![row])
+        .await?
+        .pop()
+        .ok_or(StoreError::NotFound("avviso"))?;
+    let index = stored
+        .position
+        .options
+        .iter()
+        .position(|o| o.notice_number.as_ref().is_some_and(|n| n.as_str() == notice_number))
+        .ok_or(StoreError::NotFound("avviso"))?;
+    Ok((stored, index))
+}
+
+/// Loads options and transfers for a page of position rows: two queries for
+/// the whole page, never one per position.
+async fn load_children(conn: &mut AnyConnection, ente: &str, rows: Vec<AnyRow>) -> Result<Vec<StoredPosition>> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut positions = Vec::with_capacity(rows.len());
+    for r in &rows {
+        positions.push(position_from_row(r)?);
+    }
+    let ids: Vec<i64> = positions.iter().map(|p| p.id).collect();
+    let placeholders = (0..ids.len()).map(|i| format!("${}", i + 2)).collect::<Vec<_>>().join(", ");
+    let sql = format!(
+        "SELECT {OPTION_COLUMNS} FROM payment_options o WHERE o.ente = $1 AND o.position_id IN ({placeholders})
+         ORDER BY o.position_id, o.option_index"
+    );
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(ente);
+    for id in &ids {
+        q = q.bind(*id);
+    }
+    let option_rows = q.fetch_all(&mut *conn).await?;
+    let sql = format!(
+        "SELECT {TRANSFER_COLUMNS} FROM transfers t JOIN payment_options o ON o.ente = t.ente AND o.iuv = t.iuv
+         WHERE o.ente = $1 AND o.position_id IN ({placeholders}) ORDER BY t.iuv, t.id_transfer"
+    );
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(ente);
+    for id in &ids {
+        q = q.bind(*id);
+    }
+    let transfer_rows = q.fetch_all(&mut *conn).await?;
+    let mut transfers: HashMap<String, Vec<Transfer>> = HashMap::new();
+    for r in &transfer_rows {
+        let iuv: String = r.try_get("iuv")?;
+        transfers.entry(iuv).or_default().push(transfer_from_row(r)?);
+    }
+    let index: HashMap<i64, usize> = ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+    for r in &option_rows {
+        let position_id: i64 = r.try_get("position_id")?;
+        let mut option = option_from_row(r)?;
+        option.transfers = transfers
+            .remove(option.iuv.as_deref().unwrap_or_default())
+            .unwrap_or_default();
+        if let Some(i) = index.get(&position_id) {
+            positions[*i].position.options.push(option);
+        }
+    }
+    Ok(positions)
+}
+
+fn position_from_row(r: &AnyRow) -> Result<StoredPosition> {
+    let kind: String = r.try_get("debtor_type")?;
+    let status: String = r.try_get("status")?;
+    Ok(StoredPosition {
+        id: r.try_get("id")?,
+        version: r.try_get("version")?,
+        position: DebtPosition {
+            iupd: r.try_get("iupd")?,
+            debtor: Debtor {
+                kind: if kind == "G" { DebtorType::G } else { DebtorType::F },
+                fiscal_code: r.try_get("debtor_fiscal_code")?,
+                full_name: r.try_get("debtor_name")?,
+                street_name: r.try_get("debtor_street")?,
+                civic_number: r.try_get("debtor_civic")?,
+                postal_code: r.try_get("debtor_postal_code")?,
+                city: r.try_get("debtor_city")?,
+                province: r.try_get("debtor_province")?,
+                region: r.try_get("debtor_region")?,
+                country: r.try_get("debtor_country")?,
+                email: r.try_get("debtor_email")?,
+                phone: r.try_get("debtor_phone")?,
+            },
+            company_name: r.try_get("company_name")?,
+            office_name: r.try_get("office_name")?,
+            validity_date: opt_from_micros(r.try_get("validity_date")?),
+            switch_to_expired: r.try_get::<i64, _>("switch_to_expired")? != 0,
+            pay_stand_in: r.try_get::<i64, _>("pay_stand_in")? != 0,
+            status: status
+                .parse()
+                .map_err(|_| StoreError::Corrupt(format!("position status {status}")))?,
+            inserted_date: Some(from_micros(r.try_get("inserted_at")?)),
+            publish_date: opt_from_micros(r.try_get("publish_date")?),
+            payment_date: opt_from_micros(r.try_get("payment_date")?),
+            last_updated_date: Some(from_micros(r.try_get("updated_at")?)),
+            options: Vec::new(),
+        },
+    })
+}
+
+fn option_from_row(r: &AnyRow) -> Result<PaymentOption> {
+    let status: String = r.try_get("status")?;
+    let metadata: String = r.try_get("metadata")?;
+    let nav: String = r.try_get("notice_number")?;
+    Ok(PaymentOption {
+        iuv: Some(r.try_get("iuv")?),
+        notice_number: Some(
+            NoticeNumber::parse(&nav)
+                .map_err(|e| StoreError::Corrupt(format!("notice number {nav}: {e}")))?
+                .notice_number,
+        ),
+        amount: Cents(r.try_get("amount")?),
+        description: r.try_get("description")?,
+        is_partial_payment: r.try_get::<i64, _>("is_partial_payment")? != 0,
+        due_date: from_micros(r.try_get("due_date")?),
+        retention_date: opt_from_micros(r.try_get("retention_date")?),
+        fee: Cents(r.try_get("fee")?),
+        notification_fee: Cents(r.try_get("notification_fee")?),
+        status: status
+            .parse()
+            .map_err(|_| StoreError::Corrupt(format!("option status {status}")))?,
+        payment_date: opt_from_micros(r.try_get("payment_date")?),
+        reporting_date: opt_from_micros(r.try_get("reporting_date")?),
+        metadata: parse_json(&metadata, "option metadata")?,
+        transfers: Vec::new(),
+    })
+}
+
+fn transfer_from_row(r: &AnyRow) -> Result<Transfer> {
+    let stamp: Option<String> = r.try_get("stamp")?;
+    let metadata: String = r.try_get("metadata")?;
+    let quotas: String = r.try_get("quotas")?;
+    let quotas: Vec<QuotaJson> = parse_json(&quotas, "quotas")?;
+    Ok(Transfer {
+        id_transfer: r.try_get::<i64, _>("id_transfer")? as u8,
+        amount: Cents(r.try_get("amount")?),
+        organization_fiscal_code: r.try_get("organization_fiscal_code")?,
+        company_name: r.try_get("company_name")?,
+        remittance_information: r.try_get("remittance_information")?,
+        category: r.try_get("category")?,
+        iban: r.try_get("iban")?,
+        postal_iban: r.try_get("postal_iban")?,
+        stamp: stamp.map(|s| parse_json::<Stamp>(&s, "stamp")).transpose()?,
+        metadata: parse_json(&metadata, "transfer metadata")?,
+        quotas: quotas
+            .into_iter()
+            .map(|q| AccountingQuota {
+                accertamento: AccertamentoRef {
+                    year: q.year,
+                    code: q.code,
+                },
+                amount: Cents(q.amount),
+            })
+            .collect(),
+        reported: r.try_get::<i64, _>("reported")? != 0,
+    })
+}
+
+impl Store {
+    /// GPD's massive IBAN change: moves up to `limit` of the Ente's own
+    /// transfers from one account to another, only where nothing was paid
+    /// yet (a paid transfer's IBAN is history).
+    pub async fn replace_transfer_iban(&self, ente: &str, old_iban: &str, new_iban: &str, limit: u32) -> Result<u64> {
+        if let Err(e) = incasso_core::codes::check_iban(new_iban) {
+            return Err(Invalid::one("newIban", codes::BAD_IBAN, format!("IBAN non valido ({e})")).into());
+        }
+        let res = sqlx::query(
+            "UPDATE transfers SET iban = $3 WHERE ente = $1 AND iban = $2 AND organization_fiscal_code = $1
+             AND iuv IN (SELECT o.iuv FROM payment_options o JOIN debt_positions p ON p.id = o.position_id
+                 WHERE o.ente = $1 AND o.status = 'PO_UNPAID'
+                 AND p.status IN ('DRAFT', 'PUBLISHED', 'VALID')
+                 AND EXISTS (SELECT 1 FROM transfers x WHERE x.ente = $1 AND x.iuv = o.iuv AND x.iban = $2)
+                 ORDER BY o.iuv LIMIT $4)",
+        )
+        .bind(ente)
+        .bind(old_iban)
+        .bind(new_iban)
+        .bind(i64::from(limit))
+        .execute(&self.pool)
+        .await?;
+        Ok(res.rows_affected())
+    }
+}
