@@ -1,0 +1,343 @@
+//! `incasso bench ...`: measurements that ship with the product, so that a
+//! speed claim can be checked on any machine. Each prints a readable table
+//! and, as its last line, one JSON object of figures (DESIGN.md section 3).
+
+use anyhow::{Context, Result};
+use chrono::{Duration, Utc};
+use clap::Subcommand;
+use incasso_core::Cents;
+use incasso_core::accertamento::{Accertamento, AccertamentoRef};
+use incasso_core::ente::{Ente, StationLink};
+use incasso_core::sample::{self, PositionSpec};
+use incasso_core::position::DebtPosition;
+use incasso_store::Store;
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Instant;
+
+#[derive(Subcommand)]
+pub enum Which {
+    /// Create positions through the store and through the HTTP API, and
+    /// compare with raw SQLite inserts of the same rows.
+    Positions {
+        /// Positions created through the store.
+        #[arg(long, default_value_t = 100_000)]
+        n: u64,
+        /// Positions created through the HTTP API.
+        #[arg(long, default_value_t = 20_000)]
+        http_n: u64,
+        /// Concurrent clients for the HTTP phase.
+        #[arg(long, default_value_t = 16)]
+        concurrency: u64,
+        /// A small run, for smoke tests.
+        #[arg(long)]
+        quick: bool,
+        /// Run against this database instead of a fresh SQLite file.
+        #[arg(long)]
+        database_url: Option<String>,
+    },
+}
+
+pub async fn run(which: Which) -> Result<()> {
+    match which {
+        Which::Positions { n, http_n, concurrency, quick, database_url } => {
+            let (n, http_n) = if quick { (2_000, 500) } else { (n, http_n) };
+            positions(n, http_n, concurrency.max(1), database_url).await
+        }
+    }
+}
+
+const ENTE: &str = "80000130585";
+const IBAN: &str = "IT65B0200805364000104567891";
+const CATEGORY: &str = "9/0101101IM/";
+
+/// Peak resident memory of this process so far, in MiB (Linux).
+pub fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
+}
+
+fn spec(i: u64, prefix: &str) -> DebtPosition {
+    sample::position(&PositionSpec {
+        ente: ENTE,
+        company_name: "Comune di Borgo Esempio",
+        iupd: format!("{prefix}-{i:08}"),
+        debtor_index: i,
+        amount: Cents(1_000 + (i % 50_000) as i64),
+        description: format!("TARI 2026 - avviso {i}"),
+        category: CATEGORY,
+        iban: IBAN,
+        due_date: Utc::now() + Duration::days(60),
+        installments: 0,
+        second_beneficiary: None,
+        quotas: vec![(AccertamentoRef { year: 2026, code: "ACC-TARI".into() }, 100)],
+    })
+}
+
+async fn prepare(store: &Store) -> Result<()> {
+    let now = Utc::now();
+    if store.get_ente(ENTE).await.is_ok() {
+        return Ok(());
+    }
+    store
+        .create_ente(
+            &Ente {
+                fiscal_code: ENTE.into(),
+                name: "Comune di Borgo Esempio".into(),
+                ipa_code: None,
+                iban: Some(IBAN.into()),
+                postal_iban: None,
+                cbill_code: None,
+                email: None,
+            },
+            now,
+        )
+        .await?;
+    store
+        .add_station(
+            ENTE,
+            &StationLink { broker_id: "15376371009".into(), station_id: "15376371009_01".into(), segregation_code: 1 },
+            now,
+        )
+        .await?;
+    store
+        .put_accertamento(
+            ENTE,
+            &Accertamento {
+                year: 2026,
+                code: "ACC-TARI".into(),
+                description: "TARI".into(),
+                chapter: "1010".into(),
+                article: None,
+                active: true,
+            },
+        )
+        .await?;
+    Ok(())
+}
+
+async fn positions(n: u64, http_n: u64, concurrency: u64, database_url: Option<String>) -> Result<()> {
+    let dir = tempdir()?;
+    let url = database_url.unwrap_or_else(|| format!("sqlite://{}", dir.join("bench.db").display()));
+    let store = Store::connect(&url).await.context("opening the bench database")?;
+    prepare(&store).await?;
+    let run_id = format!("B{}", Utc::now().timestamp_millis());
+
+    // Phase 1: through the store, a few writers as an application server has.
+    let started = Instant::now();
+    let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let store = store.clone();
+        let next = next.clone();
+        let prefix = format!("{run_id}-S");
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= n {
+                    return Ok::<_, incasso_store::StoreError>(());
+                }
+                store.create_position(ENTE, spec(i, &prefix), Utc::now(), true).await?;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let store_secs = started.elapsed().as_secs_f64();
+    let store_rate = n as f64 / store_secs;
+
+    // Phase 2: through the HTTP API on loopback.
+    let (key_id, key) = incasso_server::auth::generate_key();
+    store
+        .insert_api_key(&key_id, &incasso_server::auth::hash_key(&key), Some(ENTE), incasso_store::KeyScope::Ente, "bench", Utc::now())
+        .await?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(incasso_server::serve_with_listener(listener, store.clone(), async {
+        let _ = stop_rx.await;
+    }));
+    let client = reqwest::Client::new();
+    let url = format!("http://{addr}/gpd/v1/organizations/{ENTE}/debtpositions?toPublish=true");
+    let bodies: Vec<serde_json::Value> = (0..http_n).map(|i| gpd_body(&spec(i, &format!("{run_id}-H")))).collect();
+    let bodies = Arc::new(bodies);
+    let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (client, url, key, bodies, next) = (client.clone(), url.clone(), key.clone(), bodies.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= bodies.len() as u64 {
+                    return Ok::<_, anyhow::Error>(());
+                }
+                let r = client
+                    .post(&url)
+                    .header("Ocp-Apim-Subscription-Key", &key)
+                    .json(&bodies[i as usize])
+                    .send()
+                    .await?;
+                anyhow::ensure!(r.status() == 201, "HTTP create answered {}", r.status());
+            }
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let http_secs = started.elapsed().as_secs_f64();
+    let http_rate = http_n as f64 / http_secs;
+    let _ = stop_tx.send(());
+    server.await??;
+    store.close().await;
+
+    // Baseline: raw SQLite, the same rows, one prepared statement per table,
+    // one transaction: what the disk and SQLite can do at best.
+    let baseline_rate = raw_sqlite(&dir, n).await?;
+    let ratio = store_rate / baseline_rate;
+    let rss = peak_rss_mb();
+    println!("bench positions ({})", if url.starts_with("postgres") { "postgres" } else { "sqlite" });
+    println!("  {:<38} {:>10} {:>10} {:>12}", "phase", "items", "seconds", "per second");
+    println!("  {:<38} {:>10} {:>10.2} {:>12.0}", "store (4 writers, 1 tx per position)", n, store_secs, store_rate);
+    println!("  {:<38} {:>10} {:>10.2} {:>12.0}", format!("HTTP /gpd/v1 ({concurrency} clients)"), http_n, http_secs, http_rate);
+    println!("  {:<38} {:>10} {:>10} {:>12.0}", "raw SQLite (1 tx, prepared)", n, "", baseline_rate);
+    println!("  ratio store/raw {ratio:.3}; peak RSS {rss:.0} MiB");
+    println!(
+        "{}",
+        json!({
+            "bench": "positions",
+            "items": n,
+            "seconds": round2(store_secs),
+            "per_s": store_rate.round(),
+            "http_items": http_n,
+            "http_seconds": round2(http_secs),
+            "http_per_s": http_rate.round(),
+            "peak_rss_mb": rss.round(),
+            "baseline_per_s": baseline_rate.round(),
+            "ratio": (ratio * 1000.0).round() / 1000.0,
+        })
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+fn round2(v: f64) -> f64 {
+    (v * 100.0).round() / 100.0
+}
+
+fn tempdir() -> Result<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join(format!("incasso-bench-{}-{}", std::process::id(), Utc::now().timestamp_micros()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+/// The GPD JSON a management application would send for this position.
+fn gpd_body(p: &DebtPosition) -> serde_json::Value {
+    let o = &p.options[0];
+    let t = &o.transfers[0];
+    json!({
+        "iupd": p.iupd, "type": "F", "fiscalCode": p.debtor.fiscal_code, "fullName": p.debtor.full_name,
+        "switchToExpired": false, "companyName": p.company_name,
+        "paymentOption": [{
+            "amount": o.amount.0, "description": o.description, "isPartialPayment": false,
+            "dueDate": o.due_date.to_rfc3339(), "paymentOptionMetadata": [],
+            "transfer": [{
+                "idTransfer": "1", "amount": t.amount.0, "remittanceInformation": t.remittance_information,
+                "category": t.category, "iban": t.iban, "transferMetadata": [],
+                "accountingQuotas": [{"accertamento": "2026/ACC-TARI", "amount": t.amount.0}]
+            }]
+        }]
+    })
+}
+
+async fn raw_sqlite(dir: &std::path::Path, n: u64) -> Result<f64> {
+    use sqlx::Connection;
+    let path = dir.join("raw.db");
+    // The same schema, made by the same migrations.
+    let store = Store::connect(&format!("sqlite://{}", path.display())).await?;
+    prepare(&store).await?;
+    store.close().await;
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display())).await?;
+    sqlx::raw_sql("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
+        .execute(&mut conn)
+        .await?;
+    let positions: Vec<DebtPosition> = (0..n).map(|i| spec(i, "RAW")).collect();
+    let now = Utc::now().timestamp_micros();
+    let started = Instant::now();
+    let mut tx = conn.begin().await?;
+    for (i, p) in positions.iter().enumerate() {
+        let o = &p.options[0];
+        let t = &o.transfers[0];
+        let d = &p.debtor;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO debt_positions (ente, iupd, debtor_type, debtor_fiscal_code, debtor_name,
+                debtor_street, debtor_civic, debtor_postal_code, debtor_city, debtor_province,
+                debtor_region, debtor_country, debtor_email, debtor_phone, company_name, office_name,
+                validity_date, switch_to_expired, pay_stand_in, status, min_due_date, max_due_date,
+                inserted_at, publish_date, payment_date, updated_at, version)
+             VALUES ($1, $2, 'F', $3, $4, $5, $6, $7, $8, $9, NULL, $10, $11, NULL, $12, NULL, $13, 0, 1,
+                'VALID', $14, $14, $13, $13, NULL, $13, 1) RETURNING id",
+        )
+        .bind(ENTE)
+        .bind(&p.iupd)
+        .bind(&d.fiscal_code)
+        .bind(&d.full_name)
+        .bind(&d.street_name)
+        .bind(&d.civic_number)
+        .bind(&d.postal_code)
+        .bind(&d.city)
+        .bind(&d.province)
+        .bind(&d.country)
+        .bind(&d.email)
+        .bind(&p.company_name)
+        .bind(now)
+        .bind(o.due_date.timestamp_micros())
+        .fetch_one(&mut *tx)
+        .await?;
+        let nav = incasso_core::codes::NoticeNumber::generate(1, i as u64 + 1)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let iuv = &nav.as_str()[1..];
+        sqlx::query(
+            "INSERT INTO payment_options (ente, iuv, notice_number, position_id, option_index, amount,
+                description, is_partial_payment, due_date, retention_date, fee, notification_fee,
+                status, payment_date, reporting_date, metadata)
+             VALUES ($1, $2, $3, $4, 0, $5, $6, 0, $7, NULL, 0, 0, 'PO_UNPAID', NULL, NULL, '[]')",
+        )
+        .bind(ENTE)
+        .bind(iuv)
+        .bind(nav.as_str())
+        .bind(id)
+        .bind(o.amount.0)
+        .bind(&o.description)
+        .bind(o.due_date.timestamp_micros())
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO transfers (ente, iuv, id_transfer, amount, organization_fiscal_code, company_name,
+                remittance_information, category, iban, postal_iban, stamp, metadata, quotas, reported)
+             VALUES ($1, $2, 1, $3, $1, NULL, $4, $5, $6, NULL, NULL, '[]', $7, 0)",
+        )
+        .bind(ENTE)
+        .bind(iuv)
+        .bind(t.amount.0)
+        .bind(&t.remittance_information)
+        .bind(&t.category)
+        .bind(&t.iban)
+        .bind(format!("[{{\"year\":2026,\"code\":\"ACC-TARI\",\"amount\":{}}}]", t.amount.0))
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    let secs = started.elapsed().as_secs_f64();
+    conn.close().await?;
+    Ok(n as f64 / secs)
+}
