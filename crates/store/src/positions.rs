@@ -93,6 +93,7 @@ impl Store {
         now: DateTime<Utc>,
         to_publish: bool,
     ) -> Result<StoredPosition> {
+        let now = from_micros(to_micros(now));
         let segregation_codes = self.prepare(ente, &mut position, now).await?;
         position.status = PositionStatus::Draft;
         position.inserted_date = Some(now);
@@ -149,6 +150,7 @@ impl Store {
     /// Ente's segregation codes, default station first.
     async fn prepare(&self, ente: &str, position: &mut DebtPosition, now: DateTime<Utc>) -> Result<Vec<u8>> {
         self.get_ente(ente).await?;
+        truncate_to_storage_precision(position);
         let segregation_codes: Vec<u8> = self
             .list_stations(ente)
             .await?
@@ -324,6 +326,7 @@ impl Store {
         now: DateTime<Utc>,
         to_publish: bool,
     ) -> Result<StoredPosition> {
+        let now = from_micros(to_micros(now));
         position.iupd = iupd.to_string();
         // IUVs the position already owns are legitimately reused by an update;
         // validation must not see them as foreign.
@@ -449,6 +452,17 @@ impl Store {
         .execute(&self.pool)
         .await?;
         Ok(a.rows_affected() + b.rows_affected())
+    }
+}
+
+/// Instants are stored to the microsecond; cutting them here makes what a
+/// create returns identical to what a later read returns.
+fn truncate_to_storage_precision(p: &mut DebtPosition) {
+    let cut = |t: DateTime<Utc>| from_micros(to_micros(t));
+    p.validity_date = p.validity_date.map(cut);
+    for o in &mut p.options {
+        o.due_date = cut(o.due_date);
+        o.retention_date = o.retention_date.map(cut);
     }
 }
 

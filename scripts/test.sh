@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Runs incasso's whole test suite on SQLite and PostgreSQL.
+#
+# On a fresh Debian machine that has only the Rust toolchain, it installs what
+# the tests need from Debian's packages (PostgreSQL, xmllint), starts
+# PostgreSQL as the `postgres` user, creates a test role, and runs every
+# test once per database. Safe to run again: each step checks first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+need_packages=()
+command -v pg_ctlcluster >/dev/null 2>&1 && ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need_packages+=(postgresql)
+command -v xmllint >/dev/null 2>&1 || need_packages+=(libxml2-utils)
+if [ ${#need_packages[@]} -gt 0 ]; then
+  echo "==> installing ${need_packages[*]} from Debian's packages"
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${need_packages[@]}" >/dev/null
+fi
+
+# PostgreSQL: the packaged cluster, started as the postgres user (initdb and
+# the server refuse to run as root).
+pg_version=$(ls /usr/lib/postgresql | sort -V | tail -n 1)
+if ! pg_lsclusters -h 2>/dev/null | grep -q "^$pg_version main"; then
+  as_root pg_createcluster "$pg_version" main >/dev/null
+fi
+if ! pg_lsclusters -h | grep -q "^$pg_version main .* online"; then
+  echo "==> starting PostgreSQL $pg_version"
+  as_root pg_ctlcluster "$pg_version" main start
+fi
+for _ in $(seq 1 30); do
+  as_root su postgres -c "pg_isready -q" && break
+  sleep 1
+done
+as_root su postgres -c "psql -q -v ON_ERROR_STOP=1 -c \"DO \\\$\\\$ BEGIN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'incasso_test') THEN
+    CREATE ROLE incasso_test LOGIN CREATEDB PASSWORD 'incasso_test';
+  END IF; END \\\$\\\$;\"" >/dev/null
+
+export INCASSO_TEST_PG_URL="${INCASSO_TEST_PG_URL:-postgres://incasso_test:incasso_test@127.0.0.1:5432/postgres}"
+export INCASSO_REQUIRE_PG=1
+
+echo "==> cargo test (SQLite and PostgreSQL)"
+cargo test --workspace "$@"
