@@ -8,8 +8,8 @@ use clap::Subcommand;
 use incasso_core::Cents;
 use incasso_core::accertamento::{Accertamento, AccertamentoRef};
 use incasso_core::ente::{Ente, StationLink};
-use incasso_core::sample::{self, PositionSpec};
 use incasso_core::position::DebtPosition;
+use incasso_core::sample::{self, PositionSpec};
 use incasso_store::Store;
 use serde_json::json;
 use std::sync::Arc;
@@ -40,7 +40,13 @@ pub enum Which {
 
 pub async fn run(which: Which) -> Result<()> {
     match which {
-        Which::Positions { n, http_n, concurrency, quick, database_url } => {
+        Which::Positions {
+            n,
+            http_n,
+            concurrency,
+            quick,
+            database_url,
+        } => {
             let (n, http_n) = if quick { (2_000, 500) } else { (n, http_n) };
             positions(n, http_n, concurrency.max(1), database_url).await
         }
@@ -78,7 +84,13 @@ fn spec(i: u64, prefix: &str) -> DebtPosition {
         due_date: Utc::now() + Duration::days(60),
         installments: 0,
         second_beneficiary: None,
-        quotas: vec![(AccertamentoRef { year: 2026, code: "ACC-TARI".into() }, 100)],
+        quotas: vec![(
+            AccertamentoRef {
+                year: 2026,
+                code: "ACC-TARI".into(),
+            },
+            100,
+        )],
     })
 }
 
@@ -104,7 +116,11 @@ async fn prepare(store: &Store) -> Result<()> {
     store
         .add_station(
             ENTE,
-            &StationLink { broker_id: "15376371009".into(), station_id: "15376371009_01".into(), segregation_code: 1 },
+            &StationLink {
+                broker_id: "15376371009".into(),
+                station_id: "15376371009_01".into(),
+                segregation_code: 1,
+            },
             now,
         )
         .await?;
@@ -124,10 +140,18 @@ async fn prepare(store: &Store) -> Result<()> {
     Ok(())
 }
 
-async fn positions(n: u64, http_n: u64, concurrency: u64, database_url: Option<String>) -> Result<()> {
+async fn positions(
+    n: u64,
+    http_n: u64,
+    concurrency: u64,
+    database_url: Option<String>,
+) -> Result<()> {
     let dir = tempdir()?;
-    let url = database_url.unwrap_or_else(|| format!("sqlite://{}", dir.join("bench.db").display()));
-    let store = Store::connect(&url).await.context("opening the bench database")?;
+    let url =
+        database_url.unwrap_or_else(|| format!("sqlite://{}", dir.join("bench.db").display()));
+    let store = Store::connect(&url)
+        .await
+        .context("opening the bench database")?;
     prepare(&store).await?;
     let run_id = format!("B{}", Utc::now().timestamp_millis());
 
@@ -145,7 +169,9 @@ async fn positions(n: u64, http_n: u64, concurrency: u64, database_url: Option<S
                 if i >= n {
                     return Ok::<_, incasso_store::StoreError>(());
                 }
-                store.create_position(ENTE, spec(i, &prefix), Utc::now(), true).await?;
+                store
+                    .create_position(ENTE, spec(i, &prefix), Utc::now(), true)
+                    .await?;
             }
         }));
     }
@@ -158,23 +184,42 @@ async fn positions(n: u64, http_n: u64, concurrency: u64, database_url: Option<S
     // Phase 2: through the HTTP API on loopback.
     let (key_id, key) = incasso_server::auth::generate_key();
     store
-        .insert_api_key(&key_id, &incasso_server::auth::hash_key(&key), Some(ENTE), incasso_store::KeyScope::Ente, "bench", Utc::now())
+        .insert_api_key(
+            &key_id,
+            &incasso_server::auth::hash_key(&key),
+            Some(ENTE),
+            incasso_store::KeyScope::Ente,
+            "bench",
+            Utc::now(),
+        )
         .await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(incasso_server::serve_with_listener(listener, store.clone(), async {
-        let _ = stop_rx.await;
-    }));
+    let server = tokio::spawn(incasso_server::serve_with_listener(
+        listener,
+        store.clone(),
+        async {
+            let _ = stop_rx.await;
+        },
+    ));
     let client = reqwest::Client::new();
     let url = format!("http://{addr}/gpd/v1/organizations/{ENTE}/debtpositions?toPublish=true");
-    let bodies: Vec<serde_json::Value> = (0..http_n).map(|i| gpd_body(&spec(i, &format!("{run_id}-H")))).collect();
+    let bodies: Vec<serde_json::Value> = (0..http_n)
+        .map(|i| gpd_body(&spec(i, &format!("{run_id}-H"))))
+        .collect();
     let bodies = Arc::new(bodies);
     let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..concurrency {
-        let (client, url, key, bodies, next) = (client.clone(), url.clone(), key.clone(), bodies.clone(), next.clone());
+        let (client, url, key, bodies, next) = (
+            client.clone(),
+            url.clone(),
+            key.clone(),
+            bodies.clone(),
+            next.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -205,11 +250,33 @@ async fn positions(n: u64, http_n: u64, concurrency: u64, database_url: Option<S
     let baseline_rate = raw_sqlite(&dir, n).await?;
     let ratio = store_rate / baseline_rate;
     let rss = peak_rss_mb();
-    println!("bench positions ({})", if url.starts_with("postgres") { "postgres" } else { "sqlite" });
-    println!("  {:<38} {:>10} {:>10} {:>12}", "phase", "items", "seconds", "per second");
-    println!("  {:<38} {:>10} {:>10.2} {:>12.0}", "store (4 writers, 1 tx per position)", n, store_secs, store_rate);
-    println!("  {:<38} {:>10} {:>10.2} {:>12.0}", format!("HTTP /gpd/v1 ({concurrency} clients)"), http_n, http_secs, http_rate);
-    println!("  {:<38} {:>10} {:>10} {:>12.0}", "raw SQLite (1 tx, prepared)", n, "", baseline_rate);
+    println!(
+        "bench positions ({})",
+        if url.starts_with("postgres") {
+            "postgres"
+        } else {
+            "sqlite"
+        }
+    );
+    println!(
+        "  {:<38} {:>10} {:>10} {:>12}",
+        "phase", "items", "seconds", "per second"
+    );
+    println!(
+        "  {:<38} {:>10} {:>10.2} {:>12.0}",
+        "store (4 writers, 1 tx per position)", n, store_secs, store_rate
+    );
+    println!(
+        "  {:<38} {:>10} {:>10.2} {:>12.0}",
+        format!("HTTP /gpd/v1 ({concurrency} clients)"),
+        http_n,
+        http_secs,
+        http_rate
+    );
+    println!(
+        "  {:<38} {:>10} {:>10} {:>12.0}",
+        "raw SQLite (1 tx, prepared)", n, "", baseline_rate
+    );
     println!("  ratio store/raw {ratio:.3}; peak RSS {rss:.0} MiB");
     println!(
         "{}",
@@ -235,7 +302,11 @@ fn round2(v: f64) -> f64 {
 }
 
 fn tempdir() -> Result<std::path::PathBuf> {
-    let dir = std::env::temp_dir().join(format!("incasso-bench-{}-{}", std::process::id(), Utc::now().timestamp_micros()));
+    let dir = std::env::temp_dir().join(format!(
+        "incasso-bench-{}-{}",
+        std::process::id(),
+        Utc::now().timestamp_micros()
+    ));
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
 }
@@ -267,9 +338,11 @@ async fn raw_sqlite(dir: &std::path::Path, n: u64) -> Result<f64> {
     prepare(&store).await?;
     store.close().await;
     let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display())).await?;
-    sqlx::raw_sql("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
-        .execute(&mut conn)
-        .await?;
+    sqlx::raw_sql(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+    )
+    .execute(&mut conn)
+    .await?;
     let positions: Vec<DebtPosition> = (0..n).map(|i| spec(i, "RAW")).collect();
     let now = Utc::now().timestamp_micros();
     let started = Instant::now();

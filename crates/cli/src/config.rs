@@ -115,7 +115,10 @@ mod tests {
 
     #[test]
     fn passwords_are_masked() {
-        assert_eq!(redact("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(
+            redact("postgres://u:secret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
         assert_eq!(redact("sqlite://a.db"), "sqlite://a.db");
     }
 }

@@ -9,12 +9,12 @@
 
 use anyhow::{Context, Result};
 use chrono::{Duration, Utc};
+use incasso_core::Cents;
 use incasso_core::accertamento::{Accertamento, AccertamentoRef};
 use incasso_core::catalogue::Service;
 use incasso_core::ente::{Ente, Office, StationLink};
 use incasso_core::position::{OptionStatus, PositionStatus};
 use incasso_core::sample::{self, PositionSpec};
-use incasso_core::Cents;
 use incasso_server::auth::{hash_key, hash_password, issue_key};
 use incasso_store::{ListFilter, Store, StoreError};
 use serde::{Deserialize, Serialize};
@@ -45,13 +45,24 @@ fn acc(year: i32, code: &str, description: &str, chapter: &str) -> Accertamento 
 }
 
 #[allow(clippy::too_many_arguments)]
-fn service(code: &str, name: &str, office: &str, taxonomy: &str, acc: &str, fixed: Option<i64>, spontaneous: bool) -> Service {
+fn service(
+    code: &str,
+    name: &str,
+    office: &str,
+    taxonomy: &str,
+    acc: &str,
+    fixed: Option<i64>,
+    spontaneous: bool,
+) -> Service {
     Service {
         code: code.into(),
         name: name.into(),
         office_code: Some(office.into()),
         taxonomy_code: taxonomy.into(),
-        default_accertamento: Some(AccertamentoRef { year: 2026, code: acc.into() }),
+        default_accertamento: Some(AccertamentoRef {
+            year: 2026,
+            code: acc.into(),
+        }),
         iban: None,
         fixed_amount: fixed.map(Cents),
         spontaneous,
@@ -74,23 +85,76 @@ fn demo_enti() -> Vec<DemoEnte> {
             station_id: "15376371009_01",
             segregation_code: 1,
             offices: vec![
-                Office { code: "TRIB".into(), name: "Ufficio Tributi".into(), email: None },
-                Office { code: "SCUOLA".into(), name: "Servizi Scolastici".into(), email: None },
-                Office { code: "PM".into(), name: "Polizia Municipale".into(), email: None },
-                Office { code: "ANAG".into(), name: "Servizi Demografici".into(), email: None },
+                Office {
+                    code: "TRIB".into(),
+                    name: "Ufficio Tributi".into(),
+                    email: None,
+                },
+                Office {
+                    code: "SCUOLA".into(),
+                    name: "Servizi Scolastici".into(),
+                    email: None,
+                },
+                Office {
+                    code: "PM".into(),
+                    name: "Polizia Municipale".into(),
+                    email: None,
+                },
+                Office {
+                    code: "ANAG".into(),
+                    name: "Servizi Demografici".into(),
+                    email: None,
+                },
             ],
             accertamenti: vec![
                 acc(2026, "ACC-TARI", "TARI 2026 - tassa rifiuti", "1010"),
                 acc(2026, "ACC-TARI-ADD", "TARI 2026 - addizionale", "1011"),
                 acc(2026, "ACC-MENSA", "Refezione scolastica 2026", "3010"),
                 acc(2026, "ACC-CDS", "Sanzioni codice della strada 2026", "3020"),
-                acc(2026, "ACC-ANAG", "Diritti di segreteria anagrafe 2026", "3050"),
+                acc(
+                    2026,
+                    "ACC-ANAG",
+                    "Diritti di segreteria anagrafe 2026",
+                    "3050",
+                ),
             ],
             services: vec![
-                service("TARI", "Tassa rifiuti (TARI)", "TRIB", "9/0101101IM/", "ACC-TARI", None, false),
-                service("MENSA", "Refezione scolastica", "SCUOLA", "9/0103100TS/", "ACC-MENSA", None, true),
-                service("CDS", "Sanzioni codice della strada", "PM", "9/0102106SA/", "ACC-CDS", None, false),
-                service("CERT-ANAG", "Diritti certificati anagrafici", "ANAG", "9/0104103SP/", "ACC-ANAG", Some(52), true),
+                service(
+                    "TARI",
+                    "Tassa rifiuti (TARI)",
+                    "TRIB",
+                    "9/0101101IM/",
+                    "ACC-TARI",
+                    None,
+                    false,
+                ),
+                service(
+                    "MENSA",
+                    "Refezione scolastica",
+                    "SCUOLA",
+                    "9/0103100TS/",
+                    "ACC-MENSA",
+                    None,
+                    true,
+                ),
+                service(
+                    "CDS",
+                    "Sanzioni codice della strada",
+                    "PM",
+                    "9/0102106SA/",
+                    "ACC-CDS",
+                    None,
+                    false,
+                ),
+                service(
+                    "CERT-ANAG",
+                    "Diritti certificati anagrafici",
+                    "ANAG",
+                    "9/0104103SP/",
+                    "ACC-ANAG",
+                    Some(52),
+                    true,
+                ),
             ],
             user: "operatore.comune",
             positions: 200,
@@ -107,14 +171,34 @@ fn demo_enti() -> Vec<DemoEnte> {
             },
             station_id: "15376371009_02",
             segregation_code: 47,
-            offices: vec![Office { code: "CUP".into(), name: "Centro Unico Prenotazioni".into(), email: None }],
+            offices: vec![Office {
+                code: "CUP".into(),
+                name: "Centro Unico Prenotazioni".into(),
+                email: None,
+            }],
             accertamenti: vec![
                 acc(2026, "ACC-TICKET", "Ticket sanitari 2026", "2010"),
                 acc(2026, "ACC-PS", "Ticket pronto soccorso 2026", "2011"),
             ],
             services: vec![
-                service("TICKET", "Ticket sanitario", "CUP", "9/0501100TS/", "ACC-TICKET", None, true),
-                service("TICKET-PS", "Ticket pronto soccorso", "CUP", "9/0501102TS/", "ACC-PS", Some(2500), false),
+                service(
+                    "TICKET",
+                    "Ticket sanitario",
+                    "CUP",
+                    "9/0501100TS/",
+                    "ACC-TICKET",
+                    None,
+                    true,
+                ),
+                service(
+                    "TICKET-PS",
+                    "Ticket pronto soccorso",
+                    "CUP",
+                    "9/0501102TS/",
+                    "ACC-PS",
+                    Some(2500),
+                    false,
+                ),
             ],
             user: "operatore.asl",
             positions: 100,
@@ -172,14 +256,23 @@ pub async fn seed(store: &Store, data_dir: &Path, base_url: &str) -> Result<Path
     };
     if fresh {
         for d in &enti {
-            seed_ente(store, d).await.with_context(|| format!("seeding {}", d.ente.name))?;
+            seed_ente(store, d)
+                .await
+                .with_context(|| format!("seeding {}", d.ente.name))?;
         }
     }
-    let intermediary_api_key = reuse_or_issue(store, previous.as_ref().map(|p| p.intermediary_api_key.as_str()), None).await?;
+    let intermediary_api_key = reuse_or_issue(
+        store,
+        previous.as_ref().map(|p| p.intermediary_api_key.as_str()),
+        None,
+    )
+    .await?;
     let mut out = Vec::new();
     for d in &enti {
         let fc = &d.ente.fiscal_code;
-        let prev = previous.as_ref().and_then(|p| p.enti.iter().find(|e| &e.fiscal_code == fc));
+        let prev = previous
+            .as_ref()
+            .and_then(|p| p.enti.iter().find(|e| &e.fiscal_code == fc));
         let api_key = reuse_or_issue(store, prev.map(|e| e.api_key.as_str()), Some(fc)).await?;
         let password = match prev {
             Some(e) => e.backoffice_password.clone(),
@@ -189,7 +282,13 @@ pub async fn seed(store: &Store, data_dir: &Path, base_url: &str) -> Result<Path
             }
         };
         store
-            .put_user(d.user, Some(fc), &hash_password(&password), "operator", Utc::now())
+            .put_user(
+                d.user,
+                Some(fc),
+                &hash_password(&password),
+                "operator",
+                Utc::now(),
+            )
             .await?;
         out.push(DemoEnteFile {
             fiscal_code: fc.clone(),
@@ -204,7 +303,11 @@ pub async fn seed(store: &Store, data_dir: &Path, base_url: &str) -> Result<Path
                 .list_services(fc)
                 .await?
                 .into_iter()
-                .map(|s| DemoService { code: s.code, name: s.name, spontaneous: s.spontaneous })
+                .map(|s| DemoService {
+                    code: s.code,
+                    name: s.name,
+                    spontaneous: s.spontaneous,
+                })
                 .collect(),
             payable_notices: payable_notices(store, fc).await?,
         });
@@ -220,7 +323,11 @@ pub async fn seed(store: &Store, data_dir: &Path, base_url: &str) -> Result<Path
     Ok(path)
 }
 
-async fn reuse_or_issue(store: &Store, previous: Option<&str>, ente: Option<&str>) -> Result<String> {
+async fn reuse_or_issue(
+    store: &Store,
+    previous: Option<&str>,
+    ente: Option<&str>,
+) -> Result<String> {
     if let Some(key) = previous
         && let Some(record) = store.find_api_key(&hash_key(key)).await?
         && record.ente.as_deref() == ente
@@ -238,7 +345,11 @@ async fn seed_ente(store: &Store, d: &DemoEnte) -> Result<()> {
     store
         .add_station(
             fc,
-            &StationLink { broker_id: BROKER_ID.into(), station_id: d.station_id.into(), segregation_code: d.segregation_code },
+            &StationLink {
+                broker_id: BROKER_ID.into(),
+                station_id: d.station_id.into(),
+                segregation_code: d.segregation_code,
+            },
             now,
         )
         .await?;
@@ -252,17 +363,42 @@ async fn seed_ente(store: &Store, d: &DemoEnte) -> Result<()> {
         store.put_service(fc, s).await?;
     }
     let iban = d.ente.iban.clone().unwrap_or_default();
-    let other_ente = if fc == "80000130585" { "97000000022" } else { "80000130585" };
-    let other_iban = if fc == "80000130585" { "IT61X0306909606100000012345" } else { "IT65B0200805364000104567891" };
+    let other_ente = if fc == "80000130585" {
+        "97000000022"
+    } else {
+        "80000130585"
+    };
+    let other_iban = if fc == "80000130585" {
+        "IT61X0306909606100000012345"
+    } else {
+        "IT65B0200805364000104567891"
+    };
     for i in 0..d.positions {
         let service = &d.services[(i % d.services.len() as u64) as usize];
-        let acc = service.default_accertamento.clone().unwrap_or(AccertamentoRef { year: 2026, code: String::new() });
+        let acc = service
+            .default_accertamento
+            .clone()
+            .unwrap_or(AccertamentoRef {
+                year: 2026,
+                code: String::new(),
+            });
         let quotas = if service.code == "TARI" {
-            vec![(acc, 90), (AccertamentoRef { year: 2026, code: "ACC-TARI-ADD".into() }, 10)]
+            vec![
+                (acc, 90),
+                (
+                    AccertamentoRef {
+                        year: 2026,
+                        code: "ACC-TARI-ADD".into(),
+                    },
+                    10,
+                ),
+            ]
         } else {
             vec![(acc, 100)]
         };
-        let amount = service.fixed_amount.unwrap_or(Cents(2_000 + ((i * 7919) % 40_000) as i64));
+        let amount = service
+            .fixed_amount
+            .unwrap_or(Cents(2_000 + ((i * 7919) % 40_000) as i64));
         // One position in ten is a plan: single solution plus three installments.
         let installments = if i % 10 == 4 || i % 10 == 8 { 3 } else { 0 };
         let spec = PositionSpec {
@@ -291,10 +427,16 @@ async fn seed_ente(store: &Store, d: &DemoEnte) -> Result<()> {
             }
             17 | 18 | 19 => {
                 let options = &stored.position.options;
-                let pick = if state == 19 { options.iter().find(|o| o.is_partial_payment) } else { None }
-                    .or_else(|| options.first());
+                let pick = if state == 19 {
+                    options.iter().find(|o| o.is_partial_payment)
+                } else {
+                    None
+                }
+                .or_else(|| options.first());
                 if let Some(nav) = pick.and_then(|o| o.notice_number.as_ref()) {
-                    store.mark_option_paid(fc, nav.as_str(), now - Duration::hours(2), now).await?;
+                    store
+                        .mark_option_paid(fc, nav.as_str(), now - Duration::hours(2), now)
+                        .await?;
                 }
             }
             _ => {}
@@ -308,7 +450,13 @@ async fn payable_notices(store: &Store, fc: &str) -> Result<Vec<DemoNotice>> {
     let mut out = Vec::new();
     let mut page = 0;
     loop {
-        let filter = ListFilter { status: Some(PositionStatus::Valid), page, limit: 500, ascending: true, ..Default::default() };
+        let filter = ListFilter {
+            status: Some(PositionStatus::Valid),
+            page,
+            limit: 500,
+            ascending: true,
+            ..Default::default()
+        };
         let result = store.list_positions(fc, &filter).await?;
         for stored in &result.items {
             let p = &stored.position;

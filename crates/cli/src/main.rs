@@ -13,13 +13,22 @@ use config::Settings;
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(name = "incasso", version, about = "incasso: pagoPA collection platform")]
+#[command(
+    name = "incasso",
+    version,
+    about = "incasso: pagoPA collection platform"
+)]
 struct Cli {
     /// TOML configuration file (keys: database_url, bind, data_dir).
     #[arg(long, global = true, env = "INCASSO_CONFIG")]
     config: Option<PathBuf>,
     /// Log format: text or json.
-    #[arg(long, global = true, env = "INCASSO_LOG_FORMAT", default_value = "text")]
+    #[arg(
+        long,
+        global = true,
+        env = "INCASSO_LOG_FORMAT",
+        default_value = "text"
+    )]
     log_format: String,
     #[command(subcommand)]
     command: Command,
@@ -82,7 +91,9 @@ fn main() -> Result<()> {
 fn init_logging(format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if format == "json" {
         builder.json().init();
     } else {

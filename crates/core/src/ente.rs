@@ -42,7 +42,11 @@ impl Ente {
         if let Some(cbill) = &self.cbill_code
             && !(cbill.len() == 5 && cbill.bytes().all(|b| b.is_ascii_alphanumeric()))
         {
-            c.fail("cbillCode", codes::BAD_FORMAT, "il codice CBILL è di 5 caratteri alfanumerici");
+            c.fail(
+                "cbillCode",
+                codes::BAD_FORMAT,
+                "il codice CBILL è di 5 caratteri alfanumerici",
+            );
         }
         if let Some(email) = &self.email
             && !is_plausible_email(email)

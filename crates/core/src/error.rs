@@ -85,7 +85,12 @@ impl Checker {
         Self::default()
     }
 
-    pub fn fail(&mut self, field: impl Into<String>, code: &'static str, message: impl Into<String>) {
+    pub fn fail(
+        &mut self,
+        field: impl Into<String>,
+        code: &'static str,
+        message: impl Into<String>,
+    ) {
         self.errors.push(FieldError {
             field: field.into(),
             code,

@@ -18,5 +18,5 @@ pub mod text;
 
 pub use error::{FieldError, Invalid};
 pub use money::Cents;
-pub mod time;
 pub mod sample;
+pub mod time;

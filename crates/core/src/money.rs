@@ -4,7 +4,9 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 #[serde(transparent)]
 pub struct Cents(pub i64);
 
@@ -66,7 +68,11 @@ impl Cents {
             return None;
         }
         let units: i64 = units.parse().ok()?;
-        let mut dec: i64 = if decimals.is_empty() { 0 } else { decimals.parse().ok()? };
+        let mut dec: i64 = if decimals.is_empty() {
+            0
+        } else {
+            decimals.parse().ok()?
+        };
         if decimals.len() == 1 {
             dec *= 10;
         }

@@ -122,10 +122,15 @@ impl OptionStatus {
 impl FromStr for OptionStatus {
     type Err = ();
     fn from_str(s: &str) -> Result<Self, ()> {
-        [Self::Unpaid, Self::Paid, Self::PartiallyReported, Self::Reported]
-            .into_iter()
-            .find(|v| v.as_str() == s)
-            .ok_or(())
+        [
+            Self::Unpaid,
+            Self::Paid,
+            Self::PartiallyReported,
+            Self::Reported,
+        ]
+        .into_iter()
+        .find(|v| v.as_str() == s)
+        .ok_or(())
     }
 }
 
@@ -277,7 +282,13 @@ impl DebtPosition {
                 "serve almeno un'opzione di pagamento",
             );
         }
-        if self.options.iter().filter(|o| !o.is_partial_payment).count() > 1 {
+        if self
+            .options
+            .iter()
+            .filter(|o| !o.is_partial_payment)
+            .count()
+            > 1
+        {
             c.fail(
                 "paymentOption",
                 codes::MULTIPLE_SINGLE_SOLUTIONS,
@@ -403,8 +414,13 @@ impl DebtPosition {
         now: DateTime<Utc>,
     ) -> Result<(), TransitionError> {
         let status = self.effective_status(now);
-        let option = self.options.get(index).ok_or(TransitionError::UnknownOption)?;
-        if option.status.is_paid() || matches!(status, PositionStatus::Paid | PositionStatus::Reported) {
+        let option = self
+            .options
+            .get(index)
+            .ok_or(TransitionError::UnknownOption)?;
+        if option.status.is_paid()
+            || matches!(status, PositionStatus::Paid | PositionStatus::Reported)
+        {
             return Err(TransitionError::AlreadyPaid);
         }
         match status {
@@ -489,8 +505,7 @@ impl TransitionError {
 fn is_valid_iupd(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 100
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'*'))
 }
 
@@ -543,7 +558,11 @@ impl Debtor {
         if let Some(country) = &self.country
             && !(country.len() == 2 && country.bytes().all(|b| b.is_ascii_uppercase()))
         {
-            c.fail("country", codes::BAD_FORMAT, "nazione: due lettere maiuscole (ISO 3166)");
+            c.fail(
+                "country",
+                codes::BAD_FORMAT,
+                "nazione: due lettere maiuscole (ISO 3166)",
+            );
         }
         if let Some(email) = &self.email
             && !is_plausible_email(email)
@@ -614,7 +633,8 @@ impl PaymentOption {
                 // of this Ente.
                 let parsed = match nav {
                     Some(nav) => NoticeNumber::parse(nav.as_str()),
-                    None => notice_number_from_iuv(3, None, iuv).and_then(|n| NoticeNumber::parse(n.as_str())),
+                    None => notice_number_from_iuv(3, None, iuv)
+                        .and_then(|n| NoticeNumber::parse(n.as_str())),
                 };
                 match parsed {
                     Err(e) => c.fail(&field, codes::BAD_IUV, format!("IUV non valido ({e})")),
@@ -646,7 +666,11 @@ impl PaymentOption {
     fn check_transfers(&self, c: &mut Checker, path: &str, rules: &PositionRules<'_>) {
         let path = format!("{path}.transfer");
         if self.transfers.is_empty() {
-            c.fail(&path, codes::NO_TRANSFERS, "serve almeno un versamento (transfer)");
+            c.fail(
+                &path,
+                codes::NO_TRANSFERS,
+                "serve almeno un versamento (transfer)",
+            );
             return;
         }
         if self.transfers.len() > MAX_TRANSFERS {
@@ -663,7 +687,11 @@ impl PaymentOption {
         for (j, t) in self.transfers.iter().enumerate() {
             let tp = format!("{path}[{j}]");
             if !(1..=MAX_TRANSFERS as u8).contains(&t.id_transfer) {
-                c.fail(format!("{tp}.idTransfer"), codes::OUT_OF_RANGE, "idTransfer va da 1 a 5");
+                c.fail(
+                    format!("{tp}.idTransfer"),
+                    codes::OUT_OF_RANGE,
+                    "idTransfer va da 1 a 5",
+                );
             } else if !ids.insert(t.id_transfer) {
                 c.fail(
                     format!("{tp}.idTransfer"),
@@ -690,7 +718,9 @@ impl PaymentOption {
                 codes::AMOUNT_MISMATCH,
                 format!(
                     "la somma dei versamenti ({}) è diversa dall'importo dell'opzione ({})",
-                    total.map(|t| t.to_italian()).unwrap_or_else(|| "fuori scala".into()),
+                    total
+                        .map(|t| t.to_italian())
+                        .unwrap_or_else(|| "fuori scala".into()),
                     self.amount.to_italian()
                 ),
             ),
@@ -707,16 +737,27 @@ impl Transfer {
                 "l'importo deve essere maggiore di zero",
             );
         }
-        check_ente_fiscal_code(c, &format!("{tp}.organizationFiscalCode"), &self.organization_fiscal_code);
+        check_ente_fiscal_code(
+            c,
+            &format!("{tp}.organizationFiscalCode"),
+            &self.organization_fiscal_code,
+        );
         if let Some(name) = &self.company_name {
             c.max_len(&format!("{tp}.companyName"), name, 140);
         }
-        c.text(&format!("{tp}.remittanceInformation"), &self.remittance_information, 140);
+        c.text(
+            &format!("{tp}.remittanceInformation"),
+            &self.remittance_information,
+            140,
+        );
         if taxonomy::lookup(&self.category).is_none() {
             c.fail(
                 format!("{tp}.category"),
                 codes::UNKNOWN_TAXONOMY,
-                format!("codice tassonomia '{}' assente dalla tassonomia pagoPA", self.category),
+                format!(
+                    "codice tassonomia '{}' assente dalla tassonomia pagoPA",
+                    self.category
+                ),
             );
         }
         match (&self.iban, &self.postal_iban, &self.stamp) {
@@ -763,7 +804,8 @@ impl Transfer {
                     codes::QUOTAS_MISMATCH,
                     format!(
                         "le quote di accertamento sommano a {} ma il versamento è di {}",
-                        sum.map(|s| s.to_italian()).unwrap_or_else(|| "fuori scala".into()),
+                        sum.map(|s| s.to_italian())
+                            .unwrap_or_else(|| "fuori scala".into()),
                         self.amount.to_italian()
                     ),
                 );

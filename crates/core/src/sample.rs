@@ -5,7 +5,8 @@ use crate::accertamento::AccertamentoRef;
 use crate::codes::fiscal_code::{numeric_check_digit, personal_check_char};
 use crate::money::Cents;
 use crate::position::{
-    AccountingQuota, DebtPosition, Debtor, DebtorType, OptionStatus, PaymentOption, PositionStatus, Transfer,
+    AccountingQuota, DebtPosition, Debtor, DebtorType, OptionStatus, PaymentOption, PositionStatus,
+    Transfer,
 };
 use chrono::{DateTime, Utc};
 
@@ -61,13 +62,23 @@ pub struct PositionSpec<'a> {
 }
 
 pub fn position(spec: &PositionSpec<'_>) -> DebtPosition {
-    let mut options = vec![option(spec, spec.amount, spec.due_date, false, spec.description.clone())];
+    let mut options = vec![option(
+        spec,
+        spec.amount,
+        spec.due_date,
+        false,
+        spec.description.clone(),
+    )];
     if spec.installments > 0 {
         let n = i64::from(spec.installments);
         let base = spec.amount.0 / n;
         for k in 0..n {
             // The last installment takes the rounding remainder: the sum is exact.
-            let amount = if k == n - 1 { spec.amount.0 - base * (n - 1) } else { base };
+            let amount = if k == n - 1 {
+                spec.amount.0 - base * (n - 1)
+            } else {
+                base
+            };
             let due = spec.due_date + chrono::Duration::days(30 * k);
             options.push(option(
                 spec,
@@ -108,7 +119,13 @@ pub fn position(spec: &PositionSpec<'_>) -> DebtPosition {
     }
 }
 
-fn option(spec: &PositionSpec<'_>, amount: Cents, due: DateTime<Utc>, partial: bool, description: String) -> PaymentOption {
+fn option(
+    spec: &PositionSpec<'_>,
+    amount: Cents,
+    due: DateTime<Utc>,
+    partial: bool,
+    description: String,
+) -> PaymentOption {
     let mut transfers = Vec::new();
     let mut own = amount;
     if let Some((other_ente, other_iban, share)) = spec.second_beneficiary
@@ -133,7 +150,11 @@ fn option(spec: &PositionSpec<'_>, amount: Cents, due: DateTime<Utc>, partial: b
     let mut quotas = Vec::new();
     let mut assigned = 0i64;
     for (i, (acc, percent)) in spec.quotas.iter().enumerate() {
-        let q = if i + 1 == spec.quotas.len() { own.0 - assigned } else { own.0 * i64::from(*percent) / 100 };
+        let q = if i + 1 == spec.quotas.len() {
+            own.0 - assigned
+        } else {
+            own.0 * i64::from(*percent) / 100
+        };
         assigned += q;
         if q > 0 {
             quotas.push(AccountingQuota {
@@ -194,7 +215,10 @@ mod tests {
         }
         assert_eq!(seen.len(), 20_000);
         for seed in [1, 2, 8_000_013_058, 9_999_999_999] {
-            assert_eq!(check_numeric_fiscal_code(&numeric_fiscal_code(seed)), Ok(()));
+            assert_eq!(
+                check_numeric_fiscal_code(&numeric_fiscal_code(seed)),
+                Ok(())
+            );
         }
         assert_eq!(check_iban(&italian_iban("03069", "09606", 12345)), Ok(()));
     }
@@ -218,13 +242,30 @@ mod tests {
             installments: 3,
             second_beneficiary: Some((&other, &iban, Cents(500))),
             quotas: vec![
-                (AccertamentoRef { year: 2026, code: "A".into() }, 90),
-                (AccertamentoRef { year: 2026, code: "B".into() }, 10),
+                (
+                    AccertamentoRef {
+                        year: 2026,
+                        code: "A".into(),
+                    },
+                    90,
+                ),
+                (
+                    AccertamentoRef {
+                        year: 2026,
+                        code: "B".into(),
+                    },
+                    10,
+                ),
             ],
         };
         let p = position(&spec);
         assert_eq!(p.options.len(), 4);
-        let installments: i64 = p.options.iter().filter(|o| o.is_partial_payment).map(|o| o.amount.0).sum();
+        let installments: i64 = p
+            .options
+            .iter()
+            .filter(|o| o.is_partial_payment)
+            .map(|o| o.amount.0)
+            .sum();
         assert_eq!(installments, 10_001);
         p.validate(&PositionRules {
             ente_fiscal_code: &ente,

@@ -37,9 +37,15 @@ mod tests {
 
     #[test]
     fn winter_and_summer_offsets() {
-        let winter = NaiveDate::from_ymd_opt(2026, 1, 15).unwrap().and_hms_opt(12, 0, 0).unwrap();
+        let winter = NaiveDate::from_ymd_opt(2026, 1, 15)
+            .unwrap()
+            .and_hms_opt(12, 0, 0)
+            .unwrap();
         assert_eq!(from_rome(winter).to_rfc3339(), "2026-01-15T11:00:00+00:00");
-        let summer = NaiveDate::from_ymd_opt(2026, 7, 15).unwrap().and_hms_opt(12, 0, 0).unwrap();
+        let summer = NaiveDate::from_ymd_opt(2026, 7, 15)
+            .unwrap()
+            .and_hms_opt(12, 0, 0)
+            .unwrap();
         assert_eq!(from_rome(summer).to_rfc3339(), "2026-07-15T10:00:00+00:00");
         assert_eq!(to_rome(from_rome(summer)), summer);
     }

@@ -3,7 +3,7 @@
 //! the OpenAPI document at `/api/openapi.json`.
 
 use crate::AppState;
-use crate::auth::{Caller, issue_key};
+use crate::auth::{Caller, Intermediary, issue_key};
 use crate::error::{ApiError, ApiJson, ProblemJson};
 use axum::Json;
 use axum::Router;
@@ -23,20 +23,41 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/enti", get(list_enti).post(create_ente))
         .route("/enti/{fiscalCode}", get(get_ente).put(update_ente))
-        .route("/enti/{fiscalCode}/stations", get(list_stations).post(add_station))
-        .route("/enti/{fiscalCode}/stations/{stationId}", delete(remove_station))
+        .route(
+            "/enti/{fiscalCode}/stations",
+            get(list_stations).post(add_station),
+        )
+        .route(
+            "/enti/{fiscalCode}/stations/{stationId}",
+            delete(remove_station),
+        )
         .route("/enti/{fiscalCode}/offices", get(list_offices))
-        .route("/enti/{fiscalCode}/offices/{code}", put(put_office).delete(delete_office))
+        .route(
+            "/enti/{fiscalCode}/offices/{code}",
+            put(put_office).delete(delete_office),
+        )
         .route("/enti/{fiscalCode}/services", get(list_services))
-        .route("/enti/{fiscalCode}/services/{code}", put(put_service).get(get_service))
+        .route(
+            "/enti/{fiscalCode}/services/{code}",
+            put(put_service).get(get_service),
+        )
         .route("/enti/{fiscalCode}/accertamenti", get(list_accertamenti))
         .route(
             "/enti/{fiscalCode}/accertamenti/{year}/{code}",
             put(put_accertamento).get(get_accertamento),
         )
-        .route("/enti/{fiscalCode}/api-keys", get(list_ente_keys).post(create_ente_key))
-        .route("/enti/{fiscalCode}/api-keys/{keyId}", delete(revoke_ente_key))
-        .route("/api-keys", get(list_intermediary_keys).post(create_intermediary_key))
+        .route(
+            "/enti/{fiscalCode}/api-keys",
+            get(list_ente_keys).post(create_ente_key),
+        )
+        .route(
+            "/enti/{fiscalCode}/api-keys/{keyId}",
+            delete(revoke_ente_key),
+        )
+        .route(
+            "/api-keys",
+            get(list_intermediary_keys).post(create_intermediary_key),
+        )
 }
 
 // ---------------------------------------------------------------- Enti
@@ -93,7 +114,10 @@ impl From<EnteDto> for Ente {
 /// List the Enti the key can see (all of them for an intermediary key).
 #[utoipa::path(get, path = "/api/v1/enti", tag = "enti",
     responses((status = 200, body = Vec<EnteDto>), (status = 401, body = ProblemJson)))]
-async fn list_enti(State(state): State<AppState>, caller: Caller) -> Result<Json<Vec<EnteDto>>, ApiError> {
+async fn list_enti(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Vec<EnteDto>>, ApiError> {
     let enti = state.store.list_enti().await?;
     Ok(Json(
         enti.into_iter()
@@ -109,10 +133,9 @@ async fn list_enti(State(state): State<AppState>, caller: Caller) -> Result<Json
               (status = 403, body = ProblemJson), (status = 409, body = ProblemJson)))]
 async fn create_ente(
     State(state): State<AppState>,
-    caller: Caller,
+    _caller: Intermediary,
     ApiJson(body): ApiJson<EnteDto>,
 ) -> Result<(StatusCode, Json<EnteDto>), ApiError> {
-    caller.require_intermediary()?;
     let ente: Ente = body.into();
     state.store.create_ente(&ente, Utc::now()).await?;
     Ok((StatusCode::CREATED, Json(ente.into())))
@@ -193,12 +216,10 @@ async fn list_stations(
     responses((status = 201, body = StationDto), (status = 400, body = ProblemJson), (status = 409, body = ProblemJson)))]
 async fn add_station(
     State(state): State<AppState>,
-    caller: Caller,
+    _caller: Intermediary,
     Path(fc): Path<String>,
     ApiJson(body): ApiJson<StationDto>,
 ) -> Result<(StatusCode, Json<StationDto>), ApiError> {
-    caller.require_ente(&fc)?;
-    caller.require_intermediary()?;
     let link = StationLink {
         broker_id: body.broker_id.clone(),
         station_id: body.station_id.clone(),
@@ -213,11 +234,9 @@ async fn add_station(
     responses((status = 204), (status = 404, body = ProblemJson)))]
 async fn remove_station(
     State(state): State<AppState>,
-    caller: Caller,
+    _caller: Intermediary,
     Path((fc, station)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    caller.require_ente(&fc)?;
-    caller.require_intermediary()?;
     state.store.remove_station(&fc, &station).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -322,8 +341,18 @@ fn yes() -> bool {
 
 fn parse_acc_ref(field: &str, s: &str) -> Result<AccertamentoRef, ApiError> {
     s.split_once('/')
-        .and_then(|(y, c)| Some(AccertamentoRef { year: y.parse().ok()?, code: c.to_string() }))
-        .ok_or_else(|| ApiError::bad_request("BAD_FORMAT", format!("{field}: atteso 'anno/codice', es. 2026/ACC-1")))
+        .and_then(|(y, c)| {
+            Some(AccertamentoRef {
+                year: y.parse().ok()?,
+                code: c.to_string(),
+            })
+        })
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "BAD_FORMAT",
+                format!("{field}: atteso 'anno/codice', es. 2026/ACC-1"),
+            )
+        })
 }
 
 impl From<Service> for ServiceDto {
@@ -333,7 +362,9 @@ impl From<Service> for ServiceDto {
             name: s.name,
             office_code: s.office_code,
             taxonomy_code: s.taxonomy_code,
-            default_accertamento: s.default_accertamento.map(|a| format!("{}/{}", a.year, a.code)),
+            default_accertamento: s
+                .default_accertamento
+                .map(|a| format!("{}/{}", a.year, a.code)),
             iban: s.iban,
             fixed_amount: s.fixed_amount.map(|c| c.0),
             spontaneous: s.spontaneous,
@@ -351,7 +382,15 @@ async fn list_services(
 ) -> Result<Json<Vec<ServiceDto>>, ApiError> {
     caller.require_ente(&fc)?;
     state.store.get_ente(&fc).await?;
-    Ok(Json(state.store.list_services(&fc).await?.into_iter().map(Into::into).collect()))
+    Ok(Json(
+        state
+            .store
+            .list_services(&fc)
+            .await?
+            .into_iter()
+            .map(Into::into)
+            .collect(),
+    ))
 }
 
 #[utoipa::path(get, path = "/api/v1/enti/{fiscalCode}/services/{code}", tag = "catalogue",
@@ -445,7 +484,13 @@ async fn list_accertamenti(
     caller.require_ente(&fc)?;
     state.store.get_ente(&fc).await?;
     Ok(Json(
-        state.store.list_accertamenti(&fc, q.year).await?.into_iter().map(Into::into).collect(),
+        state
+            .store
+            .list_accertamenti(&fc, q.year)
+            .await?
+            .into_iter()
+            .map(Into::into)
+            .collect(),
     ))
 }
 
@@ -458,7 +503,9 @@ async fn get_accertamento(
     Path((fc, year, code)): Path<(String, i32, String)>,
 ) -> Result<Json<AccertamentoDto>, ApiError> {
     caller.require_ente(&fc)?;
-    Ok(Json(state.store.get_accertamento(&fc, year, &code).await?.into()))
+    Ok(Json(
+        state.store.get_accertamento(&fc, year, &code).await?.into(),
+    ))
 }
 
 /// Create or replace an accertamento (idempotent by year and code).
@@ -532,7 +579,15 @@ async fn list_ente_keys(
 ) -> Result<Json<Vec<ApiKeyDto>>, ApiError> {
     caller.require_ente(&fc)?;
     state.store.get_ente(&fc).await?;
-    Ok(Json(state.store.list_api_keys(Some(&fc)).await?.into_iter().map(key_dto).collect()))
+    Ok(Json(
+        state
+            .store
+            .list_api_keys(Some(&fc))
+            .await?
+            .into_iter()
+            .map(key_dto)
+            .collect(),
+    ))
 }
 
 /// Issue a new key for the Ente. The secret is in the response only.
@@ -558,7 +613,10 @@ async fn revoke_ente_key(
     Path((fc, key_id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     caller.require_ente(&fc)?;
-    state.store.revoke_api_key(&key_id, Some(&fc), Utc::now()).await?;
+    state
+        .store
+        .revoke_api_key(&key_id, Some(&fc), Utc::now())
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -566,10 +624,17 @@ async fn revoke_ente_key(
     responses((status = 200, body = Vec<ApiKeyDto>), (status = 403, body = ProblemJson)))]
 async fn list_intermediary_keys(
     State(state): State<AppState>,
-    caller: Caller,
+    _caller: Intermediary,
 ) -> Result<Json<Vec<ApiKeyDto>>, ApiError> {
-    caller.require_intermediary()?;
-    Ok(Json(state.store.list_api_keys(None).await?.into_iter().map(key_dto).collect()))
+    Ok(Json(
+        state
+            .store
+            .list_api_keys(None)
+            .await?
+            .into_iter()
+            .map(key_dto)
+            .collect(),
+    ))
 }
 
 /// Issue a new intermediary-level key (intermediary key only).
@@ -577,10 +642,9 @@ async fn list_intermediary_keys(
     responses((status = 201, body = NewApiKeyDto), (status = 403, body = ProblemJson)))]
 async fn create_intermediary_key(
     State(state): State<AppState>,
-    caller: Caller,
+    _caller: Intermediary,
     ApiJson(body): ApiJson<NewKeyRequest>,
 ) -> Result<(StatusCode, Json<NewApiKeyDto>), ApiError> {
-    caller.require_intermediary()?;
     let (key_id, api_key) = issue_key(&state.store, None, &body.label).await?;
     Ok((StatusCode::CREATED, Json(NewApiKeyDto { key_id, api_key })))
 }
@@ -603,9 +667,12 @@ struct SecurityAddon;
 impl utoipa::Modify for SecurityAddon {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
-        openapi.components.get_or_insert_with(Default::default).add_security_scheme(
-            "ApiKey",
-            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new(crate::auth::KEY_HEADER))),
-        );
+        openapi
+            .components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme(
+                "ApiKey",
+                SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new(crate::auth::KEY_HEADER))),
+            );
     }
 }

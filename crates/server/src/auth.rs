@@ -42,7 +42,13 @@ impl Caller {
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        if let Some(caller) = parts.extensions.get::<Caller>() {
+            return Ok(caller.clone());
+        }
         let key = parts
             .headers
             .get(KEY_HEADER)
@@ -54,6 +60,24 @@ impl FromRequestParts<AppState> for Caller {
             .await?
             .ok_or_else(ApiError::unauthorized)?;
         Ok(Caller(record))
+    }
+}
+
+/// A caller holding an intermediary-level key. As an extractor it refuses
+/// anyone else before the request body is even read.
+#[derive(Debug, Clone)]
+pub struct Intermediary(pub Caller);
+
+impl FromRequestParts<AppState> for Intermediary {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        caller.require_intermediary()?;
+        Ok(Intermediary(caller))
     }
 }
 
@@ -83,7 +107,11 @@ pub async fn issue_key(
     label: &str,
 ) -> Result<(String, String), incasso_store::StoreError> {
     let (id, key) = generate_key();
-    let scope = if ente.is_some() { KeyScope::Ente } else { KeyScope::Intermediary };
+    let scope = if ente.is_some() {
+        KeyScope::Ente
+    } else {
+        KeyScope::Intermediary
+    };
     store
         .insert_api_key(&id, &hash_key(&key), ente, scope, label, chrono::Utc::now())
         .await?;
@@ -105,6 +133,38 @@ pub fn hash_password(password: &str) -> String {
 pub fn verify_password(password: &str, phc: &str) -> bool {
     use argon2::password_hash::{PasswordHash, PasswordVerifier};
     PasswordHash::new(phc)
-        .map(|h| argon2::Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+        .map(|h| {
+            argon2::Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        })
         .unwrap_or(false)
+}
+
+/// Route layer for every resource under an Ente's fiscal code: checks the key
+/// against the Ente in the path before anything else runs, so another Ente's
+/// key learns nothing, not even whether its request body was well formed.
+pub async fn tenant_guard(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    axum::extract::Path(params): axum::extract::Path<std::collections::HashMap<String, String>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let (mut parts, body) = request.into_parts();
+    let caller = match Caller::from_request_parts(&mut parts, &state).await {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
+    };
+    let ente = params
+        .get("organizationfiscalcode")
+        .or_else(|| params.get("fiscalCode"));
+    if let Some(ente) = ente
+        && let Err(e) = caller.require_ente(ente)
+    {
+        return e.into_response();
+    }
+    parts.extensions.insert(caller);
+    next.run(axum::extract::Request::from_parts(parts, body))
+        .await
 }

@@ -67,7 +67,11 @@ impl ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::NotFound(what) => ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", format!("{what} non trovato")),
+            StoreError::NotFound(what) => ApiError::new(
+                StatusCode::NOT_FOUND,
+                "NOT_FOUND",
+                format!("{what} non trovato"),
+            ),
             StoreError::Conflict(detail) => ApiError::new(StatusCode::CONFLICT, "CONFLICT", detail),
             StoreError::Invalid(invalid) => {
                 let mut err = ApiError::bad_request(invalid.first_code(), invalid.to_string());
@@ -96,7 +100,11 @@ impl From<TransitionError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = ProblemJson {
-            title: self.status.canonical_reason().unwrap_or("Error").to_string(),
+            title: self
+                .status
+                .canonical_reason()
+                .unwrap_or("Error")
+                .to_string(),
             status: self.status.as_u16(),
             detail: self.detail,
             code: self.code.to_string(),
@@ -145,11 +153,19 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
             "BAD_CONTENT_TYPE",
             "il corpo deve essere JSON (Content-Type: application/json)",
         ),
-        JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "BODY_TOO_LARGE",
-            format!("corpo della richiesta troppo grande (massimo {} byte)", crate::MAX_BODY_BYTES),
+        JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "BODY_TOO_LARGE",
+                format!(
+                    "corpo della richiesta troppo grande (massimo {} byte)",
+                    crate::MAX_BODY_BYTES
+                ),
+            )
+        }
+        other => ApiError::bad_request(
+            "BAD_BODY",
+            format!("corpo della richiesta illeggibile: {}", other.body_text()),
         ),
-        other => ApiError::bad_request("BAD_BODY", format!("corpo della richiesta illeggibile: {}", other.body_text())),
     }
 }

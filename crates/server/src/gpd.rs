@@ -10,15 +10,16 @@ use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiJson};
 use axum::Json;
+use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, patch, post};
-use axum::Router;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use incasso_core::accertamento::AccertamentoRef;
 use incasso_core::codes::NoticeNumber;
 use incasso_core::position::{
-    AccountingQuota, DebtPosition, Debtor, DebtorType, OptionStatus, PaymentOption, PositionStatus, Stamp, Transfer,
+    AccountingQuota, DebtPosition, Debtor, DebtorType, OptionStatus, PaymentOption, PositionStatus,
+    Stamp, Transfer,
 };
 use incasso_core::{Cents, time};
 use incasso_store::{ListFilter, OrderBy, StoredPosition};
@@ -36,7 +37,9 @@ pub fn routes() -> Router<AppState> {
         )
         .route(
             "/organizations/{organizationfiscalcode}/debtpositions/{iupd}",
-            get(get_position).put(update_position).delete(delete_position),
+            get(get_position)
+                .put(update_position)
+                .delete(delete_position),
         )
         .route(
             "/organizations/{organizationfiscalcode}/debtpositions/{iupd}/publish",
@@ -64,7 +67,9 @@ fn parse_instant(s: &str) -> Result<DateTime<Utc>, String> {
     if let Ok(n) = NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f") {
         return Ok(time::from_rome(n));
     }
-    Err(format!("data-ora non valida '{s}': usare il formato ISO 8601, es. 2026-12-31T23:59:59Z"))
+    Err(format!(
+        "data-ora non valida '{s}': usare il formato ISO 8601, es. 2026-12-31T23:59:59Z"
+    ))
 }
 
 fn de_instant<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
@@ -76,7 +81,9 @@ fn de_opt_instant<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc
     match Option::<String>::deserialize(d)? {
         None => Ok(None),
         Some(s) if s.is_empty() => Ok(None),
-        Some(s) => parse_instant(&s).map(Some).map_err(serde::de::Error::custom),
+        Some(s) => parse_instant(&s)
+            .map(Some)
+            .map_err(serde::de::Error::custom),
     }
 }
 
@@ -154,7 +161,11 @@ pub struct PaymentOptionModel {
     pub is_partial_payment: bool,
     #[serde(deserialize_with = "de_instant", serialize_with = "ser_instant")]
     pub due_date: DateTime<Utc>,
-    #[serde(default, deserialize_with = "de_opt_instant", serialize_with = "ser_opt_instant")]
+    #[serde(
+        default,
+        deserialize_with = "de_opt_instant",
+        serialize_with = "ser_opt_instant"
+    )]
     pub retention_date: Option<DateTime<Utc>>,
     /// Read-only in GPD: ignored on input.
     #[serde(default, skip_deserializing)]
@@ -167,7 +178,12 @@ pub struct PaymentOptionModel {
     pub payment_option_metadata: Vec<KeyValue>,
     #[serde(default, skip_deserializing, skip_serializing_if = "Option::is_none")]
     pub status: Option<&'static str>,
-    #[serde(default, skip_deserializing, serialize_with = "ser_opt_instant", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_deserializing,
+        serialize_with = "ser_opt_instant",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub payment_date: Option<DateTime<Utc>>,
 }
 
@@ -205,9 +221,18 @@ pub struct PaymentPositionModel {
     pub company_name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub office_name: Option<String>,
-    #[serde(default, deserialize_with = "de_opt_instant", serialize_with = "ser_opt_instant")]
+    #[serde(
+        default,
+        deserialize_with = "de_opt_instant",
+        serialize_with = "ser_opt_instant"
+    )]
     pub validity_date: Option<DateTime<Utc>>,
-    #[serde(default, skip_deserializing, serialize_with = "ser_opt_instant", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_deserializing,
+        serialize_with = "ser_opt_instant",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub payment_date: Option<DateTime<Utc>>,
     #[serde(default, skip_deserializing, skip_serializing_if = "Option::is_none")]
     pub status: Option<&'static str>,
@@ -365,7 +390,10 @@ impl PaymentPositionModel {
                 Some(nav) => Some(
                     NoticeNumber::parse(&nav)
                         .map_err(|e| {
-                            ApiError::bad_request("BAD_IUV", format!("paymentOption[{i}].nav: numero avviso non valido ({e})"))
+                            ApiError::bad_request(
+                                "BAD_IUV",
+                                format!("paymentOption[{i}].nav: numero avviso non valido ({e})"),
+                            )
                         })?
                         .notice_number,
                 ),
@@ -498,11 +526,19 @@ fn transfer_out(t: &Transfer) -> TransferModel {
                 amount: q.amount.0,
             })
             .collect(),
-        status: Some(if t.reported { "T_REPORTED" } else { "T_UNREPORTED" }),
+        status: Some(if t.reported {
+            "T_REPORTED"
+        } else {
+            "T_UNREPORTED"
+        }),
     }
 }
 
-pub fn base_response(ente: &str, p: &DebtPosition, now: DateTime<Utc>) -> PaymentPositionBaseResponse {
+pub fn base_response(
+    ente: &str,
+    p: &DebtPosition,
+    now: DateTime<Utc>,
+) -> PaymentPositionBaseResponse {
     PaymentPositionBaseResponse {
         iupd: p.iupd.clone(),
         organization_fiscal_code: ente.to_string(),
@@ -519,7 +555,11 @@ pub fn base_response(ente: &str, p: &DebtPosition, now: DateTime<Utc>) -> Paymen
             .options
             .iter()
             .map(|o| PaymentOptionResponse {
-                nav: o.notice_number.as_ref().map(|n| n.as_str().to_string()).unwrap_or_default(),
+                nav: o
+                    .notice_number
+                    .as_ref()
+                    .map(|n| n.as_str().to_string())
+                    .unwrap_or_default(),
                 iuv: o.iuv.clone().unwrap_or_default(),
                 organization_fiscal_code: ente.to_string(),
                 amount: o.amount.0,
@@ -560,8 +600,14 @@ async fn create_position(
     caller.require_ente(&ente)?;
     let position = body.into_domain()?;
     let now = Utc::now();
-    let stored = state.store.create_position(&ente, position, now, q.to_publish).await?;
-    Ok((StatusCode::CREATED, Json(PaymentPositionModel::from_domain(&stored.position, now))))
+    let stored = state
+        .store
+        .create_position(&ente, position, now, q.to_publish)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(PaymentPositionModel::from_domain(&stored.position, now)),
+    ))
 }
 
 async fn get_position(
@@ -590,8 +636,14 @@ async fn update_position(
     }
     let position = body.into_domain()?;
     let now = Utc::now();
-    let stored = state.store.replace_position(&ente, &iupd, position, now, q.to_publish).await?;
-    Ok(Json(PaymentPositionModel::from_domain(&stored.position, now)))
+    let stored = state
+        .store
+        .replace_position(&ente, &iupd, position, now, q.to_publish)
+        .await?;
+    Ok(Json(PaymentPositionModel::from_domain(
+        &stored.position,
+        now,
+    )))
 }
 
 async fn delete_position(
@@ -612,7 +664,10 @@ async fn publish_position(
     caller.require_ente(&ente)?;
     let now = Utc::now();
     let stored = state.store.publish_position(&ente, &iupd, now).await?;
-    Ok(Json(PaymentPositionModel::from_domain(&stored.position, now)))
+    Ok(Json(PaymentPositionModel::from_domain(
+        &stored.position,
+        now,
+    )))
 }
 
 async fn invalidate_position(
@@ -623,7 +678,10 @@ async fn invalidate_position(
     caller.require_ente(&ente)?;
     let now = Utc::now();
     let stored = state.store.invalidate_position(&ente, &iupd, now).await?;
-    Ok(Json(PaymentPositionModel::from_domain(&stored.position, now)))
+    Ok(Json(PaymentPositionModel::from_domain(
+        &stored.position,
+        now,
+    )))
 }
 
 #[derive(Debug, Deserialize)]
@@ -643,9 +701,15 @@ async fn mark_paid(
     let now = Utc::now();
     let paid_at = body.payment_date.unwrap_or(now);
     if paid_at > now {
-        return Err(ApiError::bad_request("DATE_IN_FUTURE", "paymentDate: la data di pagamento non può essere futura"));
+        return Err(ApiError::bad_request(
+            "DATE_IN_FUTURE",
+            "paymentDate: la data di pagamento non può essere futura",
+        ));
     }
-    let result = state.store.mark_option_paid(&ente, &nav, paid_at, now).await;
+    let result = state
+        .store
+        .mark_option_paid(&ente, &nav, paid_at, now)
+        .await;
     let (stored, index) = match result {
         Err(incasso_store::StoreError::Transition(t)) => {
             use incasso_core::position::TransitionError as T;
@@ -660,7 +724,11 @@ async fn mark_paid(
     };
     let base = base_response(&ente, &stored.position, now);
     let option = base.payment_option.into_iter().nth(index).ok_or_else(|| {
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", "opzione non trovata dopo il pagamento")
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "INTERNAL",
+            "opzione non trovata dopo il pagamento",
+        )
     })?;
     Ok(Json(option))
 }
@@ -682,8 +750,12 @@ pub struct ListQuery {
 
 /// A `yyyy-MM-dd` day in Italy, as the instant it starts (or ends).
 fn parse_day(field: &str, s: &str, end_of_day: bool) -> Result<DateTime<Utc>, ApiError> {
-    let day = NaiveDate::parse_from_str(s, "%Y-%m-%d")
-        .map_err(|_| ApiError::bad_request("BAD_FORMAT", format!("{field}: data non valida '{s}', atteso yyyy-MM-dd")))?;
+    let day = NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| {
+        ApiError::bad_request(
+            "BAD_FORMAT",
+            format!("{field}: data non valida '{s}', atteso yyyy-MM-dd"),
+        )
+    })?;
     let t = if end_of_day {
         day.and_hms_micro_opt(23, 59, 59, 999_999)
     } else {
@@ -716,7 +788,9 @@ async fn list_positions(
     if !(1..=50).contains(&limit) {
         return Err(ApiError::bad_request("BAD_LIMIT", "limit: da 1 a 50"));
     }
-    let opt_day = |field: &str, v: &Option<String>, end: bool| v.as_deref().map(|s| parse_day(field, s, end)).transpose();
+    let opt_day = |field: &str, v: &Option<String>, end: bool| {
+        v.as_deref().map(|s| parse_day(field, s, end)).transpose()
+    };
     let (due_from, due_to) = range(
         opt_day("due_date_from", &q.due_date_from, false)?,
         opt_day("due_date_to", &q.due_date_to, true)?,
@@ -725,7 +799,10 @@ async fn list_positions(
     let mut payment_to = opt_day("payment_date_to", &q.payment_date_to, true)?;
     let opt_instant = |field: &str, v: &Option<String>| {
         v.as_deref()
-            .map(|s| parse_instant(s).map_err(|e| ApiError::bad_request("BAD_FORMAT", format!("{field}: {e}"))))
+            .map(|s| {
+                parse_instant(s)
+                    .map_err(|e| ApiError::bad_request("BAD_FORMAT", format!("{field}: {e}")))
+            })
             .transpose()
     };
     if let Some(t) = opt_instant("payment_date_time_from", &q.payment_date_time_from)? {
@@ -737,22 +814,31 @@ async fn list_positions(
     let (payment_from, payment_to) = range(payment_from, payment_to);
     let status = match q.status.as_deref() {
         None => None,
-        Some(s) => Some(
-            s.parse::<PositionStatus>()
-                .map_err(|_| ApiError::bad_request("BAD_STATUS", format!("status: stato sconosciuto '{s}'")))?,
-        ),
+        Some(s) => Some(s.parse::<PositionStatus>().map_err(|_| {
+            ApiError::bad_request("BAD_STATUS", format!("status: stato sconosciuto '{s}'"))
+        })?),
     };
     let order_by = match q.orderby.as_deref() {
         None | Some("INSERTED_DATE") => OrderBy::InsertedDate,
         Some("IUPD") => OrderBy::Iupd,
         Some("STATUS") => OrderBy::Status,
         Some("COMPANY_NAME") => OrderBy::CompanyName,
-        Some(other) => return Err(ApiError::bad_request("BAD_ORDER", format!("orderby: valore sconosciuto '{other}'"))),
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                "BAD_ORDER",
+                format!("orderby: valore sconosciuto '{other}'"),
+            ));
+        }
     };
     let ascending = match q.ordering.as_deref() {
         None | Some("DESC") => false,
         Some("ASC") => true,
-        Some(other) => return Err(ApiError::bad_request("BAD_ORDER", format!("ordering: ASC o DESC, non '{other}'"))),
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                "BAD_ORDER",
+                format!("ordering: ASC o DESC, non '{other}'"),
+            ));
+        }
     };
     let filter = ListFilter {
         status,

@@ -36,10 +36,11 @@ pub struct AppState {
 
 pub fn router(state: AppState) -> Router {
     let openapi = admin::ApiDoc::openapi();
+    let guard = axum::middleware::from_fn_with_state(state.clone(), auth::tenant_guard);
     Router::new()
         .route("/health", get(health))
-        .nest("/gpd/v1", gpd::routes())
-        .nest("/api/v1", admin::routes())
+        .nest("/gpd/v1", gpd::routes().route_layer(guard.clone()))
+        .nest("/api/v1", admin::routes().route_layer(guard))
         .merge(SwaggerUi::new("/api/docs").url("/api/openapi.json", openapi))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -51,7 +52,9 @@ async fn health(State(state): State<AppState>) -> impl IntoResponse {
     match state.store.ping().await {
         Ok(()) => (
             StatusCode::OK,
-            Json(serde_json::json!({"status": "UP", "database": format!("{:?}", state.store.dialect())})),
+            Json(
+                serde_json::json!({"status": "UP", "database": format!("{:?}", state.store.dialect())}),
+            ),
         ),
         Err(e) => {
             tracing::warn!(error = %e, "health check: database not answering");
@@ -76,7 +79,9 @@ pub async fn serve_with_listener(
 ) -> std::io::Result<()> {
     let refresher = tokio::spawn(refresh_states(store.clone()));
     let app = router(AppState { store });
-    let result = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    let result = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await;
     refresher.abort();
     result
 }

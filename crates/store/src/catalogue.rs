@@ -94,8 +94,18 @@ impl Store {
         .bind(&service.name)
         .bind(&service.office_code)
         .bind(&service.taxonomy_code)
-        .bind(service.default_accertamento.as_ref().map(|a| i64::from(a.year)))
-        .bind(service.default_accertamento.as_ref().map(|a| a.code.clone()))
+        .bind(
+            service
+                .default_accertamento
+                .as_ref()
+                .map(|a| i64::from(a.year)),
+        )
+        .bind(
+            service
+                .default_accertamento
+                .as_ref()
+                .map(|a| a.code.clone()),
+        )
         .bind(&service.iban)
         .bind(service.fixed_amount.map(|c| c.0))
         .bind(i64::from(service.spontaneous))
@@ -147,7 +157,12 @@ impl Store {
         Ok(())
     }
 
-    pub async fn get_accertamento(&self, ente: &str, year: i32, code: &str) -> Result<Accertamento> {
+    pub async fn get_accertamento(
+        &self,
+        ente: &str,
+        year: i32,
+        code: &str,
+    ) -> Result<Accertamento> {
         let row = sqlx::query(
             "SELECT year, code, description, chapter, article, active FROM accertamenti
              WHERE ente = $1 AND year = $2 AND code = $3",
@@ -161,7 +176,11 @@ impl Store {
         accertamento_from_row(&row)
     }
 
-    pub async fn list_accertamenti(&self, ente: &str, year: Option<i32>) -> Result<Vec<Accertamento>> {
+    pub async fn list_accertamenti(
+        &self,
+        ente: &str,
+        year: Option<i32>,
+    ) -> Result<Vec<Accertamento>> {
         let rows = sqlx::query(
             "SELECT year, code, description, chapter, article, active FROM accertamenti
              WHERE ente = $1 AND ($2 = 0 OR year = $2) ORDER BY year, code",
@@ -173,7 +192,11 @@ impl Store {
         rows.iter().map(accertamento_from_row).collect()
     }
 
-    pub(crate) async fn accertamento_exists(&self, ente: &str, acc: &AccertamentoRef) -> Result<bool> {
+    pub(crate) async fn accertamento_exists(
+        &self,
+        ente: &str,
+        acc: &AccertamentoRef,
+    ) -> Result<bool> {
         let found: Option<i64> = sqlx::query_scalar(
             "SELECT 1 FROM accertamenti WHERE ente = $1 AND year = $2 AND code = $3 AND active = 1",
         )

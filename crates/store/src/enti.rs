@@ -83,7 +83,9 @@ impl Store {
 
     pub async fn list_enti(&self) -> Result<Vec<Ente>> {
         let sql = format!("SELECT {ENTE_COLUMNS} FROM enti ORDER BY fiscal_code");
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(&self.pool).await?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(ente_from_row).collect()
     }
 
@@ -105,10 +107,11 @@ impl Store {
     }
 
     pub async fn list_offices(&self, ente: &str) -> Result<Vec<Office>> {
-        let rows = sqlx::query("SELECT code, name, email FROM offices WHERE ente = $1 ORDER BY code")
-            .bind(ente)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows =
+            sqlx::query("SELECT code, name, email FROM offices WHERE ente = $1 ORDER BY code")
+                .bind(ente)
+                .fetch_all(&self.pool)
+                .await?;
         rows.iter()
             .map(|r| {
                 Ok(Office {
@@ -135,7 +138,12 @@ impl Store {
     /// Connects the Ente through a station. The station id and the
     /// segregation code must each be new for the Ente: two stations sharing a
     /// segregation code would both claim the same notices.
-    pub async fn add_station(&self, ente: &str, link: &StationLink, now: DateTime<Utc>) -> Result<()> {
+    pub async fn add_station(
+        &self,
+        ente: &str,
+        link: &StationLink,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         link.validate()?;
         self.get_ente(ente).await?;
         let res = sqlx::query(

@@ -84,7 +84,12 @@ impl Store {
         rows.iter().map(record).collect()
     }
 
-    pub async fn revoke_api_key(&self, key_id: &str, ente: Option<&str>, now: DateTime<Utc>) -> Result<()> {
+    pub async fn revoke_api_key(
+        &self,
+        key_id: &str,
+        ente: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         let res = sqlx::query(
             "UPDATE api_keys SET revoked_at = $2 WHERE key_id = $1 AND revoked_at IS NULL
              AND ($3 = '' OR ente = $3)",

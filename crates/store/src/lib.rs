@@ -123,19 +123,21 @@ impl Store {
         let pool_options = match dialect {
             // One writer at a time is SQLite's nature; readers go in
             // parallel under WAL.
-            Dialect::Sqlite => AnyPoolOptions::new()
-                .max_connections(8)
-                .after_connect(|conn, _meta| {
-                    Box::pin(async move {
-                        sqlx::raw_sql(
-                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+            Dialect::Sqlite => {
+                AnyPoolOptions::new()
+                    .max_connections(8)
+                    .after_connect(|conn, _meta| {
+                        Box::pin(async move {
+                            sqlx::raw_sql(
+                                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
                              PRAGMA busy_timeout = 30000; PRAGMA foreign_keys = ON;",
-                        )
-                        .execute(&mut *conn)
-                        .await?;
-                        Ok(())
+                            )
+                            .execute(&mut *conn)
+                            .await?;
+                            Ok(())
+                        })
                     })
-                }),
+            }
             Dialect::Postgres => AnyPoolOptions::new().max_connections(16),
         };
         let pool = pool_options

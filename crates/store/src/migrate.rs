@@ -49,12 +49,14 @@ pub(crate) async fn run(store: &Store) -> Result<()> {
             Dialect::Postgres => m.postgres,
         };
         sqlx::raw_sql(script).execute(&mut *tx).await?;
-        sqlx::query("INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)")
-            .bind(m.version)
-            .bind(m.name)
-            .bind(chrono::Utc::now().timestamp_micros())
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+        )
+        .bind(m.version)
+        .bind(m.name)
+        .bind(chrono::Utc::now().timestamp_micros())
+        .execute(&mut *tx)
+        .await?;
         tracing::info!(version = m.version, name = m.name, "migration applied");
     }
     tx.commit().await?;
@@ -77,7 +79,12 @@ mod tests {
                     .map(|l| l.split_whitespace().next().unwrap_or_default().to_string())
                     .collect::<Vec<_>>()
             };
-            assert_eq!(tables(m.sqlite), tables(m.postgres), "migration {}", m.version);
+            assert_eq!(
+                tables(m.sqlite),
+                tables(m.postgres),
+                "migration {}",
+                m.version
+            );
             assert!(!tables(m.sqlite).is_empty());
         }
     }

@@ -9,8 +9,8 @@ use incasso_core::codes::NoticeNumber;
 use incasso_core::codes::notice::notice_number_from_iuv;
 use incasso_core::error::codes;
 use incasso_core::position::{
-    AccountingQuota, DebtPosition, Debtor, DebtorType, OptionStatus, PaymentOption,
-    PositionRules, PositionStatus, Stamp, Transfer,
+    AccountingQuota, DebtPosition, Debtor, DebtorType, OptionStatus, PaymentOption, PositionRules,
+    PositionStatus, Stamp, Transfer,
 };
 use incasso_core::{Cents, FieldError, Invalid};
 use serde::{Deserialize, Serialize};
@@ -66,7 +66,8 @@ struct QuotaJson {
     amount: i64,
 }
 
-const POSITION_COLUMNS: &str = "id, iupd, debtor_type, debtor_fiscal_code, debtor_name, debtor_street, debtor_civic,
+const POSITION_COLUMNS: &str =
+    "id, iupd, debtor_type, debtor_fiscal_code, debtor_name, debtor_street, debtor_civic,
     debtor_postal_code, debtor_city, debtor_province, debtor_region, debtor_country, debtor_email,
     debtor_phone, company_name, office_name, validity_date, switch_to_expired, pay_stand_in, status,
     inserted_at, publish_date, payment_date, updated_at, version";
@@ -148,7 +149,12 @@ impl Store {
 
     /// Validation and lookups shared by create and replace; returns the
     /// Ente's segregation codes, default station first.
-    async fn prepare(&self, ente: &str, position: &mut DebtPosition, now: DateTime<Utc>) -> Result<Vec<u8>> {
+    async fn prepare(
+        &self,
+        ente: &str,
+        position: &mut DebtPosition,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<u8>> {
         self.get_ente(ente).await?;
         truncate_to_storage_precision(position);
         let segregation_codes: Vec<u8> = self
@@ -193,7 +199,10 @@ impl Store {
                 problems.push(FieldError {
                     field: "accountingQuotas".into(),
                     code: codes::UNKNOWN_ACCERTAMENTO,
-                    message: format!("l'accertamento {}/{} non esiste o non è attivo", acc.year, acc.code),
+                    message: format!(
+                        "l'accertamento {}/{} non esiste o non è attivo",
+                        acc.year, acc.code
+                    ),
                 });
             }
         }
@@ -226,7 +235,11 @@ impl Store {
             } else if option.notice_number.is_none() {
                 let iuv = option.iuv.as_deref().unwrap_or_default();
                 option.notice_number = Some(notice_number_from_iuv(3, None, iuv).map_err(|e| {
-                    Invalid::one("paymentOption.iuv", codes::BAD_IUV, format!("IUV non valido ({e})"))
+                    Invalid::one(
+                        "paymentOption.iuv",
+                        codes::BAD_IUV,
+                        format!("IUV non valido ({e})"),
+                    )
                 })?);
             }
         }
@@ -239,12 +252,20 @@ impl Store {
     }
 
     /// The position that owns a notice number, with the index of the option.
-    pub async fn find_by_notice_number(&self, ente: &str, notice_number: &str) -> Result<(StoredPosition, usize)> {
+    pub async fn find_by_notice_number(
+        &self,
+        ente: &str,
+        notice_number: &str,
+    ) -> Result<(StoredPosition, usize)> {
         let mut conn = self.pool.acquire().await?;
         find_by_notice(&mut conn, ente, notice_number, "").await
     }
 
-    pub async fn list_positions(&self, ente: &str, filter: &ListFilter) -> Result<Page<StoredPosition>> {
+    pub async fn list_positions(
+        &self,
+        ente: &str,
+        filter: &ListFilter,
+    ) -> Result<Page<StoredPosition>> {
         let mut conditions = vec!["ente = $1".to_string()];
         let mut ints: Vec<i64> = Vec::new();
         let mut texts: Vec<String> = Vec::new();
@@ -282,7 +303,8 @@ impl Store {
         };
         let direction = if filter.ascending { "ASC" } else { "DESC" };
         let limit = filter.limit.clamp(1, 1000);
-        let count_sql = format!("SELECT CAST(COUNT(*) AS BIGINT) FROM debt_positions WHERE {where_clause}");
+        let count_sql =
+            format!("SELECT CAST(COUNT(*) AS BIGINT) FROM debt_positions WHERE {where_clause}");
         let mut count_q = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(count_sql)).bind(ente);
         for v in &ints {
             count_q = count_q.bind(*v);
@@ -360,7 +382,16 @@ impl Store {
             .bind(locked.id)
             .execute(&mut *tx)
             .await?;
-        let id = match insert_position_with_id(&mut tx, ente, &position, now, Some(locked.id), locked.version + 1).await {
+        let id = match insert_position_with_id(
+            &mut tx,
+            ente,
+            &position,
+            now,
+            Some(locked.id),
+            locked.version + 1,
+        )
+        .await
+        {
             Ok(id) => id,
             Err(InsertError::Iuv(iuv)) => return Err(iuv_taken(&iuv)),
             Err(InsertError::Iupd) => return Err(duplicate_iupd(iupd)),
@@ -390,11 +421,22 @@ impl Store {
         Ok(())
     }
 
-    pub async fn publish_position(&self, ente: &str, iupd: &str, now: DateTime<Utc>) -> Result<StoredPosition> {
-        self.transition(ente, iupd, |p| p.publish(now).map_err(Into::into)).await
+    pub async fn publish_position(
+        &self,
+        ente: &str,
+        iupd: &str,
+        now: DateTime<Utc>,
+    ) -> Result<StoredPosition> {
+        self.transition(ente, iupd, |p| p.publish(now).map_err(Into::into))
+            .await
     }
 
-    pub async fn invalidate_position(&self, ente: &str, iupd: &str, now: DateTime<Utc>) -> Result<StoredPosition> {
+    pub async fn invalidate_position(
+        &self,
+        ente: &str,
+        iupd: &str,
+        now: DateTime<Utc>,
+    ) -> Result<StoredPosition> {
         self.transition(ente, iupd, |p| p.invalidate(now).map_err(Into::into))
             .await
     }
@@ -471,7 +513,9 @@ fn duplicate_iupd(iupd: &str) -> StoreError {
 }
 
 fn iuv_taken(iuv: &str) -> StoreError {
-    StoreError::Conflict(format!("lo IUV {iuv} è già usato da un'altra posizione dell'ente"))
+    StoreError::Conflict(format!(
+        "lo IUV {iuv} è già usato da un'altra posizione dell'ente"
+    ))
 }
 
 enum InsertError {
@@ -556,7 +600,11 @@ async fn insert_position_with_id(
     };
     for (index, o) in p.options.iter().enumerate() {
         let iuv = o.iuv.clone().unwrap_or_default();
-        let nav = o.notice_number.as_ref().map(|n| n.as_str().to_string()).unwrap_or_default();
+        let nav = o
+            .notice_number
+            .as_ref()
+            .map(|n| n.as_str().to_string())
+            .unwrap_or_default();
         let res = sqlx::query(
             "INSERT INTO payment_options (ente, iuv, notice_number, position_id, option_index, amount,
                 description, is_partial_payment, due_date, retention_date, fee, notification_fee,
@@ -583,7 +631,9 @@ async fn insert_position_with_id(
         .await;
         match res {
             Ok(_) => {}
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => return Err(InsertError::Iuv(iuv)),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                return Err(InsertError::Iuv(iuv));
+            }
             Err(e) => return Err(e.into()),
         }
         for t in &o.transfers {
@@ -631,7 +681,11 @@ fn parse_json<T: for<'de> Deserialize<'de>>(s: &str, what: &str) -> Result<T> {
     serde_json::from_str(s).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
 }
 
-async fn save_state(conn: &mut AnyConnection, stored: &mut StoredPosition, now: DateTime<Utc>) -> Result<()> {
+async fn save_state(
+    conn: &mut AnyConnection,
+    stored: &mut StoredPosition,
+    now: DateTime<Utc>,
+) -> Result<()> {
     let p = &stored.position;
     sqlx::query(
         "UPDATE debt_positions SET status = $2, validity_date = $3, publish_date = $4, payment_date = $5,
@@ -662,8 +716,15 @@ async fn save_state(conn: &mut AnyConnection, stored: &mut StoredPosition, now: 
     Ok(())
 }
 
-async fn load_position(conn: &mut AnyConnection, ente: &str, iupd: &str, lock: &str) -> Result<StoredPosition> {
-    let sql = format!("SELECT {POSITION_COLUMNS} FROM debt_positions WHERE ente = $1 AND iupd = $2{lock}");
+async fn load_position(
+    conn: &mut AnyConnection,
+    ente: &str,
+    iupd: &str,
+    lock: &str,
+) -> Result<StoredPosition> {
+    let sql = format!(
+        "SELECT {POSITION_COLUMNS} FROM debt_positions WHERE ente = $1 AND iupd = $2{lock}"
+    );
     let row = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(ente)
         .bind(iupd)
@@ -700,14 +761,22 @@ async fn find_by_notice(
         .position
         .options
         .iter()
-        .position(|o| o.notice_number.as_ref().is_some_and(|n| n.as_str() == notice_number))
+        .position(|o| {
+            o.notice_number
+                .as_ref()
+                .is_some_and(|n| n.as_str() == notice_number)
+        })
         .ok_or(StoreError::NotFound("avviso"))?;
     Ok((stored, index))
 }
 
 /// Loads options and transfers for a page of position rows: two queries for
 /// the whole page, never one per position.
-async fn load_children(conn: &mut AnyConnection, ente: &str, rows: Vec<AnyRow>) -> Result<Vec<StoredPosition>> {
+async fn load_children(
+    conn: &mut AnyConnection,
+    ente: &str,
+    rows: Vec<AnyRow>,
+) -> Result<Vec<StoredPosition>> {
     if rows.is_empty() {
         return Ok(Vec::new());
     }
@@ -716,7 +785,10 @@ async fn load_children(conn: &mut AnyConnection, ente: &str, rows: Vec<AnyRow>) 
         positions.push(position_from_row(r)?);
     }
     let ids: Vec<i64> = positions.iter().map(|p| p.id).collect();
-    let placeholders = (0..ids.len()).map(|i| format!("${}", i + 2)).collect::<Vec<_>>().join(", ");
+    let placeholders = (0..ids.len())
+        .map(|i| format!("${}", i + 2))
+        .collect::<Vec<_>>()
+        .join(", ");
     let sql = format!(
         "SELECT {OPTION_COLUMNS} FROM payment_options o WHERE o.ente = $1 AND o.position_id IN ({placeholders})
          ORDER BY o.position_id, o.option_index"
@@ -738,7 +810,10 @@ async fn load_children(conn: &mut AnyConnection, ente: &str, rows: Vec<AnyRow>) 
     let mut transfers: HashMap<String, Vec<Transfer>> = HashMap::new();
     for r in &transfer_rows {
         let iuv: String = r.try_get("iuv")?;
-        transfers.entry(iuv).or_default().push(transfer_from_row(r)?);
+        transfers
+            .entry(iuv)
+            .or_default()
+            .push(transfer_from_row(r)?);
     }
     let index: HashMap<i64, usize> = ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
     for r in &option_rows {
@@ -763,7 +838,11 @@ fn position_from_row(r: &AnyRow) -> Result<StoredPosition> {
         position: DebtPosition {
             iupd: r.try_get("iupd")?,
             debtor: Debtor {
-                kind: if kind == "G" { DebtorType::G } else { DebtorType::F },
+                kind: if kind == "G" {
+                    DebtorType::G
+                } else {
+                    DebtorType::F
+                },
                 fiscal_code: r.try_get("debtor_fiscal_code")?,
                 full_name: r.try_get("debtor_name")?,
                 street_name: r.try_get("debtor_street")?,
@@ -835,7 +914,9 @@ fn transfer_from_row(r: &AnyRow) -> Result<Transfer> {
         category: r.try_get("category")?,
         iban: r.try_get("iban")?,
         postal_iban: r.try_get("postal_iban")?,
-        stamp: stamp.map(|s| parse_json::<Stamp>(&s, "stamp")).transpose()?,
+        stamp: stamp
+            .map(|s| parse_json::<Stamp>(&s, "stamp"))
+            .transpose()?,
         metadata: parse_json(&metadata, "transfer metadata")?,
         quotas: quotas
             .into_iter()
@@ -855,9 +936,17 @@ impl Store {
     /// GPD's massive IBAN change: moves up to `limit` of the Ente's own
     /// transfers from one account to another, only where nothing was paid
     /// yet (a paid transfer's IBAN is history).
-    pub async fn replace_transfer_iban(&self, ente: &str, old_iban: &str, new_iban: &str, limit: u32) -> Result<u64> {
+    pub async fn replace_transfer_iban(
+        &self,
+        ente: &str,
+        old_iban: &str,
+        new_iban: &str,
+        limit: u32,
+    ) -> Result<u64> {
         if let Err(e) = incasso_core::codes::check_iban(new_iban) {
-            return Err(Invalid::one("newIban", codes::BAD_IBAN, format!("IBAN non valido ({e})")).into());
+            return Err(
+                Invalid::one("newIban", codes::BAD_IBAN, format!("IBAN non valido ({e})")).into(),
+            );
         }
         let res = sqlx::query(
             "UPDATE transfers SET iban = $3 WHERE ente = $1 AND iban = $2 AND organization_fiscal_code = $1

@@ -17,7 +17,9 @@ const OTHER: &str = "97000000022";
 const IBAN: &str = "IT65B0200805364000104567891";
 
 async fn store_with_ente(backend: Backend) -> Store {
-    let store = Store::connect(&fresh_database_url(backend).await).await.unwrap();
+    let store = Store::connect(&fresh_database_url(backend).await)
+        .await
+        .unwrap();
     let now = Utc::now();
     for (fc, seg) in [(ENTE, 1u8), (OTHER, 47u8)] {
         store
@@ -38,7 +40,11 @@ async fn store_with_ente(backend: Backend) -> Store {
         store
             .add_station(
                 fc,
-                &StationLink { broker_id: "15376371009".into(), station_id: format!("15376371009_{seg:02}"), segregation_code: seg },
+                &StationLink {
+                    broker_id: "15376371009".into(),
+                    station_id: format!("15376371009_{seg:02}"),
+                    segregation_code: seg,
+                },
                 now,
             )
             .await
@@ -74,7 +80,13 @@ fn position(iupd: &str, installments: u32) -> DebtPosition {
         due_date: Utc::now() + Duration::days(30),
         installments,
         second_beneficiary: None,
-        quotas: vec![(AccertamentoRef { year: 2026, code: "ACC-1".into() }, 100)],
+        quotas: vec![(
+            AccertamentoRef {
+                year: 2026,
+                code: "ACC-1".into(),
+            },
+            100,
+        )],
     })
 }
 
@@ -83,11 +95,21 @@ async fn create_read_list_round_trip() {
     for backend in backends() {
         let store = store_with_ente(backend).await;
         let now = Utc::now();
-        let created = store.create_position(ENTE, position("RT-1", 2), now, true).await.unwrap();
-        assert_eq!(created.position.status, PositionStatus::Valid, "{backend:?}");
+        let created = store
+            .create_position(ENTE, position("RT-1", 2), now, true)
+            .await
+            .unwrap();
+        assert_eq!(
+            created.position.status,
+            PositionStatus::Valid,
+            "{backend:?}"
+        );
         let read = store.get_position(ENTE, "RT-1").await.unwrap();
         assert_eq!(read.position.options.len(), 3);
-        assert_eq!(read.position.options, created.position.options, "{backend:?}: options survive storage");
+        assert_eq!(
+            read.position.options, created.position.options,
+            "{backend:?}: options survive storage"
+        );
         assert_eq!(read.position.debtor, created.position.debtor);
         for o in &read.position.options {
             let nav = o.notice_number.as_ref().unwrap();
@@ -96,10 +118,31 @@ async fn create_read_list_round_trip() {
             assert_eq!(Some(parsed.iuv), o.iuv);
         }
         // Scoped by Ente: the other Ente sees nothing.
-        assert!(matches!(store.get_position(OTHER, "RT-1").await, Err(StoreError::NotFound(_))));
-        let page = store.list_positions(ENTE, &ListFilter { limit: 10, ..Default::default() }).await.unwrap();
+        assert!(matches!(
+            store.get_position(OTHER, "RT-1").await,
+            Err(StoreError::NotFound(_))
+        ));
+        let page = store
+            .list_positions(
+                ENTE,
+                &ListFilter {
+                    limit: 10,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
         assert_eq!(page.items_found, 1);
-        let page = store.list_positions(OTHER, &ListFilter { limit: 10, ..Default::default() }).await.unwrap();
+        let page = store
+            .list_positions(
+                OTHER,
+                &ListFilter {
+                    limit: 10,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
         assert_eq!(page.items_found, 0);
     }
 }
@@ -109,10 +152,28 @@ async fn duplicate_iupd_is_a_conflict_and_writes_nothing() {
     for backend in backends() {
         let store = store_with_ente(backend).await;
         let now = Utc::now();
-        store.create_position(ENTE, position("DUP", 0), now, false).await.unwrap();
-        let err = store.create_position(ENTE, position("DUP", 0), now, false).await.unwrap_err();
-        assert!(matches!(err, StoreError::Conflict(_)), "{backend:?}: {err:?}");
-        let page = store.list_positions(ENTE, &ListFilter { limit: 10, ..Default::default() }).await.unwrap();
+        store
+            .create_position(ENTE, position("DUP", 0), now, false)
+            .await
+            .unwrap();
+        let err = store
+            .create_position(ENTE, position("DUP", 0), now, false)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, StoreError::Conflict(_)),
+            "{backend:?}: {err:?}"
+        );
+        let page = store
+            .list_positions(
+                ENTE,
+                &ListFilter {
+                    limit: 10,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
         assert_eq!(page.items_found, 1);
         // The same iupd is fine for another Ente.
         let mut other = position("DUP", 0);
@@ -121,7 +182,10 @@ async fn duplicate_iupd_is_a_conflict_and_writes_nothing() {
                 t.organization_fiscal_code = OTHER.into();
             }
         }
-        store.create_position(OTHER, other, now, false).await.unwrap();
+        store
+            .create_position(OTHER, other, now, false)
+            .await
+            .unwrap();
     }
 }
 
@@ -134,18 +198,27 @@ async fn application_iuvs_are_checked_and_unique() {
         let mut p = position("APP-1", 0);
         p.options[0].iuv = Some(nav.as_str()[1..].to_string());
         let stored = store.create_position(ENTE, p, now, true).await.unwrap();
-        assert_eq!(stored.position.options[0].notice_number.as_ref(), Some(&nav));
+        assert_eq!(
+            stored.position.options[0].notice_number.as_ref(),
+            Some(&nav)
+        );
         // The same IUV again, in another position: refused.
         let mut p = position("APP-2", 0);
         p.options[0].iuv = Some(nav.as_str()[1..].to_string());
         let err = store.create_position(ENTE, p, now, true).await.unwrap_err();
-        assert!(matches!(err, StoreError::Conflict(_)), "{backend:?}: {err:?}");
+        assert!(
+            matches!(err, StoreError::Conflict(_)),
+            "{backend:?}: {err:?}"
+        );
         // A segregation code that is not one of the Ente's stations: refused.
         let foreign = NoticeNumber::generate(2, 5).unwrap();
         let mut p = position("APP-3", 0);
         p.options[0].iuv = Some(foreign.as_str()[1..].to_string());
         let err = store.create_position(ENTE, p, now, true).await.unwrap_err();
-        assert!(matches!(&err, StoreError::Invalid(i) if i.first_code() == "BAD_IUV"), "{err:?}");
+        assert!(
+            matches!(&err, StoreError::Invalid(i) if i.first_code() == "BAD_IUV"),
+            "{err:?}"
+        );
         // Wrong check digits: refused.
         let mut bad = nav.as_str()[1..].to_string();
         let last = bad.pop().unwrap();
@@ -153,7 +226,10 @@ async fn application_iuvs_are_checked_and_unique() {
         let mut p = position("APP-4", 0);
         p.options[0].iuv = Some(bad);
         assert!(store.create_position(ENTE, p, now, true).await.is_err());
-        assert!(matches!(store.get_position(ENTE, "APP-4").await, Err(StoreError::NotFound(_))));
+        assert!(matches!(
+            store.get_position(ENTE, "APP-4").await,
+            Err(StoreError::NotFound(_))
+        ));
     }
 }
 
@@ -178,7 +254,11 @@ async fn many_tasks_never_share_an_iuv() {
             all.extend(t.await.unwrap());
         }
         let unique: HashSet<_> = all.iter().collect();
-        assert_eq!(unique.len(), all.len(), "{backend:?}: duplicate IUV under concurrency");
+        assert_eq!(
+            unique.len(),
+            all.len(),
+            "{backend:?}: duplicate IUV under concurrency"
+        );
         // Positions created concurrently also get distinct IUVs.
         let mut tasks = Vec::new();
         for t in 0..8 {
@@ -195,11 +275,25 @@ async fn many_tasks_never_share_an_iuv() {
         for t in tasks {
             t.await.unwrap();
         }
-        let page = store.list_positions(ENTE, &ListFilter { limit: 100, ..Default::default() }).await.unwrap();
+        let page = store
+            .list_positions(
+                ENTE,
+                &ListFilter {
+                    limit: 100,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
         let navs: Vec<_> = page
             .items
             .iter()
-            .flat_map(|p| p.position.options.iter().map(|o| o.notice_number.clone().unwrap()))
+            .flat_map(|p| {
+                p.position
+                    .options
+                    .iter()
+                    .map(|o| o.notice_number.clone().unwrap())
+            })
             .collect();
         assert_eq!(navs.len(), 40 * 2);
         assert_eq!(navs.iter().collect::<HashSet<_>>().len(), navs.len());
@@ -218,7 +312,13 @@ async fn two_processes_never_share_an_iuv() {
         let children: Vec<_> = (0..2)
             .map(|_| {
                 std::process::Command::new(&exe)
-                    .args(["--exact", "iuv_child_process", "--nocapture", "--test-threads", "1"])
+                    .args([
+                        "--exact",
+                        "iuv_child_process",
+                        "--nocapture",
+                        "--test-threads",
+                        "1",
+                    ])
                     .env("INCASSO_IUV_CHILD_URL", &url)
                     .stdout(std::process::Stdio::piped())
                     .spawn()
@@ -234,11 +334,20 @@ async fn two_processes_never_share_an_iuv() {
                 .lines()
                 .filter_map(|l| l.split_once("NAV ").map(|(_, nav)| nav.to_string()))
                 .collect();
-            assert_eq!(navs.len(), 600, "{backend:?}: child printed {} numbers", navs.len());
+            assert_eq!(
+                navs.len(),
+                600,
+                "{backend:?}: child printed {} numbers",
+                navs.len()
+            );
             all.extend(navs);
         }
         let unique: HashSet<_> = all.iter().collect();
-        assert_eq!(unique.len(), 1200, "{backend:?}: two processes shared an IUV");
+        assert_eq!(
+            unique.len(),
+            1200,
+            "{backend:?}: two processes shared an IUV"
+        );
     }
 }
 
@@ -279,30 +388,71 @@ async fn life_cycle_and_payments() {
         let store = store_with_ente(backend).await;
         let now = Utc::now();
         // Draft -> publish -> valid; publish twice is refused.
-        store.create_position(ENTE, position("LC-1", 3), now, false).await.unwrap();
-        assert_eq!(store.get_position(ENTE, "LC-1").await.unwrap().position.status, PositionStatus::Draft);
+        store
+            .create_position(ENTE, position("LC-1", 3), now, false)
+            .await
+            .unwrap();
+        assert_eq!(
+            store
+                .get_position(ENTE, "LC-1")
+                .await
+                .unwrap()
+                .position
+                .status,
+            PositionStatus::Draft
+        );
         store.publish_position(ENTE, "LC-1", now).await.unwrap();
         let err = store.publish_position(ENTE, "LC-1", now).await.unwrap_err();
-        assert!(matches!(err, StoreError::Transition(TransitionError::NotAllowed { .. })));
+        assert!(matches!(
+            err,
+            StoreError::Transition(TransitionError::NotAllowed { .. })
+        ));
         // Pay one installment: partially paid; the single solution is then refused.
         let p = store.get_position(ENTE, "LC-1").await.unwrap().position;
-        let navs: Vec<String> = p.options.iter().map(|o| o.notice_number.clone().unwrap().as_str().to_string()).collect();
-        store.mark_option_paid(ENTE, &navs[1], now, now).await.unwrap();
+        let navs: Vec<String> = p
+            .options
+            .iter()
+            .map(|o| o.notice_number.clone().unwrap().as_str().to_string())
+            .collect();
+        store
+            .mark_option_paid(ENTE, &navs[1], now, now)
+            .await
+            .unwrap();
         let p = store.get_position(ENTE, "LC-1").await.unwrap().position;
         assert_eq!(p.status, PositionStatus::PartiallyPaid, "{backend:?}");
         assert_eq!(p.options[1].status, OptionStatus::Paid);
-        let err = store.mark_option_paid(ENTE, &navs[0], now, now).await.unwrap_err();
-        assert!(matches!(err, StoreError::Transition(TransitionError::InstallmentsStarted)));
+        let err = store
+            .mark_option_paid(ENTE, &navs[0], now, now)
+            .await
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            StoreError::Transition(TransitionError::InstallmentsStarted)
+        ));
         // Paid options freeze the position: no update, delete or invalidate.
         assert!(matches!(
-            store.replace_position(ENTE, "LC-1", position("LC-1", 3), now, false).await,
+            store
+                .replace_position(ENTE, "LC-1", position("LC-1", 3), now, false)
+                .await,
             Err(StoreError::Transition(TransitionError::AlreadyPaid))
         ));
-        assert!(matches!(store.delete_position(ENTE, "LC-1").await, Err(StoreError::Transition(_))));
-        assert!(matches!(store.invalidate_position(ENTE, "LC-1", now).await, Err(StoreError::Transition(_))));
+        assert!(matches!(
+            store.delete_position(ENTE, "LC-1").await,
+            Err(StoreError::Transition(_))
+        ));
+        assert!(matches!(
+            store.invalidate_position(ENTE, "LC-1", now).await,
+            Err(StoreError::Transition(_))
+        ));
         // The remaining installments settle it.
-        store.mark_option_paid(ENTE, &navs[2], now, now).await.unwrap();
-        store.mark_option_paid(ENTE, &navs[3], now, now).await.unwrap();
+        store
+            .mark_option_paid(ENTE, &navs[2], now, now)
+            .await
+            .unwrap();
+        store
+            .mark_option_paid(ENTE, &navs[3], now, now)
+            .await
+            .unwrap();
         let p = store.get_position(ENTE, "LC-1").await.unwrap().position;
         assert_eq!(p.status, PositionStatus::Paid);
         assert!(matches!(
@@ -311,21 +461,46 @@ async fn life_cycle_and_payments() {
         ));
 
         // The single solution settles the whole plan at once.
-        store.create_position(ENTE, position("LC-2", 2), now, true).await.unwrap();
+        store
+            .create_position(ENTE, position("LC-2", 2), now, true)
+            .await
+            .unwrap();
         let p = store.get_position(ENTE, "LC-2").await.unwrap().position;
         let single = p.options.iter().find(|o| !o.is_partial_payment).unwrap();
-        store.mark_option_paid(ENTE, single.notice_number.as_ref().unwrap().as_str(), now, now).await.unwrap();
+        store
+            .mark_option_paid(
+                ENTE,
+                single.notice_number.as_ref().unwrap().as_str(),
+                now,
+                now,
+            )
+            .await
+            .unwrap();
         let p = store.get_position(ENTE, "LC-2").await.unwrap().position;
         assert_eq!(p.status, PositionStatus::Paid);
         let installment = p.options.iter().find(|o| o.is_partial_payment).unwrap();
         assert!(matches!(
-            store.mark_option_paid(ENTE, installment.notice_number.as_ref().unwrap().as_str(), now, now).await,
+            store
+                .mark_option_paid(
+                    ENTE,
+                    installment.notice_number.as_ref().unwrap().as_str(),
+                    now,
+                    now
+                )
+                .await,
             Err(StoreError::Transition(TransitionError::AlreadyPaid))
         ));
 
         // Invalidate, then nothing is payable.
-        store.create_position(ENTE, position("LC-3", 0), now, true).await.unwrap();
-        let p = store.invalidate_position(ENTE, "LC-3", now).await.unwrap().position;
+        store
+            .create_position(ENTE, position("LC-3", 0), now, true)
+            .await
+            .unwrap();
+        let p = store
+            .invalidate_position(ENTE, "LC-3", now)
+            .await
+            .unwrap()
+            .position;
         assert_eq!(p.status, PositionStatus::Invalid);
         let nav = p.options[0].notice_number.clone().unwrap();
         assert!(matches!(
@@ -334,17 +509,37 @@ async fn life_cycle_and_payments() {
         ));
 
         // Update of an unpaid position keeps its IUVs when resent, returns to DRAFT.
-        store.create_position(ENTE, position("LC-4", 0), now, true).await.unwrap();
+        store
+            .create_position(ENTE, position("LC-4", 0), now, true)
+            .await
+            .unwrap();
         let before = store.get_position(ENTE, "LC-4").await.unwrap();
         let mut changed = position("LC-4", 0);
         changed.options[0].iuv = before.position.options[0].iuv.clone();
         changed.company_name = "Comune modificato".into();
-        let after = store.replace_position(ENTE, "LC-4", changed, now, false).await.unwrap();
+        let after = store
+            .replace_position(ENTE, "LC-4", changed, now, false)
+            .await
+            .unwrap();
         assert_eq!(after.position.status, PositionStatus::Draft);
-        assert_eq!(after.position.options[0].iuv, before.position.options[0].iuv);
-        assert_eq!(store.get_position(ENTE, "LC-4").await.unwrap().position.company_name, "Comune modificato");
+        assert_eq!(
+            after.position.options[0].iuv,
+            before.position.options[0].iuv
+        );
+        assert_eq!(
+            store
+                .get_position(ENTE, "LC-4")
+                .await
+                .unwrap()
+                .position
+                .company_name,
+            "Comune modificato"
+        );
         store.delete_position(ENTE, "LC-4").await.unwrap();
-        assert!(matches!(store.get_position(ENTE, "LC-4").await, Err(StoreError::NotFound(_))));
+        assert!(matches!(
+            store.get_position(ENTE, "LC-4").await,
+            Err(StoreError::NotFound(_))
+        ));
     }
 }
 
@@ -355,12 +550,33 @@ async fn unknown_accertamento_and_unknown_ente_are_refused() {
         let now = Utc::now();
         let mut p = position("ACC-X", 0);
         p.options[0].transfers[0].quotas[0].accertamento.code = "NOPE".into();
-        let err = store.create_position(ENTE, p, now, false).await.unwrap_err();
-        assert!(matches!(&err, StoreError::Invalid(i) if i.first_code() == "UNKNOWN_ACCERTAMENTO"), "{err:?}");
-        let err = store.create_position("12345678903", position("X", 0), now, false).await.unwrap_err();
+        let err = store
+            .create_position(ENTE, p, now, false)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Invalid(i) if i.first_code() == "UNKNOWN_ACCERTAMENTO"),
+            "{err:?}"
+        );
+        let err = store
+            .create_position("12345678903", position("X", 0), now, false)
+            .await
+            .unwrap_err();
         assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");
-        let page = store.list_positions(ENTE, &ListFilter { limit: 10, ..Default::default() }).await.unwrap();
-        assert_eq!(page.items_found, 0, "{backend:?}: a rejected create wrote something");
+        let page = store
+            .list_positions(
+                ENTE,
+                &ListFilter {
+                    limit: 10,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            page.items_found, 0,
+            "{backend:?}: a rejected create wrote something"
+        );
     }
 }
 
@@ -373,10 +589,44 @@ async fn time_moves_states_forward() {
         p.validity_date = Some(now + Duration::days(1));
         p.switch_to_expired = true;
         store.create_position(ENTE, p, now, true).await.unwrap();
-        assert_eq!(store.get_position(ENTE, "T-1").await.unwrap().position.status, PositionStatus::Published);
-        assert_eq!(store.refresh_time_states(now + Duration::days(2)).await.unwrap(), 1);
-        assert_eq!(store.get_position(ENTE, "T-1").await.unwrap().position.status, PositionStatus::Valid);
-        store.refresh_time_states(now + Duration::days(40)).await.unwrap();
-        assert_eq!(store.get_position(ENTE, "T-1").await.unwrap().position.status, PositionStatus::Expired, "{backend:?}");
+        assert_eq!(
+            store
+                .get_position(ENTE, "T-1")
+                .await
+                .unwrap()
+                .position
+                .status,
+            PositionStatus::Published
+        );
+        assert_eq!(
+            store
+                .refresh_time_states(now + Duration::days(2))
+                .await
+                .unwrap(),
+            1
+        );
+        assert_eq!(
+            store
+                .get_position(ENTE, "T-1")
+                .await
+                .unwrap()
+                .position
+                .status,
+            PositionStatus::Valid
+        );
+        store
+            .refresh_time_states(now + Duration::days(40))
+            .await
+            .unwrap();
+        assert_eq!(
+            store
+                .get_position(ENTE, "T-1")
+                .await
+                .unwrap()
+                .position
+                .status,
+            PositionStatus::Expired,
+            "{backend:?}"
+        );
     }
 }

@@ -16,7 +16,10 @@ pub use rf::{check_creditor_reference, make_creditor_reference};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CodeError {
     #[error("lunghezza errata: attesi {expected} caratteri, trovati {found}")]
-    Length { expected: &'static str, found: usize },
+    Length {
+        expected: &'static str,
+        found: usize,
+    },
     #[error("contiene caratteri non ammessi")]
     Charset,
     #[error("carattere di controllo errato")]

@@ -1,0 +1,1058 @@
+//! The HTTP API end to end, on every backend: a real server on a loopback
+//! port, a real HTTP client, a fresh database per test.
+
+use chrono::{Duration, Utc};
+use incasso_core::accertamento::Accertamento;
+use incasso_core::catalogue::Service;
+use incasso_core::ente::{Ente, StationLink};
+use incasso_server::auth::issue_key;
+use incasso_store::Store;
+use incasso_testkit::{Backend, backends, fresh_database_url};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+const A: &str = "80000130585";
+const B: &str = "97000000022";
+const UNKNOWN_ENTE: &str = "12345678903";
+const IBAN: &str = "IT65B0200805364000104567891";
+
+struct TestApp {
+    base: String,
+    client: reqwest::Client,
+    admin_key: String,
+    key_a: String,
+    key_b: String,
+    backend: Backend,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+async fn spawn_app(backend: Backend) -> TestApp {
+    let store = Store::connect(&fresh_database_url(backend).await)
+        .await
+        .unwrap();
+    let now = Utc::now();
+    for (fc, seg) in [(A, 1u8), (B, 2u8)] {
+        store
+            .create_ente(
+                &Ente {
+                    fiscal_code: fc.into(),
+                    name: format!("Ente {fc}"),
+                    ipa_code: None,
+                    iban: Some(IBAN.into()),
+                    postal_iban: None,
+                    cbill_code: None,
+                    email: None,
+                },
+                now,
+            )
+            .await
+            .unwrap();
+        store
+            .add_station(
+                fc,
+                &StationLink {
+                    broker_id: "15376371009".into(),
+                    station_id: format!("ST_{seg:02}"),
+                    segregation_code: seg,
+                },
+                now,
+            )
+            .await
+            .unwrap();
+        store
+            .put_accertamento(
+                fc,
+                &Accertamento {
+                    year: 2026,
+                    code: "ACC-1".into(),
+                    description: "Accertamento".into(),
+                    chapter: "1010".into(),
+                    article: None,
+                    active: true,
+                },
+            )
+            .await
+            .unwrap();
+        store
+            .put_service(
+                fc,
+                &Service {
+                    code: "TARI".into(),
+                    name: "TARI".into(),
+                    office_code: None,
+                    taxonomy_code: "9/0101101IM/".into(),
+                    default_accertamento: None,
+                    iban: None,
+                    fixed_amount: None,
+                    spontaneous: false,
+                    active: true,
+                },
+            )
+            .await
+            .unwrap();
+    }
+    let (_, admin_key) = issue_key(&store, None, "test").await.unwrap();
+    let (_, key_a) = issue_key(&store, Some(A), "test").await.unwrap();
+    let (_, key_b) = issue_key(&store, Some(B), "test").await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(incasso_server::serve_with_listener(
+        listener,
+        store,
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    TestApp {
+        base,
+        client: reqwest::Client::new(),
+        admin_key,
+        key_a,
+        key_b,
+        backend,
+        _stop: stop,
+    }
+}
+
+impl TestApp {
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        key: Option<&str>,
+        body: Option<&Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self
+            .client
+            .request(method, format!("{}{}", self.base, path));
+        if let Some(k) = key {
+            req = req.header("Ocp-Apim-Subscription-Key", k);
+        }
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    async fn create(&self, body: &Value, publish: bool) -> (StatusCode, Value) {
+        let path = format!("/gpd/v1/organizations/{A}/debtpositions?toPublish={publish}");
+        self.call(Method::POST, &path, Some(&self.key_a), Some(body))
+            .await
+    }
+}
+
+fn due(days: i64) -> String {
+    (Utc::now() + Duration::days(days)).to_rfc3339()
+}
+
+/// A GPD create request, with the example values gpd.json gives where they
+/// are valid data (email, country, flags).
+fn position_body(iupd: &str) -> Value {
+    json!({
+        "iupd": iupd,
+        "type": "F",
+        "payStandIn": true,
+        "fiscalCode": "RSSMRA85T10A562S",
+        "fullName": "Mario Rossi",
+        "streetName": "Via Roma",
+        "civicNumber": "1",
+        "postalCode": "00100",
+        "city": "Roma",
+        "province": "RM",
+        "country": "IT",
+        "email": "email@domain.com",
+        "switchToExpired": false,
+        "companyName": "Comune di prova",
+        "officeName": "Ufficio Tributi",
+        "paymentOption": [{
+            "amount": 10000,
+            "description": "TARI 2026",
+            "isPartialPayment": false,
+            "dueDate": due(30),
+            "retentionDate": due(90),
+            "paymentOptionMetadata": [{"key": "anno", "value": "2026"}],
+            "transfer": [{
+                "idTransfer": "1",
+                "amount": 8000,
+                "remittanceInformation": "TARI 2026 quota comune",
+                "category": "9/0101101IM/",
+                "iban": IBAN,
+                "transferMetadata": [],
+                "accountingQuotas": [{"accertamento": "2026/ACC-1", "amount": 8000}]
+            }, {
+                "idTransfer": "2",
+                "amount": 2000,
+                "organizationFiscalCode": B,
+                "remittanceInformation": "TARI 2026 quota altro ente",
+                "category": "9/0101101IM/",
+                "iban": "IT61X0306909606100000012345",
+                "transferMetadata": [{"key": "k", "value": "v"}]
+            }]
+        }]
+    })
+}
+
+// ------------------------------------------------------------ a mini JSON Schema check
+
+/// Checks `value` against a gpd.json schema: types, required properties,
+/// enums, string lengths, numeric minimums and array items, following $refs.
+fn conforms(spec: &Value, schema: &Value, value: &Value, path: &str, errors: &mut Vec<String>) {
+    if let Some(r) = schema.get("$ref").and_then(Value::as_str) {
+        let name = r.rsplit('/').next().unwrap();
+        return conforms(
+            spec,
+            &spec["components"]["schemas"][name],
+            value,
+            path,
+            errors,
+        );
+    }
+    if value.is_null() {
+        return; // optional properties may be null
+    }
+    let ty = schema.get("type").and_then(Value::as_str).unwrap_or("");
+    let ok = match ty {
+        "object" => value.is_object(),
+        "array" => value.is_array(),
+        "string" => value.is_string(),
+        "integer" => value.is_i64() || value.is_u64(),
+        "boolean" => value.is_boolean(),
+        _ => true,
+    };
+    if !ok {
+        errors.push(format!("{path}: expected {ty}, got {value}"));
+        return;
+    }
+    if let Some(values) = schema.get("enum").and_then(Value::as_array)
+        && !values.contains(value)
+    {
+        errors.push(format!("{path}: {value} not in enum"));
+    }
+    if let (Some(s), Some(max)) = (
+        value.as_str(),
+        schema.get("maxLength").and_then(Value::as_u64),
+    ) && s.chars().count() as u64 > max
+    {
+        errors.push(format!("{path}: longer than {max}"));
+    }
+    if let (Some(n), Some(min)) = (
+        value.as_i64(),
+        schema.get("minimum").and_then(Value::as_i64),
+    ) && n < min
+    {
+        errors.push(format!("{path}: below minimum {min}"));
+    }
+    if ty == "string" && schema.get("format").and_then(Value::as_str) == Some("date-time") {
+        let s = value.as_str().unwrap();
+        if chrono::DateTime::parse_from_rfc3339(s).is_err() {
+            errors.push(format!("{path}: not a date-time: {s}"));
+        }
+    }
+    if let Some(required) = schema.get("required").and_then(Value::as_array) {
+        for r in required {
+            let r = r.as_str().unwrap();
+            let readonly = schema["properties"][r].get("readOnly").is_some();
+            if value.get(r).is_none() && !readonly {
+                errors.push(format!("{path}: missing required {r}"));
+            }
+        }
+    }
+    if let (Some(props), Some(obj)) = (
+        schema.get("properties").and_then(Value::as_object),
+        value.as_object(),
+    ) {
+        for (k, v) in obj {
+            if let Some(s) = props.get(k) {
+                conforms(spec, s, v, &format!("{path}.{k}"), errors);
+            }
+        }
+    }
+    if let (Some(items), Some(arr)) = (schema.get("items"), value.as_array()) {
+        for (i, v) in arr.iter().enumerate() {
+            conforms(spec, items, v, &format!("{path}[{i}]"), errors);
+        }
+    }
+}
+
+fn gpd_spec() -> Value {
+    serde_json::from_str(include_str!("data/gpd.json")).unwrap()
+}
+
+fn assert_conforms(spec: &Value, schema_name: &str, value: &Value) {
+    let mut errors = Vec::new();
+    conforms(
+        spec,
+        &json!({"$ref": format!("#/components/schemas/{schema_name}")}),
+        value,
+        schema_name,
+        &mut errors,
+    );
+    assert!(
+        errors.is_empty(),
+        "{schema_name} does not conform to gpd.json: {errors:#?}\n{value:#}"
+    );
+}
+
+// ------------------------------------------------------------ tests
+
+#[tokio::test]
+async fn health_answers() {
+    for backend in backends() {
+        let app = spawn_app(backend).await;
+        let (status, body) = app.call(Method::GET, "/health", None, None).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["status"], "UP");
+    }
+}
+
+#[tokio::test]
+async fn gpd_life_cycle_conforms_to_gpd_json() {
+    let spec = gpd_spec();
+    for backend in backends() {
+        let app = spawn_app(backend).await;
+        // A GPD client brings its own IUV (required in gpd.json)...
+        let mut own = position_body("IUPD-0");
+        let own_nav = incasso_core::codes::NoticeNumber::generate(1, 9_999_999).unwrap();
+        own["paymentOption"][0]["iuv"] = json!(own_nav.as_str()[1..]);
+        assert_conforms(&spec, "PaymentPositionModel", &own);
+        let (status, created) = app.create(&own, true).await;
+        assert_eq!(status, StatusCode::CREATED, "{backend:?}: {created}");
+        assert_eq!(created["paymentOption"][0]["nav"], json!(own_nav.as_str()));
+        let (status, _) = app
+            .call(
+                Method::DELETE,
+                &format!("/gpd/v1/organizations/{A}/debtpositions/IUPD-0"),
+                Some(&app.key_a),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        // ...or leaves it out, and incasso's IUV coordinator assigns one.
+        let body = position_body("IUPD-1");
+
+        // create (draft) -> 201, PaymentPositionModel with incasso's IUV
+        let (status, created) = app.create(&body, false).await;
+        assert_eq!(status, StatusCode::CREATED, "{backend:?}: {created}");
+        assert_conforms(&spec, "PaymentPositionModel", &created);
+        assert_eq!(created["status"], "DRAFT");
+        let iuv = created["paymentOption"][0]["iuv"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let nav = created["paymentOption"][0]["nav"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert_eq!(nav, format!("3{iuv}"));
+        assert!(
+            iuv.starts_with("01"),
+            "segregation code of Ente A's station"
+        );
+
+        // duplicate iupd -> 409 ProblemJson
+        let (status, problem) = app.create(&body, false).await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        assert_conforms(&spec, "ProblemJson", &problem);
+
+        // get -> PaymentPositionModelBaseResponse
+        let path = format!("/gpd/v1/organizations/{A}/debtpositions/IUPD-1");
+        let (status, got) = app.call(Method::GET, &path, Some(&app.key_a), None).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_conforms(&spec, "PaymentPositionModelBaseResponse", &got);
+        assert_eq!(
+            got["paymentOption"][0]["transfer"]
+                .as_array()
+                .unwrap()
+                .len(),
+            2
+        );
+        assert_eq!(
+            got["paymentOption"][0]["transfer"][1]["organizationFiscalCode"],
+            B
+        );
+
+        // update (PUT) keeps the IUV when resent
+        let mut changed = body.clone();
+        changed["paymentOption"][0]["iuv"] = json!(iuv);
+        changed["companyName"] = json!("Comune aggiornato");
+        let (status, updated) = app
+            .call(Method::PUT, &path, Some(&app.key_a), Some(&changed))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{updated}");
+        assert_conforms(&spec, "PaymentPositionModel", &updated);
+        assert_eq!(updated["companyName"], "Comune aggiornato");
+        assert_eq!(updated["paymentOption"][0]["iuv"], json!(iuv));
+
+        // publish -> VALID; publish again -> 409
+        let (status, published) = app
+            .call(
+                Method::POST,
+                &format!("{path}/publish"),
+                Some(&app.key_a),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_conforms(&spec, "PaymentPositionModel", &published);
+        assert_eq!(published["status"], "VALID");
+        let (status, _) = app
+            .call(
+                Method::POST,
+                &format!("{path}/publish"),
+                Some(&app.key_a),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::CONFLICT);
+
+        // list with filters and paging -> PaymentPositionsInfo
+        for i in 2..=4 {
+            let (s, _) = app.create(&position_body(&format!("IUPD-{i}")), true).await;
+            assert_eq!(s, StatusCode::CREATED);
+        }
+        let list = format!(
+            "/gpd/v1/organizations/{A}/debtpositions?limit=2&page=0&status=VALID&orderby=IUPD&ordering=ASC"
+        );
+        let (status, page) = app.call(Method::GET, &list, Some(&app.key_a), None).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        assert_conforms(&spec, "PaymentPositionsInfo", &page);
+        assert_eq!(page["page_info"]["items_found"], 4);
+        assert_eq!(page["page_info"]["total_pages"], 2);
+        assert_eq!(page["payment_position_list"][0]["iupd"], "IUPD-1");
+        assert_eq!(page["payment_position_list"][1]["iupd"], "IUPD-2");
+        let (_, page) = app
+            .call(
+                Method::GET,
+                &format!("/gpd/v1/organizations/{A}/debtpositions?status=DRAFT"),
+                Some(&app.key_a),
+                None,
+            )
+            .await;
+        assert_eq!(page["page_info"]["items_found"], 0);
+        let today = Utc::now().date_naive();
+        let range = format!(
+            "/gpd/v1/organizations/{A}/debtpositions?due_date_from={}&due_date_to={}",
+            today,
+            today + Duration::days(60)
+        );
+        let (_, page) = app.call(Method::GET, &range, Some(&app.key_a), None).await;
+        assert_eq!(page["page_info"]["items_found"], 4, "{page}");
+        let (status, _) = app
+            .call(
+                Method::GET,
+                &format!("/gpd/v1/organizations/{A}/debtpositions?limit=51"),
+                Some(&app.key_a),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+
+        // pay it (setPaymentOptionAsAlreadyPaid) -> PaymentsModelResponse; again -> 409
+        let paid_path = format!("/gpd/v1/organizations/{A}/paymentoptions/paids/{nav}");
+        let (status, paid) = app
+            .call(
+                Method::POST,
+                &paid_path,
+                Some(&app.key_a),
+                Some(&json!({"paymentDate": Utc::now().to_rfc3339()})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{paid}");
+        assert_conforms(&spec, "PaymentsModelResponse", &paid);
+        assert_eq!(paid["status"], "PO_PAID");
+        let (status, _) = app
+            .call(Method::POST, &paid_path, Some(&app.key_a), Some(&json!({})))
+            .await;
+        assert_eq!(status, StatusCode::CONFLICT);
+
+        // A paid position can be neither changed, invalidated nor deleted.
+        let (status, _) = app
+            .call(Method::PUT, &path, Some(&app.key_a), Some(&changed))
+            .await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        let (status, _) = app
+            .call(
+                Method::POST,
+                &format!("{path}/invalidate"),
+                Some(&app.key_a),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        let (status, _) = app
+            .call(Method::DELETE, &path, Some(&app.key_a), None)
+            .await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        let (_, got) = app.call(Method::GET, &path, Some(&app.key_a), None).await;
+        assert_eq!(got["status"], "PAID");
+
+        // invalidate and delete an unpaid one
+        let p2 = format!("/gpd/v1/organizations/{A}/debtpositions/IUPD-2");
+        let (status, inv) = app
+            .call(
+                Method::POST,
+                &format!("{p2}/invalidate"),
+                Some(&app.key_a),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(inv["status"], "INVALID");
+        let (status, _) = app.call(Method::DELETE, &p2, Some(&app.key_a), None).await;
+        assert_eq!(status, StatusCode::OK);
+        let (status, problem) = app.call(Method::GET, &p2, Some(&app.key_a), None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_conforms(&spec, "ProblemJson", &problem);
+
+        // massive IBAN change touches only unpaid own transfers
+        let new_iban = "IT98A0760103200001234567890";
+        let (status, res) = app
+            .call(
+                Method::PATCH,
+                &format!("/gpd/v1/organizations/{A}/debtpositions/transfers?oldIban={IBAN}"),
+                Some(&app.key_a),
+                Some(&json!({"newIban": new_iban})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{res}");
+        assert_conforms(&spec, "UpdateTransferIbanMassiveResponse", &res);
+        assert_eq!(
+            res["updatedTransfers"], 2,
+            "IUPD-3 and IUPD-4; IUPD-1 is paid"
+        );
+        let (_, got) = app.call(Method::GET, &path, Some(&app.key_a), None).await;
+        assert_eq!(got["paymentOption"][0]["transfer"][0]["iban"], IBAN);
+    }
+}
+
+#[tokio::test]
+async fn bad_input_is_refused_with_field_and_reason_and_writes_nothing() {
+    let cases: Vec<(&str, Box<dyn Fn(&mut Value)>, StatusCode, &str, &str)> = vec![
+        (
+            "debtor fiscal code",
+            Box::new(|b| b["fiscalCode"] = json!("RSSMRA85T10A562X")),
+            StatusCode::BAD_REQUEST,
+            "BAD_FISCAL_CODE",
+            "fiscalCode",
+        ),
+        (
+            "VAT number",
+            Box::new(|b| {
+                b["type"] = json!("G");
+                b["fiscalCode"] = json!("01234567890");
+            }),
+            StatusCode::BAD_REQUEST,
+            "BAD_VAT_NUMBER",
+            "fiscalCode",
+        ),
+        (
+            "IBAN",
+            Box::new(|b| {
+                b["paymentOption"][0]["transfer"][0]["iban"] = json!("IT00B0200805364000104567891")
+            }),
+            StatusCode::BAD_REQUEST,
+            "BAD_IBAN",
+            "paymentOption[0].transfer[0].iban",
+        ),
+        (
+            "zero amount",
+            Box::new(|b| {
+                b["paymentOption"][0]["amount"] = json!(0);
+            }),
+            StatusCode::BAD_REQUEST,
+            "AMOUNT_NOT_POSITIVE",
+            "paymentOption[0].amount",
+        ),
+        (
+            "negative transfer",
+            Box::new(|b| {
+                b["paymentOption"][0]["transfer"][1]["amount"] = json!(-2000);
+            }),
+            StatusCode::BAD_REQUEST,
+            "AMOUNT_NOT_POSITIVE",
+            "paymentOption[0].transfer[1].amount",
+        ),
+        (
+            "transfers do not add up",
+            Box::new(|b| b["paymentOption"][0]["amount"] = json!(10001)),
+            StatusCode::BAD_REQUEST,
+            "AMOUNT_MISMATCH",
+            "paymentOption[0].transfer",
+        ),
+        (
+            "six transfers",
+            Box::new(|b| {
+                let t = b["paymentOption"][0]["transfer"][1].clone();
+                let list = b["paymentOption"][0]["transfer"].as_array_mut().unwrap();
+                for i in 3..=6 {
+                    let mut x = t.clone();
+                    x["idTransfer"] = json!(i.to_string());
+                    x["amount"] = json!(1);
+                    list.push(x);
+                }
+            }),
+            StatusCode::BAD_REQUEST,
+            "TOO_MANY_TRANSFERS",
+            "paymentOption[0].transfer",
+        ),
+        (
+            "unknown taxonomy",
+            Box::new(|b| b["paymentOption"][0]["transfer"][0]["category"] = json!("9/9999999XX/")),
+            StatusCode::BAD_REQUEST,
+            "UNKNOWN_TAXONOMY",
+            "paymentOption[0].transfer[0].category",
+        ),
+        (
+            "quotas do not add up",
+            Box::new(|b| {
+                b["paymentOption"][0]["transfer"][0]["accountingQuotas"][0]["amount"] = json!(7999)
+            }),
+            StatusCode::BAD_REQUEST,
+            "QUOTAS_MISMATCH",
+            "paymentOption[0].transfer[0].accountingQuotas",
+        ),
+        (
+            "unknown accertamento",
+            Box::new(|b| {
+                b["paymentOption"][0]["transfer"][0]["accountingQuotas"][0]["accertamento"] =
+                    json!("2026/NOPE")
+            }),
+            StatusCode::BAD_REQUEST,
+            "UNKNOWN_ACCERTAMENTO",
+            "accountingQuotas",
+        ),
+        (
+            "due date in the past",
+            Box::new(|b| b["paymentOption"][0]["dueDate"] = json!(due(-1))),
+            StatusCode::BAD_REQUEST,
+            "DATE_IN_PAST",
+            "paymentOption[0].dueDate",
+        ),
+        (
+            "remittance too long",
+            Box::new(|b| {
+                b["paymentOption"][0]["transfer"][0]["remittanceInformation"] =
+                    json!("x".repeat(141))
+            }),
+            StatusCode::BAD_REQUEST,
+            "TOO_LONG",
+            "paymentOption[0].transfer[0].remittanceInformation",
+        ),
+        (
+            "foreign segregation code",
+            Box::new(|b| b["paymentOption"][0]["iuv"] = json!("02000000000000547")),
+            StatusCode::BAD_REQUEST,
+            "BAD_IUV",
+            "paymentOption[0].iuv",
+        ),
+        (
+            "missing full name",
+            Box::new(|b| {
+                b.as_object_mut().unwrap().remove("fullName");
+            }),
+            StatusCode::BAD_REQUEST,
+            "BAD_JSON_DATA",
+            "",
+        ),
+        (
+            "amount not a number",
+            Box::new(|b| b["paymentOption"][0]["amount"] = json!("cento")),
+            StatusCode::BAD_REQUEST,
+            "BAD_JSON_DATA",
+            "",
+        ),
+    ];
+    for backend in backends() {
+        let app = spawn_app(backend).await;
+        for (name, mutate, status, code, field) in &cases {
+            let mut body = position_body("BAD");
+            mutate(&mut body);
+            let (got, problem) = app.create(&body, true).await;
+            assert_eq!(got, *status, "{backend:?} {name}: {problem}");
+            assert_eq!(problem["code"], *code, "{backend:?} {name}: {problem}");
+            assert!(
+                !problem["detail"].as_str().unwrap_or("").is_empty(),
+                "{name}: an explanation"
+            );
+            if !field.is_empty() {
+                let fields: Vec<&str> = problem["errors"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|e| e["field"].as_str().unwrap())
+                    .collect();
+                assert!(
+                    fields.contains(field),
+                    "{name}: errors name {fields:?}, expected {field}"
+                );
+            }
+            let (s, _) = app
+                .call(
+                    Method::GET,
+                    &format!("/gpd/v1/organizations/{A}/debtpositions/BAD"),
+                    Some(&app.key_a),
+                    None,
+                )
+                .await;
+            assert_eq!(
+                s,
+                StatusCode::NOT_FOUND,
+                "{name}: a rejected request wrote a position"
+            );
+        }
+        // Malformed JSON, wrong content type, oversized body.
+        let url = format!("{}/gpd/v1/organizations/{A}/debtpositions", app.base);
+        let resp = app
+            .client
+            .post(&url)
+            .header("Ocp-Apim-Subscription-Key", &app.key_a)
+            .header("content-type", "application/json")
+            .body("{\"iupd\": ")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+        let problem: Value = resp.json().await.unwrap();
+        assert_eq!(problem["code"], "BAD_JSON_SYNTAX");
+        let resp = app
+            .client
+            .post(&url)
+            .header("Ocp-Apim-Subscription-Key", &app.key_a)
+            .header("content-type", "text/plain")
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        let mut huge = position_body("HUGE");
+        huge["fullName"] = json!("x".repeat(2 * 1024 * 1024));
+        let resp = app
+            .client
+            .post(&url)
+            .header("Ocp-Apim-Subscription-Key", &app.key_a)
+            .json(&huge)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        let problem: Value = resp.json().await.unwrap();
+        assert_eq!(problem["code"], "BODY_TOO_LARGE");
+        // Unknown Ente: 404 even for the intermediary.
+        let (s, problem) = app
+            .call(
+                Method::POST,
+                &format!("/gpd/v1/organizations/{UNKNOWN_ENTE}/debtpositions"),
+                Some(&app.admin_key),
+                Some(&position_body("X")),
+            )
+            .await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{problem}");
+        // Nothing was written by any of the above.
+        let (_, page) = app
+            .call(
+                Method::GET,
+                &format!("/gpd/v1/organizations/{A}/debtpositions"),
+                Some(&app.key_a),
+                None,
+            )
+            .await;
+        assert_eq!(page["page_info"]["items_found"], 0, "{:?}", app.backend);
+    }
+}
+
+/// Every path of gpd.json and of incasso's own OpenAPI document, called
+/// with another Ente's key, is refused (403 or 404), and without a key 401.
+#[tokio::test]
+async fn an_ente_key_never_reaches_another_ente() {
+    let gpd = gpd_spec();
+    for backend in backends() {
+        let app = spawn_app(backend).await;
+        // Something real to aim at in Ente A.
+        let (s, created) = app.create(&position_body("SECRET"), true).await;
+        assert_eq!(s, StatusCode::CREATED);
+        let nav = created["paymentOption"][0]["nav"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let (_, own_doc) = app.call(Method::GET, "/api/openapi.json", None, None).await;
+        let mut endpoints: Vec<(String, String)> = Vec::new();
+        for (prefix, doc) in [("/gpd/v1", &gpd), ("", &own_doc)] {
+            for (path, ops) in doc["paths"].as_object().unwrap() {
+                for method in ops.as_object().unwrap().keys() {
+                    if ["get", "post", "put", "patch", "delete"].contains(&method.as_str()) {
+                        endpoints.push((method.to_uppercase(), format!("{prefix}{path}")));
+                    }
+                }
+            }
+        }
+        assert!(endpoints.len() >= 25, "found {} endpoints", endpoints.len());
+        let mut checked = 0;
+        for (method, template) in &endpoints {
+            let path = template
+                .replace("{organizationfiscalcode}", A)
+                .replace("{fiscalCode}", A)
+                .replace("{iupd}", "SECRET")
+                .replace("{nav}", &nav)
+                .replace("{stationId}", "ST_01")
+                .replace("{code}", "TARI")
+                .replace("{year}", "2026")
+                .replace("{keyId}", "x");
+            let path = if path.ends_with("/transfers") {
+                format!("{path}?oldIban={IBAN}")
+            } else {
+                path
+            };
+            if !path.contains(A) {
+                // Not an Ente resource: intermediary administration.
+                let (s, body) = app
+                    .call(
+                        Method::from_bytes(method.as_bytes()).unwrap(),
+                        &path,
+                        Some(&app.key_b),
+                        Some(&json!({})),
+                    )
+                    .await;
+                assert!(
+                    s == StatusCode::FORBIDDEN
+                        || (method == "GET"
+                            && path == "/api/v1/enti"
+                            && !body.to_string().contains(A)),
+                    "{method} {path} with an Ente key: {s} {body}"
+                );
+                continue;
+            }
+            let m = Method::from_bytes(method.as_bytes()).unwrap();
+            let (s, body) = app
+                .call(
+                    m.clone(),
+                    &path,
+                    Some(&app.key_b),
+                    Some(&position_body("SECRET")),
+                )
+                .await;
+            assert!(
+                s == StatusCode::FORBIDDEN || s == StatusCode::NOT_FOUND,
+                "{backend:?} {method} {path} with Ente B's key answered {s}: {body}"
+            );
+            let (s, _) = app.call(m, &path, None, None).await;
+            assert_eq!(s, StatusCode::UNAUTHORIZED, "{method} {path} without a key");
+            checked += 1;
+        }
+        assert!(checked >= 20);
+        // And the position is intact.
+        let (s, got) = app
+            .call(
+                Method::GET,
+                &format!("/gpd/v1/organizations/{A}/debtpositions/SECRET"),
+                Some(&app.key_a),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(got["status"], "VALID");
+    }
+}
+
+#[tokio::test]
+async fn administration_api() {
+    for backend in backends() {
+        let app = spawn_app(backend).await;
+        let new_ente = json!({"fiscalCode": "00123456782", "name": "Comune Nuovo", "iban": IBAN, "cbillCode": "ZZ999"});
+        // An Ente key cannot create Enti; the intermediary can, once.
+        let (s, _) = app
+            .call(
+                Method::POST,
+                "/api/v1/enti",
+                Some(&app.key_a),
+                Some(&new_ente),
+            )
+            .await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+        let (s, body) = app
+            .call(
+                Method::POST,
+                "/api/v1/enti",
+                Some(&app.admin_key),
+                Some(&new_ente),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{backend:?} {body}");
+        let (s, _) = app
+            .call(
+                Method::POST,
+                "/api/v1/enti",
+                Some(&app.admin_key),
+                Some(&new_ente),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CONFLICT);
+        let bad = json!({"fiscalCode": "00123456789", "name": "", "iban": "IT00"});
+        let (s, body) = app
+            .call(
+                Method::POST,
+                "/api/v1/enti",
+                Some(&app.admin_key),
+                Some(&bad),
+            )
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST);
+        let fields: Vec<&str> = body["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["field"].as_str().unwrap())
+            .collect();
+        assert_eq!(fields, ["fiscalCode", "name", "iban"]);
+        // Station: intermediary only; segregation code unique per Ente.
+        let station =
+            json!({"brokerId": "15376371009", "stationId": "ST_NEW", "segregationCode": 5});
+        let (s, _) = app
+            .call(
+                Method::POST,
+                "/api/v1/enti/00123456782/stations",
+                Some(&app.admin_key),
+                Some(&station),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED);
+        let again =
+            json!({"brokerId": "15376371009", "stationId": "ST_OTHER", "segregationCode": 5});
+        let (s, _) = app
+            .call(
+                Method::POST,
+                "/api/v1/enti/00123456782/stations",
+                Some(&app.admin_key),
+                Some(&again),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CONFLICT);
+        // The Ente's own key manages its offices, accertamenti and catalogue, idempotently.
+        let (_, key) = app
+            .call(
+                Method::POST,
+                "/api/v1/enti/00123456782/api-keys",
+                Some(&app.admin_key),
+                Some(&json!({"label": "gestionale"})),
+            )
+            .await;
+        let key = key["apiKey"].as_str().unwrap().to_string();
+        for _ in 0..2 {
+            let (s, _) = app
+                .call(
+                    Method::PUT,
+                    "/api/v1/enti/00123456782/offices/TRIB",
+                    Some(&key),
+                    Some(&json!({"name": "Tributi"})),
+                )
+                .await;
+            assert_eq!(s, StatusCode::OK);
+            let acc = json!({"description": "TARI", "chapter": "1010"});
+            let (s, _) = app
+                .call(
+                    Method::PUT,
+                    "/api/v1/enti/00123456782/accertamenti/2026/ACC-T",
+                    Some(&key),
+                    Some(&acc),
+                )
+                .await;
+            assert_eq!(s, StatusCode::OK);
+            let service = json!({"name": "TARI", "officeCode": "TRIB", "taxonomyCode": "9/0101101IM/", "defaultAccertamento": "2026/ACC-T", "spontaneous": true});
+            let (s, body) = app
+                .call(
+                    Method::PUT,
+                    "/api/v1/enti/00123456782/services/TARI",
+                    Some(&key),
+                    Some(&service),
+                )
+                .await;
+            assert_eq!(s, StatusCode::OK, "{body}");
+        }
+        let (_, services) = app
+            .call(
+                Method::GET,
+                "/api/v1/enti/00123456782/services",
+                Some(&key),
+                None,
+            )
+            .await;
+        assert_eq!(services.as_array().unwrap().len(), 1);
+        assert_eq!(services[0]["defaultAccertamento"], "2026/ACC-T");
+        let bad_service = json!({"name": "X", "taxonomyCode": "9/0000000XX/", "defaultAccertamento": "2026/NOPE"});
+        let (s, body) = app
+            .call(
+                Method::PUT,
+                "/api/v1/enti/00123456782/services/X",
+                Some(&key),
+                Some(&bad_service),
+            )
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST);
+        assert_eq!(body["code"], "UNKNOWN_TAXONOMY");
+        let (_, accs) = app
+            .call(
+                Method::GET,
+                "/api/v1/enti/00123456782/accertamenti?year=2026",
+                Some(&key),
+                None,
+            )
+            .await;
+        assert_eq!(accs.as_array().unwrap().len(), 1);
+        // Revoked keys stop working.
+        let (_, keys) = app
+            .call(
+                Method::GET,
+                "/api/v1/enti/00123456782/api-keys",
+                Some(&key),
+                None,
+            )
+            .await;
+        let key_id = keys[0]["keyId"].as_str().unwrap().to_string();
+        let (s, _) = app
+            .call(
+                Method::DELETE,
+                &format!("/api/v1/enti/00123456782/api-keys/{key_id}"),
+                Some(&key),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::NO_CONTENT);
+        let (s, _) = app
+            .call(Method::GET, "/api/v1/enti/00123456782", Some(&key), None)
+            .await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+    }
+}
+
+#[tokio::test]
+async fn openapi_and_docs_are_served_offline() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let (s, doc) = app.call(Method::GET, "/api/openapi.json", None, None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(doc["paths"]["/api/v1/enti"].is_object());
+    assert!(doc["components"]["securitySchemes"]["ApiKey"].is_object());
+    let resp = app
+        .client
+        .get(format!("{}/api/docs/", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let html = resp.text().await.unwrap();
+    assert!(html.contains("swagger-ui"));
+    // The Swagger UI assets are inside the binary, not fetched from a CDN.
+    let resp = app
+        .client
+        .get(format!("{}/api/docs/swagger-ui-bundle.js", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(resp.bytes().await.unwrap().len() > 100_000);
+}
