@@ -425,7 +425,7 @@ async fn seed_ente(store: &Store, d: &DemoEnte) -> Result<()> {
             16 => {
                 store.invalidate_position(fc, iupd, now).await?;
             }
-            17 | 18 | 19 => {
+            17..=19 => {
                 let options = &stored.position.options;
                 let pick = if state == 19 {
                     options.iter().find(|o| o.is_partial_payment)

@@ -534,7 +534,15 @@ async fn gpd_life_cycle_conforms_to_gpd_json() {
 
 #[tokio::test]
 async fn bad_input_is_refused_with_field_and_reason_and_writes_nothing() {
-    let cases: Vec<(&str, Box<dyn Fn(&mut Value)>, StatusCode, &str, &str)> = vec![
+    /// (case, how to spoil the body, status, error code, field named)
+    type Case = (
+        &'static str,
+        Box<dyn Fn(&mut Value)>,
+        StatusCode,
+        &'static str,
+        &'static str,
+    );
+    let cases: Vec<Case> = vec![
         (
             "debtor fiscal code",
             Box::new(|b| b["fiscalCode"] = json!("RSSMRA85T10A562X")),
