@@ -3,7 +3,8 @@
 //! a few hundred positions in several states; and `<data-dir>/demo.json`,
 //! which tells a person or a script everything needed to try them.
 //!
-//! Seeding happens once. Later starts keep the data and rewrite demo.json,
+//! Seeding is idempotent, step by step: a later start (or one after a seed
+//! that was interrupted) adds only what is missing, then rewrites demo.json,
 //! reusing its keys while they still work (only hashes are stored, so a
 //! lost key is replaced by a new one).
 
@@ -341,18 +342,13 @@ async fn reuse_or_issue(
 async fn seed_ente(store: &Store, d: &DemoEnte) -> Result<()> {
     let now = Utc::now();
     let fc = &d.ente.fiscal_code;
-    store.create_ente(&d.ente, now).await?;
-    store
-        .add_station(
-            fc,
-            &StationLink {
-                broker_id: BROKER_ID.into(),
-                station_id: d.station_id.into(),
-                segregation_code: d.segregation_code,
-            },
-            now,
-        )
-        .await?;
+    ignore_conflict(store.create_ente(&d.ente, now).await)?;
+    let station = StationLink {
+        broker_id: BROKER_ID.into(),
+        station_id: d.station_id.into(),
+        segregation_code: d.segregation_code,
+    };
+    ignore_conflict(store.add_station(fc, &station, now).await)?;
     for o in &d.offices {
         store.put_office(fc, o).await?;
     }
@@ -416,6 +412,11 @@ async fn seed_ente(store: &Store, d: &DemoEnte) -> Result<()> {
             quotas,
         };
         let position = sample::position(&spec);
+        match store.get_position(fc, &spec.iupd).await {
+            Ok(_) => continue,
+            Err(StoreError::NotFound(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
         let state = i % 20;
         // 0..=13 payable, 14..=15 draft, 16 invalid, 17..=18 paid, 19 partially paid (or paid).
         let publish = state != 14 && state != 15;
@@ -443,6 +444,13 @@ async fn seed_ente(store: &Store, d: &DemoEnte) -> Result<()> {
         }
     }
     Ok(())
+}
+
+fn ignore_conflict(r: Result<(), StoreError>) -> Result<(), StoreError> {
+    match r {
+        Err(StoreError::Conflict(_)) => Ok(()),
+        other => other,
+    }
 }
 
 async fn payable_notices(store: &Store, fc: &str) -> Result<Vec<DemoNotice>> {

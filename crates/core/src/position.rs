@@ -258,7 +258,7 @@ impl DebtPosition {
             c.fail(
                 "iupd",
                 codes::BAD_FORMAT,
-                "iupd: da 1 a 100 caratteri tra lettere, cifre, '-', '_', '.' e '*'",
+                "iupd: da 1 a 100 caratteri tra lettere, cifre, spazi, '-', '_', '.' e '*'",
             );
         }
         self.debtor.check(&mut c);
@@ -340,12 +340,13 @@ impl DebtPosition {
     }
 
     /// Whether the content may still be replaced by an update. A position
-    /// with any money collected never changes again.
-    pub fn check_updatable(&self) -> Result<(), TransitionError> {
+    /// with any money collected never changes again, nor does one that has
+    /// expired or been cancelled.
+    pub fn check_updatable(&self, now: DateTime<Utc>) -> Result<(), TransitionError> {
         if self.status.has_payments() || self.has_paid_option() {
             return Err(TransitionError::AlreadyPaid);
         }
-        match self.status {
+        match self.effective_status(now) {
             PositionStatus::Draft | PositionStatus::Published | PositionStatus::Valid => Ok(()),
             other => Err(TransitionError::NotAllowed {
                 action: "modificare",
@@ -370,18 +371,22 @@ impl DebtPosition {
                 status: self.status,
             });
         }
+        // GPD refuses, rather than silently moves, a validity date that has
+        // passed while the position was a draft.
+        if self.validity_date.is_some_and(|v| v <= now) {
+            return Err(TransitionError::ValidityDatePassed);
+        }
         if let Some(option) = self.options.iter().find(|o| o.due_date < now) {
             return Err(TransitionError::DueDatePassed {
                 iuv: option.iuv.clone().unwrap_or_default(),
             });
         }
         self.publish_date = Some(now);
-        match self.validity_date {
-            Some(v) if v > now => self.status = PositionStatus::Published,
-            _ => {
-                self.validity_date = Some(now);
-                self.status = PositionStatus::Valid;
-            }
+        if self.validity_date.is_some() {
+            self.status = PositionStatus::Published;
+        } else {
+            self.validity_date = Some(now);
+            self.status = PositionStatus::Valid;
         }
         self.last_updated_date = Some(now);
         Ok(())
@@ -391,7 +396,7 @@ impl DebtPosition {
         if self.status.has_payments() || self.has_paid_option() {
             return Err(TransitionError::AlreadyPaid);
         }
-        match self.status {
+        match self.effective_status(now) {
             PositionStatus::Published | PositionStatus::Valid => {
                 self.status = PositionStatus::Invalid;
                 self.last_updated_date = Some(now);
@@ -486,6 +491,8 @@ pub enum TransitionError {
     DueDatePassed { iuv: String },
     #[error("opzione di pagamento inesistente")]
     UnknownOption,
+    #[error("la data di validità è già passata: aggiornarla prima di pubblicare")]
+    ValidityDatePassed,
 }
 
 impl TransitionError {
@@ -498,6 +505,7 @@ impl TransitionError {
             Self::InstallmentsStarted => "INSTALLMENTS_STARTED",
             Self::DueDatePassed { .. } => "DUE_DATE_PASSED",
             Self::UnknownOption => "UNKNOWN_OPTION",
+            Self::ValidityDatePassed => "VALIDITY_DATE_PASSED",
         }
     }
 }

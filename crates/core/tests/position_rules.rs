@@ -112,7 +112,7 @@ fn draft_is_not_payable_and_invalid_is_cancelled() {
     p.publish(now).unwrap();
     p.invalidate(now).unwrap();
     assert_eq!(p.pay_option(0, now, now), Err(TransitionError::Cancelled));
-    assert!(p.check_updatable().is_err());
+    assert!(p.check_updatable(now).is_err());
     assert!(p.check_deletable().is_ok());
 }
 
@@ -189,7 +189,7 @@ proptest! {
         }
         prop_assert_eq!(p.status, PositionStatus::Paid);
         prop_assert_eq!(p.options[0].status, OptionStatus::Unpaid);
-        prop_assert!(p.check_updatable().is_err() && p.check_deletable().is_err());
+        prop_assert!(p.check_updatable(now).is_err() && p.check_deletable().is_err());
         prop_assert!(p.invalidate(now).is_err());
     }
 

@@ -4,10 +4,11 @@
 
 use crate::AppState;
 use crate::auth::{Caller, Intermediary, issue_key};
+use crate::error::ApiQuery;
 use crate::error::{ApiError, ApiJson, ProblemJson};
 use axum::Json;
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get, put};
 use chrono::Utc;
@@ -479,7 +480,7 @@ async fn list_accertamenti(
     State(state): State<AppState>,
     caller: Caller,
     Path(fc): Path<String>,
-    Query(q): Query<YearQuery>,
+    ApiQuery(q): ApiQuery<YearQuery>,
 ) -> Result<Json<Vec<AccertamentoDto>>, ApiError> {
     caller.require_ente(&fc)?;
     state.store.get_ente(&fc).await?;
@@ -590,16 +591,17 @@ async fn list_ente_keys(
     ))
 }
 
-/// Issue a new key for the Ente. The secret is in the response only.
+/// Issue a new key for the Ente (intermediary key only: a leaked Ente key
+/// must not be able to mint successors that outlive its revocation). The
+/// secret is in the response only.
 #[utoipa::path(post, path = "/api/v1/enti/{fiscalCode}/api-keys", tag = "api-keys", request_body = NewKeyRequest,
-    params(("fiscalCode" = String, Path)), responses((status = 201, body = NewApiKeyDto)))]
+    params(("fiscalCode" = String, Path)), responses((status = 201, body = NewApiKeyDto), (status = 403, body = ProblemJson)))]
 async fn create_ente_key(
     State(state): State<AppState>,
-    caller: Caller,
+    _caller: Intermediary,
     Path(fc): Path<String>,
     ApiJson(body): ApiJson<NewKeyRequest>,
 ) -> Result<(StatusCode, Json<NewApiKeyDto>), ApiError> {
-    caller.require_ente(&fc)?;
     let (key_id, api_key) = issue_key(&state.store, Some(&fc), &body.label).await?;
     Ok((StatusCode::CREATED, Json(NewApiKeyDto { key_id, api_key })))
 }

@@ -3,9 +3,10 @@
 //! clients use: a stable `code` and, for rejected input, every field error.
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, Request};
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Query, Request};
 use axum::http::StatusCode;
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use incasso_core::FieldError;
 use incasso_core::position::TransitionError;
@@ -167,5 +168,33 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
             "BAD_BODY",
             format!("corpo della richiesta illeggibile: {}", other.body_text()),
         ),
+    }
+}
+
+/// `Query<T>` whose rejections are ProblemJson naming the parameter.
+pub struct ApiQuery<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiQuery<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match Query::<T>::from_request_parts(parts, state).await {
+            Ok(Query(v)) => Ok(ApiQuery(v)),
+            Err(QueryRejection::FailedToDeserializeQueryString(e)) => Err(ApiError::bad_request(
+                "BAD_QUERY",
+                format!("parametri della richiesta non validi: {}", e.body_text()),
+            )),
+            Err(other) => Err(ApiError::bad_request(
+                "BAD_QUERY",
+                format!(
+                    "parametri della richiesta non validi: {}",
+                    other.body_text()
+                ),
+            )),
+        }
     }
 }

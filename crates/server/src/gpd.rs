@@ -8,10 +8,10 @@
 
 use crate::AppState;
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiJson};
+use crate::error::{ApiError, ApiJson, ApiQuery};
 use axum::Json;
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, patch, post};
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
@@ -594,7 +594,7 @@ async fn create_position(
     State(state): State<AppState>,
     caller: Caller,
     Path(ente): Path<String>,
-    Query(q): Query<PublishQuery>,
+    ApiQuery(q): ApiQuery<PublishQuery>,
     ApiJson(body): ApiJson<PaymentPositionModel>,
 ) -> Result<(StatusCode, Json<PaymentPositionModel>), ApiError> {
     caller.require_ente(&ente)?;
@@ -624,7 +624,7 @@ async fn update_position(
     State(state): State<AppState>,
     caller: Caller,
     Path((ente, iupd)): Path<(String, String)>,
-    Query(q): Query<PublishQuery>,
+    ApiQuery(q): ApiQuery<PublishQuery>,
     ApiJson(body): ApiJson<PaymentPositionModel>,
 ) -> Result<Json<PaymentPositionModel>, ApiError> {
     caller.require_ente(&ente)?;
@@ -781,7 +781,7 @@ async fn list_positions(
     State(state): State<AppState>,
     caller: Caller,
     Path(ente): Path<String>,
-    Query(q): Query<ListQuery>,
+    ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<PaymentPositionsInfo>, ApiError> {
     caller.require_ente(&ente)?;
     let limit = q.limit.unwrap_or(10);
@@ -893,7 +893,7 @@ async fn update_transfer_iban(
     State(state): State<AppState>,
     caller: Caller,
     Path(ente): Path<String>,
-    Query(q): Query<IbanQuery>,
+    ApiQuery(q): ApiQuery<IbanQuery>,
     ApiJson(body): ApiJson<UpdateIbanModel>,
 ) -> Result<Json<UpdateIbanResponse>, ApiError> {
     caller.require_ente(&ente)?;

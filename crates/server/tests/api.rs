@@ -1012,6 +1012,16 @@ async fn administration_api() {
             )
             .await;
         assert_eq!(accs.as_array().unwrap().len(), 1);
+        // Only the intermediary mints keys; an Ente key can list and revoke its own.
+        let (s, _) = app
+            .call(
+                Method::POST,
+                "/api/v1/enti/00123456782/api-keys",
+                Some(&key),
+                Some(&json!({})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
         // Revoked keys stop working.
         let (_, keys) = app
             .call(

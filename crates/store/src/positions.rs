@@ -79,6 +79,13 @@ const OPTION_COLUMNS: &str = "o.position_id, o.iuv, o.notice_number, o.amount, o
 const TRANSFER_COLUMNS: &str = "t.iuv, t.id_transfer, t.amount, t.organization_fiscal_code, t.company_name,
     t.remittance_information, t.category, t.iban, t.postal_iban, t.stamp, t.metadata, t.quotas, t.reported";
 
+/// `DebtPosition::effective_status` in SQL, with the instant `now` as `$2`.
+const EFFECTIVE_STATUS: &str = "(CASE
+    WHEN status = 'PUBLISHED' AND (validity_date IS NULL OR validity_date <= $2)
+        THEN (CASE WHEN switch_to_expired = 1 AND max_due_date < $2 THEN 'EXPIRED' ELSE 'VALID' END)
+    WHEN status = 'VALID' AND switch_to_expired = 1 AND max_due_date < $2 THEN 'EXPIRED'
+    ELSE status END)";
+
 /// How many times a create retries when a generated IUV turns out to be
 /// taken already (a management application brought the same one itself).
 const IUV_RETRIES: usize = 3;
@@ -140,7 +147,16 @@ impl Store {
                     if !generated || attempt >= IUV_RETRIES {
                         return Err(iuv_taken(&iuv));
                     }
-                    tracing::warn!("generated IUV already used by an application; retrying");
+                    tracing::warn!(
+                        "generated IUV already used by an application; moving the sequence past it"
+                    );
+                    self.skip_sequence_past_used(ente, &iuv).await?;
+                    for (option, want) in position.options.iter_mut().zip(&wanted) {
+                        if *want {
+                            option.iuv = None;
+                            option.notice_number = None;
+                        }
+                    }
                 }
                 Err(InsertError::Other(e)) => return Err(e),
             }
@@ -266,32 +282,64 @@ impl Store {
         ente: &str,
         filter: &ListFilter,
     ) -> Result<Page<StoredPosition>> {
+        self.list_positions_at(ente, filter, Utc::now()).await
+    }
+
+    /// Lists with the status as it is at `now` (see
+    /// `DebtPosition::effective_status`), and with the date filters applied
+    /// to the payment options, as GPD does: a plan whose installments span
+    /// months matches on any of them.
+    pub async fn list_positions_at(
+        &self,
+        ente: &str,
+        filter: &ListFilter,
+        now: DateTime<Utc>,
+    ) -> Result<Page<StoredPosition>> {
+        // $1 ente, $2 now, then the integer parameters, then the text ones.
         let mut conditions = vec!["ente = $1".to_string()];
         let mut ints: Vec<i64> = Vec::new();
         let mut texts: Vec<String> = Vec::new();
-        // Integer parameters come first ($2...), text ones after them.
-        let mut int_cond = |col: &str, op: &str, v: Option<DateTime<Utc>>, ints: &mut Vec<i64>| {
-            if let Some(v) = v {
-                ints.push(to_micros(v));
-                conditions.push(format!("{col} {op} ${}", ints.len() + 1));
+        let mut option_range = |col: &str,
+                                from: Option<DateTime<Utc>>,
+                                to: Option<DateTime<Utc>>,
+                                ints: &mut Vec<i64>| {
+            if from.is_none() && to.is_none() {
+                return;
             }
+            let mut parts = vec!["o.position_id = debt_positions.id".to_string()];
+            if let Some(v) = from {
+                ints.push(to_micros(v));
+                parts.push(format!("o.{col} >= ${}", ints.len() + 2));
+            }
+            if let Some(v) = to {
+                ints.push(to_micros(v));
+                parts.push(format!("o.{col} <= ${}", ints.len() + 2));
+            }
+            conditions.push(format!(
+                "EXISTS (SELECT 1 FROM payment_options o WHERE {})",
+                parts.join(" AND ")
+            ));
         };
-        int_cond("min_due_date", ">=", filter.due_date_from, &mut ints);
-        int_cond("max_due_date", "<=", filter.due_date_to, &mut ints);
-        int_cond("payment_date", ">=", filter.payment_date_from, &mut ints);
-        int_cond("payment_date", "<=", filter.payment_date_to, &mut ints);
+        option_range(
+            "due_date",
+            filter.due_date_from,
+            filter.due_date_to,
+            &mut ints,
+        );
+        option_range(
+            "payment_date",
+            filter.payment_date_from,
+            filter.payment_date_to,
+            &mut ints,
+        );
+        let mut next = ints.len() + 3;
         if let Some(status) = filter.status {
             texts.push(status.as_str().to_string());
+            conditions.push(format!("{EFFECTIVE_STATUS} = ${next}"));
+            next += 1;
         }
         if let Some(cf) = &filter.debtor_fiscal_code {
             texts.push(cf.clone());
-        }
-        let mut next = ints.len() + 2;
-        if filter.status.is_some() {
-            conditions.push(format!("status = ${next}"));
-            next += 1;
-        }
-        if filter.debtor_fiscal_code.is_some() {
             conditions.push(format!("debtor_fiscal_code = ${next}"));
         }
         let where_clause = conditions.join(" AND ");
@@ -305,7 +353,9 @@ impl Store {
         let limit = filter.limit.clamp(1, 1000);
         let count_sql =
             format!("SELECT CAST(COUNT(*) AS BIGINT) FROM debt_positions WHERE {where_clause}");
-        let mut count_q = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(count_sql)).bind(ente);
+        let mut count_q = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(count_sql))
+            .bind(ente)
+            .bind(to_micros(now));
         for v in &ints {
             count_q = count_q.bind(*v);
         }
@@ -318,7 +368,9 @@ impl Store {
              ORDER BY {order_col} {direction}, id {direction} LIMIT {limit} OFFSET {}",
             u64::from(filter.page) * u64::from(limit)
         );
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(ente);
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(ente)
+            .bind(to_micros(now));
         for v in &ints {
             q = q.bind(*v);
         }
@@ -353,7 +405,20 @@ impl Store {
         // IUVs the position already owns are legitimately reused by an update;
         // validation must not see them as foreign.
         let current = self.get_position(ente, iupd).await?;
-        current.position.check_updatable()?;
+        current.position.check_updatable(now)?;
+        // An option resent with its IUV keeps the notice number it already has
+        // (legacy aux 0/1/2 ones included): the debtor may hold it on paper.
+        for option in &mut position.options {
+            if option.notice_number.is_none()
+                && let Some(existing) = current
+                    .position
+                    .options
+                    .iter()
+                    .find(|o| o.iuv.is_some() && o.iuv == option.iuv)
+            {
+                option.notice_number = existing.notice_number.clone();
+            }
+        }
         let segregation_codes = self.prepare(ente, &mut position, now).await?;
         position.inserted_date = current.position.inserted_date;
         position.status = PositionStatus::Draft;
@@ -373,7 +438,7 @@ impl Store {
                 "la posizione è stata modificata nel frattempo: riprovare".into(),
             ));
         }
-        locked.position.check_updatable()?;
+        locked.position.check_updatable(now)?;
         sqlx::query("DELETE FROM payment_options WHERE position_id = $1")
             .bind(locked.id)
             .execute(&mut *tx)
@@ -935,7 +1000,9 @@ fn transfer_from_row(r: &AnyRow) -> Result<Transfer> {
 impl Store {
     /// GPD's massive IBAN change: moves up to `limit` of the Ente's own
     /// transfers from one account to another, only where nothing was paid
-    /// yet (a paid transfer's IBAN is history).
+    /// yet (a paid transfer's IBAN is history). The positions touched are
+    /// locked, so a payment arriving at the same moment waits or wins,
+    /// never interleaves.
     pub async fn replace_transfer_iban(
         &self,
         ente: &str,
@@ -948,20 +1015,83 @@ impl Store {
                 Invalid::one("newIban", codes::BAD_IBAN, format!("IBAN non valido ({e})")).into(),
             );
         }
-        let res = sqlx::query(
-            "UPDATE transfers SET iban = $3 WHERE ente = $1 AND iban = $2 AND organization_fiscal_code = $1
-             AND iuv IN (SELECT o.iuv FROM payment_options o JOIN debt_positions p ON p.id = o.position_id
-                 WHERE o.ente = $1 AND o.status = 'PO_UNPAID'
-                 AND p.status IN ('DRAFT', 'PUBLISHED', 'VALID')
-                 AND EXISTS (SELECT 1 FROM transfers x WHERE x.ente = $1 AND x.iuv = o.iuv AND x.iban = $2)
-                 ORDER BY o.iuv LIMIT $4)",
+        let now = to_micros(Utc::now());
+        let mut tx = self.write_tx().await?;
+        let sql = format!(
+            "SELECT o.iuv, o.position_id FROM payment_options o JOIN debt_positions p ON p.id = o.position_id
+             WHERE o.ente = $1 AND o.status = 'PO_UNPAID' AND p.status IN ('DRAFT', 'PUBLISHED', 'VALID')
+             AND EXISTS (SELECT 1 FROM transfers x WHERE x.ente = $1 AND x.iuv = o.iuv
+                         AND x.iban = $2 AND x.organization_fiscal_code = $1)
+             ORDER BY o.iuv LIMIT $3{}",
+            self.dialect.for_update()
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(ente)
+            .bind(old_iban)
+            .bind(i64::from(limit))
+            .fetch_all(&mut *tx)
+            .await?;
+        let mut updated = 0;
+        let mut positions = BTreeSet::new();
+        for r in &rows {
+            let iuv: String = r.try_get("iuv")?;
+            positions.insert(r.try_get::<i64, _>("position_id")?);
+            updated += sqlx::query(
+                "UPDATE transfers SET iban = $3 WHERE ente = $1 AND iuv = $2 AND iban = $4
+                 AND organization_fiscal_code = $1",
+            )
+            .bind(ente)
+            .bind(&iuv)
+            .bind(new_iban)
+            .bind(old_iban)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        }
+        for id in positions {
+            sqlx::query(
+                "UPDATE debt_positions SET updated_at = $2, version = version + 1 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(updated)
+    }
+
+    /// Moves the IUV sequence of the IUV's segregation code past it, after a
+    /// generated IUV turned out to be taken (an application, or a previous
+    /// intermediary, used numbers from the same range).
+    async fn skip_sequence_past_used(&self, ente: &str, iuv: &str) -> Result<()> {
+        let Ok(parsed) = NoticeNumber::parse(&format!("3{iuv}")) else {
+            return Ok(());
+        };
+        let seg = i64::from(parsed.segregation_code.unwrap_or(0));
+        // The highest IUV of the range already stored: aux-3 IUVs are fixed
+        // width, so text order is number order.
+        let prefix = format!("{seg:02}%");
+        let highest: Option<String> = sqlx::query_scalar(
+            "SELECT MAX(iuv) FROM payment_options WHERE ente = $1 AND iuv LIKE $2",
         )
         .bind(ente)
-        .bind(old_iban)
-        .bind(new_iban)
-        .bind(i64::from(limit))
+        .bind(&prefix)
+        .fetch_one(&self.pool)
+        .await?;
+        let base: i64 = highest
+            .as_deref()
+            .and_then(|h| h.get(2..15))
+            .and_then(|b| b.parse().ok())
+            .unwrap_or(0);
+        sqlx::query(
+            "UPDATE iuv_sequences SET next_value = $3 WHERE ente = $1 AND segregation_code = $2 AND next_value < $3",
+        )
+        .bind(ente)
+        .bind(seg)
+        .bind(base + 1)
         .execute(&self.pool)
         .await?;
-        Ok(res.rows_affected())
+        Ok(())
     }
 }

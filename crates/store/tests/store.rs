@@ -630,3 +630,114 @@ async fn time_moves_states_forward() {
         );
     }
 }
+
+#[tokio::test]
+async fn update_keeps_legacy_notice_numbers_and_lists_by_effective_status() {
+    for backend in backends() {
+        let store = store_with_ente(backend).await;
+        let now = Utc::now();
+        // A legacy aux-2 notice brought by the application survives an update
+        // that resends only the IUV.
+        let legacy = {
+            let base = "123456789012345";
+            let check = incasso_core::codes::notice::check_digits_mod93(&format!("2{base}"));
+            format!("2{base}{check:02}")
+        };
+        let parsed = NoticeNumber::parse(&legacy).unwrap();
+        let mut p = position("LEG-1", 0);
+        p.options[0].iuv = Some(parsed.iuv.clone());
+        p.options[0].notice_number = Some(parsed.notice_number.clone());
+        store.create_position(ENTE, p, now, true).await.unwrap();
+        let mut resent = position("LEG-1", 0);
+        resent.options[0].iuv = Some(parsed.iuv.clone());
+        let after = store
+            .replace_position(ENTE, "LEG-1", resent, now, true)
+            .await
+            .unwrap();
+        assert_eq!(
+            after.position.options[0]
+                .notice_number
+                .as_ref()
+                .unwrap()
+                .as_str(),
+            legacy,
+            "{backend:?}"
+        );
+
+        // Status filter uses the status as it is now, not as last stored.
+        let mut p = position("EXP-1", 0);
+        p.switch_to_expired = true;
+        store.create_position(ENTE, p, now, true).await.unwrap();
+        let later = now + Duration::days(45);
+        let expired = ListFilter {
+            status: Some(PositionStatus::Expired),
+            limit: 10,
+            ..Default::default()
+        };
+        let page = store
+            .list_positions_at(ENTE, &expired, later)
+            .await
+            .unwrap();
+        assert_eq!(page.items_found, 1, "{backend:?}");
+        assert_eq!(page.items[0].position.iupd, "EXP-1");
+        let valid = ListFilter {
+            status: Some(PositionStatus::Valid),
+            limit: 10,
+            ..Default::default()
+        };
+        assert_eq!(
+            store
+                .list_positions_at(ENTE, &valid, later)
+                .await
+                .unwrap()
+                .items_found,
+            1,
+            "LEG-1 only"
+        );
+        // An expired position can no longer be updated or invalidated.
+        let stored = store.get_position(ENTE, "EXP-1").await.unwrap().position;
+        assert!(stored.check_updatable(later).is_err());
+
+        // Due-date filter matches a plan on any installment.
+        store
+            .create_position(ENTE, position("PLAN", 3), now, true)
+            .await
+            .unwrap();
+        let window = ListFilter {
+            due_date_from: Some(now + Duration::days(85)),
+            due_date_to: Some(now + Duration::days(95)),
+            limit: 10,
+            ..Default::default()
+        };
+        let page = store.list_positions(ENTE, &window).await.unwrap();
+        assert_eq!(
+            page.items
+                .iter()
+                .map(|p| p.position.iupd.as_str())
+                .collect::<Vec<_>>(),
+            ["PLAN"]
+        );
+    }
+}
+
+#[tokio::test]
+async fn generated_iuvs_skip_past_numbers_an_application_used() {
+    for backend in backends() {
+        let store = store_with_ente(backend).await;
+        let now = Utc::now();
+        // The application used sequence numbers 1 and 2 of segregation code 01.
+        for (k, seq) in [1u64, 2].iter().enumerate() {
+            let nav = NoticeNumber::generate(1, *seq).unwrap();
+            let mut p = position(&format!("APPL-{k}"), 0);
+            p.options[0].iuv = Some(nav.as_str()[1..].to_string());
+            store.create_position(ENTE, p, now, true).await.unwrap();
+        }
+        // incasso's own sequence starts at 1: it must step over both.
+        let created = store
+            .create_position(ENTE, position("GEN", 0), now, true)
+            .await
+            .unwrap();
+        let nav = created.position.options[0].notice_number.clone().unwrap();
+        assert_eq!(nav, NoticeNumber::generate(1, 3).unwrap(), "{backend:?}");
+    }
+}
