@@ -110,7 +110,7 @@ impl Store {
         .bind(service.fixed_amount.map(|c| c.0))
         .bind(i64::from(service.spontaneous))
         .bind(i64::from(service.active))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
@@ -152,7 +152,7 @@ impl Store {
         .bind(&acc.chapter)
         .bind(&acc.article)
         .bind(i64::from(acc.active))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }

@@ -37,7 +37,7 @@ impl Store {
         .bind(&ente.cbill_code)
         .bind(&ente.email)
         .bind(to_micros(now))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(StoreError::from);
         match res {
@@ -63,7 +63,7 @@ impl Store {
         .bind(&ente.cbill_code)
         .bind(&ente.email)
         .bind(to_micros(now))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         if res.rows_affected() == 0 {
             return Err(StoreError::NotFound("ente"));
@@ -101,7 +101,7 @@ impl Store {
         .bind(&office.code)
         .bind(&office.name)
         .bind(&office.email)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
@@ -127,7 +127,7 @@ impl Store {
         let res = sqlx::query("DELETE FROM offices WHERE ente = $1 AND code = $2")
             .bind(ente)
             .bind(code)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         if res.rows_affected() == 0 {
             return Err(StoreError::NotFound("ufficio"));
@@ -155,7 +155,7 @@ impl Store {
         .bind(&link.broker_id)
         .bind(i64::from(link.segregation_code))
         .bind(to_micros(now))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(StoreError::from);
         match res {
@@ -194,7 +194,7 @@ impl Store {
         let res = sqlx::query("DELETE FROM stations WHERE ente = $1 AND station_id = $2")
             .bind(ente)
             .bind(station_id)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         if res.rows_affected() == 0 {
             return Err(StoreError::NotFound("stazione"));

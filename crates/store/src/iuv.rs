@@ -23,22 +23,18 @@ impl Store {
             return Ok(Vec::new());
         }
         let seg = i64::from(segregation_code);
-        sqlx::query(
-            "INSERT INTO iuv_sequences (ente, segregation_code, next_value) VALUES ($1, $2, 1)
-             ON CONFLICT (ente, segregation_code) DO NOTHING",
-        )
-        .bind(ente)
-        .bind(seg)
-        .execute(&self.pool)
-        .await?;
+        // One statement: the first allocation creates the row, later ones
+        // move it; both databases run an upsert atomically.
         let next: i64 = sqlx::query_scalar(
-            "UPDATE iuv_sequences SET next_value = next_value + $3
-             WHERE ente = $1 AND segregation_code = $2 RETURNING next_value",
+            "INSERT INTO iuv_sequences (ente, segregation_code, next_value) VALUES ($1, $2, 1 + $3)
+             ON CONFLICT (ente, segregation_code)
+             DO UPDATE SET next_value = iuv_sequences.next_value + $3
+             RETURNING next_value",
         )
         .bind(ente)
         .bind(seg)
         .bind(i64::from(count))
-        .fetch_one(&self.pool)
+        .fetch_one(&self.writer)
         .await?;
         let first = next - i64::from(count);
         if next - 1 > MAX_SEQUENCE {

@@ -56,7 +56,7 @@ impl Store {
         .bind(scope.as_str())
         .bind(label)
         .bind(to_micros(now))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
@@ -97,7 +97,7 @@ impl Store {
         .bind(key_id)
         .bind(to_micros(now))
         .bind(ente.unwrap_or(""))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         if res.rows_affected() == 0 {
             return Err(StoreError::NotFound("chiave API"));
@@ -141,7 +141,7 @@ impl Store {
         .bind(password_hash)
         .bind(role)
         .bind(to_micros(now))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }

@@ -96,9 +96,16 @@ impl StoreError {
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// A handle on the database. Cheap to clone.
+///
+/// Writes go through `writer`. On SQLite that is a pool of one connection:
+/// SQLite admits one writer at a time anyway, and queueing writers in the
+/// pool is fair and immediate, where letting them collide on the file lock
+/// makes each loser sleep in SQLite's busy handler. Other processes on the
+/// same file still meet the busy timeout. On PostgreSQL both are one pool.
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
+    writer: AnyPool,
     dialect: Dialect,
 }
 
@@ -120,31 +127,43 @@ impl Store {
         };
         let options = AnyConnectOptions::from_str(&url)
             .map_err(|e| StoreError::Config(format!("invalid database URL: {e}")))?;
-        let pool_options = match dialect {
-            // One writer at a time is SQLite's nature; readers go in
-            // parallel under WAL.
-            Dialect::Sqlite => {
-                AnyPoolOptions::new()
-                    .max_connections(8)
-                    .after_connect(|conn, _meta| {
-                        Box::pin(async move {
-                            sqlx::raw_sql(
-                                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+        let sqlite = |max: u32| {
+            AnyPoolOptions::new()
+                .max_connections(max)
+                .acquire_timeout(Duration::from_secs(60))
+                .after_connect(|conn, _meta| {
+                    Box::pin(async move {
+                        sqlx::raw_sql(
+                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
                              PRAGMA busy_timeout = 30000; PRAGMA foreign_keys = ON;",
-                            )
-                            .execute(&mut *conn)
-                            .await?;
-                            Ok(())
-                        })
+                        )
+                        .execute(&mut *conn)
+                        .await?;
+                        Ok(())
                     })
-            }
-            Dialect::Postgres => AnyPoolOptions::new().max_connections(16),
+                })
         };
-        let pool = pool_options
-            .acquire_timeout(Duration::from_secs(30))
-            .connect_with(options)
-            .await?;
-        Ok(Store { pool, dialect })
+        let (pool, writer) = match dialect {
+            // Readers go in parallel under WAL; one writer at a time.
+            Dialect::Sqlite => {
+                let writer = sqlite(1).connect_with(options.clone()).await?;
+                let pool = sqlite(8).connect_with(options).await?;
+                (pool, writer)
+            }
+            Dialect::Postgres => {
+                let pool = AnyPoolOptions::new()
+                    .max_connections(16)
+                    .acquire_timeout(Duration::from_secs(30))
+                    .connect_with(options)
+                    .await?;
+                (pool.clone(), pool)
+            }
+        };
+        Ok(Store {
+            pool,
+            writer,
+            dialect,
+        })
     }
 
     pub fn dialect(&self) -> Dialect {
@@ -162,10 +181,11 @@ impl Store {
     }
 
     pub async fn close(&self) {
+        self.writer.close().await;
         self.pool.close().await;
     }
 
     async fn write_tx(&self) -> Result<Transaction<'static, sqlx::Any>> {
-        Ok(self.pool.begin_with(self.dialect.begin_write()).await?)
+        Ok(self.writer.begin_with(self.dialect.begin_write()).await?)
     }
 }

@@ -549,14 +549,14 @@ impl Store {
              WHERE status = 'PUBLISHED' AND validity_date <= $1",
         )
         .bind(t)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         let b = sqlx::query(
             "UPDATE debt_positions SET status = 'EXPIRED', updated_at = $1, version = version + 1
              WHERE status = 'VALID' AND switch_to_expired = 1 AND max_due_date < $1",
         )
         .bind(t)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(a.rows_affected() + b.rows_affected())
     }
@@ -1090,7 +1090,7 @@ impl Store {
         .bind(ente)
         .bind(seg)
         .bind(base + 1)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
