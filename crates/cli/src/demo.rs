@@ -55,6 +55,15 @@ fn service(
     fixed: Option<i64>,
     spontaneous: bool,
 ) -> Service {
+    // A 5-character id in pagoPA's catalogue, for payments started at a PSP.
+    let pagopa_service_id = spontaneous.then(|| {
+        let base: String = code
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .take(5)
+            .collect();
+        format!("{base:X<5}")
+    });
     Service {
         code: code.into(),
         name: name.into(),
@@ -67,6 +76,7 @@ fn service(
         iban: None,
         fixed_amount: fixed.map(Cents),
         spontaneous,
+        pagopa_service_id,
         active: true,
     }
 }

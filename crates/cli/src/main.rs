@@ -81,6 +81,7 @@ enum Command {
 fn main() -> Result<()> {
     let cli = Cli::parse();
     init_logging(&cli.log_format);
+    incasso_pagopa::connector::install_crypto_provider();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -26,6 +26,9 @@ pub struct Service {
     /// Whether a citizen may start a payment without a notice
     /// (portal, or `paDemandPaymentNotice` at a PSP).
     pub spontaneous: bool,
+    /// The 5-character service id pagoPA's catalogue gives this service,
+    /// which a PSP sends in `paDemandPaymentNotice` (`idServizio`).
+    pub pagopa_service_id: Option<String>,
     pub active: bool,
 }
 
@@ -55,6 +58,15 @@ impl Service {
         }
         if let Some(iban) = &self.iban {
             check_iban_field(&mut c, "iban", iban);
+        }
+        if let Some(id) = &self.pagopa_service_id
+            && id.chars().count() != 5
+        {
+            c.fail(
+                "pagopaServiceId",
+                codes::BAD_FORMAT,
+                "l'identificativo di servizio pagoPA è di 5 caratteri",
+            );
         }
         if let Some(amount) = self.fixed_amount
             && amount.0 <= 0

@@ -41,7 +41,9 @@ impl FaultCode {
     pub fn fault_string(self) -> &'static str {
         match self {
             Self::SyntaxExtraXsd => "Errore di sintassi extra XSD.",
-            Self::WrongDomain => "Il codice identificativo dell'Ente Creditore non è gestito dalla stazione",
+            Self::WrongDomain => {
+                "Il codice identificativo dell'Ente Creditore non è gestito dalla stazione"
+            }
             Self::WrongBroker => "Identificativo intermediario non corrispondente",
             Self::WrongStation => "Stazione intermediario non corrispondente",
             Self::PaymentUnknown => "Pagamento in attesa risulta sconosciuto all'Ente Creditore",

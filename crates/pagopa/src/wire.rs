@@ -170,9 +170,19 @@ pub struct DemandRequest {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
-    Verify { header: Header, qr: QrCode },
-    GetPayment { request: GetPaymentRequest, v2: bool },
-    SendRt { header: Header, receipt: Box<Receipt>, v2: bool },
+    Verify {
+        header: Header,
+        qr: QrCode,
+    },
+    GetPayment {
+        request: GetPaymentRequest,
+        v2: bool,
+    },
+    SendRt {
+        header: Header,
+        receipt: Box<Receipt>,
+        v2: bool,
+    },
     Demand(DemandRequest),
 }
 
@@ -228,7 +238,10 @@ type Fx<T> = Result<T, String>;
 
 impl<'a> Fields<'a> {
     fn new(el: &'a Element, path: impl Into<String>) -> Self {
-        Fields { el, path: path.into() }
+        Fields {
+            el,
+            path: path.into(),
+        }
     }
 
     fn at(&self, name: &str) -> String {
@@ -253,7 +266,10 @@ impl<'a> Fields<'a> {
             .ok_or_else(|| format!("elemento obbligatorio mancante: {}", self.at(name)))?;
         let n = v.chars().count();
         if n < min || n > max {
-            return Err(format!("{}: lunghezza {n} fuori da {min}..{max}", self.at(name)));
+            return Err(format!(
+                "{}: lunghezza {n} fuori da {min}..{max}",
+                self.at(name)
+            ));
         }
         Ok(v.to_string())
     }
@@ -275,7 +291,8 @@ impl<'a> Fields<'a> {
 
     fn amount(&self, name: &str) -> Fx<Cents> {
         let v = self.text(name, 4, 20)?;
-        parse_amount(&v).ok_or_else(|| format!("{}: importo non valido '{v}' (formato 0.00)", self.at(name)))
+        parse_amount(&v)
+            .ok_or_else(|| format!("{}: importo non valido '{v}' (formato 0.00)", self.at(name)))
     }
 
     fn opt_amount(&self, name: &str) -> Fx<Option<Cents>> {
@@ -331,7 +348,12 @@ impl<'a> Fields<'a> {
 
     /// The XSD allows no element it does not declare.
     fn only(&self, allowed: &[&str]) -> Fx<()> {
-        match self.el.children.iter().find(|c| !allowed.contains(&c.name.as_str())) {
+        match self
+            .el
+            .children
+            .iter()
+            .find(|c| !allowed.contains(&c.name.as_str()))
+        {
             Some(c) => Err(format!("{}: elemento non previsto '{}'", self.path, c.name)),
             None => Ok(()),
         }
@@ -344,7 +366,11 @@ pub fn parse_amount(s: &str) -> Option<Cents> {
     if units.is_empty() || units.len() > 15 || cents.len() != 2 {
         return None;
     }
-    if !units.bytes().chain(cents.bytes()).all(|b| b.is_ascii_digit()) {
+    if !units
+        .bytes()
+        .chain(cents.bytes())
+        .all(|b| b.is_ascii_digit())
+    {
         return None;
     }
     Cents::parse_decimal(s)
@@ -415,7 +441,11 @@ fn receipt(f: &Fields<'_>, v2: bool) -> Fx<Receipt> {
             id_transfer: id,
             amount: t.amount("transferAmount")?,
             fiscal_code_pa: t.digits("fiscalCodePA", 11)?,
-            company_name: if v2 { t.opt_text("companyName", 1, 140)? } else { None },
+            company_name: if v2 {
+                t.opt_text("companyName", 1, 140)?
+            } else {
+                None
+            },
             iban,
             remittance_information: t.text("remittanceInformation", 1, 140)?,
             transfer_category: t.text("transferCategory", 1, 140)?,
@@ -449,11 +479,27 @@ fn receipt(f: &Fields<'_>, v2: bool) -> Fx<Receipt> {
         channel_description: r.text("channelDescription", 1, 35)?,
         payer: r.opt_node("payer").map(|p| subject(&p)).transpose()?,
         payment_method: r.opt_text("paymentMethod", 1, 35)?,
-        payment_note: if v2 { r.opt_text("paymentNote", 1, 210)? } else { None },
+        payment_note: if v2 {
+            r.opt_text("paymentNote", 1, 210)?
+        } else {
+            None
+        },
         fee: r.opt_amount("fee")?,
-        primary_ci_incurred_fee: if v2 { r.opt_amount("primaryCiIncurredFee")? } else { None },
-        id_bundle: if v2 { r.opt_text("idBundle", 1, 70)? } else { None },
-        id_ci_bundle: if v2 { r.opt_text("idCiBundle", 1, 70)? } else { None },
+        primary_ci_incurred_fee: if v2 {
+            r.opt_amount("primaryCiIncurredFee")?
+        } else {
+            None
+        },
+        id_bundle: if v2 {
+            r.opt_text("idBundle", 1, 70)?
+        } else {
+            None
+        },
+        id_ci_bundle: if v2 {
+            r.opt_text("idCiBundle", 1, 70)?
+        } else {
+            None
+        },
         payment_date_time: r.opt_datetime("paymentDateTime")?,
         application_date: r.opt_date("applicationDate")?,
         transfer_date: r.opt_date("transferDate")?,
@@ -472,8 +518,13 @@ pub fn parse_request(bytes: &[u8], limits: Limits) -> Result<Request, SyntaxErro
     };
     let root = xml::parse(bytes, limits).map_err(|e| fail(None, None, e.to_string()))?;
     let payload = soap_payload(&root).map_err(|d| fail(None, None, d))?;
-    let operation = Operation::from_request_element(&payload.name)
-        .ok_or_else(|| fail(None, None, format!("operazione sconosciuta: {}", payload.name)))?;
+    let operation = Operation::from_request_element(&payload.name).ok_or_else(|| {
+        fail(
+            None,
+            None,
+            format!("operazione sconosciuta: {}", payload.name),
+        )
+    })?;
     let id_pa = payload.text_of("idPA").map(str::to_string);
     if payload.namespace.as_deref() != Some(PA_FOR_NODE_NS) {
         return Err(fail(
@@ -507,7 +558,12 @@ pub fn parse_request(bytes: &[u8], limits: Limits) -> Result<Request, SyntaxErro
                     None => None,
                     Some("POSTAL") => Some(TransferType::Postal),
                     Some("PAGOPA") => Some(TransferType::PagoPa),
-                    Some(v) => return Err(format!("{}: POSTAL o PAGOPA, non '{v}'", f.at("transferType"))),
+                    Some(v) => {
+                        return Err(format!(
+                            "{}: POSTAL o PAGOPA, non '{v}'",
+                            f.at("transferType")
+                        ));
+                    }
                 };
                 Request::GetPayment {
                     request: GetPaymentRequest {
@@ -547,7 +603,12 @@ pub fn parse_request(bytes: &[u8], limits: Limits) -> Result<Request, SyntaxErro
                     subject_service_id: f.text("idSoggettoServizio", 5, 5)?,
                     service_data: base64::engine::general_purpose::STANDARD
                         .decode(compact)
-                        .map_err(|_| format!("{}: base64 non valido", f.at("datiSpecificiServizioRequest")))?,
+                        .map_err(|_| {
+                            format!(
+                                "{}: base64 non valido",
+                                f.at("datiSpecificiServizioRequest")
+                            )
+                        })?,
                 })
             }
         })
@@ -660,17 +721,30 @@ pub struct NoticeSummary {
 
 fn write_summary(w: &mut Writer, s: &NoticeSummary) {
     w.open("paymentList").open("paymentOptionDescription");
-    w.leaf("amount", &s.amount.to_decimal()).leaf("options", "EQ");
+    w.leaf("amount", &s.amount.to_decimal())
+        .leaf("options", "EQ");
     if let Some(d) = s.due_date {
         w.leaf("dueDate", &d.format("%Y-%m-%d").to_string());
     }
-    w.leaf_opt("detailDescription", fit(&s.detail_description, 140).as_deref())
-        .leaf("allCCP", if s.all_ccp { "true" } else { "false" });
+    w.leaf_opt(
+        "detailDescription",
+        fit(&s.detail_description, 140).as_deref(),
+    )
+    .leaf("allCCP", if s.all_ccp { "true" } else { "false" });
     w.close("paymentOptionDescription").close("paymentList");
-    w.leaf_opt("paymentDescription", fit(&s.payment_description, 140).as_deref())
-        .leaf("fiscalCodePA", &s.fiscal_code_pa)
-        .leaf_opt("companyName", fit(&s.company_name, 140).as_deref())
-        .leaf_opt("officeName", s.office_name.as_deref().and_then(|o| fit(o, 140)).as_deref());
+    w.leaf_opt(
+        "paymentDescription",
+        fit(&s.payment_description, 140).as_deref(),
+    )
+    .leaf("fiscalCodePA", &s.fiscal_code_pa)
+    .leaf_opt("companyName", fit(&s.company_name, 140).as_deref())
+    .leaf_opt(
+        "officeName",
+        s.office_name
+            .as_deref()
+            .and_then(|o| fit(o, 140))
+            .as_deref(),
+    );
 }
 
 pub fn verify_response(s: &NoticeSummary) -> String {
@@ -743,7 +817,10 @@ fn write_metadata(w: &mut Writer, metadata: &[(String, String)]) {
     }
     w.open("metadata");
     for (k, v) in entries {
-        w.open("mapEntry").leaf("key", &k).leaf("value", &v).close("mapEntry");
+        w.open("mapEntry")
+            .leaf("key", &k)
+            .leaf("value", &v)
+            .close("mapEntry");
     }
     w.close("metadata");
 }
@@ -755,13 +832,31 @@ fn write_subject(w: &mut Writer, name: &str, s: &Subject) {
         .leaf("entityUniqueIdentifierValue", &fit_req(&s.id, 16))
         .close("uniqueIdentifier")
         .leaf("fullName", &fit_req(&s.full_name, 70))
-        .leaf_opt("streetName", s.street_name.as_deref().and_then(|v| fit(v, 70)).as_deref())
-        .leaf_opt("civicNumber", s.civic_number.as_deref().and_then(|v| fit(v, 16)).as_deref())
-        .leaf_opt("postalCode", s.postal_code.as_deref().and_then(|v| fit(v, 16)).as_deref())
-        .leaf_opt("city", s.city.as_deref().and_then(|v| fit(v, 35)).as_deref())
+        .leaf_opt(
+            "streetName",
+            s.street_name.as_deref().and_then(|v| fit(v, 70)).as_deref(),
+        )
+        .leaf_opt(
+            "civicNumber",
+            s.civic_number
+                .as_deref()
+                .and_then(|v| fit(v, 16))
+                .as_deref(),
+        )
+        .leaf_opt(
+            "postalCode",
+            s.postal_code.as_deref().and_then(|v| fit(v, 16)).as_deref(),
+        )
+        .leaf_opt(
+            "city",
+            s.city.as_deref().and_then(|v| fit(v, 35)).as_deref(),
+        )
         .leaf_opt(
             "stateProvinceRegion",
-            s.state_province_region.as_deref().and_then(|v| fit(v, 35)).as_deref(),
+            s.state_province_region
+                .as_deref()
+                .and_then(|v| fit(v, 35))
+                .as_deref(),
         )
         .leaf_opt(
             "country",
@@ -777,13 +872,20 @@ fn write_subject(w: &mut Writer, name: &str, s: &Subject) {
 /// refuses such a position before calling this.
 pub fn get_payment_response(data: &PaymentData, v2: bool) -> String {
     let mut w = Writer::new();
-    let op = if v2 { Operation::GetPaymentV2 } else { Operation::GetPayment };
+    let op = if v2 {
+        Operation::GetPaymentV2
+    } else {
+        Operation::GetPayment
+    };
     let el = op.response_element();
     open_payload(&mut w, el);
     w.leaf("outcome", "OK").open("data");
-    w.leaf("creditorReferenceId", &fit_req(&data.creditor_reference_id, 35))
-        .leaf("paymentAmount", &data.payment_amount.to_decimal())
-        .leaf("dueDate", &data.due_date.format("%Y-%m-%d").to_string());
+    w.leaf(
+        "creditorReferenceId",
+        &fit_req(&data.creditor_reference_id, 35),
+    )
+    .leaf("paymentAmount", &data.payment_amount.to_decimal())
+    .leaf("dueDate", &data.due_date.format("%Y-%m-%d").to_string());
     if let Some(r) = data.retention_date {
         w.leaf("retentionDate", &r.format("%Y-%m-%dT%H:%M:%S").to_string());
     }
@@ -796,7 +898,13 @@ pub fn get_payment_response(data: &PaymentData, v2: bool) -> String {
     } else {
         w.leaf_opt("companyName", fit(&data.company_name, 140).as_deref());
     }
-    w.leaf_opt("officeName", data.office_name.as_deref().and_then(|o| fit(o, 140)).as_deref());
+    w.leaf_opt(
+        "officeName",
+        data.office_name
+            .as_deref()
+            .and_then(|o| fit(o, 140))
+            .as_deref(),
+    );
     write_subject(&mut w, "debtor", &data.debtor);
     w.open("transferList");
     for t in &data.transfers {
@@ -805,7 +913,13 @@ pub fn get_payment_response(data: &PaymentData, v2: bool) -> String {
             .leaf("transferAmount", &t.amount.to_decimal())
             .leaf("fiscalCodePA", &t.fiscal_code_pa);
         if v2 {
-            w.leaf_opt("companyName", t.company_name.as_deref().and_then(|c| fit(c, 140)).as_deref());
+            w.leaf_opt(
+                "companyName",
+                t.company_name
+                    .as_deref()
+                    .and_then(|c| fit(c, 140))
+                    .as_deref(),
+            );
         }
         match (&t.iban, &t.stamp) {
             (_, Some(s)) if v2 => {
@@ -822,8 +936,11 @@ pub fn get_payment_response(data: &PaymentData, v2: bool) -> String {
                 w.leaf("IBAN", "-");
             }
         }
-        w.leaf("remittanceInformation", &fit_req(&t.remittance_information, 140))
-            .leaf("transferCategory", &fit_req(&t.transfer_category, 140));
+        w.leaf(
+            "remittanceInformation",
+            &fit_req(&t.remittance_information, 140),
+        )
+        .leaf("transferCategory", &fit_req(&t.transfer_category, 140));
         write_metadata(&mut w, &t.metadata);
         w.close("transfer");
     }
@@ -863,18 +980,27 @@ pub mod node {
     }
 
     pub fn get_payment_request(h: &Header, q: &QrCode, amount: Cents, v2: bool) -> String {
-        let el = if v2 { "paGetPaymentV2Request" } else { "paGetPaymentReq" };
+        let el = if v2 {
+            "paGetPaymentV2Request"
+        } else {
+            "paGetPaymentReq"
+        };
         let mut w = Writer::new();
         open_payload(&mut w, el);
         header(&mut w, h);
         qr(&mut w, q);
-        w.leaf("amount", &amount.to_decimal()).leaf("transferType", "PAGOPA");
+        w.leaf("amount", &amount.to_decimal())
+            .leaf("transferType", "PAGOPA");
         close_payload(&mut w, el);
         envelope(&w.out)
     }
 
     pub fn send_rt_request(h: &Header, r: &Receipt, v2: bool) -> String {
-        let el = if v2 { "paSendRTV2Request" } else { "paSendRTReq" };
+        let el = if v2 {
+            "paSendRTV2Request"
+        } else {
+            "paSendRTReq"
+        };
         let mut w = Writer::new();
         open_payload(&mut w, el);
         header(&mut w, h);
@@ -899,7 +1025,10 @@ pub mod node {
                 w.leaf_opt("companyName", t.company_name.as_deref());
             }
             w.leaf("IBAN", t.iban.as_deref().unwrap_or("-"))
-                .leaf("remittanceInformation", &fit_req(&t.remittance_information, 140))
+                .leaf(
+                    "remittanceInformation",
+                    &fit_req(&t.remittance_information, 140),
+                )
                 .leaf("transferCategory", &t.transfer_category);
             write_metadata(&mut w, &t.metadata);
             w.close("transfer");
@@ -929,7 +1058,10 @@ pub mod node {
                 .leaf_opt("idCiBundle", r.id_ci_bundle.as_deref());
         }
         if let Some(t) = r.payment_date_time {
-            w.leaf("paymentDateTime", &t.format("%Y-%m-%dT%H:%M:%S").to_string());
+            w.leaf(
+                "paymentDateTime",
+                &t.format("%Y-%m-%dT%H:%M:%S").to_string(),
+            );
         }
         if let Some(d) = r.application_date {
             w.leaf("applicationDate", &d.format("%Y-%m-%d").to_string());
@@ -982,16 +1114,20 @@ pub mod node {
     pub fn parse_response(bytes: &[u8]) -> Result<Response, String> {
         let root = xml::parse(bytes, Limits::default()).map_err(|e| e.to_string())?;
         let payload = soap_payload(&root)?;
-        let operation =
-            Operation::from_response_element(&payload.name).ok_or_else(|| format!("risposta sconosciuta: {}", payload.name))?;
+        let operation = Operation::from_response_element(&payload.name)
+            .ok_or_else(|| format!("risposta sconosciuta: {}", payload.name))?;
         let outcome = payload.text_of("outcome").unwrap_or_default();
         let fault = if outcome == "OK" {
             None
         } else {
             let f = payload.child("fault");
             Some((
-                f.and_then(|f| f.text_of("faultCode")).unwrap_or("?").to_string(),
-                f.and_then(|f| f.text_of("description")).unwrap_or("").to_string(),
+                f.and_then(|f| f.text_of("faultCode"))
+                    .unwrap_or("?")
+                    .to_string(),
+                f.and_then(|f| f.text_of("description"))
+                    .unwrap_or("")
+                    .to_string(),
             ))
         };
         Ok(Response {

@@ -86,16 +86,20 @@ pub fn parse(bytes: &[u8], limits: Limits) -> Result<Element, XmlError> {
             .read_resolved_event_into(&mut buf)
             .map_err(|e| XmlError::Malformed(e.to_string()))?;
         let namespace = match ns {
-            ResolveResult::Bound(n) => Some(String::from_utf8_lossy(n.as_ref()).into_owned()),
+            ResolveResult::Bound(n) => Some(AsRef::<str>::as_ref(&n).to_string()),
             ResolveResult::Unbound => None,
             ResolveResult::Unknown(p) => {
-                return Err(XmlError::Malformed(format!("prefisso di namespace non dichiarato: {p}")));
+                return Err(XmlError::Malformed(format!(
+                    "prefisso di namespace non dichiarato: {p}"
+                )));
             }
         };
         match event {
             Event::Start(e) | Event::Empty(e) if root.is_some() => {
                 let _ = e;
-                return Err(XmlError::Malformed("contenuto dopo l'elemento radice".into()));
+                return Err(XmlError::Malformed(
+                    "contenuto dopo l'elemento radice".into(),
+                ));
             }
             Event::Start(e) => {
                 count += 1;
@@ -107,7 +111,7 @@ pub fn parse(bytes: &[u8], limits: Limits) -> Result<Element, XmlError> {
                 }
                 stack.push(Element {
                     namespace,
-                    name: String::from_utf8_lossy(e.local_name().as_ref()).into_owned(),
+                    name: AsRef::<str>::as_ref(&e.local_name()).to_string(),
                     ..Default::default()
                 });
             }
@@ -118,7 +122,7 @@ pub fn parse(bytes: &[u8], limits: Limits) -> Result<Element, XmlError> {
                 }
                 let element = Element {
                     namespace,
-                    name: String::from_utf8_lossy(e.local_name().as_ref()).into_owned(),
+                    name: AsRef::<str>::as_ref(&e.local_name()).to_string(),
                     ..Default::default()
                 };
                 match stack.last_mut() {
@@ -127,7 +131,9 @@ pub fn parse(bytes: &[u8], limits: Limits) -> Result<Element, XmlError> {
                 }
             }
             Event::End(_) => {
-                let element = stack.pop().ok_or_else(|| XmlError::Malformed("chiusura inattesa".into()))?;
+                let element = stack
+                    .pop()
+                    .ok_or_else(|| XmlError::Malformed("chiusura inattesa".into()))?;
                 match stack.last_mut() {
                     Some(parent) => parent.children.push(element),
                     None => root = Some(element),
@@ -138,18 +144,28 @@ pub fn parse(bytes: &[u8], limits: Limits) -> Result<Element, XmlError> {
                 match stack.last_mut() {
                     Some(top) => top.text.push_str(&content),
                     None if content.trim().is_empty() => {}
-                    None => return Err(XmlError::Malformed("testo fuori dall'elemento radice".into())),
+                    None => {
+                        return Err(XmlError::Malformed(
+                            "testo fuori dall'elemento radice".into(),
+                        ));
+                    }
                 }
             }
             Event::CData(t) => match stack.last_mut() {
                 Some(top) => top.text.push_str(&t.xml10_content()),
-                None => return Err(XmlError::Malformed("CDATA fuori dall'elemento radice".into())),
+                None => {
+                    return Err(XmlError::Malformed(
+                        "CDATA fuori dall'elemento radice".into(),
+                    ));
+                }
             },
             Event::GeneralRef(r) => {
                 let ch = if r.is_char_ref() {
                     r.resolve_char_ref()
                         .map_err(|e| XmlError::Malformed(e.to_string()))?
-                        .ok_or_else(|| XmlError::Malformed("riferimento a carattere non valido".into()))?
+                        .ok_or_else(|| {
+                            XmlError::Malformed("riferimento a carattere non valido".into())
+                        })?
                 } else {
                     match r.xml10_content().as_ref() {
                         "lt" => '<',
@@ -162,11 +178,19 @@ pub fn parse(bytes: &[u8], limits: Limits) -> Result<Element, XmlError> {
                 };
                 match stack.last_mut() {
                     Some(top) => top.text.push(ch),
-                    None => return Err(XmlError::Malformed("riferimento fuori dall'elemento radice".into())),
+                    None => {
+                        return Err(XmlError::Malformed(
+                            "riferimento fuori dall'elemento radice".into(),
+                        ));
+                    }
                 }
             }
             Event::DocType(_) => return Err(XmlError::Dtd),
-            Event::PI(_) => return Err(XmlError::Malformed("istruzioni di elaborazione non ammesse".into())),
+            Event::PI(_) => {
+                return Err(XmlError::Malformed(
+                    "istruzioni di elaborazione non ammesse".into(),
+                ));
+            }
             Event::Decl(_) | Event::Comment(_) => {}
             Event::Eof => break,
         }
@@ -264,24 +288,54 @@ mod tests {
         let bomb = br#"<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;">]><r>&lol2;</r>"#;
         assert_eq!(parse(bomb, Limits::default()), Err(XmlError::Dtd));
         let xxe = br#"<r>&xxe;</r>"#;
-        assert_eq!(parse(xxe, Limits::default()), Err(XmlError::Entity("xxe".into())));
+        assert_eq!(
+            parse(xxe, Limits::default()),
+            Err(XmlError::Entity("xxe".into()))
+        );
         let deep = format!("{}{}", "<a>".repeat(100), "</a>".repeat(100));
-        assert_eq!(parse(deep.as_bytes(), Limits::default()), Err(XmlError::TooDeep));
+        assert_eq!(
+            parse(deep.as_bytes(), Limits::default()),
+            Err(XmlError::TooDeep)
+        );
         let many = format!("<r>{}</r>", "<a/>".repeat(10_000));
-        assert_eq!(parse(many.as_bytes(), Limits::default()), Err(XmlError::TooManyElements));
+        assert_eq!(
+            parse(many.as_bytes(), Limits::default()),
+            Err(XmlError::TooManyElements)
+        );
         let big = vec![b' '; 600 * 1024];
-        assert!(matches!(parse(&big, Limits::default()), Err(XmlError::TooLarge(_))));
-        assert!(matches!(parse(b"<a><b></a>", Limits::default()), Err(XmlError::Malformed(_))));
-        assert!(matches!(parse(b"<a>", Limits::default()), Err(XmlError::Malformed(_))));
-        assert!(matches!(parse(b"<p:a/>", Limits::default()), Err(XmlError::Malformed(_))));
-        assert!(matches!(parse(b"<a/><b/>", Limits::default()), Err(XmlError::Malformed(_))));
-        assert!(matches!(parse(b"", Limits::default()), Err(XmlError::Malformed(_))));
+        assert!(matches!(
+            parse(&big, Limits::default()),
+            Err(XmlError::TooLarge(_))
+        ));
+        assert!(matches!(
+            parse(b"<a><b></a>", Limits::default()),
+            Err(XmlError::Malformed(_))
+        ));
+        assert!(matches!(
+            parse(b"<a>", Limits::default()),
+            Err(XmlError::Malformed(_))
+        ));
+        assert!(matches!(
+            parse(b"<p:a/>", Limits::default()),
+            Err(XmlError::Malformed(_))
+        ));
+        assert!(matches!(
+            parse(b"<a/><b/>", Limits::default()),
+            Err(XmlError::Malformed(_))
+        ));
+        assert!(matches!(
+            parse(b"", Limits::default()),
+            Err(XmlError::Malformed(_))
+        ));
     }
 
     #[test]
     fn writer_escapes() {
         let mut w = Writer::new();
-        w.open("a").leaf("b", "<Rossi & 'figli'>").leaf_opt("c", None).close("a");
+        w.open("a")
+            .leaf("b", "<Rossi & 'figli'>")
+            .leaf_opt("c", None)
+            .close("a");
         assert_eq!(w.out, "<a><b>&lt;Rossi &amp; &apos;figli&apos;&gt;</b></a>");
     }
 }

@@ -332,6 +332,9 @@ pub struct ServiceDto {
     pub fixed_amount: Option<i64>,
     #[serde(default)]
     pub spontaneous: bool,
+    /// pagoPA's 5-character catalogue id, for payments started at a PSP.
+    #[serde(default)]
+    pub pagopa_service_id: Option<String>,
     #[serde(default = "yes")]
     pub active: bool,
 }
@@ -369,6 +372,7 @@ impl From<Service> for ServiceDto {
             iban: s.iban,
             fixed_amount: s.fixed_amount.map(|c| c.0),
             spontaneous: s.spontaneous,
+            pagopa_service_id: s.pagopa_service_id,
             active: s.active,
         }
     }
@@ -431,6 +435,7 @@ async fn put_service(
         iban: body.iban.clone(),
         fixed_amount: body.fixed_amount.map(Cents),
         spontaneous: body.spontaneous,
+        pagopa_service_id: body.pagopa_service_id.clone(),
         active: body.active,
     };
     state.store.put_service(&fc, &service).await?;

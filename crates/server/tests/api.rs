@@ -85,6 +85,7 @@ async fn spawn_app(backend: Backend) -> TestApp {
                     iban: None,
                     fixed_amount: None,
                     spontaneous: false,
+                    pagopa_service_id: None,
                     active: true,
                 },
             )
@@ -104,6 +105,7 @@ async fn spawn_app(backend: Backend) -> TestApp {
             let _ = stopped.await;
         },
     ));
+    incasso_pagopa::connector::install_crypto_provider();
     TestApp {
         base,
         client: reqwest::Client::new(),

@@ -27,6 +27,7 @@ fn service_from_row(r: &AnyRow) -> Result<Service> {
         iban: r.try_get("iban")?,
         fixed_amount: r.try_get::<Option<i64>, _>("fixed_amount")?.map(Cents),
         spontaneous: r.try_get::<i64, _>("spontaneous")? != 0,
+        pagopa_service_id: r.try_get("pagopa_service_id")?,
         active: r.try_get::<i64, _>("active")? != 0,
     })
 }
@@ -42,7 +43,7 @@ fn accertamento_from_row(r: &AnyRow) -> Result<Accertamento> {
     })
 }
 
-const SERVICE_COLUMNS: &str = "code, name, office_code, taxonomy_code, accertamento_year, accertamento_code, iban, fixed_amount, spontaneous, active";
+const SERVICE_COLUMNS: &str = "code, name, office_code, taxonomy_code, accertamento_year, accertamento_code, iban, fixed_amount, spontaneous, active, pagopa_service_id";
 
 impl Store {
     /// Creates or replaces a catalogue service (idempotent by its code). The
@@ -80,14 +81,14 @@ impl Store {
         }
         sqlx::query(
             "INSERT INTO services (ente, code, name, office_code, taxonomy_code, accertamento_year,
-                accertamento_code, iban, fixed_amount, spontaneous, active)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                accertamento_code, iban, fixed_amount, spontaneous, active, pagopa_service_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
              ON CONFLICT (ente, code) DO UPDATE SET name = excluded.name,
                 office_code = excluded.office_code, taxonomy_code = excluded.taxonomy_code,
                 accertamento_year = excluded.accertamento_year,
                 accertamento_code = excluded.accertamento_code, iban = excluded.iban,
                 fixed_amount = excluded.fixed_amount, spontaneous = excluded.spontaneous,
-                active = excluded.active",
+                active = excluded.active, pagopa_service_id = excluded.pagopa_service_id",
         )
         .bind(ente)
         .bind(&service.code)
@@ -110,6 +111,7 @@ impl Store {
         .bind(service.fixed_amount.map(|c| c.0))
         .bind(i64::from(service.spontaneous))
         .bind(i64::from(service.active))
+        .bind(&service.pagopa_service_id)
         .execute(&self.writer)
         .await?;
         Ok(())
@@ -124,6 +126,24 @@ impl Store {
             .await?
             .ok_or(StoreError::NotFound("servizio"))?;
         service_from_row(&row)
+    }
+
+    /// The active service with this pagoPA catalogue id, for
+    /// `paDemandPaymentNotice`.
+    pub async fn find_service_by_pagopa_id(
+        &self,
+        ente: &str,
+        pagopa_id: &str,
+    ) -> Result<Option<Service>> {
+        let sql = format!(
+            "SELECT {SERVICE_COLUMNS} FROM services WHERE ente = $1 AND pagopa_service_id = $2 AND active = 1"
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(ente)
+            .bind(pagopa_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| service_from_row(&r)).transpose()
     }
 
     pub async fn list_services(&self, ente: &str) -> Result<Vec<Service>> {

@@ -190,6 +190,38 @@ impl Store {
             .collect()
     }
 
+    /// The station's Node connection settings, as JSON (their type belongs
+    /// to the pagopa crate; the store keeps them opaque).
+    pub async fn station_connection(&self, ente: &str, station_id: &str) -> Result<Option<String>> {
+        let row: Option<Option<String>> = sqlx::query_scalar(
+            "SELECT connection FROM stations WHERE ente = $1 AND station_id = $2",
+        )
+        .bind(ente)
+        .bind(station_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.ok_or(StoreError::NotFound("stazione"))
+    }
+
+    pub async fn set_station_connection(
+        &self,
+        ente: &str,
+        station_id: &str,
+        json: Option<&str>,
+    ) -> Result<()> {
+        let res =
+            sqlx::query("UPDATE stations SET connection = $3 WHERE ente = $1 AND station_id = $2")
+                .bind(ente)
+                .bind(station_id)
+                .bind(json)
+                .execute(&self.writer)
+                .await?;
+        if res.rows_affected() == 0 {
+            return Err(StoreError::NotFound("stazione"));
+        }
+        Ok(())
+    }
+
     pub async fn remove_station(&self, ente: &str, station_id: &str) -> Result<()> {
         let res = sqlx::query("DELETE FROM stations WHERE ente = $1 AND station_id = $2")
             .bind(ente)

@@ -14,10 +14,12 @@ mod iuv;
 mod keys;
 mod migrate;
 mod positions;
+mod receipts;
 mod time;
 
 pub use keys::{ApiKeyRecord, KeyScope};
 pub use positions::{ListFilter, OrderBy, Page, StoredPosition};
+pub use receipts::{Anomaly, ReceiptOutcome, ReceiptRecord, StoredReceipt};
 pub use time::{from_micros, to_micros};
 
 use incasso_core::Invalid;

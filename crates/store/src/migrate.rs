@@ -14,12 +14,20 @@ struct Migration {
     postgres: &'static str,
 }
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "init",
-    sqlite: include_str!("../migrations/sqlite/0001_init.sql"),
-    postgres: include_str!("../migrations/postgres/0001_init.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "init",
+        sqlite: include_str!("../migrations/sqlite/0001_init.sql"),
+        postgres: include_str!("../migrations/postgres/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "node",
+        sqlite: include_str!("../migrations/sqlite/0002_node.sql"),
+        postgres: include_str!("../migrations/postgres/0002_node.sql"),
+    },
+];
 
 /// Arbitrary constant naming incasso's migration lock on PostgreSQL.
 const PG_MIGRATION_LOCK: i64 = 0x1AC4_5500;

@@ -116,16 +116,9 @@ impl Store {
         loop {
             self.assign_notice_numbers(ente, &segregation_codes, &mut position, &wanted)
                 .await?;
+            // A duplicate iupd fails the first insert (unique index): no
+            // separate existence check is needed, even across processes.
             let mut tx = self.write_tx().await?;
-            let exists: Option<i64> =
-                sqlx::query_scalar("SELECT id FROM debt_positions WHERE ente = $1 AND iupd = $2")
-                    .bind(ente)
-                    .bind(&position.iupd)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            if exists.is_some() {
-                return Err(duplicate_iupd(&position.iupd));
-            }
             match insert_position(&mut tx, ente, &position, now).await {
                 Ok(id) => {
                     tx.commit().await?;
@@ -171,14 +164,8 @@ impl Store {
         position: &mut DebtPosition,
         now: DateTime<Utc>,
     ) -> Result<Vec<u8>> {
-        self.get_ente(ente).await?;
+        let segregation_codes = self.ente_segregation_codes(ente).await?;
         truncate_to_storage_precision(position);
-        let segregation_codes: Vec<u8> = self
-            .list_stations(ente)
-            .await?
-            .iter()
-            .map(|s| s.segregation_code)
-            .collect();
         for option in &mut position.options {
             for t in &mut option.transfers {
                 if t.organization_fiscal_code.is_empty() {
@@ -573,6 +560,33 @@ fn truncate_to_storage_precision(p: &mut DebtPosition) {
     }
 }
 
+impl Store {
+    /// The Ente's segregation codes, default station first, in one query;
+    /// `NotFound` if the Ente does not exist.
+    async fn ente_segregation_codes(&self, ente: &str) -> Result<Vec<u8>> {
+        let rows = sqlx::query(
+            "SELECT s.segregation_code FROM enti e LEFT JOIN stations s ON s.ente = e.fiscal_code
+             WHERE e.fiscal_code = $1 ORDER BY s.created_at, s.station_id",
+        )
+        .bind(ente)
+        .fetch_all(&self.pool)
+        .await?;
+        if rows.is_empty() {
+            return Err(StoreError::NotFound("ente"));
+        }
+        let mut codes = Vec::new();
+        for r in &rows {
+            if let Some(seg) = r.try_get::<Option<i64>, _>("segregation_code")? {
+                codes.push(
+                    u8::try_from(seg)
+                        .map_err(|_| StoreError::Corrupt(format!("segregation code {seg}")))?,
+                );
+            }
+        }
+        Ok(codes)
+    }
+}
+
 fn duplicate_iupd(iupd: &str) -> StoreError {
     StoreError::Conflict(format!("esiste già una posizione con iupd '{iupd}'"))
 }
@@ -746,7 +760,7 @@ fn parse_json<T: for<'de> Deserialize<'de>>(s: &str, what: &str) -> Result<T> {
     serde_json::from_str(s).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
 }
 
-async fn save_state(
+pub(crate) async fn save_state(
     conn: &mut AnyConnection,
     stored: &mut StoredPosition,
     now: DateTime<Utc>,
@@ -802,7 +816,7 @@ async fn load_position(
         .ok_or(StoreError::NotFound("posizione debitoria"))
 }
 
-async fn find_by_notice(
+pub(crate) async fn find_by_notice(
     conn: &mut AnyConnection,
     ente: &str,
     notice_number: &str,

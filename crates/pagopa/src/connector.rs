@@ -1,0 +1,424 @@
+//! Outbound calls to the pagoPA Node, one trait for every intermediary and
+//! station (*pluri-intermediazione*).
+//!
+//! Like hyperswitch's connectors: [`NodeConnector`] has a couple of required
+//! methods and defaults for the rest that answer [`ConnectorError::Unsupported`],
+//! so a new intermediary is one file that implements what it offers.
+//! [`PagoPaConnector`] is the standard one: pagoPA's REST APIs (Checkout
+//! carts, FdR 3) and the SOAP `nodeForPa` interface, reached with the
+//! station's own credentials, timeouts and retries.
+
+use crate::xml::{self, Limits, Writer};
+use incasso_core::Cents;
+use serde::{Deserialize, Serialize};
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectorError {
+    #[error("operazione non supportata dal connettore {0}")]
+    Unsupported(&'static str),
+    #[error("configurazione del connettore non valida: {0}")]
+    Config(String),
+    #[error("il nodo non risponde: {0}")]
+    Unreachable(String),
+    #[error("il nodo ha risposto {status}: {body}")]
+    Rejected { status: u16, body: String },
+    #[error("risposta del nodo non valida: {0}")]
+    BadResponse(String),
+}
+
+impl ConnectorError {
+    /// Worth trying again later (the Node was down or overloaded), as
+    /// opposed to a request the Node will always refuse.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ConnectorError::Unreachable(_) => true,
+            ConnectorError::Rejected { status, .. } => *status == 429 || *status >= 500,
+            _ => false,
+        }
+    }
+}
+
+/// How a station authenticates to the Node.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Auth {
+    #[default]
+    None,
+    /// pagoPA's API gateway key, in `Ocp-Apim-Subscription-Key`.
+    SubscriptionKey {
+        key: String,
+    },
+    Basic {
+        username: String,
+        password: String,
+    },
+    /// Mutual TLS: the station's certificate and key, PEM.
+    ClientCertificate {
+        certificate_pem: String,
+        key_pem: String,
+    },
+}
+
+/// Where and how one station reaches the Node. Stored per station.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ConnectionSettings {
+    /// Which connector implementation: `pagopa` (the standard one).
+    pub connector: String,
+    /// Base URL of pagoPA's REST APIs (Checkout, FdR 3).
+    pub rest_url: Option<String>,
+    /// URL of the SOAP `nodeForPa` endpoint.
+    pub soap_url: Option<String>,
+    pub auth: Auth,
+    /// The station's password for SOAP primitives that carry one.
+    pub station_password: Option<String>,
+    pub timeout_ms: u64,
+    /// Attempts after the first, for transient failures only.
+    pub retries: u32,
+    pub backoff_ms: u64,
+}
+
+impl Default for ConnectionSettings {
+    fn default() -> Self {
+        ConnectionSettings {
+            connector: "pagopa".into(),
+            rest_url: None,
+            soap_url: None,
+            auth: Auth::None,
+            station_password: None,
+            timeout_ms: 10_000,
+            retries: 3,
+            backoff_ms: 200,
+        }
+    }
+}
+
+impl ConnectionSettings {
+    /// A copy safe to show or log: secrets replaced by `***`.
+    pub fn redacted(&self) -> ConnectionSettings {
+        let mut c = self.clone();
+        c.station_password = c.station_password.map(|_| "***".into());
+        c.auth = match c.auth {
+            Auth::None => Auth::None,
+            Auth::SubscriptionKey { .. } => Auth::SubscriptionKey { key: "***".into() },
+            Auth::Basic { username, .. } => Auth::Basic {
+                username,
+                password: "***".into(),
+            },
+            Auth::ClientCertificate {
+                certificate_pem, ..
+            } => Auth::ClientCertificate {
+                certificate_pem,
+                key_pem: "***".into(),
+            },
+        };
+        c
+    }
+}
+
+/// The station a call is made for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StationIdentity {
+    pub broker_id: String,
+    pub station_id: String,
+}
+
+/// A Checkout cart: what the citizen is about to pay (pagoPA's
+/// `POST /checkout/ec/v1/carts`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Cart {
+    pub payment_notices: Vec<CartNotice>,
+    pub return_urls: ReturnUrls,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email_notice: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CartNotice {
+    pub notice_number: String,
+    pub fiscal_code: String,
+    pub amount: i64,
+    pub company_name: String,
+    pub description: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReturnUrls {
+    pub return_ok_url: String,
+    pub return_cancel_url: String,
+    pub return_error_url: String,
+}
+
+/// One entry of the Node's list of reporting flows for an Ente.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlowRef {
+    pub flow_id: String,
+    pub flow_date_time: String,
+}
+
+pub trait NodeConnector: Send + Sync {
+    /// The connector's name, as configured (`pagopa`).
+    fn id(&self) -> &'static str;
+
+    /// Opens a Checkout cart; returns the URL to send the citizen to.
+    fn create_cart<'a>(&'a self, _cart: &'a Cart) -> BoxFuture<'a, Result<String, ConnectorError>> {
+        Box::pin(async { Err(ConnectorError::Unsupported("create_cart")) })
+    }
+
+    /// The reporting flows the Node holds for an Ente.
+    fn list_reporting_flows<'a>(
+        &'a self,
+        _ente: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<FlowRef>, ConnectorError>> {
+        Box::pin(async { Err(ConnectorError::Unsupported("list_reporting_flows")) })
+    }
+}
+
+/// Builds the connector a station's settings name.
+pub fn build(
+    settings: &ConnectionSettings,
+    station: StationIdentity,
+) -> Result<Box<dyn NodeConnector>, ConnectorError> {
+    match settings.connector.as_str() {
+        "pagopa" => Ok(Box::new(PagoPaConnector::new(settings.clone(), station)?)),
+        other => Err(ConnectorError::Config(format!(
+            "connettore sconosciuto '{other}'"
+        ))),
+    }
+}
+
+/// The transport under a connector: one HTTP client per station (its TLS
+/// identity lives in the client), its credentials on every request,
+/// timeouts, and retries with exponential backoff for transient failures.
+pub struct Transport {
+    client: reqwest::Client,
+    settings: ConnectionSettings,
+}
+
+/// reqwest is built without a default TLS backend (its default pulls in a
+/// C toolchain-heavy one); every process that makes HTTP clients calls this
+/// once first.
+pub fn install_crypto_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // Only fails if another provider was installed first, which is fine.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+impl Transport {
+    pub fn new(settings: ConnectionSettings) -> Result<Transport, ConnectorError> {
+        install_crypto_provider();
+        let mut builder = reqwest::Client::builder()
+            .timeout(Duration::from_millis(settings.timeout_ms.max(1)))
+            .connect_timeout(Duration::from_millis(settings.timeout_ms.clamp(1, 5_000)));
+        if let Auth::ClientCertificate {
+            certificate_pem,
+            key_pem,
+        } = &settings.auth
+        {
+            let pem = format!("{certificate_pem}\n{key_pem}");
+            let identity = reqwest::Identity::from_pem(pem.as_bytes()).map_err(|e| {
+                ConnectorError::Config(format!("certificato client non valido: {e}"))
+            })?;
+            builder = builder.identity(identity);
+        }
+        let client = builder
+            .build()
+            .map_err(|e| ConnectorError::Config(format!("client HTTP: {e}")))?;
+        Ok(Transport { client, settings })
+    }
+
+    fn authorize(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.settings.auth {
+            Auth::SubscriptionKey { key } => req.header("Ocp-Apim-Subscription-Key", key),
+            Auth::Basic { username, password } => req.basic_auth(username, Some(password)),
+            Auth::None | Auth::ClientCertificate { .. } => req,
+        }
+    }
+
+    /// Sends a request built by `make` (called again for each attempt) and
+    /// returns the body of a 2xx answer.
+    pub async fn send(
+        &self,
+        make: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+    ) -> Result<(u16, String, Option<String>), ConnectorError> {
+        let mut attempt = 0u32;
+        loop {
+            let result = self.authorize(make(&self.client)).send().await;
+            let outcome = match result {
+                Err(e) => Err(ConnectorError::Unreachable(e.to_string())),
+                Ok(resp) => {
+                    let status = resp.status().as_u16();
+                    let location = resp
+                        .headers()
+                        .get(reqwest::header::LOCATION)
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_string);
+                    let body = resp.text().await.unwrap_or_default();
+                    if (200..400).contains(&status) {
+                        Ok((status, body, location))
+                    } else {
+                        Err(ConnectorError::Rejected {
+                            status,
+                            body: body.chars().take(500).collect(),
+                        })
+                    }
+                }
+            };
+            match outcome {
+                Err(e) if e.is_transient() && attempt < self.settings.retries => {
+                    let wait = self
+                        .settings
+                        .backoff_ms
+                        .saturating_mul(1 << attempt.min(10));
+                    tracing::warn!(attempt, error = %e, wait_ms = wait, "node call failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(wait)).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+/// pagoPA's own Node, through one station.
+pub struct PagoPaConnector {
+    transport: Transport,
+    station: StationIdentity,
+}
+
+impl PagoPaConnector {
+    pub fn new(
+        settings: ConnectionSettings,
+        station: StationIdentity,
+    ) -> Result<Self, ConnectorError> {
+        Ok(PagoPaConnector {
+            transport: Transport::new(settings)?,
+            station,
+        })
+    }
+
+    fn rest_url(&self, path: &str) -> Result<String, ConnectorError> {
+        let base = self
+            .transport
+            .settings
+            .rest_url
+            .as_deref()
+            .ok_or_else(|| ConnectorError::Config("rest_url mancante".into()))?;
+        Ok(format!("{}{path}", base.trim_end_matches('/')))
+    }
+}
+
+impl NodeConnector for PagoPaConnector {
+    fn id(&self) -> &'static str {
+        "pagopa"
+    }
+
+    fn create_cart<'a>(&'a self, cart: &'a Cart) -> BoxFuture<'a, Result<String, ConnectorError>> {
+        Box::pin(async move {
+            let url = self.rest_url("/checkout/ec/v1/carts")?;
+            // Checkout answers 302 with the payment page in Location; the
+            // client must not follow it, the citizen's browser will.
+            let (_, _, location) = self.transport.send(|c| c.post(&url).json(cart)).await?;
+            location.ok_or_else(|| ConnectorError::BadResponse("carrello senza Location".into()))
+        })
+    }
+
+    fn list_reporting_flows<'a>(
+        &'a self,
+        ente: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<FlowRef>, ConnectorError>> {
+        Box::pin(async move {
+            let url = self
+                .transport
+                .settings
+                .soap_url
+                .clone()
+                .ok_or_else(|| ConnectorError::Config("soap_url mancante".into()))?;
+            let mut w = Writer::new();
+            w.raw(r#"<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:ws="http://ws.pagamenti.telematici.gov/"><soapenv:Body><ws:nodoChiediElencoFlussiRendicontazione>"#);
+            w.leaf("identificativoIntermediarioPA", &self.station.broker_id)
+                .leaf(
+                    "identificativoStazioneIntermediarioPA",
+                    &self.station.station_id,
+                )
+                .leaf(
+                    "password",
+                    self.transport
+                        .settings
+                        .station_password
+                        .as_deref()
+                        .unwrap_or("--------"),
+                )
+                .leaf("identificativoDominio", ente);
+            w.raw("</ws:nodoChiediElencoFlussiRendicontazione></soapenv:Body></soapenv:Envelope>");
+            let body = w.out;
+            let (_, text, _) = self
+                .transport
+                .send(|c| {
+                    c.post(&url)
+                        .header("Content-Type", "text/xml; charset=utf-8")
+                        .header("SOAPAction", "nodoChiediElencoFlussiRendicontazione")
+                        .body(body.clone())
+                })
+                .await?;
+            let root = xml::parse(
+                text.as_bytes(),
+                Limits {
+                    max_bytes: 16 << 20,
+                    max_depth: 24,
+                    max_elements: 500_000,
+                },
+            )
+            .map_err(|e| ConnectorError::BadResponse(e.to_string()))?;
+            let mut flows = Vec::new();
+            collect_flows(&root, &mut flows);
+            if let Some(fault) = find(&root, "fault") {
+                return Err(ConnectorError::Rejected {
+                    status: 200,
+                    body: fault.text_of("faultCode").unwrap_or("?").to_string(),
+                });
+            }
+            Ok(flows)
+        })
+    }
+}
+
+fn find<'a>(el: &'a xml::Element, name: &str) -> Option<&'a xml::Element> {
+    if el.name == name {
+        return Some(el);
+    }
+    el.children.iter().find_map(|c| find(c, name))
+}
+
+fn collect_flows(el: &xml::Element, out: &mut Vec<FlowRef>) {
+    if el.name == "idRendicontazione" {
+        if let (Some(id), Some(dt)) = (
+            el.text_of("identificativoFlusso"),
+            el.text_of("dataOraFlusso"),
+        ) {
+            out.push(FlowRef {
+                flow_id: id.to_string(),
+                flow_date_time: dt.to_string(),
+            });
+        }
+        return;
+    }
+    for c in &el.children {
+        collect_flows(c, out);
+    }
+}
+
+/// The amount of a cart, for logs and checks.
+pub fn cart_total(cart: &Cart) -> Cents {
+    Cents(cart.payment_notices.iter().map(|n| n.amount).sum())
+}

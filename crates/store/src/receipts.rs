@@ -1,0 +1,257 @@
+//! Receipts (RT): stored whole, once per (Ente, receiptId), and applied to
+//! their position in the same transaction, so that a crash leaves either
+//! both or neither; the Node then sends the receipt again.
+
+use crate::time::{opt_from_micros, opt_to_micros, to_micros};
+use crate::{Result, Store, StoreError};
+use chrono::{DateTime, Utc};
+use incasso_core::position::TransitionError;
+use sqlx::Row;
+
+/// A receipt as received, with the parsed fields incasso queries on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceiptRecord {
+    /// The Ente this copy of the receipt was sent to (`idPA`).
+    pub ente: String,
+    pub receipt_id: String,
+    pub notice_number: String,
+    pub iuv: String,
+    /// The Ente that owns the notice (`receipt/fiscalCode`); differs from
+    /// `ente` on a secondary beneficiary's copy.
+    pub owner_ente: String,
+    pub outcome: String,
+    pub amount: i64,
+    pub fee: Option<i64>,
+    pub psp_id: String,
+    pub psp_name: String,
+    pub channel_id: String,
+    pub payment_method: Option<String>,
+    pub payment_date_time: Option<DateTime<Utc>>,
+    pub application_date: Option<String>,
+    pub transfer_date: Option<String>,
+    pub station_id: String,
+    /// `paSendRT` or `paSendRTV2`.
+    pub primitive: String,
+    pub stand_in: bool,
+    /// The receipt's transfers, as JSON.
+    pub transfers_json: String,
+    pub raw_xml: String,
+}
+
+/// What a receipt did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReceiptOutcome {
+    /// The payment option is now paid.
+    Applied,
+    /// Stored, and flagged: see [`Anomaly`].
+    Flagged(Anomaly),
+    /// A secondary beneficiary's copy: stored for its accounting.
+    Recorded,
+}
+
+/// Why a stored receipt did not simply pay its position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Anomaly {
+    /// The option (or the whole position) was already paid: money to refund.
+    DoublePayment,
+    /// No position of this Ente has that notice number.
+    UnknownNotice,
+    /// The position was cancelled: money to refund.
+    PositionCancelled,
+    /// The position had expired or was not payable yet: to review.
+    NotPayable,
+    /// The receipt's amount differs from the option's (the option is paid).
+    AmountMismatch,
+    /// A receipt with outcome KO: nothing was paid.
+    KoOutcome,
+}
+
+impl Anomaly {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Anomaly::DoublePayment => "DOUBLE_PAYMENT",
+            Anomaly::UnknownNotice => "UNKNOWN_NOTICE",
+            Anomaly::PositionCancelled => "POSITION_CANCELLED",
+            Anomaly::NotPayable => "NOT_PAYABLE",
+            Anomaly::AmountMismatch => "AMOUNT_MISMATCH",
+            Anomaly::KoOutcome => "KO_OUTCOME",
+        }
+    }
+
+    /// Whether the money has to go back to the payer.
+    pub fn refund(self) -> Option<&'static str> {
+        match self {
+            Anomaly::DoublePayment | Anomaly::PositionCancelled => Some("TO_REFUND"),
+            Anomaly::UnknownNotice | Anomaly::NotPayable => Some("TO_REVIEW"),
+            Anomaly::AmountMismatch | Anomaly::KoOutcome => None,
+        }
+    }
+}
+
+/// A stored receipt, as listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredReceipt {
+    pub receipt_id: String,
+    pub notice_number: String,
+    pub iuv: String,
+    pub owner_ente: String,
+    pub amount: i64,
+    pub psp_id: String,
+    pub anomaly: Option<String>,
+    pub refund_status: Option<String>,
+    pub payment_date_time: Option<DateTime<Utc>>,
+    pub raw_xml: String,
+}
+
+impl Store {
+    /// Stores a receipt and applies it. A receipt id already stored for this
+    /// Ente is a [`StoreError::Conflict`] and changes nothing.
+    pub async fn record_receipt(
+        &self,
+        r: &ReceiptRecord,
+        now: DateTime<Utc>,
+    ) -> Result<ReceiptOutcome> {
+        let mut tx = self.write_tx().await?;
+        let seen: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM receipts WHERE ente = $1 AND receipt_id = $2")
+                .bind(&r.ente)
+                .bind(&r.receipt_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if seen.is_some() {
+            return Err(duplicate(&r.receipt_id));
+        }
+        let mut position_id = None;
+        let outcome = if r.owner_ente != r.ente {
+            ReceiptOutcome::Recorded
+        } else if r.outcome != "OK" {
+            ReceiptOutcome::Flagged(Anomaly::KoOutcome)
+        } else {
+            match crate::positions::find_by_notice(
+                &mut tx,
+                &r.ente,
+                &r.notice_number,
+                self.dialect.for_update(),
+            )
+            .await
+            {
+                Err(StoreError::NotFound(_)) => ReceiptOutcome::Flagged(Anomaly::UnknownNotice),
+                Err(e) => return Err(e),
+                Ok((mut stored, index)) => {
+                    position_id = Some(stored.id);
+                    let paid_at = r.payment_date_time.unwrap_or(now);
+                    let option_amount = stored.position.options[index].amount.0;
+                    match stored.position.pay_option(index, paid_at, now) {
+                        Ok(()) => {
+                            crate::positions::save_state(&mut tx, &mut stored, now).await?;
+                            if option_amount == r.amount {
+                                ReceiptOutcome::Applied
+                            } else {
+                                ReceiptOutcome::Flagged(Anomaly::AmountMismatch)
+                            }
+                        }
+                        Err(
+                            TransitionError::AlreadyPaid | TransitionError::InstallmentsStarted,
+                        ) => ReceiptOutcome::Flagged(Anomaly::DoublePayment),
+                        Err(TransitionError::Cancelled) => {
+                            ReceiptOutcome::Flagged(Anomaly::PositionCancelled)
+                        }
+                        Err(_) => ReceiptOutcome::Flagged(Anomaly::NotPayable),
+                    }
+                }
+            }
+        };
+        let anomaly = match &outcome {
+            ReceiptOutcome::Flagged(a) => Some(*a),
+            _ => None,
+        };
+        let res = sqlx::query(
+            "INSERT INTO receipts (ente, receipt_id, notice_number, iuv, owner_ente, position_id, outcome,
+                amount, fee, psp_id, psp_name, channel_id, payment_method, payment_date_time,
+                application_date, transfer_date, station_id, primitive, stand_in, anomaly, refund_status,
+                transfers, raw_xml, received_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19,
+                $20, $21, $22, $23, $24)",
+        )
+        .bind(&r.ente)
+        .bind(&r.receipt_id)
+        .bind(&r.notice_number)
+        .bind(&r.iuv)
+        .bind(&r.owner_ente)
+        .bind(position_id)
+        .bind(&r.outcome)
+        .bind(r.amount)
+        .bind(r.fee)
+        .bind(&r.psp_id)
+        .bind(&r.psp_name)
+        .bind(&r.channel_id)
+        .bind(&r.payment_method)
+        .bind(opt_to_micros(r.payment_date_time))
+        .bind(&r.application_date)
+        .bind(&r.transfer_date)
+        .bind(&r.station_id)
+        .bind(&r.primitive)
+        .bind(i64::from(r.stand_in))
+        .bind(anomaly.map(|a| a.as_str()))
+        .bind(anomaly.and_then(|a| a.refund()))
+        .bind(&r.transfers_json)
+        .bind(&r.raw_xml)
+        .bind(to_micros(now))
+        .execute(&mut *tx)
+        .await;
+        match res {
+            Ok(_) => {}
+            // Another process stored the same receipt between our check and
+            // our insert (PostgreSQL): it is a duplicate all the same.
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                return Err(duplicate(&r.receipt_id));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        tx.commit().await?;
+        if let Some(a) = anomaly {
+            tracing::warn!(anomaly = a.as_str(), "receipt stored with an anomaly");
+        }
+        Ok(outcome)
+    }
+
+    /// The Ente's receipts, newest first; only anomalies when asked.
+    pub async fn list_receipts(
+        &self,
+        ente: &str,
+        only_anomalies: bool,
+        limit: u32,
+    ) -> Result<Vec<StoredReceipt>> {
+        let rows = sqlx::query(
+            "SELECT receipt_id, notice_number, iuv, owner_ente, amount, psp_id, anomaly, refund_status,
+                payment_date_time, raw_xml FROM receipts
+             WHERE ente = $1 AND ($2 = 0 OR anomaly IS NOT NULL)
+             ORDER BY received_at DESC, receipt_id LIMIT $3",
+        )
+        .bind(ente)
+        .bind(i64::from(only_anomalies))
+        .bind(i64::from(limit.clamp(1, 1000)))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(StoredReceipt {
+                    receipt_id: r.try_get("receipt_id")?,
+                    notice_number: r.try_get("notice_number")?,
+                    iuv: r.try_get("iuv")?,
+                    owner_ente: r.try_get("owner_ente")?,
+                    amount: r.try_get("amount")?,
+                    psp_id: r.try_get("psp_id")?,
+                    anomaly: r.try_get("anomaly")?,
+                    refund_status: r.try_get("refund_status")?,
+                    payment_date_time: opt_from_micros(r.try_get("payment_date_time")?),
+                    raw_xml: r.try_get("raw_xml")?,
+                })
+            })
+            .collect()
+    }
+}
+
+fn duplicate(receipt_id: &str) -> StoreError {
+    StoreError::Conflict(format!("ricevuta {receipt_id} già ricevuta"))
+}
