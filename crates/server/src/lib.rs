@@ -10,6 +10,8 @@ pub mod admin;
 pub mod auth;
 pub mod error;
 pub mod gpd;
+pub mod node;
+mod node_demand;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
@@ -39,6 +41,7 @@ pub fn router(state: AppState) -> Router {
     let guard = axum::middleware::from_fn_with_state(state.clone(), auth::tenant_guard);
     Router::new()
         .route("/health", get(health))
+        .route("/pagopa/paForNode", axum::routing::post(node::pa_for_node))
         .nest("/gpd/v1", gpd::routes().route_layer(guard.clone()))
         .nest("/api/v1", admin::routes().route_layer(guard))
         .merge(SwaggerUi::new("/api/docs").url("/api/openapi.json", openapi))
