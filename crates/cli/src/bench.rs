@@ -17,6 +17,21 @@ use std::time::Instant;
 
 #[derive(Subcommand)]
 pub enum Which {
+    /// Full payment cycles (verify, getPaymentV2, sendRTV2) over loopback,
+    /// compared with a bare axum handler on the same machine.
+    Node {
+        /// Payment cycles (each pays one fresh position).
+        #[arg(long, default_value_t = 20_000)]
+        cycles: u64,
+        /// Concurrent PSP clients.
+        #[arg(long, default_value_t = 16)]
+        concurrency: u64,
+        #[arg(long)]
+        quick: bool,
+        /// Run against this database instead of a fresh SQLite file.
+        #[arg(long)]
+        database_url: Option<String>,
+    },
     /// Create positions through the store and through the HTTP API, and
     /// compare with raw SQLite inserts of the same rows.
     Positions {
@@ -40,6 +55,15 @@ pub enum Which {
 
 pub async fn run(which: Which) -> Result<()> {
     match which {
+        Which::Node {
+            cycles,
+            concurrency,
+            quick,
+            database_url,
+        } => {
+            let cycles = if quick { 300 } else { cycles };
+            node(cycles, concurrency.max(1), database_url).await
+        }
         Which::Positions {
             n,
             http_n,
@@ -415,4 +439,205 @@ async fn raw_sqlite(dir: &std::path::Path, n: u64) -> Result<f64> {
     let secs = started.elapsed().as_secs_f64();
     conn.close().await?;
     Ok(n as f64 / secs)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((p / 100.0) * (sorted.len() as f64 - 1.0)).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+async fn node(cycles: u64, concurrency: u64, database_url: Option<String>) -> Result<()> {
+    use incasso_simulator::{Faults, NodeClient, Route};
+    let dir = tempdir()?;
+    let db_url =
+        database_url.unwrap_or_else(|| format!("sqlite://{}", dir.join("node.db").display()));
+    let store = Store::connect(&db_url)
+        .await
+        .context("opening the bench database")?;
+    prepare(&store).await?;
+    let run_id = format!("N{}", Utc::now().timestamp_millis());
+    // The positions to pay, created beforehand (not measured).
+    let mut navs = Vec::with_capacity(cycles as usize);
+    let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let (store, next, prefix) = (store.clone(), next.clone(), run_id.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut out = Vec::new();
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= cycles {
+                    return Ok::<_, incasso_store::StoreError>(out);
+                }
+                let p = store
+                    .create_position(ENTE, spec(i, &prefix), Utc::now(), true)
+                    .await?;
+                out.push(
+                    p.position.options[0]
+                        .notice_number
+                        .clone()
+                        .map(|n| n.as_str().to_string())
+                        .unwrap_or_default(),
+                );
+            }
+        }));
+    }
+    for t in tasks {
+        navs.extend(t.await??);
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(incasso_server::serve_with_listener(
+        listener,
+        store.clone(),
+        async {
+            let _ = stop_rx.await;
+        },
+    ));
+    let client = NodeClient::new(
+        format!("http://{addr}/pagopa/paForNode"),
+        vec![Route {
+            fiscal_code: ENTE.into(),
+            broker_id: "15376371009".into(),
+            station_id: "15376371009_01".into(),
+            segregation_code: Some(1),
+        }],
+    );
+    let navs = Arc::new(navs);
+    let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (client, navs, next) = (client.clone(), navs.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let faults = Faults::default();
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) as usize;
+                if i >= navs.len() {
+                    return Ok::<_, anyhow::Error>(latencies);
+                }
+                let t = Instant::now();
+                client
+                    .pay(ENTE, &navs[i], &faults)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                latencies.push(t.elapsed().as_secs_f64() * 1000.0);
+            }
+        }));
+    }
+    let mut latencies = Vec::new();
+    for t in tasks {
+        latencies.extend(t.await??);
+    }
+    let secs = started.elapsed().as_secs_f64();
+    latencies.sort_by(|a, b| a.total_cmp(b));
+    let rate = cycles as f64 / secs;
+    let (p50, p99) = (percentile(&latencies, 50.0), percentile(&latencies, 99.0));
+    let _ = stop_tx.send(());
+    server.await??;
+    // Every cycle must have paid its position.
+    let paid = store
+        .list_positions(
+            ENTE,
+            &incasso_store::ListFilter {
+                status: Some(incasso_core::position::PositionStatus::Paid),
+                limit: 1,
+                ..Default::default()
+            },
+        )
+        .await?
+        .items_found;
+    anyhow::ensure!(
+        paid >= cycles,
+        "only {paid} of {cycles} positions ended up paid"
+    );
+    store.close().await;
+    let baseline = bare_axum(concurrency, (cycles * 3).max(3_000)).await?;
+    let ratio = rate / baseline;
+    let rss = peak_rss_mb();
+    println!(
+        "bench node ({})",
+        if db_url.starts_with("postgres") {
+            "postgres"
+        } else {
+            "sqlite"
+        }
+    );
+    println!(
+        "  {:<44} {:>10} {:>10} {:>12}",
+        "phase", "items", "seconds", "per second"
+    );
+    println!(
+        "  {:<44} {:>10} {:>10.2} {:>12.0}",
+        format!("payment cycles ({concurrency} PSP clients)"),
+        cycles,
+        secs,
+        rate
+    );
+    println!(
+        "  {:<44} {:>10} {:>10} {:>12.0}",
+        "bare axum handler, same clients", "", "", baseline
+    );
+    println!(
+        "  cycle latency p50 {p50:.2} ms, p99 {p99:.2} ms; ratio {ratio:.3}; peak RSS {rss:.0} MiB"
+    );
+    println!(
+        "{}",
+        json!({
+            "bench": "node",
+            "items": cycles,
+            "seconds": round2(secs),
+            "per_s": rate.round(),
+            "p50_ms": round2(p50),
+            "p99_ms": round2(p99),
+            "peak_rss_mb": rss.round(),
+            "baseline_per_s": baseline.round(),
+            "ratio": (ratio * 1000.0).round() / 1000.0,
+        })
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// Requests per second of an axum handler that does nothing, with the same
+/// HTTP client and concurrency: the ceiling of HTTP on this machine.
+async fn bare_axum(concurrency: u64, requests: u64) -> Result<f64> {
+    let app = axum::Router::new().route("/", axum::routing::post(|| async { "OK" }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/", listener.local_addr()?);
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = stop_rx.await;
+            })
+            .await
+    });
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .build()?;
+    let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (client, url, next) = (client.clone(), url.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < requests {
+                client.post(&url).body("<x/>").send().await?.bytes().await?;
+            }
+            Ok::<_, anyhow::Error>(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let rate = requests as f64 / started.elapsed().as_secs_f64();
+    let _ = stop_tx.send(());
+    server.await??;
+    Ok(rate)
 }

@@ -221,12 +221,20 @@ fn demo_enti() -> Vec<DemoEnte> {
 pub struct DemoFile {
     pub base_url: String,
     pub broker_id: String,
+    /// The built-in pagoPA simulator (Checkout, Node, PSP).
+    #[serde(default)]
+    pub simulator_url: String,
+    #[serde(default)]
+    pub simulator_subscription_key: String,
     pub intermediary_api_key: String,
     pub enti: Vec<DemoEnteFile>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct DemoEnteFile {
+    /// Open in a browser to pay the first payable notice through Checkout.
+    #[serde(default)]
+    pub pay_url: String,
     pub fiscal_code: String,
     pub name: String,
     pub station_id: String,
@@ -254,7 +262,12 @@ pub struct DemoNotice {
     pub due_date: String,
 }
 
-pub async fn seed(store: &Store, data_dir: &Path, base_url: &str) -> Result<PathBuf> {
+pub async fn seed(
+    store: &Store,
+    data_dir: &Path,
+    base_url: &str,
+    simulator_url: &str,
+) -> Result<PathBuf> {
     let path = data_dir.join("demo.json");
     let previous: Option<DemoFile> = std::fs::read_to_string(&path)
         .ok()
@@ -271,6 +284,28 @@ pub async fn seed(store: &Store, data_dir: &Path, base_url: &str) -> Result<Path
                 .await
                 .with_context(|| format!("seeding {}", d.ente.name))?;
         }
+    }
+    // The demo stations reach "pagoPA" at the simulator, with a
+    // subscription key as the real API gateway wants.
+    let simulator_key = previous
+        .as_ref()
+        .map(|p| p.simulator_subscription_key.clone())
+        .filter(|k| !k.is_empty())
+        .unwrap_or_else(|| incasso_server::auth::generate_key().1);
+    let connection = incasso_pagopa::connector::ConnectionSettings {
+        rest_url: Some(simulator_url.to_string()),
+        soap_url: Some(format!("{simulator_url}/nodo/nodeForPa")),
+        auth: incasso_pagopa::connector::Auth::SubscriptionKey {
+            key: simulator_key.clone(),
+        },
+        station_password: Some("demoPass01".into()),
+        ..Default::default()
+    };
+    let connection = serde_json::to_string(&connection)?;
+    for d in &enti {
+        store
+            .set_station_connection(&d.ente.fiscal_code, d.station_id, Some(&connection))
+            .await?;
     }
     let intermediary_api_key = reuse_or_issue(
         store,
@@ -301,7 +336,12 @@ pub async fn seed(store: &Store, data_dir: &Path, base_url: &str) -> Result<Path
                 Utc::now(),
             )
             .await?;
+        let payable = payable_notices(store, fc).await?;
         out.push(DemoEnteFile {
+            pay_url: payable
+                .first()
+                .map(|n| format!("{base_url}/pay/{fc}/{}", n.notice_number))
+                .unwrap_or_default(),
             fiscal_code: fc.clone(),
             name: d.ente.name.clone(),
             station_id: d.station_id.into(),
@@ -320,12 +360,14 @@ pub async fn seed(store: &Store, data_dir: &Path, base_url: &str) -> Result<Path
                     spontaneous: s.spontaneous,
                 })
                 .collect(),
-            payable_notices: payable_notices(store, fc).await?,
+            payable_notices: payable,
         });
     }
     let file = DemoFile {
         base_url: base_url.into(),
         broker_id: BROKER_ID.into(),
+        simulator_url: simulator_url.into(),
+        simulator_subscription_key: simulator_key,
         intermediary_api_key,
         enti: out,
     };

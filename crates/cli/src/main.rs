@@ -6,6 +6,7 @@
 mod bench;
 mod config;
 mod demo;
+mod simulator;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -71,6 +72,11 @@ enum Command {
         #[arg(long, default_value = "cli")]
         label: String,
     },
+    /// The pagoPA Node, PSP and Checkout simulator.
+    Simulator {
+        #[command(subcommand)]
+        command: simulator::Command,
+    },
     /// Run a benchmark; the last line printed is a JSON object of figures.
     Bench {
         #[command(subcommand)]
@@ -127,6 +133,7 @@ async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Bench { which } => bench::run(which).await,
+        Command::Simulator { command } => simulator::run(command).await,
     }
 }
 
@@ -136,22 +143,33 @@ async fn serve(settings: Settings, demo: bool) -> Result<()> {
         .await
         .with_context(|| format!("binding {}", settings.bind))?;
     let addr = listener.local_addr()?;
+    let mut simulator = None;
     if demo {
         let base_url = format!("http://{addr}");
-        let path = demo::seed(&store, &settings.data_dir, &base_url).await?;
-        tracing::info!(file = %path.display(), "demo data ready");
+        let sim_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .context("binding the simulator")?;
+        let sim_url = format!("http://{}", sim_listener.local_addr()?);
+        let path = demo::seed(&store, &settings.data_dir, &base_url, &sim_url).await?;
+        let (sim_settings, _) = simulator::settings_from_demo(&path, None)?;
+        let sim = incasso_simulator::Simulator::new(sim_settings);
+        simulator = Some(tokio::spawn(sim.serve(sim_listener, shutdown_signal())));
+        tracing::info!(file = %path.display(), simulator = %sim_url, "demo data ready");
     }
     tracing::info!(%addr, database = ?store.dialect(), "incasso listening");
     incasso_server::serve_with_listener(listener, store.clone(), shutdown_signal())
         .await
         .context("serving HTTP")?;
+    if let Some(sim) = simulator {
+        sim.abort();
+    }
     store.close().await;
     tracing::info!("stopped");
     Ok(())
 }
 
 /// Completes on SIGINT or SIGTERM; axum then finishes the requests in flight.
-async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

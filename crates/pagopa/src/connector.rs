@@ -218,6 +218,8 @@ impl Transport {
     pub fn new(settings: ConnectionSettings) -> Result<Transport, ConnectorError> {
         install_crypto_provider();
         let mut builder = reqwest::Client::builder()
+            // Checkout answers a cart with a redirect meant for the citizen.
+            .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_millis(settings.timeout_ms.max(1)))
             .connect_timeout(Duration::from_millis(settings.timeout_ms.clamp(1, 5_000)));
         if let Auth::ClientCertificate {

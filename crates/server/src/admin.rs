@@ -32,6 +32,14 @@ pub fn routes() -> Router<AppState> {
             "/enti/{fiscalCode}/stations/{stationId}",
             delete(remove_station),
         )
+        .route(
+            "/enti/{fiscalCode}/stations/{stationId}/connection",
+            get(get_connection).put(put_connection),
+        )
+        .route(
+            "/enti/{fiscalCode}/notices/{noticeNumber}/checkout",
+            axum::routing::post(crate::checkout::checkout_api),
+        )
         .route("/enti/{fiscalCode}/offices", get(list_offices))
         .route(
             "/enti/{fiscalCode}/offices/{code}",
@@ -240,6 +248,75 @@ async fn remove_station(
 ) -> Result<StatusCode, ApiError> {
     state.store.remove_station(&fc, &station).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// How a station reaches the pagoPA Node: connector, URLs, credentials,
+/// timeouts and retries. Secrets are never shown back.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectionDto {
+    #[schema(value_type = Object)]
+    pub settings: serde_json::Value,
+}
+
+#[utoipa::path(get, path = "/api/v1/enti/{fiscalCode}/stations/{stationId}/connection", tag = "stations",
+    params(("fiscalCode" = String, Path), ("stationId" = String, Path)),
+    responses((status = 200, body = ConnectionDto), (status = 404, body = ProblemJson)))]
+async fn get_connection(
+    State(state): State<AppState>,
+    _caller: Intermediary,
+    Path((fc, station)): Path<(String, String)>,
+) -> Result<Json<ConnectionDto>, ApiError> {
+    let json = state.store.station_connection(&fc, &station).await?;
+    let settings: incasso_pagopa::connector::ConnectionSettings = match json {
+        Some(j) => serde_json::from_str(&j)
+            .map_err(|e| ApiError::bad_request("BAD_CONNECTION", e.to_string()))?,
+        None => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "NOT_FOUND",
+                "collegamento non configurato",
+            ));
+        }
+    };
+    Ok(Json(ConnectionDto {
+        settings: serde_json::to_value(settings.redacted()).unwrap_or_default(),
+    }))
+}
+
+/// Set how the station reaches the Node (intermediary key only).
+#[utoipa::path(put, path = "/api/v1/enti/{fiscalCode}/stations/{stationId}/connection", tag = "stations",
+    request_body = ConnectionDto,
+    params(("fiscalCode" = String, Path), ("stationId" = String, Path)),
+    responses((status = 200, body = ConnectionDto), (status = 400, body = ProblemJson), (status = 404, body = ProblemJson)))]
+async fn put_connection(
+    State(state): State<AppState>,
+    _caller: Intermediary,
+    Path((fc, station)): Path<(String, String)>,
+    ApiJson(body): ApiJson<ConnectionDto>,
+) -> Result<Json<ConnectionDto>, ApiError> {
+    let settings: incasso_pagopa::connector::ConnectionSettings =
+        serde_json::from_value(body.settings)
+            .map_err(|e| ApiError::bad_request("BAD_CONNECTION", format!("settings: {e}")))?;
+    // Building the connector checks what can be checked now (certificates,
+    // connector name) so a bad configuration fails here, not at payment time.
+    incasso_pagopa::connector::build(
+        &settings,
+        incasso_pagopa::connector::StationIdentity {
+            broker_id: String::new(),
+            station_id: station.clone(),
+        },
+    )
+    .map_err(|e| ApiError::bad_request("BAD_CONNECTION", e.to_string()))?;
+    let json = serde_json::to_string(&settings)
+        .map_err(|e| ApiError::bad_request("BAD_CONNECTION", e.to_string()))?;
+    state
+        .store
+        .set_station_connection(&fc, &station, Some(&json))
+        .await?;
+    Ok(Json(ConnectionDto {
+        settings: serde_json::to_value(settings.redacted()).unwrap_or_default(),
+    }))
 }
 
 // ---------------------------------------------------------------- offices
@@ -660,6 +737,7 @@ async fn create_intermediary_key(
 #[openapi(
     info(title = "incasso API", description = "Administration of Enti, stations, offices, service catalogue, accertamenti and API keys. Keys go in the Ocp-Apim-Subscription-Key header. Debt positions are managed through the GPD-compatible API under /gpd/v1 (see pagoPA's gpd.json)."),
     paths(list_enti, create_ente, get_ente, update_ente, list_stations, add_station, remove_station,
+          get_connection, put_connection, crate::checkout::checkout_api,
           list_offices, put_office, delete_office, list_services, get_service, put_service,
           list_accertamenti, get_accertamento, put_accertamento,
           list_ente_keys, create_ente_key, revoke_ente_key, list_intermediary_keys, create_intermediary_key),

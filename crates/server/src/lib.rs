@@ -8,6 +8,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod checkout;
 pub mod error;
 pub mod gpd;
 pub mod node;
@@ -42,6 +43,14 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/pagopa/paForNode", axum::routing::post(node::pa_for_node))
+        .route(
+            "/pay/{fiscalCode}/{noticeNumber}",
+            get(checkout::pay_redirect),
+        )
+        .route(
+            "/pay/{fiscalCode}/{noticeNumber}/esito",
+            get(checkout::outcome),
+        )
         .nest("/gpd/v1", gpd::routes().route_layer(guard.clone()))
         .nest("/api/v1", admin::routes().route_layer(guard))
         .merge(SwaggerUi::new("/api/docs").url("/api/openapi.json", openapi))
