@@ -23,8 +23,9 @@ pub enum Which {
         /// Payment cycles (each pays one fresh position).
         #[arg(long, default_value_t = 20_000)]
         cycles: u64,
-        /// Concurrent PSP clients.
-        #[arg(long, default_value_t = 16)]
+        /// Concurrent PSP clients. Latency grows with it (Little's law);
+        /// 8 keeps both cores busy.
+        #[arg(long, default_value_t = 8)]
         concurrency: u64,
         #[arg(long)]
         quick: bool,

@@ -4,6 +4,12 @@
 //! line (clap's own).
 
 mod bench;
+
+/// The server allocates and frees many small objects per request (XML trees,
+/// rows, JSON); mimalloc measured faster than glibc malloc for that.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod config;
 mod demo;
 mod simulator;

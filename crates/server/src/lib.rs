@@ -19,9 +19,13 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Json};
 use axum::routing::get;
+use incasso_core::ente::StationLink;
 use incasso_store::Store;
+use std::collections::HashMap;
 use std::future::Future;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use std::time::Instant;
 use tokio::net::TcpListener;
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
@@ -35,6 +39,49 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 #[derive(Clone)]
 pub struct AppState {
     pub store: Store,
+    pub stations: StationCache,
+}
+
+impl AppState {
+    pub fn new(store: Store) -> AppState {
+        AppState {
+            store,
+            stations: StationCache::default(),
+        }
+    }
+}
+
+/// The Enti's stations, read on every Node request, kept for a few seconds.
+/// A station added or removed (possibly by another process) takes effect
+/// within [`StationCache::TTL`]; that is the price of not asking the
+/// database three times per payment.
+type StationEntries = HashMap<String, (Instant, Vec<StationLink>)>;
+
+#[derive(Clone, Default)]
+pub struct StationCache {
+    entries: Arc<Mutex<StationEntries>>,
+}
+
+impl StationCache {
+    pub const TTL: Duration = Duration::from_secs(5);
+
+    pub async fn get(
+        &self,
+        store: &Store,
+        ente: &str,
+    ) -> Result<Vec<StationLink>, incasso_store::StoreError> {
+        if let Some((at, stations)) = self.entries.lock().expect("station cache").get(ente)
+            && at.elapsed() < Self::TTL
+        {
+            return Ok(stations.clone());
+        }
+        let stations = store.list_stations(ente).await?;
+        self.entries
+            .lock()
+            .expect("station cache")
+            .insert(ente.to_string(), (Instant::now(), stations.clone()));
+        Ok(stations)
+    }
 }
 
 pub fn router(state: AppState) -> Router {
@@ -90,7 +137,7 @@ pub async fn serve_with_listener(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let refresher = tokio::spawn(refresh_states(store.clone()));
-    let app = router(AppState { store });
+    let app = router(AppState::new(store));
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;

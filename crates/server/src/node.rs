@@ -96,9 +96,11 @@ async fn handle(state: &AppState, request: Request, raw: String) -> Answer {
     match request {
         Request::Verify { qr, .. } => {
             let (stored, index) = find_payable(state, &header, &station, &qr).await?;
-            Ok(wire::verify_response(
-                &summary(state, &stored.position, index, &header.id_pa).await?,
-            ))
+            Ok(wire::verify_response(&summary(
+                &stored.position,
+                index,
+                &header.id_pa,
+            )))
         }
         Request::GetPayment { request, v2 } => {
             get_payment(state, &header, &station, &request, v2).await
@@ -122,7 +124,7 @@ fn system_error(id: &str, e: StoreError) -> Fault {
 /// `idPA` must be an Ente incasso serves, `idStation` one of its stations,
 /// and `idBrokerPA` that station's intermediary.
 async fn check_station(state: &AppState, h: &Header) -> Result<StationLink, Fault> {
-    let stations = match state.store.list_stations(&h.id_pa).await {
+    let stations = match state.stations.get(&state.store, &h.id_pa).await {
         Ok(s) => s,
         Err(e) => return Err(system_error(&h.id_pa, e)),
     };
@@ -274,17 +276,7 @@ fn rome_date(t: DateTime<Utc>) -> chrono::NaiveDate {
     to_rome(t).date()
 }
 
-pub(crate) async fn summary(
-    state: &AppState,
-    p: &DebtPosition,
-    index: usize,
-    id_pa: &str,
-) -> Result<NoticeSummary, Fault> {
-    let ente = state
-        .store
-        .get_ente(id_pa)
-        .await
-        .map_err(|e| system_error(id_pa, e))?;
+pub(crate) fn summary(p: &DebtPosition, index: usize, id_pa: &str) -> NoticeSummary {
     let o = &p.options[index];
     let all_ccp = o.transfers.iter().all(|t| {
         t.postal_iban.is_some()
@@ -292,20 +284,17 @@ pub(crate) async fn summary(
                 .as_deref()
                 .is_some_and(incasso_core::codes::is_postal_iban)
     });
-    Ok(NoticeSummary {
+    NoticeSummary {
         amount: o.amount,
         due_date: Some(rome_date(o.due_date)),
         detail_description: o.description.clone(),
         all_ccp,
         payment_description: o.description.clone(),
         fiscal_code_pa: id_pa.to_string(),
-        company_name: if p.company_name.is_empty() {
-            ente.name
-        } else {
-            p.company_name.clone()
-        },
+        // Required, and validated non-empty, on every position.
+        company_name: p.company_name.clone(),
         office_name: p.office_name.clone(),
-    })
+    }
 }
 
 async fn get_payment(
@@ -338,11 +327,6 @@ async fn get_payment(
             "l'avviso comprende una marca da bollo digitale: usare paGetPaymentV2",
         ));
     }
-    let ente = state
-        .store
-        .get_ente(&h.id_pa)
-        .await
-        .map_err(|e| system_error(&h.id_pa, e))?;
     let postal = req.transfer_type == Some(TransferType::Postal);
     let transfers = o
         .transfers
@@ -351,10 +335,9 @@ async fn get_payment(
             id_transfer: t.id_transfer,
             amount: t.amount,
             fiscal_code_pa: t.organization_fiscal_code.clone(),
-            company_name: t
-                .company_name
-                .clone()
-                .or_else(|| (t.organization_fiscal_code == h.id_pa).then(|| ente.name.clone())),
+            company_name: t.company_name.clone().or_else(|| {
+                (t.organization_fiscal_code == h.id_pa).then(|| p.company_name.clone())
+            }),
             iban: if postal {
                 t.postal_iban.clone().or(t.iban.clone())
             } else {
@@ -378,11 +361,7 @@ async fn get_payment(
         retention_date: o.retention_date.map(to_rome),
         last_payment: None,
         description: o.description.clone(),
-        company_name: if p.company_name.is_empty() {
-            ente.name.clone()
-        } else {
-            p.company_name.clone()
-        },
+        company_name: p.company_name.clone(),
         office_name: p.office_name.clone(),
         debtor: Subject {
             kind: d.kind.as_str().to_string(),
@@ -469,7 +448,7 @@ async fn send_rt(
     };
     match state.store.record_receipt(&record, Utc::now()).await {
         Ok(outcome) => {
-            tracing::info!(outcome = ?outcome, "receipt stored");
+            tracing::debug!(outcome = ?outcome, "receipt stored");
             Ok(wire::ok_response(if v2 {
                 Operation::SendRtV2
             } else {

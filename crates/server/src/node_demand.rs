@@ -220,7 +220,7 @@ pub async fn demand(state: &AppState, h: &Header, d: &DemandRequest) -> Result<S
         .map(|n| n.as_str().to_string())
         .unwrap_or_default();
     payable_fault(&stored.position, 0, now, id, &nav)?;
-    let s = summary(state, &stored.position, 0, id).await?;
+    let s = summary(&stored.position, 0, id);
     Ok(wire::demand_response(
         &QrCode {
             fiscal_code: id.to_string(),

@@ -778,7 +778,13 @@ pub(crate) async fn save_state(
     .bind(to_micros(now))
     .execute(&mut *conn)
     .await?;
-    for o in &p.options {
+    // Only an option with a payment can have changed: none ever goes back
+    // to unpaid, so unpaid rows are already right.
+    for o in p
+        .options
+        .iter()
+        .filter(|o| o.status != OptionStatus::Unpaid)
+    {
         sqlx::query(
             "UPDATE payment_options SET status = $3, payment_date = $4, reporting_date = $5
              WHERE position_id = $1 AND iuv = $2",
@@ -877,22 +883,33 @@ async fn load_children(
         q = q.bind(*id);
     }
     let option_rows = q.fetch_all(&mut *conn).await?;
-    let sql = format!(
-        "SELECT {TRANSFER_COLUMNS} FROM transfers t JOIN payment_options o ON o.ente = t.ente AND o.iuv = t.iuv
-         WHERE o.ente = $1 AND o.position_id IN ({placeholders}) ORDER BY t.iuv, t.id_transfer"
-    );
-    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(ente);
-    for id in &ids {
-        q = q.bind(*id);
-    }
-    let transfer_rows = q.fetch_all(&mut *conn).await?;
+    // Transfers by their primary key (ente, iuv): a join through the
+    // options would let the planner scan every transfer of the Ente.
+    let iuvs: Vec<String> = option_rows
+        .iter()
+        .map(|r| r.try_get::<String, _>("iuv"))
+        .collect::<std::result::Result<_, _>>()?;
     let mut transfers: HashMap<String, Vec<Transfer>> = HashMap::new();
-    for r in &transfer_rows {
-        let iuv: String = r.try_get("iuv")?;
-        transfers
-            .entry(iuv)
-            .or_default()
-            .push(transfer_from_row(r)?);
+    if !iuvs.is_empty() {
+        let placeholders = (0..iuvs.len())
+            .map(|i| format!("${}", i + 2))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "SELECT {TRANSFER_COLUMNS} FROM transfers t WHERE t.ente = $1 AND t.iuv IN ({placeholders})
+             ORDER BY t.iuv, t.id_transfer"
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(ente);
+        for iuv in &iuvs {
+            q = q.bind(iuv.clone());
+        }
+        for r in &q.fetch_all(&mut *conn).await? {
+            let iuv: String = r.try_get("iuv")?;
+            transfers
+                .entry(iuv)
+                .or_default()
+                .push(transfer_from_row(r)?);
+        }
     }
     let index: HashMap<i64, usize> = ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
     for r in &option_rows {

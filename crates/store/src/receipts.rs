@@ -112,15 +112,9 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<ReceiptOutcome> {
         let mut tx = self.write_tx().await?;
-        let seen: Option<i64> =
-            sqlx::query_scalar("SELECT 1 FROM receipts WHERE ente = $1 AND receipt_id = $2")
-                .bind(&r.ente)
-                .bind(&r.receipt_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-        if seen.is_some() {
-            return Err(duplicate(&r.receipt_id));
-        }
+        // No existence check first: a receipt id already stored fails the
+        // insert at the end (primary key), and the whole transaction,
+        // position update included, rolls back.
         let mut position_id = None;
         let outcome = if r.owner_ente != r.ente {
             ReceiptOutcome::Recorded

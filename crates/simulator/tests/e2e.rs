@@ -1,0 +1,406 @@
+//! incasso and the simulator together, each only through its real
+//! interfaces: a citizen pays through Checkout; the connector's
+//! authentication, retries and timeouts; the simulator's failure modes.
+
+use chrono::{Duration, Utc};
+use incasso_core::Cents;
+use incasso_core::ente::{Ente, StationLink};
+use incasso_core::position::PositionStatus;
+use incasso_core::sample::{self, PositionSpec};
+use incasso_pagopa::connector::{self, Auth, ConnectionSettings, StationIdentity};
+use incasso_simulator::{Faults, Route, Settings, Simulator};
+use incasso_store::Store;
+use incasso_testkit::{Backend, backends, fresh_database_url};
+
+const A: &str = "80000130585";
+const BROKER: &str = "15376371009";
+const STATION: &str = "15376371009_01";
+const IBAN: &str = "IT65B0200805364000104567891";
+const KEY: &str = "sim-subscription-key";
+
+struct World {
+    incasso: String,
+    simulator: String,
+    sim: Simulator,
+    store: Store,
+    http: reqwest::Client,
+}
+
+async fn world(backend: Backend) -> World {
+    incasso_pagopa::connector::install_crypto_provider();
+    let store = Store::connect(&fresh_database_url(backend).await)
+        .await
+        .unwrap();
+    let now = Utc::now();
+    store
+        .create_ente(
+            &Ente {
+                fiscal_code: A.into(),
+                name: "Comune di prova".into(),
+                ipa_code: None,
+                iban: Some(IBAN.into()),
+                postal_iban: None,
+                cbill_code: None,
+                email: None,
+            },
+            now,
+        )
+        .await
+        .unwrap();
+    store
+        .add_station(
+            A,
+            &StationLink {
+                broker_id: BROKER.into(),
+                station_id: STATION.into(),
+                segregation_code: 1,
+            },
+            now,
+        )
+        .await
+        .unwrap();
+    let incasso_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let incasso = format!("http://{}", incasso_listener.local_addr().unwrap());
+    tokio::spawn(incasso_server::serve_with_listener(
+        incasso_listener,
+        store.clone(),
+        std::future::pending(),
+    ));
+    let sim = Simulator::new(Settings {
+        ente_soap_url: format!("{incasso}/pagopa/paForNode"),
+        routes: vec![Route {
+            fiscal_code: A.into(),
+            broker_id: BROKER.into(),
+            station_id: STATION.into(),
+            segregation_code: Some(1),
+        }],
+        required_subscription_key: Some(KEY.into()),
+        faults: Faults::default(),
+    });
+    let sim_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let simulator = format!("http://{}", sim_listener.local_addr().unwrap());
+    tokio::spawn(sim.clone().serve(sim_listener, std::future::pending()));
+    let w = World {
+        incasso,
+        simulator,
+        sim,
+        store,
+        http: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+    };
+    w.connect(settings(
+        &w.simulator,
+        Auth::SubscriptionKey { key: KEY.into() },
+    ))
+    .await;
+    w
+}
+
+fn settings(simulator: &str, auth: Auth) -> ConnectionSettings {
+    ConnectionSettings {
+        rest_url: Some(simulator.into()),
+        soap_url: Some(format!("{simulator}/nodo/nodeForPa")),
+        auth,
+        timeout_ms: 2_000,
+        retries: 3,
+        backoff_ms: 10,
+        ..Default::default()
+    }
+}
+
+impl World {
+    async fn connect(&self, s: ConnectionSettings) {
+        self.store
+            .set_station_connection(A, STATION, Some(&serde_json::to_string(&s).unwrap()))
+            .await
+            .unwrap();
+    }
+
+    async fn notice(&self, iupd: &str) -> String {
+        let p = sample::position(&PositionSpec {
+            ente: A,
+            company_name: "Comune di prova",
+            iupd: iupd.into(),
+            debtor_index: 9,
+            amount: Cents(4_200),
+            description: "Refezione scolastica".into(),
+            category: "9/0101101IM/",
+            iban: IBAN,
+            due_date: Utc::now() + Duration::days(20),
+            installments: 0,
+            second_beneficiary: None,
+            quotas: vec![],
+        });
+        let stored = self
+            .store
+            .create_position(A, p, Utc::now(), true)
+            .await
+            .unwrap();
+        stored.position.options[0]
+            .notice_number
+            .clone()
+            .unwrap()
+            .as_str()
+            .to_string()
+    }
+
+    /// The citizen opens the pay link: incasso redirects to Checkout.
+    async fn open(&self, nav: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}/pay/{A}/{nav}", self.incasso))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn status(&self, iupd: &str) -> PositionStatus {
+        self.store
+            .get_position(A, iupd)
+            .await
+            .unwrap()
+            .position
+            .status
+    }
+}
+
+#[tokio::test]
+async fn a_citizen_pays_through_the_checkout_page() {
+    for backend in backends() {
+        let w = world(backend).await;
+        let nav = w.notice("CHK-1").await;
+        let resp = w.open(&nav).await;
+        assert_eq!(resp.status(), 303, "{backend:?}");
+        let checkout = resp.headers()["location"].to_str().unwrap().to_string();
+        assert!(checkout.starts_with(&w.simulator), "{checkout}");
+        // The page shows the amount the Ente confirms (verify) and the buttons.
+        let page = w
+            .http
+            .get(&checkout)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(page.contains("42,00 €"), "{page}");
+        assert!(page.contains("id=\"pay\"") && page.contains("id=\"cancel\""));
+        // The person clicks "Paga".
+        let resp = w.http.post(format!("{checkout}/pay")).send().await.unwrap();
+        assert_eq!(resp.status(), 303);
+        let back = resp.headers()["location"].to_str().unwrap().to_string();
+        assert!(
+            back.starts_with(&format!("{}/pay/{A}/{nav}/esito?outcome=ok", w.incasso)),
+            "{back}"
+        );
+        let outcome = w
+            .http
+            .get(&back)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(outcome.contains("data-status=\"PAID\""), "{outcome}");
+        assert_eq!(w.status("CHK-1").await, PositionStatus::Paid);
+        let receipts = w.store.list_receipts(A, false, 10).await.unwrap();
+        assert_eq!(receipts.len(), 1);
+        assert_eq!(receipts[0].psp_id, w.sim.node().psp.id);
+        // Paying again is refused before reaching Checkout.
+        let resp = w.open(&nav).await;
+        assert_eq!(resp.status(), 409);
+
+        // Cancel: back to incasso, nothing paid.
+        let nav2 = w.notice("CHK-2").await;
+        let checkout = w.open(&nav2).await.headers()["location"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        let resp = w
+            .http
+            .post(format!("{checkout}/cancel"))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            resp.headers()["location"]
+                .to_str()
+                .unwrap()
+                .ends_with("outcome=cancel")
+        );
+        assert_eq!(w.status("CHK-2").await, PositionStatus::Valid);
+    }
+}
+
+#[tokio::test]
+async fn connector_authenticates_retries_and_times_out() {
+    let w = world(Backend::Sqlite).await;
+    let nav = w.notice("CONN-1").await;
+    // Wrong key: Checkout refuses, the citizen gets a clear 502, not a hang.
+    w.connect(settings(
+        &w.simulator,
+        Auth::SubscriptionKey {
+            key: "wrong".into(),
+        },
+    ))
+    .await;
+    assert_eq!(w.open(&nav).await.status(), 502);
+    w.connect(settings(&w.simulator, Auth::None)).await;
+    assert_eq!(w.open(&nav).await.status(), 502);
+    // Right key, but the Node fails twice: retries get through.
+    w.connect(settings(
+        &w.simulator,
+        Auth::SubscriptionKey { key: KEY.into() },
+    ))
+    .await;
+    w.sim.set_faults(Faults {
+        fail_next: 2,
+        ..Faults::default()
+    });
+    assert_eq!(w.open(&nav).await.status(), 303);
+    // Failing more times than the retries: 502.
+    w.sim.set_faults(Faults {
+        fail_next: 10,
+        ..Faults::default()
+    });
+    let resp = w.open(&nav).await;
+    assert_eq!(resp.status(), 502);
+    assert!(
+        resp.text()
+            .await
+            .unwrap()
+            .contains("pagoPA non raggiungibile")
+    );
+    // A Node slower than the station's timeout.
+    let mut slow = settings(&w.simulator, Auth::SubscriptionKey { key: KEY.into() });
+    slow.timeout_ms = 200;
+    slow.retries = 1;
+    w.connect(slow).await;
+    w.sim.set_faults(Faults {
+        slow_ms: 1_000,
+        ..Faults::default()
+    });
+    let started = std::time::Instant::now();
+    assert_eq!(w.open(&nav).await.status(), 502);
+    assert!(
+        started.elapsed() < std::time::Duration::from_millis(2_500),
+        "timeouts bound the wait"
+    );
+    w.sim.set_faults(Faults::default());
+
+    // The SOAP transport: nodoChiediElencoFlussiRendicontazione through the connector.
+    let c = connector::build(
+        &settings(
+            &w.simulator,
+            Auth::Basic {
+                username: "u".into(),
+                password: "p".into(),
+            },
+        ),
+        StationIdentity {
+            broker_id: BROKER.into(),
+            station_id: STATION.into(),
+        },
+    )
+    .unwrap();
+    assert_eq!(c.id(), "pagopa");
+    assert!(c.list_reporting_flows(A).await.unwrap().is_empty());
+
+    // Client certificates: a valid PEM pair is accepted, a broken one refused at configuration time.
+    let cert = include_str!("data/station-cert.pem").to_string();
+    let key = include_str!("data/station-key.pem").to_string();
+    let ok = settings(
+        &w.simulator,
+        Auth::ClientCertificate {
+            certificate_pem: cert.clone(),
+            key_pem: key,
+        },
+    );
+    assert!(
+        connector::build(
+            &ok,
+            StationIdentity {
+                broker_id: BROKER.into(),
+                station_id: STATION.into()
+            }
+        )
+        .is_ok()
+    );
+    let broken = settings(
+        &w.simulator,
+        Auth::ClientCertificate {
+            certificate_pem: cert,
+            key_pem: "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n".into(),
+        },
+    );
+    assert!(
+        connector::build(
+            &broken,
+            StationIdentity {
+                broker_id: BROKER.into(),
+                station_id: STATION.into()
+            }
+        )
+        .is_err()
+    );
+    // Secrets never come back out.
+    let shown = serde_json::to_string(&ok.redacted()).unwrap();
+    assert!(!shown.contains("PRIVATE KEY"), "{shown}");
+}
+
+#[tokio::test]
+async fn simulator_failure_modes_never_lose_or_double_count() {
+    for backend in backends() {
+        let w = world(backend).await;
+        // Duplicate receipt: stored once, the second refused.
+        let nav = w.notice("F-DUP").await;
+        w.sim.set_faults(Faults {
+            duplicate_receipt: true,
+            ..Faults::default()
+        });
+        let p = w.sim.pay(A, &nav).await.unwrap();
+        assert_eq!(p.receipt_ids.len(), 1);
+        assert_eq!(w.status("F-DUP").await, PositionStatus::Paid);
+        // A PSP paying twice: both receipts stored, the second flagged for refund.
+        let nav = w.notice("F-TWICE").await;
+        w.sim.set_faults(Faults {
+            pay_twice: true,
+            ..Faults::default()
+        });
+        let p = w.sim.pay(A, &nav).await.unwrap();
+        assert_eq!(p.receipt_ids.len(), 2);
+        let flagged = w.store.list_receipts(A, true, 10).await.unwrap();
+        assert_eq!(flagged.len(), 1, "{backend:?}");
+        assert_eq!(flagged[0].anomaly.as_deref(), Some("DOUBLE_PAYMENT"));
+        assert_eq!(flagged[0].receipt_id, p.receipt_ids[1]);
+        // A late receipt still pays.
+        let nav = w.notice("F-LATE").await;
+        w.sim.set_faults(Faults {
+            late_receipt_ms: 300,
+            ..Faults::default()
+        });
+        w.sim.pay(A, &nav).await.unwrap();
+        assert_eq!(w.status("F-LATE").await, PositionStatus::Paid);
+        // Paying a paid notice is refused by verify: no receipt is sent.
+        w.sim.set_faults(Faults::default());
+        let err = w.sim.pay(A, &nav).await.unwrap_err();
+        assert_eq!(err.fault_code(), Some("PAA_PAGAMENTO_DUPLICATO"));
+        assert_eq!(w.store.list_receipts(A, false, 50).await.unwrap().len(), 4);
+        // Faults are switched through the simulator's API too.
+        let faults: Faults = reqwest::Client::new()
+            .put(format!("{}/simulator/faults", w.simulator))
+            .json(&Faults {
+                pay_twice: true,
+                ..Faults::default()
+            })
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert!(faults.pay_twice && w.sim.faults().pay_twice);
+    }
+}
