@@ -220,3 +220,155 @@ fn bench_positions_quick_prints_its_json_last() {
         assert!(v[key].as_f64().is_some_and(|x| x > 0.0), "{key} in {last}");
     }
 }
+
+/// With `serve --demo`, the built-in simulator is up: a notice is paid from
+/// the command line (`incasso simulator pay`) and another through the
+/// Checkout page the demo's pay link leads to.
+#[test]
+fn demo_notices_are_paid_through_the_simulator() {
+    let dir = temp_dir("simpay");
+    let port = free_port();
+    let mut child = incasso()
+        .args([
+            "serve",
+            "--demo",
+            "--bind",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
+        .arg(&dir)
+        .env_remove("INCASSO_DATABASE_URL")
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(wait_for_health(port));
+    let demo: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("demo.json")).unwrap()).unwrap();
+    let ente = &demo["enti"][0];
+    let fc = ente["fiscal_code"].as_str().unwrap();
+    let key = ente["api_key"].as_str().unwrap();
+    let notices = ente["payable_notices"].as_array().unwrap();
+    // 1. From the command line.
+    let nav = notices[1]["notice_number"].as_str().unwrap();
+    let out = incasso()
+        .args(["simulator", "pay", "--notice", nav, "--demo-json"])
+        .arg(dir.join("demo.json"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let payment: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(payment["notice_number"], nav);
+    assert_eq!(payment["receipt_ids"].as_array().unwrap().len(), 1);
+    let iupd = notices[1]["iupd"].as_str().unwrap();
+    let position = http_get(
+        port,
+        &format!("/gpd/v1/organizations/{fc}/debtpositions/{iupd}"),
+        key,
+    );
+    assert!(
+        position.contains("\"status\":\"PAID\"")
+            || position.contains("\"status\":\"PARTIALLY_PAID\""),
+        "{position}"
+    );
+    // Paying it again is refused by the Ente, and the command says so.
+    let out = incasso()
+        .args(["simulator", "pay", "--notice", nav, "--demo-json"])
+        .arg(dir.join("demo.json"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("PAA_PAGAMENTO_DUPLICATO"));
+    // 2. Through the pay link and the Checkout page.
+    let pay_url = ente["pay_url"].as_str().unwrap();
+    let path = pay_url.trim_start_matches(&format!("http://127.0.0.1:{port}"));
+    let redirect = http_get(port, path, "");
+    let location = redirect
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("location: ")
+                .or_else(|| l.strip_prefix("Location: "))
+        })
+        .unwrap_or_else(|| panic!("no redirect: {redirect}"))
+        .trim()
+        .to_string();
+    assert!(
+        location.starts_with(demo["simulator_url"].as_str().unwrap()),
+        "{location}"
+    );
+    let sim_port: u16 = location
+        .split(':')
+        .nth(2)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let sim_path = location
+        .splitn(4, '/')
+        .nth(3)
+        .map(|p| format!("/{p}"))
+        .unwrap();
+    let page = http_get(sim_port, &sim_path, "");
+    assert!(page.contains("Paga"), "{page}");
+    let paid = http_post(sim_port, &format!("{sim_path}/pay"));
+    assert!(paid.starts_with("HTTP/1.1 303"), "{paid}");
+    assert!(paid.contains("outcome=ok"), "{paid}");
+    let nav0 = notices[0]["notice_number"].as_str().unwrap();
+    let outcome = http_get(port, &format!("/pay/{fc}/{nav0}/esito"), "");
+    assert!(outcome.contains("data-status=\"PAID\""), "{outcome}");
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn http_post(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+#[test]
+fn bench_node_quick_prints_its_json_last() {
+    let out = incasso()
+        .args(["bench", "node", "--quick"])
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let v: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(v["bench"], "node");
+    assert_eq!(v["items"], 300);
+    for key in [
+        "seconds",
+        "per_s",
+        "p50_ms",
+        "p99_ms",
+        "peak_rss_mb",
+        "baseline_per_s",
+        "ratio",
+    ] {
+        assert!(
+            v[key].as_f64().is_some_and(|x| x > 0.0),
+            "{key} in {stdout}"
+        );
+    }
+}

@@ -36,6 +36,11 @@ pub fn routes() -> Router<AppState> {
             "/enti/{fiscalCode}/stations/{stationId}/connection",
             get(get_connection).put(put_connection),
         )
+        .route("/enti/{fiscalCode}/receipts", get(list_receipts))
+        .route(
+            "/enti/{fiscalCode}/receipts/{receiptId}/xml",
+            get(receipt_xml),
+        )
         .route(
             "/enti/{fiscalCode}/notices/{noticeNumber}/checkout",
             axum::routing::post(crate::checkout::checkout_api),
@@ -317,6 +322,83 @@ async fn put_connection(
     Ok(Json(ConnectionDto {
         settings: serde_json::to_value(settings.redacted()).unwrap_or_default(),
     }))
+}
+
+// ---------------------------------------------------------------- receipts
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReceiptDto {
+    pub receipt_id: String,
+    pub notice_number: String,
+    pub iuv: String,
+    /// The Ente that owns the notice (another one on a multi-beneficiary copy).
+    pub owner_ente: String,
+    pub amount: i64,
+    pub psp_id: String,
+    /// Why the receipt did not simply pay its position: DOUBLE_PAYMENT,
+    /// UNKNOWN_NOTICE, POSITION_CANCELLED, NOT_PAYABLE, AMOUNT_MISMATCH, KO_OUTCOME.
+    pub anomaly: Option<String>,
+    /// TO_REFUND or TO_REVIEW.
+    pub refund_status: Option<String>,
+    pub payment_date_time: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct ReceiptQuery {
+    /// Only receipts with an anomaly (double payments to refund, ...).
+    #[serde(default)]
+    anomalies: bool,
+    /// At most this many, newest first (default 100, at most 1000).
+    limit: Option<u32>,
+}
+
+#[utoipa::path(get, path = "/api/v1/enti/{fiscalCode}/receipts", tag = "receipts",
+    params(("fiscalCode" = String, Path), ReceiptQuery), responses((status = 200, body = Vec<ReceiptDto>)))]
+async fn list_receipts(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(fc): Path<String>,
+    ApiQuery(q): ApiQuery<ReceiptQuery>,
+) -> Result<Json<Vec<ReceiptDto>>, ApiError> {
+    caller.require_ente(&fc)?;
+    let receipts = state
+        .store
+        .list_receipts(&fc, q.anomalies, q.limit.unwrap_or(100))
+        .await?;
+    Ok(Json(
+        receipts
+            .into_iter()
+            .map(|r| ReceiptDto {
+                receipt_id: r.receipt_id,
+                notice_number: r.notice_number,
+                iuv: r.iuv,
+                owner_ente: r.owner_ente,
+                amount: r.amount,
+                psp_id: r.psp_id,
+                anomaly: r.anomaly,
+                refund_status: r.refund_status,
+                payment_date_time: r.payment_date_time.map(|t| t.to_rfc3339()),
+            })
+            .collect(),
+    ))
+}
+
+/// The receipt exactly as the Node sent it (SOAP XML).
+#[utoipa::path(get, path = "/api/v1/enti/{fiscalCode}/receipts/{receiptId}/xml", tag = "receipts",
+    params(("fiscalCode" = String, Path), ("receiptId" = String, Path)),
+    responses((status = 200, content_type = "text/xml", body = String), (status = 404, body = ProblemJson)))]
+async fn receipt_xml(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((fc, receipt_id)): Path<(String, String)>,
+) -> Result<([(axum::http::HeaderName, &'static str); 1], String), ApiError> {
+    caller.require_ente(&fc)?;
+    let xml = state.store.receipt_xml(&fc, &receipt_id).await?;
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "text/xml; charset=utf-8")],
+        xml,
+    ))
 }
 
 // ---------------------------------------------------------------- offices
@@ -737,7 +819,7 @@ async fn create_intermediary_key(
 #[openapi(
     info(title = "incasso API", description = "Administration of Enti, stations, offices, service catalogue, accertamenti and API keys. Keys go in the Ocp-Apim-Subscription-Key header. Debt positions are managed through the GPD-compatible API under /gpd/v1 (see pagoPA's gpd.json)."),
     paths(list_enti, create_ente, get_ente, update_ente, list_stations, add_station, remove_station,
-          get_connection, put_connection, crate::checkout::checkout_api,
+          get_connection, put_connection, crate::checkout::checkout_api, list_receipts, receipt_xml,
           list_offices, put_office, delete_office, list_services, get_service, put_service,
           list_accertamenti, get_accertamento, put_accertamento,
           list_ente_keys, create_ente_key, revoke_ente_key, list_intermediary_keys, create_intermediary_key),

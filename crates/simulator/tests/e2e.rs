@@ -375,6 +375,42 @@ async fn simulator_failure_modes_never_lose_or_double_count() {
         assert_eq!(flagged.len(), 1, "{backend:?}");
         assert_eq!(flagged[0].anomaly.as_deref(), Some("DOUBLE_PAYMENT"));
         assert_eq!(flagged[0].receipt_id, p.receipt_ids[1]);
+        // The back office sees it through the API, and the receipt as sent.
+        let (_, key) = incasso_server::auth::issue_key(&w.store, Some(A), "test")
+            .await
+            .unwrap();
+        let listed: serde_json::Value = w
+            .http
+            .get(format!(
+                "{}/api/v1/enti/{A}/receipts?anomalies=true",
+                w.incasso
+            ))
+            .header("Ocp-Apim-Subscription-Key", &key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(listed[0]["anomaly"], "DOUBLE_PAYMENT", "{listed}");
+        assert_eq!(listed[0]["refundStatus"], "TO_REFUND");
+        let xml = w
+            .http
+            .get(format!(
+                "{}/api/v1/enti/{A}/receipts/{}/xml",
+                w.incasso, p.receipt_ids[1]
+            ))
+            .header("Ocp-Apim-Subscription-Key", &key)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            xml.contains("paSendRTV2Request") && xml.contains(&p.receipt_ids[1]),
+            "{xml}"
+        );
         // A late receipt still pays.
         let nav = w.notice("F-LATE").await;
         w.sim.set_faults(Faults {

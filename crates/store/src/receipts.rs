@@ -246,6 +246,18 @@ impl Store {
     }
 }
 
+impl Store {
+    /// The receipt exactly as the Node sent it.
+    pub async fn receipt_xml(&self, ente: &str, receipt_id: &str) -> Result<String> {
+        sqlx::query_scalar("SELECT raw_xml FROM receipts WHERE ente = $1 AND receipt_id = $2")
+            .bind(ente)
+            .bind(receipt_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound("ricevuta"))
+    }
+}
+
 fn duplicate(receipt_id: &str) -> StoreError {
     StoreError::Conflict(format!("ricevuta {receipt_id} già ricevuta"))
 }
