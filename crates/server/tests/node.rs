@@ -582,6 +582,58 @@ async fn fault_table() {
     }
 }
 
+/// A receipt that pays its position but cannot be stored leaves the
+/// position unpaid: both happen in one transaction or neither does, and the
+/// Node (having had no OK) sends it again.
+#[tokio::test]
+async fn receipt_and_position_change_together_or_not_at_all() {
+    for backend in backends() {
+        let node = start(backend).await;
+        let first = node.position("ATOM-1", 1_000, 0, true).await.remove(0);
+        let second = node.position("ATOM-2", 1_000, 0, true).await.remove(0);
+        let rt = receipt("rt-atom", &first, 1_000, vec![(1, A, 1_000)]);
+        assert!(
+            node.call(&wire::node::send_rt_request(&ha(), &rt, true))
+                .await
+                .is_ok()
+        );
+        // The same receipt id for another notice: paying ATOM-2 succeeds inside
+        // the transaction, storing the receipt fails, everything rolls back.
+        let clash = receipt("rt-atom", &second, 1_000, vec![(1, A, 1_000)]);
+        node.expect_fault(
+            &wire::node::send_rt_request(&ha(), &clash, true),
+            "PAA_RECEIPT_DUPLICATA",
+        )
+        .await;
+        assert_eq!(
+            node.store
+                .get_position(A, "ATOM-2")
+                .await
+                .unwrap()
+                .position
+                .status,
+            PositionStatus::Valid,
+            "{backend:?}"
+        );
+        assert!(
+            node.call(&wire::node::verify_request(&ha(), &qr(&second)))
+                .await
+                .is_ok()
+        );
+        // An internal failure (here: the database gone) answers PAA_SYSTEM_ERROR, at once.
+        node.store.close().await;
+        let started = std::time::Instant::now();
+        let unknown_ente = header("00123456782", BROKER, STATION_A);
+        node.expect_fault(
+            &wire::node::verify_request(&unknown_ente, &qr(&second)),
+            "PAA_SYSTEM_ERROR",
+        )
+        .await;
+        assert!(started.elapsed() < std::time::Duration::from_secs(9));
+        node.validate_all();
+    }
+}
+
 #[tokio::test]
 async fn installments_multi_beneficiary_and_postal_transfers() {
     for backend in backends() {
