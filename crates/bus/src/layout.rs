@@ -1,0 +1,363 @@
+//! A layout (*tracciato*) is data: a TOML document that says how to read a
+//! management application's file and where each value goes. It never runs
+//! code or templates (GovPay's FreeMarker templates, which can call Java, are
+//! the mistake this avoids): every rule is one of a closed set.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Layout {
+    pub name: String,
+    pub version: u32,
+    #[serde(default)]
+    pub description: String,
+    pub format: Format,
+    #[serde(default)]
+    pub encoding: Encoding,
+    /// `true`: one bad row refuses the whole supply. `false`: the valid rows
+    /// load and the others are reported.
+    #[serde(default = "yes")]
+    pub all_or_nothing: bool,
+    /// Source fields whose values, joined, are the application's key of a
+    /// position (incasso's `iupd`). Rows with the same key are one position
+    /// (its installments) and must be adjacent in the file.
+    pub key: Vec<String>,
+    #[serde(default)]
+    pub operation: Option<OperationRule>,
+    /// Target field -> how to compute it (see [`crate::normalize`]).
+    pub fields: BTreeMap<String, FieldRule>,
+    /// Where the outcome file writes each row's notice number (and IUV).
+    #[serde(default)]
+    pub outcome: Outcome,
+    /// The reporting-back export in the application's own layout.
+    #[serde(default)]
+    pub export: Option<ExportLayout>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Format {
+    Delimited {
+        separator: char,
+        #[serde(default = "default_quote")]
+        quote: char,
+        header: bool,
+        /// Column names when the file has no header.
+        #[serde(default)]
+        columns: Vec<String>,
+    },
+    Fixed {
+        columns: Vec<FixedColumn>,
+        /// Lines to skip at the start (a title, a header).
+        #[serde(default)]
+        skip_lines: usize,
+    },
+    Json {
+        /// Dotted path to the array of records; empty for a top-level array.
+        #[serde(default)]
+        records: String,
+        /// Dotted path, within a record, of an array to turn into one row
+        /// per element (GPD's `paymentOption`). Element fields are read as
+        /// `@.name`.
+        #[serde(default)]
+        explode: Option<String>,
+    },
+}
+
+fn default_quote() -> char {
+    '"'
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FixedColumn {
+    pub name: String,
+    /// 1-based, inclusive, in characters.
+    pub start: usize,
+    pub end: usize,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Encoding {
+    #[default]
+    #[serde(rename = "utf-8")]
+    Utf8,
+    #[serde(rename = "windows-1252")]
+    Windows1252,
+    #[serde(rename = "iso-8859-1")]
+    Iso8859_1,
+    #[serde(rename = "iso-8859-15")]
+    Iso8859_15,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OperationRule {
+    pub column: String,
+    #[serde(default)]
+    pub insert: Vec<String>,
+    #[serde(default)]
+    pub update: Vec<String>,
+    #[serde(default)]
+    pub cancel: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FieldRule {
+    /// Take the value of this source field.
+    #[serde(default)]
+    pub column: Option<String>,
+    /// Or join these source fields...
+    #[serde(default)]
+    pub join: Vec<String>,
+    /// ...with this separator (default a space).
+    #[serde(default)]
+    pub separator: Option<String>,
+    /// Or take part `index` (0-based) of `column` split by `split`.
+    #[serde(default)]
+    pub split: Option<String>,
+    #[serde(default)]
+    pub index: usize,
+    /// Or choose by the value of another field: value -> source field.
+    #[serde(default)]
+    pub choose_by: Option<String>,
+    #[serde(default)]
+    pub cases: BTreeMap<String, String>,
+    /// A fixed value, whatever the file says.
+    #[serde(default)]
+    pub constant: Option<String>,
+    /// The value when the source is empty.
+    #[serde(default)]
+    pub default: Option<String>,
+    #[serde(default = "yes")]
+    pub trim: bool,
+    #[serde(default)]
+    pub case: Option<Case>,
+    /// Left-pad to this length with `pad_char` (default '0').
+    #[serde(default)]
+    pub pad: Option<usize>,
+    #[serde(default)]
+    pub pad_char: Option<char>,
+    #[serde(default)]
+    pub date: Option<DateFormat>,
+    #[serde(default)]
+    pub amount: Option<AmountFormat>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Case {
+    Upper,
+    Lower,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DateFormat {
+    #[serde(rename = "dd/mm/yyyy")]
+    DayMonthYear,
+    #[serde(rename = "yyyymmdd")]
+    Compact,
+    /// `yyyy-mm-dd`, or a full ISO 8601 date-time.
+    #[serde(rename = "iso")]
+    Iso,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AmountFormat {
+    /// Integer cents: `123456`.
+    Cents,
+    /// Italian: `1.234,56` (thousands dots optional).
+    Italian,
+    /// Dot decimal: `1234.56`.
+    Dot,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Outcome {
+    /// Source column (or JSON field) to fill with the notice number.
+    #[serde(default)]
+    pub notice_number: Option<String>,
+    #[serde(default)]
+    pub iuv: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportLayout {
+    /// `;`, `,`, `|`... for delimited exports; absent for fixed width.
+    #[serde(default)]
+    pub separator: Option<char>,
+    #[serde(default = "yes")]
+    pub header: bool,
+    pub columns: Vec<ExportColumn>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportColumn {
+    pub name: String,
+    /// `key`, `notice_number`, `iuv`, `amount`, `paid_at`, `receipt_id`,
+    /// `psp_id`, `psp_name`, `payment_method`, `fee`, `outcome`.
+    pub value: String,
+    #[serde(default)]
+    pub amount: Option<AmountFormat>,
+    #[serde(default)]
+    pub date: Option<DateFormat>,
+    /// Fixed-width exports: the column's width.
+    #[serde(default)]
+    pub width: Option<usize>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LayoutError {
+    #[error("tracciato non valido: {0}")]
+    Parse(String),
+    #[error("tracciato non valido: {0}")]
+    Rule(String),
+}
+
+/// The target fields a layout may fill (`transfer.N.*` and `quota.N.*` with
+/// N from 1 to 5, `metadata.NAME` with any name).
+pub const TARGETS: &[&str] = &[
+    "debtor.type",
+    "debtor.fiscal_code",
+    "debtor.full_name",
+    "debtor.street",
+    "debtor.civic",
+    "debtor.postal_code",
+    "debtor.city",
+    "debtor.province",
+    "debtor.country",
+    "debtor.email",
+    "debtor.phone",
+    "company_name",
+    "office_name",
+    "service",
+    "option.iuv",
+    "option.notice_number",
+    "option.amount",
+    "option.description",
+    "option.due_date",
+    "option.retention_date",
+    "option.installment",
+];
+
+const TRANSFER_FIELDS: &[&str] = &[
+    "amount",
+    "remittance",
+    "iban",
+    "postal_iban",
+    "category",
+    "fiscal_code",
+    "stamp_type",
+    "stamp_hash",
+    "stamp_province",
+];
+const QUOTA_FIELDS: &[&str] = &["accertamento", "amount"];
+
+fn target_known(t: &str) -> bool {
+    if TARGETS.contains(&t) || t.strip_prefix("metadata.").is_some_and(|n| !n.is_empty()) {
+        return true;
+    }
+    let indexed = |prefix: &str, fields: &[&str]| {
+        t.strip_prefix(prefix)
+            .and_then(|rest| rest.split_once('.'))
+            .is_some_and(|(n, f)| n.parse::<u8>().is_ok_and(|n| (1..=5).contains(&n)) && fields.contains(&f))
+    };
+    indexed("transfer.", TRANSFER_FIELDS) || indexed("quota.", QUOTA_FIELDS)
+}
+
+impl Layout {
+    pub fn from_toml(text: &str) -> Result<Layout, LayoutError> {
+        let layout: Layout = toml::from_str(text).map_err(|e| LayoutError::Parse(e.to_string()))?;
+        layout.check()?;
+        Ok(layout)
+    }
+
+    /// Checks the layout itself, before any file meets it.
+    pub fn check(&self) -> Result<(), LayoutError> {
+        if !incasso_core::text::is_safe_identifier(&self.name, 64) {
+            return Err(LayoutError::Rule(format!("nome '{}' non ammesso", self.name)));
+        }
+        if self.key.is_empty() {
+            return Err(LayoutError::Rule("serve almeno un campo chiave (key)".into()));
+        }
+        for (target, rule) in &self.fields {
+            if !target_known(target) {
+                return Err(LayoutError::Rule(format!("campo di destinazione sconosciuto '{target}'")));
+            }
+            let sources = usize::from(rule.column.is_some())
+                + usize::from(!rule.join.is_empty())
+                + usize::from(rule.choose_by.is_some())
+                + usize::from(rule.constant.is_some());
+            if sources == 0 && rule.default.is_none() {
+                return Err(LayoutError::Rule(format!("'{target}': manca la sorgente (column, join, choose_by, constant o default)")));
+            }
+            if sources > 1 {
+                return Err(LayoutError::Rule(format!("'{target}': una sola sorgente tra column, join, choose_by e constant")));
+            }
+            if rule.split.is_some() && rule.column.is_none() {
+                return Err(LayoutError::Rule(format!("'{target}': split richiede column")));
+            }
+        }
+        for required in ["option.amount", "debtor.fiscal_code"] {
+            if !self.fields.contains_key(required) {
+                return Err(LayoutError::Rule(format!("manca il campo obbligatorio '{required}'")));
+            }
+        }
+        if let Format::Fixed { columns, .. } = &self.format {
+            for c in columns {
+                if c.start == 0 || c.end < c.start {
+                    return Err(LayoutError::Rule(format!("colonna '{}': intervallo {}-{} non valido", c.name, c.start, c.end)));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets() {
+        assert!(target_known("transfer.5.iban"));
+        assert!(!target_known("transfer.6.iban"));
+        assert!(!target_known("transfer.1.colour"));
+        assert!(target_known("quota.2.accertamento"));
+        assert!(target_known("metadata.anno"));
+        assert!(!target_known("debtor.shoe_size"));
+    }
+
+    #[test]
+    fn layouts_that_could_run_code_or_are_incomplete_are_refused() {
+        let bad = r#"
+name = "x"
+version = 1
+key = ["id"]
+format = { kind = "delimited", separator = ";", header = true }
+[fields]
+"option.amount" = { template = "${java.lang.Runtime}" }
+"#;
+        assert!(Layout::from_toml(bad).is_err(), "unknown rule keys are refused");
+        let no_amount = r#"
+name = "x"
+version = 1
+key = ["id"]
+format = { kind = "delimited", separator = ";", header = true }
+[fields]
+"debtor.fiscal_code" = { column = "cf" }
+"#;
+        assert!(Layout::from_toml(no_amount).unwrap_err().to_string().contains("option.amount"));
+    }
+}

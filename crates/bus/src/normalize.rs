@@ -1,0 +1,578 @@
+//! From records to debt positions: the layout's rules give each target field
+//! its value; rows with the same key become one position (a row per
+//! installment or single solution); the catalogue fills what the file does
+//! not say (taxonomy, IBAN, accertamento).
+
+use crate::layout::{AmountFormat, Case, DateFormat, FieldRule, Layout};
+use crate::read::Record;
+use chrono::{DateTime, NaiveDate, Utc};
+use incasso_core::Cents;
+use incasso_core::accertamento::AccertamentoRef;
+use incasso_core::catalogue::Service;
+use incasso_core::ente::Ente;
+use incasso_core::position::{
+    AccountingQuota, DebtPosition, Debtor, DebtorType, OptionStatus, PaymentOption, PositionStatus, Transfer,
+};
+use std::collections::{BTreeMap, HashMap};
+
+/// One problem with one row, as the per-row report lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowError {
+    pub line: usize,
+    pub field: String,
+    pub value: String,
+    pub code: &'static str,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Insert,
+    Update,
+    Cancel,
+}
+
+/// A row's target values, after the layout's rules.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub line: usize,
+    pub key: String,
+    pub op: Op,
+    pub values: BTreeMap<String, String>,
+}
+
+fn apply_text(rule: &FieldRule, mut v: String) -> String {
+    if rule.trim {
+        v = v.trim().to_string();
+    }
+    if v.is_empty()
+        && let Some(d) = &rule.default
+    {
+        v = d.clone();
+    }
+    match rule.case {
+        Some(Case::Upper) => v = v.to_uppercase(),
+        Some(Case::Lower) => v = v.to_lowercase(),
+        None => {}
+    }
+    if let Some(len) = rule.pad
+        && !v.is_empty()
+    {
+        let n = v.chars().count();
+        if n < len {
+            let c = rule.pad_char.unwrap_or('0');
+            v = std::iter::repeat_n(c, len - n).chain(v.chars()).collect();
+        }
+    }
+    v
+}
+
+fn source(rule: &FieldRule, r: &Record) -> String {
+    if let Some(c) = &rule.constant {
+        return c.clone();
+    }
+    if !rule.join.is_empty() {
+        let sep = rule.separator.as_deref().unwrap_or(" ");
+        return rule
+            .join
+            .iter()
+            .filter_map(|c| r.get(c))
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+            .join(sep);
+    }
+    if let Some(by) = &rule.choose_by {
+        let selector = r.get(by).unwrap_or("").trim();
+        return rule
+            .cases
+            .get(selector)
+            .or_else(|| rule.cases.get("*"))
+            .and_then(|col| r.get(col))
+            .unwrap_or("")
+            .to_string();
+    }
+    let Some(col) = &rule.column else {
+        return String::new();
+    };
+    let raw = r.get(col).unwrap_or("");
+    match &rule.split {
+        Some(sep) => raw.split(sep.as_str()).nth(rule.index).unwrap_or("").to_string(),
+        None => raw.to_string(),
+    }
+}
+
+/// Parses an amount in the given form into cents; `None` if it is not one.
+pub fn parse_amount(s: &str, format: AmountFormat) -> Option<Cents> {
+    let s = s.trim();
+    match format {
+        AmountFormat::Cents => s.parse::<i64>().ok().map(Cents),
+        AmountFormat::Dot => Cents::parse_decimal(s),
+        AmountFormat::Italian => {
+            let (units, decimals) = s.split_once(',').unwrap_or((s, ""));
+            // Thousands dots only in groups of three.
+            let groups: Vec<&str> = units.split('.').collect();
+            if groups.len() > 1 && (groups[0].is_empty() || groups[1..].iter().any(|g| g.len() != 3)) {
+                return None;
+            }
+            let plain = groups.concat();
+            let text = if decimals.is_empty() { plain } else { format!("{plain}.{decimals}") };
+            Cents::parse_decimal(&text)
+        }
+    }
+}
+
+pub fn parse_date(s: &str, format: DateFormat) -> Option<NaiveDate> {
+    let s = s.trim();
+    match format {
+        DateFormat::DayMonthYear => NaiveDate::parse_from_str(s, "%d/%m/%Y").ok(),
+        DateFormat::Compact => NaiveDate::parse_from_str(s, "%Y%m%d").ok(),
+        DateFormat::Iso => NaiveDate::parse_from_str(s, "%Y-%m-%d").ok().or_else(|| {
+            DateTime::parse_from_rfc3339(s)
+                .map(|t| incasso_core::time::to_rome(t.with_timezone(&Utc)).date())
+                .ok()
+                .or_else(|| chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f").ok().map(|d| d.date()))
+                .or_else(|| chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M").ok().map(|d| d.date()))
+        }),
+    }
+}
+
+/// Applies the layout's rules to a record. Amounts and dates are checked
+/// here (and normalized: amounts to cents, dates to `yyyy-mm-dd`), so that
+/// every later step works on one form.
+pub fn row(layout: &Layout, r: &Record) -> Result<Row, Vec<RowError>> {
+    let mut errors = Vec::new();
+    let key = layout
+        .key
+        .iter()
+        .map(|k| r.get(k).unwrap_or("").trim().to_string())
+        .collect::<Vec<_>>()
+        .join("-");
+    if key.is_empty() || key.chars().all(|c| c == '-') {
+        errors.push(RowError {
+            line: r.line,
+            field: layout.key.join("+"),
+            value: String::new(),
+            code: "MISSING_KEY",
+            message: "manca la chiave della posizione".into(),
+        });
+    }
+    let op = match &layout.operation {
+        None => Op::Insert,
+        Some(rule) => {
+            let v = r.get(&rule.column).unwrap_or("").trim();
+            if rule.update.iter().any(|x| x == v) {
+                Op::Update
+            } else if rule.cancel.iter().any(|x| x == v) {
+                Op::Cancel
+            } else if rule.insert.iter().any(|x| x == v) || (rule.insert.is_empty() && v.is_empty()) {
+                Op::Insert
+            } else {
+                errors.push(RowError {
+                    line: r.line,
+                    field: rule.column.clone(),
+                    value: v.to_string(),
+                    code: "BAD_OPERATION",
+                    message: "operazione sconosciuta".into(),
+                });
+                Op::Insert
+            }
+        }
+    };
+    let mut values = BTreeMap::new();
+    for (target, rule) in &layout.fields {
+        let v = apply_text(rule, source(rule, r));
+        if v.is_empty() {
+            continue;
+        }
+        let column = rule.column.clone().unwrap_or_else(|| target.clone());
+        let normalized = if let Some(f) = rule.amount {
+            match parse_amount(&v, f) {
+                Some(c) => Some(c.0.to_string()),
+                None => {
+                    errors.push(RowError {
+                        line: r.line,
+                        field: column,
+                        value: v.clone(),
+                        code: "BAD_AMOUNT",
+                        message: format!("importo non valido (formato atteso: {f:?})"),
+                    });
+                    None
+                }
+            }
+        } else if let Some(f) = rule.date {
+            match parse_date(&v, f) {
+                Some(d) => Some(d.format("%Y-%m-%d").to_string()),
+                None => {
+                    errors.push(RowError {
+                        line: r.line,
+                        field: column,
+                        value: v.clone(),
+                        code: "BAD_DATE",
+                        message: format!("data non valida (formato atteso: {f:?})"),
+                    });
+                    None
+                }
+            }
+        } else {
+            Some(v)
+        };
+        if let Some(n) = normalized {
+            values.insert(target.clone(), n);
+        }
+    }
+    if errors.is_empty() {
+        Ok(Row { line: r.line, key, op, values })
+    } else {
+        Err(errors)
+    }
+}
+
+/// What a position needs from the Ente and its catalogue.
+pub struct Context<'a> {
+    pub ente: &'a Ente,
+    pub services: &'a HashMap<String, Service>,
+    /// The service rows name when they name none (the layout's application).
+    pub default_service: Option<&'a str>,
+}
+
+/// The rows of one key, the line of each option, and the position built.
+pub struct Built {
+    pub key: String,
+    pub op: Op,
+    pub lines: Vec<usize>,
+    pub position: DebtPosition,
+}
+
+fn err(line: usize, field: &str, value: &str, code: &'static str, message: impl Into<String>) -> RowError {
+    RowError {
+        line,
+        field: field.into(),
+        value: value.into(),
+        code,
+        message: message.into(),
+    }
+}
+
+/// Builds a position from the rows of one key (each row one payment option).
+pub fn build(rows: &[Row], ctx: &Context<'_>) -> Result<Built, Vec<RowError>> {
+    let first = &rows[0];
+    let mut errors = Vec::new();
+    let v = |r: &Row, k: &str| r.values.get(k).cloned();
+    let service_code = v(first, "service").or(ctx.default_service.map(str::to_string));
+    let service = match &service_code {
+        Some(code) => match ctx.services.get(code) {
+            Some(s) if s.active => Some(s),
+            _ => {
+                errors.push(err(first.line, "service", code, "UNKNOWN_SERVICE", "servizio sconosciuto o non attivo nel catalogo"));
+                None
+            }
+        },
+        None => None,
+    };
+    let fiscal_code = v(first, "debtor.fiscal_code").unwrap_or_default().to_uppercase();
+    let kind = match v(first, "debtor.type").as_deref() {
+        Some("G") | Some("g") => DebtorType::G,
+        Some("F") | Some("f") | None => {
+            if fiscal_code.len() == 11 && fiscal_code.bytes().all(|b| b.is_ascii_digit()) {
+                DebtorType::G
+            } else {
+                DebtorType::F
+            }
+        }
+        Some(other) => {
+            errors.push(err(first.line, "debtor.type", other, "BAD_FORMAT", "tipo soggetto: F o G"));
+            DebtorType::F
+        }
+    };
+    let mut options = Vec::with_capacity(rows.len());
+    let mut lines = Vec::with_capacity(rows.len());
+    let mut seen_installments = std::collections::HashSet::new();
+    for r in rows {
+        let installment: u32 = match v(r, "option.installment").as_deref() {
+            None | Some("") | Some("0") => 0,
+            Some(n) => match n.parse() {
+                Ok(n) => n,
+                Err(_) => {
+                    errors.push(err(r.line, "option.installment", n, "BAD_FORMAT", "numero rata non valido"));
+                    continue;
+                }
+            },
+        };
+        if !seen_installments.insert(installment) {
+            errors.push(err(
+                r.line,
+                "option.installment",
+                &installment.to_string(),
+                "DUPLICATE_KEY",
+                format!("rata ripetuta per la chiave {}", r.key),
+            ));
+            continue;
+        }
+        let Some(amount) = v(r, "option.amount").and_then(|a| a.parse::<i64>().ok()).map(Cents) else {
+            errors.push(err(r.line, "option.amount", "", "REQUIRED", "importo mancante"));
+            continue;
+        };
+        let due = match v(r, "option.due_date") {
+            Some(d) => NaiveDate::parse_from_str(&d, "%Y-%m-%d").ok(),
+            None => None,
+        };
+        let Some(due) = due else {
+            errors.push(err(r.line, "option.due_date", "", "REQUIRED", "data di scadenza mancante"));
+            continue;
+        };
+        // A due date is the whole day in Italy.
+        let due_date = incasso_core::time::from_rome(due.and_hms_opt(23, 59, 59).unwrap_or_default());
+        let retention_date = v(r, "option.retention_date")
+            .and_then(|d| NaiveDate::parse_from_str(&d, "%Y-%m-%d").ok())
+            .map(|d| incasso_core::time::from_rome(d.and_hms_opt(23, 59, 59).unwrap_or_default()));
+        let description = v(r, "option.description")
+            .or_else(|| service.map(|s| s.name.clone()))
+            .unwrap_or_default();
+        let category = service.map(|s| s.taxonomy_code.clone()).unwrap_or_default();
+        let own_iban = service
+            .and_then(|s| s.iban.clone())
+            .or_else(|| ctx.ente.iban.clone());
+        // Transfers the row names; the first is the Ente's and takes what the
+        // others leave of the amount when its own amount is not given.
+        let mut transfers = Vec::new();
+        for n in 1..=5u8 {
+            let t = |f: &str| v(r, &format!("transfer.{n}.{f}"));
+            let named = ["amount", "iban", "postal_iban", "fiscal_code", "remittance", "category", "stamp_type"]
+                .iter()
+                .any(|f| t(f).is_some());
+            let stamp = t("stamp_type").map(|stamp_type| incasso_core::position::Stamp {
+                hash_document: t("stamp_hash").unwrap_or_default(),
+                stamp_type,
+                provincial_residence: t("stamp_province").unwrap_or_default(),
+            });
+            if n > 1 && !named {
+                continue;
+            }
+            let amount = t("amount").and_then(|a| a.parse::<i64>().ok()).map(Cents);
+            transfers.push(Transfer {
+                id_transfer: n,
+                amount: amount.unwrap_or(Cents(-1)),
+                organization_fiscal_code: t("fiscal_code").unwrap_or_else(|| ctx.ente.fiscal_code.clone()),
+                company_name: None,
+                remittance_information: t("remittance").unwrap_or_else(|| description.chars().take(140).collect()),
+                category: t("category").unwrap_or_else(|| category.clone()),
+                iban: t("iban").or_else(|| if n == 1 && stamp.is_none() { own_iban.clone() } else { None }),
+                postal_iban: t("postal_iban"),
+                stamp,
+                metadata: Vec::new(),
+                quotas: Vec::new(),
+                reported: false,
+            });
+        }
+        let others: i64 = transfers.iter().skip(1).map(|t| t.amount.0.max(0)).sum();
+        if transfers[0].amount.0 < 0 {
+            transfers[0].amount = Cents(amount.0 - others);
+        }
+        // Accertamenti: the row's quotas, else the service's default one.
+        let mut quotas = Vec::new();
+        for n in 1..=5u8 {
+            let Some(acc) = v(r, &format!("quota.{n}.accertamento")) else {
+                continue;
+            };
+            let parsed = acc.split_once('/').and_then(|(y, c)| Some((y.trim().parse::<i32>().ok()?, c.trim().to_string())));
+            let quota_amount = v(r, &format!("quota.{n}.amount")).and_then(|a| a.parse::<i64>().ok());
+            match (parsed, quota_amount) {
+                (Some((year, code)), Some(a)) => quotas.push(AccountingQuota {
+                    accertamento: AccertamentoRef { year, code },
+                    amount: Cents(a),
+                }),
+                (Some((year, code)), None) if n == 1 => quotas.push(AccountingQuota {
+                    accertamento: AccertamentoRef { year, code },
+                    amount: transfers[0].amount,
+                }),
+                _ => errors.push(err(
+                    r.line,
+                    &format!("quota.{n}"),
+                    &acc,
+                    "BAD_FORMAT",
+                    "quota di accertamento: 'anno/codice' e importo",
+                )),
+            }
+        }
+        if quotas.is_empty()
+            && let Some(acc) = service.and_then(|s| s.default_accertamento.clone())
+        {
+            quotas.push(AccountingQuota {
+                accertamento: acc,
+                amount: transfers[0].amount,
+            });
+        }
+        transfers[0].quotas = quotas;
+        let metadata = r
+            .values
+            .iter()
+            .filter_map(|(k, v)| k.strip_prefix("metadata.").map(|n| (n.to_string(), v.clone())))
+            .collect();
+        options.push(PaymentOption {
+            iuv: v(r, "option.iuv"),
+            notice_number: None,
+            amount,
+            description,
+            is_partial_payment: installment > 0,
+            due_date,
+            retention_date,
+            fee: Cents::ZERO,
+            notification_fee: Cents::ZERO,
+            status: OptionStatus::Unpaid,
+            payment_date: None,
+            reporting_date: None,
+            metadata,
+            transfers,
+        });
+        lines.push(r.line);
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let position = DebtPosition {
+        iupd: first.key.clone(),
+        debtor: Debtor {
+            kind,
+            fiscal_code,
+            full_name: v(first, "debtor.full_name").unwrap_or_default(),
+            street_name: v(first, "debtor.street"),
+            civic_number: v(first, "debtor.civic"),
+            postal_code: v(first, "debtor.postal_code"),
+            city: v(first, "debtor.city"),
+            province: v(first, "debtor.province"),
+            region: None,
+            country: v(first, "debtor.country"),
+            email: v(first, "debtor.email"),
+            phone: v(first, "debtor.phone"),
+        },
+        company_name: v(first, "company_name").unwrap_or_else(|| ctx.ente.name.clone()),
+        office_name: v(first, "office_name"),
+        validity_date: None,
+        switch_to_expired: false,
+        pay_stand_in: true,
+        status: PositionStatus::Draft,
+        inserted_date: None,
+        publish_date: None,
+        payment_date: None,
+        last_updated_date: None,
+        options,
+    };
+    Ok(Built {
+        key: first.key.clone(),
+        op: first.op,
+        lines,
+        position,
+    })
+}
+
+/// Maps core's field errors (paths like `paymentOption[1].transfer[0].iban`)
+/// to the lines of the rows they came from.
+pub fn locate(built: &Built, errors: &[incasso_core::FieldError]) -> Vec<RowError> {
+    errors
+        .iter()
+        .map(|e| {
+            let option = e
+                .field
+                .strip_prefix("paymentOption[")
+                .and_then(|r| r.split(']').next())
+                .and_then(|n| n.parse::<usize>().ok());
+            let line = option
+                .and_then(|i| built.lines.get(i))
+                .or(built.lines.first())
+                .copied()
+                .unwrap_or(0);
+            RowError {
+                line,
+                field: e.field.clone(),
+                value: String::new(),
+                code: e.code,
+                message: e.message.clone(),
+            }
+        })
+        .collect()
+}
+
+/// Groups adjacent rows by key. A key that comes back after other keys is
+/// an error (the file must keep a position's rows together, so that loading
+/// needs to hold one position at a time, not the whole file).
+pub struct Grouper {
+    current: Vec<Row>,
+    seen: std::collections::HashSet<String>,
+}
+
+impl Default for Grouper {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Grouper {
+    pub fn new() -> Self {
+        Grouper {
+            current: Vec::new(),
+            seen: std::collections::HashSet::new(),
+        }
+    }
+
+    /// Adds a row; returns the previous group when this row starts a new one.
+    pub fn push(&mut self, row: Row) -> Result<Option<Vec<Row>>, RowError> {
+        if self.current.first().is_some_and(|r| r.key == row.key) {
+            self.current.push(row);
+            return Ok(None);
+        }
+        if self.seen.contains(&row.key) {
+            return Err(err(
+                row.line,
+                "key",
+                &row.key,
+                "DUPLICATE_KEY",
+                "chiave già usata più sopra nel file: le righe di una posizione devono essere contigue",
+            ));
+        }
+        self.seen.insert(row.key.clone());
+        let previous = std::mem::take(&mut self.current);
+        self.current.push(row);
+        Ok((!previous.is_empty()).then_some(previous))
+    }
+
+    pub fn finish(&mut self) -> Option<Vec<Row>> {
+        let last = std::mem::take(&mut self.current);
+        (!last.is_empty()).then_some(last)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn amounts_in_every_form() {
+        assert_eq!(parse_amount("1.234,56", AmountFormat::Italian), Some(Cents(123456)));
+        assert_eq!(parse_amount("1234,5", AmountFormat::Italian), Some(Cents(123450)));
+        assert_eq!(parse_amount("12,345", AmountFormat::Italian), None);
+        assert_eq!(parse_amount("1.23,45", AmountFormat::Italian), None);
+        assert_eq!(parse_amount("1234.56", AmountFormat::Dot), Some(Cents(123456)));
+        assert_eq!(parse_amount("123456", AmountFormat::Cents), Some(Cents(123456)));
+        assert_eq!(parse_amount("12a", AmountFormat::Cents), None);
+    }
+
+    #[test]
+    fn dates_in_every_form() {
+        let d = NaiveDate::from_ymd_opt(2026, 12, 31).unwrap();
+        assert_eq!(parse_date("31/12/2026", DateFormat::DayMonthYear), Some(d));
+        assert_eq!(parse_date("20261231", DateFormat::Compact), Some(d));
+        assert_eq!(parse_date("2026-12-31", DateFormat::Iso), Some(d));
+        assert_eq!(parse_date("2026-12-31T10:00", DateFormat::Iso), Some(d));
+        assert_eq!(parse_date("31/02/2026", DateFormat::DayMonthYear), None);
+    }
+
+    proptest! {
+        #[test]
+        fn italian_amounts_round_trip(cents in 0i64..10_000_000_000) {
+            let text = Cents(cents).to_italian();
+            prop_assert_eq!(parse_amount(&text, AmountFormat::Italian), Some(Cents(cents)));
+        }
+    }
+}

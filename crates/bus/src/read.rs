@@ -1,0 +1,363 @@
+//! Streaming readers: a file in, records out, one at a time, with the line
+//! each came from. Bytes are decoded per field or per line with the
+//! layout's encoding, so a wrong encoding is reported on the row where it
+//! shows, and memory stays flat whatever the file's size (JSON excepted: a
+//! JSON document is read whole, and is limited in size by the caller).
+
+use crate::layout::{Encoding, Format, Layout};
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read};
+use std::sync::Arc;
+
+/// One record: its line (1-based, the first line of the record) and its
+/// values by source field name.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub line: usize,
+    names: Arc<HashMap<String, usize>>,
+    pub values: Vec<String>,
+}
+
+impl Record {
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.names.get(name).and_then(|i| self.values.get(*i)).map(String::as_str)
+    }
+
+    pub fn has_column(&self, name: &str) -> bool {
+        self.names.contains_key(name)
+    }
+}
+
+/// A record that could not be read; the file goes on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadError {
+    pub line: usize,
+    pub code: &'static str,
+    pub message: String,
+}
+
+/// The file is not the declared layout at all: refused whole.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    #[error("il file non corrisponde al tracciato '{layout}': {reason}")]
+    WrongLayout { layout: String, reason: String },
+    #[error("errore di lettura: {0}")]
+    Io(String),
+}
+
+pub type RecordResult = Result<Record, ReadError>;
+
+pub fn decode(bytes: &[u8], encoding: Encoding) -> Result<String, ()> {
+    match encoding {
+        Encoding::Utf8 => std::str::from_utf8(bytes).map(str::to_string).map_err(|_| ()),
+        Encoding::Windows1252 => Ok(encoding_rs::WINDOWS_1252.decode_without_bom_handling(bytes).0.into_owned()),
+        // True ISO-8859-1: every byte is the code point of the same value.
+        // (encoding_rs, following the web, maps this label to Windows-1252,
+        // which differs in 0x80-0x9F.)
+        Encoding::Iso8859_1 => Ok(bytes.iter().map(|b| char::from(*b)).collect()),
+        Encoding::Iso8859_15 => Ok(encoding_rs::ISO_8859_15.decode_without_bom_handling(bytes).0.into_owned()),
+    }
+}
+
+fn wrong_encoding(line: usize, encoding: Encoding) -> ReadError {
+    ReadError {
+        line,
+        code: "WRONG_ENCODING",
+        message: format!("codifica errata: la riga non è {encoding:?}; il file è forse Windows-1252?"),
+    }
+}
+
+/// Skips a UTF-8 byte-order mark, which some Windows tools write.
+fn skip_bom<R: Read>(reader: R) -> std::io::Result<Box<dyn BufRead>>
+where
+    R: 'static,
+{
+    let mut buf = BufReader::with_capacity(256 * 1024, reader);
+    let start = buf.fill_buf()?;
+    if start.starts_with(&[0xEF, 0xBB, 0xBF]) {
+        buf.consume(3);
+    }
+    Ok(Box::new(buf))
+}
+
+/// Opens the records of `reader` as `layout` says. Header problems (a
+/// delimited file whose header lacks the layout's columns) refuse the file.
+pub fn records<R: Read + 'static>(
+    layout: &Layout,
+    reader: R,
+) -> Result<Box<dyn Iterator<Item = RecordResult>>, FileError> {
+    let reader = skip_bom(reader).map_err(|e| FileError::Io(e.to_string()))?;
+    match &layout.format {
+        Format::Delimited { separator, quote, header, columns } => {
+            delimited(layout, reader, *separator, *quote, *header, columns)
+        }
+        Format::Fixed { columns, skip_lines } => Ok(fixed(layout.encoding, reader, columns.clone(), *skip_lines)),
+        Format::Json { records, explode } => json(layout, reader, records, explode.as_deref()),
+    }
+}
+
+/// Columns the layout reads, for the wrong-layout check.
+fn wanted_columns(layout: &Layout) -> Vec<String> {
+    let mut v: Vec<String> = layout.key.clone();
+    for rule in layout.fields.values() {
+        v.extend(rule.column.iter().cloned());
+        v.extend(rule.join.iter().cloned());
+        v.extend(rule.choose_by.iter().cloned());
+        v.extend(rule.cases.values().cloned());
+    }
+    if let Some(op) = &layout.operation {
+        v.push(op.column.clone());
+    }
+    v.sort();
+    v.dedup();
+    v
+}
+
+fn delimited(
+    layout: &Layout,
+    reader: Box<dyn BufRead>,
+    separator: char,
+    quote: char,
+    header: bool,
+    columns: &[String],
+) -> Result<Box<dyn Iterator<Item = RecordResult>>, FileError> {
+    let wrong = |reason: String| FileError::WrongLayout {
+        layout: layout.name.clone(),
+        reason,
+    };
+    if !separator.is_ascii() || !quote.is_ascii() {
+        return Err(wrong("separatore e virgolette devono essere ASCII".into()));
+    }
+    let mut csv = csv::ReaderBuilder::new()
+        .delimiter(separator as u8)
+        .quote(quote as u8)
+        .has_headers(header)
+        .flexible(false)
+        .from_reader(reader);
+    let encoding = layout.encoding;
+    let names: Vec<String> = if header {
+        let h = csv.byte_headers().map_err(|e| FileError::Io(e.to_string()))?.clone();
+        h.iter()
+            .map(|f| decode(f, encoding).map(|s| s.trim().to_string()))
+            .collect::<Result<_, _>>()
+            .map_err(|_| wrong("intestazione con codifica errata".into()))?
+    } else {
+        columns.to_vec()
+    };
+    // A file whose header has none of the columns the layout reads is not
+    // this layout (a wrong separator gives exactly this).
+    let wanted = wanted_columns(layout);
+    let present = wanted.iter().filter(|w| names.contains(w)).count();
+    if header && present == 0 {
+        return Err(wrong(format!(
+            "l'intestazione non contiene nessuna delle colonne attese ({}); separatore '{separator}'",
+            wanted.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
+        )));
+    }
+    let missing_keys: Vec<&String> = layout.key.iter().filter(|k| !names.contains(k)).collect();
+    if header && !missing_keys.is_empty() {
+        return Err(wrong(format!(
+            "mancano le colonne chiave {}",
+            missing_keys.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+        )));
+    }
+    let index: Arc<HashMap<String, usize>> = Arc::new(names.iter().enumerate().map(|(i, n)| (n.clone(), i)).collect());
+    let expected = names.len();
+    let mut records = csv.into_byte_records();
+    Ok(Box::new(std::iter::from_fn(move || {
+        let next = records.next()?;
+        Some(match next {
+            Err(e) => {
+                let line = e.position().map(|p| p.line() as usize).unwrap_or(0);
+                let message = match e.kind() {
+                    csv::ErrorKind::UnequalLengths { len, .. } => format!(
+                        "riga irregolare: {len} campi invece di {expected}"
+                    ),
+                    _ => format!("riga illeggibile: {e}"),
+                };
+                Err(ReadError {
+                    line,
+                    code: "RAGGED_LINE",
+                    message,
+                })
+            }
+            Ok(r) => {
+                let line = r.position().map(|p| p.line() as usize).unwrap_or(0);
+                if r.len() != expected && expected > 0 {
+                    return Some(Err(ReadError {
+                        line,
+                        code: "RAGGED_LINE",
+                        message: format!("riga irregolare: {} campi invece di {expected}", r.len()),
+                    }));
+                }
+                match r.iter().map(|f| decode(f, encoding)).collect::<Result<Vec<_>, _>>() {
+                    Ok(values) => Ok(Record {
+                        line,
+                        names: index.clone(),
+                        values,
+                    }),
+                    Err(()) => Err(wrong_encoding(line, encoding)),
+                }
+            }
+        })
+    })))
+}
+
+fn fixed(
+    encoding: Encoding,
+    reader: Box<dyn BufRead>,
+    columns: Vec<crate::layout::FixedColumn>,
+    skip_lines: usize,
+) -> Box<dyn Iterator<Item = RecordResult>> {
+    let index: Arc<HashMap<String, usize>> =
+        Arc::new(columns.iter().enumerate().map(|(i, c)| (c.name.clone(), i)).collect());
+    let width = columns.iter().map(|c| c.end).max().unwrap_or(0);
+    let mut lines = reader.split(b'\n').enumerate();
+    Box::new(std::iter::from_fn(move || {
+        loop {
+            let (n, line) = lines.next()?;
+            let line_no = n + 1;
+            let mut bytes = match line {
+                Ok(b) => b,
+                Err(e) => {
+                    return Some(Err(ReadError {
+                        line: line_no,
+                        code: "IO",
+                        message: e.to_string(),
+                    }));
+                }
+            };
+            if bytes.last() == Some(&b'\r') {
+                bytes.pop();
+            }
+            if line_no <= skip_lines || bytes.iter().all(|b| *b == b' ') {
+                continue;
+            }
+            let text = match decode(&bytes, encoding) {
+                Ok(t) => t,
+                Err(()) => return Some(Err(wrong_encoding(line_no, encoding))),
+            };
+            let chars: Vec<char> = text.chars().collect();
+            if chars.len() < width {
+                return Some(Err(ReadError {
+                    line: line_no,
+                    code: "TRUNCATED_LINE",
+                    message: format!("riga troncata: {} caratteri invece di {width}", chars.len()),
+                }));
+            }
+            let values = columns
+                .iter()
+                .map(|c| chars[c.start - 1..c.end].iter().collect::<String>())
+                .collect();
+            return Some(Ok(Record {
+                line: line_no,
+                names: index.clone(),
+                values,
+            }));
+        }
+    }))
+}
+
+fn flatten(prefix: &str, v: &serde_json::Value, out: &mut Vec<(String, String)>) {
+    match v {
+        serde_json::Value::Object(map) => {
+            for (k, v) in map {
+                let p = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                flatten(&p, v, out);
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for (i, v) in items.iter().enumerate() {
+                flatten(&format!("{prefix}.{i}"), v, out);
+            }
+        }
+        serde_json::Value::Null => {}
+        serde_json::Value::String(s) => out.push((prefix.to_string(), s.clone())),
+        other => out.push((prefix.to_string(), other.to_string())),
+    }
+}
+
+fn elements_of<'a>(item: &'a serde_json::Value, path: Option<&str>) -> Vec<&'a serde_json::Value> {
+    let Some(path) = path else { return Vec::new() };
+    let mut n = Some(item);
+    for part in path.split('.') {
+        n = n.and_then(|v| v.get(part));
+    }
+    n.and_then(|v| v.as_array()).map(|a| a.iter().collect()).unwrap_or_default()
+}
+
+fn elements_index(all: &[&serde_json::Value], e: &serde_json::Value) -> Option<usize> {
+    all.iter().position(|x| std::ptr::eq(*x, e))
+}
+
+fn json(
+    layout: &Layout,
+    mut reader: Box<dyn BufRead>,
+    records_path: &str,
+    explode: Option<&str>,
+) -> Result<Box<dyn Iterator<Item = RecordResult>>, FileError> {
+    let wrong = |reason: String| FileError::WrongLayout {
+        layout: layout.name.clone(),
+        reason,
+    };
+    let mut text = String::new();
+    reader
+        .read_to_string(&mut text)
+        .map_err(|_| wrong("il file non è testo UTF-8".into()))?;
+    let doc: serde_json::Value = serde_json::from_str(&text).map_err(|e| wrong(format!("JSON non valido: {e}")))?;
+    let mut node = &doc;
+    for part in records_path.split('.').filter(|p| !p.is_empty()) {
+        node = node
+            .get(part)
+            .ok_or_else(|| wrong(format!("manca '{records_path}'")))?;
+    }
+    let items = node
+        .as_array()
+        .ok_or_else(|| wrong(format!("'{records_path}' non è un elenco")))?
+        .clone();
+    let explode = explode.map(str::to_string);
+    let mut out: Vec<RecordResult> = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let mut base = Vec::new();
+        flatten("", item, &mut base);
+        let elements: Vec<Option<&serde_json::Value>> = match &explode {
+            None => vec![None],
+            Some(path) => {
+                let mut n = Some(item);
+                for part in path.split('.') {
+                    n = n.and_then(|v| v.get(part));
+                }
+                match n.and_then(|v| v.as_array()) {
+                    Some(a) if !a.is_empty() => a.iter().map(Some).collect(),
+                    _ => {
+                        out.push(Err(ReadError {
+                            line: i + 1,
+                            code: "MISSING_FIELD",
+                            message: format!("elemento {}: '{path}' vuoto o assente", i + 1),
+                        }));
+                        continue;
+                    }
+                }
+            }
+        };
+        for element in elements {
+            let mut fields = base.clone();
+            if let Some(e) = element {
+                flatten("@", e, &mut fields);
+            }
+            if let Some(k) = element.and_then(|e| elements_index(&elements_of(item, explode.as_deref()), e)) {
+                // The element's 1-based position, for layouts that number
+                // installments by order.
+                fields.push(("@index".into(), (k + 1).to_string()));
+            }
+            let names: HashMap<String, usize> = fields.iter().enumerate().map(|(k, (n, _))| (n.clone(), k)).collect();
+            out.push(Ok(Record {
+                // JSON has no useful lines: the record's position in the list.
+                line: i + 1,
+                names: Arc::new(names),
+                values: fields.into_iter().map(|(_, v)| v).collect(),
+            }));
+        }
+    }
+    Ok(Box::new(out.into_iter()))
+}
