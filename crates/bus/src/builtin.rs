@@ -7,6 +7,7 @@ const BUILTIN: &[(&str, &str)] = &[
     ("incasso-csv", include_str!("../layouts/incasso-csv.toml")),
     ("govpay-csv", include_str!("../layouts/govpay-csv.toml")),
     ("govpay-json", include_str!("../layouts/govpay-json.toml")),
+    ("mypay-1_4", include_str!("../layouts/mypay-1_4.toml")),
     ("gpd-json", include_str!("../layouts/gpd-json.toml")),
     ("legacy-fixed", include_str!("../layouts/legacy-fixed.toml")),
 ];
@@ -16,7 +17,10 @@ pub fn names() -> impl Iterator<Item = &'static str> {
 }
 
 pub fn get(name: &str) -> Option<Result<Layout, LayoutError>> {
-    BUILTIN.iter().find(|(n, _)| *n == name).map(|(_, text)| Layout::from_toml(text))
+    BUILTIN
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, text)| Layout::from_toml(text))
 }
 
 #[cfg(test)]
@@ -24,7 +28,9 @@ mod tests {
     #[test]
     fn every_builtin_layout_parses_and_names_itself() {
         for name in super::names() {
-            let layout = super::get(name).unwrap().unwrap_or_else(|e| panic!("{name}: {e}"));
+            let layout = super::get(name)
+                .unwrap()
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
             assert_eq!(layout.name, name);
         }
     }

@@ -271,7 +271,9 @@ fn target_known(t: &str) -> bool {
     let indexed = |prefix: &str, fields: &[&str]| {
         t.strip_prefix(prefix)
             .and_then(|rest| rest.split_once('.'))
-            .is_some_and(|(n, f)| n.parse::<u8>().is_ok_and(|n| (1..=5).contains(&n)) && fields.contains(&f))
+            .is_some_and(|(n, f)| {
+                n.parse::<u8>().is_ok_and(|n| (1..=5).contains(&n)) && fields.contains(&f)
+            })
     };
     indexed("transfer.", TRANSFER_FIELDS) || indexed("quota.", QUOTA_FIELDS)
 }
@@ -286,38 +288,56 @@ impl Layout {
     /// Checks the layout itself, before any file meets it.
     pub fn check(&self) -> Result<(), LayoutError> {
         if !incasso_core::text::is_safe_identifier(&self.name, 64) {
-            return Err(LayoutError::Rule(format!("nome '{}' non ammesso", self.name)));
+            return Err(LayoutError::Rule(format!(
+                "nome '{}' non ammesso",
+                self.name
+            )));
         }
         if self.key.is_empty() {
-            return Err(LayoutError::Rule("serve almeno un campo chiave (key)".into()));
+            return Err(LayoutError::Rule(
+                "serve almeno un campo chiave (key)".into(),
+            ));
         }
         for (target, rule) in &self.fields {
             if !target_known(target) {
-                return Err(LayoutError::Rule(format!("campo di destinazione sconosciuto '{target}'")));
+                return Err(LayoutError::Rule(format!(
+                    "campo di destinazione sconosciuto '{target}'"
+                )));
             }
             let sources = usize::from(rule.column.is_some())
                 + usize::from(!rule.join.is_empty())
                 + usize::from(rule.choose_by.is_some())
                 + usize::from(rule.constant.is_some());
             if sources == 0 && rule.default.is_none() {
-                return Err(LayoutError::Rule(format!("'{target}': manca la sorgente (column, join, choose_by, constant o default)")));
+                return Err(LayoutError::Rule(format!(
+                    "'{target}': manca la sorgente (column, join, choose_by, constant o default)"
+                )));
             }
             if sources > 1 {
-                return Err(LayoutError::Rule(format!("'{target}': una sola sorgente tra column, join, choose_by e constant")));
+                return Err(LayoutError::Rule(format!(
+                    "'{target}': una sola sorgente tra column, join, choose_by e constant"
+                )));
             }
             if rule.split.is_some() && rule.column.is_none() {
-                return Err(LayoutError::Rule(format!("'{target}': split richiede column")));
+                return Err(LayoutError::Rule(format!(
+                    "'{target}': split richiede column"
+                )));
             }
         }
         for required in ["option.amount", "debtor.fiscal_code"] {
             if !self.fields.contains_key(required) {
-                return Err(LayoutError::Rule(format!("manca il campo obbligatorio '{required}'")));
+                return Err(LayoutError::Rule(format!(
+                    "manca il campo obbligatorio '{required}'"
+                )));
             }
         }
         if let Format::Fixed { columns, .. } = &self.format {
             for c in columns {
                 if c.start == 0 || c.end < c.start {
-                    return Err(LayoutError::Rule(format!("colonna '{}': intervallo {}-{} non valido", c.name, c.start, c.end)));
+                    return Err(LayoutError::Rule(format!(
+                        "colonna '{}': intervallo {}-{} non valido",
+                        c.name, c.start, c.end
+                    )));
                 }
             }
         }
@@ -349,7 +369,10 @@ format = { kind = "delimited", separator = ";", header = true }
 [fields]
 "option.amount" = { template = "${java.lang.Runtime}" }
 "#;
-        assert!(Layout::from_toml(bad).is_err(), "unknown rule keys are refused");
+        assert!(
+            Layout::from_toml(bad).is_err(),
+            "unknown rule keys are refused"
+        );
         let no_amount = r#"
 name = "x"
 version = 1
@@ -358,6 +381,11 @@ format = { kind = "delimited", separator = ";", header = true }
 [fields]
 "debtor.fiscal_code" = { column = "cf" }
 "#;
-        assert!(Layout::from_toml(no_amount).unwrap_err().to_string().contains("option.amount"));
+        assert!(
+            Layout::from_toml(no_amount)
+                .unwrap_err()
+                .to_string()
+                .contains("option.amount")
+        );
     }
 }

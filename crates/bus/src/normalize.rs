@@ -11,7 +11,8 @@ use incasso_core::accertamento::AccertamentoRef;
 use incasso_core::catalogue::Service;
 use incasso_core::ente::Ente;
 use incasso_core::position::{
-    AccountingQuota, DebtPosition, Debtor, DebtorType, OptionStatus, PaymentOption, PositionStatus, Transfer,
+    AccountingQuota, DebtPosition, Debtor, DebtorType, OptionStatus, PaymentOption, PositionStatus,
+    Transfer,
 };
 use std::collections::{BTreeMap, HashMap};
 
@@ -97,7 +98,11 @@ fn source(rule: &FieldRule, r: &Record) -> String {
     };
     let raw = r.get(col).unwrap_or("");
     match &rule.split {
-        Some(sep) => raw.split(sep.as_str()).nth(rule.index).unwrap_or("").to_string(),
+        Some(sep) => raw
+            .split(sep.as_str())
+            .nth(rule.index)
+            .unwrap_or("")
+            .to_string(),
         None => raw.to_string(),
     }
 }
@@ -112,11 +117,17 @@ pub fn parse_amount(s: &str, format: AmountFormat) -> Option<Cents> {
             let (units, decimals) = s.split_once(',').unwrap_or((s, ""));
             // Thousands dots only in groups of three.
             let groups: Vec<&str> = units.split('.').collect();
-            if groups.len() > 1 && (groups[0].is_empty() || groups[1..].iter().any(|g| g.len() != 3)) {
+            if groups.len() > 1
+                && (groups[0].is_empty() || groups[1..].iter().any(|g| g.len() != 3))
+            {
                 return None;
             }
             let plain = groups.concat();
-            let text = if decimals.is_empty() { plain } else { format!("{plain}.{decimals}") };
+            let text = if decimals.is_empty() {
+                plain
+            } else {
+                format!("{plain}.{decimals}")
+            };
             Cents::parse_decimal(&text)
         }
     }
@@ -131,8 +142,16 @@ pub fn parse_date(s: &str, format: DateFormat) -> Option<NaiveDate> {
             DateTime::parse_from_rfc3339(s)
                 .map(|t| incasso_core::time::to_rome(t.with_timezone(&Utc)).date())
                 .ok()
-                .or_else(|| chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f").ok().map(|d| d.date()))
-                .or_else(|| chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M").ok().map(|d| d.date()))
+                .or_else(|| {
+                    chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f")
+                        .ok()
+                        .map(|d| d.date())
+                })
+                .or_else(|| {
+                    chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M")
+                        .ok()
+                        .map(|d| d.date())
+                })
         }),
     }
 }
@@ -165,7 +184,8 @@ pub fn row(layout: &Layout, r: &Record) -> Result<Row, Vec<RowError>> {
                 Op::Update
             } else if rule.cancel.iter().any(|x| x == v) {
                 Op::Cancel
-            } else if rule.insert.iter().any(|x| x == v) || (rule.insert.is_empty() && v.is_empty()) {
+            } else if rule.insert.iter().any(|x| x == v) || (rule.insert.is_empty() && v.is_empty())
+            {
                 Op::Insert
             } else {
                 errors.push(RowError {
@@ -222,7 +242,12 @@ pub fn row(layout: &Layout, r: &Record) -> Result<Row, Vec<RowError>> {
         }
     }
     if errors.is_empty() {
-        Ok(Row { line: r.line, key, op, values })
+        Ok(Row {
+            line: r.line,
+            key,
+            op,
+            values,
+        })
     } else {
         Err(errors)
     }
@@ -244,7 +269,13 @@ pub struct Built {
     pub position: DebtPosition,
 }
 
-fn err(line: usize, field: &str, value: &str, code: &'static str, message: impl Into<String>) -> RowError {
+fn err(
+    line: usize,
+    field: &str,
+    value: &str,
+    code: &'static str,
+    message: impl Into<String>,
+) -> RowError {
     RowError {
         line,
         field: field.into(),
@@ -264,13 +295,21 @@ pub fn build(rows: &[Row], ctx: &Context<'_>) -> Result<Built, Vec<RowError>> {
         Some(code) => match ctx.services.get(code) {
             Some(s) if s.active => Some(s),
             _ => {
-                errors.push(err(first.line, "service", code, "UNKNOWN_SERVICE", "servizio sconosciuto o non attivo nel catalogo"));
+                errors.push(err(
+                    first.line,
+                    "service",
+                    code,
+                    "UNKNOWN_SERVICE",
+                    "servizio sconosciuto o non attivo nel catalogo",
+                ));
                 None
             }
         },
         None => None,
     };
-    let fiscal_code = v(first, "debtor.fiscal_code").unwrap_or_default().to_uppercase();
+    let fiscal_code = v(first, "debtor.fiscal_code")
+        .unwrap_or_default()
+        .to_uppercase();
     let kind = match v(first, "debtor.type").as_deref() {
         Some("G") | Some("g") => DebtorType::G,
         Some("F") | Some("f") | None => {
@@ -281,7 +320,13 @@ pub fn build(rows: &[Row], ctx: &Context<'_>) -> Result<Built, Vec<RowError>> {
             }
         }
         Some(other) => {
-            errors.push(err(first.line, "debtor.type", other, "BAD_FORMAT", "tipo soggetto: F o G"));
+            errors.push(err(
+                first.line,
+                "debtor.type",
+                other,
+                "BAD_FORMAT",
+                "tipo soggetto: F o G",
+            ));
             DebtorType::F
         }
     };
@@ -294,7 +339,13 @@ pub fn build(rows: &[Row], ctx: &Context<'_>) -> Result<Built, Vec<RowError>> {
             Some(n) => match n.parse() {
                 Ok(n) => n,
                 Err(_) => {
-                    errors.push(err(r.line, "option.installment", n, "BAD_FORMAT", "numero rata non valido"));
+                    errors.push(err(
+                        r.line,
+                        "option.installment",
+                        n,
+                        "BAD_FORMAT",
+                        "numero rata non valido",
+                    ));
                     continue;
                 }
             },
@@ -309,8 +360,17 @@ pub fn build(rows: &[Row], ctx: &Context<'_>) -> Result<Built, Vec<RowError>> {
             ));
             continue;
         }
-        let Some(amount) = v(r, "option.amount").and_then(|a| a.parse::<i64>().ok()).map(Cents) else {
-            errors.push(err(r.line, "option.amount", "", "REQUIRED", "importo mancante"));
+        let Some(amount) = v(r, "option.amount")
+            .and_then(|a| a.parse::<i64>().ok())
+            .map(Cents)
+        else {
+            errors.push(err(
+                r.line,
+                "option.amount",
+                "",
+                "REQUIRED",
+                "importo mancante",
+            ));
             continue;
         };
         let due = match v(r, "option.due_date") {
@@ -318,11 +378,18 @@ pub fn build(rows: &[Row], ctx: &Context<'_>) -> Result<Built, Vec<RowError>> {
             None => None,
         };
         let Some(due) = due else {
-            errors.push(err(r.line, "option.due_date", "", "REQUIRED", "data di scadenza mancante"));
+            errors.push(err(
+                r.line,
+                "option.due_date",
+                "",
+                "REQUIRED",
+                "data di scadenza mancante",
+            ));
             continue;
         };
         // A due date is the whole day in Italy.
-        let due_date = incasso_core::time::from_rome(due.and_hms_opt(23, 59, 59).unwrap_or_default());
+        let due_date =
+            incasso_core::time::from_rome(due.and_hms_opt(23, 59, 59).unwrap_or_default());
         let retention_date = v(r, "option.retention_date")
             .and_then(|d| NaiveDate::parse_from_str(&d, "%Y-%m-%d").ok())
             .map(|d| incasso_core::time::from_rome(d.and_hms_opt(23, 59, 59).unwrap_or_default()));
@@ -338,9 +405,17 @@ pub fn build(rows: &[Row], ctx: &Context<'_>) -> Result<Built, Vec<RowError>> {
         let mut transfers = Vec::new();
         for n in 1..=5u8 {
             let t = |f: &str| v(r, &format!("transfer.{n}.{f}"));
-            let named = ["amount", "iban", "postal_iban", "fiscal_code", "remittance", "category", "stamp_type"]
-                .iter()
-                .any(|f| t(f).is_some());
+            let named = [
+                "amount",
+                "iban",
+                "postal_iban",
+                "fiscal_code",
+                "remittance",
+                "category",
+                "stamp_type",
+            ]
+            .iter()
+            .any(|f| t(f).is_some());
             let stamp = t("stamp_type").map(|stamp_type| incasso_core::position::Stamp {
                 hash_document: t("stamp_hash").unwrap_or_default(),
                 stamp_type,
@@ -353,11 +428,19 @@ pub fn build(rows: &[Row], ctx: &Context<'_>) -> Result<Built, Vec<RowError>> {
             transfers.push(Transfer {
                 id_transfer: n,
                 amount: amount.unwrap_or(Cents(-1)),
-                organization_fiscal_code: t("fiscal_code").unwrap_or_else(|| ctx.ente.fiscal_code.clone()),
+                organization_fiscal_code: t("fiscal_code")
+                    .unwrap_or_else(|| ctx.ente.fiscal_code.clone()),
                 company_name: None,
-                remittance_information: t("remittance").unwrap_or_else(|| description.chars().take(140).collect()),
+                remittance_information: t("remittance")
+                    .unwrap_or_else(|| description.chars().take(140).collect()),
                 category: t("category").unwrap_or_else(|| category.clone()),
-                iban: t("iban").or_else(|| if n == 1 && stamp.is_none() { own_iban.clone() } else { None }),
+                iban: t("iban").or_else(|| {
+                    if n == 1 && stamp.is_none() {
+                        own_iban.clone()
+                    } else {
+                        None
+                    }
+                }),
                 postal_iban: t("postal_iban"),
                 stamp,
                 metadata: Vec::new(),
@@ -375,8 +458,11 @@ pub fn build(rows: &[Row], ctx: &Context<'_>) -> Result<Built, Vec<RowError>> {
             let Some(acc) = v(r, &format!("quota.{n}.accertamento")) else {
                 continue;
             };
-            let parsed = acc.split_once('/').and_then(|(y, c)| Some((y.trim().parse::<i32>().ok()?, c.trim().to_string())));
-            let quota_amount = v(r, &format!("quota.{n}.amount")).and_then(|a| a.parse::<i64>().ok());
+            let parsed = acc
+                .split_once('/')
+                .and_then(|(y, c)| Some((y.trim().parse::<i32>().ok()?, c.trim().to_string())));
+            let quota_amount =
+                v(r, &format!("quota.{n}.amount")).and_then(|a| a.parse::<i64>().ok());
             match (parsed, quota_amount) {
                 (Some((year, code)), Some(a)) => quotas.push(AccountingQuota {
                     accertamento: AccertamentoRef { year, code },
@@ -407,7 +493,10 @@ pub fn build(rows: &[Row], ctx: &Context<'_>) -> Result<Built, Vec<RowError>> {
         let metadata = r
             .values
             .iter()
-            .filter_map(|(k, v)| k.strip_prefix("metadata.").map(|n| (n.to_string(), v.clone())))
+            .filter_map(|(k, v)| {
+                k.strip_prefix("metadata.")
+                    .map(|n| (n.to_string(), v.clone()))
+            })
             .collect();
         options.push(PaymentOption {
             iuv: v(r, "option.iuv"),
@@ -549,12 +638,24 @@ mod tests {
 
     #[test]
     fn amounts_in_every_form() {
-        assert_eq!(parse_amount("1.234,56", AmountFormat::Italian), Some(Cents(123456)));
-        assert_eq!(parse_amount("1234,5", AmountFormat::Italian), Some(Cents(123450)));
+        assert_eq!(
+            parse_amount("1.234,56", AmountFormat::Italian),
+            Some(Cents(123456))
+        );
+        assert_eq!(
+            parse_amount("1234,5", AmountFormat::Italian),
+            Some(Cents(123450))
+        );
         assert_eq!(parse_amount("12,345", AmountFormat::Italian), None);
         assert_eq!(parse_amount("1.23,45", AmountFormat::Italian), None);
-        assert_eq!(parse_amount("1234.56", AmountFormat::Dot), Some(Cents(123456)));
-        assert_eq!(parse_amount("123456", AmountFormat::Cents), Some(Cents(123456)));
+        assert_eq!(
+            parse_amount("1234.56", AmountFormat::Dot),
+            Some(Cents(123456))
+        );
+        assert_eq!(
+            parse_amount("123456", AmountFormat::Cents),
+            Some(Cents(123456))
+        );
         assert_eq!(parse_amount("12a", AmountFormat::Cents), None);
     }
 

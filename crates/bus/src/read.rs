@@ -20,11 +20,21 @@ pub struct Record {
 
 impl Record {
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.names.get(name).and_then(|i| self.values.get(*i)).map(String::as_str)
+        self.names
+            .get(name)
+            .and_then(|i| self.values.get(*i))
+            .map(String::as_str)
     }
 
     pub fn has_column(&self, name: &str) -> bool {
         self.names.contains_key(name)
+    }
+
+    /// The source field names, in file order.
+    pub fn names(&self) -> Vec<String> {
+        let mut v: Vec<(&String, &usize)> = self.names.iter().collect();
+        v.sort_by_key(|(_, i)| **i);
+        v.into_iter().map(|(n, _)| n.clone()).collect()
     }
 }
 
@@ -49,13 +59,21 @@ pub type RecordResult = Result<Record, ReadError>;
 
 pub fn decode(bytes: &[u8], encoding: Encoding) -> Result<String, ()> {
     match encoding {
-        Encoding::Utf8 => std::str::from_utf8(bytes).map(str::to_string).map_err(|_| ()),
-        Encoding::Windows1252 => Ok(encoding_rs::WINDOWS_1252.decode_without_bom_handling(bytes).0.into_owned()),
+        Encoding::Utf8 => std::str::from_utf8(bytes)
+            .map(str::to_string)
+            .map_err(|_| ()),
+        Encoding::Windows1252 => Ok(encoding_rs::WINDOWS_1252
+            .decode_without_bom_handling(bytes)
+            .0
+            .into_owned()),
         // True ISO-8859-1: every byte is the code point of the same value.
         // (encoding_rs, following the web, maps this label to Windows-1252,
         // which differs in 0x80-0x9F.)
         Encoding::Iso8859_1 => Ok(bytes.iter().map(|b| char::from(*b)).collect()),
-        Encoding::Iso8859_15 => Ok(encoding_rs::ISO_8859_15.decode_without_bom_handling(bytes).0.into_owned()),
+        Encoding::Iso8859_15 => Ok(encoding_rs::ISO_8859_15
+            .decode_without_bom_handling(bytes)
+            .0
+            .into_owned()),
     }
 }
 
@@ -63,7 +81,9 @@ fn wrong_encoding(line: usize, encoding: Encoding) -> ReadError {
     ReadError {
         line,
         code: "WRONG_ENCODING",
-        message: format!("codifica errata: la riga non è {encoding:?}; il file è forse Windows-1252?"),
+        message: format!(
+            "codifica errata: la riga non è {encoding:?}; il file è forse Windows-1252?"
+        ),
     }
 }
 
@@ -88,10 +108,16 @@ pub fn records<R: Read + 'static>(
 ) -> Result<Box<dyn Iterator<Item = RecordResult>>, FileError> {
     let reader = skip_bom(reader).map_err(|e| FileError::Io(e.to_string()))?;
     match &layout.format {
-        Format::Delimited { separator, quote, header, columns } => {
-            delimited(layout, reader, *separator, *quote, *header, columns)
-        }
-        Format::Fixed { columns, skip_lines } => Ok(fixed(layout.encoding, reader, columns.clone(), *skip_lines)),
+        Format::Delimited {
+            separator,
+            quote,
+            header,
+            columns,
+        } => delimited(layout, reader, *separator, *quote, *header, columns),
+        Format::Fixed {
+            columns,
+            skip_lines,
+        } => Ok(fixed(layout.encoding, reader, columns.clone(), *skip_lines)),
         Format::Json { records, explode } => json(layout, reader, records, explode.as_deref()),
     }
 }
@@ -136,7 +162,10 @@ fn delimited(
         .from_reader(reader);
     let encoding = layout.encoding;
     let names: Vec<String> = if header {
-        let h = csv.byte_headers().map_err(|e| FileError::Io(e.to_string()))?.clone();
+        let h = csv
+            .byte_headers()
+            .map_err(|e| FileError::Io(e.to_string()))?
+            .clone();
         h.iter()
             .map(|f| decode(f, encoding).map(|s| s.trim().to_string()))
             .collect::<Result<_, _>>()
@@ -151,17 +180,32 @@ fn delimited(
     if header && present == 0 {
         return Err(wrong(format!(
             "l'intestazione non contiene nessuna delle colonne attese ({}); separatore '{separator}'",
-            wanted.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
+            wanted
+                .iter()
+                .take(5)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
         )));
     }
     let missing_keys: Vec<&String> = layout.key.iter().filter(|k| !names.contains(k)).collect();
     if header && !missing_keys.is_empty() {
         return Err(wrong(format!(
             "mancano le colonne chiave {}",
-            missing_keys.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+            missing_keys
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         )));
     }
-    let index: Arc<HashMap<String, usize>> = Arc::new(names.iter().enumerate().map(|(i, n)| (n.clone(), i)).collect());
+    let index: Arc<HashMap<String, usize>> = Arc::new(
+        names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.clone(), i))
+            .collect(),
+    );
     let expected = names.len();
     let mut records = csv.into_byte_records();
     Ok(Box::new(std::iter::from_fn(move || {
@@ -170,9 +214,9 @@ fn delimited(
             Err(e) => {
                 let line = e.position().map(|p| p.line() as usize).unwrap_or(0);
                 let message = match e.kind() {
-                    csv::ErrorKind::UnequalLengths { len, .. } => format!(
-                        "riga irregolare: {len} campi invece di {expected}"
-                    ),
+                    csv::ErrorKind::UnequalLengths { len, .. } => {
+                        format!("riga irregolare: {len} campi invece di {expected}")
+                    }
                     _ => format!("riga illeggibile: {e}"),
                 };
                 Err(ReadError {
@@ -190,7 +234,11 @@ fn delimited(
                         message: format!("riga irregolare: {} campi invece di {expected}", r.len()),
                     }));
                 }
-                match r.iter().map(|f| decode(f, encoding)).collect::<Result<Vec<_>, _>>() {
+                match r
+                    .iter()
+                    .map(|f| decode(f, encoding))
+                    .collect::<Result<Vec<_>, _>>()
+                {
                     Ok(values) => Ok(Record {
                         line,
                         names: index.clone(),
@@ -209,8 +257,13 @@ fn fixed(
     columns: Vec<crate::layout::FixedColumn>,
     skip_lines: usize,
 ) -> Box<dyn Iterator<Item = RecordResult>> {
-    let index: Arc<HashMap<String, usize>> =
-        Arc::new(columns.iter().enumerate().map(|(i, c)| (c.name.clone(), i)).collect());
+    let index: Arc<HashMap<String, usize>> = Arc::new(
+        columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.name.clone(), i))
+            .collect(),
+    );
     let width = columns.iter().map(|c| c.end).max().unwrap_or(0);
     let mut lines = reader.split(b'\n').enumerate();
     Box::new(std::iter::from_fn(move || {
@@ -262,7 +315,11 @@ fn flatten(prefix: &str, v: &serde_json::Value, out: &mut Vec<(String, String)>)
     match v {
         serde_json::Value::Object(map) => {
             for (k, v) in map {
-                let p = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                let p = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
                 flatten(&p, v, out);
             }
         }
@@ -283,7 +340,9 @@ fn elements_of<'a>(item: &'a serde_json::Value, path: Option<&str>) -> Vec<&'a s
     for part in path.split('.') {
         n = n.and_then(|v| v.get(part));
     }
-    n.and_then(|v| v.as_array()).map(|a| a.iter().collect()).unwrap_or_default()
+    n.and_then(|v| v.as_array())
+        .map(|a| a.iter().collect())
+        .unwrap_or_default()
 }
 
 fn elements_index(all: &[&serde_json::Value], e: &serde_json::Value) -> Option<usize> {
@@ -304,7 +363,8 @@ fn json(
     reader
         .read_to_string(&mut text)
         .map_err(|_| wrong("il file non è testo UTF-8".into()))?;
-    let doc: serde_json::Value = serde_json::from_str(&text).map_err(|e| wrong(format!("JSON non valido: {e}")))?;
+    let doc: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| wrong(format!("JSON non valido: {e}")))?;
     let mut node = &doc;
     for part in records_path.split('.').filter(|p| !p.is_empty()) {
         node = node
@@ -345,12 +405,18 @@ fn json(
             if let Some(e) = element {
                 flatten("@", e, &mut fields);
             }
-            if let Some(k) = element.and_then(|e| elements_index(&elements_of(item, explode.as_deref()), e)) {
+            if let Some(k) =
+                element.and_then(|e| elements_index(&elements_of(item, explode.as_deref()), e))
+            {
                 // The element's 1-based position, for layouts that number
                 // installments by order.
                 fields.push(("@index".into(), (k + 1).to_string()));
             }
-            let names: HashMap<String, usize> = fields.iter().enumerate().map(|(k, (n, _))| (n.clone(), k)).collect();
+            let names: HashMap<String, usize> = fields
+                .iter()
+                .enumerate()
+                .map(|(k, (n, _))| (n.clone(), k))
+                .collect();
             out.push(Ok(Record {
                 // JSON has no useful lines: the record's position in the list.
                 line: i + 1,

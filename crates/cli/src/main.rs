@@ -10,6 +10,7 @@ mod bench;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod bus;
 mod config;
 mod demo;
 mod simulator;
@@ -78,6 +79,40 @@ enum Command {
         #[arg(long, default_value = "cli")]
         label: String,
     },
+    /// Load a supply file in a management application's layout.
+    Load {
+        #[command(flatten)]
+        db: DbArgs,
+        /// The Ente's fiscal code.
+        #[arg(long)]
+        ente: String,
+        /// A built-in layout (incasso-csv, govpay-csv, govpay-json,
+        /// mypay-1_4, gpd-json, legacy-fixed) or one of the Ente's own.
+        #[arg(long)]
+        layout: String,
+        /// A layout from a TOML file instead.
+        #[arg(long)]
+        layout_file: Option<PathBuf>,
+        file: PathBuf,
+    },
+    /// Write the payments of an application's positions in its layout,
+    /// since this consumer's last export.
+    Export {
+        #[command(flatten)]
+        db: DbArgs,
+        #[arg(long)]
+        ente: String,
+        #[arg(long)]
+        layout: String,
+        #[arg(long)]
+        layout_file: Option<PathBuf>,
+        /// Who reads the export (each consumer has its own cursor).
+        #[arg(long, default_value = "cli")]
+        consumer: String,
+        /// Write here instead of standard output.
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
     /// The pagoPA Node, PSP and Checkout simulator.
     Simulator {
         #[command(subcommand)]
@@ -116,6 +151,7 @@ fn init_logging(format: &str) {
 
 async fn run(cli: Cli) -> Result<()> {
     let file = config::FileConfig::load(cli.config.as_deref())?;
+    let file_config = &file;
     match cli.command {
         Command::Serve { db, bind, demo } => {
             let settings = Settings::resolve(&db, bind, &file)?;
@@ -140,6 +176,35 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Bench { which } => bench::run(which).await,
         Command::Simulator { command } => simulator::run(command).await,
+        Command::Load {
+            db,
+            ente,
+            layout,
+            layout_file,
+            file,
+        } => {
+            let store = Settings::resolve(&db, None, &file_config)?
+                .open_store()
+                .await?;
+            let result = bus::load(&store, &ente, &layout, layout_file, &file).await;
+            store.close().await;
+            result
+        }
+        Command::Export {
+            db,
+            ente,
+            layout,
+            layout_file,
+            consumer,
+            output,
+        } => {
+            let store = Settings::resolve(&db, None, &file_config)?
+                .open_store()
+                .await?;
+            let result = bus::export(&store, &ente, &layout, layout_file, &consumer, output).await;
+            store.close().await;
+            result
+        }
     }
 }
 

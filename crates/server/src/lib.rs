@@ -10,9 +10,11 @@ pub mod admin;
 pub mod auth;
 pub mod checkout;
 pub mod error;
+pub mod export;
 pub mod gpd;
 pub mod node;
 mod node_demand;
+pub mod supply;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};

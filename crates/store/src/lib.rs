@@ -8,6 +8,7 @@
 //! The public API is repository methods that take the Ente first: no query
 //! here can cross from one Ente to another.
 
+mod bulk;
 mod catalogue;
 mod enti;
 mod iuv;
@@ -17,6 +18,7 @@ mod positions;
 mod receipts;
 mod time;
 
+pub use bulk::{Bulk, Existing, PaidItem, SupplyError, SupplyRecord};
 pub use keys::{ApiKeyRecord, KeyScope};
 pub use positions::{ListFilter, OrderBy, Page, StoredPosition};
 pub use receipts::{Anomaly, ReceiptOutcome, ReceiptRecord, StoredReceipt};

@@ -27,6 +27,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0002_node.sql"),
         postgres: include_str!("../migrations/postgres/0002_node.sql"),
     },
+    Migration {
+        version: 3,
+        name: "bus",
+        sqlite: include_str!("../migrations/sqlite/0003_bus.sql"),
+        postgres: include_str!("../migrations/postgres/0003_bus.sql"),
+    },
 ];
 
 /// Arbitrary constant naming incasso's migration lock on PostgreSQL.

@@ -597,7 +597,7 @@ fn iuv_taken(iuv: &str) -> StoreError {
     ))
 }
 
-enum InsertError {
+pub(crate) enum InsertError {
     Iupd,
     Iuv(String),
     Other(StoreError),
@@ -618,7 +618,7 @@ async fn insert_position(
     insert_position_with_id(conn, ente, p, now, None, 1).await
 }
 
-async fn insert_position_with_id(
+pub(crate) async fn insert_position_with_id(
     conn: &mut AnyConnection,
     ente: &str,
     p: &DebtPosition,
@@ -626,19 +626,31 @@ async fn insert_position_with_id(
     id: Option<i64>,
     version: i64,
 ) -> std::result::Result<i64, InsertError> {
+    insert_position_full(conn, ente, p, now, id, version, None).await
+}
+
+pub(crate) async fn insert_position_full(
+    conn: &mut AnyConnection,
+    ente: &str,
+    p: &DebtPosition,
+    now: DateTime<Utc>,
+    id: Option<i64>,
+    version: i64,
+    origin: Option<&str>,
+) -> std::result::Result<i64, InsertError> {
     let min_due = p.options.iter().map(|o| o.due_date).min().unwrap_or(now);
     let max_due = p.options.iter().map(|o| o.due_date).max().unwrap_or(now);
     let d = &p.debtor;
     let id_column = if id.is_some() { "id, " } else { "" };
-    let id_value = if id.is_some() { "$28, " } else { "" };
+    let id_value = if id.is_some() { "$29, " } else { "" };
     let sql = format!(
         "INSERT INTO debt_positions ({id_column}ente, iupd, debtor_type, debtor_fiscal_code, debtor_name,
             debtor_street, debtor_civic, debtor_postal_code, debtor_city, debtor_province,
             debtor_region, debtor_country, debtor_email, debtor_phone, company_name, office_name,
             validity_date, switch_to_expired, pay_stand_in, status, min_due_date, max_due_date,
-            inserted_at, publish_date, payment_date, updated_at, version)
+            inserted_at, publish_date, payment_date, updated_at, version, origin)
          VALUES ({id_value}$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
-            $18, $19, $20, $21, $22, $23, $24, $25, $26, $27)
+            $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28)
          RETURNING id"
     );
     let mut q = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql))
@@ -668,7 +680,8 @@ async fn insert_position_with_id(
         .bind(opt_to_micros(p.publish_date))
         .bind(opt_to_micros(p.payment_date))
         .bind(to_micros(p.last_updated_date.unwrap_or(now)))
-        .bind(version);
+        .bind(version)
+        .bind(origin);
     if let Some(id) = id {
         q = q.bind(id);
     }
@@ -799,6 +812,24 @@ pub(crate) async fn save_state(
     }
     stored.version += 1;
     Ok(())
+}
+
+pub(crate) async fn load_by_id(
+    conn: &mut AnyConnection,
+    ente: &str,
+    id: i64,
+) -> Result<StoredPosition> {
+    let sql = format!("SELECT {POSITION_COLUMNS} FROM debt_positions WHERE ente = $1 AND id = $2");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(ente)
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or(StoreError::NotFound("posizione debitoria"))?;
+    load_children(conn, ente, vec![row])
+        .await?
+        .pop()
+        .ok_or(StoreError::NotFound("posizione debitoria"))
 }
 
 async fn load_position(

@@ -1,0 +1,134 @@
+//! `incasso load` and `incasso export`: the Digit BUS from the command line.
+
+use anyhow::{Context, Result, anyhow, bail};
+use incasso_server::supply::{self, LoadError};
+use incasso_store::Store;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+fn layout(path: Option<&Path>) -> Result<Option<incasso_bus::Layout>> {
+    path.map(|p| {
+        let text = std::fs::read_to_string(p)
+            .with_context(|| format!("reading layout {}", p.display()))?;
+        incasso_bus::Layout::from_toml(&text).map_err(|e| anyhow!("{}: {e}", p.display()))
+    })
+    .transpose()
+}
+
+/// Loads FILE; exits 0 only if the supply was accepted. Writes the outcome
+/// (the file with its notice numbers) beside it as `FILE.esito`, and the
+/// per-row report as `FILE.rapporto.csv` when rows were refused.
+pub async fn load(
+    store: &Store,
+    ente: &str,
+    layout_name: &str,
+    layout_file: Option<PathBuf>,
+    file: &Path,
+) -> Result<()> {
+    let layout = match layout(layout_file.as_deref())? {
+        Some(l) => l,
+        None => supply::resolve_layout(store, ente, layout_name)
+            .await
+            .map_err(|e| anyhow!("{e}"))?,
+    };
+    let size = std::fs::metadata(file)
+        .with_context(|| format!("reading {}", file.display()))?
+        .len();
+    let bar = indicatif::ProgressBar::new(size);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} {msg} [{bar:30}] {bytes}/{total_bytes} {elapsed_precise}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar.set_message(format!("{} ({})", file.display(), layout.name));
+    let path = file.to_path_buf();
+    let reader_bar = bar.clone();
+    let open = move || -> std::io::Result<Box<dyn Read + Send>> {
+        let f = std::fs::File::open(&path)?;
+        reader_bar.set_position(0);
+        Ok(Box::new(reader_bar.wrap_read(f)))
+    };
+    let outcome_path = PathBuf::from(format!("{}.esito", file.display()));
+    let mut outcome = std::io::BufWriter::new(
+        std::fs::File::create(&outcome_path)
+            .with_context(|| format!("creating {}", outcome_path.display()))?,
+    );
+    let rows_bar = bar.clone();
+    let result = supply::load(
+        store,
+        ente,
+        &layout,
+        &file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        &open,
+        Some(&mut outcome),
+        &move |rows| rows_bar.set_message(format!("{rows} righe")),
+    )
+    .await;
+    drop(outcome);
+    bar.finish_and_clear();
+    let report = match result {
+        Ok(r) => r,
+        Err(LoadError::Duplicate(id)) => {
+            let _ = std::fs::remove_file(&outcome_path);
+            bail!("file già caricato (fornitura {id}): non viene caricato due volte");
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(&outcome_path);
+            return Err(anyhow!("{e}"));
+        }
+    };
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    if !report.errors.is_empty() {
+        let path = PathBuf::from(format!("{}.rapporto.csv", file.display()));
+        let supply = store.supply(ente, report.supply_id.unwrap_or(0)).await?;
+        std::fs::write(&path, supply::report_csv(&supply.errors))?;
+        eprintln!("rapporto per riga: {}", path.display());
+        for e in report.errors.iter().take(10) {
+            eprintln!(
+                "  riga {}: {} {} ({}): {}",
+                e.line, e.field, e.value, e.code, e.message
+            );
+        }
+    }
+    if !report.accepted {
+        let _ = std::fs::remove_file(&outcome_path);
+        bail!("{}", report.message);
+    }
+    eprintln!("esito con i numeri avviso: {}", outcome_path.display());
+    Ok(())
+}
+
+pub async fn export(
+    store: &Store,
+    ente: &str,
+    layout_name: &str,
+    layout_file: Option<PathBuf>,
+    consumer: &str,
+    output: Option<PathBuf>,
+) -> Result<()> {
+    let layout = match layout(layout_file.as_deref())? {
+        Some(l) => l,
+        None => supply::resolve_layout(store, ente, layout_name)
+            .await
+            .map_err(|e| anyhow!("{e}"))?,
+    };
+    let (bytes, count) = incasso_server::export::export(store, ente, &layout, consumer)
+        .await
+        .map_err(|e| anyhow!("{e}"))?;
+    match output {
+        Some(p) => {
+            std::fs::write(&p, &bytes).with_context(|| format!("writing {}", p.display()))?
+        }
+        None => {
+            use std::io::Write;
+            std::io::stdout().write_all(&bytes)?;
+        }
+    }
+    eprintln!("{count} pagamenti esportati");
+    Ok(())
+}

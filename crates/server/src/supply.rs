@@ -1,0 +1,582 @@
+//! Loading a supply (*fornitura*): a management application's file, in its
+//! own layout, into debt positions.
+//!
+//! One pass over the file, one group of rows (one position) in memory at a
+//! time, every write in one transaction. A layout that wants all or nothing
+//! gets exactly that: the first bad row stops the writing, the rest is still
+//! checked so the report lists every problem, and the transaction rolls back.
+//! A layout that accepts partial loads writes the good positions and reports
+//! the others. Either way a kill -9 leaves nothing of the supply (the
+//! transaction never committed) and the same file can simply be sent again;
+//! once accepted, the same file (by SHA-256) is refused.
+
+use chrono::Utc;
+use incasso_bus::Layout;
+use incasso_bus::layout::Format;
+use incasso_bus::normalize::{self, Built, Context, Grouper, Op, Row, RowError};
+use incasso_bus::read::{self, FileError, Record};
+use incasso_core::position::PositionStatus;
+use incasso_store::{Store, StoreError, SupplyError, SupplyRecord};
+use sha2::{Digest, Sha256};
+use std::collections::{HashMap, HashSet};
+use std::io::{Read, Write};
+
+/// Row errors kept for the report; past this only the count grows, so a
+/// hopeless file cannot fill memory with its own errors.
+const MAX_REPORTED_ERRORS: usize = 10_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("{0}")]
+    File(#[from] FileError),
+    #[error("lo stesso file è già stato caricato per questo ente (fornitura {0})")]
+    Duplicate(i64),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("errore di lettura: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// What a load did; also what the status URL and the CLI show.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LoadReport {
+    pub supply_id: Option<i64>,
+    pub status: String,
+    pub accepted: bool,
+    pub rows_read: i64,
+    pub rows_loaded: i64,
+    pub rows_rejected: i64,
+    pub positions_created: i64,
+    pub positions_updated: i64,
+    pub positions_cancelled: i64,
+    pub message: String,
+    #[serde(skip)]
+    pub errors: Vec<RowError>,
+}
+
+/// Streams a file through SHA-256.
+pub fn file_hash(mut reader: impl Read) -> std::io::Result<(String, u64)> {
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut size = 0u64;
+    loop {
+        let n = reader.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        size += n as u64;
+        hasher.update(&buf[..n]);
+    }
+    Ok((
+        hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect(),
+        size,
+    ))
+}
+
+/// Writes the outcome file: the application's rows, in its own layout, with
+/// the notice number (and IUV) of each filled in.
+struct OutcomeWriter<'w> {
+    out: &'w mut dyn Write,
+    layout: &'w Layout,
+    csv_header_written: bool,
+}
+
+impl OutcomeWriter<'_> {
+    fn record(&mut self, r: &Record, nav: &str, iuv: &str) -> std::io::Result<()> {
+        let nav_col = self.layout.outcome.notice_number.as_deref();
+        let iuv_col = self.layout.outcome.iuv.as_deref();
+        match &self.layout.format {
+            Format::Delimited {
+                separator,
+                quote,
+                header,
+                columns,
+            } => {
+                let mut w = csv::WriterBuilder::new()
+                    .delimiter(*separator as u8)
+                    .quote(*quote as u8)
+                    .has_headers(false)
+                    .from_writer(Vec::new());
+                let names = r.names();
+                if *header && !self.csv_header_written {
+                    let mut h: Vec<&str> = names.iter().map(String::as_str).collect();
+                    for extra in [nav_col, iuv_col].into_iter().flatten() {
+                        if !h.contains(&extra) {
+                            h.push(extra);
+                        }
+                    }
+                    w.write_record(&h)?;
+                    self.csv_header_written = true;
+                }
+                let _ = columns;
+                let mut values: Vec<String> = r.values.clone();
+                for (col, v) in [(nav_col, nav), (iuv_col, iuv)] {
+                    if let Some(col) = col {
+                        match names.iter().position(|n| n == col) {
+                            Some(i) => values[i] = v.to_string(),
+                            None => values.push(v.to_string()),
+                        }
+                    }
+                }
+                w.write_record(&values)?;
+                let bytes = w
+                    .into_inner()
+                    .map_err(|e| std::io::Error::other(e.to_string()))?;
+                self.out.write_all(&encode(&bytes, self.layout.encoding))
+            }
+            Format::Fixed { columns, .. } => {
+                let width = columns.iter().map(|c| c.end).max().unwrap_or(0);
+                let mut line: Vec<char> = vec![' '; width];
+                for (c, v) in columns.iter().zip(&r.values) {
+                    let v = if Some(c.name.as_str()) == nav_col {
+                        nav
+                    } else if Some(c.name.as_str()) == iuv_col {
+                        iuv
+                    } else {
+                        v.as_str()
+                    };
+                    for (k, ch) in v.chars().take(c.end - c.start + 1).enumerate() {
+                        line[c.start - 1 + k] = ch;
+                    }
+                }
+                let mut text: String = line.into_iter().collect();
+                text.push_str("\r\n");
+                self.out
+                    .write_all(&encode(text.as_bytes(), self.layout.encoding))
+            }
+            Format::Json { .. } => {
+                let line = serde_json::json!({"line": r.line, "noticeNumber": nav, "iuv": iuv});
+                writeln!(self.out, "{line}")
+            }
+        }
+    }
+}
+
+/// UTF-8 text back to the layout's encoding.
+fn encode(utf8: &[u8], encoding: incasso_bus::layout::Encoding) -> Vec<u8> {
+    use incasso_bus::layout::Encoding;
+    let text = String::from_utf8_lossy(utf8);
+    match encoding {
+        Encoding::Utf8 => utf8.to_vec(),
+        Encoding::Windows1252 => encoding_rs::WINDOWS_1252.encode(&text).0.into_owned(),
+        Encoding::Iso8859_15 => encoding_rs::ISO_8859_15.encode(&text).0.into_owned(),
+        Encoding::Iso8859_1 => text
+            .chars()
+            .map(|c| u8::try_from(u32::from(c)).unwrap_or(b'?'))
+            .collect(),
+    }
+}
+
+struct Loader<'a> {
+    store: &'a Store,
+    ente: incasso_core::ente::Ente,
+    services: HashMap<String, incasso_core::catalogue::Service>,
+    bulk: incasso_store::Bulk,
+    report: LoadReport,
+    failed: bool,
+    all_or_nothing: bool,
+    seen_iuvs: HashSet<String>,
+    dropped_errors: usize,
+}
+
+impl Loader<'_> {
+    fn reject(&mut self, mut errors: Vec<RowError>, rows: usize) {
+        self.report.rows_rejected += rows as i64;
+        self.failed = true;
+        let room = MAX_REPORTED_ERRORS.saturating_sub(self.report.errors.len());
+        if errors.len() > room {
+            self.dropped_errors += errors.len() - room;
+            errors.truncate(room);
+        }
+        self.report.errors.extend(errors);
+    }
+
+    /// Checks and writes one position; returns the notice numbers of its
+    /// rows (empty when rejected).
+    async fn group(&mut self, rows: &[Row]) -> Result<Vec<(String, String)>, LoadError> {
+        let now = Utc::now();
+        let lines: Vec<usize> = rows.iter().map(|r| r.line).collect();
+        let all_lines = |code: &'static str, message: String| -> Vec<RowError> {
+            lines
+                .iter()
+                .map(|l| RowError {
+                    line: *l,
+                    field: "key".into(),
+                    value: rows[0].key.clone(),
+                    code,
+                    message: message.clone(),
+                })
+                .collect()
+        };
+        let ctx = Context {
+            ente: &self.ente,
+            services: &self.services,
+            default_service: None,
+        };
+        let mut built: Built = match normalize::build(rows, &ctx) {
+            Ok(b) => b,
+            Err(errors) => {
+                self.reject(errors, rows.len());
+                return Ok(Vec::new());
+            }
+        };
+        let existing = self.bulk.existing(&built.key).await?;
+        let problem = match (built.op, existing) {
+            (Op::Insert, Some(_)) => Some((
+                "DUPLICATE_KEY",
+                format!("esiste già una posizione con chiave '{}'", built.key),
+            )),
+            (Op::Update | Op::Cancel, None) => Some((
+                "UNKNOWN_KEY",
+                format!("nessuna posizione con chiave '{}'", built.key),
+            )),
+            (Op::Update | Op::Cancel, Some(e))
+                if matches!(
+                    e.status,
+                    PositionStatus::Paid | PositionStatus::PartiallyPaid | PositionStatus::Reported
+                ) =>
+            {
+                Some((
+                    "ALREADY_PAID",
+                    "la posizione ha già pagamenti: non può essere modificata né annullata".into(),
+                ))
+            }
+            (Op::Update | Op::Cancel, Some(e))
+                if matches!(e.status, PositionStatus::Invalid | PositionStatus::Expired) =>
+            {
+                Some((
+                    "STATUS_NOT_ALLOWED",
+                    format!("la posizione è in stato {}", e.status),
+                ))
+            }
+            _ => None,
+        };
+        if let Some((code, message)) = problem {
+            self.reject(all_lines(code, message), rows.len());
+            return Ok(Vec::new());
+        }
+        if built.op == Op::Cancel {
+            if !(self.failed && self.all_or_nothing) {
+                self.bulk.cancel(&built.key, now).await?;
+            }
+            self.report.rows_loaded += rows.len() as i64;
+            self.report.positions_cancelled += 1;
+            return Ok(Vec::new());
+        }
+        if let Err(invalid) = built.position.validate(&self.bulk.rules(now)) {
+            let errors = normalize::locate(&built, &invalid.0);
+            self.reject(errors, rows.len());
+            return Ok(Vec::new());
+        }
+        // IUVs the application brings: unique in the file and in the Ente.
+        let mut own = HashSet::new();
+        if built.op == Op::Update {
+            own = self
+                .bulk
+                .notice_numbers(&built.key)
+                .await?
+                .into_iter()
+                .map(|(_, iuv)| iuv)
+                .collect();
+        }
+        let brought: Vec<String> = built
+            .position
+            .options
+            .iter()
+            .filter_map(|o| o.iuv.clone())
+            .collect();
+        let mut clashes = Vec::new();
+        let taken = self
+            .bulk
+            .taken_iuvs(
+                &brought
+                    .iter()
+                    .filter(|i| !own.contains(*i))
+                    .cloned()
+                    .collect::<Vec<_>>(),
+            )
+            .await?;
+        for (k, iuv) in brought.iter().enumerate() {
+            if taken.contains(iuv) || !self.seen_iuvs.insert(iuv.clone()) {
+                clashes.push(RowError {
+                    line: built.lines.get(k).copied().unwrap_or(lines[0]),
+                    field: "option.iuv".into(),
+                    value: iuv.clone(),
+                    code: "DUPLICATE_IUV",
+                    message: "IUV già usato da un'altra posizione o ripetuto nel file".into(),
+                });
+            }
+        }
+        if !clashes.is_empty() {
+            self.reject(clashes, rows.len());
+            return Ok(Vec::new());
+        }
+        self.report.rows_loaded += rows.len() as i64;
+        if self.failed && self.all_or_nothing {
+            // Checked, not written: the supply will be refused whole.
+            return Ok(Vec::new());
+        }
+        match built.op {
+            Op::Update => {
+                self.bulk.replace(&mut built.position, now).await?;
+                self.report.positions_updated += 1;
+            }
+            _ => {
+                self.bulk.insert(&mut built.position, now).await?;
+                self.report.positions_created += 1;
+            }
+        }
+        Ok(built
+            .position
+            .options
+            .iter()
+            .map(|o| {
+                (
+                    o.notice_number
+                        .as_ref()
+                        .map(|n| n.as_str().to_string())
+                        .unwrap_or_default(),
+                    o.iuv.clone().unwrap_or_default(),
+                )
+            })
+            .collect())
+    }
+}
+
+/// Loads a supply. `open` is called twice (hash, then load): the file is
+/// streamed, never held whole (JSON layouts excepted).
+pub async fn load(
+    store: &Store,
+    ente: &str,
+    layout: &Layout,
+    file_name: &str,
+    open: &dyn Fn() -> std::io::Result<Box<dyn Read + Send>>,
+    mut outcome: Option<&mut dyn Write>,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<LoadReport, LoadError> {
+    let started = Utc::now();
+    let (hash, size) = file_hash(open()?)?;
+    if let Some(id) = store.supply_by_hash(ente, &hash).await? {
+        return Err(LoadError::Duplicate(id));
+    }
+    let ente_data = store.get_ente(ente).await?;
+    let services = store
+        .list_services(ente)
+        .await?
+        .into_iter()
+        .map(|s| (s.code.clone(), s))
+        .collect();
+    let mut records = read::records(layout, open()?)?;
+    let mut loader = Loader {
+        store,
+        ente: ente_data,
+        services,
+        bulk: store.bulk(ente, &layout.name).await?,
+        report: LoadReport::default(),
+        failed: false,
+        all_or_nothing: layout.all_or_nothing,
+        seen_iuvs: HashSet::new(),
+        dropped_errors: 0,
+    };
+    let mut writer = outcome.as_deref_mut().map(|out| OutcomeWriter {
+        out,
+        layout,
+        csv_header_written: false,
+    });
+    let mut grouper = Grouper::new();
+    let mut pending: Vec<(Row, Record)> = Vec::new();
+    let flush = async |loader: &mut Loader<'_>,
+                       group: Vec<(Row, Record)>,
+                       writer: &mut Option<OutcomeWriter<'_>>|
+           -> Result<(), LoadError> {
+        let rows: Vec<Row> = group.iter().map(|(r, _)| r.clone()).collect();
+        let navs = loader.group(&rows).await?;
+        if let Some(w) = writer.as_mut() {
+            for (k, (_, record)) in group.iter().enumerate() {
+                let (nav, iuv) = navs.get(k).cloned().unwrap_or_default();
+                w.record(record, &nav, &iuv)?;
+            }
+        }
+        Ok(())
+    };
+    for next in records.by_ref() {
+        loader.report.rows_read += 1;
+        if loader.report.rows_read % 1000 == 0 {
+            progress(loader.report.rows_read as u64);
+        }
+        let record = match next {
+            Ok(r) => r,
+            Err(e) => {
+                loader.reject(
+                    vec![RowError {
+                        line: e.line,
+                        field: String::new(),
+                        value: String::new(),
+                        code: e.code,
+                        message: e.message,
+                    }],
+                    1,
+                );
+                continue;
+            }
+        };
+        let row = match normalize::row(layout, &record) {
+            Ok(r) => r,
+            Err(errors) => {
+                loader.reject(errors, 1);
+                continue;
+            }
+        };
+        let key = row.key.clone();
+        match grouper.push(row.clone()) {
+            Err(e) => loader.reject(vec![e], 1),
+            Ok(previous) => {
+                if let Some(group_rows) = previous {
+                    let group: Vec<(Row, Record)> = std::mem::take(&mut pending);
+                    debug_assert_eq!(group.len(), group_rows.len());
+                    flush(&mut loader, group, &mut writer).await?;
+                }
+                let _ = key;
+                pending.push((row, record));
+            }
+        }
+    }
+    if grouper.finish().is_some() {
+        let group = std::mem::take(&mut pending);
+        flush(&mut loader, group, &mut writer).await?;
+    }
+    progress(loader.report.rows_read as u64);
+    let mut report = loader.report;
+    if loader.dropped_errors > 0 {
+        report.message = format!("{} altri errori non elencati", loader.dropped_errors);
+    }
+    let refused = report.rows_read == 0
+        || (loader.failed && layout.all_or_nothing)
+        || report.rows_loaded == 0;
+    report.status = if refused {
+        "REJECTED"
+    } else if loader.failed {
+        "LOADED_WITH_ERRORS"
+    } else {
+        "LOADED"
+    }
+    .into();
+    report.accepted = !refused;
+    if report.message.is_empty() {
+        report.message = match report.status.as_str() {
+            "LOADED" => "fornitura caricata".into(),
+            "LOADED_WITH_ERRORS" => {
+                "fornitura caricata in parte: le righe scartate sono nel rapporto".into()
+            }
+            _ if report.rows_read == 0 => "file vuoto".into(),
+            _ => "fornitura rifiutata: nessuna riga caricata (vedere il rapporto)".into(),
+        };
+    }
+    let record = SupplyRecord {
+        layout: layout.name.clone(),
+        file_name: file_name.to_string(),
+        file_hash: hash,
+        size_bytes: size as i64,
+        status: report.status.clone(),
+        accepted: report.accepted,
+        rows_read: report.rows_read,
+        rows_loaded: if refused { 0 } else { report.rows_loaded },
+        rows_rejected: report.rows_rejected,
+        positions_created: if refused { 0 } else { report.positions_created },
+        positions_updated: if refused { 0 } else { report.positions_updated },
+        positions_cancelled: if refused {
+            0
+        } else {
+            report.positions_cancelled
+        },
+        started_at: started,
+        message: report.message.clone(),
+        outcome: None,
+        errors: report
+            .errors
+            .iter()
+            .map(|e| SupplyError {
+                line: e.line as i64,
+                field: e.field.clone(),
+                value: e.value.chars().take(200).collect(),
+                code: e.code.to_string(),
+                message: e.message.clone(),
+            })
+            .collect(),
+    };
+    let now = Utc::now();
+    let id = if refused {
+        loader.bulk.rollback().await?;
+        report.positions_created = 0;
+        report.positions_updated = 0;
+        report.positions_cancelled = 0;
+        report.rows_loaded = 0;
+        loader
+            .store
+            .record_refused_supply(ente, &record, now)
+            .await?
+    } else {
+        match loader.bulk.commit(&record, now).await {
+            Ok(id) => id,
+            Err(StoreError::Conflict(_)) => {
+                // Another process accepted the same file meanwhile.
+                let id = store
+                    .supply_by_hash(ente, &record.file_hash)
+                    .await?
+                    .unwrap_or(0);
+                return Err(LoadError::Duplicate(id));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
+    report.supply_id = Some(id);
+    Ok(report)
+}
+
+/// The per-row report as CSV (line, field, value, code, message).
+pub fn report_csv(errors: &[SupplyError]) -> Vec<u8> {
+    let mut w = csv::WriterBuilder::new()
+        .delimiter(b';')
+        .from_writer(Vec::new());
+    let _ = w.write_record(["riga", "campo", "valore", "codice", "messaggio"]);
+    for e in errors {
+        let _ = w.write_record([
+            e.line.to_string(),
+            e.field.clone(),
+            e.value.clone(),
+            e.code.clone(),
+            e.message.clone(),
+        ]);
+    }
+    w.into_inner().unwrap_or_default()
+}
+
+/// The layout `name` for `ente`: the Ente's own newest version, else the
+/// built-in one.
+pub async fn resolve_layout(store: &Store, ente: &str, name: &str) -> Result<Layout, ResolveError> {
+    if let Some((_, text)) = store.layout(ente, name).await? {
+        return Layout::from_toml(&text).map_err(|e| ResolveError::Invalid(e.to_string()));
+    }
+    match incasso_bus::builtin::get(name) {
+        Some(Ok(l)) => Ok(l),
+        Some(Err(e)) => Err(ResolveError::Invalid(e.to_string())),
+        None => Err(ResolveError::Unknown(name.to_string())),
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    #[error(
+        "tracciato sconosciuto '{0}' (predefiniti: incasso-csv, govpay-csv, govpay-json, mypay-1_4, gpd-json, legacy-fixed)"
+    )]
+    Unknown(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}

@@ -1,0 +1,575 @@
+//! Bulk loads (Digit BUS supplies): every write of a supply in one
+//! transaction, so that a supply is applied whole or not at all; a kill -9
+//! halfway leaves nothing of it, and sending the file again loads it once.
+
+use crate::positions::{InsertError, insert_position_full};
+use crate::time::to_micros;
+use crate::{Dialect, Result, Store, StoreError};
+use chrono::{DateTime, Utc};
+use incasso_core::codes::NoticeNumber;
+use incasso_core::position::{DebtPosition, PositionRules, PositionStatus};
+use sqlx::{Any, Row, Transaction};
+use std::collections::HashSet;
+
+/// What the store knows of a key before a supply touches it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Existing {
+    pub status: PositionStatus,
+}
+
+/// The record of a supply, written with its rows.
+#[derive(Debug, Clone, Default)]
+pub struct SupplyRecord {
+    pub layout: String,
+    pub file_name: String,
+    pub file_hash: String,
+    pub size_bytes: i64,
+    pub status: String,
+    pub accepted: bool,
+    pub rows_read: i64,
+    pub rows_loaded: i64,
+    pub rows_rejected: i64,
+    pub positions_created: i64,
+    pub positions_updated: i64,
+    pub positions_cancelled: i64,
+    pub started_at: DateTime<Utc>,
+    pub message: String,
+    pub outcome: Option<Vec<u8>>,
+    pub errors: Vec<SupplyError>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SupplyError {
+    pub line: i64,
+    pub field: String,
+    pub value: String,
+    pub code: String,
+    pub message: String,
+}
+
+pub struct Bulk {
+    tx: Transaction<'static, Any>,
+    store: Store,
+    ente: String,
+    origin: String,
+    segregation_codes: Vec<u8>,
+    pool_of_navs: Vec<NoticeNumber>,
+}
+
+/// IUVs are reserved this many at a time during a supply.
+const NAV_BLOCK: u32 = 1_000;
+
+impl Store {
+    /// Starts a supply's transaction for `ente`; positions it creates are
+    /// marked as coming from `origin` (the layout).
+    pub async fn bulk(&self, ente: &str, origin: &str) -> Result<Bulk> {
+        let segregation_codes: Vec<u8> = self
+            .list_stations(ente)
+            .await?
+            .iter()
+            .map(|s| s.segregation_code)
+            .collect();
+        self.get_ente(ente).await?;
+        Ok(Bulk {
+            tx: self.write_tx().await?,
+            store: self.clone(),
+            ente: ente.to_string(),
+            origin: origin.to_string(),
+            segregation_codes,
+            pool_of_navs: Vec::new(),
+        })
+    }
+
+    /// An accepted supply of this Ente with this file hash, if any.
+    pub async fn supply_by_hash(&self, ente: &str, hash: &str) -> Result<Option<i64>> {
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM supplies WHERE ente = $1 AND file_hash = $2 AND accepted = 1",
+        )
+        .bind(ente)
+        .bind(hash)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// Records a supply that wrote nothing (refused whole).
+    pub async fn record_refused_supply(
+        &self,
+        ente: &str,
+        s: &SupplyRecord,
+        now: DateTime<Utc>,
+    ) -> Result<i64> {
+        let mut tx = self.write_tx().await?;
+        let id = insert_supply(&mut tx, ente, s, now).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    pub async fn supply(&self, ente: &str, id: i64) -> Result<SupplyRecord> {
+        let r = sqlx::query(
+            "SELECT layout, file_name, file_hash, size_bytes, status, accepted, rows_read, rows_loaded,
+                rows_rejected, positions_created, positions_updated, positions_cancelled, started_at, message, outcome
+             FROM supplies WHERE ente = $1 AND id = $2",
+        )
+        .bind(ente)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound("fornitura"))?;
+        let errors = sqlx::query(
+            "SELECT line, field, value, code, message FROM supply_errors WHERE supply_id = $1 ORDER BY line",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|e| {
+            Ok(SupplyError {
+                line: e.try_get("line")?,
+                field: e.try_get("field")?,
+                value: e.try_get("value")?,
+                code: e.try_get("code")?,
+                message: e.try_get("message")?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+        Ok(SupplyRecord {
+            layout: r.try_get("layout")?,
+            file_name: r.try_get("file_name")?,
+            file_hash: r.try_get("file_hash")?,
+            size_bytes: r.try_get("size_bytes")?,
+            status: r.try_get("status")?,
+            accepted: r.try_get::<i64, _>("accepted")? != 0,
+            rows_read: r.try_get("rows_read")?,
+            rows_loaded: r.try_get("rows_loaded")?,
+            rows_rejected: r.try_get("rows_rejected")?,
+            positions_created: r.try_get("positions_created")?,
+            positions_updated: r.try_get("positions_updated")?,
+            positions_cancelled: r.try_get("positions_cancelled")?,
+            started_at: crate::time::from_micros(r.try_get("started_at")?),
+            message: r.try_get("message")?,
+            outcome: r.try_get("outcome")?,
+            errors,
+        })
+    }
+}
+
+async fn insert_supply(
+    tx: &mut Transaction<'static, Any>,
+    ente: &str,
+    s: &SupplyRecord,
+    now: DateTime<Utc>,
+) -> Result<i64> {
+    let res = sqlx::query_scalar::<_, i64>(
+        "INSERT INTO supplies (ente, layout, file_name, file_hash, size_bytes, status, accepted, rows_read,
+            rows_loaded, rows_rejected, positions_created, positions_updated, positions_cancelled,
+            started_at, finished_at, message, outcome)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) RETURNING id",
+    )
+    .bind(ente)
+    .bind(&s.layout)
+    .bind(&s.file_name)
+    .bind(&s.file_hash)
+    .bind(s.size_bytes)
+    .bind(&s.status)
+    .bind(i64::from(s.accepted))
+    .bind(s.rows_read)
+    .bind(s.rows_loaded)
+    .bind(s.rows_rejected)
+    .bind(s.positions_created)
+    .bind(s.positions_updated)
+    .bind(s.positions_cancelled)
+    .bind(to_micros(s.started_at))
+    .bind(to_micros(now))
+    .bind(&s.message)
+    .bind(s.outcome.clone())
+    .fetch_one(&mut **tx)
+    .await;
+    let id = match res {
+        Ok(id) => id,
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+            return Err(StoreError::Conflict(
+                "lo stesso file è già stato caricato per questo ente".into(),
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    for e in &s.errors {
+        sqlx::query("INSERT INTO supply_errors (supply_id, line, field, value, code, message) VALUES ($1, $2, $3, $4, $5, $6)")
+            .bind(id)
+            .bind(e.line)
+            .bind(&e.field)
+            .bind(&e.value)
+            .bind(&e.code)
+            .bind(&e.message)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(id)
+}
+
+impl Bulk {
+    pub fn segregation_codes(&self) -> &[u8] {
+        &self.segregation_codes
+    }
+
+    pub fn rules(&self, now: DateTime<Utc>) -> PositionRules<'_> {
+        PositionRules {
+            ente_fiscal_code: &self.ente,
+            now,
+            segregation_codes: &self.segregation_codes,
+        }
+    }
+
+    /// The positions of these keys already stored, with their state.
+    pub async fn existing(&mut self, iupd: &str) -> Result<Option<Existing>> {
+        let status: Option<String> =
+            sqlx::query_scalar("SELECT status FROM debt_positions WHERE ente = $1 AND iupd = $2")
+                .bind(&self.ente)
+                .bind(iupd)
+                .fetch_optional(&mut *self.tx)
+                .await?;
+        status
+            .map(|s| {
+                s.parse()
+                    .map(|status| Existing { status })
+                    .map_err(|_| StoreError::Corrupt(format!("position status {s}")))
+            })
+            .transpose()
+    }
+
+    /// Which of these IUVs already belong to a position of the Ente.
+    pub async fn taken_iuvs(&mut self, iuvs: &[String]) -> Result<HashSet<String>> {
+        let mut taken = HashSet::new();
+        for iuv in iuvs {
+            let found: Option<i64> =
+                sqlx::query_scalar("SELECT 1 FROM payment_options WHERE ente = $1 AND iuv = $2")
+                    .bind(&self.ente)
+                    .bind(iuv)
+                    .fetch_optional(&mut *self.tx)
+                    .await?;
+            if found.is_some() {
+                taken.insert(iuv.clone());
+            }
+        }
+        Ok(taken)
+    }
+
+    async fn next_nav(&mut self) -> Result<NoticeNumber> {
+        if let Some(n) = self.pool_of_navs.pop() {
+            return Ok(n);
+        }
+        let seg = *self.segregation_codes.first().ok_or_else(|| {
+            StoreError::Conflict("l'ente non ha stazioni: impossibile generare lo IUV".into())
+        })?;
+        let block = match self.store.dialect {
+            // SQLite's single writer connection is this transaction's.
+            Dialect::Sqlite => allocate_in(&mut self.tx, &self.ente, seg, NAV_BLOCK).await?,
+            // PostgreSQL: a short transaction of its own, so the sequence row
+            // is not locked for the whole supply.
+            Dialect::Postgres => {
+                self.store
+                    .allocate_notice_numbers(&self.ente, seg, NAV_BLOCK)
+                    .await?
+            }
+        };
+        self.pool_of_navs = block.into_iter().rev().collect();
+        self.pool_of_navs
+            .pop()
+            .ok_or_else(|| StoreError::Corrupt("empty IUV block".into()))
+    }
+
+    /// Inserts a new, validated position, publishing it; assigns IUVs where
+    /// it has none.
+    pub async fn insert(&mut self, p: &mut DebtPosition, now: DateTime<Utc>) -> Result<()> {
+        for o in &mut p.options {
+            if o.iuv.is_none() {
+                let nav = self.next_nav().await?;
+                o.iuv = Some(nav.as_str()[1..].to_string());
+                o.notice_number = Some(nav);
+            } else if o.notice_number.is_none() {
+                let iuv = o.iuv.clone().unwrap_or_default();
+                o.notice_number = Some(
+                    incasso_core::codes::notice::notice_number_from_iuv(3, None, &iuv)
+                        .map_err(|e| StoreError::Conflict(format!("IUV {iuv}: {e}")))?,
+                );
+            }
+        }
+        p.status = PositionStatus::Draft;
+        p.inserted_date = Some(now);
+        p.last_updated_date = Some(now);
+        p.publish(now)?;
+        match insert_position_full(
+            &mut self.tx,
+            &self.ente,
+            p,
+            now,
+            None,
+            1,
+            Some(&self.origin),
+        )
+        .await
+        {
+            Ok(_) => Ok(()),
+            Err(InsertError::Iupd) => Err(StoreError::Conflict(format!(
+                "esiste già una posizione con chiave '{}'",
+                p.iupd
+            ))),
+            Err(InsertError::Iuv(iuv)) => {
+                Err(StoreError::Conflict(format!("lo IUV {iuv} è già usato")))
+            }
+            Err(InsertError::Other(e)) => Err(e),
+        }
+    }
+
+    /// Replaces an unpaid position's content (operation "update").
+    pub async fn replace(&mut self, p: &mut DebtPosition, now: DateTime<Utc>) -> Result<()> {
+        let id: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM debt_positions WHERE ente = $1 AND iupd = $2")
+                .bind(&self.ente)
+                .bind(&p.iupd)
+                .fetch_optional(&mut *self.tx)
+                .await?;
+        let id = id.ok_or(StoreError::NotFound("posizione debitoria"))?;
+        sqlx::query("DELETE FROM payment_options WHERE position_id = $1")
+            .bind(id)
+            .execute(&mut *self.tx)
+            .await?;
+        sqlx::query("DELETE FROM debt_positions WHERE id = $1")
+            .bind(id)
+            .execute(&mut *self.tx)
+            .await?;
+        self.insert(p, now).await
+    }
+
+    /// Cancels an unpaid position (operation "cancel"): a draft is removed,
+    /// a published one invalidated.
+    pub async fn cancel(&mut self, iupd: &str, now: DateTime<Utc>) -> Result<()> {
+        let id: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM debt_positions WHERE ente = $1 AND iupd = $2")
+                .bind(&self.ente)
+                .bind(iupd)
+                .fetch_optional(&mut *self.tx)
+                .await?;
+        let id = id.ok_or(StoreError::NotFound("posizione debitoria"))?;
+        let mut stored = crate::positions::load_by_id(&mut self.tx, &self.ente, id).await?;
+        if stored.position.status == PositionStatus::Draft {
+            sqlx::query("DELETE FROM payment_options WHERE position_id = $1")
+                .bind(id)
+                .execute(&mut *self.tx)
+                .await?;
+            sqlx::query("DELETE FROM debt_positions WHERE id = $1")
+                .bind(id)
+                .execute(&mut *self.tx)
+                .await?;
+            return Ok(());
+        }
+        stored.position.invalidate(now)?;
+        crate::positions::save_state(&mut self.tx, &mut stored, now).await
+    }
+
+    /// The notice numbers of a position written in this supply.
+    pub async fn notice_numbers(&mut self, iupd: &str) -> Result<Vec<(String, String)>> {
+        let rows = sqlx::query(
+            "SELECT o.notice_number, o.iuv FROM payment_options o JOIN debt_positions p ON p.id = o.position_id
+             WHERE p.ente = $1 AND p.iupd = $2 ORDER BY o.option_index",
+        )
+        .bind(&self.ente)
+        .bind(iupd)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("notice_number")?, r.try_get("iuv")?)))
+            .collect()
+    }
+
+    /// Writes the supply record and commits everything.
+    pub async fn commit(mut self, record: &SupplyRecord, now: DateTime<Utc>) -> Result<i64> {
+        let id = insert_supply(&mut self.tx, &self.ente, record, now).await?;
+        self.tx.commit().await?;
+        Ok(id)
+    }
+
+    /// Drops every write of the supply.
+    pub async fn rollback(self) -> Result<()> {
+        self.tx.rollback().await?;
+        Ok(())
+    }
+}
+
+async fn allocate_in(
+    tx: &mut Transaction<'static, Any>,
+    ente: &str,
+    seg: u8,
+    count: u32,
+) -> Result<Vec<NoticeNumber>> {
+    let next: i64 = sqlx::query_scalar(
+        "INSERT INTO iuv_sequences (ente, segregation_code, next_value) VALUES ($1, $2, 1 + $3)
+         ON CONFLICT (ente, segregation_code)
+         DO UPDATE SET next_value = iuv_sequences.next_value + $3
+         RETURNING next_value",
+    )
+    .bind(ente)
+    .bind(i64::from(seg))
+    .bind(i64::from(count))
+    .fetch_one(&mut **tx)
+    .await?;
+    (next - i64::from(count)..next)
+        .map(|v| {
+            NoticeNumber::generate(seg, v as u64)
+                .map_err(|e| StoreError::Corrupt(format!("IUV sequence {v}: {e}")))
+        })
+        .collect()
+}
+
+/// Positions of a layout paid since a cursor, for the reporting export.
+#[derive(Debug, Clone)]
+pub struct PaidItem {
+    pub key: String,
+    pub notice_number: String,
+    pub iuv: String,
+    pub amount: i64,
+    pub paid_at: Option<DateTime<Utc>>,
+    pub receipt_id: String,
+    pub psp_id: String,
+    pub psp_name: String,
+    pub payment_method: Option<String>,
+    pub fee: Option<i64>,
+    pub outcome: String,
+    pub received_at: i64,
+}
+
+impl Store {
+    /// Receipts of positions loaded with `layout`, after the consumer's
+    /// cursor, oldest first; moves the cursor past them when `advance`.
+    pub async fn export_receipts(
+        &self,
+        ente: &str,
+        layout: &str,
+        consumer: &str,
+        advance: bool,
+        limit: u32,
+    ) -> Result<Vec<PaidItem>> {
+        let cursor: Option<(i64, String)> = sqlx::query(
+            "SELECT last_received_at, last_receipt_id FROM export_cursors WHERE ente = $1 AND layout = $2 AND consumer = $3",
+        )
+        .bind(ente)
+        .bind(layout)
+        .bind(consumer)
+        .fetch_optional(&self.pool)
+        .await?
+        .map(|r| Ok::<_, sqlx::Error>((r.try_get("last_received_at")?, r.try_get("last_receipt_id")?)))
+        .transpose()?;
+        let (after_t, after_id) = cursor.unwrap_or((i64::MIN, String::new()));
+        let rows = sqlx::query(
+            "SELECT p.iupd, r.notice_number, r.iuv, r.amount, r.payment_date_time, r.receipt_id, r.psp_id,
+                r.psp_name, r.payment_method, r.fee, r.outcome, r.received_at
+             FROM receipts r
+             JOIN payment_options o ON o.ente = r.ente AND o.iuv = r.iuv
+             JOIN debt_positions p ON p.id = o.position_id
+             WHERE r.ente = $1 AND p.origin = $2 AND r.owner_ente = $1
+               AND (r.received_at > $3 OR (r.received_at = $3 AND r.receipt_id > $4))
+             ORDER BY r.received_at, r.receipt_id LIMIT $5",
+        )
+        .bind(ente)
+        .bind(layout)
+        .bind(after_t)
+        .bind(&after_id)
+        .bind(i64::from(limit.max(1)))
+        .fetch_all(&self.pool)
+        .await?;
+        let items: Vec<PaidItem> = rows
+            .iter()
+            .map(|r| {
+                Ok(PaidItem {
+                    key: r.try_get("iupd")?,
+                    notice_number: r.try_get("notice_number")?,
+                    iuv: r.try_get("iuv")?,
+                    amount: r.try_get("amount")?,
+                    paid_at: crate::time::opt_from_micros(r.try_get("payment_date_time")?),
+                    receipt_id: r.try_get("receipt_id")?,
+                    psp_id: r.try_get("psp_id")?,
+                    psp_name: r.try_get("psp_name")?,
+                    payment_method: r.try_get("payment_method")?,
+                    fee: r.try_get("fee")?,
+                    outcome: r.try_get("outcome")?,
+                    received_at: r.try_get("received_at")?,
+                })
+            })
+            .collect::<Result<_>>()?;
+        if advance && let Some(last) = items.last() {
+            sqlx::query(
+                "INSERT INTO export_cursors (ente, layout, consumer, last_received_at, last_receipt_id)
+                 VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (ente, layout, consumer) DO UPDATE SET
+                    last_received_at = excluded.last_received_at, last_receipt_id = excluded.last_receipt_id",
+            )
+            .bind(ente)
+            .bind(layout)
+            .bind(consumer)
+            .bind(last.received_at)
+            .bind(&last.receipt_id)
+            .execute(&self.writer)
+            .await?;
+        }
+        Ok(items)
+    }
+}
+
+impl Store {
+    /// Stores a new version of an Ente's layout (its TOML text, already
+    /// checked by the caller); returns the version number.
+    pub async fn put_layout(
+        &self,
+        ente: &str,
+        name: &str,
+        definition: &str,
+        now: DateTime<Utc>,
+    ) -> Result<i64> {
+        self.get_ente(ente).await?;
+        let mut tx = self.write_tx().await?;
+        let current: Option<i64> = sqlx::query_scalar(
+            "SELECT CAST(MAX(version) AS BIGINT) FROM layouts WHERE ente = $1 AND name = $2",
+        )
+        .bind(ente)
+        .bind(name)
+        .fetch_one(&mut *tx)
+        .await?;
+        let version = current.unwrap_or(0) + 1;
+        sqlx::query("INSERT INTO layouts (ente, name, version, definition, created_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(ente)
+            .bind(name)
+            .bind(version)
+            .bind(definition)
+            .bind(to_micros(now))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(version)
+    }
+
+    /// The newest version of an Ente's layout: (version, TOML text).
+    pub async fn layout(&self, ente: &str, name: &str) -> Result<Option<(i64, String)>> {
+        let row = sqlx::query(
+            "SELECT version, definition FROM layouts WHERE ente = $1 AND name = $2 ORDER BY version DESC LIMIT 1",
+        )
+        .bind(ente)
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| Ok((r.try_get("version")?, r.try_get("definition")?)))
+            .transpose()
+    }
+
+    /// The names and newest versions of an Ente's own layouts.
+    pub async fn list_layouts(&self, ente: &str) -> Result<Vec<(String, i64)>> {
+        let rows = sqlx::query(
+            "SELECT name, CAST(MAX(version) AS BIGINT) AS version FROM layouts WHERE ente = $1 GROUP BY name ORDER BY name",
+        )
+        .bind(ente)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("name")?, r.try_get("version")?)))
+            .collect()
+    }
+}
