@@ -88,9 +88,7 @@ fn wrong_encoding(line: usize, encoding: Encoding) -> ReadError {
 }
 
 /// Skips a UTF-8 byte-order mark, which some Windows tools write.
-fn skip_bom<R: Read>(reader: R) -> std::io::Result<Box<dyn BufRead>>
-where
-    R: 'static,
+fn skip_bom<R: Read + Send + 'static>(reader: R) -> std::io::Result<Box<dyn BufRead + Send>>
 {
     let mut buf = BufReader::with_capacity(256 * 1024, reader);
     let start = buf.fill_buf()?;
@@ -102,10 +100,10 @@ where
 
 /// Opens the records of `reader` as `layout` says. Header problems (a
 /// delimited file whose header lacks the layout's columns) refuse the file.
-pub fn records<R: Read + 'static>(
+pub fn records<R: Read + Send + 'static>(
     layout: &Layout,
     reader: R,
-) -> Result<Box<dyn Iterator<Item = RecordResult>>, FileError> {
+) -> Result<Box<dyn Iterator<Item = RecordResult> + Send>, FileError> {
     let reader = skip_bom(reader).map_err(|e| FileError::Io(e.to_string()))?;
     match &layout.format {
         Format::Delimited {
@@ -141,12 +139,12 @@ fn wanted_columns(layout: &Layout) -> Vec<String> {
 
 fn delimited(
     layout: &Layout,
-    reader: Box<dyn BufRead>,
+    reader: Box<dyn BufRead + Send>,
     separator: char,
     quote: char,
     header: bool,
     columns: &[String],
-) -> Result<Box<dyn Iterator<Item = RecordResult>>, FileError> {
+) -> Result<Box<dyn Iterator<Item = RecordResult> + Send>, FileError> {
     let wrong = |reason: String| FileError::WrongLayout {
         layout: layout.name.clone(),
         reason,
@@ -253,10 +251,10 @@ fn delimited(
 
 fn fixed(
     encoding: Encoding,
-    reader: Box<dyn BufRead>,
+    reader: Box<dyn BufRead + Send>,
     columns: Vec<crate::layout::FixedColumn>,
     skip_lines: usize,
-) -> Box<dyn Iterator<Item = RecordResult>> {
+) -> Box<dyn Iterator<Item = RecordResult> + Send> {
     let index: Arc<HashMap<String, usize>> = Arc::new(
         columns
             .iter()
@@ -351,10 +349,10 @@ fn elements_index(all: &[&serde_json::Value], e: &serde_json::Value) -> Option<u
 
 fn json(
     layout: &Layout,
-    mut reader: Box<dyn BufRead>,
+    mut reader: Box<dyn BufRead + Send>,
     records_path: &str,
     explode: Option<&str>,
-) -> Result<Box<dyn Iterator<Item = RecordResult>>, FileError> {
+) -> Result<Box<dyn Iterator<Item = RecordResult> + Send>, FileError> {
     let wrong = |reason: String| FileError::WrongLayout {
         layout: layout.name.clone(),
         reason,

@@ -23,6 +23,7 @@ pub async fn load(
     ente: &str,
     layout_name: &str,
     layout_file: Option<PathBuf>,
+    service: Option<&str>,
     file: &Path,
 ) -> Result<()> {
     let layout = match layout(layout_file.as_deref())? {
@@ -60,6 +61,7 @@ pub async fn load(
         store,
         ente,
         &layout,
+        service,
         &file
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())

@@ -93,6 +93,9 @@ enum Command {
         /// A layout from a TOML file instead.
         #[arg(long)]
         layout_file: Option<PathBuf>,
+        /// The catalogue service of rows that name none.
+        #[arg(long)]
+        service: Option<String>,
         file: PathBuf,
     },
     /// Write the payments of an application's positions in its layout,
@@ -181,12 +184,13 @@ async fn run(cli: Cli) -> Result<()> {
             ente,
             layout,
             layout_file,
+            service,
             file,
         } => {
             let store = Settings::resolve(&db, None, &file_config)?
                 .open_store()
                 .await?;
-            let result = bus::load(&store, &ente, &layout, layout_file, &file).await;
+            let result = bus::load(&store, &ente, &layout, layout_file, service.as_deref(), &file).await;
             store.close().await;
             result
         }

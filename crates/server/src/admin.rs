@@ -38,6 +38,18 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/enti/{fiscalCode}/receipts", get(list_receipts))
         .route(
+            "/enti/{fiscalCode}/supplies",
+            axum::routing::post(crate::bus_api::upload)
+                .layer(axum::extract::DefaultBodyLimit::max(crate::bus_api::MAX_SUPPLY_BYTES)),
+        )
+        .route("/enti/{fiscalCode}/supplies/jobs/{jobId}", get(crate::bus_api::job))
+        .route("/enti/{fiscalCode}/supplies/{id}", get(crate::bus_api::get_supply))
+        .route("/enti/{fiscalCode}/supplies/{id}/report.csv", get(crate::bus_api::report))
+        .route("/enti/{fiscalCode}/supplies/{id}/outcome", get(crate::bus_api::outcome))
+        .route("/enti/{fiscalCode}/layouts", get(crate::bus_api::list_layouts))
+        .route("/enti/{fiscalCode}/layouts/{name}", get(crate::bus_api::get_layout).put(crate::bus_api::put_layout))
+        .route("/enti/{fiscalCode}/exports/{layout}", get(crate::bus_api::export))
+        .route(
             "/enti/{fiscalCode}/receipts/{receiptId}/xml",
             get(receipt_xml),
         )
@@ -820,6 +832,9 @@ async fn create_intermediary_key(
     info(title = "incasso API", description = "Administration of Enti, stations, offices, service catalogue, accertamenti and API keys. Keys go in the Ocp-Apim-Subscription-Key header. Debt positions are managed through the GPD-compatible API under /gpd/v1 (see pagoPA's gpd.json)."),
     paths(list_enti, create_ente, get_ente, update_ente, list_stations, add_station, remove_station,
           get_connection, put_connection, crate::checkout::checkout_api, list_receipts, receipt_xml,
+          crate::bus_api::upload, crate::bus_api::job, crate::bus_api::get_supply, crate::bus_api::report,
+          crate::bus_api::outcome, crate::bus_api::list_layouts, crate::bus_api::get_layout,
+          crate::bus_api::put_layout, crate::bus_api::export,
           list_offices, put_office, delete_office, list_services, get_service, put_service,
           list_accertamenti, get_accertamento, put_accertamento,
           list_ente_keys, create_ente_key, revoke_ente_key, list_intermediary_keys, create_intermediary_key),

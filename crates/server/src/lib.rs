@@ -8,6 +8,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod bus_api;
 pub mod checkout;
 pub mod error;
 pub mod export;
@@ -42,6 +43,7 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 pub struct AppState {
     pub store: Store,
     pub stations: StationCache,
+    pub jobs: bus_api::Jobs,
 }
 
 impl AppState {
@@ -49,6 +51,7 @@ impl AppState {
         AppState {
             store,
             stations: StationCache::default(),
+            jobs: bus_api::Jobs::default(),
         }
     }
 }

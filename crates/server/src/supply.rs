@@ -81,7 +81,7 @@ pub fn file_hash(mut reader: impl Read) -> std::io::Result<(String, u64)> {
 /// Writes the outcome file: the application's rows, in its own layout, with
 /// the notice number (and IUV) of each filled in.
 struct OutcomeWriter<'w> {
-    out: &'w mut dyn Write,
+    out: &'w mut (dyn Write + Send),
     layout: &'w Layout,
     csv_header_written: bool,
 }
@@ -174,6 +174,7 @@ fn encode(utf8: &[u8], encoding: incasso_bus::layout::Encoding) -> Vec<u8> {
 
 struct Loader<'a> {
     store: &'a Store,
+    default_service: Option<String>,
     ente: incasso_core::ente::Ente,
     services: HashMap<String, incasso_core::catalogue::Service>,
     bulk: incasso_store::Bulk,
@@ -216,7 +217,7 @@ impl Loader<'_> {
         let ctx = Context {
             ente: &self.ente,
             services: &self.services,
-            default_service: None,
+            default_service: self.default_service.as_deref(),
         };
         let mut built: Built = match normalize::build(rows, &ctx) {
             Ok(b) => b,
@@ -350,13 +351,15 @@ impl Loader<'_> {
 
 /// Loads a supply. `open` is called twice (hash, then load): the file is
 /// streamed, never held whole (JSON layouts excepted).
+#[allow(clippy::too_many_arguments)]
 pub async fn load(
     store: &Store,
     ente: &str,
     layout: &Layout,
+    default_service: Option<&str>,
     file_name: &str,
-    open: &dyn Fn() -> std::io::Result<Box<dyn Read + Send>>,
-    mut outcome: Option<&mut dyn Write>,
+    open: &(dyn Fn() -> std::io::Result<Box<dyn Read + Send>> + Sync),
+    mut outcome: Option<&mut (dyn Write + Send)>,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<LoadReport, LoadError> {
     let started = Utc::now();
@@ -374,6 +377,7 @@ pub async fn load(
     let mut records = read::records(layout, open()?)?;
     let mut loader = Loader {
         store,
+        default_service: default_service.map(str::to_string),
         ente: ente_data,
         services,
         bulk: store.bulk(ente, &layout.name).await?,

@@ -573,3 +573,16 @@ impl Store {
             .collect()
     }
 }
+
+impl Store {
+    /// Keeps the outcome file of a supply loaded over HTTP, for download.
+    pub async fn set_supply_outcome(&self, ente: &str, id: i64, outcome: &[u8]) -> Result<()> {
+        sqlx::query("UPDATE supplies SET outcome = $3 WHERE ente = $1 AND id = $2")
+            .bind(ente)
+            .bind(id)
+            .bind(outcome.to_vec())
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+}
