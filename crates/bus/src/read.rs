@@ -57,23 +57,27 @@ pub enum FileError {
 
 pub type RecordResult = Result<Record, ReadError>;
 
-pub fn decode(bytes: &[u8], encoding: Encoding) -> Result<String, ()> {
+/// Decodes one field or line; `None` when the bytes are not in `encoding`
+/// (only possible for UTF-8: every byte is some character in the others).
+pub fn decode(bytes: &[u8], encoding: Encoding) -> Option<String> {
     match encoding {
-        Encoding::Utf8 => std::str::from_utf8(bytes)
-            .map(str::to_string)
-            .map_err(|_| ()),
-        Encoding::Windows1252 => Ok(encoding_rs::WINDOWS_1252
-            .decode_without_bom_handling(bytes)
-            .0
-            .into_owned()),
+        Encoding::Utf8 => std::str::from_utf8(bytes).map(str::to_string).ok(),
+        Encoding::Windows1252 => Some(
+            encoding_rs::WINDOWS_1252
+                .decode_without_bom_handling(bytes)
+                .0
+                .into_owned(),
+        ),
         // True ISO-8859-1: every byte is the code point of the same value.
         // (encoding_rs, following the web, maps this label to Windows-1252,
         // which differs in 0x80-0x9F.)
-        Encoding::Iso8859_1 => Ok(bytes.iter().map(|b| char::from(*b)).collect()),
-        Encoding::Iso8859_15 => Ok(encoding_rs::ISO_8859_15
-            .decode_without_bom_handling(bytes)
-            .0
-            .into_owned()),
+        Encoding::Iso8859_1 => Some(bytes.iter().map(|b| char::from(*b)).collect()),
+        Encoding::Iso8859_15 => Some(
+            encoding_rs::ISO_8859_15
+                .decode_without_bom_handling(bytes)
+                .0
+                .into_owned(),
+        ),
     }
 }
 
@@ -88,8 +92,7 @@ fn wrong_encoding(line: usize, encoding: Encoding) -> ReadError {
 }
 
 /// Skips a UTF-8 byte-order mark, which some Windows tools write.
-fn skip_bom<R: Read + Send + 'static>(reader: R) -> std::io::Result<Box<dyn BufRead + Send>>
-{
+fn skip_bom<R: Read + Send + 'static>(reader: R) -> std::io::Result<Box<dyn BufRead + Send>> {
     let mut buf = BufReader::with_capacity(256 * 1024, reader);
     let start = buf.fill_buf()?;
     if start.starts_with(&[0xEF, 0xBB, 0xBF]) {
@@ -166,8 +169,8 @@ fn delimited(
             .clone();
         h.iter()
             .map(|f| decode(f, encoding).map(|s| s.trim().to_string()))
-            .collect::<Result<_, _>>()
-            .map_err(|_| wrong("intestazione con codifica errata".into()))?
+            .collect::<Option<_>>()
+            .ok_or_else(|| wrong("intestazione con codifica errata".into()))?
     } else {
         columns.to_vec()
     };
@@ -235,14 +238,14 @@ fn delimited(
                 match r
                     .iter()
                     .map(|f| decode(f, encoding))
-                    .collect::<Result<Vec<_>, _>>()
+                    .collect::<Option<Vec<_>>>()
                 {
-                    Ok(values) => Ok(Record {
+                    Some(values) => Ok(Record {
                         line,
                         names: index.clone(),
                         values,
                     }),
-                    Err(()) => Err(wrong_encoding(line, encoding)),
+                    None => Err(wrong_encoding(line, encoding)),
                 }
             }
         })
@@ -284,9 +287,8 @@ fn fixed(
             if line_no <= skip_lines || bytes.iter().all(|b| *b == b' ') {
                 continue;
             }
-            let text = match decode(&bytes, encoding) {
-                Ok(t) => t,
-                Err(()) => return Some(Err(wrong_encoding(line_no, encoding))),
+            let Some(text) = decode(&bytes, encoding) else {
+                return Some(Err(wrong_encoding(line_no, encoding)));
             };
             let chars: Vec<char> = text.chars().collect();
             if chars.len() < width {

@@ -187,10 +187,18 @@ async fn run(cli: Cli) -> Result<()> {
             service,
             file,
         } => {
-            let store = Settings::resolve(&db, None, &file_config)?
+            let store = Settings::resolve(&db, None, file_config)?
                 .open_store()
                 .await?;
-            let result = bus::load(&store, &ente, &layout, layout_file, service.as_deref(), &file).await;
+            let result = bus::load(
+                &store,
+                &ente,
+                &layout,
+                layout_file,
+                service.as_deref(),
+                &file,
+            )
+            .await;
             store.close().await;
             result
         }
@@ -202,7 +210,7 @@ async fn run(cli: Cli) -> Result<()> {
             consumer,
             output,
         } => {
-            let store = Settings::resolve(&db, None, &file_config)?
+            let store = Settings::resolve(&db, None, file_config)?
                 .open_store()
                 .await?;
             let result = bus::export(&store, &ente, &layout, layout_file, &consumer, output).await;

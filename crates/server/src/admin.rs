@@ -39,16 +39,38 @@ pub fn routes() -> Router<AppState> {
         .route("/enti/{fiscalCode}/receipts", get(list_receipts))
         .route(
             "/enti/{fiscalCode}/supplies",
-            axum::routing::post(crate::bus_api::upload)
-                .layer(axum::extract::DefaultBodyLimit::max(crate::bus_api::MAX_SUPPLY_BYTES)),
+            axum::routing::post(crate::bus_api::upload).layer(
+                axum::extract::DefaultBodyLimit::max(crate::bus_api::MAX_SUPPLY_BYTES),
+            ),
         )
-        .route("/enti/{fiscalCode}/supplies/jobs/{jobId}", get(crate::bus_api::job))
-        .route("/enti/{fiscalCode}/supplies/{id}", get(crate::bus_api::get_supply))
-        .route("/enti/{fiscalCode}/supplies/{id}/report.csv", get(crate::bus_api::report))
-        .route("/enti/{fiscalCode}/supplies/{id}/outcome", get(crate::bus_api::outcome))
-        .route("/enti/{fiscalCode}/layouts", get(crate::bus_api::list_layouts))
-        .route("/enti/{fiscalCode}/layouts/{name}", get(crate::bus_api::get_layout).put(crate::bus_api::put_layout))
-        .route("/enti/{fiscalCode}/exports/{layout}", get(crate::bus_api::export))
+        .route(
+            "/enti/{fiscalCode}/supplies/jobs/{jobId}",
+            get(crate::bus_api::job),
+        )
+        .route(
+            "/enti/{fiscalCode}/supplies/{id}",
+            get(crate::bus_api::get_supply),
+        )
+        .route(
+            "/enti/{fiscalCode}/supplies/{id}/report.csv",
+            get(crate::bus_api::report),
+        )
+        .route(
+            "/enti/{fiscalCode}/supplies/{id}/outcome",
+            get(crate::bus_api::outcome),
+        )
+        .route(
+            "/enti/{fiscalCode}/layouts",
+            get(crate::bus_api::list_layouts),
+        )
+        .route(
+            "/enti/{fiscalCode}/layouts/{name}",
+            get(crate::bus_api::get_layout).put(crate::bus_api::put_layout),
+        )
+        .route(
+            "/enti/{fiscalCode}/exports/{layout}",
+            get(crate::bus_api::export),
+        )
         .route(
             "/enti/{fiscalCode}/receipts/{receiptId}/xml",
             get(receipt_xml),

@@ -41,7 +41,10 @@ pub struct Jobs {
 
 impl Jobs {
     fn set(&self, job: JobDto) {
-        self.inner.lock().expect("jobs lock").insert(job.job_id.clone(), job);
+        self.inner
+            .lock()
+            .expect("jobs lock")
+            .insert(job.job_id.clone(), job);
     }
 
     fn get(&self, id: &str) -> Option<JobDto> {
@@ -51,7 +54,9 @@ impl Jobs {
 
 fn resolve_error(e: ResolveError) -> ApiError {
     match e {
-        ResolveError::Unknown(_) => ApiError::new(StatusCode::NOT_FOUND, "UNKNOWN_LAYOUT", e.to_string()),
+        ResolveError::Unknown(_) => {
+            ApiError::new(StatusCode::NOT_FOUND, "UNKNOWN_LAYOUT", e.to_string())
+        }
         ResolveError::Invalid(m) => ApiError::bad_request("BAD_LAYOUT", m),
         ResolveError::Store(s) => s.into(),
     }
@@ -83,12 +88,15 @@ pub async fn upload(
 ) -> Result<Response, ApiError> {
     caller.require_ente(&ente)?;
     state.store.get_ente(&ente).await?;
-    let layout = supply::resolve_layout(&state.store, &ente, &q.layout).await.map_err(resolve_error)?;
+    let layout = supply::resolve_layout(&state.store, &ente, &q.layout)
+        .await
+        .map_err(resolve_error)?;
     if body.is_empty() {
         return Err(ApiError::bad_request("EMPTY_FILE", "il file è vuoto"));
     }
     let mut id = [0u8; 8];
-    getrandom::fill(&mut id).map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", e.to_string()))?;
+    getrandom::fill(&mut id)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", e.to_string()))?;
     let job_id: String = id.iter().map(|b| format!("{b:02x}")).collect();
     let status_url = format!("/api/v1/enti/{ente}/supplies/jobs/{job_id}");
     let job = JobDto {
@@ -99,23 +107,38 @@ pub async fn upload(
         error: None,
     };
     state.jobs.set(job.clone());
-    let (store, jobs, file_name, service) =
-        (state.store.clone(), state.jobs.clone(), q.file_name.unwrap_or_else(|| "upload".into()), q.service);
+    let (store, jobs, file_name, service) = (
+        state.store.clone(),
+        state.jobs.clone(),
+        q.file_name.unwrap_or_else(|| "upload".into()),
+        q.service,
+    );
     tokio::spawn(async move {
         let bytes = body;
         let open = move || -> std::io::Result<Box<dyn std::io::Read + Send>> {
             Ok(Box::new(std::io::Cursor::new(bytes.clone())))
         };
         let mut outcome = Vec::new();
-        let result =
-            supply::load(&store, &ente, &layout, service.as_deref(), &file_name, &open, Some(&mut outcome), &|_| {}).await;
-        let mut job = jobs.get(&job_id).unwrap_or_else(|| unreachable_job(&job_id));
+        let result = supply::load(
+            &store,
+            &ente,
+            &layout,
+            service.as_deref(),
+            &file_name,
+            &open,
+            Some(&mut outcome),
+            &|_| {},
+        )
+        .await;
+        let mut job = jobs
+            .get(&job_id)
+            .unwrap_or_else(|| unreachable_job(&job_id));
         match result {
             Ok(report) => {
-                if let (Some(id), true) = (report.supply_id, report.accepted) {
-                    if let Err(e) = store.set_supply_outcome(&ente, id, &outcome).await {
-                        tracing::warn!(error = %e, "storing the outcome file failed");
-                    }
+                if let (Some(id), true) = (report.supply_id, report.accepted)
+                    && let Err(e) = store.set_supply_outcome(&ente, id, &outcome).await
+                {
+                    tracing::warn!(error = %e, "storing the outcome file failed");
                 }
                 job.status = "DONE".into();
                 job.report = Some(report);
@@ -134,7 +157,8 @@ pub async fn upload(
     if let Ok(v) = HeaderValue::from_str(&status_url) {
         resp.headers_mut().insert(header::LOCATION, v);
     }
-    resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     Ok(resp)
 }
 
@@ -161,11 +185,18 @@ pub async fn job(
         .jobs
         .get(&job_id)
         .filter(|j| j.status_url.contains(&format!("/enti/{ente}/")))
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", "caricamento sconosciuto"))?;
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "NOT_FOUND",
+                "caricamento sconosciuto",
+            )
+        })?;
     let running = job.status == "RUNNING";
     let mut resp = Json(job).into_response();
     if running {
-        resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     }
     Ok(resp)
 }
@@ -217,13 +248,16 @@ pub async fn get_supply(
         positions_cancelled: s.positions_cancelled,
         message: s.message,
         report_url: format!("/api/v1/enti/{ente}/supplies/{id}/report.csv"),
-        outcome_url: s.outcome.map(|_| format!("/api/v1/enti/{ente}/supplies/{id}/outcome")),
+        outcome_url: s
+            .outcome
+            .map(|_| format!("/api/v1/enti/{ente}/supplies/{id}/outcome")),
     }))
 }
 
 fn download(content_type: &'static str, name: String, bytes: Vec<u8>) -> Response {
     let mut resp = (StatusCode::OK, bytes).into_response();
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
         resp.headers_mut().insert(header::CONTENT_DISPOSITION, v);
     }
@@ -241,7 +275,11 @@ pub async fn report(
 ) -> Result<Response, ApiError> {
     caller.require_ente(&ente)?;
     let s = state.store.supply(&ente, id).await?;
-    Ok(download("text/csv; charset=utf-8", format!("rapporto-{id}.csv"), supply::report_csv(&s.errors)))
+    Ok(download(
+        "text/csv; charset=utf-8",
+        format!("rapporto-{id}.csv"),
+        supply::report_csv(&s.errors),
+    ))
 }
 
 /// The supply with its notice numbers, in the application's own layout.
@@ -255,10 +293,18 @@ pub async fn outcome(
 ) -> Result<Response, ApiError> {
     caller.require_ente(&ente)?;
     let s = state.store.supply(&ente, id).await?;
-    let bytes = s
-        .outcome
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "NO_OUTCOME", "nessun esito per questa fornitura"))?;
-    Ok(download("application/octet-stream", format!("esito-{}", s.file_name), bytes))
+    let bytes = s.outcome.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "NO_OUTCOME",
+            "nessun esito per questa fornitura",
+        )
+    })?;
+    Ok(download(
+        "application/octet-stream",
+        format!("esito-{}", s.file_name),
+        bytes,
+    ))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -278,11 +324,17 @@ pub async fn list_layouts(
 ) -> Result<Json<Vec<LayoutDto>>, ApiError> {
     caller.require_ente(&ente)?;
     let mut out: Vec<LayoutDto> = incasso_bus::builtin::names()
-        .map(|n| LayoutDto { name: n.into(), version: "builtin".into() })
+        .map(|n| LayoutDto {
+            name: n.into(),
+            version: "builtin".into(),
+        })
         .collect();
     for (name, version) in state.store.list_layouts(&ente).await? {
         out.retain(|l| l.name != name);
-        out.push(LayoutDto { name, version: version.to_string() });
+        out.push(LayoutDto {
+            name,
+            version: version.to_string(),
+        });
     }
     Ok(Json(out))
 }
@@ -300,12 +352,19 @@ pub async fn get_layout(
     let text = match state.store.layout(&ente, &name).await? {
         Some((_, text)) => text,
         None => {
-            let layout = supply::resolve_layout(&state.store, &ente, &name).await.map_err(resolve_error)?;
-            toml::to_string(&layout).map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", e.to_string()))?
+            let layout = supply::resolve_layout(&state.store, &ente, &name)
+                .await
+                .map_err(resolve_error)?;
+            toml::to_string(&layout).map_err(|e| {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", e.to_string())
+            })?
         }
     };
     let mut resp = (StatusCode::OK, text).into_response();
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/toml; charset=utf-8"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/toml; charset=utf-8"),
+    );
     Ok(resp)
 }
 
@@ -321,12 +380,25 @@ pub async fn put_layout(
     body: String,
 ) -> Result<(StatusCode, Json<LayoutDto>), ApiError> {
     caller.require_ente(&ente)?;
-    let layout = incasso_bus::Layout::from_toml(&body).map_err(|e| ApiError::bad_request("BAD_LAYOUT", e.to_string()))?;
+    let layout = incasso_bus::Layout::from_toml(&body)
+        .map_err(|e| ApiError::bad_request("BAD_LAYOUT", e.to_string()))?;
     if layout.name != name {
-        return Err(ApiError::bad_request("BAD_LAYOUT", "il nome nel tracciato è diverso da quello nel percorso"));
+        return Err(ApiError::bad_request(
+            "BAD_LAYOUT",
+            "il nome nel tracciato è diverso da quello nel percorso",
+        ));
     }
-    let version = state.store.put_layout(&ente, &name, &body, chrono::Utc::now()).await?;
-    Ok((StatusCode::CREATED, Json(LayoutDto { name, version: version.to_string() })))
+    let version = state
+        .store
+        .put_layout(&ente, &name, &body, chrono::Utc::now())
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(LayoutDto {
+            name,
+            version: version.to_string(),
+        }),
+    ))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -347,13 +419,18 @@ pub async fn export(
     ApiQuery(q): ApiQuery<ExportQuery>,
 ) -> Result<Response, ApiError> {
     caller.require_ente(&ente)?;
-    let layout = supply::resolve_layout(&state.store, &ente, &layout).await.map_err(resolve_error)?;
+    let layout = supply::resolve_layout(&state.store, &ente, &layout)
+        .await
+        .map_err(resolve_error)?;
     let consumer = q.consumer.unwrap_or_else(|| "api".into());
     let (bytes, count) = crate::export::export(&state.store, &ente, &layout, &consumer).await?;
-    let mut resp = download("text/csv; charset=utf-8", format!("{}-pagamenti.csv", layout.name), bytes);
+    let mut resp = download(
+        "text/csv; charset=utf-8",
+        format!("{}-pagamenti.csv", layout.name),
+        bytes,
+    );
     if let Ok(v) = HeaderValue::from_str(&count.to_string()) {
         resp.headers_mut().insert("X-Payments", v);
     }
     Ok(resp)
 }
-

@@ -359,7 +359,7 @@ pub async fn load(
     default_service: Option<&str>,
     file_name: &str,
     open: &(dyn Fn() -> std::io::Result<Box<dyn Read + Send>> + Sync),
-    mut outcome: Option<&mut (dyn Write + Send)>,
+    outcome: Option<&mut (dyn Write + Send)>,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<LoadReport, LoadError> {
     let started = Utc::now();
@@ -387,7 +387,7 @@ pub async fn load(
         seen_iuvs: HashSet::new(),
         dropped_errors: 0,
     };
-    let mut writer = outcome.as_deref_mut().map(|out| OutcomeWriter {
+    let mut writer = outcome.map(|out| OutcomeWriter {
         out,
         layout,
         csv_header_written: false,

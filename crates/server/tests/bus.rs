@@ -1,0 +1,694 @@
+//! The Digit BUS end to end, on every backend: the built-in layouts load
+//! their real sample files (placeholders set to test data), bad input is
+//! reported row by row, supplies are atomic and never loaded twice, the
+//! outcome file and the export come back in the application's layout.
+
+use chrono::Utc;
+use incasso_bus::Layout;
+use incasso_core::Cents;
+use incasso_core::accertamento::{Accertamento, AccertamentoRef};
+use incasso_core::catalogue::Service;
+use incasso_core::ente::{Ente, StationLink};
+use incasso_core::position::PositionStatus;
+use incasso_server::supply::{self, LoadError, LoadReport};
+use incasso_store::{ListFilter, ReceiptRecord, Store};
+use incasso_testkit::{Backend, backends, fresh_database_url};
+
+const A: &str = "80000130585";
+const IBAN: &str = "IT65B0200805364000104567891";
+const POSTAL: &str = "IT98A0760103200001234567890";
+
+async fn store(backend: Backend) -> Store {
+    let store = Store::connect(&fresh_database_url(backend).await)
+        .await
+        .unwrap();
+    let now = Utc::now();
+    store
+        .create_ente(
+            &Ente {
+                fiscal_code: A.into(),
+                name: "Comune di Borgo Esempio".into(),
+                ipa_code: None,
+                iban: Some(IBAN.into()),
+                postal_iban: Some(POSTAL.into()),
+                cbill_code: None,
+                email: None,
+            },
+            now,
+        )
+        .await
+        .unwrap();
+    store
+        .add_station(
+            A,
+            &StationLink {
+                broker_id: "15376371009".into(),
+                station_id: "ST_01".into(),
+                segregation_code: 1,
+            },
+            now,
+        )
+        .await
+        .unwrap();
+    store
+        .put_accertamento(
+            A,
+            &Accertamento {
+                year: 2026,
+                code: "ACC-TARI".into(),
+                description: "TARI".into(),
+                chapter: "1010".into(),
+                article: None,
+                active: true,
+            },
+        )
+        .await
+        .unwrap();
+    for code in ["TARI", "MENSA"] {
+        store
+            .put_service(
+                A,
+                &Service {
+                    code: code.into(),
+                    name: format!("Servizio {code}"),
+                    office_code: None,
+                    taxonomy_code: "9/0101101IM/".into(),
+                    default_accertamento: Some(AccertamentoRef {
+                        year: 2026,
+                        code: "ACC-TARI".into(),
+                    }),
+                    iban: None,
+                    fixed_amount: None,
+                    spontaneous: false,
+                    pagopa_service_id: None,
+                    active: true,
+                },
+            )
+            .await
+            .unwrap();
+    }
+    store
+}
+
+fn builtin(name: &str) -> Layout {
+    incasso_bus::builtin::get(name).unwrap().unwrap()
+}
+
+async fn load_bytes(
+    store: &Store,
+    layout: &Layout,
+    service: Option<&str>,
+    bytes: Vec<u8>,
+) -> (Result<LoadReport, LoadError>, Vec<u8>) {
+    let open = move || -> std::io::Result<Box<dyn std::io::Read + Send>> {
+        Ok(Box::new(std::io::Cursor::new(bytes.clone())))
+    };
+    let mut outcome = Vec::new();
+    let r = supply::load(
+        store,
+        A,
+        layout,
+        service,
+        "test",
+        &open,
+        Some(&mut outcome),
+        &|_| {},
+    )
+    .await;
+    (r, outcome)
+}
+
+async fn count(store: &Store) -> u64 {
+    store
+        .list_positions(
+            A,
+            &ListFilter {
+                limit: 1,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .items_found
+}
+
+const INCASSO_CSV: &str = "codice;servizio;codice_fiscale;nominativo;rata;importo;causale;scadenza;iuv;accertamento;operazione
+TARI-001;TARI;RSSMRA85T10A562S;Mario Rossi;0;300,00;TARI 2027 unica;31/03/2027;;2026/ACC-TARI;
+TARI-001;TARI;RSSMRA85T10A562S;Mario Rossi;1;150,00;TARI 2027 rata 1;31/03/2027;;2026/ACC-TARI;
+TARI-001;TARI;RSSMRA85T10A562S;Mario Rossi;2;150,00;TARI 2027 rata 2;30/06/2027;;2026/ACC-TARI;
+MENSA-7;MENSA;RSSMRA85T10A562S;Maria Bianchi;0;1.234,56;Mensa 2027;30/04/2027;;;
+";
+
+#[tokio::test]
+async fn incasso_csv_loads_once_with_outcome_and_export() {
+    for backend in backends() {
+        let store = store(backend).await;
+        let layout = builtin("incasso-csv");
+        let (r, outcome) = load_bytes(&store, &layout, None, INCASSO_CSV.as_bytes().to_vec()).await;
+        let report = r.unwrap();
+        assert_eq!(report.status, "LOADED", "{backend:?} {:?}", report.errors);
+        assert_eq!((report.rows_read, report.positions_created), (4, 2));
+        let p = store.get_position(A, "TARI-001").await.unwrap().position;
+        assert_eq!(p.status, PositionStatus::Valid);
+        assert_eq!(p.options.len(), 3);
+        assert!(p.options[1].is_partial_payment && !p.options[0].is_partial_payment);
+        assert_eq!(p.options[0].transfers[0].quotas[0].amount, Cents(30_000));
+        let mensa = store.get_position(A, "MENSA-7").await.unwrap().position;
+        assert_eq!(mensa.options[0].amount, Cents(123_456));
+        // The outcome: the application's own rows, with notice numbers.
+        let text = String::from_utf8(outcome).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].ends_with(";numero_avviso"), "{}", lines[0]);
+        let nav = p.options[1].notice_number.clone().unwrap();
+        assert!(
+            lines[2].starts_with("TARI-001;TARI;") && lines[2].ends_with(nav.as_str()),
+            "{}",
+            lines[2]
+        );
+        assert!(lines[2].contains(&format!(";{};", p.options[1].iuv.clone().unwrap())));
+        // The same file again: refused, nothing doubled.
+        let (again, _) = load_bytes(&store, &layout, None, INCASSO_CSV.as_bytes().to_vec()).await;
+        assert!(matches!(again, Err(LoadError::Duplicate(_))), "{backend:?}");
+        assert_eq!(count(&store).await, 2);
+        // A payment comes back in the application's export, once per consumer.
+        store
+            .record_receipt(
+                &ReceiptRecord {
+                    ente: A.into(),
+                    receipt_id: "rt-bus-1".into(),
+                    notice_number: nav.as_str().into(),
+                    iuv: p.options[1].iuv.clone().unwrap(),
+                    owner_ente: A.into(),
+                    outcome: "OK".into(),
+                    amount: 15_000,
+                    fee: Some(100),
+                    psp_id: "PSP1".into(),
+                    psp_name: "Banca Esempio".into(),
+                    channel_id: "PSP1_01".into(),
+                    payment_method: None,
+                    payment_date_time: Some(Utc::now()),
+                    application_date: None,
+                    transfer_date: None,
+                    station_id: "ST_01".into(),
+                    primitive: "paSendRTV2".into(),
+                    stand_in: false,
+                    transfers_json: "[]".into(),
+                    raw_xml: "<x/>".into(),
+                },
+                Utc::now(),
+            )
+            .await
+            .unwrap();
+        let (doc, n) = incasso_server::export::export(&store, A, &layout, "tributi")
+            .await
+            .unwrap();
+        let doc = String::from_utf8(doc).unwrap();
+        assert_eq!(n, 1);
+        assert!(
+            doc.starts_with(
+                "codice;numero_avviso;iuv;importo_pagato;data_pagamento;id_ricevuta;psp"
+            ),
+            "{doc}"
+        );
+        assert!(
+            doc.contains(&format!("TARI-001;{};", nav.as_str()))
+                && doc.contains(";150,00;")
+                && doc.contains("rt-bus-1"),
+            "{doc}"
+        );
+        let (_, n) = incasso_server::export::export(&store, A, &layout, "tributi")
+            .await
+            .unwrap();
+        assert_eq!(n, 0, "the cursor moved");
+        let (_, n) = incasso_server::export::export(&store, A, &layout, "ragioneria")
+            .await
+            .unwrap();
+        assert_eq!(n, 1, "another consumer has its own cursor");
+    }
+}
+
+fn govpay(text: &str) -> Vec<u8> {
+    text.replace("{idA2A}", "GESTIONALE")
+        .replace("{idPendenza}", "PND")
+        .replace("{idDominio}", A)
+        .replace("{numeroAvviso}", "")
+        .replace("{tipoPendenza}", "TARI")
+        .replace("{importo_voce}", "16.00")
+        .replace("{importo}", "32.00")
+        .replace("{ibanAccredito}", IBAN)
+        .replace("{ibanAppoggio}", POSTAL)
+        .replace("2020-12-30", "2030-12-30")
+        .into_bytes()
+}
+
+#[tokio::test]
+async fn govpay_and_gpd_samples_load() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/peers");
+    for backend in backends() {
+        let store = store(backend).await;
+        // GovPay CSV: four pendenze, one with a digital stamp as second voce.
+        // Row 1 splits 32.00 over two voci of 16.00; rows 2-4 have one voce of 32.00.
+        let text = std::fs::read_to_string(dir.join("tracciato-pendenze.csv")).unwrap();
+        let (r, outcome) = load_bytes(&store, &builtin("govpay-csv"), None, govpay(&text)).await;
+        let report = r.unwrap();
+        assert_eq!(report.status, "LOADED", "{backend:?} {:?}", report.errors);
+        assert_eq!(report.positions_created, 4);
+        let stamped = store.get_position(A, "PND-1").await.unwrap().position;
+        assert_eq!(stamped.options[0].transfers.len(), 2);
+        assert_eq!(
+            stamped.options[0].transfers[1]
+                .stamp
+                .as_ref()
+                .unwrap()
+                .provincial_residence,
+            "FI"
+        );
+        let with_postal = store.get_position(A, "PND-4").await.unwrap().position;
+        assert_eq!(
+            with_postal.options[0].transfers[0].postal_iban.as_deref(),
+            Some(POSTAL)
+        );
+        assert!(
+            String::from_utf8(outcome)
+                .unwrap()
+                .lines()
+                .nth(1)
+                .unwrap()
+                .contains(",301"),
+            "numeroAvviso filled"
+        );
+        // The v10 traffic-fine document: reduced and discounted pendenze.
+        let text = std::fs::read_to_string(dir.join("tracciato-pendenze-v10.csv")).unwrap();
+        let (r, _) = load_bytes(
+            &store,
+            &builtin("govpay-csv"),
+            None,
+            govpay(&text.replace("{idPendenza}", "CDS")),
+        )
+        .await;
+        let report = r.unwrap();
+        assert_eq!(report.positions_created, 4, "{:?}", report.errors);
+        assert_eq!(
+            store
+                .get_position(A, "CDS-1R")
+                .await
+                .unwrap()
+                .position
+                .options[0]
+                .amount,
+            Cents(5_000)
+        );
+        // The same layout with ';' is not the declared layout: refused whole.
+        let text = std::fs::read_to_string(dir.join("tracciato-pendenze-separatore.csv")).unwrap();
+        let (r, _) = load_bytes(&store, &builtin("govpay-csv"), None, govpay(&text)).await;
+        let err = r.unwrap_err().to_string();
+        assert!(err.contains("non corrisponde al tracciato"), "{err}");
+        // GovPay JSON: three inserimenti (no tipoPendenza: the supply's service).
+        let text = std::fs::read_to_string(dir.join("tracciato-pendenze.json")).unwrap();
+        let json = text
+            .replace("#(idA2A)", "GESTIONALE")
+            .replace("#(idDominio)", A)
+            .replace("#(ibanAccredito)", IBAN)
+            .replace("#(idPendenza + '-0')", "GPJ-0")
+            .replace("#(idPendenza + '-1')", "GPJ-1")
+            .replace("#(idPendenza + '-2')", "GPJ-2")
+            .replace("#(idPendenza)", "GPJ")
+            .replace("2020-12-30", "2030-12-30");
+        let (r, _) = load_bytes(
+            &store,
+            &builtin("govpay-json"),
+            Some("MENSA"),
+            json.into_bytes(),
+        )
+        .await;
+        let report = r.unwrap();
+        assert_eq!(
+            report.positions_created, 3,
+            "{backend:?} {:?}",
+            report.errors
+        );
+        assert_eq!(
+            store
+                .get_position(A, "GPJ-1")
+                .await
+                .unwrap()
+                .position
+                .options[0]
+                .amount,
+            Cents(31_125)
+        );
+        // GPD massive upload JSON.
+        let text =
+            std::fs::read_to_string(dir.join("PaymentPositions.massive-upload.json")).unwrap();
+        let iuv = &incasso_core::codes::NoticeNumber::generate(1, 777_777)
+            .unwrap()
+            .as_str()[1..]
+            .to_string();
+        let json = text
+            .replace("77777777777", A)
+            .replace("IT0000000000000000000000000", IBAN)
+            .replace("categoryWebinar", "9/0101101IM/")
+            .replace("12345678912345678", iuv)
+            .replace("\"2027-01-21", "\"2028-01-21")
+            .replace("\"2026-", "\"2027-")
+            .replace("JHNDOE00A01F205N", "RSSMRA85T10A562S");
+        let (r, _) = load_bytes(&store, &builtin("gpd-json"), None, json.into_bytes()).await;
+        let report = r.unwrap();
+        assert_eq!(report.status, "LOADED", "{backend:?} {:?}", report.errors);
+        let p = store
+            .get_position(A, "IUPD-WEBINAR-1")
+            .await
+            .unwrap()
+            .position;
+        assert_eq!(
+            p.options[0].iuv.as_deref(),
+            Some(iuv.as_str()),
+            "the application's IUV is kept"
+        );
+        assert_eq!(p.options[0].amount, Cents(8_000));
+    }
+}
+
+#[tokio::test]
+async fn legacy_fixed_width_windows_1252() {
+    fn line(code: &str, cf: &str, name: &str, causale: &str, cents: i64, date: &str) -> String {
+        format!(
+            "{code:<12}{cf:<16}{name:<40}{causale:<50}{cents:011}{date:<8}{:<10}{:<18}\r\n",
+            "TARI", ""
+        )
+    }
+    for backend in backends() {
+        let store = store(backend).await;
+        let mut text = String::new();
+        text += &line(
+            "LEG-0001",
+            "RSSMRA85T10A562S",
+            "Niccolò Dell'Università",
+            "Tassa rifiuti - più servizi",
+            12_345,
+            "20271231",
+        );
+        text += &line(
+            "LEG-0002",
+            "RSSMRA85T10A562S",
+            "Zoë Rè",
+            "Tassa rifiuti",
+            9_900,
+            "20271231",
+        );
+        text += "LEG-0003    RSSMRA85T10A562S troncata\r\n";
+        let bytes = encoding_rs::WINDOWS_1252.encode(&text).0.into_owned();
+        assert!(std::str::from_utf8(&bytes).is_err(), "really Windows-1252");
+        let (r, outcome) = load_bytes(&store, &builtin("legacy-fixed"), None, bytes).await;
+        let report = r.unwrap();
+        assert_eq!(report.status, "LOADED_WITH_ERRORS", "{backend:?}");
+        assert_eq!(report.positions_created, 2);
+        assert_eq!(report.errors.len(), 1);
+        assert_eq!(
+            (report.errors[0].line, report.errors[0].code),
+            (3, "TRUNCATED_LINE")
+        );
+        let p = store.get_position(A, "LEG-0001").await.unwrap().position;
+        assert_eq!(p.debtor.full_name, "Niccolò Dell'Università");
+        assert_eq!(p.options[0].amount, Cents(12_345));
+        // The outcome is fixed width and Windows-1252 too, with the notice number in place.
+        let out = encoding_rs::WINDOWS_1252.decode(&outcome).0.into_owned();
+        let first = out.lines().next().unwrap();
+        let placed: String = first.chars().skip(147).take(18).collect();
+        assert_eq!(
+            placed,
+            p.options[0].notice_number.as_ref().unwrap().as_str()
+        );
+        assert!(first.contains("Niccolò"));
+    }
+}
+
+#[tokio::test]
+async fn bad_rows_are_reported_with_line_field_and_reason() {
+    let csv = "codice;servizio;codice_fiscale;nominativo;rata;importo;causale;scadenza;iuv;accertamento;operazione
+OK-1;TARI;RSSMRA85T10A562S;Mario Rossi;0;10,00;ok;31/12/2027;;;
+BAD-AMOUNT;TARI;RSSMRA85T10A562S;Mario Rossi;0;dieci;x;31/12/2027;;;
+BAD-DATE;TARI;RSSMRA85T10A562S;Mario Rossi;0;10,00;x;31/13/2027;;;
+BAD-CF;TARI;RSSMRA85T10A562X;Mario Rossi;0;10,00;x;31/12/2027;;;
+BAD-SERVICE;NOPE;RSSMRA85T10A562S;Mario Rossi;0;10,00;x;31/12/2027;;;
+RAGGED;TARI;RSSMRA85T10A562S
+OK-2;TARI;RSSMRA85T10A562S;Mario Rossi;0;10,00;ok;31/12/2027;;;
+OK-1;TARI;RSSMRA85T10A562S;Mario Rossi;1;10,00;again;31/12/2027;;;
+BAD-OP;TARI;RSSMRA85T10A562S;Mario Rossi;0;10,00;x;31/12/2027;;;Z
+";
+    for backend in backends() {
+        let store = store(backend).await;
+        // All or nothing (incasso-csv's default): nothing is written.
+        let (r, _) = load_bytes(
+            &store,
+            &builtin("incasso-csv"),
+            None,
+            csv.as_bytes().to_vec(),
+        )
+        .await;
+        let report = r.unwrap();
+        assert_eq!(report.status, "REJECTED");
+        assert_eq!(
+            count(&store).await,
+            0,
+            "{backend:?}: a refused supply wrote something"
+        );
+        let got: Vec<(usize, &str)> = report.errors.iter().map(|e| (e.line, e.code)).collect();
+        for expected in [
+            (3, "BAD_AMOUNT"),
+            (4, "BAD_DATE"),
+            (5, "BAD_FISCAL_CODE"),
+            (6, "UNKNOWN_SERVICE"),
+            (7, "RAGGED_LINE"),
+            (9, "DUPLICATE_KEY"),
+            (10, "BAD_OPERATION"),
+        ] {
+            assert!(got.contains(&expected), "missing {expected:?} in {got:?}");
+        }
+        assert!(report.errors.iter().all(|e| !e.message.is_empty()));
+        // The same rows with partial loading: the good ones go in.
+        let mut layout = builtin("incasso-csv");
+        layout.all_or_nothing = false;
+        let (r, _) = load_bytes(&store, &layout, None, csv.as_bytes().to_vec()).await;
+        let report = r.unwrap();
+        assert_eq!(report.status, "LOADED_WITH_ERRORS");
+        assert_eq!(report.positions_created, 2);
+        assert_eq!(count(&store).await, 2);
+        // Stored report, downloadable as CSV.
+        let supply = store.supply(A, report.supply_id.unwrap()).await.unwrap();
+        let csv_report = String::from_utf8(supply::report_csv(&supply.errors)).unwrap();
+        assert!(csv_report.starts_with("riga;campo;valore;codice;messaggio"));
+        assert!(
+            csv_report.contains("3;importo;dieci;BAD_AMOUNT;"),
+            "{csv_report}"
+        );
+        // Update or cancel a paid position: refused on its row.
+        let nav = store
+            .get_position(A, "OK-2")
+            .await
+            .unwrap()
+            .position
+            .options[0]
+            .notice_number
+            .clone()
+            .unwrap();
+        store
+            .mark_option_paid(A, nav.as_str(), Utc::now(), Utc::now())
+            .await
+            .unwrap();
+        let update = "codice;servizio;codice_fiscale;nominativo;rata;importo;causale;scadenza;iuv;accertamento;operazione
+OK-2;TARI;RSSMRA85T10A562S;Mario Rossi;0;20,00;new;31/12/2027;;;M
+OK-1;TARI;RSSMRA85T10A562S;Mario Rossi;0;10,00;;31/12/2027;;;A
+";
+        let (r, _) = load_bytes(&store, &layout, None, update.as_bytes().to_vec()).await;
+        let report = r.unwrap();
+        assert_eq!(report.errors.len(), 1);
+        assert_eq!(
+            (report.errors[0].line, report.errors[0].code),
+            (2, "ALREADY_PAID")
+        );
+        assert_eq!(report.positions_cancelled, 1);
+        assert_eq!(
+            store.get_position(A, "OK-1").await.unwrap().position.status,
+            PositionStatus::Invalid
+        );
+        // A UTF-8 layout given Windows-1252 bytes: the wrong encoding, on its row.
+        let latin = encoding_rs::WINDOWS_1252
+            .encode("codice;servizio;codice_fiscale;nominativo;rata;importo;causale;scadenza;iuv;accertamento;operazione\nENC-1;TARI;RSSMRA85T10A562S;Niccolò;0;10,00;x;31/12/2027;;;\n")
+            .0
+            .into_owned();
+        let (r, _) = load_bytes(&store, &layout, None, latin).await;
+        let report = r.unwrap();
+        assert_eq!(
+            (report.errors[0].line, report.errors[0].code),
+            (2, "WRONG_ENCODING")
+        );
+    }
+}
+
+/// The same over HTTP: upload (202 and a status URL, as GPD's massive
+/// upload), report, outcome, the Ente's own layouts, the export.
+#[tokio::test]
+async fn supplies_over_http() {
+    incasso_pagopa::connector::install_crypto_provider();
+    let store = store(Backend::Sqlite).await;
+    let (_, key) = incasso_server::auth::issue_key(&store, Some(A), "test")
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(incasso_server::serve_with_listener(
+        listener,
+        store.clone(),
+        std::future::pending(),
+    ));
+    let http = reqwest::Client::new();
+    let get = |path: String| {
+        http.get(format!("{base}{path}"))
+            .header("Ocp-Apim-Subscription-Key", &key)
+            .send()
+    };
+    // An Ente's own layout: incasso-csv with ',' and decimal dots.
+    let own = incasso_bus::builtin::get("incasso-csv").unwrap().unwrap();
+    let mut own = own;
+    own.name = "tributi-csv".into();
+    own.format = incasso_bus::layout::Format::Delimited {
+        separator: ',',
+        quote: '"',
+        header: true,
+        columns: vec![],
+    };
+    own.fields.get_mut("option.amount").unwrap().amount =
+        Some(incasso_bus::layout::AmountFormat::Dot);
+    let toml_text = toml::to_string(&own).unwrap();
+    let resp = http
+        .put(format!("{base}/api/v1/enti/{A}/layouts/tributi-csv"))
+        .header("Ocp-Apim-Subscription-Key", &key)
+        .body(toml_text.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let bad = http
+        .put(format!("{base}/api/v1/enti/{A}/layouts/tributi-csv"))
+        .header("Ocp-Apim-Subscription-Key", &key)
+        .body("name = \"tributi-csv\"\nversion = 1\nkey = []\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    let layouts: serde_json::Value = get(format!("/api/v1/enti/{A}/layouts"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        layouts
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["name"] == "tributi-csv" && l["version"] == "1"),
+        "{layouts}"
+    );
+    assert!(
+        layouts
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["name"] == "gpd-json" && l["version"] == "builtin")
+    );
+    let file = "codice,servizio,codice_fiscale,nominativo,rata,importo,causale,scadenza,iuv,accertamento,operazione\nH-1,TARI,RSSMRA85T10A562S,Mario Rossi,0,12.50,TARI,31/12/2027,,,\nH-2,TARI,RSSMRA85T10A562X,Mario Rossi,0,12.50,TARI,31/12/2027,,,\n";
+    let upload = |body: &'static str| {
+        http.post(format!(
+            "{base}/api/v1/enti/{A}/supplies?layout=tributi-csv&fileName=tributi.csv"
+        ))
+        .header("Ocp-Apim-Subscription-Key", &key)
+        .body(body)
+        .send()
+    };
+    let resp = upload(file).await.unwrap();
+    assert_eq!(resp.status(), 202);
+    let status_url = resp.headers()["location"].to_str().unwrap().to_string();
+    let mut job = serde_json::Value::Null;
+    for _ in 0..100 {
+        job = get(status_url.clone()).await.unwrap().json().await.unwrap();
+        if job["status"] != "RUNNING" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(job["status"], "DONE", "{job}");
+    // tributi-csv inherits all-or-nothing: the bad fiscal code refuses it whole.
+    assert_eq!(job["report"]["status"], "REJECTED", "{job}");
+    let id = job["report"]["supplyId"].as_i64().unwrap();
+    let report = get(format!("/api/v1/enti/{A}/supplies/{id}/report.csv"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(report.contains("3;fiscalCode;;BAD_FISCAL_CODE"), "{report}");
+    // Fixed, it loads; its outcome comes back with the notice number.
+    let fixed = file.replace("RSSMRA85T10A562X", "RSSMRA85T10A562S");
+    let resp = upload(Box::leak(fixed.into_boxed_str())).await.unwrap();
+    let status_url = resp.headers()["location"].to_str().unwrap().to_string();
+    for _ in 0..100 {
+        job = get(status_url.clone()).await.unwrap().json().await.unwrap();
+        if job["status"] != "RUNNING" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(job["report"]["status"], "LOADED", "{job}");
+    let id = job["report"]["supplyId"].as_i64().unwrap();
+    let supply: serde_json::Value = get(format!("/api/v1/enti/{A}/supplies/{id}"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(supply["positionsCreated"], 2);
+    let outcome = get(format!("/api/v1/enti/{A}/supplies/{id}/outcome"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        outcome.lines().next().unwrap().ends_with(",numero_avviso"),
+        "{outcome}"
+    );
+    assert!(
+        outcome.lines().nth(1).unwrap().contains(",3010"),
+        "{outcome}"
+    );
+    // Unknown layout, oversized upload.
+    let resp = http
+        .post(format!("{base}/api/v1/enti/{A}/supplies?layout=nope"))
+        .header("Ocp-Apim-Subscription-Key", &key)
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    let huge = vec![b'x'; incasso_server::bus_api::MAX_SUPPLY_BYTES + 1];
+    let resp = http
+        .post(format!(
+            "{base}/api/v1/enti/{A}/supplies?layout=incasso-csv"
+        ))
+        .header("Ocp-Apim-Subscription-Key", &key)
+        .body(huge)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 413);
+    // The export through HTTP (nothing paid yet: header only).
+    let resp = get(format!(
+        "/api/v1/enti/{A}/exports/tributi-csv?consumer=ufficio"
+    ))
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-payments"], "0");
+}
