@@ -15,6 +15,7 @@ use incasso_bus::Layout;
 use incasso_bus::layout::Format;
 use incasso_bus::normalize::{self, Built, Context, Grouper, Op, Row, RowError};
 use incasso_bus::read::{self, FileError, Record};
+use incasso_core::position::DebtPosition;
 use incasso_core::position::PositionStatus;
 use incasso_store::{Store, StoreError, SupplyError, SupplyRecord};
 use sha2::{Digest, Sha256};
@@ -185,6 +186,12 @@ struct Loader<'a> {
     dropped_errors: usize,
 }
 
+/// Groups checked and written together: one query for their keys, one
+/// for their IUVs, multi-row inserts.
+const CHUNK: usize = 500;
+
+type Group = Vec<(Row, Record)>;
+
 impl Loader<'_> {
     fn reject(&mut self, mut errors: Vec<RowError>, rows: usize) {
         self.report.rows_rejected += rows as i64;
@@ -197,155 +204,252 @@ impl Loader<'_> {
         self.report.errors.extend(errors);
     }
 
-    /// Checks and writes one position; returns the notice numbers of its
-    /// rows (empty when rejected).
-    async fn group(&mut self, rows: &[Row]) -> Result<Vec<(String, String)>, LoadError> {
+    fn writing(&self) -> bool {
+        !(self.failed && self.all_or_nothing)
+    }
+
+    /// Checks and writes a chunk of groups; writes their records to the
+    /// outcome, in file order, with their notice numbers.
+    async fn chunk(
+        &mut self,
+        groups: Vec<Group>,
+        outcome: &mut Option<OutcomeWriter<'_>>,
+    ) -> Result<(), LoadError> {
         let now = Utc::now();
-        let lines: Vec<usize> = rows.iter().map(|r| r.line).collect();
-        let all_lines = |code: &'static str, message: String| -> Vec<RowError> {
-            lines
-                .iter()
-                .map(|l| RowError {
-                    line: *l,
-                    field: "key".into(),
-                    value: rows[0].key.clone(),
-                    code,
-                    message: message.clone(),
-                })
-                .collect()
-        };
         let ctx = Context {
             ente: &self.ente,
             services: &self.services,
             default_service: self.default_service.as_deref(),
         };
-        let mut built: Built = match normalize::build(rows, &ctx) {
-            Ok(b) => b,
-            Err(errors) => {
-                self.reject(errors, rows.len());
-                return Ok(Vec::new());
+        // 1. Build.
+        let mut built: Vec<Option<Built>> = Vec::with_capacity(groups.len());
+        let mut rejections = Vec::new();
+        for g in &groups {
+            let rows: Vec<Row> = g.iter().map(|(r, _)| r.clone()).collect();
+            match normalize::build(&rows, &ctx) {
+                Ok(b) => built.push(Some(b)),
+                Err(errors) => {
+                    rejections.push((errors, rows.len()));
+                    built.push(None);
+                }
             }
-        };
-        let existing = self.bulk.existing(&built.key).await?;
-        let problem = match (built.op, existing) {
-            (Op::Insert, Some(_)) => Some((
-                "DUPLICATE_KEY",
-                format!("esiste già una posizione con chiave '{}'", built.key),
-            )),
-            (Op::Update | Op::Cancel, None) => Some((
-                "UNKNOWN_KEY",
-                format!("nessuna posizione con chiave '{}'", built.key),
-            )),
-            (Op::Update | Op::Cancel, Some(e))
-                if matches!(
-                    e.status,
-                    PositionStatus::Paid | PositionStatus::PartiallyPaid | PositionStatus::Reported
-                ) =>
-            {
-                Some((
-                    "ALREADY_PAID",
-                    "la posizione ha già pagamenti: non può essere modificata né annullata".into(),
-                ))
-            }
-            (Op::Update | Op::Cancel, Some(e))
-                if matches!(e.status, PositionStatus::Invalid | PositionStatus::Expired) =>
-            {
-                Some((
-                    "STATUS_NOT_ALLOWED",
-                    format!("la posizione è in stato {}", e.status),
-                ))
-            }
-            _ => None,
-        };
-        if let Some((code, message)) = problem {
-            self.reject(all_lines(code, message), rows.len());
-            return Ok(Vec::new());
         }
-        if built.op == Op::Cancel {
-            if !(self.failed && self.all_or_nothing) {
-                self.bulk.cancel(&built.key, now).await?;
-            }
-            self.report.rows_loaded += rows.len() as i64;
-            self.report.positions_cancelled += 1;
-            return Ok(Vec::new());
+        for (e, n) in rejections {
+            self.reject(e, n);
         }
-        if let Err(invalid) = built.position.validate(&self.bulk.rules(now)) {
-            let errors = normalize::locate(&built, &invalid.0);
-            self.reject(errors, rows.len());
-            return Ok(Vec::new());
-        }
-        // IUVs the application brings: unique in the file and in the Ente.
-        let mut own = HashSet::new();
-        if built.op == Op::Update {
-            own = self
-                .bulk
-                .notice_numbers(&built.key)
-                .await?
-                .into_iter()
-                .map(|(_, iuv)| iuv)
-                .collect();
-        }
-        let brought: Vec<String> = built
-            .position
-            .options
-            .iter()
-            .filter_map(|o| o.iuv.clone())
-            .collect();
-        let mut clashes = Vec::new();
-        let taken = self
-            .bulk
-            .taken_iuvs(
-                &brought
+        // 2. What exists already, in one query.
+        let keys: Vec<String> = built.iter().flatten().map(|b| b.key.clone()).collect();
+        let existing = self.bulk.existing_many(&keys).await?;
+        // 3. Per group: operation, rules, IUVs.
+        let rules_now = now;
+        let mut brought_all = Vec::new();
+        for (k, slot) in built.iter_mut().enumerate() {
+            let Some(b) = slot.as_ref() else { continue };
+            let lines: Vec<usize> = groups[k].iter().map(|(r, _)| r.line).collect();
+            let on_all = |code: &'static str, message: String| -> Vec<RowError> {
+                lines
                     .iter()
-                    .filter(|i| !own.contains(*i))
-                    .cloned()
-                    .collect::<Vec<_>>(),
-            )
-            .await?;
-        for (k, iuv) in brought.iter().enumerate() {
-            if taken.contains(iuv) || !self.seen_iuvs.insert(iuv.clone()) {
-                clashes.push(RowError {
-                    line: built.lines.get(k).copied().unwrap_or(lines[0]),
-                    field: "option.iuv".into(),
-                    value: iuv.clone(),
-                    code: "DUPLICATE_IUV",
-                    message: "IUV già usato da un'altra posizione o ripetuto nel file".into(),
-                });
+                    .map(|l| RowError {
+                        line: *l,
+                        field: "key".into(),
+                        value: b.key.clone(),
+                        code,
+                        message: message.clone(),
+                    })
+                    .collect()
+            };
+            let problem = match (b.op, existing.get(&b.key)) {
+                (Op::Insert, Some(_)) => Some(on_all(
+                    "DUPLICATE_KEY",
+                    format!("esiste già una posizione con chiave '{}'", b.key),
+                )),
+                (Op::Update | Op::Cancel, None) => Some(on_all(
+                    "UNKNOWN_KEY",
+                    format!("nessuna posizione con chiave '{}'", b.key),
+                )),
+                (Op::Update | Op::Cancel, Some(e))
+                    if matches!(
+                        e.status,
+                        PositionStatus::Paid
+                            | PositionStatus::PartiallyPaid
+                            | PositionStatus::Reported
+                    ) =>
+                {
+                    Some(on_all(
+                        "ALREADY_PAID",
+                        "la posizione ha già pagamenti: non può essere modificata né annullata"
+                            .into(),
+                    ))
+                }
+                (Op::Update | Op::Cancel, Some(e))
+                    if matches!(e.status, PositionStatus::Invalid | PositionStatus::Expired) =>
+                {
+                    Some(on_all(
+                        "STATUS_NOT_ALLOWED",
+                        format!("la posizione è in stato {}", e.status),
+                    ))
+                }
+                _ => None,
+            };
+            let problem = problem.or_else(|| {
+                (b.op != Op::Cancel)
+                    .then(|| b.position.validate(&self.bulk.rules(rules_now)).err())
+                    .flatten()
+                    .map(|invalid| normalize::locate(b, &invalid.0))
+            });
+            if let Some(errors) = problem {
+                let n = lines.len();
+                *slot = None;
+                self.reject(errors, n);
+                continue;
+            }
+            if b.op != Op::Cancel {
+                for (i, o) in b.position.options.iter().enumerate() {
+                    if let Some(iuv) = &o.iuv {
+                        brought_all.push((k, i, iuv.clone()));
+                    }
+                }
             }
         }
-        if !clashes.is_empty() {
-            self.reject(clashes, rows.len());
-            return Ok(Vec::new());
-        }
-        self.report.rows_loaded += rows.len() as i64;
-        if self.failed && self.all_or_nothing {
-            // Checked, not written: the supply will be refused whole.
-            return Ok(Vec::new());
-        }
-        match built.op {
-            Op::Update => {
-                self.bulk.replace(&mut built.position, now).await?;
-                self.report.positions_updated += 1;
+        // IUVs the application brings: unique in the file and in the Ente
+        // (an update may keep its own).
+        if !brought_all.is_empty() {
+            let iuvs: Vec<String> = brought_all.iter().map(|(_, _, i)| i.clone()).collect();
+            let taken = self.bulk.taken_many(&iuvs).await?;
+            let mut own: HashMap<usize, HashSet<String>> = HashMap::new();
+            for (k, slot) in built.iter().enumerate() {
+                if let Some(b) = slot
+                    && b.op == Op::Update
+                {
+                    own.insert(
+                        k,
+                        self.bulk
+                            .notice_numbers(&b.key)
+                            .await?
+                            .into_iter()
+                            .map(|(_, iuv)| iuv)
+                            .collect(),
+                    );
+                }
             }
-            _ => {
-                self.bulk.insert(&mut built.position, now).await?;
-                self.report.positions_created += 1;
-            }
-        }
-        Ok(built
-            .position
-            .options
-            .iter()
-            .map(|o| {
-                (
-                    o.notice_number
+            let mut bad: HashMap<usize, Vec<RowError>> = HashMap::new();
+            for (k, i, iuv) in brought_all {
+                let mine = own.get(&k).is_some_and(|o| o.contains(&iuv));
+                if (taken.contains(&iuv) && !mine) || !self.seen_iuvs.insert(iuv.clone()) {
+                    let line = built[k]
                         .as_ref()
-                        .map(|n| n.as_str().to_string())
-                        .unwrap_or_default(),
-                    o.iuv.clone().unwrap_or_default(),
-                )
-            })
-            .collect())
+                        .and_then(|b| b.lines.get(i).copied())
+                        .unwrap_or(0);
+                    bad.entry(k).or_default().push(RowError {
+                        line,
+                        field: "option.iuv".into(),
+                        value: iuv,
+                        code: "DUPLICATE_IUV",
+                        message: "IUV già usato da un'altra posizione o ripetuto nel file".into(),
+                    });
+                }
+            }
+            for (k, errors) in bad {
+                built[k] = None;
+                self.reject(errors, groups[k].len());
+            }
+        }
+        // 4. Write.
+        let mut inserts: Vec<(usize, DebtPosition)> = Vec::new();
+        for (k, slot) in built.iter_mut().enumerate() {
+            let Some(b) = slot.as_mut() else { continue };
+            self.report.rows_loaded += groups[k].len() as i64;
+            match b.op {
+                Op::Cancel => {
+                    self.report.positions_cancelled += 1;
+                    if self.writing() {
+                        self.bulk.cancel(&b.key, now).await?;
+                    }
+                }
+                Op::Update => {
+                    self.report.positions_updated += 1;
+                    if self.writing() {
+                        self.bulk.replace(&mut b.position, now).await?;
+                    }
+                }
+                Op::Insert => {
+                    self.report.positions_created += 1;
+                    inserts.push((k, std::mem::replace(&mut b.position, placeholder())));
+                }
+            }
+        }
+        if self.writing() && !inserts.is_empty() {
+            let mut positions: Vec<DebtPosition> = inserts
+                .iter_mut()
+                .map(|(_, p)| std::mem::replace(p, placeholder()))
+                .collect();
+            self.bulk.insert_many(&mut positions, now).await?;
+            for ((k, slot), p) in inserts.iter_mut().zip(positions) {
+                let _ = slot;
+                if let Some(b) = built[*k].as_mut() {
+                    b.position = p;
+                }
+            }
+        }
+        // 5. The outcome, in file order.
+        if let Some(w) = outcome.as_mut() {
+            for (k, g) in groups.iter().enumerate() {
+                let navs: Vec<(String, String)> = match &built[k] {
+                    Some(b) if self.writing() => b
+                        .position
+                        .options
+                        .iter()
+                        .map(|o| {
+                            (
+                                o.notice_number
+                                    .as_ref()
+                                    .map(|n| n.as_str().to_string())
+                                    .unwrap_or_default(),
+                                o.iuv.clone().unwrap_or_default(),
+                            )
+                        })
+                        .collect(),
+                    _ => Vec::new(),
+                };
+                for (i, (_, record)) in g.iter().enumerate() {
+                    let (nav, iuv) = navs.get(i).cloned().unwrap_or_default();
+                    w.record(record, &nav, &iuv)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A position to move out of a slot; never stored.
+fn placeholder() -> DebtPosition {
+    DebtPosition {
+        iupd: String::new(),
+        debtor: incasso_core::position::Debtor {
+            kind: incasso_core::position::DebtorType::F,
+            fiscal_code: String::new(),
+            full_name: String::new(),
+            street_name: None,
+            civic_number: None,
+            postal_code: None,
+            city: None,
+            province: None,
+            region: None,
+            country: None,
+            email: None,
+            phone: None,
+        },
+        company_name: String::new(),
+        office_name: None,
+        validity_date: None,
+        switch_to_expired: false,
+        pay_stand_in: true,
+        status: PositionStatus::Draft,
+        inserted_date: None,
+        publish_date: None,
+        payment_date: None,
+        last_updated_date: None,
+        options: Vec::new(),
     }
 }
 
@@ -393,21 +497,8 @@ pub async fn load(
         csv_header_written: false,
     });
     let mut grouper = Grouper::new();
-    let mut pending: Vec<(Row, Record)> = Vec::new();
-    let flush = async |loader: &mut Loader<'_>,
-                       group: Vec<(Row, Record)>,
-                       writer: &mut Option<OutcomeWriter<'_>>|
-           -> Result<(), LoadError> {
-        let rows: Vec<Row> = group.iter().map(|(r, _)| r.clone()).collect();
-        let navs = loader.group(&rows).await?;
-        if let Some(w) = writer.as_mut() {
-            for (k, (_, record)) in group.iter().enumerate() {
-                let (nav, iuv) = navs.get(k).cloned().unwrap_or_default();
-                w.record(record, &nav, &iuv)?;
-            }
-        }
-        Ok(())
-    };
+    let mut pending: Group = Vec::new();
+    let mut chunk: Vec<Group> = Vec::new();
     for next in records.by_ref() {
         loader.report.rows_read += 1;
         if loader.report.rows_read % 1000 == 0 {
@@ -436,23 +527,26 @@ pub async fn load(
                 continue;
             }
         };
-        let key = row.key.clone();
         match grouper.push(row.clone()) {
             Err(e) => loader.reject(vec![e], 1),
             Ok(previous) => {
-                if let Some(group_rows) = previous {
-                    let group: Vec<(Row, Record)> = std::mem::take(&mut pending);
-                    debug_assert_eq!(group.len(), group_rows.len());
-                    flush(&mut loader, group, &mut writer).await?;
+                if previous.is_some() {
+                    chunk.push(std::mem::take(&mut pending));
+                    if chunk.len() >= CHUNK {
+                        loader
+                            .chunk(std::mem::take(&mut chunk), &mut writer)
+                            .await?;
+                    }
                 }
-                let _ = key;
                 pending.push((row, record));
             }
         }
     }
     if grouper.finish().is_some() {
-        let group = std::mem::take(&mut pending);
-        flush(&mut loader, group, &mut writer).await?;
+        chunk.push(std::mem::take(&mut pending));
+    }
+    if !chunk.is_empty() {
+        loader.chunk(chunk, &mut writer).await?;
     }
     progress(loader.report.rows_read as u64);
     let mut report = loader.report;

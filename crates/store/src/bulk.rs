@@ -586,3 +586,59 @@ impl Store {
         Ok(())
     }
 }
+
+impl Bulk {
+    /// The stored state of whichever of these keys exist, in one query per
+    /// thousand keys.
+    pub async fn existing_many(
+        &mut self,
+        iupds: &[String],
+    ) -> Result<std::collections::HashMap<String, Existing>> {
+        let raw = crate::batch::statuses(&mut self.tx, &self.ente, iupds).await?;
+        raw.into_iter()
+            .map(|(k, s)| {
+                let status = s
+                    .parse()
+                    .map_err(|_| StoreError::Corrupt(format!("position status {s}")))?;
+                Ok((k, Existing { status }))
+            })
+            .collect()
+    }
+
+    /// Which of these IUVs the Ente already uses (batched).
+    pub async fn taken_many(&mut self, iuvs: &[String]) -> Result<HashSet<String>> {
+        Ok(crate::batch::taken(&mut self.tx, &self.ente, iuvs)
+            .await?
+            .into_iter()
+            .collect())
+    }
+
+    /// Inserts validated new positions with multi-row statements, publishing
+    /// them and assigning IUVs where they have none.
+    pub async fn insert_many(
+        &mut self,
+        positions: &mut [DebtPosition],
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        for p in positions.iter_mut() {
+            for o in &mut p.options {
+                if o.iuv.is_none() {
+                    let nav = self.next_nav().await?;
+                    o.iuv = Some(nav.as_str()[1..].to_string());
+                    o.notice_number = Some(nav);
+                } else if o.notice_number.is_none() {
+                    let iuv = o.iuv.clone().unwrap_or_default();
+                    o.notice_number = Some(
+                        incasso_core::codes::notice::notice_number_from_iuv(3, None, &iuv)
+                            .map_err(|e| StoreError::Conflict(format!("IUV {iuv}: {e}")))?,
+                    );
+                }
+            }
+            p.status = PositionStatus::Draft;
+            p.inserted_date = Some(now);
+            p.last_updated_date = Some(now);
+            p.publish(now)?;
+        }
+        crate::batch::insert_positions(&mut self.tx, &self.ente, positions, now, &self.origin).await
+    }
+}

@@ -8,6 +8,7 @@
 //! The public API is repository methods that take the Ente first: no query
 //! here can cross from one Ente to another.
 
+mod batch;
 mod bulk;
 mod catalogue;
 mod enti;

@@ -60,10 +60,10 @@ pub struct Page<T> {
 }
 
 #[derive(Serialize, Deserialize)]
-struct QuotaJson {
-    year: i32,
-    code: String,
-    amount: i64,
+pub(crate) struct QuotaJson {
+    pub(crate) year: i32,
+    pub(crate) code: String,
+    pub(crate) amount: i64,
 }
 
 const POSITION_COLUMNS: &str =
@@ -765,7 +765,7 @@ pub(crate) async fn insert_position_full(
     Ok(id)
 }
 
-fn metadata_json(m: &[(String, String)]) -> String {
+pub(crate) fn metadata_json(m: &[(String, String)]) -> String {
     serde_json::to_string(m).unwrap_or_else(|_| "[]".into())
 }
 

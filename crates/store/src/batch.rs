@@ -1,0 +1,273 @@
+//! Multi-row inserts for bulk loads: one statement per table for hundreds
+//! of positions, where the one-by-one path issues three per position. Same
+//! columns and rules as the single insert; used only inside a supply's
+//! transaction, after every check has passed (a failing statement would
+//! abort a PostgreSQL transaction).
+
+use crate::positions::{QuotaJson, metadata_json};
+use crate::time::{opt_to_micros, to_micros};
+use crate::{Result, StoreError};
+use chrono::{DateTime, Utc};
+use incasso_core::position::DebtPosition;
+use sqlx::{AnyConnection, Row};
+use std::collections::HashMap;
+
+enum V {
+    I(i64),
+    OI(Option<i64>),
+    S(String),
+    OS(Option<String>),
+}
+
+async fn insert_rows(
+    conn: &mut AnyConnection,
+    head: &str,
+    columns: usize,
+    rows: Vec<Vec<V>>,
+    returning: &str,
+) -> Result<Vec<sqlx::any::AnyRow>> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut sql = String::with_capacity(head.len() + rows.len() * columns * 5);
+    sql.push_str(head);
+    sql.push_str(" VALUES ");
+    let mut n = 0;
+    for (r, _) in rows.iter().enumerate() {
+        if r > 0 {
+            sql.push(',');
+        }
+        sql.push('(');
+        for c in 0..columns {
+            n += 1;
+            if c > 0 {
+                sql.push(',');
+            }
+            sql.push('$');
+            sql.push_str(&n.to_string());
+        }
+        sql.push(')');
+    }
+    sql.push_str(returning);
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for row in rows {
+        for v in row {
+            q = match v {
+                V::I(x) => q.bind(x),
+                V::OI(x) => q.bind(x),
+                V::S(x) => q.bind(x),
+                V::OS(x) => q.bind(x),
+            };
+        }
+    }
+    Ok(q.fetch_all(&mut *conn).await?)
+}
+
+/// Inserts already validated positions, their options and transfers, with
+/// three statements per chunk. Notice numbers must be assigned.
+pub(crate) async fn insert_positions(
+    conn: &mut AnyConnection,
+    ente: &str,
+    positions: &[DebtPosition],
+    now: DateTime<Utc>,
+    origin: &str,
+) -> Result<()> {
+    // Parameters per statement stay under SQLite's 32,766 and PostgreSQL's
+    // 65,535: 28 columns x 400 positions.
+    for chunk in positions.chunks(400) {
+        let rows: Vec<Vec<V>> = chunk
+            .iter()
+            .map(|p| {
+                let d = &p.debtor;
+                let min_due = p.options.iter().map(|o| o.due_date).min().unwrap_or(now);
+                let max_due = p.options.iter().map(|o| o.due_date).max().unwrap_or(now);
+                vec![
+                    V::S(ente.into()),
+                    V::S(p.iupd.clone()),
+                    V::S(d.kind.as_str().into()),
+                    V::S(d.fiscal_code.clone()),
+                    V::S(d.full_name.clone()),
+                    V::OS(d.street_name.clone()),
+                    V::OS(d.civic_number.clone()),
+                    V::OS(d.postal_code.clone()),
+                    V::OS(d.city.clone()),
+                    V::OS(d.province.clone()),
+                    V::OS(d.region.clone()),
+                    V::OS(d.country.clone()),
+                    V::OS(d.email.clone()),
+                    V::OS(d.phone.clone()),
+                    V::S(p.company_name.clone()),
+                    V::OS(p.office_name.clone()),
+                    V::OI(opt_to_micros(p.validity_date)),
+                    V::I(i64::from(p.switch_to_expired)),
+                    V::I(i64::from(p.pay_stand_in)),
+                    V::S(p.status.as_str().into()),
+                    V::I(to_micros(min_due)),
+                    V::I(to_micros(max_due)),
+                    V::I(to_micros(p.inserted_date.unwrap_or(now))),
+                    V::OI(opt_to_micros(p.publish_date)),
+                    V::OI(opt_to_micros(p.payment_date)),
+                    V::I(to_micros(p.last_updated_date.unwrap_or(now))),
+                    V::I(1),
+                    V::S(origin.into()),
+                ]
+            })
+            .collect();
+        let returned = insert_rows(
+            conn,
+            "INSERT INTO debt_positions (ente, iupd, debtor_type, debtor_fiscal_code, debtor_name,
+                debtor_street, debtor_civic, debtor_postal_code, debtor_city, debtor_province,
+                debtor_region, debtor_country, debtor_email, debtor_phone, company_name, office_name,
+                validity_date, switch_to_expired, pay_stand_in, status, min_due_date, max_due_date,
+                inserted_at, publish_date, payment_date, updated_at, version, origin)",
+            28,
+            rows,
+            " RETURNING id, iupd",
+        )
+        .await?;
+        let ids: HashMap<String, i64> = returned
+            .iter()
+            .map(|r| Ok((r.try_get::<String, _>("iupd")?, r.try_get::<i64, _>("id")?)))
+            .collect::<std::result::Result<_, sqlx::Error>>()?;
+        let mut options = Vec::new();
+        let mut transfers = Vec::new();
+        for p in chunk {
+            let id = *ids
+                .get(&p.iupd)
+                .ok_or_else(|| StoreError::Corrupt(format!("no id returned for {}", p.iupd)))?;
+            for (index, o) in p.options.iter().enumerate() {
+                let iuv = o.iuv.clone().unwrap_or_default();
+                options.push(vec![
+                    V::S(ente.into()),
+                    V::S(iuv.clone()),
+                    V::S(
+                        o.notice_number
+                            .as_ref()
+                            .map(|n| n.as_str().to_string())
+                            .unwrap_or_default(),
+                    ),
+                    V::I(id),
+                    V::I(index as i64),
+                    V::I(o.amount.0),
+                    V::S(o.description.clone()),
+                    V::I(i64::from(o.is_partial_payment)),
+                    V::I(to_micros(o.due_date)),
+                    V::OI(opt_to_micros(o.retention_date)),
+                    V::I(o.fee.0),
+                    V::I(o.notification_fee.0),
+                    V::S(o.status.as_str().into()),
+                    V::OI(opt_to_micros(o.payment_date)),
+                    V::OI(opt_to_micros(o.reporting_date)),
+                    V::S(metadata_json(&o.metadata)),
+                ]);
+                for t in &o.transfers {
+                    let quotas: Vec<QuotaJson> = t
+                        .quotas
+                        .iter()
+                        .map(|q| QuotaJson {
+                            year: q.accertamento.year,
+                            code: q.accertamento.code.clone(),
+                            amount: q.amount.0,
+                        })
+                        .collect();
+                    transfers.push(vec![
+                        V::S(ente.into()),
+                        V::S(iuv.clone()),
+                        V::I(i64::from(t.id_transfer)),
+                        V::I(t.amount.0),
+                        V::S(t.organization_fiscal_code.clone()),
+                        V::OS(t.company_name.clone()),
+                        V::S(t.remittance_information.clone()),
+                        V::S(t.category.clone()),
+                        V::OS(t.iban.clone()),
+                        V::OS(t.postal_iban.clone()),
+                        V::OS(
+                            t.stamp
+                                .as_ref()
+                                .map(|s| serde_json::to_string(s).unwrap_or_default()),
+                        ),
+                        V::S(metadata_json(&t.metadata)),
+                        V::S(serde_json::to_string(&quotas).unwrap_or_else(|_| "[]".into())),
+                        V::I(i64::from(t.reported)),
+                    ]);
+                }
+            }
+        }
+        for part in options.chunks_mut(1_000) {
+            insert_rows(
+                conn,
+                "INSERT INTO payment_options (ente, iuv, notice_number, position_id, option_index, amount,
+                    description, is_partial_payment, due_date, retention_date, fee, notification_fee,
+                    status, payment_date, reporting_date, metadata)",
+                16,
+                part.iter_mut().map(std::mem::take).collect(),
+                "",
+            )
+            .await?;
+        }
+        for part in transfers.chunks_mut(1_000) {
+            insert_rows(
+                conn,
+                "INSERT INTO transfers (ente, iuv, id_transfer, amount, organization_fiscal_code,
+                    company_name, remittance_information, category, iban, postal_iban, stamp, metadata,
+                    quotas, reported)",
+                14,
+                part.iter_mut().map(std::mem::take).collect(),
+                "",
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// The stored state of those keys (iupd -> status) that exist, in one query.
+pub(crate) async fn statuses(
+    conn: &mut AnyConnection,
+    ente: &str,
+    iupds: &[String],
+) -> Result<HashMap<String, String>> {
+    let mut out = HashMap::new();
+    for chunk in iupds.chunks(1_000) {
+        let placeholders = (0..chunk.len())
+            .map(|i| format!("${}", i + 2))
+            .collect::<Vec<_>>()
+            .join(",");
+        let sql = format!(
+            "SELECT iupd, status FROM debt_positions WHERE ente = $1 AND iupd IN ({placeholders})"
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(ente);
+        for k in chunk {
+            q = q.bind(k.clone());
+        }
+        for r in q.fetch_all(&mut *conn).await? {
+            out.insert(r.try_get("iupd")?, r.try_get("status")?);
+        }
+    }
+    Ok(out)
+}
+
+/// Which of these IUVs the Ente already uses, in one query per thousand.
+pub(crate) async fn taken(
+    conn: &mut AnyConnection,
+    ente: &str,
+    iuvs: &[String],
+) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for chunk in iuvs.chunks(1_000) {
+        let placeholders = (0..chunk.len())
+            .map(|i| format!("${}", i + 2))
+            .collect::<Vec<_>>()
+            .join(",");
+        let sql =
+            format!("SELECT iuv FROM payment_options WHERE ente = $1 AND iuv IN ({placeholders})");
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(ente);
+        for k in chunk {
+            q = q.bind(k.clone());
+        }
+        for r in q.fetch_all(&mut *conn).await? {
+            out.push(r.try_get("iuv")?);
+        }
+    }
+    Ok(out)
+}
