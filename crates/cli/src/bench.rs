@@ -17,6 +17,14 @@ use std::time::Instant;
 
 #[derive(Subcommand)]
 pub enum Which {
+    /// Load a generated CSV supply and a fixed-width one into SQLite, with
+    /// IUV assignment, against raw SQLite inserts of the same rows.
+    Load {
+        #[arg(long, default_value_t = 1_000_000)]
+        rows: u64,
+        #[arg(long)]
+        quick: bool,
+    },
     /// Full payment cycles (verify, getPaymentV2, sendRTV2) over loopback,
     /// compared with a bare axum handler on the same machine.
     Node {
@@ -56,6 +64,7 @@ pub enum Which {
 
 pub async fn run(which: Which) -> Result<()> {
     match which {
+        Which::Load { rows, quick } => load(if quick { 5_000 } else { rows }).await,
         Which::Node {
             cycles,
             concurrency,
@@ -641,4 +650,142 @@ async fn bare_axum(concurrency: u64, requests: u64) -> Result<f64> {
     let _ = stop_tx.send(());
     server.await??;
     Ok(rate)
+}
+
+/// Writes an `incasso-csv` supply and a `legacy-fixed` one of `rows` rows.
+fn generate_supplies(
+    dir: &std::path::Path,
+    rows: u64,
+) -> Result<(std::path::PathBuf, std::path::PathBuf)> {
+    use std::io::Write;
+    let csv_path = dir.join("supply.csv");
+    let fixed_path = dir.join("supply.txt");
+    let mut csv = std::io::BufWriter::new(std::fs::File::create(&csv_path)?);
+    let mut fixed = std::io::BufWriter::new(std::fs::File::create(&fixed_path)?);
+    writeln!(
+        csv,
+        "codice;servizio;codice_fiscale;nominativo;rata;importo;causale;scadenza;iuv;accertamento;operazione"
+    )?;
+    for i in 0..rows {
+        let cf = sample::personal_fiscal_code(i);
+        let cents = 1_000 + (i % 90_000) as i64;
+        writeln!(
+            csv,
+            "C-{i:08};TARI;{cf};Contribuente {i};0;{};TARI 2027 avviso {i};31/12/2027;;2026/ACC-TARI;",
+            Cents(cents).to_italian()
+        )?;
+        let name = format!("Contribuente Dell'Ànno {i}");
+        let causale = format!("TARI 2027 avviso {i}");
+        let line = format!(
+            "{:<12}{cf:<16}{name:<40}{causale:<50}{cents:011}20271231{:<10}{:<18}\r\n",
+            format!("F-{i:08}"),
+            "TARI",
+            ""
+        );
+        // Legacy applications write Windows-1252, not UTF-8.
+        fixed.write_all(&encoding_rs::WINDOWS_1252.encode(&line).0)?;
+    }
+    csv.flush()?;
+    fixed.flush()?;
+    Ok((csv_path, fixed_path))
+}
+
+async fn load(rows: u64) -> Result<()> {
+    let dir = tempdir()?;
+    let (csv_path, fixed_path) = generate_supplies(&dir, rows)?;
+    let db_url = format!("sqlite://{}", dir.join("load.db").display());
+    let store = Store::connect(&db_url).await?;
+    prepare(&store).await?;
+    store
+        .put_service(
+            ENTE,
+            &incasso_core::catalogue::Service {
+                code: "TARI".into(),
+                name: "TARI".into(),
+                office_code: None,
+                taxonomy_code: CATEGORY.into(),
+                default_accertamento: Some(AccertamentoRef {
+                    year: 2026,
+                    code: "ACC-TARI".into(),
+                }),
+                iban: None,
+                fixed_amount: None,
+                spontaneous: false,
+                pagopa_service_id: None,
+                active: true,
+            },
+        )
+        .await?;
+    let mut results = Vec::new();
+    for (path, layout_name) in [(&csv_path, "incasso-csv"), (&fixed_path, "legacy-fixed")] {
+        let layout = incasso_bus::builtin::get(layout_name)
+            .expect("built-in")
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let p = path.clone();
+        let open = move || -> std::io::Result<Box<dyn std::io::Read + Send>> {
+            Ok(Box::new(std::fs::File::open(&p)?))
+        };
+        let mut sink = std::io::sink();
+        let started = Instant::now();
+        let report = incasso_server::supply::load(
+            &store,
+            ENTE,
+            &layout,
+            None,
+            layout_name,
+            &open,
+            Some(&mut sink),
+            &|_| {},
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let secs = started.elapsed().as_secs_f64();
+        anyhow::ensure!(
+            report.accepted && report.rows_loaded as u64 == rows,
+            "{layout_name}: {} of {rows} rows loaded ({:?})",
+            report.rows_loaded,
+            report.errors.first()
+        );
+        results.push((layout_name, secs, rows as f64 / secs));
+    }
+    store.close().await;
+    let rss = peak_rss_mb();
+    let baseline = raw_sqlite(&dir, rows).await?;
+    let (_, csv_secs, csv_rate) = results[0];
+    let (_, fixed_secs, fixed_rate) = results[1];
+    let ratio = csv_rate / baseline;
+    println!("bench load (sqlite, IUVs assigned by incasso)");
+    println!(
+        "  {:<40} {:>10} {:>10} {:>12}",
+        "supply", "rows", "seconds", "rows/second"
+    );
+    println!(
+        "  {:<40} {:>10} {:>10.2} {:>12.0}",
+        "incasso-csv (UTF-8, ';')", rows, csv_secs, csv_rate
+    );
+    println!(
+        "  {:<40} {:>10} {:>10.2} {:>12.0}",
+        "legacy-fixed (Windows-1252)", rows, fixed_secs, fixed_rate
+    );
+    println!(
+        "  {:<40} {:>10} {:>10} {:>12.0}",
+        "raw SQLite, same rows (1 tx, prepared)", rows, "", baseline
+    );
+    println!("  ratio csv/raw {ratio:.3}; peak RSS {rss:.0} MiB");
+    println!(
+        "{}",
+        json!({
+            "bench": "load",
+            "items": rows,
+            "seconds": round2(csv_secs),
+            "per_s": csv_rate.round(),
+            "fixed_seconds": round2(fixed_secs),
+            "fixed_per_s": fixed_rate.round(),
+            "peak_rss_mb": rss.round(),
+            "baseline_per_s": baseline.round(),
+            "ratio": (ratio * 1000.0).round() / 1000.0,
+        })
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
 }

@@ -19,6 +19,12 @@ enum V {
     OS(Option<String>),
 }
 
+/// Parameters per statement. More rows per statement save round trips, but
+/// SQLite's binding looks each parameter up by name in a list, so the cost
+/// of a statement grows with the square of its parameters: a few hundred is
+/// the sweet spot (measured with `incasso bench load`).
+const PARAMS_PER_STATEMENT: usize = 160;
+
 async fn insert_rows(
     conn: &mut AnyConnection,
     head: &str,
@@ -26,6 +32,17 @@ async fn insert_rows(
     rows: Vec<Vec<V>>,
     returning: &str,
 ) -> Result<Vec<sqlx::any::AnyRow>> {
+    let per_statement = (PARAMS_PER_STATEMENT / columns).max(1);
+    if rows.len() > per_statement {
+        let mut out = Vec::new();
+        let mut rows = rows;
+        while !rows.is_empty() {
+            let rest = rows.split_off(per_statement.min(rows.len()));
+            out.extend(Box::pin(insert_rows(conn, head, columns, rows, returning)).await?);
+            rows = rest;
+        }
+        return Ok(out);
+    }
     if rows.is_empty() {
         return Ok(Vec::new());
     }
@@ -228,7 +245,7 @@ pub(crate) async fn statuses(
     iupds: &[String],
 ) -> Result<HashMap<String, String>> {
     let mut out = HashMap::new();
-    for chunk in iupds.chunks(1_000) {
+    for chunk in iupds.chunks(PARAMS_PER_STATEMENT) {
         let placeholders = (0..chunk.len())
             .map(|i| format!("${}", i + 2))
             .collect::<Vec<_>>()
@@ -254,7 +271,7 @@ pub(crate) async fn taken(
     iuvs: &[String],
 ) -> Result<Vec<String>> {
     let mut out = Vec::new();
-    for chunk in iuvs.chunks(1_000) {
+    for chunk in iuvs.chunks(PARAMS_PER_STATEMENT) {
         let placeholders = (0..chunk.len())
             .map(|i| format!("${}", i + 2))
             .collect::<Vec<_>>()
