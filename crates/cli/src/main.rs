@@ -240,9 +240,14 @@ async fn serve(settings: Settings, demo: bool) -> Result<()> {
         tracing::info!(file = %path.display(), simulator = %sim_url, "demo data ready");
     }
     tracing::info!(%addr, database = ?store.dialect(), "incasso listening");
-    incasso_server::serve_with_listener(listener, store.clone(), shutdown_signal())
-        .await
-        .context("serving HTTP")?;
+    incasso_server::serve_with_data_dir(
+        listener,
+        store.clone(),
+        Some(settings.data_dir.clone()),
+        shutdown_signal(),
+    )
+    .await
+    .context("serving HTTP")?;
     if let Some(sim) = simulator {
         sim.abort();
     }

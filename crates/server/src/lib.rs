@@ -13,6 +13,7 @@ pub mod checkout;
 pub mod error;
 pub mod export;
 pub mod gpd;
+pub mod inbox;
 pub mod node;
 mod node_demand;
 pub mod supply;
@@ -141,12 +142,28 @@ pub async fn serve_with_listener(
     store: Store,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_with_data_dir(listener, store, None, shutdown).await
+}
+
+/// As [`serve_with_listener`], with a data directory whose
+/// `inbox/<ente>/<layout>/` folders are watched and `outbox/` filled.
+pub async fn serve_with_data_dir(
+    listener: TcpListener,
+    store: Store,
+    data_dir: Option<std::path::PathBuf>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let refresher = tokio::spawn(refresh_states(store.clone()));
+    let watcher =
+        data_dir.map(|d| tokio::spawn(inbox::run(store.clone(), d, Duration::from_secs(5))));
     let app = router(AppState::new(store));
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;
     refresher.abort();
+    if let Some(w) = watcher {
+        w.abort();
+    }
     result
 }
 

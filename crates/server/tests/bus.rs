@@ -692,3 +692,104 @@ async fn supplies_over_http() {
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["x-payments"], "0");
 }
+
+/// Files dropped in the inbox folder are loaded once complete, then moved to
+/// done/ or rejected/ with their report and outcome; payments come back in
+/// the outbox.
+#[tokio::test]
+async fn inbox_and_outbox_folders() {
+    for backend in backends() {
+        let store = store(backend).await;
+        let data = std::env::temp_dir().join(format!(
+            "incasso-inbox-{}-{}",
+            std::process::id(),
+            Utc::now().timestamp_micros()
+        ));
+        let inbox = data.join("inbox").join(A).join("incasso-csv");
+        std::fs::create_dir_all(&inbox).unwrap();
+        std::fs::write(inbox.join("tari.csv"), INCASSO_CSV).unwrap();
+        std::fs::write(inbox.join("upload.csv.part"), "still uploading").unwrap();
+        let bad = INCASSO_CSV
+            .replace("RSSMRA85T10A562S;Maria", "RSSMRA85T10A562X;Maria")
+            .replace("TARI-001", "OTHER-001")
+            .replace("MENSA-7", "OTHER-7");
+        std::fs::write(inbox.join("bad.csv"), bad).unwrap();
+        let mut seen = incasso_server::inbox::Seen::default();
+        // First scan: sizes noted, nothing taken (a file may still be growing).
+        assert!(
+            incasso_server::inbox::scan_once(&store, &data, &mut seen)
+                .await
+                .is_empty()
+        );
+        let processed = incasso_server::inbox::scan_once(&store, &data, &mut seen).await;
+        assert_eq!(processed.len(), 2, "{backend:?}: {processed:?}");
+        assert!(inbox.join("done/tari.csv").exists() && inbox.join("done/tari.csv.esito").exists());
+        assert!(
+            inbox.join("rejected/bad.csv").exists()
+                && inbox.join("rejected/bad.csv.rapporto.csv").exists()
+        );
+        assert!(
+            inbox.join("upload.csv.part").exists(),
+            "partial uploads are left alone"
+        );
+        assert_eq!(count(&store).await, 2);
+        // The same file dropped again: refused, explained, not loaded twice.
+        std::fs::write(inbox.join("tari-again.csv"), INCASSO_CSV).unwrap();
+        incasso_server::inbox::scan_once(&store, &data, &mut seen).await;
+        let processed = incasso_server::inbox::scan_once(&store, &data, &mut seen).await;
+        assert_eq!(
+            processed,
+            vec![incasso_server::inbox::Processed {
+                file: inbox.join("tari-again.csv"),
+                accepted: false
+            }]
+        );
+        assert!(
+            std::fs::read_to_string(inbox.join("rejected/tari-again.csv.errore.txt"))
+                .unwrap()
+                .contains("già caricato")
+        );
+        assert_eq!(count(&store).await, 2);
+        // A payment goes out through the outbox, once.
+        let p = store.get_position(A, "MENSA-7").await.unwrap().position;
+        let nav = p.options[0].notice_number.clone().unwrap();
+        let mut receipt = ReceiptRecord {
+            ente: A.into(),
+            receipt_id: "rt-outbox".into(),
+            notice_number: nav.as_str().into(),
+            iuv: p.options[0].iuv.clone().unwrap(),
+            owner_ente: A.into(),
+            outcome: "OK".into(),
+            amount: 123_456,
+            fee: None,
+            psp_id: "PSP1".into(),
+            psp_name: "Banca".into(),
+            channel_id: "C".into(),
+            payment_method: None,
+            payment_date_time: Some(Utc::now()),
+            application_date: None,
+            transfer_date: None,
+            station_id: "ST_01".into(),
+            primitive: "paSendRTV2".into(),
+            stand_in: false,
+            transfers_json: "[]".into(),
+            raw_xml: "<x/>".into(),
+        };
+        store.record_receipt(&receipt, Utc::now()).await.unwrap();
+        let written = incasso_server::inbox::export_once(&store, &data).await;
+        assert_eq!(written.len(), 1);
+        let text = std::fs::read_to_string(&written[0]).unwrap();
+        assert!(
+            text.contains(&format!("MENSA-7;{}", nav.as_str())) && text.contains("1.234,56"),
+            "{text}"
+        );
+        assert!(
+            incasso_server::inbox::export_once(&store, &data)
+                .await
+                .is_empty(),
+            "nothing new, no file"
+        );
+        receipt.receipt_id = "unused".into();
+        let _ = std::fs::remove_dir_all(&data);
+    }
+}
