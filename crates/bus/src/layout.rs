@@ -51,6 +51,17 @@ pub enum Format {
         /// Column names when the file has no header.
         #[serde(default)]
         columns: Vec<String>,
+        /// The file is a ZIP holding one such file (MyPay's supplies).
+        #[serde(default)]
+        zipped: bool,
+    },
+    /// XLSX or ODS (told apart by content): a sheet whose `header_row`
+    /// (1-based) names the columns.
+    Spreadsheet {
+        #[serde(default)]
+        sheet: Option<String>,
+        #[serde(default = "one")]
+        header_row: usize,
     },
     Fixed {
         columns: Vec<FixedColumn>,
@@ -72,6 +83,10 @@ pub enum Format {
 
 fn default_quote() -> char {
     '"'
+}
+
+fn one() -> usize {
+    1
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -249,6 +264,8 @@ pub const TARGETS: &[&str] = &[
     "option.due_date",
     "option.retention_date",
     "option.installment",
+    // MyPay's `bilancio` XML: the accertamenti quotas of transfer 1.
+    "quota.bilancio",
 ];
 
 const TRANSFER_FIELDS: &[&str] = &[

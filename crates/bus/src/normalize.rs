@@ -5,7 +5,7 @@
 
 use crate::layout::{AmountFormat, Case, DateFormat, FieldRule, Layout};
 use crate::read::Record;
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use incasso_core::Cents;
 use incasso_core::accertamento::AccertamentoRef;
 use incasso_core::catalogue::Service;
@@ -481,6 +481,18 @@ pub fn build(rows: &[Row], ctx: &Context<'_>) -> Result<Built, Vec<RowError>> {
                 )),
             }
         }
+        if let Some(xml) = v(r, "quota.bilancio") {
+            match parse_bilancio(&xml, due.year()) {
+                Some(q) => quotas.extend(q),
+                None => errors.push(err(
+                    r.line,
+                    "bilancio",
+                    &xml.chars().take(60).collect::<String>(),
+                    "BAD_FORMAT",
+                    "bilancio non valido: atteso <bilancio><capitolo>...<accertamento><codAccertamento/><importo/></accertamento></capitolo></bilancio>",
+                )),
+            }
+        }
         if quotas.is_empty()
             && let Some(acc) = service.and_then(|s| s.default_accertamento.clone())
         {
@@ -553,6 +565,41 @@ pub fn build(rows: &[Row], ctx: &Context<'_>) -> Result<Built, Vec<RowError>> {
         lines,
         position,
     })
+}
+
+/// MyPay's `bilancio`: the accertamenti (with their amounts) a dovuto is
+/// split over, as a small XML document in one column. Read with a strict
+/// scanner: only these elements, amounts `\d+.\d{2}`; anything else refuses
+/// the value. The budget year is the due date's.
+pub fn parse_bilancio(xml: &str, year: i32) -> Option<Vec<AccountingQuota>> {
+    fn inner<'a>(s: &'a str, tag: &str) -> Option<&'a str> {
+        let open = format!("<{tag}>");
+        let close = format!("</{tag}>");
+        let a = s.find(&open)? + open.len();
+        let b = a + s[a..].find(&close)?;
+        Some(s[a..b].trim())
+    }
+    let body = inner(xml.trim(), "bilancio")?;
+    if body.contains("<!") || body.contains("&") {
+        return None;
+    }
+    let mut quotas = Vec::new();
+    let mut rest = body;
+    while let Some(start) = rest.find("<accertamento>") {
+        let end = rest[start..].find("</accertamento>")? + start + "</accertamento>".len();
+        let block = &rest[start..end];
+        let code = inner(block, "codAccertamento")?.to_string();
+        let amount = Cents::parse_decimal(inner(block, "importo")?)?;
+        if code.is_empty() {
+            return None;
+        }
+        quotas.push(AccountingQuota {
+            accertamento: AccertamentoRef { year, code },
+            amount,
+        });
+        rest = &rest[end..];
+    }
+    (!quotas.is_empty()).then_some(quotas)
 }
 
 /// Maps core's field errors (paths like `paymentOption[1].transfer[0].iban`)
@@ -635,6 +682,21 @@ impl Grouper {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn bilancio() {
+        let xml = "<bilancio><capitolo><codCapitolo>1010</codCapitolo><codUfficio>TRIB</codUfficio><accertamento><codAccertamento>A1</codAccertamento><importo>90.00</importo></accertamento><accertamento><codAccertamento>A2</codAccertamento><importo>10.50</importo></accertamento></capitolo></bilancio>";
+        let q = parse_bilancio(xml, 2027).unwrap();
+        assert_eq!(q.len(), 2);
+        assert_eq!(
+            (q[1].accertamento.code.as_str(), q[1].amount),
+            ("A2", Cents(1050))
+        );
+        assert_eq!(q[0].accertamento.year, 2027);
+        assert!(parse_bilancio("<bilancio></bilancio>", 2027).is_none());
+        assert!(parse_bilancio("<bilancio><accertamento><codAccertamento>A</codAccertamento><importo>1,0</importo></accertamento></bilancio>", 2027).is_none());
+        assert!(parse_bilancio("<!DOCTYPE x><bilancio/>", 2027).is_none());
+    }
 
     #[test]
     fn amounts_in_every_form() {

@@ -107,6 +107,30 @@ pub fn records<R: Read + Send + 'static>(
     layout: &Layout,
     reader: R,
 ) -> Result<Box<dyn Iterator<Item = RecordResult> + Send>, FileError> {
+    match &layout.format {
+        Format::Delimited {
+            separator,
+            quote,
+            header,
+            columns,
+            zipped: true,
+        } => {
+            let inner = unzip_single(reader, &layout.name)?;
+            let reader =
+                skip_bom(std::io::Cursor::new(inner)).map_err(|e| FileError::Io(e.to_string()))?;
+            delimited(layout, reader, *separator, *quote, *header, columns)
+        }
+        Format::Spreadsheet { sheet, header_row } => {
+            spreadsheet(layout, reader, sheet.as_deref(), *header_row)
+        }
+        _ => records_plain(layout, reader),
+    }
+}
+
+fn records_plain<R: Read + Send + 'static>(
+    layout: &Layout,
+    reader: R,
+) -> Result<Box<dyn Iterator<Item = RecordResult> + Send>, FileError> {
     let reader = skip_bom(reader).map_err(|e| FileError::Io(e.to_string()))?;
     match &layout.format {
         Format::Delimited {
@@ -114,7 +138,9 @@ pub fn records<R: Read + Send + 'static>(
             quote,
             header,
             columns,
+            ..
         } => delimited(layout, reader, *separator, *quote, *header, columns),
+        Format::Spreadsheet { .. } => unreachable!("spreadsheets are read by records()"),
         Format::Fixed {
             columns,
             skip_lines,
@@ -426,4 +452,173 @@ fn json(
         }
     }
     Ok(Box::new(out.into_iter()))
+}
+
+/// Limits on what a ZIP (an XLSX, an ODS, a zipped supply) may expand to:
+/// a few KiB that inflate to gigabytes (a zip bomb) are refused before any
+/// byte is inflated, from the sizes the archive itself declares; and the
+/// declared sizes are enforced while reading.
+pub const MAX_UNZIPPED_BYTES: u64 = 512 * 1024 * 1024;
+const MAX_RATIO: u64 = 200;
+const MAX_ENTRIES: usize = 2_000;
+
+fn zip_guard(bytes: &[u8], layout: &str) -> Result<(), FileError> {
+    let wrong = |reason: String| FileError::WrongLayout {
+        layout: layout.to_string(),
+        reason,
+    };
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes))
+        .map_err(|e| wrong(format!("non è un archivio ZIP valido: {e}")))?;
+    if archive.len() > MAX_ENTRIES {
+        return Err(wrong(format!(
+            "archivio con troppe voci ({})",
+            archive.len()
+        )));
+    }
+    let mut total = 0u64;
+    for i in 0..archive.len() {
+        let entry = archive
+            .by_index_raw(i)
+            .map_err(|e| wrong(format!("archivio illeggibile: {e}")))?;
+        let (size, packed) = (entry.size(), entry.compressed_size().max(1));
+        total = total.saturating_add(size);
+        if size / packed > MAX_RATIO && size > 1024 * 1024 {
+            return Err(wrong(format!(
+                "archivio sospetto (zip bomb): '{}' si espande {}:1",
+                entry.name().map(|n| n.into_owned()).unwrap_or_default(),
+                size / packed
+            )));
+        }
+    }
+    if total > MAX_UNZIPPED_BYTES {
+        return Err(wrong(format!(
+            "archivio troppo grande una volta espanso ({} MiB)",
+            total >> 20
+        )));
+    }
+    Ok(())
+}
+
+fn unzip_single<R: Read>(mut reader: R, layout: &str) -> Result<Vec<u8>, FileError> {
+    let wrong = |reason: String| FileError::WrongLayout {
+        layout: layout.to_string(),
+        reason,
+    };
+    let mut bytes = Vec::new();
+    reader
+        .read_to_end(&mut bytes)
+        .map_err(|e| FileError::Io(e.to_string()))?;
+    zip_guard(&bytes, layout)?;
+    let mut archive =
+        zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|e| wrong(e.to_string()))?;
+    let files: Vec<usize> = (0..archive.len())
+        .filter(|i| archive.by_index_raw(*i).is_ok_and(|e| e.is_file()))
+        .collect();
+    if files.len() != 1 {
+        return Err(wrong(format!(
+            "l'archivio deve contenere un solo file, ne contiene {}",
+            files.len()
+        )));
+    }
+    let mut entry = archive
+        .by_index(files[0])
+        .map_err(|e| wrong(e.to_string()))?;
+    let declared = entry.size();
+    let mut out = Vec::with_capacity(declared.min(MAX_UNZIPPED_BYTES) as usize);
+    // Never more than declared (and allowed), whatever the stream says.
+    (&mut entry)
+        .take(declared.min(MAX_UNZIPPED_BYTES) + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| wrong(format!("archivio illeggibile: {e}")))?;
+    if out.len() as u64 > declared {
+        return Err(wrong("l'archivio dichiara dimensioni false".into()));
+    }
+    Ok(out)
+}
+
+fn cell_text(cell: &calamine::Data) -> String {
+    use calamine::{Data, DataType};
+    match cell {
+        Data::Empty => String::new(),
+        Data::String(s) => s.clone(),
+        Data::Int(i) => i.to_string(),
+        Data::Float(f) if f.fract() == 0.0 && f.abs() < 1e15 => format!("{}", *f as i64),
+        // Two decimals is what money has; more would be spreadsheet noise.
+        Data::Float(f) => format!("{:.2}", f),
+        Data::Bool(b) => b.to_string(),
+        Data::DateTime(_) | Data::DateTimeIso(_) => cell
+            .as_datetime()
+            .map(|d| d.format("%Y-%m-%d").to_string())
+            .unwrap_or_else(|| cell.to_string()),
+        other => other.to_string(),
+    }
+}
+
+fn spreadsheet<R: Read>(
+    layout: &Layout,
+    mut reader: R,
+    sheet: Option<&str>,
+    header_row: usize,
+) -> Result<Box<dyn Iterator<Item = RecordResult> + Send>, FileError> {
+    use calamine::Reader;
+    let wrong = |reason: String| FileError::WrongLayout {
+        layout: layout.name.clone(),
+        reason,
+    };
+    let mut bytes = Vec::new();
+    reader
+        .read_to_end(&mut bytes)
+        .map_err(|e| FileError::Io(e.to_string()))?;
+    zip_guard(&bytes, &layout.name)?;
+    let mut book = calamine::open_workbook_auto_from_rs(std::io::Cursor::new(bytes))
+        .map_err(|e| wrong(format!("non è un foglio XLSX o ODS: {e}")))?;
+    let name = match sheet {
+        Some(s) => s.to_string(),
+        None => book
+            .sheet_names()
+            .first()
+            .cloned()
+            .ok_or_else(|| wrong("nessun foglio".into()))?,
+    };
+    let range = book
+        .worksheet_range(&name)
+        .map_err(|e| wrong(format!("foglio '{name}': {e}")))?;
+    let first_row = range.start().map(|(r, _)| r as usize).unwrap_or(0);
+    let rows: Vec<Vec<String>> = range
+        .rows()
+        .map(|r| r.iter().map(cell_text).collect())
+        .collect();
+    let header_index = header_row.saturating_sub(1).saturating_sub(first_row);
+    let names: Vec<String> = rows
+        .get(header_index)
+        .ok_or_else(|| wrong(format!("manca la riga d'intestazione {header_row}")))?
+        .iter()
+        .map(|s| s.trim().to_string())
+        .collect();
+    if !wanted_columns(layout).iter().any(|w| names.contains(w)) {
+        return Err(wrong(
+            "l'intestazione del foglio non contiene nessuna delle colonne attese".into(),
+        ));
+    }
+    let index: Arc<HashMap<String, usize>> = Arc::new(
+        names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.clone(), i))
+            .collect(),
+    );
+    let records: Vec<RecordResult> = rows
+        .into_iter()
+        .enumerate()
+        .skip(header_index + 1)
+        .filter(|(_, r)| r.iter().any(|c| !c.trim().is_empty()))
+        .map(|(i, values)| {
+            Ok(Record {
+                line: first_row + i + 1,
+                names: index.clone(),
+                values,
+            })
+        })
+        .collect();
+    Ok(Box::new(records.into_iter()))
 }

@@ -97,6 +97,7 @@ impl OutcomeWriter<'_> {
                 quote,
                 header,
                 columns,
+                ..
             } => {
                 let mut w = csv::WriterBuilder::new()
                     .delimiter(*separator as u8)
@@ -150,7 +151,7 @@ impl OutcomeWriter<'_> {
                 self.out
                     .write_all(&encode(text.as_bytes(), self.layout.encoding))
             }
-            Format::Json { .. } => {
+            Format::Json { .. } | Format::Spreadsheet { .. } => {
                 let line = serde_json::json!({"line": r.line, "noticeNumber": nav, "iuv": iuv});
                 writeln!(self.out, "{line}")
             }

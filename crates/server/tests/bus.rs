@@ -553,6 +553,7 @@ async fn supplies_over_http() {
     let mut own = own;
     own.name = "tributi-csv".into();
     own.format = incasso_bus::layout::Format::Delimited {
+        zipped: false,
         separator: ',',
         quote: '"',
         header: true,
@@ -791,5 +792,192 @@ async fn inbox_and_outbox_folders() {
         );
         receipt.receipt_id = "unused".into();
         let _ = std::fs::remove_dir_all(&data);
+    }
+}
+
+fn zip_of(files: &[(&str, &[u8])]) -> Vec<u8> {
+    use std::io::Write;
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let opts = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
+    for (name, bytes) in files {
+        w.start_file(*name, opts).unwrap();
+        w.write_all(bytes).unwrap();
+    }
+    w.finish().unwrap().into_inner()
+}
+
+const MYPAY_HEADER: &str = "IUD;codIuv;tipoIdentificativoUnivoco;codiceIdentificativoUnivoco;anagraficaPagatore;indirizzoPagatore;civicoPagatore;capPagatore;localitaPagatore;provinciaPagatore;nazionePagatore;mailPagatore;dataEsecuzionePagamento;importoDovuto;commissioneCaricoPa;tipoDovuto;tipoVersamento;causaleVersamento;datiSpecificiRiscossione;bilancio;flgGeneraIuv;flagMultiBeneficiario;codiceFiscaleEnteSecondario;azione";
+
+/// MyPay 1_4: a ZIP of one `;` CSV, with the `bilancio` split; and a zip
+/// bomb refused before anything is inflated.
+#[tokio::test]
+async fn mypay_zipped_supply_and_zip_bombs() {
+    for backend in backends() {
+        let store = store(backend).await;
+        store
+            .put_accertamento(
+                A,
+                &Accertamento {
+                    year: 2027,
+                    code: "ACC-MENSA".into(),
+                    description: "Mensa".into(),
+                    chapter: "3010".into(),
+                    article: None,
+                    active: true,
+                },
+            )
+            .await
+            .unwrap();
+        let bilancio = "<bilancio><capitolo><codCapitolo>3010</codCapitolo><codUfficio>SCUOLA</codUfficio><accertamento><codAccertamento>ACC-MENSA</codAccertamento><importo>40.00</importo></accertamento></capitolo></bilancio>";
+        let csv = format!(
+            "{MYPAY_HEADER}\nIUD-1;;F;RSSMRA85T10A562S;Mario Rossi;Via Roma;1;00100;Roma;RM;IT;m@example.org;2027-06-30;40.00;;MENSA;ALL;Mensa giugno;9/0101101IM/;{bilancio};1;false;;I\n\
+             IUD-2;;F;RSSMRA85T10A562S;Mario Rossi;Via Roma;1;00100;Roma;RM;IT;m@example.org;2027-06-30;40.00;;MENSA;ALL;Mensa luglio;9/0101101IM/;<bilancio><capitolo><accertamento><codAccertamento>ACC-MENSA</codAccertamento><importo>30.00</importo></accertamento></capitolo></bilancio>;1;false;;I\n"
+        );
+        let zipped = zip_of(&[("dovuti.csv", csv.as_bytes())]);
+        let (r, outcome) = load_bytes(&store, &builtin("mypay-1_4"), None, zipped).await;
+        let report = r.unwrap();
+        assert_eq!(
+            report.positions_created, 1,
+            "{backend:?} {:?}",
+            report.errors
+        );
+        // The second dovuto's bilancio does not add up to its amount: reported.
+        assert_eq!(
+            (report.errors[0].line, report.errors[0].code),
+            (3, "QUOTAS_MISMATCH")
+        );
+        let p = store.get_position(A, "IUD-1").await.unwrap().position;
+        let q = &p.options[0].transfers[0].quotas;
+        assert_eq!(
+            (
+                q[0].accertamento.code.as_str(),
+                q[0].accertamento.year,
+                q[0].amount
+            ),
+            ("ACC-MENSA", 2027, Cents(4_000))
+        );
+        let out = String::from_utf8(outcome).unwrap();
+        assert!(
+            out.lines()
+                .nth(1)
+                .unwrap()
+                .starts_with(&format!("IUD-1;{}", p.options[0].iuv.clone().unwrap())),
+            "{out}"
+        );
+        // Two files in the ZIP, or none: not a MyPay supply.
+        let two = zip_of(&[("a.csv", csv.as_bytes()), ("b.csv", csv.as_bytes())]);
+        let (r, _) = load_bytes(&store, &builtin("mypay-1_4"), None, two).await;
+        assert!(r.unwrap_err().to_string().contains("un solo file"));
+        // A zip bomb: 64 MiB of zeros in a few KiB; refused from the directory alone.
+        let zeros = vec![0u8; 64 * 1024 * 1024];
+        let bomb = zip_of(&[("dovuti.csv", &zeros)]);
+        assert!(bomb.len() < 1024 * 1024);
+        let (r, _) = load_bytes(&store, &builtin("mypay-1_4"), None, bomb.clone()).await;
+        let err = r.unwrap_err().to_string();
+        assert!(err.contains("zip bomb"), "{err}");
+        // The same guard protects spreadsheets (an XLSX is a ZIP).
+        let mut sheet = builtin("incasso-csv");
+        sheet.format = incasso_bus::layout::Format::Spreadsheet {
+            sheet: None,
+            header_row: 1,
+        };
+        let (r, _) = load_bytes(&store, &sheet, None, bomb).await;
+        assert!(r.unwrap_err().to_string().contains("zip bomb"));
+    }
+}
+
+/// An ODS spreadsheet (the format LibreOffice saves), read through a layout
+/// with `kind = "spreadsheet"`.
+#[tokio::test]
+async fn ods_spreadsheet_supply() {
+    let cell = |v: &str| {
+        format!(
+            "<table:table-cell office:value-type=\"string\"><text:p>{v}</text:p></table:table-cell>"
+        )
+    };
+    let num = |v: f64| {
+        format!(
+            "<table:table-cell office:value-type=\"float\" office:value=\"{v}\"><text:p>{v}</text:p></table:table-cell>"
+        )
+    };
+    let row = |cells: Vec<String>| format!("<table:table-row>{}</table:table-row>", cells.concat());
+    let header = [
+        "codice",
+        "servizio",
+        "codice_fiscale",
+        "nominativo",
+        "rata",
+        "importo",
+        "causale",
+        "scadenza",
+    ];
+    let mut rows = vec![row(header.iter().map(|h| cell(h)).collect())];
+    rows.push(row(vec![
+        cell("ODS-1"),
+        cell("TARI"),
+        cell("RSSMRA85T10A562S"),
+        cell("Mario Rossi"),
+        num(0.0),
+        num(123.45),
+        cell("TARI"),
+        cell("31/12/2027"),
+    ]));
+    rows.push(row(vec![
+        cell("ODS-2"),
+        cell("TARI"),
+        cell("RSSMRA85T10A562S"),
+        cell("Mario Rossi"),
+        num(0.0),
+        num(10.0),
+        cell("TARI"),
+        cell("31/12/2027"),
+    ]));
+    let content = format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?><office:document-content xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0" office:version="1.2"><office:body><office:spreadsheet><table:table table:name="Foglio1">{}</table:table></office:spreadsheet></office:body></office:document-content>"#,
+        rows.concat()
+    );
+    let manifest = r#"<?xml version="1.0" encoding="UTF-8"?><manifest:manifest xmlns:manifest="urn:oasis:names:tc:opendocument:xmlns:manifest:1.0" manifest:version="1.2"><manifest:file-entry manifest:full-path="/" manifest:media-type="application/vnd.oasis.opendocument.spreadsheet"/><manifest:file-entry manifest:full-path="content.xml" manifest:media-type="text/xml"/></manifest:manifest>"#;
+    let ods = zip_of(&[
+        (
+            "mimetype",
+            b"application/vnd.oasis.opendocument.spreadsheet",
+        ),
+        ("content.xml", content.as_bytes()),
+        ("META-INF/manifest.xml", manifest.as_bytes()),
+    ]);
+    let mut layout = builtin("incasso-csv");
+    layout.format = incasso_bus::layout::Format::Spreadsheet {
+        sheet: None,
+        header_row: 1,
+    };
+    layout.fields.get_mut("option.amount").unwrap().amount =
+        Some(incasso_bus::layout::AmountFormat::Dot);
+    for backend in backends() {
+        let store = store(backend).await;
+        let (r, _) = load_bytes(&store, &layout, None, ods.clone()).await;
+        let report = r.unwrap();
+        assert_eq!(
+            report.positions_created, 2,
+            "{backend:?} {:?}",
+            report.errors
+        );
+        assert_eq!(
+            store
+                .get_position(A, "ODS-1")
+                .await
+                .unwrap()
+                .position
+                .options[0]
+                .amount,
+            Cents(12_345)
+        );
+        // Not a spreadsheet at all: refused whole, saying so.
+        let (r, _) = load_bytes(&store, &layout, None, b"codice;importo\n".to_vec()).await;
+        assert!(
+            r.unwrap_err()
+                .to_string()
+                .contains("non corrisponde al tracciato")
+        );
     }
 }
