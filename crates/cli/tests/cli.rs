@@ -372,3 +372,249 @@ fn bench_node_quick_prints_its_json_last() {
         );
     }
 }
+
+/// A database with the demo Comune, its station and a TARI service.
+fn seeded_database(dir: &std::path::Path) -> String {
+    let url = format!("sqlite://{}", dir.join("bus.db").display());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        use incasso_core::accertamento::AccertamentoRef;
+        let store = incasso_store::Store::connect(&url).await.unwrap();
+        let now = chrono_now();
+        store
+            .create_ente(
+                &incasso_core::ente::Ente {
+                    fiscal_code: "80000130585".into(),
+                    name: "Comune di Borgo Esempio".into(),
+                    ipa_code: None,
+                    iban: Some("IT65B0200805364000104567891".into()),
+                    postal_iban: None,
+                    cbill_code: None,
+                    email: None,
+                },
+                now,
+            )
+            .await
+            .unwrap();
+        store
+            .add_station(
+                "80000130585",
+                &incasso_core::ente::StationLink {
+                    broker_id: "15376371009".into(),
+                    station_id: "ST_01".into(),
+                    segregation_code: 1,
+                },
+                now,
+            )
+            .await
+            .unwrap();
+        store
+            .put_accertamento(
+                "80000130585",
+                &incasso_core::accertamento::Accertamento {
+                    year: 2026,
+                    code: "ACC-TARI".into(),
+                    description: "TARI".into(),
+                    chapter: "1010".into(),
+                    article: None,
+                    active: true,
+                },
+            )
+            .await
+            .unwrap();
+        store
+            .put_service(
+                "80000130585",
+                &incasso_core::catalogue::Service {
+                    code: "TARI".into(),
+                    name: "TARI".into(),
+                    office_code: None,
+                    taxonomy_code: "9/0101101IM/".into(),
+                    default_accertamento: Some(AccertamentoRef {
+                        year: 2026,
+                        code: "ACC-TARI".into(),
+                    }),
+                    iban: None,
+                    fixed_amount: None,
+                    spontaneous: false,
+                    pagopa_service_id: None,
+                    active: true,
+                },
+            )
+            .await
+            .unwrap();
+        store.close().await;
+    });
+    url
+}
+
+fn chrono_now() -> chrono::DateTime<chrono::Utc> {
+    chrono::Utc::now()
+}
+
+fn positions_in(url: &str) -> u64 {
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let store = incasso_store::Store::connect(url).await.unwrap();
+        let n = store
+            .list_positions(
+                "80000130585",
+                &incasso_store::ListFilter {
+                    limit: 1,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap()
+            .items_found;
+        store.close().await;
+        n
+    })
+}
+
+fn write_csv(path: &std::path::Path, rows: u64) {
+    use std::io::Write;
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    writeln!(f, "codice;servizio;codice_fiscale;nominativo;rata;importo;causale;scadenza;iuv;accertamento;operazione").unwrap();
+    for i in 0..rows {
+        let cf = incasso_core::sample::personal_fiscal_code(i);
+        writeln!(
+            f,
+            "K-{i:07};TARI;{cf};Contribuente {i};0;12,34;TARI 2027;31/12/2027;;;"
+        )
+        .unwrap();
+    }
+}
+
+/// `incasso load` from the command line: a Windows-1252 fixed-width file
+/// loads, with its outcome beside it; a bad file exits non-zero; a load
+/// killed with SIGKILL halfway leaves nothing, and the same file then loads
+/// whole, once.
+#[test]
+fn load_from_the_command_line_survives_kill_9() {
+    let dir = temp_dir("load");
+    let url = seeded_database(&dir);
+    // Fixed width, Windows-1252.
+    let line = format!(
+        "{:<12}{:<16}{:<40}{:<50}{:011}{}{:<10}{:<18}\r\n",
+        "LEG-1", "RSSMRA85T10A562S", "Niccolò Ré", "TARI", 4_200, "20271231", "TARI", ""
+    );
+    let fixed = dir.join("legacy.txt");
+    std::fs::write(&fixed, encoding_rs::WINDOWS_1252.encode(&line).0).unwrap();
+    let out = incasso()
+        .args([
+            "load",
+            "--database-url",
+            &url,
+            "--ente",
+            "80000130585",
+            "--layout",
+            "legacy-fixed",
+        ])
+        .arg(&fixed)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let outcome = std::fs::read(dir.join("legacy.txt.esito")).unwrap();
+    let outcome = encoding_rs::WINDOWS_1252.decode(&outcome).0.into_owned();
+    assert!(
+        outcome.contains("Niccolò Ré") && outcome.contains("301000000000"),
+        "{outcome}"
+    );
+    // A refused file: exit status 1, the report beside it.
+    let bad = dir.join("bad.csv");
+    std::fs::write(&bad, "codice;servizio;codice_fiscale;nominativo;rata;importo;causale;scadenza;iuv;accertamento;operazione\nB-1;TARI;XXX;Nome;0;1,00;x;31/12/2027;;;\n").unwrap();
+    let out = incasso()
+        .args([
+            "load",
+            "--database-url",
+            &url,
+            "--ente",
+            "80000130585",
+            "--layout",
+            "incasso-csv",
+        ])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        std::fs::read_to_string(dir.join("bad.csv.rapporto.csv"))
+            .unwrap()
+            .contains("BAD_FISCAL_CODE")
+    );
+    assert_eq!(positions_in(&url), 1);
+    // SIGKILL in the middle of a large supply.
+    let big = dir.join("big.csv");
+    write_csv(&big, 60_000);
+    let mut child = incasso()
+        .args([
+            "load",
+            "--database-url",
+            &url,
+            "--ente",
+            "80000130585",
+            "--layout",
+            "incasso-csv",
+        ])
+        .arg(&big)
+        .stderr(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let still_running = child.try_wait().unwrap().is_none();
+    let _ = Command::new("kill")
+        .args(["-KILL", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    assert!(
+        still_running,
+        "the load finished before it could be killed: make the file bigger"
+    );
+    assert_eq!(
+        positions_in(&url),
+        1,
+        "a killed supply must leave nothing behind"
+    );
+    // Sent again: loads whole, once.
+    let out = incasso()
+        .args([
+            "load",
+            "--database-url",
+            &url,
+            "--ente",
+            "80000130585",
+            "--layout",
+            "incasso-csv",
+        ])
+        .arg(&big)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(positions_in(&url), 60_001);
+    let out = incasso()
+        .args([
+            "load",
+            "--database-url",
+            &url,
+            "--ente",
+            "80000130585",
+            "--layout",
+            "incasso-csv",
+        ])
+        .arg(&big)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("già caricato"));
+    assert_eq!(positions_in(&url), 60_001);
+    let _ = std::fs::remove_dir_all(&dir);
+}
