@@ -6,7 +6,7 @@
 
 use crate::positions::{QuotaJson, metadata_json};
 use crate::time::{opt_to_micros, to_micros};
-use crate::{Result, StoreError};
+use crate::{Dialect, Result, StoreError};
 use chrono::{DateTime, Utc};
 use incasso_core::position::DebtPosition;
 use sqlx::{AnyConnection, Row};
@@ -19,14 +19,22 @@ enum V {
     OS(Option<String>),
 }
 
-/// Parameters per statement. More rows per statement save round trips, but
-/// SQLite's binding looks each parameter up by name in a list, so the cost
-/// of a statement grows with the square of its parameters: a few hundred is
-/// the sweet spot (measured with `incasso bench load`).
-const PARAMS_PER_STATEMENT: usize = 160;
+/// Parameters per statement: more rows per statement save round trips.
+/// On SQLite the placeholders are anonymous `?`: sqlx looks each `$n` up by
+/// name, a linear search that makes a statement's cost grow with the square
+/// of its parameters (measured with `incasso bench load`).
+const PARAMS_PER_STATEMENT: usize = 4_000;
+
+fn placeholder(dialect: Dialect, n: usize) -> String {
+    match dialect {
+        Dialect::Sqlite => "?".into(),
+        Dialect::Postgres => format!("${n}"),
+    }
+}
 
 async fn insert_rows(
     conn: &mut AnyConnection,
+    dialect: Dialect,
     head: &str,
     columns: usize,
     rows: Vec<Vec<V>>,
@@ -38,7 +46,7 @@ async fn insert_rows(
         let mut rows = rows;
         while !rows.is_empty() {
             let rest = rows.split_off(per_statement.min(rows.len()));
-            out.extend(Box::pin(insert_rows(conn, head, columns, rows, returning)).await?);
+            out.extend(Box::pin(insert_rows(conn, dialect, head, columns, rows, returning)).await?);
             rows = rest;
         }
         return Ok(out);
@@ -60,8 +68,7 @@ async fn insert_rows(
             if c > 0 {
                 sql.push(',');
             }
-            sql.push('$');
-            sql.push_str(&n.to_string());
+            sql.push_str(&placeholder(dialect, n));
         }
         sql.push(')');
     }
@@ -84,6 +91,7 @@ async fn insert_rows(
 /// three statements per chunk. Notice numbers must be assigned.
 pub(crate) async fn insert_positions(
     conn: &mut AnyConnection,
+    dialect: Dialect,
     ente: &str,
     positions: &[DebtPosition],
     now: DateTime<Utc>,
@@ -132,6 +140,7 @@ pub(crate) async fn insert_positions(
             .collect();
         let returned = insert_rows(
             conn,
+            dialect,
             "INSERT INTO debt_positions (ente, iupd, debtor_type, debtor_fiscal_code, debtor_name,
                 debtor_street, debtor_civic, debtor_postal_code, debtor_city, debtor_province,
                 debtor_region, debtor_country, debtor_email, debtor_phone, company_name, office_name,
@@ -213,6 +222,7 @@ pub(crate) async fn insert_positions(
         for part in options.chunks_mut(1_000) {
             insert_rows(
                 conn,
+                dialect,
                 "INSERT INTO payment_options (ente, iuv, notice_number, position_id, option_index, amount,
                     description, is_partial_payment, due_date, retention_date, fee, notification_fee,
                     status, payment_date, reporting_date, metadata)",
@@ -225,6 +235,7 @@ pub(crate) async fn insert_positions(
         for part in transfers.chunks_mut(1_000) {
             insert_rows(
                 conn,
+                dialect,
                 "INSERT INTO transfers (ente, iuv, id_transfer, amount, organization_fiscal_code,
                     company_name, remittance_information, category, iban, postal_iban, stamp, metadata,
                     quotas, reported)",
@@ -238,20 +249,30 @@ pub(crate) async fn insert_positions(
     Ok(())
 }
 
-/// The stored state of those keys (iupd -> status) that exist, in one query.
+/// `ente = <p1> AND <column> IN (<p2>, ...)` in the dialect's placeholders.
+fn in_list(dialect: Dialect, column: &str, n: usize) -> String {
+    let list = (0..n)
+        .map(|i| placeholder(dialect, i + 2))
+        .collect::<Vec<_>>()
+        .join(",");
+    format!(
+        "ente = {} AND {column} IN ({list})",
+        placeholder(dialect, 1)
+    )
+}
+
+/// The stored state of those keys (iupd -> status) that exist.
 pub(crate) async fn statuses(
     conn: &mut AnyConnection,
+    dialect: Dialect,
     ente: &str,
     iupds: &[String],
 ) -> Result<HashMap<String, String>> {
     let mut out = HashMap::new();
     for chunk in iupds.chunks(PARAMS_PER_STATEMENT) {
-        let placeholders = (0..chunk.len())
-            .map(|i| format!("${}", i + 2))
-            .collect::<Vec<_>>()
-            .join(",");
         let sql = format!(
-            "SELECT iupd, status FROM debt_positions WHERE ente = $1 AND iupd IN ({placeholders})"
+            "SELECT iupd, status FROM debt_positions WHERE {}",
+            in_list(dialect, "iupd", chunk.len())
         );
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(ente);
         for k in chunk {
@@ -264,20 +285,19 @@ pub(crate) async fn statuses(
     Ok(out)
 }
 
-/// Which of these IUVs the Ente already uses, in one query per thousand.
+/// Which of these IUVs the Ente already uses.
 pub(crate) async fn taken(
     conn: &mut AnyConnection,
+    dialect: Dialect,
     ente: &str,
     iuvs: &[String],
 ) -> Result<Vec<String>> {
     let mut out = Vec::new();
     for chunk in iuvs.chunks(PARAMS_PER_STATEMENT) {
-        let placeholders = (0..chunk.len())
-            .map(|i| format!("${}", i + 2))
-            .collect::<Vec<_>>()
-            .join(",");
-        let sql =
-            format!("SELECT iuv FROM payment_options WHERE ente = $1 AND iuv IN ({placeholders})");
+        let sql = format!(
+            "SELECT iuv FROM payment_options WHERE {}",
+            in_list(dialect, "iuv", chunk.len())
+        );
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(ente);
         for k in chunk {
             q = q.bind(k.clone());

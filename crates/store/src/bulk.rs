@@ -594,7 +594,8 @@ impl Bulk {
         &mut self,
         iupds: &[String],
     ) -> Result<std::collections::HashMap<String, Existing>> {
-        let raw = crate::batch::statuses(&mut self.tx, &self.ente, iupds).await?;
+        let raw =
+            crate::batch::statuses(&mut self.tx, self.store.dialect, &self.ente, iupds).await?;
         raw.into_iter()
             .map(|(k, s)| {
                 let status = s
@@ -607,10 +608,12 @@ impl Bulk {
 
     /// Which of these IUVs the Ente already uses (batched).
     pub async fn taken_many(&mut self, iuvs: &[String]) -> Result<HashSet<String>> {
-        Ok(crate::batch::taken(&mut self.tx, &self.ente, iuvs)
-            .await?
-            .into_iter()
-            .collect())
+        Ok(
+            crate::batch::taken(&mut self.tx, self.store.dialect, &self.ente, iuvs)
+                .await?
+                .into_iter()
+                .collect(),
+        )
     }
 
     /// Inserts validated new positions with multi-row statements, publishing
@@ -639,6 +642,14 @@ impl Bulk {
             p.last_updated_date = Some(now);
             p.publish(now)?;
         }
-        crate::batch::insert_positions(&mut self.tx, &self.ente, positions, now, &self.origin).await
+        crate::batch::insert_positions(
+            &mut self.tx,
+            self.store.dialect,
+            &self.ente,
+            positions,
+            now,
+            &self.origin,
+        )
+        .await
     }
 }
