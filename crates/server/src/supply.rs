@@ -422,6 +422,80 @@ impl Loader<'_> {
     }
 }
 
+enum Produced {
+    /// A row that could not be read, ruled or grouped.
+    Rejected(Vec<RowError>),
+    /// Groups to check and write, and the rows read so far.
+    Chunk(Vec<Group>, u64),
+    Done(u64),
+}
+
+/// The reading side of a load, on its own thread.
+fn produce(
+    layout: &Layout,
+    records: Box<dyn Iterator<Item = read::RecordResult> + Send>,
+    tx: &tokio::sync::mpsc::Sender<Produced>,
+) {
+    let mut grouper = Grouper::new();
+    let mut pending: Group = Vec::new();
+    let mut chunk: Vec<Group> = Vec::new();
+    let mut rows_read = 0u64;
+    let send = |m: Produced| tx.blocking_send(m).is_ok();
+    for next in records {
+        rows_read += 1;
+        let record = match next {
+            Ok(r) => r,
+            Err(e) => {
+                let error = RowError {
+                    line: e.line,
+                    field: String::new(),
+                    value: String::new(),
+                    code: e.code,
+                    message: e.message,
+                };
+                if !send(Produced::Rejected(vec![error])) {
+                    return;
+                }
+                continue;
+            }
+        };
+        let row = match normalize::row(layout, &record) {
+            Ok(r) => r,
+            Err(errors) => {
+                if !send(Produced::Rejected(errors)) {
+                    return;
+                }
+                continue;
+            }
+        };
+        match grouper.push(row.clone()) {
+            Err(e) => {
+                if !send(Produced::Rejected(vec![e])) {
+                    return;
+                }
+            }
+            Ok(previous) => {
+                if previous.is_some() {
+                    chunk.push(std::mem::take(&mut pending));
+                    if chunk.len() >= CHUNK
+                        && !send(Produced::Chunk(std::mem::take(&mut chunk), rows_read))
+                    {
+                        return;
+                    }
+                }
+                pending.push((row, record));
+            }
+        }
+    }
+    if grouper.finish().is_some() {
+        chunk.push(std::mem::take(&mut pending));
+    }
+    if !chunk.is_empty() && !send(Produced::Chunk(chunk, rows_read)) {
+        return;
+    }
+    send(Produced::Done(rows_read));
+}
+
 /// A position to move out of a slot; never stored.
 fn placeholder() -> DebtPosition {
     DebtPosition {
@@ -479,7 +553,7 @@ pub async fn load(
         .into_iter()
         .map(|s| (s.code.clone(), s))
         .collect();
-    let mut records = read::records(layout, open()?)?;
+    let records = read::records(layout, open()?)?;
     let mut loader = Loader {
         store,
         default_service: default_service.map(str::to_string),
@@ -497,58 +571,24 @@ pub async fn load(
         layout,
         csv_header_written: false,
     });
-    let mut grouper = Grouper::new();
-    let mut pending: Group = Vec::new();
-    let mut chunk: Vec<Group> = Vec::new();
-    for next in records.by_ref() {
-        loader.report.rows_read += 1;
-        if loader.report.rows_read % 1000 == 0 {
-            progress(loader.report.rows_read as u64);
-        }
-        let record = match next {
-            Ok(r) => r,
-            Err(e) => {
-                loader.reject(
-                    vec![RowError {
-                        line: e.line,
-                        field: String::new(),
-                        value: String::new(),
-                        code: e.code,
-                        message: e.message,
-                    }],
-                    1,
-                );
-                continue;
+    // Reading, decoding, the layout's rules and grouping run on a thread of
+    // their own, a chunk ahead of the checks and writes: on two cores the
+    // file is parsed while the database works.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Produced>(2);
+    let producer_layout = layout.clone();
+    let producer = tokio::task::spawn_blocking(move || produce(&producer_layout, records, &tx));
+    while let Some(message) = rx.recv().await {
+        match message {
+            Produced::Rejected(errors) => loader.reject(errors, 1),
+            Produced::Chunk(chunk, rows_read) => {
+                loader.report.rows_read = rows_read as i64;
+                progress(rows_read);
+                loader.chunk(chunk, &mut writer).await?;
             }
-        };
-        let row = match normalize::row(layout, &record) {
-            Ok(r) => r,
-            Err(errors) => {
-                loader.reject(errors, 1);
-                continue;
-            }
-        };
-        match grouper.push(row.clone()) {
-            Err(e) => loader.reject(vec![e], 1),
-            Ok(previous) => {
-                if previous.is_some() {
-                    chunk.push(std::mem::take(&mut pending));
-                    if chunk.len() >= CHUNK {
-                        loader
-                            .chunk(std::mem::take(&mut chunk), &mut writer)
-                            .await?;
-                    }
-                }
-                pending.push((row, record));
-            }
+            Produced::Done(rows_read) => loader.report.rows_read = rows_read as i64,
         }
     }
-    if grouper.finish().is_some() {
-        chunk.push(std::mem::take(&mut pending));
-    }
-    if !chunk.is_empty() {
-        loader.chunk(chunk, &mut writer).await?;
-    }
+    let _ = producer.await;
     progress(loader.report.rows_read as u64);
     let mut report = loader.report;
     if loader.dropped_errors > 0 {
