@@ -371,6 +371,33 @@ fn elements_of<'a>(item: &'a serde_json::Value, path: Option<&str>) -> Vec<&'a s
         .unwrap_or_default()
 }
 
+/// Formats that must be read whole (JSON, spreadsheets, ZIPs) are limited to
+/// this size; line-based formats stream and have no limit.
+pub const MAX_WHOLE_FILE_BYTES: u64 = 256 * 1024 * 1024;
+
+/// Reads a whole file, refusing one larger than [`MAX_WHOLE_FILE_BYTES`].
+fn read_whole(reader: impl Read, layout: &str) -> Result<Vec<u8>, FileError> {
+    read_whole_limited(reader, layout, MAX_WHOLE_FILE_BYTES)
+}
+
+fn read_whole_limited(reader: impl Read, layout: &str, limit: u64) -> Result<Vec<u8>, FileError> {
+    let mut bytes = Vec::new();
+    reader
+        .take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| FileError::Io(e.to_string()))?;
+    if bytes.len() as u64 > limit {
+        return Err(FileError::WrongLayout {
+            layout: layout.to_string(),
+            reason: format!(
+                "file troppo grande per questo formato (oltre {} MiB): usare un tracciato a righe",
+                limit >> 20
+            ),
+        });
+    }
+    Ok(bytes)
+}
+
 fn elements_index(all: &[&serde_json::Value], e: &serde_json::Value) -> Option<usize> {
     all.iter().position(|x| std::ptr::eq(*x, e))
 }
@@ -385,10 +412,8 @@ fn json(
         layout: layout.name.clone(),
         reason,
     };
-    let mut text = String::new();
-    reader
-        .read_to_string(&mut text)
-        .map_err(|_| wrong("il file non è testo UTF-8".into()))?;
+    let bytes = read_whole(&mut reader, &layout.name)?;
+    let text = String::from_utf8(bytes).map_err(|_| wrong("il file non è testo UTF-8".into()))?;
     let doc: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| wrong(format!("JSON non valido: {e}")))?;
     let mut node = &doc;
@@ -504,10 +529,7 @@ fn unzip_single<R: Read>(mut reader: R, layout: &str) -> Result<Vec<u8>, FileErr
         layout: layout.to_string(),
         reason,
     };
-    let mut bytes = Vec::new();
-    reader
-        .read_to_end(&mut bytes)
-        .map_err(|e| FileError::Io(e.to_string()))?;
+    let bytes = read_whole(&mut reader, layout)?;
     zip_guard(&bytes, layout)?;
     let mut archive =
         zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|e| wrong(e.to_string()))?;
@@ -565,10 +587,7 @@ fn spreadsheet<R: Read>(
         layout: layout.name.clone(),
         reason,
     };
-    let mut bytes = Vec::new();
-    reader
-        .read_to_end(&mut bytes)
-        .map_err(|e| FileError::Io(e.to_string()))?;
+    let bytes = read_whole(&mut reader, &layout.name)?;
     zip_guard(&bytes, &layout.name)?;
     let mut book = calamine::open_workbook_auto_from_rs(std::io::Cursor::new(bytes))
         .map_err(|e| wrong(format!("non è un foglio XLSX o ODS: {e}")))?;
@@ -621,4 +640,28 @@ fn spreadsheet<R: Read>(
         })
         .collect();
     Ok(Box::new(records.into_iter()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn whole_file_formats_have_a_size_limit() {
+        let small = read_whole_limited(&b"0123456789"[..], "x", 10).unwrap();
+        assert_eq!(small.len(), 10);
+        let err = read_whole_limited(&b"0123456789A"[..], "x", 10).unwrap_err();
+        assert!(err.to_string().contains("troppo grande"), "{err}");
+    }
+
+    #[test]
+    fn latin1_is_byte_for_byte_and_utf8_is_checked() {
+        assert_eq!(
+            decode(&[0x80, 0xE9], Encoding::Iso8859_1).unwrap(),
+            "\u{80}é"
+        );
+        assert_eq!(decode(&[0x80, 0xE9], Encoding::Windows1252).unwrap(), "€é");
+        assert_eq!(decode(&[0xA4], Encoding::Iso8859_15).unwrap(), "€");
+        assert!(decode(&[0xE9], Encoding::Utf8).is_none());
+    }
 }
