@@ -278,9 +278,9 @@ impl Bulk {
             .ok_or_else(|| StoreError::Corrupt("empty IUV block".into()))
     }
 
-    /// Inserts a new, validated position, publishing it; assigns IUVs where
-    /// it has none.
-    pub async fn insert(&mut self, p: &mut DebtPosition, now: DateTime<Utc>) -> Result<()> {
+    /// Gives a new position its notice numbers (from the coordinator where
+    /// it brought no IUV) and publishes it.
+    async fn prepare_new(&mut self, p: &mut DebtPosition, now: DateTime<Utc>) -> Result<()> {
         for o in &mut p.options {
             if o.iuv.is_none() {
                 let nav = self.next_nav().await?;
@@ -298,6 +298,13 @@ impl Bulk {
         p.inserted_date = Some(now);
         p.last_updated_date = Some(now);
         p.publish(now)?;
+        Ok(())
+    }
+
+    /// Inserts a new, validated position, publishing it; assigns IUVs where
+    /// it has none.
+    pub async fn insert(&mut self, p: &mut DebtPosition, now: DateTime<Utc>) -> Result<()> {
+        self.prepare_new(p, now).await?;
         match insert_position_full(
             &mut self.tx,
             &self.ente,
@@ -624,23 +631,7 @@ impl Bulk {
         now: DateTime<Utc>,
     ) -> Result<()> {
         for p in positions.iter_mut() {
-            for o in &mut p.options {
-                if o.iuv.is_none() {
-                    let nav = self.next_nav().await?;
-                    o.iuv = Some(nav.as_str()[1..].to_string());
-                    o.notice_number = Some(nav);
-                } else if o.notice_number.is_none() {
-                    let iuv = o.iuv.clone().unwrap_or_default();
-                    o.notice_number = Some(
-                        incasso_core::codes::notice::notice_number_from_iuv(3, None, &iuv)
-                            .map_err(|e| StoreError::Conflict(format!("IUV {iuv}: {e}")))?,
-                    );
-                }
-            }
-            p.status = PositionStatus::Draft;
-            p.inserted_date = Some(now);
-            p.last_updated_date = Some(now);
-            p.publish(now)?;
+            self.prepare_new(p, now).await?;
         }
         crate::batch::insert_positions(
             &mut self.tx,
