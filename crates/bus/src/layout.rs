@@ -121,6 +121,10 @@ pub struct OperationRule {
     pub update: Vec<String>,
     #[serde(default)]
     pub cancel: Vec<String>,
+    /// What any other value means (`insert`, `update` or `cancel`); absent,
+    /// another value is an error on its row.
+    #[serde(default)]
+    pub otherwise: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

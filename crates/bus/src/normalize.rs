@@ -187,6 +187,13 @@ pub fn row(layout: &Layout, r: &Record) -> Result<Row, Vec<RowError>> {
             } else if rule.insert.iter().any(|x| x == v) || (rule.insert.is_empty() && v.is_empty())
             {
                 Op::Insert
+            } else if let Some(op) = rule.otherwise.as_deref().and_then(|o| match o {
+                "insert" => Some(Op::Insert),
+                "update" => Some(Op::Update),
+                "cancel" => Some(Op::Cancel),
+                _ => None,
+            }) {
+                op
             } else {
                 errors.push(RowError {
                     line: r.line,
@@ -288,6 +295,15 @@ fn err(
 /// Builds a position from the rows of one key (each row one payment option).
 pub fn build(rows: &[Row], ctx: &Context<'_>) -> Result<Built, Vec<RowError>> {
     let first = &rows[0];
+    // A cancellation needs only its key: the position built is empty.
+    if first.op == Op::Cancel {
+        return Ok(Built {
+            key: first.key.clone(),
+            op: Op::Cancel,
+            lines: rows.iter().map(|r| r.line).collect(),
+            position: empty_position(&first.key, ctx),
+        });
+    }
     let mut errors = Vec::new();
     let v = |r: &Row, k: &str| r.values.get(k).cloned();
     let service_code = v(first, "service").or(ctx.default_service.map(str::to_string));
@@ -565,6 +581,37 @@ pub fn build(rows: &[Row], ctx: &Context<'_>) -> Result<Built, Vec<RowError>> {
         lines,
         position,
     })
+}
+
+fn empty_position(key: &str, ctx: &Context<'_>) -> DebtPosition {
+    DebtPosition {
+        iupd: key.to_string(),
+        debtor: Debtor {
+            kind: DebtorType::F,
+            fiscal_code: String::new(),
+            full_name: String::new(),
+            street_name: None,
+            civic_number: None,
+            postal_code: None,
+            city: None,
+            province: None,
+            region: None,
+            country: None,
+            email: None,
+            phone: None,
+        },
+        company_name: ctx.ente.name.clone(),
+        office_name: None,
+        validity_date: None,
+        switch_to_expired: false,
+        pay_stand_in: true,
+        status: PositionStatus::Draft,
+        inserted_date: None,
+        publish_date: None,
+        payment_date: None,
+        last_updated_date: None,
+        options: Vec::new(),
+    }
 }
 
 /// MyPay's `bilancio`: the accertamenti (with their amounts) a dovuto is

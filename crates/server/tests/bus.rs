@@ -277,6 +277,26 @@ async fn govpay_and_gpd_samples_load() {
                 .contains(",301"),
             "numeroAvviso filled"
         );
+        // GovPay's annullamento: the same keys with importo 0 cancel them.
+        let text =
+            std::fs::read_to_string(dir.join("tracciato-pendenze-annullamento.csv")).unwrap();
+        let cancel = govpay(&text.replace("{importo},2019", "0,2019"));
+        let (r, _) = load_bytes(&store, &builtin("govpay-csv"), None, cancel).await;
+        let report = r.unwrap();
+        assert_eq!(
+            report.positions_cancelled, 4,
+            "{backend:?} {:?}",
+            report.errors
+        );
+        assert_eq!(
+            store
+                .get_position(A, "PND-2")
+                .await
+                .unwrap()
+                .position
+                .status,
+            PositionStatus::Invalid
+        );
         // The v10 traffic-fine document: reduced and discounted pendenze.
         let text = std::fs::read_to_string(dir.join("tracciato-pendenze-v10.csv")).unwrap();
         let (r, _) = load_bytes(
