@@ -1001,3 +1001,94 @@ async fn ods_spreadsheet_supply() {
         );
     }
 }
+
+/// An XLSX spreadsheet (the format Excel saves), the smallest valid one.
+#[tokio::test]
+async fn xlsx_spreadsheet_supply() {
+    let cols = ["A", "B", "C", "D", "E", "F", "G", "H"];
+    let text_cell = |r: usize, c: usize, v: &str| {
+        format!(
+            r#"<c r="{}{r}" t="inlineStr"><is><t>{v}</t></is></c>"#,
+            cols[c]
+        )
+    };
+    let num_cell = |r: usize, c: usize, v: f64| format!(r#"<c r="{}{r}"><v>{v}</v></c>"#, cols[c]);
+    let header = [
+        "codice",
+        "servizio",
+        "codice_fiscale",
+        "nominativo",
+        "rata",
+        "importo",
+        "causale",
+        "scadenza",
+    ];
+    let mut rows = format!(
+        r#"<row r="1">{}</row>"#,
+        header
+            .iter()
+            .enumerate()
+            .map(|(c, h)| text_cell(1, c, h))
+            .collect::<String>()
+    );
+    for (r, (code, amount)) in [(2usize, ("XL-1", 99.9)), (3, ("XL-2", 1234.56))] {
+        rows += &format!(
+            r#"<row r="{r}">{}{}{}{}{}{}{}{}</row>"#,
+            text_cell(r, 0, code),
+            text_cell(r, 1, "TARI"),
+            text_cell(r, 2, "RSSMRA85T10A562S"),
+            text_cell(r, 3, "Mario Rossi"),
+            num_cell(r, 4, 0.0),
+            num_cell(r, 5, amount),
+            text_cell(r, 6, "TARI 2027"),
+            text_cell(r, 7, "31/12/2027"),
+        );
+    }
+    let sheet = format!(
+        r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?><worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData>{rows}</sheetData></worksheet>"#
+    );
+    let xlsx = zip_of(&[
+        ("[Content_Types].xml", br#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/><Default Extension="xml" ContentType="application/xml"/><Override PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/><Override PartName="/xl/worksheets/sheet1.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/></Types>"#),
+        ("_rels/.rels", br#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" Target="xl/workbook.xml"/></Relationships>"#),
+        ("xl/workbook.xml", br#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?><workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"><sheets><sheet name="Foglio1" sheetId="1" r:id="rId1"/></sheets></workbook>"#),
+        ("xl/_rels/workbook.xml.rels", br#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/worksheet" Target="worksheets/sheet1.xml"/></Relationships>"#),
+        ("xl/worksheets/sheet1.xml", sheet.as_bytes()),
+    ]);
+    let mut layout = builtin("incasso-csv");
+    layout.format = incasso_bus::layout::Format::Spreadsheet {
+        sheet: Some("Foglio1".into()),
+        header_row: 1,
+    };
+    layout.fields.get_mut("option.amount").unwrap().amount =
+        Some(incasso_bus::layout::AmountFormat::Dot);
+    for backend in backends() {
+        let store = store(backend).await;
+        let (r, _) = load_bytes(&store, &layout, None, xlsx.clone()).await;
+        let report = r.unwrap();
+        assert_eq!(
+            report.positions_created, 2,
+            "{backend:?} {:?}",
+            report.errors
+        );
+        assert_eq!(
+            store
+                .get_position(A, "XL-2")
+                .await
+                .unwrap()
+                .position
+                .options[0]
+                .amount,
+            Cents(123_456)
+        );
+        assert_eq!(
+            store
+                .get_position(A, "XL-1")
+                .await
+                .unwrap()
+                .position
+                .options[0]
+                .amount,
+            Cents(9_990)
+        );
+    }
+}
