@@ -85,6 +85,9 @@ struct OutcomeWriter<'w> {
     out: &'w mut (dyn Write + Send),
     layout: &'w Layout,
     csv_header_written: bool,
+    /// JSON: (record, element of the exploded array, notice number, IUV),
+    /// written into the original document at the end.
+    json_marks: Vec<(usize, Option<usize>, String, String)>,
 }
 
 impl OutcomeWriter<'_> {
@@ -151,11 +154,74 @@ impl OutcomeWriter<'_> {
                 self.out
                     .write_all(&encode(text.as_bytes(), self.layout.encoding))
             }
-            Format::Json { .. } | Format::Spreadsheet { .. } => {
+            Format::Json { .. } => {
+                let element = r.get("@index").and_then(|i| i.parse::<usize>().ok());
+                self.json_marks
+                    .push((r.line, element, nav.to_string(), iuv.to_string()));
+                Ok(())
+            }
+            Format::Spreadsheet { .. } => {
                 let line = serde_json::json!({"line": r.line, "noticeNumber": nav, "iuv": iuv});
                 writeln!(self.out, "{line}")
             }
         }
+    }
+}
+
+impl OutcomeWriter<'_> {
+    /// JSON supplies come back as the same document, with the notice number
+    /// and IUV written into each record (or exploded element) where the
+    /// layout's `outcome` says (`@.name` for a field of the element).
+    fn finish(
+        &mut self,
+        open: &(dyn Fn() -> std::io::Result<Box<dyn Read + Send>> + Sync),
+    ) -> std::io::Result<()> {
+        let Format::Json { records, explode } = &self.layout.format else {
+            return Ok(());
+        };
+        let mut text = String::new();
+        open()?.read_to_string(&mut text)?;
+        let mut doc: serde_json::Value =
+            serde_json::from_str(&text).map_err(std::io::Error::other)?;
+        let mut node = &mut doc;
+        for part in records.split('.').filter(|p| !p.is_empty()) {
+            node = node
+                .get_mut(part)
+                .ok_or_else(|| std::io::Error::other("records path"))?;
+        }
+        let Some(items) = node.as_array_mut() else {
+            return Ok(());
+        };
+        for (line, element, nav, iuv) in &self.json_marks {
+            let Some(item) = items.get_mut(line.saturating_sub(1)) else {
+                continue;
+            };
+            let target = match (explode, element) {
+                (Some(path), Some(k)) => {
+                    let mut n = Some(item);
+                    for part in path.split('.') {
+                        n = n.and_then(|v| v.get_mut(part));
+                    }
+                    n.and_then(|a| a.get_mut(k.saturating_sub(1)))
+                }
+                _ => Some(item),
+            };
+            let Some(serde_json::Value::Object(obj)) = target else {
+                continue;
+            };
+            for (field, value) in [
+                (&self.layout.outcome.notice_number, nav),
+                (&self.layout.outcome.iuv, iuv),
+            ] {
+                if let Some(field) = field
+                    && !value.is_empty()
+                {
+                    let name = field.strip_prefix("@.").unwrap_or(field);
+                    obj.insert(name.to_string(), serde_json::Value::String(value.clone()));
+                }
+            }
+        }
+        serde_json::to_writer_pretty(&mut *self.out, &doc).map_err(std::io::Error::other)
     }
 }
 
@@ -570,6 +636,7 @@ pub async fn load(
         out,
         layout,
         csv_header_written: false,
+        json_marks: Vec::new(),
     });
     // Reading, decoding, the layout's rules and grouping run on a thread of
     // their own, a chunk ahead of the checks and writes: on two cores the
@@ -589,6 +656,9 @@ pub async fn load(
         }
     }
     let _ = producer.await;
+    if let Some(w) = writer.as_mut() {
+        w.finish(open)?;
+    }
     progress(loader.report.rows_read as u64);
     let mut report = loader.report;
     if loader.dropped_errors > 0 {

@@ -372,7 +372,7 @@ async fn govpay_and_gpd_samples_load() {
             .replace("\"2027-01-21", "\"2028-01-21")
             .replace("\"2026-", "\"2027-")
             .replace("JHNDOE00A01F205N", "RSSMRA85T10A562S");
-        let (r, _) = load_bytes(&store, &builtin("gpd-json"), None, json.into_bytes()).await;
+        let (r, outcome) = load_bytes(&store, &builtin("gpd-json"), None, json.into_bytes()).await;
         let report = r.unwrap();
         assert_eq!(report.status, "LOADED", "{backend:?} {:?}", report.errors);
         let p = store
@@ -385,6 +385,13 @@ async fn govpay_and_gpd_samples_load() {
             Some(iuv.as_str()),
             "the application's IUV is kept"
         );
+        // The outcome is the same GPD document, with the option's nav set.
+        let doc: serde_json::Value = serde_json::from_slice(&outcome).unwrap();
+        assert_eq!(
+            doc["paymentPositions"][0]["paymentOption"][0]["nav"],
+            format!("3{iuv}")
+        );
+        assert_eq!(doc["paymentPositions"][0]["fullName"], "John Doe");
         assert_eq!(p.options[0].amount, Cents(8_000));
     }
 }
