@@ -185,7 +185,7 @@ fn delimited(
         .delimiter(separator as u8)
         .quote(quote as u8)
         .has_headers(header)
-        .flexible(false)
+        .flexible(true)
         .from_reader(reader);
     let encoding = layout.encoding;
     let names: Vec<String> = if header {
@@ -261,6 +261,14 @@ fn delimited(
                         message: format!("riga irregolare: {} campi invece di {expected}", r.len()),
                     }));
                 }
+                if r.iter().any(|f| f.contains(&0)) {
+                    // PostgreSQL refuses NUL in text; no supply needs it.
+                    return Some(Err(ReadError {
+                        line,
+                        code: "BAD_CHARACTER",
+                        message: "la riga contiene un carattere nullo (NUL)".into(),
+                    }));
+                }
                 match r
                     .iter()
                     .map(|f| decode(f, encoding))
@@ -312,6 +320,13 @@ fn fixed(
             }
             if line_no <= skip_lines || bytes.iter().all(|b| *b == b' ') {
                 continue;
+            }
+            if bytes.contains(&0) {
+                return Some(Err(ReadError {
+                    line: line_no,
+                    code: "BAD_CHARACTER",
+                    message: "la riga contiene un carattere nullo (NUL)".into(),
+                }));
             }
             let Some(text) = decode(&bytes, encoding) else {
                 return Some(Err(wrong_encoding(line_no, encoding)));

@@ -49,6 +49,23 @@ pub async fn export(
     layout: &Layout,
     consumer: &str,
 ) -> Result<(Vec<u8>, usize), StoreError> {
+    let (bytes, items) = prepare(store, ente, layout, consumer).await?;
+    if let Some(last) = items.last() {
+        store
+            .advance_export_cursor(ente, &layout.name, consumer, last)
+            .await?;
+    }
+    Ok((bytes, items.len()))
+}
+
+/// The export document without moving the cursor: the caller moves it once
+/// the document is delivered (the outbox, after its file is in place).
+pub async fn prepare(
+    store: &Store,
+    ente: &str,
+    layout: &Layout,
+    consumer: &str,
+) -> Result<(Vec<u8>, Vec<PaidItem>), StoreError> {
     let Some(spec) = &layout.export else {
         return Err(StoreError::Conflict(format!(
             "il tracciato {} non prevede un'esportazione",
@@ -88,5 +105,5 @@ pub async fn export(
             }
         }
     }
-    Ok((out, items.len()))
+    Ok((out, items))
 }

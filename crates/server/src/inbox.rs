@@ -188,18 +188,28 @@ pub async fn export_once(store: &Store, data_dir: &Path) -> Vec<PathBuf> {
             if l.export.is_none() {
                 continue;
             }
-            match crate::export::export(store, &ente_name, &l, "outbox").await {
-                Ok((bytes, n)) if n > 0 => {
+            match crate::export::prepare(store, &ente_name, &l, "outbox").await {
+                Ok((bytes, items)) if !items.is_empty() => {
                     let dir = data_dir.join("outbox").join(&ente_name).join(&layout_name);
                     let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.6f");
                     let tmp = dir.join(format!(".pagamenti-{stamp}.tmp"));
                     let file = dir.join(format!("pagamenti-{stamp}.csv"));
-                    // Written aside, then renamed: a reader never sees half a file.
+                    // Written aside, then renamed: a reader never sees half a
+                    // file; the cursor moves only once the file is in place.
                     if std::fs::create_dir_all(&dir).is_ok()
                         && std::fs::write(&tmp, &bytes).is_ok()
                         && std::fs::rename(&tmp, &file).is_ok()
+                        && let Some(last) = items.last()
                     {
-                        written.push(file);
+                        match store
+                            .advance_export_cursor(&ente_name, &layout_name, "outbox", last)
+                            .await
+                        {
+                            Ok(()) => written.push(file),
+                            Err(e) => {
+                                tracing::warn!(error = %e, "outbox cursor not moved; the file will be written again")
+                            }
+                        }
                     }
                 }
                 Ok(_) => {}

@@ -251,6 +251,8 @@ struct Loader<'a> {
     all_or_nothing: bool,
     seen_iuvs: HashSet<String>,
     dropped_errors: usize,
+    /// Keys with a row refused before grouping: their positions are refused.
+    broken_keys: HashSet<String>,
 }
 
 /// Groups checked and written together: one query for their keys, one
@@ -293,6 +295,21 @@ impl Loader<'_> {
         let mut rejections = Vec::new();
         for g in &groups {
             let rows: Vec<Row> = g.iter().map(|(r, _)| r.clone()).collect();
+            if self.broken_keys.contains(&rows[0].key) {
+                let errors = rows
+                    .iter()
+                    .map(|r| RowError {
+                        line: r.line,
+                        field: "key".into(),
+                        value: r.key.clone(),
+                        code: "INCOMPLETE_POSITION",
+                        message: "un'altra riga della stessa posizione è stata scartata".into(),
+                    })
+                    .collect();
+                rejections.push((errors, rows.len()));
+                built.push(None);
+                continue;
+            }
             match normalize::build(&rows, &ctx) {
                 Ok(b) => built.push(Some(b)),
                 Err(errors) => {
@@ -436,6 +453,17 @@ impl Loader<'_> {
                 Op::Update => {
                     self.report.positions_updated += 1;
                     if self.writing() {
+                        // Options resent without their IUV keep the notice
+                        // numbers they have (by order): debtors may hold them.
+                        let kept = self.bulk.notice_numbers(&b.key).await?;
+                        for (o, (nav, iuv)) in b.position.options.iter_mut().zip(kept) {
+                            if o.iuv.is_none() {
+                                o.notice_number = incasso_core::codes::NoticeNumber::parse(&nav)
+                                    .ok()
+                                    .map(|p| p.notice_number);
+                                o.iuv = Some(iuv);
+                            }
+                        }
                         self.bulk.replace(&mut b.position, now).await?;
                     }
                 }
@@ -491,6 +519,9 @@ impl Loader<'_> {
 enum Produced {
     /// A row that could not be read, ruled or grouped.
     Rejected(Vec<RowError>),
+    /// A row refused by the layout's rules, with the key it would have had:
+    /// the rest of that position is refused too.
+    RejectedRow(Vec<RowError>, String),
     /// Groups to check and write, and the rows read so far.
     Chunk(Vec<Group>, u64),
     Done(u64),
@@ -528,7 +559,14 @@ fn produce(
         let row = match normalize::row(layout, &record) {
             Ok(r) => r,
             Err(errors) => {
-                if !send(Produced::Rejected(errors)) {
+                // The position this row belonged to must not load without it.
+                let key = layout
+                    .key
+                    .iter()
+                    .map(|k| record.get(k).unwrap_or("").trim().to_string())
+                    .collect::<Vec<_>>()
+                    .join("-");
+                if !send(Produced::RejectedRow(errors, key)) {
                     return;
                 }
                 continue;
@@ -631,6 +669,7 @@ pub async fn load(
         all_or_nothing: layout.all_or_nothing,
         seen_iuvs: HashSet::new(),
         dropped_errors: 0,
+        broken_keys: HashSet::new(),
     };
     let mut writer = outcome.map(|out| OutcomeWriter {
         out,
@@ -644,18 +683,33 @@ pub async fn load(
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Produced>(2);
     let producer_layout = layout.clone();
     let producer = tokio::task::spawn_blocking(move || produce(&producer_layout, records, &tx));
+    let mut finished = false;
     while let Some(message) = rx.recv().await {
         match message {
             Produced::Rejected(errors) => loader.reject(errors, 1),
+            Produced::RejectedRow(errors, key) => {
+                loader.reject(errors, 1);
+                loader.broken_keys.insert(key);
+            }
             Produced::Chunk(chunk, rows_read) => {
                 loader.report.rows_read = rows_read as i64;
                 progress(rows_read);
                 loader.chunk(chunk, &mut writer).await?;
             }
-            Produced::Done(rows_read) => loader.report.rows_read = rows_read as i64,
+            Produced::Done(rows_read) => {
+                loader.report.rows_read = rows_read as i64;
+                finished = true;
+            }
         }
     }
-    let _ = producer.await;
+    // A reader that stopped before the end (a panic) must not let what it
+    // read so far pass for the whole file.
+    if producer.await.is_err() || !finished {
+        loader.bulk.rollback().await?;
+        return Err(LoadError::Io(std::io::Error::other(
+            "lettura del file interrotta",
+        )));
+    }
     if let Some(w) = writer.as_mut() {
         w.finish(open)?;
     }

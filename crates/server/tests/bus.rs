@@ -195,7 +195,8 @@ async fn incasso_csv_loads_once_with_outcome_and_export() {
                     transfers_json: "[]".into(),
                     raw_xml: "<x/>".into(),
                 },
-                Utc::now(),
+                // Older than the export's lag (receipts are stamped before commit).
+                Utc::now() - chrono::Duration::seconds(5),
             )
             .await
             .unwrap();
@@ -539,6 +540,71 @@ OK-1;TARI;RSSMRA85T10A562S;Mario Rossi;0;10,00;;31/12/2027;;;A
             store.get_position(A, "OK-1").await.unwrap().position.status,
             PositionStatus::Invalid
         );
+        // An update resent without IUVs keeps the position's notice numbers.
+        let plan = "codice;servizio;codice_fiscale;nominativo;rata;importo;causale;scadenza;iuv;accertamento;operazione
+PLAN-1;TARI;RSSMRA85T10A562S;Mario Rossi;1;10,00;r1;31/12/2027;;;
+PLAN-1;TARI;RSSMRA85T10A562S;Mario Rossi;2;10,00;r2;31/12/2027;;;
+";
+        let (r, _) = load_bytes(&store, &layout, None, plan.as_bytes().to_vec()).await;
+        assert_eq!(r.unwrap().positions_created, 1);
+        let navs: Vec<_> = store
+            .get_position(A, "PLAN-1")
+            .await
+            .unwrap()
+            .position
+            .options
+            .iter()
+            .map(|o| o.notice_number.clone())
+            .collect();
+        let (r, _) = load_bytes(
+            &store,
+            &layout,
+            None,
+            plan.replace(";;;\n", ";;;M\n")
+                .replace("r1", "r1 bis")
+                .into_bytes(),
+        )
+        .await;
+        assert_eq!(r.unwrap().positions_updated, 1);
+        let after = store.get_position(A, "PLAN-1").await.unwrap().position;
+        assert_eq!(
+            after
+                .options
+                .iter()
+                .map(|o| o.notice_number.clone())
+                .collect::<Vec<_>>(),
+            navs,
+            "{backend:?}"
+        );
+        assert_eq!(after.options[0].description, "r1 bis");
+        // One bad row of a position refuses the whole position, not just the row.
+        let half = "codice;servizio;codice_fiscale;nominativo;rata;importo;causale;scadenza;iuv;accertamento;operazione
+HALF-1;TARI;RSSMRA85T10A562S;Mario Rossi;1;10,00;r1;31/12/2027;;;
+HALF-1;TARI;RSSMRA85T10A562S;Mario Rossi;2;dieci;r2;31/12/2027;;;
+HALF-1;TARI;RSSMRA85T10A562S;Mario Rossi;3;10,00;r3;31/12/2027;;;
+OTHER-9;TARI;RSSMRA85T10A562S;Mario Rossi;0;10,00;ok;31/12/2027;;;
+";
+        let (r, _) = load_bytes(&store, &layout, None, half.as_bytes().to_vec()).await;
+        let report = r.unwrap();
+        assert_eq!(report.positions_created, 1, "{:?}", report.errors);
+        assert!(
+            store.get_position(A, "HALF-1").await.is_err(),
+            "no position with a missing installment"
+        );
+        assert!(
+            report
+                .errors
+                .iter()
+                .any(|e| e.code == "INCOMPLETE_POSITION" && e.line == 2)
+        );
+        // A NUL byte: refused on its row (PostgreSQL could not store it).
+        let nul = "codice;servizio;codice_fiscale;nominativo;rata;importo;causale;scadenza;iuv;accertamento;operazione\nNUL-1;TARI;RSSMRA85T10A562S;Ma\0rio;0;10,00;x;31/12/2027;;;\n";
+        let (r, _) = load_bytes(&store, &layout, None, nul.as_bytes().to_vec()).await;
+        let report = r.unwrap();
+        assert_eq!(
+            (report.errors[0].line, report.errors[0].code),
+            (2, "BAD_CHARACTER")
+        );
         // A UTF-8 layout given Windows-1252 bytes: the wrong encoding, on its row.
         let latin = encoding_rs::WINDOWS_1252
             .encode("codice;servizio;codice_fiscale;nominativo;rata;importo;causale;scadenza;iuv;accertamento;operazione\nENC-1;TARI;RSSMRA85T10A562S;Niccolò;0;10,00;x;31/12/2027;;;\n")
@@ -803,7 +869,10 @@ async fn inbox_and_outbox_folders() {
             transfers_json: "[]".into(),
             raw_xml: "<x/>".into(),
         };
-        store.record_receipt(&receipt, Utc::now()).await.unwrap();
+        store
+            .record_receipt(&receipt, Utc::now() - chrono::Duration::seconds(5))
+            .await
+            .unwrap();
         let written = incasso_server::inbox::export_once(&store, &data).await;
         assert_eq!(written.len(), 1);
         let text = std::fs::read_to_string(&written[0]).unwrap();

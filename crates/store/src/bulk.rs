@@ -280,12 +280,19 @@ impl Bulk {
 
     /// Gives a new position its notice numbers (from the coordinator where
     /// it brought no IUV) and publishes it.
-    async fn prepare_new(&mut self, p: &mut DebtPosition, now: DateTime<Utc>) -> Result<()> {
-        for o in &mut p.options {
+    /// Returns the indices of the options whose IUV was generated.
+    async fn prepare_new(
+        &mut self,
+        p: &mut DebtPosition,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<usize>> {
+        let mut generated = Vec::new();
+        for (i, o) in p.options.iter_mut().enumerate() {
             if o.iuv.is_none() {
                 let nav = self.next_nav().await?;
                 o.iuv = Some(nav.as_str()[1..].to_string());
                 o.notice_number = Some(nav);
+                generated.push(i);
             } else if o.notice_number.is_none() {
                 let iuv = o.iuv.clone().unwrap_or_default();
                 o.notice_number = Some(
@@ -298,13 +305,70 @@ impl Bulk {
         p.inserted_date = Some(now);
         p.last_updated_date = Some(now);
         p.publish(now)?;
-        Ok(())
+        Ok(generated)
+    }
+
+    /// Generated IUVs must not be ones an application brought (in this
+    /// batch, or stored before): a clash would fail an insert, and on
+    /// PostgreSQL a failed statement aborts the whole supply. Clashing ones
+    /// are replaced with fresh numbers until none clashes.
+    async fn avoid_clashes(
+        &mut self,
+        positions: &mut [DebtPosition],
+        mut generated: Vec<(usize, usize)>,
+    ) -> Result<()> {
+        for _ in 0..8 {
+            if generated.is_empty() {
+                return Ok(());
+            }
+            let mine: HashSet<(usize, usize)> = generated.iter().copied().collect();
+            let brought: HashSet<String> = positions
+                .iter()
+                .enumerate()
+                .flat_map(|(p, pos)| {
+                    pos.options
+                        .iter()
+                        .enumerate()
+                        .map(move |(o, opt)| ((p, o), opt))
+                })
+                .filter(|(k, _)| !mine.contains(k))
+                .filter_map(|(_, opt)| opt.iuv.clone())
+                .collect();
+            let candidates: Vec<String> = generated
+                .iter()
+                .map(|(p, o)| positions[*p].options[*o].iuv.clone().unwrap_or_default())
+                .collect();
+            let taken = self.taken_many(&candidates).await?;
+            let clashing: Vec<(usize, usize)> = generated
+                .into_iter()
+                .zip(candidates)
+                .filter(|(_, iuv)| taken.contains(iuv) || brought.contains(iuv))
+                .map(|(k, _)| k)
+                .collect();
+            for (p, o) in &clashing {
+                let nav = self.next_nav().await?;
+                let option = &mut positions[*p].options[*o];
+                option.iuv = Some(nav.as_str()[1..].to_string());
+                option.notice_number = Some(nav);
+            }
+            generated = clashing;
+        }
+        Err(StoreError::Conflict(
+            "impossibile generare IUV liberi: la sequenza incontra solo IUV già usati".into(),
+        ))
     }
 
     /// Inserts a new, validated position, publishing it; assigns IUVs where
     /// it has none.
     pub async fn insert(&mut self, p: &mut DebtPosition, now: DateTime<Utc>) -> Result<()> {
-        self.prepare_new(p, now).await?;
+        let generated = self
+            .prepare_new(p, now)
+            .await?
+            .into_iter()
+            .map(|o| (0, o))
+            .collect();
+        self.avoid_clashes(std::slice::from_mut(p), generated)
+            .await?;
         match insert_position_full(
             &mut self.tx,
             &self.ente,
@@ -428,6 +492,38 @@ async fn allocate_in(
         .collect()
 }
 
+impl Store {
+    /// Moves a consumer's cursor past `last`; never backwards.
+    pub async fn advance_export_cursor(
+        &self,
+        ente: &str,
+        layout: &str,
+        consumer: &str,
+        last: &PaidItem,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO export_cursors (ente, layout, consumer, last_received_at, last_receipt_id)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (ente, layout, consumer) DO UPDATE SET
+                last_received_at = excluded.last_received_at, last_receipt_id = excluded.last_receipt_id
+             WHERE export_cursors.last_received_at < excluded.last_received_at
+                OR (export_cursors.last_received_at = excluded.last_received_at
+                    AND export_cursors.last_receipt_id < excluded.last_receipt_id)",
+        )
+        .bind(ente)
+        .bind(layout)
+        .bind(consumer)
+        .bind(last.received_at)
+        .bind(&last.receipt_id)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+}
+
+/// How old a receipt must be to be exported (see `export_receipts`).
+pub const EXPORT_LAG_MICROS: i64 = 2_000_000;
+
 /// Positions of a layout paid since a cursor, for the reporting export.
 #[derive(Debug, Clone)]
 pub struct PaidItem {
@@ -475,6 +571,7 @@ impl Store {
              JOIN debt_positions p ON p.id = o.position_id
              WHERE r.ente = $1 AND p.origin = $2 AND r.owner_ente = $1
                AND (r.received_at > $3 OR (r.received_at = $3 AND r.receipt_id > $4))
+               AND r.received_at < $6
              ORDER BY r.received_at, r.receipt_id LIMIT $5",
         )
         .bind(ente)
@@ -482,6 +579,9 @@ impl Store {
         .bind(after_t)
         .bind(&after_id)
         .bind(i64::from(limit.max(1)))
+        // A receipt is stamped before its transaction commits; a few seconds
+        // of lag keep a late commit from landing behind the cursor.
+        .bind(to_micros(Utc::now()) - EXPORT_LAG_MICROS)
         .fetch_all(&self.pool)
         .await?;
         let items: Vec<PaidItem> = rows
@@ -504,19 +604,8 @@ impl Store {
             })
             .collect::<Result<_>>()?;
         if advance && let Some(last) = items.last() {
-            sqlx::query(
-                "INSERT INTO export_cursors (ente, layout, consumer, last_received_at, last_receipt_id)
-                 VALUES ($1, $2, $3, $4, $5)
-                 ON CONFLICT (ente, layout, consumer) DO UPDATE SET
-                    last_received_at = excluded.last_received_at, last_receipt_id = excluded.last_receipt_id",
-            )
-            .bind(ente)
-            .bind(layout)
-            .bind(consumer)
-            .bind(last.received_at)
-            .bind(&last.receipt_id)
-            .execute(&self.writer)
-            .await?;
+            self.advance_export_cursor(ente, layout, consumer, last)
+                .await?;
         }
         Ok(items)
     }
@@ -630,9 +719,11 @@ impl Bulk {
         positions: &mut [DebtPosition],
         now: DateTime<Utc>,
     ) -> Result<()> {
-        for p in positions.iter_mut() {
-            self.prepare_new(p, now).await?;
+        let mut generated = Vec::new();
+        for (k, p) in positions.iter_mut().enumerate() {
+            generated.extend(self.prepare_new(p, now).await?.into_iter().map(|o| (k, o)));
         }
+        self.avoid_clashes(positions, generated).await?;
         crate::batch::insert_positions(
             &mut self.tx,
             self.store.dialect,
