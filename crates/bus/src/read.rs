@@ -144,7 +144,25 @@ fn records_plain<R: Read + Send + 'static>(
         Format::Fixed {
             columns,
             skip_lines,
-        } => Ok(fixed(layout.encoding, reader, columns.clone(), *skip_lines)),
+        } => {
+            // Trailing blanks are often trimmed by the tools files pass
+            // through: a line only needs to reach the start of the last
+            // column the layout reads; the rest is padded with spaces.
+            let wanted = wanted_columns(layout);
+            let required = columns
+                .iter()
+                .filter(|c| wanted.contains(&c.name))
+                .map(|c| c.start)
+                .max()
+                .unwrap_or(0);
+            Ok(fixed(
+                layout.encoding,
+                reader,
+                columns.clone(),
+                *skip_lines,
+                required,
+            ))
+        }
         Format::Json { records, explode } => json(layout, reader, records, explode.as_deref()),
     }
 }
@@ -291,6 +309,7 @@ fn fixed(
     reader: Box<dyn BufRead + Send>,
     columns: Vec<crate::layout::FixedColumn>,
     skip_lines: usize,
+    required: usize,
 ) -> Box<dyn Iterator<Item = RecordResult> + Send> {
     let index: Arc<HashMap<String, usize>> = Arc::new(
         columns
@@ -331,14 +350,18 @@ fn fixed(
             let Some(text) = decode(&bytes, encoding) else {
                 return Some(Err(wrong_encoding(line_no, encoding)));
             };
-            let chars: Vec<char> = text.chars().collect();
-            if chars.len() < width {
+            let mut chars: Vec<char> = text.chars().collect();
+            if chars.len() < required {
                 return Some(Err(ReadError {
                     line: line_no,
                     code: "TRUNCATED_LINE",
-                    message: format!("riga troncata: {} caratteri invece di {width}", chars.len()),
+                    message: format!(
+                        "riga troncata: {} caratteri, ne servono almeno {required}",
+                        chars.len()
+                    ),
                 }));
             }
+            chars.resize(chars.len().max(width), ' ');
             let values = columns
                 .iter()
                 .map(|c| chars[c.start - 1..c.end].iter().collect::<String>())
@@ -580,8 +603,9 @@ fn cell_text(cell: &calamine::Data) -> String {
         Data::String(s) => s.clone(),
         Data::Int(i) => i.to_string(),
         Data::Float(f) if f.fract() == 0.0 && f.abs() < 1e15 => format!("{}", *f as i64),
-        // Two decimals is what money has; more would be spreadsheet noise.
-        Data::Float(f) => format!("{:.2}", f),
+        // Shortest exact form: an amount with more than two decimals is
+        // then refused by the amount rule, never rounded silently.
+        Data::Float(f) => f.to_string(),
         Data::Bool(b) => b.to_string(),
         Data::DateTime(_) | Data::DateTimeIso(_) => cell
             .as_datetime()
