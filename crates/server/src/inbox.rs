@@ -58,10 +58,28 @@ fn candidates(inbox: &Path) -> Vec<(String, String, PathBuf)> {
     out
 }
 
+/// `dir/name`, or, if a file of that name is already there (the same name
+/// sent again), `dir/<time>-name`: a rename must never replace a file.
+fn unique_target(dir: &Path, name: &str) -> PathBuf {
+    let plain = dir.join(name);
+    if !plain.exists() {
+        return plain;
+    }
+    dir.join(format!(
+        "{}-{name}",
+        chrono::Utc::now().format("%Y%m%dT%H%M%S%.6f")
+    ))
+}
+
 fn move_into(file: &Path, dir: &str) -> std::io::Result<PathBuf> {
     let parent = file.parent().unwrap_or(Path::new(".")).join(dir);
     std::fs::create_dir_all(&parent)?;
-    let target = parent.join(file.file_name().unwrap_or_default());
+    let name = file
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned();
+    let target = unique_target(&parent, &name);
     std::fs::rename(file, &target)?;
     Ok(target)
 }
@@ -104,8 +122,20 @@ async fn process(store: &Store, ente: &str, layout_name: &str, file: &Path) -> b
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let note = |dir: &Path, suffix: &str, bytes: &[u8]| {
-        let _ = std::fs::write(dir.join(format!("{name}{suffix}")), bytes);
+    // Moves the file to `dir` (never over another) and writes its notes
+    // (report, outcome, error) beside it under the name it ends up with.
+    let settle = |dir: &Path, notes: Vec<(&str, Vec<u8>)>| {
+        let _ = std::fs::create_dir_all(dir);
+        let target = unique_target(dir, &name);
+        if std::fs::rename(file, &target).is_ok() {
+            let final_name = target
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            for (suffix, bytes) in notes {
+                let _ = std::fs::write(dir.join(format!("{final_name}{suffix}")), bytes);
+            }
+        }
     };
     let base = file
         .parent()
@@ -115,10 +145,10 @@ async fn process(store: &Store, ente: &str, layout_name: &str, file: &Path) -> b
     let layout = match supply::resolve_layout(store, ente, layout_name).await {
         Ok(l) => l,
         Err(e) => {
-            let dir = base.join("rejected");
-            let _ = std::fs::create_dir_all(&dir);
-            note(&dir, ".errore.txt", e.to_string().as_bytes());
-            let _ = std::fs::rename(file, dir.join(&name));
+            settle(
+                &base.join("rejected"),
+                vec![(".errore.txt", e.to_string().into_bytes())],
+            );
             return false;
         }
     };
@@ -138,32 +168,30 @@ async fn process(store: &Store, ente: &str, layout_name: &str, file: &Path) -> b
         &|_| {},
     )
     .await;
-    let (dir, accepted) = match &result {
-        Ok(r) if r.accepted => ("done", true),
-        _ => ("rejected", false),
-    };
-    let dir = base.join(dir);
-    let _ = std::fs::create_dir_all(&dir);
+    let accepted = matches!(&result, Ok(r) if r.accepted);
+    let mut notes = Vec::new();
     match result {
         Ok(report) => {
             if accepted {
-                note(&dir, ".esito", &outcome);
+                notes.push((".esito", outcome));
             }
             if let Some(id) = report.supply_id
                 && let Ok(s) = store.supply(ente, id).await
                 && !s.errors.is_empty()
             {
-                note(&dir, ".rapporto.csv", &supply::report_csv(&s.errors));
+                notes.push((".rapporto.csv", supply::report_csv(&s.errors)));
             }
         }
-        Err(LoadError::Duplicate(id)) => note(
-            &dir,
+        Err(LoadError::Duplicate(id)) => notes.push((
             ".errore.txt",
-            format!("file già caricato (fornitura {id})").as_bytes(),
-        ),
-        Err(e) => note(&dir, ".errore.txt", e.to_string().as_bytes()),
+            format!("file già caricato (fornitura {id})").into_bytes(),
+        )),
+        Err(e) => notes.push((".errore.txt", e.to_string().into_bytes())),
     }
-    let _ = std::fs::rename(file, dir.join(&name));
+    settle(
+        &base.join(if accepted { "done" } else { "rejected" }),
+        notes,
+    );
     tracing::info!(ente, layout = layout_name, file = %name, accepted, "inbox file processed");
     accepted
 }
