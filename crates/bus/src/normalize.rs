@@ -33,6 +33,17 @@ pub enum Op {
     Cancel,
 }
 
+impl Op {
+    /// The operation's name as a clerk reads it in a report.
+    pub fn label(self) -> &'static str {
+        match self {
+            Op::Insert => "inserimento",
+            Op::Update => "modifica",
+            Op::Cancel => "annullamento",
+        }
+    }
+}
+
 /// A row's target values, after the layout's rules.
 #[derive(Debug, Clone)]
 pub struct Row {
@@ -295,6 +306,29 @@ fn err(
 /// Builds a position from the rows of one key (each row one payment option).
 pub fn build(rows: &[Row], ctx: &Context<'_>) -> Result<Built, Vec<RowError>> {
     let first = &rows[0];
+    // One position gets one operation: taking the first row's would silently
+    // insert what another row asked to cancel, or the other way round.
+    let mixed: Vec<RowError> = rows
+        .iter()
+        .filter(|r| r.op != first.op)
+        .map(|r| {
+            err(
+                r.line,
+                "operation",
+                &r.key,
+                "MIXED_OPERATION",
+                format!(
+                    "le righe della posizione chiedono operazioni diverse (riga {}: {}, questa riga: {})",
+                    first.line,
+                    first.op.label(),
+                    r.op.label()
+                ),
+            )
+        })
+        .collect();
+    if !mixed.is_empty() {
+        return Err(mixed);
+    }
     // A cancellation needs only its key: the position built is empty.
     if first.op == Op::Cancel {
         return Ok(Built {

@@ -618,6 +618,37 @@ OTHER-9;TARI;RSSMRA85T10A562S;Mario Rossi;0;10,00;ok;31/12/2027;;;
             (report.errors[0].line, report.errors[0].code),
             (2, "BAD_CHARACTER")
         );
+        // Rows of one position asking for different operations: refused, on
+        // the row that disagrees, and nothing of the position is cancelled.
+        let mixed = "codice;servizio;codice_fiscale;nominativo;rata;importo;causale;scadenza;iuv;accertamento;operazione
+PLAN-1;TARI;RSSMRA85T10A562S;Mario Rossi;1;10,00;r1;31/12/2027;;;M
+PLAN-1;TARI;RSSMRA85T10A562S;Mario Rossi;2;10,00;r2;31/12/2027;;;A
+";
+        let (r, _) = load_bytes(&store, &layout, None, mixed.as_bytes().to_vec()).await;
+        let report = r.unwrap();
+        assert_eq!(
+            (report.positions_updated, report.positions_cancelled),
+            (0, 0),
+            "{:?}",
+            report.errors
+        );
+        assert!(
+            report
+                .errors
+                .iter()
+                .any(|e| e.code == "MIXED_OPERATION" && e.line == 3),
+            "{:?}",
+            report.errors
+        );
+        assert_ne!(
+            store
+                .get_position(A, "PLAN-1")
+                .await
+                .unwrap()
+                .position
+                .status,
+            PositionStatus::Invalid
+        );
         // A UTF-8 layout given Windows-1252 bytes: the wrong encoding, on its row.
         let latin = encoding_rs::WINDOWS_1252
             .encode("codice;servizio;codice_fiscale;nominativo;rata;importo;causale;scadenza;iuv;accertamento;operazione\nENC-1;TARI;RSSMRA85T10A562S;Niccolò;0;10,00;x;31/12/2027;;;\n")
