@@ -716,6 +716,10 @@ pub fn locate(built: &Built, errors: &[incasso_core::FieldError]) -> Vec<RowErro
 pub struct Grouper {
     current: Vec<Row>,
     seen: std::collections::HashSet<String>,
+    /// A JSON record is a whole position (its options exploded into rows
+    /// that share the record's line): a second record with the same key is
+    /// a repeat, not more installments.
+    one_record_per_position: bool,
 }
 
 impl Default for Grouper {
@@ -729,12 +733,24 @@ impl Grouper {
         Grouper {
             current: Vec::new(),
             seen: std::collections::HashSet::new(),
+            one_record_per_position: false,
+        }
+    }
+
+    /// For formats whose records are whole positions (JSON).
+    pub fn one_record_per_position() -> Self {
+        Grouper {
+            one_record_per_position: true,
+            ..Self::new()
         }
     }
 
     /// Adds a row; returns the previous group when this row starts a new one.
     pub fn push(&mut self, row: Row) -> Result<Option<Vec<Row>>, RowError> {
-        if self.current.first().is_some_and(|r| r.key == row.key) {
+        if let Some(first) = self.current.first()
+            && first.key == row.key
+            && (!self.one_record_per_position || first.line == row.line)
+        {
             self.current.push(row);
             return Ok(None);
         }

@@ -533,7 +533,10 @@ fn produce(
     records: Box<dyn Iterator<Item = read::RecordResult> + Send>,
     tx: &tokio::sync::mpsc::Sender<Produced>,
 ) {
-    let mut grouper = Grouper::new();
+    let mut grouper = match layout.format {
+        incasso_bus::layout::Format::Json { .. } => Grouper::one_record_per_position(),
+        _ => Grouper::new(),
+    };
     let mut pending: Group = Vec::new();
     let mut chunk: Vec<Group> = Vec::new();
     let mut rows_read = 0u64;

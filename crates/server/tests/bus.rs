@@ -358,6 +358,42 @@ async fn govpay_and_gpd_samples_load() {
                 .amount,
             Cents(31_125)
         );
+        // Two JSON records with one key are a repeat, not two installments.
+        let record = |causale: &str| {
+            serde_json::json!({
+                "idPendenza": "DUP-J",
+                "soggettoPagatore": {"tipo": "F", "identificativo": "RSSMRA85T10A562S", "anagrafica": "Mario Rossi"},
+                "importo": "10.00",
+                "causale": causale,
+                "dataScadenza": "2030-12-30",
+                "voci": [{"importo": "10.00", "descrizione": causale, "ibanAccredito": IBAN}]
+            })
+        };
+        let twice = serde_json::json!({"inserimenti": [record("prima"), record("seconda")]});
+        let (r, _) = load_bytes(
+            &store,
+            &builtin("govpay-json"),
+            Some("MENSA"),
+            twice.to_string().into_bytes(),
+        )
+        .await;
+        let report = r.unwrap();
+        assert_eq!(
+            report.positions_created, 1,
+            "{backend:?} {:?}",
+            report.errors
+        );
+        assert!(
+            report
+                .errors
+                .iter()
+                .any(|e| e.code == "DUPLICATE_KEY" && e.line == 2),
+            "{:?}",
+            report.errors
+        );
+        let p = store.get_position(A, "DUP-J").await.unwrap().position;
+        assert_eq!(p.options.len(), 1);
+        assert_eq!(p.options[0].description, "prima");
         // GPD massive upload JSON.
         let text =
             std::fs::read_to_string(dir.join("PaymentPositions.massive-upload.json")).unwrap();
