@@ -559,6 +559,24 @@ fn zip_guard(bytes: &[u8], layout: &str) -> Result<(), FileError> {
             total >> 20
         )));
     }
+    // The declared sizes are the archive's word; calamine inflates
+    // spreadsheet entries itself, without a cap. So inflate every entry once
+    // here, into nothing and never past its declared size (+1 to notice a
+    // lie): memory stays flat and the work is bounded by the total above.
+    for i in 0..archive.len() {
+        let mut entry = archive
+            .by_index(i)
+            .map_err(|e| wrong(format!("archivio illeggibile: {e}")))?;
+        let declared = entry.size();
+        let inflated = std::io::copy(&mut (&mut entry).take(declared + 1), &mut std::io::sink())
+            .map_err(|e| wrong(format!("archivio illeggibile: {e}")))?;
+        if inflated > declared {
+            return Err(wrong(format!(
+                "l'archivio dichiara dimensioni false per '{}'",
+                entry.name().map(|n| n.into_owned()).unwrap_or_default()
+            )));
+        }
+    }
     Ok(())
 }
 
@@ -691,6 +709,34 @@ mod tests {
         assert_eq!(small.len(), 10);
         let err = read_whole_limited(&b"0123456789A"[..], "x", 10).unwrap_err();
         assert!(err.to_string().contains("troppo grande"), "{err}");
+    }
+
+    #[test]
+    fn an_archive_that_lies_about_its_sizes_is_refused() {
+        use std::io::Write;
+        let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        let opts = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated);
+        w.start_file("xl/worksheets/sheet1.xml", opts).unwrap();
+        w.write_all(&[b'a'; 100_000]).unwrap();
+        let mut bytes = w.finish().unwrap().into_inner();
+        assert!(zip_guard(&bytes, "x").is_ok(), "an honest archive passes");
+        // Claim 10 bytes in both the local header and the central directory.
+        let claim = 10u32.to_le_bytes();
+        assert_eq!(&bytes[..4], b"PK\x03\x04");
+        bytes[22..26].copy_from_slice(&claim);
+        let central = bytes
+            .windows(4)
+            .position(|w| w == b"PK\x01\x02")
+            .expect("central directory");
+        bytes[central + 24..central + 28].copy_from_slice(&claim);
+        // Refused before calamine sees it, whichever notices first: the zip
+        // crate's own reader or the count against the declared size.
+        let err = zip_guard(&bytes, "x").unwrap_err().to_string();
+        assert!(
+            err.contains("dimensioni false") || err.contains("declared"),
+            "{err}"
+        );
     }
 
     #[test]
