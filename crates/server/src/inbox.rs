@@ -102,12 +102,23 @@ pub async fn scan_once(store: &Store, data_dir: &Path, seen: &mut Seen) -> Vec<P
         if !stable {
             continue;
         }
-        // Claim it: a rename is atomic, so only one process wins.
+        // Claim it: lock it, then rename it (atomic, so only one process
+        // wins). The lock follows the file into `processing/` and is held
+        // until it settles, so `recover()` in another process can tell a
+        // file being loaded from one left by a process that died (the
+        // kernel drops a dead process's locks).
+        let Ok(lock) = std::fs::File::open(&path) else {
+            continue;
+        };
+        if lock.try_lock().is_err() {
+            continue;
+        }
         let Ok(claimed) = move_into(&path, "processing") else {
             continue;
         };
         still_here.remove(&path);
         let accepted = process(store, &ente, &layout_name, &claimed).await;
+        drop(lock);
         processed.push(Processed {
             file: path,
             accepted,
@@ -250,7 +261,8 @@ pub async fn export_once(store: &Store, data_dir: &Path) -> Vec<PathBuf> {
 
 /// Puts back files left in `processing/` by a process that died: their
 /// supply never committed, so they load from scratch (or, if it did commit
-/// just before the crash, are refused as already loaded).
+/// just before the crash, are refused as already loaded). Files another
+/// live process holds locked are left where they are.
 pub fn recover(data_dir: &Path) {
     let Ok(entes) = std::fs::read_dir(data_dir.join("inbox")) else {
         return;
@@ -264,6 +276,13 @@ pub fn recover(data_dir: &Path) {
                 continue;
             };
             for f in files.flatten() {
+                // Locked: another running process is loading it right now.
+                let Ok(file) = std::fs::File::open(f.path()) else {
+                    continue;
+                };
+                if file.try_lock().is_err() {
+                    continue;
+                }
                 let _ = std::fs::rename(f.path(), layout.path().join(f.file_name()));
             }
         }

@@ -967,6 +967,26 @@ async fn inbox_and_outbox_folders() {
             "nothing new, no file"
         );
         receipt.receipt_id = "unused".into();
+        // Start-up recovery puts back what a dead process left in
+        // `processing/`, but not a file a live process holds locked.
+        let processing = inbox.join("processing");
+        std::fs::create_dir_all(&processing).unwrap();
+        std::fs::write(processing.join("loading.csv"), INCASSO_CSV).unwrap();
+        std::fs::write(processing.join("orphan.csv"), INCASSO_CSV).unwrap();
+        let loading = std::fs::File::open(processing.join("loading.csv")).unwrap();
+        loading.lock().unwrap();
+        incasso_server::inbox::recover(&data);
+        assert!(
+            processing.join("loading.csv").exists(),
+            "a live load is left alone"
+        );
+        assert!(inbox.join("orphan.csv").exists() && !processing.join("orphan.csv").exists());
+        drop(loading);
+        incasso_server::inbox::recover(&data);
+        assert!(
+            inbox.join("loading.csv").exists(),
+            "its process is gone: put back"
+        );
         let _ = std::fs::remove_dir_all(&data);
     }
 }
