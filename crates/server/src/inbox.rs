@@ -1,8 +1,8 @@
 //! Folders as a way in and out, for applications that drop files by SFTP or
 //! FTP: `<data>/inbox/<ente>/<layout>/` is watched; a file is picked up once
 //! complete (its size and modification time unchanged between two scans),
-//! claimed by an atomic rename (so two incasso processes never load it
-//! both), loaded, and moved to `done/` or `rejected/` with its report and
+//! locked and claimed by an atomic rename (so two incasso processes never
+//! load it both, and a restart never takes it from a live one), loaded, and moved to `done/` or `rejected/` with its report and
 //! outcome beside it. Reporting back lands in `<data>/outbox/<ente>/<layout>/`.
 
 use crate::supply::{self, LoadError};
