@@ -11,8 +11,7 @@ use incasso_core::accertamento::AccertamentoRef;
 use incasso_core::catalogue::Service;
 use incasso_core::ente::Ente;
 use incasso_core::position::{
-    AccountingQuota, DebtPosition, Debtor, DebtorType, OptionStatus, PaymentOption, PositionStatus,
-    Transfer,
+    AccountingQuota, DebtPosition, Debtor, DebtorType, OptionStatus, PaymentOption, Transfer,
 };
 use std::collections::{BTreeMap, HashMap};
 
@@ -581,33 +580,29 @@ pub fn build(rows: &[Row], ctx: &Context<'_>) -> Result<Built, Vec<RowError>> {
     if !errors.is_empty() {
         return Err(errors);
     }
-    let position = DebtPosition {
-        iupd: first.key.clone(),
-        debtor: Debtor {
+    let debtor = Debtor {
+        street_name: v(first, "debtor.street"),
+        civic_number: v(first, "debtor.civic"),
+        postal_code: v(first, "debtor.postal_code"),
+        city: v(first, "debtor.city"),
+        province: v(first, "debtor.province"),
+        country: v(first, "debtor.country"),
+        email: v(first, "debtor.email"),
+        phone: v(first, "debtor.phone"),
+        ..Debtor::named(
             kind,
             fiscal_code,
-            full_name: v(first, "debtor.full_name").unwrap_or_default(),
-            street_name: v(first, "debtor.street"),
-            civic_number: v(first, "debtor.civic"),
-            postal_code: v(first, "debtor.postal_code"),
-            city: v(first, "debtor.city"),
-            province: v(first, "debtor.province"),
-            region: None,
-            country: v(first, "debtor.country"),
-            email: v(first, "debtor.email"),
-            phone: v(first, "debtor.phone"),
-        },
-        company_name: v(first, "company_name").unwrap_or_else(|| ctx.ente.name.clone()),
+            v(first, "debtor.full_name").unwrap_or_default(),
+        )
+    };
+    let position = DebtPosition {
         office_name: v(first, "office_name"),
-        validity_date: None,
-        switch_to_expired: false,
-        pay_stand_in: true,
-        status: PositionStatus::Draft,
-        inserted_date: None,
-        publish_date: None,
-        payment_date: None,
-        last_updated_date: None,
-        options,
+        ..DebtPosition::draft(
+            first.key.clone(),
+            debtor,
+            v(first, "company_name").unwrap_or_else(|| ctx.ente.name.clone()),
+            options,
+        )
     };
     Ok(Built {
         key: first.key.clone(),
@@ -618,34 +613,12 @@ pub fn build(rows: &[Row], ctx: &Context<'_>) -> Result<Built, Vec<RowError>> {
 }
 
 fn empty_position(key: &str, ctx: &Context<'_>) -> DebtPosition {
-    DebtPosition {
-        iupd: key.to_string(),
-        debtor: Debtor {
-            kind: DebtorType::F,
-            fiscal_code: String::new(),
-            full_name: String::new(),
-            street_name: None,
-            civic_number: None,
-            postal_code: None,
-            city: None,
-            province: None,
-            region: None,
-            country: None,
-            email: None,
-            phone: None,
-        },
-        company_name: ctx.ente.name.clone(),
-        office_name: None,
-        validity_date: None,
-        switch_to_expired: false,
-        pay_stand_in: true,
-        status: PositionStatus::Draft,
-        inserted_date: None,
-        publish_date: None,
-        payment_date: None,
-        last_updated_date: None,
-        options: Vec::new(),
-    }
+    DebtPosition::draft(
+        key.to_string(),
+        Debtor::named(DebtorType::F, String::new(), String::new()),
+        ctx.ente.name.clone(),
+        Vec::new(),
+    )
 }
 
 /// MyPay's `bilancio`: the accertamenti (with their amounts) a dovuto is

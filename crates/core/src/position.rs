@@ -251,6 +251,31 @@ pub struct PositionRules<'a> {
 }
 
 impl DebtPosition {
+    /// A new draft with GPD's defaults for everything its maker did not say
+    /// (not yet stored, published or paid; payable in stand-in).
+    pub fn draft(
+        iupd: String,
+        debtor: Debtor,
+        company_name: String,
+        options: Vec<PaymentOption>,
+    ) -> Self {
+        DebtPosition {
+            iupd,
+            debtor,
+            company_name,
+            office_name: None,
+            validity_date: None,
+            switch_to_expired: false,
+            pay_stand_in: true,
+            status: PositionStatus::Draft,
+            inserted_date: None,
+            publish_date: None,
+            payment_date: None,
+            last_updated_date: None,
+            options,
+        }
+    }
+
     /// Checks every rule that needs no database. Reports all the errors.
     pub fn validate(&self, rules: &PositionRules<'_>) -> Result<(), Invalid> {
         let mut c = Checker::new();
@@ -518,6 +543,24 @@ fn is_valid_iupd(s: &str) -> bool {
 }
 
 impl Debtor {
+    /// A debtor known only by fiscal code and name.
+    pub fn named(kind: DebtorType, fiscal_code: String, full_name: String) -> Self {
+        Debtor {
+            kind,
+            fiscal_code,
+            full_name,
+            street_name: None,
+            civic_number: None,
+            postal_code: None,
+            city: None,
+            province: None,
+            region: None,
+            country: None,
+            email: None,
+            phone: None,
+        }
+    }
+
     fn check(&self, c: &mut Checker) {
         let cf = self.fiscal_code.as_str();
         match self.kind {

@@ -5,8 +5,7 @@ use crate::accertamento::AccertamentoRef;
 use crate::codes::fiscal_code::{numeric_check_digit, personal_check_char};
 use crate::money::Cents;
 use crate::position::{
-    AccountingQuota, DebtPosition, Debtor, DebtorType, OptionStatus, PaymentOption, PositionStatus,
-    Transfer,
+    AccountingQuota, DebtPosition, Debtor, DebtorType, OptionStatus, PaymentOption, Transfer,
 };
 use chrono::{DateTime, Utc};
 
@@ -89,34 +88,21 @@ pub fn position(spec: &PositionSpec<'_>) -> DebtPosition {
             ));
         }
     }
-    DebtPosition {
-        iupd: spec.iupd.clone(),
-        debtor: Debtor {
-            kind: DebtorType::F,
-            fiscal_code: personal_fiscal_code(spec.debtor_index),
-            full_name: format!("Contribuente Esempio {}", spec.debtor_index),
-            street_name: Some("Via Roma".into()),
-            civic_number: Some(((spec.debtor_index % 200) + 1).to_string()),
-            postal_code: Some("00100".into()),
-            city: Some("Roma".into()),
-            province: Some("RM".into()),
-            region: None,
-            country: Some("IT".into()),
-            email: Some(format!("contribuente{}@example.org", spec.debtor_index)),
-            phone: None,
-        },
-        company_name: spec.company_name.into(),
-        office_name: None,
-        validity_date: None,
-        switch_to_expired: false,
-        pay_stand_in: true,
-        status: PositionStatus::Draft,
-        inserted_date: None,
-        publish_date: None,
-        payment_date: None,
-        last_updated_date: None,
-        options,
-    }
+    let debtor = Debtor {
+        street_name: Some("Via Roma".into()),
+        civic_number: Some(((spec.debtor_index % 200) + 1).to_string()),
+        postal_code: Some("00100".into()),
+        city: Some("Roma".into()),
+        province: Some("RM".into()),
+        country: Some("IT".into()),
+        email: Some(format!("contribuente{}@example.org", spec.debtor_index)),
+        ..Debtor::named(
+            DebtorType::F,
+            personal_fiscal_code(spec.debtor_index),
+            format!("Contribuente Esempio {}", spec.debtor_index),
+        )
+    };
+    DebtPosition::draft(spec.iupd.clone(), debtor, spec.company_name.into(), options)
 }
 
 fn option(

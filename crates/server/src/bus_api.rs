@@ -97,7 +97,7 @@ pub async fn upload(
     let mut id = [0u8; 8];
     getrandom::fill(&mut id)
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", e.to_string()))?;
-    let job_id: String = id.iter().map(|b| format!("{b:02x}")).collect();
+    let job_id = crate::auth::hex(&id);
     let status_url = format!("/api/v1/enti/{ente}/supplies/jobs/{job_id}");
     let job = JobDto {
         job_id: job_id.clone(),

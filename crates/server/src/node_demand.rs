@@ -16,7 +16,7 @@ use incasso_core::Cents;
 use incasso_core::codes::check_fiscal_code;
 use incasso_core::position::{
     ANONYMOUS_DEBTOR, AccountingQuota, DebtPosition, Debtor, DebtorType, OptionStatus,
-    PaymentOption, PositionStatus, Transfer,
+    PaymentOption, Transfer,
 };
 use incasso_pagopa::fault::{Fault, FaultCode};
 use incasso_pagopa::wire::{self, DemandRequest, Header, QrCode};
@@ -128,83 +128,60 @@ pub async fn demand(state: &AppState, h: &Header, d: &DemandRequest) -> Result<S
     let mut suffix = [0u8; 8];
     getrandom::fill(&mut suffix)
         .map_err(|e| Fault::new(FaultCode::SystemError, id, e.to_string()))?;
-    let iupd = format!(
-        "SPONT-{}-{}",
-        service.code,
-        suffix
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
-    );
-    let position = DebtPosition {
-        iupd: iupd.clone(),
-        debtor: Debtor {
-            kind: if debtor_cf.len() == 11 {
-                DebtorType::G
-            } else {
-                DebtorType::F
-            },
-            fiscal_code: debtor_cf,
-            full_name: debtor_name,
-            street_name: None,
-            civic_number: None,
-            postal_code: None,
-            city: None,
-            province: None,
-            region: None,
-            country: None,
-            email: None,
-            phone: None,
-        },
-        company_name: ente.name.clone(),
-        office_name: None,
-        validity_date: None,
-        switch_to_expired: true,
-        pay_stand_in: true,
-        status: PositionStatus::Draft,
-        inserted_date: None,
-        publish_date: None,
+    let iupd = format!("SPONT-{}-{}", service.code, crate::auth::hex(&suffix));
+    let kind = if debtor_cf.len() == 11 {
+        DebtorType::G
+    } else {
+        DebtorType::F
+    };
+    let options = vec![PaymentOption {
+        iuv: None,
+        notice_number: None,
+        amount,
+        description: description.clone(),
+        is_partial_payment: false,
+        // Paid at the counter now; a day's grace covers the PSP's flow.
+        due_date: now + Duration::days(1),
+        retention_date: None,
+        fee: Cents::ZERO,
+        notification_fee: Cents::ZERO,
+        status: OptionStatus::Unpaid,
         payment_date: None,
-        last_updated_date: None,
-        options: vec![PaymentOption {
-            iuv: None,
-            notice_number: None,
+        reporting_date: None,
+        metadata: vec![("servizio".into(), service.code.clone())],
+        transfers: vec![Transfer {
+            id_transfer: 1,
             amount,
-            description: description.clone(),
-            is_partial_payment: false,
-            // Paid at the counter now; a day's grace covers the PSP's flow.
-            due_date: now + Duration::days(1),
-            retention_date: None,
-            fee: Cents::ZERO,
-            notification_fee: Cents::ZERO,
-            status: OptionStatus::Unpaid,
-            payment_date: None,
-            reporting_date: None,
-            metadata: vec![("servizio".into(), service.code.clone())],
-            transfers: vec![Transfer {
-                id_transfer: 1,
-                amount,
-                organization_fiscal_code: id.to_string(),
-                company_name: None,
-                remittance_information: description,
-                category: service.taxonomy_code.clone(),
-                iban: Some(iban),
-                postal_iban: None,
-                stamp: None,
-                metadata: Vec::new(),
-                quotas: service
-                    .default_accertamento
-                    .clone()
-                    .map(|accertamento| {
-                        vec![AccountingQuota {
-                            accertamento,
-                            amount,
-                        }]
-                    })
-                    .unwrap_or_default(),
-                reported: false,
-            }],
+            organization_fiscal_code: id.to_string(),
+            company_name: None,
+            remittance_information: description,
+            category: service.taxonomy_code.clone(),
+            iban: Some(iban),
+            postal_iban: None,
+            stamp: None,
+            metadata: Vec::new(),
+            quotas: service
+                .default_accertamento
+                .clone()
+                .map(|accertamento| {
+                    vec![AccountingQuota {
+                        accertamento,
+                        amount,
+                    }]
+                })
+                .unwrap_or_default(),
+            reported: false,
         }],
+    }];
+    // Demanded now and paid now: past its due date it is no longer payable.
+    let position = DebtPosition {
+        switch_to_expired: true,
+        ..DebtPosition::draft(
+            iupd.clone(),
+            Debtor::named(kind, debtor_cf, debtor_name),
+            ente.name.clone(),
+            options,
+        )
     };
     let stored = state
         .store

@@ -69,14 +69,7 @@ pub fn file_hash(mut reader: impl Read) -> std::io::Result<(String, u64)> {
         size += n as u64;
         hasher.update(&buf[..n]);
     }
-    Ok((
-        hasher
-            .finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect(),
-        size,
-    ))
+    Ok((crate::auth::hex(&hasher.finalize()), size))
 }
 
 /// Writes the outcome file: the application's rows, in its own layout, with
@@ -605,34 +598,13 @@ fn produce(
 
 /// A position to move out of a slot; never stored.
 fn placeholder() -> DebtPosition {
-    DebtPosition {
-        iupd: String::new(),
-        debtor: incasso_core::position::Debtor {
-            kind: incasso_core::position::DebtorType::F,
-            fiscal_code: String::new(),
-            full_name: String::new(),
-            street_name: None,
-            civic_number: None,
-            postal_code: None,
-            city: None,
-            province: None,
-            region: None,
-            country: None,
-            email: None,
-            phone: None,
-        },
-        company_name: String::new(),
-        office_name: None,
-        validity_date: None,
-        switch_to_expired: false,
-        pay_stand_in: true,
-        status: PositionStatus::Draft,
-        inserted_date: None,
-        publish_date: None,
-        payment_date: None,
-        last_updated_date: None,
-        options: Vec::new(),
-    }
+    use incasso_core::position::{Debtor, DebtorType};
+    DebtPosition::draft(
+        String::new(),
+        Debtor::named(DebtorType::F, String::new(), String::new()),
+        String::new(),
+        Vec::new(),
+    )
 }
 
 /// Loads a supply. `open` is called twice (hash, then load): the file is

@@ -392,47 +392,30 @@ impl Bulk {
         }
     }
 
-    /// Replaces an unpaid position's content (operation "update").
-    pub async fn replace(&mut self, p: &mut DebtPosition, now: DateTime<Utc>) -> Result<()> {
-        let id: Option<i64> =
-            sqlx::query_scalar("SELECT id FROM debt_positions WHERE ente = $1 AND iupd = $2")
-                .bind(&self.ente)
-                .bind(&p.iupd)
-                .fetch_optional(&mut *self.tx)
-                .await?;
-        let id = id.ok_or(StoreError::NotFound("posizione debitoria"))?;
-        sqlx::query("DELETE FROM payment_options WHERE position_id = $1")
-            .bind(id)
-            .execute(&mut *self.tx)
-            .await?;
-        sqlx::query("DELETE FROM debt_positions WHERE id = $1")
-            .bind(id)
-            .execute(&mut *self.tx)
-            .await?;
-        self.insert(p, now).await
-    }
-
-    /// Cancels an unpaid position (operation "cancel"): a draft is removed,
-    /// a published one invalidated.
-    pub async fn cancel(&mut self, iupd: &str, now: DateTime<Utc>) -> Result<()> {
+    async fn position_id(&mut self, iupd: &str) -> Result<i64> {
         let id: Option<i64> =
             sqlx::query_scalar("SELECT id FROM debt_positions WHERE ente = $1 AND iupd = $2")
                 .bind(&self.ente)
                 .bind(iupd)
                 .fetch_optional(&mut *self.tx)
                 .await?;
-        let id = id.ok_or(StoreError::NotFound("posizione debitoria"))?;
+        id.ok_or(StoreError::NotFound("posizione debitoria"))
+    }
+
+    /// Replaces an unpaid position's content (operation "update").
+    pub async fn replace(&mut self, p: &mut DebtPosition, now: DateTime<Utc>) -> Result<()> {
+        let id = self.position_id(&p.iupd).await?;
+        crate::positions::delete_by_id(&mut self.tx, id).await?;
+        self.insert(p, now).await
+    }
+
+    /// Cancels an unpaid position (operation "cancel"): a draft is removed,
+    /// a published one invalidated.
+    pub async fn cancel(&mut self, iupd: &str, now: DateTime<Utc>) -> Result<()> {
+        let id = self.position_id(iupd).await?;
         let mut stored = crate::positions::load_by_id(&mut self.tx, &self.ente, id).await?;
         if stored.position.status == PositionStatus::Draft {
-            sqlx::query("DELETE FROM payment_options WHERE position_id = $1")
-                .bind(id)
-                .execute(&mut *self.tx)
-                .await?;
-            sqlx::query("DELETE FROM debt_positions WHERE id = $1")
-                .bind(id)
-                .execute(&mut *self.tx)
-                .await?;
-            return Ok(());
+            return crate::positions::delete_by_id(&mut self.tx, id).await;
         }
         stored.position.invalidate(now)?;
         crate::positions::save_state(&mut self.tx, &mut stored, now).await

@@ -426,14 +426,7 @@ impl Store {
             ));
         }
         locked.position.check_updatable(now)?;
-        sqlx::query("DELETE FROM payment_options WHERE position_id = $1")
-            .bind(locked.id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM debt_positions WHERE id = $1")
-            .bind(locked.id)
-            .execute(&mut *tx)
-            .await?;
+        delete_by_id(&mut tx, locked.id).await?;
         let id = match insert_position_with_id(
             &mut tx,
             ente,
@@ -461,14 +454,7 @@ impl Store {
         let mut tx = self.write_tx().await?;
         let current = load_position(&mut tx, ente, iupd, self.dialect.for_update()).await?;
         current.position.check_deletable()?;
-        sqlx::query("DELETE FROM payment_options WHERE position_id = $1")
-            .bind(current.id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM debt_positions WHERE id = $1")
-            .bind(current.id)
-            .execute(&mut *tx)
-            .await?;
+        delete_by_id(&mut tx, current.id).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -811,6 +797,20 @@ pub(crate) async fn save_state(
         .await?;
     }
     stored.version += 1;
+    Ok(())
+}
+
+/// Removes a position and its options (their transfers and quotas follow
+/// by cascade).
+pub(crate) async fn delete_by_id(conn: &mut AnyConnection, id: i64) -> Result<()> {
+    sqlx::query("DELETE FROM payment_options WHERE position_id = $1")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("DELETE FROM debt_positions WHERE id = $1")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }
 
