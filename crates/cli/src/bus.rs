@@ -6,13 +6,24 @@ use incasso_store::Store;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-fn layout(path: Option<&Path>) -> Result<Option<incasso_bus::Layout>> {
-    path.map(|p| {
-        let text = std::fs::read_to_string(p)
-            .with_context(|| format!("reading layout {}", p.display()))?;
-        incasso_bus::Layout::from_toml(&text).map_err(|e| anyhow!("{}: {e}", p.display()))
-    })
-    .transpose()
+/// The layout in `file` when one is given, else the Ente's (or built-in)
+/// layout called `name`.
+async fn layout(
+    store: &Store,
+    ente: &str,
+    name: &str,
+    file: Option<&Path>,
+) -> Result<incasso_bus::Layout> {
+    match file {
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("reading layout {}", p.display()))?;
+            incasso_bus::Layout::from_toml(&text).map_err(|e| anyhow!("{}: {e}", p.display()))
+        }
+        None => supply::resolve_layout(store, ente, name)
+            .await
+            .map_err(|e| anyhow!("{e}")),
+    }
 }
 
 /// Loads FILE; exits 0 only if the supply was accepted. Writes the outcome
@@ -26,12 +37,7 @@ pub async fn load(
     service: Option<&str>,
     file: &Path,
 ) -> Result<()> {
-    let layout = match layout(layout_file.as_deref())? {
-        Some(l) => l,
-        None => supply::resolve_layout(store, ente, layout_name)
-            .await
-            .map_err(|e| anyhow!("{e}"))?,
-    };
+    let layout = layout(store, ente, layout_name, layout_file.as_deref()).await?;
     let size = std::fs::metadata(file)
         .with_context(|| format!("reading {}", file.display()))?
         .len();
@@ -113,12 +119,7 @@ pub async fn export(
     consumer: &str,
     output: Option<PathBuf>,
 ) -> Result<()> {
-    let layout = match layout(layout_file.as_deref())? {
-        Some(l) => l,
-        None => supply::resolve_layout(store, ente, layout_name)
-            .await
-            .map_err(|e| anyhow!("{e}"))?,
-    };
+    let layout = layout(store, ente, layout_name, layout_file.as_deref()).await?;
     let (bytes, count) = incasso_server::export::export(store, ente, &layout, consumer)
         .await
         .map_err(|e| anyhow!("{e}"))?;
