@@ -78,6 +78,10 @@ struct OutcomeWriter<'w> {
     out: &'w mut (dyn Write + Send),
     layout: &'w Layout,
     csv_header_written: bool,
+    /// The delimited file's column names, taken from its first record (every
+    /// record shares them): sorting them anew for each row was the outcome's
+    /// main cost.
+    csv_names: Vec<String>,
     /// JSON: (record, element of the exploded array, notice number, IUV),
     /// written into the original document at the end.
     json_marks: Vec<(usize, Option<usize>, String, String)>,
@@ -100,7 +104,10 @@ impl OutcomeWriter<'_> {
                     .quote(*quote as u8)
                     .has_headers(false)
                     .from_writer(Vec::new());
-                let names = r.names();
+                if self.csv_names.is_empty() {
+                    self.csv_names = r.names();
+                }
+                let names = &self.csv_names;
                 if *header && !self.csv_header_written {
                     let mut h: Vec<&str> = names.iter().map(String::as_str).collect();
                     for extra in [nav_col, iuv_col].into_iter().flatten() {
@@ -650,6 +657,7 @@ pub async fn load(
         out,
         layout,
         csv_header_written: false,
+        csv_names: Vec::new(),
         json_marks: Vec::new(),
     });
     // Reading, decoding, the layout's rules and grouping run on a thread of
