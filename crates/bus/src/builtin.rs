@@ -16,6 +16,11 @@ pub fn names() -> impl Iterator<Item = &'static str> {
     BUILTIN.iter().map(|(n, _)| *n)
 }
 
+/// A built-in layout's TOML text: a starting point for an Ente's own.
+pub fn source(name: &str) -> Option<&'static str> {
+    BUILTIN.iter().find(|(n, _)| *n == name).map(|(_, t)| *t)
+}
+
 pub fn get(name: &str) -> Option<Result<Layout, LayoutError>> {
     BUILTIN
         .iter()

@@ -63,20 +63,34 @@ pub async fn load(
             .with_context(|| format!("creating {}", outcome_path.display()))?,
     );
     let rows_bar = bar.clone();
-    let result = supply::load(
-        store,
-        ente,
-        &layout,
-        service,
-        &file
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-        &open,
-        Some(&mut outcome),
-        &move |rows| rows_bar.set_message(format!("{rows} righe")),
-    )
-    .await;
+    let file_name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let result = match supply::prepare(store, ente, &layout, &file_name, &open).await {
+        Ok(prepared) => {
+            if prepared.resumes() {
+                bar.suspend(|| {
+                    eprintln!(
+                        "ripresa del caricamento interrotto (fornitura {})",
+                        prepared.supply_id
+                    )
+                });
+            }
+            supply::run(
+                store,
+                ente,
+                &layout,
+                service,
+                prepared,
+                &open,
+                Some(&mut outcome),
+                &move |rows| rows_bar.set_message(format!("{rows} righe")),
+            )
+            .await
+        }
+        Err(e) => Err(e),
+    };
     drop(outcome);
     bar.finish_and_clear();
     let report = match result {

@@ -618,3 +618,104 @@ fn load_from_the_command_line_survives_kill_9() {
     assert_eq!(positions_in(&url), 60_001);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A layout that loads the valid rows commits as it goes: killed with
+/// SIGKILL after some commits, the same file sent again resumes from the
+/// last checkpoint. Every row ends up loaded exactly once, the refused row
+/// is reported once, and the outcome lists every loaded row with its notice
+/// number, those committed before the kill included.
+#[test]
+fn partial_load_killed_halfway_resumes_from_its_checkpoint() {
+    let dir = temp_dir("resume");
+    let url = seeded_database(&dir);
+    let layout = incasso_bus::builtin::source("incasso-csv")
+        .unwrap()
+        .replace("name = \"incasso-csv\"", "name = \"tributi-parziale\"")
+        .replace("all_or_nothing = true", "all_or_nothing = false");
+    let layout_file = dir.join("tributi-parziale.toml");
+    std::fs::write(&layout_file, layout).unwrap();
+    let rows = 80_000u64;
+    let big = dir.join("tributi.csv");
+    write_csv(&big, rows);
+    // One bad row far into the file: reported once, whatever the restarts.
+    let text = std::fs::read_to_string(&big).unwrap().replacen(
+        "K-0070000;TARI;",
+        "K-0070000;SCONOSCIUTO;",
+        1,
+    );
+    std::fs::write(&big, text).unwrap();
+    let load = || {
+        let mut c = incasso();
+        c.args([
+            "load",
+            "--database-url",
+            &url,
+            "--ente",
+            "80000130585",
+            "--layout",
+            "tributi-parziale",
+            "--layout-file",
+        ])
+        .arg(&layout_file)
+        .arg(&big);
+        c
+    };
+    let mut child = load()
+        .stderr(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Killed once something is committed, well before the end.
+    let mut committed = 0;
+    for _ in 0..600 {
+        committed = positions_in(&url);
+        if committed > 0 || child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let still_running = child.try_wait().unwrap().is_none();
+    let _ = Command::new("kill")
+        .args(["-KILL", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    assert!(still_running, "the load ended before it could be killed");
+    let committed_then = positions_in(&url);
+    assert!(
+        committed > 0 && committed_then < rows - 1,
+        "killed after {committed_then} positions: not halfway"
+    );
+    // Sent again: it says it resumes, and finishes.
+    let out = load().output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("ripresa del caricamento interrotto"), "{stderr}");
+    assert_eq!(positions_in(&url), rows - 1, "every good row, once");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["status"], "LOADED_WITH_ERRORS", "{report}");
+    assert_eq!(report["rowsLoaded"], rows - 1, "{report}");
+    assert_eq!(report["rowsRejected"], 1, "{report}");
+    assert_eq!(report["positionsCreated"], rows - 1, "{report}");
+    let csv = std::fs::read_to_string(dir.join("tributi.csv.rapporto.csv")).unwrap();
+    assert_eq!(csv.matches("UNKNOWN_SERVICE").count(), 1, "{csv}");
+    // The outcome: every row, each loaded one with its own notice number,
+    // the refused one without.
+    let outcome = std::fs::read_to_string(dir.join("tributi.csv.esito")).unwrap();
+    assert_eq!(outcome.lines().count() as u64, rows + 1);
+    let mut navs = std::collections::HashSet::new();
+    for line in outcome.lines().skip(1) {
+        let nav = line.split(';').nth(11).unwrap_or_default();
+        if line.starts_with("K-0070000;") {
+            assert_eq!(nav, "", "{line}");
+            continue;
+        }
+        assert_eq!(nav.len(), 18, "no notice number in {line}");
+        assert!(navs.insert(nav.to_string()), "notice number twice: {line}");
+    }
+    assert_eq!(navs.len() as u64, rows - 1);
+    // And never a third time.
+    let out = load().output().unwrap();
+    assert!(!out.status.success());
+    assert_eq!(positions_in(&url), rows - 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}

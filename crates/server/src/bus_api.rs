@@ -5,51 +5,30 @@
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiQuery};
-use crate::supply::{self, LoadError, LoadReport, ResolveError};
+use crate::supply::{self, LoadError, ResolveError};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 use utoipa::{IntoParams, ToSchema};
 
 /// The largest supply accepted over HTTP; larger files go through
 /// `incasso load` or the inbox folder.
 pub const MAX_SUPPLY_BYTES: usize = 64 * 1024 * 1024;
 
+/// The answer to an upload: the supply, recorded before loading starts, and
+/// where to follow it (from any process sharing the database).
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct JobDto {
-    pub job_id: String,
-    /// RUNNING, DONE or FAILED.
+pub struct UploadDto {
+    pub supply_id: i64,
+    /// LOADING until the load ends.
     pub status: String,
     pub status_url: String,
-    #[schema(value_type = Object)]
-    pub report: Option<LoadReport>,
-    pub error: Option<String>,
-}
-
-/// Uploads in progress or done, in this process. A job lost to a restart
-/// wrote nothing (a supply commits whole), so the file can be sent again.
-#[derive(Clone, Default)]
-pub struct Jobs {
-    inner: Arc<Mutex<HashMap<String, JobDto>>>,
-}
-
-impl Jobs {
-    fn set(&self, job: JobDto) {
-        self.inner
-            .lock()
-            .expect("jobs lock")
-            .insert(job.job_id.clone(), job);
-    }
-
-    fn get(&self, id: &str) -> Option<JobDto> {
-        self.inner.lock().expect("jobs lock").get(id).cloned()
-    }
+    /// Whether this upload resumes the interrupted load of the same file.
+    pub resumed: bool,
 }
 
 fn resolve_error(e: ResolveError) -> ApiError {
@@ -77,7 +56,8 @@ pub struct UploadQuery {
 #[utoipa::path(post, path = "/api/v1/enti/{fiscalCode}/supplies", tag = "supplies",
     params(("fiscalCode" = String, Path), UploadQuery),
     request_body(content = Vec<u8>, content_type = "application/octet-stream"),
-    responses((status = 202, body = JobDto), (status = 400, body = crate::error::ProblemJson),
+    responses((status = 202, body = UploadDto), (status = 400, body = crate::error::ProblemJson),
+              (status = 409, body = crate::error::ProblemJson),
               (status = 404, body = crate::error::ProblemJson), (status = 413, body = crate::error::ProblemJson)))]
 pub async fn upload(
     State(state): State<AppState>,
@@ -94,66 +74,47 @@ pub async fn upload(
     if body.is_empty() {
         return Err(ApiError::bad_request("EMPTY_FILE", "il file è vuoto"));
     }
-    let mut id = [0u8; 8];
-    getrandom::fill(&mut id)
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", e.to_string()))?;
-    let job_id = crate::auth::hex(&id);
-    let status_url = format!("/api/v1/enti/{ente}/supplies/jobs/{job_id}");
-    let job = JobDto {
-        job_id: job_id.clone(),
-        status: "RUNNING".into(),
-        status_url: status_url.clone(),
-        report: None,
-        error: None,
+    let file_name = q.file_name.unwrap_or_else(|| "upload".into());
+    let bytes = body;
+    let open = move || -> std::io::Result<Box<dyn std::io::Read + Send>> {
+        Ok(Box::new(std::io::Cursor::new(bytes.clone())))
     };
-    state.jobs.set(job.clone());
-    let (store, jobs, file_name, service) = (
-        state.store.clone(),
-        state.jobs.clone(),
-        q.file_name.unwrap_or_else(|| "upload".into()),
-        q.service,
-    );
+    let prepared = supply::prepare(&state.store, &ente, &layout, &file_name, &open)
+        .await
+        .map_err(load_error)?;
+    let supply_id = prepared.supply_id;
+    let status_url = format!("/api/v1/enti/{ente}/supplies/{supply_id}");
+    let answer = UploadDto {
+        supply_id,
+        status: incasso_store::LOADING.into(),
+        status_url: status_url.clone(),
+        resumed: prepared.resumes(),
+    };
+    let (store, service) = (state.store.clone(), q.service);
     tokio::spawn(async move {
-        let bytes = body;
-        let open = move || -> std::io::Result<Box<dyn std::io::Read + Send>> {
-            Ok(Box::new(std::io::Cursor::new(bytes.clone())))
-        };
         let mut outcome = Vec::new();
-        let result = supply::load(
+        let result = supply::run(
             &store,
             &ente,
             &layout,
             service.as_deref(),
-            &file_name,
+            prepared,
             &open,
             Some(&mut outcome),
             &|_| {},
         )
         .await;
-        let mut job = jobs
-            .get(&job_id)
-            .unwrap_or_else(|| unreachable_job(&job_id));
         match result {
-            Ok(report) => {
-                if let (Some(id), true) = (report.supply_id, report.accepted)
-                    && let Err(e) = store.set_supply_outcome(&ente, id, &outcome).await
-                {
+            Ok(report) if report.accepted => {
+                if let Err(e) = store.set_supply_outcome(&ente, supply_id, &outcome).await {
                     tracing::warn!(error = %e, "storing the outcome file failed");
                 }
-                job.status = "DONE".into();
-                job.report = Some(report);
             }
-            Err(e) => {
-                job.status = "FAILED".into();
-                job.error = Some(match e {
-                    LoadError::Duplicate(id) => format!("file già caricato (fornitura {id})"),
-                    other => other.to_string(),
-                });
-            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, supply = supply_id, "supply load failed"),
         }
-        jobs.set(job);
     });
-    let mut resp = (StatusCode::ACCEPTED, Json(job)).into_response();
+    let mut resp = (StatusCode::ACCEPTED, Json(answer)).into_response();
     if let Ok(v) = HeaderValue::from_str(&status_url) {
         resp.headers_mut().insert(header::LOCATION, v);
     }
@@ -162,45 +123,23 @@ pub async fn upload(
     Ok(resp)
 }
 
-fn unreachable_job(id: &str) -> JobDto {
-    JobDto {
-        job_id: id.into(),
-        status: "RUNNING".into(),
-        status_url: String::new(),
-        report: None,
-        error: None,
+fn load_error(e: LoadError) -> ApiError {
+    match e {
+        LoadError::Duplicate(id) => ApiError::new(
+            StatusCode::CONFLICT,
+            "DUPLICATE_SUPPLY",
+            format!("lo stesso file è già stato caricato per questo ente (fornitura {id})"),
+        ),
+        LoadError::InProgress | LoadError::ResumeWithOtherLayout { .. } => {
+            ApiError::new(StatusCode::CONFLICT, "SUPPLY_IN_PROGRESS", e.to_string())
+        }
+        LoadError::Store(s) => s.into(),
+        other => ApiError::bad_request("BAD_FILE", other.to_string()),
     }
 }
 
-#[utoipa::path(get, path = "/api/v1/enti/{fiscalCode}/supplies/jobs/{jobId}", tag = "supplies",
-    params(("fiscalCode" = String, Path), ("jobId" = String, Path)),
-    responses((status = 200, body = JobDto), (status = 404, body = crate::error::ProblemJson)))]
-pub async fn job(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path((ente, job_id)): Path<(String, String)>,
-) -> Result<Response, ApiError> {
-    caller.require_ente(&ente)?;
-    let job = state
-        .jobs
-        .get(&job_id)
-        .filter(|j| j.status_url.contains(&format!("/enti/{ente}/")))
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                "NOT_FOUND",
-                "caricamento sconosciuto",
-            )
-        })?;
-    let running = job.status == "RUNNING";
-    let mut resp = Json(job).into_response();
-    if running {
-        resp.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-    }
-    Ok(resp)
-}
-
+/// A supply: LOADING while it loads (with the counters of its last
+/// checkpoint), then LOADED, LOADED_WITH_ERRORS, REJECTED or FAILED.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SupplyDto {

@@ -44,7 +44,6 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 pub struct AppState {
     pub store: Store,
     pub stations: StationCache,
-    pub jobs: bus_api::Jobs,
 }
 
 impl AppState {
@@ -52,7 +51,6 @@ impl AppState {
         AppState {
             store,
             stations: StationCache::default(),
-            jobs: bus_api::Jobs::default(),
         }
     }
 }

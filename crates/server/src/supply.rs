@@ -1,14 +1,23 @@
 //! Loading a supply (*fornitura*): a management application's file, in its
 //! own layout, into debt positions.
 //!
-//! One pass over the file, one group of rows (one position) in memory at a
-//! time, every write in one transaction. A layout that wants all or nothing
-//! gets exactly that: the first bad row stops the writing, the rest is still
-//! checked so the report lists every problem, and the transaction rolls back.
+//! One pass over the file, one chunk of groups (positions) in memory at a
+//! time. The supply's row is recorded first, so its status can be followed
+//! from any process, and the file is claimed (see `incasso_store::claim`) so
+//! that one loader at a time works on it.
+//!
+//! A layout that wants all or nothing gets exactly that: every write in one
+//! transaction; the first bad row stops the writing, the rest is still
+//! checked so the report lists every problem, and the transaction rolls
+//! back. A kill -9 leaves nothing, and the file can simply be sent again.
+//!
 //! A layout that accepts partial loads writes the good positions and reports
-//! the others. Either way a kill -9 leaves nothing of the supply (the
-//! transaction never committed) and the same file can simply be sent again;
-//! once accepted, the same file (by SHA-256) is refused.
+//! the others, committing every few thousand rows together with the
+//! supply's checkpoint. Other writers are not held up for the length of a
+//! big file, and a load killed halfway resumes after its last checkpoint
+//! when the same file is sent again; never twice.
+//!
+//! Once accepted, the same file (by SHA-256) is refused.
 
 use chrono::Utc;
 use incasso_bus::Layout;
@@ -32,6 +41,12 @@ pub enum LoadError {
     File(#[from] FileError),
     #[error("lo stesso file è già stato caricato per questo ente (fornitura {0})")]
     Duplicate(i64),
+    #[error("lo stesso file è in caricamento in questo momento")]
+    InProgress,
+    #[error(
+        "il caricamento interrotto di questo file (fornitura {id}) usava il tracciato '{layout}': rinviarlo con quel tracciato per riprenderlo"
+    )]
+    ResumeWithOtherLayout { id: i64, layout: String },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("errore di lettura: {0}")]
@@ -240,8 +255,7 @@ fn encode(utf8: &[u8], encoding: incasso_bus::layout::Encoding) -> Vec<u8> {
     }
 }
 
-struct Loader<'a> {
-    store: &'a Store,
+struct Loader {
     default_service: Option<String>,
     ente: incasso_core::ente::Ente,
     services: HashMap<String, incasso_core::catalogue::Service>,
@@ -253,7 +267,20 @@ struct Loader<'a> {
     dropped_errors: usize,
     /// Keys with a row refused before grouping: their positions are refused.
     broken_keys: HashSet<String>,
+    /// A resumed load: the rows up to this line were committed before.
+    resume_line: usize,
+    /// Errors stored with the supply (before a resume, and at checkpoints).
+    kept_errors: usize,
+    /// Errors found since the last checkpoint.
+    unsaved: Vec<RowError>,
+    /// Rows written since the last checkpoint.
+    since_checkpoint: usize,
+    /// The supply's record as of now (counters; errors go in `unsaved`).
+    record: SupplyRecord,
 }
+
+/// A load that accepts partial supplies commits this many rows at a time.
+const COMMIT_ROWS: usize = 10_000;
 
 /// Groups checked and written together: one query for their keys, one
 /// for their IUVs, multi-row inserts.
@@ -261,16 +288,78 @@ const CHUNK: usize = 500;
 
 type Group = Vec<(Row, Record)>;
 
-impl Loader<'_> {
+impl Loader {
     fn reject(&mut self, mut errors: Vec<RowError>, rows: usize) {
         self.report.rows_rejected += rows as i64;
         self.failed = true;
-        let room = MAX_REPORTED_ERRORS.saturating_sub(self.report.errors.len());
+        let room = MAX_REPORTED_ERRORS.saturating_sub(self.kept_errors);
         if errors.len() > room {
             self.dropped_errors += errors.len() - room;
             errors.truncate(room);
         }
+        self.kept_errors += errors.len();
+        self.unsaved.extend(errors.iter().cloned());
         self.report.errors.extend(errors);
+    }
+
+    /// The supply's record with this load's counters.
+    fn record_now(&self, status: &str, resume_line: usize, errors: Vec<RowError>) -> SupplyRecord {
+        let r = &self.report;
+        SupplyRecord {
+            status: status.to_string(),
+            rows_read: r.rows_read,
+            rows_loaded: r.rows_loaded,
+            rows_rejected: r.rows_rejected,
+            positions_created: r.positions_created,
+            positions_updated: r.positions_updated,
+            positions_cancelled: r.positions_cancelled,
+            message: r.message.clone(),
+            resume_line: resume_line as i64,
+            errors: errors.into_iter().map(stored_error).collect(),
+            ..self.record.clone()
+        }
+    }
+
+    /// Partial loads: commits what is written, with the checkpoint, once
+    /// enough rows have gone by. `line` is the last line of the groups
+    /// handled so far.
+    async fn maybe_checkpoint(&mut self, line: usize) -> Result<(), LoadError> {
+        if self.all_or_nothing || self.since_checkpoint < COMMIT_ROWS {
+            return Ok(());
+        }
+        // Errors of rows read ahead of `line` wait for a later checkpoint: on
+        // a resume those rows are read, and reported, again.
+        let (now, later): (Vec<RowError>, Vec<RowError>) =
+            std::mem::take(&mut self.unsaved).into_iter().partition(|e| e.line <= line);
+        self.unsaved = later;
+        let record = self.record_now(incasso_store::LOADING, line, now);
+        self.bulk.checkpoint(&record, Utc::now()).await?;
+        self.since_checkpoint = 0;
+        Ok(())
+    }
+
+    /// Groups committed by an interrupted load of this supply: their outcome
+    /// rows, with the notice numbers stored then.
+    async fn replay(
+        &mut self,
+        groups: &[Group],
+        outcome: &mut Option<OutcomeWriter<'_>>,
+    ) -> Result<(), LoadError> {
+        let Some(w) = outcome.as_mut() else {
+            return Ok(());
+        };
+        let keys: Vec<String> = groups.iter().map(|g| g[0].0.key.clone()).collect();
+        let navs = self.bulk.notice_numbers_many(&keys).await?;
+        for g in groups {
+            let stored = navs.get(&g[0].0.key);
+            for (i, (_, record)) in g.iter().enumerate() {
+                let (nav, iuv) = stored
+                    .and_then(|n| n.get(i).cloned())
+                    .unwrap_or_default();
+                w.record(record, &nav, &iuv)?;
+            }
+        }
+        Ok(())
     }
 
     fn writing(&self) -> bool {
@@ -280,6 +369,30 @@ impl Loader<'_> {
     /// Checks and writes a chunk of groups; writes their records to the
     /// outcome, in file order, with their notice numbers.
     async fn chunk(
+        &mut self,
+        mut groups: Vec<Group>,
+        outcome: &mut Option<OutcomeWriter<'_>>,
+    ) -> Result<(), LoadError> {
+        let last_line = |g: &Group| g.last().map_or(0, |(r, _)| r.line);
+        let end = groups.last().map_or(0, last_line);
+        let done = groups
+            .iter()
+            .take_while(|g| last_line(g) <= self.resume_line)
+            .count();
+        if done > 0 {
+            let rest = groups.split_off(done);
+            self.replay(&groups, outcome).await?;
+            groups = rest;
+        }
+        if groups.is_empty() {
+            return Ok(());
+        }
+        self.since_checkpoint += groups.iter().map(Vec::len).sum::<usize>();
+        self.write_chunk(groups, outcome).await?;
+        self.maybe_checkpoint(end).await
+    }
+
+    async fn write_chunk(
         &mut self,
         groups: Vec<Group>,
         outcome: &mut Option<OutcomeWriter<'_>>,
@@ -614,8 +727,95 @@ fn placeholder() -> DebtPosition {
     )
 }
 
-/// Loads a supply. `open` is called twice (hash, then load): the file is
-/// streamed, never held whole (JSON layouts excepted).
+/// A supply ready to load: its file claimed and its row recorded.
+pub struct Prepared {
+    pub supply_id: i64,
+    _claim: incasso_store::SupplyClaim,
+    /// The record so far: new, or that of the interrupted load it resumes.
+    record: SupplyRecord,
+}
+
+impl Prepared {
+    /// Whether this load resumes one interrupted after some commits.
+    pub fn resumes(&self) -> bool {
+        self.record.resume_line > 0
+    }
+}
+
+/// Claims the file and records the supply (or finds the interrupted load of
+/// the same file to resume). Refuses a file already accepted, or being
+/// loaded right now.
+pub async fn prepare(
+    store: &Store,
+    ente: &str,
+    layout: &Layout,
+    file_name: &str,
+    open: &(dyn Fn() -> std::io::Result<Box<dyn Read + Send>> + Sync),
+) -> Result<Prepared, LoadError> {
+    let (hash, size) = file_hash(open()?)?;
+    store.get_ente(ente).await?;
+    let claim = store
+        .claim_supply(ente, &hash)
+        .await?
+        .ok_or(LoadError::InProgress)?;
+    let now = Utc::now();
+    match store.supply_of_file(ente, &hash).await? {
+        Some(s) if s.record.status != incasso_store::LOADING => Err(LoadError::Duplicate(s.id)),
+        // Left LOADING, and nobody holds its claim: its loader died.
+        Some(s) if s.record.layout != layout.name && s.record.resume_line > 0 => {
+            Err(LoadError::ResumeWithOtherLayout {
+                id: s.id,
+                layout: s.record.layout,
+            })
+        }
+        Some(s) => {
+            let mut record = s.record;
+            record.layout = layout.name.clone();
+            record.file_name = file_name.to_string();
+            if record.resume_line == 0 {
+                // Nothing of it was committed: it starts over.
+                record.errors.clear();
+            }
+            Ok(Prepared {
+                supply_id: s.id,
+                _claim: claim,
+                record,
+            })
+        }
+        None => {
+            let record = SupplyRecord {
+                layout: layout.name.clone(),
+                file_name: file_name.to_string(),
+                file_hash: hash,
+                size_bytes: size as i64,
+                status: incasso_store::LOADING.into(),
+                started_at: now,
+                message: "caricamento in corso".into(),
+                ..SupplyRecord::default()
+            };
+            let id = store.begin_supply(ente, &record, now).await?;
+            Ok(Prepared {
+                supply_id: id,
+                _claim: claim,
+                record,
+            })
+        }
+    }
+}
+
+fn stored_error(e: RowError) -> SupplyError {
+    SupplyError {
+        line: e.line as i64,
+        field: e.field,
+        value: e.value.chars().take(200).collect(),
+        code: e.code.to_string(),
+        message: e.message,
+    }
+}
+
+/// Loads a supply: `prepare`, then `run`. `open` is called twice (hash,
+/// then load): the file is streamed, never held whole (JSON layouts
+/// excepted).
 #[allow(clippy::too_many_arguments)]
 pub async fn load(
     store: &Store,
@@ -627,11 +827,85 @@ pub async fn load(
     outcome: Option<&mut (dyn Write + Send)>,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<LoadReport, LoadError> {
-    let started = Utc::now();
-    let (hash, size) = file_hash(open()?)?;
-    if let Some(id) = store.supply_by_hash(ente, &hash).await? {
-        return Err(LoadError::Duplicate(id));
+    let prepared = prepare(store, ente, layout, file_name, open).await?;
+    run(
+        store,
+        ente,
+        layout,
+        default_service,
+        prepared,
+        open,
+        outcome,
+        progress,
+    )
+    .await
+}
+
+/// Loads a prepared supply. On an error the supply is closed as FAILED
+/// (all or nothing: nothing was written) or left to be resumed
+/// (INTERRUPTED, partial loads).
+#[allow(clippy::too_many_arguments)]
+pub async fn run(
+    store: &Store,
+    ente: &str,
+    layout: &Layout,
+    default_service: Option<&str>,
+    prepared: Prepared,
+    open: &(dyn Fn() -> std::io::Result<Box<dyn Read + Send>> + Sync),
+    outcome: Option<&mut (dyn Write + Send)>,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<LoadReport, LoadError> {
+    let Prepared {
+        supply_id: id,
+        _claim: claim,
+        record,
+    } = prepared;
+    let result = run_claimed(
+        store,
+        ente,
+        layout,
+        default_service,
+        id,
+        &record,
+        open,
+        outcome,
+        progress,
+    )
+    .await;
+    // A partial load keeps its last checkpoint (status LOADING) to be
+    // resumed; an all-or-nothing one wrote nothing and is closed as FAILED.
+    if let Err(e) = &result
+        && layout.all_or_nothing
+    {
+        let closing = SupplyRecord {
+            status: "FAILED".into(),
+            message: format!("caricamento fallito: {e}"),
+            errors: Vec::new(),
+            ..record
+        };
+        if let Err(e2) = store
+            .finish_supply_unwritten(ente, id, &closing, Utc::now())
+            .await
+        {
+            tracing::warn!(error = %e2, supply = id, "recording a failed supply");
+        }
     }
+    drop(claim);
+    result
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_claimed(
+    store: &Store,
+    ente: &str,
+    layout: &Layout,
+    default_service: Option<&str>,
+    supply_id: i64,
+    before: &SupplyRecord,
+    open: &(dyn Fn() -> std::io::Result<Box<dyn Read + Send>> + Sync),
+    outcome: Option<&mut (dyn Write + Send)>,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<LoadReport, LoadError> {
     let ente_data = store.get_ente(ente).await?;
     let services = store
         .list_services(ente)
@@ -640,18 +914,34 @@ pub async fn load(
         .map(|s| (s.code.clone(), s))
         .collect();
     let records = read::records(layout, open()?)?;
+    let resume_line = before.resume_line.max(0) as usize;
     let mut loader = Loader {
-        store,
         default_service: default_service.map(str::to_string),
         ente: ente_data,
         services,
-        bulk: store.bulk(ente, &layout.name).await?,
-        report: LoadReport::default(),
-        failed: false,
+        bulk: store.bulk(ente, &layout.name, supply_id).await?,
+        report: LoadReport {
+            supply_id: Some(supply_id),
+            rows_loaded: before.rows_loaded,
+            rows_rejected: before.rows_rejected,
+            positions_created: before.positions_created,
+            positions_updated: before.positions_updated,
+            positions_cancelled: before.positions_cancelled,
+            ..LoadReport::default()
+        },
+        failed: !before.errors.is_empty(),
         all_or_nothing: layout.all_or_nothing,
         seen_iuvs: HashSet::new(),
         dropped_errors: 0,
         broken_keys: HashSet::new(),
+        resume_line,
+        kept_errors: before.errors.len(),
+        unsaved: Vec::new(),
+        since_checkpoint: 0,
+        record: SupplyRecord {
+            errors: Vec::new(),
+            ..before.clone()
+        },
     };
     let mut writer = outcome.map(|out| OutcomeWriter {
         out,
@@ -667,11 +957,19 @@ pub async fn load(
     let producer_layout = layout.clone();
     let producer = tokio::task::spawn_blocking(move || produce(&producer_layout, records, &tx));
     let mut finished = false;
+    // Rows refused before an interruption were counted and stored then.
+    let already = |errors: &[RowError]| errors.iter().all(|e| e.line <= resume_line);
     while let Some(message) = rx.recv().await {
         match message {
-            Produced::Rejected(errors) => loader.reject(errors, 1),
+            Produced::Rejected(errors) => {
+                if !already(&errors) {
+                    loader.reject(errors, 1);
+                }
+            }
             Produced::RejectedRow(errors, key) => {
-                loader.reject(errors, 1);
+                if !already(&errors) {
+                    loader.reject(errors, 1);
+                }
                 loader.broken_keys.insert(key);
             }
             Produced::Chunk(chunk, rows_read) => {
@@ -697,10 +995,10 @@ pub async fn load(
         w.finish(open)?;
     }
     progress(loader.report.rows_read as u64);
-    let mut report = loader.report;
     if loader.dropped_errors > 0 {
-        report.message = format!("{} altri errori non elencati", loader.dropped_errors);
+        loader.report.message = format!("{} altri errori non elencati", loader.dropped_errors);
     }
+    let report = &mut loader.report;
     let refused = report.rows_read == 0
         || (loader.failed && layout.all_or_nothing)
         || report.rows_loaded == 0;
@@ -723,65 +1021,38 @@ pub async fn load(
             _ => "fornitura rifiutata: nessuna riga caricata (vedere il rapporto)".into(),
         };
     }
-    let record = SupplyRecord {
-        layout: layout.name.clone(),
-        file_name: file_name.to_string(),
-        file_hash: hash,
-        size_bytes: size as i64,
-        status: report.status.clone(),
-        accepted: report.accepted,
-        rows_read: report.rows_read,
-        rows_loaded: if refused { 0 } else { report.rows_loaded },
-        rows_rejected: report.rows_rejected,
-        positions_created: if refused { 0 } else { report.positions_created },
-        positions_updated: if refused { 0 } else { report.positions_updated },
-        positions_cancelled: if refused {
-            0
-        } else {
-            report.positions_cancelled
-        },
-        started_at: started,
-        message: report.message.clone(),
-        outcome: None,
-        errors: report
-            .errors
-            .iter()
-            .map(|e| SupplyError {
-                line: e.line as i64,
-                field: e.field.clone(),
-                value: e.value.chars().take(200).collect(),
-                code: e.code.to_string(),
-                message: e.message.clone(),
-            })
-            .collect(),
-    };
-    let now = Utc::now();
-    let id = if refused {
-        loader.bulk.rollback().await?;
+    if refused {
         report.positions_created = 0;
         report.positions_updated = 0;
         report.positions_cancelled = 0;
         report.rows_loaded = 0;
-        loader
-            .store
-            .record_refused_supply(ente, &record, now)
-            .await?
+    }
+    let status = report.status.clone();
+    let unsaved = std::mem::take(&mut loader.unsaved);
+    let mut record = loader.record_now(&status, 0, unsaved);
+    record.accepted = !refused;
+    record.resume_line = 0;
+    let now = Utc::now();
+    if refused {
+        loader.bulk.rollback().await?;
+        store
+            .finish_supply_unwritten(ente, supply_id, &record, now)
+            .await?;
     } else {
         match loader.bulk.commit(&record, now).await {
-            Ok(id) => id,
+            Ok(_) => {}
             Err(StoreError::Conflict(_)) => {
                 // Another process accepted the same file meanwhile.
                 let id = store
-                    .supply_by_hash(ente, &record.file_hash)
+                    .supply_of_file(ente, &record.file_hash)
                     .await?
-                    .unwrap_or(0);
+                    .map_or(0, |s| s.id);
                 return Err(LoadError::Duplicate(id));
             }
             Err(e) => return Err(e.into()),
         }
-    };
-    report.supply_id = Some(id);
-    Ok(report)
+    }
+    Ok(loader.report)
 }
 
 /// The per-row report as CSV (line, field, value, code, message).

@@ -285,6 +285,34 @@ pub(crate) async fn statuses(
     Ok(out)
 }
 
+/// The (notice number, IUV) of each option of those keys, in option order.
+pub(crate) async fn notice_numbers(
+    conn: &mut AnyConnection,
+    dialect: Dialect,
+    ente: &str,
+    iupds: &[String],
+) -> Result<HashMap<String, Vec<(String, String)>>> {
+    let mut out: HashMap<String, Vec<(String, String)>> = HashMap::new();
+    for chunk in iupds.chunks(PARAMS_PER_STATEMENT) {
+        let sql = format!(
+            "SELECT p.iupd, o.notice_number, o.iuv FROM debt_positions p
+             JOIN payment_options o ON o.position_id = p.id
+             WHERE p.{} ORDER BY p.iupd, o.option_index",
+            in_list(dialect, "iupd", chunk.len())
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(ente);
+        for k in chunk {
+            q = q.bind(k.clone());
+        }
+        for r in q.fetch_all(&mut *conn).await? {
+            out.entry(r.try_get("iupd")?)
+                .or_default()
+                .push((r.try_get("notice_number")?, r.try_get("iuv")?));
+        }
+    }
+    Ok(out)
+}
+
 /// Which of these IUVs the Ente already uses.
 pub(crate) async fn taken(
     conn: &mut AnyConnection,

@@ -1,6 +1,10 @@
-//! Bulk loads (Digit BUS supplies): every write of a supply in one
-//! transaction, so that a supply is applied whole or not at all; a kill -9
-//! halfway leaves nothing of it, and sending the file again loads it once.
+//! Bulk loads (Digit BUS supplies). A supply's row is written first
+//! (`LOADING`), so any process can follow it. Its writes then go in one
+//! transaction when its layout wants all or nothing: a kill -9 halfway
+//! leaves nothing of it. A layout that loads the valid rows commits as it
+//! goes, each commit carrying the supply's checkpoint (the last line whose
+//! rows are written, the counters and the errors so far): a kill -9 leaves a
+//! state that the next load of the same file resumes from. Never twice.
 
 use crate::positions::{InsertError, insert_position_full};
 use crate::time::to_micros;
@@ -35,8 +39,20 @@ pub struct SupplyRecord {
     pub started_at: DateTime<Utc>,
     pub message: String,
     pub outcome: Option<Vec<u8>>,
+    /// The last line of the file whose rows are committed (resumable loads).
+    pub resume_line: i64,
     pub errors: Vec<SupplyError>,
 }
+
+/// A supply already recorded for a file.
+#[derive(Debug, Clone)]
+pub struct SupplyOfFile {
+    pub id: i64,
+    pub record: SupplyRecord,
+}
+
+/// A supply whose load is under way (or was abandoned by a dead process).
+pub const LOADING: &str = "LOADING";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SupplyError {
@@ -48,7 +64,9 @@ pub struct SupplyError {
 }
 
 pub struct Bulk {
-    tx: Transaction<'static, Any>,
+    /// Between a checkpoint's commit and the next write, no transaction.
+    tx: Option<Transaction<'static, Any>>,
+    supply_id: i64,
     store: Store,
     ente: String,
     origin: String,
@@ -60,9 +78,9 @@ pub struct Bulk {
 const NAV_BLOCK: u32 = 1_000;
 
 impl Store {
-    /// Starts a supply's transaction for `ente`; positions it creates are
-    /// marked as coming from `origin` (the layout).
-    pub async fn bulk(&self, ente: &str, origin: &str) -> Result<Bulk> {
+    /// Starts the writes of supply `supply_id` for `ente`; positions it
+    /// creates are marked as coming from `origin` (the layout).
+    pub async fn bulk(&self, ente: &str, origin: &str, supply_id: i64) -> Result<Bulk> {
         let segregation_codes: Vec<u8> = self
             .list_stations(ente)
             .await?
@@ -71,7 +89,8 @@ impl Store {
             .collect();
         self.get_ente(ente).await?;
         Ok(Bulk {
-            tx: self.write_tx().await?,
+            tx: None,
+            supply_id,
             store: self.clone(),
             ente: ente.to_string(),
             origin: origin.to_string(),
@@ -80,34 +99,62 @@ impl Store {
         })
     }
 
-    /// An accepted supply of this Ente with this file hash, if any.
-    pub async fn supply_by_hash(&self, ente: &str, hash: &str) -> Result<Option<i64>> {
-        Ok(sqlx::query_scalar(
-            "SELECT id FROM supplies WHERE ente = $1 AND file_hash = $2 AND accepted = 1",
+    /// The supply of this file that counts: one accepted, or one still
+    /// loading (or abandoned halfway), the newest first.
+    pub async fn supply_of_file(&self, ente: &str, hash: &str) -> Result<Option<SupplyOfFile>> {
+        let id: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM supplies WHERE ente = $1 AND file_hash = $2
+               AND (accepted = 1 OR status = 'LOADING') ORDER BY accepted DESC, id DESC LIMIT 1",
         )
         .bind(ente)
         .bind(hash)
         .fetch_optional(&self.pool)
-        .await?)
+        .await?;
+        match id {
+            Some(id) => Ok(Some(SupplyOfFile {
+                id,
+                record: self.supply(ente, id).await?,
+            })),
+            None => Ok(None),
+        }
     }
 
-    /// Records a supply that wrote nothing (refused whole).
-    pub async fn record_refused_supply(
+    /// Records the start of a supply's load (status `LOADING`).
+    pub async fn begin_supply(
         &self,
         ente: &str,
         s: &SupplyRecord,
         now: DateTime<Utc>,
     ) -> Result<i64> {
         let mut tx = self.write_tx().await?;
-        let id = insert_supply(&mut tx, ente, s, now).await?;
+        let mut record = s.clone();
+        record.status = LOADING.into();
+        record.accepted = false;
+        let id = insert_supply(&mut tx, ente, &record, now).await?;
         tx.commit().await?;
         Ok(id)
+    }
+
+    /// Closes a supply that wrote no position (refused whole, or loading
+    /// failed), with its errors.
+    pub async fn finish_supply_unwritten(
+        &self,
+        ente: &str,
+        id: i64,
+        s: &SupplyRecord,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        update_supply(&mut tx, ente, id, s, now).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     pub async fn supply(&self, ente: &str, id: i64) -> Result<SupplyRecord> {
         let r = sqlx::query(
             "SELECT layout, file_name, file_hash, size_bytes, status, accepted, rows_read, rows_loaded,
-                rows_rejected, positions_created, positions_updated, positions_cancelled, started_at, message, outcome
+                rows_rejected, positions_created, positions_updated, positions_cancelled, started_at, message, outcome,
+                resume_line
              FROM supplies WHERE ente = $1 AND id = $2",
         )
         .bind(ente)
@@ -148,6 +195,7 @@ impl Store {
             started_at: crate::time::from_micros(r.try_get("started_at")?),
             message: r.try_get("message")?,
             outcome: r.try_get("outcome")?,
+            resume_line: r.try_get("resume_line")?,
             errors,
         })
     }
@@ -193,7 +241,59 @@ async fn insert_supply(
         }
         Err(e) => return Err(e.into()),
     };
-    for e in &s.errors {
+    insert_errors(tx, id, &s.errors).await?;
+    Ok(id)
+}
+
+/// Brings a supply's row up to date (counters, status, checkpoint) and adds
+/// its new errors.
+async fn update_supply(
+    tx: &mut Transaction<'static, Any>,
+    ente: &str,
+    id: i64,
+    s: &SupplyRecord,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let res = sqlx::query(
+        "UPDATE supplies SET status = $3, accepted = $4, rows_read = $5, rows_loaded = $6,
+            rows_rejected = $7, positions_created = $8, positions_updated = $9,
+            positions_cancelled = $10, finished_at = $11, message = $12, resume_line = $13
+         WHERE ente = $1 AND id = $2",
+    )
+    .bind(ente)
+    .bind(id)
+    .bind(&s.status)
+    .bind(i64::from(s.accepted))
+    .bind(s.rows_read)
+    .bind(s.rows_loaded)
+    .bind(s.rows_rejected)
+    .bind(s.positions_created)
+    .bind(s.positions_updated)
+    .bind(s.positions_cancelled)
+    .bind(to_micros(now))
+    .bind(&s.message)
+    .bind(s.resume_line)
+    .execute(&mut **tx)
+    .await;
+    match res {
+        Ok(r) if r.rows_affected() == 1 => {}
+        Ok(_) => return Err(StoreError::NotFound("fornitura")),
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+            return Err(StoreError::Conflict(
+                "lo stesso file è già stato caricato per questo ente".into(),
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    insert_errors(tx, id, &s.errors).await
+}
+
+async fn insert_errors(
+    tx: &mut Transaction<'static, Any>,
+    id: i64,
+    errors: &[SupplyError],
+) -> Result<()> {
+    for e in errors {
         sqlx::query("INSERT INTO supply_errors (supply_id, line, field, value, code, message) VALUES ($1, $2, $3, $4, $5, $6)")
             .bind(id)
             .bind(e.line)
@@ -204,7 +304,18 @@ async fn insert_supply(
             .execute(&mut **tx)
             .await?;
     }
-    Ok(id)
+    Ok(())
+}
+
+/// The supply's open transaction, begun on first use after a commit.
+async fn open<'t>(
+    tx: &'t mut Option<Transaction<'static, Any>>,
+    store: &Store,
+) -> Result<&'t mut Transaction<'static, Any>> {
+    if tx.is_none() {
+        *tx = Some(store.write_tx().await?);
+    }
+    Ok(tx.as_mut().expect("just begun"))
 }
 
 impl Bulk {
@@ -226,7 +337,7 @@ impl Bulk {
             sqlx::query_scalar("SELECT status FROM debt_positions WHERE ente = $1 AND iupd = $2")
                 .bind(&self.ente)
                 .bind(iupd)
-                .fetch_optional(&mut *self.tx)
+                .fetch_optional(&mut **open(&mut self.tx, &self.store).await?)
                 .await?;
         status
             .map(|s| {
@@ -245,7 +356,7 @@ impl Bulk {
                 sqlx::query_scalar("SELECT 1 FROM payment_options WHERE ente = $1 AND iuv = $2")
                     .bind(&self.ente)
                     .bind(iuv)
-                    .fetch_optional(&mut *self.tx)
+                    .fetch_optional(&mut **open(&mut self.tx, &self.store).await?)
                     .await?;
             if found.is_some() {
                 taken.insert(iuv.clone());
@@ -263,7 +374,7 @@ impl Bulk {
         })?;
         let block = match self.store.dialect {
             // SQLite's single writer connection is this transaction's.
-            Dialect::Sqlite => allocate_in(&mut self.tx, &self.ente, seg, NAV_BLOCK).await?,
+            Dialect::Sqlite => allocate_in(open(&mut self.tx, &self.store).await?, &self.ente, seg, NAV_BLOCK).await?,
             // PostgreSQL: a short transaction of its own, so the sequence row
             // is not locked for the whole supply.
             Dialect::Postgres => {
@@ -370,7 +481,7 @@ impl Bulk {
         self.avoid_clashes(std::slice::from_mut(p), generated)
             .await?;
         match insert_position_full(
-            &mut self.tx,
+            open(&mut self.tx, &self.store).await?,
             &self.ente,
             p,
             now,
@@ -397,7 +508,7 @@ impl Bulk {
             sqlx::query_scalar("SELECT id FROM debt_positions WHERE ente = $1 AND iupd = $2")
                 .bind(&self.ente)
                 .bind(iupd)
-                .fetch_optional(&mut *self.tx)
+                .fetch_optional(&mut **open(&mut self.tx, &self.store).await?)
                 .await?;
         id.ok_or(StoreError::NotFound("posizione debitoria"))
     }
@@ -405,7 +516,7 @@ impl Bulk {
     /// Replaces an unpaid position's content (operation "update").
     pub async fn replace(&mut self, p: &mut DebtPosition, now: DateTime<Utc>) -> Result<()> {
         let id = self.position_id(&p.iupd).await?;
-        crate::positions::delete_by_id(&mut self.tx, id).await?;
+        crate::positions::delete_by_id(open(&mut self.tx, &self.store).await?, id).await?;
         self.insert(p, now).await
     }
 
@@ -413,12 +524,12 @@ impl Bulk {
     /// a published one invalidated.
     pub async fn cancel(&mut self, iupd: &str, now: DateTime<Utc>) -> Result<()> {
         let id = self.position_id(iupd).await?;
-        let mut stored = crate::positions::load_by_id(&mut self.tx, &self.ente, id).await?;
+        let mut stored = crate::positions::load_by_id(open(&mut self.tx, &self.store).await?, &self.ente, id).await?;
         if stored.position.status == PositionStatus::Draft {
-            return crate::positions::delete_by_id(&mut self.tx, id).await;
+            return crate::positions::delete_by_id(open(&mut self.tx, &self.store).await?, id).await;
         }
         stored.position.invalidate(now)?;
-        crate::positions::save_state(&mut self.tx, &mut stored, now).await
+        crate::positions::save_state(open(&mut self.tx, &self.store).await?, &mut stored, now).await
     }
 
     /// The notice numbers of a position written in this supply.
@@ -429,23 +540,35 @@ impl Bulk {
         )
         .bind(&self.ente)
         .bind(iupd)
-        .fetch_all(&mut *self.tx)
+        .fetch_all(&mut **open(&mut self.tx, &self.store).await?)
         .await?;
         rows.iter()
             .map(|r| Ok((r.try_get("notice_number")?, r.try_get("iuv")?)))
             .collect()
     }
 
-    /// Writes the supply record and commits everything.
-    pub async fn commit(mut self, record: &SupplyRecord, now: DateTime<Utc>) -> Result<i64> {
-        let id = insert_supply(&mut self.tx, &self.ente, record, now).await?;
-        self.tx.commit().await?;
-        Ok(id)
+    /// Commits the writes so far with the supply's checkpoint (`record`:
+    /// counters, `resume_line` and the errors found since the last one).
+    pub async fn checkpoint(&mut self, record: &SupplyRecord, now: DateTime<Utc>) -> Result<()> {
+        let tx = open(&mut self.tx, &self.store).await?;
+        update_supply(tx, &self.ente, self.supply_id, record, now).await?;
+        if let Some(tx) = self.tx.take() {
+            tx.commit().await?;
+        }
+        Ok(())
     }
 
-    /// Drops every write of the supply.
-    pub async fn rollback(self) -> Result<()> {
-        self.tx.rollback().await?;
+    /// Writes the supply's final record and commits.
+    pub async fn commit(mut self, record: &SupplyRecord, now: DateTime<Utc>) -> Result<i64> {
+        self.checkpoint(record, now).await?;
+        Ok(self.supply_id)
+    }
+
+    /// Drops the writes since the last checkpoint.
+    pub async fn rollback(mut self) -> Result<()> {
+        if let Some(tx) = self.tx.take() {
+            tx.rollback().await?;
+        }
         Ok(())
     }
 }
@@ -674,7 +797,7 @@ impl Bulk {
         iupds: &[String],
     ) -> Result<std::collections::HashMap<String, Existing>> {
         let raw =
-            crate::batch::statuses(&mut self.tx, self.store.dialect, &self.ente, iupds).await?;
+            crate::batch::statuses(open(&mut self.tx, &self.store).await?, self.store.dialect, &self.ente, iupds).await?;
         raw.into_iter()
             .map(|(k, s)| {
                 let status = s
@@ -685,10 +808,26 @@ impl Bulk {
             .collect()
     }
 
+    /// The notice numbers and IUVs of these keys' stored positions, by
+    /// option (batched): what a resumed supply's outcome carries for the rows
+    /// committed before it was interrupted.
+    pub async fn notice_numbers_many(
+        &mut self,
+        iupds: &[String],
+    ) -> Result<std::collections::HashMap<String, Vec<(String, String)>>> {
+        crate::batch::notice_numbers(
+            open(&mut self.tx, &self.store).await?,
+            self.store.dialect,
+            &self.ente,
+            iupds,
+        )
+        .await
+    }
+
     /// Which of these IUVs the Ente already uses (batched).
     pub async fn taken_many(&mut self, iuvs: &[String]) -> Result<HashSet<String>> {
         Ok(
-            crate::batch::taken(&mut self.tx, self.store.dialect, &self.ente, iuvs)
+            crate::batch::taken(open(&mut self.tx, &self.store).await?, self.store.dialect, &self.ente, iuvs)
                 .await?
                 .into_iter()
                 .collect(),
@@ -708,7 +847,7 @@ impl Bulk {
         }
         self.avoid_clashes(positions, generated).await?;
         crate::batch::insert_positions(
-            &mut self.tx,
+            open(&mut self.tx, &self.store).await?,
             self.store.dialect,
             &self.ente,
             positions,

@@ -11,6 +11,7 @@
 mod batch;
 mod bulk;
 mod catalogue;
+mod claim;
 mod enti;
 mod iuv;
 mod keys;
@@ -19,7 +20,8 @@ mod positions;
 mod receipts;
 mod time;
 
-pub use bulk::{Bulk, Existing, PaidItem, SupplyError, SupplyRecord};
+pub use bulk::{Bulk, Existing, LOADING, PaidItem, SupplyError, SupplyOfFile, SupplyRecord};
+pub use claim::SupplyClaim;
 pub use keys::{ApiKeyRecord, KeyScope};
 pub use positions::{ListFilter, OrderBy, Page, StoredPosition};
 pub use receipts::{Anomaly, ReceiptOutcome, ReceiptRecord, StoredReceipt};
@@ -31,6 +33,12 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Transaction};
 use std::str::FromStr;
 use std::time::Duration;
+
+/// The SQLite writer connection's own settings. A bulk load's transaction
+/// touches more pages than SQLite's default 2 MB cache holds: spilling them
+/// mid-transaction and writing statement journals to temporary files were a
+/// third of a supply's load time (perf, `incasso bench load`).
+const WRITER_PRAGMAS: &str = "PRAGMA cache_size = -32768; PRAGMA temp_store = MEMORY;";
 
 /// Which database a URL names. Parsed strictly: a typo in the scheme must
 /// not silently create an empty SQLite file somewhere.
@@ -112,6 +120,17 @@ pub struct Store {
     pool: AnyPool,
     writer: AnyPool,
     dialect: Dialect,
+    /// The SQLite database file, beside which cross-process locks live.
+    sqlite_file: Option<std::path::PathBuf>,
+}
+
+/// The file of a `sqlite:` URL; none for an in-memory database.
+fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or_default();
+    (!path.is_empty() && !path.contains(":memory:")).then(|| path.into())
 }
 
 impl Store {
@@ -132,11 +151,11 @@ impl Store {
         };
         let options = AnyConnectOptions::from_str(&url)
             .map_err(|e| StoreError::Config(format!("invalid database URL: {e}")))?;
-        let sqlite = |max: u32| {
+        let sqlite = |max: u32, extra: &'static str| {
             AnyPoolOptions::new()
                 .max_connections(max)
                 .acquire_timeout(Duration::from_secs(60))
-                .after_connect(|conn, _meta| {
+                .after_connect(move |conn, _meta| {
                     Box::pin(async move {
                         sqlx::raw_sql(
                             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
@@ -144,6 +163,7 @@ impl Store {
                         )
                         .execute(&mut *conn)
                         .await?;
+                        sqlx::raw_sql(extra).execute(&mut *conn).await?;
                         Ok(())
                     })
                 })
@@ -151,8 +171,10 @@ impl Store {
         let (pool, writer) = match dialect {
             // Readers go in parallel under WAL; one writer at a time.
             Dialect::Sqlite => {
-                let writer = sqlite(1).connect_with(options.clone()).await?;
-                let pool = sqlite(8).connect_with(options).await?;
+                let writer = sqlite(1, WRITER_PRAGMAS)
+                    .connect_with(options.clone())
+                    .await?;
+                let pool = sqlite(8, "").connect_with(options).await?;
                 (pool, writer)
             }
             Dialect::Postgres => {
@@ -164,10 +186,15 @@ impl Store {
                 (pool.clone(), pool)
             }
         };
+        let sqlite_file = match dialect {
+            Dialect::Sqlite => sqlite_file(&url),
+            Dialect::Postgres => None,
+        };
         Ok(Store {
             pool,
             writer,
             dialect,
+            sqlite_file,
         })
     }
 

@@ -33,6 +33,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0003_bus.sql"),
         postgres: include_str!("../migrations/postgres/0003_bus.sql"),
     },
+    Migration {
+        version: 4,
+        name: "resumable_supplies",
+        sqlite: include_str!("../migrations/sqlite/0004_resumable_supplies.sql"),
+        postgres: include_str!("../migrations/postgres/0004_resumable_supplies.sql"),
+    },
 ];
 
 /// Arbitrary constant naming incasso's migration lock on PostgreSQL.
@@ -87,9 +93,15 @@ mod tests {
         for m in MIGRATIONS {
             assert!(m.version > last, "migration versions must increase");
             last = m.version;
+            // Every statement that shapes the schema, by its first words.
             let tables = |s: &str| {
                 s.lines()
-                    .filter_map(|l| l.trim().strip_prefix("CREATE TABLE "))
+                    .filter_map(|l| {
+                        let l = l.trim();
+                        ["CREATE TABLE ", "ALTER TABLE ", "CREATE INDEX ", "DROP INDEX "]
+                            .iter()
+                            .find_map(|p| l.strip_prefix(p))
+                    })
                     .map(|l| l.split_whitespace().next().unwrap_or_default().to_string())
                     .collect::<Vec<_>>()
             };
