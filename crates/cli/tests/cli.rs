@@ -689,7 +689,10 @@ fn partial_load_killed_halfway_resumes_from_its_checkpoint() {
     let out = load().output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    assert!(stderr.contains("ripresa del caricamento interrotto"), "{stderr}");
+    assert!(
+        stderr.contains("ripresa del caricamento interrotto"),
+        "{stderr}"
+    );
     assert_eq!(positions_in(&url), rows - 1, "every good row, once");
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["status"], "LOADED_WITH_ERRORS", "{report}");

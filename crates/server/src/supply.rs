@@ -329,8 +329,9 @@ impl Loader {
         }
         // Errors of rows read ahead of `line` wait for a later checkpoint: on
         // a resume those rows are read, and reported, again.
-        let (now, later): (Vec<RowError>, Vec<RowError>) =
-            std::mem::take(&mut self.unsaved).into_iter().partition(|e| e.line <= line);
+        let (now, later): (Vec<RowError>, Vec<RowError>) = std::mem::take(&mut self.unsaved)
+            .into_iter()
+            .partition(|e| e.line <= line);
         self.unsaved = later;
         let record = self.record_now(incasso_store::LOADING, line, now);
         self.bulk.checkpoint(&record, Utc::now()).await?;
@@ -353,9 +354,7 @@ impl Loader {
         for g in groups {
             let stored = navs.get(&g[0].0.key);
             for (i, (_, record)) in g.iter().enumerate() {
-                let (nav, iuv) = stored
-                    .and_then(|n| n.get(i).cloned())
-                    .unwrap_or_default();
+                let (nav, iuv) = stored.and_then(|n| n.get(i).cloned()).unwrap_or_default();
                 w.record(record, &nav, &iuv)?;
             }
         }

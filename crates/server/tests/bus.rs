@@ -1289,3 +1289,158 @@ async fn xlsx_spreadsheet_supply() {
         );
     }
 }
+
+/// Fails every write once `budget` bytes have gone through: an outcome
+/// file on a disk that fills up halfway through a load.
+struct FailingWriter {
+    budget: usize,
+    written: Vec<u8>,
+}
+
+impl std::io::Write for FailingWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.written.len() + buf.len() > self.budget {
+            return Err(std::io::Error::other("disco pieno"));
+        }
+        self.written.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A layout that loads the valid rows commits as it goes: interrupted
+/// halfway, its committed part stays, with a checkpoint; the same file sent
+/// again resumes there and loads the rest, never a row twice; the outcome
+/// of the resumed load covers the whole file. While a load holds the file,
+/// another is refused.
+#[tokio::test]
+async fn an_interrupted_partial_load_resumes_and_never_loads_twice() {
+    for backend in backends() {
+        let store = store(backend).await;
+        let mut layout = builtin("incasso-csv");
+        layout.name = "tributi-parziale".into();
+        layout.all_or_nothing = false;
+        let rows = 25_000;
+        let mut text = String::from(
+            "codice;servizio;codice_fiscale;nominativo;rata;importo;causale;scadenza;iuv;accertamento;operazione\n",
+        );
+        for i in 0..rows {
+            let cf = incasso_core::sample::personal_fiscal_code(i);
+            text.push_str(&format!(
+                "R-{i:06};TARI;{cf};Contribuente {i};0;12,34;TARI 2027;31/12/2027;;;\n"
+            ));
+        }
+        let bytes = text.into_bytes();
+        let open = {
+            let bytes = bytes.clone();
+            move || -> std::io::Result<Box<dyn std::io::Read + Send>> {
+                Ok(Box::new(std::io::Cursor::new(bytes.clone())))
+            }
+        };
+        // The outcome's disk fills up after about 15,000 rows.
+        let mut failing = FailingWriter {
+            budget: bytes.len() * 3 / 5,
+            written: Vec::new(),
+        };
+        let first = supply::load(
+            &store,
+            A,
+            &layout,
+            None,
+            "tributi.csv",
+            &open,
+            Some(&mut failing),
+            &|_| {},
+        )
+        .await;
+        assert!(
+            matches!(first, Err(LoadError::Io(_))),
+            "{backend:?}: {first:?}"
+        );
+        // The first 10,000 rows were committed with their checkpoint; the
+        // rows after it were rolled back.
+        assert_eq!(count(&store).await, 10_000, "{backend:?}");
+        // While a loader holds the file, nobody else loads it.
+        let held = supply::prepare(&store, A, &layout, "tributi.csv", &open)
+            .await
+            .unwrap();
+        assert!(held.resumes(), "{backend:?}");
+        let meanwhile = supply::prepare(&store, A, &layout, "tributi.csv", &open).await;
+        assert!(
+            matches!(meanwhile, Err(LoadError::InProgress)),
+            "{backend:?}: {:?}",
+            meanwhile.err()
+        );
+        let supply_id = held.supply_id;
+        let status = store.supply(A, supply_id).await.unwrap();
+        assert_eq!(status.status, "LOADING", "{backend:?}");
+        assert_eq!(status.rows_loaded, 10_000, "{backend:?}");
+        // Resumed: the rest, once.
+        let mut outcome = Vec::new();
+        let report = supply::run(
+            &store,
+            A,
+            &layout,
+            None,
+            held,
+            &open,
+            Some(&mut outcome),
+            &|_| {},
+        )
+        .await
+        .unwrap();
+        assert_eq!(report.supply_id, Some(supply_id), "{backend:?}");
+        assert_eq!(report.status, "LOADED", "{backend:?}");
+        assert_eq!(report.rows_loaded, rows as i64, "{backend:?}");
+        assert_eq!(report.positions_created, rows as i64, "{backend:?}");
+        assert_eq!(count(&store).await, rows, "{backend:?}");
+        let outcome = String::from_utf8(outcome).unwrap();
+        let navs: std::collections::HashSet<&str> = outcome
+            .lines()
+            .skip(1)
+            .map(|l| l.split(';').nth(11).unwrap_or_default())
+            .filter(|n| n.len() == 18)
+            .collect();
+        assert_eq!(navs.len() as u64, rows, "{backend:?}");
+        let again = load_bytes(&store, &layout, None, bytes.clone()).await.0;
+        assert!(
+            matches!(again, Err(LoadError::Duplicate(id)) if id == supply_id),
+            "{backend:?}: {again:?}"
+        );
+    }
+}
+
+/// The claim on a file is an OS-level lock: held, it refuses a second
+/// claimer (another connection, as another process would be); dropped, it
+/// is free again.
+#[tokio::test]
+async fn a_supply_claim_is_exclusive_until_dropped() {
+    for backend in backends() {
+        let url = fresh_database_url(backend).await;
+        let one = Store::connect(&url).await.unwrap();
+        let two = Store::connect(&url).await.unwrap();
+        let claim = one.claim_supply(A, "abc").await.unwrap();
+        assert!(claim.is_some(), "{backend:?}");
+        assert!(
+            two.claim_supply(A, "abc").await.unwrap().is_none(),
+            "{backend:?}"
+        );
+        assert!(
+            two.claim_supply(A, "abd").await.unwrap().is_some(),
+            "{backend:?}"
+        );
+        drop(claim);
+        let mut again = None;
+        // PostgreSQL lets go when the claim's session has closed.
+        for _ in 0..50 {
+            again = two.claim_supply(A, "abc").await.unwrap();
+            if again.is_some() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert!(again.is_some(), "{backend:?}");
+    }
+}

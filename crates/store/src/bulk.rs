@@ -374,7 +374,15 @@ impl Bulk {
         })?;
         let block = match self.store.dialect {
             // SQLite's single writer connection is this transaction's.
-            Dialect::Sqlite => allocate_in(open(&mut self.tx, &self.store).await?, &self.ente, seg, NAV_BLOCK).await?,
+            Dialect::Sqlite => {
+                allocate_in(
+                    open(&mut self.tx, &self.store).await?,
+                    &self.ente,
+                    seg,
+                    NAV_BLOCK,
+                )
+                .await?
+            }
             // PostgreSQL: a short transaction of its own, so the sequence row
             // is not locked for the whole supply.
             Dialect::Postgres => {
@@ -524,9 +532,12 @@ impl Bulk {
     /// a published one invalidated.
     pub async fn cancel(&mut self, iupd: &str, now: DateTime<Utc>) -> Result<()> {
         let id = self.position_id(iupd).await?;
-        let mut stored = crate::positions::load_by_id(open(&mut self.tx, &self.store).await?, &self.ente, id).await?;
+        let mut stored =
+            crate::positions::load_by_id(open(&mut self.tx, &self.store).await?, &self.ente, id)
+                .await?;
         if stored.position.status == PositionStatus::Draft {
-            return crate::positions::delete_by_id(open(&mut self.tx, &self.store).await?, id).await;
+            return crate::positions::delete_by_id(open(&mut self.tx, &self.store).await?, id)
+                .await;
         }
         stored.position.invalidate(now)?;
         crate::positions::save_state(open(&mut self.tx, &self.store).await?, &mut stored, now).await
@@ -796,8 +807,13 @@ impl Bulk {
         &mut self,
         iupds: &[String],
     ) -> Result<std::collections::HashMap<String, Existing>> {
-        let raw =
-            crate::batch::statuses(open(&mut self.tx, &self.store).await?, self.store.dialect, &self.ente, iupds).await?;
+        let raw = crate::batch::statuses(
+            open(&mut self.tx, &self.store).await?,
+            self.store.dialect,
+            &self.ente,
+            iupds,
+        )
+        .await?;
         raw.into_iter()
             .map(|(k, s)| {
                 let status = s
@@ -826,12 +842,15 @@ impl Bulk {
 
     /// Which of these IUVs the Ente already uses (batched).
     pub async fn taken_many(&mut self, iuvs: &[String]) -> Result<HashSet<String>> {
-        Ok(
-            crate::batch::taken(open(&mut self.tx, &self.store).await?, self.store.dialect, &self.ente, iuvs)
-                .await?
-                .into_iter()
-                .collect(),
+        Ok(crate::batch::taken(
+            open(&mut self.tx, &self.store).await?,
+            self.store.dialect,
+            &self.ente,
+            iuvs,
         )
+        .await?
+        .into_iter()
+        .collect())
     }
 
     /// Inserts validated new positions with multi-row statements, publishing

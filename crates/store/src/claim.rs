@@ -21,7 +21,10 @@ pub struct SupplyClaim {
 }
 
 enum Held {
-    File { path: PathBuf, _file: File },
+    File {
+        path: PathBuf,
+        _file: File,
+    },
     Postgres(Option<AnyConnection>),
     /// An in-memory SQLite database lives in one process only.
     Memory(String),

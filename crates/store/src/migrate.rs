@@ -98,9 +98,14 @@ mod tests {
                 s.lines()
                     .filter_map(|l| {
                         let l = l.trim();
-                        ["CREATE TABLE ", "ALTER TABLE ", "CREATE INDEX ", "DROP INDEX "]
-                            .iter()
-                            .find_map(|p| l.strip_prefix(p))
+                        [
+                            "CREATE TABLE ",
+                            "ALTER TABLE ",
+                            "CREATE INDEX ",
+                            "DROP INDEX ",
+                        ]
+                        .iter()
+                        .find_map(|p| l.strip_prefix(p))
                     })
                     .map(|l| l.split_whitespace().next().unwrap_or_default().to_string())
                     .collect::<Vec<_>>()
