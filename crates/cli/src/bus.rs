@@ -27,7 +27,8 @@ async fn layout(
 }
 
 /// Loads FILE; exits 0 only if the supply was accepted. Writes the outcome
-/// (the file with its notice numbers) beside it as `FILE.esito`, and the
+/// (the file with its notice numbers) beside it as `FILE.esito` (`.xlsx` or
+/// `.zip` added for spreadsheets and zipped supplies), and the
 /// per-row report as `FILE.rapporto.csv` when rows were refused.
 pub async fn load(
     store: &Store,
@@ -57,7 +58,11 @@ pub async fn load(
         reader_bar.set_position(0);
         Ok(Box::new(reader_bar.wrap_read(f)))
     };
-    let outcome_path = PathBuf::from(format!("{}.esito", file.display()));
+    let outcome_path = PathBuf::from(format!(
+        "{}{}",
+        file.display(),
+        supply::outcome_suffix(&layout)
+    ));
     let mut outcome = std::io::BufWriter::new(
         std::fs::File::create(&outcome_path)
             .with_context(|| format!("creating {}", outcome_path.display()))?,

@@ -241,7 +241,7 @@ pub async fn outcome(
     })?;
     Ok(download(
         "application/octet-stream",
-        format!("esito-{}", s.file_name),
+        supply::outcome_download_name(&s.file_name),
         bytes,
     ))
 }

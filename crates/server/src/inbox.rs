@@ -184,7 +184,7 @@ async fn process(store: &Store, ente: &str, layout_name: &str, file: &Path) -> b
     match result {
         Ok(report) => {
             if accepted {
-                notes.push((".esito", outcome));
+                notes.push((supply::outcome_suffix(&layout), outcome));
             }
             if let Some(id) = report.supply_id
                 && let Ok(s) = store.supply(ente, id).await

@@ -88,66 +88,119 @@ pub fn file_hash(mut reader: impl Read) -> std::io::Result<(String, u64)> {
 }
 
 /// Writes the outcome file: the application's rows, in its own layout, with
-/// the notice number (and IUV) of each filled in.
-struct OutcomeWriter<'w> {
+/// the notice number (and IUV) of each filled in. A zipped supply gets a
+/// ZIP back, holding a file of the same name; a spreadsheet gets an XLSX
+/// workbook (LibreOffice reads it as well as Excel does, so ODS supplies get
+/// one too: incasso writes no ODS).
+pub(crate) struct OutcomeWriter<'w> {
     out: &'w mut (dyn Write + Send),
     layout: &'w Layout,
-    csv_header_written: bool,
-    /// The delimited file's column names, taken from its first record (every
-    /// record shares them): sorting them anew for each row was the outcome's
-    /// main cost.
-    csv_names: Vec<String>,
+    /// The column names of a delimited file or a sheet, taken from its
+    /// first record (every record shares them), with the outcome's columns.
+    names: Vec<String>,
+    /// Where each outcome column's value goes in a record's values.
+    slots: Vec<(usize, bool)>,
+    csv: Option<(csv::Writer<SharedBuffer>, SharedBuffer)>,
+    /// A zipped supply's outcome, zipped at the end.
+    zip_buffer: Option<Vec<u8>>,
+    /// A spreadsheet's rows, written as a workbook at the end (the sheet was
+    /// read whole too).
+    sheet_rows: Vec<Vec<String>>,
     /// JSON: (record, element of the exploded array, notice number, IUV),
     /// written into the original document at the end.
     json_marks: Vec<(usize, Option<usize>, String, String)>,
 }
 
-impl OutcomeWriter<'_> {
+impl<'w> OutcomeWriter<'w> {
+    pub(crate) fn new(out: &'w mut (dyn Write + Send), layout: &'w Layout) -> Self {
+        let (csv, zip_buffer) = match &layout.format {
+            Format::Delimited {
+                separator,
+                quote,
+                zipped,
+                ..
+            } => {
+                let buffer = SharedBuffer::default();
+                let writer = csv::WriterBuilder::new()
+                    .delimiter(*separator as u8)
+                    .quote(*quote as u8)
+                    .has_headers(false)
+                    .from_writer(buffer.clone());
+                (Some((writer, buffer)), zipped.then(Vec::new))
+            }
+            _ => (None, None),
+        };
+        OutcomeWriter {
+            out,
+            layout,
+            names: Vec::new(),
+            slots: Vec::new(),
+            csv,
+            zip_buffer,
+            sheet_rows: Vec::new(),
+            json_marks: Vec::new(),
+        }
+    }
+
+    /// The record's values with the notice number and IUV in their columns;
+    /// on the first record, also the header row.
+    fn row(&mut self, r: &Record, nav: &str, iuv: &str) -> (Option<Vec<String>>, Vec<String>) {
+        let mut header = None;
+        if self.names.is_empty() {
+            self.names = r.names();
+            for (col, is_nav) in [
+                (self.layout.outcome.notice_number.as_deref(), true),
+                (self.layout.outcome.iuv.as_deref(), false),
+            ] {
+                if let Some(col) = col {
+                    let at = match self.names.iter().position(|n| n == col) {
+                        Some(i) => i,
+                        None => {
+                            self.names.push(col.to_string());
+                            self.names.len() - 1
+                        }
+                    };
+                    self.slots.push((at, is_nav));
+                }
+            }
+            header = Some(self.names.clone());
+        }
+        let mut values = r.values.clone();
+        values.resize(self.names.len().max(values.len()), String::new());
+        for (at, is_nav) in &self.slots {
+            values[*at] = if *is_nav { nav } else { iuv }.to_string();
+        }
+        (header, values)
+    }
+
     fn record(&mut self, r: &Record, nav: &str, iuv: &str) -> std::io::Result<()> {
         let nav_col = self.layout.outcome.notice_number.as_deref();
         let iuv_col = self.layout.outcome.iuv.as_deref();
         match &self.layout.format {
-            Format::Delimited {
-                separator,
-                quote,
-                header,
-                columns,
-                ..
-            } => {
-                let mut w = csv::WriterBuilder::new()
-                    .delimiter(*separator as u8)
-                    .quote(*quote as u8)
-                    .has_headers(false)
-                    .from_writer(Vec::new());
-                if self.csv_names.is_empty() {
-                    self.csv_names = r.names();
-                }
-                let names = &self.csv_names;
-                if *header && !self.csv_header_written {
-                    let mut h: Vec<&str> = names.iter().map(String::as_str).collect();
-                    for extra in [nav_col, iuv_col].into_iter().flatten() {
-                        if !h.contains(&extra) {
-                            h.push(extra);
-                        }
-                    }
+            Format::Delimited { header, .. } => {
+                let with_header = *header;
+                let (head, values) = self.row(r, nav, iuv);
+                let Some((w, buffer)) = self.csv.as_mut() else {
+                    return Ok(());
+                };
+                if let Some(h) = head.filter(|_| with_header) {
                     w.write_record(&h)?;
-                    self.csv_header_written = true;
-                }
-                let _ = columns;
-                let mut values: Vec<String> = r.values.clone();
-                for (col, v) in [(nav_col, nav), (iuv_col, iuv)] {
-                    if let Some(col) = col {
-                        match names.iter().position(|n| n == col) {
-                            Some(i) => values[i] = v.to_string(),
-                            None => values.push(v.to_string()),
-                        }
-                    }
                 }
                 w.write_record(&values)?;
-                let bytes = w
-                    .into_inner()
-                    .map_err(|e| std::io::Error::other(e.to_string()))?;
-                self.out.write_all(&encode(&bytes, self.layout.encoding))
+                // Whole records only: a multi-byte character must not be
+                // split before it is re-encoded.
+                w.flush()?;
+                let bytes = {
+                    let mut b = buffer.0.lock().expect("outcome buffer");
+                    let bytes = encode(&b, self.layout.encoding);
+                    b.clear();
+                    bytes
+                };
+                match self.zip_buffer.as_mut() {
+                    Some(buffer) => buffer.extend_from_slice(&bytes),
+                    None => self.out.write_all(&bytes)?,
+                }
+                Ok(())
             }
             Format::Fixed { columns, .. } => {
                 let width = columns.iter().map(|c| c.end).max().unwrap_or(0);
@@ -176,24 +229,68 @@ impl OutcomeWriter<'_> {
                 Ok(())
             }
             Format::Spreadsheet { .. } => {
-                let line = serde_json::json!({"line": r.line, "noticeNumber": nav, "iuv": iuv});
-                writeln!(self.out, "{line}")
+                let (head, values) = self.row(r, nav, iuv);
+                self.sheet_rows.extend(head);
+                self.sheet_rows.push(values);
+                Ok(())
             }
         }
     }
 }
 
 impl OutcomeWriter<'_> {
-    /// JSON supplies come back as the same document, with the notice number
-    /// and IUV written into each record (or exploded element) where the
-    /// layout's `outcome` says (`@.name` for a field of the element).
+    /// Ends the outcome: the documents written whole (JSON, XLSX, ZIP).
     fn finish(
         &mut self,
         open: &(dyn Fn() -> std::io::Result<Box<dyn Read + Send>> + Sync),
     ) -> std::io::Result<()> {
-        let Format::Json { records, explode } = &self.layout.format else {
-            return Ok(());
-        };
+        match &self.layout.format {
+            Format::Json { records, explode } => {
+                self.finish_json(open, records, explode.as_deref())
+            }
+            Format::Spreadsheet { sheet, .. } => {
+                let mut book = rust_xlsxwriter::Workbook::new();
+                let ws = book.add_worksheet();
+                ws.set_name(sheet.as_deref().unwrap_or("Esito"))
+                    .map_err(std::io::Error::other)?;
+                for (r, row) in self.sheet_rows.iter().enumerate() {
+                    for (c, v) in row.iter().enumerate() {
+                        if !v.is_empty() {
+                            ws.write_string(r as u32, c as u16, v)
+                                .map_err(std::io::Error::other)?;
+                        }
+                    }
+                }
+                let bytes = book.save_to_buffer().map_err(std::io::Error::other)?;
+                self.out.write_all(&bytes)
+            }
+            Format::Delimited { .. } => {
+                let Some(buffer) = self.zip_buffer.take() else {
+                    return Ok(());
+                };
+                let name = inner_name(open()?).unwrap_or_else(|| "esito.csv".into());
+                let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+                let options = zip::write::SimpleFileOptions::default()
+                    .compression_method(zip::CompressionMethod::Deflated);
+                zip.start_file(name, options)
+                    .map_err(std::io::Error::other)?;
+                zip.write_all(&buffer)?;
+                let bytes = zip.finish().map_err(std::io::Error::other)?.into_inner();
+                self.out.write_all(&bytes)
+            }
+            Format::Fixed { .. } => Ok(()),
+        }
+    }
+
+    /// JSON supplies come back as the same document, with the notice number
+    /// and IUV written into each record (or exploded element) where the
+    /// layout's `outcome` says (`@.name` for a field of the element).
+    fn finish_json(
+        &mut self,
+        open: &(dyn Fn() -> std::io::Result<Box<dyn Read + Send>> + Sync),
+        records: &str,
+        explode: Option<&str>,
+    ) -> std::io::Result<()> {
         let mut text = String::new();
         open()?.read_to_string(&mut text)?;
         let mut doc: serde_json::Value =
@@ -238,6 +335,59 @@ impl OutcomeWriter<'_> {
         }
         serde_json::to_writer_pretty(&mut *self.out, &doc).map_err(std::io::Error::other)
     }
+}
+
+/// The suffix of an outcome file written beside its supply: `.esito`, and
+/// the extension of the container it comes in.
+pub fn outcome_suffix(layout: &Layout) -> &'static str {
+    match layout.format {
+        Format::Spreadsheet { .. } => ".esito.xlsx",
+        Format::Delimited { zipped: true, .. } => ".esito.zip",
+        _ => ".esito",
+    }
+}
+
+/// The name an outcome is downloaded under: `esito-<file>`, an ODS supply's
+/// becoming `.xlsx` (that is what it is).
+pub fn outcome_download_name(file_name: &str) -> String {
+    match file_name.strip_suffix(".ods") {
+        Some(stem) => format!("esito-{stem}.xlsx"),
+        None => format!("esito-{file_name}"),
+    }
+}
+
+/// The CSV writer's output, taken record by record to be re-encoded.
+#[derive(Clone, Default)]
+pub(crate) struct SharedBuffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Write for SharedBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .expect("outcome buffer")
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The name of the one file in a zipped supply (already checked by the
+/// reader).
+fn inner_name(mut reader: impl Read) -> Option<String> {
+    let mut bytes = Vec::new();
+    reader.read_to_end(&mut bytes).ok()?;
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).ok()?;
+    (0..archive.len()).find_map(|i| {
+        let entry = archive.by_index_raw(i).ok()?;
+        let name = entry.name().ok()?.to_string();
+        entry.is_file().then(|| {
+            std::path::Path::new(&name)
+                .file_name()
+                .map_or_else(|| name.clone(), |n| n.to_string_lossy().into_owned())
+        })
+    })
 }
 
 /// UTF-8 text back to the layout's encoding.
@@ -871,14 +1021,19 @@ pub async fn run(
         progress,
     )
     .await;
-    // A partial load keeps its last checkpoint (status LOADING) to be
-    // resumed; an all-or-nothing one wrote nothing and is closed as FAILED.
-    if let Err(e) = &result
-        && layout.all_or_nothing
-    {
+    // A partial load that fails keeps its last checkpoint (status LOADING)
+    // to be resumed; an all-or-nothing one wrote nothing and is closed as
+    // FAILED.
+    // A file refused whole (not the declared layout) wrote nothing either.
+    let closing = match &result {
+        Err(e @ LoadError::File(_)) => Some(("REJECTED", e.to_string())),
+        Err(e) if layout.all_or_nothing => Some(("FAILED", format!("caricamento fallito: {e}"))),
+        _ => None,
+    };
+    if let Some((status, message)) = closing {
         let closing = SupplyRecord {
-            status: "FAILED".into(),
-            message: format!("caricamento fallito: {e}"),
+            status: status.into(),
+            message,
             errors: Vec::new(),
             ..record
         };
@@ -889,7 +1044,7 @@ pub async fn run(
             tracing::warn!(error = %e2, supply = id, "recording a failed supply");
         }
     }
-    drop(claim);
+    claim.release().await;
     result
 }
 
@@ -942,13 +1097,7 @@ async fn run_claimed(
             ..before.clone()
         },
     };
-    let mut writer = outcome.map(|out| OutcomeWriter {
-        out,
-        layout,
-        csv_header_written: false,
-        csv_names: Vec::new(),
-        json_marks: Vec::new(),
-    });
+    let mut writer = outcome.map(|out| OutcomeWriter::new(out, layout));
     // Reading, decoding, the layout's rules and grouping run on a thread of
     // their own, a chunk ahead of the checks and writes: on two cores the
     // file is parsed while the database works.

@@ -1012,6 +1012,26 @@ async fn inbox_and_outbox_folders() {
     }
 }
 
+/// The (codice, numero_avviso) rows of a spreadsheet outcome, read back as
+/// the application would.
+fn sheet_outcome(bytes: Vec<u8>) -> Vec<(String, String)> {
+    let mut layout = builtin("incasso-csv");
+    layout.format = incasso_bus::layout::Format::Spreadsheet {
+        sheet: None,
+        header_row: 1,
+    };
+    incasso_bus::read::records(&layout, std::io::Cursor::new(bytes))
+        .unwrap()
+        .map(|r| {
+            let r = r.unwrap();
+            (
+                r.get("codice").unwrap_or_default().to_string(),
+                r.get("numero_avviso").unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
 fn zip_of(files: &[(&str, &[u8])]) -> Vec<u8> {
     use std::io::Write;
     let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
@@ -1074,7 +1094,14 @@ async fn mypay_zipped_supply_and_zip_bombs() {
             ),
             ("ACC-MENSA", 2027, Cents(4_000))
         );
-        let out = String::from_utf8(outcome).unwrap();
+        // The outcome comes back zipped, as the supply came, under the same
+        // name.
+        let mut archive = zip::ZipArchive::new(std::io::Cursor::new(outcome)).unwrap();
+        assert_eq!(archive.len(), 1);
+        let mut entry = archive.by_index(0).unwrap();
+        assert_eq!(entry.name().unwrap(), "dovuti.csv");
+        let mut out = String::new();
+        std::io::Read::read_to_string(&mut entry, &mut out).unwrap();
         assert!(
             out.lines()
                 .nth(1)
@@ -1172,13 +1199,24 @@ async fn ods_spreadsheet_supply() {
         Some(incasso_bus::layout::AmountFormat::Dot);
     for backend in backends() {
         let store = store(backend).await;
-        let (r, _) = load_bytes(&store, &layout, None, ods.clone()).await;
+        let (r, outcome) = load_bytes(&store, &layout, None, ods.clone()).await;
         let report = r.unwrap();
         assert_eq!(
             report.positions_created, 2,
             "{backend:?} {:?}",
             report.errors
         );
+        // The outcome is a workbook with the notice numbers filled in.
+        let navs = sheet_outcome(outcome);
+        assert_eq!(navs.len(), 2, "{navs:?}");
+        for (code, nav) in &navs {
+            let stored = store.get_position(A, code).await.unwrap().position;
+            assert_eq!(
+                Some(nav.as_str()),
+                stored.options[0].notice_number.as_ref().map(|n| n.as_str()),
+                "{backend:?}"
+            );
+        }
         assert_eq!(
             store
                 .get_position(A, "ODS-1")
@@ -1260,13 +1298,26 @@ async fn xlsx_spreadsheet_supply() {
         Some(incasso_bus::layout::AmountFormat::Dot);
     for backend in backends() {
         let store = store(backend).await;
-        let (r, _) = load_bytes(&store, &layout, None, xlsx.clone()).await;
+        let (r, outcome) = load_bytes(&store, &layout, None, xlsx.clone()).await;
         let report = r.unwrap();
         assert_eq!(
             report.positions_created, 2,
             "{backend:?} {:?}",
             report.errors
         );
+        let navs = sheet_outcome(outcome);
+        assert_eq!(
+            navs.iter().map(|(c, _)| c.as_str()).collect::<Vec<_>>(),
+            ["XL-1", "XL-2"]
+        );
+        for (code, nav) in &navs {
+            let stored = store.get_position(A, code).await.unwrap().position;
+            assert_eq!(
+                Some(nav.as_str()),
+                stored.options[0].notice_number.as_ref().map(|n| n.as_str()),
+                "{backend:?}"
+            );
+        }
         assert_eq!(
             store
                 .get_position(A, "XL-2")

@@ -25,7 +25,7 @@ enum Held {
         path: PathBuf,
         _file: File,
     },
-    Postgres(Option<AnyConnection>),
+    Postgres(Option<AnyConnection>, i64),
     /// An in-memory SQLite database lives in one process only.
     Memory(String),
 }
@@ -63,7 +63,7 @@ impl Store {
                     .await?;
                 if got {
                     Ok(Some(SupplyClaim {
-                        held: Held::Postgres(Some(conn)),
+                        held: Held::Postgres(Some(conn), advisory_key(&key)),
                     }))
                 } else {
                     let _ = conn.close().await;
@@ -125,6 +125,22 @@ fn advisory_key(text: &str) -> i64 {
     h as i64
 }
 
+impl SupplyClaim {
+    /// Lets go now: the next claimer, in this process or another, gets the
+    /// file at once (a dropped PostgreSQL claim is let go in the background).
+    pub async fn release(mut self) {
+        if let Held::Postgres(conn, key) = &mut self.held
+            && let Some(mut conn) = conn.take()
+        {
+            let _ = sqlx::query("SELECT pg_advisory_unlock($1)")
+                .bind(*key)
+                .execute(&mut conn)
+                .await;
+            let _ = conn.close().await;
+        }
+    }
+}
+
 impl Drop for SupplyClaim {
     fn drop(&mut self) {
         match &mut self.held {
@@ -133,7 +149,7 @@ impl Drop for SupplyClaim {
             Held::File { path, .. } => {
                 let _ = std::fs::remove_file(path);
             }
-            Held::Postgres(conn) => {
+            Held::Postgres(conn, _) => {
                 // Closing the session releases its advisory locks.
                 if let Some(conn) = conn.take()
                     && let Ok(handle) = tokio::runtime::Handle::try_current()
