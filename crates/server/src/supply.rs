@@ -700,8 +700,11 @@ impl Loader {
                 self.reject(errors, groups[k].len());
             }
         }
-        // 4. Write.
-        let mut inserts: Vec<(usize, DebtPosition)> = Vec::new();
+        // 4. Write (queued: the writer works while the next chunk is
+        // checked).
+        let mut numbers: Vec<Vec<(String, String)>> = vec![Vec::new(); built.len()];
+        let mut inserts: Vec<usize> = Vec::new();
+        let mut positions: Vec<DebtPosition> = Vec::new();
         for (k, slot) in built.iter_mut().enumerate() {
             let Some(b) = slot.as_mut() else { continue };
             self.report.rows_loaded += groups[k].len() as i64;
@@ -727,47 +730,27 @@ impl Loader {
                             }
                         }
                         self.bulk.replace(&mut b.position, now).await?;
+                        numbers[k] = incasso_store::numbers_of(&b.position);
                     }
                 }
                 Op::Insert => {
                     self.report.positions_created += 1;
-                    inserts.push((k, std::mem::replace(&mut b.position, placeholder())));
+                    if self.writing() {
+                        inserts.push(k);
+                        positions.push(std::mem::replace(&mut b.position, placeholder()));
+                    }
                 }
             }
         }
-        if self.writing() && !inserts.is_empty() {
-            let mut positions: Vec<DebtPosition> = inserts
-                .iter_mut()
-                .map(|(_, p)| std::mem::replace(p, placeholder()))
-                .collect();
-            self.bulk.insert_many(&mut positions, now).await?;
-            for ((k, slot), p) in inserts.iter_mut().zip(positions) {
-                let _ = slot;
-                if let Some(b) = built[*k].as_mut() {
-                    b.position = p;
-                }
+        if !positions.is_empty() {
+            let assigned = self.bulk.insert_many(positions, now).await?;
+            for (k, n) in inserts.into_iter().zip(assigned) {
+                numbers[k] = n;
             }
         }
         // 5. The outcome, in file order.
         if let Some(w) = outcome.as_mut() {
-            for (k, g) in groups.iter().enumerate() {
-                let navs: Vec<(String, String)> = match &built[k] {
-                    Some(b) if self.writing() => b
-                        .position
-                        .options
-                        .iter()
-                        .map(|o| {
-                            (
-                                o.notice_number
-                                    .as_ref()
-                                    .map(|n| n.as_str().to_string())
-                                    .unwrap_or_default(),
-                                o.iuv.clone().unwrap_or_default(),
-                            )
-                        })
-                        .collect(),
-                    _ => Vec::new(),
-                };
+            for (g, navs) in groups.iter().zip(&numbers) {
                 for (i, (_, record)) in g.iter().enumerate() {
                     let (nav, iuv) = navs.get(i).cloned().unwrap_or_default();
                     w.record(record, &nav, &iuv)?;
@@ -1188,7 +1171,7 @@ async fn run_claimed(
             .await?;
     } else {
         match loader.bulk.commit(&record, now).await {
-            Ok(_) => {}
+            Ok(()) => {}
             Err(StoreError::Conflict(_)) => {
                 // Another process accepted the same file meanwhile.
                 let id = store

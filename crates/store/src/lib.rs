@@ -18,13 +18,15 @@ mod keys;
 mod migrate;
 mod positions;
 mod receipts;
+mod supply_writer;
 mod time;
 
-pub use bulk::{Bulk, Existing, LOADING, PaidItem, SupplyError, SupplyOfFile, SupplyRecord};
+pub use bulk::{Existing, LOADING, PaidItem, SupplyError, SupplyOfFile, SupplyRecord};
 pub use claim::SupplyClaim;
 pub use keys::{ApiKeyRecord, KeyScope};
 pub use positions::{ListFilter, OrderBy, Page, StoredPosition};
 pub use receipts::{Anomaly, ReceiptOutcome, ReceiptRecord, StoredReceipt};
+pub use supply_writer::{Bulk, numbers_of};
 pub use time::{from_micros, to_micros};
 
 use incasso_core::Invalid;
@@ -98,6 +100,9 @@ pub enum StoreError {
     Backend(#[from] sqlx::Error),
     #[error("dato corrotto nel database: {0}")]
     Corrupt(String),
+    /// A supply's writes stopped at an earlier failure (given here).
+    #[error("scrittura della fornitura interrotta: {0}")]
+    Aborted(String),
 }
 
 impl StoreError {

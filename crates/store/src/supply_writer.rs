@@ -1,0 +1,609 @@
+//! The writes of a supply, pipelined: [`Bulk`] is the loader's handle, and
+//! a task of its own owns the supply's transaction and runs the writes in
+//! order while the loader checks the next chunk.
+//!
+//! Checking a chunk (building positions, looking up keys and IUVs, handing
+//! out notice numbers) and writing the previous one used to alternate, each
+//! waiting for the other: on two cores half of every second was idle
+//! (`incasso bench load`). Now writes are queued and the loader waits only
+//! for what it needs an answer to (a block of IUVs on SQLite, a checkpoint,
+//! the commit).
+//!
+//! The checks read through the pool, outside the supply's transaction, so
+//! they see what was committed before, not this supply's own writes. That
+//! is enough: keys repeated within the file are refused by the grouper, and
+//! IUVs the file brings are tracked here as they go (`seen_iuvs`), so an
+//! insert never meets a conflict the checks did not report. A write that
+//! fails anyway stops the queue; the failure is returned by the next call
+//! that waits, and the transaction rolls back.
+
+use crate::bulk::update_supply;
+use crate::positions::{InsertError, insert_position_full};
+use crate::{Dialect, Result, Store, StoreError};
+use chrono::{DateTime, Utc};
+use incasso_core::codes::NoticeNumber;
+use incasso_core::position::{DebtPosition, PositionRules, PositionStatus};
+use sqlx::{Any, Transaction};
+use std::collections::{HashMap, HashSet};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::bulk::{Existing, SupplyRecord};
+
+/// IUVs are reserved this many at a time during a supply.
+const NAV_BLOCK: u32 = 5_000;
+
+/// Writes queued ahead of the writer: each is a chunk of positions, so
+/// this bounds the memory held by the queue.
+const QUEUE: usize = 2;
+
+enum Op {
+    Insert(Vec<DebtPosition>, DateTime<Utc>),
+    /// An update: the stored position replaced by this one.
+    Replace(DebtPosition, DateTime<Utc>),
+    Cancel(String, DateTime<Utc>),
+    /// SQLite: IUVs come from the sequence row, which only the writer's
+    /// connection may update while the supply's transaction is open.
+    Reserve(u8, u32, oneshot::Sender<Result<Vec<NoticeNumber>>>),
+    /// Commits what is written, with the supply's record.
+    Commit(
+        Box<SupplyRecord>,
+        DateTime<Utc>,
+        oneshot::Sender<Result<()>>,
+    ),
+    Rollback(oneshot::Sender<Result<()>>),
+}
+
+/// The loader's handle on a supply's writes.
+pub struct Bulk {
+    queue: mpsc::Sender<Op>,
+    writer: tokio::task::JoinHandle<()>,
+    store: Store,
+    ente: String,
+    segregation_codes: Vec<u8>,
+    pool_of_navs: Vec<NoticeNumber>,
+    /// A block of IUVs asked for before the pool runs dry.
+    next_block: Option<oneshot::Receiver<Result<Vec<NoticeNumber>>>>,
+    /// IUVs this supply brought, not yet committed.
+    seen_iuvs: HashSet<String>,
+    /// The blocks of the IUV sequence this supply reserved (segregation
+    /// code, first and past-the-end value): its generated IUVs, not yet
+    /// committed, are in there, without a set of a million strings.
+    reserved: Vec<(u8, u64, u64)>,
+}
+
+impl Store {
+    /// Starts the writes of supply `supply_id` for `ente`; positions it
+    /// creates are marked as coming from `origin` (the layout).
+    pub async fn bulk(&self, ente: &str, origin: &str, supply_id: i64) -> Result<Bulk> {
+        let segregation_codes: Vec<u8> = self
+            .list_stations(ente)
+            .await?
+            .iter()
+            .map(|s| s.segregation_code)
+            .collect();
+        self.get_ente(ente).await?;
+        let (queue, rx) = mpsc::channel(QUEUE);
+        let writer = tokio::spawn(write_loop(
+            self.clone(),
+            ente.to_string(),
+            origin.to_string(),
+            supply_id,
+            rx,
+        ));
+        Ok(Bulk {
+            queue,
+            writer,
+            store: self.clone(),
+            ente: ente.to_string(),
+            segregation_codes,
+            pool_of_navs: Vec::new(),
+            next_block: None,
+            seen_iuvs: HashSet::new(),
+            reserved: Vec::new(),
+        })
+    }
+}
+
+/// Runs the queued writes in order, in the supply's transaction.
+async fn write_loop(
+    store: Store,
+    ente: String,
+    origin: String,
+    supply_id: i64,
+    mut rx: mpsc::Receiver<Op>,
+) {
+    let mut tx: Option<Transaction<'static, Any>> = None;
+    // The first failure: every later write is skipped, and whoever waits
+    // next is told.
+    let mut failure: Option<StoreError> = None;
+    let failed = |f: &Option<StoreError>| {
+        f.as_ref()
+            .map(|e| StoreError::Aborted(e.to_string()))
+            .unwrap_or(StoreError::Aborted(String::new()))
+    };
+    while let Some(op) = rx.recv().await {
+        match op {
+            Op::Insert(positions, now) => {
+                if failure.is_none()
+                    && let Err(e) = async {
+                        let t = open(&mut tx, &store).await?;
+                        crate::batch::insert_positions(
+                            t,
+                            store.dialect,
+                            &ente,
+                            &positions,
+                            now,
+                            &origin,
+                        )
+                        .await
+                    }
+                    .await
+                {
+                    failure = Some(e);
+                }
+            }
+            Op::Replace(p, now) => {
+                if failure.is_none()
+                    && let Err(e) = replace(&mut tx, &store, &ente, &origin, &p, now).await
+                {
+                    failure = Some(e);
+                }
+            }
+            Op::Cancel(iupd, now) => {
+                if failure.is_none()
+                    && let Err(e) = cancel(&mut tx, &store, &ente, &iupd, now).await
+                {
+                    failure = Some(e);
+                }
+            }
+            Op::Reserve(seg, count, reply) => {
+                let result = if failure.is_some() {
+                    Err(failed(&failure))
+                } else {
+                    match open(&mut tx, &store).await {
+                        Ok(t) => crate::bulk::allocate_in(t, &ente, seg, count).await,
+                        Err(e) => Err(e),
+                    }
+                };
+                let _ = reply.send(result);
+            }
+            Op::Commit(record, now, reply) => {
+                let result = match failure.take() {
+                    Some(e) => Err(e),
+                    None => {
+                        async {
+                            let t = open(&mut tx, &store).await?;
+                            update_supply(t, &ente, supply_id, &record, now).await?;
+                            if let Some(t) = tx.take() {
+                                t.commit().await?;
+                            }
+                            Ok(())
+                        }
+                        .await
+                    }
+                };
+                if let Err(e) = &result {
+                    failure = Some(StoreError::Aborted(e.to_string()));
+                }
+                let _ = reply.send(result);
+            }
+            Op::Rollback(reply) => {
+                let result = match tx.take() {
+                    Some(t) => t.rollback().await.map_err(StoreError::from),
+                    None => Ok(()),
+                };
+                let _ = reply.send(result);
+            }
+        }
+    }
+    // Dropped without a commit: the open transaction rolls back.
+}
+
+/// The supply's open transaction, begun on first use after a commit.
+async fn open<'t>(
+    tx: &'t mut Option<Transaction<'static, Any>>,
+    store: &Store,
+) -> Result<&'t mut Transaction<'static, Any>> {
+    if tx.is_none() {
+        *tx = Some(store.write_tx().await?);
+    }
+    Ok(tx.as_mut().expect("just begun"))
+}
+
+async fn position_id(conn: &mut sqlx::AnyConnection, ente: &str, iupd: &str) -> Result<i64> {
+    let id: Option<i64> =
+        sqlx::query_scalar("SELECT id FROM debt_positions WHERE ente = $1 AND iupd = $2")
+            .bind(ente)
+            .bind(iupd)
+            .fetch_optional(&mut *conn)
+            .await?;
+    id.ok_or(StoreError::NotFound("posizione debitoria"))
+}
+
+async fn replace(
+    tx: &mut Option<Transaction<'static, Any>>,
+    store: &Store,
+    ente: &str,
+    origin: &str,
+    p: &DebtPosition,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let t = open(tx, store).await?;
+    let id = position_id(t, ente, &p.iupd).await?;
+    crate::positions::delete_by_id(t, id).await?;
+    match insert_position_full(t, ente, p, now, None, 1, Some(origin)).await {
+        Ok(_) => Ok(()),
+        Err(InsertError::Iupd) => Err(StoreError::Conflict(format!(
+            "esiste già una posizione con chiave '{}'",
+            p.iupd
+        ))),
+        Err(InsertError::Iuv(iuv)) => {
+            Err(StoreError::Conflict(format!("lo IUV {iuv} è già usato")))
+        }
+        Err(InsertError::Other(e)) => Err(e),
+    }
+}
+
+/// Cancels an unpaid position: a draft is removed, a published one
+/// invalidated.
+async fn cancel(
+    tx: &mut Option<Transaction<'static, Any>>,
+    store: &Store,
+    ente: &str,
+    iupd: &str,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let t = open(tx, store).await?;
+    let id = position_id(t, ente, iupd).await?;
+    let mut stored = crate::positions::load_by_id(t, ente, id).await?;
+    if stored.position.status == PositionStatus::Draft {
+        return crate::positions::delete_by_id(t, id).await;
+    }
+    stored.position.invalidate(now)?;
+    crate::positions::save_state(t, &mut stored, now).await
+}
+
+/// (notice number, IUV) of each option.
+pub fn numbers_of(p: &DebtPosition) -> Vec<(String, String)> {
+    p.options
+        .iter()
+        .map(|o| {
+            (
+                o.notice_number
+                    .as_ref()
+                    .map(|n| n.as_str().to_string())
+                    .unwrap_or_default(),
+                o.iuv.clone().unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+/// The segregation code of a generated notice number (aux digit 3).
+fn n_seg(n: &NoticeNumber) -> Option<u8> {
+    n.as_str().get(1..3).and_then(|s| s.parse().ok())
+}
+
+impl Bulk {
+    pub fn segregation_codes(&self) -> &[u8] {
+        &self.segregation_codes
+    }
+
+    pub fn rules(&self, now: DateTime<Utc>) -> PositionRules<'_> {
+        PositionRules {
+            ente_fiscal_code: &self.ente,
+            now,
+            segregation_codes: &self.segregation_codes,
+        }
+    }
+
+    async fn send(&self, op: Op) -> Result<()> {
+        self.queue
+            .send(op)
+            .await
+            .map_err(|_| StoreError::Aborted("la scrittura della fornitura si è fermata".into()))
+    }
+
+    /// The stored state of whichever of these keys existed before this
+    /// supply (committed), in one query per thousand keys.
+    pub async fn existing_many(&mut self, iupds: &[String]) -> Result<HashMap<String, Existing>> {
+        let mut conn = self.store.pool.acquire().await?;
+        let raw = crate::batch::statuses(&mut conn, self.store.dialect, &self.ente, iupds).await?;
+        raw.into_iter()
+            .map(|(k, s)| {
+                let status = s
+                    .parse()
+                    .map_err(|_| StoreError::Corrupt(format!("position status {s}")))?;
+                Ok((k, Existing { status }))
+            })
+            .collect()
+    }
+
+    /// Which of these IUVs (brought by the file) the Ente already uses, or
+    /// this supply has used or reserved for its own.
+    pub async fn taken_many(&mut self, iuvs: &[String]) -> Result<HashSet<String>> {
+        let mut taken = self.taken_in_store(iuvs).await?;
+        taken.extend(iuvs.iter().filter(|i| self.in_reserved(i)).cloned());
+        Ok(taken)
+    }
+
+    /// Whether a 17-digit IUV is a value of a block this supply reserved.
+    fn in_reserved(&self, iuv: &str) -> bool {
+        let (Some(seg), Some(base)) = (
+            iuv.get(..2).and_then(|s| s.parse::<u8>().ok()),
+            iuv.get(2..15).and_then(|s| s.parse::<u64>().ok()),
+        ) else {
+            return false;
+        };
+        iuv.len() == 17
+            && self
+                .reserved
+                .iter()
+                .any(|(s, from, to)| *s == seg && (*from..*to).contains(&base))
+    }
+
+    /// Which of these IUVs are stored, or brought earlier in this supply.
+    async fn taken_in_store(&mut self, iuvs: &[String]) -> Result<HashSet<String>> {
+        let mut conn = self.store.pool.acquire().await?;
+        let mut taken: HashSet<String> =
+            crate::batch::taken(&mut conn, self.store.dialect, &self.ente, iuvs)
+                .await?
+                .into_iter()
+                .collect();
+        taken.extend(iuvs.iter().filter(|i| self.seen_iuvs.contains(*i)).cloned());
+        Ok(taken)
+    }
+
+    /// The notice numbers and IUVs, by option, of one stored position.
+    pub async fn notice_numbers(&mut self, iupd: &str) -> Result<Vec<(String, String)>> {
+        Ok(self
+            .notice_numbers_many(&[iupd.to_string()])
+            .await?
+            .remove(iupd)
+            .unwrap_or_default())
+    }
+
+    /// The notice numbers and IUVs of these keys' committed positions, by
+    /// option (batched): what a resumed supply's outcome carries for the
+    /// rows committed before it was interrupted.
+    pub async fn notice_numbers_many(
+        &mut self,
+        iupds: &[String],
+    ) -> Result<HashMap<String, Vec<(String, String)>>> {
+        let mut conn = self.store.pool.acquire().await?;
+        crate::batch::notice_numbers(&mut conn, self.store.dialect, &self.ente, iupds).await
+    }
+
+    /// Asks for the next block of IUVs ahead of need (SQLite: through the
+    /// queue, so it waits behind the writes already queued).
+    async fn request_block(&mut self) -> Result<()> {
+        if self.next_block.is_some() {
+            return Ok(());
+        }
+        let seg = *self.segregation_codes.first().ok_or_else(|| {
+            StoreError::Conflict("l'ente non ha stazioni: impossibile generare lo IUV".into())
+        })?;
+        let (reply, rx) = oneshot::channel();
+        match self.store.dialect {
+            Dialect::Sqlite => self.send(Op::Reserve(seg, NAV_BLOCK, reply)).await?,
+            // PostgreSQL: a short transaction of its own, so the sequence
+            // row is not locked for the whole supply.
+            Dialect::Postgres => {
+                let _ = reply.send(
+                    self.store
+                        .allocate_notice_numbers(&self.ente, seg, NAV_BLOCK)
+                        .await,
+                );
+            }
+        }
+        self.next_block = Some(rx);
+        Ok(())
+    }
+
+    async fn next_nav(&mut self) -> Result<NoticeNumber> {
+        if self.pool_of_navs.len() < NAV_BLOCK as usize / 2 {
+            self.request_block().await?;
+        }
+        if self.pool_of_navs.is_empty() {
+            let rx = self.next_block.take().expect("requested above");
+            let block = rx.await.map_err(|_| {
+                StoreError::Aborted("la scrittura della fornitura si è fermata".into())
+            })??;
+            if let (Some(first), Some(last)) = (block.first(), block.last()) {
+                let value =
+                    |n: &NoticeNumber| n.as_str().get(3..16).and_then(|v| v.parse::<u64>().ok());
+                let seg = n_seg(first);
+                if let (Some(a), Some(b), Some(seg)) = (value(first), value(last), seg) {
+                    self.reserved.push((seg, a, b + 1));
+                }
+            }
+            // Handed out lowest first.
+            self.pool_of_navs = block.into_iter().rev().collect();
+        }
+        self.pool_of_navs
+            .pop()
+            .ok_or_else(|| StoreError::Corrupt("empty IUV block".into()))
+    }
+
+    /// Gives a new position its notice numbers (from the coordinator where
+    /// it brought no IUV) and publishes it. Returns the indices of the
+    /// options whose IUV was generated.
+    async fn prepare_new(
+        &mut self,
+        p: &mut DebtPosition,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<usize>> {
+        let mut generated = Vec::new();
+        for (i, o) in p.options.iter_mut().enumerate() {
+            if o.iuv.is_none() {
+                let nav = self.next_nav().await?;
+                o.iuv = Some(nav.as_str()[1..].to_string());
+                o.notice_number = Some(nav);
+                generated.push(i);
+            } else if o.notice_number.is_none() {
+                let iuv = o.iuv.clone().unwrap_or_default();
+                o.notice_number = Some(
+                    incasso_core::codes::notice::notice_number_from_iuv(3, None, &iuv)
+                        .map_err(|e| StoreError::Conflict(format!("IUV {iuv}: {e}")))?,
+                );
+            }
+        }
+        p.status = PositionStatus::Draft;
+        p.inserted_date = Some(now);
+        p.last_updated_date = Some(now);
+        p.publish(now)?;
+        Ok(generated)
+    }
+
+    /// Generated IUVs must not be ones an application brought (in this
+    /// supply, or stored before): a clash would fail an insert, and on
+    /// PostgreSQL a failed statement aborts the whole supply. Clashing ones
+    /// are replaced with fresh numbers until none clashes.
+    async fn avoid_clashes(
+        &mut self,
+        positions: &mut [DebtPosition],
+        mut generated: Vec<(usize, usize)>,
+    ) -> Result<()> {
+        for _ in 0..8 {
+            if generated.is_empty() {
+                return Ok(());
+            }
+            let mine: HashSet<(usize, usize)> = generated.iter().copied().collect();
+            let brought: HashSet<&str> = positions
+                .iter()
+                .enumerate()
+                .flat_map(|(p, pos)| {
+                    pos.options
+                        .iter()
+                        .enumerate()
+                        .map(move |(o, opt)| ((p, o), opt))
+                })
+                .filter(|(k, _)| !mine.contains(k))
+                .filter_map(|(_, opt)| opt.iuv.as_deref())
+                .collect();
+            let candidates: Vec<String> = generated
+                .iter()
+                .map(|(p, o)| positions[*p].options[*o].iuv.clone().unwrap_or_default())
+                .collect();
+            let taken = self.taken_in_store(&candidates).await?;
+            let clashing: Vec<(usize, usize)> = generated
+                .into_iter()
+                .zip(candidates)
+                .filter(|(_, iuv)| taken.contains(iuv) || brought.contains(iuv.as_str()))
+                .map(|(k, _)| k)
+                .collect();
+            for (p, o) in &clashing {
+                let nav = self.next_nav().await?;
+                let option = &mut positions[*p].options[*o];
+                option.iuv = Some(nav.as_str()[1..].to_string());
+                option.notice_number = Some(nav);
+            }
+            generated = clashing;
+        }
+        Err(StoreError::Conflict(
+            "impossibile generare IUV liberi: la sequenza incontra solo IUV già usati".into(),
+        ))
+    }
+
+    /// Remembers the IUVs a supply's position brought, until commit.
+    fn note_brought(&mut self, p: &DebtPosition, generated: &[usize]) {
+        for (i, o) in p.options.iter().enumerate() {
+            if !generated.contains(&i)
+                && let Some(iuv) = &o.iuv
+            {
+                self.seen_iuvs.insert(iuv.clone());
+            }
+        }
+    }
+
+    /// Queues validated new positions, publishing them and assigning IUVs
+    /// where they have none. Returns each position's (notice number, IUV)
+    /// by option: the positions themselves go to the writer.
+    pub async fn insert_many(
+        &mut self,
+        mut positions: Vec<DebtPosition>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Vec<(String, String)>>> {
+        let mut generated = Vec::new();
+        for (k, p) in positions.iter_mut().enumerate() {
+            let g = self.prepare_new(p, now).await?;
+            generated.extend(g.iter().map(|o| (k, *o)));
+        }
+        self.avoid_clashes(&mut positions, generated.clone())
+            .await?;
+        for (k, p) in positions.iter().enumerate() {
+            let mine: Vec<usize> = generated
+                .iter()
+                .filter(|(q, _)| *q == k)
+                .map(|(_, o)| *o)
+                .collect();
+            self.note_brought(p, &mine);
+        }
+        let numbers = positions.iter().map(numbers_of).collect();
+        self.send(Op::Insert(positions, now)).await?;
+        Ok(numbers)
+    }
+
+    /// Queues the replacement of an unpaid position (operation "update"),
+    /// assigning IUVs to options that have none.
+    pub async fn replace(&mut self, p: &mut DebtPosition, now: DateTime<Utc>) -> Result<()> {
+        let generated: Vec<(usize, usize)> = self
+            .prepare_new(p, now)
+            .await?
+            .into_iter()
+            .map(|o| (0, o))
+            .collect();
+        self.avoid_clashes(std::slice::from_mut(p), generated.clone())
+            .await?;
+        let mine: Vec<usize> = generated.iter().map(|(_, o)| *o).collect();
+        self.note_brought(p, &mine);
+        self.send(Op::Replace(p.clone(), now)).await
+    }
+
+    /// Queues the cancellation of an unpaid position (operation "cancel").
+    pub async fn cancel(&mut self, iupd: &str, now: DateTime<Utc>) -> Result<()> {
+        self.send(Op::Cancel(iupd.to_string(), now)).await
+    }
+
+    async fn commit_with(&mut self, record: &SupplyRecord, now: DateTime<Utc>) -> Result<()> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Op::Commit(Box::new(record.clone()), now, reply))
+            .await?;
+        rx.await.map_err(|_| {
+            StoreError::Aborted("la scrittura della fornitura si è fermata".into())
+        })??;
+        // Committed: these IUVs are now visible to the checks' reads.
+        self.seen_iuvs.clear();
+        Ok(())
+    }
+
+    /// Commits the writes so far with the supply's checkpoint (`record`:
+    /// counters, `resume_line` and the errors found since the last one).
+    pub async fn checkpoint(&mut self, record: &SupplyRecord, now: DateTime<Utc>) -> Result<()> {
+        self.commit_with(record, now).await
+    }
+
+    /// Writes the supply's final record and commits.
+    pub async fn commit(mut self, record: &SupplyRecord, now: DateTime<Utc>) -> Result<()> {
+        self.commit_with(record, now).await?;
+        self.finish().await;
+        Ok(())
+    }
+
+    /// Drops the writes since the last checkpoint.
+    pub async fn rollback(self) -> Result<()> {
+        let (reply, rx) = oneshot::channel();
+        let sent = self.send(Op::Rollback(reply)).await;
+        let result = match sent {
+            Ok(()) => rx.await.unwrap_or(Ok(())),
+            Err(e) => Err(e),
+        };
+        self.finish().await;
+        result
+    }
+
+    async fn finish(self) {
+        drop(self.queue);
+        let _ = self.writer.await;
+    }
+}
