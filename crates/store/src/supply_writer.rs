@@ -39,7 +39,7 @@ const QUEUE: usize = 2;
 enum Op {
     Insert(Vec<DebtPosition>, DateTime<Utc>),
     /// An update: the stored position replaced by this one.
-    Replace(DebtPosition, DateTime<Utc>),
+    Replace(Box<DebtPosition>, DateTime<Utc>),
     Cancel(String, DateTime<Utc>),
     /// SQLite: IUVs come from the sequence row, which only the writer's
     /// connection may update while the supply's transaction is open.
@@ -557,7 +557,7 @@ impl Bulk {
             .await?;
         let mine: Vec<usize> = generated.iter().map(|(_, o)| *o).collect();
         self.note_brought(p, &mine);
-        self.send(Op::Replace(p.clone(), now)).await
+        self.send(Op::Replace(Box::new(p.clone()), now)).await
     }
 
     /// Queues the cancellation of an unpaid position (operation "cancel").
