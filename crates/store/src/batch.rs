@@ -6,7 +6,7 @@
 
 use crate::positions::{QuotaJson, metadata_json};
 use crate::time::{opt_to_micros, to_micros};
-use crate::{Dialect, Result, StoreError};
+use crate::{Dialect, Result};
 use chrono::{DateTime, Utc};
 use incasso_core::position::DebtPosition;
 use sqlx::{AnyConnection, Row};
@@ -17,7 +17,14 @@ enum V {
     OI(Option<i64>),
     S(String),
     OS(Option<String>),
+    /// The id of the Ente's position with this key, looked up by the
+    /// statement itself: the rows of one chunk's three statements are all
+    /// built before any runs, so no id needs to come back first.
+    PositionOf(String),
 }
+
+/// A statement with its values bound, ready to run.
+pub(crate) type Statement = sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments>;
 
 /// Parameters per statement: more rows per statement save round trips.
 /// On SQLite the placeholders are anonymous `?`: sqlx looks each `$n` up by
@@ -32,221 +39,221 @@ fn placeholder(dialect: Dialect, n: usize) -> String {
     }
 }
 
-async fn insert_rows(
-    conn: &mut AnyConnection,
+fn push_placeholder(sql: &mut String, dialect: Dialect, n: &mut usize) {
+    *n += 1;
+    match dialect {
+        Dialect::Sqlite => sql.push('?'),
+        Dialect::Postgres => {
+            use std::fmt::Write as _;
+            let _ = write!(sql, "${n}");
+        }
+    }
+}
+
+/// Multi-row INSERT statements for `rows`, as many rows to a statement as
+/// the parameter budget allows.
+fn insert_statements(
     dialect: Dialect,
+    ente: &str,
     head: &str,
     columns: usize,
     rows: Vec<Vec<V>>,
-    returning: &str,
-) -> Result<Vec<sqlx::any::AnyRow>> {
-    let per_statement = (PARAMS_PER_STATEMENT / columns).max(1);
-    if rows.len() > per_statement {
-        let mut out = Vec::new();
-        let mut rows = rows;
-        while !rows.is_empty() {
-            let rest = rows.split_off(per_statement.min(rows.len()));
-            out.extend(Box::pin(insert_rows(conn, dialect, head, columns, rows, returning)).await?);
-            rows = rest;
-        }
-        return Ok(out);
-    }
-    if rows.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut sql = String::with_capacity(head.len() + rows.len() * columns * 5);
-    sql.push_str(head);
-    sql.push_str(" VALUES ");
-    let mut n = 0;
-    for (r, _) in rows.iter().enumerate() {
-        if r > 0 {
-            sql.push(',');
-        }
-        sql.push('(');
-        for c in 0..columns {
-            n += 1;
-            if c > 0 {
+) -> Vec<Statement> {
+    let params_per_row = columns
+        + rows.first().map_or(0, |r| {
+            r.iter().filter(|v| matches!(v, V::PositionOf(_))).count()
+        });
+    let per_statement = (PARAMS_PER_STATEMENT / params_per_row.max(1)).max(1);
+    let mut out = Vec::new();
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let batch: Vec<Vec<V>> = rows.by_ref().take(per_statement).collect();
+        let mut sql = String::with_capacity(head.len() + batch.len() * params_per_row * 3);
+        sql.push_str(head);
+        sql.push_str(" VALUES ");
+        let mut n = 0;
+        for (r, row) in batch.iter().enumerate() {
+            if r > 0 {
                 sql.push(',');
             }
-            sql.push_str(&placeholder(dialect, n));
+            sql.push('(');
+            for (c, v) in row.iter().enumerate() {
+                if c > 0 {
+                    sql.push(',');
+                }
+                if let V::PositionOf(_) = v {
+                    sql.push_str("(SELECT id FROM debt_positions WHERE ente = ");
+                    push_placeholder(&mut sql, dialect, &mut n);
+                    sql.push_str(" AND iupd = ");
+                    push_placeholder(&mut sql, dialect, &mut n);
+                    sql.push(')');
+                } else {
+                    push_placeholder(&mut sql, dialect, &mut n);
+                }
+            }
+            sql.push(')');
         }
-        sql.push(')');
-    }
-    sql.push_str(returning);
-    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-    for row in rows {
-        for v in row {
-            q = match v {
-                V::I(x) => q.bind(x),
-                V::OI(x) => q.bind(x),
-                V::S(x) => q.bind(x),
-                V::OS(x) => q.bind(x),
-            };
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for row in batch {
+            for v in row {
+                q = match v {
+                    V::I(x) => q.bind(x),
+                    V::OI(x) => q.bind(x),
+                    V::S(x) => q.bind(x),
+                    V::OS(x) => q.bind(x),
+                    V::PositionOf(iupd) => q.bind(ente.to_string()).bind(iupd),
+                };
+            }
         }
+        out.push(q);
     }
-    Ok(q.fetch_all(&mut *conn).await?)
+    out
 }
 
-/// Inserts already validated positions, their options and transfers, with
-/// three statements per chunk. Notice numbers must be assigned.
-pub(crate) async fn insert_positions(
-    conn: &mut AnyConnection,
+/// Runs built statements in order.
+pub(crate) async fn run(conn: &mut AnyConnection, statements: Vec<Statement>) -> Result<()> {
+    for q in statements {
+        q.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// The statements inserting already validated positions, their options and
+/// transfers: three per few hundred positions. Notice numbers must be
+/// assigned. Pure: built by the loader while the writer runs the previous
+/// chunk's.
+pub(crate) fn insert_positions(
     dialect: Dialect,
     ente: &str,
     positions: &[DebtPosition],
     now: DateTime<Utc>,
     origin: &str,
-) -> Result<()> {
-    // Parameters per statement stay under SQLite's 32,766 and PostgreSQL's
-    // 65,535: 28 columns x 400 positions.
-    for chunk in positions.chunks(400) {
-        let rows: Vec<Vec<V>> = chunk
-            .iter()
-            .map(|p| {
-                let d = &p.debtor;
-                let min_due = p.options.iter().map(|o| o.due_date).min().unwrap_or(now);
-                let max_due = p.options.iter().map(|o| o.due_date).max().unwrap_or(now);
-                vec![
-                    V::S(ente.into()),
-                    V::S(p.iupd.clone()),
-                    V::S(d.kind.as_str().into()),
-                    V::S(d.fiscal_code.clone()),
-                    V::S(d.full_name.clone()),
-                    V::OS(d.street_name.clone()),
-                    V::OS(d.civic_number.clone()),
-                    V::OS(d.postal_code.clone()),
-                    V::OS(d.city.clone()),
-                    V::OS(d.province.clone()),
-                    V::OS(d.region.clone()),
-                    V::OS(d.country.clone()),
-                    V::OS(d.email.clone()),
-                    V::OS(d.phone.clone()),
-                    V::S(p.company_name.clone()),
-                    V::OS(p.office_name.clone()),
-                    V::OI(opt_to_micros(p.validity_date)),
-                    V::I(i64::from(p.switch_to_expired)),
-                    V::I(i64::from(p.pay_stand_in)),
-                    V::S(p.status.as_str().into()),
-                    V::I(to_micros(min_due)),
-                    V::I(to_micros(max_due)),
-                    V::I(to_micros(p.inserted_date.unwrap_or(now))),
-                    V::OI(opt_to_micros(p.publish_date)),
-                    V::OI(opt_to_micros(p.payment_date)),
-                    V::I(to_micros(p.last_updated_date.unwrap_or(now))),
-                    V::I(1),
-                    V::S(origin.into()),
-                ]
-            })
-            .collect();
-        let returned = insert_rows(
-            conn,
-            dialect,
-            "INSERT INTO debt_positions (ente, iupd, debtor_type, debtor_fiscal_code, debtor_name,
-                debtor_street, debtor_civic, debtor_postal_code, debtor_city, debtor_province,
-                debtor_region, debtor_country, debtor_email, debtor_phone, company_name, office_name,
-                validity_date, switch_to_expired, pay_stand_in, status, min_due_date, max_due_date,
-                inserted_at, publish_date, payment_date, updated_at, version, origin)",
-            28,
-            rows,
-            " RETURNING id, iupd",
-        )
-        .await?;
-        let ids: HashMap<String, i64> = returned
-            .iter()
-            .map(|r| Ok((r.try_get::<String, _>("iupd")?, r.try_get::<i64, _>("id")?)))
-            .collect::<std::result::Result<_, sqlx::Error>>()?;
-        let mut options = Vec::new();
-        let mut transfers = Vec::new();
-        for p in chunk {
-            let id = *ids
-                .get(&p.iupd)
-                .ok_or_else(|| StoreError::Corrupt(format!("no id returned for {}", p.iupd)))?;
-            for (index, o) in p.options.iter().enumerate() {
-                let iuv = o.iuv.clone().unwrap_or_default();
-                options.push(vec![
+) -> Vec<Statement> {
+    let mut rows = Vec::with_capacity(positions.len());
+    let mut options = Vec::new();
+    let mut transfers = Vec::new();
+    for p in positions {
+        let d = &p.debtor;
+        let min_due = p.options.iter().map(|o| o.due_date).min().unwrap_or(now);
+        let max_due = p.options.iter().map(|o| o.due_date).max().unwrap_or(now);
+        rows.push(vec![
+            V::S(ente.into()),
+            V::S(p.iupd.clone()),
+            V::S(d.kind.as_str().into()),
+            V::S(d.fiscal_code.clone()),
+            V::S(d.full_name.clone()),
+            V::OS(d.street_name.clone()),
+            V::OS(d.civic_number.clone()),
+            V::OS(d.postal_code.clone()),
+            V::OS(d.city.clone()),
+            V::OS(d.province.clone()),
+            V::OS(d.region.clone()),
+            V::OS(d.country.clone()),
+            V::OS(d.email.clone()),
+            V::OS(d.phone.clone()),
+            V::S(p.company_name.clone()),
+            V::OS(p.office_name.clone()),
+            V::OI(opt_to_micros(p.validity_date)),
+            V::I(i64::from(p.switch_to_expired)),
+            V::I(i64::from(p.pay_stand_in)),
+            V::S(p.status.as_str().into()),
+            V::I(to_micros(min_due)),
+            V::I(to_micros(max_due)),
+            V::I(to_micros(p.inserted_date.unwrap_or(now))),
+            V::OI(opt_to_micros(p.publish_date)),
+            V::OI(opt_to_micros(p.payment_date)),
+            V::I(to_micros(p.last_updated_date.unwrap_or(now))),
+            V::I(1),
+            V::S(origin.into()),
+        ]);
+        for (index, o) in p.options.iter().enumerate() {
+            let iuv = o.iuv.clone().unwrap_or_default();
+            options.push(vec![
+                V::S(ente.into()),
+                V::S(iuv.clone()),
+                V::S(
+                    o.notice_number
+                        .as_ref()
+                        .map(|n| n.as_str().to_string())
+                        .unwrap_or_default(),
+                ),
+                V::PositionOf(p.iupd.clone()),
+                V::I(index as i64),
+                V::I(o.amount.0),
+                V::S(o.description.clone()),
+                V::I(i64::from(o.is_partial_payment)),
+                V::I(to_micros(o.due_date)),
+                V::OI(opt_to_micros(o.retention_date)),
+                V::I(o.fee.0),
+                V::I(o.notification_fee.0),
+                V::S(o.status.as_str().into()),
+                V::OI(opt_to_micros(o.payment_date)),
+                V::OI(opt_to_micros(o.reporting_date)),
+                V::S(metadata_json(&o.metadata)),
+            ]);
+            for t in &o.transfers {
+                let quotas: Vec<QuotaJson> = t
+                    .quotas
+                    .iter()
+                    .map(|q| QuotaJson {
+                        year: q.accertamento.year,
+                        code: q.accertamento.code.clone(),
+                        amount: q.amount.0,
+                    })
+                    .collect();
+                transfers.push(vec![
                     V::S(ente.into()),
                     V::S(iuv.clone()),
-                    V::S(
-                        o.notice_number
+                    V::I(i64::from(t.id_transfer)),
+                    V::I(t.amount.0),
+                    V::S(t.organization_fiscal_code.clone()),
+                    V::OS(t.company_name.clone()),
+                    V::S(t.remittance_information.clone()),
+                    V::S(t.category.clone()),
+                    V::OS(t.iban.clone()),
+                    V::OS(t.postal_iban.clone()),
+                    V::OS(
+                        t.stamp
                             .as_ref()
-                            .map(|n| n.as_str().to_string())
-                            .unwrap_or_default(),
+                            .map(|s| serde_json::to_string(s).unwrap_or_default()),
                     ),
-                    V::I(id),
-                    V::I(index as i64),
-                    V::I(o.amount.0),
-                    V::S(o.description.clone()),
-                    V::I(i64::from(o.is_partial_payment)),
-                    V::I(to_micros(o.due_date)),
-                    V::OI(opt_to_micros(o.retention_date)),
-                    V::I(o.fee.0),
-                    V::I(o.notification_fee.0),
-                    V::S(o.status.as_str().into()),
-                    V::OI(opt_to_micros(o.payment_date)),
-                    V::OI(opt_to_micros(o.reporting_date)),
-                    V::S(metadata_json(&o.metadata)),
+                    V::S(metadata_json(&t.metadata)),
+                    V::S(serde_json::to_string(&quotas).unwrap_or_else(|_| "[]".into())),
+                    V::I(i64::from(t.reported)),
                 ]);
-                for t in &o.transfers {
-                    let quotas: Vec<QuotaJson> = t
-                        .quotas
-                        .iter()
-                        .map(|q| QuotaJson {
-                            year: q.accertamento.year,
-                            code: q.accertamento.code.clone(),
-                            amount: q.amount.0,
-                        })
-                        .collect();
-                    transfers.push(vec![
-                        V::S(ente.into()),
-                        V::S(iuv.clone()),
-                        V::I(i64::from(t.id_transfer)),
-                        V::I(t.amount.0),
-                        V::S(t.organization_fiscal_code.clone()),
-                        V::OS(t.company_name.clone()),
-                        V::S(t.remittance_information.clone()),
-                        V::S(t.category.clone()),
-                        V::OS(t.iban.clone()),
-                        V::OS(t.postal_iban.clone()),
-                        V::OS(
-                            t.stamp
-                                .as_ref()
-                                .map(|s| serde_json::to_string(s).unwrap_or_default()),
-                        ),
-                        V::S(metadata_json(&t.metadata)),
-                        V::S(serde_json::to_string(&quotas).unwrap_or_else(|_| "[]".into())),
-                        V::I(i64::from(t.reported)),
-                    ]);
-                }
             }
         }
-        for part in options.chunks_mut(1_000) {
-            insert_rows(
-                conn,
-                dialect,
-                "INSERT INTO payment_options (ente, iuv, notice_number, position_id, option_index, amount,
-                    description, is_partial_payment, due_date, retention_date, fee, notification_fee,
-                    status, payment_date, reporting_date, metadata)",
-                16,
-                part.iter_mut().map(std::mem::take).collect(),
-                "",
-            )
-            .await?;
-        }
-        for part in transfers.chunks_mut(1_000) {
-            insert_rows(
-                conn,
-                dialect,
-                "INSERT INTO transfers (ente, iuv, id_transfer, amount, organization_fiscal_code,
-                    company_name, remittance_information, category, iban, postal_iban, stamp, metadata,
-                    quotas, reported)",
-                14,
-                part.iter_mut().map(std::mem::take).collect(),
-                "",
-            )
-            .await?;
-        }
     }
-    Ok(())
+    let mut out = insert_statements(
+        dialect,
+        ente,
+        "INSERT INTO debt_positions (ente, iupd, debtor_type, debtor_fiscal_code, debtor_name,
+            debtor_street, debtor_civic, debtor_postal_code, debtor_city, debtor_province,
+            debtor_region, debtor_country, debtor_email, debtor_phone, company_name, office_name,
+            validity_date, switch_to_expired, pay_stand_in, status, min_due_date, max_due_date,
+            inserted_at, publish_date, payment_date, updated_at, version, origin)",
+        28,
+        rows,
+    );
+    out.extend(insert_statements(
+        dialect,
+        ente,
+        "INSERT INTO payment_options (ente, iuv, notice_number, position_id, option_index, amount,
+            description, is_partial_payment, due_date, retention_date, fee, notification_fee,
+            status, payment_date, reporting_date, metadata)",
+        16,
+        options,
+    ));
+    out.extend(insert_statements(
+        dialect,
+        ente,
+        "INSERT INTO transfers (ente, iuv, id_transfer, amount, organization_fiscal_code,
+            company_name, remittance_information, category, iban, postal_iban, stamp, metadata,
+            quotas, reported)",
+        14,
+        transfers,
+    ));
+    out
 }
 
 /// `ente = <p1> AND <column> IN (<p2>, ...)` in the dialect's placeholders.

@@ -37,7 +37,8 @@ const NAV_BLOCK: u32 = 5_000;
 const QUEUE: usize = 2;
 
 enum Op {
-    Insert(Vec<DebtPosition>, DateTime<Utc>),
+    /// The statements inserting a chunk's new positions.
+    Insert(Vec<crate::batch::Statement>),
     /// An update: the stored position replaced by this one.
     Replace(Box<DebtPosition>, DateTime<Utc>),
     Cancel(String, DateTime<Utc>),
@@ -59,6 +60,7 @@ pub struct Bulk {
     writer: tokio::task::JoinHandle<()>,
     store: Store,
     ente: String,
+    origin: String,
     segregation_codes: Vec<u8>,
     pool_of_navs: Vec<NoticeNumber>,
     /// A block of IUVs asked for before the pool runs dry.
@@ -95,6 +97,7 @@ impl Store {
             writer,
             store: self.clone(),
             ente: ente.to_string(),
+            origin: origin.to_string(),
             segregation_codes,
             pool_of_navs: Vec::new(),
             next_block: None,
@@ -123,19 +126,11 @@ async fn write_loop(
     };
     while let Some(op) = rx.recv().await {
         match op {
-            Op::Insert(positions, now) => {
+            Op::Insert(statements) => {
                 if failure.is_none()
                     && let Err(e) = async {
                         let t = open(&mut tx, &store).await?;
-                        crate::batch::insert_positions(
-                            t,
-                            store.dialect,
-                            &ente,
-                            &positions,
-                            now,
-                            &origin,
-                        )
-                        .await
+                        crate::batch::run(t, statements).await
                     }
                     .await
                 {
@@ -540,7 +535,14 @@ impl Bulk {
             self.note_brought(p, &mine);
         }
         let numbers = positions.iter().map(numbers_of).collect();
-        self.send(Op::Insert(positions, now)).await?;
+        let statements = crate::batch::insert_positions(
+            self.store.dialect,
+            &self.ente,
+            &positions,
+            now,
+            &self.origin,
+        );
+        self.send(Op::Insert(statements)).await?;
         Ok(numbers)
     }
 
