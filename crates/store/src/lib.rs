@@ -40,7 +40,7 @@ use std::time::Duration;
 /// touches more pages than SQLite's default 2 MB cache holds: spilling them
 /// mid-transaction and writing statement journals to temporary files were a
 /// third of a supply's load time (perf, `incasso bench load`).
-const WRITER_PRAGMAS: &str = "PRAGMA cache_size = -32768; PRAGMA temp_store = MEMORY;";
+const WRITER_PRAGMAS: &str = "PRAGMA cache_size = -16384; PRAGMA temp_store = MEMORY;";
 
 /// Which database a URL names. Parsed strictly: a typo in the scheme must
 /// not silently create an empty SQLite file somewhere.
