@@ -16,6 +16,7 @@ pub mod gpd;
 pub mod inbox;
 pub mod node;
 mod node_demand;
+pub mod notices;
 pub mod supply;
 
 use axum::Router;

@@ -1495,3 +1495,201 @@ async fn a_supply_claim_is_exclusive_until_dropped() {
         assert!(again.is_some(), "{backend:?}");
     }
 }
+
+/// A PDF's first QR code, read as a scanner would (when the tools are here;
+/// the notice crate's own tests require them).
+fn scan_qr(pdf: &[u8]) -> Option<String> {
+    let dir = std::env::temp_dir().join(format!("incasso-bus-qr-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).ok()?;
+    std::fs::write(dir.join("n.pdf"), pdf).ok()?;
+    let ok = std::process::Command::new("pdftoppm")
+        .args(["-r", "150", "-png", "-f", "1", "-l", "1"])
+        .arg(dir.join("n.pdf"))
+        .arg(dir.join("n"))
+        .status()
+        .ok()?
+        .success();
+    let png = std::fs::read_dir(&dir)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.extension().is_some_and(|x| x == "png"))?;
+    let out = std::process::Command::new("zbarimg")
+        .args(["--quiet", "--raw", "-Sdisable", "-Sqrcode.enable"])
+        .arg(&png)
+        .output()
+        .ok()?;
+    let _ = std::fs::remove_dir_all(&dir);
+    ok.then(|| {
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_string()
+    })
+}
+
+/// Notices of loaded positions over HTTP: one notice number, a whole
+/// position with its installments, a supply's notices as a ZIP with an
+/// index; refusals with their reason (unknown, cancelled, paid); the logo.
+#[tokio::test]
+async fn notices_of_a_supply_over_http() {
+    incasso_pagopa::connector::install_crypto_provider();
+    for backend in backends() {
+        let store = store(backend).await;
+        let (_, key) = incasso_server::auth::issue_key(&store, Some(A), "test")
+            .await
+            .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(incasso_server::serve_with_listener(
+            listener,
+            store.clone(),
+            std::future::pending(),
+        ));
+        let http = reqwest::Client::new();
+        let get = |path: String| {
+            http.get(format!("{base}{path}"))
+                .header("Ocp-Apim-Subscription-Key", &key)
+                .send()
+        };
+        // Three positions: a single payment, one in a single solution or
+        // two installments, and one to be cancelled.
+        let csv = "codice;servizio;codice_fiscale;nominativo;rata;importo;causale;scadenza;iuv;accertamento;operazione\n\
+            N-1;TARI;RSSMRA85T10A562S;Mario Rossi;0;120,00;TARI 2027;31/12/2027;;;\n\
+            N-2;TARI;RSSMRA85T10A562S;Mario Rossi;0;100,00;TARI 2027;31/12/2027;;;\n\
+            N-2;TARI;RSSMRA85T10A562S;Mario Rossi;1;50,00;TARI 2027 rata 1;30/06/2027;;;\n\
+            N-2;TARI;RSSMRA85T10A562S;Mario Rossi;2;50,00;TARI 2027 rata 2;31/12/2027;;;\n\
+            N-3;TARI;RSSMRA85T10A562S;Mario Rossi;0;10,00;TARI 2027;31/12/2027;;;\n";
+        let (r, _) = load_bytes(
+            &store,
+            &builtin("incasso-csv"),
+            None,
+            csv.as_bytes().to_vec(),
+        )
+        .await;
+        let supply_id = r.unwrap().supply_id.unwrap();
+        let one = store.get_position(A, "N-1").await.unwrap().position;
+        let nav = one.options[0].notice_number.clone().unwrap();
+        let resp = get(format!("/api/v1/enti/{A}/notices/{}/pdf", nav.as_str()))
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{backend:?}");
+        assert_eq!(resp.headers()["content-type"], "application/pdf");
+        let pdf = resp.bytes().await.unwrap();
+        assert!(pdf.starts_with(b"%PDF-"));
+        if let Some(qr) = scan_qr(&pdf) {
+            assert_eq!(qr, format!("PAGOPA|002|{}|{A}|12000", nav.as_str()));
+        }
+        let resp = get(format!(
+            "/api/v1/enti/{A}/positions/N-2/notice.pdf?lang=it-de"
+        ))
+        .await
+        .unwrap();
+        assert_eq!(resp.status(), 200);
+        let resp = get(format!("/api/v1/enti/{A}/positions/N-2/notice.pdf?lang=fr"))
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 400);
+        // Unknown: 404 with the reason.
+        let resp = get(format!("/api/v1/enti/{A}/notices/301999999999999999/pdf"))
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 404);
+        // Cancelled (operation A of the same layout): 409, saying so.
+        let cancel = "codice;servizio;codice_fiscale;nominativo;rata;importo;causale;scadenza;iuv;accertamento;operazione\nN-3;TARI;RSSMRA85T10A562S;Mario Rossi;0;10,00;TARI 2027;31/12/2027;;;A\n";
+        load_bytes(
+            &store,
+            &builtin("incasso-csv"),
+            None,
+            cancel.as_bytes().to_vec(),
+        )
+        .await
+        .0
+        .unwrap();
+        let resp = get(format!("/api/v1/enti/{A}/positions/N-3/notice.pdf"))
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 409);
+        let problem: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(problem["code"], "NOTICE_CANCELLED", "{problem}");
+        // Paid: 409 too.
+        store
+            .record_receipt(
+                &ReceiptRecord {
+                    ente: A.into(),
+                    receipt_id: "rt-notice".into(),
+                    notice_number: nav.as_str().into(),
+                    iuv: one.options[0].iuv.clone().unwrap(),
+                    owner_ente: A.into(),
+                    outcome: "OK".into(),
+                    amount: 12_000,
+                    fee: None,
+                    psp_id: "PSP1".into(),
+                    psp_name: "Banca".into(),
+                    channel_id: "C".into(),
+                    payment_method: None,
+                    payment_date_time: Some(Utc::now()),
+                    application_date: None,
+                    transfer_date: None,
+                    station_id: "ST_01".into(),
+                    primitive: "paSendRTV2".into(),
+                    stand_in: false,
+                    transfers_json: "[]".into(),
+                    raw_xml: "<x/>".into(),
+                },
+                Utc::now(),
+            )
+            .await
+            .unwrap();
+        let resp = get(format!("/api/v1/enti/{A}/notices/{}/pdf", nav.as_str()))
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 409);
+        let problem: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(problem["code"], "NOTICE_PAID", "{problem}");
+        // A logo: not an image is refused; a broken PNG is printed without.
+        let put_logo = |body: Vec<u8>| {
+            http.put(format!("{base}/api/v1/enti/{A}/logo"))
+                .header("Ocp-Apim-Subscription-Key", &key)
+                .body(body)
+                .send()
+        };
+        assert_eq!(put_logo(b"GIF89a".to_vec()).await.unwrap().status(), 400);
+        assert_eq!(
+            put_logo(b"\x89PNG\r\n\x1a\nbroken".to_vec())
+                .await
+                .unwrap()
+                .status(),
+            204
+        );
+        let resp = get(format!("/api/v1/enti/{A}/positions/N-2/notice.pdf"))
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        // The supply's notices: one PDF per printable position, and the index
+        // says why the others have none.
+        let zip_bytes = get(format!("/api/v1/enti/{A}/supplies/{supply_id}/notices.zip"))
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        let mut archive = zip::ZipArchive::new(std::io::Cursor::new(zip_bytes.to_vec())).unwrap();
+        let mut names: Vec<String> = (0..archive.len())
+            .map(|i| archive.by_index(i).unwrap().name().unwrap().to_string())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["N-2.pdf", "indice.csv"], "{backend:?}");
+        let mut index = String::new();
+        std::io::Read::read_to_string(&mut archive.by_name("indice.csv").unwrap(), &mut index)
+            .unwrap();
+        assert!(
+            index.contains("N-1;") && index.contains("già pagata"),
+            "{index}"
+        );
+        assert!(
+            index.contains("N-3;") && index.contains("annullata"),
+            "{index}"
+        );
+    }
+}

@@ -128,6 +128,7 @@ pub(crate) fn insert_positions(
     positions: &[DebtPosition],
     now: DateTime<Utc>,
     origin: &str,
+    supply_id: i64,
 ) -> Vec<Statement> {
     let mut rows = Vec::with_capacity(positions.len());
     let mut options = Vec::new();
@@ -165,6 +166,7 @@ pub(crate) fn insert_positions(
             V::I(to_micros(p.last_updated_date.unwrap_or(now))),
             V::I(1),
             V::S(origin.into()),
+            V::I(supply_id),
         ]);
         for (index, o) in p.options.iter().enumerate() {
             let iuv = o.iuv.clone().unwrap_or_default();
@@ -231,8 +233,8 @@ pub(crate) fn insert_positions(
             debtor_street, debtor_civic, debtor_postal_code, debtor_city, debtor_province,
             debtor_region, debtor_country, debtor_email, debtor_phone, company_name, office_name,
             validity_date, switch_to_expired, pay_stand_in, status, min_due_date, max_due_date,
-            inserted_at, publish_date, payment_date, updated_at, version, origin)",
-        28,
+            inserted_at, publish_date, payment_date, updated_at, version, origin, supply_id)",
+        29,
         rows,
     );
     out.extend(insert_statements(

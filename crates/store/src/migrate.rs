@@ -39,6 +39,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0004_resumable_supplies.sql"),
         postgres: include_str!("../migrations/postgres/0004_resumable_supplies.sql"),
     },
+    Migration {
+        version: 5,
+        name: "notices",
+        sqlite: include_str!("../migrations/sqlite/0005_notices.sql"),
+        postgres: include_str!("../migrations/postgres/0005_notices.sql"),
+    },
 ];
 
 /// Arbitrary constant naming incasso's migration lock on PostgreSQL.

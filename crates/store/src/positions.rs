@@ -1157,3 +1157,73 @@ impl Store {
         Ok(())
     }
 }
+
+impl Store {
+    /// The positions a supply created, `limit` at a time after the position
+    /// id `after` (keyset paging: bulk printing holds one page at a time).
+    pub async fn positions_of_supply(
+        &self,
+        ente: &str,
+        supply_id: i64,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredPosition>> {
+        let sql = format!(
+            "SELECT {POSITION_COLUMNS} FROM debt_positions
+             WHERE ente = $1 AND supply_id = $2 AND id > $3 ORDER BY id LIMIT $4"
+        );
+        let mut conn = self.pool.acquire().await?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(ente)
+            .bind(supply_id)
+            .bind(after)
+            .bind(i64::from(limit.max(1)))
+            .fetch_all(&mut *conn)
+            .await?;
+        load_children(&mut conn, ente, rows).await
+    }
+
+    /// Sets the Ente's logo, printed on its notices.
+    pub async fn put_logo(
+        &self,
+        ente: &str,
+        content_type: &str,
+        data: &[u8],
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<()> {
+        self.get_ente(ente).await?;
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "INSERT INTO ente_logos (ente, content_type, data, updated_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (ente) DO UPDATE SET content_type = $2, data = $3, updated_at = $4",
+        )
+        .bind(ente)
+        .bind(content_type)
+        .bind(data.to_vec())
+        .bind(crate::time::to_micros(now))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn delete_logo(&self, ente: &str) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query("DELETE FROM ente_logos WHERE ente = $1")
+            .bind(ente)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The Ente's logo (content type, bytes), if it has one.
+    pub async fn logo(&self, ente: &str) -> Result<Option<(String, Vec<u8>)>> {
+        let row = sqlx::query("SELECT content_type, data FROM ente_logos WHERE ente = $1")
+            .bind(ente)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| Ok((r.try_get("content_type")?, r.try_get("data")?)))
+            .transpose()
+    }
+}

@@ -61,6 +61,7 @@ pub struct Bulk {
     store: Store,
     ente: String,
     origin: String,
+    supply_id: i64,
     segregation_codes: Vec<u8>,
     pool_of_navs: Vec<NoticeNumber>,
     /// A block of IUVs asked for before the pool runs dry.
@@ -98,6 +99,7 @@ impl Store {
             store: self.clone(),
             ente: ente.to_string(),
             origin: origin.to_string(),
+            supply_id,
             segregation_codes,
             pool_of_navs: Vec::new(),
             next_block: None,
@@ -139,7 +141,8 @@ async fn write_loop(
             }
             Op::Replace(p, now) => {
                 if failure.is_none()
-                    && let Err(e) = replace(&mut tx, &store, &ente, &origin, &p, now).await
+                    && let Err(e) =
+                        replace(&mut tx, &store, &ente, &origin, supply_id, &p, now).await
                 {
                     failure = Some(e);
                 }
@@ -220,6 +223,7 @@ async fn replace(
     store: &Store,
     ente: &str,
     origin: &str,
+    supply_id: i64,
     p: &DebtPosition,
     now: DateTime<Utc>,
 ) -> Result<()> {
@@ -227,7 +231,15 @@ async fn replace(
     let id = position_id(t, ente, &p.iupd).await?;
     crate::positions::delete_by_id(t, id).await?;
     match insert_position_full(t, ente, p, now, None, 1, Some(origin)).await {
-        Ok(_) => Ok(()),
+        Ok(new_id) => {
+            // Its notices changed: printed with the supply that changed it.
+            sqlx::query("UPDATE debt_positions SET supply_id = $1 WHERE id = $2")
+                .bind(supply_id)
+                .bind(new_id)
+                .execute(&mut **t)
+                .await?;
+            Ok(())
+        }
         Err(InsertError::Iupd) => Err(StoreError::Conflict(format!(
             "esiste già una posizione con chiave '{}'",
             p.iupd
@@ -541,6 +553,7 @@ impl Bulk {
             &positions,
             now,
             &self.origin,
+            self.supply_id,
         );
         self.send(Op::Insert(statements)).await?;
         Ok(numbers)

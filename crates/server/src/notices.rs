@@ -1,0 +1,326 @@
+//! Payment notices over HTTP: one notice number, a whole position with its
+//! installments, every notice of a supply as a ZIP streamed while it is
+//! made, and the Ente's logo. Notices are made on demand, never while a
+//! supply loads.
+
+use crate::AppState;
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiQuery};
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use incasso_notice::Language;
+use incasso_notice::position::{Refusal, from_position};
+use incasso_store::{Store, StoredPosition};
+use serde::Deserialize;
+use std::io::Write;
+use utoipa::IntoParams;
+
+/// The largest logo accepted.
+pub const MAX_LOGO_BYTES: usize = 512 * 1024;
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct NoticeQuery {
+    /// `it` (default) or `it-de` for the Italian/German notice.
+    lang: Option<String>,
+}
+
+fn language(q: &NoticeQuery) -> Result<Language, ApiError> {
+    match q.lang.as_deref() {
+        None | Some("it") => Ok(Language::Italian),
+        Some("it-de") | Some("de") => Ok(Language::ItalianGerman),
+        Some(other) => Err(ApiError::bad_request(
+            "BAD_LANGUAGE",
+            format!("lingua '{other}' non prevista: it oppure it-de"),
+        )),
+    }
+}
+
+fn refusal(r: Refusal) -> ApiError {
+    let status = match r {
+        Refusal::UnknownNotice => StatusCode::NOT_FOUND,
+        _ => StatusCode::CONFLICT,
+    };
+    ApiError::new(status, r.code(), r.to_string())
+}
+
+fn pdf(name: String, bytes: Vec<u8>) -> Response {
+    let mut resp = (StatusCode::OK, bytes).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/pdf"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&format!("inline; filename=\"{name}\"")) {
+        resp.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+    }
+    resp
+}
+
+/// The notice of one stored position (of one of its notice numbers when
+/// `only` is given).
+pub async fn render_position(
+    store: &Store,
+    ente: &str,
+    p: &StoredPosition,
+    only: Option<&str>,
+    lang: Language,
+) -> Result<Vec<u8>, ApiError> {
+    let ente_data = store.get_ente(ente).await?;
+    let logo = store.logo(ente).await?.map(|(_, bytes)| bytes);
+    let notice =
+        from_position(&ente_data, logo, &p.position, only, lang, Utc::now()).map_err(refusal)?;
+    tokio::task::spawn_blocking(move || incasso_notice::render(&notice))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", e.to_string()))?
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "NOTICE_RENDERING",
+                e.to_string(),
+            )
+        })
+}
+
+/// The payment notice of one notice number.
+#[utoipa::path(get, path = "/api/v1/enti/{fiscalCode}/notices/{noticeNumber}/pdf", tag = "notices",
+    params(("fiscalCode" = String, Path), ("noticeNumber" = String, Path), NoticeQuery),
+    responses((status = 200, content_type = "application/pdf", body = Vec<u8>),
+              (status = 404, body = crate::error::ProblemJson), (status = 409, body = crate::error::ProblemJson)))]
+pub async fn notice_pdf(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((ente, nav)): Path<(String, String)>,
+    ApiQuery(q): ApiQuery<NoticeQuery>,
+) -> Result<Response, ApiError> {
+    caller.require_ente(&ente)?;
+    let lang = language(&q)?;
+    let (stored, _) = state.store.find_by_notice_number(&ente, &nav).await?;
+    let bytes = render_position(&state.store, &ente, &stored, Some(&nav), lang).await?;
+    Ok(pdf(format!("avviso-{nav}.pdf"), bytes))
+}
+
+/// The payment notice of a whole position: single solution, alternatives,
+/// installments.
+#[utoipa::path(get, path = "/api/v1/enti/{fiscalCode}/positions/{iupd}/notice.pdf", tag = "notices",
+    params(("fiscalCode" = String, Path), ("iupd" = String, Path), NoticeQuery),
+    responses((status = 200, content_type = "application/pdf", body = Vec<u8>),
+              (status = 404, body = crate::error::ProblemJson), (status = 409, body = crate::error::ProblemJson)))]
+pub async fn position_pdf(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((ente, iupd)): Path<(String, String)>,
+    ApiQuery(q): ApiQuery<NoticeQuery>,
+) -> Result<Response, ApiError> {
+    caller.require_ente(&ente)?;
+    let lang = language(&q)?;
+    let stored = state.store.get_position(&ente, &iupd).await?;
+    let bytes = render_position(&state.store, &ente, &stored, None, lang).await?;
+    Ok(pdf(format!("avviso-{}.pdf", file_safe(&iupd)), bytes))
+}
+
+/// A key as a file name: what is not a letter, digit, `-` or `_` becomes `_`.
+pub fn file_safe(key: &str) -> String {
+    key.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// Sends what the ZIP writer writes down a channel, as the response body.
+struct ChannelWriter {
+    tx: tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
+    buffer: Vec<u8>,
+}
+
+impl Write for ChannelWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.buffer.extend_from_slice(buf);
+        if self.buffer.len() >= 256 * 1024 {
+            self.flush()?;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        let chunk = Bytes::from(std::mem::take(&mut self.buffer));
+        self.tx
+            .blocking_send(Ok(chunk))
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client gone"))
+    }
+}
+
+/// Every notice of a supply's positions into `out` as a ZIP: one PDF per
+/// position, and `indice.csv` listing each position with its file or the
+/// reason it has none. Pages of 100 positions: memory stays flat whatever
+/// the supply's size. Blocking: run it on a blocking thread.
+pub fn write_supply_zip(
+    handle: &tokio::runtime::Handle,
+    store: &Store,
+    ente: &str,
+    supply_id: i64,
+    lang: Language,
+    out: impl Write,
+    progress: &dyn Fn(u64),
+) -> Result<u64, String> {
+    let ente_data = handle
+        .block_on(store.get_ente(ente))
+        .map_err(|e| e.to_string())?;
+    let logo = handle
+        .block_on(store.logo(ente))
+        .map_err(|e| e.to_string())?
+        .map(|(_, b)| b);
+    let mut zip = zip::ZipWriter::new_stream(out);
+    // PDFs are compressed already.
+    let options =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    let mut index = String::from("chiave;numero_avviso;file;esito\n");
+    let mut after = 0;
+    let mut written = 0u64;
+    let now = Utc::now();
+    loop {
+        let page = handle
+            .block_on(store.positions_of_supply(ente, supply_id, after, 100))
+            .map_err(|e| e.to_string())?;
+        let Some(last) = page.last() else { break };
+        after = last.id;
+        for stored in &page {
+            let p = &stored.position;
+            let nav = p
+                .options
+                .iter()
+                .find_map(|o| o.notice_number.as_ref().map(|n| n.as_str().to_string()))
+                .unwrap_or_default();
+            match from_position(&ente_data, logo.clone(), p, None, lang, now) {
+                Ok(notice) => {
+                    let bytes = incasso_notice::render(&notice).map_err(|e| e.to_string())?;
+                    let name = format!("{}.pdf", file_safe(&p.iupd));
+                    zip.start_file(name.as_str(), options)
+                        .map_err(|e| e.to_string())?;
+                    zip.write_all(&bytes).map_err(|e| e.to_string())?;
+                    index.push_str(&format!("{};{nav};{name};stampato\n", p.iupd));
+                    written += 1;
+                }
+                Err(r) => index.push_str(&format!("{};{nav};;{r}\n", p.iupd)),
+            }
+            progress(written);
+        }
+    }
+    zip.start_file("indice.csv", options)
+        .map_err(|e| e.to_string())?;
+    zip.write_all(index.as_bytes()).map_err(|e| e.to_string())?;
+    let mut inner = zip.finish().map_err(|e| e.to_string())?.into_inner();
+    inner.flush().map_err(|e| e.to_string())?;
+    Ok(written)
+}
+
+/// Every notice of a supply, as a ZIP streamed while it is made.
+#[utoipa::path(get, path = "/api/v1/enti/{fiscalCode}/supplies/{id}/notices.zip", tag = "notices",
+    params(("fiscalCode" = String, Path), ("id" = i64, Path), NoticeQuery),
+    responses((status = 200, content_type = "application/zip", body = Vec<u8>),
+              (status = 404, body = crate::error::ProblemJson)))]
+pub async fn supply_zip(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((ente, id)): Path<(String, i64)>,
+    ApiQuery(q): ApiQuery<NoticeQuery>,
+) -> Result<Response, ApiError> {
+    caller.require_ente(&ente)?;
+    let lang = language(&q)?;
+    state.store.supply(&ente, id).await?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+    let store = state.store.clone();
+    let handle = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || {
+        let writer = ChannelWriter {
+            tx: tx.clone(),
+            buffer: Vec::new(),
+        };
+        if let Err(e) = write_supply_zip(&handle, &store, &ente, id, lang, writer, &|_| {}) {
+            tracing::warn!(error = %e, supply = id, "notices ZIP interrupted");
+            // The client sees a broken download rather than a valid ZIP
+            // that lacks notices.
+            let _ = tx.blocking_send(Err(std::io::Error::other(e)));
+        }
+    });
+    let stream = tokio_stream_from(rx);
+    let mut resp = Response::new(Body::from_stream(stream));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/zip"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "attachment; filename=\"avvisi-fornitura-{id}.zip\""
+    )) {
+        resp.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+    }
+    Ok(resp)
+}
+
+/// A receiver as the body's stream.
+struct Chunks(tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>);
+
+impl futures_core::Stream for Chunks {
+    type Item = Result<Bytes, std::io::Error>;
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        self.0.poll_recv(cx)
+    }
+}
+
+fn tokio_stream_from(rx: tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>) -> Chunks {
+    Chunks(rx)
+}
+
+/// Sets the Ente's logo (PNG or JPEG, at most 512 KiB), printed on its
+/// notices.
+#[utoipa::path(put, path = "/api/v1/enti/{fiscalCode}/logo", tag = "notices",
+    params(("fiscalCode" = String, Path)),
+    request_body(content = Vec<u8>, content_type = "image/png"),
+    responses((status = 204), (status = 400, body = crate::error::ProblemJson)))]
+pub async fn put_logo(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(ente): Path<String>,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
+    caller.require_ente(&ente)?;
+    let content_type = if body.starts_with(b"\x89PNG\r\n\x1a\n") {
+        "image/png"
+    } else if body.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        "image/jpeg"
+    } else {
+        return Err(ApiError::bad_request(
+            "BAD_LOGO",
+            "il logo deve essere un'immagine PNG o JPEG",
+        ));
+    };
+    state
+        .store
+        .put_logo(&ente, content_type, &body, Utc::now())
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(delete, path = "/api/v1/enti/{fiscalCode}/logo", tag = "notices",
+    params(("fiscalCode" = String, Path)), responses((status = 204)))]
+pub async fn delete_logo(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(ente): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    caller.require_ente(&ente)?;
+    state.store.delete_logo(&ente).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
