@@ -41,6 +41,15 @@ pub enum Which {
         #[arg(long)]
         database_url: Option<String>,
     },
+    /// Render payment notices on one core: one at a time, and a supply's
+    /// notices as a streamed ZIP; against an A4 page with one line of text.
+    Notices {
+        /// Notices in the bulk ZIP.
+        #[arg(long, default_value_t = 10_000)]
+        count: u64,
+        #[arg(long)]
+        quick: bool,
+    },
     /// Create positions through the store and through the HTTP API, and
     /// compare with raw SQLite inserts of the same rows.
     Positions {
@@ -65,6 +74,7 @@ pub enum Which {
 pub async fn run(which: Which) -> Result<()> {
     match which {
         Which::Load { rows, quick } => load(if quick { 5_000 } else { rows }).await,
+        Which::Notices { count, quick } => notices(if quick { 200 } else { count }).await,
         Which::Node {
             cycles,
             concurrency,
@@ -652,6 +662,173 @@ async fn bare_axum(concurrency: u64, requests: u64) -> Result<f64> {
     Ok(rate)
 }
 
+/// The TARI service the generated supplies name.
+async fn put_tari(store: &Store) -> Result<()> {
+    store
+        .put_service(
+            ENTE,
+            &incasso_core::catalogue::Service {
+                code: "TARI".into(),
+                name: "TARI".into(),
+                office_code: None,
+                taxonomy_code: CATEGORY.into(),
+                default_accertamento: Some(AccertamentoRef {
+                    year: 2026,
+                    code: "ACC-TARI".into(),
+                }),
+                iban: None,
+                fixed_amount: None,
+                spontaneous: false,
+                pagopa_service_id: None,
+                active: true,
+            },
+        )
+        .await?;
+    Ok(())
+}
+
+/// Counts what is written, and drops it.
+struct CountingSink(u64);
+
+impl std::io::Write for CountingSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len() as u64;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+async fn notices(count: u64) -> Result<()> {
+    use incasso_notice::{render, sample};
+    let (_, one) = sample::variants()
+        .into_iter()
+        .find(|(k, _)| *k == "single-poste")
+        .expect("sample variant");
+    // One at a time, on this thread: one core.
+    let singles = count.clamp(50, 2_000);
+    let started = Instant::now();
+    let mut bytes = 0;
+    for _ in 0..singles {
+        bytes += render(&one).map_err(|e| anyhow::anyhow!("{e}"))?.len();
+    }
+    let single_secs = started.elapsed().as_secs_f64();
+    let single_rate = singles as f64 / single_secs;
+    // The floor: an A4 page with one line of text in the same font.
+    let baseline = {
+        let font = krilla::text::Font::new(incasso_notice::fonts::REGULAR.into(), 0)
+            .ok_or_else(|| anyhow::anyhow!("font"))?;
+        let started = Instant::now();
+        for _ in 0..singles {
+            let mut doc = krilla::Document::new();
+            let mut page = doc
+                .start_page_with(krilla::page::PageSettings::from_wh(595.28, 841.89).expect("A4"));
+            let mut surface = page.surface();
+            surface.draw_text(
+                krilla::geom::Point::from_xy(40.0, 40.0),
+                font.clone(),
+                12.0,
+                "AVVISO DI PAGAMENTO",
+                false,
+                krilla::text::TextDirection::Auto,
+            );
+            surface.finish();
+            page.finish();
+            doc.finish().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        }
+        singles as f64 / started.elapsed().as_secs_f64()
+    };
+    // A supply of `count` positions, then its notices as a streamed ZIP.
+    let dir = tempdir()?;
+    let (csv_path, _) = generate_supplies(&dir, count)?;
+    let db_url = format!("sqlite://{}", dir.join("notices.db").display());
+    let store = Store::connect(&db_url).await?;
+    prepare(&store).await?;
+    put_tari(&store).await?;
+    let layout = incasso_bus::builtin::get("incasso-csv")
+        .expect("built-in")
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let path = csv_path.clone();
+    let open = move || -> std::io::Result<Box<dyn std::io::Read + Send>> {
+        Ok(Box::new(std::fs::File::open(&path)?))
+    };
+    let report = incasso_server::supply::load(
+        &store,
+        ENTE,
+        &layout,
+        None,
+        "notices.csv",
+        &open,
+        None,
+        &|_| {},
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let supply_id = report.supply_id.unwrap_or(0);
+    let rss_before = peak_rss_mb();
+    let handle = tokio::runtime::Handle::current();
+    let zip_store = store.clone();
+    let started = Instant::now();
+    let (written, zip_bytes) = tokio::task::spawn_blocking(move || {
+        let mut sink = CountingSink(0);
+        incasso_server::notices::write_supply_zip(
+            &handle,
+            &zip_store,
+            ENTE,
+            supply_id,
+            incasso_notice::Language::Italian,
+            &mut sink,
+            &|_| {},
+        )
+        .map(|n| (n, sink.0))
+    })
+    .await?
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let bulk_secs = started.elapsed().as_secs_f64();
+    let bulk_rate = written as f64 / bulk_secs;
+    store.close().await;
+    let rss = peak_rss_mb();
+    let _ = std::fs::remove_dir_all(&dir);
+    anyhow::ensure!(written == count, "{written} of {count} notices written");
+    println!("bench notices (one core, Titillium Web embedded, vector QR/DataMatrix)");
+    println!(
+        "  {:<44} {:>8} {:>10} {:>12}",
+        "case", "notices", "seconds", "per second"
+    );
+    println!(
+        "  {:<44} {:>8} {:>10.2} {:>12.0}",
+        "single (QR + Poste DataMatrix)", singles, single_secs, single_rate
+    );
+    println!(
+        "  {:<44} {:>8} {:>10.2} {:>12.0}",
+        "bulk ZIP of a supply (streamed, from SQLite)", written, bulk_secs, bulk_rate
+    );
+    println!(
+        "  {:<44} {:>8} {:>10} {:>12.0}",
+        "A4 page with one line of text (floor)", singles, "", baseline
+    );
+    println!(
+        "  average notice {} KiB; ZIP {} MiB; peak RSS {rss:.0} MiB (before the ZIP {rss_before:.0})",
+        bytes as u64 / singles / 1024,
+        zip_bytes / (1024 * 1024)
+    );
+    println!(
+        "{}",
+        json!({
+            "bench": "notices",
+            "items": written,
+            "seconds": round2(bulk_secs),
+            "per_s": bulk_rate.round(),
+            "single_per_s": single_rate.round(),
+            "peak_rss_mb": rss.round(),
+            "baseline_per_s": baseline.round(),
+            "ratio": ((bulk_rate / baseline) * 1000.0).round() / 1000.0,
+        })
+    );
+    Ok(())
+}
+
 /// Writes an `incasso-csv` supply and a `legacy-fixed` one of `rows` rows.
 fn generate_supplies(
     dir: &std::path::Path,
@@ -696,26 +873,7 @@ async fn load(rows: u64) -> Result<()> {
     let db_url = format!("sqlite://{}", dir.join("load.db").display());
     let store = Store::connect(&db_url).await?;
     prepare(&store).await?;
-    store
-        .put_service(
-            ENTE,
-            &incasso_core::catalogue::Service {
-                code: "TARI".into(),
-                name: "TARI".into(),
-                office_code: None,
-                taxonomy_code: CATEGORY.into(),
-                default_accertamento: Some(AccertamentoRef {
-                    year: 2026,
-                    code: "ACC-TARI".into(),
-                }),
-                iban: None,
-                fixed_amount: None,
-                spontaneous: false,
-                pagopa_service_id: None,
-                active: true,
-            },
-        )
-        .await?;
+    put_tari(&store).await?;
     let mut results = Vec::new();
     for (path, layout_name) in [(&csv_path, "incasso-csv"), (&fixed_path, "legacy-fixed")] {
         let layout = incasso_bus::builtin::get(layout_name)

@@ -13,6 +13,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod bus;
 mod config;
 mod demo;
+mod notices;
 mod simulator;
 
 use anyhow::{Context, Result};
@@ -116,6 +117,29 @@ enum Command {
         #[arg(long)]
         output: Option<PathBuf>,
     },
+    /// Print payment notices (PDF): a supply's as a ZIP, or one position's,
+    /// or one notice number's.
+    Notices {
+        #[command(flatten)]
+        db: DbArgs,
+        #[arg(long)]
+        ente: String,
+        /// Every notice of this supply, into a ZIP.
+        #[arg(long, conflicts_with_all = ["position", "notice"])]
+        supply: Option<i64>,
+        /// The notice of this position (its key), with its installments.
+        #[arg(long, conflicts_with = "notice")]
+        position: Option<String>,
+        /// The notice of this notice number alone.
+        #[arg(long)]
+        notice: Option<String>,
+        /// `it`, or `it-de` for Italian and German.
+        #[arg(long, default_value = "it")]
+        lang: String,
+        /// Where to write (default: a name in the current folder).
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
     /// The pagoPA Node, PSP and Checkout simulator.
     Simulator {
         #[command(subcommand)]
@@ -199,6 +223,28 @@ async fn run(cli: Cli) -> Result<()> {
                 &file,
             )
             .await;
+            store.close().await;
+            result
+        }
+        Command::Notices {
+            db,
+            ente,
+            supply,
+            position,
+            notice,
+            lang,
+            output,
+        } => {
+            let store = Settings::resolve(&db, None, file_config)?
+                .open_store()
+                .await?;
+            let which = match (supply, position, notice) {
+                (Some(id), _, _) => notices::Which::Supply(id),
+                (_, Some(key), _) => notices::Which::Position(key),
+                (_, _, Some(nav)) => notices::Which::Notice(nav),
+                _ => anyhow::bail!("indicare --supply, --position oppure --notice"),
+            };
+            let result = notices::run(&store, &ente, which, &lang, output).await;
             store.close().await;
             result
         }

@@ -26,7 +26,6 @@ use incasso_core::Cents;
 /// The fonts, in the binary.
 pub mod fonts {
     pub const REGULAR: &[u8] = include_bytes!("../fonts/TitilliumWeb-Regular.ttf");
-    pub const SEMIBOLD: &[u8] = include_bytes!("../fonts/TitilliumWeb-SemiBold.ttf");
     pub const BOLD: &[u8] = include_bytes!("../fonts/TitilliumWeb-Bold.ttf");
 }
 

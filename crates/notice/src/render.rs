@@ -30,28 +30,26 @@ const AMOUNT_W: f32 = 110.0;
 const BLUE: (u8, u8, u8) = (0, 102, 204);
 const GREY: (u8, u8, u8) = (92, 111, 130);
 
+/// Two weights, not three: each font embedded is a subset to build and
+/// compress for every notice, the largest share of its cost
+/// (`incasso bench notices`).
 struct Fonts {
     regular: Font,
-    semibold: Font,
     bold: Font,
     m_regular: Metrics,
-    m_semibold: Metrics,
     m_bold: Metrics,
 }
 
 static FONTS: LazyLock<Fonts> = LazyLock::new(|| Fonts {
     regular: Font::new(fonts::REGULAR.into(), 0).expect("bundled font"),
-    semibold: Font::new(fonts::SEMIBOLD.into(), 0).expect("bundled font"),
     bold: Font::new(fonts::BOLD.into(), 0).expect("bundled font"),
     m_regular: Metrics::new(fonts::REGULAR).expect("bundled font"),
-    m_semibold: Metrics::new(fonts::SEMIBOLD).expect("bundled font"),
     m_bold: Metrics::new(fonts::BOLD).expect("bundled font"),
 });
 
 #[derive(Clone, Copy)]
 enum Weight {
     Regular,
-    SemiBold,
     Bold,
 }
 
@@ -59,7 +57,6 @@ fn font(w: Weight) -> (&'static Font, &'static Metrics) {
     let f = &*FONTS;
     match w {
         Weight::Regular => (&f.regular, &f.m_regular),
-        Weight::SemiBold => (&f.semibold, &f.m_semibold),
         Weight::Bold => (&f.bold, &f.m_bold),
     }
 }
@@ -168,7 +165,9 @@ impl Pen<'_, '_> {
         }
     }
 
-    /// Dark modules as one path of squares, `side` points wide in all.
+    /// Dark modules as one path, each horizontal run of them one rectangle:
+    /// a third of the drawing operators of one square per module, and the
+    /// page's content stream (compressed for every notice) as much smaller.
     fn modules(
         &mut self,
         x: f32,
@@ -178,16 +177,39 @@ impl Pen<'_, '_> {
         dark: impl Iterator<Item = (usize, usize)>,
     ) {
         let cell = side / width as f32;
-        let mut pb = PathBuilder::new();
+        let mut rows: Vec<Vec<usize>> = vec![Vec::new(); width];
         for (cx, cy) in dark {
-            if let Some(r) = Rect::from_xywh(x + cx as f32 * cell, y + cy as f32 * cell, cell, cell)
-            {
-                pb.push_rect(r);
+            if let Some(row) = rows.get_mut(cy) {
+                row.push(cx);
+            }
+        }
+        // Drawn in module units, scaled once: small integers make a content
+        // stream a third the size, and less to compress for every notice.
+        let mut pb = PathBuilder::new();
+        for (cy, row) in rows.iter_mut().enumerate() {
+            row.sort_unstable();
+            let mut k = 0;
+            while k < row.len() {
+                let start = row[k];
+                let mut end = start;
+                while k + 1 < row.len() && row[k + 1] == end + 1 {
+                    k += 1;
+                    end = row[k];
+                }
+                k += 1;
+                let run = (end - start + 1) as f32;
+                if let Some(r) = Rect::from_xywh(start as f32, cy as f32, run, 1.0) {
+                    pb.push_rect(r);
+                }
             }
         }
         if let Some(path) = pb.finish() {
+            self.s.push_transform(&krilla::geom::Transform::from_row(
+                cell, 0.0, 0.0, cell, x, y,
+            ));
             self.s.set_fill(Some(fill((0, 0, 0))));
             self.s.draw_path(&path);
+            self.s.pop();
         }
     }
 
@@ -344,7 +366,7 @@ fn header(pen: &mut Pen, n: &Notice) -> f32 {
         15.0
     };
     pen.text_right(PAGE_W - MARGIN, top + 14.0, Weight::Bold, size, &title);
-    pen.text_right(PAGE_W - MARGIN, top + 28.0, Weight::SemiBold, 9.0, "pagoPA");
+    pen.text_right(PAGE_W - MARGIN, top + 28.0, Weight::Bold, 9.0, "pagoPA");
     let bottom = y.max(top + 60.0) + 6.0;
     pen.rule(MARGIN, bottom, CONTENT_W, BLUE, 1.2);
     bottom
@@ -384,8 +406,8 @@ fn parties(pen: &mut Pen, n: &Notice, top: f32) -> f32 {
     let right_x = MARGIN + CONTENT_W / 2.0 + 8.0;
     let t1 = pen.l("ENTE CREDITORE", "ZAHLUNGSEMPFÄNGER");
     let t2 = pen.l("DESTINATARIO AVVISO", "EMPFÄNGER DER MITTEILUNG");
-    pen.text(MARGIN, top + 9.0, Weight::SemiBold, 8.0, &t1, BLUE);
-    pen.text(right_x, top + 9.0, Weight::SemiBold, 8.0, &t2, BLUE);
+    pen.text(MARGIN, top + 9.0, Weight::Bold, 8.0, &t1, BLUE);
+    pen.text(right_x, top + 9.0, Weight::Bold, 8.0, &t2, BLUE);
     let cf = pen.l("Cod. Fiscale", "Steuernummer");
     let y1 = pen.fitted(
         MARGIN,
@@ -423,8 +445,8 @@ fn how_much_and_where(pen: &mut Pen, n: &Notice, top: f32) -> f32 {
     pen.rule(MARGIN, top - 6.0, CONTENT_W, GREY, 0.4);
     let t1 = pen.l("QUANTO E QUANDO PAGARE?", "WIE VIEL UND WANN ZAHLEN?");
     let t2 = pen.l("DOVE PAGARE?", "WO ZAHLEN?");
-    pen.text(MARGIN, top + 9.0, Weight::SemiBold, 8.0, &t1, BLUE);
-    pen.text(right_x, top + 9.0, Weight::SemiBold, 8.0, &t2, BLUE);
+    pen.text(MARGIN, top + 9.0, Weight::Bold, 8.0, &t1, BLUE);
+    pen.text(right_x, top + 9.0, Weight::Bold, 8.0, &t2, BLUE);
     let by = pen.l("entro il", "bis zum");
     let mut y = top + 14.0;
     let amount_line = |s: &Slip| format!("{} Euro", italian_amount(s.amount));
@@ -469,7 +491,7 @@ fn how_much_and_where(pen: &mut Pen, n: &Notice, top: f32) -> f32 {
                     &format!("Zahlung in {k} Raten"),
                 ),
             };
-            y = pen.fitted(MARGIN, y, half, 2, Weight::SemiBold, 10.0, 7.0, &intro);
+            y = pen.fitted(MARGIN, y, half, 2, Weight::Bold, 10.0, 7.0, &intro);
             if let Some(s) = single {
                 pen.text(
                     MARGIN,

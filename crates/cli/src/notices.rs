@@ -1,0 +1,103 @@
+//! `incasso notices`: payment notices from the command line, a supply's in
+//! bulk (a ZIP, with a progress bar), or one position's or notice number's.
+
+use anyhow::{Context, Result, anyhow};
+use incasso_notice::Language;
+use incasso_server::notices::{file_safe, write_supply_zip};
+use incasso_store::Store;
+use std::path::PathBuf;
+
+pub enum Which {
+    Supply(i64),
+    Position(String),
+    Notice(String),
+}
+
+fn language(lang: &str) -> Result<Language> {
+    match lang {
+        "it" => Ok(Language::Italian),
+        "it-de" | "de" => Ok(Language::ItalianGerman),
+        other => Err(anyhow!("lingua '{other}' non prevista: it oppure it-de")),
+    }
+}
+
+pub async fn run(
+    store: &Store,
+    ente: &str,
+    which: Which,
+    lang: &str,
+    output: Option<PathBuf>,
+) -> Result<()> {
+    let lang = language(lang)?;
+    match which {
+        Which::Supply(id) => {
+            let supply = store
+                .supply(ente, id)
+                .await
+                .map_err(|e| anyhow!("fornitura {id}: {e}"))?;
+            let path =
+                output.unwrap_or_else(|| PathBuf::from(format!("avvisi-fornitura-{id}.zip")));
+            let file = std::fs::File::create(&path)
+                .with_context(|| format!("creating {}", path.display()))?;
+            let expected = (supply.positions_created + supply.positions_updated).max(0) as u64;
+            let bar = indicatif::ProgressBar::new(expected);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} avvisi [{bar:30}] {pos}/{len} {elapsed_precise} ({per_sec})",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            );
+            let store = store.clone();
+            let ente = ente.to_string();
+            let handle = tokio::runtime::Handle::current();
+            let progress_bar = bar.clone();
+            let written = tokio::task::spawn_blocking(move || {
+                write_supply_zip(
+                    &handle,
+                    &store,
+                    &ente,
+                    id,
+                    lang,
+                    std::io::BufWriter::new(file),
+                    &|n| progress_bar.set_position(n),
+                )
+            })
+            .await?
+            .map_err(|e| anyhow!("{e}"))?;
+            bar.finish_and_clear();
+            eprintln!(
+                "{written} avvisi in {} (l'indice.csv dice perché mancano gli altri)",
+                path.display()
+            );
+        }
+        Which::Position(key) => {
+            let stored = store
+                .get_position(ente, &key)
+                .await
+                .map_err(|e| anyhow!("posizione {key}: {e}"))?;
+            let bytes = incasso_server::notices::render_position(store, ente, &stored, None, lang)
+                .await
+                .map_err(|e| anyhow!("{}", e.detail))?;
+            let path =
+                output.unwrap_or_else(|| PathBuf::from(format!("avviso-{}.pdf", file_safe(&key))));
+            std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
+            eprintln!("{}", path.display());
+        }
+        Which::Notice(nav) => {
+            let (stored, _) = store
+                .find_by_notice_number(ente, &nav)
+                .await
+                .map_err(|e| anyhow!("avviso {nav}: {e}"))?;
+            let bytes =
+                incasso_server::notices::render_position(store, ente, &stored, Some(&nav), lang)
+                    .await
+                    .map_err(|e| anyhow!("{}", e.detail))?;
+            let path =
+                output.unwrap_or_else(|| PathBuf::from(format!("avviso-{}.pdf", file_safe(&nav))));
+            std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
+            eprintln!("{}", path.display());
+        }
+    }
+    Ok(())
+}
