@@ -2,7 +2,9 @@
 # Runs incasso's whole test suite on SQLite and PostgreSQL.
 #
 # On a fresh Debian machine that has only the Rust toolchain, it installs what
-# the tests need from Debian's packages (PostgreSQL, xmllint), starts
+# the tests need from Debian's packages (PostgreSQL, xmllint, and the tools
+# that read printed notices as a scanner does: pdftoppm, pdftotext, zbarimg,
+# dmtxread), starts
 # PostgreSQL as the `postgres` user, creates a test role, and runs every
 # test once per database. Safe to run again: each step checks first.
 set -euo pipefail
@@ -15,6 +17,9 @@ as_root() {
 need_packages=()
 command -v pg_ctlcluster >/dev/null 2>&1 && ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need_packages+=(postgresql)
 command -v xmllint >/dev/null 2>&1 || need_packages+=(libxml2-utils)
+command -v pdftoppm >/dev/null 2>&1 || need_packages+=(poppler-utils)
+command -v zbarimg >/dev/null 2>&1 || need_packages+=(zbar-tools)
+command -v dmtxread >/dev/null 2>&1 || need_packages+=(dmtx-utils)
 if [ ${#need_packages[@]} -gt 0 ]; then
   echo "==> installing ${need_packages[*]} from Debian's packages"
   as_root apt-get update -qq
@@ -42,6 +47,8 @@ as_root su postgres -c "psql -q -v ON_ERROR_STOP=1 -c \"DO \\\$\\\$ BEGIN
 
 export INCASSO_TEST_PG_URL="${INCASSO_TEST_PG_URL:-postgres://incasso_test:incasso_test@127.0.0.1:5432/postgres}"
 export INCASSO_REQUIRE_PG=1
+# The notice tests fail, rather than skip, without the scanning tools.
+export INCASSO_REQUIRE_TOOLS=1
 
 echo "==> cargo test (SQLite and PostgreSQL)"
 cargo test --workspace "$@"
