@@ -722,3 +722,109 @@ fn partial_load_killed_halfway_resumes_from_its_checkpoint() {
     assert_eq!(positions_in(&url), rows - 1);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `incasso notices`: a supply's notices as a ZIP (one PDF per position and
+/// an index), one position's, one notice number's; an unknown notice number
+/// exits non-zero saying so.
+#[test]
+fn notices_from_the_command_line() {
+    let dir = temp_dir("notices");
+    let url = seeded_database(&dir);
+    let csv = dir.join("tari.csv");
+    write_csv(&csv, 3);
+    let out = incasso()
+        .args([
+            "load",
+            "--database-url",
+            &url,
+            "--ente",
+            "80000130585",
+            "--layout",
+            "incasso-csv",
+        ])
+        .arg(&csv)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let supply = report["supplyId"].as_i64().unwrap().to_string();
+    let zip_path = dir.join("avvisi.zip");
+    let out = incasso()
+        .args([
+            "notices",
+            "--database-url",
+            &url,
+            "--ente",
+            "80000130585",
+            "--supply",
+            &supply,
+            "--output",
+        ])
+        .arg(&zip_path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut archive = zip::ZipArchive::new(std::fs::File::open(&zip_path).unwrap()).unwrap();
+    let mut names: Vec<String> = (0..archive.len())
+        .map(|i| archive.by_index(i).unwrap().name().unwrap().to_string())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "K-0000000.pdf",
+            "K-0000001.pdf",
+            "K-0000002.pdf",
+            "indice.csv"
+        ]
+    );
+    let mut pdf = Vec::new();
+    std::io::Read::read_to_end(&mut archive.by_name("K-0000001.pdf").unwrap(), &mut pdf).unwrap();
+    assert!(pdf.starts_with(b"%PDF-"));
+    // One position, one notice number.
+    let one = dir.join("k1.pdf");
+    let out = incasso()
+        .args([
+            "notices",
+            "--database-url",
+            &url,
+            "--ente",
+            "80000130585",
+            "--position",
+            "K-0000001",
+            "--output",
+        ])
+        .arg(&one)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(std::fs::read(&one).unwrap().starts_with(b"%PDF-"));
+    let out = incasso()
+        .args([
+            "notices",
+            "--database-url",
+            &url,
+            "--ente",
+            "80000130585",
+            "--notice",
+            "301999999999999999",
+        ])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("avviso 301999999999999999"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

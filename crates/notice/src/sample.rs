@@ -17,6 +17,16 @@ fn date(y: i32, m: u32, d: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(y, m, d).expect("sample date")
 }
 
+/// A made-up emblem (a disc with a band), for the variants with a logo.
+pub const SAMPLE_LOGO: &[u8] = include_bytes!("sample-logo.png");
+
+fn with_logo(c: Creditor) -> Creditor {
+    Creditor {
+        logo: Some(SAMPLE_LOGO.to_vec()),
+        ..c
+    }
+}
+
 fn comune(postal: bool) -> Creditor {
     Creditor {
         name: "Comune di Borgo Esempio".into(),
@@ -35,8 +45,9 @@ fn mario() -> Recipient {
     }
 }
 
-/// The variants, by name: `single`, `single-poste`, `installments`,
-/// `traffic-fine`, `bilingual`, `long-names`.
+/// The variants, by name: `single` (no logo: the layout without one),
+/// `single-poste` and `installments` (with a logo), `traffic-fine`,
+/// `bilingual`, `long-names`.
 pub fn variants() -> Vec<(&'static str, Notice)> {
     let single = Slip {
         notice_number: nav(1_000_001),
@@ -65,7 +76,7 @@ pub fn variants() -> Vec<(&'static str, Notice)> {
             "single-poste",
             Notice {
                 language: Language::Italian,
-                creditor: comune(true),
+                creditor: with_logo(comune(true)),
                 recipient: mario(),
                 subject: "Servizio mensa scolastica, settembre 2027".into(),
                 payments: Payments::Single(Slip {
@@ -79,7 +90,7 @@ pub fn variants() -> Vec<(&'static str, Notice)> {
             "installments",
             Notice {
                 language: Language::Italian,
-                creditor: comune(true),
+                creditor: with_logo(comune(true)),
                 recipient: mario(),
                 subject: "TARI 2027 - Tassa sui rifiuti".into(),
                 payments: Payments::Installments {

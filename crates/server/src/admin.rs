@@ -60,6 +60,10 @@ pub fn routes() -> Router<AppState> {
             get(crate::notices::supply_zip),
         )
         .route(
+            "/enti/{fiscalCode}/notices.zip",
+            get(crate::notices::filtered_zip),
+        )
+        .route(
             "/enti/{fiscalCode}/notices/{noticeNumber}/pdf",
             get(crate::notices::notice_pdf),
         )
@@ -870,7 +874,7 @@ async fn create_intermediary_key(
     info(title = "incasso API", description = "Administration of Enti, stations, offices, service catalogue, accertamenti and API keys. Keys go in the Ocp-Apim-Subscription-Key header. Debt positions are managed through the GPD-compatible API under /gpd/v1 (see pagoPA's gpd.json)."),
     paths(list_enti, create_ente, get_ente, update_ente, list_stations, add_station, remove_station,
           get_connection, put_connection, crate::checkout::checkout_api, list_receipts, receipt_xml,
-          crate::bus_api::upload, crate::bus_api::get_supply, crate::notices::notice_pdf, crate::notices::position_pdf, crate::notices::supply_zip, crate::notices::put_logo, crate::notices::delete_logo, crate::bus_api::report,
+          crate::bus_api::upload, crate::bus_api::get_supply, crate::notices::notice_pdf, crate::notices::position_pdf, crate::notices::supply_zip, crate::notices::filtered_zip, crate::notices::put_logo, crate::notices::delete_logo, crate::bus_api::report,
           crate::bus_api::outcome, crate::bus_api::list_layouts, crate::bus_api::get_layout,
           crate::bus_api::put_layout, crate::bus_api::export,
           list_offices, put_office, delete_office, list_services, get_service, put_service,

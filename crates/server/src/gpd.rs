@@ -749,7 +749,7 @@ pub struct ListQuery {
 }
 
 /// A `yyyy-MM-dd` day in Italy, as the instant it starts (or ends).
-fn parse_day(field: &str, s: &str, end_of_day: bool) -> Result<DateTime<Utc>, ApiError> {
+pub(crate) fn parse_day(field: &str, s: &str, end_of_day: bool) -> Result<DateTime<Utc>, ApiError> {
     let day = NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| {
         ApiError::bad_request(
             "BAD_FORMAT",

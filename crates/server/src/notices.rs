@@ -159,15 +159,45 @@ impl Write for ChannelWriter {
     }
 }
 
-/// Every notice of a supply's positions into `out` as a ZIP: one PDF per
-/// position, and `indice.csv` listing each position with its file or the
-/// reason it has none. Pages of 100 positions: memory stays flat whatever
-/// the supply's size. Blocking: run it on a blocking thread.
+/// Which positions a bulk ZIP prints.
+#[derive(Debug, Clone)]
+pub enum Selection {
+    /// The positions a supply wrote.
+    Supply(i64),
+    /// The positions a filter finds (status, due dates, debtor).
+    Filter(incasso_store::ListFilter),
+}
+
+/// A supply's notices: see [`write_zip`].
 pub fn write_supply_zip(
     handle: &tokio::runtime::Handle,
     store: &Store,
     ente: &str,
     supply_id: i64,
+    lang: Language,
+    out: impl Write,
+    progress: &dyn Fn(u64),
+) -> Result<u64, String> {
+    write_zip(
+        handle,
+        store,
+        ente,
+        &Selection::Supply(supply_id),
+        lang,
+        out,
+        progress,
+    )
+}
+
+/// Every notice of the selected positions into `out` as a ZIP: one PDF per
+/// position, and `indice.csv` listing each position with its file or the
+/// reason it has none. Pages of 100 positions: memory stays flat whatever
+/// their number. Blocking: run it on a blocking thread.
+pub fn write_zip(
+    handle: &tokio::runtime::Handle,
+    store: &Store,
+    ente: &str,
+    selection: &Selection,
     lang: Language,
     out: impl Write,
     progress: &dyn Fn(u64),
@@ -185,12 +215,28 @@ pub fn write_supply_zip(
         zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
     let mut index = String::from("chiave;numero_avviso;file;esito\n");
     let mut after = 0;
+    let mut page_number = 0;
     let mut written = 0u64;
     let now = Utc::now();
     loop {
-        let page = handle
-            .block_on(store.positions_of_supply(ente, supply_id, after, 100))
-            .map_err(|e| e.to_string())?;
+        let page = match selection {
+            Selection::Supply(id) => handle
+                .block_on(store.positions_of_supply(ente, *id, after, 100))
+                .map_err(|e| e.to_string())?,
+            Selection::Filter(filter) => {
+                let f = incasso_store::ListFilter {
+                    page: page_number,
+                    limit: 100,
+                    ascending: true,
+                    ..filter.clone()
+                };
+                page_number += 1;
+                handle
+                    .block_on(store.list_positions(ente, &f))
+                    .map_err(|e| e.to_string())?
+                    .items
+            }
+        };
         let Some(last) = page.last() else { break };
         after = last.id;
         for stored in &page {
@@ -237,33 +283,121 @@ pub async fn supply_zip(
     caller.require_ente(&ente)?;
     let lang = language(&q)?;
     state.store.supply(&ente, id).await?;
+    Ok(stream_zip(
+        state.store.clone(),
+        ente,
+        Selection::Supply(id),
+        lang,
+        format!("avvisi-fornitura-{id}.zip"),
+    ))
+}
+
+/// A ZIP made on a blocking thread and sent while it is made.
+fn stream_zip(
+    store: Store,
+    ente: String,
+    selection: Selection,
+    lang: Language,
+    name: String,
+) -> Response {
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
-    let store = state.store.clone();
     let handle = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
         let writer = ChannelWriter {
             tx: tx.clone(),
             buffer: Vec::new(),
         };
-        if let Err(e) = write_supply_zip(&handle, &store, &ente, id, lang, writer, &|_| {}) {
-            tracing::warn!(error = %e, supply = id, "notices ZIP interrupted");
+        if let Err(e) = write_zip(&handle, &store, &ente, &selection, lang, writer, &|_| {}) {
+            tracing::warn!(error = %e, ?selection, "notices ZIP interrupted");
             // The client sees a broken download rather than a valid ZIP
             // that lacks notices.
             let _ = tx.blocking_send(Err(std::io::Error::other(e)));
         }
     });
-    let stream = tokio_stream_from(rx);
-    let mut resp = Response::new(Body::from_stream(stream));
+    let mut resp = Response::new(Body::from_stream(tokio_stream_from(rx)));
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/zip"),
     );
-    if let Ok(v) = HeaderValue::from_str(&format!(
-        "attachment; filename=\"avvisi-fornitura-{id}.zip\""
-    )) {
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
         resp.headers_mut().insert(header::CONTENT_DISPOSITION, v);
     }
-    Ok(resp)
+    resp
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+pub struct FilterQuery {
+    /// `it` (default) or `it-de`.
+    lang: Option<String>,
+    /// Positions in this state (VALID, PARTIALLY_PAID, ...).
+    status: Option<String>,
+    /// A due date on or after this day (`yyyy-MM-dd`).
+    due_date_from: Option<String>,
+    /// A due date on or before this day (`yyyy-MM-dd`).
+    due_date_to: Option<String>,
+    /// The debtor's fiscal code.
+    debtor_fiscal_code: Option<String>,
+}
+
+/// The notices of the positions a filter finds, as a ZIP streamed while it
+/// is made: a debtor's, or those falling due in a period.
+#[utoipa::path(get, path = "/api/v1/enti/{fiscalCode}/notices.zip", tag = "notices",
+    params(("fiscalCode" = String, Path), FilterQuery),
+    responses((status = 200, content_type = "application/zip", body = Vec<u8>),
+              (status = 400, body = crate::error::ProblemJson)))]
+pub async fn filtered_zip(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(ente): Path<String>,
+    ApiQuery(q): ApiQuery<FilterQuery>,
+) -> Result<Response, ApiError> {
+    caller.require_ente(&ente)?;
+    state.store.get_ente(&ente).await?;
+    let lang = language(&NoticeQuery {
+        lang: q.lang.clone(),
+    })?;
+    if q.status.is_none()
+        && q.due_date_from.is_none()
+        && q.due_date_to.is_none()
+        && q.debtor_fiscal_code.is_none()
+    {
+        return Err(ApiError::bad_request(
+            "FILTER_REQUIRED",
+            "indicare almeno un filtro (status, dueDateFrom, dueDateTo, debtorFiscalCode)",
+        ));
+    }
+    let status = q
+        .status
+        .as_deref()
+        .map(|s| {
+            s.parse().map_err(|_| {
+                ApiError::bad_request("BAD_STATUS", format!("stato '{s}' sconosciuto"))
+            })
+        })
+        .transpose()?;
+    let filter = incasso_store::ListFilter {
+        status,
+        due_date_from: q
+            .due_date_from
+            .as_deref()
+            .map(|d| crate::gpd::parse_day("dueDateFrom", d, false))
+            .transpose()?,
+        due_date_to: q
+            .due_date_to
+            .as_deref()
+            .map(|d| crate::gpd::parse_day("dueDateTo", d, true))
+            .transpose()?,
+        debtor_fiscal_code: q.debtor_fiscal_code.clone(),
+        ..incasso_store::ListFilter::default()
+    };
+    Ok(stream_zip(
+        state.store.clone(),
+        ente,
+        Selection::Filter(filter),
+        lang,
+        "avvisi.zip".into(),
+    ))
 }
 
 /// A receiver as the body's stream.

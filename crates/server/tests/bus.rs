@@ -1691,5 +1691,17 @@ async fn notices_of_a_supply_over_http() {
             index.contains("N-3;") && index.contains("annullata"),
             "{index}"
         );
+        // By filter: a debtor's notices; a filter is required.
+        let resp = get(format!(
+            "/api/v1/enti/{A}/notices.zip?debtorFiscalCode=RSSMRA85T10A562S"
+        ))
+        .await
+        .unwrap();
+        assert_eq!(resp.status(), 200);
+        let bytes = resp.bytes().await.unwrap().to_vec();
+        let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
+        assert!(archive.by_name("N-2.pdf").is_ok(), "{backend:?}");
+        let resp = get(format!("/api/v1/enti/{A}/notices.zip")).await.unwrap();
+        assert_eq!(resp.status(), 400);
     }
 }
