@@ -72,6 +72,12 @@ pub fn from_position(
             if !unpaid(o) {
                 return Err(Refusal::Paid);
             }
+            // Once an installment is paid, the single solution is no longer
+            // payable (the Node refuses it): its notice is not printed.
+            let started = p.options.iter().any(|o| o.is_partial_payment && !unpaid(o));
+            if started && !o.is_partial_payment {
+                return Err(Refusal::Paid);
+            }
             Payments::Single(slip(o).ok_or(Refusal::UnknownNotice)?)
         }
         None => {

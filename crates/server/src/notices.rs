@@ -282,7 +282,14 @@ pub async fn supply_zip(
 ) -> Result<Response, ApiError> {
     caller.require_ente(&ente)?;
     let lang = language(&q)?;
-    state.store.supply(&ente, id).await?;
+    let supply = state.store.supply(&ente, id).await?;
+    if supply.status == incasso_store::LOADING || supply.status == incasso_store::INTERRUPTED {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "SUPPLY_LOADING",
+            "la fornitura non ha finito di caricarsi: gli avvisi si stampano dopo",
+        ));
+    }
     Ok(stream_zip(
         state.store.clone(),
         ente,

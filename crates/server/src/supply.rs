@@ -419,6 +419,9 @@ struct Loader {
     broken_keys: HashSet<String>,
     /// A resumed load: the rows up to this line were committed before.
     resume_line: usize,
+    /// Lines refused before the interruption: no notice number in the
+    /// outcome, whatever is stored under their key.
+    refused_before: HashSet<usize>,
     /// Errors stored with the supply (before a resume, and at checkpoints).
     kept_errors: usize,
     /// Errors found since the last checkpoint.
@@ -482,8 +485,12 @@ impl Loader {
         let (now, later): (Vec<RowError>, Vec<RowError>) = std::mem::take(&mut self.unsaved)
             .into_iter()
             .partition(|e| e.line <= line);
+        // Their rows are counted again on a resume too: the checkpoint
+        // counts only the rows up to `line`.
+        let ahead: HashSet<usize> = later.iter().map(|e| e.line).collect();
         self.unsaved = later;
-        let record = self.record_now(incasso_store::LOADING, line, now);
+        let mut record = self.record_now(incasso_store::LOADING, line, now);
+        record.rows_rejected -= ahead.len() as i64;
         self.bulk.checkpoint(&record, Utc::now()).await?;
         self.since_checkpoint = 0;
         Ok(())
@@ -502,7 +509,9 @@ impl Loader {
         let keys: Vec<String> = groups.iter().map(|g| g[0].0.key.clone()).collect();
         let navs = self.bulk.notice_numbers_many(&keys).await?;
         for g in groups {
-            let stored = navs.get(&g[0].0.key);
+            let refused = g[0].0.op == Op::Cancel
+                || g.iter().any(|(r, _)| self.refused_before.contains(&r.line));
+            let stored = navs.get(&g[0].0.key).filter(|_| !refused);
             for (i, (_, record)) in g.iter().enumerate() {
                 let (nav, iuv) = stored.and_then(|n| n.get(i).cloned()).unwrap_or_default();
                 w.record(record, &nav, &iuv)?;
@@ -700,6 +709,14 @@ impl Loader {
                 self.reject(errors, groups[k].len());
             }
         }
+        // Every IUV this chunk brings is known before any is generated.
+        self.bulk.note_brought_iuvs(
+            built
+                .iter()
+                .flatten()
+                .filter(|b| b.op != Op::Cancel)
+                .flat_map(|b| b.position.options.iter().filter_map(|o| o.iuv.clone())),
+        );
         // 4. Write (queued: the writer works while the next chunk is
         // checked).
         let mut numbers: Vec<Vec<(String, String)>> = vec![Vec::new(); built.len()];
@@ -892,7 +909,12 @@ pub async fn prepare(
         .ok_or(LoadError::InProgress)?;
     let now = Utc::now();
     match store.supply_of_file(ente, &hash).await? {
-        Some(s) if s.record.status != incasso_store::LOADING => Err(LoadError::Duplicate(s.id)),
+        Some(s)
+            if s.record.status != incasso_store::LOADING
+                && s.record.status != incasso_store::INTERRUPTED =>
+        {
+            Err(LoadError::Duplicate(s.id))
+        }
         // Left LOADING, and nobody holds its claim: its loader died.
         Some(s) if s.record.layout != layout.name && s.record.resume_line > 0 => {
             Err(LoadError::ResumeWithOtherLayout {
@@ -901,6 +923,9 @@ pub async fn prepare(
             })
         }
         Some(s) => {
+            store
+                .set_supply_loading_state(ente, s.id, incasso_store::LOADING, "caricamento ripreso")
+                .await?;
             let mut record = s.record;
             record.layout = layout.name.clone();
             record.file_name = file_name.to_string();
@@ -1026,6 +1051,14 @@ pub async fn run(
         {
             tracing::warn!(error = %e2, supply = id, "recording a failed supply");
         }
+    } else if let Err(e) = &result {
+        let message = format!("caricamento interrotto: {e}; rinviare il file per riprenderlo");
+        if let Err(e2) = store
+            .set_supply_loading_state(ente, id, incasso_store::INTERRUPTED, &message)
+            .await
+        {
+            tracing::warn!(error = %e2, supply = id, "recording an interrupted supply");
+        }
     }
     claim.release().await;
     result
@@ -1073,6 +1106,7 @@ async fn run_claimed(
         broken_keys: HashSet::new(),
         resume_line,
         kept_errors: before.errors.len(),
+        refused_before: before.errors.iter().map(|e| e.line as usize).collect(),
         unsaved: Vec::new(),
         since_checkpoint: 0,
         record: SupplyRecord {
@@ -1172,13 +1206,15 @@ async fn run_claimed(
     } else {
         match loader.bulk.commit(&record, now).await {
             Ok(()) => {}
-            Err(StoreError::Conflict(_)) => {
-                // Another process accepted the same file meanwhile.
-                let id = store
-                    .supply_of_file(ente, &record.file_hash)
-                    .await?
-                    .map_or(0, |s| s.id);
-                return Err(LoadError::Duplicate(id));
+            Err(StoreError::Conflict(detail)) => {
+                // Another supply of the same file was accepted meanwhile
+                // (the only conflict the final commit itself can meet).
+                return match store.supply_of_file(ente, &record.file_hash).await? {
+                    Some(s) if s.id != supply_id && s.record.accepted => {
+                        Err(LoadError::Duplicate(s.id))
+                    }
+                    _ => Err(StoreError::Conflict(detail).into()),
+                };
             }
             Err(e) => return Err(e.into()),
         }

@@ -1413,6 +1413,14 @@ async fn an_interrupted_partial_load_resumes_and_never_loads_twice() {
         // The first 10,000 rows were committed with their checkpoint; the
         // rows after it were rolled back.
         assert_eq!(count(&store).await, 10_000, "{backend:?}");
+        // It says so, and how to go on.
+        let hash = supply::file_hash(std::io::Cursor::new(bytes.clone()))
+            .unwrap()
+            .0;
+        let interrupted = store.supply_of_file(A, &hash).await.unwrap().unwrap();
+        assert_eq!(interrupted.record.status, "INTERRUPTED", "{backend:?}");
+        assert!(interrupted.record.message.contains("rinviare il file"));
+        assert_eq!(interrupted.record.rows_loaded, 10_000);
         // While a loader holds the file, nobody else loads it.
         let held = supply::prepare(&store, A, &layout, "tributi.csv", &open)
             .await
@@ -1703,5 +1711,91 @@ async fn notices_of_a_supply_over_http() {
         assert!(archive.by_name("N-2.pdf").is_ok(), "{backend:?}");
         let resp = get(format!("/api/v1/enti/{A}/notices.zip")).await.unwrap();
         assert_eq!(resp.status(), 400);
+    }
+}
+
+/// An update checked before a receipt paid its position is not applied:
+/// the writer reads the position again in the supply's transaction, and the
+/// supply fails rather than overwrite a payment.
+#[tokio::test]
+async fn an_update_never_overwrites_a_payment_made_during_the_load() {
+    for backend in backends() {
+        let store = store(backend).await;
+        let csv = "codice;servizio;codice_fiscale;nominativo;rata;importo;causale;scadenza;iuv;accertamento;operazione\nU-1;TARI;RSSMRA85T10A562S;Mario Rossi;0;10,00;TARI 2027;31/12/2027;;;\n";
+        load_bytes(
+            &store,
+            &builtin("incasso-csv"),
+            None,
+            csv.as_bytes().to_vec(),
+        )
+        .await
+        .0
+        .unwrap();
+        let before = store.get_position(A, "U-1").await.unwrap().position;
+        // A second supply begins and has checked U-1 (unpaid)...
+        let record = incasso_store::SupplyRecord {
+            layout: "incasso-csv".into(),
+            file_name: "update.csv".into(),
+            file_hash: "hash-of-update".into(),
+            started_at: Utc::now(),
+            ..Default::default()
+        };
+        let id = store.begin_supply(A, &record, Utc::now()).await.unwrap();
+        let mut bulk = store.bulk(A, "incasso-csv", id).await.unwrap();
+        // ...then a receipt pays it...
+        store
+            .record_receipt(
+                &ReceiptRecord {
+                    ente: A.into(),
+                    receipt_id: "rt-during-load".into(),
+                    notice_number: before.options[0]
+                        .notice_number
+                        .clone()
+                        .unwrap()
+                        .as_str()
+                        .into(),
+                    iuv: before.options[0].iuv.clone().unwrap(),
+                    owner_ente: A.into(),
+                    outcome: "OK".into(),
+                    amount: 1_000,
+                    fee: None,
+                    psp_id: "PSP1".into(),
+                    psp_name: "Banca".into(),
+                    channel_id: "C".into(),
+                    payment_method: None,
+                    payment_date_time: Some(Utc::now()),
+                    application_date: None,
+                    transfer_date: None,
+                    station_id: "ST_01".into(),
+                    primitive: "paSendRTV2".into(),
+                    stand_in: false,
+                    transfers_json: "[]".into(),
+                    raw_xml: "<x/>".into(),
+                },
+                Utc::now(),
+            )
+            .await
+            .unwrap();
+        // ...and the update is written.
+        let mut update = before.clone();
+        // As a supply's rows build it: no publication data of its own.
+        update.validity_date = None;
+        update.options[0].amount = Cents(2_000);
+        update.options[0].transfers[0].amount = Cents(2_000);
+        bulk.replace(&mut update, Utc::now()).await.unwrap();
+        let committed = bulk
+            .commit(
+                &incasso_store::SupplyRecord {
+                    status: "LOADED".into(),
+                    accepted: true,
+                    ..record.clone()
+                },
+                Utc::now(),
+            )
+            .await;
+        assert!(committed.is_err(), "{backend:?}");
+        let after = store.get_position(A, "U-1").await.unwrap().position;
+        assert_eq!(after.status, PositionStatus::Paid, "{backend:?}");
+        assert_eq!(after.options[0].amount, Cents(1_000));
     }
 }

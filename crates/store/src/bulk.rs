@@ -52,6 +52,10 @@ pub struct SupplyOfFile {
 /// A supply whose load is under way (or was abandoned by a dead process).
 pub const LOADING: &str = "LOADING";
 
+/// A supply whose load stopped on an error after committing some of it: the
+/// same file sent again resumes it.
+pub const INTERRUPTED: &str = "INTERRUPTED";
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SupplyError {
     pub line: i64,
@@ -67,7 +71,8 @@ impl Store {
     pub async fn supply_of_file(&self, ente: &str, hash: &str) -> Result<Option<SupplyOfFile>> {
         let id: Option<i64> = sqlx::query_scalar(
             "SELECT id FROM supplies WHERE ente = $1 AND file_hash = $2
-               AND (accepted = 1 OR status = 'LOADING') ORDER BY accepted DESC, id DESC LIMIT 1",
+               AND (accepted = 1 OR status IN ('LOADING', 'INTERRUPTED'))
+             ORDER BY accepted DESC, id DESC LIMIT 1",
         )
         .bind(ente)
         .bind(hash)
@@ -96,6 +101,31 @@ impl Store {
         let id = insert_supply(&mut tx, ente, &record, now).await?;
         tx.commit().await?;
         Ok(id)
+    }
+
+    /// Marks a load stopped by an error as interrupted (to be resumed), or an
+    /// interrupted one as loading again, keeping the counters of its last
+    /// checkpoint.
+    pub async fn set_supply_loading_state(
+        &self,
+        ente: &str,
+        id: i64,
+        status: &str,
+        message: &str,
+    ) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "UPDATE supplies SET status = $3, message = $4
+             WHERE ente = $1 AND id = $2 AND status IN ('LOADING', 'INTERRUPTED')",
+        )
+        .bind(ente)
+        .bind(id)
+        .bind(status)
+        .bind(message)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Closes a supply that wrote no position (refused whole, or loading

@@ -21,7 +21,7 @@ mod receipts;
 mod supply_writer;
 mod time;
 
-pub use bulk::{Existing, LOADING, PaidItem, SupplyError, SupplyOfFile, SupplyRecord};
+pub use bulk::{Existing, INTERRUPTED, LOADING, PaidItem, SupplyError, SupplyOfFile, SupplyRecord};
 pub use claim::SupplyClaim;
 pub use keys::{ApiKeyRecord, KeyScope};
 pub use positions::{ListFilter, OrderBy, Page, StoredPosition};

@@ -228,7 +228,31 @@ async fn replace(
     now: DateTime<Utc>,
 ) -> Result<()> {
     let t = open(tx, store).await?;
-    let id = position_id(t, ente, &p.iupd).await?;
+    // The check that let this update through read committed data outside
+    // this transaction: a receipt may have paid the position since. Read it
+    // again here, locked on PostgreSQL, and never overwrite a payment.
+    let lock = match store.dialect {
+        Dialect::Postgres => " FOR UPDATE",
+        Dialect::Sqlite => "",
+    };
+    let id: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT id FROM debt_positions WHERE ente = $1 AND iupd = $2{lock}"
+    )))
+    .bind(ente)
+    .bind(&p.iupd)
+    .fetch_optional(&mut **t)
+    .await?
+    .ok_or(StoreError::NotFound("posizione debitoria"))?;
+    let stored = crate::positions::load_by_id(t, ente, id).await?;
+    if matches!(
+        stored.position.status,
+        PositionStatus::Paid | PositionStatus::PartiallyPaid | PositionStatus::Reported
+    ) {
+        return Err(StoreError::Aborted(format!(
+            "la posizione '{}' è stata pagata durante il caricamento: non viene modificata",
+            p.iupd
+        )));
+    }
     crate::positions::delete_by_id(t, id).await?;
     match insert_position_full(t, ente, p, now, None, 1, Some(origin)).await {
         Ok(new_id) => {
@@ -510,6 +534,12 @@ impl Bulk {
         Err(StoreError::Conflict(
             "impossibile generare IUV liberi: la sequenza incontra solo IUV già usati".into(),
         ))
+    }
+
+    /// Remembers IUVs a chunk brings before any number is generated for
+    /// it, so a generated one never equals one brought later in the chunk.
+    pub fn note_brought_iuvs(&mut self, iuvs: impl IntoIterator<Item = String>) {
+        self.seen_iuvs.extend(iuvs);
     }
 
     /// Remembers the IUVs a supply's position brought, until commit.
