@@ -1799,3 +1799,36 @@ async fn an_update_never_overwrites_a_payment_made_during_the_load() {
         assert_eq!(after.options[0].amount, Cents(1_000));
     }
 }
+
+/// Two loaders on one supply (possible only if a claim was lost under one
+/// of them): the first checkpoint wins, the other loader's fails and its
+/// writes roll back.
+#[tokio::test]
+async fn a_checkpoint_moves_only_from_the_line_its_loader_saw() {
+    for backend in backends() {
+        let store = store(backend).await;
+        let record = incasso_store::SupplyRecord {
+            layout: "incasso-csv".into(),
+            file_name: "twice.csv".into(),
+            file_hash: "hash-of-twice".into(),
+            started_at: Utc::now(),
+            ..Default::default()
+        };
+        let id = store.begin_supply(A, &record, Utc::now()).await.unwrap();
+        let mut one = store.bulk(A, "incasso-csv", id).await.unwrap();
+        let mut two = store.bulk(A, "incasso-csv", id).await.unwrap();
+        let at = |line: i64| incasso_store::SupplyRecord {
+            status: "LOADING".into(),
+            resume_line: line,
+            ..record.clone()
+        };
+        one.checkpoint(&at(100), Utc::now()).await.unwrap();
+        let second = two.checkpoint(&at(100), Utc::now()).await;
+        assert!(second.is_err(), "{backend:?}");
+        assert_eq!(store.supply(A, id).await.unwrap().resume_line, 100);
+        one.checkpoint(&at(200), Utc::now()).await.unwrap();
+        assert_eq!(store.supply(A, id).await.unwrap().resume_line, 200);
+        one.rollback().await.unwrap();
+        two.rollback().await.unwrap();
+    }
+}

@@ -247,11 +247,25 @@ pub(crate) async fn update_supply(
     s: &SupplyRecord,
     now: DateTime<Utc>,
 ) -> Result<()> {
+    update_supply_from(tx, ente, id, s, now, None).await
+}
+
+/// As [`update_supply`], only if the supply's checkpoint is still
+/// `expected`: a loader that lost its claim (a PostgreSQL session dropped
+/// under it) and one that took the supply over cannot both move it.
+pub(crate) async fn update_supply_from(
+    tx: &mut Transaction<'static, Any>,
+    ente: &str,
+    id: i64,
+    s: &SupplyRecord,
+    now: DateTime<Utc>,
+    expected: Option<i64>,
+) -> Result<()> {
     let res = sqlx::query(
         "UPDATE supplies SET status = $3, accepted = $4, rows_read = $5, rows_loaded = $6,
             rows_rejected = $7, positions_created = $8, positions_updated = $9,
             positions_cancelled = $10, finished_at = $11, message = $12, resume_line = $13
-         WHERE ente = $1 AND id = $2",
+         WHERE ente = $1 AND id = $2 AND ($14 < 0 OR resume_line = $14)",
     )
     .bind(ente)
     .bind(id)
@@ -266,10 +280,16 @@ pub(crate) async fn update_supply(
     .bind(to_micros(now))
     .bind(&s.message)
     .bind(s.resume_line)
+    .bind(expected.unwrap_or(-1))
     .execute(&mut **tx)
     .await;
     match res {
         Ok(r) if r.rows_affected() == 1 => {}
+        Ok(_) if expected.is_some() => {
+            return Err(StoreError::Aborted(
+                "un altro caricamento ha ripreso questa fornitura".into(),
+            ));
+        }
         Ok(_) => return Err(StoreError::NotFound("fornitura")),
         Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
             return Err(StoreError::Conflict(

@@ -17,7 +17,7 @@
 //! fails anyway stops the queue; the failure is returned by the next call
 //! that waits, and the transaction rolls back.
 
-use crate::bulk::update_supply;
+use crate::bulk::update_supply_from;
 use crate::positions::{InsertError, insert_position_full};
 use crate::{Dialect, Result, Store, StoreError};
 use chrono::{DateTime, Utc};
@@ -118,6 +118,18 @@ async fn write_loop(
     mut rx: mpsc::Receiver<Op>,
 ) {
     let mut tx: Option<Transaction<'static, Any>> = None;
+    // The checkpoint this loader last saw (read under its claim).
+    let mut expected = match sqlx::query_scalar::<_, i64>(
+        "SELECT resume_line FROM supplies WHERE ente = $1 AND id = $2",
+    )
+    .bind(&ente)
+    .bind(supply_id)
+    .fetch_optional(&store.pool)
+    .await
+    {
+        Ok(Some(line)) => line,
+        _ => 0,
+    };
     // The first failure: every later write is skipped, and whoever waits
     // next is told.
     let mut failure: Option<StoreError> = None;
@@ -127,6 +139,14 @@ async fn write_loop(
             .unwrap_or(StoreError::Aborted(String::new()))
     };
     while let Some(op) = rx.recv().await {
+        // After a failure nothing more is written: the transaction is
+        // rolled back at once, so the (on SQLite, only) writer connection
+        // is free for others while the loader winds down.
+        if failure.is_some()
+            && let Some(t) = tx.take()
+        {
+            let _ = t.rollback().await;
+        }
         match op {
             Op::Insert(statements) => {
                 if failure.is_none()
@@ -171,7 +191,8 @@ async fn write_loop(
                     None => {
                         async {
                             let t = open(&mut tx, &store).await?;
-                            update_supply(t, &ente, supply_id, &record, now).await?;
+                            update_supply_from(t, &ente, supply_id, &record, now, Some(expected))
+                                .await?;
                             if let Some(t) = tx.take() {
                                 t.commit().await?;
                             }
@@ -180,8 +201,14 @@ async fn write_loop(
                         .await
                     }
                 };
-                if let Err(e) = &result {
-                    failure = Some(StoreError::Aborted(e.to_string()));
+                match &result {
+                    Ok(()) => expected = record.resume_line,
+                    Err(e) => {
+                        failure = Some(StoreError::Aborted(e.to_string()));
+                        if let Some(t) = tx.take() {
+                            let _ = t.rollback().await;
+                        }
+                    }
                 }
                 let _ = reply.send(result);
             }
