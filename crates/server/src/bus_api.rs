@@ -92,26 +92,18 @@ pub async fn upload(
     };
     let (store, service) = (state.store.clone(), q.service);
     tokio::spawn(async move {
-        let mut outcome = Vec::new();
-        let result = supply::run(
+        // The outcome is stored in the commit that accepts the supply.
+        let result = supply::run_storing_outcome(
             &store,
             &ente,
             &layout,
             service.as_deref(),
             prepared,
             &open,
-            Some(&mut outcome),
-            &|_| {},
         )
         .await;
-        match result {
-            Ok(report) if report.accepted => {
-                if let Err(e) = store.set_supply_outcome(&ente, supply_id, &outcome).await {
-                    tracing::warn!(error = %e, "storing the outcome file failed");
-                }
-            }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, supply = supply_id, "supply load failed"),
+        if let Err(e) = result {
+            tracing::warn!(error = %e, supply = supply_id, "supply load failed");
         }
     });
     let mut resp = (StatusCode::ACCEPTED, Json(answer)).into_response();

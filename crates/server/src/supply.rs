@@ -1012,6 +1012,57 @@ pub async fn run(
     outcome: Option<&mut (dyn Write + Send)>,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<LoadReport, LoadError> {
+    run_with(
+        store,
+        ente,
+        layout,
+        default_service,
+        prepared,
+        open,
+        outcome,
+        false,
+        progress,
+    )
+    .await
+}
+
+/// As [`run`], keeping the outcome file with the supply, written in the
+/// same commit that accepts it: whoever sees the supply accepted can
+/// download its outcome (HTTP uploads).
+pub async fn run_storing_outcome(
+    store: &Store,
+    ente: &str,
+    layout: &Layout,
+    default_service: Option<&str>,
+    prepared: Prepared,
+    open: &(dyn Fn() -> std::io::Result<Box<dyn Read + Send>> + Sync),
+) -> Result<LoadReport, LoadError> {
+    run_with(
+        store,
+        ente,
+        layout,
+        default_service,
+        prepared,
+        open,
+        None,
+        true,
+        &|_| {},
+    )
+    .await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_with(
+    store: &Store,
+    ente: &str,
+    layout: &Layout,
+    default_service: Option<&str>,
+    prepared: Prepared,
+    open: &(dyn Fn() -> std::io::Result<Box<dyn Read + Send>> + Sync),
+    outcome: Option<&mut (dyn Write + Send)>,
+    store_outcome: bool,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<LoadReport, LoadError> {
     let Prepared {
         supply_id: id,
         _claim: claim,
@@ -1026,6 +1077,7 @@ pub async fn run(
         &record,
         open,
         outcome,
+        store_outcome,
         progress,
     )
     .await;
@@ -1074,8 +1126,15 @@ async fn run_claimed(
     before: &SupplyRecord,
     open: &(dyn Fn() -> std::io::Result<Box<dyn Read + Send>> + Sync),
     outcome: Option<&mut (dyn Write + Send)>,
+    store_outcome: bool,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<LoadReport, LoadError> {
+    let mut kept: Vec<u8> = Vec::new();
+    let outcome: Option<&mut (dyn Write + Send)> = if store_outcome {
+        Some(&mut kept)
+    } else {
+        outcome
+    };
     let ente_data = store.get_ente(ente).await?;
     let services = store
         .list_services(ente)
@@ -1159,6 +1218,7 @@ async fn run_claimed(
     if let Some(w) = writer.as_mut() {
         w.finish(open)?;
     }
+    drop(writer);
     progress(loader.report.rows_read as u64);
     if loader.dropped_errors > 0 {
         loader.report.message = format!("{} altri errori non elencati", loader.dropped_errors);
@@ -1197,6 +1257,7 @@ async fn run_claimed(
     let mut record = loader.record_now(&status, 0, unsaved);
     record.accepted = !refused;
     record.resume_line = 0;
+    record.outcome = (store_outcome && !refused).then(|| std::mem::take(&mut kept));
     let now = Utc::now();
     if refused {
         loader.bulk.rollback().await?;

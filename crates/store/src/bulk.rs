@@ -264,7 +264,8 @@ pub(crate) async fn update_supply_from(
     let res = sqlx::query(
         "UPDATE supplies SET status = $3, accepted = $4, rows_read = $5, rows_loaded = $6,
             rows_rejected = $7, positions_created = $8, positions_updated = $9,
-            positions_cancelled = $10, finished_at = $11, message = $12, resume_line = $13
+            positions_cancelled = $10, finished_at = $11, message = $12, resume_line = $13,
+            outcome = COALESCE($15, outcome)
          WHERE ente = $1 AND id = $2 AND ($14 < 0 OR resume_line = $14)",
     )
     .bind(ente)
@@ -281,6 +282,7 @@ pub(crate) async fn update_supply_from(
     .bind(&s.message)
     .bind(s.resume_line)
     .bind(expected.unwrap_or(-1))
+    .bind(s.outcome.clone())
     .execute(&mut **tx)
     .await;
     match res {
@@ -524,14 +526,4 @@ impl Store {
 }
 
 impl Store {
-    /// Keeps the outcome file of a supply loaded over HTTP, for download.
-    pub async fn set_supply_outcome(&self, ente: &str, id: i64, outcome: &[u8]) -> Result<()> {
-        sqlx::query("UPDATE supplies SET outcome = $3 WHERE ente = $1 AND id = $2")
-            .bind(ente)
-            .bind(id)
-            .bind(outcome.to_vec())
-            .execute(&self.writer)
-            .await?;
-        Ok(())
-    }
 }
