@@ -1177,7 +1177,9 @@ async fn run_claimed(
     // Reading, decoding, the layout's rules and grouping run on a thread of
     // their own, a chunk ahead of the checks and writes: on two cores the
     // file is parsed while the database works.
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Produced>(2);
+    // Eight chunks of slack between reading and checking (see the writer's
+    // queue for why more than two).
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Produced>(8);
     let producer_layout = layout.clone();
     let producer = tokio::task::spawn_blocking(move || produce(&producer_layout, records, &tx));
     let mut finished = false;

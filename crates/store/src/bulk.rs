@@ -525,5 +525,4 @@ impl Store {
     }
 }
 
-impl Store {
-}
+impl Store {}
