@@ -13,14 +13,6 @@ pub enum Which {
     Notice(String),
 }
 
-fn language(lang: &str) -> Result<Language> {
-    match lang {
-        "it" => Ok(Language::Italian),
-        "it-de" | "de" => Ok(Language::ItalianGerman),
-        other => Err(anyhow!("lingua '{other}' non prevista: it oppure it-de")),
-    }
-}
-
 pub async fn run(
     store: &Store,
     ente: &str,
@@ -28,7 +20,7 @@ pub async fn run(
     lang: &str,
     output: Option<PathBuf>,
 ) -> Result<()> {
-    let lang = language(lang)?;
+    let lang: Language = lang.parse().map_err(|e: String| anyhow!(e))?;
     match which {
         Which::Supply(id) => {
             let supply = store

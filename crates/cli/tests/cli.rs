@@ -8,6 +8,13 @@ fn incasso() -> Command {
     Command::new(env!("CARGO_BIN_EXE_incasso"))
 }
 
+/// `incasso COMMAND --database-url URL --ente <the demo Comune>`.
+fn incasso_for_ente(command: &str, url: &str) -> Command {
+    let mut c = incasso();
+    c.args([command, "--database-url", url, "--ente", "80000130585"]);
+    c
+}
+
 fn temp_dir(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("incasso-cli-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -500,16 +507,8 @@ fn load_from_the_command_line_survives_kill_9() {
     );
     let fixed = dir.join("legacy.txt");
     std::fs::write(&fixed, encoding_rs::WINDOWS_1252.encode(&line).0).unwrap();
-    let out = incasso()
-        .args([
-            "load",
-            "--database-url",
-            &url,
-            "--ente",
-            "80000130585",
-            "--layout",
-            "legacy-fixed",
-        ])
+    let out = incasso_for_ente("load", &url)
+        .args(["--layout", "legacy-fixed"])
         .arg(&fixed)
         .output()
         .unwrap();
@@ -527,16 +526,8 @@ fn load_from_the_command_line_survives_kill_9() {
     // A refused file: exit status 1, the report beside it.
     let bad = dir.join("bad.csv");
     std::fs::write(&bad, "codice;servizio;codice_fiscale;nominativo;rata;importo;causale;scadenza;iuv;accertamento;operazione\nB-1;TARI;XXX;Nome;0;1,00;x;31/12/2027;;;\n").unwrap();
-    let out = incasso()
-        .args([
-            "load",
-            "--database-url",
-            &url,
-            "--ente",
-            "80000130585",
-            "--layout",
-            "incasso-csv",
-        ])
+    let out = incasso_for_ente("load", &url)
+        .args(["--layout", "incasso-csv"])
         .arg(&bad)
         .output()
         .unwrap();
@@ -550,16 +541,8 @@ fn load_from_the_command_line_survives_kill_9() {
     // SIGKILL in the middle of a large supply.
     let big = dir.join("big.csv");
     write_csv(&big, 60_000);
-    let mut child = incasso()
-        .args([
-            "load",
-            "--database-url",
-            &url,
-            "--ente",
-            "80000130585",
-            "--layout",
-            "incasso-csv",
-        ])
+    let mut child = incasso_for_ente("load", &url)
+        .args(["--layout", "incasso-csv"])
         .arg(&big)
         .stderr(Stdio::null())
         .stdout(Stdio::null())
@@ -581,16 +564,8 @@ fn load_from_the_command_line_survives_kill_9() {
         "a killed supply must leave nothing behind"
     );
     // Sent again: loads whole, once.
-    let out = incasso()
-        .args([
-            "load",
-            "--database-url",
-            &url,
-            "--ente",
-            "80000130585",
-            "--layout",
-            "incasso-csv",
-        ])
+    let out = incasso_for_ente("load", &url)
+        .args(["--layout", "incasso-csv"])
         .arg(&big)
         .output()
         .unwrap();
@@ -600,16 +575,8 @@ fn load_from_the_command_line_survives_kill_9() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(positions_in(&url), 60_001);
-    let out = incasso()
-        .args([
-            "load",
-            "--database-url",
-            &url,
-            "--ente",
-            "80000130585",
-            "--layout",
-            "incasso-csv",
-        ])
+    let out = incasso_for_ente("load", &url)
+        .args(["--layout", "incasso-csv"])
         .arg(&big)
         .output()
         .unwrap();
@@ -645,19 +612,10 @@ fn partial_load_killed_halfway_resumes_from_its_checkpoint() {
     );
     std::fs::write(&big, text).unwrap();
     let load = || {
-        let mut c = incasso();
-        c.args([
-            "load",
-            "--database-url",
-            &url,
-            "--ente",
-            "80000130585",
-            "--layout",
-            "tributi-parziale",
-            "--layout-file",
-        ])
-        .arg(&layout_file)
-        .arg(&big);
+        let mut c = incasso_for_ente("load", &url);
+        c.args(["--layout", "tributi-parziale", "--layout-file"])
+            .arg(&layout_file)
+            .arg(&big);
         c
     };
     let mut child = load()
@@ -732,16 +690,8 @@ fn notices_from_the_command_line() {
     let url = seeded_database(&dir);
     let csv = dir.join("tari.csv");
     write_csv(&csv, 3);
-    let out = incasso()
-        .args([
-            "load",
-            "--database-url",
-            &url,
-            "--ente",
-            "80000130585",
-            "--layout",
-            "incasso-csv",
-        ])
+    let out = incasso_for_ente("load", &url)
+        .args(["--layout", "incasso-csv"])
         .arg(&csv)
         .output()
         .unwrap();
@@ -753,17 +703,8 @@ fn notices_from_the_command_line() {
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let supply = report["supplyId"].as_i64().unwrap().to_string();
     let zip_path = dir.join("avvisi.zip");
-    let out = incasso()
-        .args([
-            "notices",
-            "--database-url",
-            &url,
-            "--ente",
-            "80000130585",
-            "--supply",
-            &supply,
-            "--output",
-        ])
+    let out = incasso_for_ente("notices", &url)
+        .args(["--supply", &supply, "--output"])
         .arg(&zip_path)
         .output()
         .unwrap();
@@ -791,17 +732,8 @@ fn notices_from_the_command_line() {
     assert!(pdf.starts_with(b"%PDF-"));
     // One position, one notice number.
     let one = dir.join("k1.pdf");
-    let out = incasso()
-        .args([
-            "notices",
-            "--database-url",
-            &url,
-            "--ente",
-            "80000130585",
-            "--position",
-            "K-0000001",
-            "--output",
-        ])
+    let out = incasso_for_ente("notices", &url)
+        .args(["--position", "K-0000001", "--output"])
         .arg(&one)
         .output()
         .unwrap();
@@ -811,16 +743,8 @@ fn notices_from_the_command_line() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(std::fs::read(&one).unwrap().starts_with(b"%PDF-"));
-    let out = incasso()
-        .args([
-            "notices",
-            "--database-url",
-            &url,
-            "--ente",
-            "80000130585",
-            "--notice",
-            "301999999999999999",
-        ])
+    let out = incasso_for_ente("notices", &url)
+        .args(["--notice", "301999999999999999"])
         .current_dir(&dir)
         .output()
         .unwrap();

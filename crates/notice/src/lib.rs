@@ -38,6 +38,19 @@ pub enum Language {
     ItalianGerman,
 }
 
+impl std::str::FromStr for Language {
+    type Err = String;
+
+    /// `it`, or `it-de` (also `de`) for Italian and German.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "it" => Ok(Language::Italian),
+            "it-de" | "de" => Ok(Language::ItalianGerman),
+            other => Err(format!("lingua '{other}' non prevista: it oppure it-de")),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct Creditor {
     pub name: String,

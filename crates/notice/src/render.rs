@@ -23,7 +23,8 @@ const QR_SIZE: f32 = 70.87;
 /// The Poste DataMatrix, about 22 mm.
 const DM_SIZE: f32 = 62.0;
 const SLIP_H: f32 = 132.0;
-/// The top right corner of a form: its amount and due date.
+/// The top right corner of a form, its amount and due date, beside which
+/// the text column is narrower.
 const AMOUNT_W: f32 = 110.0;
 
 /// pagoPA's blue, for titles and rules.
@@ -599,7 +600,9 @@ fn codes_row(pen: &mut Pen, x: f32, y: f32, width: f32, cells: &[(String, String
     }
 }
 
-fn form_frame(pen: &mut Pen, title: &str, slip: &Slip, top: f32) {
+/// A form's frame, title, amount and due date; returns its text column:
+/// left edge, width, and the width beside the amount's corner.
+fn form_frame(pen: &mut Pen, title: &str, slip: &Slip, top: f32) -> (f32, f32, f32) {
     pen.frame(MARGIN, top, CONTENT_W, SLIP_H);
     pen.text(MARGIN + 8.0, top + 14.0, Weight::Bold, 10.0, title, BLUE);
     let amount = format!("Euro {}", italian_amount(slip.amount));
@@ -610,20 +613,31 @@ fn form_frame(pen: &mut Pen, title: &str, slip: &Slip, top: f32) {
         13.0,
         &amount,
     );
+    let due = format!(
+        "{} {}",
+        pen.l("entro il", "bis zum"),
+        italian_date(slip.due_date)
+    );
+    pen.text_right(
+        PAGE_W - MARGIN - 8.0,
+        top + 28.0,
+        Weight::Regular,
+        8.5,
+        &due,
+    );
+    let x = MARGIN + 8.0 + QR_SIZE + 14.0;
+    let w = PAGE_W - MARGIN - 8.0 - x;
+    (x, w, w - AMOUNT_W)
 }
 
 fn bank_form(pen: &mut Pen, n: &Notice, slip: &Slip, top: f32) -> Result<f32, NoticeError> {
     let title = pen.l("BANCHE E ALTRI CANALI", "BANKEN UND ANDERE KANÄLE");
-    form_frame(pen, &title, slip, top);
+    let (x, w, text_w) = form_frame(pen, &title, slip, top);
     pen.qr(
         MARGIN + 8.0,
         top + 24.0,
         &qr_payload(&slip.notice_number, &n.creditor.fiscal_code, slip.amount),
     )?;
-    let x = MARGIN + 8.0 + QR_SIZE + 14.0;
-    let w = PAGE_W - MARGIN - 8.0 - x;
-    // The amount and the due date hold the top right corner.
-    let text_w = w - AMOUNT_W;
     let recipient = format!(
         "{}: {}",
         pen.l("Destinatario", "Empfänger"),
@@ -673,18 +687,6 @@ fn bank_form(pen: &mut Pen, n: &Notice, slip: &Slip, top: f32) -> Result<f32, No
             ),
         ],
     );
-    let due = format!(
-        "{} {}",
-        pen.l("entro il", "bis zum"),
-        italian_date(slip.due_date)
-    );
-    pen.text_right(
-        PAGE_W - MARGIN - 8.0,
-        top + 28.0,
-        Weight::Regular,
-        8.5,
-        &due,
-    );
     Ok(top + SLIP_H)
 }
 
@@ -696,7 +698,7 @@ fn postal_form(
     top: f32,
 ) -> Result<f32, NoticeError> {
     let title = pen.l("BOLLETTINO POSTALE PA", "POSTZAHLSCHEIN PA");
-    form_frame(pen, &title, slip, top);
+    let (x, w, text_w) = form_frame(pen, &title, slip, top);
     pen.datamatrix(
         MARGIN + 8.0 + (QR_SIZE - DM_SIZE) / 2.0,
         top + 26.0,
@@ -710,9 +712,6 @@ fn postal_form(
             &n.subject,
         ),
     )?;
-    let x = MARGIN + 8.0 + QR_SIZE + 14.0;
-    let w = PAGE_W - MARGIN - 8.0 - x;
-    let text_w = w - AMOUNT_W;
     let on_account = format!("{} {account}", pen.l("sul C/C n.", "auf das K/K Nr."));
     pen.text(x, top + 32.0, Weight::Bold, 10.0, &on_account, (0, 0, 0));
     let holder = format!(
@@ -745,18 +744,6 @@ fn postal_form(
                 n.creditor.fiscal_code.clone(),
             ),
         ],
-    );
-    let due = format!(
-        "{} {}",
-        pen.l("entro il", "bis zum"),
-        italian_date(slip.due_date)
-    );
-    pen.text_right(
-        PAGE_W - MARGIN - 8.0,
-        top + 28.0,
-        Weight::Regular,
-        8.5,
-        &due,
     );
     Ok(top + SLIP_H)
 }

@@ -27,15 +27,10 @@ pub struct NoticeQuery {
     lang: Option<String>,
 }
 
-fn language(q: &NoticeQuery) -> Result<Language, ApiError> {
-    match q.lang.as_deref() {
-        None | Some("it") => Ok(Language::Italian),
-        Some("it-de") | Some("de") => Ok(Language::ItalianGerman),
-        Some(other) => Err(ApiError::bad_request(
-            "BAD_LANGUAGE",
-            format!("lingua '{other}' non prevista: it oppure it-de"),
-        )),
-    }
+fn language(lang: Option<&str>) -> Result<Language, ApiError> {
+    lang.unwrap_or("it")
+        .parse()
+        .map_err(|e: String| ApiError::bad_request("BAD_LANGUAGE", e))
 }
 
 fn refusal(r: Refusal) -> ApiError {
@@ -95,7 +90,7 @@ pub async fn notice_pdf(
     ApiQuery(q): ApiQuery<NoticeQuery>,
 ) -> Result<Response, ApiError> {
     caller.require_ente(&ente)?;
-    let lang = language(&q)?;
+    let lang = language(q.lang.as_deref())?;
     let (stored, _) = state.store.find_by_notice_number(&ente, &nav).await?;
     let bytes = render_position(&state.store, &ente, &stored, Some(&nav), lang).await?;
     Ok(pdf(format!("avviso-{nav}.pdf"), bytes))
@@ -114,7 +109,7 @@ pub async fn position_pdf(
     ApiQuery(q): ApiQuery<NoticeQuery>,
 ) -> Result<Response, ApiError> {
     caller.require_ente(&ente)?;
-    let lang = language(&q)?;
+    let lang = language(q.lang.as_deref())?;
     let stored = state.store.get_position(&ente, &iupd).await?;
     let bytes = render_position(&state.store, &ente, &stored, None, lang).await?;
     Ok(pdf(format!("avviso-{}.pdf", file_safe(&iupd)), bytes))
@@ -281,7 +276,7 @@ pub async fn supply_zip(
     ApiQuery(q): ApiQuery<NoticeQuery>,
 ) -> Result<Response, ApiError> {
     caller.require_ente(&ente)?;
-    let lang = language(&q)?;
+    let lang = language(q.lang.as_deref())?;
     let supply = state.store.supply(&ente, id).await?;
     if supply.status == incasso_store::LOADING || supply.status == incasso_store::INTERRUPTED {
         return Err(ApiError::new(
@@ -321,7 +316,7 @@ fn stream_zip(
             let _ = tx.blocking_send(Err(std::io::Error::other(e)));
         }
     });
-    let mut resp = Response::new(Body::from_stream(tokio_stream_from(rx)));
+    let mut resp = Response::new(Body::from_stream(Chunks(rx)));
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/zip"),
@@ -361,9 +356,7 @@ pub async fn filtered_zip(
 ) -> Result<Response, ApiError> {
     caller.require_ente(&ente)?;
     state.store.get_ente(&ente).await?;
-    let lang = language(&NoticeQuery {
-        lang: q.lang.clone(),
-    })?;
+    let lang = language(q.lang.as_deref())?;
     if q.status.is_none()
         && q.due_date_from.is_none()
         && q.due_date_to.is_none()
@@ -418,10 +411,6 @@ impl futures_core::Stream for Chunks {
     ) -> std::task::Poll<Option<Self::Item>> {
         self.0.poll_recv(cx)
     }
-}
-
-fn tokio_stream_from(rx: tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>) -> Chunks {
-    Chunks(rx)
 }
 
 /// Sets the Ente's logo (PNG or JPEG, at most 512 KiB), printed on its

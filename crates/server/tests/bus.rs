@@ -92,6 +92,32 @@ async fn store_at(url: &str) -> Store {
     store
 }
 
+/// A paid receipt of Ente A for one notice, as the Node sends it.
+fn receipt(receipt_id: &str, notice_number: &str, iuv: String, amount: i64) -> ReceiptRecord {
+    ReceiptRecord {
+        ente: A.into(),
+        receipt_id: receipt_id.into(),
+        notice_number: notice_number.into(),
+        iuv,
+        owner_ente: A.into(),
+        outcome: "OK".into(),
+        amount,
+        fee: None,
+        psp_id: "PSP1".into(),
+        psp_name: "Banca".into(),
+        channel_id: "C".into(),
+        payment_method: None,
+        payment_date_time: Some(Utc::now()),
+        application_date: None,
+        transfer_date: None,
+        station_id: "ST_01".into(),
+        primitive: "paSendRTV2".into(),
+        stand_in: false,
+        transfers_json: "[]".into(),
+        raw_xml: "<x/>".into(),
+    }
+}
+
 fn builtin(name: &str) -> Layout {
     incasso_bus::builtin::get(name).unwrap().unwrap()
 }
@@ -176,26 +202,15 @@ async fn incasso_csv_loads_once_with_outcome_and_export() {
         store
             .record_receipt(
                 &ReceiptRecord {
-                    ente: A.into(),
-                    receipt_id: "rt-bus-1".into(),
-                    notice_number: nav.as_str().into(),
-                    iuv: p.options[1].iuv.clone().unwrap(),
-                    owner_ente: A.into(),
-                    outcome: "OK".into(),
-                    amount: 15_000,
                     fee: Some(100),
-                    psp_id: "PSP1".into(),
                     psp_name: "Banca Esempio".into(),
                     channel_id: "PSP1_01".into(),
-                    payment_method: None,
-                    payment_date_time: Some(Utc::now()),
-                    application_date: None,
-                    transfer_date: None,
-                    station_id: "ST_01".into(),
-                    primitive: "paSendRTV2".into(),
-                    stand_in: false,
-                    transfers_json: "[]".into(),
-                    raw_xml: "<x/>".into(),
+                    ..receipt(
+                        "rt-bus-1",
+                        nav.as_str(),
+                        p.options[1].iuv.clone().unwrap(),
+                        15_000,
+                    )
                 },
                 // Older than the export's lag (receipts are stamped before commit).
                 Utc::now() - chrono::Duration::seconds(5),
@@ -948,28 +963,12 @@ async fn inbox_and_outbox_folders() {
         // A payment goes out through the outbox, once.
         let p = store.get_position(A, "MENSA-7").await.unwrap().position;
         let nav = p.options[0].notice_number.clone().unwrap();
-        let mut receipt = ReceiptRecord {
-            ente: A.into(),
-            receipt_id: "rt-outbox".into(),
-            notice_number: nav.as_str().into(),
-            iuv: p.options[0].iuv.clone().unwrap(),
-            owner_ente: A.into(),
-            outcome: "OK".into(),
-            amount: 123_456,
-            fee: None,
-            psp_id: "PSP1".into(),
-            psp_name: "Banca".into(),
-            channel_id: "C".into(),
-            payment_method: None,
-            payment_date_time: Some(Utc::now()),
-            application_date: None,
-            transfer_date: None,
-            station_id: "ST_01".into(),
-            primitive: "paSendRTV2".into(),
-            stand_in: false,
-            transfers_json: "[]".into(),
-            raw_xml: "<x/>".into(),
-        };
+        let mut receipt = receipt(
+            "rt-outbox",
+            nav.as_str(),
+            p.options[0].iuv.clone().unwrap(),
+            123_456,
+        );
         store
             .record_receipt(&receipt, Utc::now() - chrono::Duration::seconds(5))
             .await
@@ -1623,28 +1622,12 @@ async fn notices_of_a_supply_over_http() {
         // Paid: 409 too.
         store
             .record_receipt(
-                &ReceiptRecord {
-                    ente: A.into(),
-                    receipt_id: "rt-notice".into(),
-                    notice_number: nav.as_str().into(),
-                    iuv: one.options[0].iuv.clone().unwrap(),
-                    owner_ente: A.into(),
-                    outcome: "OK".into(),
-                    amount: 12_000,
-                    fee: None,
-                    psp_id: "PSP1".into(),
-                    psp_name: "Banca".into(),
-                    channel_id: "C".into(),
-                    payment_method: None,
-                    payment_date_time: Some(Utc::now()),
-                    application_date: None,
-                    transfer_date: None,
-                    station_id: "ST_01".into(),
-                    primitive: "paSendRTV2".into(),
-                    stand_in: false,
-                    transfers_json: "[]".into(),
-                    raw_xml: "<x/>".into(),
-                },
+                &receipt(
+                    "rt-notice",
+                    nav.as_str(),
+                    one.options[0].iuv.clone().unwrap(),
+                    12_000,
+                ),
                 Utc::now(),
             )
             .await
@@ -1745,33 +1728,12 @@ async fn an_update_never_overwrites_a_payment_made_during_the_load() {
         // ...then a receipt pays it...
         store
             .record_receipt(
-                &ReceiptRecord {
-                    ente: A.into(),
-                    receipt_id: "rt-during-load".into(),
-                    notice_number: before.options[0]
-                        .notice_number
-                        .clone()
-                        .unwrap()
-                        .as_str()
-                        .into(),
-                    iuv: before.options[0].iuv.clone().unwrap(),
-                    owner_ente: A.into(),
-                    outcome: "OK".into(),
-                    amount: 1_000,
-                    fee: None,
-                    psp_id: "PSP1".into(),
-                    psp_name: "Banca".into(),
-                    channel_id: "C".into(),
-                    payment_method: None,
-                    payment_date_time: Some(Utc::now()),
-                    application_date: None,
-                    transfer_date: None,
-                    station_id: "ST_01".into(),
-                    primitive: "paSendRTV2".into(),
-                    stand_in: false,
-                    transfers_json: "[]".into(),
-                    raw_xml: "<x/>".into(),
-                },
+                &receipt(
+                    "rt-during-load",
+                    before.options[0].notice_number.clone().unwrap().as_str(),
+                    before.options[0].iuv.clone().unwrap(),
+                    1_000,
+                ),
                 Utc::now(),
             )
             .await
