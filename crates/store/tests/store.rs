@@ -17,9 +17,11 @@ const OTHER: &str = "97000000022";
 const IBAN: &str = "IT65B0200805364000104567891";
 
 async fn store_with_ente(backend: Backend) -> Store {
-    let store = Store::connect(&fresh_database_url(backend).await)
-        .await
-        .unwrap();
+    store_with_ente_at(&fresh_database_url(backend).await).await
+}
+
+async fn store_with_ente_at(url: &str) -> Store {
+    let store = Store::connect(url).await.unwrap();
     let now = Utc::now();
     for (fc, seg) in [(ENTE, 1u8), (OTHER, 47u8)] {
         store
@@ -740,4 +742,46 @@ async fn generated_iuvs_skip_past_numbers_an_application_used() {
         let nav = created.position.options[0].notice_number.clone().unwrap();
         assert_eq!(nav, NoticeNumber::generate(1, 3).unwrap(), "{backend:?}");
     }
+}
+
+/// SQLite: commits never copy the WAL into the database file themselves
+/// (after a big supply that copy took seconds inside the commit); the
+/// background checkpointer does, soon after.
+#[tokio::test]
+async fn the_wal_is_checkpointed_in_the_background() {
+    let url = fresh_database_url(Backend::Sqlite).await;
+    let file = std::path::PathBuf::from(url.strip_prefix("sqlite://").unwrap());
+    let store = store_with_ente_at(&url).await;
+    let now = Utc::now();
+    for i in 0..200 {
+        store
+            .create_position(ENTE, position(&format!("WAL-{i}"), 2), now, true)
+            .await
+            .unwrap();
+    }
+    // 200 positions of three options each take well over 100 KiB of pages.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let size = std::fs::metadata(&file).unwrap().len();
+        if size > 100 * 1024 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the database file is still {size} bytes: nothing copied the WAL into it"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // The positions are all there, whoever reads them.
+    assert_eq!(
+        store
+            .get_position(ENTE, "WAL-199")
+            .await
+            .unwrap()
+            .position
+            .options
+            .len(),
+        3
+    );
+    store.close().await;
 }
