@@ -87,12 +87,24 @@ impl Store {
             .map(|s| s.segregation_code)
             .collect();
         self.get_ente(ente).await?;
+        // The checkpoint this loader starts from, read now, under its
+        // claim: read later by the writer task, it could already be another
+        // loader's, and this one's first checkpoint would wrongly pass.
+        let expected = sqlx::query_scalar::<_, i64>(
+            "SELECT resume_line FROM supplies WHERE ente = $1 AND id = $2",
+        )
+        .bind(ente)
+        .bind(supply_id)
+        .fetch_optional(&self.pool)
+        .await?
+        .unwrap_or(0);
         let (queue, rx) = mpsc::channel(QUEUE);
         let writer = tokio::spawn(write_loop(
             self.clone(),
             ente.to_string(),
             origin.to_string(),
             supply_id,
+            expected,
             rx,
         ));
         Ok(Bulk {
@@ -117,21 +129,11 @@ async fn write_loop(
     ente: String,
     origin: String,
     supply_id: i64,
+    // The checkpoint this loader last saw.
+    mut expected: i64,
     mut rx: mpsc::Receiver<Op>,
 ) {
     let mut tx: Option<Transaction<'static, Any>> = None;
-    // The checkpoint this loader last saw (read under its claim).
-    let mut expected = match sqlx::query_scalar::<_, i64>(
-        "SELECT resume_line FROM supplies WHERE ente = $1 AND id = $2",
-    )
-    .bind(&ente)
-    .bind(supply_id)
-    .fetch_optional(&store.pool)
-    .await
-    {
-        Ok(Some(line)) => line,
-        _ => 0,
-    };
     // The first failure: every later write is skipped, and whoever waits
     // next is told.
     let mut failure: Option<StoreError> = None;
@@ -609,7 +611,7 @@ impl Bulk {
         let statements = crate::batch::insert_positions(
             self.store.dialect,
             &self.ente,
-            &positions,
+            positions,
             now,
             &self.origin,
             self.supply_id,
