@@ -418,8 +418,8 @@ const QUOTA_KEYS: [[&str; 2]; 5] = [
 ];
 
 /// Builds a position from the rows of one key (each row one payment option).
-pub fn build(rows: &[Row], ctx: &Context<'_>) -> Result<Built, Vec<RowError>> {
-    let first = &rows[0];
+pub fn build(rows: &[&Row], ctx: &Context<'_>) -> Result<Built, Vec<RowError>> {
+    let first = rows[0];
     // One position gets one operation: taking the first row's would silently
     // insert what another row asked to cancel, or the other way round.
     let mixed: Vec<RowError> = rows
@@ -497,7 +497,7 @@ pub fn build(rows: &[Row], ctx: &Context<'_>) -> Result<Built, Vec<RowError>> {
     let mut options = Vec::with_capacity(rows.len());
     let mut lines = Vec::with_capacity(rows.len());
     let mut seen_installments = std::collections::HashSet::new();
-    for r in rows {
+    for &r in rows {
         let installment: u32 = match v(r, "option.installment").as_deref() {
             None | Some("") | Some("0") => 0,
             Some(n) => match n.parse() {

@@ -87,6 +87,22 @@ pub fn file_hash(mut reader: impl Read) -> std::io::Result<(String, u64)> {
     Ok((crate::auth::hex(&hasher.finalize()), size))
 }
 
+/// A record's values with the notice number and IUV in their columns
+/// (`slots`), borrowed: a million-row outcome copies nothing per field.
+fn fields<'a>(
+    slots: &'a [(usize, bool)],
+    width: usize,
+    r: &'a Record,
+    nav: &'a str,
+    iuv: &'a str,
+) -> impl Iterator<Item = &'a str> + 'a {
+    (0..width.max(r.values.len())).map(move |i| match slots.iter().find(|(at, _)| *at == i) {
+        Some((_, true)) => nav,
+        Some((_, false)) => iuv,
+        None => r.values.get(i).map_or("", String::as_str),
+    })
+}
+
 /// Writes the outcome file: the application's rows, in its own layout, with
 /// the notice number (and IUV) of each filled in. A zipped supply gets a
 /// ZIP back, holding a file of the same name; a spreadsheet gets an XLSX
@@ -142,34 +158,37 @@ impl<'w> OutcomeWriter<'w> {
         }
     }
 
-    /// The record's values with the notice number and IUV in their columns;
-    /// on the first record, also the header row.
-    fn row(&mut self, r: &Record, nav: &str, iuv: &str) -> (Option<Vec<String>>, Vec<String>) {
-        let mut header = None;
-        if self.names.is_empty() {
-            self.names = r.names();
-            for (col, is_nav) in [
-                (self.layout.outcome.notice_number.as_deref(), true),
-                (self.layout.outcome.iuv.as_deref(), false),
-            ] {
-                if let Some(col) = col {
-                    let at = match self.names.iter().position(|n| n == col) {
-                        Some(i) => i,
-                        None => {
-                            self.names.push(col.to_string());
-                            self.names.len() - 1
-                        }
-                    };
-                    self.slots.push((at, is_nav));
-                }
+    /// The header row, on the first record only. Learns where the notice
+    /// number and IUV go.
+    fn header(&mut self, r: &Record) -> Option<Vec<String>> {
+        if !self.names.is_empty() {
+            return None;
+        }
+        self.names = r.names();
+        for (col, is_nav) in [
+            (self.layout.outcome.notice_number.as_deref(), true),
+            (self.layout.outcome.iuv.as_deref(), false),
+        ] {
+            if let Some(col) = col {
+                let at = match self.names.iter().position(|n| n == col) {
+                    Some(i) => i,
+                    None => {
+                        self.names.push(col.to_string());
+                        self.names.len() - 1
+                    }
+                };
+                self.slots.push((at, is_nav));
             }
-            header = Some(self.names.clone());
         }
-        let mut values = r.values.clone();
-        values.resize(self.names.len().max(values.len()), String::new());
-        for (at, is_nav) in &self.slots {
-            values[*at] = if *is_nav { nav } else { iuv }.to_string();
-        }
+        Some(self.names.clone())
+    }
+
+    /// The header (first record only) and the record's values, owned.
+    fn row(&mut self, r: &Record, nav: &str, iuv: &str) -> (Option<Vec<String>>, Vec<String>) {
+        let header = self.header(r);
+        let values = fields(&self.slots, self.names.len(), r, nav, iuv)
+            .map(str::to_string)
+            .collect();
         (header, values)
     }
 
@@ -179,14 +198,14 @@ impl<'w> OutcomeWriter<'w> {
         match &self.layout.format {
             Format::Delimited { header, .. } => {
                 let with_header = *header;
-                let (head, values) = self.row(r, nav, iuv);
+                let head = self.header(r);
                 let Some((w, buffer)) = self.csv.as_mut() else {
                     return Ok(());
                 };
                 if let Some(h) = head.filter(|_| with_header) {
                     w.write_record(&h)?;
                 }
-                w.write_record(&values)?;
+                w.write_record(fields(&self.slots, self.names.len(), r, nav, iuv))?;
                 // Whole records only: a multi-byte character must not be
                 // split before it is re-encoded.
                 w.flush()?;
@@ -565,7 +584,7 @@ impl Loader {
         let mut built: Vec<Option<Built>> = Vec::with_capacity(groups.len());
         let mut rejections = Vec::new();
         for g in &groups {
-            let rows: Vec<Row> = g.iter().map(|(r, _)| r.clone()).collect();
+            let rows: Vec<&Row> = g.iter().map(|(r, _)| r).collect();
             if self.broken_keys.contains(&rows[0].key) {
                 let errors = rows
                     .iter()

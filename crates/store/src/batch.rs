@@ -56,13 +56,13 @@ fn insert_statements(
     dialect: Dialect,
     ente: &str,
     head: &str,
-    columns: usize,
     rows: Vec<Vec<V>>,
 ) -> Vec<Statement> {
-    let params_per_row = columns
-        + rows.first().map_or(0, |r| {
-            r.iter().filter(|v| matches!(v, V::PositionOf(_))).count()
-        });
+    let params_per_row = rows.first().map_or(1, |r| {
+        r.iter()
+            .map(|v| if let V::PositionOf(_) = v { 2 } else { 1 })
+            .sum::<usize>()
+    });
     let per_statement = (PARAMS_PER_STATEMENT / params_per_row.max(1)).max(1);
     let mut out = Vec::new();
     let mut rows = rows.into_iter().peekable();
@@ -125,75 +125,24 @@ pub(crate) async fn run(conn: &mut AnyConnection, statements: Vec<Statement>) ->
 pub(crate) fn insert_positions(
     dialect: Dialect,
     ente: &str,
-    positions: &[DebtPosition],
+    positions: Vec<DebtPosition>,
     now: DateTime<Utc>,
     origin: &str,
     supply_id: i64,
 ) -> Vec<Statement> {
+    // The positions are consumed: their strings move into the statements'
+    // arguments instead of being copied.
     let mut rows = Vec::with_capacity(positions.len());
     let mut options = Vec::new();
     let mut transfers = Vec::new();
     for p in positions {
-        let d = &p.debtor;
+        let d = p.debtor;
         let min_due = p.options.iter().map(|o| o.due_date).min().unwrap_or(now);
         let max_due = p.options.iter().map(|o| o.due_date).max().unwrap_or(now);
-        rows.push(vec![
-            V::S(ente.into()),
-            V::S(p.iupd.clone()),
-            V::S(d.kind.as_str().into()),
-            V::S(d.fiscal_code.clone()),
-            V::S(d.full_name.clone()),
-            V::OS(d.street_name.clone()),
-            V::OS(d.civic_number.clone()),
-            V::OS(d.postal_code.clone()),
-            V::OS(d.city.clone()),
-            V::OS(d.province.clone()),
-            V::OS(d.region.clone()),
-            V::OS(d.country.clone()),
-            V::OS(d.email.clone()),
-            V::OS(d.phone.clone()),
-            V::S(p.company_name.clone()),
-            V::OS(p.office_name.clone()),
-            V::OI(opt_to_micros(p.validity_date)),
-            V::I(i64::from(p.switch_to_expired)),
-            V::I(i64::from(p.pay_stand_in)),
-            V::S(p.status.as_str().into()),
-            V::I(to_micros(min_due)),
-            V::I(to_micros(max_due)),
-            V::I(to_micros(p.inserted_date.unwrap_or(now))),
-            V::OI(opt_to_micros(p.publish_date)),
-            V::OI(opt_to_micros(p.payment_date)),
-            V::I(to_micros(p.last_updated_date.unwrap_or(now))),
-            V::I(1),
-            V::S(origin.into()),
-            V::I(supply_id),
-        ]);
-        for (index, o) in p.options.iter().enumerate() {
-            let iuv = o.iuv.clone().unwrap_or_default();
-            options.push(vec![
-                V::S(ente.into()),
-                V::S(iuv.clone()),
-                V::S(
-                    o.notice_number
-                        .as_ref()
-                        .map(|n| n.as_str().to_string())
-                        .unwrap_or_default(),
-                ),
-                V::PositionOf(p.iupd.clone()),
-                V::I(index as i64),
-                V::I(o.amount.0),
-                V::S(o.description.clone()),
-                V::I(i64::from(o.is_partial_payment)),
-                V::I(to_micros(o.due_date)),
-                V::OI(opt_to_micros(o.retention_date)),
-                V::I(o.fee.0),
-                V::I(o.notification_fee.0),
-                V::S(o.status.as_str().into()),
-                V::OI(opt_to_micros(o.payment_date)),
-                V::OI(opt_to_micros(o.reporting_date)),
-                V::S(metadata_json(&o.metadata)),
-            ]);
-            for t in &o.transfers {
+        let iupd = p.iupd;
+        for (index, o) in p.options.into_iter().enumerate() {
+            let iuv = o.iuv.unwrap_or_default();
+            for t in o.transfers {
                 let quotas: Vec<QuotaJson> = t
                     .quotas
                     .iter()
@@ -208,12 +157,12 @@ pub(crate) fn insert_positions(
                     V::S(iuv.clone()),
                     V::I(i64::from(t.id_transfer)),
                     V::I(t.amount.0),
-                    V::S(t.organization_fiscal_code.clone()),
-                    V::OS(t.company_name.clone()),
-                    V::S(t.remittance_information.clone()),
-                    V::S(t.category.clone()),
-                    V::OS(t.iban.clone()),
-                    V::OS(t.postal_iban.clone()),
+                    V::S(t.organization_fiscal_code),
+                    V::OS(t.company_name),
+                    V::S(t.remittance_information),
+                    V::S(t.category),
+                    V::OS(t.iban),
+                    V::OS(t.postal_iban),
                     V::OS(
                         t.stamp
                             .as_ref()
@@ -224,7 +173,60 @@ pub(crate) fn insert_positions(
                     V::I(i64::from(t.reported)),
                 ]);
             }
+            options.push(vec![
+                V::S(ente.into()),
+                V::S(iuv),
+                V::S(
+                    o.notice_number
+                        .map(|n| n.as_str().to_string())
+                        .unwrap_or_default(),
+                ),
+                V::PositionOf(iupd.clone()),
+                V::I(index as i64),
+                V::I(o.amount.0),
+                V::S(o.description),
+                V::I(i64::from(o.is_partial_payment)),
+                V::I(to_micros(o.due_date)),
+                V::OI(opt_to_micros(o.retention_date)),
+                V::I(o.fee.0),
+                V::I(o.notification_fee.0),
+                V::S(o.status.as_str().into()),
+                V::OI(opt_to_micros(o.payment_date)),
+                V::OI(opt_to_micros(o.reporting_date)),
+                V::S(metadata_json(&o.metadata)),
+            ]);
         }
+        rows.push(vec![
+            V::S(ente.into()),
+            V::S(iupd),
+            V::S(d.kind.as_str().into()),
+            V::S(d.fiscal_code),
+            V::S(d.full_name),
+            V::OS(d.street_name),
+            V::OS(d.civic_number),
+            V::OS(d.postal_code),
+            V::OS(d.city),
+            V::OS(d.province),
+            V::OS(d.region),
+            V::OS(d.country),
+            V::OS(d.email),
+            V::OS(d.phone),
+            V::S(p.company_name),
+            V::OS(p.office_name),
+            V::OI(opt_to_micros(p.validity_date)),
+            V::I(i64::from(p.switch_to_expired)),
+            V::I(i64::from(p.pay_stand_in)),
+            V::S(p.status.as_str().into()),
+            V::I(to_micros(min_due)),
+            V::I(to_micros(max_due)),
+            V::I(to_micros(p.inserted_date.unwrap_or(now))),
+            V::OI(opt_to_micros(p.publish_date)),
+            V::OI(opt_to_micros(p.payment_date)),
+            V::I(to_micros(p.last_updated_date.unwrap_or(now))),
+            V::I(1),
+            V::S(origin.into()),
+            V::I(supply_id),
+        ]);
     }
     let mut out = insert_statements(
         dialect,
@@ -234,7 +236,6 @@ pub(crate) fn insert_positions(
             debtor_region, debtor_country, debtor_email, debtor_phone, company_name, office_name,
             validity_date, switch_to_expired, pay_stand_in, status, min_due_date, max_due_date,
             inserted_at, publish_date, payment_date, updated_at, version, origin, supply_id)",
-        29,
         rows,
     );
     out.extend(insert_statements(
@@ -243,7 +244,6 @@ pub(crate) fn insert_positions(
         "INSERT INTO payment_options (ente, iuv, notice_number, position_id, option_index, amount,
             description, is_partial_payment, due_date, retention_date, fee, notification_fee,
             status, payment_date, reporting_date, metadata)",
-        16,
         options,
     ));
     out.extend(insert_statements(
@@ -252,7 +252,6 @@ pub(crate) fn insert_positions(
         "INSERT INTO transfers (ente, iuv, id_transfer, amount, organization_fiscal_code,
             company_name, remittance_information, category, iban, postal_iban, stamp, metadata,
             quotas, reported)",
-        14,
         transfers,
     ));
     out
