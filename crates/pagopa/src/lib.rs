@@ -15,4 +15,4 @@
 pub mod connector;
 pub mod fault;
 pub mod wire;
-pub mod xml;
+pub use incasso_xml as xml;

@@ -1,4 +1,6 @@
-//! A small, hardened XML reader and a writer for pagoPA's SOAP messages.
+//! A small, hardened XML reader and a writer, for every XML incasso reads
+//! or writes: pagoPA's SOAP messages, reporting flows (FdR), treasury
+//! journals and collection orders.
 //!
 //! The reader builds a tree of namespace-resolved elements under hard limits
 //! (bytes, depth, element count) and refuses what SOAP from the Node never
@@ -45,12 +47,13 @@ pub enum XmlError {
     Malformed(String),
 }
 
-/// An element with its namespace URI (if bound), local name, text and
-/// children. Attributes are not needed by any paForNode message.
+/// An element with its namespace URI (if bound), local name, attributes
+/// (by local name), text and children.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Element {
     pub namespace: Option<String>,
     pub name: String,
+    pub attributes: Vec<(String, String)>,
     pub text: String,
     pub children: Vec<Element>,
 }
@@ -64,6 +67,14 @@ impl Element {
         self.children.iter().filter(move |c| c.name == name)
     }
 
+    /// The value of an attribute, by local name.
+    pub fn attribute(&self, name: &str) -> Option<&str> {
+        self.attributes
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
     /// The trimmed text of a direct child, if present.
     pub fn text_of(&self, name: &str) -> Option<&str> {
         self.child(name).map(|c| c.text.trim())
@@ -74,7 +85,10 @@ pub fn parse(bytes: &[u8], limits: Limits) -> Result<Element, XmlError> {
     if bytes.len() > limits.max_bytes {
         return Err(XmlError::TooLarge(bytes.len()));
     }
-    let text = std::str::from_utf8(bytes).map_err(|_| XmlError::Malformed("non è UTF-8".into()))?;
+    let text = std::str::from_utf8(bytes)
+        .map_err(|e| XmlError::Malformed(format!("non è UTF-8 (al byte {})", e.valid_up_to())))?;
+    // Files saved by Windows tools start with a byte order mark.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut reader = NsReader::from_str(text);
     reader.config_mut().check_end_names = true;
     let mut stack: Vec<Element> = Vec::new();
@@ -82,9 +96,16 @@ pub fn parse(bytes: &[u8], limits: Limits) -> Result<Element, XmlError> {
     let mut count = 0usize;
     let mut buf = Vec::new();
     loop {
-        let (ns, event) = reader
-            .read_resolved_event_into(&mut buf)
-            .map_err(|e| XmlError::Malformed(e.to_string()))?;
+        let read = reader.read_resolved_event_into(&mut buf);
+        let (ns, event) = match read {
+            Ok(x) => x,
+            Err(e) => {
+                return Err(XmlError::Malformed(format!(
+                    "{e} (al byte {})",
+                    reader.error_position()
+                )));
+            }
+        };
         let namespace = match ns {
             ResolveResult::Bound(n) => Some(AsRef::<str>::as_ref(&n).to_string()),
             ResolveResult::Unbound => None,
@@ -112,6 +133,7 @@ pub fn parse(bytes: &[u8], limits: Limits) -> Result<Element, XmlError> {
                 stack.push(Element {
                     namespace,
                     name: AsRef::<str>::as_ref(&e.local_name()).to_string(),
+                    attributes: attributes(&e)?,
                     ..Default::default()
                 });
             }
@@ -123,6 +145,7 @@ pub fn parse(bytes: &[u8], limits: Limits) -> Result<Element, XmlError> {
                 let element = Element {
                     namespace,
                     name: AsRef::<str>::as_ref(&e.local_name()).to_string(),
+                    attributes: attributes(&e)?,
                     ..Default::default()
                 };
                 match stack.last_mut() {
@@ -200,6 +223,28 @@ pub fn parse(bytes: &[u8], limits: Limits) -> Result<Element, XmlError> {
         return Err(XmlError::Malformed("documento troncato".into()));
     }
     root.ok_or_else(|| XmlError::Malformed("documento vuoto".into()))
+}
+
+/// An element's attributes by local name, namespace declarations left out.
+/// Their values may hold only XML's five entities and character
+/// references, like text.
+fn attributes(e: &quick_xml::events::BytesStart<'_>) -> Result<Vec<(String, String)>, XmlError> {
+    let mut out = Vec::new();
+    for a in e.attributes() {
+        let a = a.map_err(|e| XmlError::Malformed(e.to_string()))?;
+        let key = a.key;
+        if key.as_namespace_binding().is_some() {
+            continue;
+        }
+        let value = a
+            .normalized_value(quick_xml::XmlVersion::Implicit1_0)
+            .map_err(|e| XmlError::Malformed(e.to_string()))?;
+        out.push((
+            AsRef::<str>::as_ref(&key.local_name()).to_string(),
+            value.into_owned(),
+        ));
+    }
+    Ok(out)
 }
 
 /// Escapes text for element content.
