@@ -11,6 +11,7 @@ pub mod catalogue;
 pub mod codes;
 pub mod ente;
 pub mod error;
+pub mod fdr;
 pub mod money;
 pub mod position;
 pub mod taxonomy;
