@@ -16,6 +16,7 @@ pub mod money;
 pub mod position;
 pub mod taxonomy;
 pub mod text;
+pub mod treasury;
 
 pub use error::{FieldError, Invalid};
 pub use money::Cents;

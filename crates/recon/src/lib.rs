@@ -6,8 +6,35 @@
 //!   the single payment of the old forms.
 //! - [`fdr`]: reporting flows (`FlussoRiversamento` 1.0.4 and 1.0.5),
 //!   read with the schema's rules, and written for the simulator.
+//! - [`opi`] and [`camt`]: the treasury's movements, from the OPI journal
+//!   (*giornale di cassa* 1.7.1 and 1.8) or ISO 20022 camt.053/054.
+//! - [`matching`]: sospesi matched to flows, anomalies, and each transfer
+//!   classified by which of its four sources agree.
 //!
 //! Nothing here touches the database or the network.
 
+pub mod camt;
 pub mod causale;
 pub mod fdr;
+pub mod matching;
+pub mod opi;
+
+/// A treasury file refused, with where and why (in Italian, for the clerk).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("file della tesoreria non valido: {location}: {message}")]
+pub struct TreasuryError {
+    pub location: String,
+    pub message: String,
+}
+
+impl TreasuryError {
+    /// The stable code programs read.
+    pub const CODE: &'static str = "TREASURY_INVALID";
+
+    fn at(location: impl Into<String>, message: impl Into<String>) -> TreasuryError {
+        TreasuryError {
+            location: location.into(),
+            message: message.into(),
+        }
+    }
+}

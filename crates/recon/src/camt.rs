@@ -1,0 +1,191 @@
+//! The treasury's movements as ISO 20022 cash management messages: the
+//! statement (camt.053.001.02) and the credit notification
+//! (camt.054.001.02). Each booked entry becomes a movement; an incoming
+//! credit is the Ente's sospeso until it is regularized, a reversal
+//! (`RvslInd`) undoes the entry with the same reference.
+//!
+//! camt does not carry the Ente: the caller says whose account this is,
+//! and the account's IBAN is kept so that ingestion can check it.
+
+use crate::TreasuryError;
+use chrono::{Datelike, NaiveDate};
+use incasso_core::Cents;
+use incasso_core::treasury::{Direction, DocumentKind, Operation, TreasuryMovement};
+use incasso_xml::{Element, Limits};
+
+pub const NAMESPACE_053: &str = "urn:iso:std:iso:20022:tech:xsd:camt.053.001.02";
+pub const NAMESPACE_054: &str = "urn:iso:std:iso:20022:tech:xsd:camt.054.001.02";
+
+pub const LIMITS: Limits = Limits {
+    max_bytes: 64 * 1024 * 1024,
+    max_depth: 24,
+    max_elements: 2_000_000,
+};
+
+/// Reads a camt.053 or camt.054 document for Ente `ente`. Entries not yet
+/// booked (`Sts` other than BOOK) are left out: they may still change.
+pub fn parse(bytes: &[u8], ente: &str) -> Result<Vec<TreasuryMovement>, TreasuryError> {
+    let root =
+        incasso_xml::parse(bytes, LIMITS).map_err(|e| TreasuryError::at("/", e.to_string()))?;
+    let (body_name, report_name) = match root.namespace.as_deref() {
+        Some(NAMESPACE_053) => ("BkToCstmrStmt", "Stmt"),
+        Some(NAMESPACE_054) => ("BkToCstmrDbtCdtNtfctn", "Ntfctn"),
+        _ => {
+            return Err(TreasuryError::at(
+                "/",
+                "non è un camt.053.001.02 né un camt.054.001.02 (namespace diverso)",
+            ));
+        }
+    };
+    if root.name != "Document" {
+        return Err(TreasuryError::at(
+            "/",
+            format!("radice {} invece di Document", root.name),
+        ));
+    }
+    let body = root
+        .child(body_name)
+        .ok_or_else(|| TreasuryError::at(format!("Document/{body_name}"), "manca"))?;
+    let mut out = Vec::new();
+    for (r, report) in body.children_named(report_name).enumerate() {
+        let rpath = format!("Document/{body_name}/{report_name}[{}]", r + 1);
+        let report_id = report.text_of("Id").unwrap_or_default().to_string();
+        // The account: its IBAN, or the bank's other id for it.
+        let account_id = report.child("Acct").and_then(|a| a.child("Id"));
+        let iban = account_id
+            .and_then(|i| i.text_of("IBAN"))
+            .or_else(|| {
+                account_id
+                    .and_then(|i| i.child("Othr"))
+                    .and_then(|o| o.text_of("Id"))
+            })
+            .ok_or_else(|| TreasuryError::at(format!("{rpath}/Acct/Id"), "manca l'IBAN del conto"))?
+            .to_string();
+        for (n, entry) in report.children_named("Ntry").enumerate() {
+            let path = format!("{rpath}/Ntry[{}]", n + 1);
+            if let Some(m) = movement(entry, &path, ente, &iban, &report_id, n + 1)? {
+                out.push(m);
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn movement(
+    entry: &Element,
+    path: &str,
+    ente: &str,
+    iban: &str,
+    report_id: &str,
+    index: usize,
+) -> Result<Option<TreasuryMovement>, TreasuryError> {
+    let status = entry.text_of("Sts").unwrap_or_default();
+    if status != "BOOK" {
+        return Ok(None);
+    }
+    let amount_el = entry
+        .child("Amt")
+        .ok_or_else(|| TreasuryError::at(format!("{path}/Amt"), "manca"))?;
+    if amount_el.attribute("Ccy") != Some("EUR") {
+        return Err(TreasuryError::at(
+            format!("{path}/Amt"),
+            "valuta diversa da EUR: pagoPA incassa solo euro",
+        ));
+    }
+    let amount_text = amount_el.text.trim();
+    let amount = amount(amount_text).ok_or_else(|| {
+        TreasuryError::at(
+            format!("{path}/Amt"),
+            format!("importo '{amount_text}' non valido"),
+        )
+    })?;
+    let direction = match entry.text_of("CdtDbtInd") {
+        Some("CRDT") => Direction::Income,
+        Some("DBIT") => Direction::Outgoing,
+        other => {
+            return Err(TreasuryError::at(
+                format!("{path}/CdtDbtInd"),
+                format!("'{}' non ammesso (CRDT o DBIT)", other.unwrap_or("")),
+            ));
+        }
+    };
+    let reversed = entry.text_of("RvslInd") == Some("true");
+    let booking_date = date_of(entry, "BookgDt")
+        .ok_or_else(|| TreasuryError::at(format!("{path}/BookgDt"), "manca o non è una data"))?;
+    let value_date = date_of(entry, "ValDt");
+    let details = entry.child("NtryDtls").and_then(|d| d.child("TxDtls"));
+    let refs = details.and_then(|d| d.child("Refs"));
+    let end_to_end_id = refs
+        .and_then(|r| r.text_of("EndToEndId"))
+        .filter(|s| !s.is_empty() && *s != "NOTPROVIDED")
+        .map(str::to_string);
+    let tx_id = refs.and_then(|r| r.text_of("TxId")).map(str::to_string);
+    // A batch-booked entry has several transactions: its causale is all of
+    // their unstructured remittance blocks, in order.
+    let causale = entry
+        .child("NtryDtls")
+        .map(|d| {
+            d.children_named("TxDtls")
+                .filter_map(|t| t.child("RmtInf"))
+                .flat_map(|r| r.children_named("Ustrd"))
+                .map(|u| u.text.trim())
+                .filter(|u| !u.is_empty())
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_default();
+    let payer = details
+        .and_then(|d| d.child("RltdPties"))
+        .and_then(|p| p.child("Dbtr"))
+        .and_then(|d| d.text_of("Nm"))
+        .map(str::to_string);
+    let reference = entry
+        .text_of("AcctSvcrRef")
+        .or_else(|| entry.text_of("NtryRef"))
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("{report_id}/{index}"));
+    let operation = if reversed {
+        Operation::Reversed
+    } else {
+        Operation::Executed
+    };
+    Ok(Some(TreasuryMovement {
+        movement_id: format!("{iban}/{reference}/{}", operation.as_str()),
+        ente: ente.to_string(),
+        account: iban.to_string(),
+        year: booking_date.year(),
+        direction,
+        document: match direction {
+            Direction::Income => DocumentKind::ProvisionalIncome,
+            Direction::Outgoing => DocumentKind::Other("ADDEBITO".into()),
+        },
+        operation,
+        document_number: reference,
+        amount,
+        booking_date,
+        value_date,
+        payer,
+        causale,
+        trn: tx_id,
+        end_to_end_id,
+    }))
+}
+
+/// `<X><Dt>` or `<X><DtTm>`, as a day.
+fn date_of(el: &Element, name: &str) -> Option<NaiveDate> {
+    let d = el.child(name)?;
+    let text = d.text_of("Dt").or_else(|| d.text_of("DtTm"))?;
+    NaiveDate::parse_from_str(text.get(..10)?, "%Y-%m-%d").ok()
+}
+
+/// camt amounts: up to five decimals in the schema, but euro have two.
+fn amount(t: &str) -> Option<Cents> {
+    let (units, decimals) = t.split_once('.').unwrap_or((t, ""));
+    let decimals = decimals.trim_end_matches('0');
+    (!units.is_empty()
+        && units.bytes().all(|b| b.is_ascii_digit())
+        && decimals.len() <= 2
+        && decimals.bytes().all(|b| b.is_ascii_digit()))
+    .then(|| Cents::parse_decimal(&format!("{units}.{decimals:0<2}")))
+    .flatten()
+}
