@@ -18,6 +18,7 @@ mod keys;
 mod migrate;
 mod positions;
 mod receipts;
+mod recon;
 mod supply_writer;
 mod time;
 
@@ -26,6 +27,7 @@ pub use claim::SupplyClaim;
 pub use keys::{ApiKeyRecord, KeyScope};
 pub use positions::{ListFilter, OrderBy, Page, StoredPosition};
 pub use receipts::{Anomaly, ReceiptOutcome, ReceiptRecord, StoredReceipt};
+pub use recon::{AnomalyRecord, FlowIntake, MovementMatchRecord, StoredFlow};
 pub use supply_writer::{Bulk, numbers_of};
 pub use time::{from_micros, to_micros};
 

@@ -45,6 +45,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0005_notices.sql"),
         postgres: include_str!("../migrations/postgres/0005_notices.sql"),
     },
+    Migration {
+        version: 6,
+        name: "reconciliation",
+        sqlite: include_str!("../migrations/sqlite/0006_reconciliation.sql"),
+        postgres: include_str!("../migrations/postgres/0006_reconciliation.sql"),
+    },
 ];
 
 /// Arbitrary constant naming incasso's migration lock on PostgreSQL.

@@ -1,0 +1,255 @@
+//! Reconciliation, end to end for one Ente: take in reporting flows and
+//! treasury files (each whole or not at all, each once), then match every
+//! open sospeso to its flow and record what does not add up.
+//!
+//! Matching is rerun from what is stored, so its result never depends on
+//! the order things arrived in: a sospeso that came before its flow is
+//! matched by the run after the flow arrives.
+
+use chrono::{DateTime, Utc};
+use incasso_core::Cents;
+use incasso_recon::fdr::{self, FdrError};
+use incasso_recon::matching::{self, Anomaly, FlowKey, Method, Outcome};
+use incasso_recon::{TreasuryError, camt, opi};
+use incasso_store::{AnomalyRecord, FlowIntake, MovementMatchRecord, Store, StoreError};
+use std::collections::BTreeMap;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReconError {
+    #[error(transparent)]
+    Flow(#[from] FdrError),
+    #[error(transparent)]
+    Treasury(#[from] TreasuryError),
+    #[error("ente {0} sconosciuto: il file non è stato acquisito")]
+    UnknownEnte(String),
+    #[error("il file è dell'ente {found}, non di {expected}")]
+    OtherEnte { expected: String, found: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl ReconError {
+    /// The stable code programs read.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ReconError::Flow(_) => FdrError::CODE,
+            ReconError::Treasury(_) => TreasuryError::CODE,
+            ReconError::UnknownEnte(_) => "UNKNOWN_ENTE",
+            ReconError::OtherEnte { .. } => "OTHER_ENTE",
+            ReconError::Store(_) => "STORE_ERROR",
+        }
+    }
+}
+
+/// Takes in one reporting flow for `ente`.
+pub async fn take_flow(
+    store: &Store,
+    ente: &str,
+    bytes: &[u8],
+    now: DateTime<Utc>,
+) -> Result<FlowIntake, ReconError> {
+    let flow = fdr::parse(bytes)?;
+    if flow.ente != ente {
+        return Err(ReconError::OtherEnte {
+            expected: ente.to_string(),
+            found: flow.ente,
+        });
+    }
+    known_ente(store, ente).await?;
+    Ok(store.store_flow(ente, &flow, now).await?)
+}
+
+/// Takes in a treasury file for `ente`: an OPI journal or camt.053/054,
+/// told apart by their root. Returns how many movements were new.
+pub async fn take_treasury_file(
+    store: &Store,
+    ente: &str,
+    bytes: &[u8],
+    now: DateTime<Utc>,
+) -> Result<usize, ReconError> {
+    known_ente(store, ente).await?;
+    let head = String::from_utf8_lossy(&bytes[..bytes.len().min(512)]);
+    let movements = if head.contains("flusso_giornale_di_cassa") {
+        let journal = opi::parse(bytes)?;
+        if journal.ente != ente {
+            return Err(ReconError::OtherEnte {
+                expected: ente.to_string(),
+                found: journal.ente,
+            });
+        }
+        journal.movements
+    } else {
+        camt::parse(bytes, ente)?
+    };
+    Ok(store.store_movements(ente, &movements, now).await?)
+}
+
+async fn known_ente(store: &Store, ente: &str) -> Result<(), ReconError> {
+    match store.get_ente(ente).await {
+        Ok(_) => Ok(()),
+        Err(StoreError::NotFound(_)) => Err(ReconError::UnknownEnte(ente.to_string())),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// What a run found, for people and programs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub flows: usize,
+    pub open_sospesi: usize,
+    pub matched: usize,
+    pub anomalies: BTreeMap<String, usize>,
+}
+
+/// Matches the Ente's open sospesi to its flows and replaces the recorded
+/// results with this run's.
+pub async fn reconcile(
+    store: &Store,
+    ente: &str,
+    now: DateTime<Utc>,
+) -> Result<Summary, ReconError> {
+    let ente_record = store.get_ente(ente).await?;
+    let flows = store.current_flows(ente).await?;
+    let movements = store.movements(ente).await?;
+    // Money on an account that is not the Ente's is not the Ente's to
+    // match: reported, and left out. OPI accounts are the treasury's own
+    // numbers, not IBANs, and are the Ente's by construction.
+    let own_ibans: Vec<String> = ente_record
+        .iban
+        .iter()
+        .chain(ente_record.postal_iban.iter())
+        .map(|i| i.replace(' ', "").to_ascii_uppercase())
+        .collect();
+    let looks_like_iban = |a: &str| {
+        a.len() >= 15
+            && a[..2].bytes().all(|b| b.is_ascii_alphabetic())
+            && a[2..4].bytes().all(|b| b.is_ascii_digit())
+    };
+    let mut anomalies = Vec::new();
+    let (own, foreign): (Vec<_>, Vec<_>) = movements.into_iter().partition(|m| {
+        !looks_like_iban(&m.account) || own_ibans.contains(&m.account.to_ascii_uppercase())
+    });
+    for m in foreign.iter().filter(|m| m.is_open_sospeso()) {
+        anomalies.push(AnomalyRecord {
+            code: "ACCOUNT_NOT_OF_ENTE".into(),
+            subject: m.movement_id.clone(),
+            detail: format!("movimento sul conto {}, che non è dell'ente", m.account),
+            amount: Some(m.amount),
+        });
+    }
+    let keys: Vec<FlowKey> = flows
+        .iter()
+        .map(|f| FlowKey {
+            flow_id: f.flow_id.clone(),
+            settlement_ref: f.settlement_ref.clone(),
+            amount: f.lines_total,
+        })
+        .collect();
+    let result = matching::match_all(&keys, &own);
+    let mut matched = 0;
+    let records: Vec<MovementMatchRecord> = result
+        .matches
+        .iter()
+        .map(|m| {
+            let (flow_id, method, status) = match &m.outcome {
+                Outcome::Flow { flow_id, method } => {
+                    matched += 1;
+                    (
+                        Some(flow_id.clone()),
+                        Some(
+                            match method {
+                                Method::FlowId => "FLOW_ID",
+                                Method::Reference => "REFERENCE",
+                                Method::FlowIdInText => "FLOW_ID_IN_TEXT",
+                            }
+                            .to_string(),
+                        ),
+                        "MATCHED",
+                    )
+                }
+                Outcome::AmountMismatch { flow_id, .. } => {
+                    (Some(flow_id.clone()), None, "AMOUNT_MISMATCH")
+                }
+                Outcome::SinglePayment { .. } => {
+                    (None, Some("SINGLE_PAYMENT".into()), "SINGLE_PAYMENT")
+                }
+                Outcome::Unmatched => (None, None, "UNMATCHED"),
+            };
+            MovementMatchRecord {
+                movement_id: m.movement_id.clone(),
+                flow_id,
+                method,
+                status: status.to_string(),
+            }
+        })
+        .collect();
+    for a in &result.anomalies {
+        anomalies.push(match a {
+            Anomaly::FlowWithoutMovement { flow_id } => AnomalyRecord {
+                code: a.code().into(),
+                subject: flow_id.clone(),
+                detail: "nessun sospeso della tesoreria riversa questo flusso".into(),
+                amount: keys
+                    .iter()
+                    .find(|k| &k.flow_id == flow_id)
+                    .map(|k| k.amount),
+            },
+            Anomaly::MovementWithoutFlow { movement_id } => AnomalyRecord {
+                code: a.code().into(),
+                subject: movement_id.clone(),
+                detail: "il sospeso non corrisponde a nessun flusso né pagamento noto".into(),
+                amount: own
+                    .iter()
+                    .find(|m| &m.movement_id == movement_id)
+                    .map(|m| m.amount),
+            },
+            Anomaly::AmountMismatch {
+                movement_id,
+                flow_id,
+                movement_amount,
+                flow_amount,
+            } => AnomalyRecord {
+                code: a.code().into(),
+                subject: movement_id.clone(),
+                detail: format!(
+                    "il sospeso riversa {} ma il flusso {flow_id} ne rendiconta {}",
+                    movement_amount.to_italian(),
+                    flow_amount.to_italian()
+                ),
+                amount: Some(Cents(movement_amount.0 - flow_amount.0)),
+            },
+            Anomaly::DuplicateMovement {
+                flow_id,
+                movement_ids,
+            } => AnomalyRecord {
+                code: a.code().into(),
+                subject: flow_id.clone(),
+                detail: format!(
+                    "più sospesi riversano lo stesso flusso: {}",
+                    movement_ids.join(", ")
+                ),
+                amount: None,
+            },
+        });
+    }
+    // What a flow contradicts in itself: count, total, repeated lines.
+    for f in flows.iter().filter(|f| !f.problems.is_empty()) {
+        anomalies.push(AnomalyRecord {
+            code: "FLOW_INCONSISTENT".into(),
+            subject: f.flow_id.clone(),
+            detail: f.problems.clone(),
+            amount: Some(Cents(f.declared_total.0 - f.lines_total.0)),
+        });
+    }
+    store.save_matching(ente, &records, &anomalies, now).await?;
+    let mut by_code = BTreeMap::new();
+    for a in &anomalies {
+        *by_code.entry(a.code.clone()).or_insert(0) += 1;
+    }
+    Ok(Summary {
+        flows: flows.len(),
+        open_sospesi: result.matches.len(),
+        matched,
+        anomalies: by_code,
+    })
+}

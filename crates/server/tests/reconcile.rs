@@ -1,0 +1,410 @@
+//! Reconciliation end to end on every backend: flows and a treasury journal
+//! taken in (each once, each whole), sospesi matched to flows, and every
+//! kind of anomaly reported.
+
+use chrono::{NaiveDate, TimeZone, Utc};
+use incasso_core::Cents;
+use incasso_core::ente::Ente;
+use incasso_core::fdr::{FlowOutcome, FlowPayment, PartyIdKind, ReportingFlow};
+use incasso_recon::fdr;
+use incasso_server::reconcile::{self, ReconError};
+use incasso_store::{FlowIntake, Store};
+use incasso_testkit::{backends, fresh_database_url};
+use std::collections::BTreeMap;
+
+const ENTE: &str = "80000130585";
+const IBAN: &str = "IT65B0200805364000104567891";
+
+async fn store(url: &str) -> Store {
+    let store = Store::connect(url).await.unwrap();
+    store
+        .create_ente(
+            &Ente {
+                fiscal_code: ENTE.into(),
+                name: "Comune di Borgo Esempio".into(),
+                ipa_code: None,
+                iban: Some(IBAN.into()),
+                postal_iban: None,
+                cbill_code: None,
+                email: None,
+            },
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+    store
+}
+
+/// A flow of `lines` payments of `cents` each, sent at `hour`.
+fn flow(id: &str, trn: &str, lines: &[i64], hour: u32) -> ReportingFlow {
+    let day = NaiveDate::from_ymd_opt(2026, 10, 2).unwrap();
+    let payments: Vec<FlowPayment> = lines
+        .iter()
+        .enumerate()
+        .map(|(i, c)| FlowPayment {
+            iuv: format!("01{:015}", i + 1),
+            iur: format!("{id}-{i}"),
+            transfer_index: Some(1),
+            amount: Cents(*c),
+            outcome: FlowOutcome::Paid,
+            outcome_date: day,
+        })
+        .collect();
+    ReportingFlow {
+        flow_id: id.into(),
+        flow_date_time: Utc.with_ymd_and_hms(2026, 10, 3, hour, 0, 0).unwrap(),
+        settlement_ref: trn.into(),
+        settlement_date: day,
+        psp_id: "PSPEITMMXXX".into(),
+        psp_id_kind: PartyIdKind::Bic,
+        psp_name: Some("PSP Esempio".into()),
+        bic: None,
+        ente: ENTE.into(),
+        ente_name: None,
+        declared_count: payments.len() as u64,
+        declared_total: Cents(lines.iter().sum()),
+        payments,
+    }
+}
+
+struct Sospeso<'a> {
+    number: u32,
+    cents: i64,
+    causale: &'a str,
+    trn: Option<&'a str>,
+    operation: &'a str,
+}
+
+fn sample_journal() -> String {
+    let dir = incasso_testkit::spec_dir().expect("the spec folder (../shared/spec) is needed");
+    std::fs::read_to_string(dir.join("treasury/opi/samples/OPI_GIORNALE_DI_CASSA_V_1_8.VALID.xml"))
+        .unwrap()
+}
+
+/// The spec's valid OPI journal, made the Ente's, with these sospesi on its
+/// second account in place of the sample's.
+fn journal(sospesi: &[Sospeso<'_>]) -> String {
+    let sample = sample_journal().replace(
+        "<codice_fiscale_ente>06144260707",
+        &format!("<codice_fiscale_ente>{ENTE}"),
+    );
+    let second = sample
+        .match_indices("<informazioni_conto_evidenza>")
+        .nth(1)
+        .unwrap()
+        .0;
+    let first_move = second + sample[second..].find("<movimento_conto_evidenza>").unwrap();
+    let end_tag = "</movimento_conto_evidenza>";
+    let last_move_end = second + sample[second..].rfind(end_tag).unwrap() + end_tag.len();
+    let template = {
+        let end = first_move + sample[first_move..].find(end_tag).unwrap() + end_tag.len();
+        &sample[first_move..end]
+    };
+    let blocks: String = sospesi
+        .iter()
+        .map(|s| {
+            let mut b = template
+                .replace("<numero_movimento>0000205<", &format!("<numero_movimento>{:07}<", s.number))
+                .replace("<numero_documento>0064422<", &format!("<numero_documento>{:07}<", s.number))
+                .replace(">ESEGUITO</tipo_operazione>", &format!(">{}</tipo_operazione>", s.operation))
+                .replace(
+                    "<importo>5015.87<",
+                    &format!("<importo>{}.{:02}<", s.cents / 100, s.cents % 100),
+                );
+            let causale_start = b.find("<causale>").unwrap();
+            let causale_end = b.find("</causale>").unwrap();
+            b.replace_range(
+                causale_start..causale_end,
+                &format!("<causale>{}", incasso_xml::escape(s.causale)),
+            );
+            if let Some(trn) = s.trn {
+                b = b.replace(
+                    "<tipo_esecuzione>CASSA</tipo_esecuzione>",
+                    &format!(
+                        "<tipo_esecuzione>CASSA</tipo_esecuzione><codice_riferimento_operazione>{trn}</codice_riferimento_operazione>"
+                    ),
+                );
+            }
+            b
+        })
+        .collect();
+    format!(
+        "{}{blocks}{}",
+        &sample[..first_move],
+        &sample[last_move_end..]
+    )
+}
+
+fn assert_valid_journal(document: &str) {
+    let dir = incasso_testkit::spec_dir().unwrap();
+    let f = std::env::temp_dir().join(format!(
+        "incasso-journal-{}-{}.xml",
+        std::process::id(),
+        Utc::now().timestamp_micros()
+    ));
+    std::fs::write(&f, document).unwrap();
+    let out = std::process::Command::new("xmllint")
+        .arg("--noout")
+        .arg("--schema")
+        .arg(dir.join("treasury/opi/OPI_GIORNALE_DI_CASSA_V_1_8.xsd"))
+        .arg(&f)
+        .output()
+        .expect("xmllint is needed (Debian package libxml2-utils; scripts/test.sh installs it)");
+    let _ = std::fs::remove_file(&f);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn counts(s: &reconcile::Summary) -> BTreeMap<&str, usize> {
+    s.anomalies.iter().map(|(k, v)| (k.as_str(), *v)).collect()
+}
+
+#[tokio::test]
+async fn flows_and_a_journal_reconcile_with_every_anomaly_reported() {
+    for backend in backends() {
+        let url = fresh_database_url(backend).await;
+        let store = store(&url).await;
+        let now = Utc::now();
+        let a = flow("2026-10-02PSPA-1", "TRN-A", &[10_000, 5_000], 6);
+        let b = flow("2026-10-02PSPB-1", "TRN-B", &[8_000], 6);
+        let mut c = flow("2026-10-02PSPC-1", "TRN-C", &[3_000, 4_000], 6);
+        c.declared_total = Cents(7_100);
+        let d = flow("2026-10-02PSPD-1", "TRN-D", &[2_000], 6);
+        for f in [&a, &b, &c, &d] {
+            let intake = reconcile::take_flow(&store, ENTE, fdr::write(f).as_bytes(), now)
+                .await
+                .unwrap();
+            assert_eq!(intake, FlowIntake::Stored, "{backend:?}");
+        }
+        // The same version again changes nothing; a later one replaces it;
+        // an earlier one is kept aside.
+        let again = reconcile::take_flow(&store, ENTE, fdr::write(&a).as_bytes(), now).await;
+        assert_eq!(again.unwrap(), FlowIntake::AlreadyKnown);
+        let b_later = flow("2026-10-02PSPB-1", "TRN-B", &[8_000, 1_000], 9);
+        let r = reconcile::take_flow(&store, ENTE, fdr::write(&b_later).as_bytes(), now).await;
+        assert_eq!(r.unwrap(), FlowIntake::Replaced);
+        let b_earlier = flow("2026-10-02PSPB-1", "TRN-B", &[1], 3);
+        let r = reconcile::take_flow(&store, ENTE, fdr::write(&b_earlier).as_bytes(), now).await;
+        assert_eq!(r.unwrap(), FlowIntake::Outdated);
+        let current = store.current_flows(ENTE).await.unwrap();
+        assert_eq!(current.len(), 4, "{backend:?}");
+        let b_now = current.iter().find(|f| f.flow_id == b.flow_id).unwrap();
+        assert_eq!((b_now.lines, b_now.lines_total), (2, Cents(9_000)));
+
+        let doc = journal(&[
+            // A, by its causale, mangled as banks do.
+            Sospeso {
+                number: 101,
+                cents: 15_000,
+                causale: "BONIFICO /PUR/LGPE- RIVERSAMENTO/URI/2026-10- 02PSPA-1",
+                trn: None,
+                operation: "ESEGUITO",
+            },
+            // B (its later version), by TRN only.
+            Sospeso {
+                number: 102,
+                cents: 9_000,
+                causale: "ACCREDITO PSP ESEMPIO",
+                trn: Some("TRN-B"),
+                operation: "ESEGUITO",
+            },
+            // C's declared total, which its lines contradict.
+            Sospeso {
+                number: 103,
+                cents: 7_100,
+                causale: "/PUR/LGPE-RIVERSAMENTO/URI/2026-10-02PSPC-1",
+                trn: None,
+                operation: "ESEGUITO",
+            },
+            // A again.
+            Sospeso {
+                number: 104,
+                cents: 15_000,
+                causale: "/PUR/LGPE-RIVERSAMENTO/URI/2026-10-02PSPA-1",
+                trn: None,
+                operation: "ESEGUITO",
+            },
+            // Money nobody reported.
+            Sospeso {
+                number: 105,
+                cents: 777,
+                causale: "VERSAMENTO CONTANTI",
+                trn: None,
+                operation: "ESEGUITO",
+            },
+            // D's money, then reversed: D stays without a movement.
+            Sospeso {
+                number: 106,
+                cents: 2_000,
+                causale: "/PUR/LGPE-RIVERSAMENTO/URI/2026-10-02PSPD-1",
+                trn: None,
+                operation: "ESEGUITO",
+            },
+            Sospeso {
+                number: 106,
+                cents: 2_000,
+                causale: "STORNO",
+                trn: None,
+                operation: "STORNATO",
+            },
+            // A sospeso that came before its flow.
+            Sospeso {
+                number: 107,
+                cents: 4_200,
+                causale: "/PUR/LGPE-RIVERSAMENTO/URI/2026-10-02PSPE-1",
+                trn: None,
+                operation: "ESEGUITO",
+            },
+        ]);
+        assert_valid_journal(&doc);
+        let new = reconcile::take_treasury_file(&store, ENTE, doc.as_bytes(), now)
+            .await
+            .unwrap();
+        // The sample's two outgoing movements come along.
+        assert_eq!(new, 10, "{backend:?}");
+        let again = reconcile::take_treasury_file(&store, ENTE, doc.as_bytes(), now)
+            .await
+            .unwrap();
+        assert_eq!(
+            again, 0,
+            "{backend:?}: the same journal twice changes nothing"
+        );
+
+        let summary = reconcile::reconcile(&store, ENTE, now).await.unwrap();
+        assert_eq!(summary.flows, 4);
+        // 101, 102, 104 match; 103 mismatches; 105 and 107 match nothing.
+        assert_eq!(summary.open_sospesi, 6, "{backend:?}");
+        assert_eq!(summary.matched, 3, "{backend:?}");
+        assert_eq!(
+            counts(&summary),
+            BTreeMap::from([
+                ("AMOUNT_MISMATCH", 1),
+                ("DUPLICATE_MOVEMENT", 1),
+                ("FLOW_INCONSISTENT", 1),
+                // C (mismatched) and D (reversed).
+                ("FLOW_WITHOUT_MOVEMENT", 2),
+                ("MOVEMENT_WITHOUT_FLOW", 2),
+            ]),
+            "{backend:?}"
+        );
+        let matches = store.movement_matches(ENTE).await.unwrap();
+        let of = |n: u32| {
+            matches
+                .iter()
+                .find(|m| m.movement_id.ends_with(&format!("/{n:07}/ESEGUITO")))
+                .cloned()
+                .unwrap()
+        };
+        assert_eq!(of(101).flow_id.as_deref(), Some("2026-10-02PSPA-1"));
+        assert_eq!(of(102).method.as_deref(), Some("REFERENCE"));
+        assert_eq!(of(103).status, "AMOUNT_MISMATCH");
+        assert_eq!(of(107).status, "UNMATCHED");
+        let mismatch = store
+            .recon_anomalies(ENTE, Some("AMOUNT_MISMATCH"))
+            .await
+            .unwrap();
+        assert_eq!(mismatch.len(), 1);
+        assert_eq!(mismatch[0].amount, Some(Cents(100)));
+        assert!(
+            mismatch[0].detail.contains("70,00"),
+            "{}",
+            mismatch[0].detail
+        );
+
+        // The flow of 107 arrives: the next run matches it.
+        let e = flow("2026-10-02PSPE-1", "TRN-E", &[4_200], 6);
+        reconcile::take_flow(&store, ENTE, fdr::write(&e).as_bytes(), now)
+            .await
+            .unwrap();
+        let summary = reconcile::reconcile(&store, ENTE, now).await.unwrap();
+        assert_eq!(summary.matched, 4, "{backend:?}");
+        assert_eq!(counts(&summary).get("MOVEMENT_WITHOUT_FLOW"), Some(&1));
+        store.close().await;
+    }
+}
+
+#[tokio::test]
+async fn bad_files_are_refused_whole_and_write_nothing() {
+    for backend in backends() {
+        let url = fresh_database_url(backend).await;
+        let store = store(&url).await;
+        let now = Utc::now();
+        let good = fdr::write(&flow("2026-10-02PSPA-1", "TRN-A", &[100, 200, 300], 6));
+        // Truncated: refused, with where.
+        let e = reconcile::take_flow(&store, ENTE, &good.as_bytes()[..good.len() - 40], now)
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), "FDR_INVALID", "{backend:?}");
+        // A bad amount on the third line: nothing of the flow is stored.
+        let bad = good.replacen(
+            "<singoloImportoPagato>3.00<",
+            "<singoloImportoPagato>3,00<",
+            1,
+        );
+        let e = reconcile::take_flow(&store, ENTE, bad.as_bytes(), now)
+            .await
+            .unwrap_err();
+        match &e {
+            ReconError::Flow(f) => assert!(f.location.contains("datiSingoliPagamenti[3]"), "{f}"),
+            other => panic!("{other}"),
+        }
+        assert!(
+            store.current_flows(ENTE).await.unwrap().is_empty(),
+            "{backend:?}"
+        );
+        // Another Ente's flow, and a flow for an Ente incasso does not serve.
+        let mut other = flow("2026-10-02PSPX-1", "TRN-X", &[100], 6);
+        other.ente = "97000000022".into();
+        let e = reconcile::take_flow(&store, ENTE, fdr::write(&other).as_bytes(), now).await;
+        assert_eq!(e.unwrap_err().code(), "OTHER_ENTE");
+        let e =
+            reconcile::take_flow(&store, "97000000022", fdr::write(&other).as_bytes(), now).await;
+        assert_eq!(e.unwrap_err().code(), "UNKNOWN_ENTE");
+        // A journal broken in its last movement: none of its movements stay.
+        let doc = journal(&[
+            Sospeso {
+                number: 1,
+                cents: 100,
+                causale: "X",
+                trn: None,
+                operation: "ESEGUITO",
+            },
+            Sospeso {
+                number: 2,
+                cents: 200,
+                causale: "Y",
+                trn: None,
+                operation: "ESEGUITO",
+            },
+        ]);
+        let broken = doc.replacen("<importo>2.00<", "<importo>2.0.0<", 1);
+        let e = reconcile::take_treasury_file(&store, ENTE, broken.as_bytes(), now)
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), "TREASURY_INVALID");
+        assert!(
+            store.movements(ENTE).await.unwrap().is_empty(),
+            "{backend:?}"
+        );
+        // camt money on an account that is not the Ente's is reported.
+        let dir = incasso_testkit::spec_dir().unwrap();
+        let camt = std::fs::read_to_string(
+            dir.join("treasury/camt/samples/camt053.v2.multi.statement.xml"),
+        )
+        .unwrap();
+        reconcile::take_treasury_file(&store, ENTE, camt.as_bytes(), now)
+            .await
+            .unwrap();
+        let summary = reconcile::reconcile(&store, ENTE, now).await.unwrap();
+        assert_eq!(
+            counts(&summary).get("ACCOUNT_NOT_OF_ENTE"),
+            Some(&1),
+            "{backend:?}"
+        );
+        assert_eq!(summary.open_sospesi, 0);
+        store.close().await;
+    }
+}

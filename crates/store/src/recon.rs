@@ -1,0 +1,412 @@
+//! Reconciliation's records: reporting flows with their lines, treasury
+//! movements, and what the latest matching run found.
+//!
+//! Every intake is idempotent by its natural key and atomic: a flow version
+//! is stored whole with its lines or not at all; a journal's movements are
+//! stored together, each once by the bank's id.
+
+use crate::time::{from_micros, to_micros};
+use crate::{Result, Store, StoreError};
+use chrono::{DateTime, NaiveDate, Utc};
+use incasso_core::Cents;
+use incasso_core::fdr::ReportingFlow;
+use incasso_core::treasury::{Direction, TreasuryMovement};
+use sqlx::Row;
+
+/// What storing a flow did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlowIntake {
+    /// A new flow.
+    Stored,
+    /// A later version of a known flow: it replaces the earlier ones.
+    Replaced,
+    /// This very version was stored before: nothing changed.
+    AlreadyKnown,
+    /// An earlier version than the one held: kept, but not current.
+    Outdated,
+}
+
+/// A flow's current version, as matching needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredFlow {
+    pub flow_id: String,
+    pub flow_date_time: DateTime<Utc>,
+    pub settlement_ref: String,
+    pub settlement_date: NaiveDate,
+    pub psp_id: String,
+    pub declared_total: Cents,
+    pub lines_total: Cents,
+    pub lines: i64,
+    /// What the flow's lines contradict in its header, in words; empty
+    /// when nothing.
+    pub problems: String,
+}
+
+/// One sospeso's match, as the latest run found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MovementMatchRecord {
+    pub movement_id: String,
+    pub flow_id: Option<String>,
+    pub method: Option<String>,
+    pub status: String,
+}
+
+/// One anomaly of the latest run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnomalyRecord {
+    pub code: String,
+    /// What it is about: a flow id, a movement id, an IUV.
+    pub subject: String,
+    pub detail: String,
+    pub amount: Option<Cents>,
+}
+
+impl Store {
+    /// Stores a flow version for `ente` (the flow's receiver, checked by
+    /// the caller), with its lines, in one transaction.
+    pub async fn store_flow(
+        &self,
+        ente: &str,
+        flow: &ReportingFlow,
+        now: DateTime<Utc>,
+    ) -> Result<FlowIntake> {
+        let version = to_micros(flow.flow_date_time);
+        let mut tx = self.write_tx().await?;
+        let known: Vec<i64> = sqlx::query_scalar(
+            "SELECT flow_date_time FROM reporting_flows WHERE ente = $1 AND flow_id = $2",
+        )
+        .bind(ente)
+        .bind(&flow.flow_id)
+        .fetch_all(&mut *tx)
+        .await?;
+        if known.contains(&version) {
+            return Ok(FlowIntake::AlreadyKnown);
+        }
+        let latest = known.iter().copied().max();
+        let outcome = match latest {
+            None => FlowIntake::Stored,
+            Some(l) if l < version => FlowIntake::Replaced,
+            Some(_) => FlowIntake::Outdated,
+        };
+        let current = outcome != FlowIntake::Outdated;
+        if current {
+            sqlx::query("UPDATE reporting_flows SET current = 0 WHERE ente = $1 AND flow_id = $2")
+                .bind(ente)
+                .bind(&flow.flow_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query(
+            "INSERT INTO reporting_flows (ente, flow_id, flow_date_time, settlement_ref,
+                settlement_date, psp_id, psp_name, bic, declared_count, declared_total,
+                lines_total, problems, current, received_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+        )
+        .bind(ente)
+        .bind(&flow.flow_id)
+        .bind(version)
+        .bind(&flow.settlement_ref)
+        .bind(flow.settlement_date.to_string())
+        .bind(&flow.psp_id)
+        .bind(flow.psp_name.as_deref())
+        .bind(flow.bic.as_deref())
+        .bind(flow.declared_count as i64)
+        .bind(flow.declared_total.0)
+        .bind(flow.lines_total().0)
+        .bind(problems(flow))
+        .bind(i64::from(current))
+        .bind(to_micros(now))
+        .execute(&mut *tx)
+        .await?;
+        // Lines in multi-row statements: a big PSP's daily flow has
+        // thousands.
+        const PER_STATEMENT: usize = 400;
+        for (chunk_no, chunk) in flow.payments.chunks(PER_STATEMENT).enumerate() {
+            let mut sql = String::from(
+                "INSERT INTO flow_payments (ente, flow_id, flow_date_time, line, iuv, iur,
+                    transfer_index, amount, outcome, outcome_date) VALUES ",
+            );
+            for i in 0..chunk.len() {
+                let b = i * 10;
+                if i > 0 {
+                    sql.push(',');
+                }
+                sql.push_str(&format!(
+                    "(${},${},${},${},${},${},${},${},${},${})",
+                    b + 1,
+                    b + 2,
+                    b + 3,
+                    b + 4,
+                    b + 5,
+                    b + 6,
+                    b + 7,
+                    b + 8,
+                    b + 9,
+                    b + 10
+                ));
+            }
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (i, p) in chunk.iter().enumerate() {
+                q = q
+                    .bind(ente)
+                    .bind(&flow.flow_id)
+                    .bind(version)
+                    .bind((chunk_no * PER_STATEMENT + i + 1) as i64)
+                    .bind(&p.iuv)
+                    .bind(&p.iur)
+                    .bind(i64::from(p.transfer()))
+                    .bind(p.amount.0)
+                    .bind(i64::from(p.outcome.code()))
+                    .bind(p.outcome_date.to_string());
+            }
+            q.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    /// The current version of each of the Ente's flows.
+    pub async fn current_flows(&self, ente: &str) -> Result<Vec<StoredFlow>> {
+        let rows = sqlx::query(
+            "SELECT f.flow_id, f.flow_date_time, f.settlement_ref, f.settlement_date, f.psp_id,
+                    f.declared_total, f.lines_total, f.problems,
+                    (SELECT COUNT(*) FROM flow_payments p WHERE p.ente = f.ente
+                        AND p.flow_id = f.flow_id AND p.flow_date_time = f.flow_date_time) AS lines
+             FROM reporting_flows f WHERE f.ente = $1 AND f.current = 1 ORDER BY f.flow_id",
+        )
+        .bind(ente)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(StoredFlow {
+                    flow_id: r.try_get("flow_id")?,
+                    flow_date_time: from_micros(r.try_get("flow_date_time")?),
+                    settlement_ref: r.try_get("settlement_ref")?,
+                    settlement_date: day(&r.try_get::<String, _>("settlement_date")?)?,
+                    psp_id: r.try_get("psp_id")?,
+                    declared_total: Cents(r.try_get("declared_total")?),
+                    lines_total: Cents(r.try_get("lines_total")?),
+                    lines: r.try_get("lines")?,
+                    problems: r.try_get("problems")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Stores a journal's movements for `ente`, each once by its id, all in
+    /// one transaction. Returns how many were new.
+    pub async fn store_movements(
+        &self,
+        ente: &str,
+        movements: &[TreasuryMovement],
+        now: DateTime<Utc>,
+    ) -> Result<usize> {
+        let mut tx = self.write_tx().await?;
+        let mut new = 0;
+        for m in movements {
+            let done = sqlx::query(
+                "INSERT INTO treasury_movements (ente, movement_id, account, year, direction,
+                    document, operation, document_number, amount, booking_date, value_date,
+                    payer, causale, trn, end_to_end_id, imported_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+                 ON CONFLICT (ente, movement_id) DO NOTHING",
+            )
+            .bind(ente)
+            .bind(&m.movement_id)
+            .bind(&m.account)
+            .bind(i64::from(m.year))
+            .bind(match m.direction {
+                Direction::Income => "ENTRATA",
+                Direction::Outgoing => "USCITA",
+            })
+            .bind(m.document.as_str())
+            .bind(m.operation.as_str())
+            .bind(&m.document_number)
+            .bind(m.amount.0)
+            .bind(m.booking_date.to_string())
+            .bind(m.value_date.map(|d| d.to_string()))
+            .bind(m.payer.as_deref())
+            .bind(&m.causale)
+            .bind(m.trn.as_deref())
+            .bind(m.end_to_end_id.as_deref())
+            .bind(to_micros(now))
+            .execute(&mut *tx)
+            .await?;
+            new += done.rows_affected() as usize;
+        }
+        tx.commit().await?;
+        Ok(new)
+    }
+
+    /// All the Ente's stored movements.
+    pub async fn movements(&self, ente: &str) -> Result<Vec<TreasuryMovement>> {
+        use incasso_core::treasury::{DocumentKind, Operation};
+        let rows = sqlx::query(
+            "SELECT movement_id, account, year, direction, document, operation, document_number,
+                    amount, booking_date, value_date, payer, causale, trn, end_to_end_id
+             FROM treasury_movements WHERE ente = $1 ORDER BY booking_date, movement_id",
+        )
+        .bind(ente)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let operation: String = r.try_get("operation")?;
+                Ok(TreasuryMovement {
+                    movement_id: r.try_get("movement_id")?,
+                    ente: ente.to_string(),
+                    account: r.try_get("account")?,
+                    year: r.try_get::<i64, _>("year")? as i32,
+                    direction: if r.try_get::<String, _>("direction")? == "ENTRATA" {
+                        Direction::Income
+                    } else {
+                        Direction::Outgoing
+                    },
+                    document: DocumentKind::from_opi(&r.try_get::<String, _>("document")?),
+                    operation: Operation::from_opi(&operation).ok_or_else(|| {
+                        StoreError::Corrupt(format!("tipo_operazione '{operation}'"))
+                    })?,
+                    document_number: r.try_get("document_number")?,
+                    amount: Cents(r.try_get("amount")?),
+                    booking_date: day(&r.try_get::<String, _>("booking_date")?)?,
+                    value_date: r
+                        .try_get::<Option<String>, _>("value_date")?
+                        .map(|d| day(&d))
+                        .transpose()?,
+                    payer: r.try_get("payer")?,
+                    causale: r.try_get("causale")?,
+                    trn: r.try_get("trn")?,
+                    end_to_end_id: r.try_get("end_to_end_id")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Replaces the Ente's matching results and anomalies with a run's, in
+    /// one transaction: readers see the previous run or this one whole.
+    pub async fn save_matching(
+        &self,
+        ente: &str,
+        matches: &[MovementMatchRecord],
+        anomalies: &[AnomalyRecord],
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "UPDATE treasury_movements SET matched_flow_id = NULL, match_method = NULL,
+                match_status = NULL WHERE ente = $1",
+        )
+        .bind(ente)
+        .execute(&mut *tx)
+        .await?;
+        for m in matches {
+            sqlx::query(
+                "UPDATE treasury_movements SET matched_flow_id = $3, match_method = $4,
+                    match_status = $5 WHERE ente = $1 AND movement_id = $2",
+            )
+            .bind(ente)
+            .bind(&m.movement_id)
+            .bind(m.flow_id.as_deref())
+            .bind(m.method.as_deref())
+            .bind(&m.status)
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query("DELETE FROM recon_anomalies WHERE ente = $1")
+            .bind(ente)
+            .execute(&mut *tx)
+            .await?;
+        for a in anomalies {
+            sqlx::query(
+                "INSERT INTO recon_anomalies (ente, code, subject, detail, amount, detected_at)
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (ente, code, subject) DO NOTHING",
+            )
+            .bind(ente)
+            .bind(&a.code)
+            .bind(&a.subject)
+            .bind(&a.detail)
+            .bind(a.amount.map(|c| c.0))
+            .bind(to_micros(now))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The latest run's match of each movement that has one.
+    pub async fn movement_matches(&self, ente: &str) -> Result<Vec<MovementMatchRecord>> {
+        let rows = sqlx::query(
+            "SELECT movement_id, matched_flow_id, match_method, match_status
+             FROM treasury_movements WHERE ente = $1 AND match_status IS NOT NULL
+             ORDER BY movement_id",
+        )
+        .bind(ente)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(MovementMatchRecord {
+                    movement_id: r.try_get("movement_id")?,
+                    flow_id: r.try_get("matched_flow_id")?,
+                    method: r.try_get("match_method")?,
+                    status: r.try_get("match_status")?,
+                })
+            })
+            .collect()
+    }
+
+    /// The latest run's anomalies, optionally of one code.
+    pub async fn recon_anomalies(
+        &self,
+        ente: &str,
+        code: Option<&str>,
+    ) -> Result<Vec<AnomalyRecord>> {
+        let rows = sqlx::query(
+            "SELECT code, subject, detail, amount FROM recon_anomalies
+             WHERE ente = $1 AND ($2 = '' OR code = $2) ORDER BY code, subject",
+        )
+        .bind(ente)
+        .bind(code.unwrap_or(""))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AnomalyRecord {
+                    code: r.try_get("code")?,
+                    subject: r.try_get("subject")?,
+                    detail: r.try_get("detail")?,
+                    amount: r.try_get::<Option<i64>, _>("amount")?.map(Cents),
+                })
+            })
+            .collect()
+    }
+}
+
+/// A flow's inconsistencies in words, for the clerk who reads the anomaly.
+fn problems(flow: &ReportingFlow) -> String {
+    use incasso_core::fdr::FlowInconsistency as I;
+    flow.inconsistencies()
+        .iter()
+        .map(|i| match i {
+            I::Count { declared, lines } => {
+                format!("dichiara {declared} pagamenti ma ne elenca {lines}")
+            }
+            I::Total { declared, lines } => format!(
+                "dichiara un totale di {} ma i pagamenti sommano {}",
+                declared.to_italian(),
+                lines.to_italian()
+            ),
+            I::DuplicateLine { iuv, iur, index } => {
+                format!("il pagamento IUV {iuv} IUR {iur} indice {index} è ripetuto")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn day(s: &str) -> Result<NaiveDate> {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .map_err(|e| StoreError::Corrupt(format!("data '{s}': {e}")))
+}
