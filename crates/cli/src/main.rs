@@ -14,6 +14,7 @@ mod bus;
 mod config;
 mod demo;
 mod notices;
+mod reconcile;
 mod simulator;
 
 use anyhow::{Context, Result};
@@ -140,6 +141,21 @@ enum Command {
         #[arg(long)]
         output: Option<PathBuf>,
     },
+    /// Take in reporting flows (FdR) and treasury files (OPI giornale di
+    /// cassa, camt.053/054), then match the Ente's sospesi to its flows.
+    /// Exits non-zero if a file was refused (the others are still taken).
+    Reconcile {
+        #[command(flatten)]
+        db: DbArgs,
+        #[arg(long)]
+        ente: String,
+        /// A FlussoRiversamento XML file (repeatable).
+        #[arg(long = "flow")]
+        flows: Vec<PathBuf>,
+        /// A treasury journal or camt file (repeatable).
+        #[arg(long = "treasury")]
+        treasury: Vec<PathBuf>,
+    },
     /// The pagoPA Node, PSP and Checkout simulator.
     Simulator {
         #[command(subcommand)]
@@ -245,6 +261,19 @@ async fn run(cli: Cli) -> Result<()> {
                 _ => anyhow::bail!("indicare --supply, --position oppure --notice"),
             };
             let result = notices::run(&store, &ente, which, &lang, output).await;
+            store.close().await;
+            result
+        }
+        Command::Reconcile {
+            db,
+            ente,
+            flows,
+            treasury,
+        } => {
+            let store = Settings::resolve(&db, None, file_config)?
+                .open_store()
+                .await?;
+            let result = reconcile::run(&store, &ente, &flows, &treasury).await;
             store.close().await;
             result
         }

@@ -752,3 +752,95 @@ fn notices_from_the_command_line() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("avviso 301999999999999999"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `incasso reconcile` takes in a flow and a camt statement, refuses a
+/// broken flow without stopping, and matches the sospeso to its flow.
+#[test]
+fn reconcile_from_the_command_line() {
+    use incasso_core::Cents;
+    use incasso_core::fdr::{FlowOutcome, FlowPayment, PartyIdKind, ReportingFlow};
+    let dir = temp_dir("reconcile");
+    let url = seeded_database(&dir);
+    let day = chrono::NaiveDate::from_ymd_opt(2026, 10, 2).unwrap();
+    let flow = ReportingFlow {
+        flow_id: "2026-10-02PSPA-1".into(),
+        flow_date_time: chrono_now(),
+        settlement_ref: "TRN-A".into(),
+        settlement_date: day,
+        psp_id: "PSPEITMMXXX".into(),
+        psp_id_kind: PartyIdKind::Bic,
+        psp_name: None,
+        bic: None,
+        ente: "80000130585".into(),
+        ente_name: None,
+        declared_count: 1,
+        declared_total: Cents(885),
+        payments: vec![FlowPayment {
+            iuv: "01000000000000001".into(),
+            iur: "IUR-1".into(),
+            transfer_index: Some(1),
+            amount: Cents(885),
+            outcome: FlowOutcome::Paid,
+            outcome_date: day,
+        }],
+    };
+    let flow_file = dir.join("flusso.xml");
+    std::fs::write(&flow_file, incasso_recon::fdr::write(&flow)).unwrap();
+    let broken = dir.join("rotto.xml");
+    std::fs::write(&broken, "<FlussoRiversamento>").unwrap();
+    // The spec's camt.053, on the Ente's account, paying the flow.
+    let spec = incasso_testkit::spec_dir().expect("the spec folder");
+    let camt =
+        std::fs::read_to_string(spec.join("treasury/camt/samples/camt053.v2.multi.statement.xml"))
+            .unwrap()
+            .replace("NL26VAYB8060476890", "IT65B0200805364000104567891")
+            .replace(
+                "Transaction Description 1",
+                "/PUR/LGPE-RIVERSAMENTO/URI/2026-10-02PSPA-1",
+            );
+    let camt_file = dir.join("estratto.xml");
+    std::fs::write(&camt_file, camt).unwrap();
+    let out = incasso_for_ente("reconcile", &url)
+        .arg("--flow")
+        .arg(&flow_file)
+        .arg("--flow")
+        .arg(&broken)
+        .arg("--treasury")
+        .arg(&camt_file)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "a refused file makes the exit non-zero"
+    );
+    assert!(
+        stderr.contains("rotto.xml: rifiutato [FDR_INVALID]"),
+        "{stderr}"
+    );
+    assert!(stdout.contains("flusso"), "{stdout}");
+    assert!(stdout.contains("2 movimenti nuovi"), "{stdout}");
+    assert!(
+        stdout.contains("1 flussi, 1 sospesi aperti, 1 abbinati"),
+        "{stdout}"
+    );
+    // Again, with the same files: nothing new, the same result, exit 0.
+    let out = incasso_for_ente("reconcile", &url)
+        .arg("--flow")
+        .arg(&flow_file)
+        .arg("--treasury")
+        .arg(&camt_file)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("già acquisito"), "{stdout}");
+    assert!(stdout.contains("0 movimenti nuovi"), "{stdout}");
+    assert!(stdout.contains("1 abbinati"), "{stdout}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
