@@ -8,11 +8,13 @@
 //!   read with the schema's rules, and written for the simulator.
 //! - [`opi`] and [`camt`]: the treasury's movements, from the OPI journal
 //!   (*giornale di cassa* 1.7.1 and 1.8) or ISO 20022 camt.053/054.
+//! - [`breakdown`]: money split over accertamenti, to the cent.
 //! - [`matching`]: sospesi matched to flows, anomalies, and each transfer
 //!   classified by which of its four sources agree.
 //!
 //! Nothing here touches the database or the network.
 
+pub mod breakdown;
 pub mod camt;
 pub mod causale;
 pub mod fdr;

@@ -24,6 +24,8 @@ pub enum ReconError {
     UnknownEnte(String),
     #[error("il file è dell'ente {found}, non di {expected}")]
     OtherEnte { expected: String, found: String },
+    #[error("il sospeso {0} non è abbinato a un flusso")]
+    NotMatched(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -36,6 +38,7 @@ impl ReconError {
             ReconError::Treasury(_) => TreasuryError::CODE,
             ReconError::UnknownEnte(_) => "UNKNOWN_ENTE",
             ReconError::OtherEnte { .. } => "OTHER_ENTE",
+            ReconError::NotMatched(_) => "MOVEMENT_NOT_MATCHED",
             ReconError::Store(_) => "STORE_ERROR",
         }
     }
@@ -252,4 +255,56 @@ pub async fn reconcile(
         matched,
         anomalies: by_code,
     })
+}
+
+/// What a breakdown is of.
+#[derive(Debug, Clone, Copy)]
+pub enum BreakdownOf<'a> {
+    /// The current version of a flow.
+    Flow(&'a str),
+    /// A sospeso: the flow it was matched to.
+    Movement(&'a str),
+    /// One IUV, over every flow that reports it.
+    Iuv(&'a str),
+}
+
+/// Amounts by accertamento (`None`: attributed to none), to the cent: the
+/// parts add up to what the flow lines moved.
+pub async fn breakdown(
+    store: &Store,
+    ente: &str,
+    of: BreakdownOf<'_>,
+) -> Result<incasso_recon::breakdown::Breakdown, ReconError> {
+    use incasso_recon::breakdown::{self, Line};
+    use incasso_store::LinesOf;
+    let flow_of_movement;
+    let lines_of = match of {
+        BreakdownOf::Flow(id) => LinesOf::Flow(id),
+        BreakdownOf::Iuv(iuv) => LinesOf::Iuv(iuv),
+        BreakdownOf::Movement(id) => {
+            let matched = store
+                .movement_matches(ente)
+                .await?
+                .into_iter()
+                .find(|m| m.movement_id == id && m.status == "MATCHED")
+                .and_then(|m| m.flow_id)
+                .ok_or(ReconError::NotMatched(id.to_string()))?;
+            flow_of_movement = matched;
+            LinesOf::Flow(&flow_of_movement)
+        }
+    };
+    let defaults = store.default_accertamenti(ente).await?;
+    let lines: Vec<Line> = store
+        .accounted_lines(ente, lines_of)
+        .await?
+        .into_iter()
+        .map(|l| Line {
+            fallback: l.category.as_ref().and_then(|c| defaults.get(c).cloned()),
+            iuv: l.iuv,
+            transfer_index: l.transfer_index,
+            amount: l.amount,
+            quotas: l.quotas,
+        })
+        .collect();
+    Ok(breakdown::breakdown(&lines))
 }

@@ -408,3 +408,138 @@ async fn bad_files_are_refused_whole_and_write_nothing() {
         store.close().await;
     }
 }
+
+/// A flow, its sospeso and an IUV broken down over accertamenti: by the
+/// transfers' quotas, by the service's default where a transfer has none,
+/// and "attributed to none" for a payment incasso does not know.
+#[tokio::test]
+async fn a_flow_and_its_sospeso_are_broken_down_by_accertamento() {
+    use incasso_core::accertamento::{Accertamento, AccertamentoRef};
+    use incasso_core::catalogue::Service;
+    use incasso_core::ente::StationLink;
+    use incasso_core::sample::{self, PositionSpec};
+    use incasso_server::reconcile::BreakdownOf;
+    const CATEGORY: &str = "9/0101101IM/";
+    let acc = |code: &str| AccertamentoRef {
+        year: 2026,
+        code: code.into(),
+    };
+    for backend in backends() {
+        let url = fresh_database_url(backend).await;
+        let store = store(&url).await;
+        let now = Utc::now();
+        store
+            .add_station(
+                ENTE,
+                &StationLink {
+                    broker_id: "15376371009".into(),
+                    station_id: "15376371009_01".into(),
+                    segregation_code: 1,
+                },
+                now,
+            )
+            .await
+            .unwrap();
+        for code in ["ACC-A", "ACC-B", "ACC-C"] {
+            store
+                .put_accertamento(
+                    ENTE,
+                    &Accertamento {
+                        year: 2026,
+                        code: code.into(),
+                        description: code.into(),
+                        chapter: "1010".into(),
+                        article: None,
+                        active: true,
+                    },
+                )
+                .await
+                .unwrap();
+        }
+        store
+            .put_service(
+                ENTE,
+                &Service {
+                    code: "TARI".into(),
+                    name: "TARI".into(),
+                    office_code: None,
+                    taxonomy_code: CATEGORY.into(),
+                    default_accertamento: Some(acc("ACC-C")),
+                    iban: None,
+                    fixed_amount: None,
+                    spontaneous: false,
+                    pagopa_service_id: None,
+                    active: true,
+                },
+            )
+            .await
+            .unwrap();
+        let mut iuvs = Vec::new();
+        for (key, cents, quotas) in [
+            ("Q-1", 10_000, vec![(acc("ACC-A"), 70), (acc("ACC-B"), 30)]),
+            ("Q-2", 5_000, vec![]),
+        ] {
+            let p = sample::position(&PositionSpec {
+                ente: ENTE,
+                company_name: "Comune di Borgo Esempio",
+                iupd: key.into(),
+                debtor_index: 1,
+                amount: Cents(cents),
+                description: "TARI 2026".into(),
+                category: CATEGORY,
+                iban: IBAN,
+                due_date: now + chrono::Duration::days(30),
+                installments: 0,
+                second_beneficiary: None,
+                quotas,
+            });
+            let stored = store.create_position(ENTE, p, now, true).await.unwrap();
+            iuvs.push(stored.position.options[0].iuv.clone().unwrap());
+        }
+        let mut f = flow("2026-10-02PSPQ-1", "TRN-Q", &[10_000, 5_000, 777], 6);
+        f.payments[0].iuv = iuvs[0].clone();
+        f.payments[1].iuv = iuvs[1].clone();
+        reconcile::take_flow(&store, ENTE, fdr::write(&f).as_bytes(), now)
+            .await
+            .unwrap();
+        let by_flow = reconcile::breakdown(&store, ENTE, BreakdownOf::Flow(&f.flow_id))
+            .await
+            .unwrap();
+        assert_eq!(
+            by_flow,
+            BTreeMap::from([
+                (Some(acc("ACC-A")), Cents(7_000)),
+                (Some(acc("ACC-B")), Cents(3_000)),
+                (Some(acc("ACC-C")), Cents(5_000)),
+                (None, Cents(777)),
+            ]),
+            "{backend:?}"
+        );
+        let by_iuv = reconcile::breakdown(&store, ENTE, BreakdownOf::Iuv(&iuvs[0]))
+            .await
+            .unwrap();
+        assert_eq!(by_iuv.values().map(|c| c.0).sum::<i64>(), 10_000);
+        // The sospeso: not matched yet, then matched and broken down alike.
+        let doc = journal(&[Sospeso {
+            number: 201,
+            cents: 15_777,
+            causale: "/PUR/LGPE-RIVERSAMENTO/URI/2026-10-02PSPQ-1",
+            trn: None,
+            operation: "ESEGUITO",
+        }]);
+        reconcile::take_treasury_file(&store, ENTE, doc.as_bytes(), now)
+            .await
+            .unwrap();
+        // The sample journal's year is 2022.
+        let movement = "2022/0000005/0000201/ESEGUITO";
+        let e = reconcile::breakdown(&store, ENTE, BreakdownOf::Movement(movement)).await;
+        assert_eq!(e.unwrap_err().code(), "MOVEMENT_NOT_MATCHED");
+        let summary = reconcile::reconcile(&store, ENTE, now).await.unwrap();
+        assert_eq!(summary.matched, 1, "{backend:?}");
+        let by_movement = reconcile::breakdown(&store, ENTE, BreakdownOf::Movement(movement))
+            .await
+            .unwrap();
+        assert_eq!(by_movement, by_flow, "{backend:?}");
+        store.close().await;
+    }
+}

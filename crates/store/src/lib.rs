@@ -27,7 +27,9 @@ pub use claim::SupplyClaim;
 pub use keys::{ApiKeyRecord, KeyScope};
 pub use positions::{ListFilter, OrderBy, Page, StoredPosition};
 pub use receipts::{Anomaly, ReceiptOutcome, ReceiptRecord, StoredReceipt};
-pub use recon::{AnomalyRecord, FlowIntake, MovementMatchRecord, StoredFlow};
+pub use recon::{
+    AccountedLine, AnomalyRecord, FlowIntake, LinesOf, MovementMatchRecord, StoredFlow,
+};
 pub use supply_writer::{Bulk, numbers_of};
 pub use time::{from_micros, to_micros};
 

@@ -5,10 +5,12 @@
 //! is stored whole with its lines or not at all; a journal's movements are
 //! stored together, each once by the bank's id.
 
+use crate::positions::QuotaJson;
 use crate::time::{from_micros, to_micros};
 use crate::{Result, Store, StoreError};
 use chrono::{DateTime, NaiveDate, Utc};
 use incasso_core::Cents;
+use incasso_core::accertamento::AccertamentoRef;
 use incasso_core::fdr::ReportingFlow;
 use incasso_core::treasury::{Direction, TreasuryMovement};
 use sqlx::Row;
@@ -404,6 +406,130 @@ fn problems(flow: &ReportingFlow) -> String {
         })
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+/// Which flow lines a breakdown covers.
+#[derive(Debug, Clone, Copy)]
+pub enum LinesOf<'a> {
+    /// The current version of one flow.
+    Flow(&'a str),
+    /// One IUV, in the current version of every flow.
+    Iuv(&'a str),
+}
+
+/// A flow line with its transfer's accounting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountedLine {
+    pub flow_id: String,
+    pub iuv: String,
+    pub transfer_index: u8,
+    /// Signed: a revocation counts negative.
+    pub amount: Cents,
+    pub outcome: u8,
+    /// The transfer's quotas; empty when the position is unknown or has
+    /// none.
+    pub quotas: Vec<(AccertamentoRef, Cents)>,
+    /// The transfer's taxonomy code, to find its service's default.
+    pub category: Option<String>,
+}
+
+impl Store {
+    /// The lines of a flow, or of an IUV, with their transfers' quotas.
+    pub async fn accounted_lines(&self, ente: &str, of: LinesOf<'_>) -> Result<Vec<AccountedLine>> {
+        let (filter, value) = match of {
+            LinesOf::Flow(id) => ("p.flow_id = $2", id),
+            LinesOf::Iuv(iuv) => ("p.iuv = $2", iuv),
+        };
+        let sql = format!(
+            "SELECT p.flow_id, p.iuv, p.transfer_index, p.amount, p.outcome, t.quotas, t.category
+             FROM flow_payments p
+             JOIN reporting_flows f ON f.ente = p.ente AND f.flow_id = p.flow_id
+                 AND f.flow_date_time = p.flow_date_time AND f.current = 1
+             LEFT JOIN transfers t ON t.ente = p.ente AND t.iuv = p.iuv
+                 AND t.id_transfer = p.transfer_index
+             WHERE p.ente = $1 AND {filter}
+             ORDER BY p.flow_id, p.line"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(ente)
+            .bind(value)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let outcome = r.try_get::<i64, _>("outcome")? as u8;
+                let amount: i64 = r.try_get("amount")?;
+                let quotas = match r.try_get::<Option<String>, _>("quotas")? {
+                    Some(json) => serde_json::from_str::<Vec<QuotaJson>>(&json)
+                        .map_err(|e| StoreError::Corrupt(format!("quote: {e}")))?
+                        .into_iter()
+                        .map(|q| {
+                            (
+                                AccertamentoRef {
+                                    year: q.year,
+                                    code: q.code,
+                                },
+                                Cents(q.amount),
+                            )
+                        })
+                        .collect(),
+                    None => Vec::new(),
+                };
+                Ok(AccountedLine {
+                    flow_id: r.try_get("flow_id")?,
+                    iuv: r.try_get("iuv")?,
+                    transfer_index: r.try_get::<i64, _>("transfer_index")? as u8,
+                    // Outcome 3 (revoked) takes money back.
+                    amount: Cents(if outcome == 3 { -amount } else { amount }),
+                    outcome,
+                    quotas,
+                    category: r.try_get("category")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Each taxonomy code's default accertamento, where exactly one of the
+    /// Ente's services has that code and names one: a transfer without
+    /// quotas goes there. Ambiguous codes are left out, never guessed.
+    pub async fn default_accertamenti(
+        &self,
+        ente: &str,
+    ) -> Result<std::collections::HashMap<String, AccertamentoRef>> {
+        let rows = sqlx::query(
+            "SELECT taxonomy_code, accertamento_year, accertamento_code FROM services
+             WHERE ente = $1",
+        )
+        .bind(ente)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut seen: std::collections::HashMap<String, Option<AccertamentoRef>> =
+            std::collections::HashMap::new();
+        for r in &rows {
+            let code: String = r.try_get("taxonomy_code")?;
+            let acc = match (
+                r.try_get::<Option<i64>, _>("accertamento_year")?,
+                r.try_get::<Option<String>, _>("accertamento_code")?,
+            ) {
+                (Some(year), Some(code)) => Some(AccertamentoRef {
+                    year: year as i32,
+                    code,
+                }),
+                _ => None,
+            };
+            seen.entry(code)
+                .and_modify(|existing| {
+                    if *existing != acc {
+                        *existing = None;
+                    }
+                })
+                .or_insert(acc);
+        }
+        Ok(seen
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| (k, v)))
+            .collect())
+    }
 }
 
 fn day(s: &str) -> Result<NaiveDate> {
