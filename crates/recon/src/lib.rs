@@ -9,6 +9,7 @@
 //! - [`opi`] and [`camt`]: the treasury's movements, from the OPI journal
 //!   (*giornale di cassa* 1.7.1 and 1.8) or ISO 20022 camt.053/054.
 //! - [`breakdown`]: money split over accertamenti, to the cent.
+//! - [`reversale`]: regularization proposals as OPI reversali.
 //! - [`matching`]: sospesi matched to flows, anomalies, and each transfer
 //!   classified by which of its four sources agree.
 //!
@@ -20,6 +21,7 @@ pub mod causale;
 pub mod fdr;
 pub mod matching;
 pub mod opi;
+pub mod reversale;
 
 /// A treasury file refused, with where and why (in Italian, for the clerk).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
