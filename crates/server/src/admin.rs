@@ -80,6 +80,36 @@ pub fn routes() -> Router<AppState> {
                 )),
         )
         .route(
+            "/enti/{fiscalCode}/flows",
+            get(crate::recon_api::list_flows)
+                .post(crate::recon_api::post_flow)
+                .layer(axum::extract::DefaultBodyLimit::max(
+                    crate::recon_api::MAX_RECON_FILE_BYTES,
+                )),
+        )
+        .route(
+            "/enti/{fiscalCode}/flows/{flowId}/payments",
+            get(crate::recon_api::flow_payments),
+        )
+        .route(
+            "/enti/{fiscalCode}/treasury",
+            axum::routing::post(crate::recon_api::post_treasury).layer(
+                axum::extract::DefaultBodyLimit::max(crate::recon_api::MAX_RECON_FILE_BYTES),
+            ),
+        )
+        .route(
+            "/enti/{fiscalCode}/reconciliation",
+            axum::routing::post(crate::recon_api::run),
+        )
+        .route(
+            "/enti/{fiscalCode}/breakdown",
+            get(crate::recon_api::breakdown),
+        )
+        .route(
+            "/enti/{fiscalCode}/anomalies",
+            get(crate::recon_api::anomalies),
+        )
+        .route(
             "/enti/{fiscalCode}/layouts",
             get(crate::bus_api::list_layouts),
         )
@@ -877,6 +907,9 @@ async fn create_intermediary_key(
           crate::bus_api::upload, crate::bus_api::get_supply, crate::notices::notice_pdf, crate::notices::position_pdf, crate::notices::supply_zip, crate::notices::filtered_zip, crate::notices::put_logo, crate::notices::delete_logo, crate::bus_api::report,
           crate::bus_api::outcome, crate::bus_api::list_layouts, crate::bus_api::get_layout,
           crate::bus_api::put_layout, crate::bus_api::export,
+          crate::recon_api::post_flow, crate::recon_api::list_flows, crate::recon_api::flow_payments,
+          crate::recon_api::post_treasury, crate::recon_api::run, crate::recon_api::breakdown,
+          crate::recon_api::anomalies,
           list_offices, put_office, delete_office, list_services, get_service, put_service,
           list_accertamenti, get_accertamento, put_accertamento,
           list_ente_keys, create_ente_key, revoke_ente_key, list_intermediary_keys, create_intermediary_key),

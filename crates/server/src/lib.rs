@@ -17,6 +17,7 @@ pub mod inbox;
 pub mod node;
 mod node_demand;
 pub mod notices;
+pub mod recon_api;
 pub mod reconcile;
 pub mod supply;
 

@@ -543,3 +543,144 @@ async fn a_flow_and_its_sospeso_are_broken_down_by_accertamento() {
         store.close().await;
     }
 }
+
+/// The DigitFIN API: flows and a journal posted, a run, the flows, their
+/// payments, a breakdown and the anomalies read back; bad input answered
+/// with its code; another Ente's key refused.
+#[tokio::test]
+async fn the_reconciliation_api() {
+    incasso_pagopa::connector::install_crypto_provider();
+    for backend in backends() {
+        let url = fresh_database_url(backend).await;
+        let store = store(&url).await;
+        let (_, key) = incasso_server::auth::issue_key(&store, Some(ENTE), "test")
+            .await
+            .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!(
+            "http://{}/api/v1/enti/{ENTE}",
+            listener.local_addr().unwrap()
+        );
+        tokio::spawn(incasso_server::serve_with_listener(
+            listener,
+            store.clone(),
+            std::future::pending(),
+        ));
+        let http = reqwest::Client::new();
+        let post = |path: &str, body: Vec<u8>| {
+            http.post(format!("{base}{path}"))
+                .header("Ocp-Apim-Subscription-Key", &key)
+                .body(body)
+                .send()
+        };
+        let get = |path: String| {
+            http.get(format!("{base}{path}"))
+                .header("Ocp-Apim-Subscription-Key", &key)
+                .send()
+        };
+        let a = flow("2026-10-02PSPA-1", "TRN-A", &[10_000, 5_000], 6);
+        let r = post("/flows", fdr::write(&a).into_bytes()).await.unwrap();
+        assert_eq!(r.status(), 201, "{backend:?}");
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(body["intake"], "STORED");
+        let r = post("/flows", fdr::write(&a).into_bytes()).await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(
+            r.json::<serde_json::Value>().await.unwrap()["intake"],
+            "ALREADY_KNOWN"
+        );
+        // A broken flow: 400 with its code and where it breaks.
+        let broken = fdr::write(&a).replacen(
+            "<singoloImportoPagato>100.00<",
+            "<singoloImportoPagato>100<",
+            1,
+        );
+        let r = post("/flows", broken.into_bytes()).await.unwrap();
+        assert_eq!(r.status(), 400);
+        let problem: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(problem["code"], "FDR_INVALID", "{problem}");
+        assert!(
+            problem["detail"]
+                .as_str()
+                .unwrap()
+                .contains("datiSingoliPagamenti[1]")
+        );
+        let doc = journal(&[Sospeso {
+            number: 1,
+            cents: 15_000,
+            causale: "/PUR/LGPE-RIVERSAMENTO/URI/2026-10-02PSPA-1",
+            trn: None,
+            operation: "ESEGUITO",
+        }]);
+        let r = post("/treasury", doc.into_bytes()).await.unwrap();
+        assert_eq!(r.status(), 201);
+        assert_eq!(
+            r.json::<serde_json::Value>().await.unwrap()["newMovements"],
+            3
+        );
+        let r = post("/reconciliation", Vec::new()).await.unwrap();
+        assert_eq!(r.status(), 200);
+        let summary: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(summary["matched"], 1, "{summary}");
+        let flows: serde_json::Value = get("/flows".into()).await.unwrap().json().await.unwrap();
+        assert_eq!(flows[0]["flowId"], "2026-10-02PSPA-1");
+        assert_eq!(flows[0]["linesTotal"], 15_000);
+        let payments: serde_json::Value = get(format!("/flows/{}/payments", a.flow_id))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(payments.as_array().unwrap().len(), 2);
+        assert_eq!(payments[1]["amount"], 5_000);
+        let r = get("/flows/NOPE/payments".into()).await.unwrap();
+        assert_eq!(r.status(), 404);
+        // The payments are unknown to incasso: all of it attributed to none.
+        let b: serde_json::Value =
+            get("/breakdown?movementId=2022/0000005/0000001/ESEGUITO".into())
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+        assert_eq!(
+            b,
+            serde_json::json!([{"year": null, "accertamento": null, "amount": 15_000}])
+        );
+        let r = get("/breakdown?flowId=x&iuv=y".into()).await.unwrap();
+        assert_eq!(r.status(), 400);
+        let anomalies: serde_json::Value = get("/anomalies?code=MOVEMENT_WITHOUT_FLOW".into())
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(anomalies.as_array().unwrap().len(), 0, "{anomalies}");
+        // Another Ente's key reads nothing here.
+        store
+            .create_ente(
+                &Ente {
+                    fiscal_code: "97000000022".into(),
+                    name: "Altro".into(),
+                    ipa_code: None,
+                    iban: None,
+                    postal_iban: None,
+                    cbill_code: None,
+                    email: None,
+                },
+                Utc::now(),
+            )
+            .await
+            .unwrap();
+        let (_, other) = incasso_server::auth::issue_key(&store, Some("97000000022"), "x")
+            .await
+            .unwrap();
+        let r = http
+            .get(format!("{base}/flows"))
+            .header("Ocp-Apim-Subscription-Key", &other)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403);
+    }
+}

@@ -422,6 +422,7 @@ pub enum LinesOf<'a> {
 pub struct AccountedLine {
     pub flow_id: String,
     pub iuv: String,
+    pub iur: String,
     pub transfer_index: u8,
     /// Signed: a revocation counts negative.
     pub amount: Cents,
@@ -441,7 +442,7 @@ impl Store {
             LinesOf::Iuv(iuv) => ("p.iuv = $2", iuv),
         };
         let sql = format!(
-            "SELECT p.flow_id, p.iuv, p.transfer_index, p.amount, p.outcome, t.quotas, t.category
+            "SELECT p.flow_id, p.iuv, p.iur, p.transfer_index, p.amount, p.outcome, t.quotas, t.category
              FROM flow_payments p
              JOIN reporting_flows f ON f.ente = p.ente AND f.flow_id = p.flow_id
                  AND f.flow_date_time = p.flow_date_time AND f.current = 1
@@ -478,6 +479,7 @@ impl Store {
                 Ok(AccountedLine {
                     flow_id: r.try_get("flow_id")?,
                     iuv: r.try_get("iuv")?,
+                    iur: r.try_get("iur")?,
                     transfer_index: r.try_get::<i64, _>("transfer_index")? as u8,
                     // Outcome 3 (revoked) takes money back.
                     amount: Cents(if outcome == 3 { -amount } else { amount }),

@@ -1,0 +1,332 @@
+//! DigitFIN's reconciliation API under `/api/v1/enti/{fiscalCode}`: take in
+//! reporting flows and treasury files, run the matching, read the flows,
+//! their payments, the breakdowns over accertamenti, and the anomalies.
+//! Amounts are integer euro cents.
+
+use crate::AppState;
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiQuery};
+use crate::reconcile::{self, BreakdownOf, ReconError};
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use incasso_store::{FlowIntake, LinesOf};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+/// A day's flow of a big PSP to a big Ente, or a month's journal.
+pub const MAX_RECON_FILE_BYTES: usize = 64 * 1024 * 1024;
+
+fn recon_error(e: ReconError) -> ApiError {
+    let code = e.code();
+    let detail = e.to_string();
+    match e {
+        ReconError::Flow(_) | ReconError::Treasury(_) => ApiError::bad_request(code, detail),
+        ReconError::UnknownEnte(_) => ApiError::new(StatusCode::NOT_FOUND, code, detail),
+        ReconError::OtherEnte { .. } | ReconError::NotMatched(_) => {
+            ApiError::new(StatusCode::CONFLICT, code, detail)
+        }
+        ReconError::Store(s) => s.into(),
+    }
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FlowIntakeDto {
+    pub flow_id: String,
+    /// STORED, REPLACED (a later version of a known flow), ALREADY_KNOWN
+    /// (nothing changed) or OUTDATED (older than the one held: kept aside).
+    pub intake: String,
+}
+
+/// Take in a reporting flow (`FlussoRiversamento` XML, 1.0.4 or 1.0.5).
+#[utoipa::path(post, path = "/api/v1/enti/{fiscalCode}/flows", tag = "reconciliation",
+    params(("fiscalCode" = String, Path)),
+    request_body(content = Vec<u8>, content_type = "application/xml"),
+    responses((status = 201, body = FlowIntakeDto), (status = 200, body = FlowIntakeDto),
+              (status = 400, body = crate::error::ProblemJson), (status = 409, body = crate::error::ProblemJson)))]
+pub async fn post_flow(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(ente): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    caller.require_ente(&ente)?;
+    let flow_id = incasso_recon::fdr::parse(&body)
+        .map(|f| f.flow_id)
+        .unwrap_or_default();
+    let intake = reconcile::take_flow(&state.store, &ente, &body, Utc::now())
+        .await
+        .map_err(recon_error)?;
+    let (status, name) = match intake {
+        FlowIntake::Stored => (StatusCode::CREATED, "STORED"),
+        FlowIntake::Replaced => (StatusCode::CREATED, "REPLACED"),
+        FlowIntake::AlreadyKnown => (StatusCode::OK, "ALREADY_KNOWN"),
+        FlowIntake::Outdated => (StatusCode::OK, "OUTDATED"),
+    };
+    Ok((
+        status,
+        Json(FlowIntakeDto {
+            flow_id,
+            intake: name.into(),
+        }),
+    )
+        .into_response())
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FlowDto {
+    pub flow_id: String,
+    pub flow_date_time: String,
+    pub settlement_ref: String,
+    pub settlement_date: String,
+    pub psp_id: String,
+    pub declared_total: i64,
+    pub lines_total: i64,
+    pub lines: i64,
+    /// What the flow contradicts in itself; empty when nothing.
+    pub problems: String,
+}
+
+/// The current version of each of the Ente's flows.
+#[utoipa::path(get, path = "/api/v1/enti/{fiscalCode}/flows", tag = "reconciliation",
+    params(("fiscalCode" = String, Path)),
+    responses((status = 200, body = Vec<FlowDto>)))]
+pub async fn list_flows(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(ente): Path<String>,
+) -> Result<Json<Vec<FlowDto>>, ApiError> {
+    caller.require_ente(&ente)?;
+    let flows = state.store.current_flows(&ente).await?;
+    Ok(Json(
+        flows
+            .into_iter()
+            .map(|f| FlowDto {
+                flow_id: f.flow_id,
+                flow_date_time: f.flow_date_time.to_rfc3339(),
+                settlement_ref: f.settlement_ref,
+                settlement_date: f.settlement_date.to_string(),
+                psp_id: f.psp_id,
+                declared_total: f.declared_total.0,
+                lines_total: f.lines_total.0,
+                lines: f.lines,
+                problems: f.problems,
+            })
+            .collect(),
+    ))
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FlowPaymentDto {
+    pub iuv: String,
+    pub iur: String,
+    pub transfer_index: u8,
+    /// Negative for a revocation.
+    pub amount: i64,
+    /// `codiceEsitoSingoloPagamento`: 0, 3, 4, 8 or 9.
+    pub outcome: u8,
+}
+
+/// The payments a flow reports (its current version).
+#[utoipa::path(get, path = "/api/v1/enti/{fiscalCode}/flows/{flowId}/payments", tag = "reconciliation",
+    params(("fiscalCode" = String, Path), ("flowId" = String, Path)),
+    responses((status = 200, body = Vec<FlowPaymentDto>), (status = 404, body = crate::error::ProblemJson)))]
+pub async fn flow_payments(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((ente, flow_id)): Path<(String, String)>,
+) -> Result<Json<Vec<FlowPaymentDto>>, ApiError> {
+    caller.require_ente(&ente)?;
+    let lines = state
+        .store
+        .accounted_lines(&ente, LinesOf::Flow(&flow_id))
+        .await?;
+    if lines.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "FLOW_UNKNOWN",
+            format!("nessun flusso {flow_id}"),
+        ));
+    }
+    Ok(Json(
+        lines
+            .into_iter()
+            .map(|l| FlowPaymentDto {
+                iuv: l.iuv,
+                iur: l.iur,
+                transfer_index: l.transfer_index,
+                amount: l.amount.0,
+                outcome: l.outcome,
+            })
+            .collect(),
+    ))
+}
+
+/// Take in a treasury file: an OPI giornale di cassa (1.7.1, 1.8) or a
+/// camt.053/054 statement. Movements already known are left as they are.
+#[utoipa::path(post, path = "/api/v1/enti/{fiscalCode}/treasury", tag = "reconciliation",
+    params(("fiscalCode" = String, Path)),
+    request_body(content = Vec<u8>, content_type = "application/xml"),
+    responses((status = 201, body = TreasuryIntakeDto), (status = 400, body = crate::error::ProblemJson),
+              (status = 409, body = crate::error::ProblemJson)))]
+pub async fn post_treasury(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(ente): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    caller.require_ente(&ente)?;
+    let new = reconcile::take_treasury_file(&state.store, &ente, &body, Utc::now())
+        .await
+        .map_err(recon_error)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(TreasuryIntakeDto { new_movements: new }),
+    )
+        .into_response())
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TreasuryIntakeDto {
+    pub new_movements: usize,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SummaryDto {
+    pub flows: usize,
+    pub open_sospesi: usize,
+    pub matched: usize,
+    /// Anomalies of this run by code.
+    pub anomalies: std::collections::BTreeMap<String, usize>,
+}
+
+/// Match the Ente's open sospesi to its flows; replaces the previous run's
+/// results.
+#[utoipa::path(post, path = "/api/v1/enti/{fiscalCode}/reconciliation", tag = "reconciliation",
+    params(("fiscalCode" = String, Path)),
+    responses((status = 200, body = SummaryDto)))]
+pub async fn run(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(ente): Path<String>,
+) -> Result<Json<SummaryDto>, ApiError> {
+    caller.require_ente(&ente)?;
+    let s = reconcile::reconcile(&state.store, &ente, Utc::now())
+        .await
+        .map_err(recon_error)?;
+    Ok(Json(SummaryDto {
+        flows: s.flows,
+        open_sospesi: s.open_sospesi,
+        matched: s.matched,
+        anomalies: s.anomalies,
+    }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+pub struct BreakdownQuery {
+    /// A flow (its current version).
+    flow_id: Option<String>,
+    /// A sospeso, by the movement id the treasury intake gave it.
+    movement_id: Option<String>,
+    /// One IUV.
+    iuv: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BreakdownDto {
+    /// None: money attributed to no accertamento.
+    pub year: Option<i32>,
+    pub accertamento: Option<String>,
+    pub amount: i64,
+}
+
+/// The breakdown over accertamenti of a flow, a sospeso or an IUV (exactly
+/// one of the three).
+#[utoipa::path(get, path = "/api/v1/enti/{fiscalCode}/breakdown", tag = "reconciliation",
+    params(("fiscalCode" = String, Path), BreakdownQuery),
+    responses((status = 200, body = Vec<BreakdownDto>), (status = 400, body = crate::error::ProblemJson),
+              (status = 409, body = crate::error::ProblemJson)))]
+pub async fn breakdown(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(ente): Path<String>,
+    ApiQuery(q): ApiQuery<BreakdownQuery>,
+) -> Result<Json<Vec<BreakdownDto>>, ApiError> {
+    caller.require_ente(&ente)?;
+    let of = match (&q.flow_id, &q.movement_id, &q.iuv) {
+        (Some(f), None, None) => BreakdownOf::Flow(f),
+        (None, Some(m), None) => BreakdownOf::Movement(m),
+        (None, None, Some(i)) => BreakdownOf::Iuv(i),
+        _ => {
+            return Err(ApiError::bad_request(
+                "BREAKDOWN_SUBJECT",
+                "indicare uno solo tra flowId, movementId e iuv",
+            ));
+        }
+    };
+    let b = reconcile::breakdown(&state.store, &ente, of)
+        .await
+        .map_err(recon_error)?;
+    Ok(Json(
+        b.into_iter()
+            .map(|(acc, cents)| BreakdownDto {
+                year: acc.as_ref().map(|a| a.year),
+                accertamento: acc.map(|a| a.code),
+                amount: cents.0,
+            })
+            .collect(),
+    ))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+pub struct AnomalyQuery {
+    /// Only this code (e.g. AMOUNT_MISMATCH, FLOW_WITHOUT_MOVEMENT).
+    code: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AnomalyDto {
+    pub code: String,
+    pub subject: String,
+    pub detail: String,
+    pub amount: Option<i64>,
+}
+
+/// The latest run's anomalies.
+#[utoipa::path(get, path = "/api/v1/enti/{fiscalCode}/anomalies", tag = "reconciliation",
+    params(("fiscalCode" = String, Path), AnomalyQuery),
+    responses((status = 200, body = Vec<AnomalyDto>)))]
+pub async fn anomalies(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(ente): Path<String>,
+    ApiQuery(q): ApiQuery<AnomalyQuery>,
+) -> Result<Json<Vec<AnomalyDto>>, ApiError> {
+    caller.require_ente(&ente)?;
+    let list = state
+        .store
+        .recon_anomalies(&ente, q.code.as_deref())
+        .await?;
+    Ok(Json(
+        list.into_iter()
+            .map(|a| AnomalyDto {
+                code: a.code,
+                subject: a.subject,
+                detail: a.detail,
+                amount: a.amount.map(|c| c.0),
+            })
+            .collect(),
+    ))
+}
