@@ -50,6 +50,19 @@ pub enum Which {
         #[arg(long)]
         quick: bool,
     },
+    /// A big Comune's year of reconciliation on SQLite: reporting flows
+    /// taken in (XML parsed and stored), the treasury's sospesi, and the
+    /// matching run.
+    Recon {
+        /// Reporting flows (one sospeso each).
+        #[arg(long, default_value_t = 30_000)]
+        flows: u64,
+        /// Payments per flow.
+        #[arg(long, default_value_t = 100)]
+        lines: u64,
+        #[arg(long)]
+        quick: bool,
+    },
     /// Create positions through the store and through the HTTP API, and
     /// compare with raw SQLite inserts of the same rows.
     Positions {
@@ -84,6 +97,14 @@ pub async fn run(which: Which) -> Result<()> {
             let cycles = if quick { 300 } else { cycles };
             node(cycles, concurrency.max(1), database_url).await
         }
+        Which::Recon {
+            flows,
+            lines,
+            quick,
+        } => {
+            let (flows, lines) = if quick { (300, 10) } else { (flows, lines) };
+            crate::bench_recon::run(flows, lines).await
+        }
         Which::Positions {
             n,
             http_n,
@@ -97,7 +118,7 @@ pub async fn run(which: Which) -> Result<()> {
     }
 }
 
-const ENTE: &str = "80000130585";
+pub(crate) const ENTE: &str = "80000130585";
 const IBAN: &str = "IT65B0200805364000104567891";
 const CATEGORY: &str = "9/0101101IM/";
 
@@ -138,7 +159,7 @@ fn spec(i: u64, prefix: &str) -> DebtPosition {
     })
 }
 
-async fn prepare(store: &Store) -> Result<()> {
+pub(crate) async fn prepare(store: &Store) -> Result<()> {
     let now = Utc::now();
     if store.get_ente(ENTE).await.is_ok() {
         return Ok(());
@@ -341,11 +362,11 @@ async fn positions(
     Ok(())
 }
 
-fn round2(v: f64) -> f64 {
+pub(crate) fn round2(v: f64) -> f64 {
     (v * 100.0).round() / 100.0
 }
 
-fn tempdir() -> Result<std::path::PathBuf> {
+pub(crate) fn tempdir() -> Result<std::path::PathBuf> {
     let dir = std::env::temp_dir().join(format!(
         "incasso-bench-{}-{}",
         std::process::id(),

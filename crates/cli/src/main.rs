@@ -4,6 +4,7 @@
 //! line (clap's own).
 
 mod bench;
+mod bench_recon;
 
 /// The server allocates and frees many small objects per request (XML trees,
 /// rows, JSON); mimalloc measured faster than glibc malloc for that.

@@ -228,6 +228,30 @@ fn bench_positions_quick_prints_its_json_last() {
     }
 }
 
+#[test]
+fn bench_recon_quick_prints_its_json_last() {
+    let out = incasso()
+        .args(["bench", "recon", "--quick"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let last = stdout.lines().last().unwrap();
+    let v: serde_json::Value = serde_json::from_str(last).unwrap();
+    assert_eq!(v["bench"], "recon");
+    assert_eq!(v["items"], 3000);
+    // One flow in a hundred has no sospeso; the rest are matched except the
+    // ones with a wrong amount (one in a hundred).
+    assert_eq!(v["matched"], 294, "{last}");
+    for key in ["seconds", "per_s", "peak_rss_mb", "flows_seconds", "match_seconds"] {
+        assert!(v[key].as_f64().is_some_and(|x| x > 0.0), "{key} in {last}");
+    }
+}
+
 /// With `serve --demo`, the built-in simulator is up: a notice is paid from
 /// the command line (`incasso simulator pay`) and another through the
 /// Checkout page the demo's pay link leads to.

@@ -39,7 +39,7 @@ fn placeholder(dialect: Dialect, n: usize) -> String {
     }
 }
 
-fn push_placeholder(sql: &mut String, dialect: Dialect, n: &mut usize) {
+pub(crate) fn push_placeholder(sql: &mut String, dialect: Dialect, n: &mut usize) {
     *n += 1;
     match dialect {
         Dialect::Sqlite => sql.push('?'),

@@ -128,24 +128,18 @@ impl Store {
                 "INSERT INTO flow_payments (ente, flow_id, flow_date_time, line, iuv, iur,
                     transfer_index, amount, outcome, outcome_date) VALUES ",
             );
+            // Anonymous placeholders on SQLite: `$n` ones are looked up by
+            // name, at a cost that grows with the square of their number.
+            let mut n = 0;
             for i in 0..chunk.len() {
-                let b = i * 10;
-                if i > 0 {
-                    sql.push(',');
+                sql.push_str(if i > 0 { ",(" } else { "(" });
+                for c in 0..10 {
+                    if c > 0 {
+                        sql.push(',');
+                    }
+                    crate::batch::push_placeholder(&mut sql, self.dialect, &mut n);
                 }
-                sql.push_str(&format!(
-                    "(${},${},${},${},${},${},${},${},${},${})",
-                    b + 1,
-                    b + 2,
-                    b + 3,
-                    b + 4,
-                    b + 5,
-                    b + 6,
-                    b + 7,
-                    b + 8,
-                    b + 9,
-                    b + 10
-                ));
+                sql.push(')');
             }
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             for (i, p) in chunk.iter().enumerate() {
