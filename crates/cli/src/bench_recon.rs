@@ -40,8 +40,7 @@ fn flow(i: u64, lines: u64) -> ReportingFlow {
         .collect();
     ReportingFlow {
         flow_id: flow_id(i),
-        flow_date_time: Utc
-            .from_utc_datetime(&day.and_hms_opt(6, 0, 0).unwrap())
+        flow_date_time: Utc.from_utc_datetime(&day.and_hms_opt(6, 0, 0).unwrap())
             + Duration::days(1),
         settlement_ref: format!("TRN{i:012}"),
         settlement_date: day,
@@ -72,9 +71,17 @@ fn sospeso(i: u64, f: &ReportingFlow) -> Option<TreasuryMovement> {
             None,
             f.declared_total.0,
         ),
-        n if n % 20 == 1 => ("ACCREDITO DA PSP".to_string(), Some(f.settlement_ref.clone()), f.declared_total.0),
+        n if n % 20 == 1 => (
+            "ACCREDITO DA PSP".to_string(),
+            Some(f.settlement_ref.clone()),
+            f.declared_total.0,
+        ),
         n if n % 20 == 2 => (
-            format!("BONIFICO /PUR/LGPE-RIVERSAMENTO/URI/{} {}", &id[..18], &id[18..]),
+            format!(
+                "BONIFICO /PUR/LGPE-RIVERSAMENTO/URI/{} {}",
+                &id[..18],
+                &id[18..]
+            ),
             None,
             f.declared_total.0,
         ),
@@ -87,7 +94,13 @@ fn sospeso(i: u64, f: &ReportingFlow) -> Option<TreasuryMovement> {
     Some(movement(i, causale, trn, amount, f.settlement_date))
 }
 
-fn movement(n: u64, causale: String, trn: Option<String>, cents: i64, day: NaiveDate) -> TreasuryMovement {
+fn movement(
+    n: u64,
+    causale: String,
+    trn: Option<String>,
+    cents: i64,
+    day: NaiveDate,
+) -> TreasuryMovement {
     TreasuryMovement {
         movement_id: format!("2026/0000001/{n:07}/ESEGUITO"),
         ente: ENTE.into(),
@@ -146,7 +159,10 @@ pub async fn run(flows: u64, lines: u64) -> Result<()> {
 
     let payments = flows * lines;
     let total = (flow_time + treasury_time + match_time).as_secs_f64();
-    println!("bench recon (sqlite): {flows} flows of {lines} payments, {} sospesi", movements.len());
+    println!(
+        "bench recon (sqlite): {flows} flows of {lines} payments, {} sospesi",
+        movements.len()
+    );
     println!("  {:<44} {:>10} {:>12}", "phase", "seconds", "per second");
     println!(
         "  {:<44} {:>10.2} {:>12.0}",

@@ -50,6 +50,9 @@ pub async fn run(store: &Store, ente: &str, flows: &[PathBuf], treasury: &[PathB
         "riconciliazione: {} flussi, {} sospesi aperti, {} abbinati",
         summary.flows, summary.open_sospesi, summary.matched
     );
+    for (class, n) in &summary.lines_by_class {
+        println!("  pagamenti {class}: {n}");
+    }
     for (code, n) in &summary.anomalies {
         println!("  anomalia {code}: {n}");
     }

@@ -247,7 +247,13 @@ fn bench_recon_quick_prints_its_json_last() {
     // One flow in a hundred has no sospeso; the rest are matched except the
     // ones with a wrong amount (one in a hundred).
     assert_eq!(v["matched"], 294, "{last}");
-    for key in ["seconds", "per_s", "peak_rss_mb", "flows_seconds", "match_seconds"] {
+    for key in [
+        "seconds",
+        "per_s",
+        "peak_rss_mb",
+        "flows_seconds",
+        "match_seconds",
+    ] {
         assert!(v[key].as_f64().is_some_and(|x| x > 0.0), "{key} in {last}");
     }
 }

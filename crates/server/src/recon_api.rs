@@ -206,6 +206,8 @@ pub struct SummaryDto {
     pub matched: usize,
     /// Anomalies of this run by code.
     pub anomalies: std::collections::BTreeMap<String, usize>,
+    /// Flow lines by which of their four sources agree.
+    pub lines_by_class: std::collections::BTreeMap<String, usize>,
 }
 
 /// Match the Ente's open sospesi to its flows; replaces the previous run's
@@ -227,6 +229,7 @@ pub async fn run(
         open_sospesi: s.open_sospesi,
         matched: s.matched,
         anomalies: s.anomalies,
+        lines_by_class: s.lines_by_class,
     }))
 }
 

@@ -102,6 +102,9 @@ pub struct Summary {
     pub open_sospesi: usize,
     pub matched: usize,
     pub anomalies: BTreeMap<String, usize>,
+    /// Flow lines by which of their four sources agree (position, receipt,
+    /// flow, treasury): RECONCILED, AWAITING_TREASURY, ...
+    pub lines_by_class: BTreeMap<String, usize>,
 }
 
 /// Matches the Ente's open sospesi to its flows and replaces the recorded
@@ -235,6 +238,80 @@ pub async fn reconcile(
             },
         });
     }
+    // Every flow line, by which of its sources agree. Problems are grouped
+    // by flow: a flow of another Ente's payments is one anomaly, not a
+    // thousand.
+    let paid_flows: std::collections::HashSet<&str> = records
+        .iter()
+        .filter(|r| r.status == "MATCHED")
+        .filter_map(|r| r.flow_id.as_deref())
+        .collect();
+    let mut lines_by_class: BTreeMap<String, usize> = BTreeMap::new();
+    let mut grouped: BTreeMap<(&'static str, String), (Vec<String>, i64)> = BTreeMap::new();
+    let mut seen_lines = std::collections::HashSet::new();
+    let facts = store.line_facts(ente).await?;
+    for l in &facts {
+        let class = matching::classify(matching::Sources {
+            position: l.has_option,
+            receipt: l.has_receipt,
+            flow: true,
+            treasury: paid_flows.contains(l.flow_id.as_str()),
+        });
+        *lines_by_class.entry(class.code().to_string()).or_insert(0) += 1;
+        let expects_receipt = matches!(l.outcome, 0 | 4);
+        let mut problem = |code: &'static str, what: String| {
+            let e = grouped.entry((code, l.flow_id.clone())).or_default();
+            e.0.push(what);
+            e.1 += l.amount.0;
+        };
+        match class {
+            matching::Classification::UnknownDebt => problem("UNKNOWN_IUV", l.iuv.clone()),
+            matching::Classification::FlowWithoutReceipt if expects_receipt => {
+                problem("PAYMENT_WITHOUT_RECEIPT", l.iuv.clone())
+            }
+            _ => {}
+        }
+        if let Some(expected) = l.transfer_amount
+            && l.outcome != 3
+            && expected != l.amount
+        {
+            problem(
+                "LINE_AMOUNT_MISMATCH",
+                format!(
+                    "{} (atteso {}, rendicontato {})",
+                    l.iuv,
+                    expected.to_italian(),
+                    l.amount.to_italian()
+                ),
+            );
+        }
+        if l.outcome != 3 && !seen_lines.insert((l.iuv.as_str(), l.transfer_index)) {
+            problem(
+                "DUPLICATE_PAYMENT",
+                format!("{} indice {}", l.iuv, l.transfer_index),
+            );
+        }
+    }
+    for ((code, flow_id), (items, cents)) in grouped {
+        let shown: Vec<&str> = items.iter().take(10).map(String::as_str).collect();
+        let more = if items.len() > shown.len() {
+            ", …"
+        } else {
+            ""
+        };
+        let what = match code {
+            "UNKNOWN_IUV" => "pagamenti di IUV sconosciuti",
+            "PAYMENT_WITHOUT_RECEIPT" => "pagamenti senza ricevuta",
+            "LINE_AMOUNT_MISMATCH" => "pagamenti di importo diverso dalla posizione",
+            _ => "pagamenti già rendicontati in un altro flusso",
+        };
+        anomalies.push(AnomalyRecord {
+            code: code.into(),
+            subject: flow_id,
+            detail: format!("{} {what}: {}{more}", items.len(), shown.join(", ")),
+            amount: Some(Cents(cents)),
+        });
+    }
     // What a flow contradicts in itself: count, total, repeated lines.
     for f in flows.iter().filter(|f| !f.problems.is_empty()) {
         anomalies.push(AnomalyRecord {
@@ -254,6 +331,7 @@ pub async fn reconcile(
         open_sospesi: result.matches.len(),
         matched,
         anomalies: by_code,
+        lines_by_class,
     })
 }
 

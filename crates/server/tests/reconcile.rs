@@ -42,7 +42,8 @@ fn flow(id: &str, trn: &str, lines: &[i64], hour: u32) -> ReportingFlow {
         .iter()
         .enumerate()
         .map(|(i, c)| FlowPayment {
-            iuv: format!("01{:015}", i + 1),
+            // Each flow its own IUVs: the letter after "PSP" in its id.
+            iuv: format!("01{:03}{:012}", id.as_bytes()[13], i + 1),
             iur: format!("{id}-{i}"),
             transfer_index: Some(1),
             amount: Cents(*c),
@@ -287,6 +288,8 @@ async fn flows_and_a_journal_reconcile_with_every_anomaly_reported() {
                 // C (mismatched) and D (reversed).
                 ("FLOW_WITHOUT_MOVEMENT", 2),
                 ("MOVEMENT_WITHOUT_FLOW", 2),
+                // incasso has no positions for these flows' payments.
+                ("UNKNOWN_IUV", 4),
             ]),
             "{backend:?}"
         );
@@ -682,5 +685,158 @@ async fn the_reconciliation_api() {
             .await
             .unwrap();
         assert_eq!(r.status(), 403);
+    }
+}
+
+/// Each flow line classified by its four sources, and the line-level
+/// anomalies: a payment without its receipt (but not for outcome 9), an
+/// amount other than the position's, the same payment in two flows.
+#[tokio::test]
+async fn flow_lines_are_classified_by_their_four_sources() {
+    use incasso_core::ente::StationLink;
+    use incasso_core::sample::{self, PositionSpec};
+    use incasso_store::ReceiptRecord;
+    for backend in backends() {
+        let url = fresh_database_url(backend).await;
+        let store = store(&url).await;
+        let now = Utc::now();
+        store
+            .add_station(
+                ENTE,
+                &StationLink {
+                    broker_id: "15376371009".into(),
+                    station_id: "15376371009_01".into(),
+                    segregation_code: 1,
+                },
+                now,
+            )
+            .await
+            .unwrap();
+        // Four positions of 10.00; receipts for the first two and the last.
+        let mut options = Vec::new();
+        for k in 0..4 {
+            let p = sample::position(&PositionSpec {
+                ente: ENTE,
+                company_name: "Comune di Borgo Esempio",
+                iupd: format!("L-{k}"),
+                debtor_index: k,
+                amount: Cents(1_000),
+                description: "TARI".into(),
+                category: "9/0101101IM/",
+                iban: IBAN,
+                due_date: now + chrono::Duration::days(30),
+                installments: 0,
+                second_beneficiary: None,
+                quotas: vec![],
+            });
+            let stored = store.create_position(ENTE, p, now, true).await.unwrap();
+            let o = stored.position.options[0].clone();
+            options.push((
+                o.iuv.unwrap(),
+                o.notice_number.unwrap().as_str().to_string(),
+            ));
+        }
+        for k in [0usize, 1, 3] {
+            let (iuv, nav) = &options[k];
+            store
+                .record_receipt(
+                    &ReceiptRecord {
+                        ente: ENTE.into(),
+                        receipt_id: format!("R-{k}"),
+                        notice_number: nav.clone(),
+                        iuv: iuv.clone(),
+                        owner_ente: ENTE.into(),
+                        outcome: "OK".into(),
+                        amount: 1_000,
+                        fee: None,
+                        psp_id: "PSP".into(),
+                        psp_name: "PSP".into(),
+                        channel_id: "C".into(),
+                        payment_method: None,
+                        payment_date_time: Some(now),
+                        application_date: None,
+                        transfer_date: None,
+                        station_id: "15376371009_01".into(),
+                        primitive: "paSendRTV2".into(),
+                        stand_in: false,
+                        transfers_json: "[]".into(),
+                        raw_xml: "<x/>".into(),
+                    },
+                    now,
+                )
+                .await
+                .unwrap();
+        }
+        // Flow A: position 0 (receipt), 1 (receipt, reported for 9.99),
+        // 2 (no receipt, outcome 0), an unknown IUV.
+        let mut a = flow("2026-10-02PSPA-1", "TRN-A", &[1_000, 999, 1_000, 500], 6);
+        a.payments[0].iuv = options[0].0.clone();
+        a.payments[1].iuv = options[1].0.clone();
+        a.payments[2].iuv = options[2].0.clone();
+        // Flow B: position 2 again, outcome 9 (paid without a receipt),
+        // and position 3 (receipt); its sospeso never comes.
+        let mut b = flow("2026-10-02PSPB-1", "TRN-B", &[1_000, 1_000], 6);
+        b.payments[0].iuv = options[2].0.clone();
+        b.payments[0].outcome = FlowOutcome::PaidWithoutReceipt;
+        b.payments[1].iuv = options[3].0.clone();
+        for f in [&a, &b] {
+            reconcile::take_flow(&store, ENTE, fdr::write(f).as_bytes(), now)
+                .await
+                .unwrap();
+        }
+        let doc = journal(&[Sospeso {
+            number: 1,
+            cents: 3_499,
+            causale: "/PUR/LGPE-RIVERSAMENTO/URI/2026-10-02PSPA-1",
+            trn: None,
+            operation: "ESEGUITO",
+        }]);
+        reconcile::take_treasury_file(&store, ENTE, doc.as_bytes(), now)
+            .await
+            .unwrap();
+        let s = reconcile::reconcile(&store, ENTE, now).await.unwrap();
+        let classes: BTreeMap<&str, usize> = s
+            .lines_by_class
+            .iter()
+            .map(|(k, v)| (k.as_str(), *v))
+            .collect();
+        assert_eq!(
+            classes,
+            BTreeMap::from([
+                // A's lines 0 and 1: position, receipt, flow and treasury.
+                ("RECONCILED", 2),
+                // A's line 2 (outcome 0) and B's line 0 (outcome 9).
+                ("FLOW_WITHOUT_RECEIPT", 2),
+                ("UNKNOWN_DEBT", 1),
+                // B's line 1: its sospeso has not come.
+                ("AWAITING_TREASURY", 1),
+            ]),
+            "{backend:?}"
+        );
+        let of = |code: &str| s.anomalies.get(code).copied().unwrap_or(0);
+        assert_eq!(
+            of("PAYMENT_WITHOUT_RECEIPT"),
+            1,
+            "{backend:?}: only A's outcome-0 line"
+        );
+        assert_eq!(of("UNKNOWN_IUV"), 1);
+        assert_eq!(of("LINE_AMOUNT_MISMATCH"), 1);
+        assert_eq!(
+            of("DUPLICATE_PAYMENT"),
+            1,
+            "{backend:?}: position 2 in A and in B"
+        );
+        let mismatch = store
+            .recon_anomalies(ENTE, Some("LINE_AMOUNT_MISMATCH"))
+            .await
+            .unwrap();
+        assert!(
+            mismatch[0]
+                .detail
+                .contains("atteso 10,00, rendicontato 9,99"),
+            "{}",
+            mismatch[0].detail
+        );
+        store.close().await;
     }
 }

@@ -28,7 +28,7 @@ pub use keys::{ApiKeyRecord, KeyScope};
 pub use positions::{ListFilter, OrderBy, Page, StoredPosition};
 pub use receipts::{Anomaly, ReceiptOutcome, ReceiptRecord, StoredReceipt};
 pub use recon::{
-    AccountedLine, AnomalyRecord, FlowIntake, LinesOf, MovementMatchRecord, StoredFlow,
+    AccountedLine, AnomalyRecord, FlowIntake, LineFacts, LinesOf, MovementMatchRecord, StoredFlow,
 };
 pub use supply_writer::{Bulk, numbers_of};
 pub use time::{from_micros, to_micros};

@@ -528,6 +528,63 @@ impl Store {
     }
 }
 
+/// What is known of one flow line (current versions): whether incasso has
+/// the payment option and a receipt for its IUV, and the position's amount
+/// for its transfer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineFacts {
+    pub flow_id: String,
+    pub iuv: String,
+    pub transfer_index: u8,
+    pub amount: Cents,
+    pub outcome: u8,
+    pub has_option: bool,
+    pub has_receipt: bool,
+    /// The position's transfer amount, if the transfer exists.
+    pub transfer_amount: Option<Cents>,
+}
+
+impl Store {
+    /// The facts of every line of the Ente's current flows.
+    pub async fn line_facts(&self, ente: &str) -> Result<Vec<LineFacts>> {
+        let rows = sqlx::query(
+            "SELECT p.flow_id, p.iuv, p.transfer_index, p.amount, p.outcome,
+                EXISTS (SELECT 1 FROM payment_options o WHERE o.ente = p.ente AND o.iuv = p.iuv)
+                    AS has_option,
+                EXISTS (SELECT 1 FROM receipts r WHERE r.ente = p.ente AND r.iuv = p.iuv)
+                    AS has_receipt,
+                (SELECT t.amount FROM transfers t WHERE t.ente = p.ente AND t.iuv = p.iuv
+                    AND t.id_transfer = p.transfer_index) AS transfer_amount
+             FROM flow_payments p
+             JOIN reporting_flows f ON f.ente = p.ente AND f.flow_id = p.flow_id
+                 AND f.flow_date_time = p.flow_date_time AND f.current = 1
+             WHERE p.ente = $1",
+        )
+        .bind(ente)
+        .fetch_all(&self.pool)
+        .await?;
+        // EXISTS is an integer on SQLite and a boolean on PostgreSQL.
+        let flag = |r: &sqlx::any::AnyRow, c: &str| -> Result<bool> {
+            Ok(r.try_get::<bool, _>(c)
+                .or_else(|_| r.try_get::<i64, _>(c).map(|v| v != 0))?)
+        };
+        rows.iter()
+            .map(|r| {
+                Ok(LineFacts {
+                    flow_id: r.try_get("flow_id")?,
+                    iuv: r.try_get("iuv")?,
+                    transfer_index: r.try_get::<i64, _>("transfer_index")? as u8,
+                    amount: Cents(r.try_get("amount")?),
+                    outcome: r.try_get::<i64, _>("outcome")? as u8,
+                    has_option: flag(r, "has_option")?,
+                    has_receipt: flag(r, "has_receipt")?,
+                    transfer_amount: r.try_get::<Option<i64>, _>("transfer_amount")?.map(Cents),
+                })
+            })
+            .collect()
+    }
+}
+
 fn day(s: &str) -> Result<NaiveDate> {
     NaiveDate::parse_from_str(s, "%Y-%m-%d")
         .map_err(|e| StoreError::Corrupt(format!("data '{s}': {e}")))
