@@ -247,58 +247,58 @@ pub async fn reconcile(
         .filter_map(|r| r.flow_id.as_deref())
         .collect();
     let mut lines_by_class: BTreeMap<String, usize> = BTreeMap::new();
-    let mut grouped: BTreeMap<(&'static str, String), (Vec<String>, i64)> = BTreeMap::new();
-    let mut seen_lines = std::collections::HashSet::new();
-    let facts = store.line_facts(ente).await?;
-    for l in &facts {
-        let class = matching::classify(matching::Sources {
-            position: l.has_option,
-            receipt: l.has_receipt,
-            flow: true,
-            treasury: paid_flows.contains(l.flow_id.as_str()),
-        });
-        *lines_by_class.entry(class.code().to_string()).or_insert(0) += 1;
-        let expects_receipt = matches!(l.outcome, 0 | 4);
-        let mut problem = |code: &'static str, what: String| {
-            let e = grouped.entry((code, l.flow_id.clone())).or_default();
-            e.0.push(what);
-            e.1 += l.amount.0;
-        };
-        match class {
-            matching::Classification::UnknownDebt => problem("UNKNOWN_IUV", l.iuv.clone()),
-            matching::Classification::FlowWithoutReceipt if expects_receipt => {
-                problem("PAYMENT_WITHOUT_RECEIPT", l.iuv.clone())
+    // Per (code, flow): up to ten examples, how many, how much.
+    let mut grouped: BTreeMap<(&'static str, String), (Vec<String>, usize, i64)> = BTreeMap::new();
+    // Lines met so far, as 128-bit fingerprints: millions of lines, and a
+    // false "reported twice" would need a collision of two hashes.
+    let mut seen_lines: std::collections::HashSet<u128> = std::collections::HashSet::new();
+    store
+        .for_each_line_fact(ente, |l| {
+            let class = matching::classify(matching::Sources {
+                position: l.has_option,
+                receipt: l.has_receipt,
+                flow: true,
+                treasury: paid_flows.contains(l.flow_id.as_str()),
+            });
+            *lines_by_class.entry(class.code().to_string()).or_insert(0) += 1;
+            let expects_receipt = matches!(l.outcome, 0 | 4);
+            let mut problem = |code: &'static str, what: &dyn Fn() -> String| {
+                let e = grouped.entry((code, l.flow_id.clone())).or_default();
+                if e.0.len() < 10 {
+                    e.0.push(what());
+                }
+                e.1 += 1;
+                e.2 += l.amount.0;
+            };
+            match class {
+                matching::Classification::UnknownDebt => problem("UNKNOWN_IUV", &|| l.iuv.clone()),
+                matching::Classification::FlowWithoutReceipt if expects_receipt => {
+                    problem("PAYMENT_WITHOUT_RECEIPT", &|| l.iuv.clone())
+                }
+                _ => {}
             }
-            _ => {}
-        }
-        if let Some(expected) = l.transfer_amount
-            && l.outcome != 3
-            && expected != l.amount
-        {
-            problem(
-                "LINE_AMOUNT_MISMATCH",
-                format!(
-                    "{} (atteso {}, rendicontato {})",
-                    l.iuv,
-                    expected.to_italian(),
-                    l.amount.to_italian()
-                ),
-            );
-        }
-        if l.outcome != 3 && !seen_lines.insert((l.iuv.as_str(), l.transfer_index)) {
-            problem(
-                "DUPLICATE_PAYMENT",
-                format!("{} indice {}", l.iuv, l.transfer_index),
-            );
-        }
-    }
-    for ((code, flow_id), (items, cents)) in grouped {
-        let shown: Vec<&str> = items.iter().take(10).map(String::as_str).collect();
-        let more = if items.len() > shown.len() {
-            ", …"
-        } else {
-            ""
-        };
+            if let Some(expected) = l.transfer_amount
+                && l.outcome != 3
+                && expected != l.amount
+            {
+                problem("LINE_AMOUNT_MISMATCH", &|| {
+                    format!(
+                        "{} (atteso {}, rendicontato {})",
+                        l.iuv,
+                        expected.to_italian(),
+                        l.amount.to_italian()
+                    )
+                });
+            }
+            if l.outcome != 3 && !seen_lines.insert(fingerprint(&l.iuv, l.transfer_index)) {
+                problem("DUPLICATE_PAYMENT", &|| {
+                    format!("{} indice {}", l.iuv, l.transfer_index)
+                });
+            }
+        })
+        .await?;
+    for ((code, flow_id), (shown, count, cents)) in grouped {
+        let more = if count > shown.len() { ", …" } else { "" };
         let what = match code {
             "UNKNOWN_IUV" => "pagamenti di IUV sconosciuti",
             "PAYMENT_WITHOUT_RECEIPT" => "pagamenti senza ricevuta",
@@ -308,7 +308,7 @@ pub async fn reconcile(
         anomalies.push(AnomalyRecord {
             code: code.into(),
             subject: flow_id,
-            detail: format!("{} {what}: {}{more}", items.len(), shown.join(", ")),
+            detail: format!("{count} {what}: {}{more}", shown.join(", ")),
             amount: Some(Cents(cents)),
         });
     }
@@ -385,4 +385,18 @@ pub async fn breakdown(
         })
         .collect();
     Ok(breakdown::breakdown(&lines))
+}
+
+/// A 128-bit fingerprint of a payment's transfer, from two independently
+/// keyed hashes.
+fn fingerprint(iuv: &str, index: u8) -> u128 {
+    use std::hash::{Hash, Hasher};
+    let half = |salt: u8| {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        salt.hash(&mut h);
+        iuv.hash(&mut h);
+        index.hash(&mut h);
+        h.finish()
+    };
+    (u128::from(half(0)) << 64) | u128::from(half(1))
 }

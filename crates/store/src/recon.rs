@@ -545,9 +545,15 @@ pub struct LineFacts {
 }
 
 impl Store {
-    /// The facts of every line of the Ente's current flows.
-    pub async fn line_facts(&self, ente: &str) -> Result<Vec<LineFacts>> {
-        let rows = sqlx::query(
+    /// The facts of every line of the Ente's current flows, streamed to
+    /// `each`: a big Comune's year has millions of lines.
+    pub async fn for_each_line_fact(
+        &self,
+        ente: &str,
+        mut each: impl FnMut(LineFacts),
+    ) -> Result<()> {
+        use futures_util::TryStreamExt;
+        let mut rows = sqlx::query(
             "SELECT p.flow_id, p.iuv, p.transfer_index, p.amount, p.outcome,
                 EXISTS (SELECT 1 FROM payment_options o WHERE o.ente = p.ente AND o.iuv = p.iuv)
                     AS has_option,
@@ -561,27 +567,25 @@ impl Store {
              WHERE p.ente = $1",
         )
         .bind(ente)
-        .fetch_all(&self.pool)
-        .await?;
+        .fetch(&self.pool);
         // EXISTS is an integer on SQLite and a boolean on PostgreSQL.
         let flag = |r: &sqlx::any::AnyRow, c: &str| -> Result<bool> {
             Ok(r.try_get::<bool, _>(c)
                 .or_else(|_| r.try_get::<i64, _>(c).map(|v| v != 0))?)
         };
-        rows.iter()
-            .map(|r| {
-                Ok(LineFacts {
-                    flow_id: r.try_get("flow_id")?,
-                    iuv: r.try_get("iuv")?,
-                    transfer_index: r.try_get::<i64, _>("transfer_index")? as u8,
-                    amount: Cents(r.try_get("amount")?),
-                    outcome: r.try_get::<i64, _>("outcome")? as u8,
-                    has_option: flag(r, "has_option")?,
-                    has_receipt: flag(r, "has_receipt")?,
-                    transfer_amount: r.try_get::<Option<i64>, _>("transfer_amount")?.map(Cents),
-                })
-            })
-            .collect()
+        while let Some(r) = rows.try_next().await? {
+            each(LineFacts {
+                flow_id: r.try_get("flow_id")?,
+                iuv: r.try_get("iuv")?,
+                transfer_index: r.try_get::<i64, _>("transfer_index")? as u8,
+                amount: Cents(r.try_get("amount")?),
+                outcome: r.try_get::<i64, _>("outcome")? as u8,
+                has_option: flag(&r, "has_option")?,
+                has_receipt: flag(&r, "has_receipt")?,
+                transfer_amount: r.try_get::<Option<i64>, _>("transfer_amount")?.map(Cents),
+            });
+        }
+        Ok(())
     }
 }
 
