@@ -156,6 +156,10 @@ enum Command {
         /// A treasury journal or camt file (repeatable).
         #[arg(long = "treasury")]
         treasury: Vec<PathBuf>,
+        /// First fetch the Ente's new flows from the pagoPA Node, through
+        /// its station's connection.
+        #[arg(long)]
+        fetch: bool,
     },
     /// The pagoPA Node, PSP and Checkout simulator.
     Simulator {
@@ -270,11 +274,12 @@ async fn run(cli: Cli) -> Result<()> {
             ente,
             flows,
             treasury,
+            fetch,
         } => {
             let store = Settings::resolve(&db, None, file_config)?
                 .open_store()
                 .await?;
-            let result = reconcile::run(&store, &ente, &flows, &treasury).await;
+            let result = reconcile::run(&store, &ente, fetch, &flows, &treasury).await;
             store.close().await;
             result
         }

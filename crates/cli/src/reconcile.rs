@@ -7,10 +7,29 @@ use incasso_server::reconcile;
 use incasso_store::{FlowIntake, Store};
 use std::path::PathBuf;
 
-pub async fn run(store: &Store, ente: &str, flows: &[PathBuf], treasury: &[PathBuf]) -> Result<()> {
+pub async fn run(
+    store: &Store,
+    ente: &str,
+    fetch: bool,
+    flows: &[PathBuf],
+    treasury: &[PathBuf],
+) -> Result<()> {
     let now = Utc::now();
     // Every file is tried; one refused file does not stop the others.
     let mut refused = 0;
+    if fetch {
+        let r = reconcile::fetch_flows(store, ente, now)
+            .await
+            .map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))?;
+        println!(
+            "nodo: {} flussi elencati, {} acquisiti, {} già presenti",
+            r.listed, r.taken, r.known
+        );
+        for (flow, why) in &r.refused {
+            refused += 1;
+            eprintln!("flusso {flow}: rifiutato {why}");
+        }
+    }
     for path in flows {
         let bytes =
             std::fs::read(path).with_context(|| format!("lettura di {}", path.display()))?;

@@ -88,6 +88,10 @@ pub fn routes() -> Router<AppState> {
                 )),
         )
         .route(
+            "/enti/{fiscalCode}/flows/fetch",
+            axum::routing::post(crate::recon_api::fetch),
+        )
+        .route(
             "/enti/{fiscalCode}/flows/{flowId}/payments",
             get(crate::recon_api::flow_payments),
         )
@@ -909,7 +913,7 @@ async fn create_intermediary_key(
           crate::bus_api::put_layout, crate::bus_api::export,
           crate::recon_api::post_flow, crate::recon_api::list_flows, crate::recon_api::flow_payments,
           crate::recon_api::post_treasury, crate::recon_api::run, crate::recon_api::breakdown,
-          crate::recon_api::anomalies,
+          crate::recon_api::anomalies, crate::recon_api::fetch,
           list_offices, put_office, delete_office, list_services, get_service, put_service,
           list_accertamenti, get_accertamento, put_accertamento,
           list_ente_keys, create_ente_key, revoke_ente_key, list_intermediary_keys, create_intermediary_key),

@@ -29,6 +29,7 @@ fn recon_error(e: ReconError) -> ApiError {
         ReconError::OtherEnte { .. } | ReconError::NotMatched(_) => {
             ApiError::new(StatusCode::CONFLICT, code, detail)
         }
+        ReconError::Node(_) => ApiError::new(StatusCode::BAD_GATEWAY, code, detail),
         ReconError::Store(s) => s.into(),
     }
 }
@@ -332,4 +333,48 @@ pub async fn anomalies(
             })
             .collect(),
     ))
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FetchDto {
+    pub listed: usize,
+    pub taken: usize,
+    pub known: usize,
+    /// Flows refused, each with why.
+    pub refused: Vec<RefusedFlowDto>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RefusedFlowDto {
+    pub flow_id: String,
+    pub reason: String,
+}
+
+/// Fetch the Ente's reporting flows from the pagoPA Node now (SOAP
+/// `nodoChiediElencoFlussiRendicontazione` / `nodoChiediFlussoRendicontazione`)
+/// and take in those not yet held.
+#[utoipa::path(post, path = "/api/v1/enti/{fiscalCode}/flows/fetch", tag = "reconciliation",
+    params(("fiscalCode" = String, Path)),
+    responses((status = 200, body = FetchDto), (status = 502, body = crate::error::ProblemJson)))]
+pub async fn fetch(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(ente): Path<String>,
+) -> Result<Json<FetchDto>, ApiError> {
+    caller.require_ente(&ente)?;
+    let r = reconcile::fetch_flows(&state.store, &ente, Utc::now())
+        .await
+        .map_err(recon_error)?;
+    Ok(Json(FetchDto {
+        listed: r.listed,
+        taken: r.taken,
+        known: r.known,
+        refused: r
+            .refused
+            .into_iter()
+            .map(|(flow_id, reason)| RefusedFlowDto { flow_id, reason })
+            .collect(),
+    }))
 }

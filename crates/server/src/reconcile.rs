@@ -24,6 +24,8 @@ pub enum ReconError {
     UnknownEnte(String),
     #[error("il file è dell'ente {found}, non di {expected}")]
     OtherEnte { expected: String, found: String },
+    #[error("nodo dei pagamenti: {0}")]
+    Node(String),
     #[error("il sospeso {0} non è abbinato a un flusso")]
     NotMatched(String),
     #[error(transparent)]
@@ -39,6 +41,7 @@ impl ReconError {
             ReconError::UnknownEnte(_) => "UNKNOWN_ENTE",
             ReconError::OtherEnte { .. } => "OTHER_ENTE",
             ReconError::NotMatched(_) => "MOVEMENT_NOT_MATCHED",
+            ReconError::Node(_) => "NODE_UNAVAILABLE",
             ReconError::Store(_) => "STORE_ERROR",
         }
     }
@@ -399,4 +402,93 @@ fn fingerprint(iuv: &str, index: u8) -> u128 {
         h.finish()
     };
     (u128::from(half(0)) << 64) | u128::from(half(1))
+}
+
+/// What fetching an Ente's flows from the Node did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FetchReport {
+    /// Flows the Node listed.
+    pub listed: usize,
+    /// Flows fetched and taken in (new or later versions).
+    pub taken: usize,
+    /// Listed flows already held.
+    pub known: usize,
+    /// Flows refused, with why: one bad flow never stops the others.
+    pub refused: Vec<(String, String)>,
+}
+
+/// Fetches the Ente's reporting flows from the Node, through the first of
+/// its stations that has a connection, and takes in those not yet held.
+pub async fn fetch_flows(
+    store: &Store,
+    ente: &str,
+    now: DateTime<Utc>,
+) -> Result<FetchReport, ReconError> {
+    use incasso_pagopa::connector::{self, ConnectionSettings, StationIdentity};
+    known_ente(store, ente).await?;
+    let mut chosen = None;
+    for station in store.list_stations(ente).await? {
+        if let Some(json) = store.station_connection(ente, &station.station_id).await? {
+            let settings: ConnectionSettings = serde_json::from_str(&json)
+                .map_err(|e| ReconError::Node(format!("collegamento non leggibile: {e}")))?;
+            chosen = Some((station, settings));
+            break;
+        }
+    }
+    let (station, settings) = chosen.ok_or_else(|| {
+        ReconError::Node("nessuna stazione dell'ente ha un collegamento al nodo".into())
+    })?;
+    let node = connector::build(
+        &settings,
+        StationIdentity {
+            broker_id: station.broker_id.clone(),
+            station_id: station.station_id.clone(),
+        },
+    )
+    .map_err(|e| ReconError::Node(e.to_string()))?;
+    let listed = node
+        .list_reporting_flows(ente)
+        .await
+        .map_err(|e| ReconError::Node(e.to_string()))?;
+    let held: std::collections::HashSet<(String, String)> = store
+        .current_flows(ente)
+        .await?
+        .into_iter()
+        .map(|f| {
+            let rome = incasso_core::time::to_rome(f.flow_date_time);
+            (f.flow_id, rome.format("%Y-%m-%dT%H:%M:%S").to_string())
+        })
+        .collect();
+    let mut report = FetchReport {
+        listed: listed.len(),
+        ..Default::default()
+    };
+    for f in listed {
+        // The Node may give fractions of seconds; the version is the second.
+        let second = f
+            .flow_date_time
+            .get(..19)
+            .unwrap_or(&f.flow_date_time)
+            .to_string();
+        if held.contains(&(f.flow_id.clone(), second)) {
+            report.known += 1;
+            continue;
+        }
+        let outcome = match node.fetch_reporting_flow(ente, &f.flow_id).await {
+            Ok(bytes) => take_flow(store, ente, &bytes, now).await,
+            Err(e) => Err(ReconError::Node(e.to_string())),
+        };
+        match outcome {
+            Ok(FlowIntake::AlreadyKnown) => report.known += 1,
+            Ok(_) => report.taken += 1,
+            Err(ReconError::Store(e)) => return Err(e.into()),
+            Err(e) => {
+                tracing::warn!(flow = %f.flow_id, error = %e, "flusso rifiutato");
+                report
+                    .refused
+                    .push((f.flow_id, format!("[{}] {e}", e.code())));
+            }
+        }
+    }
+    Ok(report)
 }

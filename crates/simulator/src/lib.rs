@@ -76,6 +76,8 @@ struct Inner {
     required_key: Option<String>,
     carts: Mutex<HashMap<String, CartState>>,
     payments: Mutex<Vec<Payment>>,
+    /// Reporting flows published so far, and how many payments they cover.
+    flows: Mutex<Flows>,
     public_url: Mutex<String>,
 }
 
@@ -88,6 +90,7 @@ impl Simulator {
                 required_key: settings.required_subscription_key,
                 carts: Mutex::new(HashMap::new()),
                 payments: Mutex::new(Vec::new()),
+                flows: Mutex::new(Flows::default()),
                 public_url: Mutex::new(String::new()),
             }),
         }
@@ -130,6 +133,7 @@ impl Simulator {
             .route("/nodo/nodeForPa", post(node_for_pa))
             .route("/simulator/faults", get(get_faults).put(put_faults))
             .route("/simulator/payments", get(list_payments))
+            .route("/simulator/flows", post(publish_flows))
             .route("/health", get(|| async { "OK" }))
             .with_state(self.clone())
     }
@@ -184,16 +188,161 @@ async fn list_payments(State(sim): State<Simulator>) -> axum::Json<Vec<Payment>>
     axum::Json(sim.payments())
 }
 
-/// The Node's SOAP interface for the Ente (nodeForPa). Reporting flows come
-/// with the reconciliation work; for now the list is empty, which is what
-/// the Node answers an Ente with no flows.
+/// The reporting flows the PSPs have published.
+#[derive(Default)]
+struct Flows {
+    published: Vec<PublishedFlow>,
+    /// Payments already in a flow (the first this many).
+    reported: usize,
+    next_number: u64,
+}
+
+/// One flow as the Node holds it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PublishedFlow {
+    pub ente: String,
+    pub flow_id: String,
+    pub flow_date_time: String,
+    pub total_cents: i64,
+    pub payments: usize,
+    #[serde(skip)]
+    xml: String,
+}
+
+impl Simulator {
+    /// Publishes the reporting flows of the payments not yet reported: one
+    /// per PSP, beneficiary Ente and day, listing that Ente's transfers.
+    pub fn publish_flows(&self) -> Vec<PublishedFlow> {
+        use incasso_core::Cents;
+        use incasso_core::fdr::{FlowOutcome, FlowPayment, PartyIdKind, ReportingFlow};
+        let payments = self.payments();
+        let mut flows = self.inner.flows.lock().expect("flows lock");
+        let new = payments.get(flows.reported..).unwrap_or_default().to_vec();
+        flows.reported = payments.len();
+        let mut groups: std::collections::BTreeMap<(String, String, String), Vec<FlowPayment>> =
+            std::collections::BTreeMap::new();
+        for p in &new {
+            let day = p.paid_at.get(..10).unwrap_or("1970-01-01").to_string();
+            let date = chrono::NaiveDate::parse_from_str(&day, "%Y-%m-%d").unwrap_or_default();
+            for t in &p.transfers {
+                groups
+                    .entry((p.psp_id.clone(), t.fiscal_code.clone(), day.clone()))
+                    .or_default()
+                    .push(FlowPayment {
+                        iuv: p.iuv.clone(),
+                        iur: p.receipt_ids.first().cloned().unwrap_or_default(),
+                        transfer_index: Some(t.index),
+                        amount: Cents(t.amount_cents),
+                        outcome: FlowOutcome::Paid,
+                        outcome_date: date,
+                    });
+            }
+        }
+        let now = chrono::Utc::now();
+        let mut out = Vec::new();
+        for ((psp, ente, day), lines) in groups {
+            flows.next_number += 1;
+            let flow_id = format!("{day}{psp}-S{:09}", flows.next_number);
+            let total: i64 = lines.iter().map(|l| l.amount.0).sum();
+            let flow = ReportingFlow {
+                flow_id: flow_id.clone(),
+                flow_date_time: now,
+                settlement_ref: format!("SIMTRN{:012}", flows.next_number),
+                settlement_date: chrono::NaiveDate::parse_from_str(&day, "%Y-%m-%d")
+                    .unwrap_or_default(),
+                psp_id: psp,
+                psp_id_kind: PartyIdKind::Bic,
+                psp_name: Some("PSP simulato".into()),
+                bic: None,
+                ente: ente.clone(),
+                ente_name: None,
+                declared_count: lines.len() as u64,
+                declared_total: Cents(total),
+                payments: lines,
+            };
+            let published = PublishedFlow {
+                ente,
+                flow_id,
+                flow_date_time: incasso_core::time::to_rome(now)
+                    .format("%Y-%m-%dT%H:%M:%S")
+                    .to_string(),
+                total_cents: total,
+                payments: flow.payments.len(),
+                xml: incasso_recon::fdr::write(&flow),
+            };
+            flows.published.push(published.clone());
+            out.push(published);
+        }
+        out
+    }
+}
+
+async fn publish_flows(State(sim): State<Simulator>) -> axum::Json<Vec<PublishedFlow>> {
+    axum::Json(sim.publish_flows())
+}
+
+const SOAP_HEAD: &str = r#"<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:ws="http://ws.pagamenti.telematici.gov/"><soapenv:Body>"#;
+const SOAP_TAIL: &str = "</soapenv:Body></soapenv:Envelope>";
+
+/// The Node's SOAP interface for the Ente (nodeForPa): the list of an
+/// Ente's reporting flows, and one flow (base64, as the Node sends it).
 async fn node_for_pa(State(sim): State<Simulator>, body: String) -> axum::response::Response {
+    use base64::Engine as _;
     if let Some(r) = sim.outbound_fault().await {
         return r;
     }
-    if !body.contains("nodoChiediElencoFlussiRendicontazione") {
+    let Ok(root) = incasso_pagopa::xml::parse(body.as_bytes(), Default::default()) else {
+        return (StatusCode::BAD_REQUEST, "richiesta non leggibile").into_response();
+    };
+    let find = |name: &str| -> Option<String> {
+        fn walk(e: &incasso_pagopa::xml::Element, name: &str) -> Option<String> {
+            if e.name == name {
+                return Some(e.text.trim().to_string());
+            }
+            e.children.iter().find_map(|c| walk(c, name))
+        }
+        walk(&root, name)
+    };
+    let ente = find("identificativoDominio").unwrap_or_default();
+    let flows = sim.inner.flows.lock().expect("flows lock");
+    let mut mine = flows.published.iter().filter(|f| f.ente == ente);
+    let mut w = incasso_pagopa::xml::Writer::new();
+    w.raw(SOAP_HEAD);
+    if body.contains("nodoChiediElencoFlussiRendicontazione") {
+        let list: Vec<&PublishedFlow> = mine.collect();
+        w.raw("<ws:nodoChiediElencoFlussiRendicontazioneRisposta>")
+            .open("elencoFlussiRendicontazione")
+            .leaf("totRestituiti", &list.len().to_string());
+        for f in list {
+            w.open("idRendicontazione")
+                .leaf("identificativoFlusso", &f.flow_id)
+                .leaf("dataOraFlusso", &f.flow_date_time)
+                .close("idRendicontazione");
+        }
+        w.close("elencoFlussiRendicontazione")
+            .raw("</ws:nodoChiediElencoFlussiRendicontazioneRisposta>");
+    } else if body.contains("nodoChiediFlussoRendicontazione") {
+        let wanted = find("identificativoFlusso").unwrap_or_default();
+        w.raw("<ws:nodoChiediFlussoRendicontazioneRisposta>");
+        match mine.rfind(|f| f.flow_id == wanted) {
+            Some(f) => {
+                w.leaf(
+                    "xmlRendicontazione",
+                    &base64::engine::general_purpose::STANDARD.encode(&f.xml),
+                );
+            }
+            None => {
+                w.open("fault")
+                    .leaf("faultCode", "PPT_ID_FLUSSO_SCONOSCIUTO")
+                    .leaf("faultString", "flusso sconosciuto")
+                    .leaf("id", "NodoDeiPagamentiSPC")
+                    .close("fault");
+            }
+        }
+        w.raw("</ws:nodoChiediFlussoRendicontazioneRisposta>");
+    } else {
         return (StatusCode::BAD_REQUEST, "operazione non simulata").into_response();
     }
-    let answer = r#"<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:ws="http://ws.pagamenti.telematici.gov/"><soapenv:Body><ws:nodoChiediElencoFlussiRendicontazioneRisposta><elencoFlussiRendicontazione><totRestituiti>0</totRestituiti></elencoFlussiRendicontazione></ws:nodoChiediElencoFlussiRendicontazioneRisposta></soapenv:Body></soapenv:Envelope>"#;
-    ([("content-type", "text/xml; charset=utf-8")], answer).into_response()
+    w.raw(SOAP_TAIL);
+    ([("content-type", "text/xml; charset=utf-8")], w.out).into_response()
 }

@@ -71,6 +71,18 @@ pub struct Payment {
     pub beneficiaries: Vec<String>,
     pub psp_id: String,
     pub paid_at: String,
+    /// The IUV (`creditorReferenceId`) and what went to whom: what the
+    /// PSP's reporting flows list.
+    pub iuv: String,
+    pub transfers: Vec<PaidTransfer>,
+}
+
+/// One beneficiary's transfer of a payment.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PaidTransfer {
+    pub fiscal_code: String,
+    pub index: u8,
+    pub amount_cents: i64,
 }
 
 /// The Node's side of `paForNode`, for one set of routes.
@@ -255,6 +267,16 @@ impl NodeClient {
             beneficiaries,
             psp_id: self.psp.id.clone(),
             paid_at: Utc::now().to_rfc3339(),
+            iuv: receipt.creditor_reference_id.clone(),
+            transfers: receipt
+                .transfers
+                .iter()
+                .map(|t| PaidTransfer {
+                    fiscal_code: t.fiscal_code_pa.clone(),
+                    index: t.id_transfer,
+                    amount_cents: t.amount.0,
+                })
+                .collect(),
         })
     }
 

@@ -440,3 +440,74 @@ async fn simulator_failure_modes_never_lose_or_double_count() {
         assert!(faults.pay_twice && w.sim.faults().pay_twice);
     }
 }
+
+/// Payments made through the simulated Node come back as the PSP's
+/// reporting flow: published by the simulator, fetched by incasso through
+/// the station's connector (SOAP nodeForPa), taken in once, and classified
+/// against the receipts incasso holds.
+#[tokio::test]
+async fn flows_of_simulated_payments_are_fetched_from_the_node() {
+    for backend in backends() {
+        let w = world(backend).await;
+        for k in 0..3 {
+            let nav = w.notice(&format!("FDR-{k}")).await;
+            w.sim.pay(A, &nav).await.unwrap();
+        }
+        let published = w.sim.publish_flows();
+        assert_eq!(
+            published.len(),
+            1,
+            "{backend:?}: one PSP, one Ente, one day"
+        );
+        assert_eq!(published[0].payments, 3);
+        assert_eq!(published[0].total_cents, 3 * 4_200);
+        let (_, key) = incasso_server::auth::issue_key(&w.store, Some(A), "test")
+            .await
+            .unwrap();
+        let fetch = || async {
+            w.http
+                .post(format!("{}/api/v1/enti/{A}/flows/fetch", w.incasso))
+                .header("Ocp-Apim-Subscription-Key", &key)
+                .send()
+                .await
+                .unwrap()
+                .json::<serde_json::Value>()
+                .await
+                .unwrap()
+        };
+        let first = fetch().await;
+        assert_eq!(first["listed"], 1, "{first}");
+        assert_eq!(first["taken"], 1, "{first}");
+        // Again: nothing new is taken.
+        let again = fetch().await;
+        assert_eq!(again["known"], 1, "{again}");
+        assert_eq!(again["taken"], 0);
+        let flows = w.store.current_flows(A).await.unwrap();
+        assert_eq!(flows[0].flow_id, published[0].flow_id);
+        assert_eq!(flows[0].lines, 3);
+        let s = incasso_server::reconcile::reconcile(&w.store, A, Utc::now())
+            .await
+            .unwrap();
+        // Position, receipt and flow agree; the treasury has not spoken yet.
+        assert_eq!(
+            s.lines_by_class.get("AWAITING_TREASURY"),
+            Some(&3),
+            "{backend:?}: {s:?}"
+        );
+        assert_eq!(s.anomalies.get("FLOW_WITHOUT_MOVEMENT"), Some(&1));
+        // A Node that is down is a 502 with its code, not a hang.
+        w.sim.set_faults(Faults {
+            fail_next: 10,
+            ..Faults::default()
+        });
+        let r = w
+            .http
+            .post(format!("{}/api/v1/enti/{A}/flows/fetch", w.incasso))
+            .header("Ocp-Apim-Subscription-Key", &key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 502);
+        w.sim.set_faults(Faults::default());
+    }
+}
