@@ -78,11 +78,14 @@ fn replace_database(url: &str, name: &str) -> String {
     out
 }
 
-/// Path of the workspace's shared specification folder (`../shared/spec`
-/// beside the checkout), if present.
+/// The specification files tests read: copies of the shared specification
+/// folder's schemas and samples, in the same layout (`crates/testkit/spec`),
+/// so that a clean checkout tests on its own.
 pub fn spec_dir() -> Option<PathBuf> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/spec");
-    root.canonicalize().ok()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("spec")
+        .canonicalize()
+        .ok()
 }
 
 #[cfg(test)]
