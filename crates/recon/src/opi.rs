@@ -102,7 +102,13 @@ fn movement(
     account: &str,
     year: i32,
 ) -> Result<TreasuryMovement, TreasuryError> {
-    let number = text(el, path, "numero_movimento", 1, 7)?;
+    let number = text(el, path, "numero_movimento", 1, 18)?;
+    if !number.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(TreasuryError::at(
+            format!("{path}/numero_movimento"),
+            "deve essere un numero",
+        ));
+    }
     let direction = match text(el, path, "tipo_movimento", 1, 7)?.as_str() {
         "ENTRATA" => Direction::Income,
         "USCITA" => Direction::Outgoing,
@@ -123,7 +129,13 @@ fn movement(
             ),
         )
     })?;
-    let document_number = text(el, path, "numero_documento", 1, 7)?;
+    let document_number = text(el, path, "numero_documento", 1, 18)?;
+    if !document_number.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(TreasuryError::at(
+            format!("{path}/numero_documento"),
+            "deve essere un numero",
+        ));
+    }
     let amount = {
         let t = text(el, path, "importo", 1, 20)?;
         amount(&t).ok_or_else(|| {
@@ -233,4 +245,118 @@ fn amount(t: &str) -> Option<Cents> {
         && decimals.bytes().all(|b| b.is_ascii_digit()))
     .then(|| Cents::parse_decimal(t))
     .flatten()
+}
+
+/// Who writes a journal for whom: what the OPI header needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JournalHeader {
+    /// The treasury bank's ABI code (5 digits).
+    pub bank_abi: String,
+    pub created_at: chrono::NaiveDateTime,
+    /// The Ente's IPA office code (6 characters, A-Z and digits).
+    pub ipa_office_code: String,
+    pub ente_name: String,
+    /// The Ente's SIOPE code (9 to 15 digits).
+    pub siope_ente_code: String,
+    pub ente: String,
+    /// `A2A-` and 8 digits.
+    pub ente_channel: String,
+    pub bank_channel: String,
+    pub bank_ente_code: String,
+    /// `GDC-<8 digits><10-50 letters or digits>#<3 digits>#<3 digits>`.
+    pub journal_id: String,
+    pub year: i32,
+    pub reference_date: NaiveDate,
+    pub account: String,
+}
+
+/// Writes a one-page journal of one account's movements, as a treasury
+/// bank does (the simulator's treasury uses it). Each movement's number is
+/// its `document_number`; times and dates as the schema wants them. The
+/// schema requires a signature: an XML-DSig skeleton closes the document.
+pub fn write(h: &JournalHeader, movements: &[TreasuryMovement]) -> String {
+    let mut w = incasso_xml::Writer::new();
+    let money = |c: Cents| format!("{}.{:02}", c.0 / 100, c.0 % 100);
+    w.raw("<?xml version=\"1.0\" encoding=\"UTF-8\"?>")
+        .open("flusso_giornale_di_cassa")
+        .open("testata_messaggio")
+        .leaf("codice_ABI_BT", &h.bank_abi)
+        .leaf(
+            "data_ora_creazione_flusso",
+            &h.created_at.format("%Y-%m-%dT%H:%M:%S").to_string(),
+        )
+        .leaf("codice_ente", &h.ipa_office_code)
+        .leaf("descrizione_ente", &h.ente_name)
+        .leaf("codice_istat_ente", &h.siope_ente_code)
+        .leaf("codice_fiscale_ente", &h.ente)
+        .leaf("codice_tramite_ente", &h.ente_channel)
+        .leaf("codice_tramite_BT", &h.bank_channel)
+        .leaf("codice_ente_BT", &h.bank_ente_code)
+        .close("testata_messaggio")
+        .leaf("identificativo_flusso_BT", &h.journal_id)
+        .leaf("pagina", "1")
+        .leaf("pagine_totali", "1")
+        .leaf("esercizio", &h.year.to_string())
+        .leaf("data_riferimento_GdC", &h.reference_date.to_string())
+        .open("informazioni_conto_evidenza")
+        .leaf("conto_evidenza", &h.account);
+    for (n, m) in movements.iter().enumerate() {
+        w.open("movimento_conto_evidenza")
+            .leaf("identificativo_flusso", &format!("{}{:06}", h.year, n + 1))
+            .leaf("numero_movimento", movement_number(&m.document_number))
+            .leaf(
+                "tipo_movimento",
+                match m.direction {
+                    Direction::Income => "ENTRATA",
+                    Direction::Outgoing => "USCITA",
+                },
+            )
+            .leaf("tipo_documento", m.document.as_str())
+            .leaf("tipo_operazione", m.operation.as_str())
+            .leaf("numero_documento", &m.document_number)
+            .leaf("progressivo_documento", "0")
+            .leaf("importo", &money(m.amount))
+            .leaf("data_movimento", &m.booking_date.to_string())
+            .leaf("data_movimento_siope", &m.booking_date.to_string())
+            .leaf_opt(
+                "data_valuta_ente",
+                m.value_date.map(|d| d.to_string()).as_deref(),
+            )
+            .leaf("tipo_esecuzione", "SEPA CREDIT TRANSFER")
+            .leaf_opt("codice_riferimento_operazione", m.trn.as_deref())
+            .leaf_opt("end_to_end_id", m.end_to_end_id.as_deref())
+            .leaf("assoggettamento_bollo", "ESENTE BOLLO")
+            .open("cliente")
+            .leaf(
+                "anagrafica_cliente",
+                m.payer.as_deref().unwrap_or("VERSANTE NON INDICATO"),
+            )
+            .close("cliente")
+            .leaf(
+                "causale",
+                if m.causale.trim().is_empty() {
+                    "-"
+                } else {
+                    m.causale.as_str()
+                },
+            )
+            .close("movimento_conto_evidenza");
+    }
+    w.close("informazioni_conto_evidenza");
+    w.raw("<ds:Signature xmlns:ds=\"http://www.w3.org/2000/09/xmldsig#\"><ds:SignedInfo>")
+        .raw("<ds:CanonicalizationMethod Algorithm=\"http://www.w3.org/2006/12/xml-c14n11\"/>")
+        .raw("<ds:SignatureMethod Algorithm=\"http://www.w3.org/2001/04/xmldsig-more#rsa-sha256\"/>")
+        .raw("<ds:Reference URI=\"\"><ds:DigestMethod Algorithm=\"http://www.w3.org/2001/04/xmlenc#sha256\"/>")
+        .raw("<ds:DigestValue>AAAA</ds:DigestValue></ds:Reference></ds:SignedInfo>")
+        .raw("<ds:SignatureValue>AAAA</ds:SignatureValue></ds:Signature>");
+    w.close("flusso_giornale_di_cassa");
+    w.out
+}
+
+/// A document number as `numero_movimento` (an integer: no leading zeros).
+fn movement_number(document_number: &str) -> &str {
+    match document_number.trim_start_matches('0') {
+        "" => "0",
+        n => n,
+    }
 }

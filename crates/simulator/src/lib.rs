@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-pub use node::{NodeClient, Payment, Psp, SimError};
+pub use node::{NodeClient, PaidTransfer, Payment, Psp, SimError};
 
 /// How the Node reaches one Ente: through this station of this broker,
 /// for the notices that carry this segregation code.
@@ -134,6 +134,7 @@ impl Simulator {
             .route("/simulator/faults", get(get_faults).put(put_faults))
             .route("/simulator/payments", get(list_payments))
             .route("/simulator/flows", post(publish_flows))
+            .route("/simulator/treasury/{ente}", get(treasury_journal))
             .route("/health", get(|| async { "OK" }))
             .with_state(self.clone())
     }
@@ -188,13 +189,19 @@ async fn list_payments(State(sim): State<Simulator>) -> axum::Json<Vec<Payment>>
     axum::Json(sim.payments())
 }
 
-/// The reporting flows the PSPs have published.
+/// The reporting flows the PSPs have published, and the treasury's view
+/// of their bank transfers.
 #[derive(Default)]
 struct Flows {
     published: Vec<PublishedFlow>,
     /// Payments already in a flow (the first this many).
     reported: usize,
     next_number: u64,
+    /// Flows whose transfer the treasury has journaled (by flow id).
+    journaled: std::collections::HashSet<String>,
+    /// Flows held back once, to arrive in a later journal.
+    held_back: std::collections::HashSet<String>,
+    journals: u64,
 }
 
 /// One flow as the Node holds it.
@@ -205,8 +212,42 @@ pub struct PublishedFlow {
     pub flow_date_time: String,
     pub total_cents: i64,
     pub payments: usize,
+    /// The flow's number, which decides how the treasury mangles it.
+    pub number: u64,
+    pub settlement_ref: String,
     #[serde(skip)]
     xml: String,
+}
+
+/// How the treasury reports one flow's bank transfer, as real banks do
+/// (decided by the flow's number, so tests can count on it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TreasuryQuirk {
+    /// The causale exactly as the PSP wrote it.
+    Exact,
+    /// A space inside the flow id's date.
+    SpaceInDate,
+    /// The bank kept only its own words; the TRN identifies the transfer.
+    TrnOnly,
+    /// The amount is off by one cent.
+    WrongAmount,
+    /// The movement never appears.
+    Missing,
+    /// The movement appears one journal later.
+    Late,
+}
+
+impl TreasuryQuirk {
+    pub fn of(number: u64) -> TreasuryQuirk {
+        match number % 10 {
+            3 => TreasuryQuirk::SpaceInDate,
+            5 => TreasuryQuirk::TrnOnly,
+            6 => TreasuryQuirk::WrongAmount,
+            8 => TreasuryQuirk::Missing,
+            9 => TreasuryQuirk::Late,
+            _ => TreasuryQuirk::Exact,
+        }
+    }
 }
 
 impl Simulator {
@@ -268,6 +309,8 @@ impl Simulator {
                     .to_string(),
                 total_cents: total,
                 payments: flow.payments.len(),
+                number: flows.next_number,
+                settlement_ref: flow.settlement_ref.clone(),
                 xml: incasso_recon::fdr::write(&flow),
             };
             flows.published.push(published.clone());
@@ -277,8 +320,105 @@ impl Simulator {
     }
 }
 
+impl Simulator {
+    /// The treasury's next journal for `ente` (OPI giornale di cassa 1.8):
+    /// one SOSPESO ENTRATA per flow not yet journaled, with the quirks of
+    /// [`TreasuryQuirk`]. Late movements come in the following journal.
+    pub fn treasury_journal(&self, ente: &str) -> String {
+        use incasso_core::Cents;
+        use incasso_core::treasury::{Direction, DocumentKind, Operation, TreasuryMovement};
+        let mut flows = self.inner.flows.lock().expect("flows lock");
+        flows.journals += 1;
+        let today = chrono::Utc::now().date_naive();
+        let pending: Vec<PublishedFlow> = flows
+            .published
+            .iter()
+            .filter(|f| f.ente == ente && !flows.journaled.contains(&f.flow_id))
+            .cloned()
+            .collect();
+        let mut movements = Vec::new();
+        for f in pending {
+            let quirk = TreasuryQuirk::of(f.number);
+            if quirk == TreasuryQuirk::Missing {
+                continue;
+            }
+            if quirk == TreasuryQuirk::Late && flows.held_back.insert(f.flow_id.clone()) {
+                continue;
+            }
+            flows.journaled.insert(f.flow_id.clone());
+            let id = &f.flow_id;
+            let (causale, trn) = match quirk {
+                TreasuryQuirk::SpaceInDate => (
+                    format!("/PUR/LGPE-RIVERSAMENTO/URI/{} {}", &id[..8], &id[8..]),
+                    None,
+                ),
+                TreasuryQuirk::TrnOnly => (
+                    "ACCREDITO DA PSP".to_string(),
+                    Some(f.settlement_ref.clone()),
+                ),
+                _ => (
+                    format!("BONIFICO SEPA /PUR/LGPE-RIVERSAMENTO/URI/{id}"),
+                    None,
+                ),
+            };
+            let amount = match quirk {
+                TreasuryQuirk::WrongAmount => f.total_cents - 1,
+                _ => f.total_cents,
+            };
+            movements.push(TreasuryMovement {
+                movement_id: String::new(),
+                ente: ente.to_string(),
+                account: "0000001".into(),
+                year: today.format("%Y").to_string().parse().unwrap_or(2026),
+                direction: Direction::Income,
+                document: DocumentKind::ProvisionalIncome,
+                operation: Operation::Executed,
+                document_number: format!("{:07}", f.number),
+                amount: Cents(amount),
+                booking_date: today,
+                value_date: Some(today),
+                payer: Some("PSP SIMULATO SPA".into()),
+                causale,
+                trn,
+                end_to_end_id: None,
+            });
+        }
+        let header = incasso_recon::opi::JournalHeader {
+            bank_abi: "03069".into(),
+            created_at: incasso_core::time::to_rome(chrono::Utc::now()),
+            ipa_office_code: "UFSIM1".into(),
+            ente_name: format!("ENTE {ente}"),
+            siope_ente_code: "000000001".into(),
+            ente: ente.to_string(),
+            ente_channel: "A2A-00000001".into(),
+            bank_channel: "A2A-00000002".into(),
+            bank_ente_code: "SIM".into(),
+            journal_id: format!(
+                "GDC-{}SIMULATORE{:06}#001#001",
+                today.format("%Y%m%d"),
+                flows.journals
+            ),
+            year: today.format("%Y").to_string().parse().unwrap_or(2026),
+            reference_date: today,
+            account: "0000001".into(),
+        };
+        incasso_recon::opi::write(&header, &movements)
+    }
+}
+
 async fn publish_flows(State(sim): State<Simulator>) -> axum::Json<Vec<PublishedFlow>> {
     axum::Json(sim.publish_flows())
+}
+
+async fn treasury_journal(
+    State(sim): State<Simulator>,
+    axum::extract::Path(ente): axum::extract::Path<String>,
+) -> axum::response::Response {
+    (
+        [("content-type", "application/xml")],
+        sim.treasury_journal(&ente),
+    )
+        .into_response()
 }
 
 const SOAP_HEAD: &str = r#"<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:ws="http://ws.pagamenti.telematici.gov/"><soapenv:Body>"#;

@@ -511,3 +511,104 @@ async fn flows_of_simulated_payments_are_fetched_from_the_node() {
         w.sim.set_faults(Faults::default());
     }
 }
+
+/// A year in small: twenty flows from the simulated Node, and the simulated
+/// treasury's journals with every quirk banks have (mangled causali, TRN
+/// only, a wrong amount, a missing and a late transfer). incasso fetches,
+/// takes in and matches them; the late transfers match a journal later.
+#[tokio::test]
+async fn the_simulated_flows_and_journals_reconcile() {
+    use incasso_simulator::TreasuryQuirk;
+    for backend in backends() {
+        let w = world(backend).await;
+        for n in 0..20 {
+            for k in 0..2 {
+                let nav = w.notice(&format!("Y-{n}-{k}")).await;
+                w.sim.pay(A, &nav).await.unwrap();
+            }
+            assert_eq!(w.sim.publish_flows().len(), 1);
+        }
+        let now = Utc::now();
+        let fetched = incasso_server::reconcile::fetch_flows(&w.store, A, now)
+            .await
+            .unwrap();
+        assert_eq!((fetched.listed, fetched.taken), (20, 20), "{backend:?}");
+        let quirks: Vec<TreasuryQuirk> = (1..=20).map(TreasuryQuirk::of).collect();
+        let count = |q: TreasuryQuirk| quirks.iter().filter(|x| **x == q).count();
+        let journal = w.sim.treasury_journal(A);
+        assert_valid_journal(&journal);
+        let new =
+            incasso_server::reconcile::take_treasury_file(&w.store, A, journal.as_bytes(), now)
+                .await
+                .unwrap();
+        assert_eq!(
+            new,
+            20 - count(TreasuryQuirk::Missing) - count(TreasuryQuirk::Late)
+        );
+        let again =
+            incasso_server::reconcile::take_treasury_file(&w.store, A, journal.as_bytes(), now)
+                .await
+                .unwrap();
+        assert_eq!(again, 0, "the same journal twice changes nothing");
+        let s = incasso_server::reconcile::reconcile(&w.store, A, now)
+            .await
+            .unwrap();
+        let matched = count(TreasuryQuirk::Exact)
+            + count(TreasuryQuirk::SpaceInDate)
+            + count(TreasuryQuirk::TrnOnly);
+        assert_eq!(s.matched, matched, "{backend:?}: {s:?}");
+        assert_eq!(
+            s.anomalies.get("AMOUNT_MISMATCH"),
+            Some(&count(TreasuryQuirk::WrongAmount))
+        );
+        let waiting = count(TreasuryQuirk::WrongAmount)
+            + count(TreasuryQuirk::Missing)
+            + count(TreasuryQuirk::Late);
+        assert_eq!(s.anomalies.get("FLOW_WITHOUT_MOVEMENT"), Some(&waiting));
+        assert_eq!(s.lines_by_class.get("RECONCILED"), Some(&(2 * matched)));
+        assert_eq!(
+            s.lines_by_class.get("AWAITING_TREASURY"),
+            Some(&(2 * waiting))
+        );
+        // The next journal brings the late transfers, and they match.
+        let journal = w.sim.treasury_journal(A);
+        incasso_server::reconcile::take_treasury_file(&w.store, A, journal.as_bytes(), now)
+            .await
+            .unwrap();
+        let s = incasso_server::reconcile::reconcile(&w.store, A, now)
+            .await
+            .unwrap();
+        assert_eq!(
+            s.matched,
+            matched + count(TreasuryQuirk::Late),
+            "{backend:?}"
+        );
+        assert_eq!(
+            s.anomalies.get("FLOW_WITHOUT_MOVEMENT"),
+            Some(&(count(TreasuryQuirk::WrongAmount) + count(TreasuryQuirk::Missing)))
+        );
+    }
+}
+
+fn assert_valid_journal(document: &str) {
+    let dir = incasso_testkit::spec_dir().expect("the spec folder (../shared/spec) is needed");
+    let f = std::env::temp_dir().join(format!(
+        "incasso-sim-journal-{}-{}.xml",
+        std::process::id(),
+        Utc::now().timestamp_micros()
+    ));
+    std::fs::write(&f, document).unwrap();
+    let out = std::process::Command::new("xmllint")
+        .arg("--noout")
+        .arg("--schema")
+        .arg(dir.join("treasury/opi/OPI_GIORNALE_DI_CASSA_V_1_8.xsd"))
+        .arg(&f)
+        .output()
+        .expect("xmllint is needed (Debian package libxml2-utils; scripts/test.sh installs it)");
+    let _ = std::fs::remove_file(&f);
+    assert!(
+        out.status.success(),
+        "{}\n{document}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
