@@ -315,6 +315,22 @@ pub async fn reconcile(
             amount: Some(Cents(cents)),
         });
     }
+    // Outcomes 8 and 9: paid, and no receipt will ever come. The flow is
+    // the proof of payment, so the option is paid by it (once: a paid
+    // option is no longer listed).
+    for (nav, day) in store.options_paid_without_receipt(ente).await? {
+        let paid_at = incasso_core::time::from_rome(day.and_hms_opt(12, 0, 0).unwrap_or_default());
+        if let Err(e) = store.mark_option_paid(ente, &nav, paid_at, now).await {
+            anomalies.push(AnomalyRecord {
+                code: "FLOW_PAYMENT_NOT_APPLIED".into(),
+                subject: nav.clone(),
+                detail: format!(
+                    "il flusso riporta pagato senza ricevuta l'avviso {nav}, ma la posizione non lo accetta: {e}"
+                ),
+                amount: None,
+            });
+        }
+    }
     // What a flow contradicts in itself: count, total, repeated lines.
     for f in flows.iter().filter(|f| !f.problems.is_empty()) {
         anomalies.push(AnomalyRecord {

@@ -528,6 +528,38 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Unpaid payment options that a current flow reports as paid without a
+    /// receipt (outcomes 8 and 9): their notice number and the day the flow
+    /// says they were paid.
+    pub async fn options_paid_without_receipt(
+        &self,
+        ente: &str,
+    ) -> Result<Vec<(String, NaiveDate)>> {
+        let rows = sqlx::query(
+            "SELECT o.notice_number, MIN(p.outcome_date) AS paid_on
+             FROM flow_payments p
+             JOIN reporting_flows f ON f.ente = p.ente AND f.flow_id = p.flow_id
+                 AND f.flow_date_time = p.flow_date_time AND f.current = 1
+             JOIN payment_options o ON o.ente = p.ente AND o.iuv = p.iuv
+             WHERE p.ente = $1 AND p.outcome IN (8, 9) AND o.status = 'PO_UNPAID'
+               AND NOT EXISTS (SELECT 1 FROM receipts r WHERE r.ente = p.ente AND r.iuv = p.iuv)
+             GROUP BY o.notice_number",
+        )
+        .bind(ente)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("notice_number")?,
+                    day(&r.try_get::<String, _>("paid_on")?)?,
+                ))
+            })
+            .collect()
+    }
+}
+
 /// What is known of one flow line (current versions): whether incasso has
 /// the payment option and a receipt for its IUV, and the position's amount
 /// for its transfer.
