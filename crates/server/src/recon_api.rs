@@ -378,3 +378,84 @@ pub async fn fetch(
             .collect(),
     }))
 }
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReconciliationBody {
+    /// The bank transfer's causale, as the application read it.
+    pub causale: String,
+    /// Cents.
+    pub amount: i64,
+    /// The transfer's TRN or EndToEndId, if known.
+    pub trn: Option<String>,
+    /// The day the money arrived (YYYY-MM-DD).
+    #[schema(value_type = String, format = Date)]
+    pub date: chrono::NaiveDate,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReconciliationDto {
+    pub id: String,
+    pub flow_id: String,
+    pub breakdown: Vec<BreakdownDto>,
+}
+
+/// An accounting application's reconciliation of a bank transfer it read
+/// (as GovPay's `riconciliazioni`): idempotent on `id`, with an exact amount
+/// check against the flow the causale or the TRN names.
+#[utoipa::path(put, path = "/api/v1/enti/{fiscalCode}/reconciliations/{id}", tag = "reconciliation",
+    params(("fiscalCode" = String, Path), ("id" = String, Path)),
+    request_body = ReconciliationBody,
+    responses((status = 200, body = ReconciliationDto), (status = 404, body = crate::error::ProblemJson),
+              (status = 409, body = crate::error::ProblemJson), (status = 422, body = crate::error::ProblemJson)))]
+pub async fn put_reconciliation(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((ente, id)): Path<(String, String)>,
+    Json(body): Json<ReconciliationBody>,
+) -> Result<Json<ReconciliationDto>, ApiError> {
+    use crate::reconcile::{ReconciliationRequest, RequestError};
+    caller.require_ente(&ente)?;
+    if id.is_empty() || id.len() > 64 || body.amount <= 0 {
+        return Err(ApiError::bad_request(
+            "BAD_RECONCILIATION",
+            "servono un id (al massimo 64 caratteri) e un importo positivo in centesimi",
+        ));
+    }
+    let request = ReconciliationRequest {
+        id: id.clone(),
+        causale: body.causale,
+        amount: incasso_core::Cents(body.amount),
+        trn: body.trn,
+        date: body.date,
+    };
+    let answer = reconcile::reconcile_request(&state.store, &ente, &request, Utc::now())
+        .await
+        .map_err(|e| {
+            let code = e.code();
+            match e {
+                RequestError::NoFlow => ApiError::new(StatusCode::NOT_FOUND, code, e.to_string()),
+                RequestError::Amount { .. } => {
+                    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, e.to_string())
+                }
+                RequestError::Conflict(_) => {
+                    ApiError::new(StatusCode::CONFLICT, code, e.to_string())
+                }
+                RequestError::Recon(r) => recon_error(r),
+            }
+        })?;
+    Ok(Json(ReconciliationDto {
+        id,
+        flow_id: answer.flow_id,
+        breakdown: answer
+            .breakdown
+            .into_iter()
+            .map(|(acc, cents)| BreakdownDto {
+                year: acc.as_ref().map(|a| a.year),
+                accertamento: acc.map(|a| a.code),
+                amount: cents.0,
+            })
+            .collect(),
+    }))
+}

@@ -508,3 +508,121 @@ pub async fn fetch_flows(
     }
     Ok(report)
 }
+
+/// An accounting application's own reconciliation (GovPay's
+/// `riconciliazioni`): it read a bank transfer and sends its causale,
+/// amount and reference.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReconciliationRequest {
+    /// The application's id for it: the call is idempotent on it.
+    pub id: String,
+    pub causale: String,
+    pub amount: Cents,
+    pub trn: Option<String>,
+    pub date: chrono::NaiveDate,
+}
+
+/// What the call found: the flow the transfer pays, and its breakdown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReconciliationAnswer {
+    pub flow_id: String,
+    pub breakdown: incasso_recon::breakdown::Breakdown,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    #[error("nessun flusso corrisponde alla causale né al riferimento indicati")]
+    NoFlow,
+    #[error("l'importo {sent} non è quello del flusso {flow_id} ({expected})")]
+    Amount {
+        flow_id: String,
+        sent: String,
+        expected: String,
+    },
+    #[error("la riconciliazione {0} esiste già con altri dati")]
+    Conflict(String),
+    #[error(transparent)]
+    Recon(#[from] ReconError),
+}
+
+impl RequestError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            RequestError::NoFlow => "FLOW_NOT_FOUND",
+            RequestError::Amount { .. } => "AMOUNT_MISMATCH",
+            RequestError::Conflict(_) => "RECONCILIATION_CONFLICT",
+            RequestError::Recon(e) => e.code(),
+        }
+    }
+}
+
+/// Finds the flow the transfer pays, with an exact amount, and records the
+/// transfer as the Ente's movement `API/<id>`: the same id again answers
+/// the same, the same id with other data is refused.
+pub async fn reconcile_request(
+    store: &Store,
+    ente: &str,
+    r: &ReconciliationRequest,
+    now: DateTime<Utc>,
+) -> Result<ReconciliationAnswer, RequestError> {
+    use incasso_core::treasury::{Direction, DocumentKind, Operation, TreasuryMovement};
+    known_ente(store, ente).await?;
+    let movement_id = format!("API/{}", r.id);
+    if let Some(existing) = store
+        .movements(ente)
+        .await
+        .map_err(ReconError::from)?
+        .into_iter()
+        .find(|m| m.movement_id == movement_id)
+        && (existing.amount != r.amount || existing.causale != r.causale || existing.trn != r.trn)
+    {
+        return Err(RequestError::Conflict(r.id.clone()));
+    }
+    let flows = store.current_flows(ente).await.map_err(ReconError::from)?;
+    let keys: Vec<FlowKey> = flows
+        .iter()
+        .map(|f| FlowKey {
+            flow_id: f.flow_id.clone(),
+            settlement_ref: f.settlement_ref.clone(),
+            amount: f.lines_total,
+        })
+        .collect();
+    let movement = TreasuryMovement {
+        movement_id: movement_id.clone(),
+        ente: ente.to_string(),
+        account: "API".into(),
+        year: chrono::Datelike::year(&r.date),
+        direction: Direction::Income,
+        document: DocumentKind::ProvisionalIncome,
+        operation: Operation::Executed,
+        document_number: r.id.clone(),
+        amount: r.amount,
+        booking_date: r.date,
+        value_date: None,
+        payer: None,
+        causale: r.causale.clone(),
+        trn: r.trn.clone(),
+        end_to_end_id: None,
+    };
+    let result = matching::match_all(&keys, std::slice::from_ref(&movement));
+    let flow_id = match result.matches.first().map(|m| &m.outcome) {
+        Some(Outcome::Flow { flow_id, .. }) => flow_id.clone(),
+        Some(Outcome::AmountMismatch {
+            flow_id,
+            flow_amount,
+        }) => {
+            return Err(RequestError::Amount {
+                flow_id: flow_id.clone(),
+                sent: r.amount.to_italian(),
+                expected: flow_amount.to_italian(),
+            });
+        }
+        _ => return Err(RequestError::NoFlow),
+    };
+    store
+        .store_movements(ente, &[movement], now)
+        .await
+        .map_err(ReconError::from)?;
+    let breakdown = breakdown(store, ente, BreakdownOf::Flow(&flow_id)).await?;
+    Ok(ReconciliationAnswer { flow_id, breakdown })
+}

@@ -659,6 +659,41 @@ async fn the_reconciliation_api() {
             .await
             .unwrap();
         assert_eq!(anomalies.as_array().unwrap().len(), 0, "{anomalies}");
+        // An accounting application's own reconciliation: idempotent on its
+        // id, with an exact amount check.
+        let put = |id: &str, body: serde_json::Value| {
+            http.put(format!("{base}/reconciliations/{id}"))
+                .header("Ocp-Apim-Subscription-Key", &key)
+                .json(&body)
+                .send()
+        };
+        let body = serde_json::json!({
+            "causale": "/PUR/LGPE-RIVERSAMENTO/URI/2026-10-02PSPA-1",
+            "amount": 15_000, "date": "2026-10-03"
+        });
+        let r = put("r-1", body.clone()).await.unwrap();
+        assert_eq!(r.status(), 200, "{backend:?}");
+        let answer: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(answer["flowId"], "2026-10-02PSPA-1");
+        assert_eq!(answer["breakdown"][0]["amount"], 15_000);
+        assert_eq!(put("r-1", body.clone()).await.unwrap().status(), 200);
+        let mut other = body.clone();
+        other["amount"] = serde_json::json!(15_001);
+        let r = put("r-1", other.clone()).await.unwrap();
+        assert_eq!(r.status(), 409);
+        let r = put("r-2", other).await.unwrap();
+        assert_eq!(r.status(), 422);
+        assert_eq!(
+            r.json::<serde_json::Value>().await.unwrap()["code"],
+            "AMOUNT_MISMATCH"
+        );
+        let r = put(
+            "r-3",
+            serde_json::json!({"causale": "GIROCONTO", "amount": 100, "date": "2026-10-03"}),
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.status(), 404);
         // Another Ente's key reads nothing here.
         store
             .create_ente(
