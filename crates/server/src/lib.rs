@@ -155,6 +155,7 @@ pub async fn serve_with_data_dir(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let refresher = tokio::spawn(refresh_states(store.clone()));
+    let fetcher = tokio::spawn(fetch_flows_periodically(store.clone()));
     let watcher =
         data_dir.map(|d| tokio::spawn(inbox::run(store.clone(), d, Duration::from_secs(5))));
     let app = router(AppState::new(store));
@@ -162,10 +163,41 @@ pub async fn serve_with_data_dir(
         .with_graceful_shutdown(shutdown)
         .await;
     refresher.abort();
+    fetcher.abort();
     if let Some(w) = watcher {
         w.abort();
     }
     result
+}
+
+/// How often reporting flows are fetched from the Node. PSPs publish them
+/// once a day (and may correct them until D+4); hourly is ample, and the
+/// API fetches on demand.
+const FLOW_FETCH_EVERY: Duration = Duration::from_secs(3600);
+
+/// Fetches new reporting flows for every connected Ente and reconciles.
+/// The first run is one period after start, not at start: a restart loop
+/// must not hammer the Node.
+async fn fetch_flows_periodically(store: Store) {
+    let mut tick = tokio::time::interval_at(
+        tokio::time::Instant::now() + FLOW_FETCH_EVERY,
+        FLOW_FETCH_EVERY,
+    );
+    loop {
+        tick.tick().await;
+        for (ente, result) in reconcile::fetch_all(&store, chrono::Utc::now()).await {
+            match result {
+                Ok(r) if r.taken > 0 || !r.refused.is_empty() => tracing::info!(
+                    ente = %ente, taken = r.taken, refused = r.refused.len(),
+                    "flussi di rendicontazione acquisiti dal nodo"
+                ),
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(ente = %ente, error = %e, "acquisizione dei flussi non riuscita")
+                }
+            }
+        }
+    }
 }
 
 /// Keeps stored position states in step with time (validity and expiry).

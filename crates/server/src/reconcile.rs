@@ -626,3 +626,39 @@ pub async fn reconcile_request(
     let breakdown = breakdown(store, ente, BreakdownOf::Flow(&flow_id)).await?;
     Ok(ReconciliationAnswer { flow_id, breakdown })
 }
+
+/// Fetches new flows from the Node for every Ente that has a station with
+/// a connection, and reruns each one's matching when something came. One
+/// Ente's failure never stops the others. The server runs it on a schedule.
+pub async fn fetch_all(
+    store: &Store,
+    now: DateTime<Utc>,
+) -> Vec<(String, Result<FetchReport, ReconError>)> {
+    let enti = match store.list_enti().await {
+        Ok(e) => e,
+        Err(e) => return vec![(String::new(), Err(e.into()))],
+    };
+    let mut out = Vec::new();
+    for ente in enti {
+        let fc = ente.fiscal_code;
+        let mut connected = false;
+        for s in store.list_stations(&fc).await.unwrap_or_default() {
+            if matches!(
+                store.station_connection(&fc, &s.station_id).await,
+                Ok(Some(_))
+            ) {
+                connected = true;
+                break;
+            }
+        }
+        if !connected {
+            continue;
+        }
+        let result = match fetch_flows(store, &fc, now).await {
+            Ok(report) if report.taken > 0 => reconcile(store, &fc, now).await.map(|_| report),
+            other => other,
+        };
+        out.push((fc, result));
+    }
+    out
+}

@@ -529,9 +529,11 @@ async fn the_simulated_flows_and_journals_reconcile() {
             assert_eq!(w.sim.publish_flows().len(), 1);
         }
         let now = Utc::now();
-        let fetched = incasso_server::reconcile::fetch_flows(&w.store, A, now)
-            .await
-            .unwrap();
+        // What the server's schedule runs: every connected Ente's new flows.
+        let all = incasso_server::reconcile::fetch_all(&w.store, now).await;
+        assert_eq!(all.len(), 1, "{backend:?}");
+        let fetched = all[0].1.as_ref().unwrap();
+        assert_eq!(all[0].0, A);
         assert_eq!((fetched.listed, fetched.taken), (20, 20), "{backend:?}");
         let quirks: Vec<TreasuryQuirk> = (1..=20).map(TreasuryQuirk::of).collect();
         let count = |q: TreasuryQuirk| quirks.iter().filter(|x| **x == q).count();
