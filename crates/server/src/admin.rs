@@ -147,7 +147,10 @@ pub fn routes() -> Router<AppState> {
             "/enti/{fiscalCode}/services/{code}",
             put(put_service).get(get_service),
         )
-        .route("/enti/{fiscalCode}/accertamenti", get(list_accertamenti))
+        .route(
+            "/enti/{fiscalCode}/accertamenti",
+            get(list_accertamenti).post(load_accertamenti),
+        )
         .route(
             "/enti/{fiscalCode}/accertamenti/{year}/{code}",
             put(put_accertamento).get(get_accertamento),
@@ -789,6 +792,40 @@ async fn put_accertamento(
     Ok(Json(acc.into()))
 }
 
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LoadedDto {
+    pub loaded: usize,
+}
+
+/// Create or replace many accertamenti at once (a year's budget), each by
+/// year and code: all or none; errors name the entry (`[3].chapter`).
+#[utoipa::path(post, path = "/api/v1/enti/{fiscalCode}/accertamenti", tag = "accertamenti",
+    request_body = Vec<AccertamentoDto>,
+    params(("fiscalCode" = String, Path)),
+    responses((status = 200, body = LoadedDto), (status = 400, body = ProblemJson)))]
+async fn load_accertamenti(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(fc): Path<String>,
+    ApiJson(body): ApiJson<Vec<AccertamentoDto>>,
+) -> Result<Json<LoadedDto>, ApiError> {
+    caller.require_ente(&fc)?;
+    let list: Vec<Accertamento> = body
+        .into_iter()
+        .map(|d| Accertamento {
+            year: d.year,
+            code: d.code,
+            description: d.description,
+            chapter: d.chapter,
+            article: d.article,
+            active: d.active,
+        })
+        .collect();
+    let loaded = state.store.put_accertamenti(&fc, &list).await?;
+    Ok(Json(LoadedDto { loaded }))
+}
+
 // ---------------------------------------------------------------- API keys
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -919,7 +956,7 @@ async fn create_intermediary_key(
           crate::recon_api::post_treasury, crate::recon_api::run, crate::recon_api::breakdown,
           crate::recon_api::anomalies, crate::recon_api::fetch, crate::recon_api::put_reconciliation,
           list_offices, put_office, delete_office, list_services, get_service, put_service,
-          list_accertamenti, get_accertamento, put_accertamento,
+          list_accertamenti, get_accertamento, put_accertamento, load_accertamenti,
           list_ente_keys, create_ente_key, revoke_ente_key, list_intermediary_keys, create_intermediary_key),
     components(schemas(ProblemJson)),
     modifiers(&SecurityAddon),

@@ -1014,6 +1014,59 @@ async fn administration_api() {
             )
             .await;
         assert_eq!(accs.as_array().unwrap().len(), 1);
+        // A year's accertamenti at once: all or none, errors naming the entry.
+        let budget = json!([
+            {"year": 2027, "code": "ACC-A", "description": "TARI 2027", "chapter": "1010"},
+            {"year": 2027, "code": "ACC-B", "description": "Refezione", "chapter": "3020", "active": false},
+        ]);
+        let mut broken = budget.clone();
+        broken[1]["chapter"] = json!("");
+        let (s, body) = app
+            .call(
+                Method::POST,
+                "/api/v1/enti/00123456782/accertamenti",
+                Some(&key),
+                Some(&broken),
+            )
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+        assert!(body.to_string().contains("[1].chapter"), "{body}");
+        let (_, accs) = app
+            .call(
+                Method::GET,
+                "/api/v1/enti/00123456782/accertamenti?year=2027",
+                Some(&key),
+                None,
+            )
+            .await;
+        assert_eq!(accs.as_array().unwrap().len(), 0, "nothing half-loaded");
+        for _ in 0..2 {
+            let (s, body) = app
+                .call(
+                    Method::POST,
+                    "/api/v1/enti/00123456782/accertamenti",
+                    Some(&key),
+                    Some(&budget),
+                )
+                .await;
+            assert_eq!(s, StatusCode::OK, "{body}");
+            assert_eq!(body["loaded"], 2);
+        }
+        let (_, accs) = app
+            .call(
+                Method::GET,
+                "/api/v1/enti/00123456782/accertamenti?year=2027",
+                Some(&key),
+                None,
+            )
+            .await;
+        assert_eq!(accs.as_array().unwrap().len(), 2, "loaded twice, held once");
+        assert!(
+            accs.as_array()
+                .unwrap()
+                .iter()
+                .any(|a| a["code"] == "ACC-B" && a["active"] == false)
+        );
         // Only the intermediary mints keys; an Ente key can list and revoke its own.
         let (s, _) = app
             .call(

@@ -177,6 +177,45 @@ impl Store {
         Ok(())
     }
 
+    /// Creates or replaces many accertamenti at once (a year's budget): all
+    /// are checked first, then written in one transaction, so a bad entry
+    /// leaves nothing half-loaded. Errors name the entry (`[3].chapter`).
+    pub async fn put_accertamenti(&self, ente: &str, list: &[Accertamento]) -> Result<usize> {
+        let mut errors = Vec::new();
+        for (i, acc) in list.iter().enumerate() {
+            if let Err(invalid) = acc.validate() {
+                errors.extend(invalid.0.into_iter().map(|mut e| {
+                    e.field = format!("[{i}].{}", e.field);
+                    e
+                }));
+            }
+        }
+        if !errors.is_empty() {
+            return Err(incasso_core::Invalid(errors).into());
+        }
+        self.get_ente(ente).await?;
+        let mut tx = self.write_tx().await?;
+        for acc in list {
+            sqlx::query(
+                "INSERT INTO accertamenti (ente, year, code, description, chapter, article, active)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 ON CONFLICT (ente, year, code) DO UPDATE SET description = excluded.description,
+                    chapter = excluded.chapter, article = excluded.article, active = excluded.active",
+            )
+            .bind(ente)
+            .bind(i64::from(acc.year))
+            .bind(&acc.code)
+            .bind(&acc.description)
+            .bind(&acc.chapter)
+            .bind(&acc.article)
+            .bind(i64::from(acc.active))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(list.len())
+    }
+
     pub async fn get_accertamento(
         &self,
         ente: &str,
