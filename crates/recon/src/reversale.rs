@@ -92,7 +92,9 @@ fn digits(s: &str, min: usize, max: usize) -> bool {
     (min..=max).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit())
 }
 
-fn check_header(h: &OrderHeader) -> Result<(), ReversaleError> {
+/// Checks a header against the schema's patterns, before anything is
+/// written with it.
+pub fn check_header(h: &OrderHeader) -> Result<(), ReversaleError> {
     let bad = |what: &str| Err(ReversaleError::Header(what.to_string()));
     if !digits(&h.bank_abi, 5, 5) {
         return bad("il codice ABI della tesoreria deve essere di 5 cifre");

@@ -114,6 +114,14 @@ pub fn routes() -> Router<AppState> {
             get(crate::recon_api::anomalies),
         )
         .route(
+            "/enti/{fiscalCode}/treasury-settings",
+            axum::routing::put(crate::recon_api::put_treasury_settings),
+        )
+        .route(
+            "/enti/{fiscalCode}/reversale",
+            get(crate::recon_api::reversale),
+        )
+        .route(
             "/enti/{fiscalCode}/reconciliations/{id}",
             axum::routing::put(crate::recon_api::put_reconciliation),
         )
@@ -955,6 +963,7 @@ async fn create_intermediary_key(
           crate::recon_api::post_flow, crate::recon_api::list_flows, crate::recon_api::flow_payments,
           crate::recon_api::post_treasury, crate::recon_api::run, crate::recon_api::breakdown,
           crate::recon_api::anomalies, crate::recon_api::fetch, crate::recon_api::put_reconciliation,
+          crate::recon_api::put_treasury_settings, crate::recon_api::reversale,
           list_offices, put_office, delete_office, list_services, get_service, put_service,
           list_accertamenti, get_accertamento, put_accertamento, load_accertamenti,
           list_ente_keys, create_ente_key, revoke_ente_key, list_intermediary_keys, create_intermediary_key),

@@ -30,6 +30,11 @@ fn recon_error(e: ReconError) -> ApiError {
             ApiError::new(StatusCode::CONFLICT, code, detail)
         }
         ReconError::Node(_) => ApiError::new(StatusCode::BAD_GATEWAY, code, detail),
+        ReconError::UnknownMovement(_) => ApiError::new(StatusCode::NOT_FOUND, code, detail),
+        ReconError::NoTreasurySettings | ReconError::Unattributed(_) => {
+            ApiError::new(StatusCode::CONFLICT, code, detail)
+        }
+        ReconError::Reversale(_) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, detail),
         ReconError::Store(s) => s.into(),
     }
 }
@@ -458,4 +463,57 @@ pub async fn put_reconciliation(
             })
             .collect(),
     }))
+}
+
+/// Set the Ente's treasury settings (for OPI headers).
+#[utoipa::path(put, path = "/api/v1/enti/{fiscalCode}/treasury-settings", tag = "reconciliation",
+    params(("fiscalCode" = String, Path)),
+    request_body = crate::reconcile::TreasurySettings,
+    responses((status = 200, body = crate::reconcile::TreasurySettings), (status = 422, body = crate::error::ProblemJson)))]
+pub async fn put_treasury_settings(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(ente): Path<String>,
+    Json(body): Json<crate::reconcile::TreasurySettings>,
+) -> Result<Json<crate::reconcile::TreasurySettings>, ApiError> {
+    caller.require_ente(&ente)?;
+    reconcile::put_treasury_settings(&state.store, &ente, &body, Utc::now())
+        .await
+        .map_err(recon_error)?;
+    Ok(Json(body))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+pub struct ReversaleQuery {
+    /// The sospeso, by the movement id the treasury intake gave it.
+    movement_id: String,
+    /// The reversale's number in the Ente's accounting (default 1).
+    number: Option<u32>,
+}
+
+/// The regularization proposal of a matched sospeso: OPI ordinativi 1.7.1
+/// with one reversale (REGOLARIZZAZIONE), split over its accertamenti, to
+/// be signed by the Ente's tool.
+#[utoipa::path(get, path = "/api/v1/enti/{fiscalCode}/reversale", tag = "reconciliation",
+    params(("fiscalCode" = String, Path), ReversaleQuery),
+    responses((status = 200, content_type = "application/xml", body = String),
+              (status = 404, body = crate::error::ProblemJson), (status = 409, body = crate::error::ProblemJson)))]
+pub async fn reversale(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(ente): Path<String>,
+    ApiQuery(q): ApiQuery<ReversaleQuery>,
+) -> Result<Response, ApiError> {
+    caller.require_ente(&ente)?;
+    let xml = reconcile::reversale_for(
+        &state.store,
+        &ente,
+        &q.movement_id,
+        q.number.unwrap_or(1),
+        Utc::now(),
+    )
+    .await
+    .map_err(recon_error)?;
+    Ok(([(axum::http::header::CONTENT_TYPE, "application/xml")], xml).into_response())
 }

@@ -26,6 +26,14 @@ pub enum ReconError {
     OtherEnte { expected: String, found: String },
     #[error("nodo dei pagamenti: {0}")]
     Node(String),
+    #[error("mancano le impostazioni della tesoreria dell'ente")]
+    NoTreasurySettings,
+    #[error("movimento {0} sconosciuto")]
+    UnknownMovement(String),
+    #[error("{} del sospeso non sono attribuiti a nessun accertamento: la reversale va completata a mano", .0.to_italian())]
+    Unattributed(Cents),
+    #[error(transparent)]
+    Reversale(#[from] incasso_recon::reversale::ReversaleError),
     #[error("il sospeso {0} non è abbinato a un flusso")]
     NotMatched(String),
     #[error(transparent)]
@@ -42,6 +50,10 @@ impl ReconError {
             ReconError::OtherEnte { .. } => "OTHER_ENTE",
             ReconError::NotMatched(_) => "MOVEMENT_NOT_MATCHED",
             ReconError::Node(_) => "NODE_UNAVAILABLE",
+            ReconError::NoTreasurySettings => "TREASURY_SETTINGS_MISSING",
+            ReconError::UnknownMovement(_) => "MOVEMENT_UNKNOWN",
+            ReconError::Unattributed(_) => "UNATTRIBUTED",
+            ReconError::Reversale(_) => incasso_recon::reversale::ReversaleError::CODE,
             ReconError::Store(_) => "STORE_ERROR",
         }
     }
@@ -661,4 +673,122 @@ pub async fn fetch_all(
         out.push((fc, result));
     }
     out
+}
+
+/// The Ente's treasury service settings, as OPI headers need them.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TreasurySettings {
+    /// The treasury bank's ABI code (5 digits).
+    pub bank_abi: String,
+    /// The Ente's IPA office code (6 characters, A-Z and digits).
+    pub ipa_office_code: String,
+    /// The Ente's SIOPE code (9 to 15 digits).
+    pub siope_ente_code: String,
+    /// `A2A-` and 8 digits: the Ente's and the bank's intermediaries.
+    pub ente_channel: String,
+    pub bank_channel: String,
+    /// The bank's own code for the Ente.
+    pub bank_ente_code: String,
+}
+
+impl TreasurySettings {
+    fn header(
+        &self,
+        ente: &incasso_core::ente::Ente,
+        flow_id: String,
+        year: i32,
+        now: DateTime<Utc>,
+    ) -> incasso_recon::reversale::OrderHeader {
+        incasso_recon::reversale::OrderHeader {
+            bank_abi: self.bank_abi.clone(),
+            flow_id,
+            created_at: incasso_core::time::to_rome(now),
+            ipa_office_code: self.ipa_office_code.clone(),
+            ente_name: ente.name.clone(),
+            siope_ente_code: self.siope_ente_code.clone(),
+            ente_fiscal_code: ente.fiscal_code.clone(),
+            ente_channel: self.ente_channel.clone(),
+            bank_channel: self.bank_channel.clone(),
+            bank_ente_code: self.bank_ente_code.clone(),
+            year,
+        }
+    }
+}
+
+/// Stores the Ente's treasury settings once they pass the OPI header's
+/// rules.
+pub async fn put_treasury_settings(
+    store: &Store,
+    ente: &str,
+    settings: &TreasurySettings,
+    now: DateTime<Utc>,
+) -> Result<(), ReconError> {
+    let e = store.get_ente(ente).await?;
+    incasso_recon::reversale::check_header(&settings.header(&e, "CHECK".into(), 2026, now))?;
+    let json = serde_json::to_string(settings).unwrap_or_default();
+    Ok(store.put_treasury_settings(ente, &json, now).await?)
+}
+
+/// The regularization proposal of a matched sospeso: an OPI flow with one
+/// reversale, split over the accertamenti of the flow it was matched to.
+pub async fn reversale_for(
+    store: &Store,
+    ente: &str,
+    movement_id: &str,
+    number: u32,
+    now: DateTime<Utc>,
+) -> Result<String, ReconError> {
+    use incasso_recon::reversale::{self, BudgetPart, Regularization};
+    let e = store.get_ente(ente).await?;
+    let settings: TreasurySettings = store
+        .treasury_settings(ente)
+        .await?
+        .and_then(|j| serde_json::from_str(&j).ok())
+        .ok_or(ReconError::NoTreasurySettings)?;
+    let movement = store
+        .movements(ente)
+        .await?
+        .into_iter()
+        .find(|m| m.movement_id == movement_id)
+        .ok_or_else(|| ReconError::UnknownMovement(movement_id.to_string()))?;
+    let split = breakdown(store, ente, BreakdownOf::Movement(movement_id)).await?;
+    if let Some(unattributed) = split.get(&None) {
+        return Err(ReconError::Unattributed(*unattributed));
+    }
+    let mut parts = Vec::new();
+    for (acc, cents) in split {
+        let Some(acc) = acc else { continue };
+        let a = store.get_accertamento(ente, acc.year, &acc.code).await?;
+        parts.push(BudgetPart {
+            accertamento: acc,
+            chapter: a.chapter,
+            article: a.article,
+            description: a.description,
+            siope_code: None,
+            amount: cents,
+        });
+    }
+    let header = settings.header(
+        &e,
+        format!("REV-{}-{number:07}", movement.year),
+        movement.year,
+        now,
+    );
+    let order = Regularization {
+        number,
+        date: incasso_core::time::to_rome(now).date(),
+        sospeso_number: movement.document_number.clone(),
+        sospeso_amount: movement.amount,
+        account: Some(movement.account.clone()),
+        causale: format!(
+            "REGOLARIZZAZIONE SOSPESO {} {}",
+            movement.document_number, movement.causale
+        )
+        .chars()
+        .take(140)
+        .collect(),
+        parts,
+    };
+    Ok(reversale::write(&header, &[order])?)
 }

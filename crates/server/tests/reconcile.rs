@@ -159,6 +159,29 @@ fn assert_valid_journal(document: &str) {
     );
 }
 
+fn assert_valid_order(document: &str) {
+    let dir = incasso_testkit::spec_dir().unwrap();
+    let f = std::env::temp_dir().join(format!(
+        "incasso-order-{}-{}.xml",
+        std::process::id(),
+        Utc::now().timestamp_micros()
+    ));
+    std::fs::write(&f, document).unwrap();
+    let out = std::process::Command::new("xmllint")
+        .arg("--noout")
+        .arg("--schema")
+        .arg(dir.join("treasury/opi/OPI_FLUSSO_ORDINATIVI_V_1_7_1.xsd"))
+        .arg(&f)
+        .output()
+        .expect("xmllint is needed (Debian package libxml2-utils; scripts/test.sh installs it)");
+    let _ = std::fs::remove_file(&f);
+    assert!(
+        out.status.success(),
+        "{}\n{document}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn counts(s: &reconcile::Summary) -> BTreeMap<&str, usize> {
     s.anomalies.iter().map(|(k, v)| (k.as_str(), *v)).collect()
 }
@@ -543,6 +566,84 @@ async fn a_flow_and_its_sospeso_are_broken_down_by_accertamento() {
             .await
             .unwrap();
         assert_eq!(by_movement, by_flow, "{backend:?}");
+
+        // The reversale proposal: refused without treasury settings, with
+        // bad ones, and while part of the money is attributed to nothing.
+        let e = reconcile::reversale_for(&store, ENTE, movement, 1, now).await;
+        assert_eq!(e.unwrap_err().code(), "TREASURY_SETTINGS_MISSING");
+        let mut settings = reconcile::TreasurySettings {
+            bank_abi: "03069".into(),
+            ipa_office_code: "UFAB12".into(),
+            siope_ente_code: "012345678".into(),
+            ente_channel: "A2A-12345678".into(),
+            bank_channel: "A2A-87654321".into(),
+            bank_ente_code: "1234567".into(),
+        };
+        settings.bank_abi = "3069".into();
+        let e = reconcile::put_treasury_settings(&store, ENTE, &settings, now).await;
+        assert_eq!(e.unwrap_err().code(), "REVERSALE_INVALID");
+        settings.bank_abi = "03069".into();
+        reconcile::put_treasury_settings(&store, ENTE, &settings, now)
+            .await
+            .unwrap();
+        let e = reconcile::reversale_for(&store, ENTE, movement, 1, now).await;
+        assert_eq!(
+            e.unwrap_err().code(),
+            "UNATTRIBUTED",
+            "{backend:?}: 7,77 belongs to no accertamento"
+        );
+        // A flow whose money is all attributed, and its sospeso.
+        let mut r = flow("2026-10-02PSPR-1", "TRN-R", &[10_000], 6);
+        r.payments[0].iuv = iuvs[0].clone();
+        reconcile::take_flow(&store, ENTE, fdr::write(&r).as_bytes(), now)
+            .await
+            .unwrap();
+        let doc = journal(&[Sospeso {
+            number: 202,
+            cents: 10_000,
+            causale: "/PUR/LGPE-RIVERSAMENTO/URI/2026-10-02PSPR-1",
+            trn: None,
+            operation: "ESEGUITO",
+        }]);
+        reconcile::take_treasury_file(&store, ENTE, doc.as_bytes(), now)
+            .await
+            .unwrap();
+        reconcile::reconcile(&store, ENTE, now).await.unwrap();
+        let xml = reconcile::reversale_for(&store, ENTE, "2022/0000005/0000202/ESEGUITO", 7, now)
+            .await
+            .unwrap();
+        assert_valid_order(&xml);
+        let root = incasso_xml::parse(xml.as_bytes(), incasso_xml::Limits::default()).unwrap();
+        let rev = root.child("reversale").unwrap();
+        assert_eq!(rev.text_of("numero_reversale"), Some("7"));
+        assert_eq!(rev.text_of("importo_reversale"), Some("100.00"));
+        let v = rev.child("informazioni_versante").unwrap();
+        assert_eq!(
+            v.child("sospeso").unwrap().text_of("numero_provvisorio"),
+            Some("202")
+        );
+        // ACC-A and ACC-B share chapter 1010: one budget line of 100.00,
+        // and both accertamenti listed with their parts.
+        let bilanci: Vec<_> = rev.children_named("bilancio").collect();
+        assert_eq!(bilanci.len(), 1, "{backend:?}");
+        assert_eq!(bilanci[0].text_of("importo_bilancio"), Some("100.00"));
+        let accs = v.child("dati_a_disposizione_ente_versante").unwrap();
+        let parts: Vec<(String, String)> = accs
+            .children_named("accertamento")
+            .map(|a| {
+                (
+                    a.text_of("codice").unwrap().to_string(),
+                    a.text_of("importo").unwrap().to_string(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            parts,
+            [
+                ("ACC-A".to_string(), "70.00".to_string()),
+                ("ACC-B".into(), "30.00".into())
+            ]
+        );
         store.close().await;
     }
 }
@@ -652,6 +753,29 @@ async fn the_reconciliation_api() {
         );
         let r = get("/breakdown?flowId=x&iuv=y".into()).await.unwrap();
         assert_eq!(r.status(), 400);
+        // The reversale: its settings first, then refused while the money
+        // is attributed to no accertamento.
+        let r = http
+            .put(format!("{base}/treasury-settings"))
+            .header("Ocp-Apim-Subscription-Key", &key)
+            .json(&serde_json::json!({
+                "bankAbi": "03069", "ipaOfficeCode": "UFAB12", "siopeEnteCode": "012345678",
+                "enteChannel": "A2A-12345678", "bankChannel": "A2A-87654321", "bankEnteCode": "1"
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{backend:?}");
+        let r = get("/reversale?movementId=2022/0000005/0000001/ESEGUITO".into())
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 409);
+        assert_eq!(
+            r.json::<serde_json::Value>().await.unwrap()["code"],
+            "UNATTRIBUTED"
+        );
+        let r = get("/reversale?movementId=NOPE".into()).await.unwrap();
+        assert_eq!(r.status(), 404);
         let anomalies: serde_json::Value = get("/anomalies?code=MOVEMENT_WITHOUT_FLOW".into())
             .await
             .unwrap()

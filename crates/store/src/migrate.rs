@@ -51,6 +51,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0006_reconciliation.sql"),
         postgres: include_str!("../migrations/postgres/0006_reconciliation.sql"),
     },
+    Migration {
+        version: 7,
+        name: "treasury_settings",
+        sqlite: include_str!("../migrations/sqlite/0007_treasury_settings.sql"),
+        postgres: include_str!("../migrations/postgres/0007_treasury_settings.sql"),
+    },
 ];
 
 /// Arbitrary constant naming incasso's migration lock on PostgreSQL.

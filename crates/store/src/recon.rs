@@ -560,6 +560,39 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Stores the Ente's treasury settings (a JSON document), replacing
+    /// any earlier ones.
+    pub async fn put_treasury_settings(
+        &self,
+        ente: &str,
+        json: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        self.get_ente(ente).await?;
+        sqlx::query(
+            "INSERT INTO treasury_settings (ente, settings, updated_at) VALUES ($1, $2, $3)
+             ON CONFLICT (ente) DO UPDATE SET settings = excluded.settings,
+                updated_at = excluded.updated_at",
+        )
+        .bind(ente)
+        .bind(json)
+        .bind(to_micros(now))
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn treasury_settings(&self, ente: &str) -> Result<Option<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT settings FROM treasury_settings WHERE ente = $1")
+                .bind(ente)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+}
+
 /// What is known of one flow line (current versions): whether incasso has
 /// the payment option and a receipt for its IUV, and the position's amount
 /// for its transfer.
