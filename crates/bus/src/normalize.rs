@@ -810,15 +810,9 @@ pub fn locate(built: &Built, errors: &[incasso_core::FieldError]) -> Vec<RowErro
 /// needs to hold one position at a time, not the whole file).
 pub struct Grouper {
     current: Vec<Row>,
-    /// The keys met so far, as 128-bit fingerprints: a million keys as
-    /// strings took 60 MB of a load's memory, as fingerprints 16 MB. Two
-    /// independently keyed SipHashes; a false "repeated key" would need a
-    /// 128-bit collision.
-    seen: std::collections::HashSet<(u64, u64)>,
-    fingerprint: (
-        std::collections::hash_map::RandomState,
-        std::collections::hash_map::RandomState,
-    ),
+    /// The keys met so far, as fingerprints: a million keys as strings
+    /// took 60 MB of a load's memory, as fingerprints 16 MB.
+    seen: incasso_core::fingerprint::Fingerprints,
     /// A JSON record is a whole position (its options exploded into rows
     /// that share the record's line): a second record with the same key is
     /// a repeat, not more installments.
@@ -835,8 +829,7 @@ impl Grouper {
     pub fn new() -> Self {
         Grouper {
             current: Vec::new(),
-            seen: std::collections::HashSet::new(),
-            fingerprint: Default::default(),
+            seen: Default::default(),
             one_record_per_position: false,
         }
     }
@@ -858,14 +851,7 @@ impl Grouper {
             self.current.push(row);
             return Ok(None);
         }
-        let fingerprint = {
-            use std::hash::BuildHasher;
-            (
-                self.fingerprint.0.hash_one(&row.key),
-                self.fingerprint.1.hash_one(&row.key),
-            )
-        };
-        if self.seen.contains(&fingerprint) {
+        if !self.seen.insert(row.key.as_str()) {
             return Err(err(
                 row.line,
                 "key",
@@ -874,7 +860,6 @@ impl Grouper {
                 "chiave già usata più sopra nel file: le righe di una posizione devono essere contigue",
             ));
         }
-        self.seen.insert(fingerprint);
         let previous = std::mem::take(&mut self.current);
         self.current.push(row);
         Ok((!previous.is_empty()).then_some(previous))

@@ -12,6 +12,7 @@ pub mod codes;
 pub mod ente;
 pub mod error;
 pub mod fdr;
+pub mod fingerprint;
 pub mod money;
 pub mod position;
 pub mod taxonomy;

@@ -349,56 +349,19 @@ impl NodeConnector for PagoPaConnector {
         ente: &'a str,
     ) -> BoxFuture<'a, Result<Vec<FlowRef>, ConnectorError>> {
         Box::pin(async move {
-            let url = self
-                .transport
-                .settings
-                .soap_url
-                .clone()
-                .ok_or_else(|| ConnectorError::Config("soap_url mancante".into()))?;
-            let mut w = Writer::new();
-            w.raw(r#"<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:ws="http://ws.pagamenti.telematici.gov/"><soapenv:Body><ws:nodoChiediElencoFlussiRendicontazione>"#);
-            w.leaf("identificativoIntermediarioPA", &self.station.broker_id)
-                .leaf(
-                    "identificativoStazioneIntermediarioPA",
-                    &self.station.station_id,
+            let root = self
+                .node_for_pa(
+                    "nodoChiediElencoFlussiRendicontazione",
+                    &[("identificativoDominio", ente)],
+                    Limits {
+                        max_bytes: 16 << 20,
+                        max_depth: 24,
+                        max_elements: 500_000,
+                    },
                 )
-                .leaf(
-                    "password",
-                    self.transport
-                        .settings
-                        .station_password
-                        .as_deref()
-                        .unwrap_or("--------"),
-                )
-                .leaf("identificativoDominio", ente);
-            w.raw("</ws:nodoChiediElencoFlussiRendicontazione></soapenv:Body></soapenv:Envelope>");
-            let body = w.out;
-            let (_, text, _) = self
-                .transport
-                .send(|c| {
-                    c.post(&url)
-                        .header("Content-Type", "text/xml; charset=utf-8")
-                        .header("SOAPAction", "nodoChiediElencoFlussiRendicontazione")
-                        .body(body.clone())
-                })
                 .await?;
-            let root = xml::parse(
-                text.as_bytes(),
-                Limits {
-                    max_bytes: 16 << 20,
-                    max_depth: 24,
-                    max_elements: 500_000,
-                },
-            )
-            .map_err(|e| ConnectorError::BadResponse(e.to_string()))?;
             let mut flows = Vec::new();
             collect_flows(&root, &mut flows);
-            if let Some(fault) = find(&root, "fault") {
-                return Err(ConnectorError::Rejected {
-                    status: 200,
-                    body: fault.text_of("faultCode").unwrap_or("?").to_string(),
-                });
-            }
             Ok(flows)
         })
     }
@@ -410,56 +373,21 @@ impl NodeConnector for PagoPaConnector {
     ) -> BoxFuture<'a, Result<Vec<u8>, ConnectorError>> {
         Box::pin(async move {
             use base64::Engine as _;
-            let url = self
-                .transport
-                .settings
-                .soap_url
-                .clone()
-                .ok_or_else(|| ConnectorError::Config("soap_url mancante".into()))?;
-            let mut w = Writer::new();
-            w.raw(r#"<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:ws="http://ws.pagamenti.telematici.gov/"><soapenv:Body><ws:nodoChiediFlussoRendicontazione>"#);
-            w.leaf("identificativoIntermediarioPA", &self.station.broker_id)
-                .leaf(
-                    "identificativoStazioneIntermediarioPA",
-                    &self.station.station_id,
-                )
-                .leaf(
-                    "password",
-                    self.transport
-                        .settings
-                        .station_password
-                        .as_deref()
-                        .unwrap_or("--------"),
-                )
-                .leaf("identificativoDominio", ente)
-                .leaf("identificativoFlusso", flow_id);
-            w.raw("</ws:nodoChiediFlussoRendicontazione></soapenv:Body></soapenv:Envelope>");
-            let body = w.out;
-            let (_, text, _) = self
-                .transport
-                .send(|c| {
-                    c.post(&url)
-                        .header("Content-Type", "text/xml; charset=utf-8")
-                        .header("SOAPAction", "nodoChiediFlussoRendicontazione")
-                        .body(body.clone())
-                })
-                .await?;
             // A flow travels base64-encoded inside the SOAP answer.
-            let root = xml::parse(
-                text.as_bytes(),
-                Limits {
-                    max_bytes: 96 << 20,
-                    max_depth: 24,
-                    max_elements: 1_000,
-                },
-            )
-            .map_err(|e| ConnectorError::BadResponse(e.to_string()))?;
-            if let Some(fault) = find(&root, "fault") {
-                return Err(ConnectorError::Rejected {
-                    status: 200,
-                    body: fault.text_of("faultCode").unwrap_or("?").to_string(),
-                });
-            }
+            let root = self
+                .node_for_pa(
+                    "nodoChiediFlussoRendicontazione",
+                    &[
+                        ("identificativoDominio", ente),
+                        ("identificativoFlusso", flow_id),
+                    ],
+                    Limits {
+                        max_bytes: 96 << 20,
+                        max_depth: 24,
+                        max_elements: 1_000,
+                    },
+                )
+                .await?;
             let encoded = find(&root, "xmlRendicontazione")
                 .ok_or_else(|| ConnectorError::BadResponse("xmlRendicontazione mancante".into()))?;
             let compact: String = encoded.text.split_whitespace().collect();
@@ -467,6 +395,66 @@ impl NodeConnector for PagoPaConnector {
                 .decode(compact)
                 .map_err(|e| ConnectorError::BadResponse(format!("base64: {e}")))
         })
+    }
+}
+
+impl PagoPaConnector {
+    /// One `nodeForPa` SOAP call: the station's credentials, then
+    /// `fields`; the answer parsed under `limits`, a fault turned into an
+    /// error.
+    async fn node_for_pa(
+        &self,
+        primitive: &str,
+        fields: &[(&str, &str)],
+        limits: Limits,
+    ) -> Result<xml::Element, ConnectorError> {
+        let url = self
+            .transport
+            .settings
+            .soap_url
+            .clone()
+            .ok_or_else(|| ConnectorError::Config("soap_url mancante".into()))?;
+        let mut w = Writer::new();
+        w.raw(r#"<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:ws="http://ws.pagamenti.telematici.gov/"><soapenv:Body>"#)
+            .raw(&format!("<ws:{primitive}>"))
+            .leaf("identificativoIntermediarioPA", &self.station.broker_id)
+            .leaf(
+                "identificativoStazioneIntermediarioPA",
+                &self.station.station_id,
+            )
+            .leaf(
+                "password",
+                self.transport
+                    .settings
+                    .station_password
+                    .as_deref()
+                    .unwrap_or("--------"),
+            );
+        for (name, value) in fields {
+            w.leaf(name, value);
+        }
+        w.raw(&format!(
+            "</ws:{primitive}></soapenv:Body></soapenv:Envelope>"
+        ));
+        let body = w.out;
+        let (_, text, _) = self
+            .transport
+            .send(|c| {
+                c.post(&url)
+                    .header("Content-Type", "text/xml; charset=utf-8")
+                    .header("SOAPAction", primitive)
+                    .body(body.clone())
+            })
+            .await?;
+        let root = xml::parse(text.as_bytes(), limits)
+            .map_err(|e| ConnectorError::BadResponse(e.to_string()))?;
+        if let Some(fault) = find(&root, "fault") {
+            return Err(ConnectorError::Rejected {
+                status: 200,
+                body: fault.text_of("faultCode").unwrap_or("?").to_string(),
+            });
+        }
+        Ok(root)
     }
 }
 

@@ -330,15 +330,7 @@ impl<'a> Seq<'a> {
 
 /// `\d+\.\d{2}`, at most 999999999.99 and at least `min_cents`.
 fn amount(t: &str, min_cents: i64) -> Option<Cents> {
-    let (units, decimals) = t.split_once('.')?;
-    if units.is_empty()
-        || decimals.len() != 2
-        || !units.bytes().all(|b| b.is_ascii_digit())
-        || !decimals.bytes().all(|b| b.is_ascii_digit())
-    {
-        return None;
-    }
-    let cents = Cents::parse_decimal(t)?;
+    let cents = crate::two_decimals(t)?;
     (min_cents..=99_999_999_999)
         .contains(&cents.0)
         .then_some(cents)
@@ -405,7 +397,7 @@ pub fn write(flow: &ReportingFlow) -> String {
         .leaf_opt("denominazioneRicevente", flow.ente_name.as_deref())
         .close("istitutoRicevente")
         .leaf("numeroTotalePagamenti", &flow.declared_count.to_string())
-        .leaf("importoTotalePagamenti", &decimal(flow.declared_total));
+        .leaf("importoTotalePagamenti", &flow.declared_total.to_decimal());
     for p in &flow.payments {
         w.open("datiSingoliPagamenti")
             .leaf("identificativoUnivocoVersamento", &p.iuv)
@@ -414,17 +406,11 @@ pub fn write(flow: &ReportingFlow) -> String {
                 "indiceDatiSingoloPagamento",
                 p.transfer_index.map(|i| i.to_string()).as_deref(),
             )
-            .leaf("singoloImportoPagato", &decimal(p.amount))
+            .leaf("singoloImportoPagato", &p.amount.to_decimal())
             .leaf("codiceEsitoSingoloPagamento", &p.outcome.code().to_string())
             .leaf("dataEsitoSingoloPagamento", &p.outcome_date.to_string())
             .close("datiSingoliPagamenti");
     }
     w.close("FlussoRiversamento");
     w.out
-}
-
-/// Cents as the schema's `\d+\.\d{2}`: never negative in a flow.
-fn decimal(c: Cents) -> String {
-    debug_assert!(c.0 >= 0, "a flow's amounts are not negative");
-    format!("{}.{:02}", c.0 / 100, c.0 % 100)
 }

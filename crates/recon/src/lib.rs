@@ -42,3 +42,15 @@ impl TreasuryError {
         }
     }
 }
+
+/// An amount as XML schemas write it: digits, a dot and exactly two
+/// decimals (`\d+\.\d{2}`), no sign.
+pub(crate) fn two_decimals(t: &str) -> Option<incasso_core::Cents> {
+    let (units, decimals) = t.split_once('.')?;
+    (!units.is_empty()
+        && decimals.len() == 2
+        && units.bytes().all(|b| b.is_ascii_digit())
+        && decimals.bytes().all(|b| b.is_ascii_digit()))
+    .then(|| incasso_core::Cents::parse_decimal(t))
+    .flatten()
+}

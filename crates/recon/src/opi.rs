@@ -235,16 +235,9 @@ fn date(el: &Element, path: &str, name: &str) -> Result<NaiveDate, TreasuryError
         })
 }
 
-/// OPI amounts: digits, a dot and two decimals.
+/// OPI amounts: digits, a dot and two decimals, 15 digits at most.
 fn amount(t: &str) -> Option<Cents> {
-    let (units, decimals) = t.split_once('.')?;
-    (!units.is_empty()
-        && units.len() <= 13
-        && decimals.len() == 2
-        && units.bytes().all(|b| b.is_ascii_digit())
-        && decimals.bytes().all(|b| b.is_ascii_digit()))
-    .then(|| Cents::parse_decimal(t))
-    .flatten()
+    crate::two_decimals(t).filter(|_| t.len() <= 16)
 }
 
 /// Who writes a journal for whom: what the OPI header needs.
@@ -276,7 +269,6 @@ pub struct JournalHeader {
 /// schema requires a signature: an XML-DSig skeleton closes the document.
 pub fn write(h: &JournalHeader, movements: &[TreasuryMovement]) -> String {
     let mut w = incasso_xml::Writer::new();
-    let money = |c: Cents| format!("{}.{:02}", c.0 / 100, c.0 % 100);
     w.raw("<?xml version=\"1.0\" encoding=\"UTF-8\"?>")
         .open("flusso_giornale_di_cassa")
         .open("testata_messaggio")
@@ -315,7 +307,7 @@ pub fn write(h: &JournalHeader, movements: &[TreasuryMovement]) -> String {
             .leaf("tipo_operazione", m.operation.as_str())
             .leaf("numero_documento", &m.document_number)
             .leaf("progressivo_documento", "0")
-            .leaf("importo", &money(m.amount))
+            .leaf("importo", &m.amount.to_decimal())
             .leaf("data_movimento", &m.booking_date.to_string())
             .leaf("data_movimento_siope", &m.booking_date.to_string())
             .leaf_opt(

@@ -231,7 +231,7 @@ fn reversale(w: &mut Writer, year: i32, r: &Regularization) -> Result<(), Revers
         .leaf("tipo_operazione", "INSERIMENTO")
         .leaf("numero_reversale", &r.number.to_string())
         .leaf("data_reversale", &r.date.to_string())
-        .leaf("importo_reversale", &decimal(r.sospeso_amount))
+        .leaf("importo_reversale", &r.sospeso_amount.to_decimal())
         .leaf_opt("conto_evidenza", r.account.as_deref());
     for ((chapter, article, residuo), (description, cents)) in &bilanci {
         w.open("bilancio")
@@ -247,12 +247,12 @@ fn reversale(w: &mut Writer, year: i32, r: &Regularization) -> Result<(), Revers
             )
             .leaf_opt("anno_residuo", residuo.map(|y| y.to_string()).as_deref())
             .leaf_opt("numero_articolo", article.as_deref())
-            .leaf("importo_bilancio", &decimal(Cents(*cents)))
+            .leaf("importo_bilancio", &Cents(*cents).to_decimal())
             .close("bilancio");
     }
     w.open("informazioni_versante")
         .leaf("progressivo_versante", "1")
-        .leaf("importo_versante", &decimal(r.sospeso_amount))
+        .leaf("importo_versante", &r.sospeso_amount.to_decimal())
         .leaf("tipo_riscossione", "REGOLARIZZAZIONE");
     // SIOPE classification only when every part has its code: a partial
     // one would misstate the split.
@@ -270,7 +270,7 @@ fn reversale(w: &mut Writer, year: i32, r: &Regularization) -> Result<(), Revers
         for (code, cents) in by_code {
             w.open("classificazione")
                 .leaf("codice_cge", code)
-                .leaf("importo", &decimal(Cents(cents)))
+                .leaf("importo", &Cents(cents).to_decimal())
                 .open("classificazione_dati_siope_entrate")
                 .leaf("tipo_debito_siope_nc", "NON_COMMERCIALE")
                 .close("classificazione_dati_siope_entrate")
@@ -291,14 +291,14 @@ fn reversale(w: &mut Writer, year: i32, r: &Regularization) -> Result<(), Revers
         .leaf("causale", &causale)
         .open("sospeso")
         .leaf("numero_provvisorio", sospeso)
-        .leaf("importo_provvisorio", &decimal(r.sospeso_amount))
+        .leaf("importo_provvisorio", &r.sospeso_amount.to_decimal())
         .close("sospeso")
         .open("dati_a_disposizione_ente_versante");
     for p in &parts {
         w.open("accertamento")
             .leaf("anno", &p.accertamento.year.to_string())
             .leaf("codice", &p.accertamento.code)
-            .leaf("importo", &decimal(p.amount))
+            .leaf("importo", &p.amount.to_decimal())
             .close("accertamento");
     }
     w.close("dati_a_disposizione_ente_versante")
@@ -325,8 +325,4 @@ fn signature_placeholder(w: &mut Writer, flow_id: &str) {
     .raw("</ds:Reference></ds:SignedInfo>")
     .raw("<ds:SignatureValue>AAAA</ds:SignatureValue>")
     .raw("</ds:Signature>");
-}
-
-fn decimal(c: Cents) -> String {
-    format!("{}.{:02}", c.0 / 100, c.0 % 100)
 }

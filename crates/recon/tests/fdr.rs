@@ -91,40 +91,13 @@ fn flow(outcomes: &[FlowOutcome]) -> ReportingFlow {
     }
 }
 
-/// Validates documents with xmllint against a schema version; panics with
-/// xmllint's words when one fails.
+/// Validates documents against a schema version (`1_0_4`, `1_0_5`).
 fn assert_valid(documents: &[String], version: &str) {
-    let dir = std::env::temp_dir().join(format!(
-        "incasso-fdr-{}-{}",
-        std::process::id(),
-        Utc::now().timestamp_micros()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let files: Vec<PathBuf> = documents
-        .iter()
-        .enumerate()
-        .map(|(i, d)| {
-            let f = dir.join(format!("flow-{i}.xml"));
-            std::fs::write(&f, d).unwrap();
-            f
-        })
-        .collect();
-    let out = std::process::Command::new("xmllint")
-        .arg("--noout")
-        .arg("--schema")
-        .arg(spec(&format!(
-            "pagopa/pagopa-api/xsd-common/FlussoRiversamento_{version}.xsd"
-        )))
-        .args(&files)
-        .output()
-        .expect("xmllint is needed (Debian package libxml2-utils; scripts/test.sh installs it)");
-    assert!(
-        out.status.success(),
-        "{version}: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        documents[0]
+    let docs: Vec<&str> = documents.iter().map(String::as_str).collect();
+    incasso_testkit::assert_xsd_valid(
+        &format!("pagopa/pagopa-api/xsd-common/FlussoRiversamento_{version}.xsd"),
+        &docs,
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

@@ -52,21 +52,9 @@ fn order(number: u32, sospeso: i64, parts: Vec<BudgetPart>) -> Regularization {
 }
 
 fn assert_valid(document: &str) {
-    let dir = incasso_testkit::spec_dir().expect("the spec folder (../shared/spec) is needed");
-    let f = std::env::temp_dir().join(format!("incasso-reversale-{}.xml", std::process::id()));
-    std::fs::write(&f, document).unwrap();
-    let out = std::process::Command::new("xmllint")
-        .arg("--noout")
-        .arg("--schema")
-        .arg(dir.join("treasury/opi/OPI_FLUSSO_ORDINATIVI_V_1_7_1.xsd"))
-        .arg(&f)
-        .output()
-        .expect("xmllint is needed (Debian package libxml2-utils; scripts/test.sh installs it)");
-    let _ = std::fs::remove_file(&f);
-    assert!(
-        out.status.success(),
-        "{}\n{document}",
-        String::from_utf8_lossy(&out.stderr)
+    incasso_testkit::assert_xsd_valid(
+        "treasury/opi/OPI_FLUSSO_ORDINATIVI_V_1_7_1.xsd",
+        &[document],
     );
 }
 

@@ -61,10 +61,7 @@ pub async fn post_flow(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     caller.require_ente(&ente)?;
-    let flow_id = incasso_recon::fdr::parse(&body)
-        .map(|f| f.flow_id)
-        .unwrap_or_default();
-    let intake = reconcile::take_flow(&state.store, &ente, &body, Utc::now())
+    let (flow_id, intake) = reconcile::take_flow_named(&state.store, &ente, &body, Utc::now())
         .await
         .map_err(recon_error)?;
     let (status, name) = match intake {
@@ -259,6 +256,16 @@ pub struct BreakdownDto {
     pub amount: i64,
 }
 
+fn breakdown_dtos(b: incasso_recon::breakdown::Breakdown) -> Vec<BreakdownDto> {
+    b.into_iter()
+        .map(|(acc, cents)| BreakdownDto {
+            year: acc.as_ref().map(|a| a.year),
+            accertamento: acc.map(|a| a.code),
+            amount: cents.0,
+        })
+        .collect()
+}
+
 /// The breakdown over accertamenti of a flow, a sospeso or an IUV (exactly
 /// one of the three).
 #[utoipa::path(get, path = "/api/v1/enti/{fiscalCode}/breakdown", tag = "reconciliation",
@@ -286,15 +293,7 @@ pub async fn breakdown(
     let b = reconcile::breakdown(&state.store, &ente, of)
         .await
         .map_err(recon_error)?;
-    Ok(Json(
-        b.into_iter()
-            .map(|(acc, cents)| BreakdownDto {
-                year: acc.as_ref().map(|a| a.year),
-                accertamento: acc.map(|a| a.code),
-                amount: cents.0,
-            })
-            .collect(),
-    ))
+    Ok(Json(breakdown_dtos(b)))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -453,15 +452,7 @@ pub async fn put_reconciliation(
     Ok(Json(ReconciliationDto {
         id,
         flow_id: answer.flow_id,
-        breakdown: answer
-            .breakdown
-            .into_iter()
-            .map(|(acc, cents)| BreakdownDto {
-                year: acc.as_ref().map(|a| a.year),
-                accertamento: acc.map(|a| a.code),
-                amount: cents.0,
-            })
-            .collect(),
+        breakdown: breakdown_dtos(answer.breakdown),
     }))
 }
 

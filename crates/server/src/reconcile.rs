@@ -66,6 +66,16 @@ pub async fn take_flow(
     bytes: &[u8],
     now: DateTime<Utc>,
 ) -> Result<FlowIntake, ReconError> {
+    Ok(take_flow_named(store, ente, bytes, now).await?.1)
+}
+
+/// As [`take_flow`], also saying which flow it was.
+pub async fn take_flow_named(
+    store: &Store,
+    ente: &str,
+    bytes: &[u8],
+    now: DateTime<Utc>,
+) -> Result<(String, FlowIntake), ReconError> {
     let flow = fdr::parse(bytes)?;
     if flow.ente != ente {
         return Err(ReconError::OtherEnte {
@@ -74,7 +84,8 @@ pub async fn take_flow(
         });
     }
     known_ente(store, ente).await?;
-    Ok(store.store_flow(ente, &flow, now).await?)
+    let intake = store.store_flow(ente, &flow, now).await?;
+    Ok((flow.flow_id, intake))
 }
 
 /// Takes in a treasury file for `ente`: an OPI journal or camt.053/054,
@@ -108,6 +119,18 @@ async fn known_ente(store: &Store, ente: &str) -> Result<(), ReconError> {
         Err(StoreError::NotFound(_)) => Err(ReconError::UnknownEnte(ente.to_string())),
         Err(e) => Err(e.into()),
     }
+}
+
+/// What matching needs of the stored flows: the money their lines move.
+fn flow_keys(flows: &[incasso_store::StoredFlow]) -> Vec<FlowKey> {
+    flows
+        .iter()
+        .map(|f| FlowKey {
+            flow_id: f.flow_id.clone(),
+            settlement_ref: f.settlement_ref.clone(),
+            amount: f.lines_total,
+        })
+        .collect()
 }
 
 /// What a run found, for people and programs.
@@ -158,14 +181,7 @@ pub async fn reconcile(
             amount: Some(m.amount),
         });
     }
-    let keys: Vec<FlowKey> = flows
-        .iter()
-        .map(|f| FlowKey {
-            flow_id: f.flow_id.clone(),
-            settlement_ref: f.settlement_ref.clone(),
-            amount: f.lines_total,
-        })
-        .collect();
+    let keys = flow_keys(&flows);
     let result = matching::match_all(&keys, &own);
     let mut matched = 0;
     let records: Vec<MovementMatchRecord> = result
@@ -264,9 +280,8 @@ pub async fn reconcile(
     let mut lines_by_class: BTreeMap<String, usize> = BTreeMap::new();
     // Per (code, flow): up to ten examples, how many, how much.
     let mut grouped: BTreeMap<(&'static str, String), (Vec<String>, usize, i64)> = BTreeMap::new();
-    // Lines met so far, as 128-bit fingerprints: millions of lines, and a
-    // false "reported twice" would need a collision of two hashes.
-    let mut seen_lines: std::collections::HashSet<u128> = std::collections::HashSet::new();
+    // Lines met so far, as fingerprints: a year has millions.
+    let mut seen_lines = incasso_core::fingerprint::Fingerprints::new();
     store
         .for_each_line_fact(ente, |l| {
             let class = matching::classify(matching::Sources {
@@ -305,7 +320,7 @@ pub async fn reconcile(
                     )
                 });
             }
-            if l.outcome != 3 && !seen_lines.insert(fingerprint(&l.iuv, l.transfer_index)) {
+            if l.outcome != 3 && !seen_lines.insert(&(l.iuv.as_str(), l.transfer_index)) {
                 problem("DUPLICATE_PAYMENT", &|| {
                     format!("{} indice {}", l.iuv, l.transfer_index)
                 });
@@ -418,20 +433,6 @@ pub async fn breakdown(
     Ok(breakdown::breakdown(&lines))
 }
 
-/// A 128-bit fingerprint of a payment's transfer, from two independently
-/// keyed hashes.
-fn fingerprint(iuv: &str, index: u8) -> u128 {
-    use std::hash::{Hash, Hasher};
-    let half = |salt: u8| {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        salt.hash(&mut h);
-        iuv.hash(&mut h);
-        index.hash(&mut h);
-        h.finish()
-    };
-    (u128::from(half(0)) << 64) | u128::from(half(1))
-}
-
 /// What fetching an Ente's flows from the Node did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FetchReport {
@@ -452,28 +453,45 @@ pub async fn fetch_flows(
     ente: &str,
     now: DateTime<Utc>,
 ) -> Result<FetchReport, ReconError> {
-    use incasso_pagopa::connector::{self, ConnectionSettings, StationIdentity};
     known_ente(store, ente).await?;
-    let mut chosen = None;
-    for station in store.list_stations(ente).await? {
-        if let Some(json) = store.station_connection(ente, &station.station_id).await? {
-            let settings: ConnectionSettings = serde_json::from_str(&json)
-                .map_err(|e| ReconError::Node(format!("collegamento non leggibile: {e}")))?;
-            chosen = Some((station, settings));
-            break;
-        }
-    }
-    let (station, settings) = chosen.ok_or_else(|| {
+    let node = node_of(store, ente).await?.ok_or_else(|| {
         ReconError::Node("nessuna stazione dell'ente ha un collegamento al nodo".into())
     })?;
-    let node = connector::build(
-        &settings,
-        StationIdentity {
-            broker_id: station.broker_id.clone(),
-            station_id: station.station_id.clone(),
-        },
-    )
-    .map_err(|e| ReconError::Node(e.to_string()))?;
+    fetch_with(store, ente, node.as_ref(), now).await
+}
+
+/// The connector of the first of the Ente's stations that has a connection
+/// to the Node; none if no station has one.
+async fn node_of(
+    store: &Store,
+    ente: &str,
+) -> Result<Option<Box<dyn incasso_pagopa::connector::NodeConnector>>, ReconError> {
+    use incasso_pagopa::connector::{self, ConnectionSettings, StationIdentity};
+    for station in store.list_stations(ente).await? {
+        let Some(json) = store.station_connection(ente, &station.station_id).await? else {
+            continue;
+        };
+        let settings: ConnectionSettings = serde_json::from_str(&json)
+            .map_err(|e| ReconError::Node(format!("collegamento non leggibile: {e}")))?;
+        let node = connector::build(
+            &settings,
+            StationIdentity {
+                broker_id: station.broker_id.clone(),
+                station_id: station.station_id.clone(),
+            },
+        )
+        .map_err(|e| ReconError::Node(e.to_string()))?;
+        return Ok(Some(node));
+    }
+    Ok(None)
+}
+
+async fn fetch_with(
+    store: &Store,
+    ente: &str,
+    node: &dyn incasso_pagopa::connector::NodeConnector,
+    now: DateTime<Utc>,
+) -> Result<FetchReport, ReconError> {
     let listed = node
         .list_reporting_flows(ente)
         .await
@@ -581,24 +599,15 @@ pub async fn reconcile_request(
     known_ente(store, ente).await?;
     let movement_id = format!("API/{}", r.id);
     if let Some(existing) = store
-        .movements(ente)
+        .movement(ente, &movement_id)
         .await
         .map_err(ReconError::from)?
-        .into_iter()
-        .find(|m| m.movement_id == movement_id)
         && (existing.amount != r.amount || existing.causale != r.causale || existing.trn != r.trn)
     {
         return Err(RequestError::Conflict(r.id.clone()));
     }
     let flows = store.current_flows(ente).await.map_err(ReconError::from)?;
-    let keys: Vec<FlowKey> = flows
-        .iter()
-        .map(|f| FlowKey {
-            flow_id: f.flow_id.clone(),
-            settlement_ref: f.settlement_ref.clone(),
-            amount: f.lines_total,
-        })
-        .collect();
+    let keys = flow_keys(&flows);
     let movement = TreasuryMovement {
         movement_id: movement_id.clone(),
         ente: ente.to_string(),
@@ -653,20 +662,15 @@ pub async fn fetch_all(
     let mut out = Vec::new();
     for ente in enti {
         let fc = ente.fiscal_code;
-        let mut connected = false;
-        for s in store.list_stations(&fc).await.unwrap_or_default() {
-            if matches!(
-                store.station_connection(&fc, &s.station_id).await,
-                Ok(Some(_))
-            ) {
-                connected = true;
-                break;
+        let node = match node_of(store, &fc).await {
+            Ok(Some(node)) => node,
+            Ok(None) => continue,
+            Err(e) => {
+                out.push((fc, Err(e)));
+                continue;
             }
-        }
-        if !connected {
-            continue;
-        }
-        let result = match fetch_flows(store, &fc, now).await {
+        };
+        let result = match fetch_with(store, &fc, node.as_ref(), now).await {
             Ok(report) if report.taken > 0 => reconcile(store, &fc, now).await.map(|_| report),
             other => other,
         };
@@ -747,10 +751,8 @@ pub async fn reversale_for(
         .and_then(|j| serde_json::from_str(&j).ok())
         .ok_or(ReconError::NoTreasurySettings)?;
     let movement = store
-        .movements(ente)
+        .movement(ente, movement_id)
         .await?
-        .into_iter()
-        .find(|m| m.movement_id == movement_id)
         .ok_or_else(|| ReconError::UnknownMovement(movement_id.to_string()))?;
     let split = breakdown(store, ente, BreakdownOf::Movement(movement_id)).await?;
     if let Some(unattributed) = split.get(&None) {

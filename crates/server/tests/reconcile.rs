@@ -137,48 +137,13 @@ fn journal(sospesi: &[Sospeso<'_>]) -> String {
 }
 
 fn assert_valid_journal(document: &str) {
-    let dir = incasso_testkit::spec_dir().unwrap();
-    let f = std::env::temp_dir().join(format!(
-        "incasso-journal-{}-{}.xml",
-        std::process::id(),
-        Utc::now().timestamp_micros()
-    ));
-    std::fs::write(&f, document).unwrap();
-    let out = std::process::Command::new("xmllint")
-        .arg("--noout")
-        .arg("--schema")
-        .arg(dir.join("treasury/opi/OPI_GIORNALE_DI_CASSA_V_1_8.xsd"))
-        .arg(&f)
-        .output()
-        .expect("xmllint is needed (Debian package libxml2-utils; scripts/test.sh installs it)");
-    let _ = std::fs::remove_file(&f);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    incasso_testkit::assert_xsd_valid("treasury/opi/OPI_GIORNALE_DI_CASSA_V_1_8.xsd", &[document]);
 }
 
 fn assert_valid_order(document: &str) {
-    let dir = incasso_testkit::spec_dir().unwrap();
-    let f = std::env::temp_dir().join(format!(
-        "incasso-order-{}-{}.xml",
-        std::process::id(),
-        Utc::now().timestamp_micros()
-    ));
-    std::fs::write(&f, document).unwrap();
-    let out = std::process::Command::new("xmllint")
-        .arg("--noout")
-        .arg("--schema")
-        .arg(dir.join("treasury/opi/OPI_FLUSSO_ORDINATIVI_V_1_7_1.xsd"))
-        .arg(&f)
-        .output()
-        .expect("xmllint is needed (Debian package libxml2-utils; scripts/test.sh installs it)");
-    let _ = std::fs::remove_file(&f);
-    assert!(
-        out.status.success(),
-        "{}\n{document}",
-        String::from_utf8_lossy(&out.stderr)
+    incasso_testkit::assert_xsd_valid(
+        "treasury/opi/OPI_FLUSSO_ORDINATIVI_V_1_7_1.xsd",
+        &[document],
     );
 }
 

@@ -593,24 +593,5 @@ async fn the_simulated_flows_and_journals_reconcile() {
 }
 
 fn assert_valid_journal(document: &str) {
-    let dir = incasso_testkit::spec_dir().expect("the spec folder (../shared/spec) is needed");
-    let f = std::env::temp_dir().join(format!(
-        "incasso-sim-journal-{}-{}.xml",
-        std::process::id(),
-        Utc::now().timestamp_micros()
-    ));
-    std::fs::write(&f, document).unwrap();
-    let out = std::process::Command::new("xmllint")
-        .arg("--noout")
-        .arg("--schema")
-        .arg(dir.join("treasury/opi/OPI_GIORNALE_DI_CASSA_V_1_8.xsd"))
-        .arg(&f)
-        .output()
-        .expect("xmllint is needed (Debian package libxml2-utils; scripts/test.sh installs it)");
-    let _ = std::fs::remove_file(&f);
-    assert!(
-        out.status.success(),
-        "{}\n{document}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    incasso_testkit::assert_xsd_valid("treasury/opi/OPI_GIORNALE_DI_CASSA_V_1_8.xsd", &[document]);
 }

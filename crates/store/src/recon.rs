@@ -237,46 +237,27 @@ impl Store {
 
     /// All the Ente's stored movements.
     pub async fn movements(&self, ente: &str) -> Result<Vec<TreasuryMovement>> {
-        use incasso_core::treasury::{DocumentKind, Operation};
-        let rows = sqlx::query(
-            "SELECT movement_id, account, year, direction, document, operation, document_number,
-                    amount, booking_date, value_date, payer, causale, trn, end_to_end_id
-             FROM treasury_movements WHERE ente = $1 ORDER BY booking_date, movement_id",
-        )
-        .bind(ente)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                let operation: String = r.try_get("operation")?;
-                Ok(TreasuryMovement {
-                    movement_id: r.try_get("movement_id")?,
-                    ente: ente.to_string(),
-                    account: r.try_get("account")?,
-                    year: r.try_get::<i64, _>("year")? as i32,
-                    direction: if r.try_get::<String, _>("direction")? == "ENTRATA" {
-                        Direction::Income
-                    } else {
-                        Direction::Outgoing
-                    },
-                    document: DocumentKind::from_opi(&r.try_get::<String, _>("document")?),
-                    operation: Operation::from_opi(&operation).ok_or_else(|| {
-                        StoreError::Corrupt(format!("tipo_operazione '{operation}'"))
-                    })?,
-                    document_number: r.try_get("document_number")?,
-                    amount: Cents(r.try_get("amount")?),
-                    booking_date: day(&r.try_get::<String, _>("booking_date")?)?,
-                    value_date: r
-                        .try_get::<Option<String>, _>("value_date")?
-                        .map(|d| day(&d))
-                        .transpose()?,
-                    payer: r.try_get("payer")?,
-                    causale: r.try_get("causale")?,
-                    trn: r.try_get("trn")?,
-                    end_to_end_id: r.try_get("end_to_end_id")?,
-                })
-            })
-            .collect()
+        let sql = format!("{MOVEMENT_SELECT} WHERE ente = $1 ORDER BY booking_date, movement_id");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(ente)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| movement_from_row(ente, r)).collect()
+    }
+
+    /// One of the Ente's movements, by its id.
+    pub async fn movement(
+        &self,
+        ente: &str,
+        movement_id: &str,
+    ) -> Result<Option<TreasuryMovement>> {
+        let sql = format!("{MOVEMENT_SELECT} WHERE ente = $1 AND movement_id = $2");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(ente)
+            .bind(movement_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| movement_from_row(ente, &r)).transpose()
     }
 
     /// Replaces the Ente's matching results and anomalies with a run's, in
@@ -652,6 +633,41 @@ impl Store {
         }
         Ok(())
     }
+}
+
+const MOVEMENT_SELECT: &str =
+    "SELECT movement_id, account, year, direction, document, operation, document_number,
+            amount, booking_date, value_date, payer, causale, trn, end_to_end_id
+     FROM treasury_movements";
+
+fn movement_from_row(ente: &str, r: &sqlx::any::AnyRow) -> Result<TreasuryMovement> {
+    use incasso_core::treasury::{DocumentKind, Operation};
+    let operation: String = r.try_get("operation")?;
+    Ok(TreasuryMovement {
+        movement_id: r.try_get("movement_id")?,
+        ente: ente.to_string(),
+        account: r.try_get("account")?,
+        year: r.try_get::<i64, _>("year")? as i32,
+        direction: if r.try_get::<String, _>("direction")? == "ENTRATA" {
+            Direction::Income
+        } else {
+            Direction::Outgoing
+        },
+        document: DocumentKind::from_opi(&r.try_get::<String, _>("document")?),
+        operation: Operation::from_opi(&operation)
+            .ok_or_else(|| StoreError::Corrupt(format!("tipo_operazione '{operation}'")))?,
+        document_number: r.try_get("document_number")?,
+        amount: Cents(r.try_get("amount")?),
+        booking_date: day(&r.try_get::<String, _>("booking_date")?)?,
+        value_date: r
+            .try_get::<Option<String>, _>("value_date")?
+            .map(|d| day(&d))
+            .transpose()?,
+        payer: r.try_get("payer")?,
+        causale: r.try_get("causale")?,
+        trn: r.try_get("trn")?,
+        end_to_end_id: r.try_get("end_to_end_id")?,
+    })
 }
 
 fn day(s: &str) -> Result<NaiveDate> {

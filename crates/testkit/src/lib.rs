@@ -88,6 +88,38 @@ pub fn spec_dir() -> Option<PathBuf> {
         .ok()
 }
 
+/// Validates XML documents with xmllint against a schema of the spec
+/// folder (`xsd`, relative to [`spec_dir`]); panics with xmllint's words
+/// and the first document when one fails.
+pub fn assert_xsd_valid(xsd: &str, documents: &[&str]) {
+    let spec = spec_dir().expect("crates/testkit/spec");
+    let dir = std::env::temp_dir().join(format!("incasso-xsd-{}", random_suffix()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let files: Vec<PathBuf> = documents
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let f = dir.join(format!("document-{i}.xml"));
+            std::fs::write(&f, d).expect("writing a document");
+            f
+        })
+        .collect();
+    let out = std::process::Command::new("xmllint")
+        .arg("--noout")
+        .arg("--schema")
+        .arg(spec.join(xsd))
+        .args(&files)
+        .output()
+        .expect("xmllint is needed (Debian package libxml2-utils; scripts/test.sh installs it)");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        out.status.success(),
+        "{xsd}: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        documents.first().unwrap_or(&"")
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
