@@ -63,6 +63,26 @@ pub struct AnomalyRecord {
     pub amount: Option<Cents>,
 }
 
+/// Rows per multi-row statement: under both databases' parameter limits
+/// with ten columns.
+const ROWS_PER_STATEMENT: usize = 400;
+
+impl Store {
+    /// Appends `rows` parenthesized groups of `columns` placeholders.
+    fn push_rows(&self, sql: &mut String, rows: usize, columns: usize, n: &mut usize) {
+        for r in 0..rows {
+            sql.push_str(if r > 0 { ",(" } else { "(" });
+            for c in 0..columns {
+                if c > 0 {
+                    sql.push(',');
+                }
+                crate::batch::push_placeholder(sql, self.dialect, n);
+            }
+            sql.push(')');
+        }
+    }
+}
+
 impl Store {
     /// Stores a flow version for `ente` (the flow's receiver, checked by
     /// the caller), with its lines, in one transaction.
@@ -72,14 +92,41 @@ impl Store {
         flow: &ReportingFlow,
         now: DateTime<Utc>,
     ) -> Result<FlowIntake> {
-        let version = to_micros(flow.flow_date_time);
+        Ok(self.store_flows(ente, std::slice::from_ref(flow), now).await?[0])
+    }
+
+    /// Stores several flows for `ente` in one transaction, each as
+    /// [`Store::store_flow`] would: a day's flows fetched together cost
+    /// one commit, not one each.
+    pub async fn store_flows(
+        &self,
+        ente: &str,
+        flows: &[ReportingFlow],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<FlowIntake>> {
         let mut tx = self.write_tx().await?;
+        let mut outcomes = Vec::with_capacity(flows.len());
+        for flow in flows {
+            outcomes.push(self.store_flow_in(&mut tx, ente, flow, now).await?);
+        }
+        tx.commit().await?;
+        Ok(outcomes)
+    }
+
+    async fn store_flow_in(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        ente: &str,
+        flow: &ReportingFlow,
+        now: DateTime<Utc>,
+    ) -> Result<FlowIntake> {
+        let version = to_micros(flow.flow_date_time);
         let known: Vec<i64> = sqlx::query_scalar(
             "SELECT flow_date_time FROM reporting_flows WHERE ente = $1 AND flow_id = $2",
         )
         .bind(ente)
         .bind(&flow.flow_id)
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut **tx)
         .await?;
         if known.contains(&version) {
             return Ok(FlowIntake::AlreadyKnown);
@@ -95,7 +142,7 @@ impl Store {
             sqlx::query("UPDATE reporting_flows SET current = 0 WHERE ente = $1 AND flow_id = $2")
                 .bind(ente)
                 .bind(&flow.flow_id)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
         }
         sqlx::query(
@@ -118,36 +165,24 @@ impl Store {
         .bind(problems(flow))
         .bind(i64::from(current))
         .bind(to_micros(now))
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         // Lines in multi-row statements: a big PSP's daily flow has
         // thousands.
-        const PER_STATEMENT: usize = 400;
-        for (chunk_no, chunk) in flow.payments.chunks(PER_STATEMENT).enumerate() {
+        for (chunk_no, chunk) in flow.payments.chunks(ROWS_PER_STATEMENT).enumerate() {
             let mut sql = String::from(
                 "INSERT INTO flow_payments (ente, flow_id, flow_date_time, line, iuv, iur,
                     transfer_index, amount, outcome, outcome_date) VALUES ",
             );
-            // Anonymous placeholders on SQLite: `$n` ones are looked up by
-            // name, at a cost that grows with the square of their number.
             let mut n = 0;
-            for i in 0..chunk.len() {
-                sql.push_str(if i > 0 { ",(" } else { "(" });
-                for c in 0..10 {
-                    if c > 0 {
-                        sql.push(',');
-                    }
-                    crate::batch::push_placeholder(&mut sql, self.dialect, &mut n);
-                }
-                sql.push(')');
-            }
+            self.push_rows(&mut sql, chunk.len(), 10, &mut n);
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             for (i, p) in chunk.iter().enumerate() {
                 q = q
                     .bind(ente)
                     .bind(&flow.flow_id)
                     .bind(version)
-                    .bind((chunk_no * PER_STATEMENT + i + 1) as i64)
+                    .bind((chunk_no * ROWS_PER_STATEMENT + i + 1) as i64)
                     .bind(&p.iuv)
                     .bind(&p.iur)
                     .bind(i64::from(p.transfer()))
@@ -155,9 +190,8 @@ impl Store {
                     .bind(i64::from(p.outcome.code()))
                     .bind(p.outcome_date.to_string());
             }
-            q.execute(&mut *tx).await?;
+            q.execute(&mut **tx).await?;
         }
-        tx.commit().await?;
         Ok(outcome)
     }
 
@@ -200,36 +234,41 @@ impl Store {
     ) -> Result<usize> {
         let mut tx = self.write_tx().await?;
         let mut new = 0;
-        for m in movements {
-            let done = sqlx::query(
+        // Sixteen columns: a quarter of the rows a statement takes of
+        // narrower tables keeps it under the parameter limits.
+        for chunk in movements.chunks(ROWS_PER_STATEMENT / 4) {
+            let mut n = 0;
+            let mut sql = String::from(
                 "INSERT INTO treasury_movements (ente, movement_id, account, year, direction,
                     document, operation, document_number, amount, booking_date, value_date,
-                    payer, causale, trn, end_to_end_id, imported_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
-                 ON CONFLICT (ente, movement_id) DO NOTHING",
-            )
-            .bind(ente)
-            .bind(&m.movement_id)
-            .bind(&m.account)
-            .bind(i64::from(m.year))
-            .bind(match m.direction {
-                Direction::Income => "ENTRATA",
-                Direction::Outgoing => "USCITA",
-            })
-            .bind(m.document.as_str())
-            .bind(m.operation.as_str())
-            .bind(&m.document_number)
-            .bind(m.amount.0)
-            .bind(m.booking_date.to_string())
-            .bind(m.value_date.map(|d| d.to_string()))
-            .bind(m.payer.as_deref())
-            .bind(&m.causale)
-            .bind(m.trn.as_deref())
-            .bind(m.end_to_end_id.as_deref())
-            .bind(to_micros(now))
-            .execute(&mut *tx)
-            .await?;
-            new += done.rows_affected() as usize;
+                    payer, causale, trn, end_to_end_id, imported_at) VALUES ",
+            );
+            self.push_rows(&mut sql, chunk.len(), 16, &mut n);
+            sql.push_str(" ON CONFLICT (ente, movement_id) DO NOTHING");
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for m in chunk {
+                q = q
+                    .bind(ente)
+                    .bind(&m.movement_id)
+                    .bind(&m.account)
+                    .bind(i64::from(m.year))
+                    .bind(match m.direction {
+                        Direction::Income => "ENTRATA",
+                        Direction::Outgoing => "USCITA",
+                    })
+                    .bind(m.document.as_str())
+                    .bind(m.operation.as_str())
+                    .bind(&m.document_number)
+                    .bind(m.amount.0)
+                    .bind(m.booking_date.to_string())
+                    .bind(m.value_date.map(|d| d.to_string()))
+                    .bind(m.payer.as_deref())
+                    .bind(&m.causale)
+                    .bind(m.trn.as_deref())
+                    .bind(m.end_to_end_id.as_deref())
+                    .bind(to_micros(now));
+            }
+            new += q.execute(&mut *tx).await?.rows_affected() as usize;
         }
         tx.commit().await?;
         Ok(new)
@@ -277,36 +316,51 @@ impl Store {
         .bind(ente)
         .execute(&mut *tx)
         .await?;
-        for m in matches {
-            sqlx::query(
-                "UPDATE treasury_movements SET matched_flow_id = $3, match_method = $4,
-                    match_status = $5 WHERE ente = $1 AND movement_id = $2",
-            )
-            .bind(ente)
-            .bind(&m.movement_id)
-            .bind(m.flow_id.as_deref())
-            .bind(m.method.as_deref())
-            .bind(&m.status)
-            .execute(&mut *tx)
-            .await?;
+        // Many rows to a statement: a year has tens of thousands of sospesi,
+        // and one statement each took seconds (`incasso bench recon`).
+        for chunk in matches.chunks(ROWS_PER_STATEMENT) {
+            let mut n = 0;
+            let mut sql = String::from(
+                "UPDATE treasury_movements SET matched_flow_id = v.column2,
+                    match_method = v.column3, match_status = v.column4 FROM (VALUES ",
+            );
+            self.push_rows(&mut sql, chunk.len(), 4, &mut n);
+            sql.push_str(") AS v WHERE treasury_movements.ente = ");
+            crate::batch::push_placeholder(&mut sql, self.dialect, &mut n);
+            sql.push_str(" AND treasury_movements.movement_id = v.column1");
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for m in chunk {
+                q = q
+                    .bind(&m.movement_id)
+                    .bind(m.flow_id.as_deref())
+                    .bind(m.method.as_deref())
+                    .bind(&m.status);
+            }
+            q.bind(ente).execute(&mut *tx).await?;
         }
         sqlx::query("DELETE FROM recon_anomalies WHERE ente = $1")
             .bind(ente)
             .execute(&mut *tx)
             .await?;
-        for a in anomalies {
-            sqlx::query(
+        for chunk in anomalies.chunks(ROWS_PER_STATEMENT) {
+            let mut n = 0;
+            let mut sql = String::from(
                 "INSERT INTO recon_anomalies (ente, code, subject, detail, amount, detected_at)
-                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (ente, code, subject) DO NOTHING",
-            )
-            .bind(ente)
-            .bind(&a.code)
-            .bind(&a.subject)
-            .bind(&a.detail)
-            .bind(a.amount.map(|c| c.0))
-            .bind(to_micros(now))
-            .execute(&mut *tx)
-            .await?;
+                 VALUES ",
+            );
+            self.push_rows(&mut sql, chunk.len(), 6, &mut n);
+            sql.push_str(" ON CONFLICT (ente, code, subject) DO NOTHING");
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for a in chunk {
+                q = q
+                    .bind(ente)
+                    .bind(&a.code)
+                    .bind(&a.subject)
+                    .bind(&a.detail)
+                    .bind(a.amount.map(|c| c.0))
+                    .bind(to_micros(now));
+            }
+            q.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -614,21 +668,26 @@ impl Store {
         )
         .bind(ente)
         .fetch(&self.pool);
-        // EXISTS is an integer on SQLite and a boolean on PostgreSQL.
-        let flag = |r: &sqlx::any::AnyRow, c: &str| -> Result<bool> {
-            Ok(r.try_get::<bool, _>(c)
-                .or_else(|_| r.try_get::<i64, _>(c).map(|v| v != 0))?)
+        // EXISTS is an integer on SQLite and a boolean on PostgreSQL. Asked
+        // by dialect: a failed try_get formats an error, per line.
+        let dialect = self.dialect;
+        let flag = |r: &sqlx::any::AnyRow, c: usize| -> Result<bool> {
+            Ok(match dialect {
+                crate::Dialect::Sqlite => r.try_get::<i64, _>(c)? != 0,
+                crate::Dialect::Postgres => r.try_get::<bool, _>(c)?,
+            })
         };
         while let Some(r) = rows.try_next().await? {
+            // By position: looking a column up by name compares strings.
             each(LineFacts {
-                flow_id: r.try_get("flow_id")?,
-                iuv: r.try_get("iuv")?,
-                transfer_index: r.try_get::<i64, _>("transfer_index")? as u8,
-                amount: Cents(r.try_get("amount")?),
-                outcome: r.try_get::<i64, _>("outcome")? as u8,
-                has_option: flag(&r, "has_option")?,
-                has_receipt: flag(&r, "has_receipt")?,
-                transfer_amount: r.try_get::<Option<i64>, _>("transfer_amount")?.map(Cents),
+                flow_id: r.try_get(0)?,
+                iuv: r.try_get(1)?,
+                transfer_index: r.try_get::<i64, _>(2)? as u8,
+                amount: Cents(r.try_get(3)?),
+                outcome: r.try_get::<i64, _>(4)? as u8,
+                has_option: flag(&r, 5)?,
+                has_receipt: flag(&r, 6)?,
+                transfer_amount: r.try_get::<Option<i64>, _>(7)?.map(Cents),
             });
         }
         Ok(())

@@ -94,9 +94,8 @@ pub fn parse(bytes: &[u8], limits: Limits) -> Result<Element, XmlError> {
     let mut stack: Vec<Element> = Vec::new();
     let mut root: Option<Element> = None;
     let mut count = 0usize;
-    let mut buf = Vec::new();
     loop {
-        let read = reader.read_resolved_event_into(&mut buf);
+        let read = reader.read_resolved_event();
         let (ns, event) = match read {
             Ok(x) => x,
             Err(e) => {
@@ -106,14 +105,14 @@ pub fn parse(bytes: &[u8], limits: Limits) -> Result<Element, XmlError> {
                 )));
             }
         };
-        let namespace = match ns {
-            ResolveResult::Bound(n) => Some(AsRef::<str>::as_ref(&n).to_string()),
-            ResolveResult::Unbound => None,
-            ResolveResult::Unknown(p) => {
-                return Err(XmlError::Malformed(format!(
-                    "prefisso di namespace non dichiarato: {p}"
-                )));
-            }
+        // Only elements carry a namespace; resolved (and allocated) for
+        // them alone.
+        let namespace = || match &ns {
+            ResolveResult::Bound(n) => Ok(Some(AsRef::<str>::as_ref(n).to_string())),
+            ResolveResult::Unbound => Ok(None),
+            ResolveResult::Unknown(p) => Err(XmlError::Malformed(format!(
+                "prefisso di namespace non dichiarato: {p}"
+            ))),
         };
         match event {
             Event::Start(e) | Event::Empty(e) if root.is_some() => {
@@ -131,7 +130,7 @@ pub fn parse(bytes: &[u8], limits: Limits) -> Result<Element, XmlError> {
                     return Err(XmlError::TooDeep);
                 }
                 stack.push(Element {
-                    namespace,
+                    namespace: namespace()?,
                     name: AsRef::<str>::as_ref(&e.local_name()).to_string(),
                     attributes: attributes(&e)?,
                     ..Default::default()
@@ -143,7 +142,7 @@ pub fn parse(bytes: &[u8], limits: Limits) -> Result<Element, XmlError> {
                     return Err(XmlError::TooManyElements);
                 }
                 let element = Element {
-                    namespace,
+                    namespace: namespace()?,
                     name: AsRef::<str>::as_ref(&e.local_name()).to_string(),
                     attributes: attributes(&e)?,
                     ..Default::default()
@@ -165,6 +164,10 @@ pub fn parse(bytes: &[u8], limits: Limits) -> Result<Element, XmlError> {
             Event::Text(t) => {
                 let content = t.xml10_content();
                 match stack.last_mut() {
+                    // Indentation before an element's first child: readers
+                    // trim text, and keeping it costs an allocation per
+                    // element.
+                    Some(top) if top.text.is_empty() && content.trim().is_empty() => {}
                     Some(top) => top.text.push_str(&content),
                     None if content.trim().is_empty() => {}
                     None => {
@@ -217,7 +220,6 @@ pub fn parse(bytes: &[u8], limits: Limits) -> Result<Element, XmlError> {
             Event::Decl(_) | Event::Comment(_) => {}
             Event::Eof => break,
         }
-        buf.clear();
     }
     if !stack.is_empty() {
         return Err(XmlError::Malformed("documento troncato".into()));
