@@ -119,7 +119,7 @@ pub async fn run(which: Which) -> Result<()> {
 }
 
 pub(crate) const ENTE: &str = "80000130585";
-const IBAN: &str = "IT65B0200805364000104567891";
+pub(crate) const IBAN: &str = "IT65B0200805364000104567891";
 const CATEGORY: &str = "9/0101101IM/";
 
 /// Peak resident memory of this process so far, in MiB (Linux).

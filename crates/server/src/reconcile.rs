@@ -334,32 +334,53 @@ pub async fn reconcile(
         .filter_map(|r| r.flow_id.as_deref())
         .collect();
     let mut lines_by_class: BTreeMap<String, usize> = BTreeMap::new();
+    let class_of = |flow_id: &str, position: bool, receipt: bool| {
+        matching::classify(matching::Sources {
+            position,
+            receipt,
+            flow: true,
+            treasury: paid_flows.contains(flow_id),
+        })
+    };
+    // Lines every source agrees with are counted in the database; only the
+    // flows with other lines have theirs read.
+    let mut to_read = Vec::new();
+    for c in store.flow_line_counts(ente).await? {
+        let clean_class = class_of(&c.flow_id, true, true);
+        *lines_by_class
+            .entry(clean_class.code().to_string())
+            .or_insert(0) += c.clean as usize;
+        if c.clean < c.lines {
+            to_read.push(c.flow_id);
+        }
+    }
     // Per (code, flow): up to ten examples, how many, how much.
     let mut grouped: BTreeMap<(&'static str, String), (Vec<String>, usize, i64)> = BTreeMap::new();
-    // Lines met so far, as fingerprints: a year has millions.
-    let mut seen_lines = incasso_core::fingerprint::Fingerprints::new();
+    let mut problem =
+        |code: &'static str, flow_id: &str, amount: Cents, what: &dyn Fn() -> String| {
+            let e = grouped.entry((code, flow_id.to_string())).or_default();
+            if e.0.len() < 10 {
+                e.0.push(what());
+            }
+            e.1 += 1;
+            e.2 += amount.0;
+        };
     store
-        .for_each_line_fact(ente, |l| {
-            let class = matching::classify(matching::Sources {
-                position: l.has_option,
-                receipt: l.has_receipt,
-                flow: true,
-                treasury: paid_flows.contains(l.flow_id.as_str()),
-            });
+        .for_each_line_fact(ente, &to_read, |l| {
+            if l.is_clean() {
+                return;
+            }
+            let class = class_of(&l.flow_id, l.has_option, l.has_receipt);
             *lines_by_class.entry(class.code().to_string()).or_insert(0) += 1;
             let expects_receipt = matches!(l.outcome, 0 | 4);
-            let mut problem = |code: &'static str, what: &dyn Fn() -> String| {
-                let e = grouped.entry((code, l.flow_id.clone())).or_default();
-                if e.0.len() < 10 {
-                    e.0.push(what());
-                }
-                e.1 += 1;
-                e.2 += l.amount.0;
-            };
             match class {
-                matching::Classification::UnknownDebt => problem("UNKNOWN_IUV", &|| l.iuv.clone()),
+                matching::Classification::UnknownDebt => {
+                    problem("UNKNOWN_IUV", &l.flow_id, l.amount, &|| l.iuv.clone())
+                }
                 matching::Classification::FlowWithoutReceipt if expects_receipt => {
-                    problem("PAYMENT_WITHOUT_RECEIPT", &|| l.iuv.clone())
+                    problem("PAYMENT_WITHOUT_RECEIPT", &l.flow_id, l.amount, &|| {
+                        l.iuv.clone()
+                    })
                 }
                 _ => {}
             }
@@ -367,7 +388,7 @@ pub async fn reconcile(
                 && l.outcome != 3
                 && expected != l.amount
             {
-                problem("LINE_AMOUNT_MISMATCH", &|| {
+                problem("LINE_AMOUNT_MISMATCH", &l.flow_id, l.amount, &|| {
                     format!(
                         "{} (atteso {}, rendicontato {})",
                         l.iuv,
@@ -376,13 +397,19 @@ pub async fn reconcile(
                     )
                 });
             }
-            if l.outcome != 3 && !seen_lines.insert(&(l.iuv.as_str(), l.transfer_index)) {
-                problem("DUPLICATE_PAYMENT", &|| {
-                    format!("{} indice {}", l.iuv, l.transfer_index)
-                });
-            }
         })
         .await?;
+    // A payment reported again: every line after the oldest flow's.
+    let mut previous: Option<(String, u8)> = None;
+    for r in store.repeated_lines(ente).await? {
+        let key = (r.iuv.clone(), r.transfer_index);
+        if previous.as_ref() == Some(&key) {
+            problem("DUPLICATE_PAYMENT", &r.flow_id, r.amount, &|| {
+                format!("{} indice {}", r.iuv, r.transfer_index)
+            });
+        }
+        previous = Some(key);
+    }
     for ((code, flow_id), (shown, count, cents)) in grouped {
         let more = if count > shown.len() { ", …" } else { "" };
         let what = match code {
@@ -595,7 +622,9 @@ const FLOWS_PER_TRANSACTION: usize = 100;
 
 fn refuse(report: &mut FetchReport, flow_id: String, e: ReconError) {
     tracing::warn!(flow = %flow_id, error = %e, "flusso rifiutato");
-    report.refused.push((flow_id, format!("[{}] {e}", e.code())));
+    report
+        .refused
+        .push((flow_id, format!("[{}] {e}", e.code())));
 }
 
 async fn take_batch(

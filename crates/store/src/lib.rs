@@ -28,7 +28,8 @@ pub use keys::{ApiKeyRecord, KeyScope};
 pub use positions::{ListFilter, OrderBy, Page, StoredPosition};
 pub use receipts::{Anomaly, ReceiptOutcome, ReceiptRecord, StoredReceipt};
 pub use recon::{
-    AccountedLine, AnomalyRecord, FlowIntake, LineFacts, LinesOf, MovementMatchRecord, StoredFlow,
+    AccountedLine, AnomalyRecord, FlowIntake, FlowLineCount, LineFacts, LinesOf,
+    MovementMatchRecord, RepeatedLine, StoredFlow,
 };
 pub use supply_writer::{Bulk, numbers_of};
 pub use time::{from_micros, to_micros};
@@ -348,7 +349,10 @@ mod tests {
         write(200).await;
         let started = std::time::Instant::now();
         let frames = checkpoint_round(&store.pool, 1).await.unwrap();
-        assert!(frames > 100, "200 writes should fill the WAL, it has {frames}");
+        assert!(
+            frames > 100,
+            "200 writes should fill the WAL, it has {frames}"
+        );
         write(1).await;
         assert!(
             started.elapsed() < std::time::Duration::from_secs(5),
@@ -356,7 +360,10 @@ mod tests {
             started.elapsed()
         );
         let held = checkpoint_round(&store.pool, i64::MAX).await.unwrap();
-        assert!(held > frames, "the reader's snapshot was lost: {held} frames");
+        assert!(
+            held > frames,
+            "the reader's snapshot was lost: {held} frames"
+        );
         sqlx::raw_sql("COMMIT").execute(&mut *reader).await.unwrap();
         drop(reader);
         checkpoint_round(&store.pool, 1).await.unwrap();

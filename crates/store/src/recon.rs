@@ -92,7 +92,9 @@ impl Store {
         flow: &ReportingFlow,
         now: DateTime<Utc>,
     ) -> Result<FlowIntake> {
-        Ok(self.store_flows(ente, std::slice::from_ref(flow), now).await?[0])
+        Ok(self
+            .store_flows(ente, std::slice::from_ref(flow), now)
+            .await?[0])
     }
 
     /// Stores several flows for `ente` in one transaction, each as
@@ -644,30 +646,120 @@ pub struct LineFacts {
     pub transfer_amount: Option<Cents>,
 }
 
+impl LineFacts {
+    /// Whether every source agrees with the line: its option has the
+    /// transfer, at the amount the line reports (or the line reports a
+    /// revocation, outcome 3), and a receipt exists. What
+    /// [`Store::flow_line_counts`] counts as `clean`, in SQL.
+    pub fn is_clean(&self) -> bool {
+        self.has_receipt
+            && match self.transfer_amount {
+                Some(expected) => expected == self.amount || self.outcome == 3,
+                None => false,
+            }
+    }
+}
+
+/// The SQL of [`LineFacts::is_clean`]. A transfer row implies its option
+/// (a foreign key), so two lookups a line instead of three.
+const CLEAN_LINE: &str = "EXISTS (SELECT 1 FROM transfers t WHERE t.ente = p.ente
+        AND t.iuv = p.iuv AND t.id_transfer = p.transfer_index
+        AND (t.amount = p.amount OR p.outcome = 3))
+    AND EXISTS (SELECT 1 FROM receipts r WHERE r.ente = p.ente AND r.iuv = p.iuv)";
+
+/// The current version of the Ente's flows, joined to their lines; the
+/// Ente is the placeholder `ente`.
+fn current_lines(ente: &str) -> String {
+    format!(
+        "FROM flow_payments p
+         JOIN reporting_flows f ON f.ente = p.ente AND f.flow_id = p.flow_id
+             AND f.flow_date_time = p.flow_date_time AND f.current = 1
+         WHERE p.ente = {ente}"
+    )
+}
+
+/// A flow's lines, counted: all of them, and those every source agrees
+/// with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlowLineCount {
+    pub flow_id: String,
+    pub lines: i64,
+    pub clean: i64,
+}
+
+/// A line whose IUV and transfer another line of a current flow reports
+/// too.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepeatedLine {
+    pub flow_id: String,
+    pub iuv: String,
+    pub transfer_index: u8,
+    pub amount: Cents,
+}
+
 impl Store {
-    /// The facts of every line of the Ente's current flows, streamed to
-    /// `each`: a big Comune's year has millions of lines.
+    /// Every current flow's lines, counted in the database: a big
+    /// Comune's year has millions of lines and nearly all are clean, so
+    /// only the flows with others need their lines read
+    /// ([`Store::for_each_line_fact`]).
+    pub async fn flow_line_counts(&self, ente: &str) -> Result<Vec<FlowLineCount>> {
+        let sql = format!(
+            "SELECT p.flow_id, COUNT(*) AS lines,
+                SUM(CASE WHEN {CLEAN_LINE} THEN 1 ELSE 0 END) AS clean
+             {} GROUP BY p.flow_id ORDER BY p.flow_id",
+            current_lines("$1")
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(ente)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(FlowLineCount {
+                    flow_id: r.try_get(0)?,
+                    lines: r.try_get(1)?,
+                    clean: r.try_get(2)?,
+                })
+            })
+            .collect()
+    }
+
+    /// The lines (outcome other than 3) whose IUV and transfer more than
+    /// one line of the current flows report, oldest flow first.
+    pub async fn repeated_lines(&self, ente: &str) -> Result<Vec<RepeatedLine>> {
+        let sql = format!(
+            "SELECT p.flow_id, p.iuv, p.transfer_index, p.amount {lines}
+               AND p.outcome <> 3 AND (p.iuv, p.transfer_index) IN (
+                 SELECT p.iuv, p.transfer_index {lines} AND p.outcome <> 3
+                 GROUP BY p.iuv, p.transfer_index HAVING COUNT(*) > 1)
+             ORDER BY p.iuv, p.transfer_index, f.flow_date_time, p.flow_id, p.line",
+            lines = current_lines("$1")
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(ente)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(RepeatedLine {
+                    flow_id: r.try_get(0)?,
+                    iuv: r.try_get(1)?,
+                    transfer_index: r.try_get::<i64, _>(2)? as u8,
+                    amount: Cents(r.try_get(3)?),
+                })
+            })
+            .collect()
+    }
+
+    /// The facts of every line of the given current flows, streamed to
+    /// `each`.
     pub async fn for_each_line_fact(
         &self,
         ente: &str,
+        flow_ids: &[String],
         mut each: impl FnMut(LineFacts),
     ) -> Result<()> {
         use futures_util::TryStreamExt;
-        let mut rows = sqlx::query(
-            "SELECT p.flow_id, p.iuv, p.transfer_index, p.amount, p.outcome,
-                EXISTS (SELECT 1 FROM payment_options o WHERE o.ente = p.ente AND o.iuv = p.iuv)
-                    AS has_option,
-                EXISTS (SELECT 1 FROM receipts r WHERE r.ente = p.ente AND r.iuv = p.iuv)
-                    AS has_receipt,
-                (SELECT t.amount FROM transfers t WHERE t.ente = p.ente AND t.iuv = p.iuv
-                    AND t.id_transfer = p.transfer_index) AS transfer_amount
-             FROM flow_payments p
-             JOIN reporting_flows f ON f.ente = p.ente AND f.flow_id = p.flow_id
-                 AND f.flow_date_time = p.flow_date_time AND f.current = 1
-             WHERE p.ente = $1",
-        )
-        .bind(ente)
-        .fetch(&self.pool);
         // EXISTS is an integer on SQLite and a boolean on PostgreSQL. Asked
         // by dialect: a failed try_get formats an error, per line.
         let dialect = self.dialect;
@@ -677,18 +769,48 @@ impl Store {
                 crate::Dialect::Postgres => r.try_get::<bool, _>(c)?,
             })
         };
-        while let Some(r) = rows.try_next().await? {
-            // By position: looking a column up by name compares strings.
-            each(LineFacts {
-                flow_id: r.try_get(0)?,
-                iuv: r.try_get(1)?,
-                transfer_index: r.try_get::<i64, _>(2)? as u8,
-                amount: Cents(r.try_get(3)?),
-                outcome: r.try_get::<i64, _>(4)? as u8,
-                has_option: flag(&r, 5)?,
-                has_receipt: flag(&r, 6)?,
-                transfer_amount: r.try_get::<Option<i64>, _>(7)?.map(Cents),
-            });
+        for chunk in flow_ids.chunks(ROWS_PER_STATEMENT) {
+            // Every placeholder from push_placeholder: on SQLite they are
+            // anonymous, and sqlx counts them apart from numbered ones.
+            let mut n = 0;
+            let mut ente_placeholder = String::new();
+            crate::batch::push_placeholder(&mut ente_placeholder, self.dialect, &mut n);
+            let mut sql = format!(
+                "SELECT p.flow_id, p.iuv, p.transfer_index, p.amount, p.outcome,
+                    EXISTS (SELECT 1 FROM payment_options o WHERE o.ente = p.ente
+                        AND o.iuv = p.iuv) AS has_option,
+                    EXISTS (SELECT 1 FROM receipts r WHERE r.ente = p.ente AND r.iuv = p.iuv)
+                        AS has_receipt,
+                    (SELECT t.amount FROM transfers t WHERE t.ente = p.ente AND t.iuv = p.iuv
+                        AND t.id_transfer = p.transfer_index) AS transfer_amount
+                 {} AND p.flow_id IN (",
+                current_lines(&ente_placeholder)
+            );
+            for i in 0..chunk.len() {
+                if i > 0 {
+                    sql.push(',');
+                }
+                crate::batch::push_placeholder(&mut sql, self.dialect, &mut n);
+            }
+            sql.push_str(") ORDER BY p.flow_id, p.line");
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(ente);
+            for id in chunk {
+                q = q.bind(id);
+            }
+            let mut rows = q.fetch(&self.pool);
+            while let Some(r) = rows.try_next().await? {
+                // By position: looking a column up by name compares strings.
+                each(LineFacts {
+                    flow_id: r.try_get(0)?,
+                    iuv: r.try_get(1)?,
+                    transfer_index: r.try_get::<i64, _>(2)? as u8,
+                    amount: Cents(r.try_get(3)?),
+                    outcome: r.try_get::<i64, _>(4)? as u8,
+                    has_option: flag(&r, 5)?,
+                    has_receipt: flag(&r, 6)?,
+                    transfer_amount: r.try_get::<Option<i64>, _>(7)?.map(Cents),
+                });
+            }
         }
         Ok(())
     }
