@@ -189,3 +189,121 @@ fn amount(t: &str) -> Option<Cents> {
     .then(|| Cents::parse_decimal(&format!("{units}.{decimals:0<2}")))
     .flatten()
 }
+
+/// What a bank statement says about itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatementHeader {
+    pub message_id: String,
+    pub created_at: chrono::DateTime<chrono::FixedOffset>,
+    pub statement_id: String,
+    /// The Ente's account the movements are on.
+    pub iban: String,
+    /// The booked balance before the statement's entries.
+    pub opening_balance: Cents,
+}
+
+/// Writes a camt.053.001.02 statement of `movements`: each an entry
+/// booked on its day, with its causale as the unstructured remittance, its
+/// TRN as the transaction id, and its document number as the bank's
+/// reference (which [`parse`] reads back as the movement's id). Used by the
+/// simulator's treasury.
+pub fn write_053(h: &StatementHeader, movements: &[TreasuryMovement]) -> String {
+    let credit = |d: Direction| match d {
+        Direction::Income => "CRDT",
+        Direction::Outgoing => "DBIT",
+    };
+    let signed = |m: &TreasuryMovement| {
+        let sign = match (m.direction, m.operation == Operation::Reversed) {
+            (Direction::Income, false) | (Direction::Outgoing, true) => 1,
+            _ => -1,
+        };
+        sign * m.amount.0
+    };
+    let closing = Cents(h.opening_balance.0 + movements.iter().map(signed).sum::<i64>());
+    let day = h.created_at.date_naive().to_string();
+    let created = h
+        .created_at
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, false);
+    let mut w = incasso_xml::Writer::new();
+    w.raw("<?xml version=\"1.0\" encoding=\"UTF-8\"?>")
+        .raw(&format!("<Document xmlns=\"{NAMESPACE_053}\">"))
+        .open("BkToCstmrStmt")
+        .open("GrpHdr")
+        .leaf("MsgId", &h.message_id)
+        .leaf("CreDtTm", &created)
+        .close("GrpHdr")
+        .open("Stmt")
+        .leaf("Id", &h.statement_id)
+        .leaf("CreDtTm", &created)
+        .open("Acct")
+        .open("Id")
+        .leaf("IBAN", &h.iban)
+        .close("Id")
+        .leaf("Ccy", "EUR")
+        .close("Acct");
+    for (code, balance) in [("OPBD", h.opening_balance), ("CLBD", closing)] {
+        w.open("Bal")
+            .open("Tp")
+            .open("CdOrPrtry")
+            .leaf("Cd", code)
+            .close("CdOrPrtry")
+            .close("Tp")
+            .raw(&format!(
+                "<Amt Ccy=\"EUR\">{}</Amt>",
+                Cents(balance.0.abs()).to_decimal()
+            ))
+            .leaf("CdtDbtInd", if balance.0 < 0 { "DBIT" } else { "CRDT" })
+            .open("Dt")
+            .leaf("Dt", &day)
+            .close("Dt")
+            .close("Bal");
+    }
+    for m in movements {
+        w.open("Ntry")
+            .raw(&format!(
+                "<Amt Ccy=\"EUR\">{}</Amt>",
+                m.amount.to_decimal()
+            ))
+            .leaf("CdtDbtInd", credit(m.direction))
+            .leaf(
+                "RvslInd",
+                if m.operation == Operation::Reversed {
+                    "true"
+                } else {
+                    "false"
+                },
+            )
+            .leaf("Sts", "BOOK")
+            .open("BookgDt")
+            .leaf("Dt", &m.booking_date.to_string())
+            .close("BookgDt")
+            .open("ValDt")
+            .leaf("Dt", &m.value_date.unwrap_or(m.booking_date).to_string())
+            .close("ValDt")
+            .leaf("AcctSvcrRef", &m.document_number)
+            // SEPA credit transfer received (ISO bank transaction codes).
+            .raw("<BkTxCd><Domn><Cd>PMNT</Cd><Fmly><Cd>RCDT</Cd><SubFmlyCd>ESCT</SubFmlyCd></Fmly></Domn></BkTxCd>")
+            .open("NtryDtls")
+            .open("TxDtls")
+            .open("Refs")
+            .leaf(
+                "EndToEndId",
+                m.end_to_end_id.as_deref().unwrap_or("NOTPROVIDED"),
+            )
+            .leaf_opt("TxId", m.trn.as_deref())
+            .close("Refs");
+        if let Some(payer) = &m.payer {
+            w.open("RltdPties")
+                .open("Dbtr")
+                .leaf("Nm", payer)
+                .close("Dbtr")
+                .close("RltdPties");
+        }
+        if !m.causale.trim().is_empty() {
+            w.open("RmtInf").leaf("Ustrd", &m.causale).close("RmtInf");
+        }
+        w.close("TxDtls").close("NtryDtls").close("Ntry");
+    }
+    w.close("Stmt").close("BkToCstmrStmt").raw("</Document>");
+    w.out
+}

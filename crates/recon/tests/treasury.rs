@@ -163,3 +163,81 @@ fn a_document_that_is_not_camt_is_refused() {
     let e = camt::parse(journal().as_bytes(), "80000130585").unwrap_err();
     assert_eq!(e.location, "/");
 }
+
+/// The simulator's statements: written camt.053 is valid against the
+/// schema, and reads back as the movements written, a reversal included.
+#[test]
+fn a_written_camt_053_statement_is_valid_and_reads_back() {
+    use incasso_core::treasury::TreasuryMovement;
+    let day = NaiveDate::from_ymd_opt(2026, 3, 2).unwrap();
+    let sospeso = |n: u32, causale: &str, trn: Option<&str>, op: Operation| TreasuryMovement {
+        movement_id: String::new(),
+        ente: "80000130585".into(),
+        account: String::new(),
+        year: 2026,
+        direction: Direction::Income,
+        document: DocumentKind::ProvisionalIncome,
+        operation: op,
+        document_number: format!("{n:07}"),
+        amount: Cents(1_234_56 + i64::from(n)),
+        booking_date: day,
+        value_date: Some(day),
+        payer: Some("PSP & C. SPA".into()),
+        causale: causale.into(),
+        trn: trn.map(str::to_string),
+        end_to_end_id: None,
+    };
+    let written = vec![
+        sospeso(
+            1,
+            "/PUR/LGPE-RIVERSAMENTO/URI/2026-03-01PSPEITMM-S000000001",
+            None,
+            Operation::Executed,
+        ),
+        sospeso(
+            2,
+            "ACCREDITO <PSP>",
+            Some("TRN0000002"),
+            Operation::Executed,
+        ),
+        sospeso(
+            2,
+            "ACCREDITO <PSP>",
+            Some("TRN0000002"),
+            Operation::Reversed,
+        ),
+    ];
+    let header = camt::StatementHeader {
+        message_id: "SIM-053-1".into(),
+        created_at: chrono::DateTime::parse_from_rfc3339("2026-03-02T18:00:00+01:00").unwrap(),
+        statement_id: "SIM-STMT-1".into(),
+        iban: "IT60X0542811101000000123456".into(),
+        opening_balance: Cents(1_000),
+    };
+    let doc = camt::write_053(&header, &written);
+    incasso_testkit::assert_xsd_valid("treasury/camt/camt.053.001.02.xsd", &[&doc]);
+    let read = camt::parse(doc.as_bytes(), "80000130585").unwrap();
+    assert_eq!(read.len(), written.len());
+    for (r, w) in read.iter().zip(&written) {
+        assert_eq!(r.account, header.iban);
+        assert_eq!(
+            r.movement_id,
+            format!(
+                "{}/{}/{}",
+                header.iban,
+                w.document_number,
+                w.operation.as_str()
+            )
+        );
+        assert_eq!(
+            (&r.document_number, r.amount, r.booking_date, r.operation),
+            (&w.document_number, w.amount, w.booking_date, w.operation)
+        );
+        assert_eq!(
+            (&r.causale, &r.trn, &r.payer),
+            (&w.causale, &w.trn, &w.payer)
+        );
+    }
+    // A reversal is no sospeso of its own: it undoes one when matching.
+    assert_eq!(read.iter().filter(|m| m.is_open_sospeso()).count(), 2);
+}

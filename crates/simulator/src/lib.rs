@@ -219,6 +219,15 @@ pub struct PublishedFlow {
     xml: String,
 }
 
+/// How the simulated treasury writes its statements.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TreasuryFormat {
+    /// OPI giornale di cassa 1.8, as the Ente's treasurer bank sends it.
+    Opi,
+    /// ISO 20022 camt.053.001.02, of the Ente's account `iban`.
+    Camt053 { iban: String },
+}
+
 /// How the treasury reports one flow's bank transfer, as real banks do
 /// (decided by the flow's number, so tests can count on it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -325,6 +334,13 @@ impl Simulator {
     /// one SOSPESO ENTRATA per flow not yet journaled, with the quirks of
     /// [`TreasuryQuirk`]. Late movements come in the following journal.
     pub fn treasury_journal(&self, ente: &str) -> String {
+        self.treasury_statement(ente, &TreasuryFormat::Opi)
+    }
+
+    /// The treasury's next statement for `ente` in `format`: the same
+    /// movements as [`Simulator::treasury_journal`], as the Ente's bank
+    /// writes them.
+    pub fn treasury_statement(&self, ente: &str, format: &TreasuryFormat) -> String {
         use incasso_core::Cents;
         use incasso_core::treasury::{Direction, DocumentKind, Operation, TreasuryMovement};
         let mut flows = self.inner.flows.lock().expect("flows lock");
@@ -383,6 +399,16 @@ impl Simulator {
                 end_to_end_id: None,
             });
         }
+        if let TreasuryFormat::Camt053 { iban } = format {
+            let header = incasso_recon::camt::StatementHeader {
+                message_id: format!("SIM053-{}-{:06}", today.format("%Y%m%d"), flows.journals),
+                created_at: chrono::Utc::now().fixed_offset(),
+                statement_id: format!("{iban}-{:06}", flows.journals),
+                iban: iban.clone(),
+                opening_balance: Cents(0),
+            };
+            return incasso_recon::camt::write_053(&header, &movements);
+        }
         let header = incasso_recon::opi::JournalHeader {
             bank_abi: "03069".into(),
             created_at: incasso_core::time::to_rome(chrono::Utc::now()),
@@ -410,13 +436,40 @@ async fn publish_flows(State(sim): State<Simulator>) -> axum::Json<Vec<Published
     axum::Json(sim.publish_flows())
 }
 
+/// `?format=camt053&iban=IT...` asks for an ISO 20022 statement of that
+/// account; without it, an OPI journal.
+#[derive(Debug, Deserialize)]
+struct StatementQuery {
+    format: Option<String>,
+    iban: Option<String>,
+}
+
 async fn treasury_journal(
     State(sim): State<Simulator>,
     axum::extract::Path(ente): axum::extract::Path<String>,
+    axum::extract::Query(q): axum::extract::Query<StatementQuery>,
 ) -> axum::response::Response {
+    let format = match (q.format.as_deref(), q.iban) {
+        (None | Some("opi"), _) => TreasuryFormat::Opi,
+        (Some("camt053"), Some(iban)) => TreasuryFormat::Camt053 { iban },
+        (Some("camt053"), None) => {
+            return (
+                axum::http::StatusCode::BAD_REQUEST,
+                "camt053 vuole l'IBAN del conto (iban=...)",
+            )
+                .into_response();
+        }
+        (Some(other), _) => {
+            return (
+                axum::http::StatusCode::BAD_REQUEST,
+                format!("formato '{other}' sconosciuto: opi o camt053"),
+            )
+                .into_response();
+        }
+    };
     (
         [("content-type", "application/xml")],
-        sim.treasury_journal(&ente),
+        sim.treasury_statement(&ente, &format),
     )
         .into_response()
 }

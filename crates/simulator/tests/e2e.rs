@@ -518,8 +518,15 @@ async fn flows_of_simulated_payments_are_fetched_from_the_node() {
 /// takes in and matches them; the late transfers match a journal later.
 #[tokio::test]
 async fn the_simulated_flows_and_journals_reconcile() {
-    use incasso_simulator::TreasuryQuirk;
-    for backend in backends() {
+    use incasso_simulator::{TreasuryFormat, TreasuryQuirk};
+    let formats = [
+        TreasuryFormat::Opi,
+        TreasuryFormat::Camt053 { iban: IBAN.into() },
+    ];
+    for (backend, format) in backends()
+        .into_iter()
+        .flat_map(|b| formats.iter().map(move |f| (b, f)))
+    {
         let w = world(backend).await;
         for n in 0..20 {
             for k in 0..2 {
@@ -537,8 +544,8 @@ async fn the_simulated_flows_and_journals_reconcile() {
         assert_eq!((fetched.listed, fetched.taken), (20, 20), "{backend:?}");
         let quirks: Vec<TreasuryQuirk> = (1..=20).map(TreasuryQuirk::of).collect();
         let count = |q: TreasuryQuirk| quirks.iter().filter(|x| **x == q).count();
-        let journal = w.sim.treasury_journal(A);
-        assert_valid_journal(&journal);
+        let journal = w.sim.treasury_statement(A, format);
+        assert_valid_statement(&journal, format);
         let new =
             incasso_server::reconcile::take_treasury_file(&w.store, A, journal.as_bytes(), now)
                 .await
@@ -573,7 +580,7 @@ async fn the_simulated_flows_and_journals_reconcile() {
             Some(&(2 * waiting))
         );
         // The next journal brings the late transfers, and they match.
-        let journal = w.sim.treasury_journal(A);
+        let journal = w.sim.treasury_statement(A, format);
         incasso_server::reconcile::take_treasury_file(&w.store, A, journal.as_bytes(), now)
             .await
             .unwrap();
@@ -592,6 +599,10 @@ async fn the_simulated_flows_and_journals_reconcile() {
     }
 }
 
-fn assert_valid_journal(document: &str) {
-    incasso_testkit::assert_xsd_valid("treasury/opi/OPI_GIORNALE_DI_CASSA_V_1_8.xsd", &[document]);
+fn assert_valid_statement(document: &str, format: &incasso_simulator::TreasuryFormat) {
+    let xsd = match format {
+        incasso_simulator::TreasuryFormat::Opi => "treasury/opi/OPI_GIORNALE_DI_CASSA_V_1_8.xsd",
+        incasso_simulator::TreasuryFormat::Camt053 { .. } => "treasury/camt/camt.053.001.02.xsd",
+    };
+    incasso_testkit::assert_xsd_valid(xsd, &[document]);
 }
