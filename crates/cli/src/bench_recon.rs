@@ -63,6 +63,7 @@ fn flow(i: u64, lines: u64) -> ReportingFlow {
         declared_count: lines,
         declared_total: Cents(payments.iter().map(|p| p.amount.0).sum()),
         payments,
+        revision: None,
     }
 }
 

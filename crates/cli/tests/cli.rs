@@ -813,6 +813,7 @@ fn reconcile_from_the_command_line() {
             outcome: FlowOutcome::Paid,
             outcome_date: day,
         }],
+        revision: None,
     };
     let flow_file = dir.join("flusso.xml");
     std::fs::write(&flow_file, incasso_recon::fdr::write(&flow)).unwrap();

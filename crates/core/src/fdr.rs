@@ -33,6 +33,9 @@ pub struct ReportingFlow {
     pub declared_count: u64,
     pub declared_total: Cents,
     pub payments: Vec<FlowPayment>,
+    /// FdR 3's revision of the flow; none for a `FlussoRiversamento`
+    /// document, whose version is its `dataOraFlusso`.
+    pub revision: Option<u64>,
 }
 
 /// How the sending PSP is identified (`tipoIdentificativoUnivoco`).
@@ -214,6 +217,7 @@ mod tests {
             bic: None,
             ente: "80000130585".into(),
             ente_name: None,
+            revision: None,
             declared_count: count,
             declared_total: Cents(total),
             payments: lines

@@ -64,6 +64,19 @@ pub enum Auth {
     },
 }
 
+/// The Node's two interfaces for reporting flows. SOAP is being retired;
+/// FdR 3 is REST under `rest_url` (`fdr_organization.json`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReportingInterface {
+    /// `nodoChiediElencoFlussiRendicontazione` and
+    /// `nodoChiediFlussoRendicontazione` on `soap_url`.
+    #[default]
+    Soap,
+    /// FdR 3's organization service on `rest_url`.
+    Fdr3,
+}
+
 /// Where and how one station reaches the Node. Stored per station.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
@@ -77,6 +90,8 @@ pub struct ConnectionSettings {
     pub auth: Auth,
     /// The station's password for SOAP primitives that carry one.
     pub station_password: Option<String>,
+    /// Which of the Node's interfaces gives the reporting flows.
+    pub reporting: ReportingInterface,
     pub timeout_ms: u64,
     /// Attempts after the first, for transient failures only.
     pub retries: u32,
@@ -91,6 +106,7 @@ impl Default for ConnectionSettings {
             soap_url: None,
             auth: Auth::None,
             station_password: None,
+            reporting: ReportingInterface::default(),
             timeout_ms: 10_000,
             retries: 3,
             backoff_ms: 200,
@@ -161,7 +177,23 @@ pub struct ReturnUrls {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FlowRef {
     pub flow_id: String,
+    /// SOAP's `dataOraFlusso`; FdR 3 lists the publication instant.
     pub flow_date_time: String,
+    /// FdR 3's revision and sending PSP, which fetching it needs.
+    pub revision: Option<u64>,
+    pub psp_id: Option<String>,
+}
+
+/// A reporting flow as the Node gave it, for `incasso_recon` to read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FetchedFlow {
+    /// A `FlussoRiversamento` document (SOAP).
+    Xml(Vec<u8>),
+    /// FdR 3: the flow's header and every page of its payments (JSON).
+    Fdr3 {
+        header: Vec<u8>,
+        payment_pages: Vec<Vec<u8>>,
+    },
 }
 
 pub trait NodeConnector: Send + Sync {
@@ -181,12 +213,12 @@ pub trait NodeConnector: Send + Sync {
         Box::pin(async { Err(ConnectorError::Unsupported("list_reporting_flows")) })
     }
 
-    /// One reporting flow, as the `FlussoRiversamento` XML document.
+    /// One reporting flow of the list.
     fn fetch_reporting_flow<'a>(
         &'a self,
         _ente: &'a str,
-        _flow_id: &'a str,
-    ) -> BoxFuture<'a, Result<Vec<u8>, ConnectorError>> {
+        _flow: &'a FlowRef,
+    ) -> BoxFuture<'a, Result<FetchedFlow, ConnectorError>> {
         Box::pin(async { Err(ConnectorError::Unsupported("fetch_reporting_flow")) })
     }
 }
@@ -349,6 +381,9 @@ impl NodeConnector for PagoPaConnector {
         ente: &'a str,
     ) -> BoxFuture<'a, Result<Vec<FlowRef>, ConnectorError>> {
         Box::pin(async move {
+            if self.transport.settings.reporting == ReportingInterface::Fdr3 {
+                return self.fdr3_list(ente).await;
+            }
             let root = self
                 .node_for_pa(
                     "nodoChiediElencoFlussiRendicontazione",
@@ -369,10 +404,14 @@ impl NodeConnector for PagoPaConnector {
     fn fetch_reporting_flow<'a>(
         &'a self,
         ente: &'a str,
-        flow_id: &'a str,
-    ) -> BoxFuture<'a, Result<Vec<u8>, ConnectorError>> {
+        flow: &'a FlowRef,
+    ) -> BoxFuture<'a, Result<FetchedFlow, ConnectorError>> {
         Box::pin(async move {
             use base64::Engine as _;
+            if self.transport.settings.reporting == ReportingInterface::Fdr3 {
+                return self.fdr3_fetch(ente, flow).await;
+            }
+            let flow_id = flow.flow_id.as_str();
             // A flow travels base64-encoded inside the SOAP answer.
             let root = self
                 .node_for_pa(
@@ -393,9 +432,149 @@ impl NodeConnector for PagoPaConnector {
             let compact: String = encoded.text.split_whitespace().collect();
             base64::engine::general_purpose::STANDARD
                 .decode(compact)
+                .map(FetchedFlow::Xml)
                 .map_err(|e| ConnectorError::BadResponse(format!("base64: {e}")))
         })
     }
+}
+
+/// Items per page asked of FdR 3 (its maximum is 1000).
+const FDR3_PAGE_SIZE: u32 = 1000;
+
+/// Past this many pages an answer is not believed: a million flows or
+/// payments.
+const FDR3_MAX_PAGES: u32 = 1000;
+
+impl PagoPaConnector {
+    /// GETs an FdR 3 path under the organization service.
+    async fn fdr3_get(&self, path: &str) -> Result<Vec<u8>, ConnectorError> {
+        let url = self.rest_url(&format!("/fdr-org/service/v1{path}"))?;
+        let (_, body, _) = self
+            .transport
+            .send(|c| c.get(&url).header("Accept", "application/json"))
+            .await?;
+        Ok(body.into_bytes())
+    }
+
+    /// Every page of `GET /organizations/{ente}/fdrs`.
+    async fn fdr3_list(&self, ente: &str) -> Result<Vec<FlowRef>, ConnectorError> {
+        let mut out = Vec::new();
+        let mut page = 1;
+        loop {
+            let body = self
+                .fdr3_get(&format!(
+                    "/organizations/{}/fdrs?page={page}&size={FDR3_PAGE_SIZE}",
+                    path_segment(ente)
+                ))
+                .await?;
+            let list: Fdr3List = serde_json::from_slice(&body)
+                .map_err(|e| ConnectorError::BadResponse(format!("elenco FdR 3: {e}")))?;
+            out.extend(list.data.into_iter().map(|f| FlowRef {
+                flow_id: f.fdr,
+                flow_date_time: f.published,
+                revision: Some(f.revision),
+                psp_id: f.psp_id,
+            }));
+            let pages = list.metadata.map(|m| m.tot_page).unwrap_or(1);
+            if page >= pages || page >= FDR3_MAX_PAGES {
+                return Ok(out);
+            }
+            page += 1;
+        }
+    }
+
+    /// A flow's header, then every page of its payments.
+    async fn fdr3_fetch(&self, ente: &str, flow: &FlowRef) -> Result<FetchedFlow, ConnectorError> {
+        let revision = flow
+            .revision
+            .ok_or_else(|| ConnectorError::BadResponse("flusso FdR 3 senza revisione".into()))?;
+        // The list does not name the PSP; the flow id does.
+        let psp = match &flow.psp_id {
+            Some(p) => p.clone(),
+            None => psp_of_flow_id(&flow.flow_id).ok_or_else(|| {
+                ConnectorError::BadResponse(format!(
+                    "dall'identificativo {} non si ricava il PSP",
+                    flow.flow_id
+                ))
+            })?,
+        };
+        let base = format!(
+            "/organizations/{}/fdrs/{}/revisions/{revision}/psps/{}",
+            path_segment(ente),
+            path_segment(&flow.flow_id),
+            path_segment(&psp)
+        );
+        let header = self.fdr3_get(&base).await?;
+        let mut payment_pages = Vec::new();
+        let mut page = 1;
+        loop {
+            let body = self
+                .fdr3_get(&format!(
+                    "{base}/payments?page={page}&size={FDR3_PAGE_SIZE}"
+                ))
+                .await?;
+            let pages = serde_json::from_slice::<Fdr3Paged>(&body)
+                .map_err(|e| ConnectorError::BadResponse(format!("pagamenti FdR 3: {e}")))?
+                .metadata
+                .map(|m| m.tot_page)
+                .unwrap_or(1);
+            payment_pages.push(body);
+            if page >= pages || page >= FDR3_MAX_PAGES {
+                return Ok(FetchedFlow::Fdr3 {
+                    header,
+                    payment_pages,
+                });
+            }
+            page += 1;
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Fdr3Metadata {
+    tot_page: u32,
+}
+
+#[derive(Deserialize)]
+struct Fdr3Paged {
+    metadata: Option<Fdr3Metadata>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Fdr3List {
+    metadata: Option<Fdr3Metadata>,
+    #[serde(default)]
+    data: Vec<Fdr3Listed>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Fdr3Listed {
+    fdr: String,
+    revision: u64,
+    #[serde(default)]
+    published: String,
+    psp_id: Option<String>,
+}
+
+/// The PSP of a flow id `<yyyy-mm-dd><PSP id>-<progressive>`.
+fn psp_of_flow_id(flow_id: &str) -> Option<String> {
+    let rest = flow_id.get(10..)?;
+    let psp = &rest[..rest.rfind('-')?];
+    (!psp.is_empty()).then(|| psp.to_string())
+}
+
+/// A value as one URL path segment: flow ids are `[A-Za-z0-9-_]`, but
+/// nothing from the Node is put in a URL unescaped.
+fn path_segment(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 impl PagoPaConnector {
@@ -474,6 +653,8 @@ fn collect_flows(el: &xml::Element, out: &mut Vec<FlowRef>) {
             out.push(FlowRef {
                 flow_id: id.to_string(),
                 flow_date_time: dt.to_string(),
+                revision: None,
+                psp_id: None,
             });
         }
         return;
@@ -486,4 +667,29 @@ fn collect_flows(el: &xml::Element, out: &mut Vec<FlowRef>) {
 /// The amount of a cart, for logs and checks.
 pub fn cart_total(cart: &Cart) -> Cents {
     Cents(cart.payment_notices.iter().map(|n| n.amount).sum())
+}
+
+#[cfg(test)]
+mod fdr3_tests {
+    use super::*;
+
+    #[test]
+    fn the_psp_is_read_from_the_flow_id() {
+        let psp = |id: &str| psp_of_flow_id(id);
+        assert_eq!(
+            psp("2025-01-0188888888888-0000001").as_deref(),
+            Some("88888888888")
+        );
+        assert_eq!(
+            psp("2025-01-01ABI03069-S01-0001").as_deref(),
+            Some("ABI03069-S01")
+        );
+        assert_eq!(psp("2025-01-01-0001"), None);
+    }
+
+    #[test]
+    fn path_segments_are_escaped() {
+        assert_eq!(path_segment("2025-01-01PSP_1-0001"), "2025-01-01PSP_1-0001");
+        assert_eq!(path_segment("a/b c"), "a%2Fb%20c");
+    }
 }

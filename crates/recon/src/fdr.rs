@@ -142,6 +142,7 @@ pub fn parse(bytes: &[u8]) -> Result<ReportingFlow, FdrError> {
         declared_count,
         declared_total,
         payments,
+        revision: None,
     })
 }
 

@@ -19,6 +19,7 @@ pub mod breakdown;
 pub mod camt;
 pub mod causale;
 pub mod fdr;
+pub mod fdr3;
 pub mod matching;
 pub mod opi;
 pub mod reversale;

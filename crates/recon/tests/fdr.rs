@@ -88,6 +88,7 @@ fn flow(outcomes: &[FlowOutcome]) -> ReportingFlow {
         declared_count: payments.len() as u64,
         declared_total,
         payments,
+        revision: None,
     }
 }
 
@@ -254,4 +255,94 @@ fn totals_that_do_not_add_up_are_read_and_reported() {
     f.declared_total = Cents(f.declared_total.0 + 1);
     let read = fdr::parse(fdr::write(&f).as_bytes()).unwrap();
     assert_eq!(read.inconsistencies().len(), 1);
+}
+
+/// FdR 3's JSON, as `fdr_organization.json` shapes it: read into the same
+/// flow as the SOAP document, and refused whole with the field's path when
+/// a field breaks its rule.
+#[test]
+fn fdr3_flows_are_read_and_bad_ones_refused_with_their_path() {
+    use incasso_recon::fdr3;
+    let header = |sum: &str, kind: &str| {
+        format!(
+            r#"{{"status":"PUBLISHED","revision":2,"fdr":"2025-01-0188888888888-0000001",
+            "fdrDate":"2025-01-01T12:20:30.800000Z","regulation":"SEPA - Bonifico X",
+            "regulationDate":"2025-01-01","bicCodePouringBank":"UNCRITMMXXX",
+            "sender":{{"type":"{kind}","id":"SELBIT2B","pspId":"88888888888","pspName":"PSP Name",
+              "pspBrokerId":"70000000001","channelId":"80000000001"}},
+            "receiver":{{"id":"APPBIT2B","organizationId":"80000130585","organizationName":"Comune"}},
+            "published":"2025-01-01T12:20:30.900000Z","totPayments":3,"sumPayments":{sum}}}"#
+        )
+    };
+    let page = |items: &str| {
+        format!(
+            r#"{{"metadata":{{"pageSize":2,"pageNumber":1,"totPage":2}},"count":2,"data":[{items}]}}"#
+        )
+    };
+    let pay = |index: u32, amount: &str, status: &str| {
+        format!(
+            r#"{{"index":{index},"iuv":"0100000000000{index:04}","iur":"IUR{index}","idTransfer":1,
+            "pay":{amount},"payStatus":"{status}","payDate":"2025-01-01T09:30:50.900000Z"}}"#
+        )
+    };
+    // Pages may come in any order; lines keep the flow's own.
+    let pages = vec![
+        page(&format!(
+            "{},{}",
+            pay(3, "0.01", "NO_RPT"),
+            pay(2, "100", "STAND_IN")
+        ))
+        .into_bytes(),
+        page(&pay(1, "12.30", "EXECUTED")).into_bytes(),
+    ];
+    let f = fdr3::parse(header("112.31", "BIC_CODE").as_bytes(), &pages).unwrap();
+    assert_eq!(f.flow_id, "2025-01-0188888888888-0000001");
+    assert_eq!(f.revision, Some(2));
+    assert_eq!(f.ente, "80000130585");
+    assert_eq!(f.psp_id, "SELBIT2B");
+    assert_eq!(f.psp_id_kind, PartyIdKind::Bic);
+    assert_eq!(f.settlement_ref, "SEPA - Bonifico X");
+    assert_eq!(f.declared_total, Cents(11_231));
+    assert_eq!(
+        f.flow_date_time,
+        Utc.with_ymd_and_hms(2025, 1, 1, 12, 20, 30).unwrap()
+    );
+    let lines: Vec<(i64, FlowOutcome)> =
+        f.payments.iter().map(|p| (p.amount.0, p.outcome)).collect();
+    assert_eq!(
+        lines,
+        vec![
+            (1_230, FlowOutcome::Paid),
+            (10_000, FlowOutcome::StandIn),
+            (1, FlowOutcome::PaidWithoutReceipt)
+        ]
+    );
+    assert!(f.inconsistencies().is_empty(), "{:?}", f.inconsistencies());
+
+    let bad_amount = vec![page(&pay(1, "12.345", "EXECUTED")).into_bytes()];
+    let e = fdr3::parse(header("12.35", "BIC_CODE").as_bytes(), &bad_amount).unwrap_err();
+    assert_eq!(e.location, "pagamenti, pagina 1, data[0].pay", "{e}");
+    let bad_status = vec![page(&pay(1, "1", "PAID")).into_bytes()];
+    let e = fdr3::parse(header("1", "BIC_CODE").as_bytes(), &bad_status).unwrap_err();
+    assert_eq!(e.location, "pagamenti, pagina 1, data[0].payStatus", "{e}");
+    let twice = vec![
+        page(&format!(
+            "{},{}",
+            pay(1, "1", "EXECUTED"),
+            pay(1, "1", "EXECUTED")
+        ))
+        .into_bytes(),
+    ];
+    assert!(
+        fdr3::parse(header("2", "BIC_CODE").as_bytes(), &twice)
+            .unwrap_err()
+            .message
+            .contains("due volte")
+    );
+    let e = fdr3::parse(header("1", "SOMEONE").as_bytes(), &bad_status).unwrap_err();
+    assert_eq!(e.location, "sender.type");
+    let truncated = header("1", "BIC_CODE");
+    let e = fdr3::parse(&truncated.as_bytes()[..100], &[]).unwrap_err();
+    assert!(e.location.starts_with("flusso"), "{e}");
+    assert_eq!(incasso_recon::fdr::FdrError::CODE, "FDR_INVALID");
 }

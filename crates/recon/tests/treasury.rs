@@ -179,7 +179,7 @@ fn a_written_camt_053_statement_is_valid_and_reads_back() {
         document: DocumentKind::ProvisionalIncome,
         operation: op,
         document_number: format!("{n:07}"),
-        amount: Cents(1_234_56 + i64::from(n)),
+        amount: Cents(123_456 + i64::from(n)),
         booking_date: day,
         value_date: Some(day),
         payer: Some("PSP & C. SPA".into()),

@@ -579,33 +579,41 @@ async fn fetch_with(
         .list_reporting_flows(ente)
         .await
         .map_err(|e| ReconError::Node(e.to_string()))?;
-    let held: std::collections::HashSet<(String, String)> = store
-        .current_flows(ente)
-        .await?
-        .into_iter()
-        .map(|f| {
-            let rome = incasso_core::time::to_rome(f.flow_date_time);
-            (f.flow_id, rome.format("%Y-%m-%dT%H:%M:%S").to_string())
-        })
-        .collect();
+    // What is held: SOAP versions by dataOraFlusso (to the second, in
+    // Rome's time, as the Node lists them), FdR 3 ones by revision.
+    let mut held_versions = std::collections::HashSet::new();
+    let mut held_revisions = std::collections::HashSet::new();
+    for f in store.current_flows(ente).await? {
+        if let Some(r) = f.revision {
+            held_revisions.insert((f.flow_id.clone(), r as u64));
+        }
+        let rome = incasso_core::time::to_rome(f.flow_date_time);
+        held_versions.insert((f.flow_id, rome.format("%Y-%m-%dT%H:%M:%S").to_string()));
+    }
     let mut report = FetchReport {
         listed: listed.len(),
         ..Default::default()
     };
     let mut batch = Vec::new();
     for f in listed {
-        // The Node may give fractions of seconds; the version is the second.
-        let second = f
-            .flow_date_time
-            .get(..19)
-            .unwrap_or(&f.flow_date_time)
-            .to_string();
-        if held.contains(&(f.flow_id.clone(), second)) {
+        let held = match f.revision {
+            Some(r) => held_revisions.contains(&(f.flow_id.clone(), r)),
+            // The Node may give fractions of seconds; the version is the
+            // second.
+            None => held_versions.contains(&(
+                f.flow_id.clone(),
+                f.flow_date_time
+                    .get(..19)
+                    .unwrap_or(&f.flow_date_time)
+                    .to_string(),
+            )),
+        };
+        if held {
             report.known += 1;
             continue;
         }
-        match node.fetch_reporting_flow(ente, &f.flow_id).await {
-            Ok(bytes) => batch.push((f.flow_id, bytes)),
+        match node.fetch_reporting_flow(ente, &f).await {
+            Ok(fetched) => batch.push((f.flow_id, read_fetched(ente, fetched))),
             Err(e) => refuse(&mut report, f.flow_id, ReconError::Node(e.to_string())),
         }
         if batch.len() == FLOWS_PER_TRANSACTION {
@@ -614,6 +622,30 @@ async fn fetch_with(
     }
     take_batch(store, ente, &mut batch, &mut report, now).await?;
     Ok(report)
+}
+
+/// Reads a flow as the Node gave it, through either interface.
+fn read_fetched(
+    ente: &str,
+    fetched: incasso_pagopa::connector::FetchedFlow,
+) -> Result<ReportingFlow, ReconError> {
+    use incasso_pagopa::connector::FetchedFlow;
+    match fetched {
+        FetchedFlow::Xml(bytes) => parse_flows(ente, &[bytes]).remove(0),
+        FetchedFlow::Fdr3 {
+            header,
+            payment_pages,
+        } => {
+            let flow = incasso_recon::fdr3::parse(&header, &payment_pages)?;
+            if flow.ente != ente {
+                return Err(ReconError::OtherEnte {
+                    expected: ente.to_string(),
+                    found: flow.ente,
+                });
+            }
+            Ok(flow)
+        }
+    }
 }
 
 /// Flows fetched from the Node stored in one transaction: a commit per
@@ -630,16 +662,16 @@ fn refuse(report: &mut FetchReport, flow_id: String, e: ReconError) {
 async fn take_batch(
     store: &Store,
     ente: &str,
-    batch: &mut Vec<(String, Vec<u8>)>,
+    batch: &mut Vec<(String, Result<ReportingFlow, ReconError>)>,
     report: &mut FetchReport,
     now: DateTime<Utc>,
 ) -> Result<(), ReconError> {
     if batch.is_empty() {
         return Ok(());
     }
-    let files: Vec<&[u8]> = batch.iter().map(|(_, b)| b.as_slice()).collect();
-    let answers = take_flows(store, ente, &files, now).await?;
-    for ((flow_id, _), answer) in batch.drain(..).zip(answers) {
+    let (ids, parsed): (Vec<String>, Vec<_>) = batch.drain(..).unzip();
+    let answers = store_parsed_flows(store, ente, parsed, now).await?;
+    for (flow_id, answer) in ids.into_iter().zip(answers) {
         match answer {
             Ok((_, FlowIntake::AlreadyKnown)) => report.known += 1,
             Ok(_) => report.taken += 1,

@@ -65,6 +65,7 @@ fn flow(id: &str, trn: &str, lines: &[i64], hour: u32) -> ReportingFlow {
         declared_count: payments.len() as u64,
         declared_total: Cents(lines.iter().sum()),
         payments,
+        revision: None,
     }
 }
 

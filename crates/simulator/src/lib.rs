@@ -8,6 +8,7 @@
 //! Failure modes can be switched on at run time (`PUT /simulator/faults`).
 
 mod checkout;
+mod fdr3;
 pub mod node;
 
 use axum::Router;
@@ -131,6 +132,18 @@ impl Simulator {
             .route("/checkout/carts/{id}/pay", post(checkout::pay))
             .route("/checkout/carts/{id}/cancel", post(checkout::cancel))
             .route("/nodo/nodeForPa", post(node_for_pa))
+            .route(
+                "/fdr-org/service/v1/organizations/{ente}/fdrs",
+                get(fdr3::list),
+            )
+            .route(
+                "/fdr-org/service/v1/organizations/{ente}/fdrs/{fdr}/revisions/{revision}/psps/{psp}",
+                get(fdr3::header),
+            )
+            .route(
+                "/fdr-org/service/v1/organizations/{ente}/fdrs/{fdr}/revisions/{revision}/psps/{psp}/payments",
+                get(fdr3::payments),
+            )
             .route("/simulator/faults", get(get_faults).put(put_faults))
             .route("/simulator/payments", get(list_payments))
             .route("/simulator/flows", post(publish_flows))
@@ -217,6 +230,11 @@ pub struct PublishedFlow {
     pub settlement_ref: String,
     #[serde(skip)]
     xml: String,
+    #[serde(skip)]
+    flow: incasso_core::fdr::ReportingFlow,
+    /// When it was published, for FdR 3's list.
+    #[serde(skip)]
+    published_at: chrono::DateTime<chrono::Utc>,
 }
 
 /// How the simulated treasury writes its statements.
@@ -309,6 +327,7 @@ impl Simulator {
                 declared_count: lines.len() as u64,
                 declared_total: Cents(total),
                 payments: lines,
+                revision: None,
             };
             let published = PublishedFlow {
                 ente,
@@ -321,6 +340,8 @@ impl Simulator {
                 number: flows.next_number,
                 settlement_ref: flow.settlement_ref.clone(),
                 xml: incasso_recon::fdr::write(&flow),
+                flow,
+                published_at: now,
             };
             flows.published.push(published.clone());
             out.push(published);

@@ -443,12 +443,22 @@ async fn simulator_failure_modes_never_lose_or_double_count() {
 
 /// Payments made through the simulated Node come back as the PSP's
 /// reporting flow: published by the simulator, fetched by incasso through
-/// the station's connector (SOAP nodeForPa), taken in once, and classified
-/// against the receipts incasso holds.
+/// the station's connector (SOAP nodeForPa, or FdR 3's REST API), taken in
+/// once, and classified against the receipts incasso holds.
 #[tokio::test]
 async fn flows_of_simulated_payments_are_fetched_from_the_node() {
-    for backend in backends() {
+    use incasso_pagopa::connector::ReportingInterface;
+    for (backend, interface) in backends().into_iter().flat_map(|b| {
+        [ReportingInterface::Soap, ReportingInterface::Fdr3]
+            .into_iter()
+            .map(move |i| (b, i))
+    }) {
         let w = world(backend).await;
+        w.connect(ConnectionSettings {
+            reporting: interface,
+            ..settings(&w.simulator, Auth::SubscriptionKey { key: KEY.into() })
+        })
+        .await;
         for k in 0..3 {
             let nav = w.notice(&format!("FDR-{k}")).await;
             w.sim.pay(A, &nav).await.unwrap();
@@ -485,6 +495,13 @@ async fn flows_of_simulated_payments_are_fetched_from_the_node() {
         let flows = w.store.current_flows(A).await.unwrap();
         assert_eq!(flows[0].flow_id, published[0].flow_id);
         assert_eq!(flows[0].lines, 3);
+        assert_eq!(flows[0].lines_total, Cents(3 * 4_200), "{interface:?}");
+        assert_eq!(flows[0].settlement_ref, published[0].settlement_ref);
+        assert!(flows[0].problems.is_empty(), "{}", flows[0].problems);
+        assert_eq!(
+            flows[0].revision,
+            (interface == ReportingInterface::Fdr3).then_some(1)
+        );
         let s = incasso_server::reconcile::reconcile(&w.store, A, Utc::now())
             .await
             .unwrap();
@@ -495,6 +512,7 @@ async fn flows_of_simulated_payments_are_fetched_from_the_node() {
             "{backend:?}: {s:?}"
         );
         assert_eq!(s.anomalies.get("FLOW_WITHOUT_MOVEMENT"), Some(&1));
+        assert_eq!(s.anomalies.len(), 1, "{interface:?}: {s:?}");
         // A Node that is down is a 502 with its code, not a hang.
         w.sim.set_faults(Faults {
             fail_next: 10,

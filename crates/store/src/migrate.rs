@@ -57,6 +57,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0007_treasury_settings.sql"),
         postgres: include_str!("../migrations/postgres/0007_treasury_settings.sql"),
     },
+    Migration {
+        version: 8,
+        name: "flow_revisions",
+        sqlite: include_str!("../migrations/sqlite/0008_flow_revisions.sql"),
+        postgres: include_str!("../migrations/postgres/0008_flow_revisions.sql"),
+    },
 ];
 
 /// Arbitrary constant naming incasso's migration lock on PostgreSQL.

@@ -42,6 +42,8 @@ pub struct StoredFlow {
     /// What the flow's lines contradict in its header, in words; empty
     /// when nothing.
     pub problems: String,
+    /// FdR 3's revision, for a flow fetched through it.
+    pub revision: Option<i64>,
 }
 
 /// One sospeso's match, as the latest run found it.
@@ -150,8 +152,8 @@ impl Store {
         sqlx::query(
             "INSERT INTO reporting_flows (ente, flow_id, flow_date_time, settlement_ref,
                 settlement_date, psp_id, psp_name, bic, declared_count, declared_total,
-                lines_total, problems, current, received_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+                lines_total, problems, current, received_at, revision)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
         )
         .bind(ente)
         .bind(&flow.flow_id)
@@ -167,6 +169,7 @@ impl Store {
         .bind(problems(flow))
         .bind(i64::from(current))
         .bind(to_micros(now))
+        .bind(flow.revision.map(|r| r as i64))
         .execute(&mut **tx)
         .await?;
         // Lines in multi-row statements: a big PSP's daily flow has
@@ -201,7 +204,7 @@ impl Store {
     pub async fn current_flows(&self, ente: &str) -> Result<Vec<StoredFlow>> {
         let rows = sqlx::query(
             "SELECT f.flow_id, f.flow_date_time, f.settlement_ref, f.settlement_date, f.psp_id,
-                    f.declared_total, f.lines_total, f.problems,
+                    f.declared_total, f.lines_total, f.problems, f.revision,
                     (SELECT COUNT(*) FROM flow_payments p WHERE p.ente = f.ente
                         AND p.flow_id = f.flow_id AND p.flow_date_time = f.flow_date_time) AS lines
              FROM reporting_flows f WHERE f.ente = $1 AND f.current = 1 ORDER BY f.flow_id",
@@ -221,6 +224,7 @@ impl Store {
                     lines_total: Cents(r.try_get("lines_total")?),
                     lines: r.try_get("lines")?,
                     problems: r.try_get("problems")?,
+                    revision: r.try_get("revision")?,
                 })
             })
             .collect()
