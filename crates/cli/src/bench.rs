@@ -198,6 +198,7 @@ pub(crate) async fn prepare(store: &Store) -> Result<()> {
                 description: "TARI".into(),
                 chapter: "1010".into(),
                 article: None,
+                siope_code: None,
                 active: true,
             },
         )

@@ -41,6 +41,7 @@ fn acc(year: i32, code: &str, description: &str, chapter: &str) -> Accertamento 
         description: description.into(),
         chapter: chapter.into(),
         article: Some("1".into()),
+        siope_code: None,
         active: true,
     }
 }

@@ -454,6 +454,7 @@ fn seeded_database(dir: &std::path::Path) -> String {
                     description: "TARI".into(),
                     chapter: "1010".into(),
                     article: None,
+                    siope_code: None,
                     active: true,
                 },
             )

@@ -21,6 +21,10 @@ pub struct Accertamento {
     /// Budget chapter (capitolo) and article (articolo) of the revenue.
     pub chapter: String,
     pub article: Option<String>,
+    /// The revenue's SIOPE code (OPI's `codice_cge`: 4 to 10 digits), so
+    /// that reversali can be classified by it.
+    #[serde(default)]
+    pub siope_code: Option<String>,
     pub active: bool,
 }
 
@@ -47,6 +51,15 @@ impl Accertamento {
         if let Some(article) = &self.article {
             c.max_len("article", article, 35);
         }
+        if let Some(siope) = &self.siope_code
+            && (!(4..=10).contains(&siope.len()) || !siope.bytes().all(|b| b.is_ascii_digit()))
+        {
+            c.fail(
+                "siopeCode",
+                codes::BAD_FORMAT,
+                "codice SIOPE: da 4 a 10 cifre",
+            );
+        }
         c.finish()
     }
 }
@@ -58,5 +71,33 @@ pub(crate) fn check_year(c: &mut Checker, field: &str, year: i32) {
             codes::OUT_OF_RANGE,
             "anno di bilancio fuori intervallo (2000-2100)",
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn accertamento(siope: Option<&str>) -> Accertamento {
+        Accertamento {
+            year: 2026,
+            code: "ACC-1".into(),
+            description: "TARI".into(),
+            chapter: "1010".into(),
+            article: None,
+            siope_code: siope.map(str::to_string),
+            active: true,
+        }
+    }
+
+    #[test]
+    fn a_siope_code_is_four_to_ten_digits() {
+        for ok in [None, Some("3010"), Some("3010200"), Some("1234567890")] {
+            assert!(accertamento(ok).validate().is_ok(), "{ok:?}");
+        }
+        for bad in ["301", "12345678901", "E.3.01", "30102 0"] {
+            let e = accertamento(Some(bad)).validate().unwrap_err();
+            assert_eq!(e.0[0].field, "siopeCode", "{bad}");
+        }
     }
 }

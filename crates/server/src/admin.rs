@@ -718,6 +718,10 @@ pub struct AccertamentoDto {
     pub chapter: String,
     #[serde(default)]
     pub article: Option<String>,
+    /// SIOPE code of the revenue (4 to 10 digits): reversali are
+    /// classified by it.
+    #[serde(default)]
+    pub siope_code: Option<String>,
     #[serde(default = "yes")]
     pub active: bool,
 }
@@ -730,6 +734,7 @@ impl From<Accertamento> for AccertamentoDto {
             description: a.description,
             chapter: a.chapter,
             article: a.article,
+            siope_code: a.siope_code,
             active: a.active,
         }
     }
@@ -794,6 +799,7 @@ async fn put_accertamento(
         description: body.description,
         chapter: body.chapter,
         article: body.article,
+        siope_code: body.siope_code,
         active: body.active,
     };
     state.store.put_accertamento(&fc, &acc).await?;
@@ -827,6 +833,7 @@ async fn load_accertamenti(
             description: d.description,
             chapter: d.chapter,
             article: d.article,
+            siope_code: d.siope_code,
             active: d.active,
         })
         .collect();

@@ -909,7 +909,7 @@ pub async fn reversale_for(
             chapter: a.chapter,
             article: a.article,
             description: a.description,
-            siope_code: None,
+            siope_code: a.siope_code,
             amount: cents,
         });
     }

@@ -68,6 +68,7 @@ async fn spawn_app(backend: Backend) -> TestApp {
                     description: "Accertamento".into(),
                     chapter: "1010".into(),
                     article: None,
+                    siope_code: None,
                     active: true,
                 },
             )

@@ -61,6 +61,7 @@ async fn store_at(url: &str) -> Store {
                 description: "TARI".into(),
                 chapter: "1010".into(),
                 article: None,
+                siope_code: None,
                 active: true,
             },
         )
@@ -1060,6 +1061,7 @@ async fn mypay_zipped_supply_and_zip_bombs() {
                     description: "Mensa".into(),
                     chapter: "3010".into(),
                     article: None,
+                    siope_code: None,
                     active: true,
                 },
             )

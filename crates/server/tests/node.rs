@@ -75,6 +75,7 @@ async fn start(backend: Backend) -> Node {
                     description: "Accertamento".into(),
                     chapter: "1".into(),
                     article: None,
+                    siope_code: None,
                     active: true,
                 },
             )

@@ -432,7 +432,11 @@ async fn a_flow_and_its_sospeso_are_broken_down_by_accertamento() {
             )
             .await
             .unwrap();
-        for code in ["ACC-A", "ACC-B", "ACC-C"] {
+        for (code, siope) in [
+            ("ACC-A", "3010200"),
+            ("ACC-B", "3010300"),
+            ("ACC-C", "3010100"),
+        ] {
             store
                 .put_accertamento(
                     ENTE,
@@ -442,6 +446,7 @@ async fn a_flow_and_its_sospeso_are_broken_down_by_accertamento() {
                         description: code.into(),
                         chapter: "1010".into(),
                         article: None,
+                        siope_code: Some(siope.into()),
                         active: true,
                     },
                 )
@@ -593,6 +598,23 @@ async fn a_flow_and_its_sospeso_are_broken_down_by_accertamento() {
         let bilanci: Vec<_> = rev.children_named("bilancio").collect();
         assert_eq!(bilanci.len(), 1, "{backend:?}");
         assert_eq!(bilanci[0].text_of("importo_bilancio"), Some("100.00"));
+        // Classified by the accertamenti's SIOPE codes.
+        let siope: Vec<(&str, &str)> = rev
+            .child("informazioni_versante")
+            .unwrap()
+            .children_named("classificazione")
+            .map(|c| {
+                (
+                    c.text_of("codice_cge").unwrap(),
+                    c.text_of("importo").unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            siope,
+            [("3010200", "70.00"), ("3010300", "30.00")],
+            "{backend:?}"
+        );
         let accs = v.child("dati_a_disposizione_ente_versante").unwrap();
         let parts: Vec<(String, String)> = accs
             .children_named("accertamento")

@@ -39,6 +39,7 @@ fn accertamento_from_row(r: &AnyRow) -> Result<Accertamento> {
         description: r.try_get("description")?,
         chapter: r.try_get("chapter")?,
         article: r.try_get("article")?,
+        siope_code: r.try_get("siope_code")?,
         active: r.try_get::<i64, _>("active")? != 0,
     })
 }
@@ -160,10 +161,12 @@ impl Store {
         acc.validate()?;
         self.get_ente(ente).await?;
         sqlx::query(
-            "INSERT INTO accertamenti (ente, year, code, description, chapter, article, active)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)
+            "INSERT INTO accertamenti (ente, year, code, description, chapter, article, active,
+                siope_code)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
              ON CONFLICT (ente, year, code) DO UPDATE SET description = excluded.description,
-                chapter = excluded.chapter, article = excluded.article, active = excluded.active",
+                chapter = excluded.chapter, article = excluded.article, active = excluded.active,
+                siope_code = excluded.siope_code",
         )
         .bind(ente)
         .bind(i64::from(acc.year))
@@ -172,6 +175,7 @@ impl Store {
         .bind(&acc.chapter)
         .bind(&acc.article)
         .bind(i64::from(acc.active))
+        .bind(&acc.siope_code)
         .execute(&self.writer)
         .await?;
         Ok(())
@@ -197,10 +201,12 @@ impl Store {
         let mut tx = self.write_tx().await?;
         for acc in list {
             sqlx::query(
-                "INSERT INTO accertamenti (ente, year, code, description, chapter, article, active)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)
+                "INSERT INTO accertamenti (ente, year, code, description, chapter, article, active,
+                    siope_code)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
                  ON CONFLICT (ente, year, code) DO UPDATE SET description = excluded.description,
-                    chapter = excluded.chapter, article = excluded.article, active = excluded.active",
+                    chapter = excluded.chapter, article = excluded.article, active = excluded.active,
+                    siope_code = excluded.siope_code",
             )
             .bind(ente)
             .bind(i64::from(acc.year))
@@ -209,6 +215,7 @@ impl Store {
             .bind(&acc.chapter)
             .bind(&acc.article)
             .bind(i64::from(acc.active))
+            .bind(&acc.siope_code)
             .execute(&mut *tx)
             .await?;
         }
@@ -223,7 +230,7 @@ impl Store {
         code: &str,
     ) -> Result<Accertamento> {
         let row = sqlx::query(
-            "SELECT year, code, description, chapter, article, active FROM accertamenti
+            "SELECT year, code, description, chapter, article, siope_code, active FROM accertamenti
              WHERE ente = $1 AND year = $2 AND code = $3",
         )
         .bind(ente)
@@ -241,7 +248,7 @@ impl Store {
         year: Option<i32>,
     ) -> Result<Vec<Accertamento>> {
         let rows = sqlx::query(
-            "SELECT year, code, description, chapter, article, active FROM accertamenti
+            "SELECT year, code, description, chapter, article, siope_code, active FROM accertamenti
              WHERE ente = $1 AND ($2 = 0 OR year = $2) ORDER BY year, code",
         )
         .bind(ente)

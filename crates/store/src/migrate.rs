@@ -63,6 +63,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0008_flow_revisions.sql"),
         postgres: include_str!("../migrations/postgres/0008_flow_revisions.sql"),
     },
+    Migration {
+        version: 9,
+        name: "accertamento_siope",
+        sqlite: include_str!("../migrations/sqlite/0009_accertamento_siope.sql"),
+        postgres: include_str!("../migrations/postgres/0009_accertamento_siope.sql"),
+    },
 ];
 
 /// Arbitrary constant naming incasso's migration lock on PostgreSQL.

@@ -60,6 +60,7 @@ async fn store_with_ente_at(url: &str) -> Store {
                     description: "Accertamento di prova".into(),
                     chapter: "1010".into(),
                     article: None,
+                    siope_code: None,
                     active: true,
                 },
             )
