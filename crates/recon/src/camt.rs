@@ -205,22 +205,17 @@ pub struct StatementHeader {
 /// Writes a camt.053.001.02 statement of `movements`: each an entry
 /// booked on its day, with its causale as the unstructured remittance, its
 /// TRN as the transaction id, and its document number as the bank's
-/// reference (which [`parse`] reads back as the movement's id). Used by the
-/// simulator's treasury.
+/// reference (which [`parse`] reads back as the movement's id). A movement
+/// whose account is another IBAN goes in a statement of that account;
+/// every other one is on `h.iban`. Used by the simulator's treasury.
 pub fn write_053(h: &StatementHeader, movements: &[TreasuryMovement]) -> String {
-    let credit = |d: Direction| match d {
-        Direction::Income => "CRDT",
-        Direction::Outgoing => "DBIT",
-    };
-    let signed = |m: &TreasuryMovement| {
-        let sign = match (m.direction, m.operation == Operation::Reversed) {
-            (Direction::Income, false) | (Direction::Outgoing, true) => 1,
-            _ => -1,
-        };
-        sign * m.amount.0
-    };
-    let closing = Cents(h.opening_balance.0 + movements.iter().map(signed).sum::<i64>());
-    let day = h.created_at.date_naive().to_string();
+    let is_iban = |a: &str| a.len() >= 15 && a.as_bytes()[..2].iter().all(u8::is_ascii_alphabetic);
+    let mut accounts: Vec<&str> = vec![&h.iban];
+    for m in movements {
+        if is_iban(&m.account) && !accounts.contains(&m.account.as_str()) {
+            accounts.push(&m.account);
+        }
+    }
     let created = h
         .created_at
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, false);
@@ -231,17 +226,64 @@ pub fn write_053(h: &StatementHeader, movements: &[TreasuryMovement]) -> String 
         .open("GrpHdr")
         .leaf("MsgId", &h.message_id)
         .leaf("CreDtTm", &created)
-        .close("GrpHdr")
-        .open("Stmt")
-        .leaf("Id", &h.statement_id)
+        .close("GrpHdr");
+    for (n, account) in accounts.iter().enumerate() {
+        let on_it: Vec<&TreasuryMovement> = movements
+            .iter()
+            .filter(|m| {
+                if is_iban(&m.account) {
+                    m.account == *account
+                } else {
+                    n == 0
+                }
+            })
+            .collect();
+        let opening = if n == 0 { h.opening_balance } else { Cents(0) };
+        let id = if n == 0 {
+            h.statement_id.clone()
+        } else {
+            format!("{}-{n}", h.statement_id)
+        };
+        write_statement(&mut w, h, &id, account, opening, &on_it);
+    }
+    w.close("BkToCstmrStmt").raw("</Document>");
+    w.out
+}
+
+fn write_statement(
+    w: &mut incasso_xml::Writer,
+    h: &StatementHeader,
+    statement_id: &str,
+    iban: &str,
+    opening_balance: Cents,
+    movements: &[&TreasuryMovement],
+) {
+    let credit = |d: Direction| match d {
+        Direction::Income => "CRDT",
+        Direction::Outgoing => "DBIT",
+    };
+    let signed = |m: &&TreasuryMovement| {
+        let sign = match (m.direction, m.operation == Operation::Reversed) {
+            (Direction::Income, false) | (Direction::Outgoing, true) => 1,
+            _ => -1,
+        };
+        sign * m.amount.0
+    };
+    let closing = Cents(opening_balance.0 + movements.iter().map(signed).sum::<i64>());
+    let day = h.created_at.date_naive().to_string();
+    let created = h
+        .created_at
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, false);
+    w.open("Stmt")
+        .leaf("Id", statement_id)
         .leaf("CreDtTm", &created)
         .open("Acct")
         .open("Id")
-        .leaf("IBAN", &h.iban)
+        .leaf("IBAN", iban)
         .close("Id")
         .leaf("Ccy", "EUR")
         .close("Acct");
-    for (code, balance) in [("OPBD", h.opening_balance), ("CLBD", closing)] {
+    for (code, balance) in [("OPBD", opening_balance), ("CLBD", closing)] {
         w.open("Bal")
             .open("Tp")
             .open("CdOrPrtry")
@@ -304,6 +346,5 @@ pub fn write_053(h: &StatementHeader, movements: &[TreasuryMovement]) -> String 
         }
         w.close("TxDtls").close("NtryDtls").close("Ntry");
     }
-    w.close("Stmt").close("BkToCstmrStmt").raw("</Document>");
-    w.out
+    w.close("Stmt");
 }

@@ -206,6 +206,10 @@ fn a_written_camt_053_statement_is_valid_and_reads_back() {
             Some("TRN0000002"),
             Operation::Reversed,
         ),
+        TreasuryMovement {
+            account: "IT02L1234512345123456789012".into(),
+            ..sospeso(3, "BONIFICO", None, Operation::Executed)
+        },
     ];
     let header = camt::StatementHeader {
         message_id: "SIM-053-1".into(),
@@ -218,16 +222,18 @@ fn a_written_camt_053_statement_is_valid_and_reads_back() {
     incasso_testkit::assert_xsd_valid("treasury/camt/camt.053.001.02.xsd", &[&doc]);
     let read = camt::parse(doc.as_bytes(), "80000130585").unwrap();
     assert_eq!(read.len(), written.len());
+    // The movement on another account came in a statement of its own.
+    assert_eq!(doc.matches("<Stmt>").count(), 2);
     for (r, w) in read.iter().zip(&written) {
-        assert_eq!(r.account, header.iban);
+        let account = if w.account.is_empty() {
+            &header.iban
+        } else {
+            &w.account
+        };
+        assert_eq!(&r.account, account);
         assert_eq!(
             r.movement_id,
-            format!(
-                "{}/{}/{}",
-                header.iban,
-                w.document_number,
-                w.operation.as_str()
-            )
+            format!("{account}/{}/{}", w.document_number, w.operation.as_str())
         );
         assert_eq!(
             (&r.document_number, r.amount, r.booking_date, r.operation),
@@ -239,5 +245,5 @@ fn a_written_camt_053_statement_is_valid_and_reads_back() {
         );
     }
     // A reversal is no sospeso of its own: it undoes one when matching.
-    assert_eq!(read.iter().filter(|m| m.is_open_sospeso()).count(), 2);
+    assert_eq!(read.iter().filter(|m| m.is_open_sospeso()).count(), 3);
 }

@@ -47,7 +47,55 @@ pub struct Faults {
     pub late_receipt_ms: u64,
     /// The PSP charges twice: two different receipts for one payment.
     pub pay_twice: bool,
+    /// The Node never delivers the receipt, though the PSP was paid: the
+    /// reporting flow lists a payment the Ente has no receipt of.
+    pub lose_receipt: bool,
+    /// The PSP collected the payment without a receipt (no RPT): the flow
+    /// reports it with outcome 9, and no receipt is sent.
+    pub paid_without_receipt: bool,
+    /// PSPs and the bank make the mistakes real ones make, by the flow's
+    /// number ([`ReportingQuirk`]): a flow with an IUV nobody issued, a
+    /// header that miscounts its lines, a line at another amount, a payment
+    /// reported again; a transfer booked twice, and in every journal a
+    /// transfer that is no pagoPA flow's, on the Ente's account and on
+    /// another one.
+    pub reporting_quirks: bool,
 }
+
+/// A PSP's or bank's mistake in reporting, chosen by the flow's number
+/// when [`Faults::reporting_quirks`] is on (decided so that tests can count
+/// on them; the treasury's own [`TreasuryQuirk`]s come on top).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportingQuirk {
+    None,
+    /// The flow's first line is one cent more than the position's transfer.
+    LineAmount,
+    /// The flow also reports a payment of an IUV nobody issued.
+    UnknownIuv,
+    /// The bank books the flow's transfer twice.
+    BookedTwice,
+    /// The header declares one payment more than the flow lists.
+    HeaderCount,
+    /// The flow reports again the first payment of the Ente's previous flow.
+    RepeatedPayment,
+}
+
+impl ReportingQuirk {
+    pub fn of(number: u64) -> ReportingQuirk {
+        match number % 10 {
+            0 => ReportingQuirk::LineAmount,
+            1 => ReportingQuirk::UnknownIuv,
+            2 => ReportingQuirk::BookedTwice,
+            4 => ReportingQuirk::HeaderCount,
+            7 => ReportingQuirk::RepeatedPayment,
+            _ => ReportingQuirk::None,
+        }
+    }
+}
+
+/// The account of the Ente's other bank, which incasso does not know: a
+/// camt statement's transfers on it are not the Ente's to match.
+pub const OTHER_ACCOUNT: &str = "IT60X0542811101000000123456";
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Settings {
@@ -215,6 +263,9 @@ struct Flows {
     /// Flows held back once, to arrive in a later journal.
     held_back: std::collections::HashSet<String>,
     journals: u64,
+    /// Each Ente's latest flow's first line, for a PSP that reports it
+    /// again.
+    last_line: HashMap<String, incasso_core::fdr::FlowPayment>,
 }
 
 /// One flow as the Node holds it.
@@ -284,6 +335,7 @@ impl Simulator {
         use incasso_core::Cents;
         use incasso_core::fdr::{FlowOutcome, FlowPayment, PartyIdKind, ReportingFlow};
         let payments = self.payments();
+        let quirks = self.faults().reporting_quirks;
         let mut flows = self.inner.flows.lock().expect("flows lock");
         let new = payments.get(flows.reported..).unwrap_or_default().to_vec();
         flows.reported = payments.len();
@@ -301,16 +353,45 @@ impl Simulator {
                         iur: p.receipt_ids.first().cloned().unwrap_or_default(),
                         transfer_index: Some(t.index),
                         amount: Cents(t.amount_cents),
-                        outcome: FlowOutcome::Paid,
+                        outcome: if p.without_receipt {
+                            FlowOutcome::PaidWithoutReceipt
+                        } else {
+                            FlowOutcome::Paid
+                        },
                         outcome_date: date,
                     });
             }
         }
         let now = chrono::Utc::now();
         let mut out = Vec::new();
-        for ((psp, ente, day), lines) in groups {
+        for ((psp, ente, day), mut lines) in groups {
             flows.next_number += 1;
-            let flow_id = format!("{day}{psp}-S{:09}", flows.next_number);
+            let number = flows.next_number;
+            let flow_id = format!("{day}{psp}-S{number:09}");
+            let quirk = if quirks {
+                ReportingQuirk::of(number)
+            } else {
+                ReportingQuirk::None
+            };
+            let first = lines[0].clone();
+            match quirk {
+                ReportingQuirk::LineAmount => lines[0].amount.0 += 1,
+                ReportingQuirk::UnknownIuv => lines.push(FlowPayment {
+                    iuv: format!("99{number:015}"),
+                    iur: format!("IUR-SCONOSCIUTO-{number}"),
+                    amount: Cents(1_000),
+                    ..first.clone()
+                }),
+                ReportingQuirk::RepeatedPayment => {
+                    if let Some(previous) = flows.last_line.get(&ente) {
+                        lines.push(previous.clone());
+                    }
+                }
+                _ => {}
+            }
+            flows.last_line.insert(ente.clone(), first);
+            let declared_count =
+                lines.len() as u64 + u64::from(quirk == ReportingQuirk::HeaderCount);
             let total: i64 = lines.iter().map(|l| l.amount.0).sum();
             let flow = ReportingFlow {
                 flow_id: flow_id.clone(),
@@ -324,7 +405,7 @@ impl Simulator {
                 bic: None,
                 ente: ente.clone(),
                 ente_name: None,
-                declared_count: lines.len() as u64,
+                declared_count,
                 declared_total: Cents(total),
                 payments: lines,
                 revision: None,
@@ -364,6 +445,7 @@ impl Simulator {
     pub fn treasury_statement(&self, ente: &str, format: &TreasuryFormat) -> String {
         use incasso_core::Cents;
         use incasso_core::treasury::{Direction, DocumentKind, Operation, TreasuryMovement};
+        let quirks = self.faults().reporting_quirks;
         let mut flows = self.inner.flows.lock().expect("flows lock");
         flows.journals += 1;
         let today = chrono::Utc::now().date_naive();
@@ -402,7 +484,7 @@ impl Simulator {
                 TreasuryQuirk::WrongAmount => f.total_cents - 1,
                 _ => f.total_cents,
             };
-            movements.push(TreasuryMovement {
+            let sospeso = TreasuryMovement {
                 movement_id: String::new(),
                 ente: ente.to_string(),
                 account: "0000001".into(),
@@ -418,13 +500,44 @@ impl Simulator {
                 causale,
                 trn,
                 end_to_end_id: None,
-            });
+            };
+            if quirks && ReportingQuirk::of(f.number) == ReportingQuirk::BookedTwice {
+                movements.push(TreasuryMovement {
+                    document_number: format!("{:07}", 5_000_000 + f.number),
+                    ..sospeso.clone()
+                });
+            }
+            movements.push(sospeso);
+        }
+        if quirks {
+            // Income that is no pagoPA flow's: a citizen's own transfer on
+            // the Ente's account, and one on an account incasso does not
+            // know (a camt statement of its own; OPI has one account).
+            for (k, account) in ["0000001", OTHER_ACCOUNT].into_iter().enumerate() {
+                movements.push(TreasuryMovement {
+                    movement_id: String::new(),
+                    ente: ente.to_string(),
+                    account: account.into(),
+                    year: today.format("%Y").to_string().parse().unwrap_or(2026),
+                    direction: Direction::Income,
+                    document: DocumentKind::ProvisionalIncome,
+                    operation: Operation::Executed,
+                    document_number: format!("{:07}", 9_000_000 + flows.journals * 10 + k as u64),
+                    amount: Cents(12_345),
+                    booking_date: today,
+                    value_date: Some(today),
+                    payer: Some("ROSSI MARIO".into()),
+                    causale: "BONIFICO RIMBORSO SPESE".into(),
+                    trn: None,
+                    end_to_end_id: None,
+                });
+            }
         }
         if let TreasuryFormat::Camt053 { iban } = format {
             let header = incasso_recon::camt::StatementHeader {
                 message_id: format!("SIM053-{}-{:06}", today.format("%Y%m%d"), flows.journals),
                 created_at: chrono::Utc::now().fixed_offset(),
-                statement_id: format!("{iban}-{:06}", flows.journals),
+                statement_id: format!("SIM{}-{:06}", today.format("%Y%m%d"), flows.journals),
                 iban: iban.clone(),
                 opening_balance: Cents(0),
             };

@@ -75,6 +75,8 @@ pub struct Payment {
     /// PSP's reporting flows list.
     pub iuv: String,
     pub transfers: Vec<PaidTransfer>,
+    /// Collected without a receipt (no RPT): its flow line has outcome 9.
+    pub without_receipt: bool,
 }
 
 /// One beneficiary's transfer of a payment.
@@ -213,12 +215,15 @@ impl NodeClient {
             tokio::time::sleep(Duration::from_millis(faults.late_receipt_ms)).await;
         }
         let mut receipt_ids = vec![receipt.receipt_id.clone()];
-        self.call(
-            "paSendRTV2",
-            wire::node::send_rt_request(&header, &receipt, true),
-        )
-        .await?;
-        if faults.duplicate_receipt {
+        let deliver = !faults.lose_receipt && !faults.paid_without_receipt;
+        if deliver {
+            self.call(
+                "paSendRTV2",
+                wire::node::send_rt_request(&header, &receipt, true),
+            )
+            .await?;
+        }
+        if deliver && faults.duplicate_receipt {
             // The Node resends the very same receipt: the Ente must refuse it.
             match self
                 .call(
@@ -234,7 +239,7 @@ impl NodeClient {
                 ),
             }
         }
-        if faults.pay_twice {
+        if deliver && faults.pay_twice {
             // A PSP that charges twice: a second, different receipt.
             let mut second = receipt.clone();
             second.receipt_id = random_hex(16);
@@ -251,6 +256,9 @@ impl NodeClient {
                 continue;
             }
             beneficiaries.push(t.fiscal_code_pa.clone());
+            if !deliver {
+                continue;
+            }
             if let Ok(h) = self.header_for(&t.fiscal_code_pa, None) {
                 self.call(
                     "paSendRTV2",
@@ -277,6 +285,7 @@ impl NodeClient {
                     amount_cents: t.amount.0,
                 })
                 .collect(),
+            without_receipt: faults.paid_without_receipt,
         })
     }
 

@@ -624,3 +624,141 @@ fn assert_valid_statement(document: &str, format: &incasso_simulator::TreasuryFo
     };
     incasso_testkit::assert_xsd_valid(xsd, &[document]);
 }
+
+/// A simulated year: a payment a day, each day's flow published by the
+/// simulated PSP with the mistakes PSPs and banks make switched on
+/// (`reporting_quirks`), a receipt the Node lost, two payments collected
+/// without a receipt (one of them for a position the Ente has since
+/// cancelled), and the treasury's monthly statements alternating OPI
+/// giornale di cassa and camt.053. incasso fetches the flows on its
+/// schedule, takes the statements in and reconciles every month; at the
+/// end every anomaly class is reported, each as often as the simulator
+/// made it.
+#[tokio::test]
+async fn a_simulated_year_reconciles_with_every_anomaly_reported() {
+    use incasso_simulator::{ReportingQuirk, TreasuryFormat, TreasuryQuirk};
+    const DAYS: u64 = 365;
+    for backend in backends() {
+        let w = world(backend).await;
+        let quirks = Faults {
+            reporting_quirks: true,
+            ..Faults::default()
+        };
+        let now = Utc::now();
+        let mut months = 0;
+        let mut camt_statements = 0;
+        let statement = |w: &World, months: &mut u64| {
+            *months += 1;
+            let format = if *months % 2 == 0 {
+                TreasuryFormat::Camt053 { iban: IBAN.into() }
+            } else {
+                TreasuryFormat::Opi
+            };
+            let doc = w.sim.treasury_statement(A, &format);
+            assert_valid_statement(&doc, &format);
+            doc
+        };
+        for day in 1..=DAYS {
+            let iupd = format!("YEAR-{day}");
+            let nav = w.notice(&iupd).await;
+            w.sim.set_faults(Faults {
+                lose_receipt: day == 100,
+                paid_without_receipt: day == 200 || day == 300,
+                ..quirks.clone()
+            });
+            w.sim.pay(A, &nav).await.unwrap();
+            if day == 300 {
+                // Cancelled before the flow says it was paid.
+                w.store.invalidate_position(A, &iupd, now).await.unwrap();
+            }
+            assert_eq!(w.sim.publish_flows().len(), 1);
+            if day % 30 == 0 || day == DAYS {
+                let fetched = incasso_server::reconcile::fetch_all(&w.store, now).await;
+                let report = fetched[0].1.as_ref().unwrap();
+                assert!(report.refused.is_empty(), "{:?}", report.refused);
+                let doc = statement(&w, &mut months);
+                camt_statements += usize::from(doc.contains("camt.053"));
+                incasso_server::reconcile::take_treasury_file(&w.store, A, doc.as_bytes(), now)
+                    .await
+                    .unwrap();
+                incasso_server::reconcile::reconcile(&w.store, A, now)
+                    .await
+                    .unwrap();
+            }
+        }
+        // A last statement brings the transfers held back.
+        let doc = statement(&w, &mut months);
+        camt_statements += usize::from(doc.contains("camt.053"));
+        incasso_server::reconcile::take_treasury_file(&w.store, A, doc.as_bytes(), now)
+            .await
+            .unwrap();
+        let s = incasso_server::reconcile::reconcile(&w.store, A, now)
+            .await
+            .unwrap();
+        let statements = months as usize;
+        let of = |q: TreasuryQuirk| (1..=DAYS).filter(|n| TreasuryQuirk::of(*n) == q).count();
+        let psp = |q: ReportingQuirk| (1..=DAYS).filter(|n| ReportingQuirk::of(*n) == q).count();
+        let expected = [
+            ("AMOUNT_MISMATCH", of(TreasuryQuirk::WrongAmount)),
+            (
+                "FLOW_WITHOUT_MOVEMENT",
+                of(TreasuryQuirk::WrongAmount) + of(TreasuryQuirk::Missing),
+            ),
+            ("DUPLICATE_MOVEMENT", psp(ReportingQuirk::BookedTwice)),
+            // Every statement has a citizen's own transfer; OPI journals
+            // have one account, so the other bank's lands there too.
+            (
+                "MOVEMENT_WITHOUT_FLOW",
+                statements + (statements - camt_statements),
+            ),
+            ("ACCOUNT_NOT_OF_ENTE", camt_statements),
+            ("UNKNOWN_IUV", psp(ReportingQuirk::UnknownIuv)),
+            ("FLOW_INCONSISTENT", psp(ReportingQuirk::HeaderCount)),
+            ("LINE_AMOUNT_MISMATCH", psp(ReportingQuirk::LineAmount)),
+            ("DUPLICATE_PAYMENT", psp(ReportingQuirk::RepeatedPayment)),
+            ("PAYMENT_WITHOUT_RECEIPT", 1),
+            ("FLOW_PAYMENT_NOT_APPLIED", 1),
+        ];
+        for (code, count) in expected {
+            assert!(count > 0, "{code}: the year should make some");
+            assert_eq!(
+                s.anomalies.get(code),
+                Some(&count),
+                "{backend:?} {code}: {s:?}"
+            );
+        }
+        assert_eq!(s.anomalies.len(), expected.len(), "{backend:?}: {s:?}");
+        assert_eq!(s.flows, DAYS as usize);
+        // Each anomaly is listed, with what it is about.
+        let listed = w.store.recon_anomalies(A, None).await.unwrap();
+        assert_eq!(
+            listed.len(),
+            expected.iter().map(|(_, n)| n).sum::<usize>(),
+            "{backend:?}"
+        );
+        let lost = w
+            .store
+            .recon_anomalies(A, Some("PAYMENT_WITHOUT_RECEIPT"))
+            .await
+            .unwrap();
+        let lost_iuv = &w.sim.payments()[99].iuv;
+        assert!(lost[0].detail.contains(lost_iuv.as_str()), "{:?}", lost[0]);
+        // The payment collected without a receipt paid its position.
+        let paid = w.store.get_position(A, "YEAR-200").await.unwrap();
+        assert_eq!(
+            paid.position.options[0].status.as_str(),
+            "PO_PAID",
+            "{backend:?}"
+        );
+        // Every line is classified; those of unknown IUVs as such.
+        assert_eq!(
+            s.lines_by_class.get("UNKNOWN_DEBT"),
+            Some(&psp(ReportingQuirk::UnknownIuv))
+        );
+        let lines: usize = s.lines_by_class.values().sum();
+        assert_eq!(
+            lines,
+            DAYS as usize + psp(ReportingQuirk::UnknownIuv) + psp(ReportingQuirk::RepeatedPayment)
+        );
+    }
+}
