@@ -649,7 +649,7 @@ async fn a_simulated_year_reconciles_with_every_anomaly_reported() {
         let mut camt_statements = 0;
         let statement = |w: &World, months: &mut u64| {
             *months += 1;
-            let format = if *months % 2 == 0 {
+            let format = if months.is_multiple_of(2) {
                 TreasuryFormat::Camt053 { iban: IBAN.into() }
             } else {
                 TreasuryFormat::Opi
@@ -672,7 +672,7 @@ async fn a_simulated_year_reconciles_with_every_anomaly_reported() {
                 w.store.invalidate_position(A, &iupd, now).await.unwrap();
             }
             assert_eq!(w.sim.publish_flows().len(), 1);
-            if day % 30 == 0 || day == DAYS {
+            if day.is_multiple_of(30) || day == DAYS {
                 let fetched = incasso_server::reconcile::fetch_all(&w.store, now).await;
                 let report = fetched[0].1.as_ref().unwrap();
                 assert!(report.refused.is_empty(), "{:?}", report.refused);
