@@ -10,6 +10,10 @@ const BUILTIN: &[(&str, &str)] = &[
     ("mypay-1_4", include_str!("../layouts/mypay-1_4.toml")),
     ("gpd-json", include_str!("../layouts/gpd-json.toml")),
     ("legacy-fixed", include_str!("../layouts/legacy-fixed.toml")),
+    (
+        "regolarizzazioni-csv",
+        include_str!("../layouts/regolarizzazioni-csv.toml"),
+    ),
 ];
 
 pub fn names() -> impl Iterator<Item = &'static str> {

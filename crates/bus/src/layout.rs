@@ -13,6 +13,8 @@ pub struct Layout {
     pub version: u32,
     #[serde(default)]
     pub description: String,
+    /// Absent only in an export-only layout (see [`Layout::loads`]).
+    #[serde(default = "export_only_format")]
     pub format: Format,
     #[serde(default)]
     pub encoding: Encoding,
@@ -23,10 +25,12 @@ pub struct Layout {
     /// Source fields whose values, joined, are the application's key of a
     /// position (incasso's `iupd`). Rows with the same key are one position
     /// (its installments) and must be adjacent in the file.
+    #[serde(default)]
     pub key: Vec<String>,
     #[serde(default)]
     pub operation: Option<OperationRule>,
     /// Target field -> how to compute it (see [`crate::normalize`]).
+    #[serde(default)]
     pub fields: BTreeMap<String, FieldRule>,
     /// Where the outcome file writes each row's notice number (and IUV).
     #[serde(default)]
@@ -38,6 +42,17 @@ pub struct Layout {
 
 fn yes() -> bool {
     true
+}
+
+/// An export-only layout reads no file; its format is never used.
+fn export_only_format() -> Format {
+    Format::Delimited {
+        separator: ';',
+        quote: '"',
+        header: true,
+        columns: Vec::new(),
+        zipped: false,
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -212,6 +227,11 @@ pub struct Outcome {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExportLayout {
+    /// What the export lists: the receipts of the positions the layout
+    /// loaded (the default), or the regularization proposals of matched
+    /// sospesi, one row per accertamento part.
+    #[serde(default)]
+    pub source: ExportSource,
     /// `;`, `,`, `|`... for delimited exports; absent for fixed width.
     #[serde(default)]
     pub separator: Option<char>,
@@ -220,12 +240,24 @@ pub struct ExportLayout {
     pub columns: Vec<ExportColumn>,
 }
 
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExportSource {
+    #[default]
+    Receipts,
+    Regularizations,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExportColumn {
     pub name: String,
-    /// `key`, `notice_number`, `iuv`, `amount`, `paid_at`, `receipt_id`,
-    /// `psp_id`, `psp_name`, `payment_method`, `fee`, `outcome`.
+    /// Receipts: `key`, `notice_number`, `iuv`, `amount`, `paid_at`,
+    /// `receipt_id`, `psp_id`, `psp_name`, `payment_method`, `fee`,
+    /// `outcome`. Regularizations: `sospeso_number`, `sospeso_date`,
+    /// `sospeso_amount`, `account`, `movement_id`, `flow_id`,
+    /// `accertamento_year`, `accertamento_code`, `chapter`, `article`,
+    /// `siope_code`, `amount` (the part's), `causale`.
     pub value: String,
     #[serde(default)]
     pub amount: Option<AmountFormat>,
@@ -306,6 +338,11 @@ impl Layout {
         Ok(layout)
     }
 
+    /// Whether the layout loads supplies; an export-only one does not.
+    pub fn loads(&self) -> bool {
+        !self.fields.is_empty()
+    }
+
     /// Checks the layout itself, before any file meets it.
     pub fn check(&self) -> Result<(), LayoutError> {
         if !incasso_core::text::is_safe_identifier(&self.name, 64) {
@@ -313,6 +350,16 @@ impl Layout {
                 "nome '{}' non ammesso",
                 self.name
             )));
+        }
+        // An accounting application that loads nothing and takes
+        // regularizations back has a layout with an export alone.
+        if self.key.is_empty() && self.fields.is_empty() {
+            return match &self.export {
+                Some(_) => Ok(()),
+                None => Err(LayoutError::Rule(
+                    "il tracciato non carica (key, fields) e non esporta (export)".into(),
+                )),
+            };
         }
         if self.key.is_empty() {
             return Err(LayoutError::Rule(

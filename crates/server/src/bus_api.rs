@@ -126,6 +126,7 @@ fn load_error(e: LoadError) -> ApiError {
             ApiError::new(StatusCode::CONFLICT, "SUPPLY_IN_PROGRESS", e.to_string())
         }
         LoadError::Store(s) => s.into(),
+        LoadError::ExportOnly(_) => ApiError::bad_request("EXPORT_ONLY_LAYOUT", e.to_string()),
         other => ApiError::bad_request("BAD_FILE", other.to_string()),
     }
 }

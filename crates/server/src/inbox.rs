@@ -228,7 +228,7 @@ pub async fn export_once(store: &Store, data_dir: &Path) -> Vec<PathBuf> {
                 continue;
             }
             match crate::export::prepare(store, &ente_name, &l, "outbox").await {
-                Ok((bytes, items)) if !items.is_empty() => {
+                Ok((bytes, exported)) if !exported.is_empty() => {
                     let dir = data_dir.join("outbox").join(&ente_name).join(&layout_name);
                     let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.6f");
                     let tmp = dir.join(format!(".pagamenti-{stamp}.tmp"));
@@ -238,11 +238,15 @@ pub async fn export_once(store: &Store, data_dir: &Path) -> Vec<PathBuf> {
                     if std::fs::create_dir_all(&dir).is_ok()
                         && std::fs::write(&tmp, &bytes).is_ok()
                         && std::fs::rename(&tmp, &file).is_ok()
-                        && let Some(last) = items.last()
                     {
-                        match store
-                            .advance_export_cursor(&ente_name, &layout_name, "outbox", last)
-                            .await
+                        match crate::export::commit(
+                            store,
+                            &ente_name,
+                            &layout_name,
+                            "outbox",
+                            &exported,
+                        )
+                        .await
                         {
                             Ok(()) => written.push(file),
                             Err(e) => {

@@ -47,6 +47,8 @@ pub enum LoadError {
         "il caricamento interrotto di questo file (fornitura {id}) usava il tracciato '{layout}': rinviarlo con quel tracciato per riprenderlo"
     )]
     ResumeWithOtherLayout { id: i64, layout: String },
+    #[error("il tracciato '{0}' serve solo a esportare: non carica forniture")]
+    ExportOnly(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("errore di lettura: {0}")]
@@ -920,6 +922,9 @@ pub async fn prepare(
     file_name: &str,
     open: &(dyn Fn() -> std::io::Result<Box<dyn Read + Send>> + Sync),
 ) -> Result<Prepared, LoadError> {
+    if !layout.loads() {
+        return Err(LoadError::ExportOnly(layout.name.clone()));
+    }
     let (hash, size) = file_hash(open()?)?;
     store.get_ente(ente).await?;
     let claim = store
@@ -1338,7 +1343,7 @@ pub async fn resolve_layout(store: &Store, ente: &str, name: &str) -> Result<Lay
 #[derive(Debug, thiserror::Error)]
 pub enum ResolveError {
     #[error(
-        "tracciato sconosciuto '{0}' (predefiniti: incasso-csv, govpay-csv, govpay-json, mypay-1_4, gpd-json, legacy-fixed)"
+        "tracciato sconosciuto '{0}' (predefiniti: incasso-csv, govpay-csv, govpay-json, mypay-1_4, gpd-json, legacy-fixed, regolarizzazioni-csv)"
     )]
     Unknown(String),
     #[error("{0}")]

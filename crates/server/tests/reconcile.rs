@@ -632,6 +632,70 @@ async fn a_flow_and_its_sospeso_are_broken_down_by_accertamento() {
                 ("ACC-B".into(), "30.00".into())
             ]
         );
+        // The same proposal for the accounting application, through the
+        // BUS's export: one row per accertamento, each sospeso once per
+        // consumer.
+        let layout = incasso_bus::builtin::get("regolarizzazioni-csv")
+            .unwrap()
+            .unwrap();
+        assert!(!layout.loads());
+        let (csv, n) = incasso_server::export::export(&store, ENTE, &layout, "ragioneria")
+            .await
+            .unwrap();
+        let matched = store
+            .movement_matches(ENTE)
+            .await
+            .unwrap()
+            .iter()
+            .filter(|m| m.status == "MATCHED")
+            .count();
+        assert_eq!(n, matched, "{backend:?}: every matched sospeso");
+        let text = String::from_utf8(csv).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0],
+            "numero_sospeso;data_sospeso;importo_sospeso;conto;flusso;anno_accertamento;\
+             accertamento;capitolo;articolo;codice_siope;importo;causale"
+        );
+        let rows: Vec<Vec<&str>> = lines[1..]
+            .iter()
+            .map(|l| l.split(';').collect::<Vec<_>>())
+            .filter(|r| r[0] == "0000202")
+            .collect();
+        assert_eq!(rows.len(), 2, "{text}");
+        let summary: Vec<(&str, &str, &str, &str, &str)> = rows
+            .iter()
+            .map(|r| (r[0], r[2], r[6], r[9], r[10]))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("0000202", "100.00", "ACC-A", "3010200", "70.00"),
+                ("0000202", "100.00", "ACC-B", "3010300", "30.00")
+            ],
+            "{text}"
+        );
+        assert_eq!(rows[0][4], "2026-10-02PSPR-1");
+        let (_, again) = incasso_server::export::export(&store, ENTE, &layout, "ragioneria")
+            .await
+            .unwrap();
+        assert_eq!(again, 0, "given once to each consumer");
+        let (_, other) = incasso_server::export::export(&store, ENTE, &layout, "controllo")
+            .await
+            .unwrap();
+        assert_eq!(other, matched);
+        // It loads nothing.
+        let open = || -> std::io::Result<Box<dyn std::io::Read + Send>> {
+            Ok(Box::new(std::io::Cursor::new(b"a;b\n1;2\n".to_vec())))
+        };
+        let refused = incasso_server::supply::prepare(&store, ENTE, &layout, "x.csv", &open).await;
+        assert!(
+            matches!(
+                refused,
+                Err(incasso_server::supply::LoadError::ExportOnly(_))
+            ),
+            "{backend:?}"
+        );
         store.close().await;
     }
 }

@@ -69,6 +69,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0009_accertamento_siope.sql"),
         postgres: include_str!("../migrations/postgres/0009_accertamento_siope.sql"),
     },
+    Migration {
+        version: 10,
+        name: "regularization_exports",
+        sqlite: include_str!("../migrations/sqlite/0010_regularization_exports.sql"),
+        postgres: include_str!("../migrations/postgres/0010_regularization_exports.sql"),
+    },
 ];
 
 /// Arbitrary constant naming incasso's migration lock on PostgreSQL.

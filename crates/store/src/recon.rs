@@ -859,3 +859,64 @@ fn day(s: &str) -> Result<NaiveDate> {
     NaiveDate::parse_from_str(s, "%Y-%m-%d")
         .map_err(|e| StoreError::Corrupt(format!("data '{s}': {e}")))
 }
+
+impl Store {
+    /// The matched sospesi not yet given to `consumer` of the regularization
+    /// export `layout`, oldest first, at most `limit`.
+    pub async fn regularizations_to_export(
+        &self,
+        ente: &str,
+        layout: &str,
+        consumer: &str,
+        limit: u32,
+    ) -> Result<Vec<String>> {
+        let ids = sqlx::query_scalar(
+            "SELECT m.movement_id FROM treasury_movements m
+             WHERE m.ente = $1 AND m.match_status = 'MATCHED'
+               AND NOT EXISTS (SELECT 1 FROM regularization_exports x WHERE x.ente = m.ente
+                   AND x.layout = $2 AND x.consumer = $3 AND x.movement_id = m.movement_id)
+             ORDER BY m.booking_date, m.movement_id LIMIT $4",
+        )
+        .bind(ente)
+        .bind(layout)
+        .bind(consumer)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(ids)
+    }
+
+    /// Records that `consumer` was given these sospesi's regularizations;
+    /// recording one twice changes nothing.
+    pub async fn mark_regularizations_exported(
+        &self,
+        ente: &str,
+        layout: &str,
+        consumer: &str,
+        movement_ids: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        for chunk in movement_ids.chunks(ROWS_PER_STATEMENT) {
+            let mut n = 0;
+            let mut sql = String::from(
+                "INSERT INTO regularization_exports (ente, layout, consumer, movement_id,
+                    exported_at) VALUES ",
+            );
+            self.push_rows(&mut sql, chunk.len(), 5, &mut n);
+            sql.push_str(" ON CONFLICT (ente, layout, consumer, movement_id) DO NOTHING");
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for id in chunk {
+                q = q
+                    .bind(ente)
+                    .bind(layout)
+                    .bind(consumer)
+                    .bind(id)
+                    .bind(to_micros(now));
+            }
+            q.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
