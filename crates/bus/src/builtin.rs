@@ -14,6 +14,10 @@ const BUILTIN: &[(&str, &str)] = &[
         "regolarizzazioni-csv",
         include_str!("../layouts/regolarizzazioni-csv.toml"),
     ),
+    (
+        "tesoreria-csv",
+        include_str!("../layouts/tesoreria-csv.toml"),
+    ),
 ];
 
 pub fn names() -> impl Iterator<Item = &'static str> {

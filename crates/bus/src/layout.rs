@@ -13,6 +13,10 @@ pub struct Layout {
     pub version: u32,
     #[serde(default)]
     pub description: String,
+    /// What the file's rows are: debt positions (the default), or the
+    /// treasury's movements (`movement.*` targets; see [`crate::treasury`]).
+    #[serde(default)]
+    pub kind: LayoutKind,
     /// Absent only in an export-only layout (see [`Layout::loads`]).
     #[serde(default = "export_only_format")]
     pub format: Format,
@@ -43,6 +47,32 @@ pub struct Layout {
 fn yes() -> bool {
     true
 }
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LayoutKind {
+    #[default]
+    Positions,
+    /// A bank's export of the treasury account: one movement per row.
+    Treasury,
+}
+
+/// The targets of a treasury layout.
+pub const MOVEMENT_TARGETS: &[&str] = &[
+    "movement.number",
+    "movement.date",
+    "movement.value_date",
+    "movement.amount",
+    "movement.direction",
+    "movement.operation",
+    "movement.document",
+    "movement.causale",
+    "movement.payer",
+    "movement.trn",
+    "movement.end_to_end_id",
+    "movement.account",
+    "movement.year",
+];
 
 /// An export-only layout reads no file; its format is never used.
 fn export_only_format() -> Format {
@@ -338,9 +368,10 @@ impl Layout {
         Ok(layout)
     }
 
-    /// Whether the layout loads supplies; an export-only one does not.
+    /// Whether the layout loads supplies of positions; an export-only or a
+    /// treasury one does not.
     pub fn loads(&self) -> bool {
-        !self.fields.is_empty()
+        self.kind == LayoutKind::Positions && !self.fields.is_empty()
     }
 
     /// Checks the layout itself, before any file meets it.
@@ -366,8 +397,14 @@ impl Layout {
                 "serve almeno un campo chiave (key)".into(),
             ));
         }
+        let treasury = self.kind == LayoutKind::Treasury;
         for (target, rule) in &self.fields {
-            if !target_known(target) {
+            let known = if treasury {
+                MOVEMENT_TARGETS.contains(&target.as_str())
+            } else {
+                target_known(target)
+            };
+            if !known {
                 return Err(LayoutError::Rule(format!(
                     "campo di destinazione sconosciuto '{target}'"
                 )));
@@ -392,8 +429,13 @@ impl Layout {
                 )));
             }
         }
-        for required in ["option.amount", "debtor.fiscal_code"] {
-            if !self.fields.contains_key(required) {
+        let required: &[&str] = if treasury {
+            &["movement.number", "movement.date", "movement.amount"]
+        } else {
+            &["option.amount", "debtor.fiscal_code"]
+        };
+        for required in required {
+            if !self.fields.contains_key(*required) {
                 return Err(LayoutError::Rule(format!(
                     "manca il campo obbligatorio '{required}'"
                 )));

@@ -16,5 +16,6 @@ pub mod builtin;
 pub mod layout;
 pub mod normalize;
 pub mod read;
+pub mod treasury;
 
 pub use layout::Layout;

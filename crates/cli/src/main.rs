@@ -156,6 +156,11 @@ enum Command {
         /// A treasury journal or camt file (repeatable).
         #[arg(long = "treasury")]
         treasury: Vec<PathBuf>,
+        /// Read the --treasury files with this treasury layout of the
+        /// Digit BUS (`tesoreria-csv`, or the Ente's own): a bank's CSV,
+        /// fixed-width or spreadsheet export instead of OPI or camt.
+        #[arg(long = "treasury-layout")]
+        treasury_layout: Option<String>,
         /// First fetch the Ente's new flows from the pagoPA Node, through
         /// its station's connection.
         #[arg(long)]
@@ -274,12 +279,21 @@ async fn run(cli: Cli) -> Result<()> {
             ente,
             flows,
             treasury,
+            treasury_layout,
             fetch,
         } => {
             let store = Settings::resolve(&db, None, file_config)?
                 .open_store()
                 .await?;
-            let result = reconcile::run(&store, &ente, fetch, &flows, &treasury).await;
+            let result = reconcile::run(
+                &store,
+                &ente,
+                fetch,
+                &flows,
+                &treasury,
+                treasury_layout.as_deref(),
+            )
+            .await;
             store.close().await;
             result
         }

@@ -13,8 +13,17 @@ pub async fn run(
     fetch: bool,
     flows: &[PathBuf],
     treasury: &[PathBuf],
+    treasury_layout: Option<&str>,
 ) -> Result<()> {
     let now = Utc::now();
+    let layout = match treasury_layout {
+        Some(name) => Some(
+            incasso_server::supply::resolve_layout(store, ente, name)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?,
+        ),
+        None => None,
+    };
     // Every file is tried; one refused file does not stop the others.
     let mut refused = 0;
     if fetch {
@@ -54,7 +63,11 @@ pub async fn run(
     for path in treasury {
         let bytes =
             std::fs::read(path).with_context(|| format!("lettura di {}", path.display()))?;
-        match reconcile::take_treasury_file(store, ente, &bytes, now).await {
+        let taken = match &layout {
+            Some(l) => reconcile::take_treasury_with_layout(store, ente, l, bytes, now).await,
+            None => reconcile::take_treasury_file(store, ente, &bytes, now).await,
+        };
+        match taken {
             Ok(new) => println!("tesoreria {}: {new} movimenti nuovi", path.display()),
             Err(e) => {
                 refused += 1;

@@ -36,7 +36,7 @@ impl TreasuryError {
     /// The stable code programs read.
     pub const CODE: &'static str = "TREASURY_INVALID";
 
-    fn at(location: impl Into<String>, message: impl Into<String>) -> TreasuryError {
+    pub fn at(location: impl Into<String>, message: impl Into<String>) -> TreasuryError {
         TreasuryError {
             location: location.into(),
             message: message.into(),

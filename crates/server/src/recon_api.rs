@@ -171,10 +171,21 @@ pub async fn flow_payments(
     ))
 }
 
-/// Take in a treasury file: an OPI giornale di cassa (1.7.1, 1.8) or a
-/// camt.053/054 statement. Movements already known are left as they are.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+pub struct TreasuryQuery {
+    /// A treasury layout of the Digit BUS (`tesoreria-csv`, or the Ente's
+    /// own) for a bank's CSV, fixed-width or spreadsheet export; absent
+    /// for OPI and camt XML.
+    pub layout: Option<String>,
+}
+
+/// Take in a treasury file: an OPI giornale di cassa (1.7.1, 1.8), a
+/// camt.053/054 statement, or with `layout` a bank's own export through a
+/// treasury layout. Movements already known are left as they are; a file
+/// with a bad row is refused whole, naming the row.
 #[utoipa::path(post, path = "/api/v1/enti/{fiscalCode}/treasury", tag = "reconciliation",
-    params(("fiscalCode" = String, Path)),
+    params(("fiscalCode" = String, Path), TreasuryQuery),
     request_body(content = Vec<u8>, content_type = "application/xml"),
     responses((status = 201, body = TreasuryIntakeDto), (status = 400, body = crate::error::ProblemJson),
               (status = 409, body = crate::error::ProblemJson)))]
@@ -182,12 +193,27 @@ pub async fn post_treasury(
     State(state): State<AppState>,
     caller: Caller,
     Path(ente): Path<String>,
+    ApiQuery(q): ApiQuery<TreasuryQuery>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     caller.require_ente(&ente)?;
-    let new = reconcile::take_treasury_file(&state.store, &ente, &body, Utc::now())
-        .await
-        .map_err(recon_error)?;
+    let new = match q.layout {
+        Some(name) => {
+            let layout = crate::supply::resolve_layout(&state.store, &ente, &name)
+                .await
+                .map_err(|e| ApiError::bad_request("UNKNOWN_LAYOUT", e.to_string()))?;
+            reconcile::take_treasury_with_layout(
+                &state.store,
+                &ente,
+                &layout,
+                body.to_vec(),
+                Utc::now(),
+            )
+            .await
+        }
+        None => reconcile::take_treasury_file(&state.store, &ente, &body, Utc::now()).await,
+    }
+    .map_err(recon_error)?;
     Ok((
         StatusCode::CREATED,
         Json(TreasuryIntakeDto { new_movements: new }),

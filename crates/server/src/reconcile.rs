@@ -169,6 +169,38 @@ pub async fn take_treasury_file(
     Ok(store.store_movements(ente, &movements, now).await?)
 }
 
+/// Takes in a bank's own export of movements (CSV, fixed width, a
+/// spreadsheet) through a treasury layout of the Digit BUS. Like a journal,
+/// the file is taken whole or refused; a refusal names the first bad rows'
+/// lines, fields and reasons.
+pub async fn take_treasury_with_layout(
+    store: &Store,
+    ente: &str,
+    layout: &incasso_bus::Layout,
+    bytes: Vec<u8>,
+    now: DateTime<Utc>,
+) -> Result<usize, ReconError> {
+    use incasso_bus::treasury::{self, MovementsError};
+    known_ente(store, ente).await?;
+    let movements =
+        treasury::movements(layout, ente, std::io::Cursor::new(bytes)).map_err(|e| match e {
+            MovementsError::Rows(rows) => {
+                let first = &rows[0];
+                let more = if rows.len() > 1 {
+                    format!(" (e altre {} righe non valide)", rows.len() - 1)
+                } else {
+                    String::new()
+                };
+                ReconError::Treasury(TreasuryError::at(
+                    format!("riga {}, campo {}", first.line, first.field),
+                    format!("{}: '{}'{more}", first.message, first.value),
+                ))
+            }
+            other => ReconError::Treasury(TreasuryError::at("/", other.to_string())),
+        })?;
+    Ok(store.store_movements(ente, &movements, now).await?)
+}
+
 async fn known_ente(store: &Store, ente: &str) -> Result<(), ReconError> {
     match store.get_ente(ente).await {
         Ok(_) => Ok(()),
@@ -346,10 +378,12 @@ pub async fn reconcile(
     // flows with other lines have theirs read.
     let mut to_read = Vec::new();
     for c in store.flow_line_counts(ente).await? {
-        let clean_class = class_of(&c.flow_id, true, true);
-        *lines_by_class
-            .entry(clean_class.code().to_string())
-            .or_insert(0) += c.clean as usize;
+        if c.clean > 0 {
+            let clean_class = class_of(&c.flow_id, true, true);
+            *lines_by_class
+                .entry(clean_class.code().to_string())
+                .or_insert(0) += c.clean as usize;
+        }
         if c.clean < c.lines {
             to_read.push(c.flow_id);
         }

@@ -47,7 +47,9 @@ pub enum LoadError {
         "il caricamento interrotto di questo file (fornitura {id}) usava il tracciato '{layout}': rinviarlo con quel tracciato per riprenderlo"
     )]
     ResumeWithOtherLayout { id: i64, layout: String },
-    #[error("il tracciato '{0}' serve solo a esportare: non carica forniture")]
+    #[error(
+        "il tracciato '{0}' non carica posizioni debitorie (è solo di esportazione o di tesoreria)"
+    )]
     ExportOnly(String),
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -1343,7 +1345,7 @@ pub async fn resolve_layout(store: &Store, ente: &str, name: &str) -> Result<Lay
 #[derive(Debug, thiserror::Error)]
 pub enum ResolveError {
     #[error(
-        "tracciato sconosciuto '{0}' (predefiniti: incasso-csv, govpay-csv, govpay-json, mypay-1_4, gpd-json, legacy-fixed, regolarizzazioni-csv)"
+        "tracciato sconosciuto '{0}' (predefiniti: incasso-csv, govpay-csv, govpay-json, mypay-1_4, gpd-json, legacy-fixed, regolarizzazioni-csv, tesoreria-csv)"
     )]
     Unknown(String),
     #[error("{0}")]

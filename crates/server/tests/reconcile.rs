@@ -1051,3 +1051,110 @@ async fn flow_lines_are_classified_by_their_four_sources() {
         store.close().await;
     }
 }
+
+/// A bank that sends neither OPI nor camt: its CSV export of the account,
+/// read through the Digit BUS's `tesoreria-csv` treasury layout. Sospesi
+/// match their flows, a STORNATO undoes its movement, the same file twice
+/// changes nothing, and a bad row refuses the file whole, naming the row.
+#[tokio::test]
+async fn a_bank_csv_is_taken_in_through_a_treasury_layout() {
+    let layout = incasso_bus::builtin::get("tesoreria-csv").unwrap().unwrap();
+    let header =
+        "numero;data_operazione;data_valuta;importo;segno;stato;conto;causale;ordinante;trn";
+    let csv = format!(
+        "{header}\n\
+         301;03/10/2026;03/10/2026;150,00;E;ESEGUITO;;/PUR/LGPE-RIVERSAMENTO/URI/2026-10-02PSPA-1;PSP A;\n\
+         302;03/10/2026;;80,00;E;ESEGUITO;;ACCREDITO;PSP B;TRN-B\n\
+         303;03/10/2026;;1.234,56;E;ESEGUITO;;BONIFICO PRIVATO;ROSSI;\n\
+         303;04/10/2026;;1.234,56;E;STORNATO;;BONIFICO PRIVATO;ROSSI;\n\
+         304;04/10/2026;;12,00;U;ESEGUITO;;COMMISSIONI;;\n"
+    );
+    for backend in backends() {
+        let url = fresh_database_url(backend).await;
+        let store = store(&url).await;
+        let now = Utc::now();
+        for f in [
+            flow("2026-10-02PSPA-1", "TRN-A", &[10_000, 5_000], 6),
+            flow("2026-10-02PSPB-1", "TRN-B", &[8_000], 6),
+        ] {
+            reconcile::take_flow(&store, ENTE, fdr::write(&f).as_bytes(), now)
+                .await
+                .unwrap();
+        }
+        let new = reconcile::take_treasury_with_layout(
+            &store,
+            ENTE,
+            &layout,
+            csv.clone().into_bytes(),
+            now,
+        )
+        .await
+        .unwrap();
+        assert_eq!(new, 5, "{backend:?}");
+        let again = reconcile::take_treasury_with_layout(
+            &store,
+            ENTE,
+            &layout,
+            csv.clone().into_bytes(),
+            now,
+        )
+        .await
+        .unwrap();
+        assert_eq!(again, 0, "{backend:?}: the same file twice changes nothing");
+        let s = reconcile::reconcile(&store, ENTE, now).await.unwrap();
+        // 301 by its causale, 302 by its TRN; 303 was reversed; 304 is an
+        // outgoing payment, no sospeso.
+        assert_eq!((s.open_sospesi, s.matched), (2, 2), "{backend:?}: {s:?}");
+        // (The lines' IUVs are no positions here: only the money matters.)
+        assert_eq!(
+            s.anomalies.keys().collect::<Vec<_>>(),
+            ["UNKNOWN_IUV"],
+            "{backend:?}: {s:?}"
+        );
+        let m = store
+            .movement(ENTE, "2026/TESORERIA/301/ESEGUITO")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(m.amount, Cents(15_000));
+        assert_eq!(m.value_date, NaiveDate::from_ymd_opt(2026, 10, 3));
+        assert_eq!(m.payer.as_deref(), Some("PSP A"));
+
+        // A bad amount on the file's third line: nothing of it is taken.
+        let bad = format!(
+            "{header}\n\
+             401;05/10/2026;;10,00;E;ESEGUITO;;UNO;;\n\
+             402;05/10/2026;;dieci;E;ESEGUITO;;DUE;;\n"
+        );
+        let e = reconcile::take_treasury_with_layout(&store, ENTE, &layout, bad.into_bytes(), now)
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), "TREASURY_INVALID");
+        let ReconError::Treasury(t) = &e else {
+            panic!("{e}")
+        };
+        assert_eq!(t.location, "riga 3, campo importo", "{e}");
+        assert!(t.message.contains("dieci"), "{e}");
+        assert!(
+            store
+                .movement(ENTE, "2026/TESORERIA/401/ESEGUITO")
+                .await
+                .unwrap()
+                .is_none(),
+            "{backend:?}: the good row of a refused file is not taken"
+        );
+        // A positions layout is no treasury layout.
+        let positions = incasso_bus::builtin::get("incasso-csv").unwrap().unwrap();
+        let e = reconcile::take_treasury_with_layout(
+            &store,
+            ENTE,
+            &positions,
+            csv.clone().into_bytes(),
+            now,
+        )
+        .await
+        .unwrap_err();
+        assert!(e.to_string().contains("non descrive movimenti"), "{e}");
+        store.close().await;
+    }
+}
