@@ -114,6 +114,10 @@ pub fn routes() -> Router<AppState> {
             get(crate::recon_api::anomalies),
         )
         .route(
+            "/enti/{fiscalCode}/reconciliation/lines",
+            get(crate::recon_api::lines),
+        )
+        .route(
             "/enti/{fiscalCode}/treasury-settings",
             axum::routing::put(crate::recon_api::put_treasury_settings),
         )
@@ -969,7 +973,7 @@ async fn create_intermediary_key(
           crate::bus_api::put_layout, crate::bus_api::export,
           crate::recon_api::post_flow, crate::recon_api::list_flows, crate::recon_api::flow_payments,
           crate::recon_api::post_treasury, crate::recon_api::run, crate::recon_api::breakdown,
-          crate::recon_api::anomalies, crate::recon_api::fetch, crate::recon_api::put_reconciliation,
+          crate::recon_api::anomalies, crate::recon_api::lines, crate::recon_api::fetch, crate::recon_api::put_reconciliation,
           crate::recon_api::put_treasury_settings, crate::recon_api::reversale,
           list_offices, put_office, delete_office, list_services, get_service, put_service,
           list_accertamenti, get_accertamento, put_accertamento, load_accertamenti,

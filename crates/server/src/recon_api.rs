@@ -324,6 +324,92 @@ pub async fn breakdown(
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase")]
+pub struct LinesQuery {
+    /// Only this flow's lines.
+    flow_id: Option<String>,
+    /// Only lines of this class: RECONCILED, AWAITING_TREASURY,
+    /// AWAITING_FLOW, FLOW_WITHOUT_RECEIPT, UNKNOWN_DEBT, UNPAID.
+    class: Option<String>,
+    /// At most this many (default 1000, at most 10000).
+    limit: Option<usize>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClassifiedLineDto {
+    pub flow_id: String,
+    pub iuv: String,
+    pub transfer_index: u8,
+    /// Cents.
+    pub amount: i64,
+    pub outcome: u8,
+    /// Which of the four sources know the transfer (the flow always does).
+    pub position: bool,
+    pub receipt: bool,
+    pub treasury: bool,
+    pub class: String,
+}
+
+const CLASSES: &[&str] = &[
+    "RECONCILED",
+    "AWAITING_TREASURY",
+    "AWAITING_FLOW",
+    "FLOW_WITHOUT_RECEIPT",
+    "UNKNOWN_DEBT",
+    "UNPAID",
+];
+
+/// The transfers the flows report, each classified by which of its four
+/// sources (position, receipt, flow, treasury) know it, as the latest run
+/// left them.
+#[utoipa::path(get, path = "/api/v1/enti/{fiscalCode}/reconciliation/lines", tag = "reconciliation",
+    params(("fiscalCode" = String, Path), LinesQuery),
+    responses((status = 200, body = Vec<ClassifiedLineDto>), (status = 400, body = crate::error::ProblemJson)))]
+pub async fn lines(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(ente): Path<String>,
+    ApiQuery(q): ApiQuery<LinesQuery>,
+) -> Result<Json<Vec<ClassifiedLineDto>>, ApiError> {
+    caller.require_ente(&ente)?;
+    if let Some(c) = &q.class
+        && !CLASSES.contains(&c.as_str())
+    {
+        return Err(ApiError::bad_request(
+            "UNKNOWN_CLASS",
+            format!("classe '{c}' sconosciuta: {}", CLASSES.join(", ")),
+        ));
+    }
+    let limit = q.limit.unwrap_or(1_000).clamp(1, 10_000);
+    let lines = reconcile::classified_lines(
+        &state.store,
+        &ente,
+        q.flow_id.as_deref(),
+        q.class.as_deref(),
+        limit,
+    )
+    .await
+    .map_err(recon_error)?;
+    Ok(Json(
+        lines
+            .into_iter()
+            .map(|l| ClassifiedLineDto {
+                flow_id: l.flow_id,
+                iuv: l.iuv,
+                transfer_index: l.transfer_index,
+                amount: l.amount.0,
+                outcome: l.outcome,
+                position: l.position,
+                receipt: l.receipt,
+                treasury: l.treasury,
+                class: l.class.to_string(),
+            })
+            .collect(),
+    ))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
 pub struct AnomalyQuery {
     /// Only this code (e.g. AMOUNT_MISMATCH, FLOW_WITHOUT_MOVEMENT).
     code: Option<String>,

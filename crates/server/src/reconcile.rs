@@ -498,6 +498,79 @@ pub async fn reconcile(
     })
 }
 
+/// One flow line (a transfer of a payment) with the sources that know it
+/// and the class that makes of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClassifiedLine {
+    pub flow_id: String,
+    pub iuv: String,
+    pub transfer_index: u8,
+    pub amount: Cents,
+    pub outcome: u8,
+    pub position: bool,
+    pub receipt: bool,
+    /// A sospeso of the treasury is matched to the line's flow.
+    pub treasury: bool,
+    pub class: &'static str,
+}
+
+/// The lines of the Ente's current flows (or of one), each classified by
+/// its four sources as the latest matching run left them, those of `class`
+/// only if given, at most `limit`.
+pub async fn classified_lines(
+    store: &Store,
+    ente: &str,
+    flow_id: Option<&str>,
+    class: Option<&str>,
+    limit: usize,
+) -> Result<Vec<ClassifiedLine>, ReconError> {
+    known_ente(store, ente).await?;
+    let paid: std::collections::HashSet<String> = store
+        .movement_matches(ente)
+        .await?
+        .into_iter()
+        .filter(|m| m.status == "MATCHED")
+        .filter_map(|m| m.flow_id)
+        .collect();
+    let flows: Vec<String> = match flow_id {
+        Some(f) => vec![f.to_string()],
+        None => store
+            .current_flows(ente)
+            .await?
+            .into_iter()
+            .map(|f| f.flow_id)
+            .collect(),
+    };
+    let mut out = Vec::new();
+    store
+        .scan_line_facts(ente, &flows, |l| {
+            let treasury = paid.contains(&l.flow_id);
+            let code = matching::classify(matching::Sources {
+                position: l.has_option,
+                receipt: l.has_receipt,
+                flow: true,
+                treasury,
+            })
+            .code();
+            if class.is_none_or(|c| c == code) {
+                out.push(ClassifiedLine {
+                    flow_id: l.flow_id,
+                    iuv: l.iuv,
+                    transfer_index: l.transfer_index,
+                    amount: l.amount,
+                    outcome: l.outcome,
+                    position: l.has_option,
+                    receipt: l.has_receipt,
+                    treasury,
+                    class: code,
+                });
+            }
+            out.len() < limit
+        })
+        .await?;
+    Ok(out)
+}
+
 /// What a breakdown is of.
 #[derive(Debug, Clone, Copy)]
 pub enum BreakdownOf<'a> {

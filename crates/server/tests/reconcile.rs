@@ -828,6 +828,21 @@ async fn the_reconciliation_api() {
         );
         let r = get("/reversale?movementId=NOPE".into()).await.unwrap();
         assert_eq!(r.status(), 404);
+        let lines: serde_json::Value = get("/reconciliation/lines?limit=2".into())
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(lines.as_array().unwrap().len(), 2, "{lines}");
+        assert!(
+            lines[0]["class"].is_string() && lines[0]["iuv"].is_string(),
+            "{lines}"
+        );
+        let bad = get("/reconciliation/lines?class=SOMETHING".into())
+            .await
+            .unwrap();
+        assert_eq!(bad.status(), 400);
         let anomalies: serde_json::Value = get("/anomalies?code=MOVEMENT_WITHOUT_FLOW".into())
             .await
             .unwrap()
@@ -1024,6 +1039,25 @@ async fn flow_lines_are_classified_by_their_four_sources() {
             ]),
             "{backend:?}"
         );
+        // Line by line, the same classes, with their sources.
+        let all = reconcile::classified_lines(&store, ENTE, None, None, 100)
+            .await
+            .unwrap();
+        let mut by_class: BTreeMap<&str, usize> = BTreeMap::new();
+        for l in &all {
+            *by_class.entry(l.class).or_insert(0) += 1;
+        }
+        assert_eq!(by_class, classes, "{backend:?}");
+        let awaiting =
+            reconcile::classified_lines(&store, ENTE, None, Some("AWAITING_TREASURY"), 100)
+                .await
+                .unwrap();
+        assert_eq!(awaiting.len(), 1);
+        assert!(awaiting[0].position && awaiting[0].receipt && !awaiting[0].treasury);
+        let first = reconcile::classified_lines(&store, ENTE, None, None, 1)
+            .await
+            .unwrap();
+        assert_eq!(first.len(), 1, "the limit holds");
         let of = |code: &str| s.anomalies.get(code).copied().unwrap_or(0);
         assert_eq!(
             of("PAYMENT_WITHOUT_RECEIPT"),

@@ -70,10 +70,11 @@ const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 const WAL_RESTART_FRAMES: i64 = 16_384;
 
 /// How long a RESTART checkpoint may wait for the writer and for readers
-/// of older snapshots (100 ms). It holds the write lock while it waits, so
-/// writers wait too: kept short, and tried again next period if it did not
-/// get through.
-const WAL_RESTART_PATIENCE: &str = "PRAGMA busy_timeout = 100";
+/// of older snapshots (10 ms). It holds the write lock while it waits, so
+/// writers wait too: kept to a hundredth of the period, and tried again
+/// next period if it did not get through (a supply's checks read all the
+/// time; a year of flows taken in has no readers).
+const WAL_RESTART_PATIENCE: &str = "PRAGMA busy_timeout = 10";
 
 /// Copies committed WAL frames into the database file, off the writer's
 /// path, until the pool closes. PASSIVE: it never waits for readers or the

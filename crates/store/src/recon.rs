@@ -763,6 +763,20 @@ impl Store {
         flow_ids: &[String],
         mut each: impl FnMut(LineFacts),
     ) -> Result<()> {
+        self.scan_line_facts(ente, flow_ids, |l| {
+            each(l);
+            true
+        })
+        .await
+    }
+
+    /// As [`Store::for_each_line_fact`], until `each` answers false.
+    pub async fn scan_line_facts(
+        &self,
+        ente: &str,
+        flow_ids: &[String],
+        mut each: impl FnMut(LineFacts) -> bool,
+    ) -> Result<()> {
         use futures_util::TryStreamExt;
         // EXISTS is an integer on SQLite and a boolean on PostgreSQL. Asked
         // by dialect: a failed try_get formats an error, per line.
@@ -804,7 +818,7 @@ impl Store {
             let mut rows = q.fetch(&self.pool);
             while let Some(r) = rows.try_next().await? {
                 // By position: looking a column up by name compares strings.
-                each(LineFacts {
+                let more = each(LineFacts {
                     flow_id: r.try_get(0)?,
                     iuv: r.try_get(1)?,
                     transfer_index: r.try_get::<i64, _>(2)? as u8,
@@ -814,6 +828,9 @@ impl Store {
                     has_receipt: flag(&r, 6)?,
                     transfer_amount: r.try_get::<Option<i64>, _>(7)?.map(Cents),
                 });
+                if !more {
+                    return Ok(());
+                }
             }
         }
         Ok(())
