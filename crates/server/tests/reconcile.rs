@@ -1115,26 +1115,23 @@ async fn a_bank_csv_is_taken_in_through_a_treasury_layout() {
                 .await
                 .unwrap();
         }
-        let new = reconcile::take_treasury_with_layout(
-            &store,
-            ENTE,
-            &layout,
-            csv.clone().into_bytes(),
-            now,
-        )
-        .await
-        .unwrap();
-        assert_eq!(new, 5, "{backend:?}");
-        let again = reconcile::take_treasury_with_layout(
-            &store,
-            ENTE,
-            &layout,
-            csv.clone().into_bytes(),
-            now,
-        )
-        .await
-        .unwrap();
-        assert_eq!(again, 0, "{backend:?}: the same file twice changes nothing");
+        let take = |layout: incasso_bus::Layout, text: String| {
+            let store = &store;
+            async move {
+                reconcile::take_treasury_with_layout(store, ENTE, &layout, text.into_bytes(), now)
+                    .await
+            }
+        };
+        assert_eq!(
+            take(layout.clone(), csv.clone()).await.unwrap(),
+            5,
+            "{backend:?}"
+        );
+        assert_eq!(
+            take(layout.clone(), csv.clone()).await.unwrap(),
+            0,
+            "{backend:?}: the same file twice changes nothing"
+        );
         let s = reconcile::reconcile(&store, ENTE, now).await.unwrap();
         // 301 by its causale, 302 by its TRN; 303 was reversed; 304 is an
         // outgoing payment, no sospeso.
@@ -1160,9 +1157,7 @@ async fn a_bank_csv_is_taken_in_through_a_treasury_layout() {
              401;05/10/2026;;10,00;E;ESEGUITO;;UNO;;\n\
              402;05/10/2026;;dieci;E;ESEGUITO;;DUE;;\n"
         );
-        let e = reconcile::take_treasury_with_layout(&store, ENTE, &layout, bad.into_bytes(), now)
-            .await
-            .unwrap_err();
+        let e = take(layout.clone(), bad).await.unwrap_err();
         assert_eq!(e.code(), "TREASURY_INVALID");
         let ReconError::Treasury(t) = &e else {
             panic!("{e}")
@@ -1179,15 +1174,7 @@ async fn a_bank_csv_is_taken_in_through_a_treasury_layout() {
         );
         // A positions layout is no treasury layout.
         let positions = incasso_bus::builtin::get("incasso-csv").unwrap().unwrap();
-        let e = reconcile::take_treasury_with_layout(
-            &store,
-            ENTE,
-            &positions,
-            csv.clone().into_bytes(),
-            now,
-        )
-        .await
-        .unwrap_err();
+        let e = take(positions, csv.clone()).await.unwrap_err();
         assert!(e.to_string().contains("non descrive movimenti"), "{e}");
         store.close().await;
     }
