@@ -37,7 +37,8 @@ fn flow(i: u64, lines: u64) -> ReportingFlow {
     let payments: Vec<FlowPayment> = (0..lines)
         .map(|j| FlowPayment {
             iuv: iuv(i * lines + j),
-            iur: format!("IUR{i}-{j}"),
+            // The IUR is the receipt's id (`seed_year` writes `R-<n>`).
+            iur: format!("R-{}", i * lines + j),
             transfer_index: Some(1),
             amount: Cents(1_000 + ((i * 7 + j * 13) % 9_000) as i64),
             outcome: if (i * lines + j) % 1_000 == 999 {

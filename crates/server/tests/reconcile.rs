@@ -995,9 +995,12 @@ async fn flow_lines_are_classified_by_their_four_sources() {
         }
         // Flow A: position 0 (receipt), 1 (receipt, reported for 9.99),
         // 2 (no receipt, outcome 0), an unknown IUV.
+        // A line's IUR is its receipt's id.
         let mut a = flow("2026-10-02PSPA-1", "TRN-A", &[1_000, 999, 1_000, 500], 6);
         a.payments[0].iuv = options[0].0.clone();
+        a.payments[0].iur = "R-0".into();
         a.payments[1].iuv = options[1].0.clone();
+        a.payments[1].iur = "R-1".into();
         a.payments[2].iuv = options[2].0.clone();
         // Flow B: position 2 again, outcome 9 (paid without a receipt),
         // and position 3 (receipt); its sospeso never comes.
@@ -1005,6 +1008,7 @@ async fn flow_lines_are_classified_by_their_four_sources() {
         b.payments[0].iuv = options[2].0.clone();
         b.payments[0].outcome = FlowOutcome::PaidWithoutReceipt;
         b.payments[1].iuv = options[3].0.clone();
+        b.payments[1].iur = "R-3".into();
         for f in [&a, &b] {
             reconcile::take_flow(&store, ENTE, fdr::write(f).as_bytes(), now)
                 .await
@@ -1081,6 +1085,29 @@ async fn flow_lines_are_classified_by_their_four_sources() {
                 .contains("atteso 10,00, rendicontato 9,99"),
             "{}",
             mismatch[0].detail
+        );
+        // A PSP that charged position 0 twice reports a second IUR: the
+        // Ente holds no receipt with that id, whatever it holds for the IUV.
+        let mut c = flow("2026-10-02PSPC-1", "TRN-C", &[1_000], 6);
+        c.payments[0].iuv = options[0].0.clone();
+        c.payments[0].iur = "R-0-BIS".into();
+        reconcile::take_flow(&store, ENTE, fdr::write(&c).as_bytes(), now)
+            .await
+            .unwrap();
+        let s = reconcile::reconcile(&store, ENTE, now).await.unwrap();
+        let second = reconcile::classified_lines(&store, ENTE, Some(&c.flow_id), None, 10)
+            .await
+            .unwrap();
+        assert_eq!(second.len(), 1);
+        assert_eq!(second[0].class, "FLOW_WITHOUT_RECEIPT", "{backend:?}");
+        assert!(second[0].position && !second[0].receipt);
+        let without = store
+            .recon_anomalies(ENTE, Some("PAYMENT_WITHOUT_RECEIPT"))
+            .await
+            .unwrap();
+        assert!(
+            without.iter().any(|a| a.subject == c.flow_id),
+            "{backend:?}: {without:?} {s:?}"
         );
         store.close().await;
     }

@@ -635,8 +635,10 @@ impl Store {
 }
 
 /// What is known of one flow line (current versions): whether incasso has
-/// the payment option and a receipt for its IUV, and the position's amount
-/// for its transfer.
+/// the payment option of its IUV and the very receipt it reports (the IUR
+/// is the receipt's `receiptId`, SANP 3 "Rendicontazione"; a PSP that
+/// charged twice reports a second IUR the Ente may have no receipt of), and
+/// the position's amount for its transfer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LineFacts {
     pub flow_id: String,
@@ -669,7 +671,8 @@ impl LineFacts {
 const CLEAN_LINE: &str = "EXISTS (SELECT 1 FROM transfers t WHERE t.ente = p.ente
         AND t.iuv = p.iuv AND t.id_transfer = p.transfer_index
         AND (t.amount = p.amount OR p.outcome = 3))
-    AND EXISTS (SELECT 1 FROM receipts r WHERE r.ente = p.ente AND r.iuv = p.iuv)";
+    AND EXISTS (SELECT 1 FROM receipts r WHERE r.ente = p.ente AND r.iuv = p.iuv
+        AND r.receipt_id = p.iur)";
 
 /// The current version of the Ente's flows, joined to their lines; the
 /// Ente is the placeholder `ente`.
@@ -797,8 +800,8 @@ impl Store {
                 "SELECT p.flow_id, p.iuv, p.transfer_index, p.amount, p.outcome,
                     EXISTS (SELECT 1 FROM payment_options o WHERE o.ente = p.ente
                         AND o.iuv = p.iuv) AS has_option,
-                    EXISTS (SELECT 1 FROM receipts r WHERE r.ente = p.ente AND r.iuv = p.iuv)
-                        AS has_receipt,
+                    EXISTS (SELECT 1 FROM receipts r WHERE r.ente = p.ente AND r.iuv = p.iuv
+                        AND r.receipt_id = p.iur) AS has_receipt,
                     (SELECT t.amount FROM transfers t WHERE t.ente = p.ente AND t.iuv = p.iuv
                         AND t.id_transfer = p.transfer_index) AS transfer_amount
                  {} AND p.flow_id IN (",
