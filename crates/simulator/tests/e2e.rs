@@ -502,6 +502,23 @@ async fn flows_of_simulated_payments_are_fetched_from_the_node() {
             flows[0].revision,
             (interface == ReportingInterface::Fdr3).then_some(1)
         );
+        if interface == ReportingInterface::Soap {
+            // The station moves to FdR 3: the flow held from SOAP is known
+            // there too, and from then on by its revision.
+            w.connect(ConnectionSettings {
+                reporting: ReportingInterface::Fdr3,
+                ..settings(&w.simulator, Auth::SubscriptionKey { key: KEY.into() })
+            })
+            .await;
+            let moved = fetch().await;
+            assert_eq!(
+                (moved["known"].as_u64(), moved["taken"].as_u64()),
+                (Some(1), Some(0)),
+                "{moved}"
+            );
+            let held = w.store.current_flows(A).await.unwrap();
+            assert_eq!(held[0].revision, Some(1), "{backend:?}");
+        }
         let s = incasso_server::reconcile::reconcile(&w.store, A, Utc::now())
             .await
             .unwrap();

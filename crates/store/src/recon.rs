@@ -133,6 +133,21 @@ impl Store {
         .fetch_all(&mut **tx)
         .await?;
         if known.contains(&version) {
+            // Held from SOAP or an upload, now listed by FdR 3: its
+            // revision is kept, so the next fetch knows it holds it.
+            if let Some(revision) = flow.revision {
+                sqlx::query(
+                    "UPDATE reporting_flows SET revision = $4
+                     WHERE ente = $1 AND flow_id = $2 AND flow_date_time = $3
+                       AND revision IS NULL",
+                )
+                .bind(ente)
+                .bind(&flow.flow_id)
+                .bind(version)
+                .bind(revision as i64)
+                .execute(&mut **tx)
+                .await?;
+            }
             return Ok(FlowIntake::AlreadyKnown);
         }
         let latest = known.iter().copied().max();
