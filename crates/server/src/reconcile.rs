@@ -462,9 +462,19 @@ pub async fn reconcile(
     // Outcomes 8 and 9: paid, and no receipt will ever come. The flow is
     // the proof of payment, so the option is paid by it (once: a paid
     // option is no longer listed).
-    for (nav, day) in store.options_paid_without_receipt(ente).await? {
-        let paid_at = incasso_core::time::from_rome(day.and_hms_opt(12, 0, 0).unwrap_or_default());
-        if let Err(e) = store.mark_option_paid(ente, &nav, paid_at, now).await {
+    let paid: Vec<(String, DateTime<Utc>)> = store
+        .options_paid_without_receipt(ente)
+        .await?
+        .into_iter()
+        .map(|(nav, day)| {
+            let at = incasso_core::time::from_rome(day.and_hms_opt(12, 0, 0).unwrap_or_default());
+            (nav, at)
+        })
+        .collect();
+    // One transaction for all: a year has thousands.
+    let outcomes = store.mark_options_paid(ente, &paid, now).await?;
+    for ((nav, _), outcome) in paid.into_iter().zip(outcomes) {
+        if let Err(e) = outcome {
             anomalies.push(AnomalyRecord {
                 code: "FLOW_PAYMENT_NOT_APPLIED".into(),
                 subject: nav.clone(),

@@ -497,6 +497,43 @@ impl Store {
         Ok((stored, index))
     }
 
+    /// Marks many options paid in one transaction, each as
+    /// [`Store::mark_option_paid`] would; one refused by its position
+    /// leaves the others be, and is answered with its error in its place.
+    /// (Refusals come from the position's rules, before anything of that
+    /// option is written.)
+    pub async fn mark_options_paid(
+        &self,
+        ente: &str,
+        paid: &[(String, DateTime<Utc>)],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Result<()>>> {
+        let mut tx = self.write_tx().await?;
+        let mut out = Vec::with_capacity(paid.len());
+        for (notice_number, paid_at) in paid {
+            let found =
+                find_by_notice(&mut tx, ente, notice_number, self.dialect.for_update()).await;
+            // A failed statement aborts a PostgreSQL transaction: only
+            // errors the database did not raise are the option's own.
+            let (mut stored, index) = match found {
+                Ok(f) => f,
+                Err(e @ StoreError::Backend(_)) => return Err(e),
+                Err(e) => {
+                    out.push(Err(e));
+                    continue;
+                }
+            };
+            if let Err(e) = stored.position.pay_option(index, *paid_at, now) {
+                out.push(Err(e.into()));
+                continue;
+            }
+            save_state(&mut tx, &mut stored, now).await?;
+            out.push(Ok(()));
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
     async fn transition(
         &self,
         ente: &str,
