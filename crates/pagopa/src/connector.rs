@@ -92,6 +92,8 @@ pub struct ConnectionSettings {
     pub station_password: Option<String>,
     /// Which of the Node's interfaces gives the reporting flows.
     pub reporting: ReportingInterface,
+    /// Items per page asked of FdR 3 (1 to 1000, its maximum).
+    pub fdr3_page_size: u32,
     pub timeout_ms: u64,
     /// Attempts after the first, for transient failures only.
     pub retries: u32,
@@ -107,6 +109,7 @@ impl Default for ConnectionSettings {
             auth: Auth::None,
             station_password: None,
             reporting: ReportingInterface::default(),
+            fdr3_page_size: 1000,
             timeout_ms: 10_000,
             retries: 3,
             backoff_ms: 200,
@@ -438,9 +441,6 @@ impl NodeConnector for PagoPaConnector {
     }
 }
 
-/// Items per page asked of FdR 3 (its maximum is 1000).
-const FDR3_PAGE_SIZE: u32 = 1000;
-
 /// Past this many pages an answer is not believed: a million flows or
 /// payments.
 const FDR3_MAX_PAGES: u32 = 1000;
@@ -456,6 +456,10 @@ impl PagoPaConnector {
         Ok(body.into_bytes())
     }
 
+    fn fdr3_page_size(&self) -> u32 {
+        self.transport.settings.fdr3_page_size.clamp(1, 1000)
+    }
+
     /// Every page of `GET /organizations/{ente}/fdrs`.
     async fn fdr3_list(&self, ente: &str) -> Result<Vec<FlowRef>, ConnectorError> {
         let mut out = Vec::new();
@@ -463,8 +467,9 @@ impl PagoPaConnector {
         loop {
             let body = self
                 .fdr3_get(&format!(
-                    "/organizations/{}/fdrs?page={page}&size={FDR3_PAGE_SIZE}",
-                    path_segment(ente)
+                    "/organizations/{}/fdrs?page={page}&size={}",
+                    path_segment(ente),
+                    self.fdr3_page_size()
                 ))
                 .await?;
             let list: Fdr3List = serde_json::from_slice(&body)
@@ -510,7 +515,8 @@ impl PagoPaConnector {
         loop {
             let body = self
                 .fdr3_get(&format!(
-                    "{base}/payments?page={page}&size={FDR3_PAGE_SIZE}"
+                    "{base}/payments?page={page}&size={}",
+                    self.fdr3_page_size()
                 ))
                 .await?;
             let pages = serde_json::from_slice::<Fdr3Paged>(&body)

@@ -456,6 +456,8 @@ async fn flows_of_simulated_payments_are_fetched_from_the_node() {
         let w = world(backend).await;
         w.connect(ConnectionSettings {
             reporting: interface,
+            // Pages of two: the three payments come over two pages.
+            fdr3_page_size: 2,
             ..settings(&w.simulator, Auth::SubscriptionKey { key: KEY.into() })
         })
         .await;
