@@ -193,10 +193,11 @@ async fn regularization_rows(
     let mut accertamenti = std::collections::HashMap::new();
     let mut rows = Vec::new();
     for id in &ids {
-        let Some(m) = store.movement(ente, id).await? else {
+        let (Some(m), Some(flow_id)) = (store.movement(ente, id).await?, flows.get(id)) else {
             continue;
         };
-        let parts = breakdown(store, ente, BreakdownOf::Movement(id))
+        // A sospeso's breakdown is its flow's.
+        let parts = breakdown(store, ente, BreakdownOf::Flow(flow_id))
             .await
             .map_err(|e| match e {
                 ReconError::Store(e) => e,
@@ -216,7 +217,7 @@ async fn regularization_rows(
             };
             let row = Regularization {
                 movement: &m,
-                flow_id: flows.get(id).map(String::as_str).unwrap_or_default(),
+                flow_id,
                 accertamento: acc.as_ref(),
                 details: details.as_ref(),
                 amount: cents,

@@ -308,25 +308,27 @@ pub async fn reconcile(
             }
         })
         .collect();
+    let flow_amount: std::collections::HashMap<&str, Cents> = keys
+        .iter()
+        .map(|k| (k.flow_id.as_str(), k.amount))
+        .collect();
+    let movement_amount: std::collections::HashMap<&str, Cents> = own
+        .iter()
+        .map(|m| (m.movement_id.as_str(), m.amount))
+        .collect();
     for a in &result.anomalies {
         anomalies.push(match a {
             Anomaly::FlowWithoutMovement { flow_id } => AnomalyRecord {
                 code: a.code().into(),
                 subject: flow_id.clone(),
                 detail: "nessun sospeso della tesoreria riversa questo flusso".into(),
-                amount: keys
-                    .iter()
-                    .find(|k| &k.flow_id == flow_id)
-                    .map(|k| k.amount),
+                amount: flow_amount.get(flow_id.as_str()).copied(),
             },
             Anomaly::MovementWithoutFlow { movement_id } => AnomalyRecord {
                 code: a.code().into(),
                 subject: movement_id.clone(),
                 detail: "il sospeso non corrisponde a nessun flusso né pagamento noto".into(),
-                amount: own
-                    .iter()
-                    .find(|m| &m.movement_id == movement_id)
-                    .map(|m| m.amount),
+                amount: movement_amount.get(movement_id.as_str()).copied(),
             },
             Anomaly::AmountMismatch {
                 movement_id,
@@ -607,11 +609,8 @@ pub async fn breakdown(
         BreakdownOf::Iuv(iuv) => LinesOf::Iuv(iuv),
         BreakdownOf::Movement(id) => {
             let matched = store
-                .movement_matches(ente)
+                .matched_flow_of(ente, id)
                 .await?
-                .into_iter()
-                .find(|m| m.movement_id == id && m.status == "MATCHED")
-                .and_then(|m| m.flow_id)
                 .ok_or(ReconError::NotMatched(id.to_string()))?;
             flow_of_movement = matched;
             LinesOf::Flow(&flow_of_movement)

@@ -44,6 +44,34 @@ fn accertamento_from_row(r: &AnyRow) -> Result<Accertamento> {
     })
 }
 
+/// Creates or replaces one accertamento, by year and code (checked by the
+/// caller).
+async fn upsert_accertamento(
+    conn: &mut sqlx::AnyConnection,
+    ente: &str,
+    acc: &Accertamento,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO accertamenti (ente, year, code, description, chapter, article, active,
+            siope_code)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         ON CONFLICT (ente, year, code) DO UPDATE SET description = excluded.description,
+            chapter = excluded.chapter, article = excluded.article, active = excluded.active,
+            siope_code = excluded.siope_code",
+    )
+    .bind(ente)
+    .bind(i64::from(acc.year))
+    .bind(&acc.code)
+    .bind(&acc.description)
+    .bind(&acc.chapter)
+    .bind(&acc.article)
+    .bind(i64::from(acc.active))
+    .bind(&acc.siope_code)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
 const SERVICE_COLUMNS: &str = "code, name, office_code, taxonomy_code, accertamento_year, accertamento_code, iban, fixed_amount, spontaneous, active, pagopa_service_id";
 
 impl Store {
@@ -160,25 +188,8 @@ impl Store {
     pub async fn put_accertamento(&self, ente: &str, acc: &Accertamento) -> Result<()> {
         acc.validate()?;
         self.get_ente(ente).await?;
-        sqlx::query(
-            "INSERT INTO accertamenti (ente, year, code, description, chapter, article, active,
-                siope_code)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-             ON CONFLICT (ente, year, code) DO UPDATE SET description = excluded.description,
-                chapter = excluded.chapter, article = excluded.article, active = excluded.active,
-                siope_code = excluded.siope_code",
-        )
-        .bind(ente)
-        .bind(i64::from(acc.year))
-        .bind(&acc.code)
-        .bind(&acc.description)
-        .bind(&acc.chapter)
-        .bind(&acc.article)
-        .bind(i64::from(acc.active))
-        .bind(&acc.siope_code)
-        .execute(&self.writer)
-        .await?;
-        Ok(())
+        let mut conn = self.writer.acquire().await?;
+        upsert_accertamento(&mut conn, ente, acc).await
     }
 
     /// Creates or replaces many accertamenti at once (a year's budget): all
@@ -200,24 +211,7 @@ impl Store {
         self.get_ente(ente).await?;
         let mut tx = self.write_tx().await?;
         for acc in list {
-            sqlx::query(
-                "INSERT INTO accertamenti (ente, year, code, description, chapter, article, active,
-                    siope_code)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-                 ON CONFLICT (ente, year, code) DO UPDATE SET description = excluded.description,
-                    chapter = excluded.chapter, article = excluded.article, active = excluded.active,
-                    siope_code = excluded.siope_code",
-            )
-            .bind(ente)
-            .bind(i64::from(acc.year))
-            .bind(&acc.code)
-            .bind(&acc.description)
-            .bind(&acc.chapter)
-            .bind(&acc.article)
-            .bind(i64::from(acc.active))
-            .bind(&acc.siope_code)
-            .execute(&mut *tx)
-            .await?;
+            upsert_accertamento(&mut tx, ente, acc).await?;
         }
         tx.commit().await?;
         Ok(list.len())

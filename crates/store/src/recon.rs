@@ -409,6 +409,19 @@ impl Store {
             .collect()
     }
 
+    /// The flow the latest run matched sospeso `movement_id` to, if any.
+    pub async fn matched_flow_of(&self, ente: &str, movement_id: &str) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT matched_flow_id FROM treasury_movements
+             WHERE ente = $1 AND movement_id = $2 AND match_status = 'MATCHED'",
+        )
+        .bind(ente)
+        .bind(movement_id)
+        .fetch_optional(&self.pool)
+        .await?
+        .flatten())
+    }
+
     /// The latest run's anomalies, optionally of one code.
     pub async fn recon_anomalies(
         &self,
