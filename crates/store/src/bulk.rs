@@ -6,10 +6,10 @@
 //! rows are written, the counters and the errors so far): a kill -9 leaves a
 //! state that the next load of the same file resumes from. Never twice.
 
+use crate::batch::Stmt;
 use crate::time::to_micros;
 use crate::{Result, Store, StoreError};
 use chrono::{DateTime, Utc};
-use incasso_core::codes::NoticeNumber;
 use incasso_core::position::PositionStatus;
 use sqlx::{Any, Row, Transaction};
 
@@ -234,7 +234,9 @@ async fn insert_supply(
         }
         Err(e) => return Err(e.into()),
     };
-    insert_errors(tx, id, &s.errors).await?;
+    for e in supply_errors(id, &s.errors) {
+        e.into_any().execute(&mut **tx).await?;
+    }
     Ok(id)
 }
 
@@ -261,7 +263,28 @@ pub(crate) async fn update_supply_from(
     now: DateTime<Utc>,
     expected: Option<i64>,
 ) -> Result<()> {
-    let res = sqlx::query(
+    let res = supply_update(ente, id, s, now, expected)
+        .into_any()
+        .execute(&mut **tx)
+        .await
+        .map(|r| r.rows_affected());
+    supply_updated(res, expected)?;
+    for e in supply_errors(id, &s.errors) {
+        e.into_any().execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// The statement of [`update_supply_from`]; its outcome is read by
+/// [`supply_updated`], and the new errors follow ([`supply_errors`]).
+pub(crate) fn supply_update(
+    ente: &str,
+    id: i64,
+    s: &SupplyRecord,
+    now: DateTime<Utc>,
+    expected: Option<i64>,
+) -> Stmt {
+    Stmt::new(
         "UPDATE supplies SET status = $3, accepted = $4, rows_read = $5, rows_loaded = $6,
             rows_rejected = $7, positions_created = $8, positions_updated = $9,
             positions_cancelled = $10, finished_at = $11, message = $12, resume_line = $13,
@@ -270,7 +293,7 @@ pub(crate) async fn update_supply_from(
     )
     .bind(ente)
     .bind(id)
-    .bind(&s.status)
+    .bind(s.status.as_str())
     .bind(i64::from(s.accepted))
     .bind(s.rows_read)
     .bind(s.rows_loaded)
@@ -279,70 +302,45 @@ pub(crate) async fn update_supply_from(
     .bind(s.positions_updated)
     .bind(s.positions_cancelled)
     .bind(to_micros(now))
-    .bind(&s.message)
+    .bind(s.message.as_str())
     .bind(s.resume_line)
     .bind(expected.unwrap_or(-1))
     .bind(s.outcome.clone())
-    .execute(&mut **tx)
-    .await;
-    match res {
-        Ok(r) if r.rows_affected() == 1 => {}
-        Ok(_) if expected.is_some() => {
-            return Err(StoreError::Aborted(
-                "un altro caricamento ha ripreso questa fornitura".into(),
-            ));
-        }
-        Ok(_) => return Err(StoreError::NotFound("fornitura")),
-        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-            return Err(StoreError::Conflict(
-                "lo stesso file è già stato caricato per questo ente".into(),
-            ));
-        }
-        Err(e) => return Err(e.into()),
-    }
-    insert_errors(tx, id, &s.errors).await
 }
 
-async fn insert_errors(
-    tx: &mut Transaction<'static, Any>,
-    id: i64,
-    errors: &[SupplyError],
+/// What the rows a [`supply_update`] touched mean.
+pub(crate) fn supply_updated(
+    res: std::result::Result<u64, sqlx::Error>,
+    expected: Option<i64>,
 ) -> Result<()> {
-    for e in errors {
-        sqlx::query("INSERT INTO supply_errors (supply_id, line, field, value, code, message) VALUES ($1, $2, $3, $4, $5, $6)")
+    match res {
+        Ok(1) => Ok(()),
+        Ok(_) if expected.is_some() => Err(StoreError::Aborted(
+            "un altro caricamento ha ripreso questa fornitura".into(),
+        )),
+        Ok(_) => Err(StoreError::NotFound("fornitura")),
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(StoreError::Conflict(
+            "lo stesso file è già stato caricato per questo ente".into(),
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The rows of a supply's row-level report.
+pub(crate) fn supply_errors(id: i64, errors: &[SupplyError]) -> Vec<Stmt> {
+    errors
+        .iter()
+        .map(|e| {
+            Stmt::new(
+                "INSERT INTO supply_errors (supply_id, line, field, value, code, message)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
             .bind(id)
             .bind(e.line)
-            .bind(&e.field)
-            .bind(&e.value)
-            .bind(&e.code)
-            .bind(&e.message)
-            .execute(&mut **tx)
-            .await?;
-    }
-    Ok(())
-}
-
-pub(crate) async fn allocate_in(
-    tx: &mut Transaction<'static, Any>,
-    ente: &str,
-    seg: u8,
-    count: u32,
-) -> Result<Vec<NoticeNumber>> {
-    let next: i64 = sqlx::query_scalar(
-        "INSERT INTO iuv_sequences (ente, segregation_code, next_value) VALUES ($1, $2, 1 + $3)
-         ON CONFLICT (ente, segregation_code)
-         DO UPDATE SET next_value = iuv_sequences.next_value + $3
-         RETURNING next_value",
-    )
-    .bind(ente)
-    .bind(i64::from(seg))
-    .bind(i64::from(count))
-    .fetch_one(&mut **tx)
-    .await?;
-    (next - i64::from(count)..next)
-        .map(|v| {
-            NoticeNumber::generate(seg, v as u64)
-                .map_err(|e| StoreError::Corrupt(format!("IUV sequence {v}: {e}")))
+            .bind(e.field.as_str())
+            .bind(e.value.as_str())
+            .bind(e.code.as_str())
+            .bind(e.message.as_str())
         })
         .collect()
 }

@@ -41,6 +41,10 @@ use sqlx::{AnyPool, Transaction};
 use std::str::FromStr;
 use std::time::Duration;
 
+/// Every SQLite connection's settings.
+const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+     PRAGMA busy_timeout = 30000; PRAGMA foreign_keys = ON;";
+
 /// The SQLite writer connection's own settings. A bulk load's transaction
 /// touches more pages than SQLite's default 2 MB cache holds: spilling them
 /// mid-transaction and writing statement journals to temporary files were a
@@ -203,6 +207,10 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 pub struct Store {
     pool: AnyPool,
     writer: AnyPool,
+    /// SQLite: the connection a supply writes through, typed (see
+    /// `supply_writer`). It is opened at the first supply, and only used
+    /// while the supply holds `writer`'s connection.
+    supply_writer: Option<sqlx::SqlitePool>,
     dialect: Dialect,
     /// The SQLite database file, beside which cross-process locks live.
     sqlite_file: Option<std::path::PathBuf>,
@@ -241,25 +249,35 @@ impl Store {
                 .acquire_timeout(Duration::from_secs(60))
                 .after_connect(move |conn, _meta| {
                     Box::pin(async move {
-                        sqlx::raw_sql(
-                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                             PRAGMA busy_timeout = 30000; PRAGMA foreign_keys = ON;",
-                        )
-                        .execute(&mut *conn)
-                        .await?;
+                        sqlx::raw_sql(SQLITE_PRAGMAS).execute(&mut *conn).await?;
                         sqlx::raw_sql(extra).execute(&mut *conn).await?;
                         Ok(())
                     })
                 })
         };
-        let (pool, writer) = match dialect {
+        let (pool, writer, supply_writer) = match dialect {
             // Readers go in parallel under WAL; one writer at a time.
             Dialect::Sqlite => {
                 let writer = sqlite(1, WRITER_PRAGMAS)
                     .connect_with(options.clone())
                     .await?;
                 let pool = sqlite(8, "").connect_with(options).await?;
-                (pool, writer)
+                let typed = sqlx::sqlite::SqliteConnectOptions::from_str(&url)
+                    .map_err(|e| StoreError::Config(format!("invalid database URL: {e}")))?;
+                let supply_writer = sqlx::sqlite::SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .min_connections(0)
+                    .idle_timeout(Duration::from_secs(60))
+                    .acquire_timeout(Duration::from_secs(60))
+                    .after_connect(|conn, _meta| {
+                        Box::pin(async move {
+                            sqlx::raw_sql(SQLITE_PRAGMAS).execute(&mut *conn).await?;
+                            sqlx::raw_sql(WRITER_PRAGMAS).execute(&mut *conn).await?;
+                            Ok(())
+                        })
+                    })
+                    .connect_lazy_with(typed);
+                (pool, writer, Some(supply_writer))
             }
             Dialect::Postgres => {
                 let pool = AnyPoolOptions::new()
@@ -267,7 +285,7 @@ impl Store {
                     .acquire_timeout(Duration::from_secs(30))
                     .connect_with(options)
                     .await?;
-                (pool.clone(), pool)
+                (pool.clone(), pool, None)
             }
         };
         let sqlite_file = match dialect {
@@ -280,6 +298,7 @@ impl Store {
         Ok(Store {
             pool,
             writer,
+            supply_writer,
             dialect,
             sqlite_file,
         })
@@ -300,6 +319,9 @@ impl Store {
     }
 
     pub async fn close(&self) {
+        if let Some(w) = &self.supply_writer {
+            w.close().await;
+        }
         self.writer.close().await;
         self.pool.close().await;
     }

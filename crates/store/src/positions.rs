@@ -1,6 +1,7 @@
 //! Debt positions: create, read, list, replace, delete and the life-cycle
 //! transitions, each in one transaction.
 
+use crate::batch::Stmt;
 use crate::time::{from_micros, opt_from_micros, opt_to_micros, to_micros};
 use crate::{Result, Store, StoreError};
 use chrono::{DateTime, Utc};
@@ -649,18 +650,6 @@ pub(crate) async fn insert_position_with_id(
     id: Option<i64>,
     version: i64,
 ) -> std::result::Result<i64, InsertError> {
-    insert_position_full(conn, ente, p, now, id, version, None).await
-}
-
-pub(crate) async fn insert_position_full(
-    conn: &mut AnyConnection,
-    ente: &str,
-    p: &DebtPosition,
-    now: DateTime<Utc>,
-    id: Option<i64>,
-    version: i64,
-    origin: Option<&str>,
-) -> std::result::Result<i64, InsertError> {
     let min_due = p.options.iter().map(|o| o.due_date).min().unwrap_or(now);
     let max_due = p.options.iter().map(|o| o.due_date).max().unwrap_or(now);
     let d = &p.debtor;
@@ -704,7 +693,8 @@ pub(crate) async fn insert_position_full(
         .bind(opt_to_micros(p.payment_date))
         .bind(to_micros(p.last_updated_date.unwrap_or(now)))
         .bind(version)
-        .bind(origin);
+        // Positions from a supply are written by `batch`, with theirs.
+        .bind(None::<String>);
     if let Some(id) = id {
         q = q.bind(id);
     }
@@ -801,75 +791,67 @@ pub(crate) async fn save_state(
     stored: &mut StoredPosition,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    let p = &stored.position;
-    sqlx::query(
-        "UPDATE debt_positions SET status = $2, validity_date = $3, publish_date = $4, payment_date = $5,
-            updated_at = $6, version = version + 1 WHERE id = $1",
-    )
-    .bind(stored.id)
-    .bind(p.status.as_str())
-    .bind(opt_to_micros(p.validity_date))
-    .bind(opt_to_micros(p.publish_date))
-    .bind(opt_to_micros(p.payment_date))
-    .bind(to_micros(now))
-    .execute(&mut *conn)
-    .await?;
-    // Only an option with a payment can have changed: none ever goes back
-    // to unpaid, so unpaid rows are already right.
-    for o in p
-        .options
-        .iter()
-        .filter(|o| o.status != OptionStatus::Unpaid)
-    {
-        sqlx::query(
-            "UPDATE payment_options SET status = $3, payment_date = $4, reporting_date = $5
-             WHERE position_id = $1 AND iuv = $2",
-        )
-        .bind(stored.id)
-        .bind(o.iuv.as_deref().unwrap_or_default())
-        .bind(o.status.as_str())
-        .bind(opt_to_micros(o.payment_date))
-        .bind(opt_to_micros(o.reporting_date))
-        .execute(&mut *conn)
-        .await?;
+    for s in state_statements(stored, now) {
+        s.into_any().execute(&mut *conn).await?;
     }
     stored.version += 1;
     Ok(())
 }
 
+/// The statements of [`save_state`]: the position's state, and that of its
+/// options with a payment (none ever goes back to unpaid, so unpaid rows
+/// are already right).
+pub(crate) fn state_statements(stored: &StoredPosition, now: DateTime<Utc>) -> Vec<Stmt> {
+    let p = &stored.position;
+    let mut out = vec![
+        Stmt::new(
+            "UPDATE debt_positions SET status = $2, validity_date = $3, publish_date = $4,
+                payment_date = $5, updated_at = $6, version = version + 1 WHERE id = $1",
+        )
+        .bind(stored.id)
+        .bind(p.status.as_str())
+        .bind(opt_to_micros(p.validity_date))
+        .bind(opt_to_micros(p.publish_date))
+        .bind(opt_to_micros(p.payment_date))
+        .bind(to_micros(now)),
+    ];
+    for o in p
+        .options
+        .iter()
+        .filter(|o| o.status != OptionStatus::Unpaid)
+    {
+        out.push(
+            Stmt::new(
+                "UPDATE payment_options SET status = $3, payment_date = $4, reporting_date = $5
+                 WHERE position_id = $1 AND iuv = $2",
+            )
+            .bind(stored.id)
+            .bind(o.iuv.as_deref().unwrap_or_default())
+            .bind(o.status.as_str())
+            .bind(opt_to_micros(o.payment_date))
+            .bind(opt_to_micros(o.reporting_date)),
+        );
+    }
+    out
+}
+
 /// Removes a position and its options (their transfers and quotas follow
 /// by cascade).
 pub(crate) async fn delete_by_id(conn: &mut AnyConnection, id: i64) -> Result<()> {
-    sqlx::query("DELETE FROM payment_options WHERE position_id = $1")
-        .bind(id)
-        .execute(&mut *conn)
-        .await?;
-    sqlx::query("DELETE FROM debt_positions WHERE id = $1")
-        .bind(id)
-        .execute(&mut *conn)
-        .await?;
+    for s in delete_statements(id) {
+        s.into_any().execute(&mut *conn).await?;
+    }
     Ok(())
 }
 
-pub(crate) async fn load_by_id(
-    conn: &mut AnyConnection,
-    ente: &str,
-    id: i64,
-) -> Result<StoredPosition> {
-    let sql = format!("SELECT {POSITION_COLUMNS} FROM debt_positions WHERE ente = $1 AND id = $2");
-    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(ente)
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?
-        .ok_or(StoreError::NotFound("posizione debitoria"))?;
-    load_children(conn, ente, vec![row])
-        .await?
-        .pop()
-        .ok_or(StoreError::NotFound("posizione debitoria"))
+pub(crate) fn delete_statements(id: i64) -> [Stmt; 2] {
+    [
+        Stmt::new("DELETE FROM payment_options WHERE position_id = $1").bind(id),
+        Stmt::new("DELETE FROM debt_positions WHERE id = $1").bind(id),
+    ]
 }
 
-async fn load_position(
+pub(crate) async fn load_position(
     conn: &mut AnyConnection,
     ente: &str,
     iupd: &str,

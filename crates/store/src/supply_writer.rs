@@ -17,13 +17,15 @@
 //! fails anyway stops the queue; the failure is returned by the next call
 //! that waits, and the transaction rolls back.
 
-use crate::bulk::update_supply_from;
-use crate::positions::{InsertError, insert_position_full};
+use crate::batch::Stmt;
+use crate::bulk::{supply_errors, supply_update, supply_updated};
+use crate::positions::StoredPosition;
 use crate::{Dialect, Result, Store, StoreError};
 use chrono::{DateTime, Utc};
 use incasso_core::codes::NoticeNumber;
 use incasso_core::position::{DebtPosition, PositionRules, PositionStatus};
-use sqlx::{Any, Transaction};
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, Row, Sqlite, Transaction};
 use std::collections::{HashMap, HashSet};
 use tokio::sync::{mpsc, oneshot};
 
@@ -40,7 +42,7 @@ const QUEUE: usize = 8;
 
 enum Op {
     /// The statements inserting a chunk's new positions.
-    Insert(Vec<crate::batch::Statement>),
+    Insert(Vec<Stmt>),
     /// An update: the stored position replaced by this one.
     Replace(Box<DebtPosition>, DateTime<Utc>),
     Cancel(String, DateTime<Utc>),
@@ -123,6 +125,94 @@ impl Store {
     }
 }
 
+/// The supply's open transaction.
+///
+/// On SQLite it runs on a typed connection of its own: sqlx's `Any` driver
+/// copies every argument once more, on the writer's path, while SQLite
+/// waits. The process's single writer connection is held all the same, so
+/// the other writers of this process queue for it as they always do, and
+/// this connection never meets them in SQLite's busy handler.
+enum SupplyTx {
+    Shared(Transaction<'static, Any>),
+    Own {
+        tx: Transaction<'static, Sqlite>,
+        _writer: PoolConnection<Any>,
+    },
+}
+
+impl SupplyTx {
+    async fn begin(store: &Store) -> Result<SupplyTx> {
+        match &store.supply_writer {
+            Some(own) => {
+                let writer = store.writer.acquire().await?;
+                let tx = own.begin_with(store.dialect.begin_write()).await?;
+                Ok(SupplyTx::Own {
+                    tx,
+                    _writer: writer,
+                })
+            }
+            None => Ok(SupplyTx::Shared(store.write_tx().await?)),
+        }
+    }
+
+    /// Runs `s`; the rows it touched.
+    async fn execute(&mut self, s: Stmt) -> std::result::Result<u64, sqlx::Error> {
+        match self {
+            SupplyTx::Shared(tx) => Ok(s.into_any().execute(&mut **tx).await?.rows_affected()),
+            SupplyTx::Own { tx, .. } => {
+                Ok(s.into_sqlite().execute(&mut **tx).await?.rows_affected())
+            }
+        }
+    }
+
+    async fn execute_all(&mut self, statements: impl IntoIterator<Item = Stmt>) -> Result<()> {
+        for s in statements {
+            self.execute(s).await?;
+        }
+        Ok(())
+    }
+
+    /// The first column of the one row `s` returns.
+    async fn fetch_i64(&mut self, s: Stmt) -> std::result::Result<i64, sqlx::Error> {
+        match self {
+            SupplyTx::Shared(tx) => s.into_any().fetch_one(&mut **tx).await?.try_get(0),
+            SupplyTx::Own { tx, .. } => s.into_sqlite().fetch_one(&mut **tx).await?.try_get(0),
+        }
+    }
+
+    /// The stored position with key `iupd`, as this transaction sees it.
+    async fn load(&mut self, store: &Store, ente: &str, iupd: &str) -> Result<StoredPosition> {
+        match self {
+            // Locked: a receipt must not pay it under this supply.
+            SupplyTx::Shared(tx) => {
+                crate::positions::load_position(tx, ente, iupd, store.dialect.for_update()).await
+            }
+            // Read through a reader: this transaction holds SQLite's write
+            // lock, so nothing was committed since it began, and a supply
+            // touches each key once (the grouper refuses repeated keys), so
+            // its own uncommitted writes never concern this position.
+            SupplyTx::Own { .. } => {
+                let mut conn = store.pool.acquire().await?;
+                crate::positions::load_position(&mut conn, ente, iupd, "").await
+            }
+        }
+    }
+
+    async fn commit(self) -> std::result::Result<(), sqlx::Error> {
+        match self {
+            SupplyTx::Shared(tx) => tx.commit().await,
+            SupplyTx::Own { tx, .. } => tx.commit().await,
+        }
+    }
+
+    async fn rollback(self) -> std::result::Result<(), sqlx::Error> {
+        match self {
+            SupplyTx::Shared(tx) => tx.rollback().await,
+            SupplyTx::Own { tx, .. } => tx.rollback().await,
+        }
+    }
+}
+
 /// Runs the queued writes in order, in the supply's transaction.
 async fn write_loop(
     store: Store,
@@ -133,7 +223,7 @@ async fn write_loop(
     mut expected: i64,
     mut rx: mpsc::Receiver<Op>,
 ) {
-    let mut tx: Option<Transaction<'static, Any>> = None;
+    let mut tx: Option<SupplyTx> = None;
     // The first failure: every later write is skipped, and whoever waits
     // next is told.
     let mut failure: Option<StoreError> = None;
@@ -156,7 +246,7 @@ async fn write_loop(
                 if failure.is_none()
                     && let Err(e) = async {
                         let t = open(&mut tx, &store).await?;
-                        crate::batch::run(t, statements).await
+                        t.execute_all(statements).await
                     }
                     .await
                 {
@@ -166,7 +256,7 @@ async fn write_loop(
             Op::Replace(p, now) => {
                 if failure.is_none()
                     && let Err(e) =
-                        replace(&mut tx, &store, &ente, &origin, supply_id, &p, now).await
+                        replace(&mut tx, &store, &ente, &origin, supply_id, *p, now).await
                 {
                     failure = Some(e);
                 }
@@ -182,10 +272,14 @@ async fn write_loop(
                 let result = if failure.is_some() {
                     Err(failed(&failure))
                 } else {
-                    match open(&mut tx, &store).await {
-                        Ok(t) => crate::bulk::allocate_in(t, &ente, seg, count).await,
-                        Err(e) => Err(e),
+                    async {
+                        let t = open(&mut tx, &store).await?;
+                        let next = t
+                            .fetch_i64(crate::iuv::reservation(&ente, seg, count))
+                            .await?;
+                        crate::iuv::reserved(seg, count, next)
                     }
+                    .await
                 };
                 let _ = reply.send(result);
             }
@@ -195,7 +289,17 @@ async fn write_loop(
                     None => {
                         async {
                             let t = open(&mut tx, &store).await?;
-                            update_supply_from(t, &ente, supply_id, &record, now, Some(expected))
+                            let updated = t
+                                .execute(supply_update(
+                                    &ente,
+                                    supply_id,
+                                    &record,
+                                    now,
+                                    Some(expected),
+                                ))
+                                .await;
+                            supply_updated(updated, Some(expected))?;
+                            t.execute_all(supply_errors(supply_id, &record.errors))
                                 .await?;
                             if let Some(t) = tx.take() {
                                 t.commit().await?;
@@ -229,52 +333,28 @@ async fn write_loop(
 }
 
 /// The supply's open transaction, begun on first use after a commit.
-async fn open<'t>(
-    tx: &'t mut Option<Transaction<'static, Any>>,
-    store: &Store,
-) -> Result<&'t mut Transaction<'static, Any>> {
+async fn open<'t>(tx: &'t mut Option<SupplyTx>, store: &Store) -> Result<&'t mut SupplyTx> {
     if tx.is_none() {
-        *tx = Some(store.write_tx().await?);
+        *tx = Some(SupplyTx::begin(store).await?);
     }
     Ok(tx.as_mut().expect("just begun"))
 }
 
-async fn position_id(conn: &mut sqlx::AnyConnection, ente: &str, iupd: &str) -> Result<i64> {
-    let id: Option<i64> =
-        sqlx::query_scalar("SELECT id FROM debt_positions WHERE ente = $1 AND iupd = $2")
-            .bind(ente)
-            .bind(iupd)
-            .fetch_optional(&mut *conn)
-            .await?;
-    id.ok_or(StoreError::NotFound("posizione debitoria"))
-}
-
+/// Replaces an unpaid position with `p`, which keeps its key.
 async fn replace(
-    tx: &mut Option<Transaction<'static, Any>>,
+    tx: &mut Option<SupplyTx>,
     store: &Store,
     ente: &str,
     origin: &str,
     supply_id: i64,
-    p: &DebtPosition,
+    p: DebtPosition,
     now: DateTime<Utc>,
 ) -> Result<()> {
     let t = open(tx, store).await?;
     // The check that let this update through read committed data outside
     // this transaction: a receipt may have paid the position since. Read it
-    // again here, locked on PostgreSQL, and never overwrite a payment.
-    let lock = match store.dialect {
-        Dialect::Postgres => " FOR UPDATE",
-        Dialect::Sqlite => "",
-    };
-    let id: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-        "SELECT id FROM debt_positions WHERE ente = $1 AND iupd = $2{lock}"
-    )))
-    .bind(ente)
-    .bind(&p.iupd)
-    .fetch_optional(&mut **t)
-    .await?
-    .ok_or(StoreError::NotFound("posizione debitoria"))?;
-    let stored = crate::positions::load_by_id(t, ente, id).await?;
+    // again here and never overwrite a payment.
+    let stored = t.load(store, ente, &p.iupd).await?;
     if matches!(
         stored.position.status,
         PositionStatus::Paid | PositionStatus::PartiallyPaid | PositionStatus::Reported
@@ -284,45 +364,46 @@ async fn replace(
             p.iupd
         )));
     }
-    crate::positions::delete_by_id(t, id).await?;
-    match insert_position_full(t, ente, p, now, None, 1, Some(origin)).await {
-        Ok(new_id) => {
-            // Its notices changed: printed with the supply that changed it.
-            sqlx::query("UPDATE debt_positions SET supply_id = $1 WHERE id = $2")
-                .bind(supply_id)
-                .bind(new_id)
-                .execute(&mut **t)
-                .await?;
-            Ok(())
+    t.execute_all(crate::positions::delete_statements(stored.id))
+        .await?;
+    let iupd = p.iupd.clone();
+    // Its notices changed: printed with the supply that changed it, as
+    // the new positions are.
+    let inserts =
+        crate::batch::insert_positions(store.dialect, ente, vec![p], now, origin, supply_id);
+    for s in inserts {
+        match t.execute(s).await {
+            Ok(_) => {}
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                return Err(StoreError::Conflict(format!(
+                    "la posizione '{iupd}' usa uno IUV già usato da un'altra posizione"
+                )));
+            }
+            Err(e) => return Err(e.into()),
         }
-        Err(InsertError::Iupd) => Err(StoreError::Conflict(format!(
-            "esiste già una posizione con chiave '{}'",
-            p.iupd
-        ))),
-        Err(InsertError::Iuv(iuv)) => {
-            Err(StoreError::Conflict(format!("lo IUV {iuv} è già usato")))
-        }
-        Err(InsertError::Other(e)) => Err(e),
     }
+    Ok(())
 }
 
 /// Cancels an unpaid position: a draft is removed, a published one
 /// invalidated.
 async fn cancel(
-    tx: &mut Option<Transaction<'static, Any>>,
+    tx: &mut Option<SupplyTx>,
     store: &Store,
     ente: &str,
     iupd: &str,
     now: DateTime<Utc>,
 ) -> Result<()> {
     let t = open(tx, store).await?;
-    let id = position_id(t, ente, iupd).await?;
-    let mut stored = crate::positions::load_by_id(t, ente, id).await?;
+    let mut stored = t.load(store, ente, iupd).await?;
     if stored.position.status == PositionStatus::Draft {
-        return crate::positions::delete_by_id(t, id).await;
+        return t
+            .execute_all(crate::positions::delete_statements(stored.id))
+            .await;
     }
     stored.position.invalidate(now)?;
-    crate::positions::save_state(t, &mut stored, now).await
+    t.execute_all(crate::positions::state_statements(&stored, now))
+        .await
 }
 
 /// (notice number, IUV) of each option.
