@@ -117,6 +117,7 @@ impl Stmt {
 }
 
 /// A value of a row to insert.
+#[derive(PartialEq, Clone)]
 enum V {
     I(i64),
     OI(Option<i64>),
@@ -128,10 +129,9 @@ enum V {
     PositionOf(String),
 }
 
-/// Parameters per statement: more rows per statement save round trips.
-/// On SQLite the placeholders are anonymous `?`: sqlx looks each `$n` up by
-/// name, a linear search that makes a statement's cost grow with the square
-/// of its parameters (measured with `incasso bench load`).
+/// Parameters per statement (counted as if none were shared): more rows per
+/// statement save round trips, but 30,000 made a supply slower than 4,000,
+/// and 1,000 no faster (`incasso bench load`).
 const PARAMS_PER_STATEMENT: usize = 4_000;
 
 fn placeholder(dialect: Dialect, n: usize) -> String {
@@ -154,6 +154,15 @@ pub(crate) fn push_placeholder(sql: &mut String, dialect: Dialect, n: &mut usize
 
 /// Multi-row INSERT statements for `rows`, as many rows to a statement as
 /// the parameter budget allows.
+///
+/// On SQLite a column whose value is the same in every row of a statement
+/// is bound once, in a one-row subquery joined to the rows' VALUES. A
+/// supply's rows share most of their values (the Ente, the service's
+/// accounting, the due date, the state, the load's time): bound per row,
+/// each text was allocated and copied again by the driver and by SQLite.
+/// Numbered placeholders would say the same more simply, but sqlx looks
+/// each one up by name, a linear search per parameter that made a supply
+/// twice as slow (`incasso bench load`).
 fn insert_statements(dialect: Dialect, ente: &str, head: &str, rows: Vec<Vec<V>>) -> Vec<Stmt> {
     let params_per_row = rows.first().map_or(1, |r| {
         r.iter()
@@ -165,50 +174,149 @@ fn insert_statements(dialect: Dialect, ente: &str, head: &str, rows: Vec<Vec<V>>
     let mut rows = rows.into_iter().peekable();
     while rows.peek().is_some() {
         let batch: Vec<Vec<V>> = rows.by_ref().take(per_statement).collect();
-        let mut sql = String::with_capacity(head.len() + batch.len() * params_per_row * 3);
-        sql.push_str(head);
-        sql.push_str(" VALUES ");
-        let mut n = 0;
-        for (r, row) in batch.iter().enumerate() {
-            if r > 0 {
-                sql.push(',');
-            }
-            sql.push('(');
-            for (c, v) in row.iter().enumerate() {
-                if c > 0 {
-                    sql.push(',');
-                }
-                if let V::PositionOf(_) = v {
-                    sql.push_str("(SELECT id FROM debt_positions WHERE ente = ");
-                    push_placeholder(&mut sql, dialect, &mut n);
-                    sql.push_str(" AND iupd = ");
-                    push_placeholder(&mut sql, dialect, &mut n);
-                    sql.push(')');
-                } else {
-                    push_placeholder(&mut sql, dialect, &mut n);
-                }
-            }
-            sql.push(')');
+        let columns = batch[0].len();
+        let mut constant: Vec<bool> = (0..columns)
+            .map(|c| {
+                dialect == Dialect::Sqlite
+                    && batch.len() > 1
+                    && batch.iter().all(|r| r[c] == batch[0][c])
+            })
+            .collect();
+        if constant.iter().all(|c| *c) {
+            constant.iter_mut().for_each(|c| *c = false);
         }
-        let mut stmt = Stmt::new(sql);
-        stmt.args.reserve(batch.len() * params_per_row);
-        for row in batch {
-            for v in row {
-                match v {
-                    V::I(x) => stmt.args.push(Arg::I(x)),
-                    V::OI(x) => stmt.args.push(Arg::OI(x)),
-                    V::S(x) => stmt.args.push(Arg::S(x)),
-                    V::OS(x) => stmt.args.push(Arg::OS(x)),
-                    V::PositionOf(iupd) => {
-                        stmt.args.push(Arg::S(ente.to_string()));
-                        stmt.args.push(Arg::S(iupd));
-                    }
-                }
-            }
-        }
-        out.push(stmt);
+        out.push(if constant.iter().any(|c| *c) {
+            shared_insert(ente, head, batch, &constant)
+        } else {
+            plain_insert(dialect, ente, head, batch, params_per_row)
+        });
     }
     out
+}
+
+fn plain_insert(
+    dialect: Dialect,
+    ente: &str,
+    head: &str,
+    batch: Vec<Vec<V>>,
+    params_per_row: usize,
+) -> Stmt {
+    let mut sql = String::with_capacity(head.len() + batch.len() * params_per_row * 3);
+    sql.push_str(head);
+    sql.push_str(" VALUES ");
+    let mut n = 0;
+    for (r, row) in batch.iter().enumerate() {
+        sql.push_str(if r > 0 { ",(" } else { "(" });
+        for (c, v) in row.iter().enumerate() {
+            if c > 0 {
+                sql.push(',');
+            }
+            if let V::PositionOf(_) = v {
+                sql.push_str("(SELECT id FROM debt_positions WHERE ente = ");
+                push_placeholder(&mut sql, dialect, &mut n);
+                sql.push_str(" AND iupd = ");
+                push_placeholder(&mut sql, dialect, &mut n);
+                sql.push(')');
+            } else {
+                push_placeholder(&mut sql, dialect, &mut n);
+            }
+        }
+        sql.push(')');
+    }
+    let mut stmt = Stmt::new(sql);
+    stmt.args.reserve(batch.len() * params_per_row);
+    for row in batch {
+        for v in row {
+            push_value(&mut stmt, ente, v);
+        }
+    }
+    stmt
+}
+
+fn push_value(stmt: &mut Stmt, ente: &str, v: V) {
+    let arg = match v {
+        V::I(x) => Arg::I(x),
+        V::OI(x) => Arg::OI(x),
+        V::S(x) => Arg::S(x),
+        V::OS(x) => Arg::OS(x),
+        V::PositionOf(iupd) => {
+            stmt.args.push(Arg::S(ente.to_string()));
+            Arg::S(iupd)
+        }
+    };
+    stmt.args.push(arg);
+}
+
+/// SQLite: `INSERT ... SELECT` from the shared values (`k`, bound once)
+/// and the rows' own (`v`, in file order).
+fn shared_insert(ente: &str, head: &str, batch: Vec<Vec<V>>, constant: &[bool]) -> Stmt {
+    use std::fmt::Write as _;
+    let mut select = String::from(" SELECT ");
+    let mut shared = String::from(" FROM (SELECT ");
+    let mut values = String::from(", (VALUES ");
+    let mut stmt = Stmt::new(String::new());
+    let mut own = 0;
+    for (c, v) in batch[0].iter().enumerate() {
+        if c > 0 {
+            select.push(',');
+        }
+        if constant[c] {
+            if c > 0 && constant[..c].iter().any(|k| *k) {
+                shared.push(',');
+            }
+            if let V::PositionOf(_) = v {
+                let _ = write!(shared, "? AS e{c}, ? AS k{c}");
+                let _ = write!(
+                    select,
+                    "(SELECT id FROM debt_positions WHERE ente = k.e{c} AND iupd = k.k{c})"
+                );
+            } else {
+                let _ = write!(shared, "? AS k{c}");
+                let _ = write!(select, "k.k{c}");
+            }
+        } else {
+            own += 1;
+            if let V::PositionOf(_) = v {
+                // The Ente of the lookup is the same in every row.
+                let _ = write!(
+                    select,
+                    "(SELECT id FROM debt_positions WHERE ente = v.column{own} AND iupd = v.column{})",
+                    own + 1
+                );
+                own += 1;
+            } else {
+                let _ = write!(select, "v.column{own}");
+            }
+        }
+    }
+    shared.push_str(") AS k");
+    for (c, v) in batch[0].iter().enumerate() {
+        if constant[c] {
+            push_value(&mut stmt, ente, v.clone());
+        }
+    }
+    for (r, row) in batch.into_iter().enumerate() {
+        values.push_str(if r > 0 { ",(" } else { "(" });
+        let mut first = true;
+        for (c, v) in row.into_iter().enumerate() {
+            if constant[c] {
+                continue;
+            }
+            let count = if let V::PositionOf(_) = v { 2 } else { 1 };
+            for _ in 0..count {
+                if !first {
+                    values.push(',');
+                }
+                values.push('?');
+                first = false;
+            }
+            push_value(&mut stmt, ente, v);
+        }
+        values.push(')');
+    }
+    values.push_str(") AS v");
+    stmt.sql = format!("{head}{select}{shared}{values}");
+    stmt
 }
 
 /// The statements inserting already validated positions, their options and

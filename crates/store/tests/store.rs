@@ -786,3 +786,98 @@ async fn the_wal_is_checkpointed_in_the_background() {
     );
     store.close().await;
 }
+
+/// A supply's multi-row inserts (values shared by every row of a statement
+/// bound once) store each position exactly as the single insert does: rows
+/// of different shapes (installments, a second beneficiary, other
+/// debtors and amounts), over several statements.
+#[tokio::test]
+async fn a_supply_stores_each_position_as_the_single_insert_does() {
+    for backend in backends() {
+        let store = store_with_ente(backend).await;
+        // Stored to the microsecond.
+        let now = incasso_store::from_micros(incasso_store::to_micros(Utc::now()));
+        let due = now + Duration::days(30);
+        let spec = |i: u64| {
+            let mut p = sample::position(&PositionSpec {
+                ente: ENTE,
+                company_name: "Comune di prova",
+                iupd: format!("BULK-{i:04}"),
+                // Every tenth shares its debtor with the one before.
+                debtor_index: i - u64::from(i % 10 == 1),
+                amount: Cents(10_000 + (i % 7) as i64 * 100),
+                description: format!("TARI 2026 n. {}", i % 3),
+                category: "9/0101101IM/",
+                iban: IBAN,
+                due_date: if i.is_multiple_of(5) {
+                    due + Duration::days(1)
+                } else {
+                    due
+                },
+                installments: if i.is_multiple_of(4) { 2 } else { 0 },
+                second_beneficiary: i.is_multiple_of(6).then_some((
+                    OTHER,
+                    "IT60X0542811101000000123456",
+                    Cents(1_000),
+                )),
+                quotas: vec![(
+                    AccertamentoRef {
+                        year: 2026,
+                        code: "ACC-1".into(),
+                    },
+                    100,
+                )],
+            });
+            p.debtor.email = i.is_multiple_of(2).then(|| format!("d{i}@example.it"));
+            p
+        };
+        let record = incasso_store::SupplyRecord {
+            layout: "incasso-csv".into(),
+            file_name: "bulk.csv".into(),
+            file_hash: format!("bulk-{backend:?}"),
+            started_at: now,
+            ..Default::default()
+        };
+        let id = store.begin_supply(ENTE, &record, now).await.unwrap();
+        let mut bulk = store.bulk(ENTE, "incasso-csv", id).await.unwrap();
+        let count = 300;
+        let numbers = bulk
+            .insert_many((1..=count).map(spec).collect(), now)
+            .await
+            .unwrap();
+        bulk.commit(
+            &incasso_store::SupplyRecord {
+                status: "LOADED".into(),
+                accepted: true,
+                rows_loaded: count as i64,
+                ..record.clone()
+            },
+            now,
+        )
+        .await
+        .unwrap();
+        for (i, navs) in (1..=count).zip(numbers) {
+            let expected = spec(i);
+            let stored = store
+                .get_position(ENTE, &expected.iupd)
+                .await
+                .unwrap()
+                .position;
+            assert_eq!(stored.debtor, expected.debtor, "{backend:?} {i}");
+            assert_eq!(stored.company_name, expected.company_name);
+            assert_eq!(stored.status, PositionStatus::Valid, "{backend:?} {i}");
+            assert_eq!(stored.options.len(), expected.options.len());
+            for ((s, e), (nav, iuv)) in stored.options.iter().zip(&expected.options).zip(navs) {
+                assert_eq!(s.amount, e.amount, "{backend:?} {i}");
+                assert_eq!(s.description, e.description);
+                assert_eq!(s.due_date, e.due_date);
+                assert_eq!(s.transfers, e.transfers, "{backend:?} {i}");
+                assert_eq!(s.iuv.as_deref(), Some(iuv.as_str()));
+                assert_eq!(
+                    s.notice_number.as_ref().map(|n| n.as_str()),
+                    Some(nav.as_str())
+                );
+            }
+        }
+    }
+}
