@@ -879,5 +879,47 @@ async fn a_supply_stores_each_position_as_the_single_insert_does() {
                 );
             }
         }
+        // An update replaces a position alone: its options (installments)
+        // all name the same position, a value shared by every row.
+        let record = incasso_store::SupplyRecord {
+            file_hash: format!("bulk-update-{backend:?}"),
+            ..record
+        };
+        let id = store.begin_supply(ENTE, &record, now).await.unwrap();
+        let mut bulk = store.bulk(ENTE, "incasso-csv", id).await.unwrap();
+        let mut update = store
+            .get_position(ENTE, "BULK-0004")
+            .await
+            .unwrap()
+            .position;
+        assert_eq!(update.options.len(), 3);
+        update.validity_date = None;
+        for o in &mut update.options {
+            o.amount = Cents(o.amount.0 + 500);
+            o.transfers[0].amount = Cents(o.transfers[0].amount.0 + 500);
+            o.transfers[0].quotas[0].amount = o.transfers[0].amount;
+        }
+        bulk.replace(&mut update, now).await.unwrap();
+        bulk.commit(
+            &incasso_store::SupplyRecord {
+                status: "LOADED".into(),
+                accepted: true,
+                ..record.clone()
+            },
+            now,
+        )
+        .await
+        .unwrap();
+        let stored = store
+            .get_position(ENTE, "BULK-0004")
+            .await
+            .unwrap()
+            .position;
+        assert_eq!(stored.options.len(), 3, "{backend:?}");
+        for (s, e) in stored.options.iter().zip(&update.options) {
+            assert_eq!(s.amount, e.amount, "{backend:?}");
+            assert_eq!(s.transfers, e.transfers, "{backend:?}");
+            assert_eq!(s.iuv, e.iuv);
+        }
     }
 }
