@@ -5,6 +5,10 @@
 //! places where the dialects differ (connection setup, how a write
 //! transaction starts, row locks) are in [`Dialect`], and nowhere else.
 //!
+//! One exception, for speed: a supply's writes on SQLite run on a typed
+//! connection of their own (`supply_writer`), as the same statements
+//! (`batch::Stmt`), plus one insert form that binds shared values once.
+//!
 //! The public API is repository methods that take the Ente first: no query
 //! here can cross from one Ente to another.
 
