@@ -86,22 +86,23 @@ impl Stmt {
     pub(crate) fn into_any(
         self,
     ) -> sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments> {
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(self.sql));
-        for a in self.args {
-            q = match a {
-                Arg::I(x) => q.bind(x),
-                Arg::OI(x) => q.bind(x),
-                Arg::S(x) => q.bind(x),
-                Arg::OS(x) => q.bind(x),
-                Arg::OB(x) => q.bind(x),
-            };
-        }
-        q
+        self.into_query()
     }
 
     pub(crate) fn into_sqlite(
         self,
     ) -> sqlx::query::Query<'static, sqlx::Sqlite, sqlx::sqlite::SqliteArguments> {
+        self.into_query()
+    }
+
+    fn into_query<DB: sqlx::Database>(self) -> sqlx::query::Query<'static, DB, DB::Arguments>
+    where
+        i64: for<'q> sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+        Option<i64>: for<'q> sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+        String: for<'q> sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+        Option<String>: for<'q> sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+        Option<Vec<u8>>: for<'q> sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    {
         let mut q = sqlx::query(sqlx::AssertSqlSafe(self.sql));
         for a in self.args {
             q = match a {
