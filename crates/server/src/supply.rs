@@ -1227,15 +1227,7 @@ async fn run_claimed(
             Produced::Chunk(chunk, rows_read) => {
                 loader.report.rows_read = rows_read as i64;
                 progress(rows_read);
-                if let Err(e) = loader.chunk(chunk, &mut writer).await {
-                    // Checkpoints are committed behind the loader: the
-                    // ones queued before the failure go in, the writes
-                    // after the last one are undone, before the supply is
-                    // marked interrupted.
-                    drop(rx);
-                    let _ = loader.bulk.rollback().await;
-                    return Err(e);
-                }
+                loader.chunk(chunk, &mut writer).await?;
             }
             Produced::Done(rows_read) => {
                 loader.report.rows_read = rows_read as i64;

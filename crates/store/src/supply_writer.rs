@@ -76,9 +76,6 @@ pub struct Bulk {
     next_block: Option<oneshot::Receiver<Result<Vec<NoticeNumber>>>>,
     /// IUVs this supply brought, not yet committed.
     seen_iuvs: HashSet<String>,
-    /// The checkpoint queued last and not yet confirmed, with the IUVs
-    /// brought before it: taken, for the checks, until it is committed.
-    committing: Option<(oneshot::Receiver<Result<()>>, HashSet<String>)>,
     /// The blocks of the IUV sequence this supply reserved (segregation
     /// code, first and past-the-end value): its generated IUVs, not yet
     /// committed, are in there, without a set of a million strings.
@@ -130,7 +127,6 @@ impl Store {
             pool_of_navs: Vec::new(),
             next_block: None,
             seen_iuvs: HashSet::new(),
-            committing: None,
             reserved: Vec::new(),
         })
     }
@@ -426,12 +422,6 @@ async fn cancel(
         .await
 }
 
-/// The outcome of a queued commit.
-async fn settled(rx: oneshot::Receiver<Result<()>>) -> Result<()> {
-    rx.await
-        .map_err(|_| StoreError::Aborted("la scrittura della fornitura si è fermata".into()))?
-}
-
 /// (notice number, IUV) of each option.
 pub fn numbers_of(p: &DebtPosition) -> Vec<(String, String)> {
     p.options
@@ -519,14 +509,7 @@ impl Bulk {
                 .await?
                 .into_iter()
                 .collect();
-        let committing = self.committing.as_ref().map(|(_, iuvs)| iuvs);
-        taken.extend(
-            iuvs.iter()
-                .filter(|i| {
-                    self.seen_iuvs.contains(*i) || committing.is_some_and(|c| c.contains(*i))
-                })
-                .cloned(),
-        );
+        taken.extend(iuvs.iter().filter(|i| self.seen_iuvs.contains(*i)).cloned());
         Ok(taken)
     }
 
@@ -762,50 +745,25 @@ impl Bulk {
     }
 
     async fn commit_with(&mut self, record: &SupplyRecord, now: DateTime<Utc>) -> Result<()> {
-        let rx = self.queue_commit(record, now).await?;
-        settled(rx).await?;
+        let (reply, rx) = oneshot::channel();
+        self.send(Op::Commit(Box::new(record.clone()), now, reply))
+            .await?;
+        rx.await.map_err(|_| {
+            StoreError::Aborted("la scrittura della fornitura si è fermata".into())
+        })??;
         // Committed: these IUVs are now visible to the checks' reads.
         self.seen_iuvs.clear();
         Ok(())
     }
 
-    async fn queue_commit(
-        &mut self,
-        record: &SupplyRecord,
-        now: DateTime<Utc>,
-    ) -> Result<oneshot::Receiver<Result<()>>> {
-        let (reply, rx) = oneshot::channel();
-        self.send(Op::Commit(Box::new(record.clone()), now, reply))
-            .await?;
-        Ok(rx)
-    }
-
-    /// Queues the commit of the writes so far with the supply's checkpoint
-    /// (`record`: counters, `resume_line` and the errors found since the
-    /// last one), and returns the outcome of the checkpoint before it.
-    ///
-    /// The loader goes on while the writer catches up: waiting for each
-    /// checkpoint drained the writer's queue, and then the writer waited
-    /// for the loader, once every few thousand rows. A failed checkpoint
-    /// stops every later write, so nothing after it is committed either.
+    /// Commits the writes so far with the supply's checkpoint (`record`:
+    /// counters, `resume_line` and the errors found since the last one).
     pub async fn checkpoint(&mut self, record: &SupplyRecord, now: DateTime<Utc>) -> Result<()> {
-        self.settle().await?;
-        let rx = self.queue_commit(record, now).await?;
-        self.committing = Some((rx, std::mem::take(&mut self.seen_iuvs)));
-        Ok(())
-    }
-
-    /// Waits for the checkpoint queued last, if any.
-    pub async fn settle(&mut self) -> Result<()> {
-        match self.committing.take() {
-            Some((rx, _)) => settled(rx).await,
-            None => Ok(()),
-        }
+        self.commit_with(record, now).await
     }
 
     /// Writes the supply's final record and commits.
     pub async fn commit(mut self, record: &SupplyRecord, now: DateTime<Utc>) -> Result<()> {
-        self.settle().await?;
         self.commit_with(record, now).await?;
         self.finish().await;
         Ok(())
