@@ -2,11 +2,11 @@
 //!
 //! A supply's writes are built as [`Stmt`] values (SQL and arguments) by
 //! the loader, then run by its writer on whichever connection holds the
-//! supply's transaction: the `Any` pool's on PostgreSQL, a typed SQLite
-//! connection of its own on SQLite (see `supply_writer`). Through `Any`,
-//! every text argument is copied twice more on its way to SQLite, on the
-//! writer's side of the pipeline: a tenth of a supply's CPU, during which
-//! SQLite waited (perf, `incasso bench load`).
+//! supply's transaction: the `Any` pool's on PostgreSQL, a connection of
+//! its own on its own thread on SQLite (see `sqlite_thread`). Through
+//! `Any`, every text argument was copied twice more on its way to SQLite,
+//! on the writer's side of the pipeline: a tenth of a supply's CPU, during
+//! which SQLite waited (perf, `incasso bench load`).
 //!
 //! The inserts put hundreds of positions in one statement per table, where
 //! the one-by-one path issues three per position. Same columns and rules as
@@ -86,23 +86,6 @@ impl Stmt {
     pub(crate) fn into_any(
         self,
     ) -> sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments> {
-        self.into_query()
-    }
-
-    pub(crate) fn into_sqlite(
-        self,
-    ) -> sqlx::query::Query<'static, sqlx::Sqlite, sqlx::sqlite::SqliteArguments> {
-        self.into_query()
-    }
-
-    fn into_query<DB: sqlx::Database>(self) -> sqlx::query::Query<'static, DB, DB::Arguments>
-    where
-        i64: for<'q> sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-        Option<i64>: for<'q> sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-        String: for<'q> sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-        Option<String>: for<'q> sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-        Option<Vec<u8>>: for<'q> sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    {
         let mut q = sqlx::query(sqlx::AssertSqlSafe(self.sql));
         for a in self.args {
             q = match a {
@@ -114,6 +97,14 @@ impl Stmt {
             };
         }
         q
+    }
+
+    pub(crate) fn sql(&self) -> &str {
+        &self.sql
+    }
+
+    pub(crate) fn into_args(self) -> Vec<Arg> {
+        self.args
     }
 }
 

@@ -267,7 +267,8 @@ pub(crate) async fn update_supply_from(
         .into_any()
         .execute(&mut **tx)
         .await
-        .map(|r| r.rows_affected());
+        .map(|r| r.rows_affected())
+        .map_err(StoreError::from);
     supply_updated(res, expected)?;
     for e in supply_errors(id, &s.errors) {
         e.into_any().execute(&mut **tx).await?;
@@ -309,20 +310,17 @@ pub(crate) fn supply_update(
 }
 
 /// What the rows a [`supply_update`] touched mean.
-pub(crate) fn supply_updated(
-    res: std::result::Result<u64, sqlx::Error>,
-    expected: Option<i64>,
-) -> Result<()> {
+pub(crate) fn supply_updated(res: Result<u64>, expected: Option<i64>) -> Result<()> {
     match res {
         Ok(1) => Ok(()),
         Ok(_) if expected.is_some() => Err(StoreError::Aborted(
             "un altro caricamento ha ripreso questa fornitura".into(),
         )),
         Ok(_) => Err(StoreError::NotFound("fornitura")),
-        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(StoreError::Conflict(
+        Err(e) if e.is_unique_violation() => Err(StoreError::Conflict(
             "lo stesso file è già stato caricato per questo ente".into(),
         )),
-        Err(e) => Err(e.into()),
+        Err(e) => Err(e),
     }
 }
 

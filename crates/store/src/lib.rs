@@ -5,9 +5,10 @@
 //! places where the dialects differ (connection setup, how a write
 //! transaction starts, row locks) are in [`Dialect`], and nowhere else.
 //!
-//! One exception, for speed: a supply's writes on SQLite run on a typed
-//! connection of their own (`supply_writer`), as the same statements
-//! (`batch::Stmt`), plus one insert form that binds shared values once.
+//! One exception, for speed: a supply's writes on SQLite run on a thread
+//! and a connection of their own (`sqlite_thread`, through rusqlite), as
+//! the same statements (`batch::Stmt`), plus one insert form that binds
+//! shared values once.
 //!
 //! The public API is repository methods that take the Ente first: no query
 //! here can cross from one Ente to another.
@@ -23,6 +24,7 @@ mod migrate;
 mod positions;
 mod receipts;
 mod recon;
+mod sqlite_thread;
 mod supply_writer;
 mod time;
 
@@ -46,7 +48,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 /// Every SQLite connection's settings.
-const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+pub(crate) const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
      PRAGMA busy_timeout = 30000; PRAGMA foreign_keys = ON;";
 
 /// The SQLite writer connection's own settings. A bulk load's transaction
@@ -61,7 +63,7 @@ const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NO
 ///
 /// `journal_size_limit`: once the WAL starts over, its file is cut back to
 /// 64 MiB instead of keeping the size of the biggest load.
-const WRITER_PRAGMAS: &str = "PRAGMA cache_size = -16384; PRAGMA temp_store = MEMORY; \
+pub(crate) const WRITER_PRAGMAS: &str = "PRAGMA cache_size = -16384; PRAGMA temp_store = MEMORY; \
      PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = 67108864;";
 
 /// How often the background checkpointer copies committed WAL frames into
@@ -185,6 +187,9 @@ pub enum StoreError {
     Config(String),
     #[error("errore del database: {0}")]
     Backend(#[from] sqlx::Error),
+    /// From the connection a supply writes through on SQLite.
+    #[error("errore del database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     #[error("dato corrotto nel database: {0}")]
     Corrupt(String),
     /// A supply's writes stopped at an earlier failure (given here).
@@ -194,7 +199,15 @@ pub enum StoreError {
 
 impl StoreError {
     pub fn is_unique_violation(&self) -> bool {
-        matches!(self, StoreError::Backend(sqlx::Error::Database(e)) if e.is_unique_violation())
+        match self {
+            StoreError::Backend(sqlx::Error::Database(e)) => e.is_unique_violation(),
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => matches!(
+                e.extended_code,
+                rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                    | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+            ),
+            _ => false,
+        }
     }
 }
 
@@ -211,12 +224,9 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 pub struct Store {
     pool: AnyPool,
     writer: AnyPool,
-    /// SQLite: the connection a supply writes through, typed (see
-    /// `supply_writer`). It is opened at the first supply, and only used
-    /// while the supply holds `writer`'s connection.
-    supply_writer: Option<sqlx::SqlitePool>,
     dialect: Dialect,
-    /// The SQLite database file, beside which cross-process locks live.
+    /// The SQLite database file, beside which cross-process locks live,
+    /// and which a supply's own connection opens (see `sqlite_thread`).
     sqlite_file: Option<std::path::PathBuf>,
 }
 
@@ -259,29 +269,14 @@ impl Store {
                     })
                 })
         };
-        let (pool, writer, supply_writer) = match dialect {
+        let (pool, writer) = match dialect {
             // Readers go in parallel under WAL; one writer at a time.
             Dialect::Sqlite => {
                 let writer = sqlite(1, WRITER_PRAGMAS)
                     .connect_with(options.clone())
                     .await?;
                 let pool = sqlite(8, "").connect_with(options).await?;
-                let typed = sqlx::sqlite::SqliteConnectOptions::from_str(&url)
-                    .map_err(|e| StoreError::Config(format!("invalid database URL: {e}")))?;
-                let supply_writer = sqlx::sqlite::SqlitePoolOptions::new()
-                    .max_connections(1)
-                    .min_connections(0)
-                    .idle_timeout(Duration::from_secs(60))
-                    .acquire_timeout(Duration::from_secs(60))
-                    .after_connect(|conn, _meta| {
-                        Box::pin(async move {
-                            sqlx::raw_sql(SQLITE_PRAGMAS).execute(&mut *conn).await?;
-                            sqlx::raw_sql(WRITER_PRAGMAS).execute(&mut *conn).await?;
-                            Ok(())
-                        })
-                    })
-                    .connect_lazy_with(typed);
-                (pool, writer, Some(supply_writer))
+                (pool, writer)
             }
             Dialect::Postgres => {
                 let pool = AnyPoolOptions::new()
@@ -289,7 +284,7 @@ impl Store {
                     .acquire_timeout(Duration::from_secs(30))
                     .connect_with(options)
                     .await?;
-                (pool.clone(), pool, None)
+                (pool.clone(), pool)
             }
         };
         let sqlite_file = match dialect {
@@ -302,7 +297,6 @@ impl Store {
         Ok(Store {
             pool,
             writer,
-            supply_writer,
             dialect,
             sqlite_file,
         })
@@ -323,9 +317,6 @@ impl Store {
     }
 
     pub async fn close(&self) {
-        if let Some(w) = &self.supply_writer {
-            w.close().await;
-        }
         self.writer.close().await;
         self.pool.close().await;
     }

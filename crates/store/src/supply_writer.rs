@@ -20,12 +20,12 @@
 use crate::batch::Stmt;
 use crate::bulk::{supply_errors, supply_update, supply_updated};
 use crate::positions::StoredPosition;
+use crate::sqlite_thread::SqliteThread;
 use crate::{Dialect, Result, Store, StoreError};
 use chrono::{DateTime, Utc};
 use incasso_core::codes::NoticeNumber;
 use incasso_core::position::{DebtPosition, PositionRules, PositionStatus};
-use sqlx::pool::PoolConnection;
-use sqlx::{Any, Row, Sqlite, Transaction};
+use sqlx::{Any, Row, Transaction};
 use std::collections::{HashMap, HashSet};
 use tokio::sync::{mpsc, oneshot};
 
@@ -132,58 +132,53 @@ impl Store {
     }
 }
 
-/// The supply's open transaction.
-///
-/// On SQLite it runs on a typed connection of its own: sqlx's `Any` driver
-/// copies every argument once more, on the writer's path, while SQLite
-/// waits. The process's single writer connection is held all the same, so
-/// the other writers of this process queue for it as they always do, and
-/// this connection never meets them in SQLite's busy handler.
+/// The supply's open transaction: on PostgreSQL (and an in-memory SQLite
+/// database) the writer pool's, on a SQLite file that of the supply's own
+/// thread (see `sqlite_thread`).
 enum SupplyTx {
     Shared(Transaction<'static, Any>),
-    Own {
-        tx: Transaction<'static, Sqlite>,
-        _writer: PoolConnection<Any>,
-    },
+    Own(SqliteThread),
 }
 
 impl SupplyTx {
-    async fn begin(store: &Store) -> Result<SupplyTx> {
-        match &store.supply_writer {
-            Some(own) => {
+    async fn begin(store: &Store, own: Option<&SqliteThread>) -> Result<SupplyTx> {
+        match own {
+            Some(thread) => {
                 let writer = store.writer.acquire().await?;
-                let tx = own.begin_with(store.dialect.begin_write()).await?;
-                Ok(SupplyTx::Own {
-                    tx,
-                    _writer: writer,
-                })
+                thread.begin(writer).await?;
+                Ok(SupplyTx::Own(thread.clone()))
             }
             None => Ok(SupplyTx::Shared(store.write_tx().await?)),
         }
     }
 
     /// Runs `s`; the rows it touched.
-    async fn execute(&mut self, s: Stmt) -> std::result::Result<u64, sqlx::Error> {
+    async fn execute(&mut self, s: Stmt) -> Result<u64> {
         match self {
             SupplyTx::Shared(tx) => Ok(s.into_any().execute(&mut **tx).await?.rows_affected()),
-            SupplyTx::Own { tx, .. } => {
-                Ok(s.into_sqlite().execute(&mut **tx).await?.rows_affected())
-            }
+            SupplyTx::Own(thread) => thread.execute(s).await,
         }
     }
 
+    /// Runs `statements`. On SQLite they are queued: a failure is the
+    /// answer to the next call that waits.
     async fn execute_all(&mut self, statements: impl IntoIterator<Item = Stmt>) -> Result<()> {
-        for s in statements {
-            self.execute(s).await?;
+        match self {
+            SupplyTx::Shared(_) => {
+                for s in statements {
+                    self.execute(s).await?;
+                }
+                Ok(())
+            }
+            SupplyTx::Own(thread) => thread.run(statements.into_iter().collect()).await,
         }
-        Ok(())
     }
 
     /// The first column of the one row `s` returns.
-    async fn fetch_i64(&mut self, s: Stmt) -> std::result::Result<i64, sqlx::Error> {
+    async fn fetch_i64(&mut self, s: Stmt) -> Result<i64> {
         match self {
-            SupplyTx::Shared(tx) => s.into_any().fetch_one(&mut **tx).await?.try_get(0),
-            SupplyTx::Own { tx, .. } => s.into_sqlite().fetch_one(&mut **tx).await?.try_get(0),
+            SupplyTx::Shared(tx) => Ok(s.into_any().fetch_one(&mut **tx).await?.try_get(0)?),
+            SupplyTx::Own(thread) => thread.fetch_i64(s).await,
         }
     }
 
@@ -198,24 +193,24 @@ impl SupplyTx {
             // lock, so nothing was committed since it began, and a supply
             // touches each key once (the grouper refuses repeated keys), so
             // its own uncommitted writes never concern this position.
-            SupplyTx::Own { .. } => {
+            SupplyTx::Own(_) => {
                 let mut conn = store.pool.acquire().await?;
                 crate::positions::load_position(&mut conn, ente, iupd, "").await
             }
         }
     }
 
-    async fn commit(self) -> std::result::Result<(), sqlx::Error> {
+    async fn commit(self) -> Result<()> {
         match self {
-            SupplyTx::Shared(tx) => tx.commit().await,
-            SupplyTx::Own { tx, .. } => tx.commit().await,
+            SupplyTx::Shared(tx) => Ok(tx.commit().await?),
+            SupplyTx::Own(thread) => thread.commit().await,
         }
     }
 
-    async fn rollback(self) -> std::result::Result<(), sqlx::Error> {
+    async fn rollback(self) -> Result<()> {
         match self {
-            SupplyTx::Shared(tx) => tx.rollback().await,
-            SupplyTx::Own { tx, .. } => tx.rollback().await,
+            SupplyTx::Shared(tx) => Ok(tx.rollback().await?),
+            SupplyTx::Own(thread) => thread.rollback().await,
         }
     }
 }
@@ -232,6 +227,15 @@ async fn write_loop(
     mut reserves: mpsc::Receiver<Op>,
 ) {
     let mut tx: Option<SupplyTx> = None;
+    // SQLite on a file: the supply's own thread and connection.
+    let (own, own_stopped) = match &store.sqlite_file {
+        Some(file) => {
+            let pragmas = format!("{} {}", crate::SQLITE_PRAGMAS, crate::WRITER_PRAGMAS);
+            let (thread, stopped) = SqliteThread::start(file.clone(), pragmas);
+            (Some(thread), Some(stopped))
+        }
+        None => (None, None),
+    };
     // The first failure: every later write is skipped, and whoever waits
     // next is told.
     let mut failure: Option<StoreError> = None;
@@ -261,7 +265,7 @@ async fn write_loop(
             Op::Insert(statements) => {
                 if failure.is_none()
                     && let Err(e) = async {
-                        let t = open(&mut tx, &store).await?;
+                        let t = open(&mut tx, &store, own.as_ref()).await?;
                         t.execute_all(statements).await
                     }
                     .await
@@ -271,15 +275,24 @@ async fn write_loop(
             }
             Op::Replace(p, now) => {
                 if failure.is_none()
-                    && let Err(e) =
-                        replace(&mut tx, &store, &ente, &origin, supply_id, *p, now).await
+                    && let Err(e) = replace(
+                        &mut tx,
+                        &store,
+                        own.as_ref(),
+                        &ente,
+                        &origin,
+                        supply_id,
+                        *p,
+                        now,
+                    )
+                    .await
                 {
                     failure = Some(e);
                 }
             }
             Op::Cancel(iupd, now) => {
                 if failure.is_none()
-                    && let Err(e) = cancel(&mut tx, &store, &ente, &iupd, now).await
+                    && let Err(e) = cancel(&mut tx, &store, own.as_ref(), &ente, &iupd, now).await
                 {
                     failure = Some(e);
                 }
@@ -289,7 +302,7 @@ async fn write_loop(
                     Err(failed(&failure))
                 } else {
                     async {
-                        let t = open(&mut tx, &store).await?;
+                        let t = open(&mut tx, &store, own.as_ref()).await?;
                         let next = t
                             .fetch_i64(crate::iuv::reservation(&ente, seg, count))
                             .await?;
@@ -304,7 +317,7 @@ async fn write_loop(
                     Some(e) => Err(e),
                     None => {
                         async {
-                            let t = open(&mut tx, &store).await?;
+                            let t = open(&mut tx, &store, own.as_ref()).await?;
                             let updated = t
                                 .execute(supply_update(
                                     &ente,
@@ -338,35 +351,47 @@ async fn write_loop(
             }
             Op::Rollback(reply) => {
                 let result = match tx.take() {
-                    Some(t) => t.rollback().await.map_err(StoreError::from),
+                    Some(t) => t.rollback().await,
                     None => Ok(()),
                 };
                 let _ = reply.send(result);
             }
         }
     }
-    // Dropped without a commit: the open transaction rolls back.
+    // Dropped without a commit: the open transaction rolls back (on
+    // SQLite, before the thread gives the writer slot back).
+    drop(tx);
+    drop(own);
+    if let Some(stopped) = own_stopped {
+        let _ = stopped.await;
+    }
 }
 
 /// The supply's open transaction, begun on first use after a commit.
-async fn open<'t>(tx: &'t mut Option<SupplyTx>, store: &Store) -> Result<&'t mut SupplyTx> {
+async fn open<'t>(
+    tx: &'t mut Option<SupplyTx>,
+    store: &Store,
+    own: Option<&SqliteThread>,
+) -> Result<&'t mut SupplyTx> {
     if tx.is_none() {
-        *tx = Some(SupplyTx::begin(store).await?);
+        *tx = Some(SupplyTx::begin(store, own).await?);
     }
     Ok(tx.as_mut().expect("just begun"))
 }
 
 /// Replaces an unpaid position with `p`, which keeps its key.
+#[allow(clippy::too_many_arguments)]
 async fn replace(
     tx: &mut Option<SupplyTx>,
     store: &Store,
+    own: Option<&SqliteThread>,
     ente: &str,
     origin: &str,
     supply_id: i64,
     p: DebtPosition,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    let t = open(tx, store).await?;
+    let t = open(tx, store, own).await?;
     // The check that let this update through read committed data outside
     // this transaction: a receipt may have paid the position since. Read it
     // again here and never overwrite a payment.
@@ -390,12 +415,12 @@ async fn replace(
     for s in inserts {
         match t.execute(s).await {
             Ok(_) => {}
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+            Err(e) if e.is_unique_violation() => {
                 return Err(StoreError::Conflict(format!(
                     "la posizione '{iupd}' usa uno IUV già usato da un'altra posizione"
                 )));
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(e),
         }
     }
     Ok(())
@@ -406,11 +431,12 @@ async fn replace(
 async fn cancel(
     tx: &mut Option<SupplyTx>,
     store: &Store,
+    own: Option<&SqliteThread>,
     ente: &str,
     iupd: &str,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    let t = open(tx, store).await?;
+    let t = open(tx, store, own).await?;
     let mut stored = t.load(store, ente, iupd).await?;
     if stored.position.status == PositionStatus::Draft {
         return t
