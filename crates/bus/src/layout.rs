@@ -26,6 +26,14 @@ pub struct Layout {
     /// load and the others are reported.
     #[serde(default = "yes")]
     pub all_or_nothing: bool,
+    /// A partial load commits, with its checkpoint, every this many rows.
+    /// Fewer commits load faster: on SQLite each writes out every page the
+    /// rows touched, and the debtors' index spreads them (at 10,000 a
+    /// million-row file took 31 s, at 50,000 25 s). More commits hold
+    /// other writers up for less (each waits at most one interval for
+    /// SQLite's write lock) and lose less work to a kill -9.
+    #[serde(default = "default_checkpoint_rows")]
+    pub checkpoint_rows: u32,
     /// Source fields whose values, joined, are the application's key of a
     /// position (incasso's `iupd`). Rows with the same key are one position
     /// (its installments) and must be adjacent in the file.
@@ -46,6 +54,13 @@ pub struct Layout {
 
 fn yes() -> bool {
     true
+}
+
+/// About a second of writing on a small machine.
+pub const DEFAULT_CHECKPOINT_ROWS: u32 = 50_000;
+
+fn default_checkpoint_rows() -> u32 {
+    DEFAULT_CHECKPOINT_ROWS
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -397,6 +412,12 @@ impl Layout {
                 "serve almeno un campo chiave (key)".into(),
             ));
         }
+        if !(100..=1_000_000).contains(&self.checkpoint_rows) {
+            return Err(LayoutError::Rule(format!(
+                "checkpoint_rows {} fuori dall'intervallo 100 - 1000000",
+                self.checkpoint_rows
+            )));
+        }
         let treasury = self.kind == LayoutKind::Treasury;
         for (target, rule) in &self.fields {
             let known = if treasury {
@@ -497,5 +518,34 @@ format = { kind = "delimited", separator = ";", header = true }
                 .to_string()
                 .contains("option.amount")
         );
+    }
+
+    #[test]
+    fn the_checkpoint_interval_defaults_and_is_bounded() {
+        let with = |line: &str| {
+            format!(
+                r#"
+name = "x"
+version = 1
+all_or_nothing = false
+{line}
+key = ["id"]
+format = {{ kind = "delimited", separator = ";", header = true }}
+[fields]
+"debtor.fiscal_code" = {{ column = "cf" }}
+"option.amount" = {{ column = "importo", amount = "cents" }}
+"#
+            )
+        };
+        let default = Layout::from_toml(&with("")).unwrap();
+        assert_eq!(default.checkpoint_rows, DEFAULT_CHECKPOINT_ROWS);
+        let set = Layout::from_toml(&with("checkpoint_rows = 2000")).unwrap();
+        assert_eq!(set.checkpoint_rows, 2000);
+        for bad in ["0", "99", "1000001"] {
+            let err = Layout::from_toml(&with(&format!("checkpoint_rows = {bad}")))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("checkpoint_rows"), "{bad}: {err}");
+        }
     }
 }

@@ -629,7 +629,10 @@ fn partial_load_killed_halfway_resumes_from_its_checkpoint() {
     let layout = incasso_bus::builtin::source("incasso-csv")
         .unwrap()
         .replace("name = \"incasso-csv\"", "name = \"tributi-parziale\"")
-        .replace("all_or_nothing = true", "all_or_nothing = false");
+        .replace(
+            "all_or_nothing = true",
+            "all_or_nothing = false\ncheckpoint_rows = 10000",
+        );
     let layout_file = dir.join("tributi-parziale.toml");
     std::fs::write(&layout_file, layout).unwrap();
     let rows = 80_000u64;

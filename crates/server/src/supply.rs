@@ -12,10 +12,11 @@
 //! back. A kill -9 leaves nothing, and the file can simply be sent again.
 //!
 //! A layout that accepts partial loads writes the good positions and reports
-//! the others, committing every few thousand rows together with the
-//! supply's checkpoint. Other writers are not held up for the length of a
-//! big file, and a load killed halfway resumes after its last checkpoint
-//! when the same file is sent again; never twice.
+//! the others, committing every `checkpoint_rows` rows (the layout's; by
+//! default 50,000, about a second) together with the supply's checkpoint.
+//! Other writers are not held up for the length of a big file, and a load
+//! killed halfway resumes after its last checkpoint when the same file is
+//! sent again; never twice.
 //!
 //! Once accepted, the same file (by SHA-256) is refused.
 
@@ -436,6 +437,8 @@ struct Loader {
     report: LoadReport,
     failed: bool,
     all_or_nothing: bool,
+    /// A partial load commits every this many rows (the layout's).
+    checkpoint_rows: usize,
     seen_iuvs: HashSet<String>,
     dropped_errors: usize,
     /// Keys with a row refused before grouping: their positions are refused.
@@ -454,9 +457,6 @@ struct Loader {
     /// The supply's record as of now (counters; errors go in `unsaved`).
     record: SupplyRecord,
 }
-
-/// A load that accepts partial supplies commits this many rows at a time.
-const COMMIT_ROWS: usize = 10_000;
 
 /// Groups checked and written together: one query for their keys, one
 /// for their IUVs, multi-row inserts.
@@ -500,7 +500,7 @@ impl Loader {
     /// enough rows have gone by. `line` is the last line of the groups
     /// handled so far.
     async fn maybe_checkpoint(&mut self, line: usize) -> Result<(), LoadError> {
-        if self.all_or_nothing || self.since_checkpoint < COMMIT_ROWS {
+        if self.all_or_nothing || self.since_checkpoint < self.checkpoint_rows {
             return Ok(());
         }
         // Errors of rows read ahead of `line` wait for a later checkpoint: on
@@ -1186,6 +1186,7 @@ async fn run_claimed(
         },
         failed: !before.errors.is_empty(),
         all_or_nothing: layout.all_or_nothing,
+        checkpoint_rows: layout.checkpoint_rows as usize,
         seen_iuvs: HashSet::new(),
         dropped_errors: 0,
         broken_keys: HashSet::new(),

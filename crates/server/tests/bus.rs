@@ -1374,6 +1374,7 @@ async fn an_interrupted_partial_load_resumes_and_never_loads_twice() {
         let mut layout = builtin("incasso-csv");
         layout.name = "tributi-parziale".into();
         layout.all_or_nothing = false;
+        layout.checkpoint_rows = 10_000;
         let rows = 25_000;
         let mut text = String::from(
             "codice;servizio;codice_fiscale;nominativo;rata;importo;causale;scadenza;iuv;accertamento;operazione\n",
