@@ -514,6 +514,25 @@ pub(crate) async fn notice_numbers(
     Ok(out)
 }
 
+/// The Ente's IUVs from `low` to `high` (same-length digit strings).
+pub(crate) async fn taken_between(
+    conn: &mut AnyConnection,
+    ente: &str,
+    low: &str,
+    high: &str,
+) -> Result<Vec<String>> {
+    let rows =
+        sqlx::query("SELECT iuv FROM payment_options WHERE ente = $1 AND iuv >= $2 AND iuv <= $3")
+            .bind(ente)
+            .bind(low)
+            .bind(high)
+            .fetch_all(&mut *conn)
+            .await?;
+    rows.iter()
+        .map(|r| Ok(r.try_get::<String, _>("iuv")?))
+        .collect()
+}
+
 /// Which of these IUVs the Ente already uses.
 pub(crate) async fn taken(
     conn: &mut AnyConnection,

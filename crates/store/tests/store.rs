@@ -745,6 +745,73 @@ async fn generated_iuvs_skip_past_numbers_an_application_used() {
     }
 }
 
+/// A supply's generated IUVs step over numbers of its block that were used
+/// before (stored) or that the same chunk brings, and keep the brought one.
+#[tokio::test]
+async fn a_supply_never_generates_an_iuv_already_used() {
+    for backend in backends() {
+        let store = store_with_ente(backend).await;
+        let now = Utc::now();
+        let nav = |seq: u64| NoticeNumber::generate(1, seq).unwrap().as_str().to_string();
+        // The application used sequence numbers 1 and 3 before the supply.
+        for seq in [1u64, 3] {
+            let mut p = position(&format!("APPL-{seq}"), 0);
+            p.options[0].iuv = Some(nav(seq)[1..].to_string());
+            store.create_position(ENTE, p, now, true).await.unwrap();
+        }
+        let record = incasso_store::SupplyRecord {
+            layout: "incasso-csv".into(),
+            file_name: "iuv.csv".into(),
+            file_hash: format!("iuv-{backend:?}"),
+            started_at: now,
+            ..Default::default()
+        };
+        let id = store.begin_supply(ENTE, &record, now).await.unwrap();
+        let mut bulk = store.bulk(ENTE, "incasso-csv", id).await.unwrap();
+        // Six new positions; the fourth brings number 5 itself.
+        let mut positions: Vec<_> = (0..6).map(|i| position(&format!("NEW-{i}"), 0)).collect();
+        positions[3].options[0].iuv = Some(nav(5)[1..].to_string());
+        let numbers = bulk.insert_many(positions, now).await.unwrap();
+        bulk.commit(
+            &incasso_store::SupplyRecord {
+                status: "LOADED".into(),
+                accepted: true,
+                rows_loaded: 6,
+                ..record.clone()
+            },
+            now,
+        )
+        .await
+        .unwrap();
+        let got: Vec<String> = numbers.iter().map(|n| n[0].0.clone()).collect();
+        assert_eq!(got[3], nav(5), "{backend:?}: the brought IUV is kept");
+        let mut generated: Vec<String> = got
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != 3)
+            .map(|(_, n)| n.clone())
+            .collect();
+        generated.sort();
+        assert_eq!(
+            generated,
+            [nav(2), nav(4), nav(6), nav(7), nav(8)],
+            "{backend:?}"
+        );
+        for (i, n) in got.iter().enumerate() {
+            let stored = store.get_position(ENTE, &format!("NEW-{i}")).await.unwrap();
+            assert_eq!(
+                stored.position.options[0]
+                    .notice_number
+                    .as_ref()
+                    .unwrap()
+                    .as_str(),
+                n,
+                "{backend:?}"
+            );
+        }
+    }
+}
+
 /// SQLite: commits never copy the WAL into the database file themselves
 /// (after a big supply that copy took seconds inside the commit); the
 /// background checkpointer does, soon after.
