@@ -7,7 +7,10 @@ mod bench;
 mod bench_recon;
 
 /// The server allocates and frees many small objects per request (XML trees,
-/// rows, JSON); mimalloc measured faster than glibc malloc for that.
+/// rows, JSON); mimalloc measured faster than glibc malloc for that. With
+/// its `override` feature it also serves the C code's `malloc` (SQLite's
+/// pages and bound values): glibc's was an eighth of a supply's SQLite
+/// thread, and a million-row CSV supply loads 12 to 17 % faster.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
