@@ -812,6 +812,59 @@ async fn a_supply_never_generates_an_iuv_already_used() {
     }
 }
 
+/// A supply's write that fails (here two new positions with one key in the
+/// same chunk, which the loader's checks would have refused) fails the
+/// commit that follows: nothing of the supply is stored, and the database
+/// takes other writes at once (on SQLite the supply's thread gave the
+/// writer connection back).
+#[tokio::test]
+async fn a_failed_supply_write_fails_its_commit_and_frees_the_writer() {
+    for backend in backends() {
+        let store = store_with_ente(backend).await;
+        let now = Utc::now();
+        let record = incasso_store::SupplyRecord {
+            layout: "incasso-csv".into(),
+            file_name: "dup.csv".into(),
+            file_hash: format!("dup-{backend:?}"),
+            started_at: now,
+            ..Default::default()
+        };
+        let id = store.begin_supply(ENTE, &record, now).await.unwrap();
+        let mut bulk = store.bulk(ENTE, "incasso-csv", id).await.unwrap();
+        bulk.insert_many(vec![position("FIRST", 0)], now)
+            .await
+            .unwrap();
+        // Queued: the failure comes back later, not here.
+        bulk.insert_many(vec![position("TWICE", 0), position("TWICE", 1)], now)
+            .await
+            .unwrap();
+        let committed = bulk
+            .commit(
+                &incasso_store::SupplyRecord {
+                    status: "LOADED".into(),
+                    accepted: true,
+                    ..record.clone()
+                },
+                now,
+            )
+            .await;
+        assert!(committed.is_err(), "{backend:?}: {committed:?}");
+        for key in ["FIRST", "TWICE"] {
+            assert!(
+                store.get_position(ENTE, key).await.is_err(),
+                "{backend:?}: {key} was stored"
+            );
+        }
+        let after = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            store.create_position(ENTE, position("AFTER", 0), now, true),
+        )
+        .await
+        .expect("the writer is free again");
+        after.unwrap();
+    }
+}
+
 /// SQLite: commits never copy the WAL into the database file themselves
 /// (after a big supply that copy took seconds inside the commit); the
 /// background checkpointer does, soon after.
