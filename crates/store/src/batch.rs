@@ -204,11 +204,10 @@ fn plain_insert(
                 sql.push(',');
             }
             if let V::PositionOf(_) = v {
-                sql.push_str("(SELECT id FROM debt_positions WHERE ente = ");
-                push_placeholder(&mut sql, dialect, &mut n);
-                sql.push_str(" AND iupd = ");
-                push_placeholder(&mut sql, dialect, &mut n);
-                sql.push(')');
+                let ente = placeholder(dialect, n + 1);
+                let iupd = placeholder(dialect, n + 2);
+                n += 2;
+                sql.push_str(&position_lookup(&ente, &iupd));
             } else {
                 push_placeholder(&mut sql, dialect, &mut n);
             }
@@ -241,6 +240,11 @@ fn push_value(stmt: &mut Stmt, ente: &str, v: V) {
 
 /// SQLite: `INSERT ... SELECT` from the shared values (`k`, bound once)
 /// and the rows' own (`v`, in file order).
+/// The id of the position of key `iupd` of Ente `ente` (SQL expressions).
+fn position_lookup(ente: &str, iupd: &str) -> String {
+    format!("(SELECT id FROM debt_positions WHERE ente = {ente} AND iupd = {iupd})")
+}
+
 fn shared_insert(ente: &str, head: &str, batch: Vec<Vec<V>>, constant: &[bool]) -> Stmt {
     use std::fmt::Write as _;
     let mut select = String::from(" SELECT ");
@@ -258,10 +262,7 @@ fn shared_insert(ente: &str, head: &str, batch: Vec<Vec<V>>, constant: &[bool]) 
             }
             if let V::PositionOf(_) = v {
                 let _ = write!(shared, "? AS e{c}, ? AS k{c}");
-                let _ = write!(
-                    select,
-                    "(SELECT id FROM debt_positions WHERE ente = k.e{c} AND iupd = k.k{c})"
-                );
+                select.push_str(&position_lookup(&format!("k.e{c}"), &format!("k.k{c}")));
             } else {
                 let _ = write!(shared, "? AS k{c}");
                 let _ = write!(select, "k.k{c}");
@@ -269,12 +270,10 @@ fn shared_insert(ente: &str, head: &str, batch: Vec<Vec<V>>, constant: &[bool]) 
         } else {
             own += 1;
             if let V::PositionOf(_) = v {
-                // The Ente of the lookup is the same in every row.
-                let _ = write!(
-                    select,
-                    "(SELECT id FROM debt_positions WHERE ente = v.column{own} AND iupd = v.column{})",
-                    own + 1
-                );
+                select.push_str(&position_lookup(
+                    &format!("v.column{own}"),
+                    &format!("v.column{}", own + 1),
+                ));
                 own += 1;
             } else {
                 let _ = write!(select, "v.column{own}");

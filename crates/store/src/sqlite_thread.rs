@@ -20,6 +20,7 @@
 //! handler.
 
 use crate::batch::{Arg, Stmt};
+use crate::supply_writer::writes_stopped as stopped;
 use crate::{Result, StoreError};
 use rusqlite::Connection;
 use sqlx::Any;
@@ -46,10 +47,6 @@ enum Job {
 #[derive(Clone)]
 pub(crate) struct SqliteThread {
     jobs: mpsc::Sender<Job>,
-}
-
-fn stopped() -> StoreError {
-    StoreError::Aborted("la scrittura della fornitura si è fermata".into())
 }
 
 impl SqliteThread {
@@ -119,7 +116,6 @@ fn serve(file: &std::path::Path, pragmas: &str, mut rx: mpsc::Receiver<Job>) {
     let mut slot: Option<PoolConnection<Any>> = None;
     // The first failure of a queued statement since BEGIN.
     let mut failure: Option<String> = None;
-    let aborted = |f: &str| StoreError::Aborted(f.to_string());
     while let Some(job) = rx.blocking_recv() {
         match job {
             Job::Begin(writer, reply) => {
@@ -153,27 +149,16 @@ fn serve(file: &std::path::Path, pragmas: &str, mut rx: mpsc::Receiver<Job>) {
                 }
             }
             Job::Execute(s, reply) => {
-                let result = match (&failure, conn.as_ref()) {
-                    (Some(f), _) => Err(aborted(f)),
-                    (None, Some(c)) => run(c, s).map(|n| n as u64).map_err(StoreError::from),
-                    (None, None) => Err(stopped()),
-                };
+                let result = ready(&failure, conn.as_ref()).and_then(|c| Ok(run(c, s)? as u64));
                 let _ = reply.send(result);
             }
             Job::FetchI64(s, reply) => {
-                let result = match (&failure, conn.as_ref()) {
-                    (Some(f), _) => Err(aborted(f)),
-                    (None, Some(c)) => fetch_i64(c, s).map_err(StoreError::from),
-                    (None, None) => Err(stopped()),
-                };
+                let result = ready(&failure, conn.as_ref()).and_then(|c| Ok(fetch_i64(c, s)?));
                 let _ = reply.send(result);
             }
             Job::Commit(reply) => {
-                let result = match (&failure, conn.as_ref()) {
-                    (Some(f), _) => Err(aborted(f)),
-                    (None, Some(c)) => c.execute_batch("COMMIT").map_err(StoreError::from),
-                    (None, None) => Err(stopped()),
-                };
+                let result =
+                    ready(&failure, conn.as_ref()).and_then(|c| Ok(c.execute_batch("COMMIT")?));
                 if result.is_ok() {
                     slot = None;
                 }
@@ -194,6 +179,16 @@ fn serve(file: &std::path::Path, pragmas: &str, mut rx: mpsc::Receiver<Job>) {
     }
     drop(conn);
     drop(slot);
+}
+
+/// The connection, for a request that waits for its answer: unless a
+/// queued statement failed since BEGIN (that failure is the answer).
+fn ready<'c>(failure: &Option<String>, conn: Option<&'c Connection>) -> Result<&'c Connection> {
+    match (failure, conn) {
+        (Some(f), _) => Err(StoreError::Aborted(f.clone())),
+        (None, Some(c)) => Ok(c),
+        (None, None) => Err(stopped()),
+    }
 }
 
 fn roll_back(conn: Option<&Connection>) -> Result<()> {

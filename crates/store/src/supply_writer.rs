@@ -61,6 +61,11 @@ enum Op {
     Rollback(oneshot::Sender<Result<()>>),
 }
 
+/// The error of a call whose writer (task or SQLite thread) has stopped.
+pub(crate) fn writes_stopped() -> StoreError {
+    StoreError::Aborted("la scrittura della fornitura si è fermata".into())
+}
+
 /// The loader's handle on a supply's writes.
 pub struct Bulk {
     queue: mpsc::Sender<Op>,
@@ -231,15 +236,19 @@ async fn write_loop(
     mut rx: mpsc::Receiver<Op>,
     mut reserves: mpsc::Receiver<Op>,
 ) {
-    let mut tx: Option<SupplyTx> = None;
     // SQLite on a file: the supply's own thread and connection.
-    let (own, own_stopped) = match &store.sqlite_file {
+    let (thread, thread_stopped) = match &store.sqlite_file {
         Some(file) => {
             let pragmas = format!("{} {}", crate::SQLITE_PRAGMAS, crate::WRITER_PRAGMAS);
             let (thread, stopped) = SqliteThread::start(file.clone(), pragmas);
             (Some(thread), Some(stopped))
         }
         None => (None, None),
+    };
+    let mut w = Writes {
+        store: store.clone(),
+        thread,
+        tx: None,
     };
     // The first failure: every later write is skipped, and whoever waits
     // next is told.
@@ -262,7 +271,7 @@ async fn write_loop(
         // rolled back at once, so the (on SQLite, only) writer connection
         // is free for others while the loader winds down.
         if failure.is_some()
-            && let Some(t) = tx.take()
+            && let Some(t) = w.tx.take()
         {
             let _ = t.rollback().await;
         }
@@ -270,7 +279,7 @@ async fn write_loop(
             Op::Insert(statements) => {
                 if failure.is_none()
                     && let Err(e) = async {
-                        let t = open(&mut tx, &store, own.as_ref()).await?;
+                        let t = w.open().await?;
                         t.execute_all(statements).await
                     }
                     .await
@@ -280,24 +289,15 @@ async fn write_loop(
             }
             Op::Replace(p, now) => {
                 if failure.is_none()
-                    && let Err(e) = replace(
-                        &mut tx,
-                        &store,
-                        own.as_ref(),
-                        &ente,
-                        &origin,
-                        supply_id,
-                        *p,
-                        now,
-                    )
-                    .await
+                    && let Err(e) =
+                        replace(&mut w, &store, &ente, &origin, supply_id, *p, now).await
                 {
                     failure = Some(e);
                 }
             }
             Op::Cancel(iupd, now) => {
                 if failure.is_none()
-                    && let Err(e) = cancel(&mut tx, &store, own.as_ref(), &ente, &iupd, now).await
+                    && let Err(e) = cancel(&mut w, &store, &ente, &iupd, now).await
                 {
                     failure = Some(e);
                 }
@@ -307,7 +307,7 @@ async fn write_loop(
                     Err(failed(&failure))
                 } else {
                     async {
-                        let t = open(&mut tx, &store, own.as_ref()).await?;
+                        let t = w.open().await?;
                         let next = t
                             .fetch_i64(crate::iuv::reservation(&ente, seg, count))
                             .await?;
@@ -322,7 +322,7 @@ async fn write_loop(
                     Some(e) => Err(e),
                     None => {
                         async {
-                            let t = open(&mut tx, &store, own.as_ref()).await?;
+                            let t = w.open().await?;
                             let updated = t
                                 .execute(supply_update(
                                     &ente,
@@ -335,7 +335,7 @@ async fn write_loop(
                             supply_updated(updated, Some(expected))?;
                             t.execute_all(supply_errors(supply_id, &record.errors))
                                 .await?;
-                            if let Some(t) = tx.take() {
+                            if let Some(t) = w.tx.take() {
                                 t.commit().await?;
                             }
                             Ok(())
@@ -347,7 +347,7 @@ async fn write_loop(
                     Ok(()) => expected = record.resume_line,
                     Err(e) => {
                         failure = Some(StoreError::Aborted(e.to_string()));
-                        if let Some(t) = tx.take() {
+                        if let Some(t) = w.tx.take() {
                             let _ = t.rollback().await;
                         }
                     }
@@ -355,7 +355,7 @@ async fn write_loop(
                 let _ = reply.send(result);
             }
             Op::Rollback(reply) => {
-                let result = match tx.take() {
+                let result = match w.tx.take() {
                     Some(t) => t.rollback().await,
                     None => Ok(()),
                 };
@@ -365,38 +365,40 @@ async fn write_loop(
     }
     // Dropped without a commit: the open transaction rolls back (on
     // SQLite, before the thread gives the writer slot back).
-    drop(tx);
-    drop(own);
-    if let Some(stopped) = own_stopped {
+    drop(w);
+    if let Some(stopped) = thread_stopped {
         let _ = stopped.await;
     }
 }
 
-/// The supply's open transaction, begun on first use after a commit.
-async fn open<'t>(
-    tx: &'t mut Option<SupplyTx>,
-    store: &Store,
-    own: Option<&SqliteThread>,
-) -> Result<&'t mut SupplyTx> {
-    if tx.is_none() {
-        *tx = Some(SupplyTx::begin(store, own).await?);
+/// Where a supply's writes go: its open transaction, begun on first use
+/// after a commit, and on a SQLite file the thread that runs it.
+struct Writes {
+    store: Store,
+    thread: Option<SqliteThread>,
+    tx: Option<SupplyTx>,
+}
+
+impl Writes {
+    async fn open(&mut self) -> Result<&mut SupplyTx> {
+        if self.tx.is_none() {
+            self.tx = Some(SupplyTx::begin(&self.store, self.thread.as_ref()).await?);
+        }
+        Ok(self.tx.as_mut().expect("just begun"))
     }
-    Ok(tx.as_mut().expect("just begun"))
 }
 
 /// Replaces an unpaid position with `p`, which keeps its key.
-#[allow(clippy::too_many_arguments)]
 async fn replace(
-    tx: &mut Option<SupplyTx>,
+    w: &mut Writes,
     store: &Store,
-    own: Option<&SqliteThread>,
     ente: &str,
     origin: &str,
     supply_id: i64,
     p: DebtPosition,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    let t = open(tx, store, own).await?;
+    let t = w.open().await?;
     // The check that let this update through read committed data outside
     // this transaction: a receipt may have paid the position since. Read it
     // again here and never overwrite a payment.
@@ -434,14 +436,13 @@ async fn replace(
 /// Cancels an unpaid position: a draft is removed, a published one
 /// invalidated.
 async fn cancel(
-    tx: &mut Option<SupplyTx>,
+    w: &mut Writes,
     store: &Store,
-    own: Option<&SqliteThread>,
     ente: &str,
     iupd: &str,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    let t = open(tx, store, own).await?;
+    let t = w.open().await?;
     let mut stored = t.load(store, ente, iupd).await?;
     if stored.position.status == PositionStatus::Draft {
         return t
@@ -488,10 +489,7 @@ impl Bulk {
     }
 
     async fn send(&self, op: Op) -> Result<()> {
-        self.queue
-            .send(op)
-            .await
-            .map_err(|_| StoreError::Aborted("la scrittura della fornitura si è fermata".into()))
+        self.queue.send(op).await.map_err(|_| writes_stopped())
     }
 
     /// The stored state of whichever of these keys existed before this
@@ -579,9 +577,7 @@ impl Bulk {
                 .reserve
                 .send(Op::Reserve(seg, NAV_BLOCK, reply))
                 .await
-                .map_err(|_| {
-                    StoreError::Aborted("la scrittura della fornitura si è fermata".into())
-                })?,
+                .map_err(|_| writes_stopped())?,
             // PostgreSQL: a short transaction of its own, so the sequence
             // row is not locked for the whole supply.
             Dialect::Postgres => {
@@ -602,9 +598,7 @@ impl Bulk {
         }
         if self.pool_of_navs.is_empty() {
             let rx = self.next_block.take().expect("requested above");
-            let block = rx.await.map_err(|_| {
-                StoreError::Aborted("la scrittura della fornitura si è fermata".into())
-            })??;
+            let block = rx.await.map_err(|_| writes_stopped())??;
             if let (Some(first), Some(last)) = (block.first(), block.last()) {
                 let value =
                     |n: &NoticeNumber| n.as_str().get(3..16).and_then(|v| v.parse::<u64>().ok());
@@ -797,9 +791,7 @@ impl Bulk {
         let (reply, rx) = oneshot::channel();
         self.send(Op::Commit(Box::new(record.clone()), now, reply))
             .await?;
-        rx.await.map_err(|_| {
-            StoreError::Aborted("la scrittura della fornitura si è fermata".into())
-        })??;
+        rx.await.map_err(|_| writes_stopped())??;
         // Committed: these IUVs are now visible to the checks' reads.
         self.seen_iuvs.clear();
         Ok(())

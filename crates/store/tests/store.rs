@@ -745,6 +745,35 @@ async fn generated_iuvs_skip_past_numbers_an_application_used() {
     }
 }
 
+/// A supply of file `name` for the Ente, begun, and the handle on its
+/// writes.
+async fn begin_bulk(
+    store: &Store,
+    name: &str,
+    now: chrono::DateTime<Utc>,
+) -> (incasso_store::Bulk, incasso_store::SupplyRecord) {
+    let record = incasso_store::SupplyRecord {
+        layout: "incasso-csv".into(),
+        file_name: format!("{name}.csv"),
+        file_hash: name.to_string(),
+        started_at: now,
+        ..Default::default()
+    };
+    let id = store.begin_supply(ENTE, &record, now).await.unwrap();
+    let bulk = store.bulk(ENTE, "incasso-csv", id).await.unwrap();
+    (bulk, record)
+}
+
+/// The final record of that supply, with `rows` rows loaded.
+fn loaded(record: &incasso_store::SupplyRecord, rows: i64) -> incasso_store::SupplyRecord {
+    incasso_store::SupplyRecord {
+        status: "LOADED".into(),
+        accepted: true,
+        rows_loaded: rows,
+        ..record.clone()
+    }
+}
+
 /// A supply's generated IUVs step over numbers of its block that were used
 /// before (stored) or that the same chunk brings, and keep the brought one.
 #[tokio::test]
@@ -759,30 +788,12 @@ async fn a_supply_never_generates_an_iuv_already_used() {
             p.options[0].iuv = Some(nav(seq)[1..].to_string());
             store.create_position(ENTE, p, now, true).await.unwrap();
         }
-        let record = incasso_store::SupplyRecord {
-            layout: "incasso-csv".into(),
-            file_name: "iuv.csv".into(),
-            file_hash: format!("iuv-{backend:?}"),
-            started_at: now,
-            ..Default::default()
-        };
-        let id = store.begin_supply(ENTE, &record, now).await.unwrap();
-        let mut bulk = store.bulk(ENTE, "incasso-csv", id).await.unwrap();
+        let (mut bulk, record) = begin_bulk(&store, "iuv", now).await;
         // Six new positions; the fourth brings number 5 itself.
         let mut positions: Vec<_> = (0..6).map(|i| position(&format!("NEW-{i}"), 0)).collect();
         positions[3].options[0].iuv = Some(nav(5)[1..].to_string());
         let numbers = bulk.insert_many(positions, now).await.unwrap();
-        bulk.commit(
-            &incasso_store::SupplyRecord {
-                status: "LOADED".into(),
-                accepted: true,
-                rows_loaded: 6,
-                ..record.clone()
-            },
-            now,
-        )
-        .await
-        .unwrap();
+        bulk.commit(&loaded(&record, 6), now).await.unwrap();
         let got: Vec<String> = numbers.iter().map(|n| n[0].0.clone()).collect();
         assert_eq!(got[3], nav(5), "{backend:?}: the brought IUV is kept");
         let mut generated: Vec<String> = got
@@ -822,15 +833,7 @@ async fn a_failed_supply_write_fails_its_commit_and_frees_the_writer() {
     for backend in backends() {
         let store = store_with_ente(backend).await;
         let now = Utc::now();
-        let record = incasso_store::SupplyRecord {
-            layout: "incasso-csv".into(),
-            file_name: "dup.csv".into(),
-            file_hash: format!("dup-{backend:?}"),
-            started_at: now,
-            ..Default::default()
-        };
-        let id = store.begin_supply(ENTE, &record, now).await.unwrap();
-        let mut bulk = store.bulk(ENTE, "incasso-csv", id).await.unwrap();
+        let (mut bulk, record) = begin_bulk(&store, "dup", now).await;
         bulk.insert_many(vec![position("FIRST", 0)], now)
             .await
             .unwrap();
@@ -838,16 +841,7 @@ async fn a_failed_supply_write_fails_its_commit_and_frees_the_writer() {
         bulk.insert_many(vec![position("TWICE", 0), position("TWICE", 1)], now)
             .await
             .unwrap();
-        let committed = bulk
-            .commit(
-                &incasso_store::SupplyRecord {
-                    status: "LOADED".into(),
-                    accepted: true,
-                    ..record.clone()
-                },
-                now,
-            )
-            .await;
+        let committed = bulk.commit(&loaded(&record, 0), now).await;
         assert!(committed.is_err(), "{backend:?}: {committed:?}");
         for key in ["FIRST", "TWICE"] {
             assert!(
@@ -951,31 +945,15 @@ async fn a_supply_stores_each_position_as_the_single_insert_does() {
             p.debtor.email = i.is_multiple_of(2).then(|| format!("d{i}@example.it"));
             p
         };
-        let record = incasso_store::SupplyRecord {
-            layout: "incasso-csv".into(),
-            file_name: "bulk.csv".into(),
-            file_hash: format!("bulk-{backend:?}"),
-            started_at: now,
-            ..Default::default()
-        };
-        let id = store.begin_supply(ENTE, &record, now).await.unwrap();
-        let mut bulk = store.bulk(ENTE, "incasso-csv", id).await.unwrap();
+        let (mut bulk, record) = begin_bulk(&store, "bulk", now).await;
         let count = 300;
         let numbers = bulk
             .insert_many((1..=count).map(spec).collect(), now)
             .await
             .unwrap();
-        bulk.commit(
-            &incasso_store::SupplyRecord {
-                status: "LOADED".into(),
-                accepted: true,
-                rows_loaded: count as i64,
-                ..record.clone()
-            },
-            now,
-        )
-        .await
-        .unwrap();
+        bulk.commit(&loaded(&record, count as i64), now)
+            .await
+            .unwrap();
         for (i, navs) in (1..=count).zip(numbers) {
             let expected = spec(i);
             let stored = store
@@ -1001,12 +979,7 @@ async fn a_supply_stores_each_position_as_the_single_insert_does() {
         }
         // An update replaces a position alone: its options (installments)
         // all name the same position, a value shared by every row.
-        let record = incasso_store::SupplyRecord {
-            file_hash: format!("bulk-update-{backend:?}"),
-            ..record
-        };
-        let id = store.begin_supply(ENTE, &record, now).await.unwrap();
-        let mut bulk = store.bulk(ENTE, "incasso-csv", id).await.unwrap();
+        let (mut bulk, record) = begin_bulk(&store, "bulk-update", now).await;
         let mut update = store
             .get_position(ENTE, "BULK-0004")
             .await
@@ -1020,16 +993,7 @@ async fn a_supply_stores_each_position_as_the_single_insert_does() {
             o.transfers[0].quotas[0].amount = o.transfers[0].amount;
         }
         bulk.replace(&mut update, now).await.unwrap();
-        bulk.commit(
-            &incasso_store::SupplyRecord {
-                status: "LOADED".into(),
-                accepted: true,
-                ..record.clone()
-            },
-            now,
-        )
-        .await
-        .unwrap();
+        bulk.commit(&loaded(&record, 0), now).await.unwrap();
         let stored = store
             .get_position(ENTE, "BULK-0004")
             .await
