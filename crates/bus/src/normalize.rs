@@ -118,10 +118,12 @@ fn source(rule: &FieldRule, r: &Record) -> String {
 }
 
 /// Parses an amount in the given form into cents; `None` if it is not one.
+/// An amount in `format`; `None` if it is not one, or is beyond
+/// [`Cents::MAX_AMOUNT`] either way.
 pub fn parse_amount(s: &str, format: AmountFormat) -> Option<Cents> {
     let s = s.trim();
     match format {
-        AmountFormat::Cents => s.parse::<i64>().ok().map(Cents),
+        AmountFormat::Cents => s.parse::<i64>().ok().map(Cents)?.within_limit(),
         AmountFormat::Dot => Cents::parse_decimal(s),
         AmountFormat::Italian => {
             let (units, decimals) = s.split_once(',').unwrap_or((s, ""));
@@ -526,7 +528,7 @@ pub fn build(rows: &[&Row], ctx: &Context<'_>) -> Result<Built, Vec<RowError>> {
         }
         let Some(amount) = v(r, "option.amount")
             .and_then(|a| a.parse::<i64>().ok())
-            .map(Cents)
+            .and_then(|a| Cents(a).within_limit())
         else {
             errors.push(err(
                 r.line,
@@ -595,7 +597,9 @@ pub fn build(rows: &[&Row], ctx: &Context<'_>) -> Result<Built, Vec<RowError>> {
             if n > 1 && !named {
                 continue;
             }
-            let amount = t(F::Amount).and_then(|a| a.parse::<i64>().ok()).map(Cents);
+            let amount = t(F::Amount)
+                .and_then(|a| a.parse::<i64>().ok())
+                .and_then(|a| Cents(a).within_limit());
             transfers.push(Transfer {
                 id_transfer: n,
                 amount: amount.unwrap_or(Cents(-1)),
@@ -633,7 +637,9 @@ pub fn build(rows: &[&Row], ctx: &Context<'_>) -> Result<Built, Vec<RowError>> {
             let parsed = acc
                 .split_once('/')
                 .and_then(|(y, c)| Some((y.trim().parse::<i32>().ok()?, c.trim().to_string())));
-            let quota_amount = v(r, amount_key).and_then(|a| a.parse::<i64>().ok());
+            let quota_amount = v(r, amount_key)
+                .and_then(|a| a.parse::<i64>().ok())
+                .filter(|a| Cents(*a).within_limit().is_some());
             match (parsed, quota_amount) {
                 (Some((year, code)), Some(a)) => quotas.push(AccountingQuota {
                     accertamento: AccertamentoRef { year, code },
@@ -912,6 +918,16 @@ mod tests {
             Some(Cents(123456))
         );
         assert_eq!(parse_amount("12a", AmountFormat::Cents), None);
+        // Beyond what pagoPA can carry, and where abs() would overflow.
+        assert_eq!(
+            parse_amount("-9223372036854775808", AmountFormat::Cents),
+            None
+        );
+        assert_eq!(parse_amount("100000000000", AmountFormat::Cents), None);
+        assert_eq!(
+            parse_amount("1.000.000.000,00", AmountFormat::Italian),
+            None
+        );
     }
 
     #[test]

@@ -101,14 +101,27 @@ pub fn movement(ente: &str, row: &normalize::Row) -> Result<TreasuryMovement, Ve
     }
     let value_date = day("movement.value_date");
     let signed = get("movement.amount").parse::<i64>().ok();
-    if signed.is_none() {
-        bad(
-            "movement.amount",
-            get("movement.amount"),
-            "BAD_AMOUNT",
-            "manca l'importo o non è un importo (serve la regola amount)",
-        );
-    }
+    let signed = match signed.map(|c| Cents(c).within_limit()) {
+        Some(Some(c)) => Some(c.0),
+        Some(None) => {
+            bad(
+                "movement.amount",
+                get("movement.amount"),
+                "AMOUNT_OUT_OF_RANGE",
+                "importo fuori intervallo (al massimo 999.999.999,99 €)",
+            );
+            None
+        }
+        None => {
+            bad(
+                "movement.amount",
+                get("movement.amount"),
+                "BAD_AMOUNT",
+                "manca l'importo o non è un importo (serve la regola amount)",
+            );
+            None
+        }
+    };
     let direction = match get("movement.direction").to_uppercase().as_str() {
         "" => match signed {
             Some(c) if c < 0 => Direction::Outgoing,

@@ -248,11 +248,11 @@ async fn positions(
     let store_rate = n as f64 / store_secs;
 
     // Phase 2: through the HTTP API on loopback.
-    let (key_id, key) = incasso_server::auth::generate_key();
+    let (key_id, key) = incasso_app::keys::generate_key();
     store
         .insert_api_key(
             &key_id,
-            &incasso_server::auth::hash_key(&key),
+            &incasso_app::keys::hash_key(&key),
             Some(ENTE),
             incasso_store::KeyScope::Ente,
             "bench",
@@ -775,35 +775,32 @@ async fn notices(count: u64) -> Result<()> {
     let open = move || -> std::io::Result<Box<dyn std::io::Read + Send>> {
         Ok(Box::new(std::fs::File::open(&path)?))
     };
-    let report = incasso_server::supply::load(
-        &store,
-        ENTE,
-        &layout,
-        None,
-        "notices.csv",
-        &open,
-        None,
-        &|_| {},
-    )
-    .await
-    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let file = incasso_app::supply::SupplyFile {
+        ente: ENTE,
+        layout: &layout,
+        default_service: None,
+        file_name: "notices.csv",
+        open: &open,
+    };
+    let report = incasso_app::supply::load(&store, &file, incasso_app::supply::Sinks::none())
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let supply_id = report.supply_id.unwrap_or(0);
     let rss_before = peak_rss_mb();
     let handle = tokio::runtime::Handle::current();
-    let zip_store = store.clone();
+    let ctx = incasso_app::App::new(store.clone(), incasso_app::Settings::new("")).system("bench");
+    let job = incasso_app::notices::zip_job(
+        &ctx,
+        ENTE,
+        incasso_app::notices::Selection::Supply(supply_id),
+        incasso_notice::Language::Italian,
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{}", e.detail))?;
     let started = Instant::now();
     let (written, zip_bytes) = tokio::task::spawn_blocking(move || {
         let mut sink = CountingSink(0);
-        incasso_server::notices::write_supply_zip(
-            &handle,
-            &zip_store,
-            ENTE,
-            supply_id,
-            incasso_notice::Language::Italian,
-            &mut sink,
-            &|_| {},
-        )
-        .map(|n| (n, sink.0))
+        job.write(&handle, &mut sink, &|_| {}).map(|n| (n, sink.0))
     })
     .await?
     .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -912,18 +909,20 @@ async fn load(rows: u64) -> Result<()> {
         };
         let mut sink = std::io::sink();
         let started = Instant::now();
-        let report = incasso_server::supply::load(
-            &store,
-            ENTE,
-            &layout,
-            None,
-            layout_name,
-            &open,
-            Some(&mut sink),
-            &|_| {},
-        )
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let file = incasso_app::supply::SupplyFile {
+            ente: ENTE,
+            layout: &layout,
+            default_service: None,
+            file_name: layout_name,
+            open: &open,
+        };
+        let sinks = incasso_app::supply::Sinks {
+            outcome: Some(&mut sink),
+            ..incasso_app::supply::Sinks::none()
+        };
+        let report = incasso_app::supply::load(&store, &file, sinks)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         let secs = started.elapsed().as_secs_f64();
         anyhow::ensure!(
             report.accepted && report.rows_loaded as u64 == rows,

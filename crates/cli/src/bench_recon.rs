@@ -217,10 +217,7 @@ pub async fn run(flows: u64, lines: u64) -> Result<()> {
                 incasso_recon::fdr::write(&f)
             })
             .collect();
-        (
-            incasso_server::reconcile::parse_flows(ENTE, &files),
-            sospesi,
-        )
+        (incasso_app::reconcile::parse_flows(ENTE, &files), sospesi)
     };
     let started = Instant::now();
     let mut next = Some(tokio::task::spawn_blocking(move || produce(0)));
@@ -233,7 +230,7 @@ pub async fn run(flows: u64, lines: u64) -> Result<()> {
             next = Some(tokio::task::spawn_blocking(move || produce(at)));
         }
         movements.extend(sospesi);
-        let answers = incasso_server::reconcile::store_parsed_flows(&store, ENTE, parsed, now)
+        let answers = incasso_app::reconcile::store_parsed_flows(&store, ENTE, parsed, now)
             .await
             .map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))?;
         for answer in answers {
@@ -247,7 +244,7 @@ pub async fn run(flows: u64, lines: u64) -> Result<()> {
     }
     let treasury_time = started.elapsed();
     let started = Instant::now();
-    let summary = incasso_server::reconcile::reconcile(&store, ENTE, now)
+    let summary = incasso_app::reconcile::reconcile(&store, ENTE, now)
         .await
         .map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))?;
     let match_time = started.elapsed();

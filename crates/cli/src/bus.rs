@@ -1,15 +1,16 @@
 //! `incasso load` and `incasso export`: the Digit BUS from the command line.
 
 use anyhow::{Context, Result, anyhow, bail};
-use incasso_server::supply::{self, LoadError};
-use incasso_store::Store;
+use incasso_app::Ctx;
+use incasso_app::bus;
+use incasso_app::supply::{self, LoadError, Sinks, SupplyFile};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// The layout in `file` when one is given, else the Ente's (or built-in)
 /// layout called `name`.
 async fn layout(
-    store: &Store,
+    ctx: &Ctx,
     ente: &str,
     name: &str,
     file: Option<&Path>,
@@ -20,9 +21,9 @@ async fn layout(
                 .with_context(|| format!("reading layout {}", p.display()))?;
             incasso_bus::Layout::from_toml(&text).map_err(|e| anyhow!("{}: {e}", p.display()))
         }
-        None => supply::resolve_layout(store, ente, name)
+        None => bus::layout(ctx, ente, name)
             .await
-            .map_err(|e| anyhow!("{e}")),
+            .map_err(|e| anyhow!("{}", e.detail)),
     }
 }
 
@@ -30,15 +31,24 @@ async fn layout(
 /// (the file with its notice numbers) beside it as `FILE.esito` (`.xlsx` or
 /// `.zip` added for spreadsheets and zipped supplies), and the
 /// per-row report as `FILE.rapporto.csv` when rows were refused.
-pub async fn load(
-    store: &Store,
-    ente: &str,
-    layout_name: &str,
-    layout_file: Option<PathBuf>,
-    service: Option<&str>,
-    file: &Path,
-) -> Result<()> {
-    let layout = layout(store, ente, layout_name, layout_file.as_deref()).await?;
+/// Which file to load, and how to read it.
+pub struct LoadArgs<'a> {
+    pub ente: &'a str,
+    pub layout_name: &'a str,
+    pub layout_file: Option<PathBuf>,
+    pub service: Option<&'a str>,
+    pub file: &'a Path,
+}
+
+pub async fn load(ctx: &Ctx, args: LoadArgs<'_>) -> Result<()> {
+    let LoadArgs {
+        ente,
+        layout_name,
+        layout_file,
+        service,
+        file,
+    } = args;
+    let layout = layout(ctx, ente, layout_name, layout_file.as_deref()).await?;
     let size = std::fs::metadata(file)
         .with_context(|| format!("reading {}", file.display()))?
         .len();
@@ -72,7 +82,14 @@ pub async fn load(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let result = match supply::prepare(store, ente, &layout, &file_name, &open).await {
+    let supply_file = SupplyFile {
+        ente,
+        layout: &layout,
+        default_service: service,
+        file_name: &file_name,
+        open: &open,
+    };
+    let result = match bus::prepare(ctx, &supply_file).await {
         Ok(prepared) => {
             if prepared.resumes() {
                 bar.suspend(|| {
@@ -82,17 +99,12 @@ pub async fn load(
                     )
                 });
             }
-            supply::run(
-                store,
-                ente,
-                &layout,
-                service,
-                prepared,
-                &open,
-                Some(&mut outcome),
-                &move |rows| rows_bar.set_message(format!("{rows} righe")),
-            )
-            .await
+            let sinks = Sinks {
+                outcome: Some(&mut outcome),
+                store_outcome: false,
+                progress: &move |rows| rows_bar.set_message(format!("{rows} righe")),
+            };
+            bus::run(ctx, &supply_file, prepared, sinks).await
         }
         Err(e) => Err(e),
     };
@@ -112,8 +124,10 @@ pub async fn load(
     println!("{}", serde_json::to_string_pretty(&report)?);
     if !report.errors.is_empty() {
         let path = PathBuf::from(format!("{}.rapporto.csv", file.display()));
-        let supply = store.supply(ente, report.supply_id.unwrap_or(0)).await?;
-        std::fs::write(&path, supply::report_csv(&supply.errors))?;
+        let csv = bus::report_csv(ctx, ente, report.supply_id.unwrap_or(0))
+            .await
+            .map_err(|e| anyhow!("{}", e.detail))?;
+        std::fs::write(&path, csv)?;
         eprintln!("rapporto per riga: {}", path.display());
         for e in report.errors.iter().take(10) {
             eprintln!(
@@ -131,17 +145,17 @@ pub async fn load(
 }
 
 pub async fn export(
-    store: &Store,
+    ctx: &Ctx,
     ente: &str,
     layout_name: &str,
     layout_file: Option<PathBuf>,
     consumer: &str,
     output: Option<PathBuf>,
 ) -> Result<()> {
-    let layout = layout(store, ente, layout_name, layout_file.as_deref()).await?;
-    let (bytes, count) = incasso_server::export::export(store, ente, &layout, consumer)
+    let layout = layout(ctx, ente, layout_name, layout_file.as_deref()).await?;
+    let (bytes, count) = bus::export(ctx, ente, &layout, consumer)
         .await
-        .map_err(|e| anyhow!("{e}"))?;
+        .map_err(|e| anyhow!("{}", e.detail))?;
     match output {
         Some(p) => {
             std::fs::write(&p, &bytes).with_context(|| format!("writing {}", p.display()))?

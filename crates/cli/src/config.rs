@@ -12,7 +12,15 @@ use std::path::{Path, PathBuf};
 pub struct FileConfig {
     pub database_url: Option<String>,
     pub bind: Option<String>,
+    pub public_url: Option<String>,
     pub data_dir: Option<PathBuf>,
+}
+
+/// Where `serve` listens, and the URL it is reached at, from the flags.
+#[derive(Debug, Default)]
+pub struct Listen {
+    pub bind: Option<String>,
+    pub public_url: Option<String>,
 }
 
 impl FileConfig {
@@ -29,11 +37,13 @@ impl FileConfig {
 pub struct Settings {
     pub database_url: String,
     pub bind: String,
+    /// As configured; see [`Settings::public_url`] for the default.
+    pub public_url: Option<String>,
     pub data_dir: PathBuf,
 }
 
 impl Settings {
-    pub fn resolve(db: &DbArgs, bind: Option<String>, file: &FileConfig) -> Result<Settings> {
+    pub fn resolve(db: &DbArgs, listen: Listen, file: &FileConfig) -> Result<Settings> {
         let data_dir = db
             .data_dir
             .clone()
@@ -44,17 +54,35 @@ impl Settings {
             .clone()
             .or_else(|| file.database_url.clone())
             .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("incasso.db").display()));
-        let bind = bind
+        let bind = listen
+            .bind
             .or_else(|| file.bind.clone())
             .unwrap_or_else(|| "127.0.0.1:8080".to_string());
         if incasso_store::Dialect::from_url(&database_url).is_err() {
             bail!("database URL must start with sqlite:, postgres:// or postgresql://");
         }
+        let public_url = listen.public_url.or_else(|| file.public_url.clone());
+        if let Some(url) = &public_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            bail!("public URL must start with http:// or https:// (got '{url}')");
+        }
         Ok(Settings {
             database_url,
             bind,
+            public_url,
             data_dir,
         })
+    }
+
+    /// The base of every absolute URL incasso gives out: the configured
+    /// one, else `http://` and the address actually bound.
+    pub fn public_url(&self, bound: std::net::SocketAddr) -> String {
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{bound}"))
+            .trim_end_matches('/')
+            .to_string()
     }
 
     /// Creates the data dir, connects and migrates.
@@ -65,6 +93,19 @@ impl Settings {
             .await
             .with_context(|| format!("opening database {}", redact(&self.database_url)))
     }
+}
+
+/// `url` with its port replaced by `port`: the demo simulator is reached
+/// on the same host as incasso.
+pub fn same_host(url: &str, port: u16) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("http", url));
+    let authority = rest.split('/').next().unwrap_or(rest);
+    let host = match authority.rsplit_once(':') {
+        // An IPv6 literal without a port ends with ']'.
+        Some((host, p)) if !p.ends_with(']') => host,
+        _ => authority,
+    };
+    format!("{scheme}://{host}:{port}")
 }
 
 /// A URL safe for logs: the password of a PostgreSQL URL is masked.
@@ -90,18 +131,54 @@ mod tests {
         let file = FileConfig {
             database_url: None,
             bind: Some("0.0.0.0:9000".into()),
+            public_url: None,
             data_dir: Some("/var/lib/incasso".into()),
         };
-        let s = Settings::resolve(&DbArgs::default(), None, &file).unwrap();
+        let s = Settings::resolve(&DbArgs::default(), Listen::default(), &file).unwrap();
         assert_eq!(s.bind, "0.0.0.0:9000");
+        assert_eq!(
+            s.public_url("0.0.0.0:9000".parse().unwrap()),
+            "http://0.0.0.0:9000"
+        );
         assert_eq!(s.database_url, "sqlite:///var/lib/incasso/incasso.db");
         let flags = DbArgs {
             database_url: Some("postgres://u:p@h/db".into()),
             data_dir: None,
         };
-        let s = Settings::resolve(&flags, Some("127.0.0.1:1".into()), &file).unwrap();
+        let listen = Listen {
+            bind: Some("127.0.0.1:1".into()),
+            public_url: Some("https://pagamenti.example.it/".into()),
+        };
+        let s = Settings::resolve(&flags, listen, &file).unwrap();
         assert_eq!(s.database_url, "postgres://u:p@h/db");
         assert_eq!(s.bind, "127.0.0.1:1");
+        assert_eq!(
+            s.public_url("127.0.0.1:1".parse().unwrap()),
+            "https://pagamenti.example.it"
+        );
+    }
+
+    #[test]
+    fn a_public_url_must_be_http() {
+        let listen = Listen {
+            bind: None,
+            public_url: Some("pagamenti.example.it".into()),
+        };
+        let err = Settings::resolve(&DbArgs::default(), listen, &FileConfig::default());
+        assert!(err.is_err());
+    }
+
+    #[test]
+    fn the_simulator_shares_the_public_host() {
+        assert_eq!(
+            same_host("http://10.0.0.5:8081", 40000),
+            "http://10.0.0.5:40000"
+        );
+        assert_eq!(
+            same_host("https://pay.example.it/", 40000),
+            "https://pay.example.it:40000"
+        );
+        assert_eq!(same_host("http://[::1]:8081", 9), "http://[::1]:9");
     }
 
     #[test]
@@ -110,7 +187,7 @@ mod tests {
             database_url: Some("sqlit://x.db".into()),
             data_dir: None,
         };
-        assert!(Settings::resolve(&flags, None, &FileConfig::default()).is_err());
+        assert!(Settings::resolve(&flags, Listen::default(), &FileConfig::default()).is_err());
     }
 
     #[test]

@@ -16,7 +16,6 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod bus;
 mod config;
-mod demo;
 mod notices;
 mod reconcile;
 mod simulator;
@@ -24,6 +23,7 @@ mod simulator;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use config::Settings;
+use incasso_store::KeyScope;
 use std::path::PathBuf;
 
 #[derive(Parser)]
@@ -33,7 +33,7 @@ use std::path::PathBuf;
     about = "incasso: pagoPA collection platform"
 )]
 struct Cli {
-    /// TOML configuration file (keys: database_url, bind, data_dir).
+    /// TOML configuration file (keys: database_url, bind, public_url, data_dir).
     #[arg(long, global = true, env = "INCASSO_CONFIG")]
     config: Option<PathBuf>,
     /// Log format: text or json.
@@ -67,6 +67,11 @@ enum Command {
         /// Address to listen on (default 127.0.0.1:8080).
         #[arg(long, env = "INCASSO_BIND")]
         bind: Option<String>,
+        /// The base of every absolute URL incasso gives out (Checkout
+        /// return URLs, links in messages), e.g. https://pagamenti.comune.it
+        /// (default: http:// and the listen address).
+        #[arg(long, env = "INCASSO_PUBLIC_URL")]
+        public_url: Option<String>,
         /// Seed the demo data (once) and write <data-dir>/demo.json.
         #[arg(long)]
         demo: bool,
@@ -82,6 +87,10 @@ enum Command {
         db: DbArgs,
         #[arg(long)]
         ente: Option<String>,
+        /// With --ente: the Ente's administrator's key, which may also list
+        /// and revoke the Ente's keys (an application's key may not).
+        #[arg(long, requires = "ente")]
+        admin: bool,
         #[arg(long, default_value = "cli")]
         label: String,
     },
@@ -195,8 +204,11 @@ fn main() -> Result<()> {
 fn init_logging(format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    // Colours only for a person at a terminal: a log file or a journal
+    // would keep the escape codes.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     if format == "json" {
         builder.json().init();
@@ -209,21 +221,36 @@ async fn run(cli: Cli) -> Result<()> {
     let file = config::FileConfig::load(cli.config.as_deref())?;
     let file_config = &file;
     match cli.command {
-        Command::Serve { db, bind, demo } => {
-            let settings = Settings::resolve(&db, bind, &file)?;
+        Command::Serve {
+            db,
+            bind,
+            public_url,
+            demo,
+        } => {
+            let settings = Settings::resolve(&db, config::Listen { bind, public_url }, &file)?;
             serve(settings, demo).await
         }
         Command::Migrate { db } => {
-            let settings = Settings::resolve(&db, None, &file)?;
+            let settings = Settings::resolve(&db, config::Listen::default(), &file)?;
             let store = settings.open_store().await?;
             store.close().await;
             println!("migrations applied");
             Ok(())
         }
-        Command::ApiKey { db, ente, label } => {
-            let settings = Settings::resolve(&db, None, &file)?;
+        Command::ApiKey {
+            db,
+            ente,
+            admin,
+            label,
+        } => {
+            let settings = Settings::resolve(&db, config::Listen::default(), &file)?;
             let store = settings.open_store().await?;
-            let (id, key) = incasso_server::auth::issue_key(&store, ente.as_deref(), &label)
+            let scope = if admin {
+                KeyScope::EnteAdmin
+            } else {
+                KeyScope::Ente
+            };
+            let (id, key) = incasso_app::keys::issue_key(&store, ente.as_deref(), scope, &label)
                 .await
                 .context("issuing the key")?;
             eprintln!("key id {id}; the key is shown only now:");
@@ -240,18 +267,17 @@ async fn run(cli: Cli) -> Result<()> {
             service,
             file,
         } => {
-            let store = Settings::resolve(&db, None, file_config)?
+            let store = Settings::resolve(&db, config::Listen::default(), file_config)?
                 .open_store()
                 .await?;
-            let result = bus::load(
-                &store,
-                &ente,
-                &layout,
+            let args = bus::LoadArgs {
+                ente: &ente,
+                layout_name: &layout,
                 layout_file,
-                service.as_deref(),
-                &file,
-            )
-            .await;
+                service: service.as_deref(),
+                file: &file,
+            };
+            let result = bus::load(&cli_ctx(&store), args).await;
             store.close().await;
             result
         }
@@ -264,7 +290,7 @@ async fn run(cli: Cli) -> Result<()> {
             lang,
             output,
         } => {
-            let store = Settings::resolve(&db, None, file_config)?
+            let store = Settings::resolve(&db, config::Listen::default(), file_config)?
                 .open_store()
                 .await?;
             let which = match (supply, position, notice) {
@@ -273,7 +299,7 @@ async fn run(cli: Cli) -> Result<()> {
                 (_, _, Some(nav)) => notices::Which::Notice(nav),
                 _ => anyhow::bail!("indicare --supply, --position oppure --notice"),
             };
-            let result = notices::run(&store, &ente, which, &lang, output).await;
+            let result = notices::run(&cli_ctx(&store), &ente, which, &lang, output).await;
             store.close().await;
             result
         }
@@ -285,18 +311,16 @@ async fn run(cli: Cli) -> Result<()> {
             treasury_layout,
             fetch,
         } => {
-            let store = Settings::resolve(&db, None, file_config)?
+            let store = Settings::resolve(&db, config::Listen::default(), file_config)?
                 .open_store()
                 .await?;
-            let result = reconcile::run(
-                &store,
-                &ente,
+            let inputs = reconcile::Inputs {
                 fetch,
-                &flows,
-                &treasury,
-                treasury_layout.as_deref(),
-            )
-            .await;
+                flows: &flows,
+                treasury: &treasury,
+                treasury_layout: treasury_layout.as_deref(),
+            };
+            let result = reconcile::run(&cli_ctx(&store), &ente, inputs).await;
             store.close().await;
             result
         }
@@ -308,14 +332,28 @@ async fn run(cli: Cli) -> Result<()> {
             consumer,
             output,
         } => {
-            let store = Settings::resolve(&db, None, file_config)?
+            let store = Settings::resolve(&db, config::Listen::default(), file_config)?
                 .open_store()
                 .await?;
-            let result = bus::export(&store, &ente, &layout, layout_file, &consumer, output).await;
+            let result = bus::export(
+                &cli_ctx(&store),
+                &ente,
+                &layout,
+                layout_file,
+                &consumer,
+                output,
+            )
+            .await;
             store.close().await;
             result
         }
     }
+}
+
+/// The context of a batch command: incasso's operator at the machine, who
+/// may act on every Ente. Batch commands give out no URLs.
+fn cli_ctx(store: &incasso_store::Store) -> incasso_app::Ctx {
+    incasso_app::App::new(store.clone(), incasso_app::Settings::new("")).system("cli")
 }
 
 async fn serve(settings: Settings, demo: bool) -> Result<()> {
@@ -324,28 +362,33 @@ async fn serve(settings: Settings, demo: bool) -> Result<()> {
         .await
         .with_context(|| format!("binding {}", settings.bind))?;
     let addr = listener.local_addr()?;
+    let public_url = settings.public_url(addr);
+    let mut app_settings = incasso_app::Settings::new(&public_url);
+    app_settings.data_dir = Some(settings.data_dir.clone());
+    let app = incasso_app::App::new(store.clone(), app_settings);
     let mut simulator = None;
     if demo {
-        let base_url = format!("http://{addr}");
-        let sim_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        // The simulator listens where incasso does (so that a colleague's
+        // browser reaches its Checkout page too), on a port of its own, and
+        // is reached under the public URL's host.
+        let sim_listener = tokio::net::TcpListener::bind((addr.ip(), 0))
             .await
             .context("binding the simulator")?;
-        let sim_url = format!("http://{}", sim_listener.local_addr()?);
-        let path = demo::seed(&store, &settings.data_dir, &base_url, &sim_url).await?;
-        let (sim_settings, _) = simulator::settings_from_demo(&path, None)?;
+        let sim_addr = sim_listener.local_addr()?;
+        let sim_url = config::same_host(&public_url, sim_addr.port());
+        let path = incasso_app::demo::seed(&app.system("demo"), &settings.data_dir, &sim_url)
+            .await
+            .context("seeding the demo")?;
+        let (mut sim_settings, _) = simulator::settings_from_demo(&path, None)?;
+        sim_settings.public_url = Some(sim_url.clone());
         let sim = incasso_simulator::Simulator::new(sim_settings);
         simulator = Some(tokio::spawn(sim.serve(sim_listener, shutdown_signal())));
         tracing::info!(file = %path.display(), simulator = %sim_url, "demo data ready");
     }
-    tracing::info!(%addr, database = ?store.dialect(), "incasso listening");
-    incasso_server::serve_with_data_dir(
-        listener,
-        store.clone(),
-        Some(settings.data_dir.clone()),
-        shutdown_signal(),
-    )
-    .await
-    .context("serving HTTP")?;
+    tracing::info!(%addr, %public_url, database = ?store.dialect(), "incasso listening");
+    incasso_server::serve(listener, app, shutdown_signal())
+        .await
+        .context("serving HTTP")?;
     if let Some(sim) = simulator {
         sim.abort();
     }

@@ -2,9 +2,9 @@
 //! bulk (a ZIP, with a progress bar), or one position's or notice number's.
 
 use anyhow::{Context, Result, anyhow};
+use incasso_app::Ctx;
+use incasso_app::notices::{self, Selection, file_safe};
 use incasso_notice::Language;
-use incasso_server::notices::{file_safe, write_supply_zip};
-use incasso_store::Store;
 use std::path::PathBuf;
 
 pub enum Which {
@@ -14,7 +14,7 @@ pub enum Which {
 }
 
 pub async fn run(
-    store: &Store,
+    ctx: &Ctx,
     ente: &str,
     which: Which,
     lang: &str,
@@ -23,10 +23,12 @@ pub async fn run(
     let lang: Language = lang.parse().map_err(|e: String| anyhow!(e))?;
     match which {
         Which::Supply(id) => {
-            let supply = store
-                .supply(ente, id)
+            let supply = incasso_app::bus::supply(ctx, ente, id)
                 .await
-                .map_err(|e| anyhow!("fornitura {id}: {e}"))?;
+                .map_err(|e| anyhow!("fornitura {id}: {}", e.detail))?;
+            let job = notices::zip_job(ctx, ente, Selection::Supply(id), lang)
+                .await
+                .map_err(|e| anyhow!("fornitura {id}: {}", e.detail))?;
             let path =
                 output.unwrap_or_else(|| PathBuf::from(format!("avvisi-fornitura-{id}.zip")));
             let file = std::fs::File::create(&path)
@@ -40,20 +42,12 @@ pub async fn run(
                 .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
                 .progress_chars("=> "),
             );
-            let store = store.clone();
-            let ente = ente.to_string();
             let handle = tokio::runtime::Handle::current();
             let progress_bar = bar.clone();
             let written = tokio::task::spawn_blocking(move || {
-                write_supply_zip(
-                    &handle,
-                    &store,
-                    &ente,
-                    id,
-                    lang,
-                    std::io::BufWriter::new(file),
-                    &|n| progress_bar.set_position(n),
-                )
+                job.write(&handle, std::io::BufWriter::new(file), &|n| {
+                    progress_bar.set_position(n)
+                })
             })
             .await?
             .map_err(|e| anyhow!("{e}"))?;
@@ -64,27 +58,18 @@ pub async fn run(
             );
         }
         Which::Position(key) => {
-            let stored = store
-                .get_position(ente, &key)
+            let bytes = notices::position_pdf(ctx, ente, &key, lang)
                 .await
-                .map_err(|e| anyhow!("posizione {key}: {e}"))?;
-            let bytes = incasso_server::notices::render_position(store, ente, &stored, None, lang)
-                .await
-                .map_err(|e| anyhow!("{}", e.detail))?;
+                .map_err(|e| anyhow!("posizione {key}: {}", e.detail))?;
             let path =
                 output.unwrap_or_else(|| PathBuf::from(format!("avviso-{}.pdf", file_safe(&key))));
             std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
             eprintln!("{}", path.display());
         }
         Which::Notice(nav) => {
-            let (stored, _) = store
-                .find_by_notice_number(ente, &nav)
+            let bytes = notices::notice_pdf(ctx, ente, &nav, lang)
                 .await
-                .map_err(|e| anyhow!("avviso {nav}: {e}"))?;
-            let bytes =
-                incasso_server::notices::render_position(store, ente, &stored, Some(&nav), lang)
-                    .await
-                    .map_err(|e| anyhow!("{}", e.detail))?;
+                .map_err(|e| anyhow!("avviso {nav}: {}", e.detail))?;
             let path =
                 output.unwrap_or_else(|| PathBuf::from(format!("avviso-{}.pdf", file_safe(&nav))));
             std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;

@@ -1,35 +1,37 @@
 //! `incasso reconcile`: take in reporting flows and treasury files, then
 //! match the Ente's sospesi to its flows and print what was found.
 
-use anyhow::{Context, Result};
-use chrono::Utc;
-use incasso_server::reconcile;
-use incasso_store::{FlowIntake, Store};
+use anyhow::{Context, Result, anyhow};
+use incasso_app::{AppError, Ctx, digitfin};
+use incasso_store::FlowIntake;
 use std::path::PathBuf;
 
-pub async fn run(
-    store: &Store,
-    ente: &str,
-    fetch: bool,
-    flows: &[PathBuf],
-    treasury: &[PathBuf],
-    treasury_layout: Option<&str>,
-) -> Result<()> {
-    let now = Utc::now();
-    let layout = match treasury_layout {
-        Some(name) => Some(
-            incasso_server::supply::resolve_layout(store, ente, name)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?,
-        ),
-        None => None,
-    };
+/// What to take in before matching.
+pub struct Inputs<'a> {
+    /// Fetch the Ente's new flows from the pagoPA Node first.
+    pub fetch: bool,
+    pub flows: &'a [PathBuf],
+    pub treasury: &'a [PathBuf],
+    /// Read the treasury files through this Digit BUS layout.
+    pub treasury_layout: Option<&'a str>,
+}
+
+fn said(e: &AppError) -> String {
+    format!("[{}] {}", e.code, e.detail)
+}
+
+pub async fn run(ctx: &Ctx, ente: &str, inputs: Inputs<'_>) -> Result<()> {
+    if let Some(name) = inputs.treasury_layout {
+        incasso_app::bus::layout(ctx, ente, name)
+            .await
+            .map_err(|e| anyhow!(said(&e)))?;
+    }
     // Every file is tried; one refused file does not stop the others.
     let mut refused = 0;
-    if fetch {
-        let r = reconcile::fetch_flows(store, ente, now)
+    if inputs.fetch {
+        let r = digitfin::fetch(ctx, ente)
             .await
-            .map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))?;
+            .map_err(|e| anyhow!(said(&e)))?;
         println!(
             "nodo: {} flussi elencati, {} acquisiti, {} già presenti",
             r.listed, r.taken, r.known
@@ -39,11 +41,11 @@ pub async fn run(
             eprintln!("flusso {flow}: rifiutato {why}");
         }
     }
-    for path in flows {
+    for path in inputs.flows {
         let bytes =
             std::fs::read(path).with_context(|| format!("lettura di {}", path.display()))?;
-        match reconcile::take_flow(store, ente, &bytes, now).await {
-            Ok(intake) => println!(
+        match digitfin::take_flow(ctx, ente, &bytes).await {
+            Ok((_, intake)) => println!(
                 "flusso {}: {}",
                 path.display(),
                 match intake {
@@ -56,28 +58,24 @@ pub async fn run(
             ),
             Err(e) => {
                 refused += 1;
-                eprintln!("flusso {}: rifiutato [{}] {e}", path.display(), e.code());
+                eprintln!("flusso {}: rifiutato {}", path.display(), said(&e));
             }
         }
     }
-    for path in treasury {
+    for path in inputs.treasury {
         let bytes =
             std::fs::read(path).with_context(|| format!("lettura di {}", path.display()))?;
-        let taken = match &layout {
-            Some(l) => reconcile::take_treasury_with_layout(store, ente, l, bytes, now).await,
-            None => reconcile::take_treasury_file(store, ente, &bytes, now).await,
-        };
-        match taken {
+        match digitfin::take_treasury(ctx, ente, inputs.treasury_layout, bytes).await {
             Ok(new) => println!("tesoreria {}: {new} movimenti nuovi", path.display()),
             Err(e) => {
                 refused += 1;
-                eprintln!("tesoreria {}: rifiutato [{}] {e}", path.display(), e.code());
+                eprintln!("tesoreria {}: rifiutato {}", path.display(), said(&e));
             }
         }
     }
-    let summary = reconcile::reconcile(store, ente, now)
+    let summary = digitfin::run(ctx, ente)
         .await
-        .map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))?;
+        .map_err(|e| anyhow!(said(&e)))?;
     println!(
         "riconciliazione: {} flussi, {} sospesi aperti, {} abbinati",
         summary.flows, summary.open_sospesi, summary.matched

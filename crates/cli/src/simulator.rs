@@ -81,6 +81,7 @@ pub fn settings_from_demo(
                 .as_str()
                 .map(str::to_string),
             faults: Faults::default(),
+            public_url: None,
         },
         demo,
     ))

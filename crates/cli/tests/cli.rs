@@ -165,8 +165,12 @@ fn serve_demo_writes_demo_json_and_stops_on_sigterm() {
 }
 
 fn http_get(port: u16, path: &str, key: &str) -> String {
+    http_get_at("127.0.0.1", port, path, key)
+}
+
+fn http_get_at(host: &str, port: u16, path: &str, key: &str) -> String {
     use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut s = std::net::TcpStream::connect((host, port)).unwrap();
     write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nOcp-Apim-Subscription-Key: {key}\r\nConnection: close\r\n\r\n").unwrap();
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap();
@@ -265,12 +269,19 @@ fn bench_recon_quick_prints_its_json_last() {
 fn demo_notices_are_paid_through_the_simulator() {
     let dir = temp_dir("simpay");
     let port = free_port();
+    // Listening on every address, reached by colleagues as 127.0.0.2: the
+    // simulator must be reachable there too, and every URL given out must
+    // use the public URL, never the Host header (the requests below send
+    // `Host: x`).
+    let public = format!("http://127.0.0.2:{port}");
     let mut child = incasso()
         .args([
             "serve",
             "--demo",
             "--bind",
-            &format!("127.0.0.1:{port}"),
+            &format!("0.0.0.0:{port}"),
+            "--public-url",
+            &public,
             "--data-dir",
         ])
         .arg(&dir)
@@ -321,38 +332,53 @@ fn demo_notices_are_paid_through_the_simulator() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("PAA_PAGAMENTO_DUPLICATO"));
     // 2. Through the pay link and the Checkout page.
     let pay_url = ente["pay_url"].as_str().unwrap();
-    let path = pay_url.trim_start_matches(&format!("http://127.0.0.1:{port}"));
-    let redirect = http_get(port, path, "");
-    let location = redirect
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("location: ")
-                .or_else(|| l.strip_prefix("Location: "))
-        })
-        .unwrap_or_else(|| panic!("no redirect: {redirect}"))
-        .trim()
-        .to_string();
+    assert!(pay_url.starts_with(&public), "{pay_url}");
+    let path = pay_url.trim_start_matches(&public);
+    let sim_url = demo["simulator_url"].as_str().unwrap();
+    assert!(sim_url.starts_with("http://127.0.0.2:"), "{sim_url}");
+    let sim_port: u16 = sim_url.rsplit(':').next().unwrap().parse().unwrap();
+    let carts = || -> Vec<serde_json::Value> {
+        let r = http_get_at("127.0.0.2", sim_port, "/simulator/carts", "");
+        serde_json::from_str(r.split("\r\n\r\n").nth(1).unwrap()).unwrap()
+    };
+    // A GET (a link scanner, a crawler) shows the notice and makes no cart.
+    let shown = http_get(port, path, "");
+    assert!(shown.starts_with("HTTP/1.1 200"), "{shown}");
     assert!(
-        location.starts_with(demo["simulator_url"].as_str().unwrap()),
-        "{location}"
+        shown.contains(&format!("method=\"post\" action=\"{path}\"")),
+        "{shown}"
     );
-    let sim_port: u16 = location
-        .split(':')
-        .nth(2)
-        .unwrap()
-        .split('/')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let head = http_request(port, "HEAD", path);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(carts().is_empty(), "a GET made a cart");
+    // The button posts: one cart, reused when pressed again.
+    let redirect = http_post(port, path);
+    let again = http_post(port, path);
+    let location_of = |r: &str| {
+        r.lines()
+            .find_map(|l| {
+                l.strip_prefix("location: ")
+                    .or_else(|| l.strip_prefix("Location: "))
+            })
+            .unwrap_or_else(|| panic!("no redirect: {r}"))
+            .trim()
+            .to_string()
+    };
+    let location = location_of(&redirect);
+    assert_eq!(location, location_of(&again), "the open cart is reused");
+    let made = carts();
+    assert_eq!(made.len(), 1, "{made:?}");
+    let back = made[0]["return_ok_url"].as_str().unwrap();
+    assert!(back.starts_with(&format!("{public}/pay/")), "{back}");
+    assert!(location.starts_with(sim_url), "{location}");
     let sim_path = location
         .splitn(4, '/')
         .nth(3)
         .map(|p| format!("/{p}"))
         .unwrap();
-    let page = http_get(sim_port, &sim_path, "");
+    let page = http_get_at("127.0.0.2", sim_port, &sim_path, "");
     assert!(page.contains("Paga"), "{page}");
-    let paid = http_post(sim_port, &format!("{sim_path}/pay"));
+    let paid = http_request_at("127.0.0.2", sim_port, "POST", &format!("{sim_path}/pay"));
     assert!(paid.starts_with("HTTP/1.1 303"), "{paid}");
     assert!(paid.contains("outcome=ok"), "{paid}");
     let nav0 = notices[0]["notice_number"].as_str().unwrap();
@@ -366,11 +392,19 @@ fn demo_notices_are_paid_through_the_simulator() {
 }
 
 fn http_post(port: u16, path: &str) -> String {
+    http_request(port, "POST", path)
+}
+
+fn http_request(port: u16, method: &str, path: &str) -> String {
+    http_request_at("127.0.0.1", port, method, path)
+}
+
+fn http_request_at(host: &str, port: u16, method: &str, path: &str) -> String {
     use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut s = std::net::TcpStream::connect((host, port)).unwrap();
     write!(
         s,
-        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
     )
     .unwrap();
     let mut out = String::new();

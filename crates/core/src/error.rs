@@ -53,6 +53,7 @@ pub mod codes {
     pub const BAD_IUV: &str = "BAD_IUV";
     pub const DUPLICATE_IUV: &str = "DUPLICATE_IUV";
     pub const AMOUNT_NOT_POSITIVE: &str = "AMOUNT_NOT_POSITIVE";
+    pub const AMOUNT_OUT_OF_RANGE: &str = "AMOUNT_OUT_OF_RANGE";
     pub const AMOUNT_MISMATCH: &str = "AMOUNT_MISMATCH";
     pub const TOO_MANY_TRANSFERS: &str = "TOO_MANY_TRANSFERS";
     pub const NO_TRANSFERS: &str = "NO_TRANSFERS";

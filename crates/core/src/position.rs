@@ -283,7 +283,7 @@ impl DebtPosition {
             c.fail(
                 "iupd",
                 codes::BAD_FORMAT,
-                "iupd: da 1 a 100 caratteri tra lettere, cifre, spazi, '-', '_', '.' e '*'",
+                "iupd: da 1 a 100 caratteri tra lettere, cifre, spazi, '-', '_' e '*'",
             );
         }
         self.debtor.check(&mut c);
@@ -535,11 +535,15 @@ impl TransitionError {
     }
 }
 
-fn is_valid_iupd(s: &str) -> bool {
+/// GPD's pattern for an iupd, `[\w*\h-]+` matched whole (Java's `\w` is
+/// ASCII): letters, digits, `_`, `*`, `-`, spaces and tabs; at most 100 of
+/// them. Anything else (a `/`, a `.`, a `?`) could be stored but never read
+/// back by its URL.
+pub fn is_valid_iupd(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 100
         && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'*'))
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'*' | b'-' | b' ' | b'\t'))
 }
 
 impl Debtor {
@@ -631,13 +635,7 @@ impl PaymentOption {
         rules: &PositionRules<'_>,
         validity: Option<DateTime<Utc>>,
     ) {
-        if self.amount.0 <= 0 {
-            c.fail(
-                format!("{path}.amount"),
-                codes::AMOUNT_NOT_POSITIVE,
-                "l'importo deve essere maggiore di zero",
-            );
-        }
+        check_amount(c, &format!("{path}.amount"), self.amount);
         c.text(&format!("{path}.description"), &self.description, 140);
         if self.due_date <= rules.now {
             c.fail(
@@ -779,15 +777,26 @@ impl PaymentOption {
     }
 }
 
+/// An amount owed: more than zero, and at most what pagoPA can carry.
+fn check_amount(c: &mut Checker, field: &str, amount: Cents) {
+    if amount.0 <= 0 {
+        c.fail(
+            field.to_string(),
+            codes::AMOUNT_NOT_POSITIVE,
+            "l'importo deve essere maggiore di zero",
+        );
+    } else if amount.within_limit().is_none() {
+        c.fail(
+            field.to_string(),
+            codes::AMOUNT_OUT_OF_RANGE,
+            "importo fuori intervallo (al massimo 999.999.999,99 €)",
+        );
+    }
+}
+
 impl Transfer {
     fn check(&self, c: &mut Checker, tp: &str, rules: &PositionRules<'_>) {
-        if self.amount.0 <= 0 {
-            c.fail(
-                format!("{tp}.amount"),
-                codes::AMOUNT_NOT_POSITIVE,
-                "l'importo deve essere maggiore di zero",
-            );
-        }
+        check_amount(c, &format!("{tp}.amount"), self.amount);
         check_ente_fiscal_code(
             c,
             &format!("{tp}.organizationFiscalCode"),

@@ -206,3 +206,25 @@ proptest! {
         }
     }
 }
+
+/// GPD's pattern for an iupd, `[\w*\h-]+` whole: what it refuses could be
+/// stored but never read back by its URL (issue 14).
+#[test]
+fn an_iupd_follows_gpds_pattern() {
+    use incasso_core::position::is_valid_iupd;
+    for good in ["P", "TARI-2026_001", "ABC*1", "con spazio", "a\tb"] {
+        assert!(is_valid_iupd(good), "{good}");
+    }
+    for bad in [
+        "",
+        "A/B",
+        "A.B",
+        "A?B",
+        "A#B",
+        "à",
+        "x%2F",
+        &"9".repeat(101),
+    ] {
+        assert!(!is_valid_iupd(bad), "{bad}");
+    }
+}

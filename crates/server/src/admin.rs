@@ -3,15 +3,15 @@
 //! the OpenAPI document at `/api/openapi.json`.
 
 use crate::AppState;
-use crate::auth::{Caller, Intermediary, issue_key};
+use crate::auth::{Caller, Intermediary};
 use crate::error::ApiQuery;
-use crate::error::{ApiError, ApiJson, ProblemJson};
+use crate::error::{ApiError, ApiJson, ApiJsonList, ProblemJson};
 use axum::Json;
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get, put};
-use chrono::Utc;
+use incasso_app::{admin, keys};
 use incasso_core::Cents;
 use incasso_core::accertamento::{Accertamento, AccertamentoRef};
 use incasso_core::catalogue::Service;
@@ -239,13 +239,8 @@ async fn list_enti(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<Json<Vec<EnteDto>>, ApiError> {
-    let enti = state.store.list_enti().await?;
-    Ok(Json(
-        enti.into_iter()
-            .filter(|e| caller.require_ente(&e.fiscal_code).is_ok())
-            .map(EnteDto::from)
-            .collect(),
-    ))
+    let enti = admin::list_enti(&state.ctx(caller)).await?;
+    Ok(Json(enti.into_iter().map(EnteDto::from).collect()))
 }
 
 /// Create an Ente (intermediary key only).
@@ -254,11 +249,11 @@ async fn list_enti(
               (status = 403, body = ProblemJson), (status = 409, body = ProblemJson)))]
 async fn create_ente(
     State(state): State<AppState>,
-    _caller: Intermediary,
+    Intermediary(caller): Intermediary,
     ApiJson(body): ApiJson<EnteDto>,
 ) -> Result<(StatusCode, Json<EnteDto>), ApiError> {
     let ente: Ente = body.into();
-    state.store.create_ente(&ente, Utc::now()).await?;
+    admin::create_ente(&state.ctx(caller), &ente).await?;
     Ok((StatusCode::CREATED, Json(ente.into())))
 }
 
@@ -270,8 +265,7 @@ async fn get_ente(
     caller: Caller,
     Path(fc): Path<String>,
 ) -> Result<Json<EnteDto>, ApiError> {
-    caller.require_ente(&fc)?;
-    Ok(Json(state.store.get_ente(&fc).await?.into()))
+    Ok(Json(admin::get_ente(&state.ctx(caller), &fc).await?.into()))
 }
 
 /// Update an Ente's data (its fiscal code never changes).
@@ -284,15 +278,8 @@ async fn update_ente(
     Path(fc): Path<String>,
     ApiJson(body): ApiJson<EnteDto>,
 ) -> Result<Json<EnteDto>, ApiError> {
-    caller.require_ente(&fc)?;
-    if body.fiscal_code != fc {
-        return Err(ApiError::bad_request(
-            "FISCAL_CODE_MISMATCH",
-            "fiscalCode: il codice fiscale nel corpo è diverso da quello nel percorso",
-        ));
-    }
     let ente: Ente = body.into();
-    state.store.update_ente(&ente, Utc::now()).await?;
+    admin::update_ente(&state.ctx(caller), &fc, &ente).await?;
     Ok(Json(ente.into()))
 }
 
@@ -316,9 +303,7 @@ async fn list_stations(
     caller: Caller,
     Path(fc): Path<String>,
 ) -> Result<Json<Vec<StationDto>>, ApiError> {
-    caller.require_ente(&fc)?;
-    state.store.get_ente(&fc).await?;
-    let stations = state.store.list_stations(&fc).await?;
+    let stations = admin::list_stations(&state.ctx(caller), &fc).await?;
     Ok(Json(
         stations
             .into_iter()
@@ -337,7 +322,7 @@ async fn list_stations(
     responses((status = 201, body = StationDto), (status = 400, body = ProblemJson), (status = 409, body = ProblemJson)))]
 async fn add_station(
     State(state): State<AppState>,
-    _caller: Intermediary,
+    Intermediary(caller): Intermediary,
     Path(fc): Path<String>,
     ApiJson(body): ApiJson<StationDto>,
 ) -> Result<(StatusCode, Json<StationDto>), ApiError> {
@@ -346,7 +331,7 @@ async fn add_station(
         station_id: body.station_id.clone(),
         segregation_code: body.segregation_code,
     };
-    state.store.add_station(&fc, &link, Utc::now()).await?;
+    admin::add_station(&state.ctx(caller), &fc, &link).await?;
     Ok((StatusCode::CREATED, Json(body)))
 }
 
@@ -355,10 +340,10 @@ async fn add_station(
     responses((status = 204), (status = 404, body = ProblemJson)))]
 async fn remove_station(
     State(state): State<AppState>,
-    _caller: Intermediary,
+    Intermediary(caller): Intermediary,
     Path((fc, station)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    state.store.remove_station(&fc, &station).await?;
+    admin::remove_station(&state.ctx(caller), &fc, &station).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -376,23 +361,12 @@ pub struct ConnectionDto {
     responses((status = 200, body = ConnectionDto), (status = 404, body = ProblemJson)))]
 async fn get_connection(
     State(state): State<AppState>,
-    _caller: Intermediary,
+    Intermediary(caller): Intermediary,
     Path((fc, station)): Path<(String, String)>,
 ) -> Result<Json<ConnectionDto>, ApiError> {
-    let json = state.store.station_connection(&fc, &station).await?;
-    let settings: incasso_pagopa::connector::ConnectionSettings = match json {
-        Some(j) => serde_json::from_str(&j)
-            .map_err(|e| ApiError::bad_request("BAD_CONNECTION", e.to_string()))?,
-        None => {
-            return Err(ApiError::new(
-                StatusCode::NOT_FOUND,
-                "NOT_FOUND",
-                "collegamento non configurato",
-            ));
-        }
-    };
+    let settings = admin::connection(&state.ctx(caller), &fc, &station).await?;
     Ok(Json(ConnectionDto {
-        settings: serde_json::to_value(settings.redacted()).unwrap_or_default(),
+        settings: serde_json::to_value(settings).unwrap_or_default(),
     }))
 }
 
@@ -403,31 +377,16 @@ async fn get_connection(
     responses((status = 200, body = ConnectionDto), (status = 400, body = ProblemJson), (status = 404, body = ProblemJson)))]
 async fn put_connection(
     State(state): State<AppState>,
-    _caller: Intermediary,
+    Intermediary(caller): Intermediary,
     Path((fc, station)): Path<(String, String)>,
     ApiJson(body): ApiJson<ConnectionDto>,
 ) -> Result<Json<ConnectionDto>, ApiError> {
     let settings: incasso_pagopa::connector::ConnectionSettings =
         serde_json::from_value(body.settings)
             .map_err(|e| ApiError::bad_request("BAD_CONNECTION", format!("settings: {e}")))?;
-    // Building the connector checks what can be checked now (certificates,
-    // connector name) so a bad configuration fails here, not at payment time.
-    incasso_pagopa::connector::build(
-        &settings,
-        incasso_pagopa::connector::StationIdentity {
-            broker_id: String::new(),
-            station_id: station.clone(),
-        },
-    )
-    .map_err(|e| ApiError::bad_request("BAD_CONNECTION", e.to_string()))?;
-    let json = serde_json::to_string(&settings)
-        .map_err(|e| ApiError::bad_request("BAD_CONNECTION", e.to_string()))?;
-    state
-        .store
-        .set_station_connection(&fc, &station, Some(&json))
-        .await?;
+    let shown = admin::set_connection(&state.ctx(caller), &fc, &station, settings).await?;
     Ok(Json(ConnectionDto {
-        settings: serde_json::to_value(settings.redacted()).unwrap_or_default(),
+        settings: serde_json::to_value(shown).unwrap_or_default(),
     }))
 }
 
@@ -452,6 +411,7 @@ pub struct ReceiptDto {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ReceiptQuery {
     /// Only receipts with an anomaly (double payments to refund, ...).
     #[serde(default)]
@@ -468,11 +428,8 @@ async fn list_receipts(
     Path(fc): Path<String>,
     ApiQuery(q): ApiQuery<ReceiptQuery>,
 ) -> Result<Json<Vec<ReceiptDto>>, ApiError> {
-    caller.require_ente(&fc)?;
-    let receipts = state
-        .store
-        .list_receipts(&fc, q.anomalies, q.limit.unwrap_or(100))
-        .await?;
+    let receipts =
+        admin::list_receipts(&state.ctx(caller), &fc, q.anomalies, q.limit.unwrap_or(100)).await?;
     Ok(Json(
         receipts
             .into_iter()
@@ -500,8 +457,7 @@ async fn receipt_xml(
     caller: Caller,
     Path((fc, receipt_id)): Path<(String, String)>,
 ) -> Result<([(axum::http::HeaderName, &'static str); 1], String), ApiError> {
-    caller.require_ente(&fc)?;
-    let xml = state.store.receipt_xml(&fc, &receipt_id).await?;
+    let xml = admin::receipt_xml(&state.ctx(caller), &fc, &receipt_id).await?;
     Ok((
         [(axum::http::header::CONTENT_TYPE, "text/xml; charset=utf-8")],
         xml,
@@ -527,9 +483,7 @@ async fn list_offices(
     caller: Caller,
     Path(fc): Path<String>,
 ) -> Result<Json<Vec<OfficeDto>>, ApiError> {
-    caller.require_ente(&fc)?;
-    state.store.get_ente(&fc).await?;
-    let offices = state.store.list_offices(&fc).await?;
+    let offices = admin::list_offices(&state.ctx(caller), &fc).await?;
     Ok(Json(
         offices
             .into_iter()
@@ -552,14 +506,13 @@ async fn put_office(
     Path((fc, code)): Path<(String, String)>,
     ApiJson(mut body): ApiJson<OfficeDto>,
 ) -> Result<Json<OfficeDto>, ApiError> {
-    caller.require_ente(&fc)?;
     body.code = code;
     let office = Office {
         code: body.code.clone(),
         name: body.name.clone(),
         email: body.email.clone(),
     };
-    state.store.put_office(&fc, &office).await?;
+    admin::put_office(&state.ctx(caller), &fc, &office).await?;
     Ok(Json(body))
 }
 
@@ -571,8 +524,7 @@ async fn delete_office(
     caller: Caller,
     Path((fc, code)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    caller.require_ente(&fc)?;
-    state.store.delete_office(&fc, &code).await?;
+    admin::delete_office(&state.ctx(caller), &fc, &code).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -651,12 +603,8 @@ async fn list_services(
     caller: Caller,
     Path(fc): Path<String>,
 ) -> Result<Json<Vec<ServiceDto>>, ApiError> {
-    caller.require_ente(&fc)?;
-    state.store.get_ente(&fc).await?;
     Ok(Json(
-        state
-            .store
-            .list_services(&fc)
+        admin::list_services(&state.ctx(caller), &fc)
             .await?
             .into_iter()
             .map(Into::into)
@@ -672,8 +620,11 @@ async fn get_service(
     caller: Caller,
     Path((fc, code)): Path<(String, String)>,
 ) -> Result<Json<ServiceDto>, ApiError> {
-    caller.require_ente(&fc)?;
-    Ok(Json(state.store.get_service(&fc, &code).await?.into()))
+    Ok(Json(
+        admin::get_service(&state.ctx(caller), &fc, &code)
+            .await?
+            .into(),
+    ))
 }
 
 /// Create or replace a catalogue service (idempotent by code).
@@ -686,7 +637,6 @@ async fn put_service(
     Path((fc, code)): Path<(String, String)>,
     ApiJson(mut body): ApiJson<ServiceDto>,
 ) -> Result<Json<ServiceDto>, ApiError> {
-    caller.require_ente(&fc)?;
     body.code = code;
     let service = Service {
         code: body.code.clone(),
@@ -704,7 +654,7 @@ async fn put_service(
         pagopa_service_id: body.pagopa_service_id.clone(),
         active: body.active,
     };
-    state.store.put_service(&fc, &service).await?;
+    admin::put_service(&state.ctx(caller), &fc, &service).await?;
     Ok(Json(service.into()))
 }
 
@@ -745,6 +695,7 @@ impl From<Accertamento> for AccertamentoDto {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct YearQuery {
     /// Only this budget year.
     year: Option<i32>,
@@ -758,12 +709,8 @@ async fn list_accertamenti(
     Path(fc): Path<String>,
     ApiQuery(q): ApiQuery<YearQuery>,
 ) -> Result<Json<Vec<AccertamentoDto>>, ApiError> {
-    caller.require_ente(&fc)?;
-    state.store.get_ente(&fc).await?;
     Ok(Json(
-        state
-            .store
-            .list_accertamenti(&fc, q.year)
+        admin::list_accertamenti(&state.ctx(caller), &fc, q.year)
             .await?
             .into_iter()
             .map(Into::into)
@@ -779,9 +726,10 @@ async fn get_accertamento(
     caller: Caller,
     Path((fc, year, code)): Path<(String, i32, String)>,
 ) -> Result<Json<AccertamentoDto>, ApiError> {
-    caller.require_ente(&fc)?;
     Ok(Json(
-        state.store.get_accertamento(&fc, year, &code).await?.into(),
+        admin::get_accertamento(&state.ctx(caller), &fc, year, &code)
+            .await?
+            .into(),
     ))
 }
 
@@ -796,7 +744,6 @@ async fn put_accertamento(
     Path((fc, year, code)): Path<(String, i32, String)>,
     ApiJson(body): ApiJson<AccertamentoDto>,
 ) -> Result<Json<AccertamentoDto>, ApiError> {
-    caller.require_ente(&fc)?;
     let acc = Accertamento {
         year,
         code,
@@ -806,7 +753,7 @@ async fn put_accertamento(
         siope_code: body.siope_code,
         active: body.active,
     };
-    state.store.put_accertamento(&fc, &acc).await?;
+    admin::put_accertamento(&state.ctx(caller), &fc, &acc).await?;
     Ok(Json(acc.into()))
 }
 
@@ -826,9 +773,8 @@ async fn load_accertamenti(
     State(state): State<AppState>,
     caller: Caller,
     Path(fc): Path<String>,
-    ApiJson(body): ApiJson<Vec<AccertamentoDto>>,
+    ApiJsonList(body): ApiJsonList<AccertamentoDto>,
 ) -> Result<Json<LoadedDto>, ApiError> {
-    caller.require_ente(&fc)?;
     let list: Vec<Accertamento> = body
         .into_iter()
         .map(|d| Accertamento {
@@ -841,7 +787,7 @@ async fn load_accertamenti(
             active: d.active,
         })
         .collect();
-    let loaded = state.store.put_accertamenti(&fc, &list).await?;
+    let loaded = admin::load_accertamenti(&state.ctx(caller), &fc, &list).await?;
     Ok(Json(LoadedDto { loaded }))
 }
 
@@ -852,7 +798,7 @@ async fn load_accertamenti(
 pub struct ApiKeyDto {
     pub key_id: String,
     pub ente: Option<String>,
-    /// `intermediary` or `ente`.
+    /// `intermediary`, `ente` (an application's) or `ente_admin`.
     pub scope: String,
     pub label: String,
 }
@@ -869,6 +815,10 @@ pub struct NewApiKeyDto {
 pub struct NewKeyRequest {
     #[serde(default)]
     pub label: String,
+    /// For an Ente's key: `ente` (an application's, the default) or
+    /// `ente_admin` (the Ente's administrator's).
+    #[serde(default)]
+    pub scope: Option<String>,
 }
 
 fn key_dto(r: incasso_store::ApiKeyRecord) -> ApiKeyDto {
@@ -878,59 +828,62 @@ fn key_dto(r: incasso_store::ApiKeyRecord) -> ApiKeyDto {
         scope: match r.scope {
             KeyScope::Intermediary => "intermediary".into(),
             KeyScope::Ente => "ente".into(),
+            KeyScope::EnteAdmin => "ente_admin".into(),
         },
         label: r.label,
     }
 }
 
+/// The Ente's keys (its administrator's key or the intermediary's).
 #[utoipa::path(get, path = "/api/v1/enti/{fiscalCode}/api-keys", tag = "api-keys",
-    params(("fiscalCode" = String, Path)), responses((status = 200, body = Vec<ApiKeyDto>)))]
+    params(("fiscalCode" = String, Path)), responses((status = 200, body = Vec<ApiKeyDto>), (status = 403, body = ProblemJson)))]
 async fn list_ente_keys(
     State(state): State<AppState>,
     caller: Caller,
     Path(fc): Path<String>,
 ) -> Result<Json<Vec<ApiKeyDto>>, ApiError> {
-    caller.require_ente(&fc)?;
-    state.store.get_ente(&fc).await?;
-    Ok(Json(
-        state
-            .store
-            .list_api_keys(Some(&fc))
-            .await?
-            .into_iter()
-            .map(key_dto)
-            .collect(),
-    ))
+    let keys = keys::list(&state.ctx(caller), Some(&fc)).await?;
+    Ok(Json(keys.into_iter().map(key_dto).collect()))
 }
 
-/// Issue a new key for the Ente (intermediary key only: a leaked Ente key
-/// must not be able to mint successors that outlive its revocation). The
-/// secret is in the response only.
+/// Issue a new key for the Ente: an application's (`"scope": "ente"`, the
+/// default) or the Ente's administrator's (`"ente_admin"`, which may also
+/// list and revoke the Ente's keys). Intermediary key only: a leaked Ente
+/// key must not be able to mint successors that outlive its revocation.
+/// The secret is in the response only.
 #[utoipa::path(post, path = "/api/v1/enti/{fiscalCode}/api-keys", tag = "api-keys", request_body = NewKeyRequest,
-    params(("fiscalCode" = String, Path)), responses((status = 201, body = NewApiKeyDto), (status = 403, body = ProblemJson)))]
+    params(("fiscalCode" = String, Path)), responses((status = 201, body = NewApiKeyDto), (status = 400, body = ProblemJson), (status = 403, body = ProblemJson)))]
 async fn create_ente_key(
     State(state): State<AppState>,
-    _caller: Intermediary,
+    Intermediary(caller): Intermediary,
     Path(fc): Path<String>,
     ApiJson(body): ApiJson<NewKeyRequest>,
 ) -> Result<(StatusCode, Json<NewApiKeyDto>), ApiError> {
-    let (key_id, api_key) = issue_key(&state.store, Some(&fc), &body.label).await?;
+    let scope = match body.scope.as_deref() {
+        None | Some("ente") => KeyScope::Ente,
+        Some("ente_admin") => KeyScope::EnteAdmin,
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                "BAD_SCOPE",
+                format!("scope: '{other}' non previsto (ente, ente_admin)"),
+            ));
+        }
+    };
+    let (key_id, api_key) = keys::issue(&state.ctx(caller), Some(&fc), scope, &body.label).await?;
     Ok((StatusCode::CREATED, Json(NewApiKeyDto { key_id, api_key })))
 }
 
+/// Revoke one of the Ente's keys (its administrator's key or the
+/// intermediary's; an application's key may not).
 #[utoipa::path(delete, path = "/api/v1/enti/{fiscalCode}/api-keys/{keyId}", tag = "api-keys",
     params(("fiscalCode" = String, Path), ("keyId" = String, Path)),
-    responses((status = 204), (status = 404, body = ProblemJson)))]
+    responses((status = 204), (status = 403, body = ProblemJson), (status = 404, body = ProblemJson)))]
 async fn revoke_ente_key(
     State(state): State<AppState>,
     caller: Caller,
     Path((fc, key_id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    caller.require_ente(&fc)?;
-    state
-        .store
-        .revoke_api_key(&key_id, Some(&fc), Utc::now())
-        .await?;
+    keys::revoke(&state.ctx(caller), &fc, &key_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -938,17 +891,10 @@ async fn revoke_ente_key(
     responses((status = 200, body = Vec<ApiKeyDto>), (status = 403, body = ProblemJson)))]
 async fn list_intermediary_keys(
     State(state): State<AppState>,
-    _caller: Intermediary,
+    Intermediary(caller): Intermediary,
 ) -> Result<Json<Vec<ApiKeyDto>>, ApiError> {
-    Ok(Json(
-        state
-            .store
-            .list_api_keys(None)
-            .await?
-            .into_iter()
-            .map(key_dto)
-            .collect(),
-    ))
+    let keys = keys::list(&state.ctx(caller), None).await?;
+    Ok(Json(keys.into_iter().map(key_dto).collect()))
 }
 
 /// Issue a new intermediary-level key (intermediary key only).
@@ -956,10 +902,16 @@ async fn list_intermediary_keys(
     responses((status = 201, body = NewApiKeyDto), (status = 403, body = ProblemJson)))]
 async fn create_intermediary_key(
     State(state): State<AppState>,
-    _caller: Intermediary,
+    Intermediary(caller): Intermediary,
     ApiJson(body): ApiJson<NewKeyRequest>,
 ) -> Result<(StatusCode, Json<NewApiKeyDto>), ApiError> {
-    let (key_id, api_key) = issue_key(&state.store, None, &body.label).await?;
+    let (key_id, api_key) = keys::issue(
+        &state.ctx(caller),
+        None,
+        KeyScope::Intermediary,
+        &body.label,
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(NewApiKeyDto { key_id, api_key })))
 }
 

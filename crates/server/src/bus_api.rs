@@ -5,12 +5,12 @@
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiQuery};
-use crate::supply::{self, LoadError, ResolveError};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use incasso_app::bus;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -31,18 +31,9 @@ pub struct UploadDto {
     pub resumed: bool,
 }
 
-fn resolve_error(e: ResolveError) -> ApiError {
-    match e {
-        ResolveError::Unknown(_) => {
-            ApiError::new(StatusCode::NOT_FOUND, "UNKNOWN_LAYOUT", e.to_string())
-        }
-        ResolveError::Invalid(m) => ApiError::bad_request("BAD_LAYOUT", m),
-        ResolveError::Store(s) => s.into(),
-    }
-}
-
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
 pub struct UploadQuery {
     /// The layout of the file (built-in or the Ente's own).
     layout: String,
@@ -66,46 +57,18 @@ pub async fn upload(
     ApiQuery(q): ApiQuery<UploadQuery>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    caller.require_ente(&ente)?;
-    state.store.get_ente(&ente).await?;
-    let layout = supply::resolve_layout(&state.store, &ente, &q.layout)
-        .await
-        .map_err(resolve_error)?;
-    if body.is_empty() {
-        return Err(ApiError::bad_request("EMPTY_FILE", "il file è vuoto"));
-    }
+    let ctx = state.ctx(caller);
     let file_name = q.file_name.unwrap_or_else(|| "upload".into());
-    let bytes = body;
-    let open = move || -> std::io::Result<Box<dyn std::io::Read + Send>> {
-        Ok(Box::new(std::io::Cursor::new(bytes.clone())))
-    };
-    let prepared = supply::prepare(&state.store, &ente, &layout, &file_name, &open)
-        .await
-        .map_err(load_error)?;
-    let supply_id = prepared.supply_id;
+    let started =
+        bus::start_upload(&ctx, &ente, &q.layout, &file_name, q.service, body.to_vec()).await?;
+    let supply_id = started.supply_id;
     let status_url = format!("/api/v1/enti/{ente}/supplies/{supply_id}");
     let answer = UploadDto {
         supply_id,
         status: incasso_store::LOADING.into(),
         status_url: status_url.clone(),
-        resumed: prepared.resumes(),
+        resumed: started.resumed,
     };
-    let (store, service) = (state.store.clone(), q.service);
-    tokio::spawn(async move {
-        // The outcome is stored in the commit that accepts the supply.
-        let result = supply::run_storing_outcome(
-            &store,
-            &ente,
-            &layout,
-            service.as_deref(),
-            prepared,
-            &open,
-        )
-        .await;
-        if let Err(e) = result {
-            tracing::warn!(error = %e, supply = supply_id, "supply load failed");
-        }
-    });
     let mut resp = (StatusCode::ACCEPTED, Json(answer)).into_response();
     if let Ok(v) = HeaderValue::from_str(&status_url) {
         resp.headers_mut().insert(header::LOCATION, v);
@@ -113,22 +76,6 @@ pub async fn upload(
     resp.headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     Ok(resp)
-}
-
-fn load_error(e: LoadError) -> ApiError {
-    match e {
-        LoadError::Duplicate(id) => ApiError::new(
-            StatusCode::CONFLICT,
-            "DUPLICATE_SUPPLY",
-            format!("lo stesso file è già stato caricato per questo ente (fornitura {id})"),
-        ),
-        LoadError::InProgress | LoadError::ResumeWithOtherLayout { .. } => {
-            ApiError::new(StatusCode::CONFLICT, "SUPPLY_IN_PROGRESS", e.to_string())
-        }
-        LoadError::Store(s) => s.into(),
-        LoadError::ExportOnly(_) => ApiError::bad_request("EXPORT_ONLY_LAYOUT", e.to_string()),
-        other => ApiError::bad_request("BAD_FILE", other.to_string()),
-    }
 }
 
 /// A supply: LOADING while it loads (with the counters of its last
@@ -162,8 +109,7 @@ pub async fn get_supply(
     caller: Caller,
     Path((ente, id)): Path<(String, i64)>,
 ) -> Result<Json<SupplyDto>, ApiError> {
-    caller.require_ente(&ente)?;
-    let s = state.store.supply(&ente, id).await?;
+    let s = bus::supply(&state.ctx(caller), &ente, id).await?;
     Ok(Json(SupplyDto {
         id,
         layout: s.layout,
@@ -205,12 +151,11 @@ pub async fn report(
     caller: Caller,
     Path((ente, id)): Path<(String, i64)>,
 ) -> Result<Response, ApiError> {
-    caller.require_ente(&ente)?;
-    let s = state.store.supply(&ente, id).await?;
+    let csv = bus::report_csv(&state.ctx(caller), &ente, id).await?;
     Ok(download(
         "text/csv; charset=utf-8",
         format!("rapporto-{id}.csv"),
-        supply::report_csv(&s.errors),
+        csv,
     ))
 }
 
@@ -223,20 +168,8 @@ pub async fn outcome(
     caller: Caller,
     Path((ente, id)): Path<(String, i64)>,
 ) -> Result<Response, ApiError> {
-    caller.require_ente(&ente)?;
-    let s = state.store.supply(&ente, id).await?;
-    let bytes = s.outcome.ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "NO_OUTCOME",
-            "nessun esito per questa fornitura",
-        )
-    })?;
-    Ok(download(
-        "application/octet-stream",
-        supply::outcome_download_name(&s.file_name),
-        bytes,
-    ))
+    let (name, bytes) = bus::outcome(&state.ctx(caller), &ente, id).await?;
+    Ok(download("application/octet-stream", name, bytes))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -254,21 +187,16 @@ pub async fn list_layouts(
     caller: Caller,
     Path(ente): Path<String>,
 ) -> Result<Json<Vec<LayoutDto>>, ApiError> {
-    caller.require_ente(&ente)?;
-    let mut out: Vec<LayoutDto> = incasso_bus::builtin::names()
-        .map(|n| LayoutDto {
-            name: n.into(),
-            version: "builtin".into(),
-        })
-        .collect();
-    for (name, version) in state.store.list_layouts(&ente).await? {
-        out.retain(|l| l.name != name);
-        out.push(LayoutDto {
-            name,
-            version: version.to_string(),
-        });
-    }
-    Ok(Json(out))
+    let layouts = bus::list_layouts(&state.ctx(caller), &ente).await?;
+    Ok(Json(
+        layouts
+            .into_iter()
+            .map(|(name, version)| LayoutDto {
+                name,
+                version: version.map_or_else(|| "builtin".into(), |v| v.to_string()),
+            })
+            .collect(),
+    ))
 }
 
 /// The layout's TOML definition.
@@ -280,18 +208,7 @@ pub async fn get_layout(
     caller: Caller,
     Path((ente, name)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    caller.require_ente(&ente)?;
-    let text = match state.store.layout(&ente, &name).await? {
-        Some((_, text)) => text,
-        None => {
-            let layout = supply::resolve_layout(&state.store, &ente, &name)
-                .await
-                .map_err(resolve_error)?;
-            toml::to_string(&layout).map_err(|e| {
-                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", e.to_string())
-            })?
-        }
-    };
+    let text = bus::layout_text(&state.ctx(caller), &ente, &name).await?;
     let mut resp = (StatusCode::OK, text).into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -311,19 +228,7 @@ pub async fn put_layout(
     Path((ente, name)): Path<(String, String)>,
     body: String,
 ) -> Result<(StatusCode, Json<LayoutDto>), ApiError> {
-    caller.require_ente(&ente)?;
-    let layout = incasso_bus::Layout::from_toml(&body)
-        .map_err(|e| ApiError::bad_request("BAD_LAYOUT", e.to_string()))?;
-    if layout.name != name {
-        return Err(ApiError::bad_request(
-            "BAD_LAYOUT",
-            "il nome nel tracciato è diverso da quello nel percorso",
-        ));
-    }
-    let version = state
-        .store
-        .put_layout(&ente, &name, &body, chrono::Utc::now())
-        .await?;
+    let version = bus::put_layout(&state.ctx(caller), &ente, &name, &body).await?;
     Ok((
         StatusCode::CREATED,
         Json(LayoutDto {
@@ -334,6 +239,7 @@ pub async fn put_layout(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ExportQuery {
     /// Who reads: each consumer has its own cursor (default `api`).
     consumer: Option<String>,
@@ -350,12 +256,10 @@ pub async fn export(
     Path((ente, layout)): Path<(String, String)>,
     ApiQuery(q): ApiQuery<ExportQuery>,
 ) -> Result<Response, ApiError> {
-    caller.require_ente(&ente)?;
-    let layout = supply::resolve_layout(&state.store, &ente, &layout)
-        .await
-        .map_err(resolve_error)?;
+    let ctx = state.ctx(caller);
+    let layout = bus::layout(&ctx, &ente, &layout).await?;
     let consumer = q.consumer.unwrap_or_else(|| "api".into());
-    let (bytes, count) = crate::export::export(&state.store, &ente, &layout, &consumer).await?;
+    let (bytes, count) = bus::export(&ctx, &ente, &layout, &consumer).await?;
     let mut resp = download(
         "text/csv; charset=utf-8",
         format!("{}-pagamenti.csv", layout.name),

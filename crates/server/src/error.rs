@@ -8,6 +8,7 @@ use axum::extract::{FromRequest, FromRequestParts, Query, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
+use incasso_app::{AppError, Kind, Place};
 use incasso_core::FieldError;
 use incasso_core::position::TransitionError;
 use incasso_store::StoreError;
@@ -65,6 +66,28 @@ impl ApiError {
     }
 }
 
+impl From<AppError> for ApiError {
+    fn from(e: AppError) -> Self {
+        let status = match e.kind {
+            Kind::Invalid => StatusCode::BAD_REQUEST,
+            Kind::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Kind::Forbidden => StatusCode::FORBIDDEN,
+            Kind::NotFound => StatusCode::NOT_FOUND,
+            Kind::Conflict => StatusCode::CONFLICT,
+            Kind::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
+            Kind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Kind::Unavailable => StatusCode::BAD_GATEWAY,
+            Kind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError {
+            status,
+            code: e.code,
+            detail: e.detail,
+            errors: e.errors,
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
@@ -80,14 +103,7 @@ impl From<StoreError> for ApiError {
                 err
             }
             StoreError::Transition(t) => t.into(),
-            other => {
-                tracing::error!(error = %other, "store failure");
-                ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "INTERNAL",
-                    "errore interno: riprovare più tardi",
-                )
-            }
+            other => incasso_app::error::from_store(other, &Place::new("http", "", "")).into(),
         }
     }
 }
@@ -121,8 +137,28 @@ impl IntoResponse for ApiError {
 }
 
 /// `Json<T>` whose rejections are ProblemJson with an Italian explanation
-/// that says where the body is wrong, instead of axum's plain text.
+/// that says where the body is wrong, instead of axum's plain text. The body
+/// must be a JSON object: serde would take an array for a struct (its
+/// fields in order), and `[]` for one whose fields all have defaults.
 pub struct ApiJson<T>(pub T);
+
+/// As [`ApiJson`], for a body that is a JSON array.
+pub struct ApiJsonList<T>(pub Vec<T>);
+
+async fn json_value<S: Send + Sync>(
+    req: Request,
+    state: &S,
+) -> Result<serde_json::Value, ApiError> {
+    Json::<serde_json::Value>::from_request(req, state)
+        .await
+        .map(|Json(v)| v)
+        .map_err(json_rejection)
+}
+
+fn typed<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
+    serde_json::from_value(value)
+        .map_err(|e| ApiError::bad_request("BAD_JSON_DATA", format!("JSON non conforme: {e}")))
+}
 
 impl<S, T> FromRequest<S> for ApiJson<T>
 where
@@ -132,10 +168,33 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match Json::<T>::from_request(req, state).await {
-            Ok(Json(v)) => Ok(ApiJson(v)),
-            Err(rejection) => Err(json_rejection(rejection)),
+        let value = json_value(req, state).await?;
+        if !value.is_object() {
+            return Err(ApiError::bad_request(
+                "BAD_JSON_DATA",
+                "JSON non conforme: il corpo deve essere un oggetto JSON ({...})",
+            ));
         }
+        typed(value).map(ApiJson)
+    }
+}
+
+impl<S, T> FromRequest<S> for ApiJsonList<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let value = json_value(req, state).await?;
+        if !value.is_array() {
+            return Err(ApiError::bad_request(
+                "BAD_JSON_DATA",
+                "JSON non conforme: il corpo deve essere un elenco JSON ([...])",
+            ));
+        }
+        typed(value).map(ApiJsonList)
     }
 }
 
@@ -197,4 +256,64 @@ where
             )),
         }
     }
+}
+
+/// Every error of the JSON APIs as ProblemJson, also those no handler
+/// made: a path that is not UTF-8, a method the resource does not have, a
+/// body too large or of the wrong type, each rejected by axum as plain
+/// text. Under `/gpd/` errors are `application/json`, as gpd.json declares
+/// them (GPD's clients may check the type); elsewhere
+/// `application/problem+json`.
+pub async fn problem_json(request: Request, next: axum::middleware::Next) -> Response {
+    let gpd = request.uri().path().starts_with("/gpd/");
+    let mut response = next.run(request).await;
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| {
+            t.starts_with("application/problem+json") || t.starts_with("application/json")
+        });
+    if !is_json {
+        let (code, detail) = match status {
+            StatusCode::BAD_REQUEST => (
+                "BAD_REQUEST",
+                "richiesta non valida: percorso o parametri illeggibili",
+            ),
+            StatusCode::NOT_FOUND => ("NOT_FOUND", "risorsa inesistente"),
+            StatusCode::METHOD_NOT_ALLOWED => (
+                "METHOD_NOT_ALLOWED",
+                "metodo non consentito su questa risorsa",
+            ),
+            StatusCode::PAYLOAD_TOO_LARGE => {
+                ("BODY_TOO_LARGE", "corpo della richiesta troppo grande")
+            }
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+                ("BAD_CONTENT_TYPE", "tipo di contenuto non supportato")
+            }
+            StatusCode::UNPROCESSABLE_ENTITY => {
+                ("UNPROCESSABLE", "corpo della richiesta non elaborabile")
+            }
+            s if s.is_server_error() => ("INTERNAL", "errore interno: riprovare più tardi"),
+            _ => ("BAD_REQUEST", "richiesta non valida"),
+        };
+        let allow = response.headers().get(axum::http::header::ALLOW).cloned();
+        response = ApiError::new(status, code, detail).into_response();
+        if let Some(allow) = allow {
+            response
+                .headers_mut()
+                .insert(axum::http::header::ALLOW, allow);
+        }
+    }
+    if gpd {
+        response.headers_mut().insert(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("application/json"),
+        );
+    }
+    response
 }

@@ -15,6 +15,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, patch, post};
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use incasso_app::positions;
 use incasso_core::accertamento::AccertamentoRef;
 use incasso_core::codes::NoticeNumber;
 use incasso_core::position::{
@@ -164,7 +165,8 @@ pub struct PaymentOptionModel {
     #[serde(
         default,
         deserialize_with = "de_opt_instant",
-        serialize_with = "ser_opt_instant"
+        serialize_with = "ser_opt_instant",
+        skip_serializing_if = "Option::is_none"
     )]
     pub retention_date: Option<DateTime<Utc>>,
     /// Read-only in GPD: ignored on input.
@@ -224,7 +226,8 @@ pub struct PaymentPositionModel {
     #[serde(
         default,
         deserialize_with = "de_opt_instant",
-        serialize_with = "ser_opt_instant"
+        serialize_with = "ser_opt_instant",
+        skip_serializing_if = "Option::is_none"
     )]
     pub validity_date: Option<DateTime<Utc>>,
     #[serde(
@@ -261,16 +264,31 @@ pub struct PaymentPositionBaseResponse {
     pub company_name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub office_name: Option<String>,
-    #[serde(serialize_with = "ser_opt_instant")]
+    #[serde(
+        serialize_with = "ser_opt_instant",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub inserted_date: Option<DateTime<Utc>>,
-    #[serde(serialize_with = "ser_opt_instant")]
+    #[serde(
+        serialize_with = "ser_opt_instant",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub publish_date: Option<DateTime<Utc>>,
-    #[serde(serialize_with = "ser_opt_instant")]
+    #[serde(
+        serialize_with = "ser_opt_instant",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub validity_date: Option<DateTime<Utc>>,
-    #[serde(serialize_with = "ser_opt_instant")]
+    #[serde(
+        serialize_with = "ser_opt_instant",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub payment_date: Option<DateTime<Utc>>,
     pub status: &'static str,
-    #[serde(serialize_with = "ser_opt_instant")]
+    #[serde(
+        serialize_with = "ser_opt_instant",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub last_updated_date: Option<DateTime<Utc>>,
     pub payment_option: Vec<PaymentOptionResponse>,
 }
@@ -286,18 +304,33 @@ pub struct PaymentOptionResponse {
     pub is_partial_payment: bool,
     #[serde(serialize_with = "ser_instant")]
     pub due_date: DateTime<Utc>,
-    #[serde(serialize_with = "ser_opt_instant")]
+    #[serde(
+        serialize_with = "ser_opt_instant",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub retention_date: Option<DateTime<Utc>>,
-    #[serde(serialize_with = "ser_opt_instant")]
+    #[serde(
+        serialize_with = "ser_opt_instant",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub payment_date: Option<DateTime<Utc>>,
-    #[serde(serialize_with = "ser_opt_instant")]
+    #[serde(
+        serialize_with = "ser_opt_instant",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub reporting_date: Option<DateTime<Utc>>,
-    #[serde(serialize_with = "ser_opt_instant")]
+    #[serde(
+        serialize_with = "ser_opt_instant",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub inserted_date: Option<DateTime<Utc>>,
     pub fee: i64,
     pub notification_fee: i64,
     pub status: &'static str,
-    #[serde(serialize_with = "ser_opt_instant")]
+    #[serde(
+        serialize_with = "ser_opt_instant",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub last_updated_date: Option<DateTime<Utc>>,
     pub payment_option_metadata: Vec<KeyValue>,
     pub transfer: Vec<TransferModel>,
@@ -597,16 +630,15 @@ async fn create_position(
     ApiQuery(q): ApiQuery<PublishQuery>,
     ApiJson(body): ApiJson<PaymentPositionModel>,
 ) -> Result<(StatusCode, Json<PaymentPositionModel>), ApiError> {
-    caller.require_ente(&ente)?;
+    let ctx = state.ctx(caller);
     let position = body.into_domain()?;
-    let now = Utc::now();
-    let stored = state
-        .store
-        .create_position(&ente, position, now, q.to_publish)
-        .await?;
+    let stored = positions::create(&ctx, &ente, position, q.to_publish).await?;
     Ok((
         StatusCode::CREATED,
-        Json(PaymentPositionModel::from_domain(&stored.position, now)),
+        Json(PaymentPositionModel::from_domain(
+            &stored.position,
+            ctx.now(),
+        )),
     ))
 }
 
@@ -615,9 +647,9 @@ async fn get_position(
     caller: Caller,
     Path((ente, iupd)): Path<(String, String)>,
 ) -> Result<Json<PaymentPositionBaseResponse>, ApiError> {
-    caller.require_ente(&ente)?;
-    let stored = state.store.get_position(&ente, &iupd).await?;
-    Ok(Json(base_response(&ente, &stored.position, Utc::now())))
+    let ctx = state.ctx(caller);
+    let stored = positions::get(&ctx, &ente, &iupd).await?;
+    Ok(Json(base_response(&ente, &stored.position, ctx.now())))
 }
 
 async fn update_position(
@@ -627,22 +659,12 @@ async fn update_position(
     ApiQuery(q): ApiQuery<PublishQuery>,
     ApiJson(body): ApiJson<PaymentPositionModel>,
 ) -> Result<Json<PaymentPositionModel>, ApiError> {
-    caller.require_ente(&ente)?;
-    if body.iupd != iupd {
-        return Err(ApiError::bad_request(
-            "IUPD_MISMATCH",
-            "l'iupd nel corpo è diverso da quello nel percorso",
-        ));
-    }
+    let ctx = state.ctx(caller);
     let position = body.into_domain()?;
-    let now = Utc::now();
-    let stored = state
-        .store
-        .replace_position(&ente, &iupd, position, now, q.to_publish)
-        .await?;
+    let stored = positions::update(&ctx, &ente, &iupd, position, q.to_publish).await?;
     Ok(Json(PaymentPositionModel::from_domain(
         &stored.position,
-        now,
+        ctx.now(),
     )))
 }
 
@@ -651,8 +673,7 @@ async fn delete_position(
     caller: Caller,
     Path((ente, iupd)): Path<(String, String)>,
 ) -> Result<Json<&'static str>, ApiError> {
-    caller.require_ente(&ente)?;
-    state.store.delete_position(&ente, &iupd).await?;
+    positions::delete(&state.ctx(caller), &ente, &iupd).await?;
     Ok(Json("OK"))
 }
 
@@ -661,12 +682,11 @@ async fn publish_position(
     caller: Caller,
     Path((ente, iupd)): Path<(String, String)>,
 ) -> Result<Json<PaymentPositionModel>, ApiError> {
-    caller.require_ente(&ente)?;
-    let now = Utc::now();
-    let stored = state.store.publish_position(&ente, &iupd, now).await?;
+    let ctx = state.ctx(caller);
+    let stored = positions::publish(&ctx, &ente, &iupd).await?;
     Ok(Json(PaymentPositionModel::from_domain(
         &stored.position,
-        now,
+        ctx.now(),
     )))
 }
 
@@ -675,12 +695,11 @@ async fn invalidate_position(
     caller: Caller,
     Path((ente, iupd)): Path<(String, String)>,
 ) -> Result<Json<PaymentPositionModel>, ApiError> {
-    caller.require_ente(&ente)?;
-    let now = Utc::now();
-    let stored = state.store.invalidate_position(&ente, &iupd, now).await?;
+    let ctx = state.ctx(caller);
+    let stored = positions::invalidate(&ctx, &ente, &iupd).await?;
     Ok(Json(PaymentPositionModel::from_domain(
         &stored.position,
-        now,
+        ctx.now(),
     )))
 }
 
@@ -697,32 +716,9 @@ async fn mark_paid(
     Path((ente, nav)): Path<(String, String)>,
     ApiJson(body): ApiJson<AlreadyPaidModel>,
 ) -> Result<Json<PaymentOptionResponse>, ApiError> {
-    caller.require_ente(&ente)?;
-    let now = Utc::now();
-    let paid_at = body.payment_date.unwrap_or(now);
-    if paid_at > now {
-        return Err(ApiError::bad_request(
-            "DATE_IN_FUTURE",
-            "paymentDate: la data di pagamento non può essere futura",
-        ));
-    }
-    let result = state
-        .store
-        .mark_option_paid(&ente, &nav, paid_at, now)
-        .await;
-    let (stored, index) = match result {
-        Err(incasso_store::StoreError::Transition(t)) => {
-            use incasso_core::position::TransitionError as T;
-            // GPD: 409 when already paid, 422 when not in a payable state.
-            let status = match t {
-                T::AlreadyPaid => StatusCode::CONFLICT,
-                _ => StatusCode::UNPROCESSABLE_ENTITY,
-            };
-            return Err(ApiError::new(status, t.code(), t.to_string()));
-        }
-        other => other?,
-    };
-    let base = base_response(&ente, &stored.position, now);
+    let ctx = state.ctx(caller);
+    let (stored, index) = positions::mark_paid(&ctx, &ente, &nav, body.payment_date).await?;
+    let base = base_response(&ente, &stored.position, ctx.now());
     let option = base.payment_option.into_iter().nth(index).ok_or_else(|| {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -783,7 +779,7 @@ async fn list_positions(
     Path(ente): Path<String>,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<PaymentPositionsInfo>, ApiError> {
-    caller.require_ente(&ente)?;
+    let ctx = state.ctx(caller);
     let limit = q.limit.unwrap_or(10);
     if !(1..=50).contains(&limit) {
         return Err(ApiError::bad_request("BAD_LIMIT", "limit: da 1 a 50"));
@@ -852,8 +848,8 @@ async fn list_positions(
         page: q.page.unwrap_or(0),
         limit,
     };
-    let page = state.store.list_positions(&ente, &filter).await?;
-    let now = Utc::now();
+    let page = positions::list(&ctx, &ente, &filter).await?;
+    let now = ctx.now();
     Ok(Json(PaymentPositionsInfo {
         payment_position_list: page
             .items
@@ -896,15 +892,15 @@ async fn update_transfer_iban(
     ApiQuery(q): ApiQuery<IbanQuery>,
     ApiJson(body): ApiJson<UpdateIbanModel>,
 ) -> Result<Json<UpdateIbanResponse>, ApiError> {
-    caller.require_ente(&ente)?;
-    let limit = q.limit.unwrap_or(1000);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::bad_request("BAD_LIMIT", "limit: da 1 a 1000"));
-    }
-    let updated = state
-        .store
-        .replace_transfer_iban(&ente, &q.old_iban, &body.new_iban, limit)
-        .await?;
+    let ctx = state.ctx(caller);
+    let updated = positions::replace_iban(
+        &ctx,
+        &ente,
+        &q.old_iban,
+        &body.new_iban,
+        q.limit.unwrap_or(1000),
+    )
+    .await?;
     Ok(Json(UpdateIbanResponse {
         description: "IBAN aggiornati".into(),
         updated_transfers: updated,

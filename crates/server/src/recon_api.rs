@@ -5,39 +5,20 @@
 
 use crate::AppState;
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiQuery};
-use crate::reconcile::{self, BreakdownOf, ReconError};
+use crate::error::{ApiError, ApiJson, ApiQuery};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use chrono::Utc;
-use incasso_store::{FlowIntake, LinesOf};
+use incasso_app::digitfin;
+use incasso_app::reconcile::{BreakdownOf, ReconciliationRequest, TreasurySettings};
+use incasso_store::FlowIntake;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 /// A day's flow of a big PSP to a big Ente, or a month's journal.
 pub const MAX_RECON_FILE_BYTES: usize = 64 * 1024 * 1024;
-
-fn recon_error(e: ReconError) -> ApiError {
-    let code = e.code();
-    let detail = e.to_string();
-    match e {
-        ReconError::Flow(_) | ReconError::Treasury(_) => ApiError::bad_request(code, detail),
-        ReconError::UnknownEnte(_) => ApiError::new(StatusCode::NOT_FOUND, code, detail),
-        ReconError::OtherEnte { .. } | ReconError::NotMatched(_) => {
-            ApiError::new(StatusCode::CONFLICT, code, detail)
-        }
-        ReconError::Node(_) => ApiError::new(StatusCode::BAD_GATEWAY, code, detail),
-        ReconError::UnknownMovement(_) => ApiError::new(StatusCode::NOT_FOUND, code, detail),
-        ReconError::NoTreasurySettings | ReconError::Unattributed(_) => {
-            ApiError::new(StatusCode::CONFLICT, code, detail)
-        }
-        ReconError::Reversale(_) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, detail),
-        ReconError::Store(s) => s.into(),
-    }
-}
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -60,10 +41,7 @@ pub async fn post_flow(
     Path(ente): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    caller.require_ente(&ente)?;
-    let (flow_id, intake) = reconcile::take_flow_named(&state.store, &ente, &body, Utc::now())
-        .await
-        .map_err(recon_error)?;
+    let (flow_id, intake) = digitfin::take_flow(&state.ctx(caller), &ente, &body).await?;
     let (status, name) = match intake {
         FlowIntake::Stored => (StatusCode::CREATED, "STORED"),
         FlowIntake::Replaced => (StatusCode::CREATED, "REPLACED"),
@@ -104,8 +82,7 @@ pub async fn list_flows(
     caller: Caller,
     Path(ente): Path<String>,
 ) -> Result<Json<Vec<FlowDto>>, ApiError> {
-    caller.require_ente(&ente)?;
-    let flows = state.store.current_flows(&ente).await?;
+    let flows = digitfin::list_flows(&state.ctx(caller), &ente).await?;
     Ok(Json(
         flows
             .into_iter()
@@ -145,18 +122,7 @@ pub async fn flow_payments(
     caller: Caller,
     Path((ente, flow_id)): Path<(String, String)>,
 ) -> Result<Json<Vec<FlowPaymentDto>>, ApiError> {
-    caller.require_ente(&ente)?;
-    let lines = state
-        .store
-        .accounted_lines(&ente, LinesOf::Flow(&flow_id))
-        .await?;
-    if lines.is_empty() {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "FLOW_UNKNOWN",
-            format!("nessun flusso {flow_id}"),
-        ));
-    }
+    let lines = digitfin::flow_payments(&state.ctx(caller), &ente, &flow_id).await?;
     Ok(Json(
         lines
             .into_iter()
@@ -173,6 +139,7 @@ pub async fn flow_payments(
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
 pub struct TreasuryQuery {
     /// A treasury layout of the Digit BUS (`tesoreria-csv`, or the Ente's
     /// own) for a bank's CSV, fixed-width or spreadsheet export; absent
@@ -196,24 +163,13 @@ pub async fn post_treasury(
     ApiQuery(q): ApiQuery<TreasuryQuery>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    caller.require_ente(&ente)?;
-    let new = match q.layout {
-        Some(name) => {
-            let layout = crate::supply::resolve_layout(&state.store, &ente, &name)
-                .await
-                .map_err(|e| ApiError::bad_request("UNKNOWN_LAYOUT", e.to_string()))?;
-            reconcile::take_treasury_with_layout(
-                &state.store,
-                &ente,
-                &layout,
-                body.to_vec(),
-                Utc::now(),
-            )
-            .await
-        }
-        None => reconcile::take_treasury_file(&state.store, &ente, &body, Utc::now()).await,
-    }
-    .map_err(recon_error)?;
+    let new = digitfin::take_treasury(
+        &state.ctx(caller),
+        &ente,
+        q.layout.as_deref(),
+        body.to_vec(),
+    )
+    .await?;
     Ok((
         StatusCode::CREATED,
         Json(TreasuryIntakeDto { new_movements: new }),
@@ -249,10 +205,7 @@ pub async fn run(
     caller: Caller,
     Path(ente): Path<String>,
 ) -> Result<Json<SummaryDto>, ApiError> {
-    caller.require_ente(&ente)?;
-    let s = reconcile::reconcile(&state.store, &ente, Utc::now())
-        .await
-        .map_err(recon_error)?;
+    let s = digitfin::run(&state.ctx(caller), &ente).await?;
     Ok(Json(SummaryDto {
         flows: s.flows,
         open_sospesi: s.open_sospesi,
@@ -264,6 +217,7 @@ pub async fn run(
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
 pub struct BreakdownQuery {
     /// A flow (its current version).
     flow_id: Option<String>,
@@ -304,7 +258,6 @@ pub async fn breakdown(
     Path(ente): Path<String>,
     ApiQuery(q): ApiQuery<BreakdownQuery>,
 ) -> Result<Json<Vec<BreakdownDto>>, ApiError> {
-    caller.require_ente(&ente)?;
     let of = match (&q.flow_id, &q.movement_id, &q.iuv) {
         (Some(f), None, None) => BreakdownOf::Flow(f),
         (None, Some(m), None) => BreakdownOf::Movement(m),
@@ -316,14 +269,13 @@ pub async fn breakdown(
             ));
         }
     };
-    let b = reconcile::breakdown(&state.store, &ente, of)
-        .await
-        .map_err(recon_error)?;
+    let b = digitfin::breakdown(&state.ctx(caller), &ente, of).await?;
     Ok(Json(breakdown_dtos(b)))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
 pub struct LinesQuery {
     /// Only this flow's lines.
     flow_id: Option<String>,
@@ -350,15 +302,6 @@ pub struct ClassifiedLineDto {
     pub class: String,
 }
 
-const CLASSES: &[&str] = &[
-    "RECONCILED",
-    "AWAITING_TREASURY",
-    "AWAITING_FLOW",
-    "FLOW_WITHOUT_RECEIPT",
-    "UNKNOWN_DEBT",
-    "UNPAID",
-];
-
 /// The transfers the flows report, each classified by which of its four
 /// sources (position, receipt, flow, treasury) know it, as the latest run
 /// left them.
@@ -371,25 +314,14 @@ pub async fn lines(
     Path(ente): Path<String>,
     ApiQuery(q): ApiQuery<LinesQuery>,
 ) -> Result<Json<Vec<ClassifiedLineDto>>, ApiError> {
-    caller.require_ente(&ente)?;
-    if let Some(c) = &q.class
-        && !CLASSES.contains(&c.as_str())
-    {
-        return Err(ApiError::bad_request(
-            "UNKNOWN_CLASS",
-            format!("classe '{c}' sconosciuta: {}", CLASSES.join(", ")),
-        ));
-    }
-    let limit = q.limit.unwrap_or(1_000).clamp(1, 10_000);
-    let lines = reconcile::classified_lines(
-        &state.store,
+    let lines = digitfin::lines(
+        &state.ctx(caller),
         &ente,
         q.flow_id.as_deref(),
         q.class.as_deref(),
-        limit,
+        q.limit.unwrap_or(1_000),
     )
-    .await
-    .map_err(recon_error)?;
+    .await?;
     Ok(Json(
         lines
             .into_iter()
@@ -410,6 +342,7 @@ pub async fn lines(
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
 pub struct AnomalyQuery {
     /// Only this code (e.g. AMOUNT_MISMATCH, FLOW_WITHOUT_MOVEMENT).
     code: Option<String>,
@@ -434,11 +367,7 @@ pub async fn anomalies(
     Path(ente): Path<String>,
     ApiQuery(q): ApiQuery<AnomalyQuery>,
 ) -> Result<Json<Vec<AnomalyDto>>, ApiError> {
-    caller.require_ente(&ente)?;
-    let list = state
-        .store
-        .recon_anomalies(&ente, q.code.as_deref())
-        .await?;
+    let list = digitfin::anomalies(&state.ctx(caller), &ente, q.code.as_deref()).await?;
     Ok(Json(
         list.into_iter()
             .map(|a| AnomalyDto {
@@ -479,10 +408,7 @@ pub async fn fetch(
     caller: Caller,
     Path(ente): Path<String>,
 ) -> Result<Json<FetchDto>, ApiError> {
-    caller.require_ente(&ente)?;
-    let r = reconcile::fetch_flows(&state.store, &ente, Utc::now())
-        .await
-        .map_err(recon_error)?;
+    let r = digitfin::fetch(&state.ctx(caller), &ente).await?;
     Ok(Json(FetchDto {
         listed: r.listed,
         taken: r.taken,
@@ -529,16 +455,8 @@ pub async fn put_reconciliation(
     State(state): State<AppState>,
     caller: Caller,
     Path((ente, id)): Path<(String, String)>,
-    Json(body): Json<ReconciliationBody>,
+    ApiJson(body): ApiJson<ReconciliationBody>,
 ) -> Result<Json<ReconciliationDto>, ApiError> {
-    use crate::reconcile::{ReconciliationRequest, RequestError};
-    caller.require_ente(&ente)?;
-    if id.is_empty() || id.len() > 64 || body.amount <= 0 {
-        return Err(ApiError::bad_request(
-            "BAD_RECONCILIATION",
-            "servono un id (al massimo 64 caratteri) e un importo positivo in centesimi",
-        ));
-    }
     let request = ReconciliationRequest {
         id: id.clone(),
         causale: body.causale,
@@ -546,21 +464,7 @@ pub async fn put_reconciliation(
         trn: body.trn,
         date: body.date,
     };
-    let answer = reconcile::reconcile_request(&state.store, &ente, &request, Utc::now())
-        .await
-        .map_err(|e| {
-            let code = e.code();
-            match e {
-                RequestError::NoFlow => ApiError::new(StatusCode::NOT_FOUND, code, e.to_string()),
-                RequestError::Amount { .. } => {
-                    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, e.to_string())
-                }
-                RequestError::Conflict(_) => {
-                    ApiError::new(StatusCode::CONFLICT, code, e.to_string())
-                }
-                RequestError::Recon(r) => recon_error(r),
-            }
-        })?;
+    let answer = digitfin::reconcile_request(&state.ctx(caller), &ente, &request).await?;
     Ok(Json(ReconciliationDto {
         id,
         flow_id: answer.flow_id,
@@ -571,23 +475,22 @@ pub async fn put_reconciliation(
 /// Set the Ente's treasury settings (for OPI headers).
 #[utoipa::path(put, path = "/api/v1/enti/{fiscalCode}/treasury-settings", tag = "reconciliation",
     params(("fiscalCode" = String, Path)),
-    request_body = crate::reconcile::TreasurySettings,
-    responses((status = 200, body = crate::reconcile::TreasurySettings), (status = 422, body = crate::error::ProblemJson)))]
+    request_body = TreasurySettingsDto,
+    responses((status = 200, body = TreasurySettingsDto), (status = 422, body = crate::error::ProblemJson)))]
 pub async fn put_treasury_settings(
     State(state): State<AppState>,
     caller: Caller,
     Path(ente): Path<String>,
-    Json(body): Json<crate::reconcile::TreasurySettings>,
-) -> Result<Json<crate::reconcile::TreasurySettings>, ApiError> {
-    caller.require_ente(&ente)?;
-    reconcile::put_treasury_settings(&state.store, &ente, &body, Utc::now())
-        .await
-        .map_err(recon_error)?;
-    Ok(Json(body))
+    ApiJson(body): ApiJson<TreasurySettingsDto>,
+) -> Result<Json<TreasurySettingsDto>, ApiError> {
+    let settings = TreasurySettings::from(body);
+    digitfin::put_treasury_settings(&state.ctx(caller), &ente, &settings).await?;
+    Ok(Json(settings.into()))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
 pub struct ReversaleQuery {
     /// The sospeso, by the movement id the treasury intake gave it.
     movement_id: String,
@@ -608,15 +511,56 @@ pub async fn reversale(
     Path(ente): Path<String>,
     ApiQuery(q): ApiQuery<ReversaleQuery>,
 ) -> Result<Response, ApiError> {
-    caller.require_ente(&ente)?;
-    let xml = reconcile::reversale_for(
-        &state.store,
+    let xml = digitfin::reversale(
+        &state.ctx(caller),
         &ente,
         &q.movement_id,
         q.number.unwrap_or(1),
-        Utc::now(),
     )
-    .await
-    .map_err(recon_error)?;
+    .await?;
     Ok(([(axum::http::header::CONTENT_TYPE, "application/xml")], xml).into_response())
+}
+
+/// The Ente's treasury service settings, as OPI headers need them.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TreasurySettingsDto {
+    /// The treasury bank's ABI code (5 digits).
+    pub bank_abi: String,
+    /// The Ente's IPA office code (6 characters, A-Z and digits).
+    pub ipa_office_code: String,
+    /// The Ente's SIOPE code (9 to 15 digits).
+    pub siope_ente_code: String,
+    /// `A2A-` and 8 digits: the Ente's intermediary.
+    pub ente_channel: String,
+    /// `A2A-` and 8 digits: the bank's intermediary.
+    pub bank_channel: String,
+    /// The bank's own code for the Ente.
+    pub bank_ente_code: String,
+}
+
+impl From<TreasurySettingsDto> for TreasurySettings {
+    fn from(d: TreasurySettingsDto) -> Self {
+        TreasurySettings {
+            bank_abi: d.bank_abi,
+            ipa_office_code: d.ipa_office_code,
+            siope_ente_code: d.siope_ente_code,
+            ente_channel: d.ente_channel,
+            bank_channel: d.bank_channel,
+            bank_ente_code: d.bank_ente_code,
+        }
+    }
+}
+
+impl From<TreasurySettings> for TreasurySettingsDto {
+    fn from(s: TreasurySettings) -> Self {
+        TreasurySettingsDto {
+            bank_abi: s.bank_abi,
+            ipa_office_code: s.ipa_office_code,
+            siope_ente_code: s.siope_ente_code,
+            ente_channel: s.ente_channel,
+            bank_channel: s.bank_channel,
+            bank_ente_code: s.bank_ente_code,
+        }
+    }
 }

@@ -2,10 +2,11 @@
 //! port, a real HTTP client, a fresh database per test.
 
 use chrono::{Duration, Utc};
+use incasso_app::keys::issue_key;
 use incasso_core::accertamento::Accertamento;
 use incasso_core::catalogue::Service;
 use incasso_core::ente::{Ente, StationLink};
-use incasso_server::auth::issue_key;
+use incasso_store::KeyScope;
 use incasso_store::Store;
 use incasso_testkit::{Backend, backends, fresh_database_url};
 use reqwest::{Method, StatusCode};
@@ -93,9 +94,15 @@ async fn spawn_app(backend: Backend) -> TestApp {
             .await
             .unwrap();
     }
-    let (_, admin_key) = issue_key(&store, None, "test").await.unwrap();
-    let (_, key_a) = issue_key(&store, Some(A), "test").await.unwrap();
-    let (_, key_b) = issue_key(&store, Some(B), "test").await.unwrap();
+    let (_, admin_key) = issue_key(&store, None, KeyScope::Intermediary, "test")
+        .await
+        .unwrap();
+    let (_, key_a) = issue_key(&store, Some(A), KeyScope::Ente, "test")
+        .await
+        .unwrap();
+    let (_, key_b) = issue_key(&store, Some(B), KeyScope::Ente, "test")
+        .await
+        .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -1068,7 +1075,7 @@ async fn administration_api() {
                 .iter()
                 .any(|a| a["code"] == "ACC-B" && a["active"] == false)
         );
-        // Only the intermediary mints keys; an Ente key can list and revoke its own.
+        // Only the intermediary mints keys.
         let (s, _) = app
             .call(
                 Method::POST,
@@ -1078,8 +1085,10 @@ async fn administration_api() {
             )
             .await;
         assert_eq!(s, StatusCode::FORBIDDEN);
-        // Revoked keys stop working.
-        let (_, keys) = app
+        // An application's key may not manage keys: not even list them,
+        // nor revoke another application's (issue 14: a leaked low-trust
+        // key locked out all the Ente's integrations).
+        let (s, body) = app
             .call(
                 Method::GET,
                 "/api/v1/enti/00123456782/api-keys",
@@ -1087,12 +1096,66 @@ async fn administration_api() {
                 None,
             )
             .await;
-        let key_id = keys[0]["keyId"].as_str().unwrap().to_string();
+        assert_eq!(s, StatusCode::FORBIDDEN, "{body}");
+        assert_eq!(body["code"], "FORBIDDEN_SCOPE");
+        let (s, body) = app
+            .call(
+                Method::POST,
+                "/api/v1/enti/00123456782/api-keys",
+                Some(&app.admin_key),
+                Some(&json!({"label": "amministrazione", "scope": "ente_admin"})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{body}");
+        let ente_admin = body["apiKey"].as_str().unwrap().to_string();
+        let (s, body) = app
+            .call(
+                Method::POST,
+                "/api/v1/enti/00123456782/api-keys",
+                Some(&app.admin_key),
+                Some(&json!({"scope": "root"})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+        let (_, keys) = app
+            .call(
+                Method::GET,
+                "/api/v1/enti/00123456782/api-keys",
+                Some(&ente_admin),
+                None,
+            )
+            .await;
+        let application = keys
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["scope"] == "ente")
+            .unwrap();
+        let admin_entry = keys
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["scope"] == "ente_admin")
+            .unwrap();
+        let key_id = application["keyId"].as_str().unwrap().to_string();
+        let (s, _) = app
+            .call(
+                Method::DELETE,
+                &format!(
+                    "/api/v1/enti/00123456782/api-keys/{}",
+                    admin_entry["keyId"].as_str().unwrap()
+                ),
+                Some(&key),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "an application revokes no key");
+        // Revoked keys stop working.
         let (s, _) = app
             .call(
                 Method::DELETE,
                 &format!("/api/v1/enti/00123456782/api-keys/{key_id}"),
-                Some(&key),
+                Some(&ente_admin),
                 None,
             )
             .await;

@@ -4,13 +4,13 @@
 //! outcome file and the export come back in the application's layout.
 
 use chrono::Utc;
+use incasso_app::supply::{self, LoadError, LoadReport};
 use incasso_bus::Layout;
 use incasso_core::Cents;
 use incasso_core::accertamento::{Accertamento, AccertamentoRef};
 use incasso_core::catalogue::Service;
 use incasso_core::ente::{Ente, StationLink};
 use incasso_core::position::PositionStatus;
-use incasso_server::supply::{self, LoadError, LoadReport};
 use incasso_store::{ListFilter, ReceiptRecord, Store};
 use incasso_testkit::{Backend, backends, fresh_database_url};
 
@@ -133,17 +133,18 @@ async fn load_bytes(
         Ok(Box::new(std::io::Cursor::new(bytes.clone())))
     };
     let mut outcome = Vec::new();
-    let r = supply::load(
-        store,
-        A,
+    let file = supply::SupplyFile {
+        ente: A,
         layout,
-        service,
-        "test",
-        &open,
-        Some(&mut outcome),
-        &|_| {},
-    )
-    .await;
+        default_service: service,
+        file_name: "test",
+        open: &open,
+    };
+    let sinks = supply::Sinks {
+        outcome: Some(&mut outcome),
+        ..supply::Sinks::none()
+    };
+    let r = supply::load(store, &file, sinks).await;
     (r, outcome)
 }
 
@@ -218,7 +219,7 @@ async fn incasso_csv_loads_once_with_outcome_and_export() {
             )
             .await
             .unwrap();
-        let (doc, n) = incasso_server::export::export(&store, A, &layout, "tributi")
+        let (doc, n) = incasso_app::export::export(&store, A, &layout, "tributi")
             .await
             .unwrap();
         let doc = String::from_utf8(doc).unwrap();
@@ -235,11 +236,11 @@ async fn incasso_csv_loads_once_with_outcome_and_export() {
                 && doc.contains("rt-bus-1"),
             "{doc}"
         );
-        let (_, n) = incasso_server::export::export(&store, A, &layout, "tributi")
+        let (_, n) = incasso_app::export::export(&store, A, &layout, "tributi")
             .await
             .unwrap();
         assert_eq!(n, 0, "the cursor moved");
-        let (_, n) = incasso_server::export::export(&store, A, &layout, "ragioneria")
+        let (_, n) = incasso_app::export::export(&store, A, &layout, "ragioneria")
             .await
             .unwrap();
         assert_eq!(n, 1, "another consumer has its own cursor");
@@ -724,9 +725,10 @@ async fn supplies_over_http() {
     incasso_pagopa::connector::install_crypto_provider();
     let url = fresh_database_url(Backend::Sqlite).await;
     let store = store_at(&url).await;
-    let (_, key) = incasso_server::auth::issue_key(&store, Some(A), "test")
-        .await
-        .unwrap();
+    let (_, key) =
+        incasso_app::keys::issue_key(&store, Some(A), incasso_store::KeyScope::Ente, "test")
+            .await
+            .unwrap();
     let serve = |store: Store| async move {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -925,14 +927,14 @@ async fn inbox_and_outbox_folders() {
             .replace("TARI-001", "OTHER-001")
             .replace("MENSA-7", "OTHER-7");
         std::fs::write(inbox.join("bad.csv"), bad).unwrap();
-        let mut seen = incasso_server::inbox::Seen::default();
+        let mut seen = incasso_app::inbox::Seen::default();
         // First scan: sizes noted, nothing taken (a file may still be growing).
         assert!(
-            incasso_server::inbox::scan_once(&store, &data, &mut seen)
+            incasso_app::inbox::scan_once(&store, &data, &mut seen)
                 .await
                 .is_empty()
         );
-        let processed = incasso_server::inbox::scan_once(&store, &data, &mut seen).await;
+        let processed = incasso_app::inbox::scan_once(&store, &data, &mut seen).await;
         assert_eq!(processed.len(), 2, "{backend:?}: {processed:?}");
         assert!(inbox.join("done/tari.csv").exists() && inbox.join("done/tari.csv.esito").exists());
         assert!(
@@ -946,11 +948,11 @@ async fn inbox_and_outbox_folders() {
         assert_eq!(count(&store).await, 2);
         // The same file dropped again: refused, explained, not loaded twice.
         std::fs::write(inbox.join("tari-again.csv"), INCASSO_CSV).unwrap();
-        incasso_server::inbox::scan_once(&store, &data, &mut seen).await;
-        let processed = incasso_server::inbox::scan_once(&store, &data, &mut seen).await;
+        incasso_app::inbox::scan_once(&store, &data, &mut seen).await;
+        let processed = incasso_app::inbox::scan_once(&store, &data, &mut seen).await;
         assert_eq!(
             processed,
-            vec![incasso_server::inbox::Processed {
+            vec![incasso_app::inbox::Processed {
                 file: inbox.join("tari-again.csv"),
                 accepted: false
             }]
@@ -974,7 +976,7 @@ async fn inbox_and_outbox_folders() {
             .record_receipt(&receipt, Utc::now() - chrono::Duration::seconds(5))
             .await
             .unwrap();
-        let written = incasso_server::inbox::export_once(&store, &data).await;
+        let written = incasso_app::inbox::export_once(&store, &data).await;
         assert_eq!(written.len(), 1);
         let text = std::fs::read_to_string(&written[0]).unwrap();
         assert!(
@@ -982,7 +984,7 @@ async fn inbox_and_outbox_folders() {
             "{text}"
         );
         assert!(
-            incasso_server::inbox::export_once(&store, &data)
+            incasso_app::inbox::export_once(&store, &data)
                 .await
                 .is_empty(),
             "nothing new, no file"
@@ -996,14 +998,14 @@ async fn inbox_and_outbox_folders() {
         std::fs::write(processing.join("orphan.csv"), INCASSO_CSV).unwrap();
         let loading = std::fs::File::open(processing.join("loading.csv")).unwrap();
         loading.lock().unwrap();
-        incasso_server::inbox::recover(&data);
+        incasso_app::inbox::recover(&data);
         assert!(
             processing.join("loading.csv").exists(),
             "a live load is left alone"
         );
         assert!(inbox.join("orphan.csv").exists() && !processing.join("orphan.csv").exists());
         drop(loading);
-        incasso_server::inbox::recover(&data);
+        incasso_app::inbox::recover(&data);
         assert!(
             inbox.join("loading.csv").exists(),
             "its process is gone: put back"
@@ -1397,17 +1399,18 @@ async fn an_interrupted_partial_load_resumes_and_never_loads_twice() {
             budget: bytes.len() * 3 / 5,
             written: Vec::new(),
         };
-        let first = supply::load(
-            &store,
-            A,
-            &layout,
-            None,
-            "tributi.csv",
-            &open,
-            Some(&mut failing),
-            &|_| {},
-        )
-        .await;
+        let file = supply::SupplyFile {
+            ente: A,
+            layout: &layout,
+            default_service: None,
+            file_name: "tributi.csv",
+            open: &open,
+        };
+        let sinks = supply::Sinks {
+            outcome: Some(&mut failing),
+            ..supply::Sinks::none()
+        };
+        let first = supply::load(&store, &file, sinks).await;
         assert!(
             matches!(first, Err(LoadError::Io(_))),
             "{backend:?}: {first:?}"
@@ -1424,11 +1427,9 @@ async fn an_interrupted_partial_load_resumes_and_never_loads_twice() {
         assert!(interrupted.record.message.contains("rinviare il file"));
         assert_eq!(interrupted.record.rows_loaded, 10_000);
         // While a loader holds the file, nobody else loads it.
-        let held = supply::prepare(&store, A, &layout, "tributi.csv", &open)
-            .await
-            .unwrap();
+        let held = supply::prepare(&store, &file).await.unwrap();
         assert!(held.resumes(), "{backend:?}");
-        let meanwhile = supply::prepare(&store, A, &layout, "tributi.csv", &open).await;
+        let meanwhile = supply::prepare(&store, &file).await;
         assert!(
             matches!(meanwhile, Err(LoadError::InProgress)),
             "{backend:?}: {:?}",
@@ -1440,18 +1441,11 @@ async fn an_interrupted_partial_load_resumes_and_never_loads_twice() {
         assert_eq!(status.rows_loaded, 10_000, "{backend:?}");
         // Resumed: the rest, once.
         let mut outcome = Vec::new();
-        let report = supply::run(
-            &store,
-            A,
-            &layout,
-            None,
-            held,
-            &open,
-            Some(&mut outcome),
-            &|_| {},
-        )
-        .await
-        .unwrap();
+        let sinks = supply::Sinks {
+            outcome: Some(&mut outcome),
+            ..supply::Sinks::none()
+        };
+        let report = supply::run(&store, &file, held, sinks).await.unwrap();
         assert_eq!(report.supply_id, Some(supply_id), "{backend:?}");
         assert_eq!(report.status, "LOADED", "{backend:?}");
         assert_eq!(report.rows_loaded, rows as i64, "{backend:?}");
@@ -1546,9 +1540,10 @@ async fn notices_of_a_supply_over_http() {
     incasso_pagopa::connector::install_crypto_provider();
     for backend in backends() {
         let store = store(backend).await;
-        let (_, key) = incasso_server::auth::issue_key(&store, Some(A), "test")
-            .await
-            .unwrap();
+        let (_, key) =
+            incasso_app::keys::issue_key(&store, Some(A), incasso_store::KeyScope::Ente, "test")
+                .await
+                .unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(incasso_server::serve_with_listener(

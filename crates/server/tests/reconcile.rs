@@ -3,11 +3,11 @@
 //! kind of anomaly reported.
 
 use chrono::{NaiveDate, TimeZone, Utc};
+use incasso_app::reconcile::{self, ReconError};
 use incasso_core::Cents;
 use incasso_core::ente::Ente;
 use incasso_core::fdr::{FlowOutcome, FlowPayment, PartyIdKind, ReportingFlow};
 use incasso_recon::fdr;
-use incasso_server::reconcile::{self, ReconError};
 use incasso_store::{FlowIntake, Store};
 use incasso_testkit::{backends, fresh_database_url};
 use std::collections::BTreeMap;
@@ -406,11 +406,11 @@ async fn bad_files_are_refused_whole_and_write_nothing() {
 /// and "attributed to none" for a payment incasso does not know.
 #[tokio::test]
 async fn a_flow_and_its_sospeso_are_broken_down_by_accertamento() {
+    use incasso_app::reconcile::BreakdownOf;
     use incasso_core::accertamento::{Accertamento, AccertamentoRef};
     use incasso_core::catalogue::Service;
     use incasso_core::ente::StationLink;
     use incasso_core::sample::{self, PositionSpec};
-    use incasso_server::reconcile::BreakdownOf;
     const CATEGORY: &str = "9/0101101IM/";
     let acc = |code: &str| AccertamentoRef {
         year: 2026,
@@ -639,7 +639,7 @@ async fn a_flow_and_its_sospeso_are_broken_down_by_accertamento() {
             .unwrap()
             .unwrap();
         assert!(!layout.loads());
-        let (csv, n) = incasso_server::export::export(&store, ENTE, &layout, "ragioneria")
+        let (csv, n) = incasso_app::export::export(&store, ENTE, &layout, "ragioneria")
             .await
             .unwrap();
         let matched = store
@@ -676,11 +676,11 @@ async fn a_flow_and_its_sospeso_are_broken_down_by_accertamento() {
             "{text}"
         );
         assert_eq!(rows[0][4], "2026-10-02PSPR-1");
-        let (_, again) = incasso_server::export::export(&store, ENTE, &layout, "ragioneria")
+        let (_, again) = incasso_app::export::export(&store, ENTE, &layout, "ragioneria")
             .await
             .unwrap();
         assert_eq!(again, 0, "given once to each consumer");
-        let (_, other) = incasso_server::export::export(&store, ENTE, &layout, "controllo")
+        let (_, other) = incasso_app::export::export(&store, ENTE, &layout, "controllo")
             .await
             .unwrap();
         assert_eq!(other, matched);
@@ -688,12 +688,16 @@ async fn a_flow_and_its_sospeso_are_broken_down_by_accertamento() {
         let open = || -> std::io::Result<Box<dyn std::io::Read + Send>> {
             Ok(Box::new(std::io::Cursor::new(b"a;b\n1;2\n".to_vec())))
         };
-        let refused = incasso_server::supply::prepare(&store, ENTE, &layout, "x.csv", &open).await;
+        let file = incasso_app::supply::SupplyFile {
+            ente: ENTE,
+            layout: &layout,
+            default_service: None,
+            file_name: "x.csv",
+            open: &open,
+        };
+        let refused = incasso_app::supply::prepare(&store, &file).await;
         assert!(
-            matches!(
-                refused,
-                Err(incasso_server::supply::LoadError::ExportOnly(_))
-            ),
+            matches!(refused, Err(incasso_app::supply::LoadError::ExportOnly(_))),
             "{backend:?}"
         );
         store.close().await;
@@ -709,9 +713,10 @@ async fn the_reconciliation_api() {
     for backend in backends() {
         let url = fresh_database_url(backend).await;
         let store = store(&url).await;
-        let (_, key) = incasso_server::auth::issue_key(&store, Some(ENTE), "test")
-            .await
-            .unwrap();
+        let (_, key) =
+            incasso_app::keys::issue_key(&store, Some(ENTE), incasso_store::KeyScope::Ente, "test")
+                .await
+                .unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!(
             "http://{}/api/v1/enti/{ENTE}",
@@ -901,9 +906,14 @@ async fn the_reconciliation_api() {
             )
             .await
             .unwrap();
-        let (_, other) = incasso_server::auth::issue_key(&store, Some("97000000022"), "x")
-            .await
-            .unwrap();
+        let (_, other) = incasso_app::keys::issue_key(
+            &store,
+            Some("97000000022"),
+            incasso_store::KeyScope::Ente,
+            "x",
+        )
+        .await
+        .unwrap();
         let r = http
             .get(format!("{base}/flows"))
             .header("Ocp-Apim-Subscription-Key", &other)

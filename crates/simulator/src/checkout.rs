@@ -92,10 +92,10 @@ pub async fn page(State(sim): State<Simulator>, Path(id): Path<String>) -> Respo
         };
         total += amount;
         rows.push_str(&format!(
-            "<tr><td>{}</td><td>{}<br><small>{}</small></td><td>{} €</td></tr>",
+            "<tr><td>{}</td><td>{}<br><small>{}{note}</small></td><td>{} €</td></tr>",
             escape(&n.company_name),
             escape(&n.description),
-            escape(&format!("{}{note}", n.notice_number)),
+            escape(&n.notice_number),
             incasso_core::Cents(amount).to_italian()
         ));
     }
@@ -164,4 +164,23 @@ pub async fn cancel(State(sim): State<Simulator>, Path(id): Path<String>) -> Res
         }
     };
     Redirect::to(&url).into_response()
+}
+
+/// `GET /simulator/carts`: every cart made so far, with its notices and
+/// status, so that tests can count them.
+pub async fn list(State(sim): State<Simulator>) -> axum::Json<serde_json::Value> {
+    let carts = sim.inner.carts.lock().expect("carts lock");
+    axum::Json(serde_json::Value::Array(
+        carts
+            .iter()
+            .map(|(id, s)| {
+                serde_json::json!({
+                    "id": id,
+                    "status": s.status,
+                    "notices": s.cart.payment_notices.iter().map(|n| n.notice_number.clone()).collect::<Vec<_>>(),
+                    "return_ok_url": s.cart.return_urls.return_ok_url,
+                })
+            })
+            .collect(),
+    ))
 }

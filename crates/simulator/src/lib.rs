@@ -105,6 +105,9 @@ pub struct Settings {
     /// If set, Checkout carts must carry this `Ocp-Apim-Subscription-Key`.
     pub required_subscription_key: Option<String>,
     pub faults: Faults,
+    /// Where browsers reach this simulator (its Checkout pages); by default
+    /// the address it listens on.
+    pub public_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -140,7 +143,7 @@ impl Simulator {
                 carts: Mutex::new(HashMap::new()),
                 payments: Mutex::new(Vec::new()),
                 flows: Mutex::new(Flows::default()),
-                public_url: Mutex::new(String::new()),
+                public_url: Mutex::new(settings.public_url.clone().unwrap_or_default()),
             }),
         }
     }
@@ -194,6 +197,7 @@ impl Simulator {
             )
             .route("/simulator/faults", get(get_faults).put(put_faults))
             .route("/simulator/payments", get(list_payments))
+            .route("/simulator/carts", get(checkout::list))
             .route("/simulator/flows", post(publish_flows))
             .route("/simulator/treasury/{ente}", get(treasury_journal))
             .route("/health", get(|| async { "OK" }))
@@ -207,7 +211,12 @@ impl Simulator {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let addr = listener.local_addr()?;
-        *self.inner.public_url.lock().expect("url lock") = format!("http://{addr}");
+        {
+            let mut url = self.inner.public_url.lock().expect("url lock");
+            if url.is_empty() {
+                *url = format!("http://{addr}");
+            }
+        }
         axum::serve(listener, self.router())
             .with_graceful_shutdown(shutdown)
             .await

@@ -76,6 +76,7 @@ async fn world(backend: Backend) -> World {
         }],
         required_subscription_key: Some(KEY.into()),
         faults: Faults::default(),
+        public_url: None,
     });
     let sim_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let simulator = format!("http://{}", sim_listener.local_addr().unwrap());
@@ -147,9 +148,10 @@ impl World {
     }
 
     /// The citizen opens the pay link: incasso redirects to Checkout.
+    /// Presses *Paga* on the notice's pay page (a GET only shows it).
     async fn open(&self, nav: &str) -> reqwest::Response {
         self.http
-            .get(format!("{}/pay/{A}/{nav}", self.incasso))
+            .post(format!("{}/pay/{A}/{nav}", self.incasso))
             .send()
             .await
             .unwrap()
@@ -260,18 +262,21 @@ async fn connector_authenticates_retries_and_times_out() {
         ..Faults::default()
     });
     assert_eq!(w.open(&nav).await.status(), 303);
-    // Failing more times than the retries: 502.
+    // Pressed again: the open cart is reused, the Node is not asked.
     w.sim.set_faults(Faults {
         fail_next: 10,
         ..Faults::default()
     });
+    assert_eq!(w.open(&nav).await.status(), 303);
+    // Failing more times than the retries: 502 (another notice: no cart).
+    let nav = w.notice("CONN-2").await;
     let resp = w.open(&nav).await;
     assert_eq!(resp.status(), 502);
     assert!(
         resp.text()
             .await
             .unwrap()
-            .contains("pagoPA non raggiungibile")
+            .contains("pagoPA non è raggiungibile")
     );
     // A Node slower than the station's timeout.
     let mut slow = settings(&w.simulator, Auth::SubscriptionKey { key: KEY.into() });
@@ -376,9 +381,10 @@ async fn simulator_failure_modes_never_lose_or_double_count() {
         assert_eq!(flagged[0].anomaly.as_deref(), Some("DOUBLE_PAYMENT"));
         assert_eq!(flagged[0].receipt_id, p.receipt_ids[1]);
         // The back office sees it through the API, and the receipt as sent.
-        let (_, key) = incasso_server::auth::issue_key(&w.store, Some(A), "test")
-            .await
-            .unwrap();
+        let (_, key) =
+            incasso_app::keys::issue_key(&w.store, Some(A), incasso_store::KeyScope::Ente, "test")
+                .await
+                .unwrap();
         let listed: serde_json::Value = w
             .http
             .get(format!(
@@ -473,9 +479,10 @@ async fn flows_of_simulated_payments_are_fetched_from_the_node() {
         );
         assert_eq!(published[0].payments, 3);
         assert_eq!(published[0].total_cents, 3 * 4_200);
-        let (_, key) = incasso_server::auth::issue_key(&w.store, Some(A), "test")
-            .await
-            .unwrap();
+        let (_, key) =
+            incasso_app::keys::issue_key(&w.store, Some(A), incasso_store::KeyScope::Ente, "test")
+                .await
+                .unwrap();
         let fetch = || async {
             w.http
                 .post(format!("{}/api/v1/enti/{A}/flows/fetch", w.incasso))
@@ -521,7 +528,7 @@ async fn flows_of_simulated_payments_are_fetched_from_the_node() {
             let held = w.store.current_flows(A).await.unwrap();
             assert_eq!(held[0].revision, Some(1), "{backend:?}");
         }
-        let s = incasso_server::reconcile::reconcile(&w.store, A, Utc::now())
+        let s = incasso_app::reconcile::reconcile(&w.store, A, Utc::now())
             .await
             .unwrap();
         // Position, receipt and flow agree; the treasury has not spoken yet.
@@ -574,7 +581,7 @@ async fn the_simulated_flows_and_journals_reconcile() {
         }
         let now = Utc::now();
         // What the server's schedule runs: every connected Ente's new flows.
-        let all = incasso_server::reconcile::fetch_all(&w.store, now).await;
+        let all = incasso_app::reconcile::fetch_all(&w.store, now).await;
         assert_eq!(all.len(), 1, "{backend:?}");
         let fetched = all[0].1.as_ref().unwrap();
         assert_eq!(all[0].0, A);
@@ -583,20 +590,19 @@ async fn the_simulated_flows_and_journals_reconcile() {
         let count = |q: TreasuryQuirk| quirks.iter().filter(|x| **x == q).count();
         let journal = w.sim.treasury_statement(A, format);
         assert_valid_statement(&journal, format);
-        let new =
-            incasso_server::reconcile::take_treasury_file(&w.store, A, journal.as_bytes(), now)
-                .await
-                .unwrap();
+        let new = incasso_app::reconcile::take_treasury_file(&w.store, A, journal.as_bytes(), now)
+            .await
+            .unwrap();
         assert_eq!(
             new,
             20 - count(TreasuryQuirk::Missing) - count(TreasuryQuirk::Late)
         );
         let again =
-            incasso_server::reconcile::take_treasury_file(&w.store, A, journal.as_bytes(), now)
+            incasso_app::reconcile::take_treasury_file(&w.store, A, journal.as_bytes(), now)
                 .await
                 .unwrap();
         assert_eq!(again, 0, "the same journal twice changes nothing");
-        let s = incasso_server::reconcile::reconcile(&w.store, A, now)
+        let s = incasso_app::reconcile::reconcile(&w.store, A, now)
             .await
             .unwrap();
         let matched = count(TreasuryQuirk::Exact)
@@ -618,10 +624,10 @@ async fn the_simulated_flows_and_journals_reconcile() {
         );
         // The next journal brings the late transfers, and they match.
         let journal = w.sim.treasury_statement(A, format);
-        incasso_server::reconcile::take_treasury_file(&w.store, A, journal.as_bytes(), now)
+        incasso_app::reconcile::take_treasury_file(&w.store, A, journal.as_bytes(), now)
             .await
             .unwrap();
-        let s = incasso_server::reconcile::reconcile(&w.store, A, now)
+        let s = incasso_app::reconcile::reconcile(&w.store, A, now)
             .await
             .unwrap();
         assert_eq!(
@@ -692,15 +698,15 @@ async fn a_simulated_year_reconciles_with_every_anomaly_reported() {
             }
             assert_eq!(w.sim.publish_flows().len(), 1);
             if day.is_multiple_of(30) || day == DAYS {
-                let fetched = incasso_server::reconcile::fetch_all(&w.store, now).await;
+                let fetched = incasso_app::reconcile::fetch_all(&w.store, now).await;
                 let report = fetched[0].1.as_ref().unwrap();
                 assert!(report.refused.is_empty(), "{:?}", report.refused);
                 let doc = statement(&w, &mut months);
                 camt_statements += usize::from(doc.contains("camt.053"));
-                incasso_server::reconcile::take_treasury_file(&w.store, A, doc.as_bytes(), now)
+                incasso_app::reconcile::take_treasury_file(&w.store, A, doc.as_bytes(), now)
                     .await
                     .unwrap();
-                incasso_server::reconcile::reconcile(&w.store, A, now)
+                incasso_app::reconcile::reconcile(&w.store, A, now)
                     .await
                     .unwrap();
             }
@@ -708,10 +714,10 @@ async fn a_simulated_year_reconciles_with_every_anomaly_reported() {
         // A last statement brings the transfers held back.
         let doc = statement(&w, &mut months);
         camt_statements += usize::from(doc.contains("camt.053"));
-        incasso_server::reconcile::take_treasury_file(&w.store, A, doc.as_bytes(), now)
+        incasso_app::reconcile::take_treasury_file(&w.store, A, doc.as_bytes(), now)
             .await
             .unwrap();
-        let s = incasso_server::reconcile::reconcile(&w.store, A, now)
+        let s = incasso_app::reconcile::reconcile(&w.store, A, now)
             .await
             .unwrap();
         let statements = months as usize;

@@ -11,8 +11,10 @@ use sqlx::Row;
 pub enum KeyScope {
     /// Administers Enti; reaches every Ente's resources.
     Intermediary,
-    /// Reaches one Ente's resources only.
+    /// Reaches one Ente's resources only: an application's key.
     Ente,
+    /// One Ente's administrator: its resources, and its keys.
+    EnteAdmin,
 }
 
 impl KeyScope {
@@ -20,6 +22,7 @@ impl KeyScope {
         match self {
             KeyScope::Intermediary => "intermediary",
             KeyScope::Ente => "ente",
+            KeyScope::EnteAdmin => "ente_admin",
         }
     }
 }
@@ -114,6 +117,7 @@ fn record(r: &sqlx::any::AnyRow) -> Result<ApiKeyRecord> {
         scope: match scope.as_str() {
             "intermediary" => KeyScope::Intermediary,
             "ente" => KeyScope::Ente,
+            "ente_admin" => KeyScope::EnteAdmin,
             other => return Err(StoreError::Corrupt(format!("key scope {other}"))),
         },
         label: r.try_get("label")?,

@@ -75,6 +75,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0010_regularization_exports.sql"),
         postgres: include_str!("../migrations/postgres/0010_regularization_exports.sql"),
     },
+    Migration {
+        version: 11,
+        name: "checkout_carts",
+        sqlite: include_str!("../migrations/sqlite/0011_checkout_carts.sql"),
+        postgres: include_str!("../migrations/postgres/0011_checkout_carts.sql"),
+    },
 ];
 
 /// Arbitrary constant naming incasso's migration lock on PostgreSQL.

@@ -261,3 +261,48 @@ impl Store {
 fn duplicate(receipt_id: &str) -> StoreError {
     StoreError::Conflict(format!("ricevuta {receipt_id} già ricevuta"))
 }
+
+impl Store {
+    /// The Checkout URL of the cart opened for a notice since `since`, if
+    /// any: a cart still open is reused rather than made again.
+    pub async fn open_cart(
+        &self,
+        ente: &str,
+        notice_number: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Option<String>> {
+        let row = sqlx::query(
+            "SELECT checkout_url FROM checkout_carts
+             WHERE ente = $1 AND notice_number = $2 AND created_at >= $3",
+        )
+        .bind(ente)
+        .bind(notice_number)
+        .bind(to_micros(since))
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| Ok(r.try_get("checkout_url")?)).transpose()
+    }
+
+    /// Records the cart opened for a notice (replacing an expired one).
+    pub async fn record_cart(
+        &self,
+        ente: &str,
+        notice_number: &str,
+        checkout_url: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO checkout_carts (ente, notice_number, checkout_url, created_at)
+             VALUES ($1, $2, $3, $4)
+             ON CONFLICT (ente, notice_number) DO UPDATE
+             SET checkout_url = excluded.checkout_url, created_at = excluded.created_at",
+        )
+        .bind(ente)
+        .bind(notice_number)
+        .bind(checkout_url)
+        .bind(to_micros(now))
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+}

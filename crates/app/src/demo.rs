@@ -8,7 +8,7 @@
 //! reusing its keys while they still work (only hashes are stored, so a
 //! lost key is replaced by a new one).
 
-use anyhow::{Context, Result};
+use crate::keys::{generate_key, hash_key, hash_password, issue_key};
 use chrono::{Duration, Utc};
 use incasso_core::Cents;
 use incasso_core::accertamento::{Accertamento, AccertamentoRef};
@@ -16,12 +16,42 @@ use incasso_core::catalogue::Service;
 use incasso_core::ente::{Ente, Office, StationLink};
 use incasso_core::position::{OptionStatus, PositionStatus};
 use incasso_core::sample::{self, PositionSpec};
-use incasso_server::auth::{hash_key, hash_password, issue_key};
+use incasso_store::KeyScope;
 use incasso_store::{ListFilter, Store, StoreError};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 pub const BROKER_ID: &str = "15376371009";
+
+/// Why the demo could not be seeded.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error("{during}: {source}")]
+    Store {
+        during: String,
+        #[source]
+        source: StoreError,
+    },
+    #[error("scrittura di {path}: {source}")]
+    Write {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+}
+
+impl From<StoreError> for DemoError {
+    fn from(source: StoreError) -> Self {
+        DemoError::Store {
+            during: "seeding the demo".into(),
+            source,
+        }
+    }
+}
+
+type Result<T, E = DemoError> = std::result::Result<T, E>;
 
 struct DemoEnte {
     ente: Ente,
@@ -46,7 +76,6 @@ fn acc(year: i32, code: &str, description: &str, chapter: &str) -> Accertamento 
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 fn service(
     code: &str,
     name: &str,
@@ -263,12 +292,17 @@ pub struct DemoNotice {
     pub due_date: String,
 }
 
-pub async fn seed(
-    store: &Store,
-    data_dir: &Path,
-    base_url: &str,
-    simulator_url: &str,
-) -> Result<PathBuf> {
+/// Seeds the demo (once; a later call adds only what is missing) and
+/// writes `<data_dir>/demo.json`, its URLs under the public URL.
+pub async fn seed(ctx: &crate::Ctx, data_dir: &Path, simulator_url: &str) -> Result<PathBuf> {
+    ctx.caller
+        .require_intermediary()
+        .map_err(|e| DemoError::Store {
+            during: "seeding the demo".into(),
+            source: StoreError::Conflict(e.detail),
+        })?;
+    let store = ctx.store();
+    let base_url = ctx.settings().public_url.as_str();
     let path = data_dir.join("demo.json");
     let previous: Option<DemoFile> = std::fs::read_to_string(&path)
         .ok()
@@ -277,13 +311,21 @@ pub async fn seed(
     let fresh = match store.get_ente(&enti[0].ente.fiscal_code).await {
         Err(StoreError::NotFound(_)) => true,
         Ok(_) => false,
-        Err(e) => return Err(e).context("checking for demo data"),
+        Err(source) => {
+            return Err(DemoError::Store {
+                during: "checking for demo data".into(),
+                source,
+            });
+        }
     };
     if fresh {
         for d in &enti {
             seed_ente(store, d)
                 .await
-                .with_context(|| format!("seeding {}", d.ente.name))?;
+                .map_err(|source| DemoError::Store {
+                    during: format!("seeding {}", d.ente.name),
+                    source,
+                })?;
         }
     }
     // The demo stations reach "pagoPA" at the simulator, with a
@@ -292,7 +334,7 @@ pub async fn seed(
         .as_ref()
         .map(|p| p.simulator_subscription_key.clone())
         .filter(|k| !k.is_empty())
-        .unwrap_or_else(|| incasso_server::auth::generate_key().1);
+        .unwrap_or_else(|| generate_key().1);
     let connection = incasso_pagopa::connector::ConnectionSettings {
         rest_url: Some(simulator_url.to_string()),
         soap_url: Some(format!("{simulator_url}/nodo/nodeForPa")),
@@ -324,7 +366,7 @@ pub async fn seed(
         let password = match prev {
             Some(e) => e.backoffice_password.clone(),
             None => {
-                let (_, secret) = incasso_server::auth::generate_key();
+                let (_, secret) = generate_key();
                 secret[4..20].to_string()
             }
         };
@@ -372,8 +414,12 @@ pub async fn seed(
         intermediary_api_key,
         enti: out,
     };
-    std::fs::write(&path, serde_json::to_string_pretty(&file)?)
-        .with_context(|| format!("writing {}", path.display()))?;
+    std::fs::write(&path, serde_json::to_string_pretty(&file)?).map_err(|source| {
+        DemoError::Write {
+            path: path.display().to_string(),
+            source,
+        }
+    })?;
     Ok(path)
 }
 
@@ -388,11 +434,11 @@ async fn reuse_or_issue(
     {
         return Ok(key.to_string());
     }
-    let (_, key) = issue_key(store, ente, "demo").await?;
+    let (_, key) = issue_key(store, ente, KeyScope::Ente, "demo").await?;
     Ok(key)
 }
 
-async fn seed_ente(store: &Store, d: &DemoEnte) -> Result<()> {
+async fn seed_ente(store: &Store, d: &DemoEnte) -> Result<(), StoreError> {
     let now = Utc::now();
     let fc = &d.ente.fiscal_code;
     ignore_conflict(store.create_ente(&d.ente, now).await)?;
@@ -468,7 +514,7 @@ async fn seed_ente(store: &Store, d: &DemoEnte) -> Result<()> {
         match store.get_position(fc, &spec.iupd).await {
             Ok(_) => continue,
             Err(StoreError::NotFound(_)) => {}
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(e),
         }
         let state = i % 20;
         // 0..=13 payable, 14..=15 draft, 16 invalid, 17..=18 paid, 19 partially paid (or paid).

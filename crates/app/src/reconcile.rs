@@ -37,6 +37,8 @@ pub enum ReconError {
     Reversale(#[from] incasso_recon::reversale::ReversaleError),
     #[error("il sospeso {0} non è abbinato a un flusso")]
     NotMatched(String),
+    #[error("errore interno: {0}")]
+    Internal(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -55,6 +57,7 @@ impl ReconError {
             ReconError::UnknownMovement(_) => "MOVEMENT_UNKNOWN",
             ReconError::Unattributed(_) => "UNATTRIBUTED",
             ReconError::Reversale(_) => incasso_recon::reversale::ReversaleError::CODE,
+            ReconError::Internal(_) => "INTERNAL",
             ReconError::Store(_) => "STORE_ERROR",
         }
     }
@@ -252,10 +255,13 @@ pub async fn reconcile(
         .chain(ente_record.postal_iban.iter())
         .map(|i| i.replace(' ', "").to_ascii_uppercase())
         .collect();
+    // Bytes, not characters: an account is the bank's free text, and a
+    // slice of a `str` inside a character would panic.
     let looks_like_iban = |a: &str| {
-        a.len() >= 15
-            && a[..2].bytes().all(|b| b.is_ascii_alphabetic())
-            && a[2..4].bytes().all(|b| b.is_ascii_digit())
+        let b = a.as_bytes();
+        b.len() >= 15
+            && b[..2].iter().all(u8::is_ascii_alphabetic)
+            && b[2..4].iter().all(u8::is_ascii_digit)
     };
     let mut anomalies = Vec::new();
     let (own, foreign): (Vec<_>, Vec<_>) = movements.into_iter().partition(|m| {
@@ -920,25 +926,36 @@ pub async fn fetch_all(
     let mut out = Vec::new();
     for ente in enti {
         let fc = ente.fiscal_code;
-        let node = match node_of(store, &fc).await {
-            Ok(Some(node)) => node,
-            Ok(None) => continue,
-            Err(e) => {
-                out.push((fc, Err(e)));
-                continue;
-            }
+        let (store, ente) = (store.clone(), fc.clone());
+        let work = async move {
+            let node = match node_of(&store, &ente).await {
+                Ok(Some(node)) => node,
+                Ok(None) => return None,
+                Err(e) => return Some(Err(e)),
+            };
+            Some(match fetch_with(&store, &ente, node.as_ref(), now).await {
+                Ok(report) if report.taken > 0 => {
+                    reconcile(&store, &ente, now).await.map(|_| report)
+                }
+                other => other,
+            })
         };
-        let result = match fetch_with(store, &fc, node.as_ref(), now).await {
-            Ok(report) if report.taken > 0 => reconcile(store, &fc, now).await.map(|_| report),
-            other => other,
-        };
-        out.push((fc, result));
+        match crate::jobs::isolated(&fc, "flow fetch", work).await {
+            Some(None) => {}
+            Some(Some(result)) => out.push((fc, result)),
+            None => out.push((
+                fc,
+                Err(ReconError::Internal(
+                    "l'acquisizione si è interrotta; la causa è nei log".into(),
+                )),
+            )),
+        }
     }
     out
 }
 
 /// The Ente's treasury service settings, as OPI headers need them.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TreasurySettings {
     /// The treasury bank's ABI code (5 digits).

@@ -52,6 +52,8 @@ pub enum LoadError {
         "il tracciato '{0}' non carica posizioni debitorie (è solo di esportazione o di tesoreria)"
     )]
     ExportOnly(String),
+    #[error("{0}")]
+    Forbidden(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("errore di lettura: {0}")]
@@ -89,7 +91,7 @@ pub fn file_hash(mut reader: impl Read) -> std::io::Result<(String, u64)> {
         size += n as u64;
         hasher.update(&buf[..n]);
     }
-    Ok((crate::auth::hex(&hasher.finalize()), size))
+    Ok((crate::keys::hex(&hasher.finalize()), size))
 }
 
 /// A record's values with the notice number and IUV in their columns
@@ -917,13 +919,14 @@ impl Prepared {
 /// Claims the file and records the supply (or finds the interrupted load of
 /// the same file to resume). Refuses a file already accepted, or being
 /// loaded right now.
-pub async fn prepare(
-    store: &Store,
-    ente: &str,
-    layout: &Layout,
-    file_name: &str,
-    open: &(dyn Fn() -> std::io::Result<Box<dyn Read + Send>> + Sync),
-) -> Result<Prepared, LoadError> {
+pub async fn prepare(store: &Store, file: &SupplyFile<'_>) -> Result<Prepared, LoadError> {
+    let SupplyFile {
+        ente,
+        layout,
+        file_name,
+        open,
+        ..
+    } = *file;
     if !layout.loads() {
         return Err(LoadError::ExportOnly(layout.name.clone()));
     }
@@ -996,117 +999,70 @@ fn stored_error(e: RowError) -> SupplyError {
     }
 }
 
-/// Loads a supply: `prepare`, then `run`. `open` is called twice (hash,
-/// then load): the file is streamed, never held whole (JSON layouts
-/// excepted).
-#[allow(clippy::too_many_arguments)]
+/// A supply file as its loader sees it. `open` is called twice (hash, then
+/// load): the file is streamed, never held whole (JSON layouts excepted).
+#[derive(Clone, Copy)]
+pub struct SupplyFile<'a> {
+    pub ente: &'a str,
+    pub layout: &'a Layout,
+    /// The catalogue service of rows that name none.
+    pub default_service: Option<&'a str>,
+    /// The file's name, for the records.
+    pub file_name: &'a str,
+    pub open: &'a Opener,
+}
+
+/// Opens the supply's file from its start.
+pub type Opener = dyn Fn() -> std::io::Result<Box<dyn Read + Send>> + Sync;
+
+/// Where a load's results go besides the store.
+pub struct Sinks<'a> {
+    /// The outcome file in the application's layout, written as rows load.
+    pub outcome: Option<&'a mut (dyn Write + Send)>,
+    /// Keep the outcome with the supply, written in the commit that accepts
+    /// it: whoever sees the supply accepted can download it (HTTP uploads).
+    pub store_outcome: bool,
+    /// Told the rows read so far.
+    pub progress: &'a (dyn Fn(u64) + Sync),
+}
+
+impl Sinks<'_> {
+    /// Nothing besides the store.
+    pub fn none() -> Sinks<'static> {
+        Sinks {
+            outcome: None,
+            store_outcome: false,
+            progress: &|_| {},
+        }
+    }
+}
+
+/// Loads a supply: `prepare`, then `run`.
 pub async fn load(
     store: &Store,
-    ente: &str,
-    layout: &Layout,
-    default_service: Option<&str>,
-    file_name: &str,
-    open: &(dyn Fn() -> std::io::Result<Box<dyn Read + Send>> + Sync),
-    outcome: Option<&mut (dyn Write + Send)>,
-    progress: &(dyn Fn(u64) + Sync),
+    file: &SupplyFile<'_>,
+    sinks: Sinks<'_>,
 ) -> Result<LoadReport, LoadError> {
-    let prepared = prepare(store, ente, layout, file_name, open).await?;
-    run(
-        store,
-        ente,
-        layout,
-        default_service,
-        prepared,
-        open,
-        outcome,
-        progress,
-    )
-    .await
+    let prepared = prepare(store, file).await?;
+    run(store, file, prepared, sinks).await
 }
 
 /// Loads a prepared supply. On an error the supply is closed as FAILED
 /// (all or nothing: nothing was written) or left to be resumed
 /// (INTERRUPTED, partial loads).
-#[allow(clippy::too_many_arguments)]
 pub async fn run(
     store: &Store,
-    ente: &str,
-    layout: &Layout,
-    default_service: Option<&str>,
+    file: &SupplyFile<'_>,
     prepared: Prepared,
-    open: &(dyn Fn() -> std::io::Result<Box<dyn Read + Send>> + Sync),
-    outcome: Option<&mut (dyn Write + Send)>,
-    progress: &(dyn Fn(u64) + Sync),
+    sinks: Sinks<'_>,
 ) -> Result<LoadReport, LoadError> {
-    run_with(
-        store,
-        ente,
-        layout,
-        default_service,
-        prepared,
-        open,
-        outcome,
-        false,
-        progress,
-    )
-    .await
-}
-
-/// As [`run`], keeping the outcome file with the supply, written in the
-/// same commit that accepts it: whoever sees the supply accepted can
-/// download its outcome (HTTP uploads).
-pub async fn run_storing_outcome(
-    store: &Store,
-    ente: &str,
-    layout: &Layout,
-    default_service: Option<&str>,
-    prepared: Prepared,
-    open: &(dyn Fn() -> std::io::Result<Box<dyn Read + Send>> + Sync),
-) -> Result<LoadReport, LoadError> {
-    run_with(
-        store,
-        ente,
-        layout,
-        default_service,
-        prepared,
-        open,
-        None,
-        true,
-        &|_| {},
-    )
-    .await
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn run_with(
-    store: &Store,
-    ente: &str,
-    layout: &Layout,
-    default_service: Option<&str>,
-    prepared: Prepared,
-    open: &(dyn Fn() -> std::io::Result<Box<dyn Read + Send>> + Sync),
-    outcome: Option<&mut (dyn Write + Send)>,
-    store_outcome: bool,
-    progress: &(dyn Fn(u64) + Sync),
-) -> Result<LoadReport, LoadError> {
+    let (ente, layout) = (file.ente, file.layout);
     let Prepared {
         supply_id: id,
         _claim: claim,
         record,
     } = prepared;
-    let result = run_claimed(
-        store,
-        ente,
-        layout,
-        default_service,
-        id,
-        &record,
-        open,
-        outcome,
-        store_outcome,
-        progress,
-    )
-    .await;
+    let result = run_claimed(store, file, id, &record, sinks).await;
     // A partial load that fails keeps its last checkpoint (status LOADING)
     // to be resumed; an all-or-nothing one wrote nothing and is closed as
     // FAILED.
@@ -1142,19 +1098,25 @@ async fn run_with(
     result
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn run_claimed(
     store: &Store,
-    ente: &str,
-    layout: &Layout,
-    default_service: Option<&str>,
+    file: &SupplyFile<'_>,
     supply_id: i64,
     before: &SupplyRecord,
-    open: &(dyn Fn() -> std::io::Result<Box<dyn Read + Send>> + Sync),
-    outcome: Option<&mut (dyn Write + Send)>,
-    store_outcome: bool,
-    progress: &(dyn Fn(u64) + Sync),
+    sinks: Sinks<'_>,
 ) -> Result<LoadReport, LoadError> {
+    let SupplyFile {
+        ente,
+        layout,
+        default_service,
+        open,
+        ..
+    } = *file;
+    let Sinks {
+        outcome,
+        store_outcome,
+        progress,
+    } = sinks;
     let mut kept: Vec<u8> = Vec::new();
     let outcome: Option<&mut (dyn Write + Send)> = if store_outcome {
         Some(&mut kept)

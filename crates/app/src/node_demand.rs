@@ -9,7 +9,7 @@
 //! falling back to the holder (`...Intestatario`), an optional amount
 //! (`importo`) for free-amount services, and an optional note.
 
-use crate::AppState;
+use crate::App;
 use crate::node::{payable_fault, summary};
 use chrono::{Duration, Utc};
 use incasso_core::Cents;
@@ -29,14 +29,10 @@ fn find_text<'a>(el: &'a Element, names: &[&str]) -> Option<&'a str> {
     el.children.iter().find_map(|c| find_text(c, names))
 }
 
-pub async fn demand(state: &AppState, h: &Header, d: &DemandRequest) -> Result<String, Fault> {
+pub async fn demand(app: &App, h: &Header, d: &DemandRequest) -> Result<String, Fault> {
     let id = h.id_pa.as_str();
     let semantic = |text: String| Fault::new(FaultCode::Semantics, id, text);
-    let service = match state
-        .store
-        .find_service_by_pagopa_id(id, &d.service_id)
-        .await
-    {
+    let service = match app.store.find_service_by_pagopa_id(id, &d.service_id).await {
         Ok(Some(s)) if s.spontaneous => s,
         Ok(_) => {
             return Err(Fault::new(
@@ -105,7 +101,7 @@ pub async fn demand(state: &AppState, h: &Header, d: &DemandRequest) -> Result<S
     if amount.0 <= 0 {
         return Err(semantic("l'importo deve essere maggiore di zero".into()));
     }
-    let ente = state
+    let ente = app
         .store
         .get_ente(id)
         .await
@@ -128,7 +124,7 @@ pub async fn demand(state: &AppState, h: &Header, d: &DemandRequest) -> Result<S
     let mut suffix = [0u8; 8];
     getrandom::fill(&mut suffix)
         .map_err(|e| Fault::new(FaultCode::SystemError, id, e.to_string()))?;
-    let iupd = format!("SPONT-{}-{}", service.code, crate::auth::hex(&suffix));
+    let iupd = format!("SPONT-{}-{}", service.code, crate::keys::hex(&suffix));
     let kind = if debtor_cf.len() == 11 {
         DebtorType::G
     } else {
@@ -183,7 +179,7 @@ pub async fn demand(state: &AppState, h: &Header, d: &DemandRequest) -> Result<S
             options,
         )
     };
-    let stored = state
+    let stored = app
         .store
         .create_position(id, position, now, true)
         .await

@@ -168,17 +168,18 @@ async fn process(store: &Store, ente: &str, layout_name: &str, file: &Path) -> b
         Ok(Box::new(std::fs::File::open(&path)?))
     };
     let mut outcome = Vec::new();
-    let result = supply::load(
-        store,
+    let file_of = supply::SupplyFile {
         ente,
-        &layout,
-        None,
-        &name,
-        &open,
-        Some(&mut outcome),
-        &|_| {},
-    )
-    .await;
+        layout: &layout,
+        default_service: None,
+        file_name: &name,
+        open: &open,
+    };
+    let sinks = supply::Sinks {
+        outcome: Some(&mut outcome),
+        ..supply::Sinks::none()
+    };
+    let result = supply::load(store, &file_of, sinks).await;
     let accepted = matches!(&result, Ok(r) if r.accepted);
     let mut notes = Vec::new();
     match result {

@@ -1,0 +1,132 @@
+//! Paying a notice online: a pagoPA Checkout cart opened through the
+//! connector of the station that owns the notice. Checkout then pays
+//! through the Node, which sends the receipt to `paForNode`; the citizen
+//! comes back to the outcome page under [`crate::Settings::public_url`].
+//!
+//! Anyone who holds a notice number may pay it, as at a PSP's counter: these
+//! use cases check no rights beyond the notice's own state.
+
+use crate::Ctx;
+use crate::error::{AppError, At, Kind, Place};
+use incasso_core::Cents;
+use incasso_core::codes::NoticeNumber;
+use incasso_core::position::{OptionStatus, PositionStatus};
+use incasso_pagopa::connector::{
+    self, Cart, CartNotice, ConnectionSettings, ReturnUrls, StationIdentity,
+};
+
+/// How long a cart opened for a notice is reused. Checkout keeps a cart
+/// open for a payment session of about this length; after it, a new one.
+pub const CART_REUSED_FOR: chrono::Duration = chrono::Duration::minutes(10);
+
+/// Opens a cart for the notice, or reuses the one opened for it in the last
+/// [`CART_REUSED_FOR`]; answers the Checkout URL to send the citizen to.
+pub async fn open_cart(ctx: &Ctx, ente: &str, nav: &str) -> Result<String, AppError> {
+    let at = Place::new("checkout.open_cart", ente, nav);
+    let (stored, index) = ctx.store().find_by_notice_number(ente, nav).await.at(at)?;
+    let p = &stored.position;
+    let o = &p.options[index];
+    crate::node::payable_fault(p, index, ctx.now(), ente, nav)
+        .map_err(|f| AppError::conflict(f.code.as_str(), f.description))?;
+    if let Some(url) = ctx
+        .store()
+        .open_cart(ente, nav, ctx.now() - CART_REUSED_FOR)
+        .await
+        .at(at)?
+    {
+        return Ok(url);
+    }
+    let seg = NoticeNumber::parse(nav)
+        .ok()
+        .and_then(|n| n.segregation_code);
+    let stations = ctx.store().list_stations(ente).await.at(at)?;
+    let station = stations
+        .iter()
+        .find(|s| seg.is_none_or(|seg| s.segregation_code == seg))
+        .ok_or_else(|| {
+            AppError::conflict(
+                "NO_STATION",
+                "nessuna stazione dell'ente possiede questo avviso",
+            )
+        })?;
+    let settings: ConnectionSettings = match ctx
+        .store()
+        .station_connection(ente, &station.station_id)
+        .await
+        .at(at)?
+    {
+        Some(json) => serde_json::from_str(&json).map_err(|e| AppError::internal(&at, &e))?,
+        None => {
+            return Err(AppError::conflict(
+                "NO_CONNECTION",
+                format!(
+                    "la stazione {} non ha un collegamento al nodo configurato",
+                    station.station_id
+                ),
+            ));
+        }
+    };
+    let connector = connector::build(
+        &settings,
+        StationIdentity {
+            broker_id: station.broker_id.clone(),
+            station_id: station.station_id.clone(),
+        },
+    )
+    .map_err(|e| AppError::internal(&at, &e))?;
+    let back = format!("{}/pay/{ente}/{nav}/esito", ctx.settings().public_url);
+    let cart = Cart {
+        payment_notices: vec![CartNotice {
+            notice_number: nav.to_string(),
+            fiscal_code: ente.to_string(),
+            amount: o.amount.0,
+            company_name: p.company_name.chars().take(140).collect(),
+            description: o.description.chars().take(140).collect(),
+        }],
+        return_urls: ReturnUrls {
+            return_ok_url: format!("{back}?outcome=ok"),
+            return_cancel_url: format!("{back}?outcome=cancel"),
+            return_error_url: format!("{back}?outcome=error"),
+        },
+        email_notice: p.debtor.email.clone(),
+    };
+    let url = connector.create_cart(&cart).await.map_err(|e| {
+        tracing::warn!(ente, error = %e, "checkout cart refused");
+        AppError::new(
+            Kind::Unavailable,
+            "NODE_UNAVAILABLE",
+            "pagoPA non è raggiungibile in questo momento: riprovare tra qualche minuto",
+        )
+    })?;
+    ctx.store()
+        .record_cart(ente, nav, &url, ctx.now())
+        .await
+        .at(at)?;
+    Ok(url)
+}
+
+/// What a citizen sees of a notice: its amount and whether it is paid.
+#[derive(Debug, Clone)]
+pub struct NoticeState {
+    pub amount: Cents,
+    pub description: String,
+    pub company_name: String,
+    pub paid: bool,
+}
+
+pub async fn notice_state(ctx: &Ctx, ente: &str, nav: &str) -> Result<NoticeState, AppError> {
+    let (stored, index) = ctx
+        .store()
+        .find_by_notice_number(ente, nav)
+        .await
+        .at(Place::new("checkout.notice_state", ente, nav))?;
+    let p = &stored.position;
+    let o = &p.options[index];
+    Ok(NoticeState {
+        amount: o.amount,
+        description: o.description.clone(),
+        company_name: p.company_name.clone(),
+        paid: o.status != OptionStatus::Unpaid
+            || matches!(p.status, PositionStatus::Paid | PositionStatus::Reported),
+    })
+}

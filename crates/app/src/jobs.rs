@@ -1,0 +1,118 @@
+//! Scheduled work: time-driven position states, the hourly fetch of
+//! reporting flows, the inbox and outbox folders.
+//!
+//! A job never dies of one bad input: each Ente's share of a round runs on
+//! a task of its own, so that a panic in it is caught, reported with the
+//! Ente, and the round goes on with the others; the next round runs as
+//! usual.
+
+use crate::App;
+use crate::reconcile::{self, FetchReport, ReconError};
+use chrono::{DateTime, Utc};
+use incasso_store::Store;
+use std::time::Duration;
+use tokio::task::JoinHandle;
+
+/// How often reporting flows are fetched from the Node. PSPs publish them
+/// once a day (and may correct them until D+4); hourly is ample, and the
+/// API fetches on demand.
+pub const FLOW_FETCH_EVERY: Duration = Duration::from_secs(3600);
+
+/// How often stored states are moved forward in time.
+pub const STATES_EVERY: Duration = Duration::from_secs(60);
+
+/// How often the inbox is scanned.
+pub const INBOX_EVERY: Duration = Duration::from_secs(5);
+
+/// The running jobs of one process; [`Jobs::stop`] ends them.
+pub struct Jobs(Vec<JoinHandle<()>>);
+
+impl Jobs {
+    pub fn stop(self) {
+        for job in self.0 {
+            job.abort();
+        }
+    }
+}
+
+/// Starts the process's scheduled jobs.
+pub fn start(app: &App) -> Jobs {
+    let mut jobs = vec![
+        tokio::spawn(refresh_states(app.store.clone())),
+        tokio::spawn(fetch_flows_periodically(app.store.clone())),
+    ];
+    if let Some(dir) = app.settings.data_dir.clone() {
+        jobs.push(tokio::spawn(crate::inbox::run(
+            app.store.clone(),
+            dir,
+            INBOX_EVERY,
+        )));
+    }
+    Jobs(jobs)
+}
+
+/// Fetches new reporting flows for every connected Ente and reconciles.
+/// The first run is one period after start, not at start: a restart loop
+/// must not hammer the Node.
+async fn fetch_flows_periodically(store: Store) {
+    let mut tick = tokio::time::interval_at(
+        tokio::time::Instant::now() + FLOW_FETCH_EVERY,
+        FLOW_FETCH_EVERY,
+    );
+    loop {
+        tick.tick().await;
+        fetch_round(&store, Utc::now()).await;
+    }
+}
+
+/// One round of the flow fetch, reported Ente by Ente.
+pub async fn fetch_round(
+    store: &Store,
+    now: DateTime<Utc>,
+) -> Vec<(String, Result<FetchReport, ReconError>)> {
+    let results = reconcile::fetch_all(store, now).await;
+    for (ente, result) in &results {
+        match result {
+            Ok(r) if r.taken > 0 || !r.refused.is_empty() => tracing::info!(
+                ente = %ente, taken = r.taken, refused = r.refused.len(),
+                "flussi di rendicontazione acquisiti dal nodo"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(
+                ente = %ente, error = %crate::error::chain(e),
+                "acquisizione dei flussi non riuscita"
+            ),
+        }
+    }
+    results
+}
+
+/// Keeps stored position states in step with time (validity and expiry).
+/// Reads never depend on it: they compute the effective state themselves.
+async fn refresh_states(store: Store) {
+    let mut tick = tokio::time::interval(STATES_EVERY);
+    loop {
+        tick.tick().await;
+        match store.refresh_time_states(Utc::now()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(positions = n, "position states moved forward in time"),
+            Err(e) => tracing::warn!(error = %e, "refreshing position states failed"),
+        }
+    }
+}
+
+/// Runs one Ente's share of a job on a task of its own, so that a panic is
+/// caught and reported as that Ente's failure instead of ending the job.
+pub async fn isolated<T, F>(ente: &str, what: &'static str, work: F) -> Option<T>
+where
+    F: std::future::Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    match tokio::spawn(work).await {
+        Ok(v) => Some(v),
+        Err(e) => {
+            tracing::error!(ente, job = what, error = %e, "job failed for this Ente; the others go on");
+            None
+        }
+    }
+}

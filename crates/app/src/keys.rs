@@ -1,0 +1,128 @@
+//! API keys and passwords: issuing, recognising, revoking.
+//!
+//! A key is `inc_<id>_<secret>`; only its SHA-256 is stored (the keys are
+//! 192-bit random, so a slow hash would cost every request without adding
+//! protection). A key belongs to one Ente, as an application's key or as
+//! the Ente's administrator's, or to the intermediary that runs the
+//! installation.
+
+use crate::error::{AppError, At, Place};
+use crate::{Caller, Ctx};
+use incasso_store::{ApiKeyRecord, KeyScope, Store, StoreError};
+use sha2::{Digest, Sha256};
+
+pub fn hash_key(key: &str) -> String {
+    hex(&Sha256::digest(key.as_bytes()))
+}
+
+/// Lower-case hex, as keys, hashes and generated ids are written.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+/// A new key: its public id and the full secret to hand over once.
+pub fn generate_key() -> (String, String) {
+    let mut id = [0u8; 6];
+    let mut secret = [0u8; 24];
+    getrandom::fill(&mut id).expect("operating system random source");
+    getrandom::fill(&mut secret).expect("operating system random source");
+    let id = hex(&id);
+    let key = format!("inc_{id}_{}", hex(&secret));
+    (id, key)
+}
+
+/// Creates and stores a key; returns (key id, full key). For incasso's own
+/// callers (the CLI, the demo, tests); the API goes through [`issue`].
+pub async fn issue_key(
+    store: &Store,
+    ente: Option<&str>,
+    scope: KeyScope,
+    label: &str,
+) -> Result<(String, String), StoreError> {
+    let (id, key) = generate_key();
+    let scope = match (ente, scope) {
+        (None, _) => KeyScope::Intermediary,
+        (Some(_), KeyScope::Intermediary) => KeyScope::Ente,
+        (Some(_), s) => s,
+    };
+    store
+        .insert_api_key(&id, &hash_key(&key), ente, scope, label, chrono::Utc::now())
+        .await?;
+    Ok((id, key))
+}
+
+/// Who holds this key, if anyone: the caller of the request that brings it.
+pub async fn authenticate(ctx_store: &Store, key: &str) -> Result<Caller, AppError> {
+    match ctx_store.find_api_key(&hash_key(key)).await.at(Place::new(
+        "keys.authenticate",
+        "",
+        "",
+    ))? {
+        Some(record) => Ok(Caller::Key(record)),
+        None => Err(AppError::unauthenticated()),
+    }
+}
+
+/// The keys of an Ente (`Some`) or the intermediary's (`None`).
+pub async fn list(ctx: &Ctx, ente: Option<&str>) -> Result<Vec<ApiKeyRecord>, AppError> {
+    let at = Place::new("keys.list", ente.unwrap_or(""), "");
+    match ente {
+        Some(fc) => {
+            ctx.caller.require_key_admin(fc)?;
+            ctx.store().get_ente(fc).await.at(at)?;
+        }
+        None => ctx.caller.require_intermediary()?,
+    }
+    ctx.store().list_api_keys(ente).await.at(at)
+}
+
+/// Issues a key. Only the intermediary issues keys: a leaked Ente key must
+/// not be able to mint successors that outlive its revocation.
+pub async fn issue(
+    ctx: &Ctx,
+    ente: Option<&str>,
+    scope: KeyScope,
+    label: &str,
+) -> Result<(String, String), AppError> {
+    ctx.caller.require_intermediary()?;
+    issue_key(ctx.store(), ente, scope, label)
+        .await
+        .at(Place::new("keys.issue", ente.unwrap_or(""), label))
+}
+
+/// Revokes one of the Ente's keys: its administrator's key or the
+/// intermediary's may; an application's key may not.
+pub async fn revoke(ctx: &Ctx, ente: &str, key_id: &str) -> Result<(), AppError> {
+    ctx.caller.require_key_admin(ente)?;
+    ctx.store()
+        .revoke_api_key(key_id, Some(ente), ctx.now())
+        .await
+        .at(Place::new("keys.revoke", ente, key_id))
+}
+
+/// An Argon2id PHC string for a back-office password.
+pub fn hash_password(password: &str) -> String {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    let mut salt = [0u8; 16];
+    getrandom::fill(&mut salt).expect("operating system random source");
+    let salt = SaltString::encode_b64(&salt).expect("16 bytes always encode");
+    argon2::Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .expect("argon2 with default parameters")
+        .to_string()
+}
+
+pub fn verify_password(password: &str, phc: &str) -> bool {
+    use argon2::password_hash::{PasswordHash, PasswordVerifier};
+    PasswordHash::new(phc)
+        .map(|h| {
+            argon2::Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        })
+        .unwrap_or(false)
+}

@@ -1,0 +1,173 @@
+//! incasso's application layer: every use case, called the same way by each
+//! door.
+//!
+//! A door (the HTTP APIs, the SOAP endpoint, the portals, the CLI, the
+//! background workers) parses its input, calls one use case here with a
+//! [`Ctx`] and renders the answer. The use case checks the caller's rights,
+//! decides, and asks the store; it never knows which door called it.
+//!
+//! Areas, one module each: [`positions`], [`supply`] (file supplies through
+//! the Digit BUS), [`export`] and [`inbox`] (reporting back, the folder
+//! drop), [`notices`] (the payment notice and its ZIPs), [`node`] (the
+//! Node's payment decisions behind `paForNode`), [`checkout`] (paying
+//! online), [`reconcile`] (DigitFIN), [`admin`] (Enti, stations, offices,
+//! catalogue, accertamenti, receipts), [`keys`], [`jobs`] (scheduled work),
+//! [`demo`] (the demo seed).
+
+pub mod admin;
+pub mod bus;
+pub mod checkout;
+pub mod demo;
+pub mod digitfin;
+pub mod error;
+pub mod export;
+pub mod identity;
+pub mod inbox;
+pub mod jobs;
+pub mod keys;
+pub mod node;
+mod node_demand;
+pub mod notices;
+pub mod positions;
+pub mod reconcile;
+pub mod supply;
+
+pub use error::{AppError, At, Kind, Place};
+pub use identity::Caller;
+
+use chrono::{DateTime, Utc};
+use incasso_core::ente::StationLink;
+use incasso_store::Store;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Settings every use case may read; fixed at start.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The base of every absolute URL incasso gives out (Checkout return
+    /// URLs, links in messages), without a trailing slash.
+    pub public_url: String,
+    /// Where the inbox and outbox folders live, when there is one.
+    pub data_dir: Option<PathBuf>,
+}
+
+impl Settings {
+    pub fn new(public_url: &str) -> Settings {
+        Settings {
+            public_url: public_url.trim_end_matches('/').to_string(),
+            data_dir: None,
+        }
+    }
+}
+
+/// The time as use cases see it. Tests can fix it.
+#[derive(Debug, Clone, Copy, Default)]
+pub enum Clock {
+    #[default]
+    System,
+    Fixed(DateTime<Utc>),
+}
+
+impl Clock {
+    pub fn now(&self) -> DateTime<Utc> {
+        match self {
+            Clock::System => Utc::now(),
+            Clock::Fixed(t) => *t,
+        }
+    }
+}
+
+/// What every use case works with, shared by the doors of one process.
+#[derive(Clone)]
+pub struct App {
+    pub store: Store,
+    pub settings: Arc<Settings>,
+    pub clock: Clock,
+    pub stations: StationCache,
+}
+
+impl App {
+    pub fn new(store: Store, settings: Settings) -> App {
+        App {
+            store,
+            settings: Arc::new(settings),
+            clock: Clock::System,
+            stations: StationCache::default(),
+        }
+    }
+
+    /// A context for `caller`.
+    pub fn ctx(&self, caller: Caller) -> Ctx {
+        Ctx {
+            app: self.clone(),
+            caller,
+        }
+    }
+
+    /// A context for incasso's own work (CLI, workers).
+    pub fn system(&self, what: &'static str) -> Ctx {
+        self.ctx(Caller::System(what))
+    }
+}
+
+/// A use case's context: the application and who is calling.
+#[derive(Clone)]
+pub struct Ctx {
+    pub app: App,
+    pub caller: Caller,
+}
+
+impl Ctx {
+    pub fn store(&self) -> &Store {
+        &self.app.store
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        self.app.clock.now()
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.app.settings
+    }
+}
+
+/// The Enti's stations, read on every Node request, kept for a few seconds.
+/// A station added or removed (possibly by another process) takes effect
+/// within [`StationCache::TTL`]; that is the price of not asking the
+/// database three times per payment.
+type StationEntries = HashMap<String, (Instant, Vec<StationLink>)>;
+
+#[derive(Clone, Default)]
+pub struct StationCache {
+    entries: Arc<Mutex<StationEntries>>,
+}
+
+impl StationCache {
+    pub const TTL: Duration = Duration::from_secs(5);
+
+    pub async fn get(
+        &self,
+        store: &Store,
+        ente: &str,
+    ) -> Result<Vec<StationLink>, incasso_store::StoreError> {
+        if let Some((at, stations)) = self.lock().get(ente)
+            && at.elapsed() < Self::TTL
+        {
+            return Ok(stations.clone());
+        }
+        let stations = store.list_stations(ente).await?;
+        self.lock()
+            .insert(ente.to_string(), (Instant::now(), stations.clone()));
+        Ok(stations)
+    }
+
+    /// A poisoned lock only means another request panicked mid-insert; the
+    /// map is still a valid cache.
+    fn lock(&self) -> std::sync::MutexGuard<'_, StationEntries> {
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}

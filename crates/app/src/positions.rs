@@ -1,0 +1,139 @@
+//! Debt positions: create, read, update, publish, invalidate, cancel, mark
+//! paid outside pagoPA, list, and move a transfer's IBAN.
+
+use crate::Ctx;
+use crate::error::{AppError, At, Kind, Place};
+use chrono::{DateTime, Utc};
+use incasso_core::position::{DebtPosition, TransitionError};
+use incasso_store::{ListFilter, Page, StoreError, StoredPosition};
+
+/// Creates a position (published at once when `publish`). Core validates
+/// it; the store assigns what the application left out (IUVs, notice
+/// numbers).
+pub async fn create(
+    ctx: &Ctx,
+    ente: &str,
+    position: DebtPosition,
+    publish: bool,
+) -> Result<StoredPosition, AppError> {
+    ctx.caller.require_ente(ente)?;
+    let iupd = position.iupd.clone();
+    ctx.store()
+        .create_position(ente, position, ctx.now(), publish)
+        .await
+        .at(Place::new("positions.create", ente, &iupd))
+}
+
+pub async fn get(ctx: &Ctx, ente: &str, iupd: &str) -> Result<StoredPosition, AppError> {
+    ctx.caller.require_ente(ente)?;
+    ctx.store()
+        .get_position(ente, iupd)
+        .await
+        .at(Place::new("positions.get", ente, iupd))
+}
+
+/// Replaces the position `iupd` with `position`, whose own iupd must agree.
+pub async fn update(
+    ctx: &Ctx,
+    ente: &str,
+    iupd: &str,
+    position: DebtPosition,
+    publish: bool,
+) -> Result<StoredPosition, AppError> {
+    ctx.caller.require_ente(ente)?;
+    if position.iupd != iupd {
+        return Err(AppError::invalid(
+            "IUPD_MISMATCH",
+            "l'iupd nel corpo è diverso da quello nel percorso",
+        ));
+    }
+    ctx.store()
+        .replace_position(ente, iupd, position, ctx.now(), publish)
+        .await
+        .at(Place::new("positions.update", ente, iupd))
+}
+
+pub async fn delete(ctx: &Ctx, ente: &str, iupd: &str) -> Result<(), AppError> {
+    ctx.caller.require_ente(ente)?;
+    ctx.store()
+        .delete_position(ente, iupd)
+        .await
+        .at(Place::new("positions.delete", ente, iupd))
+}
+
+pub async fn publish(ctx: &Ctx, ente: &str, iupd: &str) -> Result<StoredPosition, AppError> {
+    ctx.caller.require_ente(ente)?;
+    ctx.store()
+        .publish_position(ente, iupd, ctx.now())
+        .await
+        .at(Place::new("positions.publish", ente, iupd))
+}
+
+pub async fn invalidate(ctx: &Ctx, ente: &str, iupd: &str) -> Result<StoredPosition, AppError> {
+    ctx.caller.require_ente(ente)?;
+    ctx.store()
+        .invalidate_position(ente, iupd, ctx.now())
+        .await
+        .at(Place::new("positions.invalidate", ente, iupd))
+}
+
+/// Marks a notice paid outside pagoPA (at the counter, by bank transfer).
+/// As GPD: a notice already paid is a conflict, one in a state that cannot
+/// be paid is unprocessable. Answers the position and the option's index.
+pub async fn mark_paid(
+    ctx: &Ctx,
+    ente: &str,
+    nav: &str,
+    paid_at: Option<DateTime<Utc>>,
+) -> Result<(StoredPosition, usize), AppError> {
+    ctx.caller.require_ente(ente)?;
+    let now = ctx.now();
+    let paid_at = paid_at.unwrap_or(now);
+    if paid_at > now {
+        return Err(AppError::invalid(
+            "DATE_IN_FUTURE",
+            "paymentDate: la data di pagamento non può essere futura",
+        ));
+    }
+    match ctx.store().mark_option_paid(ente, nav, paid_at, now).await {
+        Err(StoreError::Transition(t)) => {
+            let kind = match t {
+                TransitionError::AlreadyPaid => Kind::Conflict,
+                _ => Kind::Unprocessable,
+            };
+            Err(AppError::new(kind, t.code(), t.to_string()))
+        }
+        other => other.at(Place::new("positions.mark_paid", ente, nav)),
+    }
+}
+
+pub async fn list(
+    ctx: &Ctx,
+    ente: &str,
+    filter: &ListFilter,
+) -> Result<Page<StoredPosition>, AppError> {
+    ctx.caller.require_ente(ente)?;
+    ctx.store()
+        .list_positions(ente, filter)
+        .await
+        .at(Place::new("positions.list", ente, ""))
+}
+
+/// Moves up to `limit` transfers from `old_iban` to `new_iban`; answers how
+/// many moved.
+pub async fn replace_iban(
+    ctx: &Ctx,
+    ente: &str,
+    old_iban: &str,
+    new_iban: &str,
+    limit: u32,
+) -> Result<u64, AppError> {
+    ctx.caller.require_ente(ente)?;
+    if !(1..=1000).contains(&limit) {
+        return Err(AppError::invalid("BAD_LIMIT", "limit: da 1 a 1000"));
+    }
+    ctx.store()
+        .replace_transfer_iban(ente, old_iban, new_iban, limit)
+        .await
+        .at(Place::new("positions.replace_iban", ente, ""))
+}
