@@ -396,90 +396,21 @@ fn gpd_body(p: &DebtPosition) -> serde_json::Value {
     })
 }
 
+/// The physical limit: the same rows into the same tables and indexes, by
+/// rusqlite prepared statements in one transaction on one thread
+/// ([`incasso_store::bench::raw_positions`]).
 async fn raw_sqlite(dir: &std::path::Path, n: u64) -> Result<f64> {
-    use sqlx::Connection;
     let path = dir.join("raw.db");
     // The same schema, made by the same migrations.
     let store = Store::connect(&format!("sqlite://{}", path.display())).await?;
     prepare(&store).await?;
     store.close().await;
-    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display())).await?;
-    sqlx::raw_sql(
-        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
-    )
-    .execute(&mut conn)
-    .await?;
-    let now = Utc::now().timestamp_micros();
-    let started = Instant::now();
-    let mut tx = conn.begin().await?;
-    for i in 0..n as usize {
-        // Built inside the loop, as the store's phase builds each position:
-        // both sides pay the same cost for it, and memory stays flat.
-        let p = &spec(i as u64, "RAW");
-        let o = &p.options[0];
-        let t = &o.transfers[0];
-        let d = &p.debtor;
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO debt_positions (ente, iupd, debtor_type, debtor_fiscal_code, debtor_name,
-                debtor_street, debtor_civic, debtor_postal_code, debtor_city, debtor_province,
-                debtor_region, debtor_country, debtor_email, debtor_phone, company_name, office_name,
-                validity_date, switch_to_expired, pay_stand_in, status, min_due_date, max_due_date,
-                inserted_at, publish_date, payment_date, updated_at, version)
-             VALUES ($1, $2, 'F', $3, $4, $5, $6, $7, $8, $9, NULL, $10, $11, NULL, $12, NULL, $13, 0, 1,
-                'VALID', $14, $14, $13, $13, NULL, $13, 1) RETURNING id",
-        )
-        .bind(ENTE)
-        .bind(&p.iupd)
-        .bind(&d.fiscal_code)
-        .bind(&d.full_name)
-        .bind(&d.street_name)
-        .bind(&d.civic_number)
-        .bind(&d.postal_code)
-        .bind(&d.city)
-        .bind(&d.province)
-        .bind(&d.country)
-        .bind(&d.email)
-        .bind(&p.company_name)
-        .bind(now)
-        .bind(o.due_date.timestamp_micros())
-        .fetch_one(&mut *tx)
-        .await?;
-        let nav = incasso_core::codes::NoticeNumber::generate(1, i as u64 + 1)
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        let iuv = &nav.as_str()[1..];
-        sqlx::query(
-            "INSERT INTO payment_options (ente, iuv, notice_number, position_id, option_index, amount,
-                description, is_partial_payment, due_date, retention_date, fee, notification_fee,
-                status, payment_date, reporting_date, metadata)
-             VALUES ($1, $2, $3, $4, 0, $5, $6, 0, $7, NULL, 0, 0, 'PO_UNPAID', NULL, NULL, '[]')",
-        )
-        .bind(ENTE)
-        .bind(iuv)
-        .bind(nav.as_str())
-        .bind(id)
-        .bind(o.amount.0)
-        .bind(&o.description)
-        .bind(o.due_date.timestamp_micros())
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "INSERT INTO transfers (ente, iuv, id_transfer, amount, organization_fiscal_code, company_name,
-                remittance_information, category, iban, postal_iban, stamp, metadata, quotas, reported)
-             VALUES ($1, $2, 1, $3, $1, NULL, $4, $5, $6, NULL, NULL, '[]', $7, 0)",
-        )
-        .bind(ENTE)
-        .bind(iuv)
-        .bind(t.amount.0)
-        .bind(&t.remittance_information)
-        .bind(&t.category)
-        .bind(&t.iban)
-        .bind(format!("[{{\"year\":2026,\"code\":\"ACC-TARI\",\"amount\":{}}}]", t.amount.0))
-        .execute(&mut *tx)
-        .await?;
-    }
-    tx.commit().await?;
-    let secs = started.elapsed().as_secs_f64();
-    conn.close().await?;
+    let secs = tokio::task::spawn_blocking(move || -> Result<f64> {
+        let started = Instant::now();
+        incasso_store::bench::raw_positions(&path, ENTE, n, |i| spec(i, "RAW"), Utc::now())?;
+        Ok(started.elapsed().as_secs_f64())
+    })
+    .await??;
     Ok(n as f64 / secs)
 }
 

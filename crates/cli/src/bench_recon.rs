@@ -135,62 +135,13 @@ fn movement(
 /// How many flows a fetch from the Node takes in together.
 const FLOWS_PER_FETCH: u64 = 100;
 
-/// The year's debt positions, payment options, transfers and receipts
-/// behind the flows' lines, written by SQLite itself (setup, not timed):
-/// line `n` pays IUV `n`. As in life, a few lines have no position (one in
-/// 9,973: an IUV of another Ente's), a few positions expect another amount
-/// (one in 10,007), and the lines paid without a receipt (outcome 9) have
-/// an unpaid option and no receipt.
-async fn seed_year(url: &str, payments: u64, lines: u64) -> Result<()> {
-    use sqlx::Connection;
-    let mut conn = sqlx::SqliteConnection::connect(url).await?;
-    let now = Utc::now().timestamp_micros();
-    let amount = format!("1000 + ((n / {lines}) * 7 + (n % {lines}) * 13) % 9000");
-    let sql = format!(
-        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA cache_size = -65536;
-        BEGIN IMMEDIATE;
-        CREATE TEMP TABLE year AS
-          WITH RECURSIVE c(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM c WHERE n + 1 < {payments})
-          SELECT n, printf('01%013d%02d', n, (3010000000000000 + n) % 93) AS iuv, {amount} AS amount, n % 1000 = 999 AS unpaid
-          FROM c WHERE n % 9973 <> 1;
-        INSERT INTO debt_positions (id, ente, iupd, debtor_type, debtor_fiscal_code, debtor_name,
-            company_name, switch_to_expired, pay_stand_in, status, min_due_date, max_due_date,
-            inserted_at, updated_at, version)
-          SELECT n + 1, '{ENTE}', 'Y-' || n, 'F', 'RSSMRA80A01H501U', 'Mario Rossi',
-            'Comune di Borgo Esempio', 0, 0, CASE WHEN unpaid THEN 'VALID' ELSE 'PAID' END,
-            {now}, {now}, {now}, {now}, 1 FROM year;
-        INSERT INTO payment_options (ente, iuv, notice_number, position_id, option_index, amount,
-            description, is_partial_payment, due_date, fee, notification_fee, status, metadata)
-          SELECT '{ENTE}', iuv, '3' || iuv, n + 1, 0, amount, 'TARI 2026', 0, {now}, 0, 0,
-            CASE WHEN unpaid THEN 'PO_UNPAID' ELSE 'PO_PAID' END, '[]' FROM year;
-        INSERT INTO transfers (ente, iuv, id_transfer, amount, organization_fiscal_code,
-            remittance_information, category, iban, metadata, quotas, reported)
-          SELECT '{ENTE}', iuv, 1, CASE WHEN n % 10007 = 5 THEN amount + 100 ELSE amount END,
-            '{ENTE}', 'TARI 2026', '9/0101100IM/', '{IBAN}', '[]', '[]', 0 FROM year;
-        INSERT INTO receipts (ente, receipt_id, notice_number, iuv, owner_ente, position_id,
-            outcome, amount, psp_id, psp_name, channel_id, station_id, primitive, stand_in,
-            transfers, raw_xml, received_at)
-          SELECT '{ENTE}', 'R-' || n, '3' || iuv, iuv, '{ENTE}', n + 1, 'OK', amount,
-            'PSPEITMM000', 'PSP Esempio', 'PSPEITMM000_01', '15376371009_01', 'paSendRTV2', 0,
-            '[]', '', {now} FROM year WHERE NOT unpaid;
-        DROP TABLE year;
-        COMMIT;
-        PRAGMA wal_checkpoint(TRUNCATE);"
-    );
-    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-        .execute(&mut conn)
-        .await?;
-    conn.close().await?;
-    Ok(())
-}
-
 pub async fn run(flows: u64, lines: u64) -> Result<()> {
     let dir = tempdir()?;
     let url = format!("sqlite://{}", dir.join("recon.db").display());
     let store = Store::connect(&url).await?;
     prepare(&store).await?;
     let started = Instant::now();
-    seed_year(&url, flows * lines, lines).await?;
+    incasso_store::bench::seed_recon_year(&store, ENTE, IBAN, flows * lines, lines).await?;
     println!(
         "seeded {} receipts with their positions in {:.1} s (not timed)",
         flows * lines,

@@ -14,6 +14,7 @@
 //! here can cross from one Ente to another.
 
 mod batch;
+pub mod bench;
 mod bulk;
 mod catalogue;
 mod claim;
