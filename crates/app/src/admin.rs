@@ -7,7 +7,7 @@ use incasso_core::accertamento::Accertamento;
 use incasso_core::catalogue::Service;
 use incasso_core::ente::{Ente, Office, StationLink};
 use incasso_pagopa::connector::{self, ConnectionSettings, StationIdentity};
-use incasso_store::StoredReceipt;
+use incasso_store::{ReceiptCursor, StoredReceipt};
 
 // ---------------------------------------------------------------- Enti
 
@@ -131,17 +131,56 @@ pub async fn set_connection(
 
 // ---------------------------------------------------------------- receipts
 
+/// A page of the Ente's receipts, newest first, and the cursor of the next
+/// page when there is one. A cursor is opaque to clients.
 pub async fn list_receipts(
     ctx: &Ctx,
     fc: &str,
     anomalies: bool,
+    cursor: Option<&str>,
     limit: u32,
-) -> Result<Vec<StoredReceipt>, AppError> {
+) -> Result<(Vec<StoredReceipt>, Option<String>), AppError> {
     ctx.caller.require_ente(fc)?;
-    ctx.store()
-        .list_receipts(fc, anomalies, limit)
+    if !(1..=1000).contains(&limit) {
+        return Err(AppError::invalid("BAD_LIMIT", "limit: da 1 a 1000"));
+    }
+    let after = cursor.map(decode_cursor).transpose()?;
+    let mut page = ctx
+        .store()
+        .list_receipts(fc, anomalies, after.as_ref(), limit + 1)
         .await
-        .at(Place::new("receipts.list", fc, ""))
+        .at(Place::new("receipts.list", fc, ""))?;
+    let next = if page.len() > limit as usize {
+        page.truncate(limit as usize);
+        page.last()
+            .map(|r| encode_cursor(r.received_at, &r.receipt_id))
+    } else {
+        None
+    };
+    Ok((page, next))
+}
+
+fn encode_cursor(received_at: i64, receipt_id: &str) -> String {
+    crate::keys::hex(format!("{received_at}:{receipt_id}").as_bytes())
+}
+
+fn decode_cursor(cursor: &str) -> Result<ReceiptCursor, AppError> {
+    let bad = || AppError::invalid("BAD_CURSOR", "cursor: non è un cursore dato da incasso");
+    let bytes = (0..cursor.len())
+        .step_by(2)
+        .map(|i| {
+            cursor
+                .get(i..i + 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        })
+        .collect::<Option<Vec<u8>>>()
+        .ok_or_else(bad)?;
+    let text = String::from_utf8(bytes).map_err(|_| bad())?;
+    let (at, id) = text.split_once(':').ok_or_else(bad)?;
+    Ok(ReceiptCursor {
+        received_at: at.parse().map_err(|_| bad())?,
+        receipt_id: id.to_string(),
+    })
 }
 
 /// The receipt exactly as the Node sent it.

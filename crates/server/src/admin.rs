@@ -418,34 +418,63 @@ pub struct ReceiptQuery {
     anomalies: bool,
     /// At most this many, newest first (default 100, at most 1000).
     limit: Option<u32>,
+    /// The next page: the `nextCursor` of the previous one (also in its
+    /// `Link` header, `rel="next"`).
+    cursor: Option<String>,
 }
 
+/// The Ente's receipts, newest first, a page at a time: when there are
+/// more, the `Link` header (`rel="next"`) and `X-Next-Cursor` say where the
+/// next page starts.
 #[utoipa::path(get, path = "/api/v1/enti/{fiscalCode}/receipts", tag = "receipts",
-    params(("fiscalCode" = String, Path), ReceiptQuery), responses((status = 200, body = Vec<ReceiptDto>)))]
+    params(("fiscalCode" = String, Path), ReceiptQuery),
+    responses((status = 200, body = Vec<ReceiptDto>,
+               headers(("Link" = String, description = "rel=\"next\": the next page"),
+                       ("X-Next-Cursor" = String, description = "the next page's cursor"))),
+              (status = 400, body = ProblemJson)))]
 async fn list_receipts(
     State(state): State<AppState>,
     caller: Caller,
     Path(fc): Path<String>,
     ApiQuery(q): ApiQuery<ReceiptQuery>,
-) -> Result<Json<Vec<ReceiptDto>>, ApiError> {
-    let receipts =
-        admin::list_receipts(&state.ctx(caller), &fc, q.anomalies, q.limit.unwrap_or(100)).await?;
-    Ok(Json(
-        receipts
-            .into_iter()
-            .map(|r| ReceiptDto {
-                receipt_id: r.receipt_id,
-                notice_number: r.notice_number,
-                iuv: r.iuv,
-                owner_ente: r.owner_ente,
-                amount: r.amount,
-                psp_id: r.psp_id,
-                anomaly: r.anomaly,
-                refund_status: r.refund_status,
-                payment_date_time: r.payment_date_time.map(|t| t.to_rfc3339()),
-            })
-            .collect(),
-    ))
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    let limit = q.limit.unwrap_or(100);
+    let (receipts, next) = admin::list_receipts(
+        &state.ctx(caller),
+        &fc,
+        q.anomalies,
+        q.cursor.as_deref(),
+        limit,
+    )
+    .await?;
+    let page: Vec<ReceiptDto> = receipts
+        .into_iter()
+        .map(|r| ReceiptDto {
+            receipt_id: r.receipt_id,
+            notice_number: r.notice_number,
+            iuv: r.iuv,
+            owner_ente: r.owner_ente,
+            amount: r.amount,
+            psp_id: r.psp_id,
+            anomaly: r.anomaly,
+            refund_status: r.refund_status,
+            payment_date_time: r.payment_date_time.map(|t| t.to_rfc3339()),
+        })
+        .collect();
+    let mut response = Json(page).into_response();
+    if let Some(cursor) = next {
+        let link = format!(
+            "</api/v1/enti/{fc}/receipts?anomalies={}&limit={limit}&cursor={cursor}>; rel=\"next\"",
+            q.anomalies
+        );
+        for (name, value) in [("link", link), ("x-next-cursor", cursor)] {
+            if let Ok(v) = axum::http::HeaderValue::from_str(&value) {
+                response.headers_mut().insert(name, v);
+            }
+        }
+    }
+    Ok(response)
 }
 
 /// The receipt exactly as the Node sent it (SOAP XML).

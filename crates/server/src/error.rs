@@ -265,8 +265,15 @@ where
 /// them (GPD's clients may check the type); elsewhere
 /// `application/problem+json`.
 pub async fn problem_json(request: Request, next: axum::middleware::Next) -> Response {
-    let gpd = request.uri().path().starts_with("/gpd/");
-    let mut response = next.run(request).await;
+    as_problem_json(next.run(request).await, false)
+}
+
+/// [`problem_json`] for GPD's paths.
+pub async fn gpd_problem_json(request: Request, next: axum::middleware::Next) -> Response {
+    as_problem_json(next.run(request).await, true)
+}
+
+fn as_problem_json(mut response: Response, gpd: bool) -> Response {
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error()) {
         return response;

@@ -74,7 +74,7 @@ pub fn router(state: AppState) -> Router {
             "/gpd/v1",
             gpd::routes()
                 .route_layer(guard.clone())
-                .layer(axum::middleware::from_fn(error::problem_json)),
+                .layer(axum::middleware::from_fn(error::gpd_problem_json)),
         )
         .nest(
             "/api/v1",

@@ -1193,3 +1193,119 @@ async fn openapi_and_docs_are_served_offline() {
     assert_eq!(resp.status(), StatusCode::OK);
     assert!(resp.bytes().await.unwrap().len() > 100_000);
 }
+
+/// Every error of the JSON APIs is ProblemJson with a code, also those
+/// axum rejects by itself, and every body is checked against its declared
+/// type (issue 14). Under /gpd/v1 errors are `application/json`, as
+/// gpd.json declares, and absent dates are left out, never `null`.
+#[tokio::test]
+async fn every_error_is_problem_json_and_gpd_sends_gpds_bytes() {
+    for backend in backends() {
+        let app = spawn_app(backend).await;
+        let raw = |method: Method, path: &str, content_type: &str, body: &str| {
+            let req = app
+                .client
+                .request(method, format!("{}{}", app.base, path))
+                .header("Ocp-Apim-Subscription-Key", &app.key_a)
+                .header("Content-Type", content_type)
+                .body(body.to_string());
+            async move {
+                let resp = req.send().await.unwrap();
+                let status = resp.status();
+                let ct = resp.headers()["content-type"].to_str().unwrap().to_string();
+                let body: Value = serde_json::from_str(&resp.text().await.unwrap())
+                    .unwrap_or_else(|e| panic!("{backend:?} {status}: not JSON ({e})"));
+                (status, ct, body)
+            }
+        };
+        let cases = [
+            (
+                Method::PUT,
+                format!("/api/v1/enti/{A}/reconciliations/R1"),
+                "text/plain",
+                "x",
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ),
+            (
+                Method::PUT,
+                format!("/api/v1/enti/{A}/reconciliations/R1"),
+                "application/json",
+                "{\"causale\": 3}",
+                StatusCode::BAD_REQUEST,
+            ),
+            (
+                Method::PUT,
+                format!("/api/v1/enti/{A}/treasury-settings"),
+                "application/json",
+                "[]",
+                StatusCode::BAD_REQUEST,
+            ),
+            (
+                Method::GET,
+                format!("/api/v1/enti/{A}/receipts/%FF%FE/xml"),
+                "application/json",
+                "",
+                StatusCode::BAD_REQUEST,
+            ),
+            (
+                Method::DELETE,
+                format!("/api/v1/enti/{A}/receipts"),
+                "application/json",
+                "",
+                StatusCode::METHOD_NOT_ALLOWED,
+            ),
+        ];
+        for (method, path, ct, body, expected) in cases {
+            let (status, content_type, problem) = raw(method.clone(), &path, ct, body).await;
+            assert_eq!(status, expected, "{backend:?} {method} {path}: {problem}");
+            assert_eq!(content_type, "application/problem+json", "{method} {path}");
+            assert!(problem["code"].is_string(), "{method} {path}: {problem}");
+            assert_eq!(problem["status"], expected.as_u16());
+        }
+        // An array where an object is declared: refused, nothing issued.
+        let (s, body) = app
+            .call(
+                Method::POST,
+                &format!("/api/v1/enti/{A}/api-keys"),
+                Some(&app.admin_key),
+                Some(&json!([])),
+            )
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{backend:?}: {body}");
+        assert_eq!(body["code"], "BAD_JSON_DATA");
+        // GPD: errors as application/json.
+        let (status, content_type, problem) = raw(
+            Method::GET,
+            &format!("/gpd/v1/organizations/{A}/debtpositions/NOPE"),
+            "application/json",
+            "",
+        )
+        .await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(content_type, "application/json", "{problem}");
+        // An iupd that could never be read back by its URL is refused.
+        let (s, body) = app.create(&position_body("A/B"), false).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{backend:?}: {body}");
+        // A draft has no validity, publish or payment date: left out.
+        let (s, created) = app.create(&position_body("NO-DATES"), false).await;
+        assert_eq!(s, StatusCode::CREATED, "{created}");
+        let (s, got) = app
+            .call(
+                Method::GET,
+                &format!("/gpd/v1/organizations/{A}/debtpositions/NO-DATES"),
+                Some(&app.key_a),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK);
+        for key in ["validityDate", "publishDate", "paymentDate"] {
+            assert!(got.get(key).is_none(), "{key} in {got}");
+            assert!(created.get(key).is_none(), "{key} in {created}");
+        }
+        for option in got["paymentOption"].as_array().unwrap() {
+            for (k, v) in option.as_object().unwrap() {
+                assert!(!v.is_null(), "{k} is null in {option}");
+            }
+        }
+    }
+}

@@ -9,6 +9,7 @@ use incasso_core::ente::{Ente, StationLink};
 use incasso_core::position::PositionStatus;
 use incasso_core::sample::{self, PositionSpec};
 use incasso_pagopa::wire::{self, Header, QrCode, Receipt, ReceiptTransfer, Subject};
+use incasso_store::KeyScope;
 use incasso_store::Store;
 use incasso_testkit::{Backend, backends, fresh_database_url};
 use std::path::{Path, PathBuf};
@@ -429,7 +430,7 @@ async fn payment_cycle_verify_get_payment_send_rt() {
             "PAA_RECEIPT_DUPLICATA",
         )
         .await;
-        let receipts = node.store.list_receipts(A, false, 10).await.unwrap();
+        let receipts = node.store.list_receipts(A, false, None, 10).await.unwrap();
         assert_eq!(receipts.len(), 1);
         assert!(
             receipts[0].raw_xml.contains("rt-cycle-1"),
@@ -452,11 +453,52 @@ async fn payment_cycle_verify_get_payment_send_rt() {
             .call(&wire::node::send_rt_request(&ha(), &twice, false))
             .await;
         assert!(r.is_ok(), "{:?}", r.fault);
-        let anomalies = node.store.list_receipts(A, true, 10).await.unwrap();
+        let anomalies = node.store.list_receipts(A, true, None, 10).await.unwrap();
         assert_eq!(anomalies.len(), 1);
         assert_eq!(anomalies[0].receipt_id, "rt-cycle-2");
         assert_eq!(anomalies[0].anomaly.as_deref(), Some("DOUBLE_PAYMENT"));
         assert_eq!(anomalies[0].refund_status.as_deref(), Some("TO_REFUND"));
+        // Every receipt is reachable over HTTP, a page at a time (issue 14:
+        // only `limit` existed, so older receipts were out of reach).
+        let (_, key) = incasso_app::keys::issue_key(&node.store, Some(A), KeyScope::Ente, "t")
+            .await
+            .unwrap();
+        let base = node.url.trim_end_matches("/pagopa/paForNode").to_string();
+        let mut url = format!("{base}/api/v1/enti/{A}/receipts?limit=1");
+        let mut seen = Vec::new();
+        for _ in 0..5 {
+            let resp = node
+                .client
+                .get(&url)
+                .header("Ocp-Apim-Subscription-Key", &key)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 200, "{backend:?}");
+            let next = resp
+                .headers()
+                .get("x-next-cursor")
+                .map(|v| v.to_str().unwrap().to_string());
+            let page: serde_json::Value = resp.json().await.unwrap();
+            assert_eq!(page.as_array().unwrap().len(), 1, "{page}");
+            seen.push(page[0]["receiptId"].as_str().unwrap().to_string());
+            match next {
+                Some(cursor) => {
+                    url = format!("{base}/api/v1/enti/{A}/receipts?limit=1&cursor={cursor}")
+                }
+                None => break,
+            }
+        }
+        seen.sort();
+        assert_eq!(seen, ["rt-cycle-1", "rt-cycle-2"], "{backend:?}");
+        let bad = node
+            .client
+            .get(format!("{base}/api/v1/enti/{A}/receipts?cursor=zz"))
+            .header("Ocp-Apim-Subscription-Key", &key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(bad.status(), 400);
         node.validate_all();
     }
 }
@@ -683,7 +725,7 @@ async fn installments_multi_beneficiary_and_postal_transfers() {
                 .await
                 .is_ok()
         );
-        let b_receipts = node.store.list_receipts(B, false, 10).await.unwrap();
+        let b_receipts = node.store.list_receipts(B, false, None, 10).await.unwrap();
         assert_eq!(b_receipts.len(), 1);
         assert_eq!(b_receipts[0].owner_ente, A);
         assert_eq!(

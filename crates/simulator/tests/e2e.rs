@@ -207,7 +207,7 @@ async fn a_citizen_pays_through_the_checkout_page() {
             .unwrap();
         assert!(outcome.contains("data-status=\"PAID\""), "{outcome}");
         assert_eq!(w.status("CHK-1").await, PositionStatus::Paid);
-        let receipts = w.store.list_receipts(A, false, 10).await.unwrap();
+        let receipts = w.store.list_receipts(A, false, None, 10).await.unwrap();
         assert_eq!(receipts.len(), 1);
         assert_eq!(receipts[0].psp_id, w.sim.node().psp.id);
         // Paying again is refused before reaching Checkout.
@@ -376,7 +376,7 @@ async fn simulator_failure_modes_never_lose_or_double_count() {
         });
         let p = w.sim.pay(A, &nav).await.unwrap();
         assert_eq!(p.receipt_ids.len(), 2);
-        let flagged = w.store.list_receipts(A, true, 10).await.unwrap();
+        let flagged = w.store.list_receipts(A, true, None, 10).await.unwrap();
         assert_eq!(flagged.len(), 1, "{backend:?}");
         assert_eq!(flagged[0].anomaly.as_deref(), Some("DOUBLE_PAYMENT"));
         assert_eq!(flagged[0].receipt_id, p.receipt_ids[1]);
@@ -429,7 +429,14 @@ async fn simulator_failure_modes_never_lose_or_double_count() {
         w.sim.set_faults(Faults::default());
         let err = w.sim.pay(A, &nav).await.unwrap_err();
         assert_eq!(err.fault_code(), Some("PAA_PAGAMENTO_DUPLICATO"));
-        assert_eq!(w.store.list_receipts(A, false, 50).await.unwrap().len(), 4);
+        assert_eq!(
+            w.store
+                .list_receipts(A, false, None, 50)
+                .await
+                .unwrap()
+                .len(),
+            4
+        );
         // Faults are switched through the simulator's API too.
         let faults: Faults = reqwest::Client::new()
             .put(format!("{}/simulator/faults", w.simulator))

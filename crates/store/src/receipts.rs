@@ -101,6 +101,17 @@ pub struct StoredReceipt {
     pub refund_status: Option<String>,
     pub payment_date_time: Option<DateTime<Utc>>,
     pub raw_xml: String,
+    /// When incasso stored it (epoch µs): with the id, the receipt's place
+    /// in a list, newest first.
+    pub received_at: i64,
+}
+
+/// Where a page of receipts starts: after this receipt of the previous
+/// page (its `received_at` and id).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceiptCursor {
+    pub received_at: i64,
+    pub receipt_id: String,
 }
 
 impl Store {
@@ -210,20 +221,28 @@ impl Store {
     }
 
     /// The Ente's receipts, newest first; only anomalies when asked.
+    /// The Ente's receipts, newest first, `limit` (1 to 1,000) of them
+    /// after `after` (keyset paging: a page never shifts when receipts
+    /// arrive meanwhile).
     pub async fn list_receipts(
         &self,
         ente: &str,
         only_anomalies: bool,
+        after: Option<&ReceiptCursor>,
         limit: u32,
     ) -> Result<Vec<StoredReceipt>> {
         let rows = sqlx::query(
             "SELECT receipt_id, notice_number, iuv, owner_ente, amount, psp_id, anomaly, refund_status,
-                payment_date_time, raw_xml FROM receipts
+                payment_date_time, raw_xml, received_at FROM receipts
              WHERE ente = $1 AND ($2 = 0 OR anomaly IS NOT NULL)
-             ORDER BY received_at DESC, receipt_id LIMIT $3",
+               AND ($3 = 0 OR received_at < $4 OR (received_at = $4 AND receipt_id > $5))
+             ORDER BY received_at DESC, receipt_id LIMIT $6",
         )
         .bind(ente)
         .bind(i64::from(only_anomalies))
+        .bind(i64::from(after.is_some()))
+        .bind(after.map_or(0, |c| c.received_at))
+        .bind(after.map_or("", |c| c.receipt_id.as_str()))
         .bind(i64::from(limit.clamp(1, 1000)))
         .fetch_all(&self.pool)
         .await?;
@@ -240,6 +259,7 @@ impl Store {
                     refund_status: r.try_get("refund_status")?,
                     payment_date_time: opt_from_micros(r.try_get("payment_date_time")?),
                     raw_xml: r.try_get("raw_xml")?,
+                    received_at: r.try_get("received_at")?,
                 })
             })
             .collect()
