@@ -85,13 +85,34 @@ impl Settings {
             .to_string()
     }
 
-    /// Creates the data dir, connects and migrates.
+    /// Creates the data dir, connects and migrates, with the key that
+    /// seals the stations' credentials (`INCASSO_SECRET_KEY`, else
+    /// `<data-dir>/secret.key`, created at first start with mode 0600; the
+    /// previous key during a rotation in `INCASSO_SECRET_KEY_PREVIOUS`).
     pub async fn open_store(&self) -> Result<Store> {
+        use incasso_store::secrets::{Keyring, SecretKey};
         std::fs::create_dir_all(&self.data_dir)
             .with_context(|| format!("creating data dir {}", self.data_dir.display()))?;
-        Store::connect(&self.database_url)
+        let current = SecretKey::load_or_create(&self.data_dir.join("secret.key"))?;
+        let previous = match std::env::var("INCASSO_SECRET_KEY_PREVIOUS") {
+            Ok(k) if !k.trim().is_empty() => Some(SecretKey::from_hex(&k)?),
+            _ => None,
+        };
+        let store = Store::connect(&self.database_url)
             .await
-            .with_context(|| format!("opening database {}", redact(&self.database_url)))
+            .with_context(|| format!("opening database {}", redact(&self.database_url)))?
+            .with_keyring(Keyring {
+                current: Some(current),
+                previous,
+            });
+        let resealed = store.reseal_secrets().await.context("sealing secrets")?;
+        if resealed > 0 {
+            tracing::info!(
+                stations = resealed,
+                "station credentials sealed with the current key"
+            );
+        }
+        Ok(store)
     }
 }
 

@@ -43,8 +43,9 @@ impl ConnectorError {
     }
 }
 
-/// How a station authenticates to the Node.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// How a station authenticates to the Node. Its `Debug` never shows a
+/// secret, so neither can a log line.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Auth {
     #[default]
@@ -77,8 +78,10 @@ pub enum ReportingInterface {
     Fdr3,
 }
 
-/// Where and how one station reaches the Node. Stored per station.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Where and how one station reaches the Node. Stored per station, its
+/// secrets sealed at rest (`incasso_store::secrets`); `Debug` shows them
+/// redacted.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ConnectionSettings {
     /// Which connector implementation: `pagopa` (the standard one).
@@ -98,6 +101,44 @@ pub struct ConnectionSettings {
     /// Attempts after the first, for transient failures only.
     pub retries: u32,
     pub backoff_ms: u64,
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Auth::None => write!(f, "None"),
+            Auth::SubscriptionKey { .. } => write!(f, "SubscriptionKey {{ key: *** }}"),
+            Auth::Basic { username, .. } => {
+                write!(f, "Basic {{ username: {username:?}, password: *** }}")
+            }
+            Auth::ClientCertificate { .. } => {
+                write!(
+                    f,
+                    "ClientCertificate {{ certificate_pem: .., key_pem: *** }}"
+                )
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for ConnectionSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectionSettings")
+            .field("connector", &self.connector)
+            .field("rest_url", &self.rest_url)
+            .field("soap_url", &self.soap_url)
+            .field("auth", &self.auth)
+            .field(
+                "station_password",
+                &self.station_password.as_ref().map(|_| "***"),
+            )
+            .field("reporting", &self.reporting)
+            .field("fdr3_page_size", &self.fdr3_page_size)
+            .field("timeout_ms", &self.timeout_ms)
+            .field("retries", &self.retries)
+            .field("backoff_ms", &self.backoff_ms)
+            .finish()
+    }
 }
 
 impl Default for ConnectionSettings {
@@ -697,5 +738,37 @@ mod fdr3_tests {
     fn path_segments_are_escaped() {
         assert_eq!(path_segment("2025-01-01PSP_1-0001"), "2025-01-01PSP_1-0001");
         assert_eq!(path_segment("a/b c"), "a%2Fb%20c");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Secrets never reach a log line through `Debug` (issue 14).
+    #[test]
+    fn debug_redacts_every_secret() {
+        for auth in [
+            Auth::SubscriptionKey {
+                key: "S3GRETO".into(),
+            },
+            Auth::Basic {
+                username: "u".into(),
+                password: "S3GRETO".into(),
+            },
+            Auth::ClientCertificate {
+                certificate_pem: "CERT".into(),
+                key_pem: "S3GRETO".into(),
+            },
+        ] {
+            let settings = ConnectionSettings {
+                auth,
+                station_password: Some("S3GRETO".into()),
+                ..ConnectionSettings::default()
+            };
+            let shown = format!("{settings:?} {settings:#?}");
+            assert!(!shown.contains("S3GRETO"), "{shown}");
+            assert!(shown.contains("***"), "{shown}");
+        }
     }
 }

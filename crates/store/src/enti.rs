@@ -191,7 +191,8 @@ impl Store {
     }
 
     /// The station's Node connection settings, as JSON (their type belongs
-    /// to the pagopa crate; the store keeps them opaque).
+    /// to the pagopa crate; the store keeps them opaque). They hold
+    /// credentials, so they are sealed at rest and opened here.
     pub async fn station_connection(&self, ente: &str, station_id: &str) -> Result<Option<String>> {
         let row: Option<Option<String>> = sqlx::query_scalar(
             "SELECT connection FROM stations WHERE ente = $1 AND station_id = $2",
@@ -200,7 +201,38 @@ impl Store {
         .bind(station_id)
         .fetch_optional(&self.pool)
         .await?;
-        row.ok_or(StoreError::NotFound("stazione"))
+        row.ok_or(StoreError::NotFound("stazione"))?
+            .map(|v| self.secrets.open(&v))
+            .transpose()
+    }
+
+    /// Seals again, with the current key, every station connection not
+    /// sealed with it: plain ones written before sealing, and those of the
+    /// previous key during a rotation. Answers how many were resealed.
+    pub async fn reseal_secrets(&self) -> Result<usize> {
+        let Some(current) = &self.secrets.current else {
+            return Ok(0);
+        };
+        let prefix = current.sealed_prefix();
+        let rows = sqlx::query(
+            "SELECT ente, station_id, connection FROM stations WHERE connection IS NOT NULL",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut resealed = 0;
+        for r in rows {
+            let value: String = r.try_get("connection")?;
+            if value.starts_with(&prefix) {
+                continue;
+            }
+            let plain = self.secrets.open(&value)?;
+            let ente: String = r.try_get("ente")?;
+            let station: String = r.try_get("station_id")?;
+            self.set_station_connection(&ente, &station, Some(&plain))
+                .await?;
+            resealed += 1;
+        }
+        Ok(resealed)
     }
 
     pub async fn set_station_connection(
@@ -209,11 +241,12 @@ impl Store {
         station_id: &str,
         json: Option<&str>,
     ) -> Result<()> {
+        let sealed = json.map(|j| self.secrets.seal(j)).transpose()?;
         let res =
             sqlx::query("UPDATE stations SET connection = $3 WHERE ente = $1 AND station_id = $2")
                 .bind(ente)
                 .bind(station_id)
-                .bind(json)
+                .bind(sealed)
                 .execute(&self.writer)
                 .await?;
         if res.rows_affected() == 0 {

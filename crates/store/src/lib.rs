@@ -25,6 +25,7 @@ mod migrate;
 mod positions;
 mod receipts;
 mod recon;
+pub mod secrets;
 mod sqlite_thread;
 mod supply_writer;
 mod time;
@@ -229,6 +230,8 @@ pub struct Store {
     /// The SQLite database file, beside which cross-process locks live,
     /// and which a supply's own connection opens (see `sqlite_thread`).
     sqlite_file: Option<std::path::PathBuf>,
+    /// Seals the stations' credentials before they are written.
+    secrets: std::sync::Arc<secrets::Keyring>,
 }
 
 /// The file of a `sqlite:` URL; none for an in-memory database.
@@ -300,7 +303,16 @@ impl Store {
             writer,
             dialect,
             sqlite_file,
+            secrets: Default::default(),
         })
+    }
+
+    /// This store with `keyring` sealing the secrets it writes and opening
+    /// those it reads. Without one, secrets are written plain: only for
+    /// tests and tools that hold none.
+    pub fn with_keyring(mut self, keyring: secrets::Keyring) -> Store {
+        self.secrets = std::sync::Arc::new(keyring);
+        self
     }
 
     pub fn dialect(&self) -> Dialect {

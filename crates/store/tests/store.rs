@@ -1007,3 +1007,70 @@ async fn a_supply_stores_each_position_as_the_single_insert_does() {
         }
     }
 }
+
+/// The stations' credentials are sealed at rest with the data directory's
+/// key, read back whole, and resealed with a new key during a rotation
+/// (issue 14: they were plain JSON).
+#[tokio::test]
+async fn station_secrets_are_sealed_at_rest_and_rotate() {
+    use incasso_store::secrets::{Keyring, SecretKey};
+    let key = |hex: &str| SecretKey::from_hex(hex).unwrap();
+    let (old, new) = (
+        SecretKey::generate_hex().unwrap(),
+        SecretKey::generate_hex().unwrap(),
+    );
+    for backend in backends() {
+        let url = fresh_database_url(backend).await;
+        let plain = store_with_ente_at(&url).await;
+        let json = r#"{"auth":{"type":"subscription_key","key":"supersegreta"}}"#;
+        // Written before sealing existed: plain, and sealed at the next start.
+        plain
+            .set_station_connection(ENTE, "15376371009_01", Some(json))
+            .await
+            .unwrap();
+        let sealed = Store::connect(&url).await.unwrap().with_keyring(Keyring {
+            current: Some(key(&old)),
+            previous: None,
+        });
+        assert_eq!(sealed.reseal_secrets().await.unwrap(), 1, "{backend:?}");
+        assert_eq!(sealed.reseal_secrets().await.unwrap(), 0, "{backend:?}");
+        assert_eq!(
+            sealed
+                .station_connection(ENTE, "15376371009_01")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some(json)
+        );
+        // Without the key the value cannot be read: it is not plain any more.
+        assert!(
+            plain
+                .station_connection(ENTE, "15376371009_01")
+                .await
+                .is_err(),
+            "{backend:?}: stored in clear"
+        );
+        // Rotation: the new key, the old one as previous; then the new alone.
+        let rotating = Store::connect(&url).await.unwrap().with_keyring(Keyring {
+            current: Some(key(&new)),
+            previous: Some(key(&old)),
+        });
+        assert_eq!(rotating.reseal_secrets().await.unwrap(), 1, "{backend:?}");
+        let rotated = Store::connect(&url).await.unwrap().with_keyring(Keyring {
+            current: Some(key(&new)),
+            previous: None,
+        });
+        assert_eq!(
+            rotated
+                .station_connection(ENTE, "15376371009_01")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some(json),
+            "{backend:?}"
+        );
+        for s in [plain, sealed, rotating, rotated] {
+            s.close().await;
+        }
+    }
+}
