@@ -593,6 +593,30 @@ async fn the_simulated_flows_and_journals_reconcile() {
         let fetched = all[0].1.as_ref().unwrap();
         assert_eq!(all[0].0, A);
         assert_eq!((fetched.listed, fetched.taken), (20, 20), "{backend:?}");
+        // The flows' payments are reported: GPD shows REPORTED, PO_REPORTED
+        // and T_REPORTED with a reporting date (issue 14: never reached).
+        let (_, key) =
+            incasso_app::keys::issue_key(&w.store, Some(A), incasso_store::KeyScope::Ente, "t")
+                .await
+                .unwrap();
+        let position: serde_json::Value = w
+            .http
+            .get(format!(
+                "{}/gpd/v1/organizations/{A}/debtpositions/Y-3-1",
+                w.incasso
+            ))
+            .header("Ocp-Apim-Subscription-Key", &key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(position["status"], "REPORTED", "{backend:?}: {position}");
+        let option = &position["paymentOption"][0];
+        assert_eq!(option["status"], "PO_REPORTED", "{option}");
+        assert!(option["reportingDate"].is_string(), "{option}");
+        assert_eq!(option["transfer"][0]["status"], "T_REPORTED", "{option}");
         let quirks: Vec<TreasuryQuirk> = (1..=20).map(TreasuryQuirk::of).collect();
         let count = |q: TreasuryQuirk| quirks.iter().filter(|x| **x == q).count();
         let journal = w.sim.treasury_statement(A, format);

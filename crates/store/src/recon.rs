@@ -968,3 +968,64 @@ impl Store {
         Ok(())
     }
 }
+
+impl Store {
+    /// GPD's reported states, from the current flows: a paid transfer that
+    /// a flow lists as paid (outcomes 0, 8, 9) is reported; an option is
+    /// PO_REPORTED when all its transfers are, PO_PARTIALLY_REPORTED when
+    /// some are (with the day it was first reported); a PAID position whose
+    /// paid options are all reported is REPORTED. Set-based and in one
+    /// transaction: a year's flows move in one statement per table.
+    /// Answers how many positions became REPORTED.
+    pub async fn apply_reporting(&self, ente: &str, now: DateTime<Utc>) -> Result<u64> {
+        let now = to_micros(now);
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "UPDATE transfers SET reported = 1
+             WHERE ente = $1 AND reported = 0
+               AND EXISTS (SELECT 1 FROM payment_options o
+                   WHERE o.ente = transfers.ente AND o.iuv = transfers.iuv
+                     AND o.status IN ('PO_PAID', 'PO_PARTIALLY_REPORTED'))
+               AND EXISTS (SELECT 1 FROM flow_payments p
+                   JOIN reporting_flows f ON f.ente = p.ente AND f.flow_id = p.flow_id
+                       AND f.flow_date_time = p.flow_date_time AND f.current = 1
+                   WHERE p.ente = transfers.ente AND p.iuv = transfers.iuv
+                     AND p.transfer_index = transfers.id_transfer AND p.outcome IN (0, 8, 9))",
+        )
+        .bind(ente)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE payment_options
+             SET status = CASE WHEN NOT EXISTS (SELECT 1 FROM transfers t
+                     WHERE t.ente = payment_options.ente AND t.iuv = payment_options.iuv
+                       AND t.reported = 0)
+                 THEN 'PO_REPORTED' ELSE 'PO_PARTIALLY_REPORTED' END,
+                 reporting_date = COALESCE(reporting_date, $2)
+             WHERE ente = $1 AND status IN ('PO_PAID', 'PO_PARTIALLY_REPORTED')
+               AND EXISTS (SELECT 1 FROM transfers t
+                   WHERE t.ente = payment_options.ente AND t.iuv = payment_options.iuv
+                     AND t.reported = 1)",
+        )
+        .bind(ente)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let moved = sqlx::query(
+            "UPDATE debt_positions SET status = 'REPORTED', updated_at = $2, version = version + 1
+             WHERE ente = $1 AND status = 'PAID'
+               AND EXISTS (SELECT 1 FROM payment_options o
+                   WHERE o.position_id = debt_positions.id AND o.status = 'PO_REPORTED')
+               AND NOT EXISTS (SELECT 1 FROM payment_options o
+                   WHERE o.position_id = debt_positions.id
+                     AND o.status IN ('PO_PAID', 'PO_PARTIALLY_REPORTED'))",
+        )
+        .bind(ente)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(moved)
+    }
+}
