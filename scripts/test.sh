@@ -50,5 +50,18 @@ export INCASSO_REQUIRE_PG=1
 # The notice tests fail, rather than skip, without the scanning tools.
 export INCASSO_REQUIRE_TOOLS=1
 
+# Whatever the tests leave (temporary files, SQLite databases, PostgreSQL
+# test databases) is removed when this script ends, failed or not.
+test_tmp=$(mktemp -d "${TMPDIR:-/tmp}/incasso-tests.XXXXXX")
+cleanup() {
+  rm -rf "$test_tmp"
+  as_root su postgres -c "psql -qAt -c \"SELECT datname FROM pg_database WHERE datname LIKE 'incasso\\_test\\_%'\"" 2>/dev/null |
+    while read -r db; do
+      as_root su postgres -c "psql -q -c 'DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)'" >/dev/null 2>&1 || true
+    done
+}
+trap cleanup EXIT
+export TMPDIR="$test_tmp"
+
 echo "==> cargo test (SQLite and PostgreSQL)"
 cargo test --workspace "$@"
