@@ -209,105 +209,65 @@ fn position_body(iupd: &str) -> Value {
     })
 }
 
-// ------------------------------------------------------------ a mini JSON Schema check
-
-/// Checks `value` against a gpd.json schema: types, required properties,
-/// enums, string lengths, numeric minimums and array items, following $refs.
-fn conforms(spec: &Value, schema: &Value, value: &Value, path: &str, errors: &mut Vec<String>) {
-    if let Some(r) = schema.get("$ref").and_then(Value::as_str) {
-        let name = r.rsplit('/').next().unwrap();
-        return conforms(
-            spec,
-            &spec["components"]["schemas"][name],
-            value,
-            path,
-            errors,
-        );
-    }
-    if value.is_null() {
-        return; // optional properties may be null
-    }
-    let ty = schema.get("type").and_then(Value::as_str).unwrap_or("");
-    let ok = match ty {
-        "object" => value.is_object(),
-        "array" => value.is_array(),
-        "string" => value.is_string(),
-        "integer" => value.is_i64() || value.is_u64(),
-        "boolean" => value.is_boolean(),
-        _ => true,
-    };
-    if !ok {
-        errors.push(format!("{path}: expected {ty}, got {value}"));
-        return;
-    }
-    if let Some(values) = schema.get("enum").and_then(Value::as_array)
-        && !values.contains(value)
-    {
-        errors.push(format!("{path}: {value} not in enum"));
-    }
-    if let (Some(s), Some(max)) = (
-        value.as_str(),
-        schema.get("maxLength").and_then(Value::as_u64),
-    ) && s.chars().count() as u64 > max
-    {
-        errors.push(format!("{path}: longer than {max}"));
-    }
-    if let (Some(n), Some(min)) = (
-        value.as_i64(),
-        schema.get("minimum").and_then(Value::as_i64),
-    ) && n < min
-    {
-        errors.push(format!("{path}: below minimum {min}"));
-    }
-    if ty == "string" && schema.get("format").and_then(Value::as_str) == Some("date-time") {
-        let s = value.as_str().unwrap();
-        if chrono::DateTime::parse_from_rfc3339(s).is_err() {
-            errors.push(format!("{path}: not a date-time: {s}"));
-        }
-    }
-    if let Some(required) = schema.get("required").and_then(Value::as_array) {
-        for r in required {
-            let r = r.as_str().unwrap();
-            let readonly = schema["properties"][r].get("readOnly").is_some();
-            if value.get(r).is_none() && !readonly {
-                errors.push(format!("{path}: missing required {r}"));
-            }
-        }
-    }
-    if let (Some(props), Some(obj)) = (
-        schema.get("properties").and_then(Value::as_object),
-        value.as_object(),
-    ) {
-        for (k, v) in obj {
-            if let Some(s) = props.get(k) {
-                conforms(spec, s, v, &format!("{path}.{k}"), errors);
-            }
-        }
-    }
-    if let (Some(items), Some(arr)) = (schema.get("items"), value.as_array()) {
-        for (i, v) in arr.iter().enumerate() {
-            conforms(spec, items, v, &format!("{path}[{i}]"), errors);
-        }
-    }
-}
+// ------------------------------------------------------------ conformance to gpd.json
 
 fn gpd_spec() -> Value {
     serde_json::from_str(include_str!("data/gpd.json")).unwrap()
 }
 
+/// Checks `value` against one of gpd.json's schemas with a maintained JSON
+/// Schema validator (types, required properties, null where a type is
+/// declared, enums, patterns, lengths, item counts, date-time formats),
+/// its `$ref`s resolved within gpd.json.
 fn assert_conforms(spec: &Value, schema_name: &str, value: &Value) {
-    let mut errors = Vec::new();
-    conforms(
-        spec,
-        &json!({"$ref": format!("#/components/schemas/{schema_name}")}),
-        value,
-        schema_name,
-        &mut errors,
-    );
+    let schema = json!({
+        "$ref": format!("#/components/schemas/{schema_name}"),
+        "components": spec["components"],
+    });
+    let validator = jsonschema::options()
+        .with_draft(jsonschema::Draft::Draft7)
+        .should_validate_formats(true)
+        .build(&schema)
+        .unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(value)
+        .map(|e| format!("{}: {e}", e.instance_path()))
+        .collect();
     assert!(
         errors.is_empty(),
         "{schema_name} does not conform to gpd.json: {errors:#?}\n{value:#}"
     );
+}
+
+/// The validator catches what the home-made check let through (issue 14):
+/// `null` for a required property, a broken pattern, a too-short string.
+#[test]
+fn the_conformance_check_can_fail() {
+    let spec = gpd_spec();
+    let schema = json!({
+        "$ref": "#/components/schemas/TransferModel",
+        "components": spec["components"],
+    });
+    let validator = jsonschema::options()
+        .with_draft(jsonschema::Draft::Draft7)
+        .build(&schema)
+        .unwrap();
+    let good = json!({"idTransfer": "1", "amount": 100, "remittanceInformation": "x",
+        "category": "9/0101101IM/", "iban": "IT65B0200805364000104567891", "transferMetadata": []});
+    assert!(
+        validator.is_valid(&good),
+        "{:?}",
+        validator
+            .iter_errors(&good)
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+    );
+    let mut null_required = good.clone();
+    null_required["amount"] = Value::Null;
+    assert!(!validator.is_valid(&null_required));
+    let mut bad_pattern = good.clone();
+    bad_pattern["iban"] = json!("IT65-B02");
+    assert!(!validator.is_valid(&bad_pattern));
 }
 
 // ------------------------------------------------------------ tests
