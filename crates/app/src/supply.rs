@@ -1308,7 +1308,7 @@ pub async fn resolve_layout(store: &Store, ente: &str, name: &str) -> Result<Lay
 #[derive(Debug, thiserror::Error)]
 pub enum ResolveError {
     #[error(
-        "tracciato sconosciuto '{0}' (predefiniti: incasso-csv, govpay-csv, govpay-json, mypay-1_4, gpd-json, legacy-fixed, regolarizzazioni-csv, tesoreria-csv)"
+        "tracciato sconosciuto '{0}' (predefiniti: incasso-csv, govpay-csv, govpay-csv-documenti, govpay-json, mypay-1_4, gpd-json, legacy-fixed, regolarizzazioni-csv, tesoreria-csv)"
     )]
     Unknown(String),
     #[error("{0}")]

@@ -6,6 +6,10 @@ use crate::layout::{Layout, LayoutError};
 const BUILTIN: &[(&str, &str)] = &[
     ("incasso-csv", include_str!("../layouts/incasso-csv.toml")),
     ("govpay-csv", include_str!("../layouts/govpay-csv.toml")),
+    (
+        "govpay-csv-documenti",
+        include_str!("../layouts/govpay-csv-documenti.toml"),
+    ),
     ("govpay-json", include_str!("../layouts/govpay-json.toml")),
     ("mypay-1_4", include_str!("../layouts/mypay-1_4.toml")),
     ("gpd-json", include_str!("../layouts/gpd-json.toml")),

@@ -345,6 +345,9 @@ pub const TARGETS: &[&str] = &[
     "option.due_date",
     "option.retention_date",
     "option.installment",
+    // Tells apart single solutions that are alternatives of one position
+    // (a fine's reduced and full amounts): any label, one per option.
+    "option.alternative",
     // MyPay's `bilancio` XML: the accertamenti quotas of transfer 1.
     "quota.bilancio",
 ];

@@ -516,7 +516,8 @@ pub fn build(rows: &[&Row], ctx: &Context<'_>) -> Result<Built, Vec<RowError>> {
                 }
             },
         };
-        if !seen_installments.insert(installment) {
+        let alternative = v(r, "option.alternative").unwrap_or_default();
+        if !seen_installments.insert((installment, alternative)) {
             errors.push(err(
                 r.line,
                 "option.installment",

@@ -1,9 +1,12 @@
 //! Debt positions on pagoPA GPD's model, their validation and their life
 //! cycle.
 //!
-//! A position belongs to one Ente and one debtor. It has payment options: at
-//! most one single solution (`is_partial_payment == false`) and any number of
-//! installments. Each option has 1 to 5 transfers (the beneficiaries), and each
+//! A position belongs to one Ente and one debtor. It has payment options:
+//! single solutions (`is_partial_payment == false`) and installments. With
+//! installments there is at most one single solution; without, there may be
+//! several, each its own notice number, as a traffic fine's reduced amount
+//! within five days and full amount after: paying any one settles the
+//! position, and the others can no longer be paid. Each option has 1 to 5 transfers (the beneficiaries), and each
 //! transfer of the Ente's own can be split into accertamenti quotas.
 //!
 //! The states and transitions are GPD's, so that a GPD client sees the same
@@ -307,17 +310,17 @@ impl DebtPosition {
                 "serve almeno un'opzione di pagamento",
             );
         }
-        if self
+        let singles = self
             .options
             .iter()
             .filter(|o| !o.is_partial_payment)
-            .count()
-            > 1
-        {
+            .count();
+        let installments = self.options.len() - singles;
+        if singles > 1 && installments > 0 {
             c.fail(
                 "paymentOption",
                 codes::MULTIPLE_SINGLE_SOLUTIONS,
-                "è ammessa una sola soluzione in unica rata",
+                "con le rate è ammessa una sola soluzione in unica rata",
             );
         }
         let mut seen_iuvs = HashSet::new();
@@ -486,11 +489,18 @@ impl DebtPosition {
         Ok(())
     }
 
-    /// The sum of everything the debtor owes through the single solution, or
-    /// through all installments when there is none.
+    /// The sum of everything the debtor owes through the single solution
+    /// (the largest of several alternatives: what is owed if none is paid
+    /// early), or through all installments when there is none.
     pub fn total_amount(&self) -> Option<Cents> {
-        match self.options.iter().find(|o| !o.is_partial_payment) {
-            Some(single) => Some(single.amount),
+        match self
+            .options
+            .iter()
+            .filter(|o| !o.is_partial_payment)
+            .map(|o| o.amount)
+            .max()
+        {
+            Some(single) => Some(single),
             None => Cents::sum(self.options.iter().map(|o| o.amount)),
         }
     }

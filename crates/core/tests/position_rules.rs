@@ -149,19 +149,47 @@ fn first_transfer_belongs_to_the_ente_and_quotas_only_on_own_transfers() {
     assert!(codes.contains(&"QUOTAS_NOT_OWN"), "{codes:?}");
 }
 
+/// A traffic fine: two single solutions, each its own notice number (the
+/// reduced amount within five days, the full one after). Accepted alone;
+/// beside installments, refused. Paying one settles the position and the
+/// other can no longer be paid (issue 14).
 #[test]
-fn two_single_solutions_are_refused() {
+fn several_single_solutions_are_alternatives() {
     let now = Utc::now();
     let mut p = plan(0, 1000);
-    let mut second = p.options[0].clone();
-    second.iuv = Some(
+    let mut full = p.options[0].clone();
+    full.iuv = Some(
         incasso_core::codes::NoticeNumber::generate(1, 99)
             .unwrap()
             .as_str()[1..]
             .to_string(),
     );
-    p.options.push(second);
-    let err = p.validate(&rules(now)).unwrap_err();
+    full.due_date = p.options[0].due_date + chrono::Duration::days(55);
+    p.options.push(full);
+    p.validate(&rules(now)).unwrap();
+    assert_eq!(
+        p.total_amount(),
+        Some(p.options[0].amount.max(p.options[1].amount))
+    );
+    let mut fine = p.clone();
+    fine.publish(now).unwrap();
+    fine.pay_option(0, now, now).unwrap();
+    assert_eq!(fine.status, PositionStatus::Paid);
+    assert_eq!(
+        fine.pay_option(1, now, now),
+        Err(incasso_core::position::TransitionError::AlreadyPaid)
+    );
+    // Beside installments, one single solution only.
+    let mut mixed = plan(2, 1000);
+    let mut extra = mixed.options[0].clone();
+    extra.iuv = Some(
+        incasso_core::codes::NoticeNumber::generate(1, 98)
+            .unwrap()
+            .as_str()[1..]
+            .to_string(),
+    );
+    mixed.options.push(extra);
+    let err = mixed.validate(&rules(now)).unwrap_err();
     assert!(err.0.iter().any(|e| e.code == "MULTIPLE_SINGLE_SOLUTIONS"));
 }
 

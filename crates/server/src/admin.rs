@@ -959,7 +959,7 @@ async fn create_intermediary_key(
           list_offices, put_office, delete_office, list_services, get_service, put_service,
           list_accertamenti, get_accertamento, put_accertamento, load_accertamenti,
           list_ente_keys, create_ente_key, revoke_ente_key, list_intermediary_keys, create_intermediary_key),
-    components(schemas(ProblemJson)),
+    components(schemas(ProblemJson, crate::error::Binary)),
     modifiers(&SecurityAddon),
     security(("ApiKey" = []))
 )]
@@ -977,5 +977,59 @@ impl utoipa::Modify for SecurityAddon {
                 "ApiKey",
                 SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new(crate::auth::KEY_HEADER))),
             );
+        declare_common_errors(openapi);
+    }
+}
+
+/// Declares on every operation the errors any of them can answer, so that
+/// generated clients expect them: no key (401), a key without the right
+/// (403), unreadable parameters or body (400), a body of the wrong type or
+/// size (415, 413), incasso's own failure (500). Each is ProblemJson.
+fn declare_common_errors(openapi: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+    let problem = |description: &str| {
+        RefOr::T(
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/problem+json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("ProblemJson")))
+                        .build(),
+                )
+                .build(),
+        )
+    };
+    for item in openapi.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for op in operations.into_iter().flatten() {
+            let has_body = op.request_body.is_some();
+            let responses = &mut op.responses.responses;
+            let mut add = |code: &str, description: &str| {
+                responses
+                    .entry(code.to_string())
+                    .or_insert_with(|| problem(description));
+            };
+            add(
+                "400",
+                "richiesta non valida: ogni campo errato è in errors[]",
+            );
+            add("401", "chiave API mancante o non valida");
+            add(
+                "403",
+                "la chiave non dà diritto a questa risorsa o operazione",
+            );
+            add("500", "errore interno, con un riferimento da citare");
+            if has_body {
+                add("413", "corpo troppo grande");
+                add("415", "tipo di contenuto non supportato");
+            }
+        }
     }
 }

@@ -46,7 +46,7 @@ pub struct UploadQuery {
 /// Upload a supply file; it loads in the background.
 #[utoipa::path(post, path = "/api/v1/enti/{fiscalCode}/supplies", tag = "supplies",
     params(("fiscalCode" = String, Path), UploadQuery),
-    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    request_body(content = crate::error::Binary, content_type = "application/octet-stream"),
     responses((status = 202, body = UploadDto), (status = 400, body = crate::error::ProblemJson),
               (status = 409, body = crate::error::ProblemJson),
               (status = 404, body = crate::error::ProblemJson), (status = 413, body = crate::error::ProblemJson)))]
@@ -162,7 +162,7 @@ pub async fn report(
 /// The supply with its notice numbers, in the application's own layout.
 #[utoipa::path(get, path = "/api/v1/enti/{fiscalCode}/supplies/{id}/outcome", tag = "supplies",
     params(("fiscalCode" = String, Path), ("id" = i64, Path)),
-    responses((status = 200, content_type = "application/octet-stream", body = Vec<u8>), (status = 404, body = crate::error::ProblemJson)))]
+    responses((status = 200, content_type = "application/octet-stream", body = crate::error::Binary), (status = 404, body = crate::error::ProblemJson)))]
 pub async fn outcome(
     State(state): State<AppState>,
     caller: Caller,

@@ -27,6 +27,12 @@ pub struct ProblemJson {
     pub errors: Vec<FieldError>,
 }
 
+/// A file or document carried as it is (PDF, ZIP, XML, PNG, a supply):
+/// bytes, which OpenAPI says as a binary string, not an array of integers.
+#[derive(utoipa::ToSchema)]
+#[schema(value_type = String, format = Binary)]
+pub struct Binary(pub Vec<u8>);
+
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,

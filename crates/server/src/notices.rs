@@ -40,7 +40,7 @@ fn pdf(name: String, bytes: Vec<u8>) -> Response {
 /// The payment notice of one notice number.
 #[utoipa::path(get, path = "/api/v1/enti/{fiscalCode}/notices/{noticeNumber}/pdf", tag = "notices",
     params(("fiscalCode" = String, Path), ("noticeNumber" = String, Path), NoticeQuery),
-    responses((status = 200, content_type = "application/pdf", body = Vec<u8>),
+    responses((status = 200, content_type = "application/pdf", body = crate::error::Binary),
               (status = 404, body = crate::error::ProblemJson), (status = 409, body = crate::error::ProblemJson)))]
 pub async fn notice_pdf(
     State(state): State<AppState>,
@@ -58,7 +58,7 @@ pub async fn notice_pdf(
 /// installments.
 #[utoipa::path(get, path = "/api/v1/enti/{fiscalCode}/positions/{iupd}/notice.pdf", tag = "notices",
     params(("fiscalCode" = String, Path), ("iupd" = String, Path), NoticeQuery),
-    responses((status = 200, content_type = "application/pdf", body = Vec<u8>),
+    responses((status = 200, content_type = "application/pdf", body = crate::error::Binary),
               (status = 404, body = crate::error::ProblemJson), (status = 409, body = crate::error::ProblemJson)))]
 pub async fn position_pdf(
     State(state): State<AppState>,
@@ -101,7 +101,7 @@ impl Write for ChannelWriter {
 /// Every notice of a supply, as a ZIP streamed while it is made.
 #[utoipa::path(get, path = "/api/v1/enti/{fiscalCode}/supplies/{id}/notices.zip", tag = "notices",
     params(("fiscalCode" = String, Path), ("id" = i64, Path), NoticeQuery),
-    responses((status = 200, content_type = "application/zip", body = Vec<u8>),
+    responses((status = 200, content_type = "application/zip", body = crate::error::Binary),
               (status = 404, body = crate::error::ProblemJson), (status = 409, body = crate::error::ProblemJson)))]
 pub async fn supply_zip(
     State(state): State<AppState>,
@@ -162,7 +162,7 @@ pub struct FilterQuery {
 /// is made: a debtor's, or those falling due in a period.
 #[utoipa::path(get, path = "/api/v1/enti/{fiscalCode}/notices.zip", tag = "notices",
     params(("fiscalCode" = String, Path), FilterQuery),
-    responses((status = 200, content_type = "application/zip", body = Vec<u8>),
+    responses((status = 200, content_type = "application/zip", body = crate::error::Binary),
               (status = 400, body = crate::error::ProblemJson)))]
 pub async fn filtered_zip(
     State(state): State<AppState>,

@@ -32,7 +32,7 @@ pub struct FlowIntakeDto {
 /// Take in a reporting flow (`FlussoRiversamento` XML, 1.0.4 or 1.0.5).
 #[utoipa::path(post, path = "/api/v1/enti/{fiscalCode}/flows", tag = "reconciliation",
     params(("fiscalCode" = String, Path)),
-    request_body(content = Vec<u8>, content_type = "application/xml"),
+    request_body(content = crate::error::Binary, content_type = "application/xml"),
     responses((status = 201, body = FlowIntakeDto), (status = 200, body = FlowIntakeDto),
               (status = 400, body = crate::error::ProblemJson), (status = 409, body = crate::error::ProblemJson)))]
 pub async fn post_flow(
@@ -153,7 +153,7 @@ pub struct TreasuryQuery {
 /// with a bad row is refused whole, naming the row.
 #[utoipa::path(post, path = "/api/v1/enti/{fiscalCode}/treasury", tag = "reconciliation",
     params(("fiscalCode" = String, Path), TreasuryQuery),
-    request_body(content = Vec<u8>, content_type = "application/xml"),
+    request_body(content = crate::error::Binary, content_type = "application/xml"),
     responses((status = 201, body = TreasuryIntakeDto), (status = 400, body = crate::error::ProblemJson),
               (status = 409, body = crate::error::ProblemJson)))]
 pub async fn post_treasury(

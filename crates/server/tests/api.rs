@@ -1246,6 +1246,18 @@ async fn every_error_is_problem_json_and_gpd_sends_gpds_bytes() {
         // An iupd that could never be read back by its URL is refused.
         let (s, body) = app.create(&position_body("A/B"), false).await;
         assert_eq!(s, StatusCode::BAD_REQUEST, "{backend:?}: {body}");
+        // A traffic fine through GPD: two single solutions, each its own
+        // notice number (issue 14).
+        let mut fine = position_body("MULTA-1");
+        let mut full = fine["paymentOption"][0].clone();
+        full["dueDate"] = json!(due(60));
+        full["retentionDate"] = json!(due(120));
+        fine["paymentOption"].as_array_mut().unwrap().push(full);
+        let (s, created) = app.create(&fine, true).await;
+        assert_eq!(s, StatusCode::CREATED, "{backend:?}: {created}");
+        let options = created["paymentOption"].as_array().unwrap();
+        assert_eq!(options.len(), 2);
+        assert_ne!(options[0]["nav"], options[1]["nav"], "{created}");
         // A draft has no validity, publish or payment date: left out.
         let (s, created) = app.create(&position_body("NO-DATES"), false).await;
         assert_eq!(s, StatusCode::CREATED, "{created}");
@@ -1268,4 +1280,79 @@ async fn every_error_is_problem_json_and_gpd_sends_gpds_bytes() {
             }
         }
     }
+}
+
+/// /api/openapi.json tells generated clients the truth (issue 14): every
+/// path parameter is in its path and every other parameter in the query;
+/// files are binary strings, never arrays of integers; every operation
+/// declares the errors any operation can answer.
+#[tokio::test]
+async fn the_openapi_document_tells_clients_the_truth() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let (s, doc) = app.call(Method::GET, "/api/openapi.json", None, None).await;
+    assert_eq!(s, StatusCode::OK);
+    let mut problems = Vec::new();
+    let mut operations = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        let templated: Vec<&str> = path
+            .split('/')
+            .filter_map(|seg| seg.strip_prefix('{')?.strip_suffix('}'))
+            .collect();
+        for (method, op) in item.as_object().unwrap() {
+            operations += 1;
+            let params = op["parameters"].as_array().cloned().unwrap_or_default();
+            for p in &params {
+                let (name, place) = (p["name"].as_str().unwrap(), p["in"].as_str().unwrap());
+                match place {
+                    "path" if !templated.contains(&name) => {
+                        problems.push(format!("{method} {path}: {name} declared in path"))
+                    }
+                    "path" | "query" | "header" => {}
+                    other => problems.push(format!("{method} {path}: {name} in {other}")),
+                }
+            }
+            for t in &templated {
+                if !params.iter().any(|p| p["name"] == *t && p["in"] == "path") {
+                    problems.push(format!("{method} {path}: path parameter {t} undeclared"));
+                }
+            }
+            for code in ["400", "401", "403", "500"] {
+                if op["responses"].get(code).is_none() {
+                    problems.push(format!("{method} {path}: no {code}"));
+                }
+            }
+            if op.get("requestBody").is_some() && op["responses"].get("415").is_none() {
+                problems.push(format!("{method} {path}: no 415"));
+            }
+        }
+    }
+    // No byte array anywhere: a body of files is a binary string.
+    fn byte_arrays(v: &Value, at: &str, found: &mut Vec<String>) {
+        match v {
+            Value::Object(m) => {
+                if m.get("type") == Some(&json!("array"))
+                    && m.get("items").and_then(|i| i.get("type")) == Some(&json!("integer"))
+                {
+                    found.push(at.to_string());
+                }
+                for (k, v) in m {
+                    byte_arrays(v, &format!("{at}/{k}"), found);
+                }
+            }
+            Value::Array(a) => {
+                for (i, v) in a.iter().enumerate() {
+                    byte_arrays(v, &format!("{at}/{i}"), found);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut arrays = Vec::new();
+    byte_arrays(&doc, "", &mut arrays);
+    assert!(
+        arrays.is_empty(),
+        "bodies declared as integer arrays: {arrays:#?}"
+    );
+    assert!(operations > 40, "{operations} operations");
+    assert!(problems.is_empty(), "{problems:#?}");
 }

@@ -338,6 +338,46 @@ async fn govpay_and_gpd_samples_load() {
                 .amount,
             Cents(5_000)
         );
+        // The same file as documents: each fine is one position whose two
+        // rows are alternatives, each with its own notice number (issue 14).
+        let text = std::fs::read_to_string(dir.join("tracciato-pendenze-v10.csv")).unwrap();
+        let (r, outcome) = load_bytes(
+            &store,
+            &builtin("govpay-csv-documenti"),
+            None,
+            govpay(&text.replace("{idPendenza}", "MULTA")),
+        )
+        .await;
+        let report = r.unwrap();
+        assert_eq!(report.positions_created, 2, "{:?}", report.errors);
+        let fine = store.get_position(A, "D1-MULTA").await.unwrap().position;
+        assert_eq!(fine.options.len(), 2, "{backend:?}");
+        assert!(fine.options.iter().all(|o| !o.is_partial_payment));
+        let amounts: Vec<Cents> = fine.options.iter().map(|o| o.amount).collect();
+        assert!(amounts.contains(&Cents(5_000)) && amounts.contains(&Cents(15_000)));
+        let navs: Vec<String> = fine
+            .options
+            .iter()
+            .map(|o| o.notice_number.as_ref().unwrap().as_str().to_string())
+            .collect();
+        assert_ne!(navs[0], navs[1], "each alternative its own notice number");
+        let outcome = String::from_utf8(outcome).unwrap();
+        assert!(
+            outcome.contains(&navs[0]) && outcome.contains(&navs[1]),
+            "{outcome}"
+        );
+        // The fine's notice prints both deadlines.
+        let ctx =
+            incasso_app::App::new(store.clone(), incasso_app::Settings::new("")).system("test");
+        let pdf = incasso_app::notices::position_pdf(
+            &ctx,
+            A,
+            "D1-MULTA",
+            incasso_notice::Language::Italian,
+        )
+        .await
+        .unwrap();
+        assert!(pdf.starts_with(b"%PDF"));
         // The same layout with ';' is not the declared layout: refused whole.
         let text = std::fs::read_to_string(dir.join("tracciato-pendenze-separatore.csv")).unwrap();
         let (r, _) = load_bytes(&store, &builtin("govpay-csv"), None, govpay(&text)).await;

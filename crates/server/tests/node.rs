@@ -957,3 +957,56 @@ fn replace_between(s: &str, open: &str, close: &str, with: &str) -> String {
         None => s.to_string(),
     }
 }
+
+/// A traffic fine at the Node: two single solutions, each its own notice
+/// number (issue 14). Each verifies; paying one settles the fine and the
+/// other answers PAA_PAGAMENTO_DUPLICATO.
+#[tokio::test]
+async fn each_alternative_of_a_fine_verifies_and_paying_one_closes_the_other() {
+    for backend in backends() {
+        let node = start(backend).await;
+        let mut fine = spec("MULTA-1", 5_000, 0, false);
+        let mut full = fine.options[0].clone();
+        full.iuv = None;
+        full.notice_number = None;
+        full.due_date = fine.options[0].due_date + chrono::Duration::days(55);
+        fine.options.push(full);
+        let stored = node
+            .store
+            .create_position(A, fine, Utc::now(), true)
+            .await
+            .unwrap();
+        let navs: Vec<String> = stored
+            .position
+            .options
+            .iter()
+            .map(|o| o.notice_number.clone().unwrap().as_str().to_string())
+            .collect();
+        assert_ne!(navs[0], navs[1]);
+        for nav in &navs {
+            let r = node
+                .call(&wire::node::verify_request(&ha(), &qr(nav)))
+                .await;
+            assert!(r.is_ok(), "{backend:?} {nav}: {:?}", r.fault);
+        }
+        let rt = receipt("rt-multa-1", &navs[0], 5_000, vec![(1, A, 5_000)]);
+        let r = node
+            .call(&wire::node::send_rt_request(&ha(), &rt, true))
+            .await;
+        assert!(r.is_ok(), "{:?}", r.fault);
+        node.expect_fault(
+            &wire::node::verify_request(&ha(), &qr(&navs[1])),
+            "PAA_PAGAMENTO_DUPLICATO",
+        )
+        .await;
+        let status = node
+            .store
+            .get_position(A, "MULTA-1")
+            .await
+            .unwrap()
+            .position
+            .status;
+        assert_eq!(status, PositionStatus::Paid, "{backend:?}");
+        node.validate_all();
+    }
+}
