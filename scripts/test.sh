@@ -20,6 +20,7 @@ command -v xmllint >/dev/null 2>&1 || need_packages+=(libxml2-utils)
 command -v pdftoppm >/dev/null 2>&1 || need_packages+=(poppler-utils)
 command -v zbarimg >/dev/null 2>&1 || need_packages+=(zbar-tools)
 command -v dmtxread >/dev/null 2>&1 || need_packages+=(dmtx-utils)
+python3 -c 'import openapi_spec_validator' >/dev/null 2>&1 || need_packages+=(python3-openapi-spec-validator)
 if [ ${#need_packages[@]} -gt 0 ]; then
   echo "==> installing ${need_packages[*]} from Debian's packages"
   as_root apt-get update -qq

@@ -1011,6 +1011,21 @@ fn declare_common_errors(openapi: &mut utoipa::openapi::OpenApi) {
         for op in operations.into_iter().flatten() {
             let has_body = op.request_body.is_some();
             let responses = &mut op.responses.responses;
+            // OpenAPI requires a description on every response.
+            for (code, response) in responses.iter_mut() {
+                if let RefOr::T(r) = response
+                    && r.description.is_empty()
+                {
+                    r.description = match code.as_str() {
+                        "200" => "fatto",
+                        "201" => "creato",
+                        "202" => "accettato: in corso",
+                        "204" => "fatto, senza contenuto",
+                        _ => "errore, come ProblemJson",
+                    }
+                    .to_string();
+                }
+            }
             let mut add = |code: &str, description: &str| {
                 responses
                     .entry(code.to_string())

@@ -1353,6 +1353,29 @@ async fn the_openapi_document_tells_clients_the_truth() {
         arrays.is_empty(),
         "bodies declared as integer arrays: {arrays:#?}"
     );
+    // And the OpenAPI validator's word on the whole document.
+    let file = std::env::temp_dir().join(format!("incasso-openapi-{}.json", std::process::id()));
+    std::fs::write(&file, doc.to_string()).unwrap();
+    match std::process::Command::new("python3")
+        .args(["-m", "openapi_spec_validator"])
+        .arg(&file)
+        .output()
+        .ok()
+        .filter(|out| !String::from_utf8_lossy(&out.stderr).contains("No module named"))
+        .ok_or("no python3 module openapi_spec_validator")
+    {
+        Ok(out) => assert!(
+            out.status.success(),
+            "openapi-spec-validator: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+        Err(e) if std::env::var("INCASSO_REQUIRE_TOOLS").is_ok_and(|v| v == "1") => {
+            panic!("openapi-spec-validator is needed (scripts/test.sh installs it): {e}")
+        }
+        Err(_) => eprintln!("note: openapi-spec-validator missing, the document's check skipped"),
+    }
+    let _ = std::fs::remove_file(&file);
     assert!(operations > 40, "{operations} operations");
     assert!(problems.is_empty(), "{problems:#?}");
 }
