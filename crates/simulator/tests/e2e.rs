@@ -799,11 +799,12 @@ async fn a_simulated_year_reconciles_with_every_anomaly_reported() {
             .unwrap();
         let lost_iuv = &w.sim.payments()[99].iuv;
         assert!(lost[0].detail.contains(lost_iuv.as_str()), "{:?}", lost[0]);
-        // The payment collected without a receipt paid its position.
+        // The payment collected without a receipt paid its position, and
+        // the same flow reported it.
         let paid = w.store.get_position(A, "YEAR-200").await.unwrap();
         assert_eq!(
             paid.position.options[0].status.as_str(),
-            "PO_PAID",
+            "PO_REPORTED",
             "{backend:?}"
         );
         // Every line is classified; those of unknown IUVs as such.
