@@ -3,6 +3,7 @@
 
 use crate::Ctx;
 use crate::error::{AppError, At, Kind, Place};
+use crate::paging::{self, Page};
 use incasso_core::accertamento::Accertamento;
 use incasso_core::catalogue::Service;
 use incasso_core::ente::{Ente, Office, StationLink};
@@ -132,55 +133,36 @@ pub async fn set_connection(
 // ---------------------------------------------------------------- receipts
 
 /// A page of the Ente's receipts, newest first, and the cursor of the next
-/// page when there is one. A cursor is opaque to clients.
+/// page when there is one.
 pub async fn list_receipts(
     ctx: &Ctx,
     fc: &str,
     anomalies: bool,
     cursor: Option<&str>,
-    limit: u32,
-) -> Result<(Vec<StoredReceipt>, Option<String>), AppError> {
+    limit: Option<u32>,
+) -> Result<Page<StoredReceipt>, AppError> {
     ctx.caller.require_ente(fc)?;
-    if !(1..=1000).contains(&limit) {
-        return Err(AppError::invalid("BAD_LIMIT", "limit: da 1 a 1000"));
-    }
-    let after = cursor.map(decode_cursor).transpose()?;
-    let mut page = ctx
+    let limit = paging::limit(limit, 100, 1000)?;
+    let after = match cursor {
+        Some(c) => {
+            let parts = paging::decode(c, 2)?;
+            Some(ReceiptCursor {
+                received_at: parts[0].parse().map_err(|_| {
+                    AppError::invalid("BAD_CURSOR", "cursor: non è un cursore dato da incasso")
+                })?,
+                receipt_id: parts[1].clone(),
+            })
+        }
+        None => None,
+    };
+    let items = ctx
         .store()
         .list_receipts(fc, anomalies, after.as_ref(), limit + 1)
         .await
         .at(Place::new("receipts.list", fc, ""))?;
-    let next = if page.len() > limit as usize {
-        page.truncate(limit as usize);
-        page.last()
-            .map(|r| encode_cursor(r.received_at, &r.receipt_id))
-    } else {
-        None
-    };
-    Ok((page, next))
-}
-
-fn encode_cursor(received_at: i64, receipt_id: &str) -> String {
-    crate::keys::hex(format!("{received_at}:{receipt_id}").as_bytes())
-}
-
-fn decode_cursor(cursor: &str) -> Result<ReceiptCursor, AppError> {
-    let bad = || AppError::invalid("BAD_CURSOR", "cursor: non è un cursore dato da incasso");
-    let bytes = (0..cursor.len())
-        .step_by(2)
-        .map(|i| {
-            cursor
-                .get(i..i + 2)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-        })
-        .collect::<Option<Vec<u8>>>()
-        .ok_or_else(bad)?;
-    let text = String::from_utf8(bytes).map_err(|_| bad())?;
-    let (at, id) = text.split_once(':').ok_or_else(bad)?;
-    Ok(ReceiptCursor {
-        received_at: at.parse().map_err(|_| bad())?,
-        receipt_id: id.to_string(),
-    })
+    Ok(paging::page(items, limit, |r| {
+        vec![r.received_at.to_string(), r.receipt_id.clone()]
+    }))
 }
 
 /// The receipt exactly as the Node sent it.

@@ -6,6 +6,7 @@
 
 use crate::Ctx;
 use crate::error::{AppError, At, Kind, Place};
+use crate::paging::{self, Page};
 use crate::reconcile::{
     self, BreakdownOf, ClassifiedLine, FetchReport, ReconError, ReconciliationAnswer,
     ReconciliationRequest, RequestError, Summary, TreasurySettings,
@@ -57,13 +58,23 @@ pub async fn take_flow(
         .recon_at(Place::new("flows.take", ente, ""))
 }
 
-/// The current version of each of the Ente's flows.
-pub async fn list_flows(ctx: &Ctx, ente: &str) -> Result<Vec<StoredFlow>, AppError> {
+/// A page of the current version of each of the Ente's flows, by flow id.
+pub async fn list_flows(
+    ctx: &Ctx,
+    ente: &str,
+    cursor: Option<&str>,
+    limit: Option<u32>,
+) -> Result<Page<StoredFlow>, AppError> {
     ctx.caller.require_ente(ente)?;
-    ctx.store()
-        .current_flows(ente)
+    let limit = paging::limit(limit, 1000, 10_000)?;
+    let after = cursor.map(|c| paging::decode(c, 1)).transpose()?;
+    let after = after.as_ref().map_or("", |a| a[0].as_str());
+    let items = ctx
+        .store()
+        .current_flows_after(ente, after, i64::from(limit) + 1)
         .await
-        .at(Place::new("flows.list", ente, ""))
+        .at(Place::new("flows.list", ente, ""))?;
+    Ok(paging::page(items, limit, |f| vec![f.flow_id.clone()]))
 }
 
 /// The payments a flow reports.
@@ -164,17 +175,30 @@ pub async fn lines(
         ))
 }
 
+/// A page of the anomalies found, by code and subject.
 pub async fn anomalies(
     ctx: &Ctx,
     ente: &str,
     code: Option<&str>,
-) -> Result<Vec<AnomalyRecord>, AppError> {
+    cursor: Option<&str>,
+    limit: Option<u32>,
+) -> Result<Page<AnomalyRecord>, AppError> {
     ctx.caller.require_ente(ente)?;
-    ctx.store().recon_anomalies(ente, code).await.at(Place::new(
-        "reconciliation.anomalies",
-        ente,
-        code.unwrap_or(""),
-    ))
+    let limit = paging::limit(limit, 1000, 10_000)?;
+    let after = cursor.map(|c| paging::decode(c, 2)).transpose()?;
+    let after = after.as_ref().map(|a| (a[0].as_str(), a[1].as_str()));
+    let items = ctx
+        .store()
+        .recon_anomalies_after(ente, code, after, i64::from(limit) + 1)
+        .await
+        .at(Place::new(
+            "reconciliation.anomalies",
+            ente,
+            code.unwrap_or(""),
+        ))?;
+    Ok(paging::page(items, limit, |a| {
+        vec![a.code.clone(), a.subject.clone()]
+    }))
 }
 
 /// Takes in the Ente's new flows from the pagoPA Node.

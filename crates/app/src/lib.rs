@@ -28,6 +28,7 @@ pub mod keys;
 pub mod node;
 mod node_demand;
 pub mod notices;
+pub mod paging;
 pub mod positions;
 pub mod reconcile;
 pub mod supply;

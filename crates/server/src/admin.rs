@@ -438,17 +438,16 @@ async fn list_receipts(
     Path(fc): Path<String>,
     ApiQuery(q): ApiQuery<ReceiptQuery>,
 ) -> Result<axum::response::Response, ApiError> {
-    use axum::response::IntoResponse;
-    let limit = q.limit.unwrap_or(100);
-    let (receipts, next) = admin::list_receipts(
+    let page = admin::list_receipts(
         &state.ctx(caller),
         &fc,
         q.anomalies,
         q.cursor.as_deref(),
-        limit,
+        q.limit,
     )
     .await?;
-    let page: Vec<ReceiptDto> = receipts
+    let items: Vec<ReceiptDto> = page
+        .items
         .into_iter()
         .map(|r| ReceiptDto {
             receipt_id: r.receipt_id,
@@ -462,19 +461,11 @@ async fn list_receipts(
             payment_date_time: r.payment_date_time.map(|t| t.to_rfc3339()),
         })
         .collect();
-    let mut response = Json(page).into_response();
-    if let Some(cursor) = next {
-        let link = format!(
-            "</api/v1/enti/{fc}/receipts?anomalies={}&limit={limit}&cursor={cursor}>; rel=\"next\"",
-            q.anomalies
-        );
-        for (name, value) in [("link", link), ("x-next-cursor", cursor)] {
-            if let Ok(v) = axum::http::HeaderValue::from_str(&value) {
-                response.headers_mut().insert(name, v);
-            }
-        }
+    let mut next = format!("/api/v1/enti/{fc}/receipts?anomalies={}", q.anomalies);
+    if let Some(limit) = q.limit {
+        next.push_str(&format!("&limit={limit}"));
     }
-    Ok(response)
+    Ok(crate::paging::paged(items, page.next, &next))
 }
 
 /// The receipt exactly as the Node sent it (SOAP XML).

@@ -14,6 +14,7 @@ pub mod error;
 pub mod gpd;
 pub mod node;
 pub mod notices;
+pub mod paging;
 pub mod recon_api;
 
 use axum::Router;

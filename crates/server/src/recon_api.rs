@@ -73,32 +73,49 @@ pub struct FlowDto {
     pub problems: String,
 }
 
-/// The current version of each of the Ente's flows.
+/// The current version of each of the Ente's flows, a page at a time.
 #[utoipa::path(get, path = "/api/v1/enti/{fiscalCode}/flows", tag = "reconciliation",
-    params(("fiscalCode" = String, Path)),
+    params(("fiscalCode" = String, Path), PageQuery),
     responses((status = 200, body = Vec<FlowDto>)))]
 pub async fn list_flows(
     State(state): State<AppState>,
     caller: Caller,
     Path(ente): Path<String>,
-) -> Result<Json<Vec<FlowDto>>, ApiError> {
-    let flows = digitfin::list_flows(&state.ctx(caller), &ente).await?;
-    Ok(Json(
-        flows
-            .into_iter()
-            .map(|f| FlowDto {
-                flow_id: f.flow_id,
-                flow_date_time: f.flow_date_time.to_rfc3339(),
-                settlement_ref: f.settlement_ref,
-                settlement_date: f.settlement_date.to_string(),
-                psp_id: f.psp_id,
-                declared_total: f.declared_total.0,
-                lines_total: f.lines_total.0,
-                lines: f.lines,
-                problems: f.problems,
-            })
-            .collect(),
-    ))
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> Result<Response, ApiError> {
+    let page =
+        digitfin::list_flows(&state.ctx(caller), &ente, q.cursor.as_deref(), q.limit).await?;
+    let items: Vec<FlowDto> = page
+        .items
+        .into_iter()
+        .map(|f| FlowDto {
+            flow_id: f.flow_id,
+            flow_date_time: f.flow_date_time.to_rfc3339(),
+            settlement_ref: f.settlement_ref,
+            settlement_date: f.settlement_date.to_string(),
+            psp_id: f.psp_id,
+            declared_total: f.declared_total.0,
+            lines_total: f.lines_total.0,
+            lines: f.lines,
+            problems: f.problems,
+        })
+        .collect();
+    let next = match q.limit {
+        Some(limit) => format!("/api/v1/enti/{ente}/flows?limit={limit}"),
+        None => format!("/api/v1/enti/{ente}/flows"),
+    };
+    Ok(crate::paging::paged(items, page.next, &next))
+}
+
+/// A page of a list: at most `limit` items after `cursor`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// At most this many (default 1000, at most 10000).
+    limit: Option<u32>,
+    /// The next page: the `X-Next-Cursor` of the previous one (also in its
+    /// `Link` header, `rel="next"`).
+    cursor: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -346,6 +363,11 @@ pub async fn lines(
 pub struct AnomalyQuery {
     /// Only this code (e.g. AMOUNT_MISMATCH, FLOW_WITHOUT_MOVEMENT).
     code: Option<String>,
+    /// At most this many (default 1000, at most 10000).
+    limit: Option<u32>,
+    /// The next page: the `X-Next-Cursor` of the previous one (also in its
+    /// `Link` header, `rel="next"`).
+    cursor: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -366,18 +388,34 @@ pub async fn anomalies(
     caller: Caller,
     Path(ente): Path<String>,
     ApiQuery(q): ApiQuery<AnomalyQuery>,
-) -> Result<Json<Vec<AnomalyDto>>, ApiError> {
-    let list = digitfin::anomalies(&state.ctx(caller), &ente, q.code.as_deref()).await?;
-    Ok(Json(
-        list.into_iter()
-            .map(|a| AnomalyDto {
-                code: a.code,
-                subject: a.subject,
-                detail: a.detail,
-                amount: a.amount.map(|c| c.0),
-            })
-            .collect(),
-    ))
+) -> Result<Response, ApiError> {
+    let page = digitfin::anomalies(
+        &state.ctx(caller),
+        &ente,
+        q.code.as_deref(),
+        q.cursor.as_deref(),
+        q.limit,
+    )
+    .await?;
+    let items: Vec<AnomalyDto> = page
+        .items
+        .into_iter()
+        .map(|a| AnomalyDto {
+            code: a.code,
+            subject: a.subject,
+            detail: a.detail,
+            amount: a.amount.map(|c| c.0),
+        })
+        .collect();
+    let mut next = format!("/api/v1/enti/{ente}/anomalies?");
+    if let Some(code) = &q.code {
+        next.push_str(&format!("code={code}&"));
+    }
+    if let Some(limit) = q.limit {
+        next.push_str(&format!("limit={limit}&"));
+    }
+    let next = next.trim_end_matches(['&', '?']).to_string();
+    Ok(crate::paging::paged(items, page.next, &next))
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]

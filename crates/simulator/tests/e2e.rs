@@ -617,6 +617,35 @@ async fn the_simulated_flows_and_journals_reconcile() {
         assert_eq!(option["status"], "PO_REPORTED", "{option}");
         assert!(option["reportingDate"].is_string(), "{option}");
         assert_eq!(option["transfer"][0]["status"], "T_REPORTED", "{option}");
+        // The flows are listed a page at a time: 7 + 7 + 6, each once.
+        let mut url = format!("{}/api/v1/enti/{A}/flows?limit=7", w.incasso);
+        let mut flows = Vec::new();
+        loop {
+            let resp = w
+                .http
+                .get(&url)
+                .header("Ocp-Apim-Subscription-Key", &key)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 200);
+            let next = resp
+                .headers()
+                .get("x-next-cursor")
+                .map(|v| v.to_str().unwrap().to_string());
+            let page: Vec<serde_json::Value> = resp.json().await.unwrap();
+            assert!(page.len() <= 7);
+            flows.extend(
+                page.into_iter()
+                    .map(|f| f["flowId"].as_str().unwrap().to_string()),
+            );
+            match next {
+                Some(c) => url = format!("{}/api/v1/enti/{A}/flows?limit=7&cursor={c}", w.incasso),
+                None => break,
+            }
+        }
+        let unique: std::collections::BTreeSet<&String> = flows.iter().collect();
+        assert_eq!((flows.len(), unique.len()), (20, 20), "{backend:?}");
         let quirks: Vec<TreasuryQuirk> = (1..=20).map(TreasuryQuirk::of).collect();
         let count = |q: TreasuryQuirk| quirks.iter().filter(|x| **x == q).count();
         let journal = w.sim.treasury_statement(A, format);
@@ -648,6 +677,33 @@ async fn the_simulated_flows_and_journals_reconcile() {
             + count(TreasuryQuirk::Missing)
             + count(TreasuryQuirk::Late);
         assert_eq!(s.anomalies.get("FLOW_WITHOUT_MOVEMENT"), Some(&waiting));
+        // Anomalies a page at a time, all of them, each once.
+        let all = w.store.recon_anomalies(A, None).await.unwrap();
+        let mut url = format!("{}/api/v1/enti/{A}/anomalies?limit=2", w.incasso);
+        let mut seen = 0;
+        loop {
+            let resp = w
+                .http
+                .get(&url)
+                .header("Ocp-Apim-Subscription-Key", &key)
+                .send()
+                .await
+                .unwrap();
+            let next = resp
+                .headers()
+                .get("x-next-cursor")
+                .map(|v| v.to_str().unwrap().to_string());
+            let page: Vec<serde_json::Value> = resp.json().await.unwrap();
+            seen += page.len();
+            match next {
+                Some(c) => {
+                    url = format!("{}/api/v1/enti/{A}/anomalies?limit=2&cursor={c}", w.incasso)
+                }
+                None => break,
+            }
+        }
+        assert_eq!(seen, all.len(), "{backend:?}");
+        assert!(all.len() > 2);
         assert_eq!(s.lines_by_class.get("RECONCILED"), Some(&(2 * matched)));
         assert_eq!(
             s.lines_by_class.get("AWAITING_TREASURY"),

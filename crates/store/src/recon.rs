@@ -217,14 +217,28 @@ impl Store {
 
     /// The current version of each of the Ente's flows.
     pub async fn current_flows(&self, ente: &str) -> Result<Vec<StoredFlow>> {
+        self.current_flows_after(ente, "", i64::MAX).await
+    }
+
+    /// A page of [`Store::current_flows`]: `limit` flows after the flow id
+    /// `after` (`""` for the first page), by flow id.
+    pub async fn current_flows_after(
+        &self,
+        ente: &str,
+        after: &str,
+        limit: i64,
+    ) -> Result<Vec<StoredFlow>> {
         let rows = sqlx::query(
             "SELECT f.flow_id, f.flow_date_time, f.settlement_ref, f.settlement_date, f.psp_id,
                     f.declared_total, f.lines_total, f.problems, f.revision,
                     (SELECT COUNT(*) FROM flow_payments p WHERE p.ente = f.ente
                         AND p.flow_id = f.flow_id AND p.flow_date_time = f.flow_date_time) AS lines
-             FROM reporting_flows f WHERE f.ente = $1 AND f.current = 1 ORDER BY f.flow_id",
+             FROM reporting_flows f WHERE f.ente = $1 AND f.current = 1 AND f.flow_id > $2
+             ORDER BY f.flow_id LIMIT $3",
         )
         .bind(ente)
+        .bind(after)
+        .bind(limit)
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
@@ -428,12 +442,30 @@ impl Store {
         ente: &str,
         code: Option<&str>,
     ) -> Result<Vec<AnomalyRecord>> {
+        self.recon_anomalies_after(ente, code, None, i64::MAX).await
+    }
+
+    /// A page of [`Store::recon_anomalies`]: `limit` after the anomaly
+    /// `after` (its code and subject), by code and subject.
+    pub async fn recon_anomalies_after(
+        &self,
+        ente: &str,
+        code: Option<&str>,
+        after: Option<(&str, &str)>,
+        limit: i64,
+    ) -> Result<Vec<AnomalyRecord>> {
+        let (after_code, after_subject) = after.unwrap_or(("", ""));
         let rows = sqlx::query(
             "SELECT code, subject, detail, amount FROM recon_anomalies
-             WHERE ente = $1 AND ($2 = '' OR code = $2) ORDER BY code, subject",
+             WHERE ente = $1 AND ($2 = '' OR code = $2)
+               AND (code > $3 OR (code = $3 AND subject > $4))
+             ORDER BY code, subject LIMIT $5",
         )
         .bind(ente)
         .bind(code.unwrap_or(""))
+        .bind(after_code)
+        .bind(after_subject)
+        .bind(limit)
         .fetch_all(&self.pool)
         .await?;
         rows.iter()

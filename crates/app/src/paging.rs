@@ -1,0 +1,62 @@
+//! Cursor paging for lists: a page of items, and the opaque cursor of the
+//! next page when there is one. A cursor is the key of the last item of a
+//! page, hex-encoded so that it travels in a URL as it is.
+
+use crate::error::AppError;
+
+/// A page of a list and where the next one starts.
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next: Option<String>,
+}
+
+/// The page size asked for, checked: 1 to `max`, `default` when absent.
+pub fn limit(asked: Option<u32>, default: u32, max: u32) -> Result<u32, AppError> {
+    let limit = asked.unwrap_or(default);
+    if (1..=max).contains(&limit) {
+        Ok(limit)
+    } else {
+        Err(AppError::invalid(
+            "BAD_LIMIT",
+            format!("limit: da 1 a {max}"),
+        ))
+    }
+}
+
+/// Cuts the `limit + 1` items fetched to a page, with the cursor of the
+/// next one made from the last item's key parts.
+pub fn page<T>(mut items: Vec<T>, limit: u32, key: impl Fn(&T) -> Vec<String>) -> Page<T> {
+    let next = if items.len() > limit as usize {
+        items.truncate(limit as usize);
+        items.last().map(|last| encode(&key(last)))
+    } else {
+        None
+    };
+    Page { items, next }
+}
+
+/// The key parts of a cursor, as `parts` of them.
+pub fn decode(cursor: &str, parts: usize) -> Result<Vec<String>, AppError> {
+    let bad = || AppError::invalid("BAD_CURSOR", "cursor: non è un cursore dato da incasso");
+    let bytes = (0..cursor.len())
+        .step_by(2)
+        .map(|i| {
+            cursor
+                .get(i..i + 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        })
+        .collect::<Option<Vec<u8>>>()
+        .ok_or_else(bad)?;
+    let text = String::from_utf8(bytes).map_err(|_| bad())?;
+    let out: Vec<String> = text.split('\u{1f}').map(str::to_string).collect();
+    if out.len() == parts {
+        Ok(out)
+    } else {
+        Err(bad())
+    }
+}
+
+fn encode(parts: &[String]) -> String {
+    crate::keys::hex(parts.join("\u{1f}").as_bytes())
+}
