@@ -147,9 +147,7 @@ pub async fn list_receipts(
         Some(c) => {
             let parts = paging::decode(c, 2)?;
             Some(ReceiptCursor {
-                received_at: parts[0].parse().map_err(|_| {
-                    AppError::invalid("BAD_CURSOR", "cursor: non è un cursore dato da incasso")
-                })?,
+                received_at: parts[0].parse().map_err(|_| paging::bad_cursor())?,
                 receipt_id: parts[1].clone(),
             })
         }

@@ -68,13 +68,4 @@ impl Caller {
             Err(AppError::forbidden())
         }
     }
-
-    /// For logs: the key's public id, or what part of incasso acts.
-    pub fn describe(&self) -> String {
-        match self {
-            Caller::Key(k) => format!("key {}", k.key_id),
-            Caller::System(what) => format!("system {what}"),
-            Caller::Public => "public".into(),
-        }
-    }
 }

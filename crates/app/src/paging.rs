@@ -38,7 +38,7 @@ pub fn page<T>(mut items: Vec<T>, limit: u32, key: impl Fn(&T) -> Vec<String>) -
 
 /// The key parts of a cursor, as `parts` of them.
 pub fn decode(cursor: &str, parts: usize) -> Result<Vec<String>, AppError> {
-    let bad = || AppError::invalid("BAD_CURSOR", "cursor: non è un cursore dato da incasso");
+    let bad = bad_cursor;
     let bytes = (0..cursor.len())
         .step_by(2)
         .map(|i| {
@@ -55,6 +55,11 @@ pub fn decode(cursor: &str, parts: usize) -> Result<Vec<String>, AppError> {
     } else {
         Err(bad())
     }
+}
+
+/// A cursor incasso did not give out.
+pub fn bad_cursor() -> AppError {
+    AppError::invalid("BAD_CURSOR", "cursor: non è un cursore dato da incasso")
 }
 
 fn encode(parts: &[String]) -> String {

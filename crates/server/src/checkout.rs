@@ -27,9 +27,8 @@ fn citizen(state: &AppState) -> incasso_app::Ctx {
 }
 
 fn error_page(e: AppError) -> Response {
-    let status = ApiError::from(AppError::new(e.kind, e.code, String::new())).status;
     (
-        status,
+        crate::error::status_of(e.kind),
         page(
             "Pagamento non disponibile",
             &format!("<p>{}</p>", escape(&e.detail)),

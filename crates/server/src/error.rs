@@ -54,39 +54,27 @@ impl ApiError {
     pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, detail)
     }
+}
 
-    pub fn forbidden() -> Self {
-        Self::new(
-            StatusCode::FORBIDDEN,
-            "FORBIDDEN",
-            "la chiave API non consente l'accesso a questa risorsa",
-        )
-    }
-
-    pub fn unauthorized() -> Self {
-        Self::new(
-            StatusCode::UNAUTHORIZED,
-            "UNAUTHORIZED",
-            "chiave API mancante o non valida (header Ocp-Apim-Subscription-Key)",
-        )
+/// The HTTP status of each kind of application error.
+pub fn status_of(kind: Kind) -> StatusCode {
+    match kind {
+        Kind::Invalid => StatusCode::BAD_REQUEST,
+        Kind::Unauthenticated => StatusCode::UNAUTHORIZED,
+        Kind::Forbidden => StatusCode::FORBIDDEN,
+        Kind::NotFound => StatusCode::NOT_FOUND,
+        Kind::Conflict => StatusCode::CONFLICT,
+        Kind::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
+        Kind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        Kind::Unavailable => StatusCode::BAD_GATEWAY,
+        Kind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
 impl From<AppError> for ApiError {
     fn from(e: AppError) -> Self {
-        let status = match e.kind {
-            Kind::Invalid => StatusCode::BAD_REQUEST,
-            Kind::Unauthenticated => StatusCode::UNAUTHORIZED,
-            Kind::Forbidden => StatusCode::FORBIDDEN,
-            Kind::NotFound => StatusCode::NOT_FOUND,
-            Kind::Conflict => StatusCode::CONFLICT,
-            Kind::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
-            Kind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Kind::Unavailable => StatusCode::BAD_GATEWAY,
-            Kind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-        };
         ApiError {
-            status,
+            status: status_of(e.kind),
             code: e.code,
             detail: e.detail,
             errors: e.errors,
@@ -166,6 +154,31 @@ fn typed<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
         .map_err(|e| ApiError::bad_request("BAD_JSON_DATA", format!("JSON non conforme: {e}")))
 }
 
+/// The body as JSON of the declared shape, then as `T`.
+async fn json_of<S: Send + Sync, T: DeserializeOwned>(
+    req: Request,
+    state: &S,
+    list: bool,
+) -> Result<T, ApiError> {
+    let value = json_value(req, state).await?;
+    let declared = if list {
+        value.is_array()
+    } else {
+        value.is_object()
+    };
+    if !declared {
+        return Err(ApiError::bad_request(
+            "BAD_JSON_DATA",
+            if list {
+                "JSON non conforme: il corpo deve essere un elenco JSON ([...])"
+            } else {
+                "JSON non conforme: il corpo deve essere un oggetto JSON ({...})"
+            },
+        ));
+    }
+    typed(value)
+}
+
 impl<S, T> FromRequest<S> for ApiJson<T>
 where
     T: DeserializeOwned,
@@ -174,14 +187,7 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let value = json_value(req, state).await?;
-        if !value.is_object() {
-            return Err(ApiError::bad_request(
-                "BAD_JSON_DATA",
-                "JSON non conforme: il corpo deve essere un oggetto JSON ({...})",
-            ));
-        }
-        typed(value).map(ApiJson)
+        json_of(req, state, false).await.map(ApiJson)
     }
 }
 
@@ -193,14 +199,7 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let value = json_value(req, state).await?;
-        if !value.is_array() {
-            return Err(ApiError::bad_request(
-                "BAD_JSON_DATA",
-                "JSON non conforme: il corpo deve essere un elenco JSON ([...])",
-            ));
-        }
-        typed(value).map(ApiJsonList)
+        json_of(req, state, true).await.map(ApiJsonList)
     }
 }
 

@@ -147,7 +147,50 @@ impl World {
             .to_string()
     }
 
-    /// The citizen opens the pay link: incasso redirects to Checkout.
+    /// An API key of Ente A, as its management application holds one.
+    async fn key(&self) -> String {
+        incasso_app::keys::issue_key(&self.store, Some(A), incasso_store::KeyScope::Ente, "test")
+            .await
+            .unwrap()
+            .1
+    }
+
+    /// `GET path` on incasso with `key`: the status, the next page's
+    /// cursor if any, and the body as JSON.
+    async fn get(&self, path: &str, key: &str) -> (u16, Option<String>, serde_json::Value) {
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.incasso))
+            .header("Ocp-Apim-Subscription-Key", key)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let next = resp
+            .headers()
+            .get("x-next-cursor")
+            .map(|v| v.to_str().unwrap().to_string());
+        (status, next, resp.json().await.unwrap())
+    }
+
+    /// Every item of a paged list at `path`, `limit` at a time, following
+    /// each page's cursor; no page is longer than `limit`.
+    async fn all_pages(&self, path: &str, limit: usize, key: &str) -> Vec<serde_json::Value> {
+        let mut items = Vec::new();
+        let mut url = format!("{path}?limit={limit}");
+        loop {
+            let (status, next, page) = self.get(&url, key).await;
+            assert_eq!(status, 200, "{url}: {page}");
+            let page = page.as_array().unwrap().clone();
+            assert!(page.len() <= limit, "{url}");
+            items.extend(page);
+            match next {
+                Some(c) => url = format!("{path}?limit={limit}&cursor={c}"),
+                None => return items,
+            }
+        }
+    }
+
     /// Presses *Paga* on the notice's pay page (a GET only shows it).
     async fn open(&self, nav: &str) -> reqwest::Response {
         self.http
@@ -381,23 +424,10 @@ async fn simulator_failure_modes_never_lose_or_double_count() {
         assert_eq!(flagged[0].anomaly.as_deref(), Some("DOUBLE_PAYMENT"));
         assert_eq!(flagged[0].receipt_id, p.receipt_ids[1]);
         // The back office sees it through the API, and the receipt as sent.
-        let (_, key) =
-            incasso_app::keys::issue_key(&w.store, Some(A), incasso_store::KeyScope::Ente, "test")
-                .await
-                .unwrap();
-        let listed: serde_json::Value = w
-            .http
-            .get(format!(
-                "{}/api/v1/enti/{A}/receipts?anomalies=true",
-                w.incasso
-            ))
-            .header("Ocp-Apim-Subscription-Key", &key)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let key = w.key().await;
+        let (_, _, listed) = w
+            .get(&format!("/api/v1/enti/{A}/receipts?anomalies=true"), &key)
+            .await;
         assert_eq!(listed[0]["anomaly"], "DOUBLE_PAYMENT", "{listed}");
         assert_eq!(listed[0]["refundStatus"], "TO_REFUND");
         let xml = w
@@ -595,55 +625,25 @@ async fn the_simulated_flows_and_journals_reconcile() {
         assert_eq!((fetched.listed, fetched.taken), (20, 20), "{backend:?}");
         // The flows' payments are reported: GPD shows REPORTED, PO_REPORTED
         // and T_REPORTED with a reporting date (issue 14: never reached).
-        let (_, key) =
-            incasso_app::keys::issue_key(&w.store, Some(A), incasso_store::KeyScope::Ente, "t")
-                .await
-                .unwrap();
-        let position: serde_json::Value = w
-            .http
-            .get(format!(
-                "{}/gpd/v1/organizations/{A}/debtpositions/Y-3-1",
-                w.incasso
-            ))
-            .header("Ocp-Apim-Subscription-Key", &key)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let key = w.key().await;
+        let (_, _, position) = w
+            .get(
+                &format!("/gpd/v1/organizations/{A}/debtpositions/Y-3-1"),
+                &key,
+            )
+            .await;
         assert_eq!(position["status"], "REPORTED", "{backend:?}: {position}");
         let option = &position["paymentOption"][0];
         assert_eq!(option["status"], "PO_REPORTED", "{option}");
         assert!(option["reportingDate"].is_string(), "{option}");
         assert_eq!(option["transfer"][0]["status"], "T_REPORTED", "{option}");
         // The flows are listed a page at a time: 7 + 7 + 6, each once.
-        let mut url = format!("{}/api/v1/enti/{A}/flows?limit=7", w.incasso);
-        let mut flows = Vec::new();
-        loop {
-            let resp = w
-                .http
-                .get(&url)
-                .header("Ocp-Apim-Subscription-Key", &key)
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(resp.status(), 200);
-            let next = resp
-                .headers()
-                .get("x-next-cursor")
-                .map(|v| v.to_str().unwrap().to_string());
-            let page: Vec<serde_json::Value> = resp.json().await.unwrap();
-            assert!(page.len() <= 7);
-            flows.extend(
-                page.into_iter()
-                    .map(|f| f["flowId"].as_str().unwrap().to_string()),
-            );
-            match next {
-                Some(c) => url = format!("{}/api/v1/enti/{A}/flows?limit=7&cursor={c}", w.incasso),
-                None => break,
-            }
-        }
+        let flows: Vec<String> = w
+            .all_pages(&format!("/api/v1/enti/{A}/flows"), 7, &key)
+            .await
+            .iter()
+            .map(|f| f["flowId"].as_str().unwrap().to_string())
+            .collect();
         let unique: std::collections::BTreeSet<&String> = flows.iter().collect();
         assert_eq!((flows.len(), unique.len()), (20, 20), "{backend:?}");
         let quirks: Vec<TreasuryQuirk> = (1..=20).map(TreasuryQuirk::of).collect();
@@ -679,29 +679,10 @@ async fn the_simulated_flows_and_journals_reconcile() {
         assert_eq!(s.anomalies.get("FLOW_WITHOUT_MOVEMENT"), Some(&waiting));
         // Anomalies a page at a time, all of them, each once.
         let all = w.store.recon_anomalies(A, None).await.unwrap();
-        let mut url = format!("{}/api/v1/enti/{A}/anomalies?limit=2", w.incasso);
-        let mut seen = 0;
-        loop {
-            let resp = w
-                .http
-                .get(&url)
-                .header("Ocp-Apim-Subscription-Key", &key)
-                .send()
-                .await
-                .unwrap();
-            let next = resp
-                .headers()
-                .get("x-next-cursor")
-                .map(|v| v.to_str().unwrap().to_string());
-            let page: Vec<serde_json::Value> = resp.json().await.unwrap();
-            seen += page.len();
-            match next {
-                Some(c) => {
-                    url = format!("{}/api/v1/enti/{A}/anomalies?limit=2&cursor={c}", w.incasso)
-                }
-                None => break,
-            }
-        }
+        let seen = w
+            .all_pages(&format!("/api/v1/enti/{A}/anomalies"), 2, &key)
+            .await
+            .len();
         assert_eq!(seen, all.len(), "{backend:?}");
         assert!(all.len() > 2);
         assert_eq!(s.lines_by_class.get("RECONCILED"), Some(&(2 * matched)));
