@@ -25,6 +25,11 @@ pub enum ConnectorError {
     Config(String),
     #[error("il nodo non risponde: {0}")]
     Unreachable(String),
+    /// The TLS handshake failed: the Node's certificate is not trusted, or
+    /// the Node refused the station's client certificate (or its absence).
+    /// Only a change of configuration or certificates mends it.
+    #[error("connessione TLS con il nodo non riuscita (certificati): {0}")]
+    Tls(String),
     #[error("il nodo ha risposto {status}: {body}")]
     Rejected { status: u16, body: String },
     #[error("risposta del nodo non valida: {0}")]
@@ -342,7 +347,7 @@ impl Transport {
         loop {
             let result = self.authorize(make(&self.client)).send().await;
             let outcome = match result {
-                Err(e) => Err(ConnectorError::Unreachable(e.to_string())),
+                Err(e) => Err(transport_error(&e)),
                 Ok(resp) => {
                     let status = resp.status().as_u16();
                     let location = resp
@@ -375,6 +380,46 @@ impl Transport {
             }
         }
     }
+}
+
+/// A request that got no answer. A failed TLS handshake (the Node's
+/// certificate not trusted, the station's certificate refused or missing)
+/// is told apart from a Node that does not answer: trying again cannot
+/// mend it, and whoever configures the station must know it is theirs to
+/// fix. reqwest's own text names only the URL, so the causes are kept.
+fn transport_error(e: &reqwest::Error) -> ConnectorError {
+    if let Some(tls) = tls_cause(e) {
+        return ConnectorError::Tls(tls.to_string());
+    }
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    ConnectorError::Unreachable(text)
+}
+
+/// The rustls error somewhere in a chain of causes.
+fn tls_cause<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    let mut next = Some(e);
+    while let Some(err) = next {
+        if let Some(tls) = err.downcast_ref::<rustls::Error>() {
+            return Some(tls);
+        }
+        // An io::Error's source() skips the error it wraps, which is where
+        // the TLS stream puts rustls's.
+        if let Some(inner) = err
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            && let Some(tls) = tls_cause(inner)
+        {
+            return Some(tls);
+        }
+        next = err.source();
+    }
+    None
 }
 
 /// pagoPA's own Node, through one station.
