@@ -493,9 +493,8 @@ pub async fn reconcile(
             });
         }
     }
-    // What the flows list is reported: transfer, option and position move
-    // to GPD's reported states, after the payments the flows alone prove.
-    store.apply_reporting(ente, now).await?;
+    // What the flows list was reported as each flow, and each payment
+    // above, arrived (the store's `reporting`): nothing to redo here.
     // What a flow contradicts in itself: count, total, repeated lines.
     for f in flows.iter().filter(|f| !f.problems.is_empty()) {
         anomalies.push(AnomalyRecord {

@@ -25,6 +25,7 @@ mod migrate;
 mod positions;
 mod receipts;
 mod recon;
+mod reporting;
 pub mod secrets;
 mod sqlite_thread;
 mod supply_writer;

@@ -2,6 +2,7 @@
 //! transitions, each in one transaction.
 
 use crate::batch::Stmt;
+use crate::reporting::{self, Arrived};
 use crate::time::{from_micros, opt_from_micros, opt_to_micros, to_micros};
 use crate::{Result, Store, StoreError};
 use chrono::{DateTime, Utc};
@@ -494,6 +495,14 @@ impl Store {
             find_by_notice(&mut tx, ente, notice_number, self.dialect.for_update()).await?;
         stored.position.pay_option(index, paid_at, now)?;
         save_state(&mut tx, &mut stored, now).await?;
+        let iuv = stored.position.options[index]
+            .iuv
+            .clone()
+            .unwrap_or_default();
+        if reporting::report(&mut tx, ente, Arrived::Payment(&iuv), now).await? {
+            // A flow had listed it already: answer the states it now has.
+            (stored, _) = find_by_notice(&mut tx, ente, notice_number, "").await?;
+        }
         tx.commit().await?;
         Ok((stored, index))
     }
@@ -529,8 +538,14 @@ impl Store {
                 continue;
             }
             save_state(&mut tx, &mut stored, now).await?;
+            let iuv = stored.position.options[index]
+                .iuv
+                .clone()
+                .unwrap_or_default();
+            reporting::collect(&mut tx, ente, Arrived::Payment(&iuv)).await?;
             out.push(Ok(()));
         }
+        reporting::apply(&mut tx, ente, now).await?;
         tx.commit().await?;
         Ok(out)
     }

@@ -6,6 +6,7 @@
 //! stored together, each once by the bank's id.
 
 use crate::positions::QuotaJson;
+use crate::reporting::{self, Arrived};
 use crate::time::{from_micros, to_micros};
 use crate::{Result, Store, StoreError};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -110,8 +111,19 @@ impl Store {
     ) -> Result<Vec<FlowIntake>> {
         let mut tx = self.write_tx().await?;
         let mut outcomes = Vec::with_capacity(flows.len());
+        let mut to_report = 0;
         for flow in flows {
-            outcomes.push(self.store_flow_in(&mut tx, ente, flow, now).await?);
+            let outcome = self.store_flow_in(&mut tx, ente, flow, now).await?;
+            if matches!(outcome, FlowIntake::Stored | FlowIntake::Replaced) {
+                let version = to_micros(flow.flow_date_time);
+                let listed = Arrived::Flow(&flow.flow_id, version);
+                to_report += reporting::collect(&mut tx, ente, listed).await?;
+            }
+            outcomes.push(outcome);
+        }
+        // What the flows list is reported as they arrive (see `reporting`).
+        if to_report > 0 {
+            reporting::apply(&mut tx, ente, now).await?;
         }
         tx.commit().await?;
         Ok(outcomes)
@@ -998,91 +1010,5 @@ impl Store {
         }
         tx.commit().await?;
         Ok(())
-    }
-}
-
-impl Store {
-    /// GPD's reported states, from the current flows: a paid transfer that
-    /// a flow lists as paid (outcomes 0, 8, 9) is reported; an option is
-    /// PO_REPORTED when all its transfers are, PO_PARTIALLY_REPORTED when
-    /// some are (with the day it was first reported); a PAID position whose
-    /// paid options are all reported is REPORTED. Set-based and in one
-    /// transaction: a year's flows move in one statement per table.
-    /// Answers how many positions became REPORTED.
-    pub async fn apply_reporting(&self, ente: &str, now: DateTime<Utc>) -> Result<u64> {
-        let now = to_micros(now);
-        let mut tx = self.write_tx().await?;
-        // The transfers to report now, found once from the flows' lines:
-        // each later statement updates those rows by key instead of
-        // asking every stored transfer, option and position about the
-        // flows.
-        sqlx::query("DROP TABLE IF EXISTS reporting_now")
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(
-            "CREATE TEMPORARY TABLE reporting_now (iuv TEXT NOT NULL, id_transfer BIGINT NOT NULL,
-                PRIMARY KEY (iuv, id_transfer))",
-        )
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "INSERT INTO reporting_now (iuv, id_transfer)
-             SELECT DISTINCT t.iuv, t.id_transfer
-             FROM flow_payments p
-             JOIN reporting_flows f ON f.ente = p.ente AND f.flow_id = p.flow_id
-                 AND f.flow_date_time = p.flow_date_time AND f.current = 1
-             JOIN transfers t ON t.ente = p.ente AND t.iuv = p.iuv
-                 AND t.id_transfer = p.transfer_index AND t.reported = 0
-             JOIN payment_options o ON o.ente = t.ente AND o.iuv = t.iuv
-                 AND o.status IN ('PO_PAID', 'PO_PARTIALLY_REPORTED')
-             WHERE p.ente = $1 AND p.outcome IN (0, 8, 9)",
-        )
-        .bind(ente)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "UPDATE transfers SET reported = 1
-             FROM reporting_now n
-             WHERE transfers.ente = $1 AND transfers.iuv = n.iuv
-               AND transfers.id_transfer = n.id_transfer",
-        )
-        .bind(ente)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "UPDATE payment_options
-             SET status = CASE WHEN NOT EXISTS (SELECT 1 FROM transfers t
-                     WHERE t.ente = payment_options.ente AND t.iuv = payment_options.iuv
-                       AND t.reported = 0)
-                 THEN 'PO_REPORTED' ELSE 'PO_PARTIALLY_REPORTED' END,
-                 reporting_date = COALESCE(reporting_date, $2)
-             FROM (SELECT DISTINCT iuv FROM reporting_now) n
-             WHERE payment_options.ente = $1 AND payment_options.iuv = n.iuv
-               AND payment_options.status IN ('PO_PAID', 'PO_PARTIALLY_REPORTED')",
-        )
-        .bind(ente)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        let moved = sqlx::query(
-            "UPDATE debt_positions SET status = 'REPORTED', updated_at = $2, version = version + 1
-             FROM (SELECT DISTINCT o.position_id AS id FROM payment_options o
-                   JOIN (SELECT DISTINCT iuv FROM reporting_now) n ON o.iuv = n.iuv
-                   WHERE o.ente = $1) c
-             WHERE debt_positions.id = c.id AND debt_positions.status = 'PAID'
-               AND NOT EXISTS (SELECT 1 FROM payment_options o
-                   WHERE o.position_id = debt_positions.id
-                     AND o.status IN ('PO_PAID', 'PO_PARTIALLY_REPORTED'))",
-        )
-        .bind(ente)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        sqlx::query("DROP TABLE reporting_now")
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(moved)
     }
 }

@@ -1077,3 +1077,129 @@ async fn station_secrets_are_sealed_at_rest_and_rotate() {
         }
     }
 }
+
+fn flow_listing(
+    flow_id: &str,
+    at: chrono::DateTime<Utc>,
+    lines: &[(&str, u8)],
+) -> incasso_core::fdr::ReportingFlow {
+    use incasso_core::fdr::{FlowOutcome, FlowPayment, PartyIdKind, ReportingFlow};
+    let payments: Vec<FlowPayment> = lines
+        .iter()
+        .map(|(iuv, index)| FlowPayment {
+            iuv: iuv.to_string(),
+            iur: format!("IUR-{iuv}-{index}"),
+            transfer_index: Some(*index),
+            amount: Cents(100),
+            outcome: FlowOutcome::Paid,
+            outcome_date: at.date_naive(),
+        })
+        .collect();
+    ReportingFlow {
+        flow_id: flow_id.into(),
+        flow_date_time: at,
+        settlement_ref: format!("TRN-{flow_id}"),
+        settlement_date: at.date_naive(),
+        psp_id: "PSPEITMM000".into(),
+        psp_id_kind: PartyIdKind::Bic,
+        psp_name: None,
+        bic: None,
+        ente: ENTE.into(),
+        ente_name: None,
+        declared_count: payments.len() as u64,
+        declared_total: Cents(100 * payments.len() as i64),
+        payments,
+        revision: None,
+    }
+}
+
+/// GPD's reported states follow whichever of the flow and the payment
+/// comes last, transfer by transfer, and only from a flow's current
+/// version.
+#[tokio::test]
+async fn reporting_follows_whichever_comes_last() {
+    for backend in backends() {
+        let store = store_with_ente(backend).await;
+        let now = Utc::now();
+        let spec = PositionSpec {
+            ente: ENTE,
+            company_name: "Comune di prova",
+            iupd: "REP-1".into(),
+            debtor_index: 11,
+            amount: Cents(12_345),
+            description: "TARI 2026".into(),
+            category: "9/0101101IM/",
+            iban: IBAN,
+            due_date: now + Duration::days(30),
+            installments: 0,
+            second_beneficiary: Some((OTHER, IBAN, Cents(500))),
+            quotas: vec![(
+                AccertamentoRef {
+                    year: 2026,
+                    code: "ACC-1".into(),
+                },
+                100,
+            )],
+        };
+        let two = sample::position(&spec);
+        store.create_position(ENTE, two, now, true).await.unwrap();
+        let stored = store.get_position(ENTE, "REP-1").await.unwrap().position;
+        let option = &stored.options[0];
+        assert_eq!(option.transfers.len(), 2, "a position with two transfers");
+        let iuv = option.iuv.clone().unwrap();
+        let nav = option.notice_number.clone().unwrap().as_str().to_string();
+
+        // The flow first: listed, but not paid yet, so nothing is reported.
+        let first = now - Duration::hours(3);
+        store
+            .store_flow(ENTE, &flow_listing("F-1", first, &[(&iuv, 1)]), now)
+            .await
+            .unwrap();
+        let p = store.get_position(ENTE, "REP-1").await.unwrap().position;
+        assert_eq!(p.options[0].status, OptionStatus::Unpaid, "{backend:?}");
+        assert!(!p.options[0].transfers[0].reported);
+
+        // The payment after it: the listed transfer is reported at once,
+        // the other is not, so the option is partially reported and the
+        // position stays PAID.
+        let (answered, _) = store.mark_option_paid(ENTE, &nav, now, now).await.unwrap();
+        assert_eq!(
+            answered.position.options[0].status,
+            OptionStatus::PartiallyReported
+        );
+        let p = store.get_position(ENTE, "REP-1").await.unwrap();
+        assert_eq!(p.version, answered.version, "the answer is what is stored");
+        assert_eq!(p.position.status, PositionStatus::Paid, "{backend:?}");
+        assert_eq!(
+            p.position.options[0].status,
+            OptionStatus::PartiallyReported
+        );
+        assert!(p.position.options[0].transfers[0].reported);
+        assert!(!p.position.options[0].transfers[1].reported);
+
+        // An older version of a flow is outdated: it reports nothing.
+        let newer = now - Duration::hours(1);
+        store
+            .store_flow(ENTE, &flow_listing("F-2", newer, &[]), now)
+            .await
+            .unwrap();
+        store
+            .store_flow(ENTE, &flow_listing("F-2", first, &[(&iuv, 2)]), now)
+            .await
+            .unwrap();
+        let p = store.get_position(ENTE, "REP-1").await.unwrap().position;
+        assert!(!p.options[0].transfers[1].reported, "{backend:?}");
+
+        // A flow listing the second transfer after the payment reports it:
+        // every transfer now is, so option and position are reported.
+        store
+            .store_flow(ENTE, &flow_listing("F-3", newer, &[(&iuv, 2)]), now)
+            .await
+            .unwrap();
+        let p = store.get_position(ENTE, "REP-1").await.unwrap().position;
+        assert!(p.options[0].transfers[1].reported, "{backend:?}");
+        assert_eq!(p.options[0].status, OptionStatus::Reported);
+        assert_eq!(p.status, PositionStatus::Reported, "{backend:?}");
+        assert!(p.options[0].reporting_date.is_some());
+    }
+}
