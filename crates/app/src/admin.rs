@@ -12,17 +12,29 @@ use incasso_store::{ReceiptCursor, StoredReceipt};
 
 // ---------------------------------------------------------------- Enti
 
-/// The Enti the caller can see (all of them for the intermediary).
-pub async fn list_enti(ctx: &Ctx) -> Result<Vec<Ente>, AppError> {
+/// A page of the Enti the caller can see (all of them for the
+/// intermediary), by fiscal code.
+pub async fn list_enti(
+    ctx: &Ctx,
+    cursor: Option<&str>,
+    limit: Option<u32>,
+) -> Result<Page<Ente>, AppError> {
+    let limit = registry_limit(limit)?;
     let enti = ctx
         .store()
         .list_enti()
         .await
         .at(Place::new("enti.list", "", ""))?;
-    Ok(enti
+    let visible = enti
         .into_iter()
         .filter(|e| ctx.caller.require_ente(&e.fiscal_code).is_ok())
-        .collect())
+        .collect();
+    paging::of_whole(visible, cursor, limit, 1, |e| vec![e.fiscal_code.clone()])
+}
+
+fn registry_limit(asked: Option<u32>) -> Result<u32, AppError> {
+    let (default, max) = paging::REGISTRY_PAGE;
+    paging::limit(asked, default, max)
 }
 
 pub async fn create_ente(ctx: &Ctx, ente: &Ente) -> Result<(), AppError> {
@@ -58,11 +70,19 @@ pub async fn update_ente(ctx: &Ctx, fc: &str, ente: &Ente) -> Result<(), AppErro
 
 // ---------------------------------------------------------------- stations
 
-pub async fn list_stations(ctx: &Ctx, fc: &str) -> Result<Vec<StationLink>, AppError> {
+/// A page of the Ente's stations, by station id.
+pub async fn list_stations(
+    ctx: &Ctx,
+    fc: &str,
+    cursor: Option<&str>,
+    limit: Option<u32>,
+) -> Result<Page<StationLink>, AppError> {
     ctx.caller.require_ente(fc)?;
+    let limit = registry_limit(limit)?;
     let at = Place::new("stations.list", fc, "");
     ctx.store().get_ente(fc).await.at(at)?;
-    ctx.store().list_stations(fc).await.at(at)
+    let all = ctx.store().list_stations(fc).await.at(at)?;
+    paging::of_whole(all, cursor, limit, 1, |s| vec![s.station_id.clone()])
 }
 
 pub async fn add_station(ctx: &Ctx, fc: &str, link: &StationLink) -> Result<(), AppError> {
@@ -174,11 +194,19 @@ pub async fn receipt_xml(ctx: &Ctx, fc: &str, receipt_id: &str) -> Result<String
 
 // ---------------------------------------------------------------- offices
 
-pub async fn list_offices(ctx: &Ctx, fc: &str) -> Result<Vec<Office>, AppError> {
+/// A page of the Ente's offices, by code.
+pub async fn list_offices(
+    ctx: &Ctx,
+    fc: &str,
+    cursor: Option<&str>,
+    limit: Option<u32>,
+) -> Result<Page<Office>, AppError> {
     ctx.caller.require_ente(fc)?;
+    let limit = registry_limit(limit)?;
     let at = Place::new("offices.list", fc, "");
     ctx.store().get_ente(fc).await.at(at)?;
-    ctx.store().list_offices(fc).await.at(at)
+    let all = ctx.store().list_offices(fc).await.at(at)?;
+    paging::of_whole(all, cursor, limit, 1, |o| vec![o.code.clone()])
 }
 
 /// Creates or replaces an office (idempotent by code).
@@ -200,11 +228,19 @@ pub async fn delete_office(ctx: &Ctx, fc: &str, code: &str) -> Result<(), AppErr
 
 // ---------------------------------------------------------------- catalogue
 
-pub async fn list_services(ctx: &Ctx, fc: &str) -> Result<Vec<Service>, AppError> {
+/// A page of the Ente's catalogue, by service code.
+pub async fn list_services(
+    ctx: &Ctx,
+    fc: &str,
+    cursor: Option<&str>,
+    limit: Option<u32>,
+) -> Result<Page<Service>, AppError> {
     ctx.caller.require_ente(fc)?;
+    let limit = registry_limit(limit)?;
     let at = Place::new("services.list", fc, "");
     ctx.store().get_ente(fc).await.at(at)?;
-    ctx.store().list_services(fc).await.at(at)
+    let all = ctx.store().list_services(fc).await.at(at)?;
+    paging::of_whole(all, cursor, limit, 1, |s| vec![s.code.clone()])
 }
 
 pub async fn get_service(ctx: &Ctx, fc: &str, code: &str) -> Result<Service, AppError> {
@@ -226,15 +262,24 @@ pub async fn put_service(ctx: &Ctx, fc: &str, service: &Service) -> Result<(), A
 
 // ---------------------------------------------------------------- accertamenti
 
+/// A page of the Ente's accertamenti (of one year if given), by year and
+/// code.
 pub async fn list_accertamenti(
     ctx: &Ctx,
     fc: &str,
     year: Option<i32>,
-) -> Result<Vec<Accertamento>, AppError> {
+    cursor: Option<&str>,
+    limit: Option<u32>,
+) -> Result<Page<Accertamento>, AppError> {
     ctx.caller.require_ente(fc)?;
+    let limit = registry_limit(limit)?;
     let at = Place::new("accertamenti.list", fc, "");
     ctx.store().get_ente(fc).await.at(at)?;
-    ctx.store().list_accertamenti(fc, year).await.at(at)
+    let all = ctx.store().list_accertamenti(fc, year).await.at(at)?;
+    // Zero-padded so that the years' text order is their number order.
+    paging::of_whole(all, cursor, limit, 2, |a| {
+        vec![format!("{:06}", a.year), a.code.clone()]
+    })
 }
 
 pub async fn get_accertamento(

@@ -5,6 +5,7 @@
 
 use crate::Ctx;
 use crate::error::{AppError, At, Kind, Place};
+use crate::paging::{self, Page};
 use crate::supply::{self, LoadError, LoadReport, Prepared, ResolveError, Sinks, SupplyFile};
 use incasso_bus::Layout;
 use incasso_store::SupplyRecord;
@@ -156,10 +157,17 @@ pub async fn outcome(ctx: &Ctx, ente: &str, id: i64) -> Result<(String, Vec<u8>)
     Ok((supply::outcome_download_name(&s.file_name), bytes))
 }
 
-/// The layouts the Ente can use: each built-in one (`None`) unless the
-/// Ente has its own version of it (`Some(version)`).
-pub async fn list_layouts(ctx: &Ctx, ente: &str) -> Result<Vec<(String, Option<i64>)>, AppError> {
+/// A page of the layouts the Ente can use, by name: each built-in one
+/// (`None`) unless the Ente has its own version of it (`Some(version)`).
+pub async fn list_layouts(
+    ctx: &Ctx,
+    ente: &str,
+    cursor: Option<&str>,
+    limit: Option<u32>,
+) -> Result<Page<(String, Option<i64>)>, AppError> {
     ctx.caller.require_ente(ente)?;
+    let (default, max) = paging::REGISTRY_PAGE;
+    let limit = paging::limit(limit, default, max)?;
     let mut out: Vec<(String, Option<i64>)> = incasso_bus::builtin::names()
         .map(|n| (n.to_string(), None))
         .collect();
@@ -172,7 +180,7 @@ pub async fn list_layouts(ctx: &Ctx, ente: &str) -> Result<Vec<(String, Option<i
         out.retain(|(n, _)| *n != name);
         out.push((name, Some(version)));
     }
-    Ok(out)
+    paging::of_whole(out, cursor, limit, 1, |(name, _)| vec![name.clone()])
 }
 
 /// A layout's TOML text: the Ente's own as stored, or the built-in one.

@@ -149,15 +149,26 @@ pub const CLASSES: &[&str] = &[
     "UNPAID",
 ];
 
-/// Every transfer the flows report, classified by its four sources.
+/// A page of the transfers the flows report, classified by their four
+/// sources, by flow id and line.
 pub async fn lines(
     ctx: &Ctx,
     ente: &str,
     flow_id: Option<&str>,
     class: Option<&str>,
-    limit: usize,
-) -> Result<Vec<ClassifiedLine>, AppError> {
+    cursor: Option<&str>,
+    limit: Option<u32>,
+) -> Result<Page<ClassifiedLine>, AppError> {
     ctx.caller.require_ente(ente)?;
+    let limit = paging::limit(limit, 1000, 10_000)?;
+    let after = cursor.map(|c| paging::decode(c, 2)).transpose()?;
+    let after = match &after {
+        Some(parts) => {
+            let line = parts[1].parse().map_err(|_| paging::bad_cursor())?;
+            Some((parts[0].as_str(), line))
+        }
+        None => None,
+    };
     if let Some(c) = class
         && !CLASSES.contains(&c)
     {
@@ -166,13 +177,15 @@ pub async fn lines(
             format!("class: classe '{c}' sconosciuta ({})", CLASSES.join(", ")),
         ));
     }
-    reconcile::classified_lines(ctx.store(), ente, flow_id, class, limit.clamp(1, 10_000))
-        .await
-        .recon_at(Place::new(
-            "reconciliation.lines",
-            ente,
-            flow_id.unwrap_or(""),
-        ))
+    let at = Place::new("reconciliation.lines", ente, flow_id.unwrap_or(""));
+    let fetched = limit as usize + 1;
+    let items =
+        reconcile::classified_lines_after(ctx.store(), ente, flow_id, class, after, fetched)
+            .await
+            .recon_at(at)?;
+    Ok(paging::page(items, limit, |l| {
+        vec![l.flow_id.clone(), l.line.to_string()]
+    }))
 }
 
 /// A page of the anomalies found, by code and subject.

@@ -7,6 +7,7 @@
 //! installation.
 
 use crate::error::{AppError, At, Place};
+use crate::paging::{self, Page};
 use crate::{Caller, Ctx};
 use incasso_store::{ApiKeyRecord, KeyScope, Store, StoreError};
 use sha2::{Digest, Sha256};
@@ -67,8 +68,16 @@ pub async fn authenticate(ctx_store: &Store, key: &str) -> Result<Caller, AppErr
     }
 }
 
-/// The keys of an Ente (`Some`) or the intermediary's (`None`).
-pub async fn list(ctx: &Ctx, ente: Option<&str>) -> Result<Vec<ApiKeyRecord>, AppError> {
+/// A page of the keys of an Ente (`Some`) or the intermediary's (`None`),
+/// by key id.
+pub async fn list(
+    ctx: &Ctx,
+    ente: Option<&str>,
+    cursor: Option<&str>,
+    limit: Option<u32>,
+) -> Result<Page<ApiKeyRecord>, AppError> {
+    let (default, max) = paging::REGISTRY_PAGE;
+    let limit = paging::limit(limit, default, max)?;
     let at = Place::new("keys.list", ente.unwrap_or(""), "");
     match ente {
         Some(fc) => {
@@ -77,7 +86,8 @@ pub async fn list(ctx: &Ctx, ente: Option<&str>) -> Result<Vec<ApiKeyRecord>, Ap
         }
         None => ctx.caller.require_intermediary()?,
     }
-    ctx.store().list_api_keys(ente).await.at(at)
+    let all = ctx.store().list_api_keys(ente).await.at(at)?;
+    paging::of_whole(all, cursor, limit, 1, |k| vec![k.key_id.clone()])
 }
 
 /// Issues a key. Only the intermediary issues keys: a leaked Ente key must

@@ -65,3 +65,28 @@ pub fn bad_cursor() -> AppError {
 fn encode(parts: &[String]) -> String {
     crate::keys::hex(parts.join("\u{1f}").as_bytes())
 }
+
+/// A page of a list the store gives whole: a registry (the Enti, an
+/// Ente's stations, offices, services, accertamenti, keys, layouts) is
+/// bounded by the size of an Ente, so it is read at once and cut here,
+/// yet paged as every list is. Ordered by `key` (of `parts` parts), which
+/// the cursor continues after.
+pub fn of_whole<T>(
+    mut items: Vec<T>,
+    cursor: Option<&str>,
+    limit: u32,
+    parts: usize,
+    key: impl Fn(&T) -> Vec<String>,
+) -> Result<Page<T>, AppError> {
+    items.sort_by_cached_key(&key);
+    if let Some(c) = cursor {
+        let after = decode(c, parts)?;
+        items.retain(|i| key(i) > after);
+    }
+    items.truncate(limit as usize + 1);
+    Ok(page(items, limit, key))
+}
+
+/// The default and largest page of a registry: the first page holds a
+/// whole registry of any Ente we know, as before paging.
+pub const REGISTRY_PAGE: (u32, u32) = (1_000, 10_000);

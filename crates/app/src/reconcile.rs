@@ -532,6 +532,8 @@ pub struct ClassifiedLine {
     /// A sospeso of the treasury is matched to the line's flow.
     pub treasury: bool,
     pub class: &'static str,
+    /// The line's number in its flow, from 1.
+    pub line: u32,
 }
 
 /// The lines of the Ente's current flows (or of one), each classified by
@@ -542,6 +544,19 @@ pub async fn classified_lines(
     ente: &str,
     flow_id: Option<&str>,
     class: Option<&str>,
+    limit: usize,
+) -> Result<Vec<ClassifiedLine>, ReconError> {
+    classified_lines_after(store, ente, flow_id, class, None, limit).await
+}
+
+/// [`classified_lines`] by flow id and line, those after `after` (a flow
+/// id and a line number) only: a page of them.
+pub async fn classified_lines_after(
+    store: &Store,
+    ente: &str,
+    flow_id: Option<&str>,
+    class: Option<&str>,
+    after: Option<(&str, u32)>,
     limit: usize,
 ) -> Result<Vec<ClassifiedLine>, ReconError> {
     known_ente(store, ente).await?;
@@ -561,9 +576,17 @@ pub async fn classified_lines(
             .map(|f| f.flow_id)
             .collect(),
     };
+    // The flows before the cursor's are skipped whole, by id.
+    let flows: Vec<String> = match after {
+        Some((from, _)) => flows.into_iter().filter(|f| f.as_str() >= from).collect(),
+        None => flows,
+    };
     let mut out = Vec::new();
     store
         .scan_line_facts(ente, &flows, |l| {
+            if after.is_some_and(|(f, line)| l.flow_id == f && l.line <= line) {
+                return true;
+            }
             let treasury = paid.contains(&l.flow_id);
             let code = matching::classify(matching::Sources {
                 position: l.has_option,
@@ -583,6 +606,7 @@ pub async fn classified_lines(
                     receipt: l.has_receipt,
                     treasury,
                     class: code,
+                    line: l.line,
                 });
             }
             out.len() < limit

@@ -189,7 +189,7 @@ async fn only_an_administrator_manages_an_entes_keys() {
         assert_eq!(refused.kind, Kind::Forbidden, "{backend:?}");
         assert_eq!(refused.code, "FORBIDDEN_SCOPE");
         assert!(
-            incasso_app::keys::list(&application, Some(ENTE))
+            incasso_app::keys::list(&application, Some(ENTE), None, None)
                 .await
                 .is_err()
         );
@@ -204,9 +204,10 @@ async fn only_an_administrator_manages_an_entes_keys() {
         // The Ente's administrator may.
         let admin = ctx(&store, caller(&admin_key).await);
         assert_eq!(
-            incasso_app::keys::list(&admin, Some(ENTE))
+            incasso_app::keys::list(&admin, Some(ENTE), None, None)
                 .await
                 .unwrap()
+                .items
                 .len(),
             3
         );
@@ -220,9 +221,10 @@ async fn only_an_administrator_manages_an_entes_keys() {
                 .is_ok()
         );
         assert_eq!(
-            incasso_app::keys::list(&admin, Some(ENTE))
+            incasso_app::keys::list(&admin, Some(ENTE), None, None)
                 .await
                 .unwrap()
+                .items
                 .len(),
             2,
             "{backend:?}"

@@ -6,10 +6,12 @@ use crate::AppState;
 use crate::auth::{Caller, Intermediary};
 use crate::error::ApiQuery;
 use crate::error::{ApiError, ApiJson, ApiJsonList, ProblemJson};
+use crate::paging::{PageQuery, list_url, paged};
 use axum::Json;
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::response::Response;
 use axum::routing::{delete, get, put};
 use incasso_app::{admin, keys};
 use incasso_core::Cents;
@@ -232,15 +234,21 @@ impl From<EnteDto> for Ente {
     }
 }
 
-/// List the Enti the key can see (all of them for an intermediary key).
-#[utoipa::path(get, path = "/api/v1/enti", tag = "enti",
-    responses((status = 200, body = Vec<EnteDto>), (status = 401, body = ProblemJson)))]
+/// List the Enti the key can see (all of them for an intermediary key),
+/// by fiscal code, a page at a time.
+#[utoipa::path(get, path = "/api/v1/enti", tag = "enti", params(PageQuery),
+    responses((status = 200, body = Vec<EnteDto>, headers(("Link" = String, description = "rel=\"next\": the next page"),
+                       ("X-Next-Cursor" = String, description = "the next page's cursor"))),
+              (status = 400, body = ProblemJson), (status = 401, body = ProblemJson)))]
 async fn list_enti(
     State(state): State<AppState>,
     caller: Caller,
-) -> Result<Json<Vec<EnteDto>>, ApiError> {
-    let enti = admin::list_enti(&state.ctx(caller)).await?;
-    Ok(Json(enti.into_iter().map(EnteDto::from).collect()))
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> Result<Response, ApiError> {
+    let page = admin::list_enti(&state.ctx(caller), q.cursor.as_deref(), q.limit).await?;
+    let items: Vec<EnteDto> = page.items.into_iter().map(EnteDto::from).collect();
+    let next = list_url("/api/v1/enti", &[("limit", q.limit.map(|l| l.to_string()))]);
+    Ok(paged(items, page.next, &next))
 }
 
 /// Create an Ente (intermediary key only).
@@ -296,24 +304,32 @@ pub struct StationDto {
     pub segregation_code: u8,
 }
 
+/// The Ente's stations, by station id, a page at a time.
 #[utoipa::path(get, path = "/api/v1/enti/{fiscalCode}/stations", tag = "stations",
-    params(("fiscalCode" = String, Path)), responses((status = 200, body = Vec<StationDto>)))]
+    params(("fiscalCode" = String, Path), PageQuery),
+    responses((status = 200, body = Vec<StationDto>, headers(("Link" = String, description = "rel=\"next\": the next page"),
+                       ("X-Next-Cursor" = String, description = "the next page's cursor"))), (status = 400, body = ProblemJson)))]
 async fn list_stations(
     State(state): State<AppState>,
     caller: Caller,
     Path(fc): Path<String>,
-) -> Result<Json<Vec<StationDto>>, ApiError> {
-    let stations = admin::list_stations(&state.ctx(caller), &fc).await?;
-    Ok(Json(
-        stations
-            .into_iter()
-            .map(|s| StationDto {
-                broker_id: s.broker_id,
-                station_id: s.station_id,
-                segregation_code: s.segregation_code,
-            })
-            .collect(),
-    ))
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> Result<Response, ApiError> {
+    let page = admin::list_stations(&state.ctx(caller), &fc, q.cursor.as_deref(), q.limit).await?;
+    let items: Vec<StationDto> = page
+        .items
+        .into_iter()
+        .map(|s| StationDto {
+            broker_id: s.broker_id,
+            station_id: s.station_id,
+            segregation_code: s.segregation_code,
+        })
+        .collect();
+    let next = list_url(
+        &format!("/api/v1/enti/{fc}/stations"),
+        &[("limit", q.limit.map(|l| l.to_string()))],
+    );
+    Ok(paged(items, page.next, &next))
 }
 
 /// Connect the Ente through a station (intermediary key only).
@@ -496,24 +512,32 @@ pub struct OfficeDto {
     pub email: Option<String>,
 }
 
+/// The Ente's offices, by code, a page at a time.
 #[utoipa::path(get, path = "/api/v1/enti/{fiscalCode}/offices", tag = "offices",
-    params(("fiscalCode" = String, Path)), responses((status = 200, body = Vec<OfficeDto>)))]
+    params(("fiscalCode" = String, Path), PageQuery),
+    responses((status = 200, body = Vec<OfficeDto>, headers(("Link" = String, description = "rel=\"next\": the next page"),
+                       ("X-Next-Cursor" = String, description = "the next page's cursor"))), (status = 400, body = ProblemJson)))]
 async fn list_offices(
     State(state): State<AppState>,
     caller: Caller,
     Path(fc): Path<String>,
-) -> Result<Json<Vec<OfficeDto>>, ApiError> {
-    let offices = admin::list_offices(&state.ctx(caller), &fc).await?;
-    Ok(Json(
-        offices
-            .into_iter()
-            .map(|o| OfficeDto {
-                code: o.code,
-                name: o.name,
-                email: o.email,
-            })
-            .collect(),
-    ))
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> Result<Response, ApiError> {
+    let page = admin::list_offices(&state.ctx(caller), &fc, q.cursor.as_deref(), q.limit).await?;
+    let items: Vec<OfficeDto> = page
+        .items
+        .into_iter()
+        .map(|o| OfficeDto {
+            code: o.code,
+            name: o.name,
+            email: o.email,
+        })
+        .collect();
+    let next = list_url(
+        &format!("/api/v1/enti/{fc}/offices"),
+        &[("limit", q.limit.map(|l| l.to_string()))],
+    );
+    Ok(paged(items, page.next, &next))
 }
 
 /// Create or replace an office (idempotent by code).
@@ -616,20 +640,24 @@ impl From<Service> for ServiceDto {
     }
 }
 
+/// The Ente's catalogue, by service code, a page at a time.
 #[utoipa::path(get, path = "/api/v1/enti/{fiscalCode}/services", tag = "catalogue",
-    params(("fiscalCode" = String, Path)), responses((status = 200, body = Vec<ServiceDto>)))]
+    params(("fiscalCode" = String, Path), PageQuery),
+    responses((status = 200, body = Vec<ServiceDto>, headers(("Link" = String, description = "rel=\"next\": the next page"),
+                       ("X-Next-Cursor" = String, description = "the next page's cursor"))), (status = 400, body = ProblemJson)))]
 async fn list_services(
     State(state): State<AppState>,
     caller: Caller,
     Path(fc): Path<String>,
-) -> Result<Json<Vec<ServiceDto>>, ApiError> {
-    Ok(Json(
-        admin::list_services(&state.ctx(caller), &fc)
-            .await?
-            .into_iter()
-            .map(Into::into)
-            .collect(),
-    ))
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> Result<Response, ApiError> {
+    let page = admin::list_services(&state.ctx(caller), &fc, q.cursor.as_deref(), q.limit).await?;
+    let items: Vec<ServiceDto> = page.items.into_iter().map(Into::into).collect();
+    let next = list_url(
+        &format!("/api/v1/enti/{fc}/services"),
+        &[("limit", q.limit.map(|l| l.to_string()))],
+    );
+    Ok(paged(items, page.next, &next))
 }
 
 #[utoipa::path(get, path = "/api/v1/enti/{fiscalCode}/services/{code}", tag = "catalogue",
@@ -719,23 +747,35 @@ impl From<Accertamento> for AccertamentoDto {
 pub struct YearQuery {
     /// Only this budget year.
     year: Option<i32>,
+    /// At most this many (default 1000, at most 10000).
+    limit: Option<u32>,
+    /// The next page: the `X-Next-Cursor` of the previous one (also in its
+    /// `Link` header, `rel="next"`).
+    cursor: Option<String>,
 }
 
+/// The Ente's accertamenti, by year and code, a page at a time.
 #[utoipa::path(get, path = "/api/v1/enti/{fiscalCode}/accertamenti", tag = "accertamenti",
-    params(("fiscalCode" = String, Path), YearQuery), responses((status = 200, body = Vec<AccertamentoDto>)))]
+    params(("fiscalCode" = String, Path), YearQuery),
+    responses((status = 200, body = Vec<AccertamentoDto>, headers(("Link" = String, description = "rel=\"next\": the next page"),
+                       ("X-Next-Cursor" = String, description = "the next page's cursor"))), (status = 400, body = ProblemJson)))]
 async fn list_accertamenti(
     State(state): State<AppState>,
     caller: Caller,
     Path(fc): Path<String>,
     ApiQuery(q): ApiQuery<YearQuery>,
-) -> Result<Json<Vec<AccertamentoDto>>, ApiError> {
-    Ok(Json(
-        admin::list_accertamenti(&state.ctx(caller), &fc, q.year)
-            .await?
-            .into_iter()
-            .map(Into::into)
-            .collect(),
-    ))
+) -> Result<Response, ApiError> {
+    let ctx = state.ctx(caller);
+    let page = admin::list_accertamenti(&ctx, &fc, q.year, q.cursor.as_deref(), q.limit).await?;
+    let items: Vec<AccertamentoDto> = page.items.into_iter().map(Into::into).collect();
+    let next = list_url(
+        &format!("/api/v1/enti/{fc}/accertamenti"),
+        &[
+            ("year", q.year.map(|y| y.to_string())),
+            ("limit", q.limit.map(|l| l.to_string())),
+        ],
+    );
+    Ok(paged(items, page.next, &next))
 }
 
 #[utoipa::path(get, path = "/api/v1/enti/{fiscalCode}/accertamenti/{year}/{code}", tag = "accertamenti",
@@ -854,16 +894,26 @@ fn key_dto(r: incasso_store::ApiKeyRecord) -> ApiKeyDto {
     }
 }
 
-/// The Ente's keys (its administrator's key or the intermediary's).
+/// The Ente's keys (its administrator's key or the intermediary's), by
+/// key id, a page at a time.
 #[utoipa::path(get, path = "/api/v1/enti/{fiscalCode}/api-keys", tag = "api-keys",
-    params(("fiscalCode" = String, Path)), responses((status = 200, body = Vec<ApiKeyDto>), (status = 403, body = ProblemJson)))]
+    params(("fiscalCode" = String, Path), PageQuery),
+    responses((status = 200, body = Vec<ApiKeyDto>, headers(("Link" = String, description = "rel=\"next\": the next page"),
+                       ("X-Next-Cursor" = String, description = "the next page's cursor"))), (status = 400, body = ProblemJson),
+              (status = 403, body = ProblemJson)))]
 async fn list_ente_keys(
     State(state): State<AppState>,
     caller: Caller,
     Path(fc): Path<String>,
-) -> Result<Json<Vec<ApiKeyDto>>, ApiError> {
-    let keys = keys::list(&state.ctx(caller), Some(&fc)).await?;
-    Ok(Json(keys.into_iter().map(key_dto).collect()))
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> Result<Response, ApiError> {
+    let page = keys::list(&state.ctx(caller), Some(&fc), q.cursor.as_deref(), q.limit).await?;
+    let items: Vec<ApiKeyDto> = page.items.into_iter().map(key_dto).collect();
+    let next = list_url(
+        &format!("/api/v1/enti/{fc}/api-keys"),
+        &[("limit", q.limit.map(|l| l.to_string()))],
+    );
+    Ok(paged(items, page.next, &next))
 }
 
 /// Issue a new key for the Ente: an application's (`"scope": "ente"`, the
@@ -907,14 +957,23 @@ async fn revoke_ente_key(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(get, path = "/api/v1/api-keys", tag = "api-keys",
-    responses((status = 200, body = Vec<ApiKeyDto>), (status = 403, body = ProblemJson)))]
+/// The intermediary's own keys, by key id, a page at a time.
+#[utoipa::path(get, path = "/api/v1/api-keys", tag = "api-keys", params(PageQuery),
+    responses((status = 200, body = Vec<ApiKeyDto>, headers(("Link" = String, description = "rel=\"next\": the next page"),
+                       ("X-Next-Cursor" = String, description = "the next page's cursor"))), (status = 400, body = ProblemJson),
+              (status = 403, body = ProblemJson)))]
 async fn list_intermediary_keys(
     State(state): State<AppState>,
     Intermediary(caller): Intermediary,
-) -> Result<Json<Vec<ApiKeyDto>>, ApiError> {
-    let keys = keys::list(&state.ctx(caller), None).await?;
-    Ok(Json(keys.into_iter().map(key_dto).collect()))
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> Result<Response, ApiError> {
+    let page = keys::list(&state.ctx(caller), None, q.cursor.as_deref(), q.limit).await?;
+    let items: Vec<ApiKeyDto> = page.items.into_iter().map(key_dto).collect();
+    let next = list_url(
+        "/api/v1/api-keys",
+        &[("limit", q.limit.map(|l| l.to_string()))],
+    );
+    Ok(paged(items, page.next, &next))
 }
 
 /// Issue a new intermediary-level key (intermediary key only).

@@ -180,23 +180,32 @@ pub struct LayoutDto {
     pub version: String,
 }
 
+/// The layouts the Ente can use, by name, a page at a time.
 #[utoipa::path(get, path = "/api/v1/enti/{fiscalCode}/layouts", tag = "layouts",
-    params(("fiscalCode" = String, Path)), responses((status = 200, body = Vec<LayoutDto>)))]
+    params(("fiscalCode" = String, Path), crate::paging::PageQuery),
+    responses((status = 200, body = Vec<LayoutDto>, headers(("Link" = String, description = "rel=\"next\": the next page"),
+                       ("X-Next-Cursor" = String, description = "the next page's cursor"))),
+              (status = 400, body = crate::error::ProblemJson)))]
 pub async fn list_layouts(
     State(state): State<AppState>,
     caller: Caller,
     Path(ente): Path<String>,
-) -> Result<Json<Vec<LayoutDto>>, ApiError> {
-    let layouts = bus::list_layouts(&state.ctx(caller), &ente).await?;
-    Ok(Json(
-        layouts
-            .into_iter()
-            .map(|(name, version)| LayoutDto {
-                name,
-                version: version.map_or_else(|| "builtin".into(), |v| v.to_string()),
-            })
-            .collect(),
-    ))
+    crate::error::ApiQuery(q): crate::error::ApiQuery<crate::paging::PageQuery>,
+) -> Result<axum::response::Response, ApiError> {
+    let page = bus::list_layouts(&state.ctx(caller), &ente, q.cursor.as_deref(), q.limit).await?;
+    let items: Vec<LayoutDto> = page
+        .items
+        .into_iter()
+        .map(|(name, version)| LayoutDto {
+            name,
+            version: version.map_or_else(|| "builtin".into(), |v| v.to_string()),
+        })
+        .collect();
+    let next = crate::paging::list_url(
+        &format!("/api/v1/enti/{ente}/layouts"),
+        &[("limit", q.limit.map(|l| l.to_string()))],
+    );
+    Ok(crate::paging::paged(items, page.next, &next))
 }
 
 /// The layout's TOML definition.

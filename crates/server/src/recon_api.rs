@@ -300,13 +300,18 @@ pub struct LinesQuery {
     /// AWAITING_FLOW, FLOW_WITHOUT_RECEIPT, UNKNOWN_DEBT, UNPAID.
     class: Option<String>,
     /// At most this many (default 1000, at most 10000).
-    limit: Option<usize>,
+    limit: Option<u32>,
+    /// The next page: the `X-Next-Cursor` of the previous one (also in its
+    /// `Link` header, `rel="next"`).
+    cursor: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ClassifiedLineDto {
     pub flow_id: String,
+    /// The line's number in its flow, from 1.
+    pub line: u32,
     pub iuv: String,
     pub transfer_index: u8,
     /// Cents.
@@ -324,37 +329,49 @@ pub struct ClassifiedLineDto {
 /// left them.
 #[utoipa::path(get, path = "/api/v1/enti/{fiscalCode}/reconciliation/lines", tag = "reconciliation",
     params(("fiscalCode" = String, Path), LinesQuery),
-    responses((status = 200, body = Vec<ClassifiedLineDto>), (status = 400, body = crate::error::ProblemJson)))]
+    responses((status = 200, body = Vec<ClassifiedLineDto>, headers(("Link" = String, description = "rel=\"next\": the next page"),
+                       ("X-Next-Cursor" = String, description = "the next page's cursor"))),
+              (status = 400, body = crate::error::ProblemJson)))]
 pub async fn lines(
     State(state): State<AppState>,
     caller: Caller,
     Path(ente): Path<String>,
     ApiQuery(q): ApiQuery<LinesQuery>,
-) -> Result<Json<Vec<ClassifiedLineDto>>, ApiError> {
-    let lines = digitfin::lines(
+) -> Result<Response, ApiError> {
+    let page = digitfin::lines(
         &state.ctx(caller),
         &ente,
         q.flow_id.as_deref(),
         q.class.as_deref(),
-        q.limit.unwrap_or(1_000),
+        q.cursor.as_deref(),
+        q.limit,
     )
     .await?;
-    Ok(Json(
-        lines
-            .into_iter()
-            .map(|l| ClassifiedLineDto {
-                flow_id: l.flow_id,
-                iuv: l.iuv,
-                transfer_index: l.transfer_index,
-                amount: l.amount.0,
-                outcome: l.outcome,
-                position: l.position,
-                receipt: l.receipt,
-                treasury: l.treasury,
-                class: l.class.to_string(),
-            })
-            .collect(),
-    ))
+    let items: Vec<ClassifiedLineDto> = page
+        .items
+        .into_iter()
+        .map(|l| ClassifiedLineDto {
+            flow_id: l.flow_id,
+            line: l.line,
+            iuv: l.iuv,
+            transfer_index: l.transfer_index,
+            amount: l.amount.0,
+            outcome: l.outcome,
+            position: l.position,
+            receipt: l.receipt,
+            treasury: l.treasury,
+            class: l.class.to_string(),
+        })
+        .collect();
+    let next = crate::paging::list_url(
+        &format!("/api/v1/enti/{ente}/reconciliation/lines"),
+        &[
+            ("flowId", q.flow_id.clone()),
+            ("class", q.class.clone()),
+            ("limit", q.limit.map(|l| l.to_string())),
+        ],
+    );
+    Ok(crate::paging::paged(items, page.next, &next))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

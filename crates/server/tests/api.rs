@@ -1379,3 +1379,145 @@ async fn the_openapi_document_tells_clients_the_truth() {
     assert!(operations > 40, "{operations} operations");
     assert!(problems.is_empty(), "{problems:#?}");
 }
+
+impl TestApp {
+    /// Every item of the list at `path` (a query may follow), `limit` at a
+    /// time, following each page's `Link` header as a client would; no page
+    /// is longer than `limit`.
+    async fn walk(&self, path: &str, limit: u32, key: &str) -> Vec<Value> {
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let mut url = format!("{}{path}{sep}limit={limit}", self.base);
+        let mut items = Vec::new();
+        loop {
+            let resp = self
+                .client
+                .get(&url)
+                .header("Ocp-Apim-Subscription-Key", key)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), StatusCode::OK, "{url}");
+            let link = resp
+                .headers()
+                .get("link")
+                .map(|v| v.to_str().unwrap().to_string());
+            let page: Vec<Value> = resp.json().await.unwrap();
+            assert!(page.len() <= limit as usize, "{url}");
+            items.extend(page);
+            match link {
+                Some(l) => {
+                    let next = l
+                        .strip_prefix('<')
+                        .and_then(|l| l.split_once(">; rel=\"next\""))
+                        .unwrap_or_else(|| panic!("Link header: {l}"))
+                        .0;
+                    url = format!("{}{next}", self.base);
+                }
+                None => return items,
+            }
+        }
+    }
+}
+
+/// Every list has cursor paging: the registries (Enti, stations, offices,
+/// services, accertamenti, keys, layouts) walked a page at a time give
+/// each item once, in order, as the whole list does; a bad limit or cursor
+/// is a 400 with its code.
+#[tokio::test]
+async fn every_registry_list_is_paged() {
+    for backend in backends() {
+        let app = spawn_app(backend).await;
+        let admin = app.admin_key.clone();
+        for code in ["UFF-C", "UFF-A", "UFF-B"] {
+            let body = json!({"code": code, "name": format!("Ufficio {code}")});
+            let path = format!("/api/v1/enti/{A}/offices/{code}");
+            let (status, _) = app
+                .call(Method::PUT, &path, Some(&admin), Some(&body))
+                .await;
+            assert!(status.is_success(), "{status}");
+        }
+        for (year, code) in [(2027, "A-1"), (2025, "Z-9"), (2026, "B-2")] {
+            let body = json!({"year": year, "code": code, "description": "Accertamento",
+                "chapter": "1010", "active": true});
+            let path = format!("/api/v1/enti/{A}/accertamenti/{year}/{code}");
+            let (status, _) = app
+                .call(Method::PUT, &path, Some(&admin), Some(&body))
+                .await;
+            assert!(status.is_success(), "{status}");
+        }
+        for code in ["IMU", "COSAP"] {
+            let body = json!({"code": code, "name": code, "taxonomyCode": "9/0101101IM/",
+                "spontaneous": false, "active": true});
+            let path = format!("/api/v1/enti/{A}/services/{code}");
+            let (status, body) = app
+                .call(Method::PUT, &path, Some(&admin), Some(&body))
+                .await;
+            assert!(status.is_success(), "{status} {body}");
+        }
+        for label in ["gestionale", "portale"] {
+            let path = format!("/api/v1/enti/{A}/api-keys");
+            let body = json!({"label": label});
+            let (status, _) = app
+                .call(Method::POST, &path, Some(&admin), Some(&body))
+                .await;
+            assert_eq!(status, StatusCode::CREATED);
+        }
+        let lists = [
+            ("/api/v1/enti".to_string(), "fiscalCode"),
+            (format!("/api/v1/enti/{A}/stations"), "stationId"),
+            (format!("/api/v1/enti/{A}/offices"), "code"),
+            (format!("/api/v1/enti/{A}/services"), "code"),
+            (format!("/api/v1/enti/{A}/accertamenti"), "code"),
+            (format!("/api/v1/enti/{A}/api-keys"), "keyId"),
+            ("/api/v1/api-keys".to_string(), "keyId"),
+            (format!("/api/v1/enti/{A}/layouts"), "name"),
+        ];
+        for (path, id) in &lists {
+            let (status, whole) = app.call(Method::GET, path, Some(&admin), None).await;
+            assert_eq!(status, StatusCode::OK, "{path}: {whole}");
+            let whole = whole.as_array().unwrap().clone();
+            assert!(!whole.is_empty(), "{path}");
+            let walked = app.walk(path, 1, &admin).await;
+            assert_eq!(walked, whole, "{backend:?} {path}: page by page as whole");
+            let ids: Vec<&str> = whole.iter().map(|i| i[id].as_str().unwrap()).collect();
+            let unique: std::collections::HashSet<_> = ids.iter().collect();
+            assert_eq!(unique.len(), ids.len(), "{path}: each once");
+        }
+        // Ordered by their natural key: offices by code, accertamenti by
+        // year then code (the year's number, not its text).
+        let offices = app
+            .walk(&format!("/api/v1/enti/{A}/offices"), 2, &admin)
+            .await;
+        let codes: Vec<&str> = offices
+            .iter()
+            .map(|o| o["code"].as_str().unwrap())
+            .collect();
+        assert_eq!(codes, ["UFF-A", "UFF-B", "UFF-C"]);
+        let accs = app
+            .walk(&format!("/api/v1/enti/{A}/accertamenti"), 2, &admin)
+            .await;
+        let keys: Vec<(i64, &str)> = accs
+            .iter()
+            .map(|a| (a["year"].as_i64().unwrap(), a["code"].as_str().unwrap()))
+            .collect();
+        assert_eq!(
+            keys,
+            [(2025, "Z-9"), (2026, "ACC-1"), (2026, "B-2"), (2027, "A-1")]
+        );
+        // A filter is kept from page to page.
+        let year = app
+            .walk(
+                &format!("/api/v1/enti/{A}/accertamenti?year=2026"),
+                1,
+                &admin,
+            )
+            .await;
+        assert_eq!(year.len(), 2, "{year:?}");
+        for (query, code) in [("limit=0", "BAD_LIMIT"), ("cursor=zz", "BAD_CURSOR")] {
+            let path = format!("/api/v1/enti/{A}/offices?{query}");
+            let (status, body) = app.call(Method::GET, &path, Some(&admin), None).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {body}");
+            assert_eq!(body["code"], code, "{body}");
+        }
+    }
+}

@@ -722,6 +722,8 @@ pub struct LineFacts {
     pub has_receipt: bool,
     /// The position's transfer amount, if the transfer exists.
     pub transfer_amount: Option<Cents>,
+    /// The line's number in its flow, from 1.
+    pub line: u32,
 }
 
 impl LineFacts {
@@ -875,7 +877,8 @@ impl Store {
                     EXISTS (SELECT 1 FROM receipts r WHERE r.ente = p.ente AND r.iuv = p.iuv
                         AND r.receipt_id = p.iur) AS has_receipt,
                     (SELECT t.amount FROM transfers t WHERE t.ente = p.ente AND t.iuv = p.iuv
-                        AND t.id_transfer = p.transfer_index) AS transfer_amount
+                        AND t.id_transfer = p.transfer_index) AS transfer_amount,
+                    p.line
                  {} AND p.flow_id IN (",
                 current_lines(&ente_placeholder)
             );
@@ -902,6 +905,7 @@ impl Store {
                     has_option: flag(&r, 5)?,
                     has_receipt: flag(&r, 6)?,
                     transfer_amount: r.try_get::<Option<i64>, _>(7)?.map(Cents),
+                    line: r.try_get::<i64, _>(8)? as u32,
                 });
                 if !more {
                     return Ok(());
