@@ -85,9 +85,10 @@ pub enum ReportingInterface {
 
 /// Where and how one station reaches the Node. Stored per station, its
 /// secrets sealed at rest (`incasso_store::secrets`); `Debug` shows them
-/// redacted.
+/// redacted. A name it does not have is refused rather than dropped: a
+/// misspelled (or camelCase) key would otherwise store its default.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct ConnectionSettings {
     /// Which connector implementation: `pagopa` (the standard one).
     pub connector: String,
@@ -277,6 +278,21 @@ pub fn build(
     settings: &ConnectionSettings,
     station: StationIdentity,
 ) -> Result<Box<dyn NodeConnector>, ConnectorError> {
+    // A URL that could never be called fails now, not at the first
+    // payment or flow fetch.
+    for (name, url) in [
+        ("rest_url", &settings.rest_url),
+        ("soap_url", &settings.soap_url),
+    ] {
+        if let Some(url) = url
+            && !reqwest::Url::parse(url)
+                .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
+        {
+            return Err(ConnectorError::Config(format!(
+                "{name} '{url}' non è un URL http o https"
+            )));
+        }
+    }
     match settings.connector.as_str() {
         "pagopa" => Ok(Box::new(PagoPaConnector::new(settings.clone(), station)?)),
         other => Err(ConnectorError::Config(format!(

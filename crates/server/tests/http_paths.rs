@@ -427,6 +427,21 @@ async fn a_station_connection_is_set_read_back_redacted_and_checked() {
                 "BAD_CONNECTION",
             ),
             (bad_certificate.to_string(), "BAD_CONNECTION"),
+            // A name the settings do not have (the camelCase of the rest of
+            // the API) would otherwise be dropped, and its default stored.
+            (
+                json!({"settings": {"soapUrl": "https://api.platform.pagopa.it/nodo"}}).to_string(),
+                "BAD_CONNECTION",
+            ),
+            // Not a URL the connector could call.
+            (
+                json!({"settings": {"soap_url": "api.platform.pagopa.it/nodo"}}).to_string(),
+                "BAD_CONNECTION",
+            ),
+            (
+                json!({"settings": {"rest_url": "ftp://api.platform.pagopa.it"}}).to_string(),
+                "BAD_CONNECTION",
+            ),
         ] {
             let r = put(bad.clone(), &intermediary).await.unwrap();
             assert_eq!(r.status(), 400, "{backend:?}: {bad}");
