@@ -816,9 +816,6 @@ async fn flow_outcomes_3_4_and_8_in_a_matching_run() {
 /// with its receipt): a flow that lists it reports the transfer, as GPD
 /// (and GovPay, which handles only 8 and 9 apart) do.
 #[tokio::test]
-#[ignore = "defect: store reporting (reporting.rs collect / recon.rs apply_reporting) \
-            reports lines of outcome 0, 8 and 9 only, so a stand-in payment with its \
-            receipt (outcome 4) never becomes PO_REPORTED / REPORTED"]
 async fn a_stand_in_payment_with_its_receipt_is_reported_by_its_flow() {
     for backend in backends() {
         let url = fresh_database_url(backend).await;

@@ -1,7 +1,7 @@
 //! GPD's reported states, applied when what proves them arrives.
 //!
 //! A transfer is reported when a current reporting flow lists it as paid
-//! (outcomes 0, 8, 9) and its option is paid. Either may come first: the
+//! (outcomes 0, 4, 8, 9: paid, in stand-in or not, with a receipt or not) and its option is paid. Either may come first: the
 //! flow usually arrives the day after the receipt, but an option paid by
 //! the flow itself (outcome 8 or 9), or a receipt late after its flow, is
 //! paid after the flow is stored. So both events report, each for what it
@@ -44,7 +44,7 @@ pub(crate) async fn collect(
              AND t.id_transfer = p.transfer_index AND t.reported = 0
          JOIN payment_options o ON o.ente = t.ente AND o.iuv = t.iuv
              AND o.status IN ('PO_PAID', 'PO_PARTIALLY_REPORTED')
-         WHERE p.ente = $1 AND p.outcome IN (0, 8, 9) AND ";
+         WHERE p.ente = $1 AND p.outcome IN (0, 4, 8, 9) AND ";
     // A flow may list a transfer twice (a repeated line): the first wins.
     const END: &str = " ON CONFLICT (ente, iuv, id_transfer) DO NOTHING";
     let done = match arrived {
