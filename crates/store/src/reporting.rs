@@ -1,14 +1,14 @@
 //! GPD's reported states, applied when what proves them arrives.
 //!
 //! A transfer is reported when a current reporting flow lists it as paid
-//! (outcomes 0, 4, 8, 9: paid, in stand-in or not, with a receipt or not) and its option is paid. Either may come first: the
-//! flow usually arrives the day after the receipt, but an option paid by
-//! the flow itself (outcome 8 or 9), or a receipt late after its flow, is
-//! paid after the flow is stored. So both events report, each for what it
-//! brings: a flow's intake for the flow's lines, a payment for its IUV.
-//! The work is proportional to what arrived, never to the year's flows:
-//! an hourly fetch of a few flows costs a few flows' lines, whatever the
-//! Ente holds.
+//! (outcomes 0, 4, 8, 9: paid, in stand-in or not, with a receipt or not)
+//! and its option is paid. Either may come first: the flow usually arrives
+//! the day after the receipt, but an option paid by the flow itself
+//! (outcome 8 or 9), or a receipt late after its flow, is paid after the
+//! flow is stored. So both events report, each for what it brings: a
+//! flow's intake for the flow's lines, a payment for its IUV. The work is
+//! proportional to what arrived, never to the year's flows: an hourly
+//! fetch of a few flows costs a few flows' lines, whatever the Ente holds.
 //!
 //! An option is PO_REPORTED when all its transfers are, PO_PARTIALLY_REPORTED
 //! when some are (keeping the day it was first reported); a PAID position
