@@ -225,3 +225,33 @@ pub async fn export(
         .await
         .at(Place::new("exports.export", ente, &layout.name))
 }
+
+/// As [`export`], without moving the cursor: a door that delivers the
+/// document itself (a file written) records it afterwards with
+/// [`export_delivered`], so that a document that never arrived is given
+/// again next time instead of being lost.
+pub async fn prepare_export(
+    ctx: &Ctx,
+    ente: &str,
+    layout: &Layout,
+    consumer: &str,
+) -> Result<(Vec<u8>, crate::export::Exported), AppError> {
+    ctx.caller.require_ente(ente)?;
+    crate::export::prepare(ctx.store(), ente, layout, consumer)
+        .await
+        .at(Place::new("exports.prepare", ente, &layout.name))
+}
+
+/// Records that `consumer` was given what [`prepare_export`] answered.
+pub async fn export_delivered(
+    ctx: &Ctx,
+    ente: &str,
+    layout: &Layout,
+    consumer: &str,
+    exported: &crate::export::Exported,
+) -> Result<(), AppError> {
+    ctx.caller.require_ente(ente)?;
+    crate::export::commit(ctx.store(), ente, &layout.name, consumer, exported)
+        .await
+        .at(Place::new("exports.delivered", ente, &layout.name))
+}

@@ -121,8 +121,10 @@ pub async fn prepare(
     };
     let (rows, exported) = match spec.source {
         ExportSource::Receipts => {
+            // The cursor is not moved here: `commit` moves it, once the
+            // document is delivered.
             let items = store
-                .export_receipts(ente, &layout.name, consumer, true, 100_000)
+                .export_receipts(ente, &layout.name, consumer, false, 100_000)
                 .await?;
             let rows = items
                 .iter()

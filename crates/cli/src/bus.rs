@@ -153,18 +153,25 @@ pub async fn export(
     output: Option<PathBuf>,
 ) -> Result<()> {
     let layout = layout(ctx, ente, layout_name, layout_file.as_deref()).await?;
-    let (bytes, count) = bus::export(ctx, ente, &layout, consumer)
+    let (bytes, exported) = bus::prepare_export(ctx, ente, &layout, consumer)
         .await
         .map_err(|e| anyhow!("{}", e.detail))?;
+    // Written first, recorded after: a document that could not be written
+    // is given again by the next export, never lost.
     match output {
         Some(p) => {
             std::fs::write(&p, &bytes).with_context(|| format!("writing {}", p.display()))?
         }
         None => {
             use std::io::Write;
-            std::io::stdout().write_all(&bytes)?;
+            let mut out = std::io::stdout();
+            out.write_all(&bytes)?;
+            out.flush()?;
         }
     }
-    eprintln!("{count} pagamenti esportati");
+    bus::export_delivered(ctx, ente, &layout, consumer, &exported)
+        .await
+        .map_err(|e| anyhow!("{}", e.detail))?;
+    eprintln!("{} pagamenti esportati", exported.len());
     Ok(())
 }

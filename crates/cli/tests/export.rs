@@ -429,12 +429,48 @@ fn http_and_cli_export_on(backend: Backend) {
         ("1".to_string(), later.clone()),
         "{backend:?}"
     );
+    // An export that cannot be written (a folder that does not exist)
+    // fails, and gives its payments again next time: they are not lost.
+    let out = Command::new(env!("CARGO_BIN_EXE_incasso"))
+        .args(["export", "--database-url", &url, "--ente", A])
+        .args(["--layout", "incasso-csv", "--consumer", "tributi"])
+        .arg("--data-dir")
+        .arg(&dir)
+        .arg("--output")
+        .arg(dir.join("manca").join("pagamenti.csv"))
+        .env_remove("INCASSO_DATABASE_URL")
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{backend:?}");
     let stderr = incasso_export(&url, &dir, "tributi", &file);
-    assert!(stderr.contains("1 pagamenti esportati"), "{stderr}");
+    assert!(
+        stderr.contains("1 pagamenti esportati"),
+        "{backend:?}: {stderr}"
+    );
     assert_eq!(
         std::fs::read_to_string(&file).unwrap(),
         later,
         "{backend:?}"
+    );
+
+    // The outbox folder, the third door: a file it cannot put in place
+    // (its folder is taken by a file) moves no cursor, and the next round
+    // writes every payment.
+    let data = dir.join("data");
+    std::fs::create_dir_all(data.join("inbox").join(A).join("incasso-csv")).unwrap();
+    let outbox = data.join("outbox").join(A);
+    std::fs::create_dir_all(&outbox).unwrap();
+    std::fs::write(outbox.join("incasso-csv"), "in the way").unwrap();
+    let written = rt.block_on(incasso_app::inbox::export_once(&store, &data));
+    assert!(written.is_empty(), "{backend:?}: {written:?}");
+    std::fs::remove_file(outbox.join("incasso-csv")).unwrap();
+    let written = rt.block_on(incasso_app::inbox::export_once(&store, &data));
+    assert_eq!(written.len(), 1, "{backend:?}");
+    let all = format!("{}{}", http_doc, later.strip_prefix(header).unwrap());
+    assert_eq!(
+        std::fs::read_to_string(&written[0]).unwrap(),
+        all,
+        "{backend:?}: nothing lost to the failed round"
     );
     rt.block_on(store.close());
     let _ = std::fs::remove_dir_all(&dir);
