@@ -130,10 +130,27 @@ pub async fn set_connection(
     ctx: &Ctx,
     fc: &str,
     station: &str,
-    settings: ConnectionSettings,
+    mut settings: ConnectionSettings,
 ) -> Result<ConnectionSettings, AppError> {
     ctx.caller.require_intermediary()?;
     let at = Place::new("stations.set_connection", fc, station);
+    let stored: Option<ConnectionSettings> =
+        match ctx.store().station_connection(fc, station).await.at(at)? {
+            Some(json) => {
+                Some(serde_json::from_str(&json).map_err(|e| AppError::internal(&at, &e))?)
+            }
+            None => None,
+        };
+    settings
+        .keep_redacted_secrets(stored.as_ref())
+        .map_err(|field| {
+            AppError::invalid(
+                "REDACTED_SECRET",
+                format!(
+                    "{field}: '***' sta per il segreto già salvato, ma non ce n'è uno da tenere: indicare il valore"
+                ),
+            )
+        })?;
     connector::build(
         &settings,
         StationIdentity {

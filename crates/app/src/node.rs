@@ -163,7 +163,7 @@ async fn find_payable(
     payable_fault(
         &stored.position,
         index,
-        Utc::now(),
+        app.clock.now(),
         &h.id_pa,
         &qr.notice_number,
     )?;
@@ -376,7 +376,7 @@ async fn send_rt(
         transfers_json,
         raw_xml: raw,
     };
-    match app.store.record_receipt(&record, Utc::now()).await {
+    match app.store.record_receipt(&record, app.clock.now()).await {
         Ok(outcome) => {
             tracing::debug!(outcome = ?outcome, "receipt stored");
             Ok(wire::ok_response(if v2 {

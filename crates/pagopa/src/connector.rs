@@ -168,22 +168,60 @@ impl ConnectionSettings {
     /// A copy safe to show or log: secrets replaced by `***`.
     pub fn redacted(&self) -> ConnectionSettings {
         let mut c = self.clone();
-        c.station_password = c.station_password.map(|_| "***".into());
+        c.station_password = c.station_password.map(|_| REDACTED.into());
         c.auth = match c.auth {
             Auth::None => Auth::None,
-            Auth::SubscriptionKey { .. } => Auth::SubscriptionKey { key: "***".into() },
+            Auth::SubscriptionKey { .. } => Auth::SubscriptionKey {
+                key: REDACTED.into(),
+            },
             Auth::Basic { username, .. } => Auth::Basic {
                 username,
-                password: "***".into(),
+                password: REDACTED.into(),
             },
             Auth::ClientCertificate {
                 certificate_pem, ..
             } => Auth::ClientCertificate {
                 certificate_pem,
-                key_pem: "***".into(),
+                key_pem: REDACTED.into(),
             },
         };
         c
+    }
+}
+
+/// What [`redacted`](ConnectionSettings::redacted) writes for a secret.
+pub const REDACTED: &str = "***";
+
+impl ConnectionSettings {
+    /// A client that read the settings, changed something and wrote them
+    /// back sends the secrets as [`REDACTED`]: those are kept from
+    /// `stored` (same kind of authentication), never stored as `***`.
+    /// Answers the name of a redacted secret that has nothing to keep.
+    pub fn keep_redacted_secrets(
+        &mut self,
+        stored: Option<&ConnectionSettings>,
+    ) -> Result<(), &'static str> {
+        if self.station_password.as_deref() == Some(REDACTED) {
+            let kept = stored.and_then(|s| s.station_password.clone());
+            self.station_password = Some(kept.ok_or("station_password")?);
+        }
+        let stored_auth = stored.map(|s| &s.auth);
+        match (&mut self.auth, stored_auth) {
+            (Auth::SubscriptionKey { key }, kept) if key == REDACTED => match kept {
+                Some(Auth::SubscriptionKey { key: old }) => *key = old.clone(),
+                _ => return Err("auth.key"),
+            },
+            (Auth::Basic { password, .. }, kept) if password == REDACTED => match kept {
+                Some(Auth::Basic { password: old, .. }) => *password = old.clone(),
+                _ => return Err("auth.password"),
+            },
+            (Auth::ClientCertificate { key_pem, .. }, kept) if key_pem == REDACTED => match kept {
+                Some(Auth::ClientCertificate { key_pem: old, .. }) => *key_pem = old.clone(),
+                _ => return Err("auth.key_pem"),
+            },
+            _ => {}
+        }
+        Ok(())
     }
 }
 

@@ -400,6 +400,26 @@ async fn a_station_connection_is_set_read_back_redacted_and_checked() {
                 .unwrap();
         assert_eq!(kept_again, kept, "{backend:?}");
 
+        // What a GET answered, changed and put back, keeps the stored
+        // secrets: the stars stand for them, they are never stored.
+        let mut edited = answer.clone();
+        edited["settings"]["timeout_ms"] = json!(4_321);
+        let r = put(edited.to_string(), &intermediary).await.unwrap();
+        assert_eq!(r.status(), 200, "{backend:?}");
+        let mut expected = basic_settings();
+        expected["timeout_ms"] = json!(4_321);
+        let kept_edited: Value =
+            serde_json::from_str(&store.station_connection(A, STATION).await.unwrap().unwrap())
+                .unwrap();
+        assert_eq!(kept_edited, expected, "{backend:?}: the secrets kept");
+        // Stars for a kind of secret that is not stored: nothing to keep.
+        let stars = json!({"settings": {"auth": {"type": "subscription_key", "key": "***"}}});
+        let r = put(stars.to_string(), &intermediary).await.unwrap();
+        assert_eq!(r.status(), 400, "{backend:?}");
+        assert_eq!(r.json::<Value>().await.unwrap()["code"], "REDACTED_SECRET");
+        let r = put(body.clone(), &intermediary).await.unwrap();
+        assert_eq!(r.status(), 200, "{backend:?}");
+
         // Bodies that are not settings, each refused with its code.
         let bad_certificate = json!({"settings": {"auth": {
             "type": "client_certificate",
