@@ -1,5 +1,9 @@
-//! The `incasso` binary as a user runs it.
+//! The `incasso` binary as a user runs it, on each database
+//! (`incasso_testkit::backends()`): SQLite, and PostgreSQL when the test
+//! command provides one, named to the binary as a user would, through
+//! `--database-url` or `INCASSO_DATABASE_URL`.
 
+use incasso_testkit::{Backend, backends};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -13,6 +17,61 @@ fn incasso_for_ente(command: &str, url: &str) -> Command {
     let mut c = incasso();
     c.args([command, "--database-url", url, "--ente", "80000130585"]);
     c
+}
+
+/// The database a server or a command is told about: none on SQLite (the
+/// default file in the data dir, the path most users take), a fresh
+/// PostgreSQL database otherwise.
+fn database_for(backend: Backend) -> Option<String> {
+    match backend {
+        Backend::Sqlite => None,
+        Backend::Postgres => Some(
+            tokio::runtime::Runtime::new()
+                .unwrap()
+                .block_on(incasso_testkit::fresh_database_url(backend)),
+        ),
+    }
+}
+
+trait DatabaseEnv {
+    /// `INCASSO_DATABASE_URL` set to `url`, or removed so that the data
+    /// dir's SQLite file is used.
+    fn database(&mut self, url: Option<&str>) -> &mut Self;
+}
+
+impl DatabaseEnv for Command {
+    fn database(&mut self, url: Option<&str>) -> &mut Self {
+        match url {
+            Some(url) => self.env("INCASSO_DATABASE_URL", url),
+            None => self.env_remove("INCASSO_DATABASE_URL"),
+        }
+    }
+}
+
+/// A server the test started, killed when the test ends however it ends:
+/// a failed assertion must not leave it running, holding its port and the
+/// test binary's output open.
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        // After a graceful stop it is already reaped, and this does nothing.
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl std::ops::Deref for Running {
+    type Target = std::process::Child;
+    fn deref(&self) -> &std::process::Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Running {
+    fn deref_mut(&mut self) -> &mut std::process::Child {
+        &mut self.0
+    }
 }
 
 fn temp_dir(name: &str) -> std::path::PathBuf {
@@ -51,7 +110,16 @@ fn wait_for_health(port: u16) -> bool {
 /// answers with the keys it wrote, and stops cleanly on SIGTERM.
 #[test]
 fn serve_demo_writes_demo_json_and_stops_on_sigterm() {
-    let dir = temp_dir("demo");
+    for backend in backends() {
+        serve_demo_writes_demo_json_and_stops_on_sigterm_on(backend);
+    }
+}
+
+fn serve_demo_writes_demo_json_and_stops_on_sigterm_on(backend: Backend) {
+    // Shown with a failure, which otherwise would not say which database.
+    eprintln!("serve_demo_writes_demo_json_and_stops_on_sigterm on {backend:?}");
+    let dir = temp_dir(&format!("demo-{backend:?}"));
+    let db = database_for(backend);
     for round in 0..2 {
         let port = free_port();
         let mut child = incasso()
@@ -63,9 +131,10 @@ fn serve_demo_writes_demo_json_and_stops_on_sigterm() {
                 "--data-dir",
             ])
             .arg(&dir)
-            .env_remove("INCASSO_DATABASE_URL")
+            .database(db.as_deref())
             .stderr(Stdio::piped())
             .spawn()
+            .map(Running)
             .unwrap();
         assert!(
             wait_for_health(port),
@@ -160,6 +229,18 @@ fn serve_demo_writes_demo_json_and_stops_on_sigterm() {
             log.iter().any(|l| l.contains("shutdown requested")),
             "{log:?}"
         );
+        // It served from the database it was given, not the data dir's
+        // default file.
+        let dialect = match db {
+            Some(_) => "database=Postgres",
+            None => "database=Sqlite",
+        };
+        assert!(
+            log.iter()
+                .any(|l| l.contains("incasso listening") && l.contains(dialect)),
+            "{log:?}"
+        );
+        assert_eq!(dir.join("incasso.db").exists(), db.is_none());
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -179,19 +260,56 @@ fn http_get_at(host: &str, port: u16, path: &str, key: &str) -> String {
 
 #[test]
 fn migrate_and_bad_database_url() {
-    let dir = temp_dir("migrate");
-    let out = incasso()
-        .args(["migrate", "--data-dir"])
-        .arg(&dir)
-        .env_remove("INCASSO_DATABASE_URL")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(dir.join("incasso.db").exists());
+    for backend in backends() {
+        migrate_and_bad_database_url_on(backend);
+    }
+}
+
+fn migrate_and_bad_database_url_on(backend: Backend) {
+    // Shown with a failure, which otherwise would not say which database.
+    eprintln!("migrate_and_bad_database_url on {backend:?}");
+    let dir = temp_dir(&format!("migrate-{backend:?}"));
+    let db = database_for(backend);
+    // Twice: migrations already applied are left alone.
+    for _ in 0..2 {
+        let out = incasso()
+            .args(["migrate", "--data-dir"])
+            .arg(&dir)
+            .database(db.as_deref())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "migrations applied"
+        );
+    }
+    // The SQLite file is made only when no database is named.
+    assert_eq!(dir.join("incasso.db").exists(), db.is_none());
+    if let Some(url) = &db {
+        // A PostgreSQL database that does not exist: a failure that names
+        // it, with the password masked.
+        let missing = match url.split_once('?') {
+            Some((base, query)) => format!("{base}_missing?{query}"),
+            None => format!("{url}_missing"),
+        };
+        let out = incasso()
+            .args(["migrate", "--database-url", &missing, "--data-dir"])
+            .arg(&dir)
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("_missing"), "{stderr}");
+        if let Some(password) = url_password(url) {
+            assert!(!stderr.contains(&format!(":{password}@")), "{stderr}");
+            assert!(stderr.contains(":***@"), "{stderr}");
+        }
+    }
     let out = incasso()
         .args(["migrate", "--database-url", "mysql://x/y"])
         .output()
@@ -201,13 +319,30 @@ fn migrate_and_bad_database_url() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The password of a `postgres://user:password@host/...` URL.
+fn url_password(url: &str) -> Option<&str> {
+    let rest = &url[url.find("://")? + 3..];
+    let userinfo = &rest[..rest.rfind('@')?];
+    userinfo.split_once(':').map(|(_, p)| p)
+}
+
 /// The benchmark's contract: a readable table, then one JSON line with the
 /// documented keys. (Its figures are not judged here: timings belong to
 /// `incasso bench`, not to tests.)
 #[test]
 fn bench_positions_quick_prints_its_json_last() {
+    for backend in backends() {
+        bench_positions_quick_prints_its_json_last_on(backend);
+    }
+}
+
+fn bench_positions_quick_prints_its_json_last_on(backend: Backend) {
+    // Shown with a failure, which otherwise would not say which database.
+    eprintln!("bench_positions_quick_prints_its_json_last on {backend:?}");
+    let db = database_for(backend);
     let out = incasso()
         .args(["bench", "positions", "--quick"])
+        .args(db.iter().flat_map(|url| ["--database-url", url]))
         .output()
         .unwrap();
     assert!(
@@ -267,7 +402,16 @@ fn bench_recon_quick_prints_its_json_last() {
 /// Checkout page the demo's pay link leads to.
 #[test]
 fn demo_notices_are_paid_through_the_simulator() {
-    let dir = temp_dir("simpay");
+    for backend in backends() {
+        demo_notices_are_paid_through_the_simulator_on(backend);
+    }
+}
+
+fn demo_notices_are_paid_through_the_simulator_on(backend: Backend) {
+    // Shown with a failure, which otherwise would not say which database.
+    eprintln!("demo_notices_are_paid_through_the_simulator on {backend:?}");
+    let dir = temp_dir(&format!("simpay-{backend:?}"));
+    let db = database_for(backend);
     let port = free_port();
     // Listening on every address, reached by colleagues as 127.0.0.2: the
     // simulator must be reachable there too, and every URL given out must
@@ -285,11 +429,14 @@ fn demo_notices_are_paid_through_the_simulator() {
             "--data-dir",
         ])
         .arg(&dir)
-        .env_remove("INCASSO_DATABASE_URL")
+        .database(db.as_deref())
         .stderr(Stdio::null())
         .spawn()
+        .map(Running)
         .unwrap();
     assert!(wait_for_health(port));
+    // The database it was given, not the data dir's default file.
+    assert_eq!(dir.join("incasso.db").exists(), db.is_none());
     let demo: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("demo.json")).unwrap()).unwrap();
     let ente = &demo["enti"][0];
@@ -414,8 +561,18 @@ fn http_request_at(host: &str, port: u16, method: &str, path: &str) -> String {
 
 #[test]
 fn bench_node_quick_prints_its_json_last() {
+    for backend in backends() {
+        bench_node_quick_prints_its_json_last_on(backend);
+    }
+}
+
+fn bench_node_quick_prints_its_json_last_on(backend: Backend) {
+    // Shown with a failure, which otherwise would not say which database.
+    eprintln!("bench_node_quick_prints_its_json_last on {backend:?}");
+    let db = database_for(backend);
     let out = incasso()
         .args(["bench", "node", "--quick"])
+        .args(db.iter().flat_map(|url| ["--database-url", url]))
         .env("RUST_LOG", "warn")
         .output()
         .unwrap();
@@ -444,9 +601,11 @@ fn bench_node_quick_prints_its_json_last() {
     }
 }
 
-/// A database with the demo Comune, its station and a TARI service.
-fn seeded_database(dir: &std::path::Path) -> String {
-    let url = format!("sqlite://{}", dir.join("bus.db").display());
+/// A database with the demo Comune, its station and a TARI service: a
+/// SQLite file in `dir`, or a fresh PostgreSQL database.
+fn seeded_database(backend: Backend, dir: &std::path::Path) -> String {
+    let url = database_for(backend)
+        .unwrap_or_else(|| format!("sqlite://{}", dir.join("bus.db").display()));
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         use incasso_core::accertamento::AccertamentoRef;
@@ -563,8 +722,16 @@ fn write_csv(path: &std::path::Path, rows: u64) {
 /// whole, once.
 #[test]
 fn load_from_the_command_line_survives_kill_9() {
-    let dir = temp_dir("load");
-    let url = seeded_database(&dir);
+    for backend in backends() {
+        load_from_the_command_line_survives_kill_9_on(backend);
+    }
+}
+
+fn load_from_the_command_line_survives_kill_9_on(backend: Backend) {
+    // Shown with a failure, which otherwise would not say which database.
+    eprintln!("load_from_the_command_line_survives_kill_9 on {backend:?}");
+    let dir = temp_dir(&format!("load-{backend:?}"));
+    let url = seeded_database(backend, &dir);
     // Fixed width, Windows-1252.
     let line = format!(
         "{:<12}{:<16}{:<40}{:<50}{:011}{}{:<10}{:<18}\r\n",
@@ -658,8 +825,16 @@ fn load_from_the_command_line_survives_kill_9() {
 /// number, those committed before the kill included.
 #[test]
 fn partial_load_killed_halfway_resumes_from_its_checkpoint() {
-    let dir = temp_dir("resume");
-    let url = seeded_database(&dir);
+    for backend in backends() {
+        partial_load_killed_halfway_resumes_from_its_checkpoint_on(backend);
+    }
+}
+
+fn partial_load_killed_halfway_resumes_from_its_checkpoint_on(backend: Backend) {
+    // Shown with a failure, which otherwise would not say which database.
+    eprintln!("partial_load_killed_halfway_resumes_from_its_checkpoint on {backend:?}");
+    let dir = temp_dir(&format!("resume-{backend:?}"));
+    let url = seeded_database(backend, &dir);
     let layout = incasso_bus::builtin::source("incasso-csv")
         .unwrap()
         .replace("name = \"incasso-csv\"", "name = \"tributi-parziale\"")
@@ -754,8 +929,16 @@ fn partial_load_killed_halfway_resumes_from_its_checkpoint() {
 /// exits non-zero saying so.
 #[test]
 fn notices_from_the_command_line() {
-    let dir = temp_dir("notices");
-    let url = seeded_database(&dir);
+    for backend in backends() {
+        notices_from_the_command_line_on(backend);
+    }
+}
+
+fn notices_from_the_command_line_on(backend: Backend) {
+    // Shown with a failure, which otherwise would not say which database.
+    eprintln!("notices_from_the_command_line on {backend:?}");
+    let dir = temp_dir(&format!("notices-{backend:?}"));
+    let url = seeded_database(backend, &dir);
     let csv = dir.join("tari.csv");
     write_csv(&csv, 3);
     let out = incasso_for_ente("load", &url)
@@ -825,10 +1008,18 @@ fn notices_from_the_command_line() {
 /// broken flow without stopping, and matches the sospeso to its flow.
 #[test]
 fn reconcile_from_the_command_line() {
+    for backend in backends() {
+        reconcile_from_the_command_line_on(backend);
+    }
+}
+
+fn reconcile_from_the_command_line_on(backend: Backend) {
+    // Shown with a failure, which otherwise would not say which database.
+    eprintln!("reconcile_from_the_command_line on {backend:?}");
     use incasso_core::Cents;
     use incasso_core::fdr::{FlowOutcome, FlowPayment, PartyIdKind, ReportingFlow};
-    let dir = temp_dir("reconcile");
-    let url = seeded_database(&dir);
+    let dir = temp_dir(&format!("reconcile-{backend:?}"));
+    let url = seeded_database(backend, &dir);
     let day = chrono::NaiveDate::from_ymd_opt(2026, 10, 2).unwrap();
     let flow = ReportingFlow {
         flow_id: "2026-10-02PSPA-1".into(),

@@ -762,8 +762,16 @@ PLAN-1;TARI;RSSMRA85T10A562S;Mario Rossi;2;10,00;r2;31/12/2027;;;A
 /// upload), report, outcome, the Ente's own layouts, the export.
 #[tokio::test]
 async fn supplies_over_http() {
+    for backend in backends() {
+        supplies_over_http_on(backend).await;
+    }
+}
+
+async fn supplies_over_http_on(backend: Backend) {
+    // Shown with a failure, which otherwise would not say which database.
+    eprintln!("supplies_over_http on {backend:?}");
     incasso_pagopa::connector::install_crypto_provider();
-    let url = fresh_database_url(Backend::Sqlite).await;
+    let url = fresh_database_url(backend).await;
     let store = store_at(&url).await;
     let (_, key) =
         incasso_app::keys::issue_key(&store, Some(A), incasso_store::KeyScope::Ente, "test")

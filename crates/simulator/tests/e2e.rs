@@ -281,7 +281,15 @@ async fn a_citizen_pays_through_the_checkout_page() {
 
 #[tokio::test]
 async fn connector_authenticates_retries_and_times_out() {
-    let w = world(Backend::Sqlite).await;
+    for backend in backends() {
+        connector_authenticates_retries_and_times_out_on(backend).await;
+    }
+}
+
+async fn connector_authenticates_retries_and_times_out_on(backend: Backend) {
+    // Shown with a failure, which otherwise would not say which database.
+    eprintln!("connector_authenticates_retries_and_times_out on {backend:?}");
+    let w = world(backend).await;
     let nav = w.notice("CONN-1").await;
     // Wrong key: Checkout refuses, the citizen gets a clear 502, not a hang.
     w.connect(settings(
