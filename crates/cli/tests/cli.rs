@@ -8,8 +8,19 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// The binary, run from a directory of this test process's own: a command
+/// given no `--data-dir` makes `./incasso-data` (its secret key), which
+/// must not land in the source tree.
 fn incasso() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_incasso"))
+    static WORK_DIR: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    let dir = WORK_DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("incasso-cli-cwd-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    });
+    let mut c = Command::new(env!("CARGO_BIN_EXE_incasso"));
+    c.current_dir(dir);
+    c
 }
 
 /// `incasso COMMAND --database-url URL --ente <the demo Comune>`.
