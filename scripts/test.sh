@@ -4,7 +4,7 @@
 # On a fresh Debian machine that has only the Rust toolchain, it installs what
 # the tests need from Debian's packages (PostgreSQL, xmllint, and the tools
 # that read printed notices as a scanner does: pdftoppm, pdftotext, zbarimg,
-# dmtxread), starts
+# dmtxread), and schemathesis from PyPI in a virtual environment, starts
 # PostgreSQL as the `postgres` user, creates a test role, and runs every
 # test once per database. Safe to run again: each step checks first.
 set -euo pipefail
@@ -21,11 +21,28 @@ command -v pdftoppm >/dev/null 2>&1 || need_packages+=(poppler-utils)
 command -v zbarimg >/dev/null 2>&1 || need_packages+=(zbar-tools)
 command -v dmtxread >/dev/null 2>&1 || need_packages+=(dmtx-utils)
 python3 -c 'import openapi_spec_validator' >/dev/null 2>&1 || need_packages+=(python3-openapi-spec-validator)
+/usr/bin/python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need_packages+=(python3-venv)
 if [ ${#need_packages[@]} -gt 0 ]; then
   echo "==> installing ${need_packages[*]} from Debian's packages"
   as_root apt-get update -qq
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${need_packages[@]}" >/dev/null
 fi
+
+# schemathesis, for the GPD conformance test (crates/server/tests/gpd_conformance.rs):
+# the versions of scripts/schemathesis-requirements.txt in a virtual
+# environment of Debian's python3 (externally managed: no pip install into
+# it), made once under the user's cache, named by the file's hash so that a
+# change of versions makes a new one, and reused by every later run.
+requirements=scripts/schemathesis-requirements.txt
+schemathesis_venv="${XDG_CACHE_HOME:-$HOME/.cache}/incasso/schemathesis-$(sha256sum "$requirements" | cut -c1-12)"
+if [ ! -e "$schemathesis_venv/installed" ]; then
+  echo "==> installing schemathesis from PyPI in $schemathesis_venv"
+  rm -rf "$schemathesis_venv"
+  /usr/bin/python3 -m venv "$schemathesis_venv"
+  "$schemathesis_venv/bin/pip" install -q --disable-pip-version-check --no-deps -r "$requirements"
+  touch "$schemathesis_venv/installed"
+fi
+export INCASSO_SCHEMATHESIS="$schemathesis_venv/bin/schemathesis"
 
 # PostgreSQL: the packaged cluster, started as the postgres user (initdb and
 # the server refuse to run as root).

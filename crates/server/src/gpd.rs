@@ -56,6 +56,45 @@ pub fn routes() -> Router<AppState> {
         )
 }
 
+/// GPD's `X-Request-Id`, which gpd.json declares on every answer: the
+/// caller's own, or one made up (a random UUID, as GPD makes) when the
+/// request brings none.
+pub async fn request_id(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    const HEADER: &str = "x-request-id";
+    let id = request
+        .headers()
+        .get(HEADER)
+        .filter(|v| !v.is_empty())
+        .cloned()
+        .or_else(|| axum::http::HeaderValue::from_str(&random_uuid()).ok());
+    let mut response = next.run(request).await;
+    if let Some(id) = id {
+        response.headers_mut().insert(HEADER, id);
+    }
+    response
+}
+
+/// A version 4 UUID in its usual text form.
+fn random_uuid() -> String {
+    let mut b = [0u8; 16];
+    // Without a random source the id is all zeros: it only names a call.
+    let _ = getrandom::fill(&mut b);
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
+}
+
 // ---------------------------------------------------------------- dates
 
 /// GPD clients send `2026-12-31T23:59:59Z`, `...+01:00`, or a zone-less
@@ -784,6 +823,14 @@ async fn list_positions(
     if !(1..=50).contains(&limit) {
         return Err(ApiError::bad_request("BAD_LIMIT", "limit: da 1 a 50"));
     }
+    // An int32 in gpd.json, as in GPD, which refuses a larger one.
+    let page = q.page.unwrap_or(0);
+    if page > i32::MAX as u32 {
+        return Err(ApiError::bad_request(
+            "BAD_PAGE",
+            format!("page: da 0 a {}", i32::MAX),
+        ));
+    }
     let opt_day = |field: &str, v: &Option<String>, end: bool| {
         v.as_deref().map(|s| parse_day(field, s, end)).transpose()
     };
@@ -845,7 +892,7 @@ async fn list_positions(
         debtor_fiscal_code: None,
         order_by,
         ascending,
-        page: q.page.unwrap_or(0),
+        page,
         limit,
     };
     let page = positions::list(&ctx, &ente, &filter).await?;

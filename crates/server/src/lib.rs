@@ -75,7 +75,8 @@ pub fn router(state: AppState) -> Router {
             "/gpd/v1",
             gpd::routes()
                 .route_layer(guard.clone())
-                .layer(axum::middleware::from_fn(error::gpd_problem_json)),
+                .layer(axum::middleware::from_fn(error::gpd_problem_json))
+                .layer(axum::middleware::from_fn(gpd::request_id)),
         )
         .nest(
             "/api/v1",
