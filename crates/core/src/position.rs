@@ -31,7 +31,7 @@ use crate::taxonomy;
 use crate::text::is_plausible_email;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::str::FromStr;
 
@@ -254,6 +254,50 @@ pub struct PositionRules<'a> {
 }
 
 impl DebtPosition {
+    /// GPD's reported states, from what the current reporting flows list
+    /// as paid: `listed` has each listed transfer (IUV, `idTransfer`) and
+    /// when its first flow came. A listed transfer of a paid option is
+    /// reported; an option is PO_REPORTED when all its transfers are,
+    /// PO_PARTIALLY_REPORTED when some are; a PAID position whose paid
+    /// options are all reported is REPORTED. Derived, never stored: the
+    /// flows are the fact, and deriving costs nothing where flows arrive.
+    pub fn show_reporting(&mut self, listed: &HashMap<(String, u8), DateTime<Utc>>) {
+        let mut any_paid = false;
+        let mut all_reported = true;
+        for option in &mut self.options {
+            if !matches!(
+                option.status,
+                OptionStatus::Paid | OptionStatus::PartiallyReported | OptionStatus::Reported
+            ) {
+                continue;
+            }
+            any_paid = true;
+            let iuv = option.iuv.clone().unwrap_or_default();
+            let mut first: Option<DateTime<Utc>> = None;
+            for t in &mut option.transfers {
+                if let Some(at) = listed.get(&(iuv.clone(), t.id_transfer)) {
+                    t.reported = true;
+                    first = Some(first.map_or(*at, |f| f.min(*at)));
+                }
+            }
+            let reported = option.transfers.iter().filter(|t| t.reported).count();
+            if reported == 0 {
+                all_reported = false;
+                continue;
+            }
+            option.status = if reported == option.transfers.len() {
+                OptionStatus::Reported
+            } else {
+                all_reported = false;
+                OptionStatus::PartiallyReported
+            };
+            option.reporting_date = option.reporting_date.or(first);
+        }
+        if self.status == PositionStatus::Paid && any_paid && all_reported {
+            self.status = PositionStatus::Reported;
+        }
+    }
+
     /// A new draft with GPD's defaults for everything its maker did not say
     /// (not yet stored, published or paid; payable in stand-in).
     pub fn draft(

@@ -25,7 +25,6 @@ mod migrate;
 mod positions;
 mod receipts;
 mod recon;
-mod reporting;
 pub mod secrets;
 mod sqlite_thread;
 mod supply_writer;

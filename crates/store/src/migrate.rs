@@ -81,12 +81,6 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0011_checkout_carts.sql"),
         postgres: include_str!("../migrations/postgres/0011_checkout_carts.sql"),
     },
-    Migration {
-        version: 12,
-        name: "reporting_work",
-        sqlite: include_str!("../migrations/sqlite/0012_reporting_work.sql"),
-        postgres: include_str!("../migrations/postgres/0012_reporting_work.sql"),
-    },
 ];
 
 /// Arbitrary constant naming incasso's migration lock on PostgreSQL.

@@ -2,7 +2,6 @@
 //! transitions, each in one transaction.
 
 use crate::batch::Stmt;
-use crate::reporting::{self, Arrived};
 use crate::time::{from_micros, opt_from_micros, opt_to_micros, to_micros};
 use crate::{Result, Store, StoreError};
 use chrono::{DateTime, Utc};
@@ -83,6 +82,16 @@ const TRANSFER_COLUMNS: &str = "t.iuv, t.id_transfer, t.amount, t.organization_f
 
 /// `DebtPosition::effective_status` in SQL, with the instant `now` as `$2`.
 const EFFECTIVE_STATUS: &str = "(CASE
+    WHEN status = 'PAID' AND NOT EXISTS (SELECT 1 FROM payment_options o
+            JOIN transfers t ON t.ente = o.ente AND t.iuv = o.iuv
+            WHERE o.position_id = debt_positions.id
+              AND o.status IN ('PO_PAID', 'PO_PARTIALLY_REPORTED') AND t.reported = 0
+              AND NOT EXISTS (SELECT 1 FROM flow_payments p
+                  JOIN reporting_flows f ON f.ente = p.ente AND f.flow_id = p.flow_id
+                      AND f.flow_date_time = p.flow_date_time AND f.current = 1
+                  WHERE p.ente = t.ente AND p.iuv = t.iuv AND p.transfer_index = t.id_transfer
+                    AND p.outcome IN (0, 4, 8, 9)))
+        THEN 'REPORTED'
     WHEN status = 'PUBLISHED' AND (validity_date IS NULL OR validity_date <= $2)
         THEN (CASE WHEN switch_to_expired = 1 AND max_due_date < $2 THEN 'EXPIRED' ELSE 'VALID' END)
     WHEN status = 'VALID' AND switch_to_expired = 1 AND max_due_date < $2 THEN 'EXPIRED'
@@ -251,12 +260,18 @@ impl Store {
         Ok(())
     }
 
+    /// A position as GPD shows it, reported states included.
     pub async fn get_position(&self, ente: &str, iupd: &str) -> Result<StoredPosition> {
         let mut conn = self.pool.acquire().await?;
-        load_position(&mut conn, ente, iupd, "").await
+        let mut stored = load_position(&mut conn, ente, iupd, "").await?;
+        show_reporting(&mut conn, ente, std::slice::from_mut(&mut stored)).await?;
+        Ok(stored)
     }
 
-    /// The position that owns a notice number, with the index of the option.
+    /// The position that owns a notice number, with the index of the option,
+    /// in its stored states: what payment decisions read (PAID and REPORTED
+    /// are alike to them), without the flows' lookup that
+    /// [`Store::get_position`] adds.
     pub async fn find_by_notice_number(
         &self,
         ente: &str,
@@ -368,7 +383,8 @@ impl Store {
         }
         let rows = q.fetch_all(&self.pool).await?;
         let mut conn = self.pool.acquire().await?;
-        let items = load_children(&mut conn, ente, rows).await?;
+        let mut items = load_children(&mut conn, ente, rows).await?;
+        show_reporting(&mut conn, ente, &mut items).await?;
         Ok(Page {
             items,
             page: filter.page,
@@ -495,15 +511,10 @@ impl Store {
             find_by_notice(&mut tx, ente, notice_number, self.dialect.for_update()).await?;
         stored.position.pay_option(index, paid_at, now)?;
         save_state(&mut tx, &mut stored, now).await?;
-        let iuv = stored.position.options[index]
-            .iuv
-            .clone()
-            .unwrap_or_default();
-        if reporting::report(&mut tx, ente, Arrived::Payment(&iuv), now).await? {
-            // A flow had listed it already: answer the states it now has.
-            (stored, _) = find_by_notice(&mut tx, ente, notice_number, "").await?;
-        }
         tx.commit().await?;
+        // A flow may have listed it already: answered as GPD shows it.
+        let mut conn = self.pool.acquire().await?;
+        show_reporting(&mut conn, ente, std::slice::from_mut(&mut stored)).await?;
         Ok((stored, index))
     }
 
@@ -538,14 +549,8 @@ impl Store {
                 continue;
             }
             save_state(&mut tx, &mut stored, now).await?;
-            let iuv = stored.position.options[index]
-                .iuv
-                .clone()
-                .unwrap_or_default();
-            reporting::collect(&mut tx, ente, Arrived::Payment(&iuv)).await?;
             out.push(Ok(()));
         }
-        reporting::apply(&mut tx, ente, now).await?;
         tx.commit().await?;
         Ok(out)
     }
@@ -918,6 +923,56 @@ pub(crate) async fn find_by_notice(
         })
         .ok_or(StoreError::NotFound("avviso"))?;
     Ok((stored, index))
+}
+
+/// GPD's reported states on loaded positions (see
+/// `DebtPosition::show_reporting`): one query for the whole page, the
+/// paid options' transfers that current flows list as paid (outcomes 0, 4,
+/// 8, 9: with a receipt or not, in stand-in or not), with when the first
+/// such flow was taken in.
+pub(crate) async fn show_reporting(
+    conn: &mut AnyConnection,
+    ente: &str,
+    positions: &mut [StoredPosition],
+) -> Result<()> {
+    let iuvs: Vec<String> = positions
+        .iter()
+        .flat_map(|p| &p.position.options)
+        .filter(|o| o.status != OptionStatus::Unpaid)
+        .filter_map(|o| o.iuv.clone())
+        .collect();
+    if iuvs.is_empty() {
+        return Ok(());
+    }
+    let mut listed = HashMap::new();
+    for chunk in iuvs.chunks(500) {
+        let placeholders = (0..chunk.len())
+            .map(|i| format!("${}", i + 2))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "SELECT p.iuv, p.transfer_index, MIN(f.received_at) AS first
+             FROM flow_payments p
+             JOIN reporting_flows f ON f.ente = p.ente AND f.flow_id = p.flow_id
+                 AND f.flow_date_time = p.flow_date_time AND f.current = 1
+             WHERE p.ente = $1 AND p.iuv IN ({placeholders}) AND p.outcome IN (0, 4, 8, 9)
+             GROUP BY p.iuv, p.transfer_index"
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(ente);
+        for iuv in chunk {
+            q = q.bind(iuv.clone());
+        }
+        for r in q.fetch_all(&mut *conn).await? {
+            let key = (r.try_get::<String, _>(0)?, r.try_get::<i64, _>(1)? as u8);
+            listed.insert(key, from_micros(r.try_get::<i64, _>(2)?));
+        }
+    }
+    if !listed.is_empty() {
+        for p in positions.iter_mut() {
+            p.position.show_reporting(&listed);
+        }
+    }
+    Ok(())
 }
 
 /// Loads options and transfers for a page of position rows: two queries for

@@ -2,7 +2,6 @@
 //! their position in the same transaction, so that a crash leaves either
 //! both or neither; the Node then sends the receipt again.
 
-use crate::reporting::{self, Arrived};
 use crate::time::{opt_from_micros, opt_to_micros, to_micros};
 use crate::{Result, Store, StoreError};
 use chrono::{DateTime, Utc};
@@ -150,8 +149,6 @@ impl Store {
                     match stored.position.pay_option(index, paid_at, now) {
                         Ok(()) => {
                             crate::positions::save_state(&mut tx, &mut stored, now).await?;
-                            reporting::report(&mut tx, &r.ente, Arrived::Payment(&r.iuv), now)
-                                .await?;
                             if option_amount == r.amount {
                                 ReceiptOutcome::Applied
                             } else {

@@ -6,7 +6,6 @@
 //! stored together, each once by the bank's id.
 
 use crate::positions::QuotaJson;
-use crate::reporting::{self, Arrived};
 use crate::time::{from_micros, to_micros};
 use crate::{Result, Store, StoreError};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -111,19 +110,8 @@ impl Store {
     ) -> Result<Vec<FlowIntake>> {
         let mut tx = self.write_tx().await?;
         let mut outcomes = Vec::with_capacity(flows.len());
-        let mut to_report = 0;
         for flow in flows {
-            let outcome = self.store_flow_in(&mut tx, ente, flow, now).await?;
-            if matches!(outcome, FlowIntake::Stored | FlowIntake::Replaced) {
-                let version = to_micros(flow.flow_date_time);
-                let listed = Arrived::Flow(&flow.flow_id, version);
-                to_report += reporting::collect(&mut tx, ente, listed).await?;
-            }
-            outcomes.push(outcome);
-        }
-        // What the flows list is reported as they arrive (see `reporting`).
-        if to_report > 0 {
-            reporting::apply(&mut tx, ente, now).await?;
+            outcomes.push(self.store_flow_in(&mut tx, ente, flow, now).await?);
         }
         tx.commit().await?;
         Ok(outcomes)

@@ -1115,7 +1115,7 @@ fn flow_listing(
 
 /// GPD's reported states follow whichever of the flow and the payment
 /// comes last, transfer by transfer, and only from a flow's current
-/// version.
+/// version; reads and list filters agree.
 #[tokio::test]
 async fn reporting_follows_whichever_comes_last() {
     for backend in backends() {
@@ -1158,6 +1158,21 @@ async fn reporting_follows_whichever_comes_last() {
         let p = store.get_position(ENTE, "REP-1").await.unwrap().position;
         assert_eq!(p.options[0].status, OptionStatus::Unpaid, "{backend:?}");
         assert!(!p.options[0].transfers[0].reported);
+        let listed_as = |status| {
+            let store = &store;
+            async move {
+                let filter = ListFilter {
+                    status: Some(status),
+                    limit: 10,
+                    ..ListFilter::default()
+                };
+                let page = store.list_positions(ENTE, &filter).await.unwrap();
+                page.items
+                    .iter()
+                    .map(|s| (s.position.iupd.clone(), s.position.status))
+                    .collect::<Vec<_>>()
+            }
+        };
 
         // The payment after it: the listed transfer is reported at once,
         // the other is not, so the option is partially reported and the
@@ -1176,6 +1191,9 @@ async fn reporting_follows_whichever_comes_last() {
         );
         assert!(p.position.options[0].transfers[0].reported);
         assert!(!p.position.options[0].transfers[1].reported);
+        let paid = vec![("REP-1".to_string(), PositionStatus::Paid)];
+        assert_eq!(listed_as(PositionStatus::Paid).await, paid, "{backend:?}");
+        assert!(listed_as(PositionStatus::Reported).await.is_empty());
 
         // An older version of a flow is outdated: it reports nothing.
         let newer = now - Duration::hours(1);
@@ -1201,5 +1219,16 @@ async fn reporting_follows_whichever_comes_last() {
         assert_eq!(p.options[0].status, OptionStatus::Reported);
         assert_eq!(p.status, PositionStatus::Reported, "{backend:?}");
         assert!(p.options[0].reporting_date.is_some());
+        // Lists filter and show by the same states.
+        let reported = vec![("REP-1".to_string(), PositionStatus::Reported)];
+        assert_eq!(
+            listed_as(PositionStatus::Reported).await,
+            reported,
+            "{backend:?}"
+        );
+        assert!(
+            listed_as(PositionStatus::Paid).await.is_empty(),
+            "{backend:?}"
+        );
     }
 }
