@@ -24,6 +24,7 @@ fn recon(e: ReconError, at: &Place<'_>) -> AppError {
         ReconError::OtherEnte { .. }
         | ReconError::NotMatched(_)
         | ReconError::NoTreasurySettings
+        | ReconError::NoConnection
         | ReconError::Unattributed(_) => Kind::Conflict,
         ReconError::Node(_) => Kind::Unavailable,
         ReconError::Reversale(_) => Kind::Unprocessable,

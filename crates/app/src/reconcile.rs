@@ -27,6 +27,10 @@ pub enum ReconError {
     OtherEnte { expected: String, found: String },
     #[error("nodo dei pagamenti: {0}")]
     Node(String),
+    /// None of the Ente's stations has a connection to the Node: the
+    /// Ente's configuration, not the Node, stands in the way.
+    #[error("nessuna stazione dell'ente ha un collegamento al nodo")]
+    NoConnection,
     #[error("mancano le impostazioni della tesoreria dell'ente")]
     NoTreasurySettings,
     #[error("movimento {0} sconosciuto")]
@@ -53,6 +57,7 @@ impl ReconError {
             ReconError::OtherEnte { .. } => "OTHER_ENTE",
             ReconError::NotMatched(_) => "MOVEMENT_NOT_MATCHED",
             ReconError::Node(_) => "NODE_UNAVAILABLE",
+            ReconError::NoConnection => "NO_CONNECTION",
             ReconError::NoTreasurySettings => "TREASURY_SETTINGS_MISSING",
             ReconError::UnknownMovement(_) => "MOVEMENT_UNKNOWN",
             ReconError::Unattributed(_) => "UNATTRIBUTED",
@@ -685,9 +690,9 @@ pub async fn fetch_flows(
     now: DateTime<Utc>,
 ) -> Result<FetchReport, ReconError> {
     known_ente(store, ente).await?;
-    let node = node_of(store, ente).await?.ok_or_else(|| {
-        ReconError::Node("nessuna stazione dell'ente ha un collegamento al nodo".into())
-    })?;
+    let node = node_of(store, ente)
+        .await?
+        .ok_or(ReconError::NoConnection)?;
     fetch_with(store, ente, node.as_ref(), now).await
 }
 

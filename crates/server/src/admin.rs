@@ -1031,10 +1031,19 @@ impl utoipa::Modify for SecurityAddon {
     }
 }
 
+/// Whether a response's content is a ProblemJson.
+fn is_problem(content: &utoipa::openapi::RefOr<utoipa::openapi::Content>) -> bool {
+    use utoipa::openapi::RefOr;
+    matches!(content, RefOr::T(c)
+        if matches!(&c.schema, Some(RefOr::Ref(r)) if r.ref_location.ends_with("/ProblemJson")))
+}
+
 /// Declares on every operation the errors any of them can answer, so that
 /// generated clients expect them: no key (401), a key without the right
 /// (403), unreadable parameters or body (400), a body of the wrong type or
-/// size (415, 413), incasso's own failure (500). Each is ProblemJson.
+/// size (415, 413), incasso's own failure (500), and on a path with
+/// parameters what it names not existing (404). Each is ProblemJson, as
+/// `application/problem+json`, the type every error is sent with.
 fn declare_common_errors(openapi: &mut utoipa::openapi::OpenApi) {
     use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
     let problem = |description: &str| {
@@ -1050,7 +1059,7 @@ fn declare_common_errors(openapi: &mut utoipa::openapi::OpenApi) {
                 .build(),
         )
     };
-    for item in openapi.paths.paths.values_mut() {
+    for (path, item) in openapi.paths.paths.iter_mut() {
         let operations = [
             &mut item.get,
             &mut item.put,
@@ -1061,8 +1070,25 @@ fn declare_common_errors(openapi: &mut utoipa::openapi::OpenApi) {
         for op in operations.into_iter().flatten() {
             let has_body = op.request_body.is_some();
             let responses = &mut op.responses.responses;
-            // OpenAPI requires a description on every response.
             for (code, response) in responses.iter_mut() {
+                // An error is sent as application/problem+json (see
+                // crate::error::problem_json), whatever type utoipa gave
+                // the ProblemJson body of an annotation.
+                if let RefOr::T(r) = response
+                    && !code.starts_with('2')
+                {
+                    r.content = std::mem::take(&mut r.content)
+                        .into_iter()
+                        .map(|(kind, content)| {
+                            if kind == "application/json" && is_problem(&content) {
+                                ("application/problem+json".to_string(), content)
+                            } else {
+                                (kind, content)
+                            }
+                        })
+                        .collect();
+                }
+                // OpenAPI requires a description on every response.
                 if let RefOr::T(r) = response
                     && r.description.is_empty()
                 {
@@ -1091,6 +1117,10 @@ fn declare_common_errors(openapi: &mut utoipa::openapi::OpenApi) {
                 "la chiave non dà diritto a questa risorsa o operazione",
             );
             add("500", "errore interno, con un riferimento da citare");
+            if path.contains('{') {
+                // Whatever a path names (the Ente first) may not exist.
+                add("404", "risorsa inesistente");
+            }
             if has_body {
                 add("413", "corpo troppo grande");
                 add("415", "tipo di contenuto non supportato");

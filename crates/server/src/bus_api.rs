@@ -258,7 +258,8 @@ pub struct ExportQuery {
 /// export format; reading moves the cursor.
 #[utoipa::path(get, path = "/api/v1/enti/{fiscalCode}/exports/{layout}", tag = "supplies",
     params(("fiscalCode" = String, Path), ("layout" = String, Path), ExportQuery),
-    responses((status = 200, content_type = "text/csv", body = String), (status = 404, body = crate::error::ProblemJson)))]
+    responses((status = 200, content_type = "text/csv", body = String), (status = 404, body = crate::error::ProblemJson),
+              (status = 409, description = "the layout has no export format (an intake-only layout)", body = crate::error::ProblemJson)))]
 pub async fn export(
     State(state): State<AppState>,
     caller: Caller,

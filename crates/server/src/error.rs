@@ -143,10 +143,44 @@ async fn json_value<S: Send + Sync>(
     req: Request,
     state: &S,
 ) -> Result<serde_json::Value, ApiError> {
-    Json::<serde_json::Value>::from_request(req, state)
+    let value = Json::<serde_json::Value>::from_request(req, state)
         .await
         .map(|Json(v)| v)
-        .map_err(json_rejection)
+        .map_err(json_rejection)?;
+    if has_nul(&value) {
+        return Err(ApiError::bad_request(
+            "BAD_JSON_DATA",
+            "JSON non conforme: un testo contiene il carattere nullo (\\u0000)",
+        ));
+    }
+    Ok(value)
+}
+
+/// Whether a text of `value`, a key included, holds NUL, which no field
+/// of incasso needs and PostgreSQL refuses to store (a 500 otherwise).
+fn has_nul(value: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match value {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().any(has_nul),
+        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        _ => false,
+    }
+}
+
+/// A request whose path or query holds an encoded NUL (`%00`): refused
+/// before any handler, as no identifier or parameter of incasso has one
+/// and PostgreSQL refuses to compare text with it (a 500 otherwise).
+fn nul_in_uri(request: &Request) -> Option<Response> {
+    let uri = request.uri();
+    let nul = uri.path().contains("%00") || uri.query().is_some_and(|q| q.contains("%00"));
+    nul.then(|| {
+        ApiError::bad_request(
+            "BAD_REQUEST",
+            "richiesta non valida: il percorso o i parametri contengono il carattere nullo (%00)",
+        )
+        .into_response()
+    })
 }
 
 fn typed<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
@@ -270,11 +304,17 @@ where
 /// them (GPD's clients may check the type); elsewhere
 /// `application/problem+json`.
 pub async fn problem_json(request: Request, next: axum::middleware::Next) -> Response {
+    if let Some(refused) = nul_in_uri(&request) {
+        return as_problem_json(refused, false);
+    }
     as_problem_json(next.run(request).await, false)
 }
 
 /// [`problem_json`] for GPD's paths.
 pub async fn gpd_problem_json(request: Request, next: axum::middleware::Next) -> Response {
+    if let Some(refused) = nul_in_uri(&request) {
+        return as_problem_json(refused, true);
+    }
     as_problem_json(next.run(request).await, true)
 }
 

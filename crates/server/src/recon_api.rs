@@ -457,7 +457,9 @@ pub struct RefusedFlowDto {
 /// and take in those not yet held.
 #[utoipa::path(post, path = "/api/v1/enti/{fiscalCode}/flows/fetch", tag = "reconciliation",
     params(("fiscalCode" = String, Path)),
-    responses((status = 200, body = FetchDto), (status = 502, body = crate::error::ProblemJson)))]
+    responses((status = 200, body = FetchDto),
+              (status = 409, description = "no station of the Ente has a connection to the Node (NO_CONNECTION)", body = crate::error::ProblemJson),
+              (status = 502, description = "the Node did not answer (NODE_UNAVAILABLE)", body = crate::error::ProblemJson)))]
 pub async fn fetch(
     State(state): State<AppState>,
     caller: Caller,
