@@ -23,7 +23,6 @@ use incasso_core::ente::{Ente, StationLink};
 use incasso_store::{KeyScope, Store};
 use incasso_testkit::{Backend, backends, fresh_database_url};
 use serde_json::{Value, json};
-use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 const ENTE: &str = "80000130585";
@@ -35,50 +34,9 @@ const CATEGORY: &str = "9/0101101IM/";
 const SEED: u64 = 14;
 const MAX_EXAMPLES: u32 = 100;
 
-/// The schemathesis executable: `INCASSO_SCHEMATHESIS` (set by
-/// `scripts/test.sh`), else the newest virtual environment that script
-/// made under the user's cache, else `schemathesis` on the PATH.
-fn schemathesis() -> PathBuf {
-    if let Some(path) = std::env::var_os("INCASSO_SCHEMATHESIS").filter(|p| !p.is_empty()) {
-        return PathBuf::from(path);
-    }
-    let cache = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")));
-    let installed = cache
-        .and_then(|c| std::fs::read_dir(c.join("incasso")).ok())
-        .into_iter()
-        .flatten()
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().starts_with("schemathesis-"))
-        .filter_map(|e| {
-            let when = std::fs::metadata(e.path().join("installed"))
-                .and_then(|m| m.modified())
-                .ok()?;
-            Some((when, e.path().join("bin").join("schemathesis")))
-        })
-        .max();
-    installed
-        .map(|(_, exe)| exe)
-        .unwrap_or_else(|| PathBuf::from("schemathesis"))
-}
-
-/// `schemathesis --version`, or why it cannot run.
-async fn version_of(exe: &Path) -> Result<String, String> {
-    let out = tokio::process::Command::new(exe)
-        .arg("--version")
-        .output()
-        .await
-        .map_err(|e| format!("{}: {e}", exe.display()))?;
-    if !out.status.success() {
-        return Err(format!(
-            "{}: {}",
-            exe.display(),
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
+#[path = "common/schemathesis.rs"]
+mod schemathesis_tool;
+use schemathesis_tool::{schemathesis, version_of};
 
 struct Server {
     base: String,
