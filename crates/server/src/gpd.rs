@@ -658,8 +658,22 @@ pub fn base_response(
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PublishQuery {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "spring_bool")]
     to_publish: bool,
+}
+
+/// A boolean query parameter as GPD's framework (Spring) reads one: `true`,
+/// `on`, `yes`, `1` and `false`, `off`, `no`, `0`, in any letter case; an
+/// empty value is absent. Anything else is refused, naming the value.
+fn spring_bool<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    let text = String::deserialize(d)?;
+    match text.trim().to_ascii_lowercase().as_str() {
+        "true" | "on" | "yes" | "1" => Ok(true),
+        "false" | "off" | "no" | "0" | "" => Ok(false),
+        _ => Err(serde::de::Error::custom(format!(
+            "'{text}' non è un booleano (true/false, 1/0, yes/no, on/off)"
+        ))),
+    }
 }
 
 async fn create_position(
@@ -829,6 +843,36 @@ async fn list_positions(
         return Err(ApiError::bad_request(
             "BAD_PAGE",
             format!("page: da 0 a {}", i32::MAX),
+        ));
+    }
+    // GPD takes one kind of date filter at a time: two are refused, never
+    // combined silently.
+    let groups = [
+        (
+            "due_date",
+            q.due_date_from.is_some() || q.due_date_to.is_some(),
+        ),
+        (
+            "payment_date",
+            q.payment_date_from.is_some() || q.payment_date_to.is_some(),
+        ),
+        (
+            "payment_date_time",
+            q.payment_date_time_from.is_some() || q.payment_date_time_to.is_some(),
+        ),
+    ];
+    let given: Vec<&str> = groups
+        .iter()
+        .filter(|(_, on)| *on)
+        .map(|(g, _)| *g)
+        .collect();
+    if given.len() > 1 {
+        return Err(ApiError::bad_request(
+            "FILTERS_EXCLUSIVE",
+            format!(
+                "{}: si può filtrare per un solo tipo di data (due_date_*, payment_date_* o payment_date_time_*)",
+                given.join(", ")
+            ),
         ));
     }
     let opt_day = |field: &str, v: &Option<String>, end: bool| {

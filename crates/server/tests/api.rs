@@ -1521,3 +1521,70 @@ async fn every_registry_list_is_paged() {
         }
     }
 }
+
+/// GPD as its framework behaves, not only as gpd.json reads (issue 15):
+/// `toPublish` takes Spring's booleans in any letter case, and the three
+/// kinds of date filter of the list exclude each other.
+#[tokio::test]
+async fn gpd_reads_booleans_and_date_filters_as_gpd_does() {
+    for backend in backends() {
+        let app = spawn_app(backend).await;
+        for (i, (flag, status)) in [
+            ("TRUE", "VALID"),
+            ("yes", "VALID"),
+            ("On", "VALID"),
+            ("1", "VALID"),
+            ("False", "DRAFT"),
+            ("no", "DRAFT"),
+            ("OFF", "DRAFT"),
+            ("0", "DRAFT"),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let path = format!("/gpd/v1/organizations/{A}/debtpositions?toPublish={flag}");
+            let body = position_body(&format!("BOOL-{i}"));
+            let (s, created) = app
+                .call(Method::POST, &path, Some(&app.key_a), Some(&body))
+                .await;
+            assert_eq!(s, StatusCode::CREATED, "{backend:?} {flag}: {created}");
+            assert_eq!(created["status"], status, "{backend:?} toPublish={flag}");
+        }
+        let path = format!("/gpd/v1/organizations/{A}/debtpositions?toPublish=maybe");
+        let body = position_body("BOOL-X");
+        let (s, refused) = app
+            .call(Method::POST, &path, Some(&app.key_a), Some(&body))
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{refused}");
+        let list = format!("/gpd/v1/organizations/{A}/debtpositions");
+        for query in [
+            "due_date_from=2026-01-01&payment_date_from=2026-01-01",
+            "due_date_to=2026-01-31&payment_date_time_from=2026-01-01T00:00:00",
+            "payment_date_to=2026-01-31&payment_date_time_to=2026-01-31T00:00:00",
+        ] {
+            let (s, body) = app
+                .call(
+                    Method::GET,
+                    &format!("{list}?{query}"),
+                    Some(&app.key_a),
+                    None,
+                )
+                .await;
+            assert_eq!(s, StatusCode::BAD_REQUEST, "{query}: {body}");
+        }
+        for query in [
+            "due_date_from=2026-01-01&due_date_to=2026-01-31",
+            "payment_date_time_from=2026-01-01T00:00:00",
+        ] {
+            let (s, body) = app
+                .call(
+                    Method::GET,
+                    &format!("{list}?{query}"),
+                    Some(&app.key_a),
+                    None,
+                )
+                .await;
+            assert_eq!(s, StatusCode::OK, "{query}: {body}");
+        }
+    }
+}
