@@ -36,14 +36,7 @@ const MAX_EXAMPLES: u32 = 100;
 
 #[path = "common/schemathesis.rs"]
 mod schemathesis_tool;
-use schemathesis_tool::{schemathesis, version_of};
-
-struct Server {
-    base: String,
-    key: String,
-    client: reqwest::Client,
-    _stop: tokio::sync::oneshot::Sender<()>,
-}
+use schemathesis_tool::{Server, schemathesis, serve, version_of};
 
 async fn start(backend: Backend) -> Server {
     let store = Store::connect(&fresh_database_url(backend).await)
@@ -80,40 +73,7 @@ async fn start(backend: Backend) -> Server {
     let (_, key) = issue_key(&store, Some(ENTE), KeyScope::Ente, "conformance")
         .await
         .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(incasso_server::serve_with_listener(
-        listener,
-        store,
-        async {
-            let _ = stopped.await;
-        },
-    ));
-    incasso_pagopa::connector::install_crypto_provider();
-    Server {
-        base,
-        key,
-        client: reqwest::Client::new(),
-        _stop: stop,
-    }
-}
-
-impl Server {
-    async fn send(&self, method: reqwest::Method, path: &str, body: Option<&Value>) -> Value {
-        let mut req = self
-            .client
-            .request(method.clone(), format!("{}/gpd/v1{path}", self.base))
-            .header("Ocp-Apim-Subscription-Key", &self.key);
-        if let Some(b) = body {
-            req = req.json(b);
-        }
-        let resp = req.send().await.unwrap();
-        let status = resp.status();
-        let value: Value = resp.json().await.unwrap_or(Value::Null);
-        assert!(status.is_success(), "{method} {path}: {status} {value}");
-        value
-    }
+    serve(store, key, "/gpd/v1").await
 }
 
 /// A notice number of the Ente's station, by sequence.

@@ -1,5 +1,6 @@
-//! Finding and asking the schemathesis that `scripts/test.sh` installs,
-//! shared by the conformance tests (`gpd_conformance`, `api_conformance`).
+//! What the conformance tests (`gpd_conformance`, `api_conformance`)
+//! share: finding and asking the schemathesis that `scripts/test.sh`
+//! installs, and incasso served on a port of its own with a key.
 
 use std::path::{Path, PathBuf};
 
@@ -46,4 +47,61 @@ pub async fn version_of(exe: &Path) -> Result<String, String> {
         ));
     }
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// incasso serving `store` on a port of its own; `send` calls it with
+/// `key` under `prefix` (`/gpd/v1`, or `""` for whole paths).
+pub struct Server {
+    pub base: String,
+    pub key: String,
+    prefix: &'static str,
+    pub client: reqwest::Client,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+pub async fn serve(store: incasso_store::Store, key: String, prefix: &'static str) -> Server {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(incasso_server::serve_with_listener(
+        listener,
+        store,
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    incasso_pagopa::connector::install_crypto_provider();
+    Server {
+        base,
+        key,
+        prefix,
+        client: reqwest::Client::new(),
+        _stop: stop,
+    }
+}
+
+impl Server {
+    /// The JSON answer of a call that must succeed.
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> serde_json::Value {
+        let mut req = self
+            .client
+            .request(
+                method.clone(),
+                format!("{}{}{path}", self.base, self.prefix),
+            )
+            .header("Ocp-Apim-Subscription-Key", &self.key);
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let value = resp.json().await.unwrap_or(serde_json::Value::Null);
+        assert!(status.is_success(), "{method} {path}: {status} {value}");
+        value
+    }
 }
