@@ -558,7 +558,7 @@ async fn payable_notices(store: &Store, fc: &str) -> Result<Vec<DemoNotice>> {
     let mut page = 0;
     loop {
         let filter = ListFilter {
-            status: Some(PositionStatus::Valid),
+            statuses: vec![PositionStatus::Valid],
             page,
             limit: 500,
             ascending: true,

@@ -154,6 +154,22 @@ pub fn from_store(e: StoreError, at: &Place<'_>) -> AppError {
             err
         }
         StoreError::Transition(t) => t.into(),
+        // The position's own error, told with its place in the call: the
+        // field paths as the caller sent them (`paymentPositions[i].…`).
+        StoreError::Item {
+            index,
+            iupd,
+            source,
+        } => {
+            let mut err = from_store(*source, at);
+            if err.kind != Kind::Internal {
+                err.detail = format!("paymentPositions[{index}] (iupd '{iupd}'): {}", err.detail);
+                for e in &mut err.errors {
+                    e.field = format!("paymentPositions[{index}].{}", e.field);
+                }
+            }
+            err
+        }
         other => AppError::internal(at, &other),
     }
 }

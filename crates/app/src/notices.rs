@@ -143,7 +143,7 @@ pub async fn zip_job(
         }
         Selection::Filter(f) => {
             ctx.store().get_ente(ente).await.at(at)?;
-            if f.status.is_none()
+            if f.statuses.is_empty()
                 && f.due_date_from.is_none()
                 && f.due_date_to.is_none()
                 && f.debtor_fiscal_code.is_none()

@@ -24,6 +24,79 @@ pub async fn create(
         .at(Place::new("positions.create", ente, &iupd))
 }
 
+/// The most positions one call on many may carry, as GPD's v2 takes them.
+pub const MANY_LIMIT: usize = 100;
+
+fn check_many(count: usize) -> Result<(), AppError> {
+    if count == 0 {
+        return Err(AppError::invalid(
+            "EMPTY_LIST",
+            "paymentPositions: almeno una posizione",
+        ));
+    }
+    if count > MANY_LIMIT {
+        return Err(AppError::invalid(
+            "TOO_MANY",
+            format!(
+                "paymentPositions: al più {MANY_LIMIT} posizioni per chiamata, ricevute {count}"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Creates many positions at once (GPD v2): all of them, or none when any
+/// is refused; the error names the position.
+pub async fn create_many(
+    ctx: &Ctx,
+    ente: &str,
+    positions: Vec<DebtPosition>,
+    publish: bool,
+) -> Result<Vec<StoredPosition>, AppError> {
+    ctx.caller.require_ente(ente)?;
+    check_many(positions.len())?;
+    ctx.store()
+        .create_positions(ente, positions, ctx.now(), publish)
+        .await
+        .at(Place::new("positions.create_many", ente, ""))
+}
+
+/// Replaces many positions at once (GPD v2's update): all or none.
+pub async fn update_many(
+    ctx: &Ctx,
+    ente: &str,
+    positions: Vec<DebtPosition>,
+    publish: bool,
+) -> Result<Vec<StoredPosition>, AppError> {
+    ctx.caller.require_ente(ente)?;
+    check_many(positions.len())?;
+    ctx.store()
+        .replace_positions(ente, positions, ctx.now(), publish)
+        .await
+        .at(Place::new("positions.update_many", ente, ""))
+}
+
+/// The most positions one delete on many may name, as GPD's v2 takes them.
+pub const DELETE_MANY_LIMIT: usize = 20;
+
+/// Deletes many positions at once (GPD v2): all or none.
+pub async fn delete_many(ctx: &Ctx, ente: &str, iupds: &[String]) -> Result<(), AppError> {
+    ctx.caller.require_ente(ente)?;
+    if iupds.is_empty() || iupds.len() > DELETE_MANY_LIMIT {
+        return Err(AppError::invalid(
+            "TOO_MANY",
+            format!(
+                "paymentPositionIUPDs: da 1 a {DELETE_MANY_LIMIT} iupd per chiamata, ricevuti {}",
+                iupds.len()
+            ),
+        ));
+    }
+    ctx.store()
+        .delete_positions(ente, iupds)
+        .await
+        .at(Place::new("positions.delete_many", ente, ""))
+}
+
 pub async fn get(ctx: &Ctx, ente: &str, iupd: &str) -> Result<StoredPosition, AppError> {
     ctx.caller.require_ente(ente)?;
     ctx.store()

@@ -518,7 +518,7 @@ async fn node(cycles: u64, concurrency: u64, database_url: Option<String>) -> Re
         .list_positions(
             ENTE,
             &incasso_store::ListFilter {
-                status: Some(incasso_core::position::PositionStatus::Paid),
+                statuses: vec![incasso_core::position::PositionStatus::Paid],
                 limit: 1,
                 ..Default::default()
             },

@@ -54,6 +54,16 @@ impl ApiError {
     pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, detail)
     }
+
+    /// The error of a part of a larger request: its field paths, which
+    /// begin the detail, go under `prefix` (`paymentPositions[2]`).
+    pub fn within(mut self, prefix: &str) -> Self {
+        self.detail = format!("{prefix}.{}", self.detail);
+        for e in &mut self.errors {
+            e.field = format!("{prefix}.{}", e.field);
+        }
+        self
+    }
 }
 
 /// The HTTP status of each kind of application error.

@@ -1,7 +1,7 @@
 //! incasso's HTTP surface.
 //!
 //! - `/health`
-//! - `/gpd/v1/...`: the GPD-compatible positions API ([`gpd`])
+//! - `/gpd/...`: pagoPA's GPD APIs, each under its own version ([`gpd`])
 //! - `/api/v1/...`: incasso's own API ([`admin`]), documented at
 //!   `/api/openapi.json` and browsable at `/api/docs` (Swagger UI, vendored
 //!   into the binary so it works offline)
@@ -71,13 +71,7 @@ pub fn router(state: AppState) -> Router {
             "/pay/{fiscalCode}/{noticeNumber}/esito",
             get(checkout::outcome),
         )
-        .nest(
-            "/gpd/v1",
-            gpd::routes()
-                .route_layer(guard.clone())
-                .layer(axum::middleware::from_fn(error::gpd_problem_json))
-                .layer(axum::middleware::from_fn(gpd::request_id)),
-        )
+        .nest("/gpd", gpd::routes(&state))
         .nest(
             "/api/v1",
             admin::routes()

@@ -182,7 +182,7 @@ pub async fn filtered_zip(
         })
         .transpose()?;
     let filter = incasso_store::ListFilter {
-        status,
+        statuses: status.into_iter().collect(),
         due_date_from: q
             .due_date_from
             .as_deref()

@@ -197,6 +197,14 @@ pub enum StoreError {
     /// A supply's writes stopped at an earlier failure (given here).
     #[error("scrittura della fornitura interrotta: {0}")]
     Aborted(String),
+    /// The failure of one position of a call on many, which was therefore
+    /// applied to none: `index` counts from 0 in the order of the call.
+    #[error("posizione {index} (iupd '{iupd}'): {source}")]
+    Item {
+        index: usize,
+        iupd: String,
+        source: Box<StoreError>,
+    },
 }
 
 impl StoreError {

@@ -38,7 +38,9 @@ pub enum OrderBy {
 
 #[derive(Debug, Clone, Default)]
 pub struct ListFilter {
-    pub status: Option<PositionStatus>,
+    /// Positions in any of these states (as shown), or in any state when
+    /// empty.
+    pub statuses: Vec<PositionStatus>,
     pub due_date_from: Option<DateTime<Utc>>,
     pub due_date_to: Option<DateTime<Utc>>,
     pub payment_date_from: Option<DateTime<Utc>>,
@@ -113,15 +115,9 @@ impl Store {
         to_publish: bool,
     ) -> Result<StoredPosition> {
         let now = from_micros(to_micros(now));
-        let segregation_codes = self.prepare(ente, &mut position, now).await?;
-        position.status = PositionStatus::Draft;
-        position.inserted_date = Some(now);
-        position.last_updated_date = Some(now);
-        position.publish_date = None;
-        position.payment_date = None;
-        if to_publish {
-            position.publish(now)?;
-        }
+        let segregation_codes = self
+            .prepare_new(ente, &mut position, now, to_publish)
+            .await?;
         let wanted: Vec<bool> = position.options.iter().map(|o| o.iuv.is_none()).collect();
         let mut attempt = 0;
         loop {
@@ -165,6 +161,182 @@ impl Store {
                 Err(InsertError::Other(e)) => return Err(e),
             }
         }
+    }
+
+    /// [`Store::prepare`] for a position about to be inserted, with the
+    /// dates and states of a new one.
+    async fn prepare_new(
+        &self,
+        ente: &str,
+        position: &mut DebtPosition,
+        now: DateTime<Utc>,
+        to_publish: bool,
+    ) -> Result<Vec<u8>> {
+        let segregation_codes = self.prepare(ente, position, now).await?;
+        position.status = PositionStatus::Draft;
+        position.inserted_date = Some(now);
+        position.last_updated_date = Some(now);
+        position.publish_date = None;
+        position.payment_date = None;
+        if to_publish {
+            position.publish(now)?;
+        }
+        Ok(segregation_codes)
+    }
+
+    /// Creates many positions in one transaction (GPD v2): all of them or,
+    /// on any error, none. The error names the position by its place in
+    /// the call ([`StoreError::Item`]).
+    pub async fn create_positions(
+        &self,
+        ente: &str,
+        positions: Vec<DebtPosition>,
+        now: DateTime<Utc>,
+        to_publish: bool,
+    ) -> Result<Vec<StoredPosition>> {
+        let now = from_micros(to_micros(now));
+        let mut batch = Vec::with_capacity(positions.len());
+        let mut iupds = BTreeSet::new();
+        for (index, mut position) in positions.into_iter().enumerate() {
+            let iupd = position.iupd.clone();
+            let item = |e| item_error(index, &iupd, e);
+            if !iupds.insert(iupd.clone()) {
+                return Err(item(duplicate_iupd(&iupd)));
+            }
+            let segregation_codes = self
+                .prepare_new(ente, &mut position, now, to_publish)
+                .await
+                .map_err(item)?;
+            let wanted: Vec<bool> = position.options.iter().map(|o| o.iuv.is_none()).collect();
+            batch.push((position, segregation_codes, wanted));
+        }
+        let mut attempt = 0;
+        loop {
+            for (index, (position, segregation_codes, wanted)) in batch.iter_mut().enumerate() {
+                self.assign_notice_numbers(ente, segregation_codes, position, wanted)
+                    .await
+                    .map_err(|e| item_error(index, &position.iupd, e))?;
+            }
+            let mut tx = self.write_tx().await?;
+            let mut ids = Vec::with_capacity(batch.len());
+            let mut failure = None;
+            for (index, (position, _, _)) in batch.iter().enumerate() {
+                match insert_position(&mut tx, ente, position, now).await {
+                    Ok(id) => ids.push(id),
+                    Err(e) => {
+                        failure = Some((index, e));
+                        break;
+                    }
+                }
+            }
+            let (index, error) = match failure {
+                None => {
+                    tx.commit().await?;
+                    return Ok(batch
+                        .into_iter()
+                        .zip(ids)
+                        .map(|((position, _, _), id)| StoredPosition {
+                            id,
+                            version: 1,
+                            position,
+                        })
+                        .collect());
+                }
+                Some(f) => f,
+            };
+            drop(tx);
+            let iupd = batch[index].0.iupd.clone();
+            let iuv = match error {
+                InsertError::Iupd => return Err(item_error(index, &iupd, duplicate_iupd(&iupd))),
+                InsertError::Other(e) => return Err(e),
+                InsertError::Iuv(iuv) => iuv,
+            };
+            attempt += 1;
+            let (position, _, wanted) = &batch[index];
+            let generated = position
+                .options
+                .iter()
+                .zip(wanted)
+                .any(|(o, w)| *w && o.iuv.as_deref() == Some(iuv.as_str()));
+            if !generated || attempt >= IUV_RETRIES {
+                return Err(item_error(index, &iupd, iuv_taken(&iuv)));
+            }
+            tracing::warn!(
+                "generated IUV already used by an application; moving the sequence past it"
+            );
+            self.skip_sequence_past_used(ente, &iuv).await?;
+            for (position, _, wanted) in &mut batch {
+                for (option, want) in position.options.iter_mut().zip(wanted.iter()) {
+                    if *want {
+                        option.iuv = None;
+                        option.notice_number = None;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Replaces many positions in one transaction (GPD v2's update): all of
+    /// them or none, each under the rules of [`Store::replace_position`].
+    pub async fn replace_positions(
+        &self,
+        ente: &str,
+        positions: Vec<DebtPosition>,
+        now: DateTime<Utc>,
+        to_publish: bool,
+    ) -> Result<Vec<StoredPosition>> {
+        let now = from_micros(to_micros(now));
+        let mut planned = Vec::with_capacity(positions.len());
+        let mut iupds = BTreeSet::new();
+        for (index, position) in positions.into_iter().enumerate() {
+            let iupd = position.iupd.clone();
+            if !iupds.insert(iupd.clone()) {
+                return Err(item_error(
+                    index,
+                    &iupd,
+                    StoreError::Conflict(format!("iupd '{iupd}' ripetuto nella richiesta")),
+                ));
+            }
+            let plan = self
+                .plan_replacement(ente, &iupd, position, now, to_publish)
+                .await
+                .map_err(|e| item_error(index, &iupd, e))?;
+            planned.push(plan);
+        }
+        let mut tx = self.write_tx().await?;
+        let mut out = Vec::with_capacity(planned.len());
+        for (index, (position, version)) in planned.into_iter().enumerate() {
+            let iupd = position.iupd.clone();
+            let stored = apply_replacement(&mut tx, ente, position, version, now, self.dialect)
+                .await
+                .map_err(|e| item_error(index, &iupd, e))?;
+            out.push(stored);
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    /// Deletes many positions in one transaction (GPD v2): all of them or,
+    /// when one is missing or may not be deleted, none.
+    pub async fn delete_positions(&self, ente: &str, iupds: &[String]) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        let mut seen = BTreeSet::new();
+        for (index, iupd) in iupds.iter().enumerate() {
+            // The same iupd twice deletes it once, as a set of iupds means.
+            if !seen.insert(iupd.as_str()) {
+                continue;
+            }
+            let current = load_position(&mut tx, ente, iupd, self.dialect.for_update())
+                .await
+                .map_err(|e| item_error(index, iupd, e))?;
+            current
+                .position
+                .check_deletable()
+                .map_err(|e| item_error(index, iupd, e.into()))?;
+            delete_by_id(&mut tx, current.id).await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Validation and lookups shared by create and replace; returns the
@@ -337,10 +509,17 @@ impl Store {
             &mut ints,
         );
         let mut next = ints.len() + 3;
-        if let Some(status) = filter.status {
-            texts.push(status.as_str().to_string());
-            conditions.push(format!("{EFFECTIVE_STATUS} = ${next}"));
-            next += 1;
+        if !filter.statuses.is_empty() {
+            let mut placeholders = Vec::with_capacity(filter.statuses.len());
+            for status in &filter.statuses {
+                texts.push(status.as_str().to_string());
+                placeholders.push(format!("${next}"));
+                next += 1;
+            }
+            conditions.push(format!(
+                "{EFFECTIVE_STATUS} IN ({})",
+                placeholders.join(", ")
+            ));
         }
         if let Some(cf) = &filter.debtor_fiscal_code {
             texts.push(cf.clone());
@@ -401,11 +580,31 @@ impl Store {
         &self,
         ente: &str,
         iupd: &str,
-        mut position: DebtPosition,
+        position: DebtPosition,
         now: DateTime<Utc>,
         to_publish: bool,
     ) -> Result<StoredPosition> {
         let now = from_micros(to_micros(now));
+        let (position, version) = self
+            .plan_replacement(ente, iupd, position, now, to_publish)
+            .await?;
+        let mut tx = self.write_tx().await?;
+        let stored = apply_replacement(&mut tx, ente, position, version, now, self.dialect).await?;
+        tx.commit().await?;
+        Ok(stored)
+    }
+
+    /// Everything of a replacement that reads: the checks, the notice
+    /// numbers kept or assigned. Answers the new content and the version it
+    /// replaces, which [`apply_replacement`] checks again under lock.
+    async fn plan_replacement(
+        &self,
+        ente: &str,
+        iupd: &str,
+        mut position: DebtPosition,
+        now: DateTime<Utc>,
+        to_publish: bool,
+    ) -> Result<(DebtPosition, i64)> {
         position.iupd = iupd.to_string();
         // IUVs the position already owns are legitimately reused by an update;
         // validation must not see them as foreign.
@@ -436,36 +635,7 @@ impl Store {
         let wanted: Vec<bool> = position.options.iter().map(|o| o.iuv.is_none()).collect();
         self.assign_notice_numbers(ente, &segregation_codes, &mut position, &wanted)
             .await?;
-        let mut tx = self.write_tx().await?;
-        let locked = load_position(&mut tx, ente, iupd, self.dialect.for_update()).await?;
-        if locked.version != current.version {
-            return Err(StoreError::Conflict(
-                "la posizione è stata modificata nel frattempo: riprovare".into(),
-            ));
-        }
-        locked.position.check_updatable(now)?;
-        delete_by_id(&mut tx, locked.id).await?;
-        let id = match insert_position_with_id(
-            &mut tx,
-            ente,
-            &position,
-            now,
-            Some(locked.id),
-            locked.version + 1,
-        )
-        .await
-        {
-            Ok(id) => id,
-            Err(InsertError::Iuv(iuv)) => return Err(iuv_taken(&iuv)),
-            Err(InsertError::Iupd) => return Err(duplicate_iupd(iupd)),
-            Err(InsertError::Other(e)) => return Err(e),
-        };
-        tx.commit().await?;
-        Ok(StoredPosition {
-            id,
-            version: locked.version + 1,
-            position,
-        })
+        Ok((position, current.version))
     }
 
     pub async fn delete_position(&self, ente: &str, iupd: &str) -> Result<()> {
@@ -628,6 +798,55 @@ impl Store {
             }
         }
         Ok(codes)
+    }
+}
+
+/// Writes a planned replacement, if the position is still the version it
+/// was planned on and still may be changed.
+async fn apply_replacement(
+    conn: &mut AnyConnection,
+    ente: &str,
+    position: DebtPosition,
+    version: i64,
+    now: DateTime<Utc>,
+    dialect: crate::Dialect,
+) -> Result<StoredPosition> {
+    let locked = load_position(conn, ente, &position.iupd, dialect.for_update()).await?;
+    if locked.version != version {
+        return Err(StoreError::Conflict(
+            "la posizione è stata modificata nel frattempo: riprovare".into(),
+        ));
+    }
+    locked.position.check_updatable(now)?;
+    delete_by_id(conn, locked.id).await?;
+    let id = match insert_position_with_id(
+        conn,
+        ente,
+        &position,
+        now,
+        Some(locked.id),
+        locked.version + 1,
+    )
+    .await
+    {
+        Ok(id) => id,
+        Err(InsertError::Iuv(iuv)) => return Err(iuv_taken(&iuv)),
+        Err(InsertError::Iupd) => return Err(duplicate_iupd(&position.iupd)),
+        Err(InsertError::Other(e)) => return Err(e),
+    };
+    Ok(StoredPosition {
+        id,
+        version: locked.version + 1,
+        position,
+    })
+}
+
+/// The failure of the position at `index` of a call on many.
+fn item_error(index: usize, iupd: &str, source: StoreError) -> StoreError {
+    StoreError::Item {
+        index,
+        iupd: iupd.to_string(),
+        source: Box::new(source),
     }
 }
 

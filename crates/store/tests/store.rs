@@ -676,7 +676,7 @@ async fn update_keeps_legacy_notice_numbers_and_lists_by_effective_status() {
         store.create_position(ENTE, p, now, true).await.unwrap();
         let later = now + Duration::days(45);
         let expired = ListFilter {
-            status: Some(PositionStatus::Expired),
+            statuses: vec![PositionStatus::Expired],
             limit: 10,
             ..Default::default()
         };
@@ -687,7 +687,7 @@ async fn update_keeps_legacy_notice_numbers_and_lists_by_effective_status() {
         assert_eq!(page.items_found, 1, "{backend:?}");
         assert_eq!(page.items[0].position.iupd, "EXP-1");
         let valid = ListFilter {
-            status: Some(PositionStatus::Valid),
+            statuses: vec![PositionStatus::Valid],
             limit: 10,
             ..Default::default()
         };
@@ -1162,7 +1162,7 @@ async fn reporting_follows_whichever_comes_last() {
             let store = &store;
             async move {
                 let filter = ListFilter {
-                    status: Some(status),
+                    statuses: vec![status],
                     limit: 10,
                     ..ListFilter::default()
                 };

@@ -1,11 +1,14 @@
-//! The GPD-compatible positions API under `/gpd/v1`: the paths, JSON shapes
-//! and status codes of pagoPA's `gpd.json`, so a GPD client works against
-//! incasso by changing only its base URL and key.
+//! GPD v1 (`gpd.json`) under `/gpd/v1`: the paths, JSON shapes and status
+//! codes of pagoPA's positions API, so a GPD client works against incasso
+//! by changing only its base URL and key.
 //!
 //! incasso extends the model in two compatible ways: `iuv` may be omitted
 //! (incasso's IUV coordinator assigns one), and a transfer may carry
 //! `accountingQuotas`, its split over accertamenti.
 
+use super::{
+    de_instant, de_opt_instant, parse_day, parse_instant, ser_instant, ser_opt_instant, spring_bool,
+};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiJson, ApiQuery};
@@ -14,17 +17,17 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, patch, post};
-use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use chrono::{DateTime, Utc};
 use incasso_app::positions;
+use incasso_core::Cents;
 use incasso_core::accertamento::AccertamentoRef;
 use incasso_core::codes::NoticeNumber;
 use incasso_core::position::{
     AccountingQuota, DebtPosition, Debtor, DebtorType, OptionStatus, PaymentOption, PositionStatus,
     Stamp, Transfer,
 };
-use incasso_core::{Cents, time};
 use incasso_store::{ListFilter, OrderBy, StoredPosition};
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -54,88 +57,6 @@ pub fn routes() -> Router<AppState> {
             "/organizations/{organizationfiscalcode}/paymentoptions/paids/{nav}",
             post(mark_paid),
         )
-}
-
-/// GPD's `X-Request-Id`, which gpd.json declares on every answer: the
-/// caller's own, or one made up (a random UUID, as GPD makes) when the
-/// request brings none.
-pub async fn request_id(
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    const HEADER: &str = "x-request-id";
-    let id = request
-        .headers()
-        .get(HEADER)
-        .filter(|v| !v.is_empty())
-        .cloned()
-        .or_else(|| axum::http::HeaderValue::from_str(&random_uuid()).ok());
-    let mut response = next.run(request).await;
-    if let Some(id) = id {
-        response.headers_mut().insert(HEADER, id);
-    }
-    response
-}
-
-/// A version 4 UUID in its usual text form.
-fn random_uuid() -> String {
-    let mut b = [0u8; 16];
-    // Without a random source the id is all zeros: it only names a call.
-    let _ = getrandom::fill(&mut b);
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..]
-    )
-}
-
-// ---------------------------------------------------------------- dates
-
-/// GPD clients send `2026-12-31T23:59:59Z`, `...+01:00`, or a zone-less
-/// `2026-12-31T23:59:59(.sss)`. A zone-less time is Italian wall-clock time,
-/// the way a clerk of a Comune means it.
-fn parse_instant(s: &str) -> Result<DateTime<Utc>, String> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return Ok(t.with_timezone(&Utc));
-    }
-    if let Ok(n) = NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f") {
-        return Ok(time::from_rome(n));
-    }
-    Err(format!(
-        "data-ora non valida '{s}': usare il formato ISO 8601, es. 2026-12-31T23:59:59Z"
-    ))
-}
-
-fn de_instant<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
-    let s = String::deserialize(d)?;
-    parse_instant(&s).map_err(serde::de::Error::custom)
-}
-
-fn de_opt_instant<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
-    match Option::<String>::deserialize(d)? {
-        None => Ok(None),
-        Some(s) if s.is_empty() => Ok(None),
-        Some(s) => parse_instant(&s)
-            .map(Some)
-            .map_err(serde::de::Error::custom),
-    }
-}
-
-fn ser_opt_instant<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
-    match t {
-        Some(t) => s.serialize_str(&t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
-        None => s.serialize_none(),
-    }
-}
-
-fn ser_instant<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
 }
 
 // ---------------------------------------------------------------- wire models
@@ -391,17 +312,79 @@ pub struct PaymentPositionsInfo {
 
 // ---------------------------------------------------------------- conversions
 
-fn kv_in(v: Vec<KeyValue>) -> Vec<(String, String)> {
+pub(super) fn kv_in(v: Vec<KeyValue>) -> Vec<(String, String)> {
     v.into_iter().map(|kv| (kv.key, kv.value)).collect()
 }
 
-fn kv_out(v: &[(String, String)]) -> Vec<KeyValue> {
+pub(super) fn kv_out(v: &[(String, String)]) -> Vec<KeyValue> {
     v.iter()
         .map(|(k, v)| KeyValue {
             key: k.clone(),
             value: v.clone(),
         })
         .collect()
+}
+
+/// A transfer of the wire, at `path` of the request: only shape errors are
+/// found here (an `idTransfer` that is not a number, a malformed quota
+/// reference); the rules are core's.
+pub(super) fn transfer_in(path: &str, t: TransferModel) -> Result<Transfer, ApiError> {
+    let id_transfer: u8 = t.id_transfer.parse().map_err(|_| {
+        ApiError::bad_request(
+            "BAD_FORMAT",
+            format!("{path}.idTransfer: deve essere un numero da 1 a 5"),
+        )
+    })?;
+    let mut quotas = Vec::with_capacity(t.accounting_quotas.len());
+    for (k, q) in t.accounting_quotas.into_iter().enumerate() {
+        let (year, code) = q
+            .accertamento
+            .split_once('/')
+            .and_then(|(y, c)| Some((y.parse::<i32>().ok()?, c.to_string())))
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "BAD_FORMAT",
+                    format!("{path}.accountingQuotas[{k}].accertamento: atteso 'anno/codice'"),
+                )
+            })?;
+        quotas.push(AccountingQuota {
+            accertamento: AccertamentoRef { year, code },
+            amount: Cents(q.amount),
+        });
+    }
+    Ok(Transfer {
+        id_transfer,
+        amount: Cents(t.amount),
+        organization_fiscal_code: t.organization_fiscal_code.unwrap_or_default(),
+        company_name: t.company_name,
+        remittance_information: t.remittance_information,
+        category: t.category,
+        iban: t.iban.filter(|s| !s.is_empty()),
+        postal_iban: t.postal_iban.filter(|s| !s.is_empty()),
+        stamp: t.stamp.map(|s| Stamp {
+            hash_document: s.hash_document,
+            stamp_type: s.stamp_type,
+            provincial_residence: s.provincial_residence,
+        }),
+        metadata: kv_in(t.transfer_metadata),
+        quotas,
+        reported: false,
+    })
+}
+
+/// A notice number the caller brought (`path` names it in an error).
+pub(super) fn nav_in(path: &str, nav: Option<String>) -> Result<Option<NoticeNumber>, ApiError> {
+    match nav.filter(|s| !s.is_empty()) {
+        None => Ok(None),
+        Some(nav) => NoticeNumber::parse(&nav)
+            .map(|n| Some(n.notice_number))
+            .map_err(|e| {
+                ApiError::bad_request(
+                    "BAD_IUV",
+                    format!("{path}: numero avviso non valido ({e})"),
+                )
+            }),
+    }
 }
 
 impl PaymentPositionModel {
@@ -411,65 +394,13 @@ impl PaymentPositionModel {
     pub fn into_domain(self) -> Result<DebtPosition, ApiError> {
         let mut options = Vec::with_capacity(self.payment_option.len());
         for (i, o) in self.payment_option.into_iter().enumerate() {
-            let mut transfers = Vec::with_capacity(o.transfer.len());
-            for (j, t) in o.transfer.into_iter().enumerate() {
-                let id_transfer: u8 = t.id_transfer.parse().map_err(|_| {
-                    ApiError::bad_request(
-                        "BAD_FORMAT",
-                        format!("paymentOption[{i}].transfer[{j}].idTransfer: deve essere un numero da 1 a 5"),
-                    )
-                })?;
-                let mut quotas = Vec::with_capacity(t.accounting_quotas.len());
-                for (k, q) in t.accounting_quotas.into_iter().enumerate() {
-                    let (year, code) = q
-                        .accertamento
-                        .split_once('/')
-                        .and_then(|(y, c)| Some((y.parse::<i32>().ok()?, c.to_string())))
-                        .ok_or_else(|| {
-                            ApiError::bad_request(
-                                "BAD_FORMAT",
-                                format!(
-                                    "paymentOption[{i}].transfer[{j}].accountingQuotas[{k}].accertamento: atteso 'anno/codice'"
-                                ),
-                            )
-                        })?;
-                    quotas.push(AccountingQuota {
-                        accertamento: AccertamentoRef { year, code },
-                        amount: Cents(q.amount),
-                    });
-                }
-                transfers.push(Transfer {
-                    id_transfer,
-                    amount: Cents(t.amount),
-                    organization_fiscal_code: t.organization_fiscal_code.unwrap_or_default(),
-                    company_name: t.company_name,
-                    remittance_information: t.remittance_information,
-                    category: t.category,
-                    iban: t.iban.filter(|s| !s.is_empty()),
-                    postal_iban: t.postal_iban.filter(|s| !s.is_empty()),
-                    stamp: t.stamp.map(|s| Stamp {
-                        hash_document: s.hash_document,
-                        stamp_type: s.stamp_type,
-                        provincial_residence: s.provincial_residence,
-                    }),
-                    metadata: kv_in(t.transfer_metadata),
-                    quotas,
-                    reported: false,
-                });
-            }
-            let notice_number = match o.nav.filter(|s| !s.is_empty()) {
-                None => None,
-                Some(nav) => Some(
-                    NoticeNumber::parse(&nav)
-                        .map_err(|e| {
-                            ApiError::bad_request(
-                                "BAD_IUV",
-                                format!("paymentOption[{i}].nav: numero avviso non valido ({e})"),
-                            )
-                        })?
-                        .notice_number,
-                ),
-            };
+            let transfers = o
+                .transfer
+                .into_iter()
+                .enumerate()
+                .map(|(j, t)| transfer_in(&format!("paymentOption[{i}].transfer[{j}]"), t))
+                .collect::<Result<Vec<_>, _>>()?;
+            let notice_number = nav_in(&format!("paymentOption[{i}].nav"), o.nav)?;
             options.push(PaymentOption {
                 iuv: o.iuv.filter(|s| !s.is_empty()),
                 notice_number,
@@ -567,14 +498,14 @@ impl PaymentPositionModel {
     }
 }
 
-fn kind_out(k: DebtorType) -> DebtorTypeModel {
+pub(super) fn kind_out(k: DebtorType) -> DebtorTypeModel {
     match k {
         DebtorType::F => DebtorTypeModel::F,
         DebtorType::G => DebtorTypeModel::G,
     }
 }
 
-fn transfer_out(t: &Transfer) -> TransferModel {
+pub(super) fn transfer_out(t: &Transfer) -> TransferModel {
     TransferModel {
         id_transfer: t.id_transfer.to_string(),
         amount: t.amount.0,
@@ -660,20 +591,6 @@ pub fn base_response(
 pub struct PublishQuery {
     #[serde(default, deserialize_with = "spring_bool")]
     to_publish: bool,
-}
-
-/// A boolean query parameter as GPD's framework (Spring) reads one: `true`,
-/// `on`, `yes`, `1` and `false`, `off`, `no`, `0`, in any letter case; an
-/// empty value is absent. Anything else is refused, naming the value.
-fn spring_bool<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
-    let text = String::deserialize(d)?;
-    match text.trim().to_ascii_lowercase().as_str() {
-        "true" | "on" | "yes" | "1" => Ok(true),
-        "false" | "off" | "no" | "0" | "" => Ok(false),
-        _ => Err(serde::de::Error::custom(format!(
-            "'{text}' non è un booleano (true/false, 1/0, yes/no, on/off)"
-        ))),
-    }
 }
 
 async fn create_position(
@@ -763,7 +680,7 @@ pub struct AlreadyPaidModel {
     payment_date: Option<DateTime<Utc>>,
 }
 
-async fn mark_paid(
+pub(super) async fn mark_paid(
     State(state): State<AppState>,
     caller: Caller,
     Path((ente, nav)): Path<(String, String)>,
@@ -797,22 +714,6 @@ pub struct ListQuery {
     ordering: Option<String>,
 }
 
-/// A `yyyy-MM-dd` day in Italy, as the instant it starts (or ends).
-pub(crate) fn parse_day(field: &str, s: &str, end_of_day: bool) -> Result<DateTime<Utc>, ApiError> {
-    let day = NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| {
-        ApiError::bad_request(
-            "BAD_FORMAT",
-            format!("{field}: data non valida '{s}', atteso yyyy-MM-dd"),
-        )
-    })?;
-    let t = if end_of_day {
-        day.and_hms_micro_opt(23, 59, 59, 999_999)
-    } else {
-        day.and_hms_opt(0, 0, 0)
-    };
-    Ok(time::from_rome(t.unwrap_or_default()))
-}
-
 /// GPD's rule for ranges given by one end: the other end is 30 days away.
 fn range(
     from: Option<DateTime<Utc>>,
@@ -833,6 +734,36 @@ async fn list_positions(
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<PaymentPositionsInfo>, ApiError> {
     let ctx = state.ctx(caller);
+    let filter = list_filter(q, |s| s.parse::<PositionStatus>().ok().map(|s| vec![s]))?;
+    let page = positions::list(&ctx, &ente, &filter).await?;
+    let now = ctx.now();
+    Ok(Json(PaymentPositionsInfo {
+        payment_position_list: page
+            .items
+            .iter()
+            .map(|s: &StoredPosition| base_response(&ente, &s.position, now))
+            .collect(),
+        page_info: PageInfo::of(&page),
+    }))
+}
+
+impl PageInfo {
+    pub(super) fn of<T>(page: &incasso_store::Page<T>) -> PageInfo {
+        PageInfo {
+            page: page.page,
+            limit: page.limit,
+            items_found: page.items_found,
+            total_pages: page.total_pages,
+        }
+    }
+}
+
+/// The list's query as GPD reads it; `statuses` says which stored states
+/// a `status` value means (`None`: an unknown value).
+pub(super) fn list_filter(
+    q: ListQuery,
+    statuses: impl Fn(&str) -> Option<Vec<PositionStatus>>,
+) -> Result<ListFilter, ApiError> {
     let limit = q.limit.unwrap_or(10);
     if !(1..=50).contains(&limit) {
         return Err(ApiError::bad_request("BAD_LIMIT", "limit: da 1 a 50"));
@@ -901,7 +832,7 @@ async fn list_positions(
     let (payment_from, payment_to) = range(payment_from, payment_to);
     let status = match q.status.as_deref() {
         None => None,
-        Some(s) => Some(s.parse::<PositionStatus>().map_err(|_| {
+        Some(s) => Some(statuses(s).ok_or_else(|| {
             ApiError::bad_request("BAD_STATUS", format!("status: stato sconosciuto '{s}'"))
         })?),
     };
@@ -927,8 +858,8 @@ async fn list_positions(
             ));
         }
     };
-    let filter = ListFilter {
-        status,
+    Ok(ListFilter {
+        statuses: status.unwrap_or_default(),
         due_date_from: due_from,
         due_date_to: due_to,
         payment_date_from: payment_from,
@@ -938,22 +869,7 @@ async fn list_positions(
         ascending,
         page,
         limit,
-    };
-    let page = positions::list(&ctx, &ente, &filter).await?;
-    let now = ctx.now();
-    Ok(Json(PaymentPositionsInfo {
-        payment_position_list: page
-            .items
-            .iter()
-            .map(|s: &StoredPosition| base_response(&ente, &s.position, now))
-            .collect(),
-        page_info: PageInfo {
-            page: page.page,
-            limit: page.limit,
-            items_found: page.items_found,
-            total_pages: page.total_pages,
-        },
-    }))
+    })
 }
 
 #[derive(Debug, Deserialize)]
