@@ -3,12 +3,15 @@
 //!
 //! - [`v1`]: `gpd.json`, one position per call, at `/gpd/v1`
 //! - [`v2`]: many positions per call, all or nothing, at `/gpd/v2`
+//! - [`v3`]: the same positions with v3's options and installments, at
+//!   `/gpd/v3`
 //!
 //! and `GET /info` under each base path and at `/gpd/info`. What they
 //! share: GPD's dates, its booleans, and its `X-Request-Id`.
 
 pub mod v1;
 pub mod v2;
+pub mod v3;
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -22,7 +25,11 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// everything in GPD's error shape and with its request id.
 pub fn routes(state: &AppState) -> Router<AppState> {
     let guard = axum::middleware::from_fn_with_state(state.clone(), crate::auth::tenant_guard);
-    let versions = [("/v1", v1::routes()), ("/v2", v2::routes())];
+    let versions = [
+        ("/v1", v1::routes()),
+        ("/v2", v2::routes()),
+        ("/v3", v3::routes()),
+    ];
     let mut router = Router::new().route("/info", get(info));
     for (prefix, api) in versions {
         router = router.nest(

@@ -207,7 +207,7 @@ fn default_true() -> bool {
     true
 }
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum DebtorTypeModel {
     F,
     G,
@@ -379,10 +379,7 @@ pub(super) fn nav_in(path: &str, nav: Option<String>) -> Result<Option<NoticeNum
         Some(nav) => NoticeNumber::parse(&nav)
             .map(|n| Some(n.notice_number))
             .map_err(|e| {
-                ApiError::bad_request(
-                    "BAD_IUV",
-                    format!("{path}: numero avviso non valido ({e})"),
-                )
+                ApiError::bad_request("BAD_IUV", format!("{path}: numero avviso non valido ({e})"))
             }),
     }
 }
