@@ -154,6 +154,7 @@ pub fn from_store(e: StoreError, at: &Place<'_>) -> AppError {
             err
         }
         StoreError::Transition(t) => t.into(),
+        StoreError::Unprocessable(code, detail) => AppError::new(Kind::Unprocessable, code, detail),
         // The position's own error, told with its place in the call: the
         // field paths as the caller sent them (`paymentPositions[i].…`).
         StoreError::Item {

@@ -180,6 +180,56 @@ pub async fn mark_paid(
     }
 }
 
+/// The payment option with notice number `nav` and its position, as SEND
+/// reads it through GPD: an option of a position not yet valid (a draft,
+/// or published with a validity date still to come) is not found yet.
+pub async fn option_by_notice(
+    ctx: &Ctx,
+    ente: &str,
+    nav: &str,
+) -> Result<(StoredPosition, usize), AppError> {
+    ctx.caller.require_ente(ente)?;
+    let (stored, index) = ctx
+        .store()
+        .position_of_notice(ente, nav)
+        .await
+        .at(Place::new("positions.option_by_notice", ente, nav))?;
+    let status = stored.position.effective_status(ctx.now());
+    if matches!(
+        status,
+        incasso_core::position::PositionStatus::Draft
+            | incasso_core::position::PositionStatus::Published
+    ) {
+        return Err(AppError::new(
+            Kind::NotFound,
+            "NOT_FOUND",
+            format!("avviso {nav}: la posizione non è ancora valida"),
+        ));
+    }
+    Ok((stored, index))
+}
+
+/// Sets the notification fee of the option `nav` (SEND): the amount the
+/// debtor owes grows by it. Only an unpaid option takes one (422).
+pub async fn set_notification_fee(
+    ctx: &Ctx,
+    ente: &str,
+    nav: &str,
+    fee: i64,
+) -> Result<(StoredPosition, usize), AppError> {
+    ctx.caller.require_ente(ente)?;
+    if fee < 0 {
+        return Err(AppError::invalid(
+            "BAD_NOTIFICATION_FEE",
+            "notificationFee: non può essere negativo",
+        ));
+    }
+    ctx.store()
+        .set_notification_fee(ente, nav, incasso_core::Cents(fee), ctx.now())
+        .await
+        .at(Place::new("positions.set_notification_fee", ente, nav))
+}
+
 pub async fn list(
     ctx: &Ctx,
     ente: &str,

@@ -533,6 +533,50 @@ impl DebtPosition {
         Ok(())
     }
 
+    /// Sets the notification fee of one option (by index), as SEND asks
+    /// GPD to: the option's amount, and that of the Ente's own transfer
+    /// (the first, by id, paid to `ente`), lose the fee set before and gain
+    /// the new one, so that the Node is asked for, and the notice shows,
+    /// what the debtor now owes. Only an unpaid option takes a fee.
+    /// The transfer's accertamento quotas stay as loaded: the fee is spread
+    /// over them by the breakdown, as any difference is.
+    pub fn set_notification_fee(
+        &mut self,
+        index: usize,
+        fee: Cents,
+        ente: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), NotificationFeeError> {
+        if fee.0 < 0 {
+            return Err(NotificationFeeError::Negative);
+        }
+        let option = self
+            .options
+            .get_mut(index)
+            .ok_or(NotificationFeeError::NotUnpaid)?;
+        if option.status != OptionStatus::Unpaid {
+            return Err(NotificationFeeError::NotUnpaid);
+        }
+        let difference = fee.0 - option.notification_fee.0;
+        let transfer = option
+            .transfers
+            .iter_mut()
+            .filter(|t| t.organization_fiscal_code == ente || t.organization_fiscal_code.is_empty())
+            .min_by_key(|t| t.id_transfer)
+            .ok_or(NotificationFeeError::NoOwnTransfer)?;
+        let (Some(amount), Some(transfer_amount)) = (
+            option.amount.0.checked_add(difference),
+            transfer.amount.0.checked_add(difference),
+        ) else {
+            return Err(NotificationFeeError::OutOfRange);
+        };
+        transfer.amount = Cents(transfer_amount);
+        option.amount = Cents(amount);
+        option.notification_fee = fee;
+        self.last_updated_date = Some(now);
+        Ok(())
+    }
+
     /// The sum of everything the debtor owes through the single solution
     /// (the largest of several alternatives: what is owed if none is paid
     /// early), or through all installments when there is none.
@@ -546,6 +590,32 @@ impl DebtPosition {
         {
             Some(single) => Some(single),
             None => Cents::sum(self.options.iter().map(|o| o.amount)),
+        }
+    }
+}
+
+/// Why a notification fee was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum NotificationFeeError {
+    #[error("notificationFee: non può essere negativo")]
+    Negative,
+    #[error("l'opzione di pagamento non è più da pagare: il costo di notifica non si può cambiare")]
+    NotUnpaid,
+    #[error(
+        "l'opzione di pagamento non ha un versamento all'ente a cui aggiungere il costo di notifica"
+    )]
+    NoOwnTransfer,
+    #[error("notificationFee: importo fuori scala")]
+    OutOfRange,
+}
+
+impl NotificationFeeError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Negative => "BAD_NOTIFICATION_FEE",
+            Self::NotUnpaid => "OPTION_NOT_UNPAID",
+            Self::NoOwnTransfer => "NO_OWN_TRANSFER",
+            Self::OutOfRange => "BAD_NOTIFICATION_FEE",
         }
     }
 }

@@ -185,6 +185,10 @@ pub enum StoreError {
     Invalid(#[from] Invalid),
     #[error(transparent)]
     Transition(#[from] TransitionError),
+    /// Well formed, but not applicable to the object as it is: a stable
+    /// code and the reason.
+    #[error("{1}")]
+    Unprocessable(&'static str, String),
     #[error("configurazione del database: {0}")]
     Config(String),
     #[error("errore del database: {0}")]

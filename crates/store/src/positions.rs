@@ -688,6 +688,73 @@ impl Store {
         Ok((stored, index))
     }
 
+    /// Sets the notification fee of the option with `notice_number` (SEND,
+    /// through GPD): the option's and its Ente transfer's amounts change
+    /// with it ([`DebtPosition::set_notification_fee`]). Answers the
+    /// position and the option's index.
+    pub async fn set_notification_fee(
+        &self,
+        ente: &str,
+        notice_number: &str,
+        fee: incasso_core::Cents,
+        now: DateTime<Utc>,
+    ) -> Result<(StoredPosition, usize)> {
+        let mut tx = self.write_tx().await?;
+        let (mut stored, index) =
+            find_by_notice(&mut tx, ente, notice_number, self.dialect.for_update()).await?;
+        stored
+            .position
+            .set_notification_fee(index, fee, ente, now)
+            .map_err(|e| StoreError::Unprocessable(e.code(), e.to_string()))?;
+        let option = &stored.position.options[index];
+        let iuv = option.iuv.as_deref().unwrap_or_default();
+        sqlx::query(
+            "UPDATE payment_options SET amount = $3, notification_fee = $4
+             WHERE position_id = $1 AND iuv = $2",
+        )
+        .bind(stored.id)
+        .bind(iuv)
+        .bind(option.amount.0)
+        .bind(option.notification_fee.0)
+        .execute(&mut *tx)
+        .await?;
+        for t in &option.transfers {
+            sqlx::query(
+                "UPDATE transfers SET amount = $4 WHERE ente = $1 AND iuv = $2 AND id_transfer = $3",
+            )
+            .bind(ente)
+            .bind(iuv)
+            .bind(i64::from(t.id_transfer))
+            .bind(t.amount.0)
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query(
+            "UPDATE debt_positions SET updated_at = $2, version = version + 1 WHERE id = $1",
+        )
+        .bind(stored.id)
+        .bind(to_micros(now))
+        .execute(&mut *tx)
+        .await?;
+        stored.version += 1;
+        tx.commit().await?;
+        let mut conn = self.pool.acquire().await?;
+        show_reporting(&mut conn, ente, std::slice::from_mut(&mut stored)).await?;
+        Ok((stored, index))
+    }
+
+    /// The option with `notice_number` and its position, as GPD shows them.
+    pub async fn position_of_notice(
+        &self,
+        ente: &str,
+        notice_number: &str,
+    ) -> Result<(StoredPosition, usize)> {
+        let mut conn = self.pool.acquire().await?;
+        let (mut stored, index) = find_by_notice(&mut conn, ente, notice_number, "").await?;
+        show_reporting(&mut conn, ente, std::slice::from_mut(&mut stored)).await?;
+        Ok((stored, index))
+    }
+
     /// Marks many options paid in one transaction, each as
     /// [`Store::mark_option_paid`] would; one refused by its position
     /// leaves the others be, and is answered with its error in its place.

@@ -5,10 +5,13 @@
 //! - [`v2`]: many positions per call, all or nothing, at `/gpd/v2`
 //! - [`v3`]: the same positions with v3's options and installments, at
 //!   `/gpd/v3`
+//! - [`send`]: SEND reads an option and sets its notification fee, at
+//!   `/gpd/send/v1`
 //!
 //! and `GET /info` under each base path and at `/gpd/info`. What they
 //! share: GPD's dates, its booleans, and its `X-Request-Id`.
 
+pub mod send;
 pub mod v1;
 pub mod v2;
 pub mod v3;
@@ -29,6 +32,7 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         ("/v1", v1::routes()),
         ("/v2", v2::routes()),
         ("/v3", v3::routes()),
+        ("/send/v1", send::routes()),
     ];
     let mut router = Router::new().route("/info", get(info));
     for (prefix, api) in versions {
