@@ -30,6 +30,7 @@ mod node_demand;
 pub mod notices;
 pub mod paging;
 pub mod positions;
+pub mod receipts;
 pub mod reconcile;
 pub mod supply;
 

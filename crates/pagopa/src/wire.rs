@@ -616,6 +616,13 @@ pub fn parse_request(bytes: &[u8], limits: Limits) -> Result<Request, SyntaxErro
     parsed.map_err(|d| fail(Some(operation), id_pa, d))
 }
 
+/// A receipt request kept as received (a SOAP envelope), as a document of
+/// its own: the `paSendRT(V2)Req` element, valid against `paForNode.xsd`.
+pub fn receipt_document(raw: &str) -> Result<String, String> {
+    let root = xml::parse(raw.as_bytes(), Limits::default()).map_err(|e| e.to_string())?;
+    Ok(soap_payload(&root)?.to_document())
+}
+
 fn soap_payload(root: &Element) -> Result<&Element, String> {
     if root.name != "Envelope" || root.namespace.as_deref() != Some(SOAP_ENV_NS) {
         return Err("non è una busta SOAP 1.1".into());

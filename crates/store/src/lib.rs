@@ -34,7 +34,10 @@ pub use bulk::{Existing, INTERRUPTED, LOADING, PaidItem, SupplyError, SupplyOfFi
 pub use claim::SupplyClaim;
 pub use keys::{ApiKeyRecord, KeyScope};
 pub use positions::{ListFilter, OrderBy, Page, StoredPosition};
-pub use receipts::{Anomaly, ReceiptCursor, ReceiptOutcome, ReceiptRecord, StoredReceipt};
+pub use receipts::{
+    Anomaly, ReceiptCursor, ReceiptFilter, ReceiptOutcome, ReceiptRecord, ReceiptSummary,
+    StoredReceipt,
+};
 pub use recon::{
     AccountedLine, AnomalyRecord, FlowIntake, FlowLineCount, LineFacts, LinesOf,
     MovementMatchRecord, RepeatedLine, StoredFlow,

@@ -278,6 +278,118 @@ impl Store {
     }
 }
 
+/// Which receipts GPD's receipts API lists.
+#[derive(Debug, Clone, Default)]
+pub struct ReceiptFilter {
+    /// Paid from this instant (inclusive)...
+    pub from: Option<DateTime<Utc>>,
+    /// ...to this one (inclusive).
+    pub to: Option<DateTime<Utc>>,
+    /// The position's debtor, exactly.
+    pub debtor: Option<String>,
+    /// The start of the IUV (GPD's "service").
+    pub iuv_prefix: Option<String>,
+    /// The start of the IUV or of the debtor's fiscal code.
+    pub debtor_or_iuv: Option<String>,
+    /// Zero-based.
+    pub page: u32,
+    pub page_size: u32,
+}
+
+/// One line of GPD's receipts list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceiptSummary {
+    pub iuv: String,
+    pub debtor: Option<String>,
+    pub payment_date_time: Option<DateTime<Utc>>,
+    pub outcome: String,
+}
+
+/// `text` for a `LIKE` pattern, its wildcards taken literally.
+fn like_prefix(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 1);
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}
+
+impl Store {
+    /// The receipts of the Ente's own notices, by IUV, a page of them, and
+    /// how many match in all.
+    pub async fn receipts_page(
+        &self,
+        ente: &str,
+        f: &ReceiptFilter,
+    ) -> Result<(Vec<ReceiptSummary>, u64)> {
+        const FROM: &str = "FROM receipts r LEFT JOIN debt_positions p ON p.id = r.position_id
+             WHERE r.ente = $1 AND r.owner_ente = $1
+               AND ($2 = 0 OR r.payment_date_time >= $3) AND ($4 = 0 OR r.payment_date_time <= $5)
+               AND ($6 = '' OR p.debtor_fiscal_code = $6)
+               AND ($7 = '' OR r.iuv LIKE $7 ESCAPE '\\')
+               AND ($8 = '' OR r.iuv LIKE $8 ESCAPE '\\' OR p.debtor_fiscal_code LIKE $8 ESCAPE '\\')";
+        let pattern = |v: &Option<String>| v.as_deref().map(like_prefix).unwrap_or_default();
+        let bind = |q: sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments>| {
+            q.bind(ente.to_string())
+                .bind(i64::from(f.from.is_some()))
+                .bind(opt_to_micros(f.from).unwrap_or(0))
+                .bind(i64::from(f.to.is_some()))
+                .bind(opt_to_micros(f.to).unwrap_or(0))
+                .bind(f.debtor.clone().unwrap_or_default())
+                .bind(pattern(&f.iuv_prefix))
+                .bind(pattern(&f.debtor_or_iuv))
+        };
+        let total: i64 = bind(sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT CAST(COUNT(*) AS BIGINT) AS n {FROM}"
+        ))))
+        .fetch_one(&self.pool)
+        .await?
+        .try_get("n")?;
+        let size = f.page_size.clamp(1, 1000);
+        let rows = bind(sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT r.iuv, p.debtor_fiscal_code, r.payment_date_time, r.outcome {FROM}
+             ORDER BY r.iuv, r.receipt_id LIMIT {size} OFFSET {}",
+            u64::from(f.page) * u64::from(size)
+        ))))
+        .fetch_all(&self.pool)
+        .await?;
+        let items = rows
+            .iter()
+            .map(|r| {
+                Ok(ReceiptSummary {
+                    iuv: r.try_get("iuv")?,
+                    debtor: r.try_get("debtor_fiscal_code")?,
+                    payment_date_time: opt_from_micros(r.try_get("payment_date_time")?),
+                    outcome: r.try_get("outcome")?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok((items, total as u64))
+    }
+
+    /// The receipt of the Ente's own notice with `iuv`, as the Node sent
+    /// it, and its outcome: the one that paid it, or else the latest.
+    pub async fn receipt_of_iuv(&self, ente: &str, iuv: &str) -> Result<(String, String)> {
+        let row = sqlx::query(
+            "SELECT outcome, raw_xml FROM receipts
+             WHERE ente = $1 AND owner_ente = $1 AND iuv = $2
+             ORDER BY CASE WHEN outcome = 'OK' AND anomaly IS NULL THEN 0 ELSE 1 END,
+                 received_at DESC
+             LIMIT 1",
+        )
+        .bind(ente)
+        .bind(iuv)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound("ricevuta"))?;
+        Ok((row.try_get("outcome")?, row.try_get("raw_xml")?))
+    }
+}
+
 fn duplicate(receipt_id: &str) -> StoreError {
     StoreError::Conflict(format!("ricevuta {receipt_id} già ricevuta"))
 }

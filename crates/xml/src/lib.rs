@@ -81,6 +81,42 @@ impl Element {
     }
 }
 
+impl Element {
+    /// The element as a document of its own: each element in a namespace
+    /// gets a prefix declared where it is used (`ns0`, `ns1`, ... by depth),
+    /// elements in none stay unprefixed, so that a payload taken out of a
+    /// SOAP envelope keeps validating against its schema (pagoPA's elements
+    /// are qualified, their children are not).
+    pub fn to_document(&self) -> String {
+        let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+        self.write(&mut out, 0);
+        out
+    }
+
+    fn write(&self, out: &mut String, depth: usize) {
+        let name = match &self.namespace {
+            Some(_) => format!("ns{depth}:{}", self.name),
+            None => self.name.clone(),
+        };
+        out.push('<');
+        out.push_str(&name);
+        if let Some(ns) = &self.namespace {
+            out.push_str(&format!(" xmlns:ns{depth}=\"{}\"", escape(ns)));
+        }
+        for (k, v) in &self.attributes {
+            out.push_str(&format!(" {k}=\"{}\"", escape(v)));
+        }
+        out.push('>');
+        out.push_str(&escape(&self.text));
+        for c in &self.children {
+            c.write(out, depth + 1);
+        }
+        out.push_str("</");
+        out.push_str(&name);
+        out.push('>');
+    }
+}
+
 pub fn parse(bytes: &[u8], limits: Limits) -> Result<Element, XmlError> {
     if bytes.len() > limits.max_bytes {
         return Err(XmlError::TooLarge(bytes.len()));

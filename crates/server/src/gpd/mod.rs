@@ -7,10 +7,12 @@
 //!   `/gpd/v3`
 //! - [`send`]: SEND reads an option and sets its notification fee, at
 //!   `/gpd/send/v1`
+//! - [`payments`]: the receipts of an Ente's notices, at `/gpd/payments/v1`
 //!
 //! and `GET /info` under each base path and at `/gpd/info`. What they
 //! share: GPD's dates, its booleans, and its `X-Request-Id`.
 
+pub mod payments;
 pub mod send;
 pub mod v1;
 pub mod v2;
@@ -33,6 +35,7 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         ("/v2", v2::routes()),
         ("/v3", v3::routes()),
         ("/send/v1", send::routes()),
+        ("/payments/v1", payments::routes()),
     ];
     let mut router = Router::new().route("/info", get(info));
     for (prefix, api) in versions {
