@@ -25,6 +25,8 @@ pub enum Kind {
     Conflict,
     /// Well formed, but not applicable to the object's state (422).
     Unprocessable,
+    /// No longer kept (410).
+    Gone,
     /// Too large to take (413).
     TooLarge,
     /// A party incasso depends on (the pagoPA Node) did not answer (502).

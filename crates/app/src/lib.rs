@@ -33,6 +33,7 @@ pub mod positions;
 pub mod receipts;
 pub mod reconcile;
 pub mod supply;
+pub mod upload;
 
 pub use error::{AppError, At, Kind, Place};
 pub use identity::Caller;

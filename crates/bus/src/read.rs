@@ -581,12 +581,19 @@ fn zip_guard(bytes: &[u8], layout: &str) -> Result<(), FileError> {
 }
 
 fn unzip_single<R: Read>(mut reader: R, layout: &str) -> Result<Vec<u8>, FileError> {
+    let bytes = read_whole(&mut reader, layout)?;
+    unzip_one(bytes, layout).map(|(_, content)| content)
+}
+
+/// The one file of a ZIP archive (`what` names the archive's kind in
+/// errors): its name and content, under the same guards as a zipped supply
+/// (no zip bomb, no false sizes, at most [`MAX_UNZIPPED_BYTES`]).
+pub fn unzip_one(bytes: Vec<u8>, what: &str) -> Result<(String, Vec<u8>), FileError> {
     let wrong = |reason: String| FileError::WrongLayout {
-        layout: layout.to_string(),
+        layout: what.to_string(),
         reason,
     };
-    let bytes = read_whole(&mut reader, layout)?;
-    zip_guard(&bytes, layout)?;
+    zip_guard(&bytes, what)?;
     let mut archive =
         zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|e| wrong(e.to_string()))?;
     let files: Vec<usize> = (0..archive.len())
@@ -601,6 +608,7 @@ fn unzip_single<R: Read>(mut reader: R, layout: &str) -> Result<Vec<u8>, FileErr
     let mut entry = archive
         .by_index(files[0])
         .map_err(|e| wrong(e.to_string()))?;
+    let name = entry.name().map(|n| n.into_owned()).unwrap_or_default();
     let declared = entry.size();
     let mut out = Vec::with_capacity(declared.min(MAX_UNZIPPED_BYTES) as usize);
     // Never more than declared (and allowed), whatever the stream says.
@@ -611,7 +619,7 @@ fn unzip_single<R: Read>(mut reader: R, layout: &str) -> Result<Vec<u8>, FileErr
     if out.len() as u64 > declared {
         return Err(wrong("l'archivio dichiara dimensioni false".into()));
     }
-    Ok(out)
+    Ok((name, out))
 }
 
 fn cell_text(cell: &calamine::Data) -> String {

@@ -53,6 +53,7 @@ pub async fn tenant_guard(
     };
     let ente = params
         .get("organizationfiscalcode")
+        .or_else(|| params.get("organization-fiscal-code"))
         .or_else(|| params.get("fiscalCode"));
     if let Some(ente) = ente
         && let Err(e) = caller.0.require_ente(ente)

@@ -78,6 +78,7 @@ pub fn status_of(kind: Kind) -> StatusCode {
         Kind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         Kind::Unavailable => StatusCode::BAD_GATEWAY,
         Kind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        Kind::Gone => StatusCode::GONE,
     }
 }
 

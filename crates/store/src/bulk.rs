@@ -194,7 +194,7 @@ impl Store {
     }
 }
 
-async fn insert_supply(
+pub(crate) async fn insert_supply(
     tx: &mut Transaction<'static, Any>,
     ente: &str,
     s: &SupplyRecord,

@@ -29,6 +29,7 @@ pub mod secrets;
 mod sqlite_thread;
 mod supply_writer;
 mod time;
+mod uploads;
 
 pub use bulk::{Existing, INTERRUPTED, LOADING, PaidItem, SupplyError, SupplyOfFile, SupplyRecord};
 pub use claim::SupplyClaim;
@@ -44,6 +45,7 @@ pub use recon::{
 };
 pub use supply_writer::{Bulk, numbers_of};
 pub use time::{from_micros, to_micros};
+pub use uploads::UploadRecord;
 
 use incasso_core::Invalid;
 use incasso_core::position::TransitionError;

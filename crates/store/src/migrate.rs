@@ -81,6 +81,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0011_checkout_carts.sql"),
         postgres: include_str!("../migrations/postgres/0011_checkout_carts.sql"),
     },
+    Migration {
+        version: 12,
+        name: "gpd_uploads",
+        sqlite: include_str!("../migrations/sqlite/0012_gpd_uploads.sql"),
+        postgres: include_str!("../migrations/postgres/0012_gpd_uploads.sql"),
+    },
 ];
 
 /// Arbitrary constant naming incasso's migration lock on PostgreSQL.

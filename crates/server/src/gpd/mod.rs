@@ -8,12 +8,15 @@
 //! - [`send`]: SEND reads an option and sets its notification fee, at
 //!   `/gpd/send/v1`
 //! - [`payments`]: the receipts of an Ente's notices, at `/gpd/payments/v1`
+//! - [`upload`]: the massive upload of positions by file, at
+//!   `/gpd/upload/v2`
 //!
 //! and `GET /info` under each base path and at `/gpd/info`. What they
 //! share: GPD's dates, its booleans, and its `X-Request-Id`.
 
 pub mod payments;
 pub mod send;
+pub mod upload;
 pub mod v1;
 pub mod v2;
 pub mod v3;
@@ -36,6 +39,7 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         ("/v3", v3::routes()),
         ("/send/v1", send::routes()),
         ("/payments/v1", payments::routes()),
+        ("/upload/v2", upload::routes()),
     ];
     let mut router = Router::new().route("/info", get(info));
     for (prefix, api) in versions {
@@ -45,8 +49,24 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         );
     }
     router
+        .layer(axum::middleware::from_fn(api_key_header))
         .layer(axum::middleware::from_fn(crate::error::gpd_problem_json))
         .layer(axum::middleware::from_fn(request_id))
+}
+
+/// gpd_massive_v2.json names the key's header `ApiKey` where GPD's other
+/// documents say `Ocp-Apim-Subscription-Key`: either is read.
+async fn api_key_header(
+    mut request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let headers = request.headers_mut();
+    if !headers.contains_key(crate::auth::KEY_HEADER)
+        && let Some(key) = headers.get("apikey").cloned()
+    {
+        headers.insert(crate::auth::KEY_HEADER, key);
+    }
+    next.run(request).await
 }
 
 /// What GPD's v2 and v3 answer to a delete.

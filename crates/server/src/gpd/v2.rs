@@ -30,14 +30,14 @@ pub fn routes() -> Router<crate::AppState> {
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MultiplePaymentPositionModel {
-    payment_positions: Vec<PaymentPositionModel>,
+    pub payment_positions: Vec<PaymentPositionModel>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MultipleIupdModel {
     #[serde(rename = "paymentPositionIUPDs")]
-    payment_position_iupds: Vec<String>,
+    pub payment_position_iupds: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -48,7 +48,7 @@ pub struct PublishQuery {
 }
 
 /// Wire -> domain for every position, naming the one that is malformed.
-fn positions_of(
+pub(super) fn positions_of(
     body: MultiplePaymentPositionModel,
 ) -> Result<Vec<incasso_core::position::DebtPosition>, ApiError> {
     body.payment_positions
