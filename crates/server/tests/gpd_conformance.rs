@@ -1,158 +1,156 @@
-//! `/gpd/v1` against GPD's own OpenAPI document (issue 14): schemathesis
-//! generates requests from `gpd.json` (its examples, a coverage of each
-//! parameter's edges, then fuzzing, valid and invalid data alike), sends
-//! them to incasso on a fresh database, once per backend, and checks every
-//! answer against what gpd.json declares. The test fails on any failure
-//! schemathesis reports.
+//! GPD's APIs against GPD's own OpenAPI documents (issue 14): for each
+//! document (`DOCUMENTS`: gpd.json at `/gpd/v1`, openapi_external_v2.json
+//! at `/gpd/v2`), schemathesis generates requests from it (its examples, a
+//! coverage of each parameter's edges, then fuzzing, valid and invalid
+//! data alike), sends them to incasso on a fresh database, once per
+//! backend, and checks every answer against what the document declares.
+//! A document's test fails on any failure schemathesis reports.
 //!
 //! schemathesis is a Python tool: `scripts/test.sh` installs a pinned
 //! version in a virtual environment and names it in `INCASSO_SCHEMATHESIS`.
-//! Without it the test is skipped with a note, or fails under
+//! Without it the tests are skipped with a note, or fail under
 //! `INCASSO_REQUIRE_TOOLS=1`.
 //!
-//! The run is fixed: one seed, a bounded number of examples per operation,
-//! one worker, no example database, pinned versions of schemathesis and
-//! Hypothesis (`scripts/schemathesis-requirements.txt`), so a failure comes
-//! back on the next run. `INCASSO_SCHEMATHESIS_ARGS` adds arguments to the
-//! run, for a closer look: `--report har --report-dir /tmp/st` keeps every
-//! request and answer; `--seed 3 -n 300` tries other cases.
+//! The runs are fixed: one seed, a bounded number of examples per
+//! operation, one worker, no example database, pinned versions of
+//! schemathesis and Hypothesis (`scripts/schemathesis-requirements.txt`),
+//! so a failure comes back on the next run. `INCASSO_SCHEMATHESIS_ARGS`
+//! adds arguments to the runs, for a closer look: `--report har
+//! --report-dir /tmp/st` keeps every request and answer; `--seed 3 -n 300`
+//! tries other cases.
 
-use incasso_app::keys::issue_key;
-use incasso_core::codes::NoticeNumber;
-use incasso_core::ente::{Ente, StationLink};
-use incasso_store::{KeyScope, Store};
-use incasso_testkit::{Backend, backends, fresh_database_url};
 use serde_json::{Value, json};
 use std::time::Instant;
 
-const ENTE: &str = "80000130585";
-const SEGREGATION: u8 = 1;
-const IBAN: &str = "IT65B0200805364000104567891";
-const OTHER_IBAN: &str = "IT61X0306909606100000012345";
-const DEBTOR: &str = "RSSMRA85T10A562S";
-const CATEGORY: &str = "9/0101101IM/";
 const SEED: u64 = 14;
 const MAX_EXAMPLES: u32 = 100;
 
+#[path = "common/gpd.rs"]
+mod gpd;
 #[path = "common/schemathesis.rs"]
 mod schemathesis_tool;
+use gpd::{ENTE, IBAN, OTHER_IBAN, iuv, nav, position};
 use schemathesis_tool::{Server, schemathesis, serve, version_of};
 
-async fn start(backend: Backend) -> Server {
-    let store = Store::connect(&fresh_database_url(backend).await)
-        .await
-        .unwrap();
-    let now = chrono::Utc::now();
-    store
-        .create_ente(
-            &Ente {
-                fiscal_code: ENTE.into(),
-                name: "Comune di prova".into(),
-                ipa_code: None,
-                iban: Some(IBAN.into()),
-                postal_iban: None,
-                cbill_code: None,
-                email: None,
-            },
-            now,
-        )
-        .await
-        .unwrap();
-    store
-        .add_station(
-            ENTE,
-            &StationLink {
-                broker_id: "15376371009".into(),
-                station_id: "ST_01".into(),
-                segregation_code: SEGREGATION,
-            },
-            now,
-        )
-        .await
-        .unwrap();
-    let (_, key) = issue_key(&store, Some(ENTE), KeyScope::Ente, "conformance")
-        .await
-        .unwrap();
-    serve(store, key, "/gpd/v1").await
+/// A position seeded before a run: its iupd, the sequences of its IUVs
+/// (one option each; installments when more than one), and whether it is
+/// published.
+type Seeded = (&'static str, &'static [u64], bool);
+
+/// An official GPD document and how incasso is run against it.
+struct Document {
+    /// Its name in messages, and its file under `tests/data`.
+    file: &'static str,
+    /// The document as published, byte for byte.
+    text: &'static str,
+    /// Where incasso serves it.
+    base: &'static str,
+    /// Examples of valid requests, by operationId: `parameters` (name to
+    /// value) and `body`. The documents have none; schemathesis sends them
+    /// first, so every operation's success answer is checked too.
+    examples: fn() -> Value,
+    /// Positions seeded for this document's examples, beyond [`STATES`].
+    seed: &'static [Seeded],
+    /// Properties the document requires and incasso reads as optional:
+    /// (schema, property). See [`spec_for_schemathesis`].
+    optional: &'static [(&'static str, &'static str)],
+    /// Statuses GPD answers and the document leaves out: (operationId,
+    /// status, why). See [`spec_for_schemathesis`].
+    undeclared: &'static [(&'static str, &'static str, &'static str)],
+    /// Operations incasso answers without a key (operationId).
+    public: &'static [&'static str],
+    /// Whether [`check_findings`] (earlier findings on this document,
+    /// pinned) runs before schemathesis.
+    pinned_findings: bool,
 }
 
-/// A notice number of the Ente's station, by sequence.
-fn nav(sequence: u64) -> String {
-    NoticeNumber::generate(SEGREGATION, sequence)
-        .unwrap()
-        .as_str()
-        .to_string()
+const DOCUMENTS: [Document; 2] = [
+    Document {
+        file: "gpd.json",
+        text: include_str!("data/gpd.json"),
+        base: "/gpd/v1",
+        examples: v1_examples,
+        seed: &[],
+        // incasso's IUV coordinator assigns an IUV when a payment option
+        // brings none (the documented extension of crates/server/src/gpd);
+        // the metadata lists are read as empty when absent, as GPD's own
+        // models do.
+        optional: &[
+            ("PaymentOptionModel", "iuv"),
+            ("PaymentOptionModel", "paymentOptionMetadata"),
+            ("TransferModel", "transferMetadata"),
+        ],
+        undeclared: &[],
+        public: &[],
+        pinned_findings: true,
+    },
+    Document {
+        file: "gpd_v2.json",
+        text: include_str!("data/gpd_v2.json"),
+        base: "/gpd/v2",
+        examples: v2_examples,
+        seed: &[
+            ("CONF-DELETE-1", &[20], false),
+            ("CONF-DELETE-2", &[21, 22], true),
+        ],
+        // As for gpd.json (this document no longer requires the metadata).
+        optional: &[("PaymentOptionModel", "iuv")],
+        // GPD's v2 finds the positions of an update or a delete with
+        // PaymentPositionService.getDebtPositionsByIUPDs, which answers
+        // DEBT_POSITION_NOT_FOUND (404) when one is missing: the document
+        // declares 404 on delete, not on update. Its deleteMultiple-
+        // DebtPositions answers DEBT_POSITION_PAYMENT_FOUND (409) for a
+        // position with payments, undeclared on delete. incasso answers
+        // both, as GPD does (tests/gpd_v2.rs). Generated updates reach the
+        // 404 in every run (any body that reads as positions names iupds
+        // that do not exist); the 409 is declared so that a seed whose
+        // body names the paid position does not fail on GPD's own answer.
+        undeclared: &[
+            (
+                "updateMultiplePositions",
+                "404",
+                "A position to update does not exist.",
+            ),
+            (
+                "deleteMultipleDebtPositions",
+                "409",
+                "A position to delete has payments.",
+            ),
+        ],
+        // GET /info is a health check: incasso answers it without a key,
+        // under /gpd, /gpd/v1 and /gpd/v2 alike (tests/gpd_v2.rs), so that a
+        // monitor needs no Ente's key; the document puts it behind the key
+        // like every other operation, which would make schemathesis'
+        // ignored_auth check fail on an answer given on purpose.
+        public: &["healthCheck"],
+        pinned_findings: false,
+    },
+];
+
+/// Positions in each state a GPD client meets, seeded for every document,
+/// so that the generated requests that name them (the dictionaries in
+/// [`config`]) get real answers, not only 404s: a draft, a published one,
+/// a paid one, an invalidated one, one in two installments of which one
+/// is paid.
+const STATES: &[Seeded] = &[
+    ("CONF-DRAFT", &[1], false),
+    ("CONF-PUBLISHED", &[2], true),
+    ("CONF-PAID", &[3], true),
+    ("CONF-INVALID", &[4], true),
+    ("CONF-INSTALLMENTS", &[5, 6], true),
+];
+
+async fn start(backend: incasso_testkit::Backend) -> Server {
+    let (store, mut keys) = gpd::enti(backend, &[ENTE]).await;
+    serve(store, keys.remove(0), "").await
 }
 
-fn position(iupd: &str, iuvs: &[String]) -> Value {
-    let options: Vec<Value> = iuvs
-        .iter()
-        .enumerate()
-        .map(|(i, iuv)| {
-            json!({
-                "iuv": iuv,
-                "amount": 10000,
-                "description": format!("TARI 2026 rata {}", i + 1),
-                "isPartialPayment": iuvs.len() > 1,
-                "dueDate": format!("2099-0{}-28T23:59:59Z", i + 1),
-                "retentionDate": "2099-12-31T23:59:59Z",
-                "paymentOptionMetadata": [{"key": "anno", "value": "2026"}],
-                "transfer": [{
-                    "idTransfer": "1",
-                    "amount": 8000,
-                    "organizationFiscalCode": ENTE,
-                    "remittanceInformation": "TARI 2026 quota comune",
-                    "category": CATEGORY,
-                    "iban": IBAN,
-                    "transferMetadata": [{"key": "capitolo", "value": "1010"}]
-                }, {
-                    "idTransfer": "2",
-                    "amount": 2000,
-                    "organizationFiscalCode": "97000000022",
-                    "companyName": "Altro ente",
-                    "remittanceInformation": "TARI 2026 quota provincia",
-                    "category": CATEGORY,
-                    "iban": OTHER_IBAN,
-                    "transferMetadata": []
-                }]
-            })
-        })
-        .collect();
-    json!({
-        "iupd": iupd,
-        "type": "F",
-        "payStandIn": true,
-        "fiscalCode": DEBTOR,
-        "fullName": "Mario Rossi",
-        "streetName": "Via Roma",
-        "civicNumber": "1",
-        "postalCode": "00100",
-        "city": "Roma",
-        "province": "RM",
-        "country": "IT",
-        "email": "mario.rossi@example.com",
-        "switchToExpired": false,
-        "companyName": "Comune di prova",
-        "officeName": "Ufficio Tributi",
-        "paymentOption": options
-    })
-}
-
-/// Positions in each state a GPD client meets, so that the generated
-/// requests that name them (the dictionaries below) get real answers, not
-/// only 404s: a draft, a published one, a paid one, an invalidated one, one
-/// in two installments of which one is paid.
-async fn seed(server: &Server) -> Vec<String> {
+/// Seeds [`STATES`] and the document's own positions through `/gpd/v1`;
+/// returns their iupds.
+async fn seed(server: &Server, document: &Document) -> Vec<String> {
     use reqwest::Method;
-    let org = format!("/organizations/{ENTE}");
-    let iuv = |seq: u64| nav(seq)[1..].to_string();
-    let plan: [(&str, Vec<u64>, bool); 5] = [
-        ("CONF-DRAFT", vec![1], false),
-        ("CONF-PUBLISHED", vec![2], true),
-        ("CONF-PAID", vec![3], true),
-        ("CONF-INVALID", vec![4], true),
-        ("CONF-INSTALLMENTS", vec![5, 6], true),
-    ];
+    let org = format!("/gpd/v1/organizations/{ENTE}");
+    let plan: Vec<&Seeded> = STATES.iter().chain(document.seed).collect();
     for (iupd, seqs, publish) in &plan {
         let iuvs: Vec<String> = seqs.iter().map(|s| iuv(*s)).collect();
         server
@@ -182,7 +180,66 @@ async fn seed(server: &Server) -> Vec<String> {
     plan.iter().map(|(iupd, _, _)| iupd.to_string()).collect()
 }
 
-/// What the generated run found, pinned so that it does not depend on the
+/// gpd.json's examples: create a new position, update the draft, publish
+/// it, invalidate a published one, mark a notice paid, move an IBAN, read
+/// and delete.
+fn v1_examples() -> Value {
+    json!({
+        "createPosition": {
+            "parameters": {"toPublish": true},
+            "body": position("CONF-EXAMPLE", &[iuv(90)]),
+        },
+        "updatePosition": {
+            "parameters": {"iupd": "CONF-DRAFT"},
+            "body": position("CONF-DRAFT", &[iuv(91), iuv(92)]),
+        },
+        "publishPosition": {"parameters": {"iupd": "CONF-DRAFT"}},
+        "invalidatePosition": {"parameters": {"iupd": "CONF-PUBLISHED"}},
+        "setPaymentOptionAsAlreadyPaid": {
+            "parameters": {"nav": nav(6)},
+            "body": {"paymentDate": "2026-02-01T09:30:00Z"},
+        },
+        "updateTransferIbanMassive": {
+            "parameters": {"oldIban": IBAN},
+            "body": {"newIban": "IT60X0542811101000000123456"},
+        },
+        "getOrganizationDebtPositionByIUPD": {"parameters": {"iupd": "CONF-INSTALLMENTS"}},
+        "getOrganizationDebtPositions": {"parameters": {"limit": 50}},
+        "deletePosition": {"parameters": {"iupd": "CONF-EXAMPLE"}},
+    })
+}
+
+/// openapi_external_v2.json's examples: create two new positions (one in
+/// installments) and publish them, update the draft and the published
+/// position together, delete a draft and a published position together
+/// (seeded for it), mark a notice paid.
+fn v2_examples() -> Value {
+    json!({
+        "createMultiplePositions": {
+            "parameters": {"toPublish": true},
+            "body": {"paymentPositions": [
+                position("CONF-EXAMPLE-1", &[iuv(90)]),
+                position("CONF-EXAMPLE-2", &[iuv(93), iuv(94)]),
+            ]},
+        },
+        "updateMultiplePositions": {
+            "parameters": {"toPublish": false},
+            "body": {"paymentPositions": [
+                position("CONF-DRAFT", &[iuv(91), iuv(92)]),
+                position("CONF-PUBLISHED", &[iuv(2)]),
+            ]},
+        },
+        "deleteMultipleDebtPositions": {
+            "body": {"paymentPositionIUPDs": ["CONF-DELETE-1", "CONF-DELETE-2"]},
+        },
+        "setPaymentOptionAsAlreadyPaid": {
+            "parameters": {"nav": nav(6)},
+            "body": {"paymentDate": "2026-02-01T09:30:00Z"},
+        },
+    })
+}
+
+/// What the generated run on gpd.json found, pinned so that it does not depend on the
 /// seed: GPD's `X-Request-Id` (the caller's is returned, and without one
 /// incasso makes one up, as gpd.json says), and `page`, an int32 in
 /// gpd.json, refused beyond that as GPD refuses it.
@@ -223,92 +280,88 @@ async fn check_findings(server: &Server) {
     }
 }
 
-/// gpd.json as schemathesis reads it. What it adds or relaxes, each
+/// A document as schemathesis reads it. What it adds or relaxes, each
 /// narrowly, changes no answer a GPD client may get:
 /// - every operation with a JSON body may answer 415, which GPD does and
-///   gpd.json leaves out: GPD's Spring controllers declare `consumes =
+///   the documents leave out: GPD's Spring controllers declare `consumes =
 ///   application/json`, and Spring answers 415 when the Content-Type is
 ///   another or, the body being required, missing. incasso does the same,
 ///   with a ProblemJson body;
-/// - a payment option may leave out `iuv` (incasso's IUV coordinator
-///   assigns one: the documented extension of crates/server/src/gpd.rs),
-///   and `paymentOptionMetadata` and a transfer's `transferMetadata`, read
-///   as empty lists as GPD's own models do, so that the check that invalid
-///   requests are refused does not count these as accepted by mistake;
-/// - `X-Request-Id` is required on every answer, where gpd.json declares
-///   it and says in words that it is always returned;
-/// - examples of valid requests (gpd.json has none), which schemathesis
-///   sends first, so that every operation's success answer is checked too:
-///   create a new position, update the draft, publish it, invalidate a
-///   published one, mark a notice paid, move an IBAN, read and delete.
-fn spec_for_schemathesis() -> Value {
-    let mut spec: Value = serde_json::from_str(include_str!("data/gpd.json")).unwrap();
-    let iuv = |seq: u64| nav(seq)[1..].to_string();
-    // By operationId: the parameters' examples, and the body's.
-    let examples = json!({
-        "createPosition": {
-            "parameters": {"toPublish": true},
-            "body": position("CONF-EXAMPLE", &[iuv(90)]),
-        },
-        "updatePosition": {
-            "parameters": {"iupd": "CONF-DRAFT"},
-            "body": position("CONF-DRAFT", &[iuv(91), iuv(92)]),
-        },
-        "publishPosition": {"parameters": {"iupd": "CONF-DRAFT"}},
-        "invalidatePosition": {"parameters": {"iupd": "CONF-PUBLISHED"}},
-        "setPaymentOptionAsAlreadyPaid": {
-            "parameters": {"nav": nav(6)},
-            "body": {"paymentDate": "2026-02-01T09:30:00Z"},
-        },
-        "updateTransferIbanMassive": {
-            "parameters": {"oldIban": IBAN},
-            "body": {"newIban": "IT60X0542811101000000123456"},
-        },
-        "getOrganizationDebtPositionByIUPD": {"parameters": {"iupd": "CONF-INSTALLMENTS"}},
-        "getOrganizationDebtPositions": {"parameters": {"limit": 50}},
-        "deletePosition": {"parameters": {"iupd": "CONF-EXAMPLE"}},
-    });
-    let mut given = 0;
-    let relax = |spec: &mut Value, schema: &str, property: &str| {
+/// - the document's `optional` properties are not required, so that the
+///   check that invalid requests are refused does not count a body
+///   without them as accepted by mistake;
+/// - the document's `undeclared` statuses are declared, with a ProblemJson
+///   body: what GPD's code answers where its document is silent;
+/// - the document's `public` operations need no key;
+/// - `X-Request-Id` is required on every answer, where the documents
+///   declare it and say in words that it is always returned;
+/// - the document's `examples`, on the operations they name.
+fn spec_for_schemathesis(document: &Document) -> Value {
+    let mut spec: Value = serde_json::from_str(document.text).unwrap();
+    let examples = (document.examples)();
+    for (schema, property) in document.optional {
         let required = spec["components"]["schemas"][schema]["required"]
             .as_array_mut()
-            .unwrap();
+            .unwrap_or_else(|| panic!("{}: {schema} requires nothing", document.file));
         let before = required.len();
         required.retain(|p| p != property);
-        assert_eq!(required.len() + 1, before, "{schema}.{property}");
+        assert_eq!(
+            required.len() + 1,
+            before,
+            "{}: {schema}.{property} is not required",
+            document.file
+        );
+    }
+    let problem = |description: &str| {
+        json!({
+            "description": description,
+            "content": {"application/json": {
+                "schema": {"$ref": "#/components/schemas/ProblemJson"}
+            }}
+        })
     };
-    relax(&mut spec, "PaymentOptionModel", "iuv");
-    relax(&mut spec, "PaymentOptionModel", "paymentOptionMetadata");
-    relax(&mut spec, "TransferModel", "transferMetadata");
+    let mut given = 0;
+    let mut undeclared = 0;
+    let mut public = 0;
     for item in spec["paths"].as_object_mut().unwrap().values_mut() {
         for (method, op) in item.as_object_mut().unwrap().iter_mut() {
             if method == "parameters" {
                 continue;
             }
+            let id = op["operationId"].as_str().unwrap_or_default().to_string();
             for response in op["responses"].as_object_mut().unwrap().values_mut() {
                 if let Some(header) = response.pointer_mut("/headers/X-Request-Id") {
                     header["required"] = json!(true);
                 }
             }
             if op.get("requestBody").is_some() {
-                op["responses"]["415"] = json!({
-                    "description": "The body is not JSON.",
-                    "content": {"application/json": {
-                        "schema": {"$ref": "#/components/schemas/ProblemJson"}
-                    }}
-                });
+                op["responses"]["415"] = problem("The body is not JSON.");
             }
-            let Some(example) = op["operationId"].as_str().and_then(|id| examples.get(id)) else {
+            for (_, status, why) in document.undeclared.iter().filter(|u| u.0 == id) {
+                let responses = op["responses"].as_object_mut().unwrap();
+                assert!(
+                    !responses.contains_key(*status),
+                    "{}: {id} declares {status} already",
+                    document.file
+                );
+                responses.insert(status.to_string(), problem(why));
+                undeclared += 1;
+            }
+            if document.public.contains(&id.as_str()) {
+                op.as_object_mut().unwrap().remove("security");
+                public += 1;
+            }
+            let Some(example) = examples.get(&id) else {
                 continue;
             };
             given += 1;
-            for (name, value) in example["parameters"].as_object().unwrap() {
+            for (name, value) in example["parameters"].as_object().into_iter().flatten() {
                 let param = op["parameters"]
                     .as_array_mut()
                     .unwrap()
                     .iter_mut()
                     .find(|p| p["name"] == *name)
-                    .unwrap_or_else(|| panic!("{method}: no parameter {name}"));
+                    .unwrap_or_else(|| panic!("{method} {id}: no parameter {name}"));
                 param["example"] = value.clone();
             }
             if let Some(body) = example.get("body") {
@@ -316,12 +369,35 @@ fn spec_for_schemathesis() -> Value {
             }
         }
     }
+    let file = document.file;
     assert_eq!(
         given,
         examples.as_object().unwrap().len(),
-        "an example unused"
+        "{file}: an example unused"
+    );
+    assert_eq!(
+        undeclared,
+        document.undeclared.len(),
+        "{file}: an undeclared status unused"
+    );
+    assert_eq!(
+        public,
+        document.public.len(),
+        "{file}: a public operation missing"
     );
     spec
+}
+
+/// Whether some operation of `spec` has the parameter `name` in `location`.
+fn has_parameter(spec: &Value, location: &str, name: &str) -> bool {
+    spec["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|item| item.as_object().unwrap().values())
+        .filter_map(|op| op.get("parameters").and_then(Value::as_array))
+        .flatten()
+        .any(|p| p["in"] == location && p["name"] == name)
 }
 
 fn toml_list(values: &[String]) -> String {
@@ -334,14 +410,29 @@ fn toml_list(values: &[String]) -> String {
 /// seeded positions and notices, the IBANs of their transfers), so that
 /// generated requests also reach existing positions and their answers are
 /// checked too. Each binding applies only to a share of the values: the
-/// rest stay as random as schemathesis makes them.
-fn config(iupds: &[String]) -> String {
+/// rest stay as random as schemathesis makes them. Only the parameters
+/// `spec` has are bound.
+fn config(document: &Document, spec: &Value, iupds: &[String]) -> String {
     let mut known_iupds = iupds.to_vec();
     known_iupds.extend((1..=6).map(|i| format!("CONF-NEW-{i}")));
     // Notice numbers of the seeded options, and two that do not exist.
-    let navs: Vec<String> = (1..=8).map(nav).collect();
+    let mut navs: Vec<String> = (1..=8).map(nav).collect();
+    navs.extend(document.seed.iter().flat_map(|s| s.1).map(|s| nav(*s)));
+    let bindings = [
+        ("path", "iupd", "iupds"),
+        ("path", "nav", "navs"),
+        ("query", "oldIban", "ibans"),
+    ];
+    let mut parameters = String::new();
+    for (location, name, dictionary) in bindings {
+        if has_parameter(spec, location, name) {
+            parameters.push_str(&format!(
+                "\"{location}.{name}\" = {{ dictionary = \"{dictionary}\", probability = 0.6 }}\n"
+            ));
+        }
+    }
     format!(
-        r#"# Written by crates/server/tests/gpd_conformance.rs.
+        r#"# Written by crates/server/tests/gpd_conformance.rs for {file}.
 seed = {SEED}
 workers = 1
 request-timeout = 20.0
@@ -350,24 +441,25 @@ request-timeout = 20.0
 max-examples = {MAX_EXAMPLES}
 database = "none"
 
-# What a GPD client relies on: no 5xx, only the status codes gpd.json
+# What a GPD client relies on: no 5xx, only the status codes the document
 # declares, the declared content type, bodies that match the declared
 # schema (formats included), the declared response headers, 401 without a
 # valid key, 405 (with Allow) for a method a path does not have, and every
-# request that breaks gpd.json's schemas refused.
+# request that breaks the document's schemas refused.
 #
 # Left out:
-# - positive_data_acceptance: gpd.json's schemas say little of what GPD
+# - positive_data_acceptance: GPD's schemas say little of what GPD
 #   accepts (a fiscal code, an IBAN, a taxonomy code, due dates in the
 #   future, amounts that add up are GPD's rules, not the schema's), so
 #   schema-valid bodies are rightly refused with 400.
-# - missing_required_header: gpd.json requires no header, so it has
+# - missing_required_header: GPD's documents require no header, so it has
 #   nothing to check.
 # - use_after_free, ensure_resource_availability: they judge an answer by
-#   an earlier request linked to it, which needs OpenAPI links (gpd.json
-#   has none, so there is no stateful phase either).
+#   an earlier request linked to it, which needs OpenAPI links (GPD's
+#   documents have none, so there is no stateful phase either).
 # - object_level_authorization: it needs a second identity; a key of
-#   another Ente is refused before anything else, as tests/api.rs checks.
+#   another Ente is refused before anything else, as tests/api.rs and
+#   tests/gpd_v2.rs check.
 #
 # Fuzzing would also reuse values seen in earlier answers: four times
 # slower here, and the dictionaries below already name the real data.
@@ -395,14 +487,12 @@ ibans = {{ values = {ibans} }}
 # The Ente whose key the run holds: another Ente's code would only ever
 # get 403, and generated codes would never reach a position.
 "path.organizationfiscalcode" = "{ENTE}"
-"path.iupd" = {{ dictionary = "iupds", probability = 0.6 }}
-"path.nav" = {{ dictionary = "navs", probability = 0.6 }}
-"query.oldIban" = {{ dictionary = "ibans", probability = 0.6 }}
-# No dictionaries for body fields: with them, generating mixed valid and
+{parameters}# No dictionaries for body fields: with them, generating mixed valid and
 # invalid bodies of PaymentPositionModel takes minutes for some seeds. The
-# examples added to gpd.json (spec_for_schemathesis) reach the success
-# paths of the operations with a body.
+# examples added to the document (spec_for_schemathesis) reach the
+# success paths of the operations with a body.
 "#,
+        file = document.file,
         iupds = toml_list(&known_iupds),
         navs = toml_list(&navs),
         ibans = toml_list(&[IBAN.to_string(), OTHER_IBAN.to_string()]),
@@ -411,6 +501,17 @@ ibans = {{ values = {ibans} }}
 
 #[tokio::test]
 async fn gpd_v1_conforms_to_gpd_json_under_generated_requests() {
+    conforms(&DOCUMENTS[0]).await;
+}
+
+#[tokio::test]
+async fn gpd_v2_conforms_to_openapi_external_v2_under_generated_requests() {
+    conforms(&DOCUMENTS[1]).await;
+}
+
+/// schemathesis run on `document` against incasso, on each backend.
+async fn conforms(document: &Document) {
+    let file = document.file;
     let exe = schemathesis();
     let version = match version_of(&exe).await {
         Ok(v) => v,
@@ -419,23 +520,25 @@ async fn gpd_v1_conforms_to_gpd_json_under_generated_requests() {
         }
         Err(e) => {
             eprintln!(
-                "note: schemathesis missing ({e}), the GPD conformance run skipped; \
-                 scripts/test.sh installs it"
+                "note: schemathesis missing ({e}), the GPD conformance run on {file} \
+                 skipped; scripts/test.sh installs it"
             );
             return;
         }
     };
-    eprintln!("{version} ({})", exe.display());
-    for backend in backends() {
+    eprintln!("{file}: {version} ({})", exe.display());
+    let document_for_run = spec_for_schemathesis(document);
+    for backend in incasso_testkit::backends() {
         let server = start(backend).await;
-        let iupds = seed(&server).await;
-        check_findings(&server).await;
+        let iupds = seed(&server, document).await;
+        if document.pinned_findings {
+            check_findings(&server).await;
+        }
         let dir = tempfile::tempdir().unwrap();
-        let spec = dir.path().join("gpd.json");
-        let document = spec_for_schemathesis();
-        std::fs::write(&spec, document.to_string()).unwrap();
+        let spec = dir.path().join(file);
+        std::fs::write(&spec, document_for_run.to_string()).unwrap();
         let config_file = dir.path().join("schemathesis.toml");
-        std::fs::write(&config_file, config(&iupds)).unwrap();
+        std::fs::write(&config_file, config(document, &document_for_run, &iupds)).unwrap();
         let started = Instant::now();
         let out = tokio::process::Command::new(&exe)
             .arg("--config-file")
@@ -443,7 +546,7 @@ async fn gpd_v1_conforms_to_gpd_json_under_generated_requests() {
             .arg("run")
             .arg(&spec)
             .arg("--url")
-            .arg(format!("{}/gpd/v1", server.base))
+            .arg(format!("{}{}", server.base, document.base))
             .arg("--header")
             .arg(format!("Ocp-Apim-Subscription-Key: {}", server.key))
             .args(["--no-color", "--output-truncate", "false"])
@@ -463,12 +566,13 @@ async fn gpd_v1_conforms_to_gpd_json_under_generated_requests() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(
             out.status.success(),
-            "{backend:?}: schemathesis found /gpd/v1 not conforming to gpd.json \
+            "{backend:?}: schemathesis found {} not conforming to {file} \
              (exit {:?}):\n{stdout}\n{stderr}",
+            document.base,
             out.status.code()
         );
-        // Every operation of gpd.json was tested, and something was sent.
-        let operations = document["paths"]
+        // Every operation of the document was tested, and something was sent.
+        let operations = document_for_run["paths"]
             .as_object()
             .unwrap()
             .values()
@@ -477,14 +581,14 @@ async fn gpd_v1_conforms_to_gpd_json_under_generated_requests() {
             .count();
         assert!(
             stdout.contains(&format!("Tested: {operations}\n")),
-            "{backend:?}: not every operation was tested:\n{stdout}"
+            "{backend:?}: not every operation of {file} was tested:\n{stdout}"
         );
         let cases = stdout
             .lines()
             .find(|l| l.contains(" generated, "))
             .unwrap_or_else(|| panic!("{backend:?}: no count of test cases:\n{stdout}"));
         eprintln!(
-            "{backend:?}: {operations} operations, {} in {:.1} s",
+            "{file} {backend:?}: {operations} operations, {} in {:.1} s",
             cases.trim(),
             started.elapsed().as_secs_f64()
         );

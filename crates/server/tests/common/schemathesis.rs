@@ -1,6 +1,7 @@
 //! What the conformance tests (`gpd_conformance`, `api_conformance`)
 //! share: finding and asking the schemathesis that `scripts/test.sh`
-//! installs, and incasso served on a port of its own with a key.
+//! installs, and incasso served on a port of its own with a key (which
+//! `gpd_v2` calls too).
 
 use std::path::{Path, PathBuf};
 
@@ -80,28 +81,62 @@ pub async fn serve(store: incasso_store::Store, key: String, prefix: &'static st
     }
 }
 
+/// An answer as it came: status, headers and body (`json` is
+/// `Value::Null` when the body is empty or not JSON).
+pub struct Answer {
+    pub status: reqwest::StatusCode,
+    // Read by the tests that check headers, not by every one.
+    #[allow(dead_code)]
+    pub headers: reqwest::header::HeaderMap,
+    pub text: String,
+    pub json: serde_json::Value,
+}
+
 impl Server {
-    /// The JSON answer of a call that must succeed.
+    /// Any answer to `method path` (under the prefix), with `key` if any.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        key: Option<&str>,
+        body: Option<&serde_json::Value>,
+    ) -> Answer {
+        let mut req = self
+            .client
+            .request(method, format!("{}{}{path}", self.base, self.prefix));
+        if let Some(key) = key {
+            req = req.header("Ocp-Apim-Subscription-Key", key);
+        }
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.unwrap();
+        let json = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
+        Answer {
+            status,
+            headers,
+            text,
+            json,
+        }
+    }
+
+    /// The JSON answer of a call that must succeed, with the server's key.
     pub async fn send(
         &self,
         method: reqwest::Method,
         path: &str,
         body: Option<&serde_json::Value>,
     ) -> serde_json::Value {
-        let mut req = self
-            .client
-            .request(
-                method.clone(),
-                format!("{}{}{path}", self.base, self.prefix),
-            )
-            .header("Ocp-Apim-Subscription-Key", &self.key);
-        if let Some(b) = body {
-            req = req.json(b);
-        }
-        let resp = req.send().await.unwrap();
-        let status = resp.status();
-        let value = resp.json().await.unwrap_or(serde_json::Value::Null);
-        assert!(status.is_success(), "{method} {path}: {status} {value}");
-        value
+        let answer = self.call(method.clone(), path, Some(&self.key), body).await;
+        assert!(
+            answer.status.is_success(),
+            "{method} {path}: {} {}",
+            answer.status,
+            answer.text
+        );
+        answer.json
     }
 }
