@@ -354,6 +354,7 @@ async fn send_rt(
     )
     .unwrap_or_else(|_| "[]".into());
     let record = ReceiptRecord {
+        debtor: Some(r.debtor.id.clone()).filter(|d| !d.is_empty()),
         ente: h.id_pa.clone(),
         receipt_id: r.receipt_id.clone(),
         notice_number: r.notice_number.clone(),

@@ -96,6 +96,7 @@ async fn store_at(url: &str) -> Store {
 /// A paid receipt of Ente A for one notice, as the Node sends it.
 fn receipt(receipt_id: &str, notice_number: &str, iuv: String, amount: i64) -> ReceiptRecord {
     ReceiptRecord {
+        debtor: None,
         ente: A.into(),
         receipt_id: receipt_id.into(),
         notice_number: notice_number.into(),
@@ -204,6 +205,7 @@ async fn incasso_csv_loads_once_with_outcome_and_export() {
         store
             .record_receipt(
                 &ReceiptRecord {
+                    debtor: None,
                     fee: Some(100),
                     psp_name: "Banca Esempio".into(),
                     channel_id: "PSP1_01".into(),

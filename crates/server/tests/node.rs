@@ -1010,3 +1010,429 @@ async fn each_alternative_of_a_fine_verifies_and_paying_one_closes_the_other() {
         node.validate_all();
     }
 }
+
+impl Node {
+    /// incasso's base URL and a key of Ente A.
+    async fn http(&self) -> (String, String) {
+        let (_, key) = incasso_app::keys::issue_key(&self.store, Some(A), KeyScope::Ente, "t")
+            .await
+            .unwrap();
+        let base = self.url.trim_end_matches("/pagopa/paForNode").to_string();
+        (base, key)
+    }
+
+    async fn rest(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        key: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, String, String) {
+        let mut req = self
+            .client
+            .request(method, url)
+            .header("Ocp-Apim-Subscription-Key", key);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let ct = resp
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default();
+        (status, ct, resp.text().await.unwrap())
+    }
+}
+
+fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+/// SEND's notification fee (GPD's openapi_send_v1.json): the option's and
+/// its Ente transfer's amounts change with the fee, so the Node is asked
+/// for it in paGetPaymentV2 and a receipt for the new amount pays it; a
+/// second fee replaces the first, it does not add up; only an unpaid option
+/// takes one.
+#[tokio::test]
+async fn send_sets_a_notification_fee_that_the_node_then_asks_for() {
+    use reqwest::Method;
+    for backend in backends() {
+        let node = start(backend).await;
+        let (base, key) = node.http().await;
+        let nav = node.position("SEND-1", 10_000, 0, true).await.remove(0);
+        let send = format!("{base}/gpd/send/v1/organizations/{A}/paymentoptions/{nav}");
+        let (status, ct, text) = node.rest(Method::GET, &send, &key, None).await;
+        assert_eq!(status, 200, "{backend:?}: {text}");
+        assert!(ct.starts_with("application/json"), "{ct}");
+        let option = json(&text);
+        assert_eq!(option["amount"], 10_000);
+        assert_eq!(option["notificationFee"], 0);
+        assert_eq!(option["iupd"], "SEND-1");
+        assert_eq!(option["debtPositionStatus"], "VALID");
+        let debtor = node.store.get_position(A, "SEND-1").await.unwrap();
+        assert_eq!(
+            option["fiscalCode"],
+            debtor.position.debtor.fiscal_code.as_str()
+        );
+        assert!(
+            option.get("streetName").is_none_or(|v| !v.is_null()),
+            "{option}"
+        );
+
+        for (fee, expected) in [(250, 10_250), (100, 10_100)] {
+            let (status, _, text) = node
+                .rest(
+                    Method::PUT,
+                    &format!("{send}/notificationfee"),
+                    &key,
+                    Some(serde_json::json!({"notificationFee": fee})),
+                )
+                .await;
+            assert_eq!(status, 200, "{backend:?}: {text}");
+            let answer = json(&text);
+            assert_eq!(answer["notificationFee"], fee, "{answer}");
+            assert_eq!(answer["amount"], expected, "the fee replaces the last one");
+            assert_eq!(answer["transfer"][0]["amount"], expected, "{answer}");
+        }
+        let (_, _, text) = node.rest(Method::GET, &send, &key, None).await;
+        let option = json(&text);
+        assert_eq!(option["amount"], 10_100);
+        assert!(
+            option["paymentOptionMetadata"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|m| m["key"] == "NOTIFICATION_FEE" && m["value"] == "100"),
+            "{option}"
+        );
+        // The Node is asked for the amount with the fee, on the Ente's transfer.
+        let r = node
+            .call(&wire::node::get_payment_request(
+                &ha(),
+                &qr(&nav),
+                Cents(10_100),
+                true,
+            ))
+            .await;
+        assert!(r.is_ok(), "{:?}", r.fault);
+        let data = r.data().unwrap();
+        assert_eq!(data.text_of("paymentAmount"), Some("101.00"));
+        let transfer = data
+            .child("transferList")
+            .unwrap()
+            .children_named("transfer")
+            .next()
+            .unwrap();
+        assert_eq!(transfer.text_of("transferAmount"), Some("101.00"));
+        // The receipt of that amount pays the notice, with no anomaly.
+        let rt = receipt("rt-send-1", &nav, 10_100, vec![(1, A, 10_100)]);
+        let r = node
+            .call(&wire::node::send_rt_request(&ha(), &rt, true))
+            .await;
+        assert!(r.is_ok(), "{:?}", r.fault);
+        assert!(
+            node.store
+                .list_receipts(A, true, None, 10)
+                .await
+                .unwrap()
+                .is_empty(),
+            "{backend:?}: no anomaly"
+        );
+        // Paid: no fee any more (422); bad input and strangers as GPD answers.
+        let fee = |v: i64| Some(serde_json::json!({"notificationFee": v}));
+        let (status, ct, text) = node
+            .rest(
+                Method::PUT,
+                &format!("{send}/notificationfee"),
+                &key,
+                fee(300),
+            )
+            .await;
+        assert_eq!(status, 422, "{backend:?}: {text}");
+        assert_eq!(ct, "application/json");
+        assert_eq!(json(&text)["status"], 422);
+        let other = node.position("SEND-2", 5_000, 0, true).await.remove(0);
+        let other_url = format!("{base}/gpd/send/v1/organizations/{A}/paymentoptions/{other}");
+        let (status, _, _) = node
+            .rest(
+                Method::PUT,
+                &format!("{other_url}/notificationfee"),
+                &key,
+                fee(-1),
+            )
+            .await;
+        assert_eq!(status, 400);
+        let (status, _, _) = node
+            .rest(
+                Method::PUT,
+                &format!("{other_url}/notificationfee"),
+                &key,
+                Some(serde_json::json!({"fee": 1})),
+            )
+            .await;
+        assert_eq!(status, 400, "notificationFee is required");
+        let unknown =
+            format!("{base}/gpd/send/v1/organizations/{A}/paymentoptions/301000000000099999");
+        let (status, _, _) = node.rest(Method::GET, &unknown, &key, None).await;
+        assert_eq!(status, 404);
+        let (status, _, _) = node
+            .rest(
+                Method::PUT,
+                &format!("{unknown}/notificationfee"),
+                &key,
+                fee(1),
+            )
+            .await;
+        assert_eq!(status, 404);
+        // A draft is not there yet for SEND.
+        let draft = node.position("SEND-DRAFT", 5_000, 0, false).await.remove(0);
+        let (status, _, _) = node
+            .rest(
+                Method::GET,
+                &format!("{base}/gpd/send/v1/organizations/{A}/paymentoptions/{draft}"),
+                &key,
+                None,
+            )
+            .await;
+        assert_eq!(status, 404);
+        // Another Ente's key reaches nothing, and changes nothing.
+        let (_, key_b) = incasso_app::keys::issue_key(&node.store, Some(B), KeyScope::Ente, "b")
+            .await
+            .unwrap();
+        let (status, _, _) = node.rest(Method::GET, &other_url, &key_b, None).await;
+        assert_eq!(status, 403);
+        let (status, _, _) = node
+            .rest(
+                Method::PUT,
+                &format!("{other_url}/notificationfee"),
+                &key_b,
+                fee(500),
+            )
+            .await;
+        assert_eq!(status, 403);
+        let untouched = node.store.get_position(A, "SEND-2").await.unwrap();
+        assert_eq!(untouched.position.options[0].amount, Cents(5_000));
+        assert_eq!(untouched.position.options[0].notification_fee, Cents(0));
+        node.validate_all();
+    }
+}
+
+/// GPD's receipts API (gpd_payments.json): the list by IUV with its paging
+/// and filters, and each receipt as XML that validates against
+/// paForNode.xsd.
+#[tokio::test]
+async fn receipts_api_lists_by_iuv_and_gives_each_receipt_as_valid_xml() {
+    use reqwest::Method;
+    for backend in backends() {
+        let node = start(backend).await;
+        let (base, key) = node.http().await;
+        let mut navs = Vec::new();
+        for (i, amount) in [(1, 1_000), (2, 2_000), (3, 3_000)] {
+            let nav = node
+                .position(&format!("RCPT-{i}"), amount, 0, true)
+                .await
+                .remove(0);
+            let rt = receipt(&format!("rt-{i}"), &nav, amount, vec![(1, A, amount)]);
+            let r = node
+                .call(&wire::node::send_rt_request(&ha(), &rt, i % 2 == 1))
+                .await;
+            assert!(r.is_ok(), "{:?}", r.fault);
+            navs.push(nav);
+        }
+        // A receipt that paid nothing.
+        let ko_nav = node.position("RCPT-KO", 4_000, 0, true).await.remove(0);
+        let mut ko = receipt("rt-ko", &ko_nav, 4_000, vec![(1, A, 4_000)]);
+        ko.outcome = "KO".into();
+        let r = node
+            .call(&wire::node::send_rt_request(&ha(), &ko, true))
+            .await;
+        assert!(r.is_ok(), "{:?}", r.fault);
+
+        let list = format!("{base}/gpd/payments/v1/payments/{A}/receipts");
+        let (status, ct, text) = node.rest(Method::GET, &list, &key, None).await;
+        assert_eq!(status, 200, "{backend:?}: {text}");
+        assert!(ct.starts_with("application/json"));
+        let page = json(&text);
+        assert_eq!(page["currentPageNumber"], 0);
+        assert_eq!(page["length"], 4);
+        assert_eq!(page["totalPages"], 1);
+        let iuvs: Vec<&str> = page["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["iuv"].as_str().unwrap())
+            .collect();
+        let mut sorted = iuvs.clone();
+        sorted.sort();
+        assert_eq!(iuvs, sorted, "by IUV");
+        let first = &page["results"][0];
+        assert_eq!(first["organizationFiscalCode"], A);
+        // The debtor the receipt states.
+        let debtor = receipt("x", &navs[0], 1, vec![]).debtor.id;
+        assert_eq!(first["debtor"], debtor.as_str());
+        let statuses: Vec<&str> = page["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["status"].as_str().unwrap())
+            .collect();
+        assert_eq!(statuses.iter().filter(|s| **s == "PAID").count(), 3);
+        assert_eq!(statuses.iter().filter(|s| **s == "ERROR").count(), 1);
+
+        // Paging: two per page, then a page past the last.
+        let (_, _, text) = node
+            .rest(
+                Method::GET,
+                &format!("{list}?pageSize=2&pageNum=1"),
+                &key,
+                None,
+            )
+            .await;
+        let second = json(&text);
+        assert_eq!(second["currentPageNumber"], 1);
+        assert_eq!(second["totalPages"], 2);
+        assert_eq!(second["length"], 2);
+        assert_eq!(second["results"][0]["iuv"], iuvs[2]);
+        let (status, _, _) = node
+            .rest(
+                Method::GET,
+                &format!("{list}?pageSize=2&pageNum=2"),
+                &key,
+                None,
+            )
+            .await;
+        assert_eq!(status, 400);
+        for bad in ["pageSize=101", "pageSize=0", "pageNum=-1"] {
+            let (status, _, _) = node
+                .rest(Method::GET, &format!("{list}?{bad}"), &key, None)
+                .await;
+            assert_eq!(status, 400, "{bad}");
+        }
+        // Filters.
+        let iuv1 = &navs[0][1..];
+        for (query, expected) in [
+            (format!("debtor={debtor}"), 4),
+            ("debtor=XXXXXX00X00X000X".to_string(), 0),
+            (format!("service={}", &iuv1[..iuv1.len() - 1]), 1),
+            (format!("debtorOrIuv={}", &iuv1[..10]), 4),
+            (format!("debtorOrIuv={}", &debtor[..6]), 4),
+            (format!("debtorOrIuv={iuv1}"), 1),
+            ("debtorOrIuv=%25".to_string(), 0),
+        ] {
+            let (status, _, text) = node
+                .rest(Method::GET, &format!("{list}?{query}"), &key, None)
+                .await;
+            if expected == 0 {
+                assert_eq!(status, 404, "{query}: {text}");
+            } else {
+                assert_eq!(status, 200, "{query}: {text}");
+                assert_eq!(json(&text)["length"], expected, "{query}");
+            }
+        }
+        // Dates: a window in the past holds nothing; over three months,
+        // or upside down, is refused.
+        let (status, _, _) = node
+            .rest(
+                Method::GET,
+                &format!("{list}?from=2020-01-01&to=2020-02-01"),
+                &key,
+                None,
+            )
+            .await;
+        assert_eq!(status, 404);
+        let today = Utc::now().date_naive();
+        let (status, _, text) = node
+            .rest(
+                Method::GET,
+                &format!(
+                    "{list}?from={}T00:00:00&to={}",
+                    today - Duration::days(1),
+                    today + Duration::days(1)
+                ),
+                &key,
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{text}");
+        for bad in [
+            "from=2020-01-01&to=2020-06-01",
+            "from=2020-02-01&to=2020-01-01",
+            "from=01/02/2020",
+        ] {
+            let (status, _, text) = node
+                .rest(Method::GET, &format!("{list}?{bad}"), &key, None)
+                .await;
+            assert_eq!(status, 400, "{bad}: {text}");
+        }
+
+        // One receipt as XML, valid against paForNode.xsd.
+        let (status, ct, xml) = node
+            .rest(Method::GET, &format!("{list}/{iuv1}"), &key, None)
+            .await;
+        assert_eq!(status, 200, "{backend:?}: {xml}");
+        assert_eq!(ct, "application/xml");
+        assert!(
+            xml.contains("rt-1") && xml.contains("paSendRTV2Req"),
+            "{xml}"
+        );
+        let file = std::env::temp_dir().join(format!(
+            "incasso-receipt-{}-{:?}.xml",
+            std::process::id(),
+            backend
+        ));
+        std::fs::write(&file, &xml).unwrap();
+        let out = std::process::Command::new("xmllint")
+            .arg("--noout")
+            .arg("--schema")
+            .arg(xsd_path())
+            .arg(&file)
+            .output()
+            .expect("xmllint");
+        let _ = std::fs::remove_file(&file);
+        assert!(
+            out.status.success(),
+            "{}\n{xml}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let (status, _, xml2) = node
+            .rest(
+                Method::GET,
+                &format!("{list}/{}", &navs[1][1..]),
+                &key,
+                None,
+            )
+            .await;
+        assert_eq!(status, 200);
+        assert!(
+            xml2.contains("paSendRTReq") && xml2.contains("rt-2"),
+            "{xml2}"
+        );
+        let (status, ct, _) = node
+            .rest(Method::GET, &format!("{list}/{}", &ko_nav[1..]), &key, None)
+            .await;
+        assert_eq!(status, 422);
+        assert_eq!(ct, "application/json");
+        let (status, _, _) = node
+            .rest(
+                Method::GET,
+                &format!("{list}/01000000000099999"),
+                &key,
+                None,
+            )
+            .await;
+        assert_eq!(status, 404);
+        // Another Ente's key: refused, on both paths.
+        let (_, key_b) = incasso_app::keys::issue_key(&node.store, Some(B), KeyScope::Ente, "b")
+            .await
+            .unwrap();
+        let (status, _, _) = node.rest(Method::GET, &list, &key_b, None).await;
+        assert_eq!(status, 403);
+        let (status, _, _) = node
+            .rest(Method::GET, &format!("{list}/{iuv1}"), &key_b, None)
+            .await;
+        assert_eq!(status, 403);
+        node.validate_all();
+    }
+}

@@ -542,6 +542,7 @@ async fn receipt(store: &Store, p: &DebtPosition, receipt_id: &str) {
     store
         .record_receipt(
             &ReceiptRecord {
+                debtor: None,
                 ente: ENTE.into(),
                 receipt_id: receipt_id.into(),
                 notice_number: nav(p, 0),

@@ -991,6 +991,7 @@ async fn flow_lines_are_classified_by_their_four_sources() {
             store
                 .record_receipt(
                     &ReceiptRecord {
+                        debtor: None,
                         ente: ENTE.into(),
                         receipt_id: format!("R-{k}"),
                         notice_number: nav.clone(),

@@ -36,6 +36,8 @@ pub struct ReceiptRecord {
     /// The receipt's transfers, as JSON.
     pub transfers_json: String,
     pub raw_xml: String,
+    /// The debtor's fiscal code, as the receipt states it.
+    pub debtor: Option<String>,
 }
 
 /// What a receipt did.
@@ -174,9 +176,9 @@ impl Store {
             "INSERT INTO receipts (ente, receipt_id, notice_number, iuv, owner_ente, position_id, outcome,
                 amount, fee, psp_id, psp_name, channel_id, payment_method, payment_date_time,
                 application_date, transfer_date, station_id, primitive, stand_in, anomaly, refund_status,
-                transfers, raw_xml, received_at)
+                transfers, raw_xml, received_at, debtor)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19,
-                $20, $21, $22, $23, $24)",
+                $20, $21, $22, $23, $24, $25)",
         )
         .bind(&r.ente)
         .bind(&r.receipt_id)
@@ -202,6 +204,7 @@ impl Store {
         .bind(&r.transfers_json)
         .bind(&r.raw_xml)
         .bind(to_micros(now))
+        .bind(r.debtor.as_deref())
         .execute(&mut *tx)
         .await;
         match res {
@@ -329,9 +332,9 @@ impl Store {
         const FROM: &str = "FROM receipts r LEFT JOIN debt_positions p ON p.id = r.position_id
              WHERE r.ente = $1 AND r.owner_ente = $1
                AND ($2 = 0 OR r.payment_date_time >= $3) AND ($4 = 0 OR r.payment_date_time <= $5)
-               AND ($6 = '' OR p.debtor_fiscal_code = $6)
+               AND ($6 = '' OR COALESCE(r.debtor, p.debtor_fiscal_code) = $6)
                AND ($7 = '' OR r.iuv LIKE $7 ESCAPE '\\')
-               AND ($8 = '' OR r.iuv LIKE $8 ESCAPE '\\' OR p.debtor_fiscal_code LIKE $8 ESCAPE '\\')";
+               AND ($8 = '' OR r.iuv LIKE $8 ESCAPE '\\' OR COALESCE(r.debtor, p.debtor_fiscal_code) LIKE $8 ESCAPE '\\')";
         let pattern = |v: &Option<String>| v.as_deref().map(like_prefix).unwrap_or_default();
         let bind = |q: sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments>| {
             q.bind(ente.to_string())
@@ -351,7 +354,7 @@ impl Store {
         .try_get("n")?;
         let size = f.page_size.clamp(1, 1000);
         let rows = bind(sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT r.iuv, p.debtor_fiscal_code, r.payment_date_time, r.outcome {FROM}
+            "SELECT r.iuv, COALESCE(r.debtor, p.debtor_fiscal_code) AS debtor_fiscal_code, r.payment_date_time, r.outcome {FROM}
              ORDER BY r.iuv, r.receipt_id LIMIT {size} OFFSET {}",
             u64::from(f.page) * u64::from(size)
         ))))

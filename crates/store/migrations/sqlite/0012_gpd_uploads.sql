@@ -16,3 +16,7 @@ CREATE TABLE gpd_uploads (
     ended_at BIGINT
 );
 CREATE INDEX gpd_uploads_by_org ON gpd_uploads (ente, broker, started_at);
+
+-- The debtor a receipt states, which GPD's receipts API filters on
+-- (a KO receipt reaches no position to take it from).
+ALTER TABLE receipts ADD COLUMN debtor TEXT;
