@@ -146,9 +146,11 @@ fn reference() -> String {
 /// told; the rest are internal, logged with `at`.
 pub fn from_store(e: StoreError, at: &Place<'_>) -> AppError {
     match e {
-        StoreError::NotFound(what) => {
-            AppError::new(Kind::NotFound, "NOT_FOUND", format!("{what} non trovato"))
-        }
+        StoreError::NotFound(what) => AppError::new(
+            Kind::NotFound,
+            "NOT_FOUND",
+            format!("{what} {}", not_found(what)),
+        ),
         StoreError::Conflict(detail) => AppError::conflict("CONFLICT", detail),
         StoreError::Invalid(invalid) => {
             let mut err = AppError::invalid(invalid.first_code(), invalid.to_string());
@@ -174,6 +176,18 @@ pub fn from_store(e: StoreError, at: &Place<'_>) -> AppError {
             err
         }
         other => AppError::internal(at, &other),
+    }
+}
+
+/// "non trovato" agreeing with the noun: Italian nouns in -a and -ione are
+/// feminine (posizione, ricevuta, fornitura, stazione), the store's others
+/// masculine (ente, avviso, accertamento, servizio, ufficio).
+fn not_found(noun: &str) -> &'static str {
+    let head = noun.split_whitespace().next().unwrap_or(noun);
+    if head.ends_with('a') || head.ends_with("ione") {
+        "non trovata"
+    } else {
+        "non trovato"
     }
 }
 

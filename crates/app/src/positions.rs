@@ -70,6 +70,9 @@ pub async fn update_many(
 ) -> Result<Vec<StoredPosition>, AppError> {
     ctx.caller.require_ente(ente)?;
     check_many(positions.len())?;
+    for (i, p) in positions.iter().enumerate() {
+        check_iupd(&format!("paymentPositions[{i}].iupd"), &p.iupd)?;
+    }
     ctx.store()
         .replace_positions(ente, positions, ctx.now(), publish)
         .await
@@ -95,6 +98,28 @@ pub async fn delete_many(ctx: &Ctx, ente: &str, iupds: &[String]) -> Result<(), 
         .delete_positions(ente, iupds)
         .await
         .at(Place::new("positions.delete_many", ente, ""))
+        .map_err(|mut e| {
+            // The request names its list paymentPositionIUPDs.
+            e.detail = e
+                .detail
+                .replacen("paymentPositions[", "paymentPositionIUPDs[", 1);
+            e
+        })
+}
+
+/// An iupd is a key of the URL: one GPD could not store is refused (400),
+/// before it is looked for.
+fn check_iupd(field: &str, iupd: &str) -> Result<(), AppError> {
+    if incasso_core::position::is_valid_iupd(iupd) {
+        Ok(())
+    } else {
+        Err(AppError::invalid(
+            "BAD_FORMAT",
+            format!(
+                "{field}: iupd non valido '{iupd}' (da 1 a 100 tra lettere, cifre, spazi, _ * -)"
+            ),
+        ))
+    }
 }
 
 pub async fn get(ctx: &Ctx, ente: &str, iupd: &str) -> Result<StoredPosition, AppError> {
@@ -114,6 +139,7 @@ pub async fn update(
     publish: bool,
 ) -> Result<StoredPosition, AppError> {
     ctx.caller.require_ente(ente)?;
+    check_iupd("iupd", &position.iupd)?;
     if position.iupd != iupd {
         return Err(AppError::invalid(
             "IUPD_MISMATCH",

@@ -54,16 +54,6 @@ impl ApiError {
     pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, detail)
     }
-
-    /// The error of a part of a larger request: its field paths, which
-    /// begin the detail, go under `prefix` (`paymentPositions[2]`).
-    pub fn within(mut self, prefix: &str) -> Self {
-        self.detail = format!("{prefix}.{}", self.detail);
-        for e in &mut self.errors {
-            e.field = format!("{prefix}.{}", e.field);
-        }
-        self
-    }
 }
 
 /// The HTTP status of each kind of application error.
@@ -194,9 +184,18 @@ fn nul_in_uri(request: &Request) -> Option<Response> {
     })
 }
 
+/// `value` as `T`; an error names the field where it is, as the caller
+/// sent it (`paymentPositions[1].paymentOption[0].amount`).
 fn typed<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
-    serde_json::from_value(value)
-        .map_err(|e| ApiError::bad_request("BAD_JSON_DATA", format!("JSON non conforme: {e}")))
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let detail = if path.is_empty() || path == "." {
+            format!("JSON non conforme: {}", e.inner())
+        } else {
+            format!("{path}: JSON non conforme: {}", e.inner())
+        };
+        ApiError::bad_request("BAD_JSON_DATA", detail)
+    })
 }
 
 /// The body as JSON of the declared shape, then as `T`.

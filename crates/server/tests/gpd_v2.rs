@@ -342,17 +342,17 @@ async fn create_many_writes_nothing_when_one_position_fails() {
                 broken("/paymentOption/0/transfer/1/idTransfer", json!("9")),
                 "paymentPositions[1] (iupd 'ALL-2'): paymentOption[0].transfer[1].idTransfer: ",
             ),
-            // Read before the store: named by its place, not its iupd.
+            // Read before the store: named the same way.
             (
                 "idTransfer not a number",
                 broken("/paymentOption/0/transfer/1/idTransfer", json!("uno")),
-                "paymentPositions[1].paymentOption[0].transfer[1].idTransfer: ",
+                "paymentPositions[1] (iupd 'ALL-2'): paymentOption[0].transfer[1].idTransfer: ",
             ),
-            // Not JSON of the model: serde's message names neither.
+            // Not JSON of the model: the path where it is.
             (
                 "amount not a number",
                 broken("/paymentOption/0/amount", json!("cento")),
-                "",
+                "paymentPositions[1].paymentOption[0].amount: JSON non conforme",
             ),
         ];
         for (what, second, detail) in cases {
@@ -488,7 +488,7 @@ async fn delete_many_deletes_every_position_or_none() {
         assert_problem(
             &answer,
             StatusCode::NOT_FOUND,
-            "paymentPositions[1] (iupd 'DEL-MISSING'): ",
+            "paymentPositionIUPDs[1] (iupd 'DEL-MISSING'): ",
             &ctx("missing"),
         );
         assert!(app.read("DEL-1").await.is_some(), "{backend:?}: deleted");
@@ -576,7 +576,7 @@ async fn a_position_with_payments_stops_the_whole_update_or_delete() {
         assert_problem(
             &answer,
             StatusCode::CONFLICT,
-            "paymentPositions[1] (iupd 'PAID'): ",
+            "paymentPositionIUPDs[1] (iupd 'PAID'): ",
             &ctx("delete"),
         );
         assert!(app.read("FREE").await.is_some(), "{backend:?}: deleted");

@@ -201,7 +201,9 @@ impl Store {
             let iupd = position.iupd.clone();
             let item = |e| item_error(index, &iupd, e);
             if !iupds.insert(iupd.clone()) {
-                return Err(item(duplicate_iupd(&iupd)));
+                return Err(item(StoreError::Conflict(format!(
+                    "iupd '{iupd}' ripetuto nella richiesta"
+                ))));
             }
             let segregation_codes = self
                 .prepare_new(ente, &mut position, now, to_publish)

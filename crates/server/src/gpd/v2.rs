@@ -55,8 +55,15 @@ pub(super) fn positions_of(
         .into_iter()
         .enumerate()
         .map(|(i, p)| {
-            p.into_domain()
-                .map_err(|e| e.within(&format!("paymentPositions[{i}]")))
+            let iupd = p.iupd.clone();
+            p.into_domain().map_err(|mut e| {
+                // As the use case names a refused position.
+                e.detail = format!("paymentPositions[{i}] (iupd '{iupd}'): {}", e.detail);
+                for f in &mut e.errors {
+                    f.field = format!("paymentPositions[{i}].{}", f.field);
+                }
+                e
+            })
         })
         .collect()
 }
