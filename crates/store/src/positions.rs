@@ -214,9 +214,19 @@ impl Store {
         }
         let mut attempt = 0;
         loop {
-            for (index, (position, segregation_codes, wanted)) in batch.iter_mut().enumerate() {
-                self.assign_notice_numbers(ente, segregation_codes, position, wanted)
-                    .await
+            // One allocation for the whole call: the positions are of one
+            // Ente, whose default station numbers them all.
+            let count = batch
+                .iter()
+                .flat_map(|(_, _, wanted)| wanted)
+                .filter(|w| **w)
+                .count() as u32;
+            let segregation_codes = batch.first().map(|(_, s, _)| s.clone()).unwrap_or_default();
+            let mut fresh = self
+                .fresh_notice_numbers(ente, &segregation_codes, count)
+                .await?;
+            for (index, (position, _, wanted)) in batch.iter_mut().enumerate() {
+                hand_out_notice_numbers(position, wanted, &mut fresh)
                     .map_err(|e| item_error(index, &position.iupd, e))?;
             }
             let mut tx = self.write_tx().await?;
@@ -408,30 +418,24 @@ impl Store {
         wanted: &[bool],
     ) -> Result<()> {
         let count = wanted.iter().filter(|w| **w).count() as u32;
-        let mut fresh = match segregation_codes.first() {
+        let mut fresh = self
+            .fresh_notice_numbers(ente, segregation_codes, count)
+            .await?;
+        hand_out_notice_numbers(position, wanted, &mut fresh)
+    }
+
+    /// `count` new notice numbers of the Ente's default station.
+    async fn fresh_notice_numbers(
+        &self,
+        ente: &str,
+        segregation_codes: &[u8],
+        count: u32,
+    ) -> Result<std::vec::IntoIter<NoticeNumber>> {
+        Ok(match segregation_codes.first() {
             Some(seg) if count > 0 => self.allocate_notice_numbers(ente, *seg, count).await?,
             _ => Vec::new(),
         }
-        .into_iter();
-        for (option, want) in position.options.iter_mut().zip(wanted) {
-            if *want {
-                let nav = fresh
-                    .next()
-                    .ok_or_else(|| StoreError::Corrupt("IUV allocation short".into()))?;
-                option.iuv = Some(nav.as_str()[1..].to_string());
-                option.notice_number = Some(nav);
-            } else if option.notice_number.is_none() {
-                let iuv = option.iuv.as_deref().unwrap_or_default();
-                option.notice_number = Some(notice_number_from_iuv(3, None, iuv).map_err(|e| {
-                    Invalid::one(
-                        "paymentOption.iuv",
-                        codes::BAD_IUV,
-                        format!("IUV non valido ({e})"),
-                    )
-                })?);
-            }
-        }
-        Ok(())
+        .into_iter())
     }
 
     /// A position as GPD shows it, reported states included.
@@ -868,6 +872,34 @@ impl Store {
         }
         Ok(codes)
     }
+}
+
+/// Gives the options that want one (`wanted`) a notice number from
+/// `fresh`, and the others the notice number of the IUV they brought.
+fn hand_out_notice_numbers(
+    position: &mut DebtPosition,
+    wanted: &[bool],
+    fresh: &mut impl Iterator<Item = NoticeNumber>,
+) -> Result<()> {
+    for (option, want) in position.options.iter_mut().zip(wanted) {
+        if *want {
+            let nav = fresh
+                .next()
+                .ok_or_else(|| StoreError::Corrupt("IUV allocation short".into()))?;
+            option.iuv = Some(nav.as_str()[1..].to_string());
+            option.notice_number = Some(nav);
+        } else if option.notice_number.is_none() {
+            let iuv = option.iuv.as_deref().unwrap_or_default();
+            option.notice_number = Some(notice_number_from_iuv(3, None, iuv).map_err(|e| {
+                Invalid::one(
+                    "paymentOption.iuv",
+                    codes::BAD_IUV,
+                    format!("IUV non valido ({e})"),
+                )
+            })?);
+        }
+    }
+    Ok(())
 }
 
 /// Writes a planned replacement, if the position is still the version it
