@@ -135,6 +135,21 @@ fn random_uuid() -> String {
 /// GPD clients send `2026-12-31T23:59:59Z`, `...+01:00`, or a zone-less
 /// `2026-12-31T23:59:59(.sss)`. A zone-less time is Italian wall-clock time,
 /// the way a clerk of a Comune means it.
+/// An instant as GPD writes one in its answers: UTC, milliseconds, `Z`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Instant(pub DateTime<Utc>);
+
+impl Serialize for Instant {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ser_instant(&self.0, s)
+    }
+}
+
+/// [`Instant`] of an optional time.
+pub(crate) fn instant(t: Option<DateTime<Utc>>) -> Option<Instant> {
+    t.map(Instant)
+}
+
 pub(crate) fn parse_instant(s: &str) -> Result<DateTime<Utc>, String> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Ok(t.with_timezone(&Utc));

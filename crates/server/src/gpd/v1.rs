@@ -7,7 +7,8 @@
 //! `accountingQuotas`, its split over accertamenti.
 
 use super::{
-    de_instant, de_opt_instant, parse_day, parse_instant, ser_instant, ser_opt_instant, spring_bool,
+    Instant, de_instant, de_opt_instant, instant, parse_day, parse_instant, ser_instant,
+    ser_opt_instant, spring_bool,
 };
 use crate::AppState;
 use crate::auth::Caller;
@@ -224,32 +225,17 @@ pub struct PaymentPositionBaseResponse {
     pub company_name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub office_name: Option<String>,
-    #[serde(
-        serialize_with = "ser_opt_instant",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub inserted_date: Option<DateTime<Utc>>,
-    #[serde(
-        serialize_with = "ser_opt_instant",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub publish_date: Option<DateTime<Utc>>,
-    #[serde(
-        serialize_with = "ser_opt_instant",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub validity_date: Option<DateTime<Utc>>,
-    #[serde(
-        serialize_with = "ser_opt_instant",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub payment_date: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inserted_date: Option<Instant>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub publish_date: Option<Instant>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub validity_date: Option<Instant>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payment_date: Option<Instant>,
     pub status: &'static str,
-    #[serde(
-        serialize_with = "ser_opt_instant",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub last_updated_date: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_updated_date: Option<Instant>,
     pub payment_option: Vec<PaymentOptionResponse>,
 }
 
@@ -262,36 +248,20 @@ pub struct PaymentOptionResponse {
     pub amount: i64,
     pub description: String,
     pub is_partial_payment: bool,
-    #[serde(serialize_with = "ser_instant")]
-    pub due_date: DateTime<Utc>,
-    #[serde(
-        serialize_with = "ser_opt_instant",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub retention_date: Option<DateTime<Utc>>,
-    #[serde(
-        serialize_with = "ser_opt_instant",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub payment_date: Option<DateTime<Utc>>,
-    #[serde(
-        serialize_with = "ser_opt_instant",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub reporting_date: Option<DateTime<Utc>>,
-    #[serde(
-        serialize_with = "ser_opt_instant",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub inserted_date: Option<DateTime<Utc>>,
+    pub due_date: Instant,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retention_date: Option<Instant>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payment_date: Option<Instant>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reporting_date: Option<Instant>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inserted_date: Option<Instant>,
     pub fee: i64,
     pub notification_fee: i64,
     pub status: &'static str,
-    #[serde(
-        serialize_with = "ser_opt_instant",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub last_updated_date: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_updated_date: Option<Instant>,
     pub payment_option_metadata: Vec<KeyValue>,
     pub transfer: Vec<TransferModel>,
 }
@@ -545,12 +515,12 @@ pub fn base_response(
         kind: kind_out(p.debtor.kind),
         company_name: p.company_name.clone(),
         office_name: p.office_name.clone(),
-        inserted_date: p.inserted_date,
-        publish_date: p.publish_date,
-        validity_date: p.validity_date,
-        payment_date: p.payment_date,
+        inserted_date: instant(p.inserted_date),
+        publish_date: instant(p.publish_date),
+        validity_date: instant(p.validity_date),
+        payment_date: instant(p.payment_date),
         status: p.effective_status(now).as_str(),
-        last_updated_date: p.last_updated_date,
+        last_updated_date: instant(p.last_updated_date),
         payment_option: p
             .options
             .iter()
@@ -565,15 +535,15 @@ pub fn base_response(
                 amount: o.amount.0,
                 description: o.description.clone(),
                 is_partial_payment: o.is_partial_payment,
-                due_date: o.due_date,
-                retention_date: o.retention_date,
-                payment_date: o.payment_date,
-                reporting_date: o.reporting_date,
-                inserted_date: p.inserted_date,
+                due_date: Instant(o.due_date),
+                retention_date: instant(o.retention_date),
+                payment_date: instant(o.payment_date),
+                reporting_date: instant(o.reporting_date),
+                inserted_date: instant(p.inserted_date),
                 fee: o.fee.0,
                 notification_fee: o.notification_fee.0,
                 status: o.status.as_str(),
-                last_updated_date: p.last_updated_date,
+                last_updated_date: instant(p.last_updated_date),
                 payment_option_metadata: kv_out(&o.metadata),
                 transfer: o.transfers.iter().map(transfer_out).collect(),
             })

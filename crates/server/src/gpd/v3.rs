@@ -18,7 +18,9 @@ use super::v1::{
     self, DebtorTypeModel, KeyValue, ListQuery, PageInfo, TransferModel, kind_out, kv_out, nav_in,
     transfer_in, transfer_out,
 };
-use super::{de_instant, de_opt_instant, ser_instant, ser_opt_instant, spring_bool};
+use super::{
+    Instant, de_instant, de_opt_instant, instant, ser_instant, ser_opt_instant, spring_bool,
+};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiJson, ApiQuery};
@@ -173,16 +175,10 @@ fn default_true() -> bool {
 pub struct TransferResponse {
     #[serde(flatten)]
     pub transfer: TransferModel,
-    #[serde(
-        serialize_with = "ser_opt_instant",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub inserted_date: Option<DateTime<Utc>>,
-    #[serde(
-        serialize_with = "ser_opt_instant",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub last_updated_date: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inserted_date: Option<Instant>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_updated_date: Option<Instant>,
 }
 
 /// GPD v3's `InstallmentModelResponse`.
@@ -194,26 +190,16 @@ pub struct InstallmentResponse {
     pub organization_fiscal_code: String,
     pub amount: i64,
     pub description: String,
-    #[serde(serialize_with = "ser_instant")]
-    pub due_date: DateTime<Utc>,
-    #[serde(
-        serialize_with = "ser_opt_instant",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub payment_date: Option<DateTime<Utc>>,
-    #[serde(
-        serialize_with = "ser_opt_instant",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub reporting_date: Option<DateTime<Utc>>,
+    pub due_date: Instant,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payment_date: Option<Instant>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reporting_date: Option<Instant>,
     pub fee: i64,
     pub notification_fee: i64,
     pub status: &'static str,
-    #[serde(
-        serialize_with = "ser_opt_instant",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub last_updated_date: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_updated_date: Option<Instant>,
     pub installment_metadata: Vec<InstallmentMetadataModel>,
     pub transfer: Vec<TransferResponse>,
 }
@@ -223,21 +209,12 @@ pub struct InstallmentResponse {
 #[serde(rename_all = "camelCase")]
 pub struct PaymentOptionResponseV3 {
     pub switch_to_expired: bool,
-    #[serde(
-        serialize_with = "ser_opt_instant",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub retention_date: Option<DateTime<Utc>>,
-    #[serde(
-        serialize_with = "ser_opt_instant",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub inserted_date: Option<DateTime<Utc>>,
-    #[serde(
-        serialize_with = "ser_opt_instant",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub validity_date: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retention_date: Option<Instant>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inserted_date: Option<Instant>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub validity_date: Option<Instant>,
     pub debtor: DebtorModel,
     pub installments: Vec<InstallmentResponse>,
 }
@@ -251,27 +228,15 @@ pub struct PaymentPositionResponseV3 {
     pub company_name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub office_name: Option<String>,
-    #[serde(
-        serialize_with = "ser_opt_instant",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub inserted_date: Option<DateTime<Utc>>,
-    #[serde(
-        serialize_with = "ser_opt_instant",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub publish_date: Option<DateTime<Utc>>,
-    #[serde(
-        serialize_with = "ser_opt_instant",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub payment_date: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inserted_date: Option<Instant>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub publish_date: Option<Instant>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payment_date: Option<Instant>,
     pub status: &'static str,
-    #[serde(
-        serialize_with = "ser_opt_instant",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub last_updated_date: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_updated_date: Option<Instant>,
     pub payment_option: Vec<PaymentOptionResponseV3>,
 }
 
@@ -587,18 +552,18 @@ pub fn response(ente: &str, p: &DebtPosition, now: DateTime<Utc>) -> PaymentPosi
         organization_fiscal_code: ente.to_string(),
         company_name: p.company_name.clone(),
         office_name: p.office_name.clone(),
-        inserted_date: p.inserted_date,
-        publish_date: p.publish_date,
-        payment_date: p.payment_date,
+        inserted_date: instant(p.inserted_date),
+        publish_date: instant(p.publish_date),
+        payment_date: instant(p.payment_date),
         status: position_status(p.effective_status(now)),
-        last_updated_date: p.last_updated_date,
+        last_updated_date: instant(p.last_updated_date),
         payment_option: groups(p)
             .into_iter()
             .map(|g| PaymentOptionResponseV3 {
                 switch_to_expired: p.switch_to_expired,
-                retention_date: g[0].retention_date,
-                inserted_date: p.inserted_date,
-                validity_date: p.validity_date,
+                retention_date: instant(g[0].retention_date),
+                inserted_date: instant(p.inserted_date),
+                validity_date: instant(p.validity_date),
                 debtor: debtor_out(&p.debtor),
                 installments: g
                     .into_iter()
@@ -612,21 +577,21 @@ pub fn response(ente: &str, p: &DebtPosition, now: DateTime<Utc>) -> PaymentPosi
                         organization_fiscal_code: ente.to_string(),
                         amount: o.amount.0,
                         description: o.description.clone(),
-                        due_date: o.due_date,
-                        payment_date: o.payment_date,
-                        reporting_date: o.reporting_date,
+                        due_date: Instant(o.due_date),
+                        payment_date: instant(o.payment_date),
+                        reporting_date: instant(o.reporting_date),
                         fee: o.fee.0,
                         notification_fee: o.notification_fee.0,
                         status: installment_status(o.status),
-                        last_updated_date: p.last_updated_date,
+                        last_updated_date: instant(p.last_updated_date),
                         installment_metadata: metadata_out(&o.metadata),
                         transfer: o
                             .transfers
                             .iter()
                             .map(|t| TransferResponse {
                                 transfer: transfer_out(t),
-                                inserted_date: p.inserted_date,
-                                last_updated_date: p.last_updated_date,
+                                inserted_date: instant(p.inserted_date),
+                                last_updated_date: instant(p.last_updated_date),
                             })
                             .collect(),
                     })
