@@ -69,6 +69,14 @@ async fn api_key_header(
     next.run(request).await
 }
 
+/// `?toPublish=` of create and update.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PublishQuery {
+    #[serde(default, deserialize_with = "spring_bool")]
+    pub to_publish: bool,
+}
+
 /// What GPD's v2 and v3 answer to a delete.
 pub const DELETED: &str = "The debt position was successfully deleted";
 

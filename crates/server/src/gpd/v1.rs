@@ -6,9 +6,10 @@
 //! (incasso's IUV coordinator assigns one), and a transfer may carry
 //! `accountingQuotas`, its split over accertamenti.
 
+use super::PublishQuery;
 use super::{
     Instant, de_instant, de_opt_instant, instant, parse_day, parse_instant, ser_instant,
-    ser_opt_instant, spring_bool,
+    ser_opt_instant,
 };
 use crate::AppState;
 use crate::auth::Caller;
@@ -552,13 +553,6 @@ pub fn base_response(
 }
 
 // ---------------------------------------------------------------- handlers
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PublishQuery {
-    #[serde(default, deserialize_with = "spring_bool")]
-    to_publish: bool,
-}
 
 async fn create_position(
     State(state): State<AppState>,

@@ -2,7 +2,7 @@
 //! positions created, updated or deleted in one call, all or nothing, with
 //! v1's models; and v1's "paid outside pagoPA".
 
-use super::spring_bool;
+use super::PublishQuery;
 use super::v1::{self, PaymentPositionModel};
 use crate::AppState;
 use crate::auth::Caller;
@@ -38,13 +38,6 @@ pub struct MultiplePaymentPositionModel {
 pub struct MultipleIupdModel {
     #[serde(rename = "paymentPositionIUPDs")]
     pub payment_position_iupds: Vec<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PublishQuery {
-    #[serde(default, deserialize_with = "spring_bool")]
-    to_publish: bool,
 }
 
 /// Wire -> domain for every position, naming the one that is malformed.

@@ -14,13 +14,12 @@
 //! option's own `description` is not kept apart from its installments': it
 //! reads back as its first installment's.
 
+use super::PublishQuery;
 use super::v1::{
     self, DebtorTypeModel, KeyValue, ListQuery, PageInfo, TransferModel, kind_out, kv_out, nav_in,
     transfer_in, transfer_out,
 };
-use super::{
-    Instant, de_instant, de_opt_instant, instant, ser_instant, ser_opt_instant, spring_bool,
-};
+use super::{Instant, de_instant, de_opt_instant, instant, ser_instant, ser_opt_instant};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiJson, ApiQuery};
@@ -602,13 +601,6 @@ pub fn response(ente: &str, p: &DebtPosition, now: DateTime<Utc>) -> PaymentPosi
 }
 
 // ---------------------------------------------------------------- handlers
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PublishQuery {
-    #[serde(default, deserialize_with = "spring_bool")]
-    to_publish: bool,
-}
 
 async fn create_position(
     State(state): State<AppState>,
