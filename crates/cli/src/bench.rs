@@ -307,6 +307,60 @@ async fn positions(
     }
     let http_secs = started.elapsed().as_secs_f64();
     let http_rate = http_n as f64 / http_secs;
+
+    // Phase 3: the same number through GPD v2, 100 positions per call.
+    let v2_url = format!("http://{addr}/gpd/v2/organizations/{ENTE}/debtpositions?toPublish=true");
+    let calls: Vec<serde_json::Value> = (0..http_n)
+        .map(|i| gpd_body(&spec(i, &format!("{run_id}-V"))))
+        .collect::<Vec<_>>()
+        .chunks(100)
+        .map(|chunk| json!({"paymentPositions": chunk}))
+        .collect();
+    let calls = Arc::new(calls);
+    let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency.min(4) {
+        let (client, url, key, calls, next) = (
+            client.clone(),
+            v2_url.clone(),
+            key.clone(),
+            calls.clone(),
+            next.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= calls.len() as u64 {
+                    return Ok::<_, anyhow::Error>(());
+                }
+                let r = client
+                    .post(&url)
+                    .header("Ocp-Apim-Subscription-Key", &key)
+                    .json(&calls[i as usize])
+                    .send()
+                    .await?;
+                anyhow::ensure!(r.status() == 201, "v2 create answered {}", r.status());
+            }
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let v2_secs = started.elapsed().as_secs_f64();
+    let v2_rate = http_n as f64 / v2_secs;
+
+    // Phase 4: the same number in one massive upload, from the POST of the
+    // ZIP to its status COMPLETED.
+    let positions: Vec<serde_json::Value> = (0..http_n)
+        .map(|i| gpd_body(&spec(i, &format!("{run_id}-U"))))
+        .collect();
+    let zip = zip_of(
+        "positions.json",
+        &serde_json::to_vec(&json!({"paymentPositions": positions}))?,
+    )?;
+    let upload_secs = massive_upload(&client, &format!("http://{addr}"), &key, zip).await?;
+    let upload_rate = http_n as f64 / upload_secs;
     let _ = stop_tx.send(());
     server.await??;
     store.close().await;
@@ -340,6 +394,20 @@ async fn positions(
         http_rate
     );
     println!(
+        "  {:<38} {:>10} {:>10.2} {:>12.0}",
+        format!(
+            "HTTP /gpd/v2 (100 per call, {} clients)",
+            concurrency.min(4)
+        ),
+        http_n,
+        v2_secs,
+        v2_rate
+    );
+    println!(
+        "  {:<38} {:>10} {:>10.2} {:>12.0}",
+        "massive upload /gpd/upload/v2 (1 ZIP)", http_n, upload_secs, upload_rate
+    );
+    println!(
         "  {:<38} {:>10} {:>10} {:>12.0}",
         "raw SQLite (1 tx, prepared)", n, "", baseline_rate
     );
@@ -354,6 +422,10 @@ async fn positions(
             "http_items": http_n,
             "http_seconds": round2(http_secs),
             "http_per_s": http_rate.round(),
+            "v2_seconds": round2(v2_secs),
+            "v2_per_s": v2_rate.round(),
+            "upload_seconds": round2(upload_secs),
+            "upload_per_s": upload_rate.round(),
             "peak_rss_mb": rss.round(),
             "baseline_per_s": baseline_rate.round(),
             "ratio": (ratio * 1000.0).round() / 1000.0,
@@ -361,6 +433,72 @@ async fn positions(
     );
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
+}
+
+/// A ZIP of one file.
+fn zip_of(name: &str, content: &[u8]) -> Result<Vec<u8>> {
+    use std::io::Write;
+    let mut out = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    out.start_file(name, zip::write::SimpleFileOptions::default())?;
+    out.write_all(content)?;
+    Ok(out.finish()?.into_inner())
+}
+
+/// Posts `zip` to GPD's massive upload and waits for it to be done;
+/// answers the seconds from the post to the end.
+async fn massive_upload(
+    client: &reqwest::Client,
+    base: &str,
+    key: &str,
+    zip: Vec<u8>,
+) -> Result<f64> {
+    const BOUNDARY: &str = "incasso-bench-boundary";
+    let mut body = format!(
+        "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"positions.zip\"\r\nContent-Type: application/zip\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(&zip);
+    body.extend_from_slice(format!("\r\n--{BOUNDARY}--\r\n").as_bytes());
+    let org =
+        format!("{base}/gpd/upload/v2/brokers/15376371009/organizations/{ENTE}/debtpositions");
+    let started = Instant::now();
+    let r = client
+        .post(format!("{org}/file"))
+        .header("Ocp-Apim-Subscription-Key", key)
+        .header(
+            "Content-Type",
+            format!("multipart/form-data; boundary={BOUNDARY}"),
+        )
+        .body(body)
+        .send()
+        .await?;
+    anyhow::ensure!(
+        r.status() == 202,
+        "upload answered {}: {}",
+        r.status(),
+        r.text().await?
+    );
+    let location = r
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .context("upload answered no Location")?
+        .to_string();
+    let status_url = format!("{base}/gpd/upload/v2/{location}");
+    loop {
+        let status: serde_json::Value = client
+            .get(&status_url)
+            .header("Ocp-Apim-Subscription-Key", key)
+            .send()
+            .await?
+            .json()
+            .await?;
+        match status["operationStatus"].as_str() {
+            Some("IN_PROGRESS") => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+            Some("COMPLETED") => return Ok(started.elapsed().as_secs_f64()),
+            _ => anyhow::bail!("upload ended as {status}"),
+        }
+    }
 }
 
 pub(crate) fn round2(v: f64) -> f64 {
