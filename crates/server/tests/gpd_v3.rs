@@ -458,6 +458,7 @@ async fn v3_life_cycle_conforms_to_gpd_v3_json() {
         // update (PUT, its IUVs resent) -> 200 PaymentPositionModelV3
         let mut changed = body.clone();
         changed["companyName"] = json!("Comune aggiornato");
+        changed["payStandIn"] = json!(false);
         for (i, o) in options(&created).iter().enumerate() {
             for (j, inst) in installments(o).iter().enumerate() {
                 changed["paymentOption"][i]["installments"][j]["iuv"] = inst["iuv"].clone();
@@ -479,6 +480,7 @@ async fn v3_life_cycle_conforms_to_gpd_v3_json() {
         assert_eq!(s, StatusCode::OK, "{backend:?}: {updated}");
         assert_conforms("PaymentPositionModelV3", &updated);
         assert_eq!(updated["companyName"], "Comune aggiornato");
+        assert_eq!(updated["payStandIn"], false);
         assert_eq!(updated["status"], "DRAFT");
         assert_eq!(navs_of_v3(&updated), navs, "IUVs kept when resent");
         let got = app.get_v3("V3-1").await;
@@ -488,6 +490,20 @@ async fn v3_life_cycle_conforms_to_gpd_v3_json() {
             got["paymentOption"][1]["installments"][2]["description"],
             "TARI rata 3 rivista"
         );
+
+        // the same iupd again -> 409; an update naming another iupd -> 400
+        let (s, problem) = app.create_v3(&body, false).await;
+        assert_eq!(s, StatusCode::CONFLICT, "{problem}");
+        assert_conforms("ProblemJson", &problem);
+        let (s, problem) = app
+            .a(
+                Method::PUT,
+                &v3_path(A, "V3-1"),
+                Some(&single_and_plan("V3-2")),
+            )
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{problem}");
+        assert_eq!(problem["code"], "IUPD_MISMATCH", "{problem}");
 
         // publish -> 200 PaymentPositionModelV3, VALID; again -> 409
         let publish = format!("{}/publish", v3_path(A, "V3-1"));
@@ -938,10 +954,20 @@ async fn v3_states_and_list_filters() {
             "UNPAID"
         );
 
+        // L-8: published, valid from a future date -> PUBLISHED, its
+        // validityDate on every option.
+        let mut later = single("L-8");
+        later["paymentOption"][0]["validityDate"] = json!(due(2));
+        let created = app.created_v3(&later, true).await;
+        assert_eq!(created["status"], "PUBLISHED", "{backend:?}: {created}");
+        let got = app.get_v3("L-8").await;
+        assert_eq!(got["status"], "PUBLISHED");
+        assert!(got["paymentOption"][0]["validityDate"].is_string(), "{got}");
+
         // The status filter, in v3's names.
         for (status, expected) in [
             ("DRAFT", vec!["L-1"]),
-            ("PUBLISHED", vec![]),
+            ("PUBLISHED", vec!["L-8"]),
             ("VALID", vec!["L-2"]),
             ("UNPAYABLE", vec!["L-3", "L-4"]),
             ("PARTIALLY_PAID", vec!["L-7"]),
@@ -978,34 +1004,48 @@ async fn v3_states_and_list_filters() {
         }
 
         // Paging and ordering by IUPD.
-        let all: Vec<&str> = vec!["L-1", "L-2", "L-3", "L-4", "L-5", "L-6", "L-7"];
+        let all: Vec<&str> = vec!["L-1", "L-2", "L-3", "L-4", "L-5", "L-6", "L-7", "L-8"];
         let (iupds, info) = app
             .list_v3("limit=3&page=0&orderby=IUPD&ordering=ASC")
             .await;
         assert_eq!(iupds, all[..3].to_vec(), "{backend:?}");
         assert_eq!(
             info,
-            json!({"page": 0, "limit": 3, "items_found": 7, "total_pages": 3})
+            json!({"page": 0, "limit": 3, "items_found": 8, "total_pages": 3})
         );
         let (iupds, info) = app
             .list_v3("limit=3&page=2&orderby=IUPD&ordering=ASC")
             .await;
-        assert_eq!(iupds, vec!["L-7"]);
+        assert_eq!(iupds, vec!["L-7", "L-8"]);
         assert_eq!(info["page"], 2);
         let (iupds, _) = app
             .list_v3("limit=3&page=0&orderby=IUPD&ordering=DESC")
             .await;
-        assert_eq!(iupds, vec!["L-7", "L-6", "L-5"]);
+        assert_eq!(iupds, vec!["L-8", "L-7", "L-6"]);
         let (iupds, _) = app.list_v3("limit=50&orderby=IUPD&ordering=DESC").await;
         let mut reversed = all.clone();
         reversed.reverse();
         assert_eq!(iupds, reversed);
         let (iupds, info) = app.list_v3("limit=3&page=3&orderby=IUPD").await;
         assert!(iupds.is_empty(), "past the last page: {iupds:?}");
-        assert_eq!(info["items_found"], 7);
+        assert_eq!(info["items_found"], 8);
         let (iupds, info) = app.list_v3("").await;
-        assert_eq!(iupds.len(), 7, "GPD's default limit is 10");
+        assert_eq!(iupds.len(), 8, "GPD's default limit is 10");
         assert_eq!(info["limit"], 10);
+        // GPD's default order: the latest inserted first (L-4 was written
+        // with an instant ten days ago).
+        let (_, page) = app.a(Method::GET, &v3_list(A), None).await;
+        let inserted: Vec<_> = page["payment_position_list"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| instant(&p["insertedDate"]))
+            .collect();
+        assert!(
+            inserted.windows(2).all(|w| w[0] >= w[1]),
+            "{backend:?}: {inserted:?}"
+        );
+        assert_eq!(iupds.last().map(String::as_str), Some("L-4"), "{iupds:?}");
         for bad in [
             "limit=51",
             "limit=0",
