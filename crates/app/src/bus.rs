@@ -157,6 +157,33 @@ pub async fn outcome(ctx: &Ctx, ente: &str, id: i64) -> Result<(String, Vec<u8>)
     Ok((supply::outcome_download_name(&s.file_name), bytes))
 }
 
+/// A page of the Ente's supplies (the archive), newest first: every supply
+/// whatever door it came through (upload, inbox folder, command line, GPD's
+/// massive upload), without its row errors.
+pub async fn list_supplies(
+    ctx: &Ctx,
+    ente: &str,
+    cursor: Option<&str>,
+    limit: Option<u32>,
+) -> Result<Page<(i64, SupplyRecord)>, AppError> {
+    ctx.caller.require_ente(ente)?;
+    let limit = paging::limit(limit, 100, 1000)?;
+    let before = match cursor {
+        Some(c) => Some(
+            paging::decode(c, 1)?[0]
+                .parse::<i64>()
+                .map_err(|_| paging::bad_cursor())?,
+        ),
+        None => None,
+    };
+    let items = ctx
+        .store()
+        .list_supplies(ente, before, limit + 1)
+        .await
+        .at(Place::new("supplies.list", ente, ""))?;
+    Ok(paging::page(items, limit, |(id, _)| vec![id.to_string()]))
+}
+
 /// A page of the layouts the Ente can use, by name: each built-in one
 /// (`None`) unless the Ente has its own version of it (`Some(version)`).
 pub async fn list_layouts(

@@ -113,8 +113,9 @@ fn upload_of(r: UploadRecord) -> Result<Upload, AppError> {
 }
 
 /// The broker must intermediate the Ente: one of the Ente's stations is
-/// the broker's.
-async fn check_broker(ctx: &Ctx, ente: &str, broker: &str) -> Result<(), AppError> {
+/// the broker's. Doors ask before reading a file, so that a stranger learns
+/// nothing of it.
+pub async fn check_broker(ctx: &Ctx, ente: &str, broker: &str) -> Result<(), AppError> {
     ctx.caller.require_ente(ente)?;
     let stations =
         ctx.store()

@@ -41,9 +41,11 @@ pub fn routes() -> Router<AppState> {
         .route("/enti/{fiscalCode}/receipts", get(list_receipts))
         .route(
             "/enti/{fiscalCode}/supplies",
-            axum::routing::post(crate::bus_api::upload).layer(
-                axum::extract::DefaultBodyLimit::max(crate::bus_api::MAX_SUPPLY_BYTES),
-            ),
+            axum::routing::post(crate::bus_api::upload)
+                .layer(axum::extract::DefaultBodyLimit::max(
+                    crate::bus_api::MAX_SUPPLY_BYTES,
+                ))
+                .get(crate::bus_api::list_supplies),
         )
         .route(
             "/enti/{fiscalCode}/supplies/{id}",
@@ -999,7 +1001,7 @@ async fn create_intermediary_key(
     info(title = "incasso API", description = "Administration of Enti, stations, offices, service catalogue, accertamenti and API keys. Keys go in the Ocp-Apim-Subscription-Key header. Debt positions are managed through the GPD-compatible API under /gpd/v1 (see pagoPA's gpd.json)."),
     paths(list_enti, create_ente, get_ente, update_ente, list_stations, add_station, remove_station,
           get_connection, put_connection, crate::checkout::checkout_api, list_receipts, receipt_xml,
-          crate::bus_api::upload, crate::bus_api::get_supply, crate::notices::notice_pdf, crate::notices::position_pdf, crate::notices::supply_zip, crate::notices::filtered_zip, crate::notices::put_logo, crate::notices::delete_logo, crate::bus_api::report,
+          crate::bus_api::upload, crate::bus_api::list_supplies, crate::bus_api::get_supply, crate::notices::notice_pdf, crate::notices::position_pdf, crate::notices::supply_zip, crate::notices::filtered_zip, crate::notices::put_logo, crate::notices::delete_logo, crate::bus_api::report,
           crate::bus_api::outcome, crate::bus_api::list_layouts, crate::bus_api::get_layout,
           crate::bus_api::put_layout, crate::bus_api::export,
           crate::recon_api::post_flow, crate::recon_api::list_flows, crate::recon_api::flow_payments,

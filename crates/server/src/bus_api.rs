@@ -110,26 +110,58 @@ pub async fn get_supply(
     Path((ente, id)): Path<(String, i64)>,
 ) -> Result<Json<SupplyDto>, ApiError> {
     let s = bus::supply(&state.ctx(caller), &ente, id).await?;
-    Ok(Json(SupplyDto {
-        id,
-        layout: s.layout,
-        file_name: s.file_name,
-        file_hash: s.file_hash,
-        size_bytes: s.size_bytes,
-        status: s.status,
-        accepted: s.accepted,
-        rows_read: s.rows_read,
-        rows_loaded: s.rows_loaded,
-        rows_rejected: s.rows_rejected,
-        positions_created: s.positions_created,
-        positions_updated: s.positions_updated,
-        positions_cancelled: s.positions_cancelled,
-        message: s.message,
-        report_url: format!("/api/v1/enti/{ente}/supplies/{id}/report.csv"),
-        outcome_url: s
-            .outcome
-            .map(|_| format!("/api/v1/enti/{ente}/supplies/{id}/outcome")),
-    }))
+    Ok(Json(SupplyDto::of(&ente, id, s)))
+}
+
+/// The supplies archive: every supply of the Ente, newest first, a page at
+/// a time (GPD's massive uploads among them, layout `gpd-massive-v2`).
+#[utoipa::path(get, path = "/api/v1/enti/{fiscalCode}/supplies", tag = "supplies",
+    params(("fiscalCode" = String, Path), crate::paging::PageQuery),
+    responses((status = 200, body = Vec<SupplyDto>, headers(("Link" = String, description = "rel=\"next\": the next page"),
+                       ("X-Next-Cursor" = String, description = "the next page's cursor"))),
+              (status = 400, body = crate::error::ProblemJson)))]
+pub async fn list_supplies(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(ente): Path<String>,
+    ApiQuery(q): ApiQuery<crate::paging::PageQuery>,
+) -> Result<Response, ApiError> {
+    let page = bus::list_supplies(&state.ctx(caller), &ente, q.cursor.as_deref(), q.limit).await?;
+    let items: Vec<SupplyDto> = page
+        .items
+        .into_iter()
+        .map(|(id, s)| SupplyDto::of(&ente, id, s))
+        .collect();
+    let next = crate::paging::list_url(
+        &format!("/api/v1/enti/{ente}/supplies"),
+        &[("limit", q.limit.map(|l| l.to_string()))],
+    );
+    Ok(crate::paging::paged(items, page.next, &next))
+}
+
+impl SupplyDto {
+    fn of(ente: &str, id: i64, s: incasso_store::SupplyRecord) -> SupplyDto {
+        SupplyDto {
+            id,
+            layout: s.layout,
+            file_name: s.file_name,
+            file_hash: s.file_hash,
+            size_bytes: s.size_bytes,
+            status: s.status,
+            accepted: s.accepted,
+            rows_read: s.rows_read,
+            rows_loaded: s.rows_loaded,
+            rows_rejected: s.rows_rejected,
+            positions_created: s.positions_created,
+            positions_updated: s.positions_updated,
+            positions_cancelled: s.positions_cancelled,
+            message: s.message,
+            report_url: format!("/api/v1/enti/{ente}/supplies/{id}/report.csv"),
+            outcome_url: s
+                .outcome
+                .map(|_| format!("/api/v1/enti/{ente}/supplies/{id}/outcome")),
+        }
+    }
 }
 
 fn download(content_type: &'static str, name: String, bytes: Vec<u8>) -> Response {

@@ -144,12 +144,9 @@ impl Store {
     }
 
     pub async fn supply(&self, ente: &str, id: i64) -> Result<SupplyRecord> {
-        let r = sqlx::query(
-            "SELECT layout, file_name, file_hash, size_bytes, status, accepted, rows_read, rows_loaded,
-                rows_rejected, positions_created, positions_updated, positions_cancelled, started_at, message, outcome,
-                resume_line
-             FROM supplies WHERE ente = $1 AND id = $2",
-        )
+        let r = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {SUPPLY_COLUMNS} FROM supplies WHERE ente = $1 AND id = $2"
+        )))
         .bind(ente)
         .bind(id)
         .fetch_optional(&self.pool)
@@ -173,25 +170,78 @@ impl Store {
         })
         .collect::<Result<Vec<_>>>()?;
         Ok(SupplyRecord {
-            layout: r.try_get("layout")?,
-            file_name: r.try_get("file_name")?,
-            file_hash: r.try_get("file_hash")?,
-            size_bytes: r.try_get("size_bytes")?,
-            status: r.try_get("status")?,
-            accepted: r.try_get::<i64, _>("accepted")? != 0,
-            rows_read: r.try_get("rows_read")?,
-            rows_loaded: r.try_get("rows_loaded")?,
-            rows_rejected: r.try_get("rows_rejected")?,
-            positions_created: r.try_get("positions_created")?,
-            positions_updated: r.try_get("positions_updated")?,
-            positions_cancelled: r.try_get("positions_cancelled")?,
-            started_at: crate::time::from_micros(r.try_get("started_at")?),
-            message: r.try_get("message")?,
-            outcome: r.try_get("outcome")?,
-            resume_line: r.try_get("resume_line")?,
             errors,
+            ..supply_of_row(&r)?
         })
     }
+
+    /// The Ente's supplies, newest first, `limit` of them before the supply
+    /// `before` (keyset paging); without their row errors.
+    pub async fn list_supplies(
+        &self,
+        ente: &str,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<(i64, SupplyRecord)>> {
+        // The outcome files stay in the database: a list only says whether
+        // there is one (an empty `outcome`).
+        let blob = match self.dialect {
+            crate::Dialect::Postgres => "BYTEA",
+            _ => "BLOB",
+        };
+        let columns = SUPPLY_COLUMNS.replace(
+            "outcome,",
+            &format!(
+                "CAST(NULL AS {blob}) AS outcome,
+                 CAST(CASE WHEN outcome IS NULL THEN 0 ELSE 1 END AS BIGINT) AS has_outcome,"
+            ),
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT id, {columns} FROM supplies WHERE ente = $1 AND id < $2
+             ORDER BY id DESC LIMIT $3"
+        )))
+        .bind(ente)
+        .bind(before.unwrap_or(i64::MAX))
+        .bind(i64::from(limit.clamp(1, 1001)))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let mut record = supply_of_row(r)?;
+                if r.try_get::<i64, _>("has_outcome")? != 0 {
+                    record.outcome = Some(Vec::new());
+                }
+                Ok((r.try_get("id")?, record))
+            })
+            .collect()
+    }
+}
+
+const SUPPLY_COLUMNS: &str = "layout, file_name, file_hash, size_bytes, status, accepted, rows_read,
+    rows_loaded, rows_rejected, positions_created, positions_updated, positions_cancelled, started_at,
+    message, outcome, resume_line";
+
+/// A supply's row, without its row errors.
+fn supply_of_row(r: &sqlx::any::AnyRow) -> Result<SupplyRecord> {
+    Ok(SupplyRecord {
+        layout: r.try_get("layout")?,
+        file_name: r.try_get("file_name")?,
+        file_hash: r.try_get("file_hash")?,
+        size_bytes: r.try_get("size_bytes")?,
+        status: r.try_get("status")?,
+        accepted: r.try_get::<i64, _>("accepted")? != 0,
+        rows_read: r.try_get("rows_read")?,
+        rows_loaded: r.try_get("rows_loaded")?,
+        rows_rejected: r.try_get("rows_rejected")?,
+        positions_created: r.try_get("positions_created")?,
+        positions_updated: r.try_get("positions_updated")?,
+        positions_cancelled: r.try_get("positions_cancelled")?,
+        started_at: crate::time::from_micros(r.try_get("started_at")?),
+        message: r.try_get("message")?,
+        outcome: r.try_get("outcome")?,
+        resume_line: r.try_get("resume_line")?,
+        errors: Vec::new(),
+    })
 }
 
 pub(crate) async fn insert_supply(

@@ -91,6 +91,7 @@ async fn accept(
     kind: Kind,
 ) -> Result<Response, ApiError> {
     let ctx = state.ctx(caller);
+    upload::check_broker(&ctx, &path.ente, &path.broker).await?;
     let (name, zip) = file_part(form).await?;
     let file_name = name.clone();
     // Unzipping and parsing up to 100 MiB is CPU work: off the async threads.
