@@ -1,10 +1,13 @@
 //! GPD's APIs against GPD's own OpenAPI documents (issue 14): for each
 //! document (`DOCUMENTS`: gpd.json at `/gpd/v1`, openapi_external_v2.json
-//! at `/gpd/v2`), schemathesis generates requests from it (its examples, a
-//! coverage of each parameter's edges, then fuzzing, valid and invalid
-//! data alike), sends them to incasso on a fresh database, once per
-//! backend, and checks every answer against what the document declares.
-//! A document's test fails on any failure schemathesis reports.
+//! at `/gpd/v2`, gpd_v3.json at `/gpd/v3`, openapi_send_v1.json at
+//! `/gpd/send/v1`, gpd_payments.json at `/gpd/payments/v1`,
+//! gpd_massive_v2.json at `/gpd/upload/v2`), schemathesis generates
+//! requests from it (its examples, a coverage of each parameter's edges,
+//! then fuzzing, valid and invalid data alike), sends them to incasso on a
+//! fresh database, once per backend, and checks every answer against what
+//! the document declares. A document's test fails on any failure
+//! schemathesis reports.
 //!
 //! schemathesis is a Python tool: `scripts/test.sh` installs a pinned
 //! version in a virtual environment and names it in `INCASSO_SCHEMATHESIS`.
@@ -20,22 +23,27 @@
 //! tries other cases.
 
 use serde_json::{Value, json};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 const SEED: u64 = 14;
 const MAX_EXAMPLES: u32 = 100;
+/// Examples per phase of a document's `fewer_examples` operations.
+const FEWER_EXAMPLES: u32 = 40;
 
 #[path = "common/gpd.rs"]
 mod gpd;
 #[path = "common/schemathesis.rs"]
 mod schemathesis_tool;
-use gpd::{ENTE, IBAN, OTHER_IBAN, iuv, nav, position};
+use gpd::{BROKER, ENTE, IBAN, OTHER_IBAN, iuv, nav, position, position_v3};
 use schemathesis_tool::{Server, schemathesis, serve, version_of};
 
 /// A position seeded before a run: its iupd, the sequences of its IUVs
 /// (one option each; installments when more than one), and whether it is
 /// published.
 type Seeded = (&'static str, &'static [u64], bool);
+
+/// The key's header of GPD's documents but the massive upload's.
+const SUBSCRIPTION_KEY: &str = "Ocp-Apim-Subscription-Key";
 
 /// An official GPD document and how incasso is run against it.
 struct Document {
@@ -45,15 +53,29 @@ struct Document {
     text: &'static str,
     /// Where incasso serves it.
     base: &'static str,
+    /// The header the document's security scheme names for the key; the
+    /// run sends the key in it, so that schemathesis knows it for the key
+    /// (and ignored_auth takes it away).
+    key_header: &'static str,
     /// Examples of valid requests, by operationId: `parameters` (name to
-    /// value) and `body`. The documents have none; schemathesis sends them
-    /// first, so every operation's success answer is checked too.
-    examples: fn() -> Value,
+    /// value) and `body`, given what was seeded. The documents have none;
+    /// schemathesis sends them first, so every operation's success answer
+    /// is checked too.
+    examples: fn(&Seeds) -> Value,
     /// Positions seeded for this document's examples, beyond [`STATES`].
     seed: &'static [Seeded],
+    /// What else is seeded, once the positions are.
+    also: Also,
     /// Properties the document requires and incasso reads as optional:
     /// (schema, property). See [`spec_for_schemathesis`].
     optional: &'static [(&'static str, &'static str)],
+    /// Optional string properties sent as `null` where the run sends them
+    /// so in an otherwise valid body: (schema, property). GPD reads them as
+    /// absent (Jackson sets a Java `String` to null, and only `@NotNull`
+    /// or `@NotBlank` would refuse it), and so does incasso, so a client
+    /// that writes its nulls out works with both. See
+    /// [`spec_for_schemathesis`].
+    nullable: &'static [(&'static str, &'static str)],
     /// Statuses GPD answers and the document leaves out: (operationId,
     /// status, why). See [`spec_for_schemathesis`].
     undeclared: &'static [(&'static str, &'static str, &'static str)],
@@ -62,15 +84,40 @@ struct Document {
     /// Whether [`check_findings`] (earlier findings on this document,
     /// pinned) runs before schemathesis.
     pinned_findings: bool,
+    /// Fewer examples than [`MAX_EXAMPLES`] for these operations
+    /// (operationId), whose bodies are slow to generate.
+    fewer_examples: &'static [&'static str],
 }
 
-const DOCUMENTS: [Document; 2] = [
+/// What a document's run seeds beyond positions.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Also {
+    Nothing,
+    /// The Node's receipts of [`RECEIPTS`] (gpd_payments.json).
+    Receipts,
+    /// A finished upload of [`UPLOADED`] (gpd_massive_v2.json).
+    Upload,
+}
+
+/// What was seeded, for the examples and the dictionaries.
+struct Seeds {
+    /// The seeded positions.
+    iupds: Vec<String>,
+    /// The IUVs with a receipt.
+    receipts: Vec<String>,
+    /// The file ids of finished uploads.
+    uploads: Vec<String>,
+}
+
+const DOCUMENTS: [Document; 6] = [
     Document {
         file: "gpd.json",
         text: include_str!("data/gpd.json"),
         base: "/gpd/v1",
+        key_header: SUBSCRIPTION_KEY,
         examples: v1_examples,
         seed: &[],
+        also: Also::Nothing,
         // incasso's IUV coordinator assigns an IUV when a payment option
         // brings none (the documented extension of crates/server/src/gpd);
         // the metadata lists are read as empty when absent, as GPD's own
@@ -80,21 +127,26 @@ const DOCUMENTS: [Document; 2] = [
             ("PaymentOptionModel", "paymentOptionMetadata"),
             ("TransferModel", "transferMetadata"),
         ],
+        nullable: &[],
         undeclared: &[],
         public: &[],
         pinned_findings: true,
+        fewer_examples: &[],
     },
     Document {
         file: "gpd_v2.json",
         text: include_str!("data/gpd_v2.json"),
         base: "/gpd/v2",
+        key_header: SUBSCRIPTION_KEY,
         examples: v2_examples,
         seed: &[
             ("CONF-DELETE-1", &[20], false),
             ("CONF-DELETE-2", &[21, 22], true),
         ],
+        also: Also::Nothing,
         // As for gpd.json (this document no longer requires the metadata).
         optional: &[("PaymentOptionModel", "iuv")],
+        nullable: &[],
         // GPD's v2 finds the positions of an update or a delete with
         // PaymentPositionService.getDebtPositionsByIUPDs, which answers
         // DEBT_POSITION_NOT_FOUND (404) when one is missing: the document
@@ -124,6 +176,84 @@ const DOCUMENTS: [Document; 2] = [
         // ignored_auth check fail on an answer given on purpose.
         public: &["healthCheck"],
         pinned_findings: false,
+        fewer_examples: &[],
+    },
+    Document {
+        file: "gpd_v3.json",
+        text: include_str!("data/gpd_v3.json"),
+        base: "/gpd/v3",
+        key_header: SUBSCRIPTION_KEY,
+        examples: v3_examples,
+        seed: &[],
+        also: Also::Nothing,
+        // As for gpd.json: an installment without an IUV gets one from
+        // the IUV coordinator, absent metadata lists are empty.
+        optional: &[
+            ("InstallmentModel", "iuv"),
+            ("InstallmentModel", "installmentMetadata"),
+            ("TransferModel", "transferMetadata"),
+        ],
+        // The coverage phase sends the update's example with
+        // `"officeName": null`: GPD's PaymentPositionModelV3 has it as a
+        // `@Size(max = 140) String`, so GPD takes it, as incasso does.
+        nullable: &[("PaymentPositionModelV3", "officeName")],
+        undeclared: &[],
+        public: &[],
+        pinned_findings: false,
+        // A v3 position nests five schemas deep (option, debtor,
+        // installment, transfer, stamp): generating one takes schemathesis
+        // about 25 ms, ten times a request's answer, and the full count
+        // would take the run past 35 s per database.
+        fewer_examples: &["createPosition", "updatePosition"],
+    },
+    Document {
+        file: "gpd_send_v1.json",
+        text: include_str!("data/gpd_send_v1.json"),
+        base: "/gpd/send/v1",
+        key_header: SUBSCRIPTION_KEY,
+        examples: send_examples,
+        seed: &[],
+        also: Also::Nothing,
+        optional: &[],
+        nullable: &[],
+        undeclared: &[],
+        // As for openapi_external_v2.json.
+        public: &["healthCheck"],
+        pinned_findings: false,
+        fewer_examples: &[],
+    },
+    Document {
+        file: "gpd_payments.json",
+        text: include_str!("data/gpd_payments.json"),
+        base: "/gpd/payments/v1",
+        key_header: SUBSCRIPTION_KEY,
+        examples: payments_examples,
+        seed: RECEIPTS,
+        also: Also::Receipts,
+        optional: &[],
+        nullable: &[],
+        undeclared: &[],
+        public: &[],
+        pinned_findings: false,
+        fewer_examples: &[],
+    },
+    Document {
+        file: "gpd_massive_v2.json",
+        text: include_str!("data/gpd_massive_v2.json"),
+        base: "/gpd/upload/v2",
+        key_header: "ApiKey",
+        examples: upload_examples,
+        seed: &[
+            ("CONF-DELETE-1", &[20], false),
+            ("CONF-DELETE-2", &[21, 22], true),
+        ],
+        also: Also::Upload,
+        optional: &[],
+        nullable: &[],
+        undeclared: &[],
+        public: &[],
+        pinned_findings: false,
+        fewer_examples: &[],
     },
 ];
 
@@ -140,14 +270,30 @@ const STATES: &[Seeded] = &[
     ("CONF-INSTALLMENTS", &[5, 6], true),
 ];
 
+/// Positions whose notices the Node pays for gpd_payments.json: the
+/// first two with a receipt each (`paSendRTV2` and `paSendRT`), the third
+/// with a KO receipt (paid nothing).
+const RECEIPTS: &[Seeded] = &[
+    ("CONF-RECEIPT-1", &[30], true),
+    ("CONF-RECEIPT-2", &[31], true),
+    ("CONF-RECEIPT-KO", &[32], true),
+];
+
+/// The positions of the upload seeded for gpd_massive_v2.json (published:
+/// an upload publishes what it creates).
+const UPLOADED: &[Seeded] = &[
+    ("CONF-UPLOAD-1", &[40], true),
+    ("CONF-UPLOAD-2", &[41, 42], true),
+];
+
 async fn start(backend: incasso_testkit::Backend) -> Server {
     let (store, mut keys) = gpd::enti(backend, &[ENTE]).await;
     serve(store, keys.remove(0), "").await
 }
 
-/// Seeds [`STATES`] and the document's own positions through `/gpd/v1`;
-/// returns their iupds.
-async fn seed(server: &Server, document: &Document) -> Vec<String> {
+/// Seeds [`STATES`] and the document's own positions through `/gpd/v1`,
+/// then what the document also needs.
+async fn seed(server: &Server, document: &Document) -> Seeds {
     use reqwest::Method;
     let org = format!("/gpd/v1/organizations/{ENTE}");
     let plan: Vec<&Seeded> = STATES.iter().chain(document.seed).collect();
@@ -177,13 +323,135 @@ async fn seed(server: &Server, document: &Document) -> Vec<String> {
             None,
         )
         .await;
-    plan.iter().map(|(iupd, _, _)| iupd.to_string()).collect()
+    let mut seeds = Seeds {
+        iupds: plan.iter().map(|(iupd, _, _)| iupd.to_string()).collect(),
+        receipts: Vec::new(),
+        uploads: Vec::new(),
+    };
+    match document.also {
+        Also::Nothing => {}
+        Also::Receipts => seeds.receipts = seed_receipts(server).await,
+        Also::Upload => seeds.uploads.push(seed_upload(server).await),
+    }
+    seeds
+}
+
+/// The Node pays [`RECEIPTS`]' notices as it does: `paSendRTV2` and
+/// `paSendRT` through incasso's SOAP endpoint, from [`ENTE`]'s station.
+/// Returns the IUVs with a receipt.
+async fn seed_receipts(server: &Server) -> Vec<String> {
+    use incasso_pagopa::wire::node::{parse_response, send_rt_request};
+    let sent = [
+        ("conf-rt-1", RECEIPTS[0].1[0], "OK", true),
+        ("conf-rt-2", RECEIPTS[1].1[0], "OK", false),
+        ("conf-rt-ko", RECEIPTS[2].1[0], "KO", true),
+    ];
+    let mut iuvs = Vec::new();
+    for (id, seq, outcome, v2) in sent {
+        let rt = gpd::receipt(id, &nav(seq), outcome);
+        let resp = server
+            .client
+            .post(format!("{}/pagopa/paForNode", server.base))
+            .header("Content-Type", "text/xml; charset=utf-8")
+            .body(send_rt_request(&gpd::node_header(), &rt, v2))
+            .send()
+            .await
+            .unwrap();
+        let text = resp.text().await.unwrap();
+        let answer = parse_response(text.as_bytes()).unwrap();
+        assert!(answer.is_ok(), "{id}: {:?}", answer.fault);
+        iuvs.push(iuv(seq));
+    }
+    iuvs
+}
+
+/// Uploads [`UPLOADED`] through `/gpd/upload/v2` as a client does (a ZIP
+/// built here, in a multipart form) and waits for its end; returns its
+/// file id.
+async fn seed_upload(server: &Server) -> String {
+    let positions: Vec<Value> = UPLOADED
+        .iter()
+        .map(|(iupd, seqs, _)| {
+            let iuvs: Vec<String> = seqs.iter().map(|s| iuv(*s)).collect();
+            position(iupd, &iuvs)
+        })
+        .collect();
+    let zip = gpd::zip_of("positions.json", &json!({"paymentPositions": positions}));
+    let (content_type, body) = gpd::multipart("file", "positions.zip", &zip);
+    let org = format!(
+        "{}/gpd/upload/v2/brokers/{BROKER}/organizations/{ENTE}/debtpositions",
+        server.base
+    );
+    let resp = server
+        .client
+        .post(format!("{org}/file"))
+        .header("ApiKey", &server.key)
+        .header("Content-Type", content_type)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 202, "{:?}", resp.text().await);
+    let location = resp.headers()["location"].to_str().unwrap().to_string();
+    let file_id = location
+        .rsplit('/')
+        .nth(1)
+        .unwrap_or_else(|| panic!("no file id in {location}"))
+        .to_string();
+    let started = Instant::now();
+    loop {
+        let status: Value = server
+            .client
+            .get(format!("{org}/file/{file_id}/status"))
+            .header("ApiKey", &server.key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        match status["operationStatus"].as_str() {
+            Some("IN_PROGRESS") => {}
+            Some("COMPLETED") => return file_id,
+            _ => panic!("the seeded upload did not complete: {status}"),
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the seeded upload is still in progress: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The example files of gpd_massive_v2.json were not only accepted (202)
+/// but worked through: what the create file holds exists, what the
+/// delete file names is gone.
+async fn uploads_of_examples_done(server: &Server) {
+    let started = Instant::now();
+    for (iupd, expected) in [("CONF-EXAMPLE-2", 200), ("CONF-DELETE-1", 404)] {
+        let path = format!("/gpd/v1/organizations/{ENTE}/debtpositions/{iupd}");
+        loop {
+            let got = server
+                .call(reqwest::Method::GET, &path, Some(&server.key), None)
+                .await;
+            if got.status.as_u16() == expected {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "{iupd}: {} {}, not {expected}, after the uploads",
+                got.status,
+                got.text
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
 }
 
 /// gpd.json's examples: create a new position, update the draft, publish
 /// it, invalidate a published one, mark a notice paid, move an IBAN, read
 /// and delete.
-fn v1_examples() -> Value {
+fn v1_examples(_: &Seeds) -> Value {
     json!({
         "createPosition": {
             "parameters": {"toPublish": true},
@@ -213,7 +481,7 @@ fn v1_examples() -> Value {
 /// installments) and publish them, update the draft and the published
 /// position together, delete a draft and a published position together
 /// (seeded for it), mark a notice paid.
-fn v2_examples() -> Value {
+fn v2_examples(_: &Seeds) -> Value {
     json!({
         "createMultiplePositions": {
             "parameters": {"toPublish": true},
@@ -235,6 +503,80 @@ fn v2_examples() -> Value {
         "setPaymentOptionAsAlreadyPaid": {
             "parameters": {"nav": nav(6)},
             "body": {"paymentDate": "2026-02-01T09:30:00Z"},
+        },
+    })
+}
+
+/// gpd_v3.json's examples: create a new position (a single solution) and
+/// publish it, turn the draft into an installment plan, publish it, read
+/// the position in installments (read as one plan), list, delete.
+fn v3_examples(_: &Seeds) -> Value {
+    json!({
+        "createPosition": {
+            "parameters": {"toPublish": true},
+            "body": position_v3("CONF-EXAMPLE", &[iuv(90)]),
+        },
+        "updatePosition": {
+            "parameters": {"iupd": "CONF-DRAFT", "toPublish": false},
+            "body": position_v3("CONF-DRAFT", &[iuv(91), iuv(92)]),
+        },
+        "publishPosition": {"parameters": {"iupd": "CONF-DRAFT"}},
+        "getOrganizationDebtPositionByIUPD": {"parameters": {"iupd": "CONF-INSTALLMENTS"}},
+        "getOrganizationDebtPositions": {"parameters": {"limit": 50, "status": "VALID"}},
+        "deletePosition": {"parameters": {"iupd": "CONF-EXAMPLE"}},
+    })
+}
+
+/// openapi_send_v1.json's examples: read the published position's notice
+/// and set its notification fee.
+fn send_examples(_: &Seeds) -> Value {
+    json!({
+        "getOrganizationPaymentOptionByNAV": {"parameters": {"nav": nav(2)}},
+        "updateNotificationFee": {
+            "parameters": {"nav": nav(2)},
+            "body": {"notificationFee": 150},
+        },
+    })
+}
+
+/// gpd_payments.json's examples: the first page of receipts, and the
+/// receipt of the first paid notice.
+fn payments_examples(seeds: &Seeds) -> Value {
+    json!({
+        "getOrganizationReceipts": {"parameters": {"pageNum": 0, "pageSize": 20}},
+        "getReceiptByIUV": {"parameters": {"iuv": seeds.receipts[0]}},
+    })
+}
+
+/// gpd_massive_v2.json's examples: files (ZIPs of one JSON file) that
+/// create two new positions (one in installments), update the draft and
+/// the published position, delete a draft and a published position
+/// (seeded for it); the seeded upload's status and report; the file ids
+/// of the last days. The ZIPs are [`gpd::ascii_zip`]'s, which the
+/// document's JSON can carry and schemathesis sends byte for byte.
+fn upload_examples(seeds: &Seeds) -> Value {
+    let file = |json: Value| json!({"file": gpd::ascii_zip("positions.json", &json)});
+    let from = (chrono::Utc::now() - chrono::Days::new(2)).date_naive();
+    json!({
+        "create-debt-positions-by-file-upload": {
+            "body": file(json!({"paymentPositions": [
+                position("CONF-EXAMPLE-1", &[iuv(90)]),
+                position("CONF-EXAMPLE-2", &[iuv(93), iuv(94)]),
+            ]})),
+        },
+        "update-debt-positions-by-file-upload": {
+            "body": file(json!({"paymentPositions": [
+                position("CONF-DRAFT", &[iuv(91), iuv(92)]),
+                position("CONF-PUBLISHED", &[iuv(2)]),
+            ]})),
+        },
+        "delete-debt-positions-by-file-upload": {
+            "body": file(json!({"paymentPositionIUPDs": ["CONF-DELETE-1", "CONF-DELETE-2"]})),
+        },
+        "get-debt-positions-upload-status": {"parameters": {"file-id": seeds.uploads[0]}},
+        "get-debt-positions-upload-report": {"parameters": {"file-id": seeds.uploads[0]}},
+        "get-debt-positions-fileids": {
+            "parameters": {"from": from.to_string(), "size": 100},
         },
     })
 }
@@ -290,15 +632,22 @@ async fn check_findings(server: &Server) {
 /// - the document's `optional` properties are not required, so that the
 ///   check that invalid requests are refused does not count a body
 ///   without them as accepted by mistake;
+/// - the document's `nullable` properties may be `null`, for the same
+///   reason;
 /// - the document's `undeclared` statuses are declared, with a ProblemJson
 ///   body: what GPD's code answers where its document is silent;
 /// - the document's `public` operations need no key;
 /// - `X-Request-Id` is required on every answer, where the documents
 ///   declare it and say in words that it is always returned;
+/// - a file part of a `multipart/form-data` body (the massive upload's
+///   ZIP, the only one in GPD's documents) is sent with the file name
+///   `positions.zip`, as a client names the ZIP it uploads; schemathesis
+///   would name it after the part (`file`), and a file that does not end
+///   in `.zip` is no ZIP to GPD's upload service nor to incasso (400);
 /// - the document's `examples`, on the operations they name.
-fn spec_for_schemathesis(document: &Document) -> Value {
+fn spec_for_schemathesis(document: &Document, seeds: &Seeds) -> Value {
     let mut spec: Value = serde_json::from_str(document.text).unwrap();
-    let examples = (document.examples)();
+    let examples = (document.examples)(seeds);
     for (schema, property) in document.optional {
         let required = spec["components"]["schemas"][schema]["required"]
             .as_array_mut()
@@ -311,6 +660,24 @@ fn spec_for_schemathesis(document: &Document) -> Value {
             "{}: {schema}.{property} is not required",
             document.file
         );
+    }
+    let openapi_3_1 = spec["openapi"]
+        .as_str()
+        .is_some_and(|v| v.starts_with("3.1"));
+    for (schema, property) in document.nullable {
+        let declared = spec["components"]["schemas"][schema]["properties"]
+            .get_mut(property)
+            .unwrap_or_else(|| panic!("{}: {schema} has no {property}", document.file));
+        assert_eq!(
+            declared["type"], "string",
+            "{}: {schema}.{property}",
+            document.file
+        );
+        if openapi_3_1 {
+            declared["type"] = json!(["string", "null"]);
+        } else {
+            declared["nullable"] = json!(true);
+        }
     }
     let problem = |description: &str| {
         json!({
@@ -334,8 +701,26 @@ fn spec_for_schemathesis(document: &Document) -> Value {
                     header["required"] = json!(true);
                 }
             }
-            if op.get("requestBody").is_some() {
+            if op
+                .pointer("/requestBody/content/application~1json")
+                .is_some()
+            {
                 op["responses"]["415"] = problem("The body is not JSON.");
+            }
+            if let Some(form) = op.pointer_mut("/requestBody/content/multipart~1form-data") {
+                let files: Vec<String> = form["schema"]["properties"]
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .filter(|(_, p)| p["format"] == "binary")
+                    .map(|(name, _)| name.clone())
+                    .collect();
+                for name in files {
+                    form["encoding"][&name]["headers"]["Content-Disposition"] = json!({
+                        "schema": {"type": "string"},
+                        "example": format!("form-data; name=\"{name}\"; filename=\"positions.zip\""),
+                    });
+                }
             }
             for (_, status, why) in document.undeclared.iter().filter(|u| u.0 == id) {
                 let responses = op["responses"].as_object_mut().unwrap();
@@ -365,7 +750,11 @@ fn spec_for_schemathesis(document: &Document) -> Value {
                 param["example"] = value.clone();
             }
             if let Some(body) = example.get("body") {
-                op["requestBody"]["content"]["application/json"]["example"] = body.clone();
+                let content = op["requestBody"]["content"].as_object_mut().unwrap();
+                assert_eq!(content.len(), 1, "{id}: which body is the example's?");
+                for media in content.values_mut() {
+                    media["example"] = body.clone();
+                }
             }
         }
     }
@@ -407,21 +796,29 @@ fn toml_list(values: &[String]) -> String {
 
 /// schemathesis' configuration: which checks run, and dictionaries that
 /// make part of the generated path and query values name real data (the
-/// seeded positions and notices, the IBANs of their transfers), so that
-/// generated requests also reach existing positions and their answers are
-/// checked too. Each binding applies only to a share of the values: the
-/// rest stay as random as schemathesis makes them. Only the parameters
-/// `spec` has are bound.
-fn config(document: &Document, spec: &Value, iupds: &[String]) -> String {
-    let mut known_iupds = iupds.to_vec();
+/// seeded positions and notices, the IBANs of their transfers, the IUVs
+/// with a receipt, the uploads), so that generated requests also reach
+/// existing data and their answers are checked too. Each binding applies
+/// only to a share of the values: the rest stay as random as schemathesis
+/// makes them. Only the parameters `spec` has are bound or pinned.
+fn config(document: &Document, spec: &Value, seeds: &Seeds) -> String {
+    let mut known_iupds = seeds.iupds.clone();
     known_iupds.extend((1..=6).map(|i| format!("CONF-NEW-{i}")));
     // Notice numbers of the seeded options, and two that do not exist.
     let mut navs: Vec<String> = (1..=8).map(nav).collect();
     navs.extend(document.seed.iter().flat_map(|s| s.1).map(|s| nav(*s)));
+    // IUVs with a receipt, one of a notice without, one of no notice.
+    let mut iuvs = seeds.receipts.clone();
+    iuvs.extend([iuv(2), iuv(99)]);
+    // The uploads, and one that does not exist.
+    let mut file_ids = seeds.uploads.clone();
+    file_ids.push(format!("{BROKER}_{ENTE}_{}", "0".repeat(32)));
     let bindings = [
         ("path", "iupd", "iupds"),
         ("path", "nav", "navs"),
         ("query", "oldIban", "ibans"),
+        ("path", "iuv", "iuvs"),
+        ("path", "file-id", "file_ids"),
     ];
     let mut parameters = String::new();
     for (location, name, dictionary) in bindings {
@@ -430,6 +827,34 @@ fn config(document: &Document, spec: &Value, iupds: &[String]) -> String {
                 "\"{location}.{name}\" = {{ dictionary = \"{dictionary}\", probability = 0.6 }}\n"
             ));
         }
+    }
+    // The Ente whose key the run holds, and the intermediary of its
+    // station: another Ente's code, or a broker not of the Ente, would
+    // only ever get 403, and generated codes would never reach data.
+    let pins = [
+        ("organizationfiscalcode", ENTE),
+        ("organization-fiscal-code", ENTE),
+        ("broker-code", BROKER),
+    ];
+    let mut pinned = String::new();
+    for (name, value) in pins {
+        if has_parameter(spec, "path", name) {
+            pinned.push_str(&format!("\"path.{name}\" = \"{value}\"\n"));
+        }
+    }
+    let mut operations = String::new();
+    if !document.fewer_examples.is_empty() {
+        operations = format!(
+            "\n# Slow to generate (see DOCUMENTS).\n[[operations]]\n\
+             include-operation-id = {}\ngeneration.max-examples = {FEWER_EXAMPLES}\n",
+            toml_list(
+                &document
+                    .fewer_examples
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect::<Vec<_>>()
+            )
+        );
     }
     format!(
         r#"# Written by crates/server/tests/gpd_conformance.rs for {file}.
@@ -482,20 +907,21 @@ negative_data_rejection.enabled = true
 iupds = {{ values = {iupds} }}
 navs = {{ values = {navs} }}
 ibans = {{ values = {ibans} }}
+iuvs = {{ values = {iuvs} }}
+file_ids = {{ values = {file_ids} }}
 
 [parameters]
-# The Ente whose key the run holds: another Ente's code would only ever
-# get 403, and generated codes would never reach a position.
-"path.organizationfiscalcode" = "{ENTE}"
-{parameters}# No dictionaries for body fields: with them, generating mixed valid and
+{pinned}{parameters}# No dictionaries for body fields: with them, generating mixed valid and
 # invalid bodies of PaymentPositionModel takes minutes for some seeds. The
 # examples added to the document (spec_for_schemathesis) reach the
 # success paths of the operations with a body.
-"#,
+{operations}"#,
         file = document.file,
         iupds = toml_list(&known_iupds),
         navs = toml_list(&navs),
         ibans = toml_list(&[IBAN.to_string(), OTHER_IBAN.to_string()]),
+        iuvs = toml_list(&iuvs),
+        file_ids = toml_list(&file_ids),
     )
 }
 
@@ -507,6 +933,26 @@ async fn gpd_v1_conforms_to_gpd_json_under_generated_requests() {
 #[tokio::test]
 async fn gpd_v2_conforms_to_openapi_external_v2_under_generated_requests() {
     conforms(&DOCUMENTS[1]).await;
+}
+
+#[tokio::test]
+async fn gpd_v3_conforms_to_gpd_v3_json_under_generated_requests() {
+    conforms(&DOCUMENTS[2]).await;
+}
+
+#[tokio::test]
+async fn gpd_send_conforms_to_openapi_send_v1_under_generated_requests() {
+    conforms(&DOCUMENTS[3]).await;
+}
+
+#[tokio::test]
+async fn gpd_payments_conforms_to_gpd_payments_json_under_generated_requests() {
+    conforms(&DOCUMENTS[4]).await;
+}
+
+#[tokio::test]
+async fn gpd_upload_conforms_to_gpd_massive_v2_under_generated_requests() {
+    conforms(&DOCUMENTS[5]).await;
 }
 
 /// schemathesis run on `document` against incasso, on each backend.
@@ -527,18 +973,19 @@ async fn conforms(document: &Document) {
         }
     };
     eprintln!("{file}: {version} ({})", exe.display());
-    let document_for_run = spec_for_schemathesis(document);
     for backend in incasso_testkit::backends() {
         let server = start(backend).await;
-        let iupds = seed(&server, document).await;
+        let seeds = seed(&server, document).await;
         if document.pinned_findings {
             check_findings(&server).await;
         }
+        // After the seed: the examples name what it made (file ids).
+        let document_for_run = spec_for_schemathesis(document, &seeds);
         let dir = tempfile::tempdir().unwrap();
         let spec = dir.path().join(file);
         std::fs::write(&spec, document_for_run.to_string()).unwrap();
         let config_file = dir.path().join("schemathesis.toml");
-        std::fs::write(&config_file, config(document, &document_for_run, &iupds)).unwrap();
+        std::fs::write(&config_file, config(document, &document_for_run, &seeds)).unwrap();
         let started = Instant::now();
         let out = tokio::process::Command::new(&exe)
             .arg("--config-file")
@@ -548,7 +995,7 @@ async fn conforms(document: &Document) {
             .arg("--url")
             .arg(format!("{}{}", server.base, document.base))
             .arg("--header")
-            .arg(format!("Ocp-Apim-Subscription-Key: {}", server.key))
+            .arg(format!("{}: {}", document.key_header, server.key))
             .args(["--no-color", "--output-truncate", "false"])
             // More arguments for a look into a run, such as
             // `--report har --report-dir /tmp/st` (every request and answer).
@@ -571,6 +1018,9 @@ async fn conforms(document: &Document) {
             document.base,
             out.status.code()
         );
+        if document.also == Also::Upload {
+            uploads_of_examples_done(&server).await;
+        }
         // Every operation of the document was tested, and something was sent.
         let operations = document_for_run["paths"]
             .as_object()
