@@ -281,6 +281,11 @@ pub async fn replace_iban(
     if !(1..=1000).contains(&limit) {
         return Err(AppError::invalid("BAD_LIMIT", "limit: da 1 a 1000"));
     }
+    // incasso stores no invalid IBAN, so one matches no transfer: nothing
+    // to move, as GPD answers (200, none updated), whatever the new one.
+    if incasso_core::codes::check_iban(old_iban).is_err() {
+        return Ok(0);
+    }
     ctx.store()
         .replace_transfer_iban(ente, old_iban, new_iban, limit)
         .await

@@ -497,6 +497,25 @@ async fn gpd_life_cycle_conforms_to_gpd_json() {
             res["updatedTransfers"], 2,
             "IUPD-3 and IUPD-4; IUPD-1 is paid"
         );
+        // An old IBAN incasso could not have stored matches nothing (GPD's
+        // own test sends "testIban"); a valid one to an invalid one is refused.
+        for (old, new, expected) in [
+            ("testIban", "testIban", StatusCode::OK),
+            (new_iban, "testIban", StatusCode::BAD_REQUEST),
+        ] {
+            let (status, res) = app
+                .call(
+                    Method::PATCH,
+                    &format!("/gpd/v1/organizations/{A}/debtpositions/transfers?oldIban={old}"),
+                    Some(&app.key_a),
+                    Some(&json!({"newIban": new})),
+                )
+                .await;
+            assert_eq!(status, expected, "{old} -> {new}: {res}");
+            if expected == StatusCode::OK {
+                assert_eq!(res["updatedTransfers"], 0);
+            }
+        }
         let (_, got) = app.call(Method::GET, &path, Some(&app.key_a), None).await;
         assert_eq!(got["paymentOption"][0]["transfer"][0]["iban"], IBAN);
     }
@@ -745,8 +764,9 @@ async fn bad_input_is_refused_with_field_and_reason_and_writes_nothing() {
     }
 }
 
-/// Every path of gpd.json and of incasso's own OpenAPI document, called
-/// with another Ente's key, is refused (403 or 404), and without a key 401.
+/// Every path of every GPD document incasso serves and of its own OpenAPI
+/// document, called with another Ente's key, is refused (403 or 404), and
+/// without a key 401 (`/info` excepted: it is open, as GPD's).
 #[tokio::test]
 async fn an_ente_key_never_reaches_another_ente() {
     let gpd = gpd_spec();
@@ -761,7 +781,23 @@ async fn an_ente_key_never_reaches_another_ente() {
             .to_string();
         let (_, own_doc) = app.call(Method::GET, "/api/openapi.json", None, None).await;
         let mut endpoints: Vec<(String, String)> = Vec::new();
-        for (prefix, doc) in [("/gpd/v1", &gpd), ("", &own_doc)] {
+        // Every GPD document incasso serves, at its base path.
+        let data = |name: &str| -> Value {
+            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/data")
+                .join(name);
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+        };
+        let documents = [
+            ("/gpd/v1", gpd.clone()),
+            ("/gpd/v2", data("gpd_v2.json")),
+            ("/gpd/v3", data("gpd_v3.json")),
+            ("/gpd/upload/v2", data("gpd_massive_v2.json")),
+            ("/gpd/payments/v1", data("gpd_payments.json")),
+            ("/gpd/send/v1", data("gpd_send_v1.json")),
+            ("", own_doc),
+        ];
+        for (prefix, doc) in &documents {
             for (path, ops) in doc["paths"].as_object().unwrap() {
                 for method in ops.as_object().unwrap().keys() {
                     if ["get", "post", "put", "patch", "delete"].contains(&method.as_str()) {
@@ -770,11 +806,19 @@ async fn an_ente_key_never_reaches_another_ente() {
                 }
             }
         }
-        assert!(endpoints.len() >= 25, "found {} endpoints", endpoints.len());
+        assert!(endpoints.len() >= 50, "found {} endpoints", endpoints.len());
         let mut checked = 0;
         for (method, template) in &endpoints {
+            if template.ends_with("/info") {
+                // Who answers: open to anyone, as GPD's.
+                continue;
+            }
             let path = template
                 .replace("{organizationfiscalcode}", A)
+                .replace("{organization-fiscal-code}", A)
+                .replace("{broker-code}", "15376371009")
+                .replace("{file-id}", "x")
+                .replace("{iuv}", &nav[1..])
                 .replace("{fiscalCode}", A)
                 .replace("{iupd}", "SECRET")
                 .replace("{nav}", &nav)
@@ -823,7 +867,7 @@ async fn an_ente_key_never_reaches_another_ente() {
             assert_eq!(s, StatusCode::UNAUTHORIZED, "{method} {path} without a key");
             checked += 1;
         }
-        assert!(checked >= 20);
+        assert!(checked >= 45, "{checked}");
         // And the position is intact.
         let (s, got) = app
             .call(

@@ -1273,3 +1273,42 @@ async fn v3_to_publish_takes_spring_booleans() {
         assert_eq!(app.get_v3("BOOL-5").await["status"], "DRAFT");
     }
 }
+
+/// As GPD's own installments scenario sends it: a plan first, then a single
+/// solution, all due the same day. Options due the same day keep the order
+/// they were sent in, so `paymentOption[0]` is still the plan.
+#[tokio::test]
+async fn v3_options_due_the_same_day_keep_the_order_sent() {
+    for backend in backends() {
+        let app = spawn_app(backend).await;
+        let day = due(30);
+        let mut plan = option(vec![
+            installment(3000, 30, "rata 1"),
+            installment(3000, 30, "rata 2"),
+        ]);
+        for i in plan["installments"].as_array_mut().unwrap() {
+            i["dueDate"] = json!(day);
+        }
+        let mut single = option(vec![installment(6000, 30, "unica")]);
+        single["installments"][0]["dueDate"] = json!(day);
+        for (iupd, first_len, second_len, options_sent) in [
+            ("TIE-PLAN-FIRST", 2, 1, vec![plan.clone(), single.clone()]),
+            ("TIE-SINGLE-FIRST", 1, 2, vec![single, plan]),
+        ] {
+            let created = app.created_v3(&v3_body(iupd, options_sent), true).await;
+            for answer in [created, app.get_v3(iupd).await] {
+                let got = options(&answer);
+                assert_eq!(
+                    installments(&got[0]).len(),
+                    first_len,
+                    "{backend:?} {iupd}: {answer}"
+                );
+                assert_eq!(
+                    installments(&got[1]).len(),
+                    second_len,
+                    "{backend:?} {iupd}"
+                );
+            }
+        }
+    }
+}

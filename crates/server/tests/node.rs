@@ -1186,6 +1186,22 @@ async fn send_sets_a_notification_fee_that_the_node_then_asks_for() {
             )
             .await;
         assert_eq!(status, 404);
+        // An installment's fee is answered 209, as GPD's code answers it
+        // (the sample's first option is the single solution, then the plan).
+        let plan = node.position("SEND-PLAN", 9_000, 2, true).await;
+        let (status, _, text) = node
+            .rest(
+                Method::PUT,
+                &format!(
+                    "{base}/gpd/send/v1/organizations/{A}/paymentoptions/{}/notificationfee",
+                    plan[1]
+                ),
+                &key,
+                fee(200),
+            )
+            .await;
+        assert_eq!(status, 209, "{backend:?}: {text}");
+        assert_eq!(json(&text)["notificationFee"], 200);
         // A draft is not there yet for SEND.
         let draft = node.position("SEND-DRAFT", 5_000, 0, false).await.remove(0);
         let (status, _, _) = node

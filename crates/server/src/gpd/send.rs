@@ -129,17 +129,21 @@ pub struct NotificationFeeUpdateModel {
     notification_fee: i64,
 }
 
-/// GPD answers 209 when the Node has a payment of the notice in progress,
-/// which it learns by asking the Node; incasso is what the Node asks, and a
-/// payment in progress takes the amount it was given, so the answer is 200.
+/// GPD answers 209 where the option is an installment, 200 for a single
+/// solution (`PaymentsController.updateNotificationFee`); so does incasso.
 async fn set_notification_fee(
     State(state): State<AppState>,
     caller: Caller,
     Path((ente, nav)): Path<(String, String)>,
     ApiJson(body): ApiJson<NotificationFeeUpdateModel>,
-) -> Result<Json<PaymentOptionResponse>, ApiError> {
+) -> Result<(StatusCode, Json<PaymentOptionResponse>), ApiError> {
     let ctx = state.ctx(caller);
     let (stored, index) =
         positions::set_notification_fee(&ctx, &ente, &nav, body.notification_fee).await?;
-    Ok(Json(option_of(&ente, &stored, index, &ctx)?))
+    let status = if stored.position.options[index].is_partial_payment {
+        StatusCode::from_u16(209).unwrap_or(StatusCode::OK)
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(option_of(&ente, &stored, index, &ctx)?)))
 }

@@ -11,8 +11,8 @@
 //! dropped: options of one position with different debtors, validity dates
 //! or `switchToExpired` (400 `V3_OPTIONS_DIFFER`), and more than one
 //! installment plan (400 `V3_MULTIPLE_PLANS`, as GPD's first v3 did). The
-//! option's own `description` is not kept apart from its installments': it
-//! reads back as its first installment's.
+//! option's own `description` is write-only in v3, as in GPD: it is not
+//! kept apart from its installments'.
 
 use super::PublishQuery;
 use super::v1::{
@@ -120,7 +120,8 @@ pub struct InstallmentModel {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PaymentOptionModelV3 {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Write-only in gpd_v3.json: GPD takes it and never answers it.
+    #[serde(default, skip_serializing)]
     pub description: Option<String>,
     #[serde(
         default,
@@ -482,19 +483,28 @@ impl PaymentPositionModelV3 {
 /// the installments together as one plan; options in order of their first
 /// due date, installments by due date (GPD v3's order).
 fn groups(p: &DebtPosition) -> Vec<Vec<&PaymentOption>> {
-    let mut plan: Vec<&PaymentOption> = p.options.iter().filter(|o| o.is_partial_payment).collect();
-    plan.sort_by_key(|o| o.due_date);
-    let mut out: Vec<Vec<&PaymentOption>> = p
+    // Each group with the place of its first option as sent, which breaks
+    // ties of due dates: options due the same day keep the order they came in.
+    let mut plan: Vec<(usize, &PaymentOption)> = p
         .options
         .iter()
-        .filter(|o| !o.is_partial_payment)
-        .map(|o| vec![o])
+        .enumerate()
+        .filter(|(_, o)| o.is_partial_payment)
         .collect();
-    if !plan.is_empty() {
-        out.push(plan);
+    let plan_at = plan.first().map(|(i, _)| *i);
+    plan.sort_by_key(|(i, o)| (o.due_date, *i));
+    let mut out: Vec<(usize, Vec<&PaymentOption>)> = p
+        .options
+        .iter()
+        .enumerate()
+        .filter(|(_, o)| !o.is_partial_payment)
+        .map(|(i, o)| (i, vec![o]))
+        .collect();
+    if let Some(at) = plan_at {
+        out.push((at, plan.into_iter().map(|(_, o)| o).collect()));
     }
-    out.sort_by_key(|g| g[0].due_date);
-    out
+    out.sort_by_key(|(at, g)| (g[0].due_date, *at));
+    out.into_iter().map(|(_, g)| g).collect()
 }
 
 fn metadata_out(m: &[(String, String)]) -> Vec<InstallmentMetadataModel> {
@@ -519,7 +529,7 @@ impl PaymentPositionModelV3 {
             payment_option: groups(p)
                 .into_iter()
                 .map(|g| PaymentOptionModelV3 {
-                    description: Some(g[0].description.clone()),
+                    description: None,
                     validity_date: p.validity_date,
                     retention_date: g[0].retention_date,
                     switch_to_expired: p.switch_to_expired,
