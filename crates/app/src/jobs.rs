@@ -40,6 +40,7 @@ pub fn start(app: &App) -> Jobs {
     let mut jobs = vec![
         tokio::spawn(refresh_states(app.store.clone())),
         tokio::spawn(fetch_flows_periodically(app.store.clone())),
+        tokio::spawn(resume_uploads(app.store.clone(), app.clock)),
     ];
     if let Some(dir) = app.settings.data_dir.clone() {
         jobs.push(tokio::spawn(crate::inbox::run(
@@ -49,6 +50,19 @@ pub fn start(app: &App) -> Jobs {
         )));
     }
     Jobs(jobs)
+}
+
+/// Resumes GPD massive uploads whose process died: at start (a restart
+/// picks up what it was doing once the old worker's silence is long
+/// enough), then every half minute.
+async fn resume_uploads(store: Store, clock: crate::Clock) {
+    let mut tick = tokio::time::interval(Duration::from_secs(30));
+    loop {
+        tick.tick().await;
+        if let Err(e) = crate::upload::resume_stale(&store, clock).await {
+            tracing::warn!(error = %e, "resuming GPD uploads failed; retrying later");
+        }
+    }
 }
 
 /// Fetches new reporting flows for every connected Ente and reconciles.

@@ -56,7 +56,7 @@ pub async fn create_many(
     ctx.caller.require_ente(ente)?;
     check_many(positions.len())?;
     ctx.store()
-        .create_positions(ente, positions, ctx.now(), publish)
+        .create_positions(ente, positions, ctx.now(), publish, None)
         .await
         .at(Place::new("positions.create_many", ente, ""))
 }
@@ -74,7 +74,7 @@ pub async fn update_many(
         check_iupd(&format!("paymentPositions[{i}].iupd"), &p.iupd)?;
     }
     ctx.store()
-        .replace_positions(ente, positions, ctx.now(), publish)
+        .replace_positions(ente, positions, ctx.now(), publish, None)
         .await
         .at(Place::new("positions.update_many", ente, ""))
 }
@@ -95,7 +95,7 @@ pub async fn delete_many(ctx: &Ctx, ente: &str, iupds: &[String]) -> Result<(), 
         ));
     }
     ctx.store()
-        .delete_positions(ente, iupds)
+        .delete_positions(ente, iupds, None)
         .await
         .at(Place::new("positions.delete_many", ente, ""))
         .map_err(|mut e| {

@@ -14,7 +14,7 @@ use crate::Ctx;
 use crate::error::{AppError, At, Kind, Place, from_store};
 use chrono::{DateTime, Utc};
 use incasso_core::position::DebtPosition;
-use incasso_store::{Store, SupplyError, SupplyRecord, UploadRecord};
+use incasso_store::{Store, SupplyError, SupplyRecord, UploadAnswer, UploadProgress, UploadRecord};
 use serde::{Deserialize, Serialize};
 
 /// Positions per call on many, as GPD v2 takes them.
@@ -24,8 +24,9 @@ const DELETE_CHUNK: usize = crate::positions::DELETE_MANY_LIMIT;
 /// The most items one file may carry, as GPD's upload service takes them.
 pub const MAX_ITEMS: usize = 100_000;
 
-/// What a file asks.
-#[derive(Debug, Clone)]
+/// What a file asks. Kept with the upload until it ends, as JSON, so that
+/// an upload cut short resumes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Items {
     Create(Vec<DebtPosition>),
     Update(Vec<DebtPosition>),
@@ -98,18 +99,24 @@ impl Upload {
     }
 }
 
-fn upload_of(r: UploadRecord) -> Result<Upload, AppError> {
-    let responses = serde_json::from_str(&r.responses)
-        .map_err(|e| AppError::internal(&Place::new("upload.read", &r.ente, &r.file_id), &e))?;
-    Ok(Upload {
-        file_id: r.file_id,
-        submitted: r.submitted,
-        processed: r.processed,
-        started_at: r.started_at,
-        ended_at: r.ended_at,
-        responses,
-        supply_id: r.supply_id,
-    })
+/// The report's answers: the items' answers grouped by status and message,
+/// in the order each first appears in the file.
+fn responses_of(answers: Vec<UploadAnswer>) -> Vec<ResponseEntry> {
+    let mut out: Vec<ResponseEntry> = Vec::new();
+    for a in answers {
+        match out
+            .iter_mut()
+            .find(|r| r.status_code == a.status_code && r.status_message == a.message)
+        {
+            Some(r) => r.iupds.push(a.iupd),
+            None => out.push(ResponseEntry {
+                status_code: a.status_code,
+                status_message: a.message,
+                iupds: vec![a.iupd],
+            }),
+        }
+    }
+    out
 }
 
 /// The broker must intermediate the Ente: one of the Ente's stations is
@@ -168,6 +175,7 @@ pub async fn start(
     }
     let now = ctx.now();
     let file_id = new_file_id(broker, ente);
+    let owner = worker_token();
     let upload = UploadRecord {
         file_id: file_id.clone(),
         ente: ente.to_string(),
@@ -176,9 +184,10 @@ pub async fn start(
         supply_id: 0,
         submitted: count as i64,
         processed: 0,
-        responses: "[]".into(),
         started_at: now,
         ended_at: None,
+        owner,
+        heartbeat: now,
     };
     // Each upload is its own supply: the same file sent twice is two
     // uploads, as in GPD, so the archive's hash carries the file id.
@@ -192,7 +201,12 @@ pub async fn start(
         ..SupplyRecord::default()
     };
     let place = Place::new("upload.start", ente, &file_id);
-    let supply_id = ctx.store().begin_upload(&upload, &supply).await.at(place)?;
+    let kept = serde_json::to_vec(&items).map_err(|e| AppError::internal(&place, &e))?;
+    let supply_id = ctx
+        .store()
+        .begin_upload(&upload, &kept, &supply)
+        .await
+        .at(place)?;
     let work = Work {
         store: ctx.store().clone(),
         clock: ctx.app.clock,
@@ -201,14 +215,62 @@ pub async fn start(
             ..upload
         },
         supply,
+        items,
     };
-    tokio::spawn(async move {
-        let file_id = work.upload.file_id.clone();
-        if let Err(e) = work.run(items).await {
-            tracing::warn!(file_id = %file_id, error = %e, "GPD upload stopped");
-        }
-    });
+    tokio::spawn(work.run_logged());
     Ok(file_id)
+}
+
+/// A token naming one worker of one upload, for its claim.
+fn worker_token() -> String {
+    let mut b = [0u8; 12];
+    let _ = getrandom::fill(&mut b);
+    format!("{}-{}", std::process::id(), crate::keys::hex(&b))
+}
+
+/// How long an upload's worker may stay silent before another process
+/// takes the upload over: its progress is written after every chunk, each
+/// well under a second.
+pub const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Takes over the uploads whose worker died (a restart, a crash) and
+/// resumes them where their last committed chunk left them. Answers how
+/// many were taken over.
+pub async fn resume_stale(
+    store: &Store,
+    clock: crate::Clock,
+) -> Result<usize, incasso_store::StoreError> {
+    let now = clock.now();
+    let before = now - chrono::Duration::from_std(STALE_AFTER).unwrap_or_default();
+    let mut resumed = 0;
+    for record in store.stale_uploads(before).await? {
+        let owner = worker_token();
+        let Some(kept) = store
+            .claim_upload(&record.file_id, &owner, now, before)
+            .await?
+        else {
+            continue;
+        };
+        let items: Items = match serde_json::from_slice(&kept) {
+            Ok(items) => items,
+            Err(e) => {
+                tracing::error!(file_id = %record.file_id, error = %e, "GPD upload unreadable: not resumed");
+                continue;
+            }
+        };
+        let supply = store.supply(&record.ente, record.supply_id).await?;
+        tracing::info!(file_id = %record.file_id, processed = record.processed, "GPD upload resumed");
+        let work = Work {
+            store: store.clone(),
+            clock,
+            upload: UploadRecord { owner, ..record },
+            supply,
+            items,
+        };
+        tokio::spawn(work.run_logged());
+        resumed += 1;
+    }
+    Ok(resumed)
 }
 
 /// An upload being worked through.
@@ -217,6 +279,7 @@ struct Work {
     clock: crate::Clock,
     upload: UploadRecord,
     supply: SupplyRecord,
+    items: Items,
 }
 
 /// GPD's status code and message for an error of the use cases.
@@ -237,68 +300,92 @@ fn answer_of(e: &AppError) -> (u16, String) {
 }
 
 impl Work {
-    async fn run(mut self, items: Items) -> Result<(), incasso_store::StoreError> {
-        let mut responses: Vec<ResponseEntry> = Vec::new();
-        let mut errors: Vec<SupplyError> = Vec::new();
-        let mut done = 0i64;
-        let mut position_of_item = 0i64;
-        let (ok_status, chunk) = match &items {
+    async fn run_logged(self) {
+        let file_id = self.upload.file_id.clone();
+        if let Err(e) = self.run().await {
+            // Its progress so far is committed: once silent for
+            // STALE_AFTER, a process resumes it from there.
+            tracing::warn!(file_id = %file_id, error = %e, "GPD upload stopped");
+        }
+    }
+
+    /// Works through the items from the first not yet processed; each
+    /// chunk's writes commit with its progress and answers, so a stop
+    /// anywhere leaves a state to resume, never a chunk applied twice.
+    async fn run(self) -> Result<(), incasso_store::StoreError> {
+        let items = &self.items;
+        let (ok_status, chunk) = match items {
             Items::Create(_) => (201, CHUNK),
             Items::Update(_) => (200, CHUNK),
             Items::Delete(_) => (200, DELETE_CHUNK),
         };
-        let keys: Vec<String> = match &items {
+        let keys: Vec<String> = match items {
             Items::Create(p) | Items::Update(p) => p.iter().map(|p| p.iupd.clone()).collect(),
             Items::Delete(i) => i.clone(),
         };
-        for start in (0..keys.len()).step_by(chunk) {
+        let answer = |i: usize, status: u16, code: &str, message: &str| UploadAnswer {
+            item: i as i64,
+            status_code: status,
+            code: code.to_string(),
+            message: message.to_string(),
+            iupd: keys[i].clone(),
+        };
+        let ok = ok_message(items);
+        let mut start = usize::try_from(self.upload.processed)
+            .unwrap_or(0)
+            .min(keys.len());
+        while start < keys.len() {
             let end = (start + chunk).min(keys.len());
-            let whole = self.apply(&items, start..end).await;
-            let outcomes: Vec<Result<(), AppError>> = match whole {
-                Ok(()) => (start..end).map(|_| Ok(())).collect(),
-                Err(_) if end - start > 1 => {
-                    let mut each = Vec::with_capacity(end - start);
-                    for i in start..end {
-                        each.push(self.apply(&items, i..i + 1).await);
+            let all_ok = (start..end).map(|i| answer(i, ok_status, "", ok)).collect();
+            if self.apply(start..end, all_ok, end).await.is_err() {
+                // Refused whole: one position at a time, so that one bad
+                // position does not sink its neighbours.
+                for i in start..end {
+                    if let Err(e) = self
+                        .apply(i..i + 1, vec![answer(i, ok_status, "", ok)], i + 1)
+                        .await
+                    {
+                        let (status, message) = answer_of(&e);
+                        self.store
+                            .record_upload_progress(
+                                &self.progress(i + 1, vec![answer(i, status, e.code, &message)]),
+                            )
+                            .await?;
                     }
-                    each
-                }
-                Err(e) => vec![Err(e)],
-            };
-            for (i, outcome) in (start..end).zip(outcomes) {
-                position_of_item += 1;
-                let (status, message) = match &outcome {
-                    Ok(()) => (ok_status, ok_message(&items).to_string()),
-                    Err(e) => answer_of(e),
-                };
-                if let Err(e) = &outcome {
-                    errors.push(SupplyError {
-                        line: position_of_item,
-                        field: "iupd".into(),
-                        value: keys[i].clone(),
-                        code: e.code.to_string(),
-                        message: e.detail.clone(),
-                    });
-                }
-                match responses
-                    .iter_mut()
-                    .find(|r| r.status_code == status && r.status_message == message)
-                {
-                    Some(r) => r.iupds.push(keys[i].clone()),
-                    None => responses.push(ResponseEntry {
-                        status_code: status,
-                        status_message: message,
-                        iupds: vec![keys[i].clone()],
-                    }),
                 }
             }
-            done = end as i64;
-            if end < keys.len() {
-                self.store
-                    .record_upload_progress(&self.upload.file_id, done, &to_json(&responses))
-                    .await?;
-            }
+            start = end;
         }
+        self.finish(keys.len() as i64).await
+    }
+
+    fn progress(&self, processed: usize, answers: Vec<UploadAnswer>) -> UploadProgress {
+        UploadProgress {
+            file_id: self.upload.file_id.clone(),
+            owner: self.upload.owner.clone(),
+            processed: processed as i64,
+            answers,
+            at: self.clock.now(),
+        }
+    }
+
+    /// Closes the upload and its supply: counters, and a row error for each
+    /// refused item (its line: its place in the file, from 1).
+    async fn finish(mut self, done: i64) -> Result<(), incasso_store::StoreError> {
+        let errors: Vec<SupplyError> = self
+            .store
+            .upload_answers(&self.upload.file_id)
+            .await?
+            .into_iter()
+            .filter(|a| a.status_code >= 400)
+            .map(|a| SupplyError {
+                line: a.item + 1,
+                field: "iupd".into(),
+                value: a.iupd,
+                code: a.code,
+                message: a.message,
+            })
+            .collect();
         let failed = errors.len() as i64;
         let succeeded = done - failed;
         self.supply.status = match (succeeded, failed) {
@@ -311,7 +398,7 @@ impl Work {
         self.supply.rows_read = done;
         self.supply.rows_loaded = succeeded;
         self.supply.rows_rejected = failed;
-        match items {
+        match self.items {
             Items::Create(_) => self.supply.positions_created = succeeded,
             Items::Update(_) => self.supply.positions_updated = succeeded,
             Items::Delete(_) => self.supply.positions_cancelled = succeeded,
@@ -322,28 +409,38 @@ impl Work {
         );
         self.supply.errors = errors;
         self.upload.processed = done;
-        self.upload.responses = to_json(&responses);
         self.store
             .finish_upload(&self.upload, &self.supply, self.clock.now())
             .await
     }
 
-    /// The items `range` through the use case on many: all or nothing.
-    async fn apply(&self, items: &Items, range: std::ops::Range<usize>) -> Result<(), AppError> {
+    /// The items `range` through the use case on many, all or nothing,
+    /// their progress (`processed`, `responses`) committed with them.
+    async fn apply(
+        &self,
+        range: std::ops::Range<usize>,
+        answers: Vec<UploadAnswer>,
+        processed: usize,
+    ) -> Result<(), AppError> {
         let (ente, now) = (self.upload.ente.as_str(), self.clock.now());
         let place = Place::new("upload.apply", ente, &self.upload.file_id);
-        let result = match items {
+        let progress = self.progress(processed, answers);
+        let result = match &self.items {
             Items::Create(p) => self
                 .store
-                .create_positions(ente, p[range].to_vec(), now, true)
+                .create_positions(ente, p[range].to_vec(), now, true, Some(&progress))
                 .await
                 .map(drop),
             Items::Update(p) => self
                 .store
-                .replace_positions(ente, p[range].to_vec(), now, true)
+                .replace_positions(ente, p[range].to_vec(), now, true, Some(&progress))
                 .await
                 .map(drop),
-            Items::Delete(i) => self.store.delete_positions(ente, &i[range]).await,
+            Items::Delete(i) => {
+                self.store
+                    .delete_positions(ente, &i[range], Some(&progress))
+                    .await
+            }
         };
         // One position's error is told as its own, without the place in the
         // chunk, which the report does not need.
@@ -360,10 +457,6 @@ fn ok_message(items: &Items) -> &'static str {
         Items::Update(_) => "Debt position UPDATED",
         Items::Delete(_) => "Debt position DELETED",
     }
-}
-
-fn to_json(responses: &[ResponseEntry]) -> String {
-    serde_json::to_string(responses).unwrap_or_else(|_| "[]".into())
 }
 
 /// The most a file may expand to, as GPD's upload service takes it.
@@ -404,12 +497,22 @@ pub fn json_of_zip(file_name: &str, zip: Vec<u8>) -> Result<Vec<u8>, AppError> {
 /// An upload of this Ente and broker, as its status and report show it.
 pub async fn get(ctx: &Ctx, ente: &str, broker: &str, file_id: &str) -> Result<Upload, AppError> {
     check_broker(ctx, ente, broker).await?;
-    let record = ctx
-        .store()
-        .upload(ente, broker, file_id)
-        .await
-        .at(Place::new("upload.get", ente, file_id))?;
-    upload_of(record)
+    let place = Place::new("upload.get", ente, file_id);
+    let r = ctx.store().upload(ente, broker, file_id).await.at(place)?;
+    // The answers only once it ended: the report waits for the end.
+    let answers = match r.ended_at {
+        Some(_) => ctx.store().upload_answers(file_id).await.at(place)?,
+        None => Vec::new(),
+    };
+    Ok(Upload {
+        file_id: r.file_id,
+        submitted: r.submitted,
+        processed: r.processed,
+        started_at: r.started_at,
+        ended_at: r.ended_at,
+        responses: responses_of(answers),
+        supply_id: r.supply_id,
+    })
 }
 
 /// The file ids of the uploads started between two days (Italian time,

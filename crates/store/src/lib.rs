@@ -45,7 +45,7 @@ pub use recon::{
 };
 pub use supply_writer::{Bulk, numbers_of};
 pub use time::{from_micros, to_micros};
-pub use uploads::UploadRecord;
+pub use uploads::{UploadAnswer, UploadProgress, UploadRecord};
 
 use incasso_core::Invalid;
 use incasso_core::position::TransitionError;

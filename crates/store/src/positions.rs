@@ -187,12 +187,16 @@ impl Store {
     /// Creates many positions in one transaction (GPD v2): all of them or,
     /// on any error, none. The error names the position by its place in
     /// the call ([`StoreError::Item`]).
+    ///
+    /// `progress`, when given, commits with the positions (a massive
+    /// upload's: see [`crate::UploadProgress`]).
     pub async fn create_positions(
         &self,
         ente: &str,
         positions: Vec<DebtPosition>,
         now: DateTime<Utc>,
         to_publish: bool,
+        progress: Option<&crate::UploadProgress>,
     ) -> Result<Vec<StoredPosition>> {
         let now = from_micros(to_micros(now));
         let mut batch = Vec::with_capacity(positions.len());
@@ -243,6 +247,9 @@ impl Store {
             }
             let (index, error) = match failure {
                 None => {
+                    if let Some(p) = progress {
+                        crate::uploads::apply_progress(&mut tx, p).await?;
+                    }
                     tx.commit().await?;
                     return Ok(batch
                         .into_iter()
@@ -296,6 +303,7 @@ impl Store {
         positions: Vec<DebtPosition>,
         now: DateTime<Utc>,
         to_publish: bool,
+        progress: Option<&crate::UploadProgress>,
     ) -> Result<Vec<StoredPosition>> {
         let now = from_micros(to_micros(now));
         let mut planned = Vec::with_capacity(positions.len());
@@ -324,13 +332,21 @@ impl Store {
                 .map_err(|e| item_error(index, &iupd, e))?;
             out.push(stored);
         }
+        if let Some(p) = progress {
+            crate::uploads::apply_progress(&mut tx, p).await?;
+        }
         tx.commit().await?;
         Ok(out)
     }
 
     /// Deletes many positions in one transaction (GPD v2): all of them or,
     /// when one is missing or may not be deleted, none.
-    pub async fn delete_positions(&self, ente: &str, iupds: &[String]) -> Result<()> {
+    pub async fn delete_positions(
+        &self,
+        ente: &str,
+        iupds: &[String],
+        progress: Option<&crate::UploadProgress>,
+    ) -> Result<()> {
         let mut tx = self.write_tx().await?;
         let mut seen = BTreeSet::new();
         for (index, iupd) in iupds.iter().enumerate() {
@@ -346,6 +362,9 @@ impl Store {
                 .check_deletable()
                 .map_err(|e| item_error(index, iupd, e.into()))?;
             delete_by_id(&mut tx, current.id).await?;
+        }
+        if let Some(p) = progress {
+            crate::uploads::apply_progress(&mut tx, p).await?;
         }
         tx.commit().await?;
         Ok(())
