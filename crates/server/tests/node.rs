@@ -1107,6 +1107,29 @@ async fn send_sets_a_notification_fee_that_the_node_then_asks_for() {
                 .any(|m| m["key"] == "NOTIFICATION_FEE" && m["value"] == "100"),
             "{option}"
         );
+        // The notice shows what is owed now, fee included.
+        let pdf = node
+            .client
+            .get(format!("{base}/api/v1/enti/{A}/notices/{nav}/pdf"))
+            .header("Ocp-Apim-Subscription-Key", &key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(pdf.status(), 200);
+        let file = std::env::temp_dir().join(format!(
+            "incasso-send-notice-{}-{backend:?}.pdf",
+            std::process::id()
+        ));
+        std::fs::write(&file, pdf.bytes().await.unwrap()).unwrap();
+        let text = std::process::Command::new("pdftotext")
+            .arg(&file)
+            .arg("-")
+            .output()
+            .expect("pdftotext (poppler-utils; scripts/test.sh installs it)");
+        let _ = std::fs::remove_file(&file);
+        let text = String::from_utf8_lossy(&text.stdout);
+        assert!(text.contains("101,00"), "{backend:?}: the notice says\n{text}");
+        assert!(!text.contains("100,00 €"), "{text}");
         // The Node is asked for the amount with the fee, on the Ente's transfer.
         let r = node
             .call(&wire::node::get_payment_request(
