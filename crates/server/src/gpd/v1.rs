@@ -115,7 +115,7 @@ pub struct TransferModel {
 pub struct PaymentOptionModel {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nav: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iuv: Option<String>,
     #[serde(default, skip_deserializing, skip_serializing_if = "Option::is_none")]
     pub organization_fiscal_code: Option<String>,
