@@ -6,95 +6,21 @@
 //! supplies archive. Every 2xx JSON answer is checked against the
 //! document's schemas (its `components`, copied below).
 
-use chrono::{Duration, NaiveDate, Utc};
-use incasso_app::keys::issue_key;
-use incasso_core::ente::{Ente, StationLink};
-use incasso_store::{KeyScope, Store};
-use incasso_testkit::{Backend, backends, fresh_database_url};
+use chrono::{Duration, Utc};
+use incasso_testkit::backends;
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::io::Write;
 
-const A: &str = "80000130585";
-const B: &str = "97000000022";
-const BROKER: &str = "15376371009";
+#[path = "common/app.rs"]
+#[allow(dead_code)] // the fixture's store is gpd_v3's, not read here
+mod app;
+use app::gpd::{BAD_IBAN, BROKER, ENTE as A, IBAN, OTHER_ENTE as B};
+use app::{TestApp, due, spawn_app, today};
+
 const OTHER_BROKER: &str = "99999999999";
-const IBAN: &str = "IT65B0200805364000104567891";
-/// Fails the IBAN check digits.
-const BAD_IBAN: &str = "IT00B0200805364000104567891";
 const BOUNDARY: &str = "----incasso-test-boundary-7MA4YWxkTrZu0gW";
-
-struct TestApp {
-    base: String,
-    client: reqwest::Client,
-    key_a: String,
-    key_b: String,
-    backend: Backend,
-    _stop: tokio::sync::oneshot::Sender<()>,
-}
-
-/// Two Enti, each with one station of the broker [`BROKER`].
-async fn spawn_app(backend: Backend) -> TestApp {
-    let store = Store::connect(&fresh_database_url(backend).await)
-        .await
-        .unwrap();
-    let now = Utc::now();
-    for (fc, seg) in [(A, 1u8), (B, 2u8)] {
-        store
-            .create_ente(
-                &Ente {
-                    fiscal_code: fc.into(),
-                    name: format!("Ente {fc}"),
-                    ipa_code: None,
-                    iban: Some(IBAN.into()),
-                    postal_iban: None,
-                    cbill_code: None,
-                    email: None,
-                },
-                now,
-            )
-            .await
-            .unwrap();
-        store
-            .add_station(
-                fc,
-                &StationLink {
-                    broker_id: BROKER.into(),
-                    station_id: format!("ST_{seg:02}"),
-                    segregation_code: seg,
-                },
-                now,
-            )
-            .await
-            .unwrap();
-    }
-    let (_, key_a) = issue_key(&store, Some(A), KeyScope::Ente, "test")
-        .await
-        .unwrap();
-    let (_, key_b) = issue_key(&store, Some(B), KeyScope::Ente, "test")
-        .await
-        .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(incasso_server::serve_with_listener(
-        listener,
-        store,
-        async {
-            let _ = stopped.await;
-        },
-    ));
-    incasso_pagopa::connector::install_crypto_provider();
-    TestApp {
-        base,
-        client: reqwest::Client::new(),
-        key_a,
-        key_b,
-        backend,
-        _stop: stop,
-    }
-}
 
 /// Which header carries the key: gpd_massive_v2.json's `ApiKey` or GPD's
 /// usual `Ocp-Apim-Subscription-Key`.
@@ -148,8 +74,9 @@ impl TestApp {
         extra: &[(&str, &str)],
     ) -> Answer {
         let mut req = self
+            .server
             .client
-            .request(method, format!("{}{}", self.base, path));
+            .request(method, format!("{}{path}", self.server.base));
         if let Some((h, k)) = key {
             req = req.header(h.name(), k);
         }
@@ -176,8 +103,12 @@ impl TestApp {
         zip: &[u8],
     ) -> Answer {
         let mut req = self
+            .server
             .client
-            .request(method, format!("{}{}/file", self.base, org(broker, ente)))
+            .request(
+                method,
+                format!("{}{}/file", self.server.base, org(broker, ente)),
+            )
             .header(
                 "content-type",
                 format!("multipart/form-data; boundary={BOUNDARY}"),
@@ -363,14 +294,6 @@ fn zip_of(files: &[(&str, &[u8])]) -> Vec<u8> {
 
 fn zip_json(value: &Value) -> Vec<u8> {
     zip_of(&[("positions.json", value.to_string().as_bytes())])
-}
-
-fn due(days: i64) -> String {
-    (Utc::now() + Duration::days(days)).to_rfc3339()
-}
-
-fn today() -> NaiveDate {
-    incasso_core::time::to_rome(Utc::now()).date()
 }
 
 /// A GPD v1 position (the upload's `paymentPositions` items).
@@ -849,10 +772,11 @@ async fn update_and_delete_by_file() {
             .to_string();
         let paid = app
             .send(
-                app.client
+                app.server
+                    .client
                     .post(format!(
                         "{}/gpd/v1/organizations/{A}/paymentoptions/paids/{nav}",
-                        app.base
+                        app.server.base
                     ))
                     .header("Ocp-Apim-Subscription-Key", &app.key_a)
                     .json(&json!({"paymentDate": Utc::now().to_rfc3339()})),
@@ -1031,8 +955,9 @@ async fn bad_files_are_refused_and_nothing_is_recorded() {
         );
         let answer = app
             .send(
-                app.client
-                    .post(format!("{}{}/file", app.base, org(BROKER, A)))
+                app.server
+                    .client
+                    .post(format!("{}{}/file", app.server.base, org(BROKER, A)))
                     .header("ApiKey", &app.key_a)
                     .header(
                         "content-type",
@@ -1044,8 +969,9 @@ async fn bad_files_are_refused_and_nothing_is_recorded() {
         assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{}", answer.text);
         let answer = app
             .send(
-                app.client
-                    .post(format!("{}{}/file", app.base, org(BROKER, A)))
+                app.server
+                    .client
+                    .post(format!("{}{}/file", app.server.base, org(BROKER, A)))
                     .header("ApiKey", &app.key_a)
                     .header("content-type", "application/zip")
                     .body(positions_file(vec![position("X-1", 100)])),

@@ -20,35 +20,13 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-#[path = "common/gpd.rs"]
-mod gpd;
-#[path = "common/schemathesis.rs"]
-#[allow(dead_code)] // only its server is used here
-mod schemathesis_tool;
-use gpd::{ENTE, OTHER_ENTE, iuv, nav, position};
-use incasso_testkit::{Backend, backends};
-use schemathesis_tool::{Answer, Server, serve};
-
-const DELETED: &str = "The debt position was successfully deleted";
-
-/// incasso with [`ENTE`] and [`OTHER_ENTE`], and a key of each.
-struct App {
-    server: Server,
-    key_a: String,
-    key_b: String,
-    backend: Backend,
-}
-
-async fn app(backend: Backend) -> App {
-    let (store, keys) = gpd::enti(backend, &[ENTE, OTHER_ENTE]).await;
-    let server = serve(store, keys[0].clone(), "").await;
-    App {
-        server,
-        key_a: keys[0].clone(),
-        key_b: keys[1].clone(),
-        backend,
-    }
-}
+#[path = "common/app.rs"]
+#[allow(dead_code)] // the fixture's store and dates are gpd_v3's and gpd_upload's
+mod app;
+use app::gpd::{DELETED, ENTE, OTHER_ENTE, iuv, nav, position};
+use app::schemathesis_tool::Answer;
+use app::{TestApp, spawn_app};
+use incasso_testkit::backends;
 
 fn positions_path(query: &str) -> String {
     format!("/gpd/v2/organizations/{ENTE}/debtpositions{query}")
@@ -62,7 +40,7 @@ fn iupds(iupds: &[&str]) -> Value {
     json!({ "paymentPositionIUPDs": iupds })
 }
 
-impl App {
+impl TestApp {
     /// A call on [`ENTE`]'s v2 positions with its key.
     async fn v2(&self, method: Method, query: &str, body: &Value) -> Answer {
         self.server
@@ -285,7 +263,7 @@ fn the_read_back_check_can_fail() {
 #[tokio::test]
 async fn create_many_creates_every_position_as_v1_reads_it() {
     for backend in backends() {
-        let app = app(backend).await;
+        let app = spawn_app(backend).await;
         let mut legal = position("MANY-3", &[iuv(4)]);
         legal["type"] = json!("G");
         legal["fiscalCode"] = json!(OTHER_ENTE);
@@ -321,7 +299,7 @@ async fn create_many_creates_every_position_as_v1_reads_it() {
 #[tokio::test]
 async fn create_many_writes_nothing_when_one_position_fails() {
     for backend in backends() {
-        let app = app(backend).await;
+        let app = spawn_app(backend).await;
         let ctx = |what: &str| format!("{backend:?}: {what}");
         // The second position breaks one of GPD's rules, or is malformed:
         // refused whole, the detail naming the position as far as incasso
@@ -410,7 +388,7 @@ async fn create_many_writes_nothing_when_one_position_fails() {
 #[tokio::test]
 async fn update_many_replaces_every_position_or_none() {
     for backend in backends() {
-        let app = app(backend).await;
+        let app = spawn_app(backend).await;
         let ctx = |what: &str| format!("{backend:?}: {what}");
         app.create(
             &[position("UPD-1", &[iuv(1)]), position("UPD-2", &[iuv(2)])],
@@ -471,7 +449,7 @@ async fn update_many_replaces_every_position_or_none() {
 #[tokio::test]
 async fn delete_many_deletes_every_position_or_none() {
     for backend in backends() {
-        let app = app(backend).await;
+        let app = spawn_app(backend).await;
         let ctx = |what: &str| format!("{backend:?}: {what}");
         app.create(
             &[
@@ -521,7 +499,7 @@ async fn delete_many_deletes_every_position_or_none() {
 #[tokio::test]
 async fn a_position_with_payments_stops_the_whole_update_or_delete() {
     for backend in backends() {
-        let app = app(backend).await;
+        let app = spawn_app(backend).await;
         let ctx = |what: &str| format!("{backend:?}: {what}");
         app.create(&[position("PAID", &[iuv(1)])], true).await;
         app.create(&[position("FREE", &[iuv(2)])], false).await;
@@ -587,7 +565,7 @@ async fn a_position_with_payments_stops_the_whole_update_or_delete() {
 #[tokio::test]
 async fn at_most_100_positions_and_20_iupds_per_call() {
     for backend in backends() {
-        let app = app(backend).await;
+        let app = spawn_app(backend).await;
         let ctx = |what: &str| format!("{backend:?}: {what}");
         let batch = |n: usize| -> Vec<Value> {
             (0..n)
@@ -651,7 +629,7 @@ async fn at_most_100_positions_and_20_iupds_per_call() {
 #[tokio::test]
 async fn to_publish_takes_springs_booleans() {
     for backend in backends() {
-        let app = app(backend).await;
+        let app = spawn_app(backend).await;
         let flags = [
             ("TRUE", "VALID"),
             ("1", "VALID"),
@@ -718,7 +696,7 @@ async fn to_publish_takes_springs_booleans() {
 #[tokio::test]
 async fn info_answers_under_every_gpd_path_without_a_key() {
     for backend in backends() {
-        let app = app(backend).await;
+        let app = spawn_app(backend).await;
         let mut answers = Vec::new();
         for path in ["/gpd/info", "/gpd/v1/info", "/gpd/v2/info"] {
             for key in [None, Some(app.key_a.as_str()), Some("not-a-key")] {
@@ -760,7 +738,7 @@ async fn info_answers_under_every_gpd_path_without_a_key() {
 #[tokio::test]
 async fn another_entes_key_gets_403_and_writes_nothing() {
     for backend in backends() {
-        let app = app(backend).await;
+        let app = spawn_app(backend).await;
         app.create(&[position("A-PUBLISHED", &[iuv(1)])], true)
             .await;
         app.create(&[position("A-DRAFT", &[iuv(2)])], false).await;

@@ -5,95 +5,19 @@
 //! v3 and through v1, which keep the same positions.
 
 use chrono::{DateTime, Duration, Utc};
-use incasso_app::keys::issue_key;
 use incasso_core::Cents;
-use incasso_core::ente::{Ente, StationLink};
 use incasso_core::fdr::{FlowOutcome, FlowPayment, PartyIdKind, ReportingFlow};
-use incasso_store::{KeyScope, Store};
-use incasso_testkit::{Backend, backends, fresh_database_url};
+use incasso_testkit::backends;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-const A: &str = "80000130585";
-const B: &str = "97000000022";
-const IBAN: &str = "IT65B0200805364000104567891";
-/// Fails the IBAN check digits.
-const BAD_IBAN: &str = "IT00B0200805364000104567891";
-const DELETED: &str = "The debt position was successfully deleted";
-
-struct TestApp {
-    base: String,
-    client: reqwest::Client,
-    key_a: String,
-    key_b: String,
-    store: Store,
-    backend: Backend,
-    _stop: tokio::sync::oneshot::Sender<()>,
-}
-
-async fn spawn_app(backend: Backend) -> TestApp {
-    let store = Store::connect(&fresh_database_url(backend).await)
-        .await
-        .unwrap();
-    let now = Utc::now();
-    for (fc, seg) in [(A, 1u8), (B, 2u8)] {
-        store
-            .create_ente(
-                &Ente {
-                    fiscal_code: fc.into(),
-                    name: format!("Ente {fc}"),
-                    ipa_code: None,
-                    iban: Some(IBAN.into()),
-                    postal_iban: None,
-                    cbill_code: None,
-                    email: None,
-                },
-                now,
-            )
-            .await
-            .unwrap();
-        store
-            .add_station(
-                fc,
-                &StationLink {
-                    broker_id: "15376371009".into(),
-                    station_id: format!("ST_{seg:02}"),
-                    segregation_code: seg,
-                },
-                now,
-            )
-            .await
-            .unwrap();
-    }
-    let (_, key_a) = issue_key(&store, Some(A), KeyScope::Ente, "test")
-        .await
-        .unwrap();
-    let (_, key_b) = issue_key(&store, Some(B), KeyScope::Ente, "test")
-        .await
-        .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(incasso_server::serve_with_listener(
-        listener,
-        store.clone(),
-        async {
-            let _ = stopped.await;
-        },
-    ));
-    incasso_pagopa::connector::install_crypto_provider();
-    TestApp {
-        base,
-        client: reqwest::Client::new(),
-        key_a,
-        key_b,
-        store,
-        backend,
-        _stop: stop,
-    }
-}
+#[path = "common/app.rs"]
+mod app;
+use app::gpd::{BAD_IBAN, DELETED, ENTE as A, IBAN, OTHER_ENTE as B};
+use app::{TestApp, due, spawn_app, today};
 
 impl TestApp {
+    /// Any answer, its body as JSON (or as a JSON string when it is not).
     async fn call(
         &self,
         method: Method,
@@ -101,21 +25,10 @@ impl TestApp {
         key: Option<&str>,
         body: Option<&Value>,
     ) -> (StatusCode, Value) {
-        let mut req = self
-            .client
-            .request(method, format!("{}{}", self.base, path));
-        if let Some(k) = key {
-            req = req.header("Ocp-Apim-Subscription-Key", k);
-        }
-        if let Some(b) = body {
-            req = req.json(b);
-        }
-        let resp = req.send().await.unwrap();
-        let status = resp.status();
-        let text = resp.text().await.unwrap();
+        let answer = self.server.call(method, path, key, body).await;
         (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+            answer.status,
+            serde_json::from_str(&answer.text).unwrap_or(Value::String(answer.text)),
         )
     }
 
@@ -194,18 +107,10 @@ fn v1_path(ente: &str, iupd: &str) -> String {
     format!("/gpd/v1/organizations/{ente}/debtpositions/{iupd}")
 }
 
-fn due(days: i64) -> String {
-    (Utc::now() + Duration::days(days)).to_rfc3339()
-}
-
 fn instant(v: &Value) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(v.as_str().unwrap_or_else(|| panic!("not a date: {v}")))
         .unwrap()
         .with_timezone(&Utc)
-}
-
-fn today() -> chrono::NaiveDate {
-    incasso_core::time::to_rome(Utc::now()).date()
 }
 
 fn debtor() -> Value {

@@ -1,8 +1,9 @@
-//! What the GPD tests (`gpd_conformance`, `gpd_v2`) share: Enti with a
-//! station each on a fresh database, a key of each, debt positions as a
-//! GPD client sends them (v1's and v3's models), the receipt the Node
-//! sends for a notice, and the ZIP of the massive upload. Serve the store
-//! with `schemathesis.rs`'s `serve`.
+//! What the GPD tests (`gpd_conformance`, and through `app.rs` `gpd_v2`,
+//! `gpd_v3` and `gpd_upload`) share: Enti with a station each on a fresh
+//! database, a key of each, debt positions as a GPD client sends them
+//! (v1's and v3's models), the receipt the Node sends for a notice, and
+//! the ZIP of the massive upload. Serve the store with `schemathesis.rs`'s
+//! `serve` (`app.rs` does, with Enti A and B).
 
 // Each test that includes this module uses a part of it.
 #![allow(dead_code)]
@@ -26,8 +27,12 @@ pub const BROKER: &str = "15376371009";
 pub const STATION: &str = "ST_01";
 pub const IBAN: &str = "IT65B0200805364000104567891";
 pub const OTHER_IBAN: &str = "IT61X0306909606100000012345";
+/// Fails the IBAN check digits.
+pub const BAD_IBAN: &str = "IT00B0200805364000104567891";
 pub const DEBTOR: &str = "RSSMRA85T10A562S";
 pub const CATEGORY: &str = "9/0101101IM/";
+/// What GPD answers to a delete (v1, v2, v3), as a JSON string.
+pub const DELETED: &str = "The debt position was successfully deleted";
 
 /// A fresh database on `backend` with each of `enti` (the i-th with a
 /// station of segregation code i + 1), and an Ente key of each, in order.
