@@ -1128,7 +1128,10 @@ async fn send_sets_a_notification_fee_that_the_node_then_asks_for() {
             .expect("pdftotext (poppler-utils; scripts/test.sh installs it)");
         let _ = std::fs::remove_file(&file);
         let text = String::from_utf8_lossy(&text.stdout);
-        assert!(text.contains("101,00"), "{backend:?}: the notice says\n{text}");
+        assert!(
+            text.contains("101,00"),
+            "{backend:?}: the notice says\n{text}"
+        );
         assert!(!text.contains("100,00 €"), "{text}");
         // The Node is asked for the amount with the fee, on the Ente's transfer.
         let r = node
