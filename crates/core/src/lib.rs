@@ -7,6 +7,7 @@
 //! property tests in milliseconds.
 
 pub mod accertamento;
+pub mod access;
 pub mod catalogue;
 pub mod codes;
 pub mod ente;
