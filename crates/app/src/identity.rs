@@ -5,7 +5,18 @@
 //! the workers) gets the same answer for the same person.
 
 use crate::error::AppError;
+use incasso_core::access::{Access, Area, Rights, Role};
 use incasso_store::{ApiKeyRecord, KeyScope};
+
+/// A person signed in to the back office, as use cases see them: who, and
+/// their rights (never their password's hash).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperatorIdentity {
+    pub id: i64,
+    pub username: String,
+    pub full_name: String,
+    pub rights: Rights,
+}
 
 /// The caller of a use case.
 #[derive(Debug, Clone)]
@@ -20,6 +31,8 @@ pub enum Caller {
     /// Somebody on the public pages, signed in as nobody: may see and pay
     /// a notice whose number they hold, nothing else.
     Public,
+    /// A person signed in to the back office, with their rights.
+    Operator(Box<OperatorIdentity>),
 }
 
 impl Caller {
@@ -29,6 +42,28 @@ impl Caller {
             Caller::Key(k) => k.scope == KeyScope::Intermediary,
             Caller::System(_) => true,
             Caller::Public => false,
+            Caller::Operator(o) => o.rights.role == Role::IntermediaryAdmin,
+        }
+    }
+
+    /// Who, as the audit log names them.
+    pub fn actor(&self) -> String {
+        match self {
+            Caller::Key(k) => format!("key:{}", k.key_id),
+            Caller::System(what) => format!("system:{what}"),
+            Caller::Public => "public".into(),
+            Caller::Operator(o) => format!("operator:{}", o.username),
+        }
+    }
+
+    /// The caller may `access` `area` of this Ente: an API key as its scope
+    /// says (keys are for programs, which the areas do not divide), an
+    /// operator as their rights say.
+    pub fn require(&self, ente: &str, area: Area, access: Access) -> Result<(), AppError> {
+        match self {
+            Caller::Operator(o) if o.rights.may(ente, area, access) => Ok(()),
+            Caller::Operator(_) => Err(AppError::forbidden()),
+            _ => self.require_ente(ente),
         }
     }
 
@@ -38,6 +73,7 @@ impl Caller {
         match self {
             _ if self.is_intermediary() => Ok(()),
             Caller::Key(k) if k.ente.as_deref() == Some(fiscal_code) => Ok(()),
+            Caller::Operator(o) if o.rights.reaches(fiscal_code) => Ok(()),
             _ => Err(AppError::forbidden()),
         }
     }
@@ -53,6 +89,7 @@ impl Caller {
             {
                 Ok(())
             }
+            Caller::Operator(o) if o.rights.may(fiscal_code, Area::Users, Access::Write) => Ok(()),
             _ => Err(AppError::new(
                 crate::error::Kind::Forbidden,
                 "FORBIDDEN_SCOPE",

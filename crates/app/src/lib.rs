@@ -15,6 +15,7 @@
 //! [`demo`] (the demo seed).
 
 pub mod admin;
+pub mod audit;
 pub mod bus;
 pub mod checkout;
 pub mod demo;
@@ -28,6 +29,7 @@ pub mod keys;
 pub mod node;
 mod node_demand;
 pub mod notices;
+pub mod operators;
 pub mod paging;
 pub mod positions;
 pub mod receipts;
@@ -36,7 +38,7 @@ pub mod supply;
 pub mod upload;
 
 pub use error::{AppError, At, Kind, Place};
-pub use identity::Caller;
+pub use identity::{Caller, OperatorIdentity};
 
 use chrono::{DateTime, Utc};
 use incasso_core::ente::StationLink;

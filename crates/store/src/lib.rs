@@ -22,6 +22,7 @@ mod enti;
 mod iuv;
 mod keys;
 mod migrate;
+mod operators;
 mod positions;
 mod receipts;
 mod recon;
@@ -34,6 +35,7 @@ mod uploads;
 pub use bulk::{Existing, INTERRUPTED, LOADING, PaidItem, SupplyError, SupplyOfFile, SupplyRecord};
 pub use claim::SupplyClaim;
 pub use keys::{ApiKeyRecord, KeyScope};
+pub use operators::{AuditEvent, NewOperator, OperatorRecord};
 pub use positions::{ListFilter, OrderBy, Page, StoredPosition};
 pub use receipts::{
     Anomaly, ReceiptCursor, ReceiptFilter, ReceiptOutcome, ReceiptRecord, ReceiptSummary,

@@ -87,6 +87,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0012_gpd_uploads.sql"),
         postgres: include_str!("../migrations/postgres/0012_gpd_uploads.sql"),
     },
+    Migration {
+        version: 13,
+        name: "operators",
+        sqlite: include_str!("../migrations/sqlite/0013_operators.sql"),
+        postgres: include_str!("../migrations/postgres/0013_operators.sql"),
+    },
 ];
 
 /// Arbitrary constant naming incasso's migration lock on PostgreSQL.
