@@ -7,7 +7,9 @@
 //!   into the binary so it works offline)
 
 pub mod admin;
+pub mod assets;
 pub mod auth;
+pub mod backoffice;
 pub mod bus_api;
 pub mod checkout;
 pub mod error;
@@ -78,6 +80,8 @@ pub fn router(state: AppState) -> Router {
                 .route_layer(guard)
                 .layer(axum::middleware::from_fn(error::problem_json)),
         )
+        .merge(backoffice::routes())
+        .merge(assets::routes())
         .merge(SwaggerUi::new("/api/docs").url("/api/openapi.json", openapi))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

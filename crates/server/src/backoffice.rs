@@ -1,0 +1,307 @@
+//! The back office at `/backoffice/`: server-rendered pages (askama,
+//! Bootstrap Italia) over the application layer. This module holds the
+//! door's part of people: the sign-in form (`username`, `password` and a
+//! CSRF field, posted to the same path), sign-out (`POST
+//! /backoffice/logout`), the session cookie, CSRF on every form, and the
+//! security headers of every page.
+//!
+//! The session cookie carries a random token (its SHA-256 is what the store
+//! keeps); it is `HttpOnly`, `SameSite=Lax`, limited to `/backoffice`, and
+//! `Secure` whenever incasso is reached over HTTPS or on this machine
+//! (where browsers take `Secure` cookies over plain HTTP). Before sign-in,
+//! the form's CSRF token is checked against a cookie of its own (double
+//! submit); after, against the one bound to the session.
+
+use crate::AppState;
+use askama::Template;
+use axum::Router;
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use incasso_app::{OperatorIdentity, operators};
+use serde::Deserialize;
+
+const SESSION_COOKIE: &str = "incasso_session";
+const FORM_COOKIE: &str = "incasso_form";
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/backoffice",
+            get(|| async { Redirect::to("/backoffice/") }),
+        )
+        .route("/backoffice/", get(home))
+        .route("/backoffice/login", get(login_page).post(login))
+        .route("/backoffice/logout", post(logout))
+        .route("/backoffice/accessibilita", get(accessibility))
+        .layer(axum::middleware::from_fn(security_headers))
+}
+
+/// Every page: no inline script or style, no framing, no referrer beyond
+/// the site, no guessing of types.
+async fn security_headers(request: Request, next: Next) -> Response {
+    let mut resp = next.run(request).await;
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; img-src 'self' data:; font-src 'self'; style-src 'self'; \
+             script-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; \
+             object-src 'none'",
+        ),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+/// The value of cookie `name` in the request.
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string())
+}
+
+/// Whether cookies may be `Secure`: HTTPS, or this machine.
+fn secure(state: &AppState) -> bool {
+    let url = &state.app.settings.public_url;
+    url.starts_with("https://")
+        || ["http://localhost", "http://127.0.0.1", "http://[::1]"]
+            .iter()
+            .any(|local| url.starts_with(local))
+}
+
+fn set_cookie(
+    state: &AppState,
+    name: &str,
+    value: &str,
+    path: &str,
+    max_age: Option<i64>,
+) -> HeaderValue {
+    let mut c = format!("{name}={value}; Path={path}; HttpOnly; SameSite=Lax");
+    if secure(state) {
+        c.push_str("; Secure");
+    }
+    if let Some(age) = max_age {
+        c.push_str(&format!("; Max-Age={age}"));
+    }
+    HeaderValue::from_str(&c).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+fn random_token() -> String {
+    let mut b = [0u8; 32];
+    let _ = getrandom::fill(&mut b);
+    incasso_app::keys::hex(&b)
+}
+
+/// Equal, in a time that does not tell how much of a guess was right.
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+/// A page rendered, or a plain error when a template fails.
+fn page(t: &impl Template) -> Response {
+    match t.render() {
+        Ok(html) => Html(html).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "template failed");
+            (StatusCode::INTERNAL_SERVER_ERROR, "errore interno").into_response()
+        }
+    }
+}
+
+/// The operator signed in to this request's session; without one, the way
+/// to the sign-in page.
+pub struct SignedIn {
+    pub operator: OperatorIdentity,
+    pub csrf: String,
+    pub token: String,
+    pub must_change_password: bool,
+}
+
+impl FromRequestParts<AppState> for SignedIn {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let to_login = || Redirect::to("/backoffice/login").into_response();
+        let token = cookie(&parts.headers, SESSION_COOKIE).ok_or_else(to_login)?;
+        match operators::session(&state.app, &token).await {
+            Ok((operator, csrf, must_change_password)) => Ok(SignedIn {
+                operator,
+                csrf,
+                token,
+                must_change_password,
+            }),
+            Err(_) => Err(to_login()),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "backoffice/login.html")]
+struct LoginPage<'a> {
+    csrf: &'a str,
+    username: &'a str,
+    error: Option<&'a str>,
+    notice: Option<&'a str>,
+}
+
+/// The sign-in form, with a fresh CSRF token in its cookie and its field.
+fn login_form(
+    state: &AppState,
+    status: StatusCode,
+    username: &str,
+    error: Option<&str>,
+    notice: Option<&str>,
+) -> Response {
+    let csrf = random_token();
+    let mut resp = page(&LoginPage {
+        csrf: &csrf,
+        username,
+        error,
+        notice,
+    });
+    *resp.status_mut() = status;
+    resp.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(state, FORM_COOKIE, &csrf, "/backoffice/login", None),
+    );
+    resp
+}
+
+async fn login_page(State(state): State<AppState>) -> Response {
+    login_form(&state, StatusCode::OK, "", None, None)
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    csrf: String,
+}
+
+async fn login(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::Form(form): axum::Form<LoginForm>,
+) -> Response {
+    let expected = cookie(&headers, FORM_COOKIE).unwrap_or_default();
+    if expected.is_empty() || !same(&expected, &form.csrf) {
+        return login_form(
+            &state,
+            StatusCode::FORBIDDEN,
+            &form.username,
+            Some("Il modulo è scaduto o non è stato inviato da questa pagina: riprovare."),
+            None,
+        );
+    }
+    if form.username.trim().is_empty() || form.password.is_empty() {
+        return login_form(
+            &state,
+            StatusCode::BAD_REQUEST,
+            &form.username,
+            Some("Indicare nome utente e password."),
+            None,
+        );
+    }
+    match operators::sign_in(&state.app, &form.username, &form.password).await {
+        Ok(session) => {
+            let mut resp = Redirect::to("/backoffice/").into_response();
+            let h = resp.headers_mut();
+            h.append(
+                header::SET_COOKIE,
+                set_cookie(&state, SESSION_COOKIE, &session.token, "/backoffice", None),
+            );
+            h.append(
+                header::SET_COOKIE,
+                set_cookie(&state, FORM_COOKIE, "", "/backoffice/login", Some(0)),
+            );
+            resp
+        }
+        Err(e) => {
+            let status = crate::error::status_of(e.kind);
+            login_form(&state, status, &form.username, Some(&e.detail), None)
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+async fn logout(
+    State(state): State<AppState>,
+    signed: SignedIn,
+    axum::Form(form): axum::Form<CsrfForm>,
+) -> Response {
+    if !same(&signed.csrf, &form.csrf) {
+        return (
+            StatusCode::FORBIDDEN,
+            Html("<!doctype html><html lang=\"it\"><title>Modulo non valido</title><p>Il modulo non è stato inviato da questa pagina: tornare al <a href=\"/backoffice/\">back office</a>.</p></html>"),
+        )
+            .into_response();
+    }
+    if let Err(e) = operators::sign_out(&state.app, &signed.token).await {
+        tracing::warn!(error = %e, "sign-out failed");
+    }
+    let mut resp = login_form(&state, StatusCode::OK, "", None, Some("Uscita effettuata."));
+    resp.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(&state, SESSION_COOKIE, "", "/backoffice", Some(0)),
+    );
+    resp
+}
+
+#[derive(Template)]
+#[template(path = "backoffice/home.html")]
+struct HomePage<'a> {
+    csrf: &'a str,
+    full_name: &'a str,
+    role: &'a str,
+    ente: Option<&'a str>,
+    must_change_password: bool,
+}
+
+async fn home(signed: SignedIn) -> Response {
+    let o = &signed.operator;
+    page(&HomePage {
+        csrf: &signed.csrf,
+        full_name: &o.full_name,
+        role: o.rights.role.label(),
+        ente: o.rights.ente.as_deref(),
+        must_change_password: signed.must_change_password,
+    })
+}
+
+#[derive(Template)]
+#[template(path = "backoffice/accessibility.html")]
+struct AccessibilityPage;
+
+async fn accessibility() -> Response {
+    page(&AccessibilityPage)
+}
