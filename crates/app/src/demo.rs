@@ -8,10 +8,11 @@
 //! reusing its keys while they still work (only hashes are stored, so a
 //! lost key is replaced by a new one).
 
-use crate::keys::{generate_key, hash_key, hash_password, issue_key};
+use crate::keys::{generate_key, hash_key, issue_key};
 use chrono::{Duration, Utc};
 use incasso_core::Cents;
 use incasso_core::accertamento::{Accertamento, AccertamentoRef};
+use incasso_core::access::{Access, Area, Rights, Role};
 use incasso_core::catalogue::Service;
 use incasso_core::ente::{Ente, Office, StationLink};
 use incasso_core::position::{OptionStatus, PositionStatus};
@@ -257,6 +258,18 @@ pub struct DemoFile {
     #[serde(default)]
     pub simulator_subscription_key: String,
     pub intermediary_api_key: String,
+    /// The back office's sign-in page.
+    #[serde(default)]
+    pub backoffice_url: String,
+    /// The intermediary's administrator, who reaches every Ente.
+    #[serde(default)]
+    pub intermediary_user: String,
+    #[serde(default)]
+    pub intermediary_password: String,
+    /// The SPID/CIE test identities of the simulator's provider (none yet:
+    /// operators sign in with their password).
+    #[serde(default)]
+    pub test_identities: Vec<serde_json::Value>,
     pub enti: Vec<DemoEnteFile>,
 }
 
@@ -273,6 +286,16 @@ pub struct DemoEnteFile {
     pub api_key: String,
     pub backoffice_user: String,
     pub backoffice_password: String,
+    /// An office operator limited to the Ente's first office.
+    #[serde(default)]
+    pub office_user: String,
+    #[serde(default)]
+    pub office_password: String,
+    /// A read-only accountant.
+    #[serde(default)]
+    pub accountant_user: String,
+    #[serde(default)]
+    pub accountant_password: String,
     pub services: Vec<DemoService>,
     pub payable_notices: Vec<DemoNotice>,
 }
@@ -363,22 +386,51 @@ pub async fn seed(ctx: &crate::Ctx, data_dir: &Path, simulator_url: &str) -> Res
             .as_ref()
             .and_then(|p| p.enti.iter().find(|e| &e.fiscal_code == fc));
         let api_key = reuse_or_issue(store, prev.map(|e| e.api_key.as_str()), Some(fc)).await?;
-        let password = match prev {
-            Some(e) => e.backoffice_password.clone(),
-            None => {
-                let (_, secret) = generate_key();
-                secret[4..20].to_string()
-            }
-        };
-        store
-            .put_user(
-                d.user,
-                Some(fc),
-                &hash_password(&password),
-                "operator",
-                Utc::now(),
-            )
-            .await?;
+        let password = demo_operator(
+            store,
+            d.user,
+            &format!("Amministratore {}", d.ente.name),
+            Rights {
+                role: Role::EnteAdmin,
+                ente: Some(fc.clone()),
+                grants: vec![],
+                offices: vec![],
+            },
+            prev.map(|e| e.backoffice_password.as_str()),
+        )
+        .await?;
+        let office_user = format!("{}.ufficio", d.user);
+        let office_password = demo_operator(
+            store,
+            &office_user,
+            &format!("Operatore d'ufficio {}", d.ente.name),
+            Rights {
+                role: Role::OfficeOperator,
+                ente: Some(fc.clone()),
+                grants: vec![
+                    (Area::Positions, Access::Write),
+                    (Area::Supplies, Access::Write),
+                    (Area::Reporting, Access::Read),
+                ],
+                offices: d.offices.iter().take(1).map(|o| o.code.clone()).collect(),
+            },
+            prev.map(|e| e.office_password.as_str()),
+        )
+        .await?;
+        let accountant_user = format!("{}.ragioneria", d.user);
+        let accountant_password = demo_operator(
+            store,
+            &accountant_user,
+            &format!("Ragioneria {}", d.ente.name),
+            Rights {
+                role: Role::Accountant,
+                ente: Some(fc.clone()),
+                grants: vec![],
+                offices: vec![],
+            },
+            prev.map(|e| e.accountant_password.as_str()),
+        )
+        .await?;
         let payable = payable_notices(store, fc).await?;
         out.push(DemoEnteFile {
             pay_url: payable
@@ -393,6 +445,10 @@ pub async fn seed(ctx: &crate::Ctx, data_dir: &Path, simulator_url: &str) -> Res
             api_key,
             backoffice_user: d.user.into(),
             backoffice_password: password,
+            office_user,
+            office_password,
+            accountant_user,
+            accountant_password,
             services: store
                 .list_services(fc)
                 .await?
@@ -406,7 +462,25 @@ pub async fn seed(ctx: &crate::Ctx, data_dir: &Path, simulator_url: &str) -> Res
             payable_notices: payable,
         });
     }
+    let intermediary_user = "intermediario";
+    let intermediary_password = demo_operator(
+        store,
+        intermediary_user,
+        "Amministratore dell'intermediario",
+        Rights {
+            role: Role::IntermediaryAdmin,
+            ente: None,
+            grants: vec![],
+            offices: vec![],
+        },
+        previous.as_ref().map(|p| p.intermediary_password.as_str()),
+    )
+    .await?;
     let file = DemoFile {
+        backoffice_url: format!("{base_url}/backoffice/"),
+        intermediary_user: intermediary_user.into(),
+        intermediary_password,
+        test_identities: Vec::new(),
         base_url: base_url.into(),
         broker_id: BROKER_ID.into(),
         simulator_url: simulator_url.into(),
@@ -421,6 +495,61 @@ pub async fn seed(ctx: &crate::Ctx, data_dir: &Path, simulator_url: &str) -> Res
         }
     })?;
     Ok(path)
+}
+
+/// The demo operator `username` (created if missing, with `rights`) and
+/// their password: the one the last demo.json gave, or a new one.
+async fn demo_operator(
+    store: &Store,
+    username: &str,
+    full_name: &str,
+    rights: Rights,
+    previous: Option<&str>,
+) -> Result<String> {
+    if let Some(existing) = store.operator_by_username(username).await?
+        && let Some(password) = previous.filter(|p| !p.is_empty())
+    {
+        // The password demo.json tells must open the account.
+        let hash = crate::operators::hash_password(password).map_err(|e| DemoError::Store {
+            during: "hashing a demo password".into(),
+            source: StoreError::Conflict(e.detail),
+        })?;
+        store
+            .set_operator_password(existing.id, &hash, false, Utc::now())
+            .await?;
+        return Ok(password.to_string());
+    }
+    // Three kinds of character, as the password policy wants.
+    let (_, secret) = generate_key();
+    let password = format!("Demo-{}", &secret[4..16]);
+    let hash = crate::operators::hash_password(&password).map_err(|e| DemoError::Store {
+        during: "hashing a demo password".into(),
+        source: StoreError::Conflict(e.detail),
+    })?;
+    match store.operator_by_username(username).await? {
+        Some(existing) => {
+            store
+                .set_operator_password(existing.id, &hash, false, Utc::now())
+                .await?
+        }
+        None => {
+            store
+                .create_operator(
+                    &incasso_store::NewOperator {
+                        username: username.into(),
+                        password_hash: Some(hash),
+                        fiscal_code: None,
+                        full_name: full_name.into(),
+                        email: None,
+                        rights,
+                        must_change_password: false,
+                    },
+                    Utc::now(),
+                )
+                .await?;
+        }
+    }
+    Ok(password)
 }
 
 async fn reuse_or_issue(

@@ -113,26 +113,3 @@ pub async fn revoke(ctx: &Ctx, ente: &str, key_id: &str) -> Result<(), AppError>
         .await
         .at(Place::new("keys.revoke", ente, key_id))
 }
-
-/// An Argon2id PHC string for a back-office password.
-pub fn hash_password(password: &str) -> String {
-    use argon2::password_hash::{PasswordHasher, SaltString};
-    let mut salt = [0u8; 16];
-    getrandom::fill(&mut salt).expect("operating system random source");
-    let salt = SaltString::encode_b64(&salt).expect("16 bytes always encode");
-    argon2::Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .expect("argon2 with default parameters")
-        .to_string()
-}
-
-pub fn verify_password(password: &str, phc: &str) -> bool {
-    use argon2::password_hash::{PasswordHash, PasswordVerifier};
-    PasswordHash::new(phc)
-        .map(|h| {
-            argon2::Argon2::default()
-                .verify_password(password.as_bytes(), &h)
-                .is_ok()
-        })
-        .unwrap_or(false)
-}

@@ -167,6 +167,10 @@ fn serve_demo_writes_demo_json_and_stops_on_sigterm_on(backend: Backend) {
                 "api_key",
                 "backoffice_user",
                 "backoffice_password",
+                "office_user",
+                "office_password",
+                "accountant_user",
+                "accountant_password",
             ] {
                 assert!(
                     e[key].as_str().is_some_and(|s| !s.is_empty()),
@@ -192,6 +196,22 @@ fn serve_demo_writes_demo_json_and_stops_on_sigterm_on(backend: Backend) {
                 assert!(nav.starts_with(&format!("3{}", e["segregation_code"].as_str().unwrap())));
                 assert!(n["amount_cents"].as_i64().unwrap() > 0);
             }
+            // Each of the Ente's people in demo.json signs in to the back office.
+            for (user, password) in [
+                ("backoffice_user", "backoffice_password"),
+                ("office_user", "office_password"),
+                ("accountant_user", "accountant_password"),
+            ] {
+                let answer = sign_in(
+                    port,
+                    e[user].as_str().unwrap(),
+                    e[password].as_str().unwrap(),
+                );
+                assert!(
+                    answer.starts_with("HTTP/1.1 303"),
+                    "round {round}, {user}: {answer}"
+                );
+            }
             // The key in demo.json works, on its own Ente.
             let fc = e["fiscal_code"].as_str().unwrap();
             let key = e["api_key"].as_str().unwrap();
@@ -206,6 +226,22 @@ fn serve_demo_writes_demo_json_and_stops_on_sigterm_on(backend: Backend) {
                 "some demo positions are paid"
             );
         }
+        assert_eq!(
+            demo["backoffice_url"],
+            format!("http://127.0.0.1:{port}/backoffice/")
+        );
+        let answer = sign_in(
+            port,
+            demo["intermediary_user"].as_str().unwrap(),
+            demo["intermediary_password"].as_str().unwrap(),
+        );
+        assert!(answer.starts_with("HTTP/1.1 303"), "{answer}");
+        let wrong = sign_in(
+            port,
+            demo["intermediary_user"].as_str().unwrap(),
+            "Sbagliata-2026!",
+        );
+        assert!(wrong.starts_with("HTTP/1.1 401"), "{wrong}");
         // Seeded once: the second start finds the same positions.
         let out = http_get(
             port,
@@ -254,6 +290,47 @@ fn serve_demo_writes_demo_json_and_stops_on_sigterm_on(backend: Backend) {
         assert_eq!(dir.join("incasso.db").exists(), db.is_none());
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Signs in to the back office as a browser does (the form, its CSRF
+/// cookie and field, the post); answers the post's raw HTTP answer.
+fn sign_in(port: u16, user: &str, password: &str) -> String {
+    use std::io::{Read, Write};
+    let raw = |request: String| {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.write_all(request.as_bytes()).unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    };
+    let page =
+        raw("GET /backoffice/login HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_string());
+    let cookie = page
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: incasso_form="))
+        .map(|v| v.split(';').next().unwrap().to_string())
+        .unwrap_or_else(|| panic!("no form cookie: {page}"));
+    let at = page.find("name=\"csrf\" value=\"").unwrap() + 19;
+    let csrf = &page[at..at + page[at..].find('"').unwrap()];
+    let encode = |v: &str| -> String {
+        v.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect()
+    };
+    let body = format!(
+        "username={}&password={}&csrf={csrf}",
+        encode(user),
+        encode(password)
+    );
+    raw(format!(
+        "POST /backoffice/login HTTP/1.1\r\nHost: x\r\nConnection: close\r\nCookie: incasso_form={cookie}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    ))
 }
 
 fn http_get(port: u16, path: &str, key: &str) -> String {

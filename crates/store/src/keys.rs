@@ -124,39 +124,3 @@ fn record(r: &sqlx::any::AnyRow) -> Result<ApiKeyRecord> {
         created_at: r.try_get("created_at")?,
     })
 }
-
-impl Store {
-    /// Creates or replaces a back-office user (idempotent by username).
-    pub async fn put_user(
-        &self,
-        username: &str,
-        ente: Option<&str>,
-        password_hash: &str,
-        role: &str,
-        now: DateTime<Utc>,
-    ) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO users (username, ente, password_hash, role, created_at) VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (username) DO UPDATE SET ente = excluded.ente,
-                password_hash = excluded.password_hash, role = excluded.role",
-        )
-        .bind(username)
-        .bind(ente)
-        .bind(password_hash)
-        .bind(role)
-        .bind(to_micros(now))
-        .execute(&self.writer)
-        .await?;
-        Ok(())
-    }
-
-    /// The password hash and Ente of a user, for sign-in.
-    pub async fn find_user(&self, username: &str) -> Result<Option<(String, Option<String>)>> {
-        let row = sqlx::query("SELECT password_hash, ente FROM users WHERE username = $1")
-            .bind(username)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|r| Ok((r.try_get("password_hash")?, r.try_get("ente")?)))
-            .transpose()
-    }
-}

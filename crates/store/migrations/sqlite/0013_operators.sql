@@ -49,3 +49,7 @@ CREATE TABLE audit_log (
     detail TEXT NOT NULL
 );
 CREATE INDEX audit_log_by_ente ON audit_log (ente, at);
+
+-- The placeholder of back-office users, which nothing signed in with:
+-- the operators above take its place.
+DROP TABLE users;
