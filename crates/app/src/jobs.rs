@@ -41,6 +41,7 @@ pub fn start(app: &App) -> Jobs {
         tokio::spawn(refresh_states(app.store.clone())),
         tokio::spawn(fetch_flows_periodically(app.store.clone())),
         tokio::spawn(resume_uploads(app.store.clone(), app.clock)),
+        tokio::spawn(close_expired_sessions(app.store.clone())),
     ];
     if let Some(dir) = app.settings.data_dir.clone() {
         jobs.push(tokio::spawn(crate::inbox::run(
@@ -50,6 +51,25 @@ pub fn start(app: &App) -> Jobs {
         )));
     }
     Jobs(jobs)
+}
+
+/// Removes the back office's sessions past their idle or absolute timeout
+/// (they are refused anyway: this keeps the table small), every ten minutes.
+async fn close_expired_sessions(store: Store) {
+    let mut tick = tokio::time::interval(Duration::from_secs(600));
+    loop {
+        tick.tick().await;
+        let now = Utc::now();
+        if let Err(e) = store
+            .close_expired_sessions(
+                now - crate::operators::IDLE_TIMEOUT,
+                now - crate::operators::ABSOLUTE_TIMEOUT,
+            )
+            .await
+        {
+            tracing::warn!(error = %e, "closing expired sessions failed; retrying later");
+        }
+    }
 }
 
 /// Resumes GPD massive uploads whose process died: at start (a restart

@@ -185,6 +185,20 @@ async fn sessions_end_when_idle_or_too_old_and_at_sign_out() {
                 t - now
             );
         }
+        // The cleaning job removes what is idle; a fresh session stays.
+        let idle = operators::sign_in(&app, "anna", GOOD).await.unwrap();
+        let fresh = operators::sign_in(&at(&app, now + Duration::minutes(40)), "anna", GOOD)
+            .await
+            .unwrap();
+        let removed = app
+            .store
+            .close_expired_sessions(now + Duration::minutes(10), now - Duration::hours(12))
+            .await
+            .unwrap();
+        assert!(removed >= 1, "{backend:?}");
+        let later = at(&app, now + Duration::minutes(41));
+        assert!(operators::session(&app, &idle.token).await.is_err());
+        operators::session(&later, &fresh.token).await.unwrap();
         let s = operators::sign_in(&app, "anna", GOOD).await.unwrap();
         operators::sign_out(&app, &s.token).await.unwrap();
         assert!(operators::session(&app, &s.token).await.is_err());

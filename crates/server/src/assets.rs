@@ -107,6 +107,7 @@ static ASSETS: &[(&str, &str, &[u8])] = &[
     ),
     asset!("bootstrap-italia/svg/sprites.svg", "image/svg+xml"),
     asset!("incasso/fonts.css", "text/css; charset=utf-8"),
+    asset!("incasso/incasso.css", "text/css; charset=utf-8"),
 ];
 
 pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
