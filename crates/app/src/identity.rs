@@ -73,7 +73,14 @@ impl Caller {
         match self {
             _ if self.is_intermediary() => Ok(()),
             Caller::Key(k) if k.ente.as_deref() == Some(fiscal_code) => Ok(()),
-            Caller::Operator(o) if o.rights.reaches(fiscal_code) => Ok(()),
+            // Deny by default: a use case that checks only the Ente admits
+            // the Ente's administrators; the others' areas and offices are
+            // checked by the use cases that state them (`require`).
+            Caller::Operator(o)
+                if o.rights.reaches(fiscal_code) && o.rights.role == Role::EnteAdmin =>
+            {
+                Ok(())
+            }
             _ => Err(AppError::forbidden()),
         }
     }
@@ -104,5 +111,50 @@ impl Caller {
         } else {
             Err(AppError::forbidden())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn operator(role: Role, ente: Option<&str>) -> Caller {
+        Caller::Operator(Box::new(OperatorIdentity {
+            id: 1,
+            username: "x".into(),
+            full_name: "X".into(),
+            rights: Rights {
+                role,
+                ente: ente.map(str::to_string),
+                grants: vec![(Area::Positions, Access::Write)],
+                offices: vec!["UT".into()],
+            },
+        }))
+    }
+
+    /// A use case that names no area admits only administrators: an
+    /// accountant or an office operator never passes a check meant for
+    /// another kind of caller.
+    #[test]
+    fn operators_pass_the_ente_check_only_as_administrators() {
+        let a = "80000130585";
+        assert!(operator(Role::EnteAdmin, Some(a)).require_ente(a).is_ok());
+        assert!(
+            operator(Role::IntermediaryAdmin, None)
+                .require_ente(a)
+                .is_ok()
+        );
+        for role in [Role::OfficeOperator, Role::CounterClerk, Role::Accountant] {
+            assert!(operator(role, Some(a)).require_ente(a).is_err(), "{role:?}");
+        }
+        assert!(
+            operator(Role::EnteAdmin, Some(a))
+                .require_ente("97000000022")
+                .is_err()
+        );
+        let office = operator(Role::OfficeOperator, Some(a));
+        assert!(office.require(a, Area::Positions, Access::Write).is_ok());
+        assert!(office.require(a, Area::Users, Access::Read).is_err());
+        assert!(!office.is_intermediary());
     }
 }
