@@ -37,6 +37,10 @@ pub fn routes() -> Router<AppState> {
         .route("/backoffice/login", get(login_page).post(login))
         .route("/backoffice/logout", post(logout))
         .route("/backoffice/accessibilita", get(accessibility))
+        .route(
+            "/backoffice/password",
+            get(password_page).post(change_password),
+        )
         .layer(axum::middleware::from_fn(security_headers))
 }
 
@@ -284,18 +288,83 @@ struct HomePage<'a> {
     full_name: &'a str,
     role: &'a str,
     ente: Option<&'a str>,
-    must_change_password: bool,
 }
 
 async fn home(signed: SignedIn) -> Response {
+    // A provisional password is changed before anything else.
+    if signed.must_change_password {
+        return Redirect::to("/backoffice/password").into_response();
+    }
     let o = &signed.operator;
     page(&HomePage {
         csrf: &signed.csrf,
         full_name: &o.full_name,
         role: o.rights.role.label(),
         ente: o.rights.ente.as_deref(),
-        must_change_password: signed.must_change_password,
     })
+}
+
+#[derive(Template)]
+#[template(path = "backoffice/password.html")]
+struct PasswordPage<'a> {
+    csrf: &'a str,
+    must_change: bool,
+    error: Option<&'a str>,
+}
+
+async fn password_page(signed: SignedIn) -> Response {
+    page(&PasswordPage {
+        csrf: &signed.csrf,
+        must_change: signed.must_change_password,
+        error: None,
+    })
+}
+
+#[derive(Deserialize)]
+struct PasswordForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    current_password: String,
+    #[serde(default)]
+    new_password: String,
+    #[serde(default)]
+    confirm_password: String,
+}
+
+async fn change_password(
+    State(state): State<AppState>,
+    signed: SignedIn,
+    axum::Form(form): axum::Form<PasswordForm>,
+) -> Response {
+    let refuse = |status: StatusCode, message: &str| {
+        let mut resp = page(&PasswordPage {
+            csrf: &signed.csrf,
+            must_change: signed.must_change_password,
+            error: Some(message),
+        });
+        *resp.status_mut() = status;
+        resp
+    };
+    if !same(&signed.csrf, &form.csrf) {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "Il modulo è scaduto o non è stato inviato da questa pagina: riprovare.",
+        );
+    }
+    if form.new_password != form.confirm_password {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "Conferma della nuova password: non coincide con la nuova password.",
+        );
+    }
+    let ctx = state.app.ctx(incasso_app::Caller::Operator(Box::new(
+        signed.operator.clone(),
+    )));
+    match operators::change_password(&ctx, &form.current_password, &form.new_password).await {
+        Ok(()) => Redirect::to("/backoffice/").into_response(),
+        Err(e) => refuse(crate::error::status_of(e.kind), &e.detail),
+    }
 }
 
 #[derive(Template)]

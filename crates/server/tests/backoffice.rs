@@ -205,6 +205,93 @@ async fn sign_in_sign_out_cookies_csrf_and_headers() {
         }
         let token = value_of(&set, "incasso_session").unwrap();
         let session = format!("incasso_session={token}");
+        // A first password is provisional: the pages lead to changing it.
+        let resp = c
+            .get(format!("{base}/backoffice/"))
+            .header("cookie", &session)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+        assert_eq!(resp.headers()[LOCATION], "/backoffice/password");
+        let html = c
+            .get(format!("{base}/backoffice/password"))
+            .header("cookie", &session)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(html.contains("provvisoria"), "{html}");
+        let password_csrf = csrf_of(&html);
+        let change = |fields: Vec<(&'static str, String)>| {
+            let c = c.clone();
+            let session = session.clone();
+            let url = format!("{base}/backoffice/password");
+            async move {
+                let f: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                c.post(url)
+                    .header("cookie", session)
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body(form(&f))
+                    .send()
+                    .await
+                    .unwrap()
+            }
+        };
+        const NEW: &str = "Ragioneria-2027-Roma";
+        for (current, new, confirm, status, says) in [
+            (
+                PASSWORD,
+                NEW,
+                "Altra-2027-Roma!",
+                StatusCode::BAD_REQUEST,
+                "non coincide",
+            ),
+            (
+                "Sbagliata-2026!",
+                NEW,
+                NEW,
+                StatusCode::BAD_REQUEST,
+                "attuale non",
+            ),
+            (
+                PASSWORD,
+                "corta",
+                "corta",
+                StatusCode::BAD_REQUEST,
+                "12 caratteri",
+            ),
+        ] {
+            let resp = change(vec![
+                ("csrf", password_csrf.clone()),
+                ("current_password", current.into()),
+                ("new_password", new.into()),
+                ("confirm_password", confirm.into()),
+            ])
+            .await;
+            assert_eq!(resp.status(), status);
+            let html = resp.text().await.unwrap();
+            assert!(html.contains(says), "{says}: {html}");
+        }
+        let resp = change(vec![
+            ("csrf", "forged".into()),
+            ("current_password", PASSWORD.into()),
+            ("new_password", NEW.into()),
+            ("confirm_password", NEW.into()),
+        ])
+        .await;
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+        let resp = change(vec![
+            ("csrf", password_csrf.clone()),
+            ("current_password", PASSWORD.into()),
+            ("new_password", NEW.into()),
+            ("confirm_password", NEW.into()),
+        ])
+        .await;
+        assert_eq!(resp.status(), StatusCode::SEE_OTHER, "{backend:?}");
+        assert_eq!(resp.headers()[LOCATION], "/backoffice/");
         let resp = c
             .get(format!("{base}/backoffice/"))
             .header("cookie", &session)
