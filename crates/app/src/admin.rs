@@ -38,11 +38,20 @@ fn registry_limit(asked: Option<u32>) -> Result<u32, AppError> {
 }
 
 pub async fn create_ente(ctx: &Ctx, ente: &Ente) -> Result<(), AppError> {
-    ctx.caller.require_intermediary()?;
-    ctx.store()
-        .create_ente(ente, ctx.now())
-        .await
-        .at(Place::new("enti.create", &ente.fiscal_code, ""))
+    crate::audit::audited(
+        ctx,
+        Some(&ente.fiscal_code),
+        "ente.create",
+        &ente.fiscal_code,
+        async {
+            ctx.caller.require_intermediary()?;
+            ctx.store()
+                .create_ente(ente, ctx.now())
+                .await
+                .at(Place::new("enti.create", &ente.fiscal_code, ""))
+        },
+    )
+    .await
 }
 
 pub async fn get_ente(ctx: &Ctx, fc: &str) -> Result<Ente, AppError> {
@@ -55,17 +64,20 @@ pub async fn get_ente(ctx: &Ctx, fc: &str) -> Result<Ente, AppError> {
 
 /// Updates an Ente's data; its fiscal code (`fc`) never changes.
 pub async fn update_ente(ctx: &Ctx, fc: &str, ente: &Ente) -> Result<(), AppError> {
-    ctx.caller.require_ente(fc)?;
-    if ente.fiscal_code != fc {
-        return Err(AppError::invalid(
-            "FISCAL_CODE_MISMATCH",
-            "fiscalCode: il codice fiscale nel corpo è diverso da quello nel percorso",
-        ));
-    }
-    ctx.store()
-        .update_ente(ente, ctx.now())
-        .await
-        .at(Place::new("enti.update", fc, ""))
+    crate::audit::audited(ctx, Some(fc), "ente.update", fc, async {
+        ctx.caller.require_ente(fc)?;
+        if ente.fiscal_code != fc {
+            return Err(AppError::invalid(
+                "FISCAL_CODE_MISMATCH",
+                "fiscalCode: il codice fiscale nel corpo è diverso da quello nel percorso",
+            ));
+        }
+        ctx.store()
+            .update_ente(ente, ctx.now())
+            .await
+            .at(Place::new("enti.update", fc, ""))
+    })
+    .await
 }
 
 // ---------------------------------------------------------------- stations
@@ -86,19 +98,25 @@ pub async fn list_stations(
 }
 
 pub async fn add_station(ctx: &Ctx, fc: &str, link: &StationLink) -> Result<(), AppError> {
-    ctx.caller.require_intermediary()?;
-    ctx.store()
-        .add_station(fc, link, ctx.now())
-        .await
-        .at(Place::new("stations.add", fc, &link.station_id))
+    crate::audit::audited(ctx, Some(fc), "station.add", &link.station_id, async {
+        ctx.caller.require_intermediary()?;
+        ctx.store()
+            .add_station(fc, link, ctx.now())
+            .await
+            .at(Place::new("stations.add", fc, &link.station_id))
+    })
+    .await
 }
 
 pub async fn remove_station(ctx: &Ctx, fc: &str, station: &str) -> Result<(), AppError> {
-    ctx.caller.require_intermediary()?;
-    ctx.store()
-        .remove_station(fc, station)
-        .await
-        .at(Place::new("stations.remove", fc, station))
+    crate::audit::audited(ctx, Some(fc), "station.remove", station, async {
+        ctx.caller.require_intermediary()?;
+        ctx.store()
+            .remove_station(fc, station)
+            .await
+            .at(Place::new("stations.remove", fc, station))
+    })
+    .await
 }
 
 /// How the station reaches the Node, its secrets redacted.
@@ -132,39 +150,42 @@ pub async fn set_connection(
     station: &str,
     mut settings: ConnectionSettings,
 ) -> Result<ConnectionSettings, AppError> {
-    ctx.caller.require_intermediary()?;
-    let at = Place::new("stations.set_connection", fc, station);
-    let stored: Option<ConnectionSettings> =
-        match ctx.store().station_connection(fc, station).await.at(at)? {
-            Some(json) => {
-                Some(serde_json::from_str(&json).map_err(|e| AppError::internal(&at, &e))?)
-            }
-            None => None,
-        };
-    settings
-        .keep_redacted_secrets(stored.as_ref())
-        .map_err(|field| {
-            AppError::invalid(
-                "REDACTED_SECRET",
-                format!(
-                    "{field}: '***' sta per il segreto già salvato, ma non ce n'è uno da tenere: indicare il valore"
-                ),
-            )
-        })?;
-    connector::build(
-        &settings,
-        StationIdentity {
-            broker_id: String::new(),
-            station_id: station.to_string(),
-        },
-    )
-    .map_err(|e| AppError::invalid("BAD_CONNECTION", e.to_string()))?;
-    let json = serde_json::to_string(&settings).map_err(|e| AppError::internal(&at, &e))?;
-    ctx.store()
-        .set_station_connection(fc, station, Some(&json))
-        .await
-        .at(at)?;
-    Ok(settings.redacted())
+    crate::audit::audited(ctx, Some(fc), "station.connection", station, async {
+        ctx.caller.require_intermediary()?;
+        let at = Place::new("stations.set_connection", fc, station);
+        let stored: Option<ConnectionSettings> =
+            match ctx.store().station_connection(fc, station).await.at(at)? {
+                Some(json) => {
+                    Some(serde_json::from_str(&json).map_err(|e| AppError::internal(&at, &e))?)
+                }
+                None => None,
+            };
+        settings
+            .keep_redacted_secrets(stored.as_ref())
+            .map_err(|field| {
+                AppError::invalid(
+                    "REDACTED_SECRET",
+                    format!(
+                        "{field}: '***' sta per il segreto già salvato, ma non ce n'è uno da tenere: indicare il valore"
+                    ),
+                )
+            })?;
+        connector::build(
+            &settings,
+            StationIdentity {
+                broker_id: String::new(),
+                station_id: station.to_string(),
+            },
+        )
+        .map_err(|e| AppError::invalid("BAD_CONNECTION", e.to_string()))?;
+        let json = serde_json::to_string(&settings).map_err(|e| AppError::internal(&at, &e))?;
+        ctx.store()
+            .set_station_connection(fc, station, Some(&json))
+            .await
+            .at(at)?;
+        Ok(settings.redacted())
+    })
+    .await
 }
 
 // ---------------------------------------------------------------- receipts
@@ -228,19 +249,25 @@ pub async fn list_offices(
 
 /// Creates or replaces an office (idempotent by code).
 pub async fn put_office(ctx: &Ctx, fc: &str, office: &Office) -> Result<(), AppError> {
-    ctx.caller.require_ente(fc)?;
-    ctx.store()
-        .put_office(fc, office)
-        .await
-        .at(Place::new("offices.put", fc, &office.code))
+    crate::audit::audited(ctx, Some(fc), "office.put", &office.code, async {
+        ctx.caller.require_ente(fc)?;
+        ctx.store()
+            .put_office(fc, office)
+            .await
+            .at(Place::new("offices.put", fc, &office.code))
+    })
+    .await
 }
 
 pub async fn delete_office(ctx: &Ctx, fc: &str, code: &str) -> Result<(), AppError> {
-    ctx.caller.require_ente(fc)?;
-    ctx.store()
-        .delete_office(fc, code)
-        .await
-        .at(Place::new("offices.delete", fc, code))
+    crate::audit::audited(ctx, Some(fc), "office.delete", code, async {
+        ctx.caller.require_ente(fc)?;
+        ctx.store()
+            .delete_office(fc, code)
+            .await
+            .at(Place::new("offices.delete", fc, code))
+    })
+    .await
 }
 
 // ---------------------------------------------------------------- catalogue
@@ -270,11 +297,14 @@ pub async fn get_service(ctx: &Ctx, fc: &str, code: &str) -> Result<Service, App
 
 /// Creates or replaces a catalogue service (idempotent by code).
 pub async fn put_service(ctx: &Ctx, fc: &str, service: &Service) -> Result<(), AppError> {
-    ctx.caller.require_ente(fc)?;
-    ctx.store()
-        .put_service(fc, service)
-        .await
-        .at(Place::new("services.put", fc, &service.code))
+    crate::audit::audited(ctx, Some(fc), "service.put", &service.code, async {
+        ctx.caller.require_ente(fc)?;
+        ctx.store()
+            .put_service(fc, service)
+            .await
+            .at(Place::new("services.put", fc, &service.code))
+    })
+    .await
 }
 
 // ---------------------------------------------------------------- accertamenti
@@ -314,11 +344,21 @@ pub async fn get_accertamento(
 
 /// Creates or replaces an accertamento (idempotent by year and code).
 pub async fn put_accertamento(ctx: &Ctx, fc: &str, acc: &Accertamento) -> Result<(), AppError> {
-    ctx.caller.require_ente(fc)?;
-    ctx.store()
-        .put_accertamento(fc, acc)
-        .await
-        .at(Place::new("accertamenti.put", fc, &acc.code))
+    crate::audit::audited(
+        ctx,
+        Some(fc),
+        "accertamento.put",
+        &format!("{}/{}", acc.year, acc.code),
+        async {
+            ctx.caller.require_ente(fc)?;
+            ctx.store().put_accertamento(fc, acc).await.at(Place::new(
+                "accertamenti.put",
+                fc,
+                &acc.code,
+            ))
+        },
+    )
+    .await
 }
 
 /// Creates or replaces many accertamenti at once (a year's budget): all or
@@ -328,9 +368,12 @@ pub async fn load_accertamenti(
     fc: &str,
     list: &[Accertamento],
 ) -> Result<usize, AppError> {
-    ctx.caller.require_ente(fc)?;
-    ctx.store()
-        .put_accertamenti(fc, list)
-        .await
-        .at(Place::new("accertamenti.load", fc, ""))
+    crate::audit::audited(ctx, Some(fc), "accertamento.load", "csv", async {
+        ctx.caller.require_ente(fc)?;
+        ctx.store()
+            .put_accertamenti(fc, list)
+            .await
+            .at(Place::new("accertamenti.load", fc, ""))
+    })
+    .await
 }

@@ -47,6 +47,19 @@ pub async fn outcome<T>(
     record(&ctx.app, &ctx.caller.actor(), ente, action, object, outcome).await;
 }
 
+/// Runs a write use case and appends its outcome, refusals included.
+pub async fn audited<T>(
+    ctx: &Ctx,
+    ente: Option<&str>,
+    action: &str,
+    object: &str,
+    work: impl std::future::Future<Output = Result<T, AppError>>,
+) -> Result<T, AppError> {
+    let result = work.await;
+    outcome(ctx, ente, action, object, &result).await;
+    result
+}
+
 /// A page of the log of `ente` (the intermediary's own events when `None`),
 /// newest first, filtered by a text in the actor, action or object. The
 /// Ente's administrators and the intermediary read it.

@@ -63,50 +63,54 @@ pub async fn start_upload(
     service: Option<String>,
     bytes: Vec<u8>,
 ) -> Result<Started, AppError> {
-    ctx.caller.require_ente(ente)?;
-    ctx.store()
-        .get_ente(ente)
-        .await
-        .at(Place::new("supplies.upload", ente, file_name))?;
-    let layout = supply::resolve_layout(ctx.store(), ente, layout_name).await?;
-    if bytes.is_empty() {
-        return Err(AppError::invalid("EMPTY_FILE", "il file è vuoto"));
-    }
-    let bytes = std::sync::Arc::new(bytes);
-    let open = move || -> std::io::Result<Box<dyn std::io::Read + Send>> {
-        Ok(Box::new(std::io::Cursor::new(bytes.as_ref().clone())))
-    };
-    let file = SupplyFile {
-        ente,
-        layout: &layout,
-        default_service: service.as_deref(),
-        file_name,
-        open: &open,
-    };
-    let prepared: Prepared = supply::prepare(ctx.store(), &file).await?;
-    let started = Started {
-        supply_id: prepared.supply_id,
-        resumed: prepared.resumes(),
-    };
-    let (store, ente, file_name) = (ctx.store().clone(), ente.to_string(), file_name.to_string());
-    tokio::spawn(async move {
+    crate::audit::audited(ctx, Some(ente), "supply.upload", file_name, async {
+        ctx.caller.require_ente(ente)?;
+        ctx.store()
+            .get_ente(ente)
+            .await
+            .at(Place::new("supplies.upload", ente, file_name))?;
+        let layout = supply::resolve_layout(ctx.store(), ente, layout_name).await?;
+        if bytes.is_empty() {
+            return Err(AppError::invalid("EMPTY_FILE", "il file è vuoto"));
+        }
+        let bytes = std::sync::Arc::new(bytes);
+        let open = move || -> std::io::Result<Box<dyn std::io::Read + Send>> {
+            Ok(Box::new(std::io::Cursor::new(bytes.as_ref().clone())))
+        };
         let file = SupplyFile {
-            ente: &ente,
+            ente,
             layout: &layout,
             default_service: service.as_deref(),
-            file_name: &file_name,
+            file_name,
             open: &open,
         };
-        let sinks = Sinks {
-            store_outcome: true,
-            ..Sinks::none()
+        let prepared: Prepared = supply::prepare(ctx.store(), &file).await?;
+        let started = Started {
+            supply_id: prepared.supply_id,
+            resumed: prepared.resumes(),
         };
-        let supply_id = prepared.supply_id;
-        if let Err(e) = supply::run(&store, &file, prepared, sinks).await {
-            tracing::warn!(ente = %ente, supply = supply_id, error = %e, "supply load failed");
-        }
-    });
-    Ok(started)
+        let (store, ente, file_name) =
+            (ctx.store().clone(), ente.to_string(), file_name.to_string());
+        tokio::spawn(async move {
+            let file = SupplyFile {
+                ente: &ente,
+                layout: &layout,
+                default_service: service.as_deref(),
+                file_name: &file_name,
+                open: &open,
+            };
+            let sinks = Sinks {
+                store_outcome: true,
+                ..Sinks::none()
+            };
+            let supply_id = prepared.supply_id;
+            if let Err(e) = supply::run(&store, &file, prepared, sinks).await {
+                tracing::warn!(ente = %ente, supply = supply_id, error = %e, "supply load failed");
+            }
+        });
+        Ok(started)
+    })
+    .await
 }
 
 /// Claims and records a supply file, to be loaded by [`run`] (the CLI's

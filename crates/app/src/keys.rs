@@ -98,18 +98,24 @@ pub async fn issue(
     scope: KeyScope,
     label: &str,
 ) -> Result<(String, String), AppError> {
-    ctx.caller.require_intermediary()?;
-    issue_key(ctx.store(), ente, scope, label)
-        .await
-        .at(Place::new("keys.issue", ente.unwrap_or(""), label))
+    crate::audit::audited(ctx, ente, "key.issue", label, async {
+        ctx.caller.require_intermediary()?;
+        issue_key(ctx.store(), ente, scope, label)
+            .await
+            .at(Place::new("keys.issue", ente.unwrap_or(""), label))
+    })
+    .await
 }
 
 /// Revokes one of the Ente's keys: its administrator's key or the
 /// intermediary's may; an application's key may not.
 pub async fn revoke(ctx: &Ctx, ente: &str, key_id: &str) -> Result<(), AppError> {
-    ctx.caller.require_key_admin(ente)?;
-    ctx.store()
-        .revoke_api_key(key_id, Some(ente), ctx.now())
-        .await
-        .at(Place::new("keys.revoke", ente, key_id))
+    crate::audit::audited(ctx, Some(ente), "key.revoke", key_id, async {
+        ctx.caller.require_key_admin(ente)?;
+        ctx.store()
+            .revoke_api_key(key_id, Some(ente), ctx.now())
+            .await
+            .at(Place::new("keys.revoke", ente, key_id))
+    })
+    .await
 }

@@ -16,12 +16,16 @@ pub async fn create(
     position: DebtPosition,
     publish: bool,
 ) -> Result<StoredPosition, AppError> {
-    ctx.caller.require_ente(ente)?;
     let iupd = position.iupd.clone();
-    ctx.store()
-        .create_position(ente, position, ctx.now(), publish)
-        .await
-        .at(Place::new("positions.create", ente, &iupd))
+    crate::audit::audited(ctx, Some(ente), "position.create", &iupd, async {
+        ctx.caller.require_ente(ente)?;
+        let iupd = position.iupd.clone();
+        ctx.store()
+            .create_position(ente, position, ctx.now(), publish)
+            .await
+            .at(Place::new("positions.create", ente, &iupd))
+    })
+    .await
 }
 
 /// The most positions one call on many may carry, as GPD's v2 takes them.
@@ -53,12 +57,21 @@ pub async fn create_many(
     positions: Vec<DebtPosition>,
     publish: bool,
 ) -> Result<Vec<StoredPosition>, AppError> {
-    ctx.caller.require_ente(ente)?;
-    check_many(positions.len())?;
-    ctx.store()
-        .create_positions(ente, positions, ctx.now(), publish, None)
-        .await
-        .at(Place::new("positions.create_many", ente, ""))
+    crate::audit::audited(
+        ctx,
+        Some(ente),
+        "position.create_many",
+        &format!("{} posizioni", positions.len()),
+        async {
+            ctx.caller.require_ente(ente)?;
+            check_many(positions.len())?;
+            ctx.store()
+                .create_positions(ente, positions, ctx.now(), publish, None)
+                .await
+                .at(Place::new("positions.create_many", ente, ""))
+        },
+    )
+    .await
 }
 
 /// Replaces many positions at once (GPD v2's update): all or none.
@@ -68,15 +81,24 @@ pub async fn update_many(
     positions: Vec<DebtPosition>,
     publish: bool,
 ) -> Result<Vec<StoredPosition>, AppError> {
-    ctx.caller.require_ente(ente)?;
-    check_many(positions.len())?;
-    for (i, p) in positions.iter().enumerate() {
-        check_iupd(&format!("paymentPositions[{i}].iupd"), &p.iupd)?;
-    }
-    ctx.store()
-        .replace_positions(ente, positions, ctx.now(), publish, None)
-        .await
-        .at(Place::new("positions.update_many", ente, ""))
+    crate::audit::audited(
+        ctx,
+        Some(ente),
+        "position.update_many",
+        &format!("{} posizioni", positions.len()),
+        async {
+            ctx.caller.require_ente(ente)?;
+            check_many(positions.len())?;
+            for (i, p) in positions.iter().enumerate() {
+                check_iupd(&format!("paymentPositions[{i}].iupd"), &p.iupd)?;
+            }
+            ctx.store()
+                .replace_positions(ente, positions, ctx.now(), publish, None)
+                .await
+                .at(Place::new("positions.update_many", ente, ""))
+        },
+    )
+    .await
 }
 
 /// The most positions one delete on many may name, as GPD's v2 takes them.
@@ -84,27 +106,30 @@ pub const DELETE_MANY_LIMIT: usize = 20;
 
 /// Deletes many positions at once (GPD v2): all or none.
 pub async fn delete_many(ctx: &Ctx, ente: &str, iupds: &[String]) -> Result<(), AppError> {
-    ctx.caller.require_ente(ente)?;
-    if iupds.is_empty() || iupds.len() > DELETE_MANY_LIMIT {
-        return Err(AppError::invalid(
-            "TOO_MANY",
-            format!(
-                "paymentPositionIUPDs: da 1 a {DELETE_MANY_LIMIT} iupd per chiamata, ricevuti {}",
-                iupds.len()
-            ),
-        ));
-    }
-    ctx.store()
-        .delete_positions(ente, iupds, None)
-        .await
-        .at(Place::new("positions.delete_many", ente, ""))
-        .map_err(|mut e| {
-            // The request names its list paymentPositionIUPDs.
-            e.detail = e
-                .detail
-                .replacen("paymentPositions[", "paymentPositionIUPDs[", 1);
-            e
-        })
+    crate::audit::audited(ctx, Some(ente), "position.delete_many", &iupds.join(","), async {
+        ctx.caller.require_ente(ente)?;
+        if iupds.is_empty() || iupds.len() > DELETE_MANY_LIMIT {
+            return Err(AppError::invalid(
+                "TOO_MANY",
+                format!(
+                    "paymentPositionIUPDs: da 1 a {DELETE_MANY_LIMIT} iupd per chiamata, ricevuti {}",
+                    iupds.len()
+                ),
+            ));
+        }
+        ctx.store()
+            .delete_positions(ente, iupds, None)
+            .await
+            .at(Place::new("positions.delete_many", ente, ""))
+            .map_err(|mut e| {
+                // The request names its list paymentPositionIUPDs.
+                e.detail = e
+                    .detail
+                    .replacen("paymentPositions[", "paymentPositionIUPDs[", 1);
+                e
+            })
+    })
+    .await
 }
 
 /// An iupd is a key of the URL: one GPD could not store is refused (400),
@@ -138,42 +163,54 @@ pub async fn update(
     position: DebtPosition,
     publish: bool,
 ) -> Result<StoredPosition, AppError> {
-    ctx.caller.require_ente(ente)?;
-    check_iupd("iupd", &position.iupd)?;
-    if position.iupd != iupd {
-        return Err(AppError::invalid(
-            "IUPD_MISMATCH",
-            "l'iupd nel corpo è diverso da quello nel percorso",
-        ));
-    }
-    ctx.store()
-        .replace_position(ente, iupd, position, ctx.now(), publish)
-        .await
-        .at(Place::new("positions.update", ente, iupd))
+    crate::audit::audited(ctx, Some(ente), "position.update", iupd, async {
+        ctx.caller.require_ente(ente)?;
+        check_iupd("iupd", &position.iupd)?;
+        if position.iupd != iupd {
+            return Err(AppError::invalid(
+                "IUPD_MISMATCH",
+                "l'iupd nel corpo è diverso da quello nel percorso",
+            ));
+        }
+        ctx.store()
+            .replace_position(ente, iupd, position, ctx.now(), publish)
+            .await
+            .at(Place::new("positions.update", ente, iupd))
+    })
+    .await
 }
 
 pub async fn delete(ctx: &Ctx, ente: &str, iupd: &str) -> Result<(), AppError> {
-    ctx.caller.require_ente(ente)?;
-    ctx.store()
-        .delete_position(ente, iupd)
-        .await
-        .at(Place::new("positions.delete", ente, iupd))
+    crate::audit::audited(ctx, Some(ente), "position.delete", iupd, async {
+        ctx.caller.require_ente(ente)?;
+        ctx.store()
+            .delete_position(ente, iupd)
+            .await
+            .at(Place::new("positions.delete", ente, iupd))
+    })
+    .await
 }
 
 pub async fn publish(ctx: &Ctx, ente: &str, iupd: &str) -> Result<StoredPosition, AppError> {
-    ctx.caller.require_ente(ente)?;
-    ctx.store()
-        .publish_position(ente, iupd, ctx.now())
-        .await
-        .at(Place::new("positions.publish", ente, iupd))
+    crate::audit::audited(ctx, Some(ente), "position.publish", iupd, async {
+        ctx.caller.require_ente(ente)?;
+        ctx.store()
+            .publish_position(ente, iupd, ctx.now())
+            .await
+            .at(Place::new("positions.publish", ente, iupd))
+    })
+    .await
 }
 
 pub async fn invalidate(ctx: &Ctx, ente: &str, iupd: &str) -> Result<StoredPosition, AppError> {
-    ctx.caller.require_ente(ente)?;
-    ctx.store()
-        .invalidate_position(ente, iupd, ctx.now())
-        .await
-        .at(Place::new("positions.invalidate", ente, iupd))
+    crate::audit::audited(ctx, Some(ente), "position.invalidate", iupd, async {
+        ctx.caller.require_ente(ente)?;
+        ctx.store()
+            .invalidate_position(ente, iupd, ctx.now())
+            .await
+            .at(Place::new("positions.invalidate", ente, iupd))
+    })
+    .await
 }
 
 /// Marks a notice paid outside pagoPA (at the counter, by bank transfer).
@@ -185,25 +222,28 @@ pub async fn mark_paid(
     nav: &str,
     paid_at: Option<DateTime<Utc>>,
 ) -> Result<(StoredPosition, usize), AppError> {
-    ctx.caller.require_ente(ente)?;
-    let now = ctx.now();
-    let paid_at = paid_at.unwrap_or(now);
-    if paid_at > now {
-        return Err(AppError::invalid(
-            "DATE_IN_FUTURE",
-            "paymentDate: la data di pagamento non può essere futura",
-        ));
-    }
-    match ctx.store().mark_option_paid(ente, nav, paid_at, now).await {
-        Err(StoreError::Transition(t)) => {
-            let kind = match t {
-                TransitionError::AlreadyPaid => Kind::Conflict,
-                _ => Kind::Unprocessable,
-            };
-            Err(AppError::new(kind, t.code(), t.to_string()))
+    crate::audit::audited(ctx, Some(ente), "position.mark_paid", nav, async {
+        ctx.caller.require_ente(ente)?;
+        let now = ctx.now();
+        let paid_at = paid_at.unwrap_or(now);
+        if paid_at > now {
+            return Err(AppError::invalid(
+                "DATE_IN_FUTURE",
+                "paymentDate: la data di pagamento non può essere futura",
+            ));
         }
-        other => other.at(Place::new("positions.mark_paid", ente, nav)),
-    }
+        match ctx.store().mark_option_paid(ente, nav, paid_at, now).await {
+            Err(StoreError::Transition(t)) => {
+                let kind = match t {
+                    TransitionError::AlreadyPaid => Kind::Conflict,
+                    _ => Kind::Unprocessable,
+                };
+                Err(AppError::new(kind, t.code(), t.to_string()))
+            }
+            other => other.at(Place::new("positions.mark_paid", ente, nav)),
+        }
+    })
+    .await
 }
 
 /// The payment option with notice number `nav` and its position, as SEND
@@ -243,17 +283,20 @@ pub async fn set_notification_fee(
     nav: &str,
     fee: i64,
 ) -> Result<(StoredPosition, usize), AppError> {
-    ctx.caller.require_ente(ente)?;
-    if fee < 0 {
-        return Err(AppError::invalid(
-            "BAD_NOTIFICATION_FEE",
-            "notificationFee: non può essere negativo",
-        ));
-    }
-    ctx.store()
-        .set_notification_fee(ente, nav, incasso_core::Cents(fee), ctx.now())
-        .await
-        .at(Place::new("positions.set_notification_fee", ente, nav))
+    crate::audit::audited(ctx, Some(ente), "position.notification_fee", nav, async {
+        ctx.caller.require_ente(ente)?;
+        if fee < 0 {
+            return Err(AppError::invalid(
+                "BAD_NOTIFICATION_FEE",
+                "notificationFee: non può essere negativo",
+            ));
+        }
+        ctx.store()
+            .set_notification_fee(ente, nav, incasso_core::Cents(fee), ctx.now())
+            .await
+            .at(Place::new("positions.set_notification_fee", ente, nav))
+    })
+    .await
 }
 
 pub async fn list(
@@ -277,17 +320,20 @@ pub async fn replace_iban(
     new_iban: &str,
     limit: u32,
 ) -> Result<u64, AppError> {
-    ctx.caller.require_ente(ente)?;
-    if !(1..=1000).contains(&limit) {
-        return Err(AppError::invalid("BAD_LIMIT", "limit: da 1 a 1000"));
-    }
-    // incasso stores no invalid IBAN, so one matches no transfer: nothing
-    // to move, as GPD answers (200, none updated), whatever the new one.
-    if incasso_core::codes::check_iban(old_iban).is_err() {
-        return Ok(0);
-    }
-    ctx.store()
-        .replace_transfer_iban(ente, old_iban, new_iban, limit)
-        .await
-        .at(Place::new("positions.replace_iban", ente, ""))
+    crate::audit::audited(ctx, Some(ente), "position.replace_iban", old_iban, async {
+        ctx.caller.require_ente(ente)?;
+        if !(1..=1000).contains(&limit) {
+            return Err(AppError::invalid("BAD_LIMIT", "limit: da 1 a 1000"));
+        }
+        // incasso stores no invalid IBAN, so one matches no transfer: nothing
+        // to move, as GPD answers (200, none updated), whatever the new one.
+        if incasso_core::codes::check_iban(old_iban).is_err() {
+            return Ok(0);
+        }
+        ctx.store()
+            .replace_transfer_iban(ente, old_iban, new_iban, limit)
+            .await
+            .at(Place::new("positions.replace_iban", ente, ""))
+    })
+    .await
 }

@@ -162,63 +162,66 @@ pub async fn start(
     file: &[u8],
     items: Items,
 ) -> Result<String, AppError> {
-    check_broker(ctx, ente, broker).await?;
-    let (file_hash, size) = crate::supply::file_hash(file)
-        .map_err(|e| AppError::internal(&Place::new("upload.start", ente, file_name), &e))?;
-    let size_bytes = i64::try_from(size).unwrap_or(i64::MAX);
-    let count = items.len();
-    if count == 0 || count > MAX_ITEMS {
-        return Err(AppError::invalid(
-            "INVALID_DEBT_POSITIONS",
-            format!("il file deve contenere da 1 a {MAX_ITEMS} elementi, ne contiene {count}"),
-        ));
-    }
-    let now = ctx.now();
-    let file_id = new_file_id(broker, ente);
-    let owner = worker_token();
-    let upload = UploadRecord {
-        file_id: file_id.clone(),
-        ente: ente.to_string(),
-        broker: broker.to_string(),
-        operation: items.operation().to_string(),
-        supply_id: 0,
-        submitted: count as i64,
-        processed: 0,
-        started_at: now,
-        ended_at: None,
-        owner,
-        heartbeat: now,
-    };
-    // Each upload is its own supply: the same file sent twice is two
-    // uploads, as in GPD, so the archive's hash carries the file id.
-    let supply = SupplyRecord {
-        layout: "gpd-massive-v2".into(),
-        file_name: file_name.to_string(),
-        file_hash: format!("{file_hash}/{file_id}"),
-        size_bytes,
-        started_at: now,
-        message: format!("caricamento massivo GPD {file_id}"),
-        ..SupplyRecord::default()
-    };
-    let place = Place::new("upload.start", ente, &file_id);
-    let kept = serde_json::to_vec(&items).map_err(|e| AppError::internal(&place, &e))?;
-    let supply_id = ctx
-        .store()
-        .begin_upload(&upload, &kept, &supply)
-        .await
-        .at(place)?;
-    let work = Work {
-        store: ctx.store().clone(),
-        clock: ctx.app.clock,
-        upload: UploadRecord {
-            supply_id,
-            ..upload
-        },
-        supply,
-        items,
-    };
-    tokio::spawn(work.run_logged());
-    Ok(file_id)
+    crate::audit::audited(ctx, Some(ente), "gpd_upload.start", file_name, async {
+        check_broker(ctx, ente, broker).await?;
+        let (file_hash, size) = crate::supply::file_hash(file)
+            .map_err(|e| AppError::internal(&Place::new("upload.start", ente, file_name), &e))?;
+        let size_bytes = i64::try_from(size).unwrap_or(i64::MAX);
+        let count = items.len();
+        if count == 0 || count > MAX_ITEMS {
+            return Err(AppError::invalid(
+                "INVALID_DEBT_POSITIONS",
+                format!("il file deve contenere da 1 a {MAX_ITEMS} elementi, ne contiene {count}"),
+            ));
+        }
+        let now = ctx.now();
+        let file_id = new_file_id(broker, ente);
+        let owner = worker_token();
+        let upload = UploadRecord {
+            file_id: file_id.clone(),
+            ente: ente.to_string(),
+            broker: broker.to_string(),
+            operation: items.operation().to_string(),
+            supply_id: 0,
+            submitted: count as i64,
+            processed: 0,
+            started_at: now,
+            ended_at: None,
+            owner,
+            heartbeat: now,
+        };
+        // Each upload is its own supply: the same file sent twice is two
+        // uploads, as in GPD, so the archive's hash carries the file id.
+        let supply = SupplyRecord {
+            layout: "gpd-massive-v2".into(),
+            file_name: file_name.to_string(),
+            file_hash: format!("{file_hash}/{file_id}"),
+            size_bytes,
+            started_at: now,
+            message: format!("caricamento massivo GPD {file_id}"),
+            ..SupplyRecord::default()
+        };
+        let place = Place::new("upload.start", ente, &file_id);
+        let kept = serde_json::to_vec(&items).map_err(|e| AppError::internal(&place, &e))?;
+        let supply_id = ctx
+            .store()
+            .begin_upload(&upload, &kept, &supply)
+            .await
+            .at(place)?;
+        let work = Work {
+            store: ctx.store().clone(),
+            clock: ctx.app.clock,
+            upload: UploadRecord {
+                supply_id,
+                ..upload
+            },
+            supply,
+            items,
+        };
+        tokio::spawn(work.run_logged());
+        Ok(file_id)
+    })
+    .await
 }
 
 /// A token naming one worker of one upload, for its claim.

@@ -385,3 +385,86 @@ async fn only_administrators_manage_accounts_and_only_their_entes() {
         assert_eq!(e.kind, Kind::Forbidden);
     }
 }
+
+/// Writes by programs are in the log too, with their outcome, refusals
+/// included; reads are not.
+#[tokio::test]
+async fn every_write_is_in_the_audit_log_with_its_outcome() {
+    use incasso_core::Cents;
+    use incasso_core::sample::{self, PositionSpec};
+    for backend in backends() {
+        let now = Utc::now();
+        let app = app(&fresh_database_url(backend).await, now).await;
+        app.store
+            .add_station(
+                A,
+                &incasso_core::ente::StationLink {
+                    broker_id: "15376371009".into(),
+                    station_id: "15376371009_01".into(),
+                    segregation_code: 1,
+                },
+                now,
+            )
+            .await
+            .unwrap();
+        let program = app.ctx(Caller::System("gestionale"));
+        let position = sample::position(&PositionSpec {
+            ente: A,
+            company_name: "Ente",
+            iupd: "AUDIT-1".into(),
+            debtor_index: 1,
+            amount: Cents(5_000),
+            description: "TARI".into(),
+            category: "9/0101101IM/",
+            iban: "IT65B0200805364000104567891",
+            due_date: now + Duration::days(30),
+            installments: 0,
+            second_beneficiary: None,
+            quotas: vec![],
+        });
+        incasso_app::positions::create(&program, A, position.clone(), true)
+            .await
+            .unwrap();
+        let again = incasso_app::positions::create(&program, A, position, true).await;
+        assert_eq!(again.unwrap_err().kind, Kind::Conflict);
+        incasso_app::positions::get(&program, A, "AUDIT-1")
+            .await
+            .unwrap();
+        incasso_app::positions::invalidate(&program, A, "AUDIT-1")
+            .await
+            .unwrap();
+        let log = audit::search(&program, Some(A), None, None, None)
+            .await
+            .unwrap();
+        let seen: Vec<(String, String, String, String)> = log
+            .items
+            .iter()
+            .map(|(_, e)| {
+                (
+                    e.actor.clone(),
+                    e.action.clone(),
+                    e.object.clone(),
+                    e.outcome.clone(),
+                )
+            })
+            .collect();
+        let expect = |action: &str, outcome: &str| {
+            (
+                "system:gestionale".to_string(),
+                action.to_string(),
+                "AUDIT-1".to_string(),
+                outcome.to_string(),
+            )
+        };
+        // Newest first: the invalidation, the refused duplicate, the creation.
+        assert_eq!(
+            seen,
+            vec![
+                expect("position.invalidate", "OK"),
+                expect("position.create", "CONFLICT"),
+                expect("position.create", "OK"),
+            ],
+            "{backend:?}"
+        );
+    }
+}
