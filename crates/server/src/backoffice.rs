@@ -41,6 +41,7 @@ pub fn routes() -> Router<AppState> {
             "/backoffice/password",
             get(password_page).post(change_password),
         )
+        .route("/backoffice/giornale", get(audit_log))
         .layer(axum::middleware::from_fn(security_headers))
 }
 
@@ -373,4 +374,106 @@ struct AccessibilityPage;
 
 async fn accessibility() -> Response {
     page(&AccessibilityPage)
+}
+
+struct AuditRow {
+    at: String,
+    actor: String,
+    action: String,
+    object: String,
+    outcome: String,
+}
+
+#[derive(Template)]
+#[template(path = "backoffice/audit.html")]
+struct AuditPage<'a> {
+    ente: Option<&'a str>,
+    query: &'a str,
+    rows: Vec<AuditRow>,
+    next_url: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct AuditQuery {
+    ente: Option<String>,
+    #[serde(default)]
+    q: String,
+    cursor: Option<String>,
+}
+
+/// `value` for a URL's query.
+fn query_value(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The audit log of the operator's Ente (or, for the intermediary's
+/// administrator, of the Ente asked for, else their own events).
+async fn audit_log(
+    State(state): State<AppState>,
+    signed: SignedIn,
+    axum::extract::Query(q): axum::extract::Query<AuditQuery>,
+) -> Response {
+    let ente = q
+        .ente
+        .clone()
+        .filter(|e| !e.is_empty())
+        .or_else(|| signed.operator.rights.ente.clone());
+    let ctx = state.app.ctx(incasso_app::Caller::Operator(Box::new(
+        signed.operator.clone(),
+    )));
+    let text = Some(q.q.trim()).filter(|t| !t.is_empty());
+    match incasso_app::audit::search(&ctx, ente.as_deref(), text, q.cursor.as_deref(), Some(50))
+        .await
+    {
+        Ok(found) => {
+            let rows = found
+                .items
+                .into_iter()
+                .map(|(_, e)| AuditRow {
+                    at: incasso_core::time::to_rome(e.at)
+                        .format("%d/%m/%Y %H:%M:%S")
+                        .to_string(),
+                    actor: e.actor,
+                    action: e.action,
+                    object: e.object,
+                    outcome: e.outcome,
+                })
+                .collect();
+            let next_url = found.next.map(|cursor| {
+                let mut url = format!("/backoffice/giornale?cursor={cursor}");
+                if let Some(e) = &ente {
+                    url.push_str(&format!("&ente={}", query_value(e)));
+                }
+                if !q.q.is_empty() {
+                    url.push_str(&format!("&q={}", query_value(&q.q)));
+                }
+                url
+            });
+            page(&AuditPage {
+                ente: ente.as_deref(),
+                query: q.q.trim(),
+                rows,
+                next_url,
+            })
+        }
+        Err(e) => {
+            let status = crate::error::status_of(e.kind);
+            (
+                status,
+                Html(format!(
+                    "<!doctype html><html lang=\"it\"><title>Accesso negato</title><p>{}</p><p><a href=\"/backoffice/\">Torna al back office</a></p></html>",
+                    askama::filters::escape(&e.detail, askama::filters::Html).map(|s| s.to_string()).unwrap_or_default()
+                )),
+            )
+                .into_response()
+        }
+    }
 }

@@ -305,6 +305,31 @@ async fn sign_in_sign_out_cookies_csrf_and_headers() {
             "{html}"
         );
         let session_csrf = csrf_of(&html);
+        // The Ente's audit log: the sign-ins and the change, searchable;
+        // another Ente's is refused.
+        let log = |query: String| {
+            let c = c.clone();
+            let session = session.clone();
+            let url = format!("{base}/backoffice/giornale{query}");
+            async move {
+                let resp = c.get(url).header("cookie", session).send().await.unwrap();
+                (resp.status(), resp.text().await.unwrap())
+            }
+        };
+        let (status, html) = log(String::new()).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            html.contains("operator.sign_in") && html.contains("WRONG_PASSWORD"),
+            "{html}"
+        );
+        assert!(html.contains("operator.change_password"), "{html}");
+        let (_, found) = log("?q=change_password".into()).await;
+        assert!(
+            found.contains("operator.change_password") && !found.contains("operator.sign_in"),
+            "{found}"
+        );
+        let (status, _) = log(format!("?ente={}", app::gpd::OTHER_ENTE)).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{backend:?}");
 
         // Sign-out wants the session's CSRF token, then ends the session.
         let logout = |csrf: String| {
