@@ -2,9 +2,10 @@
 # Runs incasso's whole test suite on SQLite and PostgreSQL.
 #
 # On a fresh Debian machine that has only the Rust toolchain, it installs what
-# the tests need from Debian's packages (PostgreSQL, xmllint, and the tools
+# the tests need from Debian's packages (PostgreSQL, xmllint, the tools
 # that read printed notices as a scanner does: pdftoppm, pdftotext, zbarimg,
-# dmtxread), and schemathesis from PyPI in a virtual environment, starts
+# dmtxread, and Chromium with chromedriver for the portals' browser tests),
+# and schemathesis from PyPI in a virtual environment, starts
 # PostgreSQL as the `postgres` user, creates a test role, and runs every
 # test once per database. Safe to run again: each step checks first.
 set -euo pipefail
@@ -20,6 +21,10 @@ command -v xmllint >/dev/null 2>&1 || need_packages+=(libxml2-utils)
 command -v pdftoppm >/dev/null 2>&1 || need_packages+=(poppler-utils)
 command -v zbarimg >/dev/null 2>&1 || need_packages+=(zbar-tools)
 command -v dmtxread >/dev/null 2>&1 || need_packages+=(dmtx-utils)
+# The portals' browser tests (crates/server/tests/backoffice_browser.rs) drive
+# Debian's Chromium through chromedriver, at these paths.
+[ -x /usr/bin/chromium ] || need_packages+=(chromium)
+[ -x /usr/bin/chromedriver ] || need_packages+=(chromium-driver)
 python3 -c 'import openapi_spec_validator' >/dev/null 2>&1 || need_packages+=(python3-openapi-spec-validator)
 /usr/bin/python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need_packages+=(python3-venv)
 if [ ${#need_packages[@]} -gt 0 ]; then
@@ -65,7 +70,9 @@ as_root su postgres -c "psql -q -v ON_ERROR_STOP=1 -c \"DO \\\$\\\$ BEGIN
 
 export INCASSO_TEST_PG_URL="${INCASSO_TEST_PG_URL:-postgres://incasso_test:incasso_test@127.0.0.1:5432/postgres}"
 export INCASSO_REQUIRE_PG=1
-# The notice tests fail, rather than skip, without the scanning tools.
+# The notice tests fail, rather than skip, without the scanning tools, the
+# conformance tests without schemathesis, and the browser tests without
+# Chromium and chromedriver.
 export INCASSO_REQUIRE_TOOLS=1
 
 # Whatever the tests leave (temporary files, SQLite databases, PostgreSQL
