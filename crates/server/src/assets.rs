@@ -107,11 +107,18 @@ static ASSETS: &[(&str, &str, &[u8])] = &[
     ),
     asset!("bootstrap-italia/svg/sprites.svg", "image/svg+xml"),
     asset!("incasso/fonts.css", "text/css; charset=utf-8"),
+    asset!("incasso/icon.svg", "image/svg+xml"),
     asset!("incasso/incasso.css", "text/css; charset=utf-8"),
 ];
 
 pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
-    Router::new().route("/static/{*path}", get(serve))
+    Router::new()
+        .route("/static/{*path}", get(serve))
+        // Browsers ask for it on their own.
+        .route(
+            "/favicon.ico",
+            get(|| serve(Path("incasso/icon.svg".to_string()))),
+        )
 }
 
 async fn serve(Path(path): Path<String>) -> Response {

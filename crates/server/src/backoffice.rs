@@ -53,7 +53,7 @@ async fn security_headers(request: Request, next: Next) -> Response {
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
-            "default-src 'self'; img-src 'self' data:; font-src 'self'; style-src 'self'; \
+            "default-src 'self'; img-src 'self' data:; font-src 'self' data:; style-src 'self'; \
              script-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; \
              object-src 'none'",
         ),
@@ -194,8 +194,17 @@ fn login_form(
     resp
 }
 
-async fn login_page(State(state): State<AppState>) -> Response {
-    login_form(&state, StatusCode::OK, "", None, None)
+#[derive(Deserialize)]
+struct LoginQuery {
+    uscita: Option<String>,
+}
+
+async fn login_page(
+    State(state): State<AppState>,
+    axum::extract::Query(q): axum::extract::Query<LoginQuery>,
+) -> Response {
+    let notice = q.uscita.is_some().then_some("Uscita effettuata.");
+    login_form(&state, StatusCode::OK, "", None, notice)
 }
 
 #[derive(Deserialize)]
@@ -274,7 +283,8 @@ async fn logout(
     if let Err(e) = operators::sign_out(&state.app, &signed.token).await {
         tracing::warn!(error = %e, "sign-out failed");
     }
-    let mut resp = login_form(&state, StatusCode::OK, "", None, Some("Uscita effettuata."));
+    // Redirected after the post, so that reloading the page sends nothing.
+    let mut resp = Redirect::to("/backoffice/login?uscita=1").into_response();
     resp.headers_mut().append(
         header::SET_COOKIE,
         set_cookie(&state, SESSION_COOKIE, "", "/backoffice", Some(0)),

@@ -348,7 +348,8 @@ async fn sign_in_sign_out_cookies_csrf_and_headers() {
         };
         assert_eq!(logout(csrf.clone()).await.status(), StatusCode::FORBIDDEN);
         let resp = logout(session_csrf).await;
-        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+        assert_eq!(resp.headers()[LOCATION], "/backoffice/login?uscita=1");
         assert!(
             cookies(&resp)
                 .iter()

@@ -193,7 +193,7 @@ async fn check_page(browser: &Browser, screens: &mut Screens, name: &str, expect
         .console()
         .await
         .into_iter()
-        .filter(|e| e["level"] == "SEVERE" && !known_console_error(e))
+        .filter(|e| e["level"] == "SEVERE")
         .filter(|e| {
             let message = e["message"].as_str().unwrap_or_default();
             !expected.iter().any(|x| message.contains(x))
@@ -205,19 +205,6 @@ async fn check_page(browser: &Browser, screens: &mut Screens, name: &str, expect
         screens.label
     );
     screens.save(browser, name).await;
-}
-
-/// The console errors every page has today, which the pages cannot cure
-/// themselves (both reported, issue 16):
-/// - Bootstrap Italia's CSS declares one `@font-face` in a `data:` URL
-///   (VideoJS's icons, for its video player, which no page here has); the
-///   CSP's `font-src 'self'` refuses it, to no visible effect;
-/// - the browser asks for `/favicon.ico` on its own, and incasso has none.
-fn known_console_error(entry: &serde_json::Value) -> bool {
-    let message = entry["message"].as_str().unwrap_or_default();
-    (message.contains("Loading the font 'data:application/font-woff")
-        && message.contains("font-src 'self'"))
-        || message.contains("/favicon.ico - Failed to load resource")
 }
 
 /// What has the focus after one more Tab; it must be visible and show it.
@@ -463,7 +450,7 @@ async fn walk(label: &'static str, screen: Screen) {
     browser
         .wait_for(
             "the sign-in page after sign-out",
-            "location.pathname === '/backoffice/logout' && document.readyState === 'complete' \
+            "location.pathname === '/backoffice/login' && location.search === '?uscita=1' && document.readyState === 'complete' \
              && !!document.querySelector('[role=status]')",
         )
         .await;
