@@ -96,7 +96,6 @@ impl Store {
     /// Adds an operator; a username or fiscal code already taken is a
     /// conflict.
     pub async fn create_operator(&self, o: &NewOperator, now: DateTime<Utc>) -> Result<i64> {
-        let mut tx = self.write_tx().await?;
         let res = sqlx::query_scalar::<_, i64>(
             "INSERT INTO operators (username, password_hash, fiscal_code, full_name, email, ente, role,
                 grants, offices, disabled, must_change_password, failed_attempts, locked_until,
@@ -114,7 +113,7 @@ impl Store {
         .bind(json(&o.rights.offices))
         .bind(i64::from(o.must_change_password))
         .bind(to_micros(now))
-        .fetch_one(&mut *tx)
+        .fetch_one(&self.writer)
         .await;
         let id = match res {
             Ok(id) => id,
@@ -125,7 +124,6 @@ impl Store {
             }
             Err(e) => return Err(e.into()),
         };
-        tx.commit().await?;
         Ok(id)
     }
 
@@ -193,25 +191,21 @@ impl Store {
         failures: u32,
         locked_until: Option<DateTime<Utc>>,
     ) -> Result<()> {
-        let mut tx = self.write_tx().await?;
         sqlx::query("UPDATE operators SET failed_attempts = $2, locked_until = $3 WHERE id = $1")
             .bind(id)
             .bind(i64::from(failures))
             .bind(opt_to_micros(locked_until))
-            .execute(&mut *tx)
+            .execute(&self.writer)
             .await?;
-        tx.commit().await?;
         Ok(())
     }
 
     /// A sign-in that succeeded: the failures are forgotten.
     pub async fn record_sign_in_success(&self, id: i64) -> Result<()> {
-        let mut tx = self.write_tx().await?;
         sqlx::query("UPDATE operators SET failed_attempts = 0, locked_until = NULL WHERE id = $1")
             .bind(id)
-            .execute(&mut *tx)
+            .execute(&self.writer)
             .await?;
-        tx.commit().await?;
         Ok(())
     }
 
@@ -225,7 +219,6 @@ impl Store {
         must_change: bool,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        let mut tx = self.write_tx().await?;
         let done = sqlx::query(
             "UPDATE operators SET password_hash = $2, must_change_password = $3,
                 failed_attempts = 0, locked_until = NULL, updated_at = $4
@@ -235,13 +228,12 @@ impl Store {
         .bind(password_hash)
         .bind(i64::from(must_change))
         .bind(to_micros(now))
-        .execute(&mut *tx)
+        .execute(&self.writer)
         .await?
         .rows_affected();
         if done != 1 {
             return Err(StoreError::NotFound("operatore"));
         }
-        tx.commit().await?;
         Ok(())
     }
 
@@ -283,7 +275,6 @@ impl Store {
         csrf: &str,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        let mut tx = self.write_tx().await?;
         sqlx::query(
             "INSERT INTO operator_sessions (token_hash, operator_id, csrf, created_at, last_seen)
              VALUES ($1, $2, $3, $4, $4)",
@@ -292,9 +283,8 @@ impl Store {
         .bind(operator_id)
         .bind(csrf)
         .bind(to_micros(now))
-        .execute(&mut *tx)
+        .execute(&self.writer)
         .await?;
-        tx.commit().await?;
         Ok(())
     }
 
@@ -324,23 +314,19 @@ impl Store {
 
     /// Marks the session used now.
     pub async fn touch_session(&self, token_hash: &str, now: DateTime<Utc>) -> Result<()> {
-        let mut tx = self.write_tx().await?;
         sqlx::query("UPDATE operator_sessions SET last_seen = $2 WHERE token_hash = $1")
             .bind(token_hash)
             .bind(to_micros(now))
-            .execute(&mut *tx)
+            .execute(&self.writer)
             .await?;
-        tx.commit().await?;
         Ok(())
     }
 
     pub async fn close_session(&self, token_hash: &str) -> Result<()> {
-        let mut tx = self.write_tx().await?;
         sqlx::query("DELETE FROM operator_sessions WHERE token_hash = $1")
             .bind(token_hash)
-            .execute(&mut *tx)
+            .execute(&self.writer)
             .await?;
-        tx.commit().await?;
         Ok(())
     }
 
@@ -351,15 +337,13 @@ impl Store {
         idle_before: DateTime<Utc>,
         opened_before: DateTime<Utc>,
     ) -> Result<u64> {
-        let mut tx = self.write_tx().await?;
         let n =
             sqlx::query("DELETE FROM operator_sessions WHERE last_seen < $1 OR created_at < $2")
                 .bind(to_micros(idle_before))
                 .bind(to_micros(opened_before))
-                .execute(&mut *tx)
+                .execute(&self.writer)
                 .await?
                 .rows_affected();
-        tx.commit().await?;
         Ok(n)
     }
 
@@ -367,7 +351,6 @@ impl Store {
 
     /// Appends an event to the audit log. There is no update nor delete.
     pub async fn audit(&self, e: &AuditEvent) -> Result<()> {
-        let mut tx = self.write_tx().await?;
         sqlx::query(
             "INSERT INTO audit_log (at, actor, ente, action, object, outcome, detail)
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -379,9 +362,8 @@ impl Store {
         .bind(&e.object)
         .bind(&e.outcome)
         .bind(&e.detail)
-        .execute(&mut *tx)
+        .execute(&self.writer)
         .await?;
-        tx.commit().await?;
         Ok(())
     }
 
