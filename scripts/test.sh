@@ -88,5 +88,9 @@ cleanup() {
 trap cleanup EXIT
 export TMPDIR="$test_tmp"
 
+# A failing test's message is what a reader of the log needs; a backtrace
+# of every panic buries it. INCASSO_TEST_BACKTRACE=1 brings them back.
+export RUST_BACKTRACE="${INCASSO_TEST_BACKTRACE:-0}"
+
 echo "==> cargo test (SQLite and PostgreSQL)"
 cargo test --workspace "$@"

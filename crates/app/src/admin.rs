@@ -1,10 +1,12 @@
 //! The Ente's registry: Enti, stations and their connection to the Node,
 //! offices, the service catalogue, accertamenti, receipts.
 
-use crate::Ctx;
 use crate::error::{AppError, At, Kind, Place};
 use crate::paging::{self, Page};
+use crate::{Caller, Ctx};
+use incasso_core::FieldError;
 use incasso_core::accertamento::Accertamento;
+use incasso_core::access::{Access, Area};
 use incasso_core::catalogue::Service;
 use incasso_core::ente::{Ente, Office, StationLink};
 use incasso_pagopa::connector::{self, ConnectionSettings, StationIdentity};
@@ -75,7 +77,9 @@ pub async fn update_ente(ctx: &Ctx, fc: &str, ente: &Ente) -> Result<(), AppErro
         ctx.store()
             .update_ente(ente, ctx.now())
             .await
-            .at(Place::new("enti.update", fc, ""))
+            .at(Place::new("enti.update", fc, ""))?;
+        ctx.app.portal_styles.forget(fc);
+        Ok(())
     })
     .await
 }
@@ -199,7 +203,16 @@ pub async fn list_receipts(
     cursor: Option<&str>,
     limit: Option<u32>,
 ) -> Result<Page<StoredReceipt>, AppError> {
-    ctx.caller.require_ente(fc)?;
+    ctx.caller.require(
+        fc,
+        incasso_core::access::Area::Reporting,
+        incasso_core::access::Access::Read,
+    )?;
+    // Offices do not divide this list: an operator limited to some
+    // offices reads receipts through `receipts::search`, which does.
+    if crate::receipts::office_scope(ctx).is_some() {
+        return Err(AppError::forbidden());
+    }
     let limit = paging::limit(limit, 100, 1000)?;
     let after = match cursor {
         Some(c) => {
@@ -221,9 +234,17 @@ pub async fn list_receipts(
     }))
 }
 
-/// The receipt exactly as the Node sent it.
+/// The receipt exactly as the Node sent it. An operator limited to some
+/// offices gets those offices' receipts only.
 pub async fn receipt_xml(ctx: &Ctx, fc: &str, receipt_id: &str) -> Result<String, AppError> {
-    ctx.caller.require_ente(fc)?;
+    ctx.caller.require(
+        fc,
+        incasso_core::access::Area::Reporting,
+        incasso_core::access::Access::Read,
+    )?;
+    if crate::receipts::office_scope(ctx).is_some() {
+        crate::receipts::detail(ctx, fc, receipt_id).await?;
+    }
     ctx.store()
         .receipt_xml(fc, receipt_id)
         .await
@@ -232,25 +253,51 @@ pub async fn receipt_xml(ctx: &Ctx, fc: &str, receipt_id: &str) -> Result<String
 
 // ---------------------------------------------------------------- offices
 
-/// A page of the Ente's offices, by code.
+/// Whether data of `office` is in the caller's scope: an operator limited
+/// to offices sees only theirs; keys and administrators see all.
+fn sees_office(ctx: &Ctx, office: Option<&str>) -> bool {
+    match &ctx.caller {
+        Caller::Operator(o) => o.rights.sees_office(office),
+        _ => true,
+    }
+}
+
+/// The offices' structure is the Ente's organisation, on which operators'
+/// scopes rest: changed with the Catalogue area in writing, and never by
+/// an operator limited to offices (who could widen their own reach).
+fn require_organisation(ctx: &Ctx, fc: &str) -> Result<(), AppError> {
+    ctx.caller.require(fc, Area::Catalogue, Access::Write)?;
+    match &ctx.caller {
+        Caller::Operator(o) if o.rights.office_scope().is_some() => Err(AppError::forbidden()),
+        _ => Ok(()),
+    }
+}
+
+/// A page of the Ente's offices, by code. No area: every operator of the
+/// Ente reads the names of its offices (one limited to offices, theirs),
+/// which the forms of every area offer; keys as before, by their Ente.
 pub async fn list_offices(
     ctx: &Ctx,
     fc: &str,
     cursor: Option<&str>,
     limit: Option<u32>,
 ) -> Result<Page<Office>, AppError> {
-    ctx.caller.require_ente(fc)?;
+    match &ctx.caller {
+        Caller::Operator(o) if o.rights.reaches(fc) => {}
+        _ => ctx.caller.require_ente(fc)?,
+    }
     let limit = registry_limit(limit)?;
     let at = Place::new("offices.list", fc, "");
     ctx.store().get_ente(fc).await.at(at)?;
-    let all = ctx.store().list_offices(fc).await.at(at)?;
+    let mut all = ctx.store().list_offices(fc).await.at(at)?;
+    all.retain(|o| sees_office(ctx, Some(&o.code)));
     paging::of_whole(all, cursor, limit, 1, |o| vec![o.code.clone()])
 }
 
 /// Creates or replaces an office (idempotent by code).
 pub async fn put_office(ctx: &Ctx, fc: &str, office: &Office) -> Result<(), AppError> {
     crate::audit::audited(ctx, Some(fc), "office.put", &office.code, async {
-        ctx.caller.require_ente(fc)?;
+        require_organisation(ctx, fc)?;
         ctx.store()
             .put_office(fc, office)
             .await
@@ -261,7 +308,7 @@ pub async fn put_office(ctx: &Ctx, fc: &str, office: &Office) -> Result<(), AppE
 
 pub async fn delete_office(ctx: &Ctx, fc: &str, code: &str) -> Result<(), AppError> {
     crate::audit::audited(ctx, Some(fc), "office.delete", code, async {
-        ctx.caller.require_ente(fc)?;
+        require_organisation(ctx, fc)?;
         ctx.store()
             .delete_office(fc, code)
             .await
@@ -272,39 +319,102 @@ pub async fn delete_office(ctx: &Ctx, fc: &str, code: &str) -> Result<(), AppErr
 
 // ---------------------------------------------------------------- catalogue
 
-/// A page of the Ente's catalogue, by service code.
+/// A page of the Ente's catalogue, by service code (Catalogue area; an
+/// operator limited to offices sees their offices' services).
 pub async fn list_services(
     ctx: &Ctx,
     fc: &str,
     cursor: Option<&str>,
     limit: Option<u32>,
 ) -> Result<Page<Service>, AppError> {
-    ctx.caller.require_ente(fc)?;
+    ctx.caller.require(fc, Area::Catalogue, Access::Read)?;
     let limit = registry_limit(limit)?;
     let at = Place::new("services.list", fc, "");
     ctx.store().get_ente(fc).await.at(at)?;
-    let all = ctx.store().list_services(fc).await.at(at)?;
+    let mut all = ctx.store().list_services(fc).await.at(at)?;
+    all.retain(|s| sees_office(ctx, s.office_code.as_deref()));
     paging::of_whole(all, cursor, limit, 1, |s| vec![s.code.clone()])
 }
 
+/// A service of the catalogue; one outside the caller's offices is
+/// refused as if it did not exist.
 pub async fn get_service(ctx: &Ctx, fc: &str, code: &str) -> Result<Service, AppError> {
-    ctx.caller.require_ente(fc)?;
-    ctx.store()
-        .get_service(fc, code)
-        .await
-        .at(Place::new("services.get", fc, code))
+    ctx.caller.require(fc, Area::Catalogue, Access::Read)?;
+    let at = Place::new("services.get", fc, code);
+    let service = ctx.store().get_service(fc, code).await.at(at)?;
+    if !sees_office(ctx, service.office_code.as_deref()) {
+        return Err(crate::error::from_store(
+            incasso_store::StoreError::NotFound("servizio"),
+            &at,
+        ));
+    }
+    Ok(service)
+}
+
+/// The service as it is stored, if it is, after checking that the caller
+/// may change it: the Catalogue area in writing, and both its office now
+/// and the one it is given within the caller's offices.
+async fn writable_service(
+    ctx: &Ctx,
+    fc: &str,
+    service: &Service,
+) -> Result<Option<Service>, AppError> {
+    ctx.caller.require(fc, Area::Catalogue, Access::Write)?;
+    let at = Place::new("services.put", fc, &service.code);
+    let stored = match ctx.store().get_service(fc, &service.code).await {
+        Ok(s) => Some(s),
+        Err(incasso_store::StoreError::NotFound(_)) => None,
+        Err(e) => return Err(crate::error::from_store(e, &at)),
+    };
+    let now_ok = stored
+        .as_ref()
+        .is_none_or(|s| sees_office(ctx, s.office_code.as_deref()));
+    if !now_ok || !sees_office(ctx, service.office_code.as_deref()) {
+        return Err(AppError::forbidden());
+    }
+    Ok(stored)
 }
 
 /// Creates or replaces a catalogue service (idempotent by code).
 pub async fn put_service(ctx: &Ctx, fc: &str, service: &Service) -> Result<(), AppError> {
     crate::audit::audited(ctx, Some(fc), "service.put", &service.code, async {
-        ctx.caller.require_ente(fc)?;
+        writable_service(ctx, fc, service).await?;
         ctx.store()
             .put_service(fc, service)
             .await
             .at(Place::new("services.put", fc, &service.code))
     })
     .await
+}
+
+/// Adds a service to the catalogue; a code already used is refused (a
+/// form meant to create never replaces what another person made).
+pub async fn create_service(ctx: &Ctx, fc: &str, service: &Service) -> Result<(), AppError> {
+    crate::audit::audited(ctx, Some(fc), "service.create", &service.code, async {
+        if writable_service(ctx, fc, service).await?.is_some() {
+            return Err(taken(
+                "code",
+                format!("esiste già un servizio con codice '{}'", service.code),
+            ));
+        }
+        ctx.store().put_service(fc, service).await.at(Place::new(
+            "services.create",
+            fc,
+            &service.code,
+        ))
+    })
+    .await
+}
+
+/// A refusal of input that names its field.
+fn taken(field: &str, message: String) -> AppError {
+    let mut e = AppError::invalid("ALREADY_EXISTS", format!("{field}: {message}"));
+    e.errors.push(FieldError {
+        field: field.into(),
+        code: "ALREADY_EXISTS",
+        message,
+    });
+    e
 }
 
 // ---------------------------------------------------------------- accertamenti
@@ -318,7 +428,7 @@ pub async fn list_accertamenti(
     cursor: Option<&str>,
     limit: Option<u32>,
 ) -> Result<Page<Accertamento>, AppError> {
-    ctx.caller.require_ente(fc)?;
+    ctx.caller.require(fc, Area::Accertamenti, Access::Read)?;
     let limit = registry_limit(limit)?;
     let at = Place::new("accertamenti.list", fc, "");
     ctx.store().get_ente(fc).await.at(at)?;
@@ -335,7 +445,7 @@ pub async fn get_accertamento(
     year: i32,
     code: &str,
 ) -> Result<Accertamento, AppError> {
-    ctx.caller.require_ente(fc)?;
+    ctx.caller.require(fc, Area::Accertamenti, Access::Read)?;
     ctx.store()
         .get_accertamento(fc, year, code)
         .await
@@ -350,7 +460,7 @@ pub async fn put_accertamento(ctx: &Ctx, fc: &str, acc: &Accertamento) -> Result
         "accertamento.put",
         &format!("{}/{}", acc.year, acc.code),
         async {
-            ctx.caller.require_ente(fc)?;
+            ctx.caller.require(fc, Area::Accertamenti, Access::Write)?;
             ctx.store().put_accertamento(fc, acc).await.at(Place::new(
                 "accertamenti.put",
                 fc,
@@ -368,12 +478,359 @@ pub async fn load_accertamenti(
     fc: &str,
     list: &[Accertamento],
 ) -> Result<usize, AppError> {
-    crate::audit::audited(ctx, Some(fc), "accertamento.load", "csv", async {
-        ctx.caller.require_ente(fc)?;
+    crate::audit::audited(ctx, Some(fc), "accertamento.load", "list", async {
+        ctx.caller.require(fc, Area::Accertamenti, Access::Write)?;
         ctx.store()
             .put_accertamenti(fc, list)
             .await
             .at(Place::new("accertamenti.load", fc, ""))
     })
     .await
+}
+
+/// Adds an accertamento; a year and code already used are refused (a form
+/// meant to create never replaces what another person made).
+pub async fn create_accertamento(ctx: &Ctx, fc: &str, acc: &Accertamento) -> Result<(), AppError> {
+    let object = format!("{}/{}", acc.year, acc.code);
+    crate::audit::audited(ctx, Some(fc), "accertamento.create", &object, async {
+        ctx.caller.require(fc, Area::Accertamenti, Access::Write)?;
+        let at = Place::new("accertamenti.create", fc, &acc.code);
+        acc.validate()?;
+        match ctx.store().get_accertamento(fc, acc.year, &acc.code).await {
+            Ok(_) => {
+                return Err(taken("code", format!("esiste già l'accertamento {object}")));
+            }
+            Err(incasso_store::StoreError::NotFound(_)) => {}
+            Err(e) => return Err(crate::error::from_store(e, &at)),
+        }
+        ctx.store().put_accertamento(fc, acc).await.at(at)
+    })
+    .await
+}
+
+/// Activates or deactivates an accertamento: a deactivated one takes no
+/// new quotas (positions, services' defaults), and keeps its history.
+pub async fn set_accertamento_active(
+    ctx: &Ctx,
+    fc: &str,
+    year: i32,
+    code: &str,
+    active: bool,
+) -> Result<(), AppError> {
+    let action = if active {
+        "accertamento.activate"
+    } else {
+        "accertamento.deactivate"
+    };
+    crate::audit::audited(ctx, Some(fc), action, &format!("{year}/{code}"), async {
+        ctx.caller.require(fc, Area::Accertamenti, Access::Write)?;
+        let at = Place::new("accertamenti.set_active", fc, code);
+        let mut acc = ctx.store().get_accertamento(fc, year, code).await.at(at)?;
+        acc.active = active;
+        ctx.store().put_accertamento(fc, &acc).await.at(at)
+    })
+    .await
+}
+
+/// The most rows a CSV of accertamenti may have: an Ente's budget has a
+/// few hundred, and a bigger file is a mistake, not a budget.
+pub const MAX_ACCERTAMENTI_ROWS: usize = 10_000;
+
+/// Loads a CSV of accertamenti (a year's budget) as a clerk exports it
+/// from a spreadsheet: the whole file or nothing. Every bad row is
+/// reported with its line and column (`riga 3, capitolo`); `year` is the
+/// budget year of rows without an `anno` column.
+pub async fn load_accertamenti_csv(
+    ctx: &Ctx,
+    fc: &str,
+    year: Option<i32>,
+    data: &[u8],
+) -> Result<usize, AppError> {
+    crate::audit::audited(ctx, Some(fc), "accertamento.load", "csv", async {
+        ctx.caller.require(fc, Area::Accertamenti, Access::Write)?;
+        let list = parse_accertamenti_csv(data, year)?;
+        ctx.store().put_accertamenti(fc, &list).await.at(Place::new(
+            "accertamenti.load_csv",
+            fc,
+            "",
+        ))
+    })
+    .await
+}
+
+/// A column of the accertamenti CSV: its Italian name (as the back
+/// office exports it) and the field of `Accertamento::validate` it fills.
+const ACC_COLUMNS: &[(&str, &str, &[&str])] = &[
+    (
+        "anno",
+        "year",
+        &["anno", "year", "anno di bilancio", "esercizio"],
+    ),
+    ("codice", "code", &["codice", "code", "codice accertamento"]),
+    (
+        "descrizione",
+        "description",
+        &["descrizione", "description"],
+    ),
+    ("capitolo", "chapter", &["capitolo", "chapter"]),
+    ("articolo", "article", &["articolo", "article"]),
+    (
+        "codice SIOPE",
+        "siopeCode",
+        &["codice siope", "siope", "siopecode", "siope_code"],
+    ),
+    ("attivo", "active", &["attivo", "active", "stato"]),
+];
+
+/// The file as rows of accertamenti, or every problem found in it.
+pub fn parse_accertamenti_csv(
+    data: &[u8],
+    year: Option<i32>,
+) -> Result<Vec<Accertamento>, AppError> {
+    let mut problems: Vec<FieldError> = Vec::new();
+    let fail = |problems: &mut Vec<FieldError>, field: String, message: String| {
+        problems.push(FieldError {
+            field,
+            code: incasso_core::error::codes::BAD_FORMAT,
+            message,
+        })
+    };
+    let data = data.strip_prefix(b"\xef\xbb\xbf").unwrap_or(data);
+    // Excel on Windows saves "CSV" in Windows-1252: read it as such when
+    // it is not UTF-8, so accented descriptions arrive as written.
+    let text = match std::str::from_utf8(data) {
+        Ok(t) => t.to_string(),
+        Err(_) => encoding_rs::WINDOWS_1252.decode(data).0.into_owned(),
+    };
+    let first = text.lines().next().unwrap_or("");
+    let delimiter = [b';', b',', b'\t']
+        .into_iter()
+        .max_by_key(|d| first.bytes().filter(|b| b == d).count())
+        .unwrap_or(b';');
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .flexible(true)
+        .from_reader(text.as_bytes());
+    let headers = match reader.headers() {
+        Ok(h) => h.clone(),
+        Err(e) => return Err(csv_refused(vec![header_problem(format!("{e}"))])),
+    };
+    // Where each known column is in the file.
+    let mut at: Vec<Option<usize>> = vec![None; ACC_COLUMNS.len()];
+    for (i, h) in headers.iter().enumerate() {
+        let name = h.trim().to_lowercase();
+        if name.is_empty() {
+            continue;
+        }
+        match ACC_COLUMNS
+            .iter()
+            .position(|(_, _, names)| names.contains(&name.as_str()))
+        {
+            Some(c) if at[c].is_none() => at[c] = Some(i),
+            Some(_) => problems.push(header_problem(format!("colonna «{}» ripetuta", h.trim()))),
+            None => problems.push(header_problem(format!(
+                "colonna «{}» non prevista (previste: anno, codice, descrizione, capitolo, articolo, codice SIOPE, attivo)",
+                h.trim()
+            ))),
+        }
+    }
+    for (c, (name, _, _)) in ACC_COLUMNS.iter().enumerate() {
+        let required = matches!(*name, "codice" | "descrizione" | "capitolo")
+            || (*name == "anno" && year.is_none());
+        if required && at[c].is_none() {
+            problems.push(header_problem(format!("manca la colonna «{name}»")));
+        }
+    }
+    if !problems.is_empty() {
+        return Err(csv_refused(problems));
+    }
+    let mut list: Vec<Accertamento> = Vec::new();
+    let mut lines: Vec<u64> = Vec::new();
+    for record in reader.records() {
+        let record = match record {
+            Ok(r) => r,
+            Err(e) => {
+                let line = e.position().map(|p| p.line()).unwrap_or(0);
+                fail(
+                    &mut problems,
+                    format!("riga {line}"),
+                    "riga illeggibile (virgolette non chiuse?)".into(),
+                );
+                break;
+            }
+        };
+        let line = record.position().map(|p| p.line()).unwrap_or(0);
+        if record.iter().all(|f| f.trim().is_empty()) {
+            continue;
+        }
+        if list.len() >= MAX_ACCERTAMENTI_ROWS {
+            fail(
+                &mut problems,
+                format!("riga {line}"),
+                format!("il file supera le {MAX_ACCERTAMENTI_ROWS} righe: dividerlo"),
+            );
+            break;
+        }
+        let cell = |c: usize| -> Option<String> {
+            at[c]
+                .and_then(|i| record.get(i))
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        let row_year = match cell(0) {
+            Some(y) => match y.parse::<i32>() {
+                Ok(y) => y,
+                Err(_) => {
+                    fail(
+                        &mut problems,
+                        format!("riga {line}, anno"),
+                        format!("«{y}» non è un anno (es. 2026)"),
+                    );
+                    continue;
+                }
+            },
+            None => match year {
+                Some(y) => y,
+                None => {
+                    fail(
+                        &mut problems,
+                        format!("riga {line}, anno"),
+                        "obbligatorio".into(),
+                    );
+                    continue;
+                }
+            },
+        };
+        let active = match cell(6).map(|v| v.to_lowercase()) {
+            None => true,
+            Some(v) => match v.as_str() {
+                "sì" | "si" | "s" | "1" | "x" | "true" | "vero" | "attivo" => true,
+                "no" | "n" | "0" | "false" | "falso" | "non attivo" | "disattivo" => false,
+                _ => {
+                    fail(
+                        &mut problems,
+                        format!("riga {line}, attivo"),
+                        format!("«{v}»: indicare sì o no"),
+                    );
+                    continue;
+                }
+            },
+        };
+        let acc = Accertamento {
+            year: row_year,
+            code: cell(1).unwrap_or_default(),
+            description: cell(2).unwrap_or_default(),
+            chapter: cell(3).unwrap_or_default(),
+            article: cell(4),
+            siope_code: cell(5),
+            active,
+        };
+        if let Err(invalid) = acc.validate() {
+            for e in invalid.0 {
+                let column = ACC_COLUMNS
+                    .iter()
+                    .find(|(_, field, _)| *field == e.field)
+                    .map(|(name, _, _)| *name)
+                    .unwrap_or("");
+                problems.push(FieldError {
+                    field: format!("riga {line}, {column}"),
+                    code: e.code,
+                    message: e.message,
+                });
+            }
+            continue;
+        }
+        if let Some(i) = list
+            .iter()
+            .position(|a| a.year == acc.year && a.code == acc.code)
+        {
+            fail(
+                &mut problems,
+                format!("riga {line}, codice"),
+                format!(
+                    "{}/{} ripetuto: è già alla riga {}",
+                    acc.year, acc.code, lines[i]
+                ),
+            );
+            continue;
+        }
+        list.push(acc);
+        lines.push(line);
+    }
+    if problems.is_empty() && list.is_empty() {
+        fail(
+            &mut problems,
+            "file".into(),
+            "non contiene accertamenti: dopo l'intestazione servono le righe".into(),
+        );
+    }
+    if problems.is_empty() {
+        Ok(list)
+    } else {
+        Err(csv_refused(problems))
+    }
+}
+
+fn header_problem(message: String) -> FieldError {
+    FieldError {
+        field: "riga 1 (intestazione)".into(),
+        code: incasso_core::error::codes::BAD_FORMAT,
+        message,
+    }
+}
+
+fn csv_refused(problems: Vec<FieldError>) -> AppError {
+    let n = problems.len();
+    let mut e = AppError::invalid(
+        "BAD_CSV",
+        if n == 1 {
+            "il file ha un errore: non è stato caricato nulla".to_string()
+        } else {
+            format!("il file ha {n} errori: non è stato caricato nulla")
+        },
+    );
+    e.errors = problems;
+    e
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_budget_csv_is_read_with_its_italian_columns() {
+        let csv = "\u{feff}Anno;Codice;Descrizione;Capitolo;Articolo;Codice SIOPE;Attivo\n\
+                   2026;ACC-1;TARI ordinaria;1010;1;3010;sì\n\
+                   2026;ACC-2;Diritti di segreteria è;2020;;;no\n";
+        let list = parse_accertamenti_csv(csv.as_bytes(), None).unwrap();
+        assert_eq!(list.len(), 2);
+        assert_eq!(list[0].siope_code.as_deref(), Some("3010"));
+        assert!(!list[1].active);
+        assert_eq!(list[1].description, "Diritti di segreteria è");
+        // Comma-separated, no year column: the year given.
+        let csv = "codice,descrizione,capitolo\nX1,Multe,3030\n";
+        let list = parse_accertamenti_csv(csv.as_bytes(), Some(2027)).unwrap();
+        assert_eq!(list[0].year, 2027);
+    }
+
+    #[test]
+    fn bad_rows_are_named_by_line_and_column() {
+        let csv = "anno;codice;descrizione;capitolo;codice siope\n\
+                   2026;ACC-1;TARI;1010;\n\
+                   2026;ACC 2;Multe;;30\n\
+                   20x6;ACC-3;Altro;1;\n\
+                   2026;ACC-1;Di nuovo;1010;\n";
+        let e = parse_accertamenti_csv(csv.as_bytes(), None).unwrap_err();
+        let fields: Vec<&str> = e.errors.iter().map(|f| f.field.as_str()).collect();
+        assert!(fields.contains(&"riga 3, codice"), "{fields:?}");
+        assert!(fields.contains(&"riga 3, capitolo"), "{fields:?}");
+        assert!(fields.contains(&"riga 3, codice SIOPE"), "{fields:?}");
+        assert!(fields.contains(&"riga 4, anno"), "{fields:?}");
+        assert!(fields.contains(&"riga 5, codice"), "{fields:?}");
+        let e = parse_accertamenti_csv(b"codice;nome\n", Some(2026)).unwrap_err();
+        assert!(e.errors.iter().any(|f| f.message.contains("«nome»")));
+        assert!(e.errors.iter().any(|f| f.message.contains("«descrizione»")));
+        let e = parse_accertamenti_csv(b"codice;descrizione;capitolo\n", Some(2026)).unwrap_err();
+        assert_eq!(e.errors[0].field, "file");
+    }
 }

@@ -10,9 +10,10 @@ use crate::Ctx;
 use crate::error::{AppError, At, Kind, Place};
 use incasso_core::Cents;
 use incasso_core::codes::NoticeNumber;
+use incasso_core::ente::StationLink;
 use incasso_core::position::{OptionStatus, PositionStatus};
 use incasso_pagopa::connector::{
-    self, Cart, CartNotice, ConnectionSettings, ReturnUrls, StationIdentity,
+    self, Cart, CartNotice, ConnectionSettings, NodeConnector, ReturnUrls, StationIdentity,
 };
 
 /// How long a cart opened for a notice is reused. Checkout keeps a cart
@@ -36,12 +37,47 @@ pub async fn open_cart(ctx: &Ctx, ente: &str, nav: &str) -> Result<String, AppEr
     {
         return Ok(url);
     }
+    let connector = station_connector(ctx, ente, nav).await?;
+    let back = format!("{}/pay/{ente}/{nav}/esito", ctx.settings().public_url);
+    let cart = Cart {
+        payment_notices: vec![CartNotice {
+            notice_number: nav.to_string(),
+            fiscal_code: ente.to_string(),
+            amount: o.amount.0,
+            company_name: p.company_name.chars().take(140).collect(),
+            description: o.description.chars().take(140).collect(),
+        }],
+        return_urls: ReturnUrls {
+            return_ok_url: format!("{back}?outcome=ok"),
+            return_cancel_url: format!("{back}?outcome=cancel"),
+            return_error_url: format!("{back}?outcome=error"),
+        },
+        email_notice: p.debtor.email.clone(),
+        id_cart: None,
+    };
+    let url = create_cart(connector.as_ref(), ente, &cart).await?;
+    ctx.store()
+        .record_cart(ente, nav, &url, ctx.now())
+        .await
+        .at(at)?;
+    Ok(url)
+}
+
+/// The station of Ente `ente` that owns notice `nav` (by its segregation
+/// code), and how it reaches the Node. An Ente without one cannot take
+/// payments through Checkout.
+pub(crate) async fn station_settings(
+    ctx: &Ctx,
+    ente: &str,
+    nav: &str,
+) -> Result<(StationLink, ConnectionSettings), AppError> {
+    let at = Place::new("checkout.station", ente, nav);
     let seg = NoticeNumber::parse(nav)
         .ok()
         .and_then(|n| n.segregation_code);
     let stations = ctx.store().list_stations(ente).await.at(at)?;
     let station = stations
-        .iter()
+        .into_iter()
         .find(|s| seg.is_none_or(|seg| s.segregation_code == seg))
         .ok_or_else(|| {
             AppError::conflict(
@@ -66,43 +102,41 @@ pub async fn open_cart(ctx: &Ctx, ente: &str, nav: &str) -> Result<String, AppEr
             ));
         }
     };
-    let connector = connector::build(
+    Ok((station, settings))
+}
+
+/// The connector of the station that owns notice `nav` of Ente `ente`.
+pub(crate) async fn station_connector(
+    ctx: &Ctx,
+    ente: &str,
+    nav: &str,
+) -> Result<Box<dyn NodeConnector>, AppError> {
+    let (station, settings) = station_settings(ctx, ente, nav).await?;
+    connector::build(
         &settings,
         StationIdentity {
-            broker_id: station.broker_id.clone(),
-            station_id: station.station_id.clone(),
+            broker_id: station.broker_id,
+            station_id: station.station_id,
         },
     )
-    .map_err(|e| AppError::internal(&at, &e))?;
-    let back = format!("{}/pay/{ente}/{nav}/esito", ctx.settings().public_url);
-    let cart = Cart {
-        payment_notices: vec![CartNotice {
-            notice_number: nav.to_string(),
-            fiscal_code: ente.to_string(),
-            amount: o.amount.0,
-            company_name: p.company_name.chars().take(140).collect(),
-            description: o.description.chars().take(140).collect(),
-        }],
-        return_urls: ReturnUrls {
-            return_ok_url: format!("{back}?outcome=ok"),
-            return_cancel_url: format!("{back}?outcome=cancel"),
-            return_error_url: format!("{back}?outcome=error"),
-        },
-        email_notice: p.debtor.email.clone(),
-    };
-    let url = connector.create_cart(&cart).await.map_err(|e| {
+    .map_err(|e| AppError::internal(&Place::new("checkout.connector", ente, nav), &e))
+}
+
+/// Opens a Checkout cart through `connector`; a refusal or silence of
+/// pagoPA is told to the citizen as such (and logged).
+pub(crate) async fn create_cart(
+    connector: &dyn NodeConnector,
+    ente: &str,
+    cart: &Cart,
+) -> Result<String, AppError> {
+    connector.create_cart(cart).await.map_err(|e| {
         tracing::warn!(ente, error = %e, "checkout cart refused");
         AppError::new(
             Kind::Unavailable,
             "NODE_UNAVAILABLE",
             "pagoPA non è raggiungibile in questo momento: riprovare tra qualche minuto",
         )
-    })?;
-    ctx.store()
-        .record_cart(ente, nav, &url, ctx.now())
-        .await
-        .at(at)?;
-    Ok(url)
+    })
 }
 
 /// What a citizen sees of a notice: its amount and whether it is paid.

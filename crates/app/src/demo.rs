@@ -1,7 +1,10 @@
 //! `serve --demo`: one intermediary serving two Enti, with offices,
-//! catalogue, accertamenti, a station each, a back-office user, API keys and
-//! a few hundred positions in several states; and `<data-dir>/demo.json`,
-//! which tells a person or a script everything needed to try them.
+//! catalogue, accertamenti, a station each, back-office operators, API keys
+//! and a few hundred positions in several states; and `<data-dir>/demo.json`,
+//! which tells a person or a script everything needed to try them,
+//! including the test identities of the simulator's SPID/CIE provider (each
+//! demo operator's fiscal code, and a citizen's) and the back office's
+//! client registration with it.
 //!
 //! Seeding is idempotent, step by step: a later start (or one after a seed
 //! that was interrupted) adds only what is missing, then rewrites demo.json,
@@ -62,8 +65,48 @@ struct DemoEnte {
     accertamenti: Vec<Accertamento>,
     services: Vec<Service>,
     user: &'static str,
+    /// The people of the Ente's administrator, office operator and
+    /// accountant.
+    people: [Person; 3],
     positions: u64,
 }
+
+/// A demo person: the operator's name, and who they are to the
+/// simulator's SPID/CIE provider.
+#[derive(Debug, Clone, Copy)]
+struct Person {
+    fiscal_code: &'static str,
+    given_name: &'static str,
+    family_name: &'static str,
+}
+
+const fn person(
+    fiscal_code: &'static str,
+    given_name: &'static str,
+    family_name: &'static str,
+) -> Person {
+    Person {
+        fiscal_code,
+        given_name,
+        family_name,
+    }
+}
+
+impl Person {
+    fn name(&self) -> String {
+        format!("{} {}", self.given_name, self.family_name)
+    }
+}
+
+/// The intermediary's administrator.
+const INTERMEDIARY_PERSON: Person = person("RMNLNE70C62L219Q", "Elena", "Romano");
+/// A citizen, who is no operator: the provider signs them in, the back
+/// office refuses them, and the portals' personal area lists what they
+/// owe at both Enti.
+const CITIZEN: Person = person("RSSMRA80A01H501U", "Mario", "Rossi");
+
+/// The client the demo's back office is to the simulator's provider.
+pub const SPID_CLIENT_ID: &str = "incasso-backoffice";
 
 fn acc(year: i32, code: &str, description: &str, chapter: &str) -> Accertamento {
     Accertamento {
@@ -199,6 +242,11 @@ fn demo_enti() -> Vec<DemoEnte> {
                 ),
             ],
             user: "operatore.comune",
+            people: [
+                person("BNCGLI80A41H501C", "Giulia", "Bianchi"),
+                person("VRDMRC85M12H501U", "Marco", "Verdi"),
+                person("NRENNA78D55H501T", "Anna", "Neri"),
+            ],
             positions: 200,
         },
         DemoEnte {
@@ -243,6 +291,11 @@ fn demo_enti() -> Vec<DemoEnte> {
                 ),
             ],
             user: "operatore.asl",
+            people: [
+                person("RSSLCU82T10F205E", "Luca", "Russo"),
+                person("CLMSRA90B48F205X", "Sara", "Colombo"),
+                person("FRRPLA75H20F205S", "Paolo", "Ferrari"),
+            ],
             positions: 100,
         },
     ]
@@ -257,19 +310,38 @@ pub struct DemoFile {
     pub simulator_url: String,
     #[serde(default)]
     pub simulator_subscription_key: String,
+    /// The SMTP server incasso mails receipts through (the simulator's,
+    /// unless another was configured), and where the simulator lists the
+    /// messages it took (JSON).
+    #[serde(default)]
+    pub smtp_url: String,
+    #[serde(default)]
+    pub mail_url: String,
     pub intermediary_api_key: String,
     /// The back office's sign-in page.
     #[serde(default)]
     pub backoffice_url: String,
+    /// The intermediary's page of its Enti, each with a link to its
+    /// citizen portal.
+    #[serde(default)]
+    pub portal_index_url: String,
     /// The intermediary's administrator, who reaches every Ente.
     #[serde(default)]
     pub intermediary_user: String,
     #[serde(default)]
     pub intermediary_password: String,
-    /// The SPID/CIE test identities of the simulator's provider (none yet:
-    /// operators sign in with their password).
+    /// The SPID/CIE test identities of the simulator's provider, and the
+    /// operator each one signs in as.
     #[serde(default)]
-    pub test_identities: Vec<serde_json::Value>,
+    pub test_identities: Vec<DemoIdentity>,
+    /// The simulator's SPID/CIE provider (its issuer URL), and the
+    /// back office as its client.
+    #[serde(default)]
+    pub spid_issuer: String,
+    #[serde(default)]
+    pub spid_client_id: String,
+    #[serde(default)]
+    pub spid_client_secret: String,
     pub enti: Vec<DemoEnteFile>,
 }
 
@@ -278,6 +350,9 @@ pub struct DemoEnteFile {
     /// Open in a browser to pay the first payable notice through Checkout.
     #[serde(default)]
     pub pay_url: String,
+    /// The Ente's citizen payment portal.
+    #[serde(default)]
+    pub portal_url: String,
     pub fiscal_code: String,
     pub name: String,
     pub station_id: String,
@@ -297,7 +372,43 @@ pub struct DemoEnteFile {
     #[serde(default)]
     pub accountant_password: String,
     pub services: Vec<DemoService>,
+    /// The spontaneous services the portal offers, each with its form.
+    #[serde(default)]
+    pub spontaneous_services: Vec<DemoSpontaneous>,
     pub payable_notices: Vec<DemoNotice>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct DemoSpontaneous {
+    pub code: String,
+    pub name: String,
+    /// Its form on the portal.
+    pub form_url: String,
+}
+
+/// A test identity of the simulator's SPID/CIE provider.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DemoIdentity {
+    pub fiscal_code: String,
+    pub name: String,
+    /// The back-office username it signs in as; none for a citizen.
+    pub operator: Option<String>,
+    #[serde(default)]
+    pub given_name: String,
+    #[serde(default)]
+    pub family_name: String,
+}
+
+impl DemoIdentity {
+    fn of(p: &Person, operator: Option<&str>) -> DemoIdentity {
+        DemoIdentity {
+            fiscal_code: p.fiscal_code.into(),
+            name: p.name(),
+            operator: operator.map(str::to_string),
+            given_name: p.given_name.into(),
+            family_name: p.family_name.into(),
+        }
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -351,6 +462,44 @@ pub async fn seed(ctx: &crate::Ctx, data_dir: &Path, simulator_url: &str) -> Res
                 })?;
         }
     }
+    // Spontaneous services' forms for the portal (added to an older demo too).
+    for d in &enti {
+        crate::portal::spontaneous::seed_demo_forms(store, &d.ente.fiscal_code, ctx.now())
+            .await
+            .map_err(|source| DemoError::Store {
+                during: format!("the spontaneous forms of {}", d.ente.name),
+                source,
+            })?;
+    }
+    // The citizen of the test identities owes positions at every Ente
+    // (added to an older demo too), and each portal speaks one more
+    // language: German at the first Ente, English at the second.
+    for (i, d) in enti.iter().enumerate() {
+        seed_citizen(store, d)
+            .await
+            .map_err(|source| DemoError::Store {
+                during: format!("the citizen's positions at {}", d.ente.name),
+                source,
+            })?;
+        let fc = &d.ente.fiscal_code;
+        if store.portal_settings(fc).await?.is_none() {
+            let (colour, language) = if i == 0 {
+                (crate::portal::style::DEFAULT_BRAND_COLOUR, "de")
+            } else {
+                ("#00695c", "en")
+            };
+            store
+                .put_portal_settings(
+                    fc,
+                    &incasso_store::PortalSettingsRecord {
+                        brand_colour: colour.into(),
+                        languages: vec![language.into()],
+                    },
+                    ctx.now(),
+                )
+                .await?;
+        }
+    }
     // The demo stations reach "pagoPA" at the simulator, with a
     // subscription key as the real API gateway wants.
     let simulator_key = previous
@@ -380,16 +529,18 @@ pub async fn seed(ctx: &crate::Ctx, data_dir: &Path, simulator_url: &str) -> Res
     )
     .await?;
     let mut out = Vec::new();
+    let mut identities = Vec::new();
     for d in &enti {
         let fc = &d.ente.fiscal_code;
         let prev = previous
             .as_ref()
             .and_then(|p| p.enti.iter().find(|e| &e.fiscal_code == fc));
         let api_key = reuse_or_issue(store, prev.map(|e| e.api_key.as_str()), Some(fc)).await?;
+        let [admin, office, accountant] = &d.people;
         let password = demo_operator(
             store,
             d.user,
-            &format!("Amministratore {}", d.ente.name),
+            admin,
             Rights {
                 role: Role::EnteAdmin,
                 ente: Some(fc.clone()),
@@ -403,7 +554,7 @@ pub async fn seed(ctx: &crate::Ctx, data_dir: &Path, simulator_url: &str) -> Res
         let office_password = demo_operator(
             store,
             &office_user,
-            &format!("Operatore d'ufficio {}", d.ente.name),
+            office,
             Rights {
                 role: Role::OfficeOperator,
                 ente: Some(fc.clone()),
@@ -421,7 +572,7 @@ pub async fn seed(ctx: &crate::Ctx, data_dir: &Path, simulator_url: &str) -> Res
         let accountant_password = demo_operator(
             store,
             &accountant_user,
-            &format!("Ragioneria {}", d.ente.name),
+            accountant,
             Rights {
                 role: Role::Accountant,
                 ente: Some(fc.clone()),
@@ -431,12 +582,16 @@ pub async fn seed(ctx: &crate::Ctx, data_dir: &Path, simulator_url: &str) -> Res
             prev.map(|e| e.accountant_password.as_str()),
         )
         .await?;
+        identities.push(DemoIdentity::of(admin, Some(d.user)));
+        identities.push(DemoIdentity::of(office, Some(&office_user)));
+        identities.push(DemoIdentity::of(accountant, Some(&accountant_user)));
         let payable = payable_notices(store, fc).await?;
         out.push(DemoEnteFile {
             pay_url: payable
                 .first()
                 .map(|n| format!("{base_url}/pay/{fc}/{}", n.notice_number))
                 .unwrap_or_default(),
+            portal_url: format!("{base_url}/portale/{fc}/"),
             fiscal_code: fc.clone(),
             name: d.ente.name.clone(),
             station_id: d.station_id.into(),
@@ -459,6 +614,19 @@ pub async fn seed(ctx: &crate::Ctx, data_dir: &Path, simulator_url: &str) -> Res
                     spontaneous: s.spontaneous,
                 })
                 .collect(),
+            spontaneous_services: crate::portal::spontaneous::list(ctx, fc)
+                .await
+                .map_err(|e| DemoError::Store {
+                    during: "listing the spontaneous services".into(),
+                    source: StoreError::Conflict(e.detail),
+                })?
+                .into_iter()
+                .map(|s| DemoSpontaneous {
+                    form_url: format!("{base_url}/portale/{fc}/servizi/{}", s.code),
+                    code: s.code,
+                    name: s.name,
+                })
+                .collect(),
             payable_notices: payable,
         });
     }
@@ -466,7 +634,7 @@ pub async fn seed(ctx: &crate::Ctx, data_dir: &Path, simulator_url: &str) -> Res
     let intermediary_password = demo_operator(
         store,
         intermediary_user,
-        "Amministratore dell'intermediario",
+        &INTERMEDIARY_PERSON,
         Rights {
             role: Role::IntermediaryAdmin,
             ente: None,
@@ -476,15 +644,40 @@ pub async fn seed(ctx: &crate::Ctx, data_dir: &Path, simulator_url: &str) -> Res
         previous.as_ref().map(|p| p.intermediary_password.as_str()),
     )
     .await?;
+    identities.insert(
+        0,
+        DemoIdentity::of(&INTERMEDIARY_PERSON, Some(intermediary_user)),
+    );
+    identities.push(DemoIdentity::of(&CITIZEN, None));
+    let spid_client_secret = previous
+        .as_ref()
+        .map(|p| p.spid_client_secret.clone())
+        .filter(|k| !k.is_empty())
+        .unwrap_or_else(|| generate_key().1);
     let file = DemoFile {
         backoffice_url: format!("{base_url}/backoffice/"),
+        portal_index_url: format!("{base_url}/portale/"),
         intermediary_user: intermediary_user.into(),
         intermediary_password,
-        test_identities: Vec::new(),
+        test_identities: identities,
+        spid_issuer: simulator_url.into(),
+        spid_client_id: SPID_CLIENT_ID.into(),
+        spid_client_secret,
         base_url: base_url.into(),
         broker_id: BROKER_ID.into(),
         simulator_url: simulator_url.into(),
         simulator_subscription_key: simulator_key,
+        // Never a configured server's password.
+        smtp_url: ctx
+            .settings()
+            .smtp_url
+            .as_deref()
+            .map(|u| match (u.split_once("://"), u.rsplit_once('@')) {
+                (Some((scheme, _)), Some((_, host))) => format!("{scheme}://{host}"),
+                _ => u.to_string(),
+            })
+            .unwrap_or_default(),
+        mail_url: format!("{simulator_url}/simulator/mail"),
         intermediary_api_key,
         enti: out,
     };
@@ -497,16 +690,33 @@ pub async fn seed(ctx: &crate::Ctx, data_dir: &Path, simulator_url: &str) -> Res
     Ok(path)
 }
 
-/// The demo operator `username` (created if missing, with `rights`) and
-/// their password: the one the last demo.json gave, or a new one.
+/// The demo operator `username` (created if missing, as `who` with
+/// `rights`) and their password: the one the last demo.json gave, or a new
+/// one. Their fiscal code is `who`'s, for SPID/CIE.
 async fn demo_operator(
     store: &Store,
     username: &str,
-    full_name: &str,
+    who: &Person,
     rights: Rights,
     previous: Option<&str>,
 ) -> Result<String> {
-    if let Some(existing) = store.operator_by_username(username).await?
+    let found = store.operator_by_username(username).await?;
+    // A demo seeded before SPID/CIE sign-in had no fiscal codes.
+    if let Some(existing) = &found
+        && existing.fiscal_code.as_deref() != Some(who.fiscal_code)
+    {
+        match store
+            .set_operator_fiscal_code(existing.id, Some(who.fiscal_code), Utc::now())
+            .await
+        {
+            // Someone gave it to another operator: that one keeps it.
+            Err(StoreError::Conflict(_)) => {
+                tracing::warn!(username, "demo fiscal code taken by another operator")
+            }
+            other => other?,
+        }
+    }
+    if let Some(existing) = &found
         && let Some(password) = previous.filter(|p| !p.is_empty())
     {
         // The password demo.json tells must open the account.
@@ -526,7 +736,7 @@ async fn demo_operator(
         during: "hashing a demo password".into(),
         source: StoreError::Conflict(e.detail),
     })?;
-    match store.operator_by_username(username).await? {
+    match found {
         Some(existing) => {
             store
                 .set_operator_password(existing.id, &hash, false, Utc::now())
@@ -538,8 +748,8 @@ async fn demo_operator(
                     &incasso_store::NewOperator {
                         username: username.into(),
                         password_hash: Some(hash),
-                        fiscal_code: None,
-                        full_name: full_name.into(),
+                        fiscal_code: Some(who.fiscal_code.into()),
+                        full_name: who.name(),
                         email: None,
                         rights,
                         must_change_password: false,
@@ -670,6 +880,52 @@ async fn seed_ente(store: &Store, d: &DemoEnte) -> Result<(), StoreError> {
             }
             _ => {}
         }
+    }
+    Ok(())
+}
+
+/// The citizen's positions at Ente `d` (idempotent by their keys),
+/// published and payable: the first service's in a single payment or three
+/// installments, and the second's in one payment.
+async fn seed_citizen(store: &Store, d: &DemoEnte) -> Result<(), StoreError> {
+    let now = Utc::now();
+    let fc = &d.ente.fiscal_code;
+    let iban = d.ente.iban.clone().unwrap_or_default();
+    for (k, service) in d.services.iter().take(2).enumerate() {
+        let iupd = format!("{fc}-CITTADINO-{}", service.code);
+        match store.get_position(fc, &iupd).await {
+            Ok(_) => continue,
+            Err(StoreError::NotFound(_)) => {}
+            Err(e) => return Err(e),
+        }
+        let acc = service
+            .default_accertamento
+            .clone()
+            .unwrap_or(AccertamentoRef {
+                year: 2026,
+                code: String::new(),
+            });
+        let spec = PositionSpec {
+            ente: fc,
+            company_name: &d.ente.name,
+            iupd: iupd.clone(),
+            debtor_index: 0,
+            amount: service
+                .fixed_amount
+                .unwrap_or(Cents(if k == 0 { 24_600 } else { 8_540 })),
+            description: format!("{} 2026", service.name),
+            category: &service.taxonomy_code,
+            iban: &iban,
+            due_date: now + Duration::days(20 + 15 * k as i64),
+            installments: if k == 0 { 3 } else { 0 },
+            second_beneficiary: None,
+            quotas: vec![(acc, 100)],
+        };
+        let mut position = sample::position(&spec);
+        position.debtor.fiscal_code = CITIZEN.fiscal_code.into();
+        position.debtor.full_name = CITIZEN.name();
+        position.debtor.email = Some("mario.rossi@example.org".into());
+        store.create_position(fc, position, now, true).await?;
     }
     Ok(())
 }

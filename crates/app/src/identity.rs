@@ -18,6 +18,19 @@ pub struct OperatorIdentity {
     pub rights: Rights,
 }
 
+/// A person signed in to the citizen portal with SPID or CIE: who the
+/// identity provider vouched for. They act for themselves only: what is
+/// owed by or was paid by their own fiscal code, at any Ente of the
+/// intermediary, and nothing of an Ente's own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CitizenIdentity {
+    /// The Italian fiscal code, upper case (the `fiscalNumber` claim
+    /// without its `TINIT-`).
+    pub fiscal_code: String,
+    /// Given and family name, as the provider sent them.
+    pub name: String,
+}
+
 /// The caller of a use case.
 #[derive(Debug, Clone)]
 pub enum Caller {
@@ -33,6 +46,9 @@ pub enum Caller {
     Public,
     /// A person signed in to the back office, with their rights.
     Operator(Box<OperatorIdentity>),
+    /// A citizen signed in to the portal: may see and pay what is owed by
+    /// their own fiscal code, and their own receipts; no Ente's rights.
+    Citizen(CitizenIdentity),
 }
 
 impl Caller {
@@ -43,6 +59,7 @@ impl Caller {
             Caller::System(_) => true,
             Caller::Public => false,
             Caller::Operator(o) => o.rights.role == Role::IntermediaryAdmin,
+            Caller::Citizen(_) => false,
         }
     }
 
@@ -53,6 +70,25 @@ impl Caller {
             Caller::System(what) => format!("system:{what}"),
             Caller::Public => "public".into(),
             Caller::Operator(o) => format!("operator:{}", o.username),
+            // Never the whole fiscal code: the log is read by operators.
+            Caller::Citizen(c) => format!("citizen:{}", masked(&c.fiscal_code)),
+        }
+    }
+
+    /// The signed-in citizen, if the caller is one.
+    pub fn citizen(&self) -> Option<&CitizenIdentity> {
+        match self {
+            Caller::Citizen(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// The caller is the citizen whose fiscal code is `fiscal_code` (the
+    /// same refusal for everyone else).
+    pub fn require_citizen(&self, fiscal_code: &str) -> Result<&CitizenIdentity, AppError> {
+        match self {
+            Caller::Citizen(c) if c.fiscal_code.eq_ignore_ascii_case(fiscal_code.trim()) => Ok(c),
+            _ => Err(AppError::forbidden()),
         }
     }
 
@@ -114,6 +150,13 @@ impl Caller {
     }
 }
 
+/// A fiscal code as the audit log may show it of a person who is not an
+/// operator: enough to recognize a mistyped one, not the whole.
+pub(crate) fn masked(fiscal_code: &str) -> String {
+    let head: String = fiscal_code.chars().take(6).collect();
+    format!("{head}**********")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,5 +199,25 @@ mod tests {
         assert!(office.require(a, Area::Positions, Access::Write).is_ok());
         assert!(office.require(a, Area::Users, Access::Read).is_err());
         assert!(!office.is_intermediary());
+    }
+
+    /// A citizen has no right on any Ente, whatever the use case checks.
+    #[test]
+    fn a_citizen_is_nobody_to_an_ente() {
+        let a = "80000130585";
+        let c = Caller::Citizen(CitizenIdentity {
+            fiscal_code: "RSSMRA80A01H501U".into(),
+            name: "Mario Rossi".into(),
+        });
+        assert!(!c.is_intermediary());
+        assert!(c.require_ente(a).is_err());
+        assert!(c.require(a, Area::Positions, Access::Read).is_err());
+        assert!(c.require_key_admin(a).is_err());
+        assert!(c.require_intermediary().is_err());
+        assert!(c.require_citizen("RSSMRA80A01H501U").is_ok());
+        assert!(c.require_citizen("rssmra80a01h501u").is_ok());
+        assert!(c.require_citizen("BNCGLI80A41H501C").is_err());
+        assert!(Caller::Public.require_citizen("RSSMRA80A01H501U").is_err());
+        assert_eq!(c.actor(), "citizen:RSSMRA**********");
     }
 }

@@ -42,7 +42,11 @@ pub fn start(app: &App) -> Jobs {
         tokio::spawn(fetch_flows_periodically(app.store.clone())),
         tokio::spawn(resume_uploads(app.store.clone(), app.clock)),
         tokio::spawn(close_expired_sessions(app.store.clone())),
+        tokio::spawn(close_abandoned_spontaneous(app.clone())),
     ];
+    if crate::mail::enabled(app) {
+        jobs.push(tokio::spawn(crate::mail::run(app.clone())));
+    }
     if let Some(dir) = app.settings.data_dir.clone() {
         jobs.push(tokio::spawn(crate::inbox::run(
             app.store.clone(),
@@ -68,6 +72,29 @@ async fn close_expired_sessions(store: Store) {
             .await
         {
             tracing::warn!(error = %e, "closing expired sessions failed; retrying later");
+        }
+    }
+}
+
+/// Cancels the positions of spontaneous payments abandoned before paying
+/// (the portal's), every minute: none is left payable behind.
+async fn close_abandoned_spontaneous(app: App) {
+    // First after one period, not at start: nothing made before a restart
+    // is late by a minute more, and a process started next to work that
+    // is already under way (a test's, a migration's) does not race it.
+    let mut tick =
+        tokio::time::interval_at(tokio::time::Instant::now() + STATES_EVERY, STATES_EVERY);
+    loop {
+        tick.tick().await;
+        match crate::portal::spontaneous::close_abandoned(&app, app.clock.now()).await {
+            Ok(done) if !done.is_empty() => {
+                tracing::info!(
+                    payments = done.len(),
+                    "abandoned spontaneous payments closed"
+                )
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "closing abandoned spontaneous payments failed"),
         }
     }
 }

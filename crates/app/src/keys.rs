@@ -9,6 +9,7 @@
 use crate::error::{AppError, At, Place};
 use crate::paging::{self, Page};
 use crate::{Caller, Ctx};
+use incasso_core::access::{Access, Area, Role};
 use incasso_store::{ApiKeyRecord, KeyScope, Store, StoreError};
 use sha2::{Digest, Sha256};
 
@@ -81,7 +82,7 @@ pub async fn list(
     let at = Place::new("keys.list", ente.unwrap_or(""), "");
     match ente {
         Some(fc) => {
-            ctx.caller.require_key_admin(fc)?;
+            require_keys(ctx, fc, Access::Read)?;
             ctx.store().get_ente(fc).await.at(at)?;
         }
         None => ctx.caller.require_intermediary()?,
@@ -90,8 +91,28 @@ pub async fn list(
     paging::of_whole(all, cursor, limit, 1, |k| vec![k.key_id.clone()])
 }
 
-/// Issues a key. Only the intermediary issues keys: a leaked Ente key must
-/// not be able to mint successors that outlive its revocation.
+/// The caller may manage this Ente's keys (Users area): a program as
+/// [`Caller::require_key_admin`] says; a person only as the Ente's or the
+/// intermediary's administrator, since a key acts with every right of the
+/// Ente and would outreach an office's own rights.
+fn require_keys(ctx: &Ctx, fc: &str, access: Access) -> Result<(), AppError> {
+    match &ctx.caller {
+        Caller::Operator(o) => {
+            ctx.caller.require(fc, Area::Users, access)?;
+            if matches!(o.rights.role, Role::EnteAdmin | Role::IntermediaryAdmin) {
+                Ok(())
+            } else {
+                Err(AppError::forbidden())
+            }
+        }
+        _ => ctx.caller.require_key_admin(fc),
+    }
+}
+
+/// Issues a key. Among programs only the intermediary issues keys: a
+/// leaked Ente key must not be able to mint successors that outlive its
+/// revocation. A person who administers the Ente (signed in, not a key)
+/// issues its keys too.
 pub async fn issue(
     ctx: &Ctx,
     ente: Option<&str>,
@@ -99,7 +120,19 @@ pub async fn issue(
     label: &str,
 ) -> Result<(String, String), AppError> {
     crate::audit::audited(ctx, ente, "key.issue", label, async {
-        ctx.caller.require_intermediary()?;
+        match (&ctx.caller, ente) {
+            (Caller::Operator(_), Some(fc)) => require_keys(ctx, fc, Access::Write)?,
+            _ => ctx.caller.require_intermediary()?,
+        }
+        // A person names the key they issue, so that the list tells keys
+        // apart; programs keep the API's optional label.
+        let by_person = matches!(ctx.caller, Caller::Operator(_));
+        if (by_person && label.trim().is_empty()) || label.chars().count() > 200 {
+            return Err(AppError::invalid(
+                "BAD_LABEL",
+                "label: da 1 a 200 caratteri, per riconoscere la chiave",
+            ));
+        }
         issue_key(ctx.store(), ente, scope, label)
             .await
             .at(Place::new("keys.issue", ente.unwrap_or(""), label))
@@ -111,7 +144,7 @@ pub async fn issue(
 /// intermediary's may; an application's key may not.
 pub async fn revoke(ctx: &Ctx, ente: &str, key_id: &str) -> Result<(), AppError> {
     crate::audit::audited(ctx, Some(ente), "key.revoke", key_id, async {
-        ctx.caller.require_key_admin(ente)?;
+        require_keys(ctx, ente, Access::Write)?;
         ctx.store()
             .revoke_api_key(key_id, Some(ente), ctx.now())
             .await

@@ -18,6 +18,7 @@ pub mod admin;
 pub mod audit;
 pub mod bus;
 pub mod checkout;
+pub mod dashboard;
 pub mod demo;
 pub mod digitfin;
 pub mod error;
@@ -26,19 +27,23 @@ pub mod identity;
 pub mod inbox;
 pub mod jobs;
 pub mod keys;
+pub mod mail;
 pub mod node;
 mod node_demand;
 pub mod notices;
 pub mod operators;
 pub mod paging;
+pub mod portal;
 pub mod positions;
 pub mod receipts;
 pub mod reconcile;
+pub mod sheet;
+pub mod spid;
 pub mod supply;
 pub mod upload;
 
 pub use error::{AppError, At, Kind, Place};
-pub use identity::{Caller, OperatorIdentity};
+pub use identity::{Caller, CitizenIdentity, OperatorIdentity};
 
 use chrono::{DateTime, Utc};
 use incasso_core::ente::StationLink;
@@ -56,6 +61,13 @@ pub struct Settings {
     pub public_url: String,
     /// Where the inbox and outbox folders live, when there is one.
     pub data_dir: Option<PathBuf>,
+    /// The SPID/CIE identity proxy operators may sign in through, if any.
+    pub spid: Option<spid::SpidSettings>,
+    /// The SMTP server e-mail goes through (`smtp://`, `smtps://`, with
+    /// user and password if needed): no e-mail is sent without one.
+    pub smtp_url: Option<String>,
+    /// The sender of incasso's e-mail (`Name <address>` or an address).
+    pub mail_from: Option<String>,
 }
 
 impl Settings {
@@ -63,6 +75,9 @@ impl Settings {
         Settings {
             public_url: public_url.trim_end_matches('/').to_string(),
             data_dir: None,
+            spid: None,
+            smtp_url: None,
+            mail_from: None,
         }
     }
 }
@@ -91,6 +106,8 @@ pub struct App {
     pub settings: Arc<Settings>,
     pub clock: Clock,
     pub stations: StationCache,
+    /// Each Ente's portal look, read on every portal page.
+    pub portal_styles: portal::style::StyleCache,
 }
 
 impl App {
@@ -100,6 +117,7 @@ impl App {
             settings: Arc::new(settings),
             clock: Clock::System,
             stations: StationCache::default(),
+            portal_styles: Default::default(),
         }
     }
 

@@ -234,7 +234,14 @@ async fn get_payment(
     req: &GetPaymentRequest,
     v2: bool,
 ) -> Answer {
-    let (stored, index) = find_payable(app, h, station, &req.qr).await?;
+    let (mut stored, mut index) = find_payable(app, h, station, &req.qr).await?;
+    // A portal's spontaneous payment being paid is kept from the
+    // abandonment job; one it cancelled meanwhile is answered as it is now.
+    match crate::portal::spontaneous::hold_for_node(app, &h.id_pa, &stored.position.iupd).await {
+        Ok(true) => {}
+        Ok(false) => (stored, index) = find_payable(app, h, station, &req.qr).await?,
+        Err(e) => return Err(system_error(&h.id_pa, e)),
+    }
     let p = &stored.position;
     let o = &p.options[index];
     if let Some(amount) = req.amount
@@ -380,6 +387,23 @@ async fn send_rt(
     match app.store.record_receipt(&record, app.clock.now()).await {
         Ok(outcome) => {
             tracing::debug!(outcome = ?outcome, "receipt stored");
+            // Committed: now the payer's e-mail, queued once per receipt
+            // id (a paid notice's copy only; a KO receipt paid nothing).
+            if record.owner_ente == record.ente && record.outcome == "OK" {
+                let rt_email = r
+                    .payer
+                    .as_ref()
+                    .and_then(|p| p.email.as_deref())
+                    .or(r.debtor.email.as_deref());
+                crate::mail::after_receipt(
+                    app,
+                    &record.ente,
+                    &record.receipt_id,
+                    &record.notice_number,
+                    rt_email,
+                )
+                .await;
+            }
             Ok(wire::ok_response(if v2 {
                 Operation::SendRtV2
             } else {

@@ -27,7 +27,7 @@ pub fn language(lang: Option<&str>) -> Result<Language, AppError> {
 
 /// The notice of one stored position (of one of its notice numbers when
 /// `only` is given).
-async fn render(
+pub(crate) async fn render(
     ctx: &Ctx,
     ente: &str,
     p: &StoredPosition,
@@ -39,11 +39,22 @@ async fn render(
     let logo = ctx.store().logo(ente).await.at(at)?.map(|(_, bytes)| bytes);
     let notice =
         from_position(&ente_data, logo, &p.position, only, lang, ctx.now()).map_err(refusal)?;
+    // Rendering is CPU work: as many at once as there are cores, so that a
+    // rush of PDFs queues for them instead of crowding out every other
+    // request's threads (`incasso bench portal`).
+    let _turn = RENDERING
+        .acquire()
+        .await
+        .map_err(|e| AppError::internal(&at, &e))?;
     tokio::task::spawn_blocking(move || incasso_notice::render(&notice))
         .await
         .map_err(|e| AppError::internal(&at, &e))?
         .map_err(|e| AppError::internal(&at, &e))
 }
+
+static RENDERING: std::sync::LazyLock<tokio::sync::Semaphore> = std::sync::LazyLock::new(|| {
+    tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()))
+});
 
 /// The payment notice of one notice number, as PDF.
 pub async fn notice_pdf(
@@ -52,12 +63,17 @@ pub async fn notice_pdf(
     nav: &str,
     lang: Language,
 ) -> Result<Vec<u8>, AppError> {
-    ctx.caller.require_ente(ente)?;
+    ctx.caller.require(
+        ente,
+        incasso_core::access::Area::Positions,
+        incasso_core::access::Access::Read,
+    )?;
     let (stored, _) = ctx
         .store()
         .find_by_notice_number(ente, nav)
         .await
         .at(Place::new("notices.notice_pdf", ente, nav))?;
+    let stored = crate::positions::in_scope(ctx, stored)?;
     render(ctx, ente, &stored, Some(nav), lang).await
 }
 
@@ -68,12 +84,17 @@ pub async fn position_pdf(
     iupd: &str,
     lang: Language,
 ) -> Result<Vec<u8>, AppError> {
-    ctx.caller.require_ente(ente)?;
+    ctx.caller.require(
+        ente,
+        incasso_core::access::Area::Positions,
+        incasso_core::access::Access::Read,
+    )?;
     let stored = ctx.store().get_position(ente, iupd).await.at(Place::new(
         "notices.position_pdf",
         ente,
         iupd,
     ))?;
+    let stored = crate::positions::in_scope(ctx, stored)?;
     render(ctx, ente, &stored, None, lang).await
 }
 
@@ -127,7 +148,12 @@ pub async fn zip_job(
     selection: Selection,
     lang: Language,
 ) -> Result<ZipJob, AppError> {
-    ctx.caller.require_ente(ente)?;
+    match &selection {
+        // A supply's notices belong with the supply: whoever may read the
+        // supplies archive prints them.
+        Selection::Supply(id) => crate::bus::require_supply_in_scope(ctx, ente, *id).await?,
+        Selection::Filter(_) => ctx.caller.require_ente(ente)?,
+    }
     let at = Place::new("notices.zip", ente, "");
     match &selection {
         Selection::Supply(id) => {
@@ -259,7 +285,9 @@ pub async fn put_logo(ctx: &Ctx, ente: &str, bytes: &[u8]) -> Result<(), AppErro
     ctx.store()
         .put_logo(ente, content_type, bytes, ctx.now())
         .await
-        .at(Place::new("notices.put_logo", ente, ""))
+        .at(Place::new("notices.put_logo", ente, ""))?;
+    ctx.app.portal_styles.forget(ente);
+    Ok(())
 }
 
 pub async fn delete_logo(ctx: &Ctx, ente: &str) -> Result<(), AppError> {
@@ -267,5 +295,7 @@ pub async fn delete_logo(ctx: &Ctx, ente: &str) -> Result<(), AppError> {
     ctx.store()
         .delete_logo(ente)
         .await
-        .at(Place::new("notices.delete_logo", ente, ""))
+        .at(Place::new("notices.delete_logo", ente, ""))?;
+    ctx.app.portal_styles.forget(ente);
+    Ok(())
 }

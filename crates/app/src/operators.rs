@@ -96,7 +96,8 @@ fn decoy_hash() -> &'static str {
     DECOY.get_or_init(|| hash_password("decoy: never a password").unwrap_or_default())
 }
 
-async fn open_session(
+/// A new session for `o` (after a password, or SPID/CIE in [`crate::spid`]).
+pub(crate) async fn open_session(
     app: &App,
     o: &OperatorRecord,
     now: DateTime<Utc>,
@@ -239,8 +240,96 @@ pub struct NewOperatorInput {
 fn require_manager(ctx: &Ctx, rights: &Rights) -> Result<(), AppError> {
     match (&rights.ente, rights.role) {
         (_, Role::IntermediaryAdmin) | (None, _) => ctx.caller.require_intermediary(),
-        (Some(ente), _) => ctx.caller.require(ente, Area::Users, Access::Write),
+        (Some(ente), _) => {
+            ctx.caller.require(ente, Area::Users, Access::Write)?;
+            if within_reach(ctx, ente, rights, true) {
+                Ok(())
+            } else {
+                Err(out_of_reach())
+            }
+        }
     }
+}
+
+/// Who may see the account of `rights`: as [`require_manager`], reading.
+fn require_reader(ctx: &Ctx, rights: &Rights) -> Result<(), AppError> {
+    match (&rights.ente, rights.role) {
+        (_, Role::IntermediaryAdmin) | (None, _) => ctx.caller.require_intermediary(),
+        (Some(ente), _) => {
+            ctx.caller.require(ente, Area::Users, Access::Read)?;
+            if within_reach(ctx, ente, rights, false) {
+                Ok(())
+            } else {
+                Err(out_of_reach())
+            }
+        }
+    }
+}
+
+fn out_of_reach() -> AppError {
+    AppError::new(
+        Kind::Forbidden,
+        "FORBIDDEN",
+        "l'operatore è fuori dagli uffici o dai permessi di chi lo gestisce",
+    )
+}
+
+/// An operator limited to offices who is granted the Users area (an
+/// office's head) reaches only office operators and counter clerks of
+/// their own offices; managing them, they give nothing they do not have
+/// themselves, so a grant of Users never becomes a way up to more.
+fn within_reach(ctx: &Ctx, ente: &str, rights: &Rights, managing: bool) -> bool {
+    let Caller::Operator(me) = &ctx.caller else {
+        return true;
+    };
+    let Some(mine) = me.rights.office_scope() else {
+        return true;
+    };
+    let offices_ok = matches!(rights.role, Role::OfficeOperator | Role::CounterClerk)
+        && !rights.offices.is_empty()
+        && rights.offices.iter().all(|o| mine.contains(o));
+    let grants_ok = !managing
+        || Area::ALL.iter().all(|area| {
+            [Access::Read, Access::Write].iter().all(|access| {
+                !rights.may(ente, *area, *access) || me.rights.may(ente, *area, *access)
+            })
+        });
+    offices_ok && grants_ok
+}
+
+/// The checks an operator's data must pass, on creation as on an edit.
+fn check_person(
+    full_name: &str,
+    fiscal_code: Option<&str>,
+    email: Option<&str>,
+    rights: &Rights,
+) -> Result<(), AppError> {
+    if full_name.trim().is_empty() || full_name.chars().count() > 140 {
+        return Err(AppError::invalid(
+            "BAD_NAME",
+            "fullName: obbligatorio, al più 140 caratteri",
+        ));
+    }
+    rights
+        .check()
+        .map_err(|m| AppError::invalid("BAD_RIGHTS", m))?;
+    if let Some(fc) = fiscal_code {
+        incasso_core::codes::check_personal_fiscal_code(&fc.to_uppercase()).map_err(|e| {
+            AppError::invalid(
+                "BAD_FISCAL_CODE",
+                format!("fiscalCode: codice fiscale non valido ({e})"),
+            )
+        })?;
+    }
+    if let Some(email) = email
+        && (email.len() > 254 || !email.contains('@') || email.contains(char::is_whitespace))
+    {
+        return Err(AppError::invalid(
+            "BAD_EMAIL",
+            "email: indirizzo di posta elettronica non valido",
+        ));
+    }
+    Ok(())
 }
 
 /// Adds an operator.
@@ -264,21 +353,12 @@ pub async fn create(ctx: &Ctx, input: NewOperatorInput) -> Result<i64, AppError>
             "username: da 1 a 64 tra lettere, cifre e . _ - @",
         ));
     }
-    if input.full_name.trim().is_empty() {
-        return Err(AppError::invalid("BAD_NAME", "fullName: obbligatorio"));
-    }
-    input
-        .rights
-        .check()
-        .map_err(|m| AppError::invalid("BAD_RIGHTS", m))?;
-    if let Some(fc) = &input.fiscal_code {
-        incasso_core::codes::check_personal_fiscal_code(&fc.to_uppercase()).map_err(|e| {
-            AppError::invalid(
-                "BAD_FISCAL_CODE",
-                format!("fiscalCode: codice fiscale non valido ({e})"),
-            )
-        })?;
-    }
+    check_person(
+        &input.full_name,
+        input.fiscal_code.as_deref(),
+        input.email.as_deref(),
+        &input.rights,
+    )?;
     let password_hash = match &input.password {
         Some(p) => {
             access::check_password(&username, p)
@@ -396,6 +476,9 @@ pub async fn set_disabled(ctx: &Ctx, id: i64, disabled: bool) -> Result<(), AppE
             "non si può disattivare il proprio account",
         ));
     }
+    if disabled && !o.disabled {
+        keep_an_administrator(ctx, &o).await?;
+    }
     let result = ctx
         .store()
         .set_operator_disabled(o.id, disabled, ctx.now())
@@ -408,4 +491,210 @@ pub async fn set_disabled(ctx: &Ctx, id: i64, disabled: bool) -> Result<(), AppE
     };
     audit::outcome(ctx, o.rights.ente.as_deref(), action, &o.username, &result).await;
     result
+}
+
+/// Refuses to take away `o`'s administration (disabling them, or another
+/// role) when they are the last enabled administrator of their Ente (or of
+/// the intermediary): nobody could then manage its people from inside.
+/// incasso itself (the machine's operator, at the command line) is not held
+/// by it: it is the way back in whatever the accounts.
+async fn keep_an_administrator(ctx: &Ctx, o: &OperatorRecord) -> Result<(), AppError> {
+    if !matches!(o.rights.role, Role::EnteAdmin | Role::IntermediaryAdmin)
+        || o.disabled
+        || matches!(ctx.caller, Caller::System(_))
+    {
+        return Ok(());
+    }
+    let ente = o.rights.ente.as_deref();
+    let admins = ctx.store().count_enabled_admins(ente).await.at(Place::new(
+        "operators.last_admin",
+        ente.unwrap_or(""),
+        &o.username,
+    ))?;
+    if admins <= 1 {
+        return Err(AppError::conflict(
+            "LAST_ADMINISTRATOR",
+            "è l'ultimo amministratore attivo: nominarne prima un altro",
+        ));
+    }
+    Ok(())
+}
+
+/// An operator as an administrator sees them: never their password's hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperatorView {
+    pub id: i64,
+    pub username: String,
+    pub full_name: String,
+    pub fiscal_code: Option<String>,
+    pub email: Option<String>,
+    pub rights: Rights,
+    pub disabled: bool,
+    pub must_change_password: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+fn view_of(o: OperatorRecord) -> OperatorView {
+    OperatorView {
+        id: o.id,
+        username: o.username,
+        full_name: o.full_name,
+        fiscal_code: o.fiscal_code,
+        email: o.email,
+        rights: o.rights,
+        disabled: o.disabled,
+        must_change_password: o.must_change_password,
+        created_at: o.created_at,
+        updated_at: o.updated_at,
+    }
+}
+
+/// The operators of `ente` the caller may see (Users area, read), by
+/// username; the intermediary's administrator sees their own colleagues
+/// too, an office's head only the people of their offices.
+pub async fn list(ctx: &Ctx, ente: &str) -> Result<Vec<OperatorView>, AppError> {
+    ctx.caller.require(ente, Area::Users, Access::Read)?;
+    let place = Place::new("operators.list", ente, "");
+    ctx.store().get_ente(ente).await.at(place)?;
+    let mut scopes = vec![Some(ente)];
+    if ctx.caller.is_intermediary() {
+        scopes.push(None);
+    }
+    let mut out = Vec::new();
+    for scope in scopes {
+        let mut after: Option<String> = None;
+        loop {
+            let chunk = ctx
+                .store()
+                .list_operators(scope, after.as_deref(), 1000)
+                .await
+                .at(place)?;
+            let full = chunk.len() == 1000;
+            after = chunk.last().map(|o| o.username.clone());
+            out.extend(
+                chunk
+                    .into_iter()
+                    .filter(|o| require_reader(ctx, &o.rights).is_ok())
+                    .map(view_of),
+            );
+            if !full {
+                break;
+            }
+        }
+    }
+    out.sort_by(|a, b| a.username.cmp(&b.username));
+    Ok(out)
+}
+
+/// One operator, for whoever may see their account.
+pub async fn get(ctx: &Ctx, id: i64) -> Result<OperatorView, AppError> {
+    let o = ctx
+        .store()
+        .operator(id)
+        .await
+        .at(Place::new("operators.get", "", &id.to_string()))?;
+    require_reader(ctx, &o.rights)?;
+    Ok(view_of(o))
+}
+
+/// What an administrator may change of an operator: everything but their
+/// username and password.
+#[derive(Debug, Clone)]
+pub struct OperatorChange {
+    pub full_name: String,
+    pub fiscal_code: Option<String>,
+    pub email: Option<String>,
+    pub rights: Rights,
+}
+
+/// An administrator changes an operator's data and rights: both the
+/// account as it is and as it will be must be theirs to manage; nobody
+/// changes their own rights, and the last administrator stays one.
+pub async fn update(ctx: &Ctx, id: i64, change: OperatorChange) -> Result<(), AppError> {
+    let o = managed(ctx, id, "operators.update").await?;
+    let result = async {
+        require_manager(ctx, &change.rights)?;
+        if let Caller::Operator(me) = &ctx.caller
+            && me.id == o.id
+            && change.rights != o.rights
+        {
+            return Err(AppError::new(
+                Kind::Forbidden,
+                "SELF_RIGHTS",
+                "non si possono modificare i propri permessi: deve farlo un altro amministratore",
+            ));
+        }
+        check_person(
+            &change.full_name,
+            change.fiscal_code.as_deref(),
+            change.email.as_deref(),
+            &change.rights,
+        )?;
+        let same_admin = change.rights.role == o.rights.role && change.rights.ente == o.rights.ente;
+        if !same_admin {
+            keep_an_administrator(ctx, &o).await?;
+        }
+        ctx.store()
+            .update_operator(
+                o.id,
+                change.full_name.trim(),
+                change.fiscal_code.as_deref(),
+                change.email.as_deref(),
+                &change.rights,
+                ctx.now(),
+            )
+            .await
+            .at(Place::new("operators.update", "", &o.username))
+    }
+    .await;
+    audit::outcome(
+        ctx,
+        o.rights.ente.as_deref(),
+        "operator.update",
+        &o.username,
+        &result,
+    )
+    .await;
+    result
+}
+
+/// A provisional password that the policy accepts, for a new account or
+/// an administrator's reset: shown once, changed at the first sign-in.
+pub fn provisional_password(username: &str) -> Result<String, AppError> {
+    for _ in 0..100 {
+        let p = random_password()?;
+        if access::check_password(username, &p).is_ok() {
+            return Ok(p);
+        }
+    }
+    // Only a username that every random password contains gets here.
+    Err(AppError::invalid(
+        "BAD_USERNAME",
+        "username: nessuna password provvisoria lo evita: sceglierne uno più lungo",
+    ))
+}
+
+fn random_password() -> Result<String, AppError> {
+    // Letters without look-alikes (no l, I, O, 0, 1), in groups a person
+    // can copy by hand; a fixed upper case, digit and symbol make the
+    // policy's three kinds certain.
+    const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|e| {
+        AppError::internal(
+            &Place::new("operators.provisional_password", "", ""),
+            &std::io::Error::other(e.to_string()),
+        )
+    })?;
+    let chars: String = bytes
+        .iter()
+        .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
+        .collect();
+    Ok(format!(
+        "{}-{}-{}-Z9",
+        &chars[..5],
+        &chars[5..10],
+        &chars[10..16]
+    ))
 }

@@ -1,11 +1,114 @@
 //! Debt positions: create, read, update, publish, invalidate, cancel, mark
-//! paid outside pagoPA, list, and move a transfer's IBAN.
+//! paid outside pagoPA, list, and move a transfer's IBAN; and the back
+//! office's archive of them: search, export, a position's page and its
+//! single entry ([`Entry`]).
+//!
+//! Rights: every use case states the Positions area (reading or writing);
+//! an office operator or counter clerk reaches only the positions of their
+//! offices, and another office's position is "not found" to them, as
+//! another Ente's is. API keys pass as they always did (`Caller::require`
+//! treats them as the Ente check did).
 
 use crate::Ctx;
 use crate::error::{AppError, At, Kind, Place};
+use crate::identity::Caller;
 use chrono::{DateTime, Utc};
+use incasso_core::access::{Access, Area};
 use incasso_core::position::{DebtPosition, TransitionError};
-use incasso_store::{ListFilter, Page, StoreError, StoredPosition};
+use incasso_store::{ListFilter, Page, Placement, StoreError, StoredPosition};
+
+mod archive;
+mod entry;
+pub use archive::{
+    Detail, Found, PAGE_SIZE, STATUS_CHOICES, Search, SearchChoices, StatusChoice, detail, export,
+    search, search_choices, sheet, status_label,
+};
+pub use entry::{
+    Beneficiary, Choices, ENTRY_FIELDS, Entry, MAX_INSTALLMENTS, amend, enter, entry_choices,
+    entry_of,
+};
+
+/// The offices the caller is limited to, `None` when they see them all.
+pub(crate) fn office_scope(ctx: &Ctx) -> Option<Vec<String>> {
+    match &ctx.caller {
+        Caller::Operator(o) => o.rights.office_scope().map(<[String]>::to_vec),
+        _ => None,
+    }
+}
+
+/// Whether the caller sees data of `office`.
+pub(crate) fn sees_office(ctx: &Ctx, office: Option<&str>) -> bool {
+    match &ctx.caller {
+        Caller::Operator(o) => o.rights.sees_office(office),
+        _ => true,
+    }
+}
+
+/// A position outside the caller's offices is, to them, not there: the
+/// same answer as a position that does not exist.
+fn out_of_scope() -> AppError {
+    AppError::new(
+        Kind::NotFound,
+        "NOT_FOUND",
+        "posizione debitoria non trovata",
+    )
+}
+
+/// `stored` if the caller sees its office.
+pub(crate) fn in_scope(ctx: &Ctx, stored: StoredPosition) -> Result<StoredPosition, AppError> {
+    if sees_office(ctx, stored.placement.office.as_deref()) {
+        Ok(stored)
+    } else {
+        Err(out_of_scope())
+    }
+}
+
+/// Work on many positions at once, or on the Ente's whole archive, is for
+/// callers who see every office.
+fn require_every_office(ctx: &Ctx) -> Result<(), AppError> {
+    if office_scope(ctx).is_some() {
+        return Err(AppError::new(
+            Kind::Forbidden,
+            "FORBIDDEN_SCOPE",
+            "l'operazione riguarda posizioni di tutti gli uffici: è riservata a chi li vede tutti",
+        ));
+    }
+    Ok(())
+}
+
+/// The position `iupd`, checked to be in the caller's offices (a
+/// writer's check before the write).
+async fn scoped(
+    ctx: &Ctx,
+    ente: &str,
+    iupd: &str,
+    use_case: &'static str,
+) -> Result<StoredPosition, AppError> {
+    let stored = ctx
+        .store()
+        .get_position(ente, iupd)
+        .await
+        .at(Place::new(use_case, ente, iupd))?;
+    in_scope(ctx, stored)
+}
+
+/// The position of notice `nav`, checked to be in the caller's offices.
+async fn scoped_notice(
+    ctx: &Ctx,
+    ente: &str,
+    nav: &str,
+    use_case: &'static str,
+) -> Result<(), AppError> {
+    if office_scope(ctx).is_none() {
+        return Ok(());
+    }
+    let (stored, _) = ctx
+        .store()
+        .find_by_notice_number(ente, nav)
+        .await
+        .at(Place::new(use_case, ente, nav))?;
+    in_scope(ctx, stored).map(|_| ())
+}
 
 /// Creates a position (published at once when `publish`). Core validates
 /// it; the store assigns what the application left out (IUVs, notice
@@ -18,12 +121,29 @@ pub async fn create(
 ) -> Result<StoredPosition, AppError> {
     let iupd = position.iupd.clone();
     crate::audit::audited(ctx, Some(ente), "position.create", &iupd, async {
-        ctx.caller.require_ente(ente)?;
+        ctx.caller.require(ente, Area::Positions, Access::Write)?;
         let iupd = position.iupd.clone();
+        let at = Place::new("positions.create", ente, &iupd);
+        // An office operator creates only in their offices: the place the
+        // content says must be one of them.
+        let placement = match office_scope(ctx) {
+            None => None,
+            Some(_) => {
+                let p = ctx.store().placement_of(ente, &position).await.at(at)?;
+                if !sees_office(ctx, p.office.as_deref()) {
+                    return Err(AppError::new(
+                        Kind::Forbidden,
+                        "FORBIDDEN_SCOPE",
+                        "la posizione non è di un ufficio dell'operatore",
+                    ));
+                }
+                Some(p)
+            }
+        };
         ctx.store()
-            .create_position(ente, position, ctx.now(), publish)
+            .create_position_placed(ente, position, placement, ctx.now(), publish)
             .await
-            .at(Place::new("positions.create", ente, &iupd))
+            .at(at)
     })
     .await
 }
@@ -63,7 +183,8 @@ pub async fn create_many(
         "position.create_many",
         &format!("{} posizioni", positions.len()),
         async {
-            ctx.caller.require_ente(ente)?;
+            ctx.caller.require(ente, Area::Positions, Access::Write)?;
+            require_every_office(ctx)?;
             check_many(positions.len())?;
             ctx.store()
                 .create_positions(ente, positions, ctx.now(), publish, None)
@@ -87,7 +208,8 @@ pub async fn update_many(
         "position.update_many",
         &format!("{} posizioni", positions.len()),
         async {
-            ctx.caller.require_ente(ente)?;
+            ctx.caller.require(ente, Area::Positions, Access::Write)?;
+            require_every_office(ctx)?;
             check_many(positions.len())?;
             for (i, p) in positions.iter().enumerate() {
                 check_iupd(&format!("paymentPositions[{i}].iupd"), &p.iupd)?;
@@ -107,7 +229,8 @@ pub const DELETE_MANY_LIMIT: usize = 20;
 /// Deletes many positions at once (GPD v2): all or none.
 pub async fn delete_many(ctx: &Ctx, ente: &str, iupds: &[String]) -> Result<(), AppError> {
     crate::audit::audited(ctx, Some(ente), "position.delete_many", &iupds.join(","), async {
-        ctx.caller.require_ente(ente)?;
+        ctx.caller.require(ente, Area::Positions, Access::Write)?;
+        require_every_office(ctx)?;
         if iupds.is_empty() || iupds.len() > DELETE_MANY_LIMIT {
             return Err(AppError::invalid(
                 "TOO_MANY",
@@ -148,11 +271,8 @@ fn check_iupd(field: &str, iupd: &str) -> Result<(), AppError> {
 }
 
 pub async fn get(ctx: &Ctx, ente: &str, iupd: &str) -> Result<StoredPosition, AppError> {
-    ctx.caller.require_ente(ente)?;
-    ctx.store()
-        .get_position(ente, iupd)
-        .await
-        .at(Place::new("positions.get", ente, iupd))
+    ctx.caller.require(ente, Area::Positions, Access::Read)?;
+    scoped(ctx, ente, iupd, "positions.get").await
 }
 
 /// Replaces the position `iupd` with `position`, whose own iupd must agree.
@@ -164,7 +284,7 @@ pub async fn update(
     publish: bool,
 ) -> Result<StoredPosition, AppError> {
     crate::audit::audited(ctx, Some(ente), "position.update", iupd, async {
-        ctx.caller.require_ente(ente)?;
+        ctx.caller.require(ente, Area::Positions, Access::Write)?;
         check_iupd("iupd", &position.iupd)?;
         if position.iupd != iupd {
             return Err(AppError::invalid(
@@ -172,17 +292,41 @@ pub async fn update(
                 "l'iupd nel corpo è diverso da quello nel percorso",
             ));
         }
+        let at = Place::new("positions.update", ente, iupd);
+        let placement = match office_scope(ctx) {
+            None => None,
+            Some(_) => {
+                let current = scoped(ctx, ente, iupd, "positions.update").await?;
+                // It stays in the operator's offices whatever it now says.
+                let derived = ctx.store().placement_of(ente, &position).await.at(at)?;
+                let p = Placement {
+                    service: derived.service.or(current.placement.service),
+                    office: derived.office.or(current.placement.office),
+                };
+                if !sees_office(ctx, p.office.as_deref()) {
+                    return Err(AppError::new(
+                        Kind::Forbidden,
+                        "FORBIDDEN_SCOPE",
+                        "la posizione non resterebbe in un ufficio dell'operatore",
+                    ));
+                }
+                Some(p)
+            }
+        };
         ctx.store()
-            .replace_position(ente, iupd, position, ctx.now(), publish)
+            .replace_position_placed(ente, iupd, position, placement, ctx.now(), publish)
             .await
-            .at(Place::new("positions.update", ente, iupd))
+            .at(at)
     })
     .await
 }
 
 pub async fn delete(ctx: &Ctx, ente: &str, iupd: &str) -> Result<(), AppError> {
     crate::audit::audited(ctx, Some(ente), "position.delete", iupd, async {
-        ctx.caller.require_ente(ente)?;
+        ctx.caller.require(ente, Area::Positions, Access::Write)?;
+        if office_scope(ctx).is_some() {
+            scoped(ctx, ente, iupd, "positions.delete").await?;
+        }
         ctx.store()
             .delete_position(ente, iupd)
             .await
@@ -193,7 +337,10 @@ pub async fn delete(ctx: &Ctx, ente: &str, iupd: &str) -> Result<(), AppError> {
 
 pub async fn publish(ctx: &Ctx, ente: &str, iupd: &str) -> Result<StoredPosition, AppError> {
     crate::audit::audited(ctx, Some(ente), "position.publish", iupd, async {
-        ctx.caller.require_ente(ente)?;
+        ctx.caller.require(ente, Area::Positions, Access::Write)?;
+        if office_scope(ctx).is_some() {
+            scoped(ctx, ente, iupd, "positions.publish").await?;
+        }
         ctx.store()
             .publish_position(ente, iupd, ctx.now())
             .await
@@ -204,7 +351,10 @@ pub async fn publish(ctx: &Ctx, ente: &str, iupd: &str) -> Result<StoredPosition
 
 pub async fn invalidate(ctx: &Ctx, ente: &str, iupd: &str) -> Result<StoredPosition, AppError> {
     crate::audit::audited(ctx, Some(ente), "position.invalidate", iupd, async {
-        ctx.caller.require_ente(ente)?;
+        ctx.caller.require(ente, Area::Positions, Access::Write)?;
+        if office_scope(ctx).is_some() {
+            scoped(ctx, ente, iupd, "positions.invalidate").await?;
+        }
         ctx.store()
             .invalidate_position(ente, iupd, ctx.now())
             .await
@@ -223,7 +373,8 @@ pub async fn mark_paid(
     paid_at: Option<DateTime<Utc>>,
 ) -> Result<(StoredPosition, usize), AppError> {
     crate::audit::audited(ctx, Some(ente), "position.mark_paid", nav, async {
-        ctx.caller.require_ente(ente)?;
+        ctx.caller.require(ente, Area::Positions, Access::Write)?;
+        scoped_notice(ctx, ente, nav, "positions.mark_paid").await?;
         let now = ctx.now();
         let paid_at = paid_at.unwrap_or(now);
         if paid_at > now {
@@ -254,12 +405,13 @@ pub async fn option_by_notice(
     ente: &str,
     nav: &str,
 ) -> Result<(StoredPosition, usize), AppError> {
-    ctx.caller.require_ente(ente)?;
+    ctx.caller.require(ente, Area::Positions, Access::Read)?;
     let (stored, index) = ctx
         .store()
         .position_of_notice(ente, nav)
         .await
         .at(Place::new("positions.option_by_notice", ente, nav))?;
+    let stored = in_scope(ctx, stored)?;
     let status = stored.position.effective_status(ctx.now());
     if matches!(
         status,
@@ -284,7 +436,8 @@ pub async fn set_notification_fee(
     fee: i64,
 ) -> Result<(StoredPosition, usize), AppError> {
     crate::audit::audited(ctx, Some(ente), "position.notification_fee", nav, async {
-        ctx.caller.require_ente(ente)?;
+        ctx.caller.require(ente, Area::Positions, Access::Write)?;
+        scoped_notice(ctx, ente, nav, "positions.set_notification_fee").await?;
         if fee < 0 {
             return Err(AppError::invalid(
                 "BAD_NOTIFICATION_FEE",
@@ -304,7 +457,9 @@ pub async fn list(
     ente: &str,
     filter: &ListFilter,
 ) -> Result<Page<StoredPosition>, AppError> {
-    ctx.caller.require_ente(ente)?;
+    ctx.caller.require(ente, Area::Positions, Access::Read)?;
+    // GPD's list knows no offices: the back office's search does.
+    require_every_office(ctx)?;
     ctx.store()
         .list_positions(ente, filter)
         .await
@@ -321,7 +476,8 @@ pub async fn replace_iban(
     limit: u32,
 ) -> Result<u64, AppError> {
     crate::audit::audited(ctx, Some(ente), "position.replace_iban", old_iban, async {
-        ctx.caller.require_ente(ente)?;
+        ctx.caller.require(ente, Area::Positions, Access::Write)?;
+        require_every_office(ctx)?;
         if !(1..=1000).contains(&limit) {
             return Err(AppError::invalid("BAD_LIMIT", "limit: da 1 a 1000"));
         }

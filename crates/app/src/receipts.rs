@@ -1,9 +1,16 @@
 //! The receipts of an Ente's notices as GPD's receipts API gives them: a
-//! list by IUV within a window of payment dates, and one receipt's XML.
+//! list by IUV within a window of payment dates, and one receipt's XML;
+//! and as the back office searches them.
+//!
+//! Receipts are the Reporting area's: every use case here states it. An
+//! operator limited to some offices sees the receipts of those offices'
+//! positions only (a receipt of no known position belongs to no office).
 
 use crate::Ctx;
 use crate::error::{AppError, At, Kind, Place};
 use chrono::{DateTime, Months, Utc};
+use incasso_core::access::{Access, Area};
+use incasso_store::reporting::{ReceiptDetail, ReceiptQuery, ReceiptRow};
 use incasso_store::{ReceiptFilter, ReceiptSummary};
 
 /// GPD's window: with no dates, the last three months; with one end, three
@@ -28,7 +35,7 @@ pub async fn list(
     to: Option<DateTime<Utc>>,
     mut filter: ReceiptFilter,
 ) -> Result<ReceiptsPage, AppError> {
-    ctx.caller.require_ente(ente)?;
+    ctx.caller.require(ente, Area::Reporting, Access::Read)?;
     let now = ctx.now();
     let window = Months::new(WINDOW_MONTHS);
     let shift = |t: DateTime<Utc>, forward: bool| {
@@ -90,7 +97,7 @@ pub async fn list(
 /// pagoPA's `paForNode.xsd`. A receipt that paid nothing (outcome KO) is
 /// unprocessable, as GPD answers.
 pub async fn document(ctx: &Ctx, ente: &str, iuv: &str) -> Result<String, AppError> {
-    ctx.caller.require_ente(ente)?;
+    ctx.caller.require(ente, Area::Reporting, Access::Read)?;
     let place = Place::new("receipts.document", ente, iuv);
     let (outcome, raw) = ctx.store().receipt_of_iuv(ente, iuv).await.at(place)?;
     if outcome != "OK" {
@@ -106,4 +113,73 @@ pub async fn document(ctx: &Ctx, ente: &str, iuv: &str) -> Result<String, AppErr
             &std::io::Error::new(std::io::ErrorKind::InvalidData, e),
         )
     })
+}
+
+/// The offices the caller is limited to, or `None` when they see every
+/// office (an administrator, an accountant, a program's key).
+pub(crate) fn office_scope(ctx: &Ctx) -> Option<Vec<String>> {
+    match &ctx.caller {
+        crate::Caller::Operator(o) => o.rights.office_scope().map(<[String]>::to_vec),
+        _ => None,
+    }
+}
+
+/// A page of the Ente's receipts, searched and sorted as asked, and
+/// whether another page follows. `query.limit` is the page's size.
+pub async fn search(
+    ctx: &Ctx,
+    ente: &str,
+    mut query: ReceiptQuery,
+) -> Result<crate::digitfin::Listed<ReceiptRow>, AppError> {
+    ctx.caller.require(ente, Area::Reporting, Access::Read)?;
+    let limit = query.limit;
+    if !(1..=crate::sheet::MAX_EXPORT_ROWS).contains(&limit) {
+        return Err(AppError::invalid(
+            "BAD_LIMIT",
+            format!("limit: da 1 a {}", crate::sheet::MAX_EXPORT_ROWS),
+        ));
+    }
+    if let (Some(from), Some(before)) = (query.paid_from, query.paid_before)
+        && from >= before
+    {
+        return Err(AppError::invalid(
+            "BAD_DATE_RANGE",
+            "pagata dal / al: la prima data deve precedere la seconda",
+        ));
+    }
+    query.offices = office_scope(ctx);
+    query.limit = limit + 1;
+    let mut items = ctx
+        .store()
+        .search_receipts(ente, &query)
+        .await
+        .at(Place::new("receipts.search", ente, ""))?;
+    let has_next = items.len() > limit as usize;
+    items.truncate(limit as usize);
+    Ok(crate::digitfin::Listed { items, has_next })
+}
+
+/// One of the Ente's receipts, whole. Outside the caller's offices it is
+/// not found, as if it did not exist.
+pub async fn detail(ctx: &Ctx, ente: &str, receipt_id: &str) -> Result<ReceiptDetail, AppError> {
+    ctx.caller.require(ente, Area::Reporting, Access::Read)?;
+    let found = ctx
+        .store()
+        .receipt_detail(ente, receipt_id)
+        .await
+        .at(Place::new("receipts.detail", ente, receipt_id))?;
+    if let Some(offices) = office_scope(ctx)
+        && !found
+            .row
+            .office
+            .as_ref()
+            .is_some_and(|o| offices.contains(o))
+    {
+        return Err(AppError::new(
+            Kind::NotFound,
+            "NOT_FOUND",
+            "ricevuta non trovata",
+        ));
+    }
+    Ok(found)
 }

@@ -12,6 +12,7 @@ use incasso_core::fdr::ReportingFlow;
 use incasso_recon::fdr::{self, FdrError};
 use incasso_recon::matching::{self, Anomaly, FlowKey, Method, Outcome};
 use incasso_recon::{TreasuryError, camt, opi};
+use incasso_store::reporting::{MANUAL, ManualTie};
 use incasso_store::{AnomalyRecord, FlowIntake, MovementMatchRecord, Store, StoreError};
 use std::collections::BTreeMap;
 
@@ -41,6 +42,21 @@ pub enum ReconError {
     Reversale(#[from] incasso_recon::reversale::ReversaleError),
     #[error("il sospeso {0} non è abbinato a un flusso")]
     NotMatched(String),
+    /// A manual tie that breaks its rules (flows, note, amounts).
+    #[error(transparent)]
+    Tie(#[from] incasso_recon::regularization::TieError),
+    /// Only a sospeso automatic matching could not place is tied by hand.
+    #[error("il movimento {movement_id} non si può regolarizzare a mano: {why}")]
+    NotTieable { movement_id: String, why: String },
+    #[error("flussi: il flusso {flow_id} è già collegato al sospeso {movement_id}")]
+    FlowTaken {
+        flow_id: String,
+        movement_id: String,
+    },
+    #[error("flussi: il flusso {0} non esiste")]
+    UnknownFlow(String),
+    #[error("il sospeso {0} non è regolarizzato a mano")]
+    NotTied(String),
     #[error("errore interno: {0}")]
     Internal(String),
     #[error(transparent)]
@@ -56,6 +72,11 @@ impl ReconError {
             ReconError::UnknownEnte(_) => "UNKNOWN_ENTE",
             ReconError::OtherEnte { .. } => "OTHER_ENTE",
             ReconError::NotMatched(_) => "MOVEMENT_NOT_MATCHED",
+            ReconError::Tie(e) => e.code(),
+            ReconError::NotTieable { .. } => "MOVEMENT_NOT_TIEABLE",
+            ReconError::FlowTaken { .. } => "FLOW_ALREADY_TIED",
+            ReconError::UnknownFlow(_) => "FLOW_UNKNOWN",
+            ReconError::NotTied(_) => "NOT_REGULARIZED",
             ReconError::Node(_) => "NODE_UNAVAILABLE",
             ReconError::NoConnection => "NO_CONNECTION",
             ReconError::NoTreasurySettings => "TREASURY_SETTINGS_MISSING",
@@ -250,7 +271,22 @@ pub async fn reconcile(
 ) -> Result<Summary, ReconError> {
     let ente_record = store.get_ente(ente).await?;
     let flows = store.current_flows(ente).await?;
-    let movements = store.movements(ente).await?;
+    // Sospesi tied to their flows by hand stay so: they and their flows
+    // take no part in matching, so no run can give those flows to another
+    // sospeso or report them as unpaid.
+    let ties = store.manual_ties(ente).await?;
+    let tied_movements: std::collections::HashSet<&str> =
+        ties.iter().map(|t| t.movement_id.as_str()).collect();
+    let tied_flows: std::collections::HashSet<&str> = ties
+        .iter()
+        .flat_map(|t| t.flow_ids.iter().map(String::as_str))
+        .collect();
+    let movements: Vec<_> = store
+        .movements(ente)
+        .await?
+        .into_iter()
+        .filter(|m| !tied_movements.contains(m.movement_id.as_str()))
+        .collect();
     // Money on an account that is not the Ente's is not the Ente's to
     // match: reported, and left out. OPI accounts are the treasury's own
     // numbers, not IBANs, and are the Ente's by construction.
@@ -280,10 +316,15 @@ pub async fn reconcile(
             amount: Some(m.amount),
         });
     }
-    let keys = flow_keys(&flows);
+    let all_keys = flow_keys(&flows);
+    let keys: Vec<FlowKey> = all_keys
+        .iter()
+        .filter(|k| !tied_flows.contains(k.flow_id.as_str()))
+        .cloned()
+        .collect();
     let result = matching::match_all(&keys, &own);
     let mut matched = 0;
-    let records: Vec<MovementMatchRecord> = result
+    let mut records: Vec<MovementMatchRecord> = result
         .matches
         .iter()
         .map(|m| {
@@ -319,10 +360,52 @@ pub async fn reconcile(
             }
         })
         .collect();
-    let flow_amount: std::collections::HashMap<&str, Cents> = keys
+    let flow_amount: std::collections::HashMap<&str, Cents> = all_keys
         .iter()
         .map(|k| (k.flow_id.as_str(), k.amount))
         .collect();
+    // The ties, kept; one whose flows no longer add up to its sospeso (a
+    // flow resent with other lines, or gone) is reported, and kept all the
+    // same: undoing it is a person's decision.
+    for t in &ties {
+        matched += 1;
+        records.push(MovementMatchRecord {
+            movement_id: t.movement_id.clone(),
+            flow_id: t.flow_ids.first().cloned(),
+            method: Some(MANUAL.into()),
+            status: MANUAL.into(),
+        });
+        let sospeso = store
+            .movement(ente, &t.movement_id)
+            .await?
+            .map(|m| m.amount);
+        let flows_total: Option<i64> = t
+            .flow_ids
+            .iter()
+            .map(|f| flow_amount.get(f.as_str()).map(|c| c.0))
+            .sum();
+        if let Some(sospeso) = sospeso
+            && flows_total != Some(sospeso.0)
+        {
+            anomalies.push(AnomalyRecord {
+                code: "MANUAL_TIE_MISMATCH".into(),
+                subject: t.movement_id.clone(),
+                detail: match flows_total {
+                    Some(total) => format!(
+                        "il sospeso regolarizzato a mano riversa {} ma i suoi flussi ({}) ora ne rendicontano {}",
+                        sospeso.to_italian(),
+                        t.flow_ids.join(", "),
+                        Cents(total).to_italian()
+                    ),
+                    None => format!(
+                        "il sospeso regolarizzato a mano è collegato a flussi che non ci sono più ({})",
+                        t.flow_ids.join(", ")
+                    ),
+                },
+                amount: flows_total.map(|total| Cents(sospeso.0 - total)),
+            });
+        }
+    }
     let movement_amount: std::collections::HashMap<&str, Cents> = own
         .iter()
         .map(|m| (m.movement_id.as_str(), m.amount))
@@ -377,6 +460,7 @@ pub async fn reconcile(
         .iter()
         .filter(|r| r.status == "MATCHED")
         .filter_map(|r| r.flow_id.as_deref())
+        .chain(tied_flows.iter().copied())
         .collect();
     let mut lines_by_class: BTreeMap<String, usize> = BTreeMap::new();
     let class_of = |flow_id: &str, position: bool, receipt: bool| {
@@ -516,7 +600,7 @@ pub async fn reconcile(
     }
     Ok(Summary {
         flows: flows.len(),
-        open_sospesi: result.matches.len(),
+        open_sospesi: result.matches.len() + ties.len(),
         matched,
         anomalies: by_code,
         lines_by_class,
@@ -565,13 +649,20 @@ pub async fn classified_lines_after(
     limit: usize,
 ) -> Result<Vec<ClassifiedLine>, ReconError> {
     known_ente(store, ente).await?;
-    let paid: std::collections::HashSet<String> = store
+    let mut paid: std::collections::HashSet<String> = store
         .movement_matches(ente)
         .await?
         .into_iter()
         .filter(|m| m.status == "MATCHED")
         .filter_map(|m| m.flow_id)
         .collect();
+    paid.extend(
+        store
+            .manual_ties(ente)
+            .await?
+            .into_iter()
+            .flat_map(|t| t.flow_ids),
+    );
     let flows: Vec<String> = match flow_id {
         Some(f) => vec![f.to_string()],
         None => store
@@ -640,23 +731,34 @@ pub async fn breakdown(
 ) -> Result<incasso_recon::breakdown::Breakdown, ReconError> {
     use incasso_recon::breakdown::{self, Line};
     use incasso_store::LinesOf;
-    let flow_of_movement;
-    let lines_of = match of {
-        BreakdownOf::Flow(id) => LinesOf::Flow(id),
-        BreakdownOf::Iuv(iuv) => LinesOf::Iuv(iuv),
+    // A sospeso's flows: the one a run matched it to, or those a clerk
+    // tied it to.
+    let flows_of_movement: Vec<String>;
+    let lines_of: Vec<LinesOf<'_>> = match of {
+        BreakdownOf::Flow(id) => vec![LinesOf::Flow(id)],
+        BreakdownOf::Iuv(iuv) => vec![LinesOf::Iuv(iuv)],
         BreakdownOf::Movement(id) => {
-            let matched = store
-                .matched_flow_of(ente, id)
-                .await?
-                .ok_or(ReconError::NotMatched(id.to_string()))?;
-            flow_of_movement = matched;
-            LinesOf::Flow(&flow_of_movement)
+            flows_of_movement = match store.manual_tie(ente, id).await? {
+                Some(tie) => tie.flow_ids,
+                None => vec![
+                    store
+                        .matched_flow_of(ente, id)
+                        .await?
+                        .ok_or(ReconError::NotMatched(id.to_string()))?,
+                ],
+            };
+            flows_of_movement
+                .iter()
+                .map(|f| LinesOf::Flow(f.as_str()))
+                .collect()
         }
     };
     let defaults = store.default_accertamenti(ente).await?;
-    let lines: Vec<Line> = store
-        .accounted_lines(ente, lines_of)
-        .await?
+    let mut accounted = Vec::new();
+    for of in lines_of {
+        accounted.extend(store.accounted_lines(ente, of).await?);
+    }
+    let lines: Vec<Line> = accounted
         .into_iter()
         .map(|l| Line {
             fallback: l.category.as_ref().and_then(|c| defaults.get(c).cloned()),
@@ -902,7 +1004,19 @@ pub async fn reconcile_request(
         return Err(RequestError::Conflict(r.id.clone()));
     }
     let flows = store.current_flows(ente).await.map_err(ReconError::from)?;
-    let keys = flow_keys(&flows);
+    // A flow a clerk tied to a sospeso by hand is paid: no transfer may
+    // claim it again.
+    let tied: std::collections::HashSet<String> = store
+        .manual_ties(ente)
+        .await
+        .map_err(ReconError::from)?
+        .into_iter()
+        .flat_map(|t| t.flow_ids)
+        .collect();
+    let keys: Vec<FlowKey> = flow_keys(&flows)
+        .into_iter()
+        .filter(|k| !tied.contains(&k.flow_id))
+        .collect();
     let movement = TreasuryMovement {
         movement_id: movement_id.clone(),
         ente: ente.to_string(),
@@ -1099,4 +1213,205 @@ pub async fn reversale_for(
         parts,
     };
     Ok(reversale::write(&header, &[order])?)
+}
+
+/// Every anomaly a run may record, with what it means and what to do, in
+/// Italian for the clerk who reads the list: code, name, explanation.
+pub const ANOMALY_CLASSES: &[(&str, &str, &str)] = &[
+    (
+        "MOVEMENT_WITHOUT_FLOW",
+        "Sospeso senza flusso",
+        "La tesoreria ha incassato un sospeso che non corrisponde a nessun flusso di rendicontazione né a un pagamento singolo noto. Può darsi che il flusso non sia ancora arrivato (si abbinerà alla prossima riconciliazione) o che la causale del bonifico non lo nomini: in tal caso si regolarizza a mano.",
+    ),
+    (
+        "AMOUNT_MISMATCH",
+        "Importo del sospeso diverso dal flusso",
+        "La causale del sospeso nomina un flusso, ma l'importo riversato è diverso da quello che il flusso rendiconta. Spesso un PSP riversa più flussi con un solo bonifico: si regolarizza a mano scegliendo tutti i flussi che il sospeso paga.",
+    ),
+    (
+        "FLOW_WITHOUT_MOVEMENT",
+        "Flusso senza sospeso",
+        "Il flusso di rendicontazione è arrivato ma nessun sospeso della tesoreria ne riversa i soldi. Di solito il riversamento arriva con il giornale di cassa dei giorni seguenti; se manca a lungo va chiesto al PSP.",
+    ),
+    (
+        "DUPLICATE_MOVEMENT",
+        "Più sospesi per lo stesso flusso",
+        "Più sospesi riversano lo stesso flusso: uno solo lo paga, gli altri vanno verificati con la tesoreria (un bonifico ripetuto va restituito).",
+    ),
+    (
+        "ACCOUNT_NOT_OF_ENTE",
+        "Conto non dell'ente",
+        "Il movimento è su un conto che non è tra quelli dell'ente (IBAN e IBAN postale): non si riconcilia. Verificare il conto nelle impostazioni dell'ente o il file della tesoreria.",
+    ),
+    (
+        "UNKNOWN_IUV",
+        "Pagamenti di IUV sconosciuti",
+        "Il flusso rendiconta pagamenti di IUV che non corrispondono a nessuna posizione dell'ente: soldi incassati senza un debito noto, da attribuire o restituire.",
+    ),
+    (
+        "PAYMENT_WITHOUT_RECEIPT",
+        "Pagamenti senza ricevuta",
+        "Il flusso rendiconta pagamenti eseguiti di cui l'ente non ha la ricevuta telematica: la ricevuta va richiesta al nodo dei pagamenti.",
+    ),
+    (
+        "LINE_AMOUNT_MISMATCH",
+        "Importo del pagamento diverso dalla posizione",
+        "Il flusso rendiconta per un versamento un importo diverso da quello della posizione debitoria: la differenza va verificata con il PSP o con il debitore.",
+    ),
+    (
+        "DUPLICATE_PAYMENT",
+        "Pagamento già rendicontato",
+        "Lo stesso versamento (IUV e indice) è rendicontato anche in un altro flusso: possibile doppio riversamento da verificare con il PSP.",
+    ),
+    (
+        "FLOW_PAYMENT_NOT_APPLIED",
+        "Pagamento del flusso non applicato",
+        "Il flusso riporta pagato senza ricevuta (esiti 8 e 9) un avviso che la posizione non accetta come pagato, per esempio perché annullata: va verificato a mano.",
+    ),
+    (
+        "FLOW_INCONSISTENT",
+        "Flusso incoerente",
+        "Il flusso contraddice sé stesso: il numero o il totale dei pagamenti dichiarati non corrisponde a quelli elencati, o un pagamento è ripetuto. Va segnalato al PSP.",
+    ),
+    (
+        "MANUAL_TIE_MISMATCH",
+        "Regolarizzazione manuale non più coerente",
+        "Un sospeso regolarizzato a mano non è più coperto esattamente dai suoi flussi (un flusso è stato sostituito da una nuova versione con altri importi): annullare la regolarizzazione e rifarla.",
+    ),
+];
+
+/// A line class's name and meaning, for the clerk: code, name,
+/// explanation.
+pub const LINE_CLASSES: &[(&str, &str, &str)] = &[
+    (
+        "RECONCILED",
+        "Riconciliato",
+        "Posizione, ricevuta, flusso e tesoreria concordano: i soldi sono arrivati e sono attribuiti.",
+    ),
+    (
+        "AWAITING_TREASURY",
+        "In attesa della tesoreria",
+        "Pagato e rendicontato, ma nessun sospeso della tesoreria ne riversa ancora il flusso.",
+    ),
+    (
+        "AWAITING_FLOW",
+        "In attesa del flusso",
+        "Pagato (c'è la ricevuta), ma nessun flusso di rendicontazione lo riporta ancora.",
+    ),
+    (
+        "FLOW_WITHOUT_RECEIPT",
+        "Rendicontato senza ricevuta",
+        "Un flusso lo rendiconta ma l'ente non ha la ricevuta (normale per gli esiti 8 e 9, un'anomalia per gli altri).",
+    ),
+    (
+        "UNKNOWN_DEBT",
+        "Debito sconosciuto",
+        "Una ricevuta o un flusso per qualcosa che l'ente non aveva a credito.",
+    ),
+    ("UNPAID", "Non pagato", "Dovuto, e non ancora pagato."),
+];
+
+/// A sospeso's tie by hand, as a clerk asks for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TieRequest<'a> {
+    pub movement_id: &'a str,
+    pub flow_ids: &'a [String],
+    pub note: &'a str,
+    /// Who asks, as the audit log names them.
+    pub actor: &'a str,
+}
+
+/// Ties an open sospeso that matching could not place (no flow, or a
+/// flow of another amount) to the flows it pays, then reruns the matching
+/// so that the anomalies it settles go away. The flows must be the Ente's
+/// current ones, paid by no other sospeso, and add up to the sospeso's
+/// amount exactly; otherwise nothing is written.
+pub async fn tie_manually(
+    store: &Store,
+    ente: &str,
+    request: &TieRequest<'_>,
+    now: DateTime<Utc>,
+) -> Result<Summary, ReconError> {
+    known_ente(store, ente).await?;
+    let movement_id = request.movement_id;
+    let row = store
+        .movement_row(ente, movement_id)
+        .await?
+        .ok_or_else(|| ReconError::UnknownMovement(movement_id.to_string()))?;
+    let not_tieable = |why: &str| ReconError::NotTieable {
+        movement_id: movement_id.to_string(),
+        why: why.to_string(),
+    };
+    match row.status.as_deref() {
+        Some("UNMATCHED") | Some("AMOUNT_MISMATCH") => {}
+        Some("MATCHED") => return Err(not_tieable("è già abbinato a un flusso")),
+        Some(MANUAL) => return Err(not_tieable("è già regolarizzato a mano")),
+        Some("SINGLE_PAYMENT") => {
+            return Err(not_tieable(
+                "è un pagamento singolo, non un riversamento di flussi",
+            ));
+        }
+        _ => {
+            return Err(not_tieable(
+                "non è un sospeso aperto della riconciliazione (eseguire prima la riconciliazione)",
+            ));
+        }
+    }
+    // Each flow: the Ente's, current, and paid by no other sospeso.
+    let taken: std::collections::HashMap<String, String> = store
+        .movement_matches(ente)
+        .await?
+        .into_iter()
+        .filter(|m| m.status == "MATCHED" && m.movement_id != movement_id)
+        .filter_map(|m| Some((m.flow_id?, m.movement_id)))
+        .chain(store.manual_ties(ente).await?.into_iter().flat_map(|t| {
+            let id = t.movement_id;
+            t.flow_ids.into_iter().map(move |f| (f, id.clone()))
+        }))
+        .collect();
+    let mut flows = Vec::with_capacity(request.flow_ids.len());
+    for flow_id in request.flow_ids {
+        if let Some(other) = taken.get(flow_id) {
+            return Err(ReconError::FlowTaken {
+                flow_id: flow_id.clone(),
+                movement_id: other.clone(),
+            });
+        }
+        let flow = store
+            .current_flow(ente, flow_id)
+            .await?
+            .ok_or_else(|| ReconError::UnknownFlow(flow_id.clone()))?;
+        flows.push((flow_id.as_str(), flow.flow.lines_total));
+    }
+    incasso_recon::regularization::check_tie(row.movement.amount, &flows, request.note)?;
+    let mut flow_ids = request.flow_ids.to_vec();
+    flow_ids.sort();
+    store
+        .tie_manually(
+            ente,
+            &ManualTie {
+                movement_id: movement_id.to_string(),
+                flow_ids,
+                note: request.note.trim().to_string(),
+                actor: request.actor.to_string(),
+                created_at: now,
+            },
+        )
+        .await?;
+    reconcile(store, ente, now).await
+}
+
+/// Undoes a sospeso's tie by hand, then reruns the matching, which places
+/// the sospeso and its flows as it can.
+pub async fn untie(
+    store: &Store,
+    ente: &str,
+    movement_id: &str,
+    now: DateTime<Utc>,
+) -> Result<Summary, ReconError> {
+    known_ente(store, ente).await?;
+    if !store.untie(ente, movement_id).await? {
+        return Err(ReconError::NotTied(movement_id.to_string()));
+    }
+    reconcile(store, ente, now).await
 }

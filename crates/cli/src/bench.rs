@@ -63,6 +63,48 @@ pub enum Which {
         #[arg(long)]
         quick: bool,
     },
+    /// Signed-in clerks browsing the back office's lists, searches and a
+    /// position's page over a store of many positions: the latency of each
+    /// page for one clerk, and pages per second for several.
+    Backoffice {
+        /// Positions in the store (seeded once; an existing database that
+        /// already holds them is reused).
+        #[arg(long, default_value_t = 1_000_000)]
+        positions: u64,
+        /// Clerks browsing at once in the throughput phase.
+        #[arg(long, default_value_t = 4)]
+        clients: u64,
+        /// Times each page is opened by the lone clerk (and per clerk in the
+        /// throughput phase).
+        #[arg(long, default_value_t = 40)]
+        rounds: u64,
+        #[arg(long)]
+        quick: bool,
+        /// Run against this database instead of a fresh SQLite file.
+        #[arg(long)]
+        database_url: Option<String>,
+    },
+    /// Citizens on the portal at once: each looks a notice up, opens its
+    /// PDF and sends it in a cart to the simulator's Checkout (run in this
+    /// process); page views per second and their latency.
+    Portal {
+        /// Citizens browsing at once.
+        #[arg(long, default_value_t = 200)]
+        concurrency: u64,
+        /// Visits in each phase, each by a new citizen with a notice of
+        /// their own.
+        #[arg(long, default_value_t = 5_000)]
+        visits: u64,
+        /// Page views a second offered in the first phase (the second
+        /// goes as fast as pages are served).
+        #[arg(long, default_value_t = 1_000)]
+        rate: u64,
+        #[arg(long)]
+        quick: bool,
+        /// Run against this database instead of a fresh SQLite file.
+        #[arg(long)]
+        database_url: Option<String>,
+    },
     /// Create positions through the store and through the HTTP API, and
     /// compare with raw SQLite inserts of the same rows.
     Positions {
@@ -105,6 +147,40 @@ pub async fn run(which: Which) -> Result<()> {
             let (flows, lines) = if quick { (300, 10) } else { (flows, lines) };
             crate::bench_recon::run(flows, lines).await
         }
+        Which::Backoffice {
+            positions,
+            clients,
+            rounds,
+            quick,
+            database_url,
+        } => {
+            let (positions, rounds) = if quick {
+                (5_000, 5)
+            } else {
+                (positions, rounds)
+            };
+            crate::bench_backoffice::run(positions, clients, rounds, database_url).await
+        }
+        Which::Portal {
+            concurrency,
+            visits,
+            rate,
+            quick,
+            database_url,
+        } => {
+            let (concurrency, visits, rate) = if quick {
+                (concurrency.min(20), 60, rate.min(200))
+            } else {
+                (concurrency, visits, rate)
+            };
+            crate::bench_portal::run(crate::bench_portal::Args {
+                concurrency,
+                visits,
+                rate,
+                database_url,
+            })
+            .await
+        }
         Which::Positions {
             n,
             http_n,
@@ -136,7 +212,7 @@ pub fn peak_rss_mb() -> f64 {
         .unwrap_or(0.0)
 }
 
-fn spec(i: u64, prefix: &str) -> DebtPosition {
+pub(crate) fn spec(i: u64, prefix: &str) -> DebtPosition {
     sample::position(&PositionSpec {
         ente: ENTE,
         company_name: "Comune di Borgo Esempio",

@@ -14,6 +14,29 @@ pub struct FileConfig {
     pub bind: Option<String>,
     pub public_url: Option<String>,
     pub data_dir: Option<PathBuf>,
+    /// SPID/CIE sign-in for operators, through an OpenID Connect identity
+    /// proxy (`[spid]` with `issuer`, `client_id`, `client_secret`).
+    pub spid: Option<SpidFile>,
+    /// The SMTP server of incasso's e-mail (receipts), e.g.
+    /// `smtp://user:password@mail.example.it:587?tls=required`.
+    pub smtp_url: Option<String>,
+    /// The sender of incasso's e-mail.
+    pub mail_from: Option<String>,
+    /// Proxies in front of incasso whose `X-Forwarded-For` names the
+    /// citizen portal's client: addresses or CIDR ranges, comma-separated.
+    pub trusted_proxy: Option<String>,
+    /// The citizen portal's per-client limits, per minute / at once, e.g.
+    /// `lookup=30/20,create=5/3`.
+    pub portal_limits: Option<String>,
+}
+
+/// The `[spid]` table of the config file.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpidFile {
+    pub issuer: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
 }
 
 /// Where `serve` listens, and the URL it is reached at, from the flags.
@@ -40,6 +63,14 @@ pub struct Settings {
     /// As configured; see [`Settings::public_url`] for the default.
     pub public_url: Option<String>,
     pub data_dir: PathBuf,
+    /// The SPID/CIE identity proxy, when configured.
+    pub spid: Option<incasso_app::spid::SpidSettings>,
+    /// The SMTP server (from the config file; `serve`'s flags override).
+    pub smtp_url: Option<String>,
+    pub mail_from: Option<String>,
+    /// The portal's limits and trusted proxies (from the config file;
+    /// `serve`'s flags override, through [`portal_limits`]).
+    pub limits: incasso_server::portal::limit::LimitSettings,
 }
 
 impl Settings {
@@ -67,11 +98,25 @@ impl Settings {
         {
             bail!("public URL must start with http:// or https:// (got '{url}')");
         }
+        let spid = spid_settings(
+            |name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()),
+            file.spid.clone().unwrap_or_default(),
+        )?;
+        let smtp_url = file.smtp_url.clone().filter(|u| !u.trim().is_empty());
+        check_smtp_url(smtp_url.as_deref())?;
         Ok(Settings {
             database_url,
             bind,
             public_url,
             data_dir,
+            spid,
+            smtp_url,
+            mail_from: file.mail_from.clone().filter(|f| !f.trim().is_empty()),
+            limits: portal_limits(
+                Default::default(),
+                file.trusted_proxy.as_deref(),
+                file.portal_limits.as_deref(),
+            )?,
         })
     }
 
@@ -116,6 +161,77 @@ impl Settings {
     }
 }
 
+/// An SMTP URL incasso can use: `smtp://` (plain, or STARTTLS with
+/// `?tls=required` / `?tls=opportunistic`) or `smtps://` (TLS from the
+/// start), with a host.
+pub fn check_smtp_url(url: Option<&str>) -> Result<()> {
+    let Some(url) = url else {
+        return Ok(());
+    };
+    let rest = url
+        .strip_prefix("smtp://")
+        .or_else(|| url.strip_prefix("smtps://"));
+    let host = rest
+        .map(|r| r.rsplit('@').next().unwrap_or(r))
+        .and_then(|r| r.split(['/', ':', '?']).next())
+        .filter(|h| !h.is_empty());
+    if host.is_none() {
+        bail!(
+            "SMTP URL must be smtp://host[:port] or smtps://host[:port] (user and password optional)"
+        );
+    }
+    Ok(())
+}
+
+/// SPID/CIE's settings: each of `INCASSO_SPID_ISSUER`,
+/// `INCASSO_SPID_CLIENT_ID` and `INCASSO_SPID_CLIENT_SECRET` (read through
+/// `env`), else the config file's `[spid]` table; all three or none.
+fn spid_settings(
+    env: impl Fn(&str) -> Option<String>,
+    file: SpidFile,
+) -> Result<Option<incasso_app::spid::SpidSettings>> {
+    let issuer = env("INCASSO_SPID_ISSUER").or(file.issuer);
+    let client_id = env("INCASSO_SPID_CLIENT_ID").or(file.client_id);
+    let client_secret = env("INCASSO_SPID_CLIENT_SECRET").or(file.client_secret);
+    match (issuer, client_id, client_secret) {
+        (None, None, None) => Ok(None),
+        (Some(issuer), Some(client_id), Some(client_secret)) => {
+            if !(issuer.starts_with("https://") || issuer.starts_with("http://")) {
+                bail!("SPID/CIE: the issuer must be an http:// or https:// URL (got '{issuer}')");
+            }
+            Ok(Some(incasso_app::spid::SpidSettings {
+                issuer: issuer.trim_end_matches('/').to_string(),
+                client_id,
+                client_secret,
+            }))
+        }
+        _ => bail!(
+            "SPID/CIE: issuer, client_id and client_secret go together \
+             (INCASSO_SPID_ISSUER, INCASSO_SPID_CLIENT_ID, INCASSO_SPID_CLIENT_SECRET or [spid] in the config file)"
+        ),
+    }
+}
+
+/// `limits` with the trusted proxies and the rates given, where given
+/// (`--trusted-proxy` / `INCASSO_TRUSTED_PROXY`, `--portal-limits` /
+/// `INCASSO_PORTAL_LIMITS`, or the config file's `trusted_proxy` and
+/// `portal_limits`). Without a trusted proxy the connection's peer is the
+/// client: behind a reverse proxy every citizen would then share one
+/// limit, so a deployment behind one names it.
+pub fn portal_limits(
+    mut limits: incasso_server::portal::limit::LimitSettings,
+    trusted_proxy: Option<&str>,
+    rates: Option<&str>,
+) -> Result<incasso_server::portal::limit::LimitSettings> {
+    if let Some(proxies) = trusted_proxy.filter(|p| !p.trim().is_empty()) {
+        limits.set_trusted_proxies(proxies)?;
+    }
+    if let Some(rates) = rates.filter(|r| !r.trim().is_empty()) {
+        limits.set_rates(rates)?;
+    }
+    Ok(limits)
+}
+
 /// `url` with its port replaced by `port`: the demo simulator is reached
 /// on the same host as incasso.
 pub fn same_host(url: &str, port: u16) -> String {
@@ -154,6 +270,11 @@ mod tests {
             bind: Some("0.0.0.0:9000".into()),
             public_url: None,
             data_dir: Some("/var/lib/incasso".into()),
+            spid: None,
+            smtp_url: None,
+            mail_from: None,
+            trusted_proxy: None,
+            portal_limits: None,
         };
         let s = Settings::resolve(&DbArgs::default(), Listen::default(), &file).unwrap();
         assert_eq!(s.bind, "0.0.0.0:9000");
@@ -190,6 +311,21 @@ mod tests {
     }
 
     #[test]
+    fn smtp_urls_name_a_host_with_smtp_or_smtps() {
+        for good in [
+            "smtp://127.0.0.1:2525",
+            "smtps://user:pass@mail.example.it:465",
+            "smtp://mail.example.it:587?tls=required",
+        ] {
+            assert!(check_smtp_url(Some(good)).is_ok(), "{good}");
+        }
+        for bad in ["http://mail.example.it", "smtp://", "mail.example.it:25"] {
+            assert!(check_smtp_url(Some(bad)).is_err(), "{bad}");
+        }
+        assert!(check_smtp_url(None).is_ok());
+    }
+
+    #[test]
     fn the_simulator_shares_the_public_host() {
         assert_eq!(
             same_host("http://10.0.0.5:8081", 40000),
@@ -200,6 +336,62 @@ mod tests {
             "https://pay.example.it:40000"
         );
         assert_eq!(same_host("http://[::1]:8081", 9), "http://[::1]:9");
+    }
+
+    #[test]
+    fn spid_settings_come_whole_from_env_or_file() {
+        let none = |_: &str| None;
+        assert!(spid_settings(none, SpidFile::default()).unwrap().is_none());
+        let file = SpidFile {
+            issuer: Some("https://proxy.example.it/".into()),
+            client_id: Some("incasso".into()),
+            client_secret: Some("segreto".into()),
+        };
+        let s = spid_settings(none, file.clone()).unwrap().unwrap();
+        assert_eq!(s.issuer, "https://proxy.example.it");
+        let env = |name: &str| (name == "INCASSO_SPID_CLIENT_SECRET").then(|| "altro".to_string());
+        assert_eq!(
+            spid_settings(env, file).unwrap().unwrap().client_secret,
+            "altro"
+        );
+        let half = SpidFile {
+            issuer: Some("https://proxy.example.it".into()),
+            ..SpidFile::default()
+        };
+        assert!(spid_settings(none, half).is_err());
+        let bad = SpidFile {
+            issuer: Some("proxy.example.it".into()),
+            client_id: Some("a".into()),
+            client_secret: Some("b".into()),
+        };
+        assert!(spid_settings(none, bad).is_err());
+    }
+
+    #[test]
+    fn portal_limits_come_from_flags_or_file_and_bad_ones_are_refused() {
+        let file = FileConfig {
+            trusted_proxy: Some("10.0.0.0/8".into()),
+            portal_limits: Some("lookup=60/30".into()),
+            ..FileConfig::default()
+        };
+        let s = Settings::resolve(&DbArgs::default(), Listen::default(), &file).unwrap();
+        assert_eq!(s.limits.lookup.per_minute, 60);
+        assert_eq!(
+            s.limits.create,
+            incasso_server::portal::limit::LimitSettings::default().create
+        );
+        assert_eq!(s.limits.trusted_proxies.len(), 1);
+        // The flags override the file's; an empty one changes nothing.
+        let l = portal_limits(s.limits.clone(), Some("127.0.0.1, ::1"), Some("")).unwrap();
+        assert_eq!(l.trusted_proxies.len(), 2);
+        assert_eq!(l.lookup.per_minute, 60);
+        assert!(portal_limits(Default::default(), Some("proxy.local"), None).is_err());
+        assert!(portal_limits(Default::default(), None, Some("lookup=0/1")).is_err());
+        let bad = FileConfig {
+            portal_limits: Some("lookup=many".into()),
+            ..FileConfig::default()
+        };
+        assert!(Settings::resolve(&DbArgs::default(), Listen::default(), &bad).is_err());
     }
 
     #[test]

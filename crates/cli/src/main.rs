@@ -4,6 +4,8 @@
 //! line (clap's own).
 
 mod bench;
+mod bench_backoffice;
+mod bench_portal;
 mod bench_recon;
 
 /// The server allocates and frees many small objects per request (XML trees,
@@ -75,6 +77,23 @@ enum Command {
         /// Seed the demo data (once) and write <data-dir>/demo.json.
         #[arg(long)]
         demo: bool,
+        /// The SMTP server receipts are mailed through:
+        /// smtp://[user:password@]host[:port][?tls=required] or smtps://...
+        /// (with --demo, by default the simulator's).
+        #[arg(long, env = "INCASSO_SMTP_URL")]
+        smtp_url: Option<String>,
+        /// The sender of incasso's e-mail, e.g. "Comune <pagamenti@comune.it>".
+        #[arg(long, env = "INCASSO_MAIL_FROM")]
+        mail_from: Option<String>,
+        /// Proxies in front of incasso whose X-Forwarded-For names the
+        /// citizen portal's client (addresses or CIDR ranges,
+        /// comma-separated); without one, the connection's peer is.
+        #[arg(long, env = "INCASSO_TRUSTED_PROXY")]
+        trusted_proxy: Option<String>,
+        /// The citizen portal's per-client limits, requests per minute /
+        /// at once (default lookup=30/20,create=5/3).
+        #[arg(long, env = "INCASSO_PORTAL_LIMITS")]
+        portal_limits: Option<String>,
     },
     /// Apply the database migrations and exit.
     Migrate {
@@ -226,8 +245,23 @@ async fn run(cli: Cli) -> Result<()> {
             bind,
             public_url,
             demo,
+            smtp_url,
+            mail_from,
+            trusted_proxy,
+            portal_limits,
         } => {
-            let settings = Settings::resolve(&db, config::Listen { bind, public_url }, &file)?;
+            let mut settings = Settings::resolve(&db, config::Listen { bind, public_url }, &file)?;
+            let smtp_url = smtp_url.filter(|u| !u.trim().is_empty());
+            config::check_smtp_url(smtp_url.as_deref())?;
+            settings.smtp_url = smtp_url.or(settings.smtp_url);
+            settings.mail_from = mail_from
+                .filter(|f| !f.trim().is_empty())
+                .or(settings.mail_from);
+            settings.limits = config::portal_limits(
+                settings.limits,
+                trusted_proxy.as_deref(),
+                portal_limits.as_deref(),
+            )?;
             serve(settings, demo).await
         }
         Command::Migrate { db } => {
@@ -365,8 +399,12 @@ async fn serve(settings: Settings, demo: bool) -> Result<()> {
     let public_url = settings.public_url(addr);
     let mut app_settings = incasso_app::Settings::new(&public_url);
     app_settings.data_dir = Some(settings.data_dir.clone());
-    let app = incasso_app::App::new(store.clone(), app_settings);
+    app_settings.spid = settings.spid.clone();
+    app_settings.smtp_url = settings.smtp_url.clone();
+    app_settings.mail_from = settings.mail_from.clone();
+    let mut app = incasso_app::App::new(store.clone(), app_settings.clone());
     let mut simulator = None;
+    let mut smtp_sink = None;
     if demo {
         // The simulator listens where incasso does (so that a colleague's
         // browser reaches its Checkout page too), on a port of its own, and
@@ -376,21 +414,41 @@ async fn serve(settings: Settings, demo: bool) -> Result<()> {
             .context("binding the simulator")?;
         let sim_addr = sim_listener.local_addr()?;
         let sim_url = config::same_host(&public_url, sim_addr.port());
+        // Its SMTP server takes incasso's e-mail, unless another is set.
+        let smtp_listener = tokio::net::TcpListener::bind((addr.ip(), 0))
+            .await
+            .context("binding the simulator's SMTP server")?;
+        if app_settings.smtp_url.is_none() {
+            let smtp_addr = smtp_listener.local_addr()?;
+            app_settings.smtp_url = Some(format!("smtp://{smtp_addr}"));
+            app = incasso_app::App::new(store.clone(), app_settings.clone());
+        }
         let path = incasso_app::demo::seed(&app.system("demo"), &settings.data_dir, &sim_url)
             .await
             .context("seeding the demo")?;
-        let (mut sim_settings, _) = simulator::settings_from_demo(&path, None)?;
+        let (mut sim_settings, demo_json) = simulator::settings_from_demo(&path, None)?;
+        // Operators sign in with the simulator's SPID/CIE test identities,
+        // unless another identity proxy is configured.
+        if app_settings.spid.is_none() {
+            app_settings.spid = simulator::demo_spid(&demo_json);
+            app = incasso_app::App::new(store.clone(), app_settings);
+        }
         sim_settings.public_url = Some(sim_url.clone());
         let sim = incasso_simulator::Simulator::new(sim_settings);
+        smtp_sink = Some(tokio::spawn(sim.clone().serve_smtp(smtp_listener)));
         simulator = Some(tokio::spawn(sim.serve(sim_listener, shutdown_signal())));
         tracing::info!(file = %path.display(), simulator = %sim_url, "demo data ready");
     }
     tracing::info!(%addr, %public_url, database = ?store.dialect(), "incasso listening");
-    incasso_server::serve(listener, app, shutdown_signal())
+    let state = incasso_server::AppState::new(app).with_limits(settings.limits.clone());
+    incasso_server::serve_state(listener, state, shutdown_signal())
         .await
         .context("serving HTTP")?;
     if let Some(sim) = simulator {
         sim.abort();
+    }
+    if let Some(sink) = smtp_sink {
+        sink.abort();
     }
     store.close().await;
     tracing::info!("stopped");

@@ -3,12 +3,15 @@
 
 use anyhow::{Context, Result, anyhow};
 use clap::Subcommand;
-use incasso_simulator::{Faults, Route, Settings, Simulator};
+use incasso_simulator::{
+    Faults, OidcClient, OidcSettings, Route, Settings, Simulator, TestIdentity,
+};
 use std::path::{Path, PathBuf};
 
 #[derive(Subcommand)]
 pub enum Command {
-    /// Run the simulator (Checkout carts and pages, nodeForPa).
+    /// Run the simulator (Checkout carts and pages, nodeForPa, the SPID/CIE
+    /// identity proxy with demo.json's test identities).
     Serve {
         #[arg(long, default_value = "127.0.0.1:8090")]
         bind: String,
@@ -18,6 +21,10 @@ pub enum Command {
         /// incasso's base URL, if not the one in demo.json.
         #[arg(long)]
         incasso_url: Option<String>,
+        /// Where its SMTP server (which keeps every message, listed at
+        /// GET /simulator/mail) listens; point incasso's --smtp-url at it.
+        #[arg(long, default_value = "127.0.0.1:2525")]
+        smtp_bind: String,
     },
     /// Pay one notice as a PSP would: verify, getPaymentV2, sendRTV2.
     Pay {
@@ -41,6 +48,54 @@ pub enum Command {
         #[arg(long, default_value_t = 0)]
         late_receipt_ms: u64,
     },
+}
+
+/// The back office as a client of the simulator's SPID/CIE provider, as
+/// demo.json registers it.
+pub fn demo_spid(demo: &serde_json::Value) -> Option<incasso_app::spid::SpidSettings> {
+    let field = |k: &str| {
+        demo[k]
+            .as_str()
+            .filter(|v| !v.is_empty())
+            .map(str::to_string)
+    };
+    Some(incasso_app::spid::SpidSettings {
+        issuer: field("spid_issuer")?,
+        client_id: field("spid_client_id")?,
+        client_secret: field("spid_client_secret")?,
+    })
+}
+
+/// The simulator's SPID/CIE provider: demo.json's test identities, and
+/// incasso's back office and citizen portal as its client.
+fn oidc_from_demo(demo: &serde_json::Value, base: &str) -> OidcSettings {
+    let identities = demo["test_identities"]
+        .as_array()
+        .map(|all| {
+            all.iter()
+                .filter_map(|i| serde_json::from_value::<TestIdentity>(i.clone()).ok())
+                .filter(|i| !i.fiscal_code.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    let clients = demo_spid(demo)
+        .map(|s| OidcClient {
+            client_id: s.client_id,
+            client_secret: s.client_secret,
+            // The back office's, and the one the citizen portals of every
+            // Ente share.
+            redirect_uris: ["/backoffice/spid/callback", "/portale/spid/callback"]
+                .iter()
+                .map(|path| format!("{}{path}", base.trim_end_matches('/')))
+                .collect(),
+            name: "incasso: back office e portale dei pagamenti".into(),
+        })
+        .into_iter()
+        .collect();
+    OidcSettings {
+        identities,
+        clients,
+    }
 }
 
 /// Routes and incasso's URL, from a demo.json.
@@ -82,6 +137,7 @@ pub fn settings_from_demo(
                 .map(str::to_string),
             faults: Faults::default(),
             public_url: None,
+            oidc: oidc_from_demo(&demo, &base),
         },
         demo,
     ))
@@ -93,16 +149,34 @@ pub async fn run(command: Command) -> Result<()> {
             bind,
             demo_json,
             incasso_url,
+            smtp_bind,
         } => {
             let (settings, _) = settings_from_demo(&demo_json, incasso_url)?;
             let listener = tokio::net::TcpListener::bind(&bind)
                 .await
                 .with_context(|| format!("binding {bind}"))?;
             tracing::info!(addr = %listener.local_addr()?, "simulator listening");
-            Simulator::new(settings)
+            let sim = Simulator::new(settings);
+            // The SMTP server is an extra: a port already taken leaves the
+            // rest of the simulator running, without it.
+            let sink = match tokio::net::TcpListener::bind(&smtp_bind).await {
+                Ok(smtp) => {
+                    tracing::info!(smtp = %smtp.local_addr()?, "simulator's SMTP server listening");
+                    Some(tokio::spawn(sim.clone().serve_smtp(smtp)))
+                }
+                Err(e) => {
+                    tracing::warn!(bind = %smtp_bind, error = %e, "simulator's SMTP server not started");
+                    None
+                }
+            };
+            let served = sim
                 .serve(listener, crate::shutdown_signal())
                 .await
-                .context("serving")
+                .context("serving");
+            if let Some(sink) = sink {
+                sink.abort();
+            }
+            served
         }
         Command::Pay {
             notice,
@@ -130,6 +204,21 @@ pub async fn run(command: Command) -> Result<()> {
             });
             let payment = sim.pay(&ente, &notice).await.map_err(|e| anyhow!("{e}"))?;
             println!("{}", serde_json::to_string_pretty(&payment)?);
+            // The PSP that collected is the one that reports: the running
+            // simulator (serve --demo's) lists the payment in its next flow.
+            if let Some(url) = demo["simulator_url"].as_str().filter(|u| !u.is_empty()) {
+                let told = reqwest::Client::new()
+                    .post(format!("{}/simulator/payments", url.trim_end_matches('/')))
+                    .json(&payment)
+                    .send()
+                    .await
+                    .map(|r| r.status().is_success());
+                if !matches!(told, Ok(true)) {
+                    eprintln!(
+                        "avviso: il simulatore in esecuzione ({url}) non ha registrato il pagamento: i suoi flussi di rendicontazione non lo riporteranno"
+                    );
+                }
+            }
             Ok(())
         }
     }

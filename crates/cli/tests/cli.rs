@@ -3,25 +3,14 @@
 //! command provides one, named to the binary as a user would, through
 //! `--database-url` or `INCASSO_DATABASE_URL`.
 
+#[path = "common/process.rs"]
+mod process;
+
 use incasso_testkit::{Backend, backends};
+use process::{Running, free_port, incasso, temp_dir, wait_for_health};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// The binary, run from a directory of this test process's own: a command
-/// given no `--data-dir` makes `./incasso-data` (its secret key), which
-/// must not land in the source tree.
-fn incasso() -> Command {
-    static WORK_DIR: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
-    let dir = WORK_DIR.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("incasso-cli-cwd-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
-    });
-    let mut c = Command::new(env!("CARGO_BIN_EXE_incasso"));
-    c.current_dir(dir);
-    c
-}
 
 /// `incasso COMMAND --database-url URL --ente <the demo Comune>`.
 fn incasso_for_ente(command: &str, url: &str) -> Command {
@@ -57,64 +46,6 @@ impl DatabaseEnv for Command {
             None => self.env_remove("INCASSO_DATABASE_URL"),
         }
     }
-}
-
-/// A server the test started, killed when the test ends however it ends:
-/// a failed assertion must not leave it running, holding its port and the
-/// test binary's output open.
-struct Running(std::process::Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        // After a graceful stop it is already reaped, and this does nothing.
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl std::ops::Deref for Running {
-    type Target = std::process::Child;
-    fn deref(&self) -> &std::process::Child {
-        &self.0
-    }
-}
-
-impl std::ops::DerefMut for Running {
-    fn deref_mut(&mut self) -> &mut std::process::Child {
-        &mut self.0
-    }
-}
-
-fn temp_dir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("incasso-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn wait_for_health(port: u16) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < deadline {
-        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
-            use std::io::{Read, Write};
-            let _ = s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-            let mut out = String::new();
-            let _ = s.read_to_string(&mut out);
-            if out.starts_with("HTTP/1.1 200") {
-                return true;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    false
 }
 
 /// `serve --demo` seeds once, writes demo.json with the documented shape,
@@ -230,6 +161,17 @@ fn serve_demo_writes_demo_json_and_stops_on_sigterm_on(backend: Backend) {
             demo["backoffice_url"],
             format!("http://127.0.0.1:{port}/backoffice/")
         );
+        assert_eq!(
+            demo["portal_index_url"],
+            format!("http://127.0.0.1:{port}/portale/")
+        );
+        for e in enti {
+            let fc = e["fiscal_code"].as_str().unwrap();
+            assert_eq!(
+                e["portal_url"],
+                format!("http://127.0.0.1:{port}/portale/{fc}/")
+            );
+        }
         let answer = sign_in(
             port,
             demo["intermediary_user"].as_str().unwrap(),
@@ -242,13 +184,42 @@ fn serve_demo_writes_demo_json_and_stops_on_sigterm_on(backend: Backend) {
             "Sbagliata-2026!",
         );
         assert!(wrong.starts_with("HTTP/1.1 401"), "{wrong}");
+        // Each of the simulator's SPID/CIE test identities signs in as the
+        // operator demo.json names, and the citizen is refused.
+        let identities = demo["test_identities"].as_array().unwrap();
+        let mut operators: Vec<&str> = vec![demo["intermediary_user"].as_str().unwrap()];
+        for e in enti {
+            for key in ["backoffice_user", "office_user", "accountant_user"] {
+                operators.push(e[key].as_str().unwrap());
+            }
+        }
+        assert_eq!(identities.len(), operators.len() + 1, "{identities:?}");
+        for who in identities {
+            let fiscal_code = who["fiscal_code"].as_str().unwrap();
+            let name = who["name"].as_str().unwrap();
+            assert_eq!(fiscal_code.len(), 16);
+            match who["operator"].as_str() {
+                Some(username) => {
+                    assert!(operators.contains(&username), "{who}");
+                    let (status, home) = spid_sign_in(port, fiscal_code);
+                    assert_eq!(status, 303, "round {round}, {username}: {home}");
+                    assert!(home.contains(name), "round {round}, {username}: {home}");
+                }
+                None => {
+                    assert!(who["operator"].is_null(), "{who}");
+                    let (status, page) = spid_sign_in(port, fiscal_code);
+                    assert_eq!(status, 401, "the citizen is no operator: {page}");
+                }
+            }
+        }
         // Seeded once: the second start finds the same positions.
         let out = http_get(
             port,
             "/gpd/v1/organizations/80000130585/debtpositions?limit=1",
             enti[0]["api_key"].as_str().unwrap(),
         );
-        assert!(out.contains("\"items_found\":200"), "round {round}: {out}");
+        // 200, and the citizen's two (the personal area's, at both Enti).
+        assert!(out.contains("\"items_found\":202"), "round {round}: {out}");
 
         // SIGTERM: graceful stop, exit status 0.
         let status = Command::new("kill")
@@ -331,6 +302,87 @@ fn sign_in(port: u16, user: &str, password: &str) -> String {
         "POST /backoffice/login HTTP/1.1\r\nHost: x\r\nConnection: close\r\nCookie: incasso_form={cookie}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     ))
+}
+
+/// Signs in through the demo's SPID/CIE link as a browser does: to the
+/// simulator's provider, the choice of `fiscal_code`, back with the code.
+/// The callback's status, and the home page it leads to (else the page it
+/// answered).
+fn spid_sign_in(port: u16, fiscal_code: &str) -> (u16, String) {
+    incasso_pagopa::connector::install_crypto_provider();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let base = format!("http://127.0.0.1:{port}");
+        let cookie_of = |r: &reqwest::Response, name: &str| {
+            r.headers()
+                .get_all("set-cookie")
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .find_map(|c| {
+                    c.split(';')
+                        .next()?
+                        .strip_prefix(&format!("{name}="))
+                        .map(str::to_string)
+                })
+        };
+        let location =
+            |r: &reqwest::Response| r.headers()["location"].to_str().unwrap().to_string();
+        let start = http
+            .get(format!("{base}/backoffice/spid"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(start.status(), 303);
+        let spid = cookie_of(&start, "incasso_spid").unwrap();
+        let authorize = location(&start);
+        let page = http
+            .get(&authorize)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(page.contains(fiscal_code), "{page}");
+        let at = page.find("name=\"request\" value=\"").unwrap() + 22;
+        let request = &page[at..at + page[at..].find('"').unwrap()];
+        let provider = &authorize[..authorize.find("/authorize").unwrap()];
+        let back = http
+            .post(format!("{provider}/authorize"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!(
+                "request={request}&identity={fiscal_code}&action=entra"
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(back.status(), 303);
+        let callback = http
+            .get(location(&back))
+            .header("cookie", format!("incasso_spid={spid}"))
+            .send()
+            .await
+            .unwrap();
+        let status = callback.status().as_u16();
+        let Some(session) = cookie_of(&callback, "incasso_session").filter(|s| !s.is_empty())
+        else {
+            return (status, callback.text().await.unwrap());
+        };
+        let home = http
+            .get(format!("{base}/backoffice/"))
+            .header("cookie", format!("incasso_session={session}"))
+            .send()
+            .await
+            .unwrap();
+        (status, home.text().await.unwrap())
+    })
 }
 
 fn http_get(port: u16, path: &str, key: &str) -> String {
@@ -482,6 +534,45 @@ fn bench_recon_quick_prints_its_json_last() {
         "match_seconds",
     ] {
         assert!(v[key].as_f64().is_some_and(|x| x > 0.0), "{key} in {last}");
+    }
+}
+
+/// `incasso bench backoffice --quick` on both databases: every page it
+/// browses answers 200 (the bench stops otherwise), and the JSON line
+/// carries its figures.
+#[test]
+fn bench_backoffice_quick_prints_its_json_last() {
+    for backend in backends() {
+        eprintln!("bench_backoffice_quick_prints_its_json_last on {backend:?}");
+        let db = database_for(backend);
+        let out = incasso()
+            .args(["bench", "backoffice", "--quick"])
+            .args(db.iter().flat_map(|url| ["--database-url", url]))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        let last = stdout.lines().last().unwrap();
+        let v: serde_json::Value = serde_json::from_str(last).unwrap();
+        assert_eq!(v["bench"], "backoffice");
+        assert!(
+            v["positions"].as_u64().is_some_and(|n| n >= 5_000),
+            "{last}"
+        );
+        for key in [
+            "seconds",
+            "per_s",
+            "p50_ms",
+            "p99_ms",
+            "worst_page_p95_ms",
+            "peak_rss_mb",
+        ] {
+            assert!(v[key].as_f64().is_some_and(|x| x > 0.0), "{key} in {last}");
+        }
     }
 }
 

@@ -14,6 +14,7 @@ pub mod ente;
 pub mod error;
 pub mod fdr;
 pub mod fingerprint;
+pub mod form;
 pub mod money;
 pub mod position;
 pub mod taxonomy;

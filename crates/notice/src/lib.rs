@@ -13,6 +13,7 @@
 
 mod codes;
 pub mod position;
+pub mod receipt;
 mod render;
 pub mod sample;
 pub mod text;

@@ -14,10 +14,10 @@ use krilla::surface::Surface;
 use krilla::text::{Font, TextDirection};
 use std::sync::LazyLock;
 
-const PAGE_W: f32 = 595.28;
-const PAGE_H: f32 = 841.89;
-const MARGIN: f32 = 28.35;
-const CONTENT_W: f32 = PAGE_W - 2.0 * MARGIN;
+pub(crate) const PAGE_W: f32 = 595.28;
+pub(crate) const PAGE_H: f32 = 841.89;
+pub(crate) const MARGIN: f32 = 28.35;
+pub(crate) const CONTENT_W: f32 = PAGE_W - 2.0 * MARGIN;
 /// 25 mm, as pagoPA prints its QR code.
 const QR_SIZE: f32 = 70.87;
 /// The Poste DataMatrix, about 22 mm.
@@ -28,8 +28,8 @@ const SLIP_H: f32 = 132.0;
 const AMOUNT_W: f32 = 110.0;
 
 /// pagoPA's blue, for titles and rules.
-const BLUE: (u8, u8, u8) = (0, 102, 204);
-const GREY: (u8, u8, u8) = (92, 111, 130);
+pub(crate) const BLUE: (u8, u8, u8) = (0, 102, 204);
+pub(crate) const GREY: (u8, u8, u8) = (92, 111, 130);
 
 /// Two weights, not three: each font embedded is a subset to build and
 /// compress for every notice, the largest share of its cost
@@ -49,12 +49,12 @@ static FONTS: LazyLock<Fonts> = LazyLock::new(|| Fonts {
 });
 
 #[derive(Clone, Copy)]
-enum Weight {
+pub(crate) enum Weight {
     Regular,
     Bold,
 }
 
-fn font(w: Weight) -> (&'static Font, &'static Metrics) {
+pub(crate) fn font(w: Weight) -> (&'static Font, &'static Metrics) {
     let f = &*FONTS;
     match w {
         Weight::Regular => (&f.regular, &f.m_regular),
@@ -71,21 +71,21 @@ fn fill(color: (u8, u8, u8)) -> Fill {
 }
 
 /// A page being drawn, with the notice's language.
-struct Pen<'s, 'p> {
-    s: &'s mut Surface<'p>,
-    lang: Language,
+pub(crate) struct Pen<'s, 'p> {
+    pub(crate) s: &'s mut Surface<'p>,
+    pub(crate) lang: Language,
 }
 
 impl Pen<'_, '_> {
     /// A label in the notice's language(s).
-    fn l(&self, it: &str, de: &str) -> String {
+    pub(crate) fn l(&self, it: &str, de: &str) -> String {
         match self.lang {
             Language::Italian => it.to_string(),
             Language::ItalianGerman => format!("{it} / {de}"),
         }
     }
 
-    fn text(
+    pub(crate) fn text(
         &mut self,
         x: f32,
         baseline: f32,
@@ -107,7 +107,14 @@ impl Pen<'_, '_> {
     }
 
     /// Right-aligned at `right`.
-    fn text_right(&mut self, right: f32, baseline: f32, w: Weight, size: f32, text: &str) {
+    pub(crate) fn text_right(
+        &mut self,
+        right: f32,
+        baseline: f32,
+        w: Weight,
+        size: f32,
+        text: &str,
+    ) {
         let (_, m) = font(w);
         let x = right - m.width(text, size);
         self.text(x, baseline, w, size, text, (0, 0, 0));
@@ -116,7 +123,7 @@ impl Pen<'_, '_> {
     /// Fits `text` in a box of `width` and `max_lines` from its top; returns
     /// the y under the last line.
     #[allow(clippy::too_many_arguments)]
-    fn fitted(
+    pub(crate) fn fitted(
         &mut self,
         x: f32,
         top: f32,
@@ -138,7 +145,7 @@ impl Pen<'_, '_> {
         y
     }
 
-    fn rule(&mut self, x: f32, y: f32, width: f32, color: (u8, u8, u8), thickness: f32) {
+    pub(crate) fn rule(&mut self, x: f32, y: f32, width: f32, color: (u8, u8, u8), thickness: f32) {
         if let Some(rect) = Rect::from_xywh(x, y, width, thickness) {
             let mut pb = PathBuilder::new();
             pb.push_rect(rect);
@@ -149,7 +156,7 @@ impl Pen<'_, '_> {
         }
     }
 
-    fn frame(&mut self, x: f32, y: f32, w: f32, h: f32) {
+    pub(crate) fn frame(&mut self, x: f32, y: f32, w: f32, h: f32) {
         if let Some(rect) = Rect::from_xywh(x, y, w, h) {
             let mut pb = PathBuilder::new();
             pb.push_rect(rect);
@@ -748,7 +755,7 @@ fn postal_form(
     Ok(top + SLIP_H)
 }
 
-fn logo_image(bytes: &[u8]) -> Option<krilla::image::Image> {
+pub(crate) fn logo_image(bytes: &[u8]) -> Option<krilla::image::Image> {
     let data: krilla::Data = bytes.to_vec().into();
     krilla::image::Image::from_png(data.clone(), true)
         .or_else(|_| krilla::image::Image::from_jpeg(data, true))
@@ -756,7 +763,7 @@ fn logo_image(bytes: &[u8]) -> Option<krilla::image::Image> {
 }
 
 /// The image's size scaled to fit a box, keeping its proportions.
-fn image_fit(image: &krilla::image::Image, w: f32, h: f32) -> Size {
+pub(crate) fn image_fit(image: &krilla::image::Image, w: f32, h: f32) -> Size {
     let (iw, ih) = image.size();
     let (iw, ih) = (iw.max(1) as f32, ih.max(1) as f32);
     let scale = (w / iw).min(h / ih);

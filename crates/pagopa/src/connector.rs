@@ -239,8 +239,12 @@ pub struct StationIdentity {
 pub struct Cart {
     pub payment_notices: Vec<CartNotice>,
     pub return_urls: ReturnUrls,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email_notice: Option<String>,
+    /// The Ente's own id of the cart; pagoPA gives it back as the
+    /// `paymentNote` of `paGetPayment`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_cart: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -347,6 +351,44 @@ pub struct Transport {
     settings: ConnectionSettings,
 }
 
+/// The HTTP client of a connection's settings, made once per process and
+/// shared: building one reads the system's root certificates (a few
+/// milliseconds: it was most of a portal checkout's time), and a shared
+/// client keeps its connections to pagoPA open between calls. Clients
+/// differ only by what is built into them: timeouts and the TLS identity.
+fn shared_client(settings: &ConnectionSettings) -> Result<reqwest::Client, ConnectorError> {
+    type Key = (u64, Option<(String, String)>);
+    static CLIENTS: std::sync::OnceLock<
+        std::sync::Mutex<std::collections::HashMap<Key, reqwest::Client>>,
+    > = std::sync::OnceLock::new();
+    let identity = match &settings.auth {
+        Auth::ClientCertificate {
+            certificate_pem,
+            key_pem,
+        } => Some((certificate_pem.clone(), key_pem.clone())),
+        _ => None,
+    };
+    let key = (settings.timeout_ms, identity);
+    let clients = CLIENTS.get_or_init(Default::default);
+    // A poisoned lock only means another thread panicked mid-insert.
+    let lock = || {
+        clients
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    };
+    if let Some(client) = lock().get(&key) {
+        return Ok(client.clone());
+    }
+    let client = Transport::build_client(settings)?;
+    let mut map = lock();
+    // Settings are few (one per station); a process that somehow sees
+    // many starts over rather than grow.
+    if map.len() >= 64 {
+        map.clear();
+    }
+    Ok(map.entry(key).or_insert(client).clone())
+}
+
 /// reqwest is built without a default TLS backend (its default pulls in a
 /// C toolchain-heavy one); every process that makes HTTP clients calls this
 /// once first.
@@ -360,6 +402,11 @@ pub fn install_crypto_provider() {
 
 impl Transport {
     pub fn new(settings: ConnectionSettings) -> Result<Transport, ConnectorError> {
+        let client = shared_client(&settings)?;
+        Ok(Transport { client, settings })
+    }
+
+    fn build_client(settings: &ConnectionSettings) -> Result<reqwest::Client, ConnectorError> {
         install_crypto_provider();
         let mut builder = reqwest::Client::builder()
             // Checkout answers a cart with a redirect meant for the citizen.
@@ -377,10 +424,9 @@ impl Transport {
             })?;
             builder = builder.identity(identity);
         }
-        let client = builder
+        builder
             .build()
-            .map_err(|e| ConnectorError::Config(format!("client HTTP: {e}")))?;
-        Ok(Transport { client, settings })
+            .map_err(|e| ConnectorError::Config(format!("client HTTP: {e}")))
     }
 
     fn authorize(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {

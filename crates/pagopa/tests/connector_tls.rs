@@ -356,6 +356,7 @@ fn cart() -> Cart {
             return_error_url: "https://incasso.test/error".into(),
         },
         email_notice: None,
+        id_cart: None,
     }
 }
 

@@ -10,6 +10,7 @@
 //!   (*giornale di cassa* 1.7.1 and 1.8) or ISO 20022 camt.053/054.
 //! - [`breakdown`]: money split over accertamenti, to the cent.
 //! - [`reversale`]: regularization proposals as OPI reversali.
+//! - [`regularization`]: the rules of a sospeso tied to its flows by hand.
 //! - [`matching`]: sospesi matched to flows, anomalies, and each transfer
 //!   classified by which of its four sources agree.
 //!
@@ -22,6 +23,7 @@ pub mod fdr;
 pub mod fdr3;
 pub mod matching;
 pub mod opi;
+pub mod regularization;
 pub mod reversale;
 
 /// A treasury file refused, with where and why (in Italian, for the clerk).

@@ -109,6 +109,8 @@ static ASSETS: &[(&str, &str, &[u8])] = &[
     asset!("incasso/fonts.css", "text/css; charset=utf-8"),
     asset!("incasso/icon.svg", "image/svg+xml"),
     asset!("incasso/incasso.css", "text/css; charset=utf-8"),
+    asset!("incasso/portal.css", "text/css; charset=utf-8"),
+    asset!("portal/qr.js", "text/javascript; charset=utf-8"),
 ];
 
 pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {

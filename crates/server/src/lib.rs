@@ -17,6 +17,7 @@ pub mod gpd;
 pub mod node;
 pub mod notices;
 pub mod paging;
+pub mod portal;
 pub mod recon_api;
 
 use axum::Router;
@@ -42,11 +43,23 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 #[derive(Clone)]
 pub struct AppState {
     pub app: App,
+    /// The citizen portal's per-client limits ([`portal::limit`]).
+    pub limits: std::sync::Arc<portal::limit::Limiter>,
 }
 
 impl AppState {
+    /// With the portal's default limits and no trusted proxy.
     pub fn new(app: App) -> AppState {
-        AppState { app }
+        AppState {
+            app,
+            limits: std::sync::Arc::new(portal::limit::Limiter::new(Default::default())),
+        }
+    }
+
+    /// With these limits (and trusted proxies) instead.
+    pub fn with_limits(mut self, settings: portal::limit::LimitSettings) -> AppState {
+        self.limits = std::sync::Arc::new(portal::limit::Limiter::new(settings));
+        self
     }
 
     /// The context of one request, for `caller`.
@@ -81,6 +94,7 @@ pub fn router(state: AppState) -> Router {
                 .layer(axum::middleware::from_fn(error::problem_json)),
         )
         .merge(backoffice::routes())
+        .merge(portal::routes(&state))
         .merge(assets::routes())
         .merge(SwaggerUi::new("/api/docs").url("/api/openapi.json", openapi))
         .fallback(not_found)
@@ -120,10 +134,25 @@ pub async fn serve(
     app: App,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let jobs = incasso_app::jobs::start(&app);
-    let result = axum::serve(listener, router(AppState::new(app)))
-        .with_graceful_shutdown(shutdown)
-        .await;
+    serve_state(listener, AppState::new(app), shutdown).await
+}
+
+/// [`serve`] with a state of the caller's making (the portal's limits and
+/// trusted proxies of `incasso serve`'s settings).
+pub async fn serve_state(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let jobs = incasso_app::jobs::start(&state.app);
+    // The peer's address reaches handlers (ConnectInfo): the portal's
+    // limits count requests per client.
+    let result = axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await;
     jobs.stop();
     result
 }

@@ -116,7 +116,7 @@ pub async fn supply_zip(
 }
 
 /// A ZIP made on a blocking thread and sent while it is made.
-fn stream_zip(job: ZipJob, name: String) -> Response {
+pub(crate) fn stream_zip(job: ZipJob, name: String) -> Response {
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     let handle = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {

@@ -30,13 +30,10 @@ pub async fn create_cart(
     }
     let cart: Cart = match serde_json::from_str(&body) {
         Ok(c) => c,
-        Err(e) => {
-            return (StatusCode::BAD_REQUEST, format!("carrello non valido: {e}")).into_response();
-        }
+        Err(e) => return bad_request(&format!("carrello non valido: {e}")),
     };
-    // Checkout's own limits: 1 to 5 notices per cart.
-    if cart.payment_notices.is_empty() || cart.payment_notices.len() > 5 {
-        return (StatusCode::BAD_REQUEST, "da 1 a 5 avvisi per carrello").into_response();
+    if let Err(problem) = validate(&cart) {
+        return bad_request(&problem);
     }
     let mut id = [0u8; 12];
     getrandom::fill(&mut id).expect("random source");
@@ -53,9 +50,80 @@ pub async fn create_cart(
     (StatusCode::FOUND, [(header::LOCATION, location)]).into_response()
 }
 
+/// Checkout's 400: a ProblemJson, as `checkout_v1.json` describes it.
+fn bad_request(detail: &str) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        [(header::CONTENT_TYPE, "application/problem+json")],
+        serde_json::json!({"title": "Bad Request", "status": 400, "detail": detail}).to_string(),
+    )
+        .into_response()
+}
+
+/// What pagoPA's Checkout checks of a cart (`CartRequest` of
+/// `checkout_v1.json`): 1 to 5 notices, each an 18-digit notice number,
+/// an 11-digit fiscal code, an amount of at least one cent, a company
+/// name and a description of at most 140 characters; no notice twice;
+/// the three return URLs absolute; the email, if any, an address.
+pub fn validate(cart: &Cart) -> Result<(), String> {
+    let notices = &cart.payment_notices;
+    if notices.is_empty() || notices.len() > 5 {
+        return Err(format!(
+            "paymentNotices: da 1 a 5 avvisi per carrello, non {}",
+            notices.len()
+        ));
+    }
+    let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
+    let mut seen = std::collections::HashSet::new();
+    for (i, n) in notices.iter().enumerate() {
+        if !digits(&n.notice_number, 18) {
+            return Err(format!("paymentNotices[{i}].noticeNumber: 18 cifre"));
+        }
+        if !digits(&n.fiscal_code, 11) {
+            return Err(format!("paymentNotices[{i}].fiscalCode: 11 cifre"));
+        }
+        if n.amount < 1 {
+            return Err(format!("paymentNotices[{i}].amount: almeno 1 centesimo"));
+        }
+        for (name, v) in [
+            ("companyName", &n.company_name),
+            ("description", &n.description),
+        ] {
+            if v.chars().count() > 140 {
+                return Err(format!("paymentNotices[{i}].{name}: al più 140 caratteri"));
+            }
+        }
+        if !seen.insert((&n.fiscal_code, &n.notice_number)) {
+            return Err(format!(
+                "paymentNotices[{i}]: avviso {} ripetuto",
+                n.notice_number
+            ));
+        }
+    }
+    let u = &cart.return_urls;
+    for (name, url) in [
+        ("returnOkUrl", &u.return_ok_url),
+        ("returnCancelUrl", &u.return_cancel_url),
+        ("returnErrorUrl", &u.return_error_url),
+    ] {
+        let absolute = url
+            .split_once("://")
+            .is_some_and(|(scheme, rest)| matches!(scheme, "http" | "https") && !rest.is_empty());
+        if !absolute {
+            return Err(format!("returnUrls.{name}: URL assoluto richiesto"));
+        }
+    }
+    if let Some(email) = &cart.email_notice
+        && !incasso_core::text::is_plausible_email(email)
+    {
+        return Err("emailNotice: indirizzo e-mail non valido".into());
+    }
+    Ok(())
+}
+
 fn page_html(title: &str, body: &str) -> Html<String> {
     Html(format!(
-        r#"<!doctype html><html lang="it"><head><meta charset="utf-8"><title>{title}</title>
+        r#"<!doctype html><html lang="it"><head><meta charset="utf-8"><link rel="icon" href="data:,"><title>{title}</title>
 <style>body{{font-family:sans-serif;max-width:40rem;margin:2rem auto;color:#17324d}}
 table{{border-collapse:collapse;width:100%}}td,th{{border-bottom:1px solid #ccd;padding:.4rem;text-align:left}}
 button{{font-size:1rem;padding:.6rem 1.4rem;margin-right:1rem;border-radius:4px;border:0;cursor:pointer}}
@@ -102,7 +170,8 @@ pub async fn page(State(sim): State<Simulator>, Path(id): Path<String>) -> Respo
     let actions = if state.status == "OPEN" {
         format!(
             r#"<form method="post" action="/checkout/carts/{id}/pay" style="display:inline"><button class="pay" id="pay">Paga {} €</button></form>
-<form method="post" action="/checkout/carts/{id}/cancel" style="display:inline"><button class="cancel" id="cancel">Annulla</button></form>"#,
+<form method="post" action="/checkout/carts/{id}/cancel" style="display:inline"><button class="cancel" id="cancel">Annulla</button></form>
+<form method="post" action="/checkout/carts/{id}/abandon" style="display:inline"><button class="cancel" id="abandon">Chiudi la pagina</button></form>"#,
             incasso_core::Cents(total).to_italian()
         )
     } else {
@@ -166,6 +235,25 @@ pub async fn cancel(State(sim): State<Simulator>, Path(id): Path<String>) -> Res
     Redirect::to(&url).into_response()
 }
 
+/// `POST /checkout/carts/{id}/abandon`: the citizen closes the page and
+/// never comes back to the Ente (no return URL is visited): the cart
+/// expires unpaid, as Checkout's session would.
+pub async fn abandon(State(sim): State<Simulator>, Path(id): Path<String>) -> Response {
+    let mut carts = sim.inner.carts.lock().expect("carts lock");
+    match carts.get_mut(&id) {
+        Some(s) if s.status == "OPEN" => {
+            s.status = "ABANDONED".into();
+            page_html(
+                "Pagina chiusa",
+                "<p>La sessione di pagamento è scaduta senza pagamento.</p>",
+            )
+            .into_response()
+        }
+        Some(_) => Redirect::to(&format!("/checkout/carts/{id}")).into_response(),
+        None => (StatusCode::NOT_FOUND, "carrello inesistente").into_response(),
+    }
+}
+
 /// `GET /simulator/carts`: every cart made so far, with its notices and
 /// status, so that tests can count them.
 pub async fn list(State(sim): State<Simulator>) -> axum::Json<serde_json::Value> {
@@ -178,7 +266,12 @@ pub async fn list(State(sim): State<Simulator>) -> axum::Json<serde_json::Value>
                     "id": id,
                     "status": s.status,
                     "notices": s.cart.payment_notices.iter().map(|n| n.notice_number.clone()).collect::<Vec<_>>(),
+                    "payment_notices": s.cart.payment_notices,
+                    "email": s.cart.email_notice,
+                    "id_cart": s.cart.id_cart,
                     "return_ok_url": s.cart.return_urls.return_ok_url,
+                    "return_cancel_url": s.cart.return_urls.return_cancel_url,
+                    "return_error_url": s.cart.return_urls.return_error_url,
                 })
             })
             .collect(),

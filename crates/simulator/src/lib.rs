@@ -5,11 +5,15 @@
 //! citizen a payment page, and pays through incasso's `paForNode` SOAP
 //! endpoint (verify, getPaymentV2, sendRTV2), with realistic PSP data. It
 //! also answers the Node's SOAP `nodeForPa` for the Ente's outbound calls.
+//! It plays the SPID/CIE identity proxy too: an OpenID Connect provider
+//! with test identities ([`oidc`]).
 //! Failure modes can be switched on at run time (`PUT /simulator/faults`).
 
 mod checkout;
 mod fdr3;
 pub mod node;
+pub mod oidc;
+pub mod smtp;
 
 use axum::Router;
 use axum::extract::State;
@@ -21,6 +25,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 pub use node::{NodeClient, PaidTransfer, Payment, Psp, SimError};
+pub use oidc::{IdTokenFault, OidcClient, OidcSettings, TestIdentity};
+pub use smtp::{MailAttachment, ReceivedMail};
 
 /// How the Node reaches one Ente: through this station of this broker,
 /// for the notices that carry this segregation code.
@@ -60,6 +66,13 @@ pub struct Faults {
     /// transfer that is no pagoPA flow's, on the Ente's account and on
     /// another one.
     pub reporting_quirks: bool,
+    /// The SPID/CIE provider's ID tokens are spoiled this way.
+    pub id_token: IdTokenFault,
+    /// The SMTP server answers 451 (try again later) at the end of the
+    /// next N messages.
+    pub smtp_transient_next: u32,
+    /// The SMTP server refuses every message for good (554).
+    pub smtp_permanent: bool,
 }
 
 /// A PSP's or bank's mistake in reporting, chosen by the flow's number
@@ -108,6 +121,9 @@ pub struct Settings {
     /// Where browsers reach this simulator (its Checkout pages); by default
     /// the address it listens on.
     pub public_url: Option<String>,
+    /// The SPID/CIE identity proxy: its test identities and clients.
+    #[serde(default)]
+    pub oidc: OidcSettings,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -131,6 +147,9 @@ struct Inner {
     /// Reporting flows published so far, and how many payments they cover.
     flows: Mutex<Flows>,
     public_url: Mutex<String>,
+    oidc: oidc::Provider,
+    /// Messages the SMTP server took ([`smtp`]).
+    mail: Mutex<Vec<ReceivedMail>>,
 }
 
 impl Simulator {
@@ -144,6 +163,8 @@ impl Simulator {
                 payments: Mutex::new(Vec::new()),
                 flows: Mutex::new(Flows::default()),
                 public_url: Mutex::new(settings.public_url.clone().unwrap_or_default()),
+                oidc: oidc::Provider::new(settings.oidc.clone()),
+                mail: Mutex::new(Vec::new()),
             }),
         }
     }
@@ -164,6 +185,16 @@ impl Simulator {
         self.inner.payments.lock().expect("payments lock").clone()
     }
 
+    /// Records a payment made elsewhere (another process playing the same
+    /// PSP), for the flows to report.
+    pub fn record_payment(&self, payment: Payment) {
+        self.inner
+            .payments
+            .lock()
+            .expect("payments lock")
+            .push(payment);
+    }
+
     /// Pays one notice as a PSP would, with the switched-on faults.
     pub async fn pay(&self, fiscal_code: &str, nav: &str) -> Result<Payment, SimError> {
         let faults = self.faults();
@@ -182,6 +213,7 @@ impl Simulator {
             .route("/checkout/carts/{id}", get(checkout::page))
             .route("/checkout/carts/{id}/pay", post(checkout::pay))
             .route("/checkout/carts/{id}/cancel", post(checkout::cancel))
+            .route("/checkout/carts/{id}/abandon", post(checkout::abandon))
             .route("/nodo/nodeForPa", post(node_for_pa))
             .route(
                 "/fdr-org/service/v1/organizations/{ente}/fdrs",
@@ -195,9 +227,20 @@ impl Simulator {
                 "/fdr-org/service/v1/organizations/{ente}/fdrs/{fdr}/revisions/{revision}/psps/{psp}/payments",
                 get(fdr3::payments),
             )
+            .route(
+                "/.well-known/openid-configuration",
+                get(oidc::discovery),
+            )
+            .route("/authorize", get(oidc::authorize_page).post(oidc::authorize))
+            .route("/token", post(oidc::token))
+            .route("/jwks", get(oidc::jwks))
             .route("/simulator/faults", get(get_faults).put(put_faults))
-            .route("/simulator/payments", get(list_payments))
+            .route(
+                "/simulator/payments",
+                get(list_payments).post(record_payment),
+            )
             .route("/simulator/carts", get(checkout::list))
+            .route("/simulator/mail", get(list_mail).delete(clear_mail))
             .route("/simulator/flows", post(publish_flows))
             .route("/simulator/treasury/{ente}", get(treasury_journal))
             .route("/health", get(|| async { "OK" }))
@@ -255,8 +298,28 @@ async fn put_faults(
     axum::Json(f)
 }
 
+/// The messages the SMTP server took, oldest first.
+async fn list_mail(State(sim): State<Simulator>) -> axum::Json<Vec<ReceivedMail>> {
+    axum::Json(sim.mail())
+}
+
+async fn clear_mail(State(sim): State<Simulator>) -> StatusCode {
+    sim.clear_mail();
+    StatusCode::NO_CONTENT
+}
+
 async fn list_payments(State(sim): State<Simulator>) -> axum::Json<Vec<Payment>> {
     axum::Json(sim.payments())
+}
+
+/// A payment made by another process playing this PSP (`incasso simulator
+/// pay`): recorded, so that this simulator's flows report it.
+async fn record_payment(
+    State(sim): State<Simulator>,
+    axum::Json(payment): axum::Json<Payment>,
+) -> StatusCode {
+    sim.record_payment(payment);
+    StatusCode::NO_CONTENT
 }
 
 /// The reporting flows the PSPs have published, and the treasury's view

@@ -62,7 +62,7 @@ impl Default for Psp {
 }
 
 /// What one payment produced.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Payment {
     pub fiscal_code: String,
     pub notice_number: String,

@@ -77,6 +77,7 @@ async fn world(backend: Backend) -> World {
         required_subscription_key: Some(KEY.into()),
         faults: Faults::default(),
         public_url: None,
+        oidc: Default::default(),
     });
     let sim_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let simulator = format!("http://{}", sim_listener.local_addr().unwrap());

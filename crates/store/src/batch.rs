@@ -318,16 +318,18 @@ pub(crate) fn insert_positions(
     dialect: Dialect,
     ente: &str,
     positions: Vec<DebtPosition>,
+    placements: Vec<crate::Placement>,
     now: DateTime<Utc>,
     origin: &str,
     supply_id: i64,
 ) -> Vec<Stmt> {
+    debug_assert_eq!(positions.len(), placements.len());
     // The positions are consumed: their strings move into the statements'
     // arguments instead of being copied.
     let mut rows = Vec::with_capacity(positions.len());
     let mut options = Vec::new();
     let mut transfers = Vec::new();
-    for p in positions {
+    for (p, place) in positions.into_iter().zip(placements) {
         let d = p.debtor;
         let min_due = p.options.iter().map(|o| o.due_date).min().unwrap_or(now);
         let max_due = p.options.iter().map(|o| o.due_date).max().unwrap_or(now);
@@ -418,6 +420,8 @@ pub(crate) fn insert_positions(
             V::I(1),
             V::S(origin.into()),
             V::I(supply_id),
+            V::OS(place.service),
+            V::OS(place.office),
         ]);
     }
     let mut out = insert_statements(
@@ -427,7 +431,8 @@ pub(crate) fn insert_positions(
             debtor_street, debtor_civic, debtor_postal_code, debtor_city, debtor_province,
             debtor_region, debtor_country, debtor_email, debtor_phone, company_name, office_name,
             validity_date, switch_to_expired, pay_stand_in, status, min_due_date, max_due_date,
-            inserted_at, publish_date, payment_date, updated_at, version, origin, supply_id)",
+            inserted_at, publish_date, payment_date, updated_at, version, origin, supply_id,
+            service_code, office_code)",
         rows,
     );
     out.extend(insert_statements(

@@ -17,33 +17,52 @@ mod batch;
 pub mod bench;
 mod bulk;
 mod catalogue;
+mod citizens;
 mod claim;
+pub mod dashboard;
 mod enti;
 mod iuv;
 mod keys;
+pub mod mail;
 mod migrate;
+mod oidc;
 mod operators;
+mod portal;
+mod portal_carts;
 mod positions;
 mod receipts;
 mod recon;
 pub mod secrets;
+mod service_forms;
 mod sqlite_thread;
 mod supply_writer;
 mod time;
 mod uploads;
 
 pub use bulk::{Existing, INTERRUPTED, LOADING, PaidItem, SupplyError, SupplyOfFile, SupplyRecord};
+pub use citizens::{CitizenSessionRecord, DebtorSection};
 pub use claim::SupplyClaim;
 pub use keys::{ApiKeyRecord, KeyScope};
+pub use oidc::OidcRequest;
 pub use operators::{AuditEvent, NewOperator, OperatorRecord};
-pub use positions::{ListFilter, OrderBy, Page, StoredPosition};
+pub use portal::PortalSettingsRecord;
+pub use portal_carts::{CartAdd, CartItemRecord, CartRecord, CheckoutClaim};
+pub use positions::{
+    COUNT_CAP, HISTORY_LIMIT, ListFilter, OrderBy, Page, Placement, PositionExtras,
+    PositionReceipt, PositionRow, PositionSearch, SearchPage, SearchSort, SearchTotal,
+    StoredPosition,
+};
 pub use receipts::{
     Anomaly, ReceiptCursor, ReceiptFilter, ReceiptOutcome, ReceiptRecord, ReceiptSummary,
     StoredReceipt,
 };
 pub use recon::{
     AccountedLine, AnomalyRecord, FlowIntake, FlowLineCount, LineFacts, LinesOf,
-    MovementMatchRecord, RepeatedLine, StoredFlow,
+    MovementMatchRecord, RepeatedLine, StoredFlow, reporting,
+};
+pub use service_forms::{
+    Abandoned, NodeRequestNoted, SPONTANEOUS_CANCELLED, SPONTANEOUS_OPEN, SPONTANEOUS_PAID,
+    ServiceFormRecord, SpontaneousRecord,
 };
 pub use supply_writer::{Bulk, numbers_of};
 pub use time::{from_micros, to_micros};

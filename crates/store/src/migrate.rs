@@ -93,6 +93,66 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0013_operators.sql"),
         postgres: include_str!("../migrations/postgres/0013_operators.sql"),
     },
+    Migration {
+        version: 14,
+        name: "position_search",
+        sqlite: include_str!("../migrations/sqlite/0014_position_search.sql"),
+        postgres: include_str!("../migrations/postgres/0014_position_search.sql"),
+    },
+    Migration {
+        version: 15,
+        name: "dashboard",
+        sqlite: include_str!("../migrations/sqlite/0015_dashboard.sql"),
+        postgres: include_str!("../migrations/postgres/0015_dashboard.sql"),
+    },
+    Migration {
+        version: 16,
+        name: "manual_regularizations",
+        sqlite: include_str!("../migrations/sqlite/0016_manual_regularizations.sql"),
+        postgres: include_str!("../migrations/postgres/0016_manual_regularizations.sql"),
+    },
+    Migration {
+        version: 18,
+        name: "oidc_requests",
+        sqlite: include_str!("../migrations/sqlite/0018_oidc_requests.sql"),
+        postgres: include_str!("../migrations/postgres/0018_oidc_requests.sql"),
+    },
+    Migration {
+        version: 19,
+        name: "supply_offices",
+        sqlite: include_str!("../migrations/sqlite/0019_supply_offices.sql"),
+        postgres: include_str!("../migrations/postgres/0019_supply_offices.sql"),
+    },
+    Migration {
+        version: 20,
+        name: "portal_settings",
+        sqlite: include_str!("../migrations/sqlite/0020_portal_settings.sql"),
+        postgres: include_str!("../migrations/postgres/0020_portal_settings.sql"),
+    },
+    Migration {
+        version: 21,
+        name: "portal_carts",
+        sqlite: include_str!("../migrations/sqlite/0021_portal_carts.sql"),
+        postgres: include_str!("../migrations/postgres/0021_portal_carts.sql"),
+    },
+    Migration {
+        version: 22,
+        name: "service_forms",
+        sqlite: include_str!("../migrations/sqlite/0022_service_forms.sql"),
+        postgres: include_str!("../migrations/postgres/0022_service_forms.sql"),
+    },
+    Migration {
+        version: 23,
+        name: "mail_outbox",
+        sqlite: include_str!("../migrations/sqlite/0023_mail_outbox.sql"),
+        postgres: include_str!("../migrations/postgres/0023_mail_outbox.sql"),
+    },
+    Migration {
+        version: 24,
+        name: "citizen_sessions",
+        sqlite: include_str!("../migrations/sqlite/0024_citizen_sessions.sql"),
+        postgres: include_str!("../migrations/postgres/0024_citizen_sessions.sql"),
+    },
 ];
 
 /// Arbitrary constant naming incasso's migration lock on PostgreSQL.
@@ -112,12 +172,16 @@ pub(crate) async fn run(store: &Store) -> Result<()> {
     )
     .execute(&mut *tx)
     .await?;
-    let applied: Option<i64> =
-        sqlx::query_scalar("SELECT CAST(MAX(version) AS BIGINT) FROM schema_migrations")
-            .fetch_one(&mut *tx)
-            .await?;
-    let applied = applied.unwrap_or(0);
-    for m in MIGRATIONS.iter().filter(|m| m.version > applied) {
+    // Every migration not recorded, not only those past the highest: work
+    // merged from parallel branches adds a lower version after a higher one
+    // was applied, and a database must not silently miss it.
+    let applied: std::collections::HashSet<i64> =
+        sqlx::query_scalar("SELECT CAST(version AS BIGINT) FROM schema_migrations")
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .collect();
+    for m in MIGRATIONS.iter().filter(|m| !applied.contains(&m.version)) {
         let script = match store.dialect {
             Dialect::Sqlite => m.sqlite,
             Dialect::Postgres => m.postgres,

@@ -184,6 +184,57 @@ impl Store {
         rows.iter().map(operator_of_row).collect()
     }
 
+    /// Changes an operator's data and rights (an administrator's edit); a
+    /// fiscal code already taken is a conflict.
+    pub async fn update_operator(
+        &self,
+        id: i64,
+        full_name: &str,
+        fiscal_code: Option<&str>,
+        email: Option<&str>,
+        rights: &Rights,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let res = sqlx::query(
+            "UPDATE operators SET full_name = $2, fiscal_code = $3, email = $4, ente = $5,
+                role = $6, grants = $7, offices = $8, updated_at = $9
+             WHERE id = $1",
+        )
+        .bind(id)
+        .bind(full_name)
+        .bind(fiscal_code.map(|f| f.to_uppercase()))
+        .bind(email)
+        .bind(rights.ente.as_deref())
+        .bind(rights.role.as_str())
+        .bind(json(&rights.grants))
+        .bind(json(&rights.offices))
+        .bind(to_micros(now))
+        .execute(&self.writer)
+        .await;
+        match res {
+            Ok(r) if r.rows_affected() == 1 => Ok(()),
+            Ok(_) => Err(StoreError::NotFound("operatore")),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(StoreError::Conflict(
+                "codice fiscale già usato da un altro operatore".into(),
+            )),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// How many enabled administrators `ente` has (the intermediary's when
+    /// `None`), so that the last one is never disabled nor demoted.
+    pub async fn count_enabled_admins(&self, ente: Option<&str>) -> Result<i64> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM operators WHERE disabled = 0
+             AND (($1 = '' AND ente IS NULL AND role = 'INTERMEDIARY_ADMIN')
+                  OR (ente = $1 AND role = 'ENTE_ADMIN'))",
+        )
+        .bind(ente.unwrap_or(""))
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(n)
+    }
+
     /// Records a failed sign-in: one more failure, and the wait it earns.
     pub async fn record_sign_in_failure(
         &self,

@@ -19,12 +19,68 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 use std::collections::{BTreeSet, HashMap};
 
+mod search;
+pub use search::{COUNT_CAP, PositionRow, PositionSearch, SearchPage, SearchSort, SearchTotal};
+
 /// A position as stored, with incasso's own id and its optimistic version.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredPosition {
     pub id: i64,
     pub version: i64,
     pub position: DebtPosition,
+    /// Where it belongs in the Ente's catalogue.
+    pub placement: Placement,
+}
+
+/// Where a position belongs in its Ente's catalogue: the service it
+/// collects for and the office that manages it (codes), which the back
+/// office searches by and limits office operators to. Not part of GPD's
+/// position: a position created without them gets them from its content
+/// ([`Placement::derive`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Placement {
+    pub service: Option<String>,
+    pub office: Option<String>,
+}
+
+impl Placement {
+    /// What a position says of its place by itself: the one active
+    /// service whose taxonomy code its own first transfer carries (as
+    /// reconciliation attributes money), and the office whose code or name
+    /// is its `officeName`, else that service's office.
+    pub fn derive(
+        position: &DebtPosition,
+        offices: &[incasso_core::ente::Office],
+        services: &[incasso_core::catalogue::Service],
+    ) -> Placement {
+        let category = position
+            .options
+            .first()
+            .and_then(|o| o.transfers.iter().min_by_key(|t| t.id_transfer))
+            .map(|t| t.category.as_str());
+        let mut matching = services
+            .iter()
+            .filter(|s| s.active && Some(s.taxonomy_code.as_str()) == category);
+        let service = match (matching.next(), matching.next()) {
+            (Some(one), None) => Some(one),
+            _ => None,
+        };
+        let named = position
+            .office_name
+            .as_deref()
+            .map(str::trim)
+            .and_then(|n| {
+                offices.iter().find(|o| {
+                    o.code.eq_ignore_ascii_case(n) || o.name.trim().eq_ignore_ascii_case(n)
+                })
+            });
+        Placement {
+            office: named
+                .map(|o| o.code.clone())
+                .or_else(|| service.and_then(|s| s.office_code.clone())),
+            service: service.map(|s| s.code.clone()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -73,7 +129,7 @@ const POSITION_COLUMNS: &str =
     "id, iupd, debtor_type, debtor_fiscal_code, debtor_name, debtor_street, debtor_civic,
     debtor_postal_code, debtor_city, debtor_province, debtor_region, debtor_country, debtor_email,
     debtor_phone, company_name, office_name, validity_date, switch_to_expired, pay_stand_in, status,
-    inserted_at, publish_date, payment_date, updated_at, version";
+    inserted_at, publish_date, payment_date, updated_at, version, service_code, office_code";
 
 const OPTION_COLUMNS: &str = "o.position_id, o.iuv, o.notice_number, o.amount, o.description, o.is_partial_payment,
     o.due_date, o.retention_date, o.fee, o.notification_fee, o.status, o.payment_date, o.reporting_date,
@@ -82,8 +138,11 @@ const OPTION_COLUMNS: &str = "o.position_id, o.iuv, o.notice_number, o.amount, o
 const TRANSFER_COLUMNS: &str = "t.iuv, t.id_transfer, t.amount, t.organization_fiscal_code, t.company_name,
     t.remittance_information, t.category, t.iban, t.postal_iban, t.stamp, t.metadata, t.quotas, t.reported";
 
-/// `DebtPosition::effective_status` in SQL, with the instant `now` as `$2`.
-const EFFECTIVE_STATUS: &str = "(CASE
+/// `DebtPosition::effective_status` in SQL, the instant `now` being the
+/// parameter `now` (`$2`), on a row of `debt_positions`.
+pub(crate) fn effective_status_sql(now: &str) -> String {
+    format!(
+        "(CASE
     WHEN status = 'PAID' AND NOT EXISTS (SELECT 1 FROM payment_options o
             JOIN transfers t ON t.ente = o.ente AND t.iuv = o.iuv
             WHERE o.position_id = debt_positions.id
@@ -94,10 +153,12 @@ const EFFECTIVE_STATUS: &str = "(CASE
                   WHERE p.ente = t.ente AND p.iuv = t.iuv AND p.transfer_index = t.id_transfer
                     AND p.outcome IN (0, 4, 8, 9)))
         THEN 'REPORTED'
-    WHEN status = 'PUBLISHED' AND (validity_date IS NULL OR validity_date <= $2)
-        THEN (CASE WHEN switch_to_expired = 1 AND max_due_date < $2 THEN 'EXPIRED' ELSE 'VALID' END)
-    WHEN status = 'VALID' AND switch_to_expired = 1 AND max_due_date < $2 THEN 'EXPIRED'
-    ELSE status END)";
+    WHEN status = 'PUBLISHED' AND (validity_date IS NULL OR validity_date <= {now})
+        THEN (CASE WHEN switch_to_expired = 1 AND max_due_date < {now} THEN 'EXPIRED' ELSE 'VALID' END)
+    WHEN status = 'VALID' AND switch_to_expired = 1 AND max_due_date < {now} THEN 'EXPIRED'
+    ELSE status END)"
+    )
+}
 
 /// How many times a create retries when a generated IUV turns out to be
 /// taken already (a management application brought the same one itself).
@@ -110,7 +171,22 @@ impl Store {
     pub async fn create_position(
         &self,
         ente: &str,
+        position: DebtPosition,
+        now: DateTime<Utc>,
+        to_publish: bool,
+    ) -> Result<StoredPosition> {
+        self.create_position_placed(ente, position, None, now, to_publish)
+            .await
+    }
+
+    /// [`Store::create_position`] in the catalogue's `placement` (derived
+    /// from the content when `None`). An unknown service or office is
+    /// invalid, as the field that names it.
+    pub async fn create_position_placed(
+        &self,
+        ente: &str,
         mut position: DebtPosition,
+        placement: Option<Placement>,
         now: DateTime<Utc>,
         to_publish: bool,
     ) -> Result<StoredPosition> {
@@ -118,6 +194,10 @@ impl Store {
         let segregation_codes = self
             .prepare_new(ente, &mut position, now, to_publish)
             .await?;
+        let placement = match placement {
+            Some(p) => self.check_placement(ente, p).await?,
+            None => self.placement_of(ente, &position).await?,
+        };
         let wanted: Vec<bool> = position.options.iter().map(|o| o.iuv.is_none()).collect();
         let mut attempt = 0;
         loop {
@@ -126,13 +206,14 @@ impl Store {
             // A duplicate iupd fails the first insert (unique index): no
             // separate existence check is needed, even across processes.
             let mut tx = self.write_tx().await?;
-            match insert_position(&mut tx, ente, &position, now).await {
+            match insert_position(&mut tx, ente, &position, &placement, now).await {
                 Ok(id) => {
                     tx.commit().await?;
                     return Ok(StoredPosition {
                         id,
                         version: 1,
                         position,
+                        placement,
                     });
                 }
                 Err(InsertError::Iupd) => return Err(duplicate_iupd(&position.iupd)),
@@ -201,6 +282,7 @@ impl Store {
         let now = from_micros(to_micros(now));
         let mut batch = Vec::with_capacity(positions.len());
         let mut iupds = BTreeSet::new();
+        let mut placements = PlacementCache::default();
         for (index, mut position) in positions.into_iter().enumerate() {
             let iupd = position.iupd.clone();
             let item = |e| item_error(index, &iupd, e);
@@ -214,7 +296,8 @@ impl Store {
                 .await
                 .map_err(item)?;
             let wanted: Vec<bool> = position.options.iter().map(|o| o.iuv.is_none()).collect();
-            batch.push((position, segregation_codes, wanted));
+            let placement = placements.derive(self, ente, &position).await?;
+            batch.push((position, segregation_codes, wanted, placement));
         }
         let mut attempt = 0;
         loop {
@@ -222,22 +305,25 @@ impl Store {
             // Ente, whose default station numbers them all.
             let count = batch
                 .iter()
-                .flat_map(|(_, _, wanted)| wanted)
+                .flat_map(|(_, _, wanted, _)| wanted)
                 .filter(|w| **w)
                 .count() as u32;
-            let segregation_codes = batch.first().map(|(_, s, _)| s.clone()).unwrap_or_default();
+            let segregation_codes = batch
+                .first()
+                .map(|(_, s, _, _)| s.clone())
+                .unwrap_or_default();
             let mut fresh = self
                 .fresh_notice_numbers(ente, &segregation_codes, count)
                 .await?;
-            for (index, (position, _, wanted)) in batch.iter_mut().enumerate() {
+            for (index, (position, _, wanted, _)) in batch.iter_mut().enumerate() {
                 hand_out_notice_numbers(position, wanted, &mut fresh)
                     .map_err(|e| item_error(index, &position.iupd, e))?;
             }
             let mut tx = self.write_tx().await?;
             let mut ids = Vec::with_capacity(batch.len());
             let mut failure = None;
-            for (index, (position, _, _)) in batch.iter().enumerate() {
-                match insert_position(&mut tx, ente, position, now).await {
+            for (index, (position, _, _, placement)) in batch.iter().enumerate() {
+                match insert_position(&mut tx, ente, position, placement, now).await {
                     Ok(id) => ids.push(id),
                     Err(e) => {
                         failure = Some((index, e));
@@ -254,10 +340,11 @@ impl Store {
                     return Ok(batch
                         .into_iter()
                         .zip(ids)
-                        .map(|((position, _, _), id)| StoredPosition {
+                        .map(|((position, _, _, placement), id)| StoredPosition {
                             id,
                             version: 1,
                             position,
+                            placement,
                         })
                         .collect());
                 }
@@ -271,7 +358,7 @@ impl Store {
                 InsertError::Iuv(iuv) => iuv,
             };
             attempt += 1;
-            let (position, _, wanted) = &batch[index];
+            let (position, _, wanted, _) = &batch[index];
             let generated = position
                 .options
                 .iter()
@@ -284,7 +371,7 @@ impl Store {
                 "generated IUV already used by an application; moving the sequence past it"
             );
             self.skip_sequence_past_used(ente, &iuv).await?;
-            for (position, _, wanted) in &mut batch {
+            for (position, _, wanted, _) in &mut batch {
                 for (option, want) in position.options.iter_mut().zip(wanted.iter()) {
                     if *want {
                         option.iuv = None;
@@ -318,18 +405,26 @@ impl Store {
                 ));
             }
             let plan = self
-                .plan_replacement(ente, &iupd, position, now, to_publish)
+                .plan_replacement(ente, &iupd, position, None, now, to_publish)
                 .await
                 .map_err(|e| item_error(index, &iupd, e))?;
             planned.push(plan);
         }
         let mut tx = self.write_tx().await?;
         let mut out = Vec::with_capacity(planned.len());
-        for (index, (position, version)) in planned.into_iter().enumerate() {
+        for (index, (position, version, placement)) in planned.into_iter().enumerate() {
             let iupd = position.iupd.clone();
-            let stored = apply_replacement(&mut tx, ente, position, version, now, self.dialect)
-                .await
-                .map_err(|e| item_error(index, &iupd, e))?;
+            let stored = apply_replacement(
+                &mut tx,
+                ente,
+                position,
+                placement,
+                version,
+                now,
+                self.dialect,
+            )
+            .await
+            .map_err(|e| item_error(index, &iupd, e))?;
             out.push(stored);
         }
         if let Some(p) = progress {
@@ -542,7 +637,8 @@ impl Store {
                 next += 1;
             }
             conditions.push(format!(
-                "{EFFECTIVE_STATUS} IN ({})",
+                "{} IN ({})",
+                effective_status_sql("$2"),
                 placeholders.join(", ")
             ));
         }
@@ -609,12 +705,36 @@ impl Store {
         now: DateTime<Utc>,
         to_publish: bool,
     ) -> Result<StoredPosition> {
+        self.replace_position_placed(ente, iupd, position, None, now, to_publish)
+            .await
+    }
+
+    /// [`Store::replace_position`] in the catalogue's `placement`; when
+    /// `None`, what the new content says, else the position's current one.
+    pub async fn replace_position_placed(
+        &self,
+        ente: &str,
+        iupd: &str,
+        position: DebtPosition,
+        placement: Option<Placement>,
+        now: DateTime<Utc>,
+        to_publish: bool,
+    ) -> Result<StoredPosition> {
         let now = from_micros(to_micros(now));
-        let (position, version) = self
-            .plan_replacement(ente, iupd, position, now, to_publish)
+        let (position, version, placement) = self
+            .plan_replacement(ente, iupd, position, placement, now, to_publish)
             .await?;
         let mut tx = self.write_tx().await?;
-        let stored = apply_replacement(&mut tx, ente, position, version, now, self.dialect).await?;
+        let stored = apply_replacement(
+            &mut tx,
+            ente,
+            position,
+            placement,
+            version,
+            now,
+            self.dialect,
+        )
+        .await?;
         tx.commit().await?;
         Ok(stored)
     }
@@ -627,9 +747,10 @@ impl Store {
         ente: &str,
         iupd: &str,
         mut position: DebtPosition,
+        placement: Option<Placement>,
         now: DateTime<Utc>,
         to_publish: bool,
-    ) -> Result<(DebtPosition, i64)> {
+    ) -> Result<(DebtPosition, i64, Placement)> {
         position.iupd = iupd.to_string();
         // IUVs the position already owns are legitimately reused by an update;
         // validation must not see them as foreign.
@@ -657,10 +778,20 @@ impl Store {
         if to_publish {
             position.publish(now)?;
         }
+        let placement = match placement {
+            Some(p) => self.check_placement(ente, p).await?,
+            None => {
+                let derived = self.placement_of(ente, &position).await?;
+                Placement {
+                    service: derived.service.or(current.placement.service),
+                    office: derived.office.or(current.placement.office),
+                }
+            }
+        };
         let wanted: Vec<bool> = position.options.iter().map(|o| o.iuv.is_none()).collect();
         self.assign_notice_numbers(ente, &segregation_codes, &mut position, &wanted)
             .await?;
-        Ok((position, current.version))
+        Ok((position, current.version, placement))
     }
 
     pub async fn delete_position(&self, ente: &str, iupd: &str) -> Result<()> {
@@ -927,6 +1058,7 @@ async fn apply_replacement(
     conn: &mut AnyConnection,
     ente: &str,
     position: DebtPosition,
+    placement: Placement,
     version: i64,
     now: DateTime<Utc>,
     dialect: crate::Dialect,
@@ -943,6 +1075,7 @@ async fn apply_replacement(
         conn,
         ente,
         &position,
+        &placement,
         now,
         Some(locked.id),
         locked.version + 1,
@@ -958,6 +1091,7 @@ async fn apply_replacement(
         id,
         version: locked.version + 1,
         position,
+        placement,
     })
 }
 
@@ -996,15 +1130,17 @@ async fn insert_position(
     conn: &mut AnyConnection,
     ente: &str,
     p: &DebtPosition,
+    placement: &Placement,
     now: DateTime<Utc>,
 ) -> std::result::Result<i64, InsertError> {
-    insert_position_with_id(conn, ente, p, now, None, 1).await
+    insert_position_with_id(conn, ente, p, placement, now, None, 1).await
 }
 
 pub(crate) async fn insert_position_with_id(
     conn: &mut AnyConnection,
     ente: &str,
     p: &DebtPosition,
+    placement: &Placement,
     now: DateTime<Utc>,
     id: Option<i64>,
     version: i64,
@@ -1013,15 +1149,16 @@ pub(crate) async fn insert_position_with_id(
     let max_due = p.options.iter().map(|o| o.due_date).max().unwrap_or(now);
     let d = &p.debtor;
     let id_column = if id.is_some() { "id, " } else { "" };
-    let id_value = if id.is_some() { "$29, " } else { "" };
+    let id_value = if id.is_some() { "$31, " } else { "" };
     let sql = format!(
         "INSERT INTO debt_positions ({id_column}ente, iupd, debtor_type, debtor_fiscal_code, debtor_name,
             debtor_street, debtor_civic, debtor_postal_code, debtor_city, debtor_province,
             debtor_region, debtor_country, debtor_email, debtor_phone, company_name, office_name,
             validity_date, switch_to_expired, pay_stand_in, status, min_due_date, max_due_date,
-            inserted_at, publish_date, payment_date, updated_at, version, origin)
+            inserted_at, publish_date, payment_date, updated_at, version, origin, service_code,
+            office_code)
          VALUES ({id_value}$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
-            $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28)
+            $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30)
          RETURNING id"
     );
     let mut q = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql))
@@ -1053,7 +1190,9 @@ pub(crate) async fn insert_position_with_id(
         .bind(to_micros(p.last_updated_date.unwrap_or(now)))
         .bind(version)
         // Positions from a supply are written by `batch`, with theirs.
-        .bind(None::<String>);
+        .bind(None::<String>)
+        .bind(placement.service.clone())
+        .bind(placement.office.clone());
     if let Some(id) = id {
         q = q.bind(id);
     }
@@ -1424,6 +1563,10 @@ fn position_from_row(r: &AnyRow) -> Result<StoredPosition> {
             last_updated_date: Some(from_micros(r.try_get("updated_at")?)),
             options: Vec::new(),
         },
+        placement: Placement {
+            service: r.try_get("service_code")?,
+            office: r.try_get("office_code")?,
+        },
     })
 }
 
@@ -1653,5 +1796,248 @@ impl Store {
             .await?;
         row.map(|r| Ok((r.try_get("content_type")?, r.try_get("data")?)))
             .transpose()
+    }
+}
+
+/// The placements of one call on many positions, derived once per kind of
+/// content (transfer category and office name): a supply or a GPD v2 call
+/// repeats a few of them many times.
+#[derive(Default)]
+pub(crate) struct PlacementCache {
+    seen: HashMap<(Option<String>, Option<String>), Placement>,
+}
+
+impl PlacementCache {
+    pub(crate) async fn derive(
+        &mut self,
+        store: &Store,
+        ente: &str,
+        position: &DebtPosition,
+    ) -> Result<Placement> {
+        let key = (first_category(position), position.office_name.clone());
+        if let Some(p) = self.seen.get(&key) {
+            return Ok(p.clone());
+        }
+        let p = store.placement_of(ente, position).await?;
+        self.seen.insert(key, p.clone());
+        Ok(p)
+    }
+}
+
+/// The taxonomy code of a position's own first transfer.
+fn first_category(position: &DebtPosition) -> Option<String> {
+    position
+        .options
+        .first()
+        .and_then(|o| o.transfers.iter().min_by_key(|t| t.id_transfer))
+        .map(|t| t.category.clone())
+}
+
+/// A receipt of one of a position's notices, as its page lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PositionReceipt {
+    pub receipt_id: String,
+    pub notice_number: String,
+    pub iuv: String,
+    pub outcome: String,
+    pub amount: Cents,
+    pub fee: Option<Cents>,
+    pub psp_name: String,
+    pub payment_method: Option<String>,
+    pub payment_date_time: Option<DateTime<Utc>>,
+    pub received_at: DateTime<Utc>,
+    /// Why it did not simply pay (a double payment...), if so.
+    pub anomaly: Option<String>,
+}
+
+/// What a position's page shows besides the position itself.
+#[derive(Debug, Clone, Default)]
+pub struct PositionExtras {
+    /// Newest first.
+    pub receipts: Vec<PositionReceipt>,
+    /// The audit log's events on the position and its notices, newest
+    /// first, at most [`HISTORY_LIMIT`].
+    pub history: Vec<crate::AuditEvent>,
+    /// The supply that loaded it, if one did.
+    pub supply_id: Option<i64>,
+}
+
+/// The most events a position's history shows.
+pub const HISTORY_LIMIT: u32 = 200;
+
+impl Store {
+    /// What the position says of its own place ([`Placement::derive`]),
+    /// reading only the services of its transfer's category and, when it
+    /// names one, the offices.
+    pub async fn placement_of(&self, ente: &str, position: &DebtPosition) -> Result<Placement> {
+        let mut services = Vec::new();
+        if let Some(category) = first_category(position) {
+            let rows = sqlx::query(
+                "SELECT code, office_code FROM services
+                 WHERE ente = $1 AND taxonomy_code = $2 AND active = 1 LIMIT 2",
+            )
+            .bind(ente)
+            .bind(&category)
+            .fetch_all(&self.pool)
+            .await?;
+            for r in &rows {
+                services.push(incasso_core::catalogue::Service {
+                    code: r.try_get("code")?,
+                    name: String::new(),
+                    office_code: r.try_get("office_code")?,
+                    taxonomy_code: category.clone(),
+                    default_accertamento: None,
+                    iban: None,
+                    fixed_amount: None,
+                    spontaneous: false,
+                    pagopa_service_id: None,
+                    active: true,
+                });
+            }
+        }
+        let offices = if position.office_name.is_some() {
+            self.list_offices(ente).await?
+        } else {
+            Vec::new()
+        };
+        Ok(Placement::derive(position, &offices, &services))
+    }
+
+    /// A placement given by a person: its service and office must be the
+    /// Ente's (an inactive service takes no new position).
+    async fn check_placement(&self, ente: &str, p: Placement) -> Result<Placement> {
+        let mut problems = Vec::new();
+        if let Some(code) = &p.service {
+            let active: Option<i64> =
+                sqlx::query_scalar("SELECT active FROM services WHERE ente = $1 AND code = $2")
+                    .bind(ente)
+                    .bind(code)
+                    .fetch_optional(&self.pool)
+                    .await?;
+            match active {
+                Some(1) => {}
+                Some(_) => problems.push(FieldError {
+                    field: "service".into(),
+                    code: codes::BAD_FORMAT,
+                    message: format!("il servizio {code} non è attivo"),
+                }),
+                None => problems.push(FieldError {
+                    field: "service".into(),
+                    code: codes::BAD_FORMAT,
+                    message: format!("il servizio {code} non è nel catalogo dell'ente"),
+                }),
+            }
+        }
+        if let Some(code) = &p.office {
+            let found: Option<String> =
+                sqlx::query_scalar("SELECT code FROM offices WHERE ente = $1 AND code = $2")
+                    .bind(ente)
+                    .bind(code)
+                    .fetch_optional(&self.pool)
+                    .await?;
+            if found.is_none() {
+                problems.push(FieldError {
+                    field: "office".into(),
+                    code: codes::BAD_FORMAT,
+                    message: format!("l'ufficio {code} non è tra gli uffici dell'ente"),
+                });
+            }
+        }
+        if problems.is_empty() {
+            Ok(p)
+        } else {
+            Err(Invalid(problems).into())
+        }
+    }
+
+    /// The receipts of a position's notices, its history in the audit log
+    /// and the supply that loaded it: a few indexed reads.
+    pub async fn position_extras(
+        &self,
+        ente: &str,
+        stored: &StoredPosition,
+    ) -> Result<PositionExtras> {
+        let mut out = PositionExtras::default();
+        let iuvs: Vec<&str> = stored
+            .position
+            .options
+            .iter()
+            .filter_map(|o| o.iuv.as_deref())
+            .collect();
+        let mut conn = self.pool.acquire().await?;
+        for chunk in iuvs.chunks(200) {
+            let placeholders = (0..chunk.len())
+                .map(|i| format!("${}", i + 2))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!(
+                "SELECT receipt_id, notice_number, iuv, outcome, amount, fee, psp_name, payment_method,
+                    payment_date_time, received_at, anomaly
+                 FROM receipts WHERE ente = $1 AND iuv IN ({placeholders})"
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(ente);
+            for iuv in chunk {
+                q = q.bind(iuv.to_string());
+            }
+            for r in q.fetch_all(&mut *conn).await? {
+                out.receipts.push(PositionReceipt {
+                    receipt_id: r.try_get("receipt_id")?,
+                    notice_number: r.try_get("notice_number")?,
+                    iuv: r.try_get("iuv")?,
+                    outcome: r.try_get("outcome")?,
+                    amount: Cents(r.try_get("amount")?),
+                    fee: r.try_get::<Option<i64>, _>("fee")?.map(Cents),
+                    psp_name: r.try_get("psp_name")?,
+                    payment_method: r.try_get("payment_method")?,
+                    payment_date_time: opt_from_micros(r.try_get("payment_date_time")?),
+                    received_at: from_micros(r.try_get("received_at")?),
+                    anomaly: r.try_get("anomaly")?,
+                });
+            }
+        }
+        out.receipts
+            .sort_by_key(|r| std::cmp::Reverse(r.received_at));
+        // The position is named by its iupd in the log, its notices by
+        // their numbers (a payment marked by hand, a notification fee).
+        let mut objects = vec![stored.position.iupd.clone()];
+        objects.extend(
+            stored
+                .position
+                .options
+                .iter()
+                .filter_map(|o| o.notice_number.as_ref().map(|n| n.as_str().to_string())),
+        );
+        objects.truncate(100);
+        let placeholders = (0..objects.len())
+            .map(|i| format!("${}", i + 2))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "SELECT at, actor, ente, action, object, outcome, detail FROM audit_log
+             WHERE ente = $1 AND object IN ({placeholders})
+               AND action LIKE 'position.%'
+             ORDER BY id DESC LIMIT {HISTORY_LIMIT}"
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(ente);
+        for o in &objects {
+            q = q.bind(o.clone());
+        }
+        for r in q.fetch_all(&mut *conn).await? {
+            out.history.push(crate::AuditEvent {
+                at: from_micros(r.try_get("at")?),
+                actor: r.try_get("actor")?,
+                ente: r.try_get("ente")?,
+                action: r.try_get("action")?,
+                object: r.try_get("object")?,
+                outcome: r.try_get("outcome")?,
+                detail: r.try_get("detail")?,
+            });
+        }
+        out.supply_id = sqlx::query_scalar("SELECT supply_id FROM debt_positions WHERE id = $1")
+            .bind(stored.id)
+            .fetch_optional(&mut *conn)
+            .await?
+            .flatten();
+        Ok(out)
     }
 }

@@ -1004,3 +1004,816 @@ impl Store {
         Ok(())
     }
 }
+
+/// What the back office's Reporting area reads: receipts, flows and
+/// treasury movements searched, sorted and paged, and the sospesi tied to
+/// their flows by hand.
+pub mod reporting {
+    use super::StoredFlow;
+    use chrono::{DateTime, NaiveDate, Utc};
+    use incasso_core::Cents;
+    use incasso_core::treasury::TreasuryMovement;
+
+    /// The column a receipts list is sorted by.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+    pub enum ReceiptSort {
+        /// When incasso received it.
+        #[default]
+        Received,
+        Paid,
+        Iuv,
+        Notice,
+        Amount,
+        Debtor,
+    }
+
+    /// Which receipts, in which order, which page.
+    #[derive(Debug, Clone, Default)]
+    pub struct ReceiptQuery {
+        /// The start of the IUV.
+        pub iuv: Option<String>,
+        /// The start of the notice number.
+        pub notice: Option<String>,
+        /// The debtor's fiscal code as the receipt states it, exactly.
+        pub debtor: Option<String>,
+        /// Paid at or after...
+        pub paid_from: Option<DateTime<Utc>>,
+        /// ...and before.
+        pub paid_before: Option<DateTime<Utc>>,
+        pub only_anomalies: bool,
+        /// Only receipts of positions of these offices (their office
+        /// code); `None`: all.
+        pub offices: Option<Vec<String>>,
+        pub sort: ReceiptSort,
+        pub descending: bool,
+        pub offset: u64,
+        pub limit: u32,
+    }
+
+    /// A receipt as a list shows it.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct ReceiptRow {
+        pub receipt_id: String,
+        pub notice_number: String,
+        pub iuv: String,
+        /// The receipt's debtor, else its position's.
+        pub debtor: Option<String>,
+        pub debtor_name: Option<String>,
+        pub amount: Cents,
+        pub fee: Option<Cents>,
+        pub outcome: String,
+        pub psp_id: String,
+        pub psp_name: String,
+        pub payment_date_time: Option<DateTime<Utc>>,
+        pub received_at: DateTime<Utc>,
+        pub anomaly: Option<String>,
+        pub refund_status: Option<String>,
+        /// The position it paid, if incasso knows it.
+        pub iupd: Option<String>,
+        /// That position's office (code).
+        pub office: Option<String>,
+    }
+
+    /// One receipt, whole.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct ReceiptDetail {
+        pub row: ReceiptRow,
+        pub owner_ente: String,
+        pub channel_id: String,
+        pub payment_method: Option<String>,
+        pub application_date: Option<String>,
+        pub transfer_date: Option<String>,
+        pub station_id: String,
+        pub primitive: String,
+        pub stand_in: bool,
+        /// The receipt's transfers, as JSON.
+        pub transfers_json: String,
+    }
+
+    /// The column a flows list is sorted by.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+    pub enum FlowSort {
+        FlowId,
+        /// The flow's own date (`dataOraFlusso`).
+        #[default]
+        FlowDate,
+        SettlementDate,
+        Psp,
+        Total,
+        Lines,
+    }
+
+    /// Which flows (current versions), in which order, which page.
+    #[derive(Debug, Clone, Default)]
+    pub struct FlowQuery {
+        /// A part of the flow id.
+        pub flow_id: Option<String>,
+        /// A part of the PSP's id or name.
+        pub psp: Option<String>,
+        /// Settled on or after...
+        pub settled_from: Option<NaiveDate>,
+        /// ...and on or before.
+        pub settled_to: Option<NaiveDate>,
+        /// Only flows whose lines contradict their header.
+        pub only_problems: bool,
+        /// Only flows no sospeso pays (neither matched by a run nor tied by
+        /// hand): those a sospeso may be tied to.
+        pub only_unpaid: bool,
+        pub sort: FlowSort,
+        pub descending: bool,
+        pub offset: u64,
+        pub limit: u32,
+    }
+
+    /// A flow as a list shows it.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct FlowRow {
+        pub flow: StoredFlow,
+        pub psp_name: Option<String>,
+        pub received_at: DateTime<Utc>,
+        /// The sospeso that pays it: matched by the latest run, or tied by
+        /// hand.
+        pub movement_id: Option<String>,
+    }
+
+    /// The column a movements list is sorted by.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+    pub enum MovementSort {
+        #[default]
+        Booking,
+        Number,
+        Amount,
+        Status,
+    }
+
+    /// Which treasury movements, in which order, which page.
+    #[derive(Debug, Clone, Default)]
+    pub struct MovementQuery {
+        /// The latest run's status (`MATCHED`, `MANUAL`, `AMOUNT_MISMATCH`,
+        /// `SINGLE_PAYMENT`, `UNMATCHED`), or `NONE` for movements the run
+        /// did not match (not sospesi, or another's account).
+        pub status: Option<String>,
+        /// A part of the causale, the document number or the payer.
+        pub text: Option<String>,
+        pub booked_from: Option<NaiveDate>,
+        pub booked_to: Option<NaiveDate>,
+        pub sort: MovementSort,
+        pub descending: bool,
+        pub offset: u64,
+        pub limit: u32,
+    }
+
+    /// A movement with what the latest run made of it.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct MovementRow {
+        pub movement: TreasuryMovement,
+        pub flow_id: Option<String>,
+        pub method: Option<String>,
+        pub status: Option<String>,
+    }
+
+    /// A sospeso tied to its flows by hand.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct ManualTie {
+        pub movement_id: String,
+        /// By flow id.
+        pub flow_ids: Vec<String>,
+        pub note: String,
+        pub actor: String,
+        pub created_at: DateTime<Utc>,
+    }
+
+    /// The status and method a run gives a tied sospeso.
+    pub const MANUAL: &str = "MANUAL";
+}
+
+use reporting::{
+    FlowQuery, FlowRow, FlowSort, ManualTie, MovementQuery, MovementRow, MovementSort,
+    ReceiptDetail, ReceiptQuery, ReceiptRow, ReceiptSort,
+};
+
+/// A value bound to a query built from a search's filters.
+enum Arg {
+    Text(String),
+    Int(i64),
+}
+
+/// The conditions of a search and their values, numbered `$1`, `$2`...
+/// in order: only the filters given become SQL, so each plan uses the
+/// indexes of what was asked.
+struct Filters {
+    conditions: Vec<String>,
+    args: Vec<Arg>,
+}
+
+impl Filters {
+    fn new() -> Filters {
+        Filters {
+            conditions: Vec::new(),
+            args: Vec::new(),
+        }
+    }
+
+    /// The placeholder of a new value.
+    fn arg(&mut self, a: Arg) -> String {
+        self.args.push(a);
+        format!("${}", self.args.len())
+    }
+
+    fn text(&mut self, v: impl Into<String>) -> String {
+        self.arg(Arg::Text(v.into()))
+    }
+
+    fn int(&mut self, v: i64) -> String {
+        self.arg(Arg::Int(v))
+    }
+
+    fn add(&mut self, condition: String) {
+        self.conditions.push(condition);
+    }
+
+    fn where_clause(&self) -> String {
+        if self.conditions.is_empty() {
+            "1 = 1".into()
+        } else {
+            self.conditions.join(" AND ")
+        }
+    }
+
+    fn query<'q>(&self, sql: String) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for a in &self.args {
+            q = match a {
+                Arg::Text(s) => q.bind(s.clone()),
+                Arg::Int(i) => q.bind(*i),
+            };
+        }
+        q
+    }
+}
+
+/// `text` as the start of a `LIKE` pattern (its wildcards taken
+/// literally), or anywhere in it with `anywhere`.
+fn like(text: &str, anywhere: bool) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    if anywhere {
+        out.push('%');
+    }
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}
+
+/// `column` starts with `text`: a range an index answers when the text is
+/// digits (IUVs and notice numbers are; digits order alike under every
+/// collation, where punctuation may not), and the `LIKE` that says it
+/// exactly.
+fn prefix(f: &mut Filters, column: &str, text: &str) {
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        let lo = f.text(text);
+        f.add(format!("{column} >= {lo}"));
+        // The next prefix of as many digits, or fewer: `0129` is followed
+        // by `013`; nothing follows `999`.
+        let mut upper = text.as_bytes().to_vec();
+        while let Some(last) = upper.pop() {
+            if last < b'9' {
+                upper.push(last + 1);
+                break;
+            }
+        }
+        if !upper.is_empty() {
+            let hi = f.text(String::from_utf8_lossy(&upper).into_owned());
+            f.add(format!("{column} < {hi}"));
+        }
+    }
+    let p = f.text(like(text, false));
+    f.add(format!("{column} LIKE {p} ESCAPE '\\'"));
+}
+
+fn direction(descending: bool) -> &'static str {
+    if descending { "DESC" } else { "ASC" }
+}
+
+const RECEIPT_ROW: &str = "r.receipt_id, r.notice_number, r.iuv,
+    COALESCE(r.debtor, p.debtor_fiscal_code) AS debtor_cf, p.debtor_name, r.amount, r.fee,
+    r.outcome, r.psp_id, r.psp_name, r.payment_date_time, r.received_at, r.anomaly,
+    r.refund_status, p.iupd, p.office_code";
+
+fn receipt_row(r: &sqlx::any::AnyRow) -> Result<ReceiptRow> {
+    Ok(ReceiptRow {
+        receipt_id: r.try_get("receipt_id")?,
+        notice_number: r.try_get("notice_number")?,
+        iuv: r.try_get("iuv")?,
+        debtor: r.try_get("debtor_cf")?,
+        debtor_name: r.try_get("debtor_name")?,
+        amount: Cents(r.try_get("amount")?),
+        fee: r.try_get::<Option<i64>, _>("fee")?.map(Cents),
+        outcome: r.try_get("outcome")?,
+        psp_id: r.try_get("psp_id")?,
+        psp_name: r.try_get("psp_name")?,
+        payment_date_time: r
+            .try_get::<Option<i64>, _>("payment_date_time")?
+            .map(from_micros),
+        received_at: from_micros(r.try_get("received_at")?),
+        anomaly: r.try_get("anomaly")?,
+        refund_status: r.try_get("refund_status")?,
+        iupd: r.try_get("iupd")?,
+        office: r.try_get("office_code")?,
+    })
+}
+
+impl Store {
+    /// A page of the Ente's receipts (of its own notices and of those it
+    /// is a beneficiary of), searched and sorted as asked.
+    pub async fn search_receipts(&self, ente: &str, q: &ReceiptQuery) -> Result<Vec<ReceiptRow>> {
+        let mut f = Filters::new();
+        let e = f.text(ente);
+        f.add(format!("r.ente = {e}"));
+        if let Some(iuv) = &q.iuv {
+            prefix(&mut f, "r.iuv", iuv);
+        }
+        if let Some(notice) = &q.notice {
+            prefix(&mut f, "r.notice_number", notice);
+        }
+        if let Some(debtor) = &q.debtor {
+            // The debtor every receipt states (the Node's receipts carry
+            // it): its index answers, where a second way through the
+            // positions would make either database read every receipt.
+            let p = f.text(debtor.clone());
+            f.add(format!("r.debtor = {p}"));
+        }
+        if let Some(t) = q.paid_from {
+            let p = f.int(to_micros(t));
+            f.add(format!("r.payment_date_time >= {p}"));
+        }
+        if let Some(t) = q.paid_before {
+            let p = f.int(to_micros(t));
+            f.add(format!("r.payment_date_time < {p}"));
+        }
+        if q.only_anomalies {
+            // Anomaly codes are never empty: a range the index answers,
+            // which IS NOT NULL is not on SQLite.
+            f.add("r.anomaly > ''".into());
+        }
+        if let Some(offices) = &q.offices {
+            if offices.is_empty() {
+                f.add("1 = 0".into());
+            } else {
+                let list: Vec<String> = offices.iter().map(|o| f.text(o.clone())).collect();
+                f.add(format!("p.office_code IN ({})", list.join(", ")));
+            }
+        }
+        let column = match q.sort {
+            ReceiptSort::Received => "r.received_at",
+            ReceiptSort::Paid => "r.payment_date_time",
+            ReceiptSort::Iuv => "r.iuv",
+            ReceiptSort::Notice => "r.notice_number",
+            ReceiptSort::Amount => "r.amount",
+            // The receipt's own debtor (every receipt states one): an
+            // index sorts by it, not by a value taken through the join.
+            ReceiptSort::Debtor => "r.debtor",
+        };
+        let dir = direction(q.descending);
+        // A search by IUV, notice, debtor or anomaly finds few receipts
+        // through its own index; walking the sort's index instead would
+        // read every receipt to find them. The sort's expressions (`+ 0`,
+        // `|| ''`) keep both databases off the sort's index then.
+        let selective =
+            q.iuv.is_some() || q.notice.is_some() || q.debtor.is_some() || q.only_anomalies;
+        let (column, key) = if selective {
+            let numeric = matches!(
+                q.sort,
+                ReceiptSort::Received | ReceiptSort::Paid | ReceiptSort::Amount
+            );
+            (
+                format!("{column}{}", if numeric { " + 0" } else { " || ''" }),
+                "r.receipt_id || ''",
+            )
+        } else {
+            (column.to_string(), "r.receipt_id")
+        };
+        let sql = format!(
+            "SELECT {RECEIPT_ROW} FROM receipts r LEFT JOIN debt_positions p ON p.id = r.position_id
+             WHERE {} ORDER BY {column} {dir}, {key} {dir} LIMIT {} OFFSET {}",
+            f.where_clause(),
+            q.limit.clamp(1, 100_001),
+            q.offset
+        );
+        let rows = f.query(sql).fetch_all(&self.pool).await?;
+        rows.iter().map(receipt_row).collect()
+    }
+
+    /// One of the Ente's receipts, whole.
+    pub async fn receipt_detail(&self, ente: &str, receipt_id: &str) -> Result<ReceiptDetail> {
+        let sql = format!(
+            "SELECT {RECEIPT_ROW}, r.owner_ente, r.channel_id, r.payment_method,
+                r.application_date, r.transfer_date, r.station_id, r.primitive, r.stand_in,
+                r.transfers
+             FROM receipts r LEFT JOIN debt_positions p ON p.id = r.position_id
+             WHERE r.ente = $1 AND r.receipt_id = $2"
+        );
+        let r = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(ente)
+            .bind(receipt_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound("ricevuta"))?;
+        Ok(ReceiptDetail {
+            row: receipt_row(&r)?,
+            owner_ente: r.try_get("owner_ente")?,
+            channel_id: r.try_get("channel_id")?,
+            payment_method: r.try_get("payment_method")?,
+            application_date: r.try_get("application_date")?,
+            transfer_date: r.try_get("transfer_date")?,
+            station_id: r.try_get("station_id")?,
+            primitive: r.try_get("primitive")?,
+            stand_in: r.try_get::<i64, _>("stand_in")? != 0,
+            transfers_json: r.try_get("transfers")?,
+        })
+    }
+}
+
+/// The current flows' columns of a list, with the sospeso that pays each.
+const FLOW_ROW: &str = "f.flow_id, f.flow_date_time, f.settlement_ref, f.settlement_date,
+    f.psp_id, f.psp_name, f.declared_total, f.lines_total, f.problems, f.revision,
+    f.received_at,
+    (SELECT COUNT(*) FROM flow_payments l WHERE l.ente = f.ente AND l.flow_id = f.flow_id
+        AND l.flow_date_time = f.flow_date_time) AS lines,
+    COALESCE(
+        (SELECT MIN(m.movement_id) FROM treasury_movements m WHERE m.ente = f.ente
+            AND m.matched_flow_id = f.flow_id AND m.match_status = 'MATCHED'),
+        (SELECT t.movement_id FROM manual_regularization_flows t WHERE t.ente = f.ente
+            AND t.flow_id = f.flow_id)) AS movement_id";
+
+fn flow_row(r: &sqlx::any::AnyRow) -> Result<FlowRow> {
+    Ok(FlowRow {
+        flow: StoredFlow {
+            flow_id: r.try_get("flow_id")?,
+            flow_date_time: from_micros(r.try_get("flow_date_time")?),
+            settlement_ref: r.try_get("settlement_ref")?,
+            settlement_date: day(&r.try_get::<String, _>("settlement_date")?)?,
+            psp_id: r.try_get("psp_id")?,
+            declared_total: Cents(r.try_get("declared_total")?),
+            lines_total: Cents(r.try_get("lines_total")?),
+            lines: r.try_get("lines")?,
+            problems: r.try_get("problems")?,
+            revision: r.try_get("revision")?,
+        },
+        psp_name: r.try_get("psp_name")?,
+        received_at: from_micros(r.try_get("received_at")?),
+        movement_id: r.try_get("movement_id")?,
+    })
+}
+
+impl Store {
+    /// A page of the Ente's current flows, searched and sorted as asked.
+    pub async fn search_flows(&self, ente: &str, q: &FlowQuery) -> Result<Vec<FlowRow>> {
+        let mut f = Filters::new();
+        let e = f.text(ente);
+        f.add(format!("f.ente = {e} AND f.current = 1"));
+        if let Some(id) = &q.flow_id {
+            let p = f.text(like(&id.to_lowercase(), true));
+            f.add(format!("LOWER(f.flow_id) LIKE {p} ESCAPE '\\'"));
+        }
+        if let Some(psp) = &q.psp {
+            let p = f.text(like(&psp.to_lowercase(), true));
+            f.add(format!(
+                "(LOWER(f.psp_id) LIKE {p} ESCAPE '\\' OR LOWER(COALESCE(f.psp_name, '')) LIKE {p} ESCAPE '\\')"
+            ));
+        }
+        if let Some(d) = q.settled_from {
+            let p = f.text(d.to_string());
+            f.add(format!("f.settlement_date >= {p}"));
+        }
+        if let Some(d) = q.settled_to {
+            let p = f.text(d.to_string());
+            f.add(format!("f.settlement_date <= {p}"));
+        }
+        if q.only_problems {
+            f.add("f.problems <> ''".into());
+        }
+        if q.only_unpaid {
+            f.add(
+                "NOT EXISTS (SELECT 1 FROM treasury_movements m WHERE m.ente = f.ente
+                    AND m.matched_flow_id = f.flow_id AND m.match_status = 'MATCHED')
+                 AND NOT EXISTS (SELECT 1 FROM manual_regularization_flows t
+                    WHERE t.ente = f.ente AND t.flow_id = f.flow_id)"
+                    .into(),
+            );
+        }
+        let column = match q.sort {
+            FlowSort::FlowId => "f.flow_id",
+            FlowSort::FlowDate => "f.flow_date_time",
+            FlowSort::SettlementDate => "f.settlement_date",
+            FlowSort::Psp => "f.psp_id",
+            FlowSort::Total => "f.lines_total",
+            // The count the flow declares, which an index holds; the
+            // lines' own count is told apart by the flow's problems.
+            FlowSort::Lines => "f.declared_count",
+        };
+        let dir = direction(q.descending);
+        let sql = format!(
+            "SELECT {FLOW_ROW} FROM reporting_flows f WHERE {}
+             ORDER BY {column} {dir}, f.flow_id {dir} LIMIT {} OFFSET {}",
+            f.where_clause(),
+            q.limit.clamp(1, 100_001),
+            q.offset
+        );
+        let rows = f.query(sql).fetch_all(&self.pool).await?;
+        rows.iter().map(flow_row).collect()
+    }
+
+    /// The current version of one of the Ente's flows.
+    pub async fn current_flow(&self, ente: &str, flow_id: &str) -> Result<Option<FlowRow>> {
+        let sql = format!(
+            "SELECT {FLOW_ROW} FROM reporting_flows f
+             WHERE f.ente = $1 AND f.flow_id = $2 AND f.current = 1"
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(ente)
+            .bind(flow_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(flow_row).transpose()
+    }
+}
+
+const MOVEMENT_ROW: &str =
+    "SELECT movement_id, account, year, direction, document, operation, document_number,
+            amount, booking_date, value_date, payer, causale, trn, end_to_end_id,
+            matched_flow_id, match_method, match_status
+     FROM treasury_movements";
+
+fn movement_row(ente: &str, r: &sqlx::any::AnyRow) -> Result<MovementRow> {
+    Ok(MovementRow {
+        movement: movement_from_row(ente, r)?,
+        flow_id: r.try_get("matched_flow_id")?,
+        method: r.try_get("match_method")?,
+        status: r.try_get("match_status")?,
+    })
+}
+
+impl Store {
+    /// A page of the Ente's treasury movements, searched and sorted as
+    /// asked, with what the latest run made of each.
+    pub async fn search_movements(
+        &self,
+        ente: &str,
+        q: &MovementQuery,
+    ) -> Result<Vec<MovementRow>> {
+        let mut f = Filters::new();
+        let e = f.text(ente);
+        f.add(format!("ente = {e}"));
+        match q.status.as_deref() {
+            Some("NONE") => f.add("match_status IS NULL".into()),
+            Some(s) => {
+                let p = f.text(s);
+                f.add(format!("match_status = {p}"));
+            }
+            None => {}
+        }
+        if let Some(t) = &q.text {
+            let p = f.text(like(&t.to_lowercase(), true));
+            f.add(format!(
+                "(LOWER(causale) LIKE {p} ESCAPE '\\' OR LOWER(document_number) LIKE {p} ESCAPE '\\'
+                  OR LOWER(COALESCE(payer, '')) LIKE {p} ESCAPE '\\')"
+            ));
+        }
+        if let Some(d) = q.booked_from {
+            let p = f.text(d.to_string());
+            f.add(format!("booking_date >= {p}"));
+        }
+        if let Some(d) = q.booked_to {
+            let p = f.text(d.to_string());
+            f.add(format!("booking_date <= {p}"));
+        }
+        let column = match q.sort {
+            MovementSort::Booking => "booking_date",
+            MovementSort::Number => "document_number",
+            MovementSort::Amount => "amount",
+            MovementSort::Status => "match_status",
+        };
+        let dir = direction(q.descending);
+        // Within a status, by booking date: the status index's order.
+        let then = if q.sort == MovementSort::Status {
+            format!("booking_date {dir}, ")
+        } else {
+            String::new()
+        };
+        let sql = format!(
+            "{MOVEMENT_ROW} WHERE {} ORDER BY {column} {dir}, {then}movement_id {dir} LIMIT {} OFFSET {}",
+            f.where_clause(),
+            q.limit.clamp(1, 100_001),
+            q.offset
+        );
+        let rows = f.query(sql).fetch_all(&self.pool).await?;
+        rows.iter().map(|r| movement_row(ente, r)).collect()
+    }
+
+    /// One of the Ente's movements with what the latest run made of it.
+    pub async fn movement_row(&self, ente: &str, movement_id: &str) -> Result<Option<MovementRow>> {
+        let sql = format!("{MOVEMENT_ROW} WHERE ente = $1 AND movement_id = $2");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(ente)
+            .bind(movement_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| movement_row(ente, &r)).transpose()
+    }
+
+    /// The latest run's anomalies counted by code: how many, and the sum of
+    /// their amounts.
+    pub async fn anomaly_totals_by_code(&self, ente: &str) -> Result<Vec<(String, i64, Cents)>> {
+        let rows = sqlx::query(
+            "SELECT code, CAST(COUNT(*) AS BIGINT) AS n,
+                CAST(COALESCE(SUM(amount), 0) AS BIGINT) AS total
+             FROM recon_anomalies WHERE ente = $1 GROUP BY code ORDER BY code",
+        )
+        .bind(ente)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("code")?,
+                    r.try_get("n")?,
+                    Cents(r.try_get("total")?),
+                ))
+            })
+            .collect()
+    }
+
+    /// A page of the latest run's anomalies (of one code if given), by code
+    /// and subject.
+    pub async fn recon_anomalies_page(
+        &self,
+        ente: &str,
+        code: Option<&str>,
+        offset: u64,
+        limit: u32,
+    ) -> Result<Vec<AnomalyRecord>> {
+        let mut f = Filters::new();
+        let e = f.text(ente);
+        f.add(format!("ente = {e}"));
+        if let Some(c) = code {
+            let p = f.text(c);
+            f.add(format!("code = {p}"));
+        }
+        let sql = format!(
+            "SELECT code, subject, detail, amount FROM recon_anomalies WHERE {}
+             ORDER BY code, subject LIMIT {} OFFSET {offset}",
+            f.where_clause(),
+            limit.clamp(1, 100_001)
+        );
+        let rows = f.query(sql).fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AnomalyRecord {
+                    code: r.try_get("code")?,
+                    subject: r.try_get("subject")?,
+                    detail: r.try_get("detail")?,
+                    amount: r.try_get::<Option<i64>, _>("amount")?.map(Cents),
+                })
+            })
+            .collect()
+    }
+}
+
+impl Store {
+    /// Every sospeso of the Ente tied to its flows by hand.
+    pub async fn manual_ties(&self, ente: &str) -> Result<Vec<ManualTie>> {
+        self.read_ties(ente, None).await
+    }
+
+    /// The tie of one sospeso, if it has one.
+    pub async fn manual_tie(&self, ente: &str, movement_id: &str) -> Result<Option<ManualTie>> {
+        Ok(self.read_ties(ente, Some(movement_id)).await?.pop())
+    }
+
+    async fn read_ties(&self, ente: &str, movement_id: Option<&str>) -> Result<Vec<ManualTie>> {
+        let rows = sqlx::query(
+            "SELECT r.movement_id, r.note, r.actor, r.created_at, t.flow_id
+             FROM manual_regularizations r
+             JOIN manual_regularization_flows t ON t.ente = r.ente
+                 AND t.movement_id = r.movement_id
+             WHERE r.ente = $1 AND ($2 = '' OR r.movement_id = $2)
+             ORDER BY r.movement_id, t.flow_id",
+        )
+        .bind(ente)
+        .bind(movement_id.unwrap_or(""))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out: Vec<ManualTie> = Vec::new();
+        for r in &rows {
+            let id: String = r.try_get("movement_id")?;
+            let flow: String = r.try_get("flow_id")?;
+            match out.last_mut() {
+                Some(last) if last.movement_id == id => last.flow_ids.push(flow),
+                _ => out.push(ManualTie {
+                    movement_id: id,
+                    flow_ids: vec![flow],
+                    note: r.try_get("note")?,
+                    actor: r.try_get("actor")?,
+                    created_at: from_micros(r.try_get("created_at")?),
+                }),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Ties sospeso `tie.movement_id` to its flows, in one transaction, and
+    /// marks it as tied by hand until the next run (which keeps it so). A
+    /// sospeso or a flow already tied is a [`StoreError::Conflict`], and
+    /// nothing is written.
+    pub async fn tie_manually(&self, ente: &str, tie: &ManualTie) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO manual_regularizations (ente, movement_id, note, actor, created_at)
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(ente)
+        .bind(&tie.movement_id)
+        .bind(&tie.note)
+        .bind(&tie.actor)
+        .bind(to_micros(tie.created_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::from);
+        match inserted {
+            Err(e) if e.is_unique_violation() => {
+                return Err(StoreError::Conflict(format!(
+                    "il sospeso {} è già regolarizzato a mano",
+                    tie.movement_id
+                )));
+            }
+            other => other?,
+        };
+        for flow_id in &tie.flow_ids {
+            let inserted = sqlx::query(
+                "INSERT INTO manual_regularization_flows (ente, flow_id, movement_id)
+                 VALUES ($1, $2, $3)",
+            )
+            .bind(ente)
+            .bind(flow_id)
+            .bind(&tie.movement_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::from);
+            match inserted {
+                Err(e) if e.is_unique_violation() => {
+                    return Err(StoreError::Conflict(format!(
+                        "il flusso {flow_id} è già collegato a un altro sospeso"
+                    )));
+                }
+                other => other?,
+            };
+        }
+        sqlx::query(
+            "UPDATE treasury_movements SET matched_flow_id = $3, match_method = $4,
+                match_status = $4 WHERE ente = $1 AND movement_id = $2",
+        )
+        .bind(ente)
+        .bind(&tie.movement_id)
+        .bind(tie.flow_ids.first())
+        .bind(reporting::MANUAL)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Undoes a sospeso's tie; its match is left to the next run. Answers
+    /// whether there was one.
+    pub async fn untie(&self, ente: &str, movement_id: &str) -> Result<bool> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query("DELETE FROM manual_regularization_flows WHERE ente = $1 AND movement_id = $2")
+            .bind(ente)
+            .bind(movement_id)
+            .execute(&mut *tx)
+            .await?;
+        let removed =
+            sqlx::query("DELETE FROM manual_regularizations WHERE ente = $1 AND movement_id = $2")
+                .bind(ente)
+                .bind(movement_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        sqlx::query(
+            "UPDATE treasury_movements SET matched_flow_id = NULL, match_method = NULL,
+                match_status = NULL
+             WHERE ente = $1 AND movement_id = $2 AND match_status = $3",
+        )
+        .bind(ente)
+        .bind(movement_id)
+        .bind(reporting::MANUAL)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(removed > 0)
+    }
+}

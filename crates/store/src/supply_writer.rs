@@ -89,6 +89,7 @@ pub struct Bulk {
     /// reserved (an application brought them): generated numbers skip them.
     /// Looked up once per block, not once per chunk.
     taken_in_blocks: HashSet<String>,
+    placements: crate::positions::PlacementCache,
 }
 
 impl Store {
@@ -138,6 +139,7 @@ impl Store {
             seen_iuvs: HashSet::new(),
             reserved: Vec::new(),
             taken_in_blocks: HashSet::new(),
+            placements: Default::default(),
         })
     }
 }
@@ -417,8 +419,16 @@ async fn replace(
     let iupd = p.iupd.clone();
     // Its notices changed: printed with the supply that changed it, as
     // the new positions are.
-    let inserts =
-        crate::batch::insert_positions(store.dialect, ente, vec![p], now, origin, supply_id);
+    let place = store.placement_of(ente, &p).await?;
+    let inserts = crate::batch::insert_positions(
+        store.dialect,
+        ente,
+        vec![p],
+        vec![place],
+        now,
+        origin,
+        supply_id,
+    );
     for s in inserts {
         match t.execute(s).await {
             Ok(_) => {}
@@ -754,10 +764,18 @@ impl Bulk {
             self.note_brought(p, &mine);
         }
         let numbers = positions.iter().map(numbers_of).collect();
+        // Where each position belongs (service, office), as the back office
+        // searches and limits office operators by: derived once per kind of
+        // content, which a supply repeats.
+        let mut placements = Vec::with_capacity(positions.len());
+        for p in &positions {
+            placements.push(self.placements.derive(&self.store, &self.ente, p).await?);
+        }
         let statements = crate::batch::insert_positions(
             self.store.dialect,
             &self.ente,
             positions,
+            placements,
             now,
             &self.origin,
             self.supply_id,

@@ -1232,3 +1232,41 @@ async fn reporting_follows_whichever_comes_last() {
         );
     }
 }
+
+/// A migration merged after a higher one was applied (work of parallel
+/// branches) is still applied: the store runs every version it has not
+/// recorded, not only those past the highest.
+#[tokio::test]
+async fn a_migration_missed_below_the_highest_is_applied() {
+    use sqlx::Connection;
+    for backend in backends() {
+        let url = fresh_database_url(backend).await;
+        Store::connect(&url).await.unwrap().close().await;
+        // As a database that reached 16 and 18 before 15 existed.
+        sqlx::any::install_default_drivers();
+        let mut conn = sqlx::AnyConnection::connect(&url).await.unwrap();
+        sqlx::raw_sql(
+            "DROP INDEX supplies_by_status; DROP INDEX debt_positions_updated;
+             DROP TABLE dashboard_snapshots; DROP TABLE dashboard_totals;
+             DELETE FROM schema_migrations WHERE version = 15;",
+        )
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        conn.close().await.unwrap();
+        let store = Store::connect(&url).await.unwrap();
+        store.close().await;
+        let mut conn = sqlx::AnyConnection::connect(&url).await.unwrap();
+        let versions: Vec<i64> =
+            sqlx::query_scalar("SELECT CAST(version AS BIGINT) FROM schema_migrations")
+                .fetch_all(&mut conn)
+                .await
+                .unwrap();
+        assert!(versions.contains(&15), "{backend:?}: {versions:?}");
+        let rows: i64 = sqlx::query_scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM dashboard_totals")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(rows, 0, "{backend:?}: the table is back");
+    }
+}

@@ -29,6 +29,7 @@ pub const TAB: char = '\u{E004}';
 pub const ENTER: char = '\u{E007}';
 pub const SHIFT: char = '\u{E008}';
 pub const ARROW_RIGHT: char = '\u{E014}';
+pub const CONTROL: char = '\u{E009}';
 
 /// The key of an element reference in WebDriver's JSON.
 const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
@@ -294,6 +295,35 @@ impl Browser {
             .unwrap_or_else(|e| panic!("{e}"))
     }
 
+    /// Forgets every cookie of the current site (a sign-out without the
+    /// form, to sign in as somebody else).
+    pub async fn delete_cookies(&self) {
+        self.session_call(reqwest::Method::DELETE, "/cookie", None)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// The cookies of the current site, as `name=value; ...` (for a plain
+    /// HTTP client to download what the signed-in page links to).
+    pub async fn cookie_header(&self) -> String {
+        let all = self.get("/cookie").await;
+        all.as_array()
+            .map(|cookies| {
+                cookies
+                    .iter()
+                    .map(|c| {
+                        format!(
+                            "{}={}",
+                            c["name"].as_str().unwrap_or_default(),
+                            c["value"].as_str().unwrap_or_default()
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            })
+            .unwrap_or_default()
+    }
+
     /// Opens `url` and waits for it to load.
     pub async fn goto(&self, url: &str) {
         self.post("/url", json!({ "url": url })).await;
@@ -430,6 +460,21 @@ impl Browser {
         .await;
     }
 
+    /// Ctrl+`key` (Ctrl+A selects all of a field's text, to type over it).
+    pub async fn press_ctrl(&self, key: char) {
+        let actions = json!([
+            {"type": "keyDown", "value": CONTROL.to_string()},
+            {"type": "keyDown", "value": key.to_string()},
+            {"type": "keyUp", "value": key.to_string()},
+            {"type": "keyUp", "value": CONTROL.to_string()},
+        ]);
+        self.post(
+            "/actions",
+            json!({"actions": [{"type": "key", "id": "keyboard", "actions": actions}]}),
+        )
+        .await;
+    }
+
     /// Shift+Tab: the focus one step back.
     pub async fn press_shift_tab(&self) {
         let actions = json!([
@@ -522,7 +567,10 @@ impl Browser {
     /// seconds; answers its value. A page still loading is waited for.
     pub async fn wait_for(&self, what: &str, expression: &str) -> Value {
         let script = format!("return ({expression});");
-        let deadline = Instant::now() + Duration::from_secs(10);
+        // Generous: CI's machine may be several times slower than a
+        // developer's, and a wait that ends early fails nothing by itself.
+        let patience = Duration::from_secs(30);
+        let deadline = Instant::now() + patience;
         loop {
             let last = self.try_execute(&script, vec![]).await;
             match &last {
@@ -533,7 +581,8 @@ impl Browser {
             }
             if Instant::now() > deadline {
                 panic!(
-                    "waited ten seconds for {what} ({expression}): {last:?} at {}",
+                    "waited {} seconds for {what} ({expression}): {last:?} at {}",
+                    patience.as_secs(),
                     self.current_url().await
                 );
             }
@@ -572,7 +621,9 @@ impl Browser {
             .execute("return typeof window.axe === 'object'", vec![])
             .await;
         if present != Value::Bool(true) {
-            let file = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/axe/axe.min.js");
+            // The server crate's copy, from its tests and from others'.
+            let file = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../server/tests/data/axe/axe.min.js");
             let source = std::fs::read_to_string(&file).unwrap_or_else(|e| {
                 panic!(
                     "{}: {e} (scripts/vendor-axe-core.sh vendors it)",
@@ -642,7 +693,9 @@ impl Browser {
                const c = rgba(getComputedStyle(n).backgroundColor);
                if (c.length === 3 || (c.length === 4 && c[3] === 1)) { bg = c.slice(0, 3); break; }
              }
-             const fg = rgba(getComputedStyle(e).color).slice(0, 3);
+             // An SVG chart's text is painted with its fill, not its colour.
+             const style = getComputedStyle(e);
+             const fg = rgba(e instanceof SVGElement ? style.fill : style.color).slice(0, 3);
              const [a, b] = [lum(fg), lum(bg)].sort((x, y) => y - x);
              return (a + 0.05) / (b + 0.05);",
             vec![json!(css)],
@@ -769,13 +822,23 @@ pub struct AxeNode {
 impl AxeReport {
     /// Each violation: its rule, impact, help and the nodes' targets.
     pub fn describe(rules: &[AxeRule]) -> String {
+        Self::describe_first(rules, usize::MAX)
+    }
+
+    /// As `describe`, with at most `limit` nodes a rule: enough to see
+    /// what axe could not decide without burying the rest of a test's
+    /// output.
+    pub fn describe_first(rules: &[AxeRule], limit: usize) -> String {
         let mut out = String::new();
         for r in rules {
             out.push_str(&format!(
                 "- {} ({}): {} <{}>\n",
                 r.id, r.impact, r.help, r.help_url
             ));
-            for n in &r.nodes {
+            if r.nodes.len() > limit {
+                out.push_str(&format!("    (the first {limit} of {})\n", r.nodes.len()));
+            }
+            for n in r.nodes.iter().take(limit) {
                 out.push_str(&format!("    {}  {}\n", n.target.join(" "), n.html));
                 for line in n.summary.lines() {
                     out.push_str(&format!("      {line}\n"));

@@ -1,0 +1,79 @@
+//! The `incasso` binary run as a child process by the CLI's tests: the
+//! command, a server killed when its test ends, a scratch directory, a
+//! free port and the wait for `/health`.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// The binary, run from a directory of this test process's own: a command
+/// given no `--data-dir` makes `./incasso-data` (its secret key), which
+/// must not land in the source tree.
+pub fn incasso() -> Command {
+    static WORK_DIR: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    let dir = WORK_DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("incasso-cli-cwd-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    });
+    let mut c = Command::new(env!("CARGO_BIN_EXE_incasso"));
+    c.current_dir(dir);
+    c
+}
+
+/// A server the test started, killed when the test ends however it ends:
+/// a failed assertion must not leave it running, holding its port and the
+/// test binary's output open.
+pub struct Running(pub std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        // After a graceful stop it is already reaped, and this does nothing.
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl std::ops::Deref for Running {
+    type Target = std::process::Child;
+    fn deref(&self) -> &std::process::Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Running {
+    fn deref_mut(&mut self) -> &mut std::process::Child {
+        &mut self.0
+    }
+}
+
+pub fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("incasso-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn wait_for_health(port: u16) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            use std::io::{Read, Write};
+            let _ = s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+            let mut out = String::new();
+            let _ = s.read_to_string(&mut out);
+            if out.starts_with("HTTP/1.1 200") {
+                return true;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
