@@ -153,6 +153,36 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0024_citizen_sessions.sql"),
         postgres: include_str!("../migrations/postgres/0024_citizen_sessions.sql"),
     },
+    Migration {
+        version: 25,
+        name: "desks",
+        sqlite: include_str!("../migrations/sqlite/0025_desks.sql"),
+        postgres: include_str!("../migrations/postgres/0025_desks.sql"),
+    },
+    Migration {
+        version: 26,
+        name: "desk_work",
+        sqlite: include_str!("../migrations/sqlite/0026_desk_work.sql"),
+        postgres: include_str!("../migrations/postgres/0026_desk_work.sql"),
+    },
+    Migration {
+        version: 27,
+        name: "digitpos",
+        sqlite: include_str!("../migrations/sqlite/0027_digitpos.sql"),
+        postgres: include_str!("../migrations/postgres/0027_digitpos.sql"),
+    },
+    Migration {
+        version: 28,
+        name: "position_events",
+        sqlite: include_str!("../migrations/sqlite/0028_position_events.sql"),
+        postgres: include_str!("../migrations/postgres/0028_position_events.sql"),
+    },
+    Migration {
+        version: 29,
+        name: "pos",
+        sqlite: include_str!("../migrations/sqlite/0029_pos.sql"),
+        postgres: include_str!("../migrations/postgres/0029_pos.sql"),
+    },
 ];
 
 /// Arbitrary constant naming incasso's migration lock on PostgreSQL.
