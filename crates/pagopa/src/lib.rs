@@ -8,11 +8,13 @@
 //! - [`fault`]: the fault codes of the KO answers.
 //! - [`connector`]: outbound calls to the Node, one trait for every
 //!   intermediary and station, with SOAP and REST transports.
+//! - [`pos`]: the POS gateway's creditor side (physical card terminals).
 //!
 //! Nothing here touches the database: the server crate decides what to
 //! answer, this crate only says it in pagoPA's words.
 
 pub mod connector;
 pub mod fault;
+pub mod pos;
 pub mod wire;
 pub use incasso_xml as xml;
