@@ -29,6 +29,7 @@ mod oidc;
 mod operators;
 mod portal;
 mod portal_carts;
+pub mod pos;
 mod positions;
 mod receipts;
 mod recon;
