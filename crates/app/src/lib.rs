@@ -20,6 +20,7 @@ pub mod bus;
 pub mod checkout;
 pub mod dashboard;
 pub mod demo;
+pub mod desk;
 pub mod digitfin;
 pub mod error;
 pub mod export;

@@ -40,6 +40,10 @@ pub const SMTP_TIMEOUT: Duration = Duration::from_secs(30);
 /// The kind of a receipt's message.
 pub const RECEIPT: &str = "receipt";
 
+/// The kind of a payment notice's message (from the counter desk): the
+/// reference is the notice number, the notice PDF is attached.
+pub const NOTICE: &str = "notice";
+
 /// Woken when a message is queued, so it leaves at once rather than at the
 /// next poll (in this process; another process's worker polls).
 static QUEUED: LazyLock<Notify> = LazyLock::new(Notify::new);
@@ -54,6 +58,41 @@ pub fn retry_delay(attempts: i64) -> chrono::Duration {
 /// The natural key of a receipt's message: one per receipt, ever.
 pub fn receipt_key(ente: &str, receipt_id: &str) -> String {
     format!("receipt:{ente}:{receipt_id}")
+}
+
+/// The natural key of a notice's message: one per notice and address,
+/// so that a double click at the desk mails it once.
+pub fn notice_key(ente: &str, notice_number: &str, recipient: &str) -> String {
+    format!(
+        "notice:{ente}:{notice_number}:{}",
+        recipient.to_lowercase()
+    )
+}
+
+/// Queues the payment notice `notice_number` for `recipient` (checked by
+/// the caller); `false` when it was queued before.
+pub(crate) async fn queue_notice(
+    ctx: &Ctx,
+    ente: &str,
+    notice_number: &str,
+    recipient: &str,
+) -> Result<bool, AppError> {
+    let mail = NewMail {
+        natural_key: notice_key(ente, notice_number, recipient),
+        kind: NOTICE.into(),
+        ente: ente.into(),
+        reference: notice_number.into(),
+        recipient: recipient.into(),
+    };
+    let queued = ctx
+        .store()
+        .enqueue_mail(&mail, ctx.now())
+        .await
+        .at(Place::new("mail.queue_notice", ente, notice_number))?;
+    if queued {
+        QUEUED.notify_one();
+    }
+    Ok(queued)
 }
 
 /// Whether e-mail can be sent at all.
@@ -232,6 +271,7 @@ fn transport(url: &str) -> Result<Transport, Failure> {
 async fn send_one(app: &App, transport: &Transport, m: &MailRecord) -> Result<(), Failure> {
     let message = match m.kind.as_str() {
         RECEIPT => receipt_message(app, m).await?,
+        NOTICE => notice_message(app, m).await?,
         other => {
             return Err(Failure {
                 text: format!("tipo di messaggio sconosciuto: {other}"),
@@ -335,6 +375,61 @@ async fn receipt_message(app: &App, m: &MailRecord) -> Result<Message, Failure> 
         .from(sender(app)?)
         .to(to)
         .subject(format!("Ricevuta di pagamento pagoPA – {ente_name}"))
+        .multipart(
+            MultiPart::mixed()
+                .singlepart(SinglePart::plain(body))
+                .singlepart(Attachment::new(filename).body(
+                    pdf,
+                    ContentType::parse("application/pdf").expect("a valid content type"),
+                )),
+        )
+        .map_err(|e| Failure {
+            text: format!("messaggio non componibile: {e}"),
+            permanent: true,
+        })
+}
+
+/// A payment notice's message: Italian text and the notice attached.
+async fn notice_message(app: &App, m: &MailRecord) -> Result<Message, Failure> {
+    let ctx = app.system("mail");
+    let pdf = crate::notices::notice_pdf(
+        &ctx,
+        &m.ente,
+        &m.reference,
+        incasso_notice::Language::Italian,
+    )
+    .await
+    .map_err(|e| Failure {
+        // Paid or cancelled meanwhile, or gone: never worth a retry.
+        permanent: e.kind != crate::Kind::Internal,
+        text: format!("avviso PDF non prodotto: {}", e.detail),
+    })?;
+    let ente_name = match app.store.get_ente(&m.ente).await {
+        Ok(e) => e.name,
+        Err(_) => m.ente.clone(),
+    };
+    let to: Mailbox = m.recipient.parse().map_err(|e| Failure {
+        text: format!("destinatario non valido: {e}"),
+        permanent: true,
+    })?;
+    let body = format!(
+        "Gentile utente,\n\n\
+         in allegato trovi l'avviso di pagamento pagoPA che {ente_name} ha emesso per te allo sportello.\n\n\
+         Codice avviso: {nav}\n\n\
+         Puoi pagarlo online sul portale dei pagamenti dell'ente:\n\
+         {base}/portale/{ente}/\n\
+         oppure presso banche, uffici postali, tabaccherie e gli altri prestatori aderenti a pagoPA, \
+         con il codice QR o il codice avviso stampati sull'avviso.\n\n\
+         Questo messaggio è stato inviato automaticamente: non rispondere a questo indirizzo.\n",
+        nav = incasso_notice::in_groups_of_four(&m.reference),
+        base = app.settings.public_url,
+        ente = m.ente,
+    );
+    let filename = format!("avviso-{}.pdf", crate::notices::file_safe(&m.reference));
+    Message::builder()
+        .from(sender(app)?)
+        .to(to)
+        .subject(format!("Avviso di pagamento pagoPA – {ente_name}"))
         .multipart(
             MultiPart::mixed()
                 .singlepart(SinglePart::plain(body))

@@ -12,6 +12,7 @@
 //! text is Titillium Web (OFL, `fonts/`), embedded and subset by krilla.
 
 mod codes;
+pub mod issued;
 pub mod position;
 pub mod receipt;
 mod render;

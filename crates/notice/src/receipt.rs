@@ -105,7 +105,8 @@ pub fn render_receipt(q: &Quietanza) -> Result<Vec<u8>, NoticeError> {
             s: &mut surface,
             lang: q.language,
         };
-        let y = header(&mut pen, q);
+        let title = pen.l("RICEVUTA DI PAGAMENTO", "ZAHLUNGSBESTÄTIGUNG");
+        let y = header(&mut pen, &q.creditor, &title);
         let y = outcome(&mut pen, q, y + 14.0);
         let y = details(&mut pen, q, y + 10.0);
         let y = beneficiaries(&mut pen, q, y + 14.0);
@@ -115,10 +116,13 @@ pub fn render_receipt(q: &Quietanza) -> Result<Vec<u8>, NoticeError> {
     doc.finish().map_err(|e| NoticeError::Pdf(format!("{e:?}")))
 }
 
-fn header(pen: &mut Pen, q: &Quietanza) -> f32 {
+/// The Ente (logo, name, fiscal code) and the document's `title` on the
+/// right, over a blue rule; answers the y under it. Shared with the
+/// counter desk's *avviso PA* (`issued`).
+pub(crate) fn header(pen: &mut Pen, creditor: &Creditor, title: &str) -> f32 {
     let top = MARGIN;
     let mut x = MARGIN;
-    if let Some(logo) = &q.creditor.logo
+    if let Some(logo) = &creditor.logo
         && let Some(image) = logo_image(logo)
     {
         let size = image_fit(&image, 56.0, 56.0);
@@ -137,22 +141,21 @@ fn header(pen: &mut Pen, q: &Quietanza) -> f32 {
         Weight::Bold,
         13.0,
         8.0,
-        &q.creditor.name,
+        &creditor.name,
     );
     let cf = format!(
         "{} {}",
         pen.l("Codice fiscale", "Steuernummer"),
-        q.creditor.fiscal_code
+        creditor.fiscal_code
     );
     let y = pen.fitted(x, y + 1.0, left_w, 1, Weight::Regular, 9.0, 7.0, &cf);
-    let title = pen.l("RICEVUTA DI PAGAMENTO", "ZAHLUNGSBESTÄTIGUNG");
     let (_, m) = font(Weight::Bold);
-    let size = if m.width(&title, 15.0) > CONTENT_W * 0.4 {
+    let size = if m.width(title, 15.0) > CONTENT_W * 0.4 {
         10.0
     } else {
         15.0
     };
-    pen.text_right(PAGE_W - MARGIN, top + 14.0, Weight::Bold, size, &title);
+    pen.text_right(PAGE_W - MARGIN, top + 14.0, Weight::Bold, size, title);
     pen.text_right(PAGE_W - MARGIN, top + 28.0, Weight::Bold, 9.0, "pagoPA");
     let bottom = y.max(top + 60.0) + 6.0;
     pen.rule(MARGIN, bottom, CONTENT_W, BLUE, 1.2);
@@ -259,7 +262,13 @@ fn details(pen: &mut Pen, q: &Quietanza, top: f32) -> f32 {
         q.receipt_id.clone(),
     ));
     let title = pen.l("DATI DEL PAGAMENTO", "ZAHLUNGSDATEN");
-    pen.text(MARGIN, top + 9.0, Weight::Bold, 8.0, &title, BLUE);
+    label_rows(pen, &title, rows, top)
+}
+
+/// A section: its `title` in blue, then label and value rows, each under
+/// a thin rule; answers the y under the last. Shared with `issued`.
+pub(crate) fn label_rows(pen: &mut Pen, title: &str, rows: Vec<(String, String)>, top: f32) -> f32 {
+    pen.text(MARGIN, top + 9.0, Weight::Bold, 8.0, title, BLUE);
     let mut y = top + 14.0;
     let value_x = MARGIN + LABEL_W;
     let value_w = CONTENT_W - LABEL_W;
@@ -355,12 +364,18 @@ fn beneficiaries(pen: &mut Pen, q: &Quietanza, top: f32) -> f32 {
 }
 
 fn footer(pen: &mut Pen, top: f32) {
-    let note = pen.l(
+    let text = pen.l(
         "Documento generato dai dati della ricevuta telematica (RT) che il Nodo dei Pagamenti pagoPA ha trasmesso all'Ente creditore. Conservalo come prova del pagamento.",
         "Aus der elektronischen Quittung (RT) von pagoPA erstellt. Als Zahlungsnachweis aufbewahren.",
     );
+    note(pen, top, &text);
+}
+
+/// Small print at the foot of the page (never below its margin).
+/// Shared with `issued`.
+pub(crate) fn note(pen: &mut Pen, top: f32, text: &str) {
     let top = top.min(PAGE_H - MARGIN - 40.0);
-    pen.fitted(MARGIN, top, CONTENT_W, 4, Weight::Regular, 8.0, 6.5, &note);
+    pen.fitted(MARGIN, top, CONTENT_W, 4, Weight::Regular, 8.0, 6.5, text);
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ mod catalogue;
 mod citizens;
 mod claim;
 pub mod dashboard;
+pub mod desks;
 mod enti;
 mod iuv;
 mod keys;

@@ -90,7 +90,7 @@ fn amount_text(def: &FormDef) -> String {
 
 /// The form of `service`: its saved definition; without one, the minimal
 /// form of a fixed amount; a service with neither is not offered.
-async fn form_of(ctx: &Ctx, ente: &str, service: Service) -> Result<Option<ServiceForm>, AppError> {
+pub(crate) async fn form_of(ctx: &Ctx, ente: &str, service: Service) -> Result<Option<ServiceForm>, AppError> {
     let at = Place::new("portal.spontaneous.form", ente, &service.code);
     match ctx.store().service_form(ente, &service.code).await.at(at)? {
         Some(rec) => {
@@ -158,7 +158,7 @@ pub fn well_formed_token(t: &str) -> bool {
     t.len() == 32 && t.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
-fn rejected(errors: Vec<FieldError>) -> AppError {
+pub(crate) fn rejected(errors: Vec<FieldError>) -> AppError {
     let mut e = AppError::invalid(
         errors.first().map_or("INVALID", |f| f.code),
         "il modulo contiene errori: correggere i campi indicati",
@@ -207,12 +207,12 @@ pub struct Submitted {
 }
 
 /// The end of a day in Italy.
-fn end_of(day: chrono::NaiveDate) -> DateTime<Utc> {
+pub(crate) fn end_of(day: chrono::NaiveDate) -> DateTime<Utc> {
     incasso_core::time::from_rome(day.and_hms_opt(23, 59, 59).unwrap_or_default())
 }
 
-/// The position of an accepted spontaneous payment: one notice, due the
-/// next day and expiring after it, the service's taxonomy, account and
+/// The position of an accepted spontaneous payment: one notice, due at
+/// `due` and expiring after it, the service's taxonomy, account and
 /// accertamento, the answers as the option's metadata.
 fn position_of(
     iupd: &str,
@@ -220,7 +220,7 @@ fn position_of(
     service: &Service,
     office_name: Option<String>,
     a: &Accepted,
-    now: DateTime<Utc>,
+    due: DateTime<Utc>,
 ) -> DebtPosition {
     let kind = if a.debtor_fiscal_code.chars().count() == 11 {
         DebtorType::G
@@ -259,8 +259,6 @@ fn position_of(
             .map(|(k, v)| (k.clone(), v.chars().take(140).collect())),
     );
     metadata.truncate(incasso_core::position::MAX_METADATA);
-    let today = incasso_core::time::to_rome(now).date();
-    let due = end_of(today.checked_add_days(Days::new(1)).unwrap_or(today));
     let option = PaymentOption {
         iuv: None,
         notice_number: None,
@@ -301,7 +299,7 @@ fn position_of(
 /// A refusal of the position by the catalogue's own data (an accertamento
 /// that no longer exists, an account missing): the Ente's to fix, not the
 /// citizen's.
-fn misconfigured(e: AppError, ente: &str, code: &str) -> AppError {
+pub(crate) fn misconfigured(e: AppError, ente: &str, code: &str) -> AppError {
     if e.kind != Kind::Invalid {
         return e;
     }
@@ -334,35 +332,7 @@ pub async fn submit(
     let (f, accepted) = check(ctx, ente, code, answers).await?;
     let iupd = format!("{IUPD_PREFIX}{}", token.to_uppercase());
     let at = Place::new("portal.spontaneous.submit", ente, &iupd);
-    let stored = crate::audit::audited(ctx, Some(ente), "spontaneous.create", &iupd, async {
-        let (request, _new) = ctx
-            .store()
-            .open_spontaneous(ente, token, &f.service.code, &iupd, ctx.now())
-            .await
-            .at(at)?;
-        if request.service_code != f.service.code
-            || request.state != incasso_store::SPONTANEOUS_OPEN
-        {
-            return Err(used_token());
-        }
-        let stored = match ctx.store().get_position(ente, &iupd).await {
-            Ok(s) => s,
-            Err(StoreError::NotFound(_)) => create(ctx, ente, &f, &accepted, &iupd).await?,
-            Err(e) => return Err(crate::error::from_store(e, &at)),
-        };
-        // The same token with another debtor is not a retry of this one.
-        if !stored
-            .position
-            .debtor
-            .fiscal_code
-            .eq_ignore_ascii_case(&accepted.debtor_fiscal_code)
-        {
-            return Err(used_token());
-        }
-        Ok((stored, request.cart_id))
-    })
-    .await;
-    let (stored, cart_id) = stored?;
+    let (stored, cart_id) = open(ctx, ente, &f, &accepted, token).await?;
     let o = &stored.position.options[0];
     let nav = o
         .notice_number
@@ -392,6 +362,54 @@ pub async fn submit(
     })
 }
 
+/// Records the spontaneous payment of the one-time `token` and makes its
+/// position (iupd [`IUPD_PREFIX`] + the token), or finds the one the same
+/// token made before: answers it and the portal cart it went to, if any.
+/// Shared by the portal's [`submit`] and DigitPOS (`crate::digitpos`),
+/// whose positions the abandonment job closes alike.
+pub(crate) async fn open(
+    ctx: &Ctx,
+    ente: &str,
+    f: &ServiceForm,
+    accepted: &Accepted,
+    token: &str,
+) -> Result<(StoredPosition, Option<String>), AppError> {
+    let iupd = format!("{IUPD_PREFIX}{}", token.to_uppercase());
+    let at = Place::new("portal.spontaneous.open", ente, &iupd);
+    crate::audit::audited(ctx, Some(ente), "spontaneous.create", &iupd, async {
+        let (request, _new) = ctx
+            .store()
+            .open_spontaneous(ente, token, &f.service.code, &iupd, ctx.now())
+            .await
+            .at(at)?;
+        if request.service_code != f.service.code
+            || request.state != incasso_store::SPONTANEOUS_OPEN
+        {
+            return Err(used_token());
+        }
+        let stored = match ctx.store().get_position(ente, &iupd).await {
+            Ok(s) => s,
+            Err(StoreError::NotFound(_)) => {
+                let today = incasso_core::time::to_rome(ctx.now()).date();
+                let due = end_of(today.checked_add_days(Days::new(1)).unwrap_or(today));
+                create(ctx, ente, f, accepted, &iupd, due).await?
+            }
+            Err(e) => return Err(crate::error::from_store(e, &at)),
+        };
+        // The same token with another debtor is not a retry of this one.
+        if !stored
+            .position
+            .debtor
+            .fiscal_code
+            .eq_ignore_ascii_case(&accepted.debtor_fiscal_code)
+        {
+            return Err(used_token());
+        }
+        Ok((stored, request.cart_id))
+    })
+    .await
+}
+
 fn used_token() -> AppError {
     AppError::conflict(
         "FORM_ALREADY_SENT",
@@ -399,12 +417,17 @@ fn used_token() -> AppError {
     )
 }
 
-async fn create(
+/// Makes the position of an accepted form (`iupd`, due at `due`), placed
+/// in the service and its office, published at once; the same iupd made
+/// meanwhile by a concurrent request is read back. Shared with the
+/// counter desk (`crate::desk`), which issues from the same forms.
+pub(crate) async fn create(
     ctx: &Ctx,
     ente: &str,
     f: &ServiceForm,
     accepted: &Accepted,
     iupd: &str,
+    due: DateTime<Utc>,
 ) -> Result<StoredPosition, AppError> {
     let at = Place::new("portal.spontaneous.create", ente, iupd);
     let e = ctx.store().get_ente(ente).await.at(at)?;
@@ -424,7 +447,7 @@ async fn create(
         &f.service,
         office.as_ref().map(|o| o.name.clone()),
         accepted,
-        ctx.now(),
+        due,
     );
     let placement = Placement {
         service: Some(f.service.code.clone()),
