@@ -21,6 +21,7 @@ mod citizens;
 mod claim;
 pub mod dashboard;
 mod digitpos;
+pub mod desks;
 mod enti;
 mod iuv;
 mod keys;
