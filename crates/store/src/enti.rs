@@ -232,6 +232,7 @@ impl Store {
                 .await?;
             resealed += 1;
         }
+        resealed += self.reseal_webhook_secrets().await?;
         Ok(resealed)
     }
 

@@ -23,6 +23,7 @@ pub mod dashboard;
 mod digitpos;
 pub mod desks;
 mod enti;
+pub mod events;
 mod iuv;
 mod keys;
 pub mod mail;
@@ -41,6 +42,7 @@ mod sqlite_thread;
 mod supply_writer;
 mod time;
 mod uploads;
+pub mod webhooks;
 
 pub use bulk::{Existing, INTERRUPTED, LOADING, PaidItem, SupplyError, SupplyOfFile, SupplyRecord};
 pub use citizens::{CitizenSessionRecord, DebtorSection};

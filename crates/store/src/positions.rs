@@ -443,6 +443,7 @@ impl Store {
         progress: Option<&crate::UploadProgress>,
     ) -> Result<()> {
         let mut tx = self.write_tx().await?;
+        let mut events = Vec::new();
         let mut seen = BTreeSet::new();
         for (index, iupd) in iupds.iter().enumerate() {
             // The same iupd twice deletes it once, as a set of iupds means.
@@ -457,10 +458,14 @@ impl Store {
                 .check_deletable()
                 .map_err(|e| item_error(index, iupd, e.into()))?;
             delete_by_id(&mut tx, current.id).await?;
+            if crate::events::was_published(&current) {
+                events.push(crate::events::cancelled(ente, &current, "DELETED"));
+            }
         }
         if let Some(p) = progress {
             crate::uploads::apply_progress(&mut tx, p).await?;
         }
+        crate::events::write(&mut tx, self.dialect, &events, Utc::now()).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -799,6 +804,10 @@ impl Store {
         let current = load_position(&mut tx, ente, iupd, self.dialect.for_update()).await?;
         current.position.check_deletable()?;
         delete_by_id(&mut tx, current.id).await?;
+        if crate::events::was_published(&current) {
+            let e = crate::events::cancelled(ente, &current, "DELETED");
+            crate::events::write(&mut tx, self.dialect, &[e], Utc::now()).await?;
+        }
         tx.commit().await?;
         Ok(())
     }
@@ -837,6 +846,19 @@ impl Store {
             find_by_notice(&mut tx, ente, notice_number, self.dialect.for_update()).await?;
         stored.position.pay_option(index, paid_at, now)?;
         save_state(&mut tx, &mut stored, now).await?;
+        let mut events = vec![crate::events::paid(
+            ente,
+            &stored,
+            index,
+            &crate::events::Payment {
+                receipt: None,
+                amount: stored.position.options[index].amount.0,
+                paid_at,
+                anomaly: None,
+            },
+        )];
+        events.extend(crate::events::reported_now(&mut tx, ente, &stored, index).await?);
+        crate::events::write(&mut tx, self.dialect, &events, now).await?;
         tx.commit().await?;
         // A flow may have listed it already: answered as GPD shows it.
         let mut conn = self.pool.acquire().await?;
@@ -923,6 +945,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Vec<Result<()>>> {
         let mut tx = self.write_tx().await?;
+        let mut events = Vec::new();
         let mut out = Vec::with_capacity(paid.len());
         for (notice_number, paid_at) in paid {
             let found =
@@ -942,8 +965,21 @@ impl Store {
                 continue;
             }
             save_state(&mut tx, &mut stored, now).await?;
+            events.push(crate::events::paid(
+                ente,
+                &stored,
+                index,
+                &crate::events::Payment {
+                    receipt: None,
+                    amount: stored.position.options[index].amount.0,
+                    paid_at: *paid_at,
+                    anomaly: None,
+                },
+            ));
+            events.extend(crate::events::reported_now(&mut tx, ente, &stored, index).await?);
             out.push(Ok(()));
         }
+        crate::events::write(&mut tx, self.dialect, &events, now).await?;
         tx.commit().await?;
         Ok(out)
     }
@@ -956,9 +992,14 @@ impl Store {
     ) -> Result<StoredPosition> {
         let mut tx = self.write_tx().await?;
         let mut stored = load_position(&mut tx, ente, iupd, self.dialect.for_update()).await?;
+        let was_published = crate::events::was_published(&stored);
         change(&mut stored.position)?;
         let now = stored.position.last_updated_date.unwrap_or_default();
         save_state(&mut tx, &mut stored, now).await?;
+        if was_published && stored.position.status == PositionStatus::Invalid {
+            let e = crate::events::cancelled(ente, &stored, "INVALIDATED");
+            crate::events::write(&mut tx, self.dialect, &[e], now).await?;
+        }
         tx.commit().await?;
         Ok(stored)
     }

@@ -129,6 +129,8 @@ impl Store {
         // insert at the end (primary key), and the whole transaction,
         // position update included, rolls back.
         let mut position_id = None;
+        // Told in this transaction, so never lost nor told of a rollback.
+        let mut events = Vec::new();
         let outcome = if r.owner_ente != r.ente {
             ReceiptOutcome::Recorded
         } else if r.outcome != "OK" {
@@ -151,11 +153,24 @@ impl Store {
                     match stored.position.pay_option(index, paid_at, now) {
                         Ok(()) => {
                             crate::positions::save_state(&mut tx, &mut stored, now).await?;
-                            if option_amount == r.amount {
+                            let outcome = if option_amount == r.amount {
                                 ReceiptOutcome::Applied
                             } else {
                                 ReceiptOutcome::Flagged(Anomaly::AmountMismatch)
-                            }
+                            };
+                            let payment = crate::events::Payment {
+                                receipt: Some(r),
+                                amount: r.amount,
+                                paid_at,
+                                anomaly: (option_amount != r.amount)
+                                    .then_some(Anomaly::AmountMismatch.as_str()),
+                            };
+                            events.push(crate::events::paid(&r.ente, &stored, index, &payment));
+                            events.extend(
+                                crate::events::reported_now(&mut tx, &r.ente, &stored, index)
+                                    .await?,
+                            );
+                            outcome
                         }
                         Err(
                             TransitionError::AlreadyPaid | TransitionError::InstallmentsStarted,
@@ -216,6 +231,7 @@ impl Store {
             }
             Err(e) => return Err(e.into()),
         }
+        crate::events::write(&mut tx, self.dialect, &events, now).await?;
         tx.commit().await?;
         if let Some(a) = anomaly {
             tracing::warn!(anomaly = a.as_str(), "receipt stored with an anomaly");

@@ -110,9 +110,16 @@ impl Store {
     ) -> Result<Vec<FlowIntake>> {
         let mut tx = self.write_tx().await?;
         let mut outcomes = Vec::with_capacity(flows.len());
+        let mut events = Vec::new();
         for flow in flows {
-            outcomes.push(self.store_flow_in(&mut tx, ente, flow, now).await?);
+            let outcome = self.store_flow_in(&mut tx, ente, flow, now).await?;
+            // A current version tells the paid options it lists (REPORTED).
+            if matches!(outcome, FlowIntake::Stored | FlowIntake::Replaced) {
+                events.extend(crate::events::reported_by_flow(&mut tx, ente, flow).await?);
+            }
+            outcomes.push(outcome);
         }
+        crate::events::write(&mut tx, self.dialect, &events, now).await?;
         tx.commit().await?;
         Ok(outcomes)
     }

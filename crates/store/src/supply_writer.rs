@@ -251,6 +251,7 @@ async fn write_loop(
         store: store.clone(),
         thread,
         tx: None,
+        events: Vec::new(),
     };
     // The first failure: every later write is skipped, and whoever waits
     // next is told.
@@ -275,6 +276,7 @@ async fn write_loop(
         if failure.is_some()
             && let Some(t) = w.tx.take()
         {
+            w.events.clear();
             let _ = t.rollback().await;
         }
         match op {
@@ -324,6 +326,7 @@ async fn write_loop(
                     Some(e) => Err(e),
                     None => {
                         async {
+                            let events = std::mem::take(&mut w.events);
                             let t = w.open().await?;
                             let updated = t
                                 .execute(supply_update(
@@ -336,6 +339,9 @@ async fn write_loop(
                                 .await;
                             supply_updated(updated, Some(expected))?;
                             t.execute_all(supply_errors(supply_id, &record.errors))
+                                .await?;
+                            // Last, for the ordering lock's sake (store::events).
+                            t.execute_all(crate::events::statements(store.dialect, &events, now))
                                 .await?;
                             if let Some(t) = w.tx.take() {
                                 t.commit().await?;
@@ -357,6 +363,7 @@ async fn write_loop(
                 let _ = reply.send(result);
             }
             Op::Rollback(reply) => {
+                w.events.clear();
                 let result = match w.tx.take() {
                     Some(t) => t.rollback().await,
                     None => Ok(()),
@@ -379,6 +386,8 @@ struct Writes {
     store: Store,
     thread: Option<SqliteThread>,
     tx: Option<SupplyTx>,
+    /// The CANCELLED events of this transaction, written at its commit.
+    events: Vec<crate::events::NewEvent>,
 }
 
 impl Writes {
@@ -459,9 +468,16 @@ async fn cancel(
             .execute_all(crate::positions::delete_statements(stored.id))
             .await;
     }
+    let was_published = crate::events::was_published(&stored);
     stored.position.invalidate(now)?;
     t.execute_all(crate::positions::state_statements(&stored, now))
-        .await
+        .await?;
+    if was_published {
+        stored.version += 1;
+        w.events
+            .push(crate::events::cancelled(ente, &stored, "INVALIDATED"));
+    }
+    Ok(())
 }
 
 /// (notice number, IUV) of each option.
