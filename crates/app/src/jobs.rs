@@ -44,6 +44,9 @@ pub fn start(app: &App) -> Jobs {
         tokio::spawn(close_expired_sessions(app.store.clone())),
         tokio::spawn(close_abandoned_spontaneous(app.clone())),
     ];
+    if app.settings.pos.is_some() {
+        jobs.push(tokio::spawn(crate::pos::run(app.clone())));
+    }
     if crate::mail::enabled(app) {
         jobs.push(tokio::spawn(crate::mail::run(app.clone())));
     }

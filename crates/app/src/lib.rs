@@ -35,6 +35,7 @@ pub mod notices;
 pub mod operators;
 pub mod paging;
 pub mod portal;
+pub mod pos;
 pub mod positions;
 pub mod receipts;
 pub mod reconcile;
@@ -69,6 +70,8 @@ pub struct Settings {
     pub smtp_url: Option<String>,
     /// The sender of incasso's e-mail (`Name <address>` or an address).
     pub mail_from: Option<String>,
+    /// pagoPA's POS gateway, for the desks' card terminals: none, no POS.
+    pub pos: Option<pos::PosSettings>,
 }
 
 impl Settings {
@@ -79,6 +82,7 @@ impl Settings {
             spid: None,
             smtp_url: None,
             mail_from: None,
+            pos: None,
         }
     }
 }

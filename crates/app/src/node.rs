@@ -403,6 +403,15 @@ async fn send_rt(
                     rt_email,
                 )
                 .await;
+                // A desk's card terminal may be waiting for this receipt.
+                crate::pos::after_receipt(
+                    app,
+                    &record.ente,
+                    &record.notice_number,
+                    &record.receipt_id,
+                    record.payment_date_time,
+                )
+                .await;
             }
             Ok(wire::ok_response(if v2 {
                 Operation::SendRtV2
