@@ -18,6 +18,7 @@ pub mod node;
 pub mod notices;
 pub mod paging;
 pub mod portal;
+pub mod pos;
 pub mod recon_api;
 
 use axum::Router;
@@ -95,6 +96,7 @@ pub fn router(state: AppState) -> Router {
         )
         .merge(backoffice::routes())
         .merge(portal::routes(&state))
+        .merge(pos::routes())
         .merge(assets::routes())
         .merge(SwaggerUi::new("/api/docs").url("/api/openapi.json", openapi))
         .fallback(not_found)
