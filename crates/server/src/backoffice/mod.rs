@@ -16,6 +16,7 @@ mod accertamenti;
 mod audit;
 mod catalogue;
 mod dashboard;
+mod desk;
 mod keys;
 mod layouts;
 mod portal_settings;
@@ -57,6 +58,7 @@ pub fn routes() -> Router<AppState> {
         .merge(audit::routes())
         .merge(dashboard::routes())
         .merge(positions::routes())
+        .merge(desk::routes())
         .merge(supplies::routes())
         .merge(layouts::routes())
         .merge(reporting::routes())

@@ -41,6 +41,12 @@ pub const NAV: &[Section] = &[
         admin_only: false,
     },
     Section {
+        path: "/backoffice/sportello",
+        label: "Sportello digitale",
+        area: Some(Area::Positions),
+        admin_only: false,
+    },
+    Section {
         path: "/backoffice/forniture",
         label: "Forniture",
         area: Some(Area::Supplies),

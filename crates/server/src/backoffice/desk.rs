@@ -1,0 +1,1295 @@
+//! The Sportello Digitale (`/backoffice/sportello/...`): the counter desk,
+//! made for a clerk with a queue in front of them and the keyboard under
+//! their hands. Each step's first field has the focus, the tab order is
+//! the reading order, and everything works without JavaScript.
+//!
+//! 1. `/backoffice/sportello`: the desks the clerk may work at (the Ente's
+//!    administrators add desks here);
+//! 2. `/backoffice/sportello/{desk}`: the desk: a service to issue from,
+//!    the search of a person's open positions by fiscal code, the day;
+//! 3. `.../servizi/{code}`: the debtor and the service's form, then the
+//!    summary, then *Emetti*;
+//! 4. `.../emesse/{iupd}`: what was issued: print the notice, print the
+//!    Ente's copy (*avviso PA*), mail the notice;
+//! 5. `.../giornata`: the day's report, its closing and its exports.
+//!
+//! The desk is named in every URL rather than kept in the session: two
+//! tabs can work at two desks, a bookmark opens the clerk's own desk, and
+//! the back button never lands on another desk's page. Every use case
+//! checks that the clerk may work at it. Fiscal codes travel only in POST
+//! bodies, never in a URL.
+
+use super::ui::{Chrome, download, export, page_with_status};
+use super::{SignedIn, error_page, page};
+use crate::AppState;
+use askama::Template;
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use chrono::NaiveDate;
+use incasso_app::desk::{self, DayReport, Desk, DeskService, Issued, Mailed};
+use incasso_app::portal::spontaneous::{ServiceForm, new_token, well_formed_token};
+use incasso_app::{AppError, Kind};
+use incasso_core::access::Role;
+use incasso_core::form::{self, Accepted, Amount, Answers, FieldKind};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+const SECTION: &str = "/backoffice/sportello";
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route(SECTION, get(home).post(create_desk))
+        .route("/backoffice/sportello/{desk}", get(desk_page))
+        .route("/backoffice/sportello/{desk}/cerca", post(search))
+        .route(
+            "/backoffice/sportello/{desk}/ristampa/{iupd}/avviso.pdf",
+            get(reprint),
+        )
+        .route(
+            "/backoffice/sportello/{desk}/servizi/{code}",
+            get(blank).post(review),
+        )
+        .route(
+            "/backoffice/sportello/{desk}/servizi/{code}/modifica",
+            post(amend),
+        )
+        .route(
+            "/backoffice/sportello/{desk}/servizi/{code}/emetti",
+            post(issue),
+        )
+        .route("/backoffice/sportello/{desk}/emesse/{iupd}", get(issued))
+        .route(
+            "/backoffice/sportello/{desk}/emesse/{iupd}/avviso.pdf",
+            get(notice_pdf),
+        )
+        .route(
+            "/backoffice/sportello/{desk}/emesse/{iupd}/avviso-pa.pdf",
+            get(avviso_pa),
+        )
+        .route(
+            "/backoffice/sportello/{desk}/emesse/{iupd}/email",
+            post(email),
+        )
+        .route("/backoffice/sportello/{desk}/giornata", get(day))
+        .route("/backoffice/sportello/{desk}/giornata/chiudi", post(close))
+}
+
+fn seg(s: &str) -> String {
+    super::ui::query_value(s)
+}
+
+fn desk_url(desk: &str) -> String {
+    format!("{SECTION}/{}", seg(desk))
+}
+
+fn issued_url(desk: &str, iupd: &str) -> String {
+    format!("{}/emesse/{}", desk_url(desk), seg(iupd))
+}
+
+/// A notice number as printed on the notice: in groups of four.
+fn groups_of_four(code: &str) -> String {
+    code.as_bytes()
+        .chunks(4)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn euro(c: incasso_core::Cents) -> String {
+    format!("{} €", c.to_italian())
+}
+
+fn rome(t: chrono::DateTime<chrono::Utc>) -> String {
+    incasso_core::time::to_rome(t)
+        .format("%d/%m/%Y %H:%M")
+        .to_string()
+}
+
+/// The signed-in operator's Ente, context and frame, or the page that
+/// says why not.
+async fn begin(
+    state: &AppState,
+    signed: &SignedIn,
+) -> Result<(String, incasso_app::Ctx), Response> {
+    let ente = signed.ente()?.to_string();
+    Ok((ente, signed.ctx(state)))
+}
+
+async fn chrome(state: &AppState, signed: &SignedIn) -> Chrome {
+    signed.chrome(state, SECTION).await
+}
+
+// ---------------------------------------------------------------- desks
+
+#[derive(Template)]
+#[template(path = "backoffice/desk_home.html")]
+struct HomePage {
+    chrome: Chrome,
+    desks: Vec<Desk>,
+    admin: bool,
+    offices: Vec<(String, String)>,
+    errors: Vec<String>,
+    code: String,
+    name: String,
+    office: String,
+}
+
+/// `GET /backoffice/sportello`: the desks the clerk may work at.
+async fn home(State(state): State<AppState>, signed: SignedIn) -> Response {
+    let (ente, ctx) = match begin(&state, &signed).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    home_page(
+        &state,
+        &signed,
+        &ente,
+        &ctx,
+        Vec::new(),
+        DeskForm::default(),
+    )
+    .await
+}
+
+#[derive(Deserialize, Default)]
+struct DeskForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    office: String,
+}
+
+async fn home_page(
+    state: &AppState,
+    signed: &SignedIn,
+    ente: &str,
+    ctx: &incasso_app::Ctx,
+    errors: Vec<String>,
+    form: DeskForm,
+) -> Response {
+    let admin = matches!(
+        signed.operator.rights.role,
+        Role::EnteAdmin | Role::IntermediaryAdmin
+    );
+    let desks = match desk::list(ctx, ente).await {
+        Ok(d) => d,
+        Err(e) => return error_page(chrome(state, signed).await, &e),
+    };
+    let offices = if admin {
+        state
+            .app
+            .store
+            .list_offices(ente)
+            .await
+            .map(|os| os.into_iter().map(|o| (o.code, o.name)).collect())
+            .unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    let status = if errors.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::BAD_REQUEST
+    };
+    page_with_status(
+        &HomePage {
+            chrome: chrome(state, signed).await,
+            desks,
+            admin,
+            offices,
+            errors,
+            code: form.code,
+            name: form.name,
+            office: form.office,
+        },
+        status,
+    )
+}
+
+/// `POST /backoffice/sportello`: an administrator adds a desk.
+async fn create_desk(
+    State(state): State<AppState>,
+    signed: SignedIn,
+    axum::Form(form): axum::Form<DeskForm>,
+) -> Response {
+    if let Err(r) = signed.check_csrf(&form.csrf) {
+        return r;
+    }
+    let (ente, ctx) = match begin(&state, &signed).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let office = Some(form.office.as_str()).filter(|o| !o.is_empty());
+    match desk::create(&ctx, &ente, &form.code, &form.name, office).await {
+        Ok(d) => Redirect::to(&desk_url(&d.code)).into_response(),
+        Err(e) if matches!(e.kind, Kind::Invalid | Kind::Conflict) => {
+            let errors = if e.errors.is_empty() {
+                vec![e.detail.clone()]
+            } else {
+                e.errors.iter().map(|f| f.message.clone()).collect()
+            };
+            home_page(&state, &signed, &ente, &ctx, errors, form).await
+        }
+        Err(e) => error_page(chrome(&state, &signed).await, &e),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "backoffice/desk_desk.html")]
+struct DeskPage {
+    chrome: Chrome,
+    desk: Desk,
+    services: Vec<DeskService>,
+    /// The clerk may issue (else: only the search and the day).
+    writer: bool,
+    fiscal_code: String,
+    search_error: Option<String>,
+    /// `None`: no search made; else its results.
+    found: Option<Vec<Found>>,
+}
+
+struct Found {
+    iupd: String,
+    debtor: String,
+    service: String,
+    notice_number: String,
+    amount: String,
+    due: String,
+    state: &'static str,
+    reprint: String,
+}
+
+/// `GET /backoffice/sportello/{desk}`: choose the service, or search.
+async fn desk_page(
+    State(state): State<AppState>,
+    signed: SignedIn,
+    Path(code): Path<String>,
+) -> Response {
+    render_desk(&state, &signed, &code, String::new(), None, None).await
+}
+
+async fn render_desk(
+    state: &AppState,
+    signed: &SignedIn,
+    code: &str,
+    fiscal_code: String,
+    search_error: Option<String>,
+    found: Option<Vec<Found>>,
+) -> Response {
+    let (ente, ctx) = match begin(state, signed).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let d = match desk::get(&ctx, &ente, code).await {
+        Ok(d) => d,
+        Err(e) => return error_page(chrome(state, signed).await, &e),
+    };
+    let (services, writer) = match desk::services(&ctx, &ente).await {
+        Ok(s) => (s, true),
+        Err(e) if e.kind == Kind::Forbidden => (Vec::new(), false),
+        Err(e) => return error_page(chrome(state, signed).await, &e),
+    };
+    let status = if search_error.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    page_with_status(
+        &DeskPage {
+            chrome: chrome(state, signed).await,
+            desk: d,
+            services,
+            writer,
+            fiscal_code,
+            search_error,
+            found,
+        },
+        status,
+    )
+}
+
+#[derive(Deserialize)]
+struct SearchForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    codice_fiscale: String,
+}
+
+/// `POST /backoffice/sportello/{desk}/cerca`: a person's open positions.
+async fn search(
+    State(state): State<AppState>,
+    signed: SignedIn,
+    Path(code): Path<String>,
+    axum::Form(form): axum::Form<SearchForm>,
+) -> Response {
+    if let Err(r) = signed.check_csrf(&form.csrf) {
+        return r;
+    }
+    let (ente, ctx) = match begin(&state, &signed).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    if let Err(e) = desk::get(&ctx, &ente, &code).await {
+        return error_page(chrome(&state, &signed).await, &e);
+    }
+    let fc = form.codice_fiscale.trim().to_uppercase();
+    match desk::find(&ctx, &ente, &fc).await {
+        Ok(rows) => {
+            let found = rows
+                .into_iter()
+                .map(|r| Found {
+                    reprint: format!("{}/ristampa/{}/avviso.pdf", desk_url(&code), seg(&r.iupd)),
+                    debtor: r.debtor_name,
+                    service: r.service_name.or(r.service_code).unwrap_or_default(),
+                    notice_number: r.notice_number.unwrap_or_default(),
+                    amount: euro(r.amount),
+                    due: incasso_core::time::to_rome(r.due_date)
+                        .format("%d/%m/%Y")
+                        .to_string(),
+                    state: incasso_app::positions::status_label(r.status),
+                    iupd: r.iupd,
+                })
+                .collect();
+            render_desk(&state, &signed, &code, fc, None, Some(found)).await
+        }
+        Err(e) if e.kind == Kind::Invalid => {
+            render_desk(&state, &signed, &code, fc, Some(e.detail), None).await
+        }
+        Err(e) => error_page(chrome(&state, &signed).await, &e),
+    }
+}
+
+fn pdf(bytes: Vec<u8>, name: &str) -> Response {
+    let mut resp = download(bytes, "application/pdf", name);
+    // Shown in the browser, where it is printed at once.
+    resp.headers_mut().insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_str(&format!("inline; filename=\"{name}\""))
+            .unwrap_or_else(|_| HeaderValue::from_static("inline")),
+    );
+    resp
+}
+
+/// `GET .../ristampa/{iupd}/avviso.pdf`: the notice of a position found.
+async fn reprint(
+    State(state): State<AppState>,
+    signed: SignedIn,
+    Path((code, iupd)): Path<(String, String)>,
+) -> Response {
+    let (ente, ctx) = match begin(&state, &signed).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let result = match desk::get(&ctx, &ente, &code).await {
+        Ok(_) => desk::reprint(&ctx, &ente, &iupd).await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(bytes) => pdf(
+            bytes,
+            &format!("avviso-{}.pdf", incasso_app::notices::file_safe(&iupd)),
+        ),
+        Err(e) => error_page(chrome(&state, &signed).await, &e),
+    }
+}
+
+// ---------------------------------------------------------------- the form
+
+/// One input of the form, as the template draws it.
+struct Input {
+    name: String,
+    id: String,
+    label: String,
+    help: String,
+    value: String,
+    error: Option<String>,
+    required: bool,
+    /// `text`, `email`, `date`, or `select` for a choice.
+    input_type: &'static str,
+    inputmode: &'static str,
+    autocomplete: &'static str,
+    maxlength: u32,
+    choices: Vec<(String, bool)>,
+    autofocus: bool,
+}
+
+impl Input {
+    fn described_by(&self) -> String {
+        let mut ids = Vec::new();
+        if !self.help.is_empty() {
+            ids.push(format!("{}-aiuto", self.id));
+        }
+        if self.error.is_some() {
+            ids.push(format!("{}-errore", self.id));
+        }
+        ids.join(" ")
+    }
+}
+
+struct AmountRow {
+    index: usize,
+    label: String,
+    amount: String,
+    checked: bool,
+}
+
+struct AmountView {
+    mode: &'static str,
+    fixed: String,
+    rows: Vec<AmountRow>,
+    value: String,
+    help: String,
+    error: Option<String>,
+}
+
+struct Problem {
+    href: String,
+    label: String,
+    message: String,
+}
+
+#[derive(Template)]
+#[template(path = "backoffice/desk_form.html")]
+struct FormPage {
+    chrome: Chrome,
+    desk: Desk,
+    code: String,
+    service_name: String,
+    token: String,
+    debtor: Vec<Input>,
+    fields: Vec<Input>,
+    amount: AmountView,
+    problems: Vec<Problem>,
+    alert: Option<String>,
+}
+
+struct Line {
+    label: String,
+    value: String,
+}
+
+#[derive(Template)]
+#[template(path = "backoffice/desk_summary.html")]
+struct SummaryPage {
+    chrome: Chrome,
+    desk: Desk,
+    code: String,
+    service_name: String,
+    token: String,
+    lines: Vec<Line>,
+    amount: String,
+    hidden: Vec<(String, String)>,
+}
+
+fn kind_input(kind: FieldKind) -> (&'static str, &'static str) {
+    match kind {
+        FieldKind::Text | FieldKind::FiscalCode => ("text", "text"),
+        FieldKind::Number => ("text", "decimal"),
+        FieldKind::Date => ("date", "text"),
+        FieldKind::Email => ("email", "email"),
+        FieldKind::Choice => ("select", "text"),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn debtor_input(
+    name: &str,
+    label: &str,
+    help: &str,
+    required: bool,
+    input_type: &'static str,
+    maxlength: u32,
+    answers: &Answers,
+    errors: &BTreeMap<String, String>,
+) -> Input {
+    Input {
+        name: name.into(),
+        id: format!("f-{name}"),
+        label: label.into(),
+        help: help.into(),
+        value: answers.get(name).cloned().unwrap_or_default(),
+        error: errors.get(name).cloned(),
+        required,
+        input_type,
+        inputmode: if input_type == "email" {
+            "email"
+        } else {
+            "text"
+        },
+        autocomplete: "off",
+        maxlength,
+        choices: Vec::new(),
+        autofocus: false,
+    }
+}
+
+fn form_page(
+    chrome: Chrome,
+    d: Desk,
+    f: &ServiceForm,
+    token: &str,
+    answers: &Answers,
+    errors: &BTreeMap<String, String>,
+    alert: Option<String>,
+) -> FormPage {
+    let mut debtor = vec![
+        debtor_input(
+            form::DEBTOR_FISCAL_CODE,
+            "Codice fiscale del debitore",
+            "16 caratteri per una persona, 11 cifre per un'impresa o un ente",
+            true,
+            "text",
+            16,
+            answers,
+            errors,
+        ),
+        debtor_input(
+            form::DEBTOR_NAME,
+            "Nome e cognome (o ragione sociale)",
+            "",
+            true,
+            "text",
+            70,
+            answers,
+            errors,
+        ),
+        debtor_input(
+            form::EMAIL,
+            "E-mail del debitore (facoltativa)",
+            "Per inviargli l'avviso e, a pagamento fatto, la ricevuta.",
+            false,
+            "email",
+            254,
+            answers,
+            errors,
+        ),
+    ];
+    let fields: Vec<Input> = f
+        .def
+        .fields
+        .iter()
+        .map(|fd| {
+            let (input_type, inputmode) = kind_input(fd.kind);
+            let v = answers.get(&fd.name).cloned().unwrap_or_default();
+            let help = match (fd.kind, fd.help.is_empty()) {
+                (_, false) => fd.help.clone(),
+                (FieldKind::Date, true) => "Formato gg/mm/aaaa".to_string(),
+                _ => String::new(),
+            };
+            Input {
+                id: format!("f-{}", fd.name),
+                name: fd.name.clone(),
+                label: fd.label.clone(),
+                help,
+                error: errors.get(&fd.name).cloned(),
+                required: fd.required,
+                input_type,
+                inputmode,
+                autocomplete: "off",
+                maxlength: fd
+                    .max_length
+                    .unwrap_or(form::MAX_VALUE_LEN)
+                    .min(form::MAX_VALUE_LEN),
+                choices: fd
+                    .choices
+                    .iter()
+                    .map(|o| (o.clone(), o.trim() == v.trim()))
+                    .collect(),
+                value: v,
+                autofocus: false,
+            }
+        })
+        .collect();
+    let typed = answers.get(form::AMOUNT).cloned().unwrap_or_default();
+    let amount = match &f.def.amount {
+        Amount::Fixed(c) => AmountView {
+            mode: "fixed",
+            fixed: c.to_italian(),
+            rows: Vec::new(),
+            value: String::new(),
+            help: String::new(),
+            error: None,
+        },
+        Amount::Table(rows) => AmountView {
+            mode: "table",
+            fixed: String::new(),
+            rows: rows
+                .iter()
+                .enumerate()
+                .map(|(i, r)| AmountRow {
+                    index: i,
+                    label: r.label.clone(),
+                    amount: r.cents.to_italian(),
+                    // The first row is chosen unless another was: one key
+                    // less for the usual case.
+                    checked: typed.trim() == i.to_string() || (typed.is_empty() && i == 0),
+                })
+                .collect(),
+            value: String::new(),
+            help: String::new(),
+            error: errors.get(form::AMOUNT).cloned(),
+        },
+        Amount::Range { min, max } => AmountView {
+            mode: "range",
+            fixed: String::new(),
+            rows: Vec::new(),
+            value: typed,
+            help: format!(
+                "Da {} € a {} € (esempio: 12,50)",
+                min.to_italian(),
+                max.to_italian()
+            ),
+            error: errors.get(form::AMOUNT).cloned(),
+        },
+    };
+    let mut problems = Vec::new();
+    for i in debtor.iter().chain(fields.iter()) {
+        if let Some(m) = &i.error {
+            problems.push(Problem {
+                href: format!("#{}", i.id),
+                label: i.label.clone(),
+                message: m.clone(),
+            });
+        }
+    }
+    if let Some(m) = &amount.error {
+        problems.push(Problem {
+            href: if amount.mode == "table" {
+                "#f-amount-0".into()
+            } else {
+                "#f-amount".into()
+            },
+            label: "Importo".into(),
+            message: m.clone(),
+        });
+    }
+    // The focus goes to the first field to fix, else to the first field;
+    // with a list of problems at the top, to that list.
+    if problems.is_empty() && alert.is_none() {
+        debtor[0].autofocus = true;
+    }
+    FormPage {
+        chrome,
+        desk: d,
+        code: f.service.code.clone(),
+        service_name: f.service.name.clone(),
+        token: token.to_string(),
+        debtor,
+        fields,
+        amount,
+        problems,
+        alert,
+    }
+}
+
+struct Posted {
+    csrf: String,
+    token: String,
+    answers: Answers,
+}
+
+fn posted(pairs: Vec<(String, String)>) -> Posted {
+    let mut p = Posted {
+        csrf: String::new(),
+        token: String::new(),
+        answers: Answers::new(),
+    };
+    for (k, v) in pairs.into_iter().take(100) {
+        match k.as_str() {
+            "csrf" => p.csrf = v,
+            "token" => p.token = v,
+            _ if k.len() <= 40 && !p.answers.contains_key(&k) => {
+                p.answers.insert(k, v.chars().take(1000).collect());
+            }
+            _ => {}
+        }
+    }
+    p
+}
+
+fn errors_of(e: &AppError) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for f in &e.errors {
+        out.entry(f.field.clone())
+            .or_insert_with(|| f.message.clone());
+    }
+    out
+}
+
+/// The desk and the service's form, or the page that says why not.
+async fn desk_and_form(
+    state: &AppState,
+    signed: &SignedIn,
+    desk_code: &str,
+    code: &str,
+) -> Result<(String, incasso_app::Ctx, Desk, ServiceForm), Response> {
+    let (ente, ctx) = begin(state, signed).await?;
+    let d = match desk::get(&ctx, &ente, desk_code).await {
+        Ok(d) => d,
+        Err(e) => return Err(error_page(chrome(state, signed).await, &e)),
+    };
+    match desk::service_form(&ctx, &ente, code).await {
+        Ok(f) => Ok((ente, ctx, d, f)),
+        Err(e) => Err(error_page(chrome(state, signed).await, &e)),
+    }
+}
+
+/// `GET .../servizi/{code}`: the empty form, with a new token.
+async fn blank(
+    State(state): State<AppState>,
+    signed: SignedIn,
+    Path((desk_code, code)): Path<(String, String)>,
+) -> Response {
+    match desk_and_form(&state, &signed, &desk_code, &code).await {
+        Ok((_, _, d, f)) => page(&form_page(
+            chrome(&state, &signed).await,
+            d,
+            &f,
+            &new_token(),
+            &Answers::new(),
+            &BTreeMap::new(),
+            None,
+        )),
+        Err(r) => r,
+    }
+}
+
+async fn rejected(
+    state: &AppState,
+    signed: &SignedIn,
+    d: Desk,
+    f: &ServiceForm,
+    p: &Posted,
+    e: &AppError,
+) -> Response {
+    let token = if well_formed_token(&p.token) {
+        p.token.clone()
+    } else {
+        new_token()
+    };
+    let alert = e.errors.is_empty().then(|| e.detail.clone());
+    page_with_status(
+        &form_page(
+            chrome(state, signed).await,
+            d,
+            f,
+            &token,
+            &p.answers,
+            &errors_of(e),
+            alert,
+        ),
+        StatusCode::BAD_REQUEST,
+    )
+}
+
+fn summary_lines(f: &ServiceForm, a: &Accepted) -> Vec<Line> {
+    let mut lines = vec![
+        Line {
+            label: "Debitore".into(),
+            value: a.debtor_name.clone(),
+        },
+        Line {
+            label: "Codice fiscale".into(),
+            value: a.debtor_fiscal_code.clone(),
+        },
+    ];
+    if let Some(e) = &a.email {
+        lines.push(Line {
+            label: "E-mail".into(),
+            value: e.clone(),
+        });
+    }
+    lines.push(Line {
+        label: "Causale".into(),
+        value: a.causale.clone(),
+    });
+    for (name, value) in &a.values {
+        if let Some(d) = f.def.field(name) {
+            lines.push(Line {
+                label: d.label.clone(),
+                value: value.clone(),
+            });
+        }
+    }
+    lines
+}
+
+/// `POST .../servizi/{code}`: the answers checked: the summary, or the
+/// form again with its errors (400).
+async fn review(
+    State(state): State<AppState>,
+    signed: SignedIn,
+    Path((desk_code, code)): Path<(String, String)>,
+    axum::Form(pairs): axum::Form<Vec<(String, String)>>,
+) -> Response {
+    let p = posted(pairs);
+    if let Err(r) = signed.check_csrf(&p.csrf) {
+        return r;
+    }
+    let (ente, ctx, d, f) = match desk_and_form(&state, &signed, &desk_code, &code).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    if !well_formed_token(&p.token) {
+        let e = AppError::invalid(
+            "BAD_TOKEN",
+            "Il modulo non è valido o è scaduto: compilarlo di nuovo.",
+        );
+        return rejected(&state, &signed, d, &f, &p, &e).await;
+    }
+    match desk::check(&ctx, &ente, &code, &p.answers).await {
+        Ok((f, a)) => {
+            let amount = match &a.amount_label {
+                Some(l) => format!("{} € ({l})", a.amount.to_italian()),
+                None => format!("{} €", a.amount.to_italian()),
+            };
+            page(&SummaryPage {
+                chrome: chrome(&state, &signed).await,
+                desk: d,
+                code: f.service.code.clone(),
+                service_name: f.service.name.clone(),
+                token: p.token.clone(),
+                lines: summary_lines(&f, &a),
+                amount,
+                hidden: p
+                    .answers
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            })
+        }
+        Err(e) if e.kind == Kind::Invalid => rejected(&state, &signed, d, &f, &p, &e).await,
+        Err(e) => error_page(chrome(&state, &signed).await, &e),
+    }
+}
+
+/// `POST .../servizi/{code}/modifica`: back to the form, answers kept.
+async fn amend(
+    State(state): State<AppState>,
+    signed: SignedIn,
+    Path((desk_code, code)): Path<(String, String)>,
+    axum::Form(pairs): axum::Form<Vec<(String, String)>>,
+) -> Response {
+    let p = posted(pairs);
+    if let Err(r) = signed.check_csrf(&p.csrf) {
+        return r;
+    }
+    match desk_and_form(&state, &signed, &desk_code, &code).await {
+        Ok((_, _, d, f)) => {
+            let token = if well_formed_token(&p.token) {
+                p.token.clone()
+            } else {
+                new_token()
+            };
+            page(&form_page(
+                chrome(&state, &signed).await,
+                d,
+                &f,
+                &token,
+                &p.answers,
+                &BTreeMap::new(),
+                None,
+            ))
+        }
+        Err(r) => r,
+    }
+}
+
+/// `POST .../servizi/{code}/emetti`: issued (303 to its page); issuing
+/// twice goes to the same position.
+async fn issue(
+    State(state): State<AppState>,
+    signed: SignedIn,
+    Path((desk_code, code)): Path<(String, String)>,
+    axum::Form(pairs): axum::Form<Vec<(String, String)>>,
+) -> Response {
+    let p = posted(pairs);
+    if let Err(r) = signed.check_csrf(&p.csrf) {
+        return r;
+    }
+    let (ente, ctx) = match begin(&state, &signed).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    match desk::issue(&ctx, &ente, &desk_code, &code, &p.token, &p.answers).await {
+        Ok(i) => Redirect::to(&issued_url(&i.desk.code, &i.iupd)).into_response(),
+        Err(e) if e.kind == Kind::Invalid => {
+            match desk_and_form(&state, &signed, &desk_code, &code).await {
+                Ok((_, _, d, f)) => rejected(&state, &signed, d, &f, &p, &e).await,
+                Err(r) => r,
+            }
+        }
+        Err(e) => error_page(chrome(&state, &signed).await, &e),
+    }
+}
+
+// ---------------------------------------------------------------- issued
+
+#[derive(Template)]
+#[template(path = "backoffice/desk_issued.html")]
+struct IssuedPage {
+    chrome: Chrome,
+    i: Issued,
+    notice_groups: String,
+    amount: String,
+    due: String,
+    issued_at: String,
+    quotas: Vec<(String, String)>,
+    notice_url: String,
+    copy_url: String,
+    email_url: String,
+    /// What the last action did (`?esito=`).
+    outcome: Option<&'static str>,
+    email: String,
+    email_error: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct OutcomeQuery {
+    #[serde(default)]
+    esito: String,
+}
+
+async fn issued_page(
+    state: &AppState,
+    signed: &SignedIn,
+    desk_code: &str,
+    iupd: &str,
+    outcome: Option<&'static str>,
+    email_error: Option<(String, String)>,
+) -> Response {
+    let (ente, ctx) = match begin(state, signed).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let i = match desk::issued(&ctx, &ente, iupd).await {
+        Ok(i) if i.desk.code == desk_code => i,
+        Ok(_) => {
+            return error_page(
+                chrome(state, signed).await,
+                &AppError::new(
+                    Kind::NotFound,
+                    "NOT_FOUND",
+                    "posizione non trovata tra quelle emesse a questo sportello",
+                ),
+            );
+        }
+        Err(e) => return error_page(chrome(state, signed).await, &e),
+    };
+    let base = issued_url(&i.desk.code, &i.iupd);
+    let (email, email_error, status) = match email_error {
+        Some((typed, message)) => (typed, Some(message), StatusCode::BAD_REQUEST),
+        None => (i.email.clone().unwrap_or_default(), None, StatusCode::OK),
+    };
+    page_with_status(
+        &IssuedPage {
+            chrome: chrome(state, signed).await,
+            notice_groups: groups_of_four(&i.notice_number),
+            amount: euro(i.amount),
+            due: incasso_core::time::to_rome(i.due)
+                .format("%d/%m/%Y")
+                .to_string(),
+            issued_at: rome(i.issued_at),
+            quotas: i
+                .quotas
+                .iter()
+                .map(|q| {
+                    let which = if q.description.is_empty() {
+                        q.accertamento.clone()
+                    } else {
+                        format!("{} - {}", q.accertamento, q.description)
+                    };
+                    (which, euro(q.amount))
+                })
+                .collect(),
+            notice_url: format!("{base}/avviso.pdf"),
+            copy_url: format!("{base}/avviso-pa.pdf"),
+            email_url: format!("{base}/email"),
+            outcome,
+            email,
+            email_error,
+            i,
+        },
+        status,
+    )
+}
+
+/// `GET .../emesse/{iupd}`: what was issued, and what to do with it.
+async fn issued(
+    State(state): State<AppState>,
+    signed: SignedIn,
+    Path((desk_code, iupd)): Path<(String, String)>,
+    Query(q): Query<OutcomeQuery>,
+) -> Response {
+    let outcome = match q.esito.as_str() {
+        "email" => Some("L'avviso è in partenza per e-mail."),
+        "email-gia" => {
+            Some("L'avviso era già stato inviato a questo indirizzo: non è stato inviato di nuovo.")
+        }
+        _ => None,
+    };
+    issued_page(&state, &signed, &desk_code, &iupd, outcome, None).await
+}
+
+/// `GET .../emesse/{iupd}/avviso.pdf`: the notice, to print.
+async fn notice_pdf(
+    State(state): State<AppState>,
+    signed: SignedIn,
+    Path((_desk, iupd)): Path<(String, String)>,
+) -> Response {
+    let (ente, ctx) = match begin(&state, &signed).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    match desk::notice_pdf(&ctx, &ente, &iupd).await {
+        Ok(b) => pdf(
+            b,
+            &format!("avviso-{}.pdf", incasso_app::notices::file_safe(&iupd)),
+        ),
+        Err(e) => error_page(chrome(&state, &signed).await, &e),
+    }
+}
+
+/// `GET .../emesse/{iupd}/avviso-pa.pdf`: the Ente's copy, to print.
+async fn avviso_pa(
+    State(state): State<AppState>,
+    signed: SignedIn,
+    Path((_desk, iupd)): Path<(String, String)>,
+) -> Response {
+    let (ente, ctx) = match begin(&state, &signed).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    match desk::avviso_pa(&ctx, &ente, &iupd).await {
+        Ok(b) => pdf(
+            b,
+            &format!("avviso-pa-{}.pdf", incasso_app::notices::file_safe(&iupd)),
+        ),
+        Err(e) => error_page(chrome(&state, &signed).await, &e),
+    }
+}
+
+#[derive(Deserialize)]
+struct EmailForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    email: String,
+}
+
+/// `POST .../emesse/{iupd}/email`: the notice by e-mail (once per
+/// address, however many times the button is pressed).
+async fn email(
+    State(state): State<AppState>,
+    signed: SignedIn,
+    Path((desk_code, iupd)): Path<(String, String)>,
+    axum::Form(form): axum::Form<EmailForm>,
+) -> Response {
+    if let Err(r) = signed.check_csrf(&form.csrf) {
+        return r;
+    }
+    let (ente, ctx) = match begin(&state, &signed).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let base = issued_url(&desk_code, &iupd);
+    match desk::email_notice(&ctx, &ente, &iupd, &form.email).await {
+        Ok(Mailed::Queued) => Redirect::to(&format!("{base}?esito=email")).into_response(),
+        Ok(Mailed::AlreadyQueued) => {
+            Redirect::to(&format!("{base}?esito=email-gia")).into_response()
+        }
+        Err(e) if e.kind == Kind::Invalid => {
+            issued_page(
+                &state,
+                &signed,
+                &desk_code,
+                &iupd,
+                None,
+                Some((form.email.clone(), e.detail.clone())),
+            )
+            .await
+        }
+        Err(e) => error_page(chrome(&state, &signed).await, &e),
+    }
+}
+
+// ---------------------------------------------------------------- the day
+
+#[derive(Template)]
+#[template(path = "backoffice/desk_day.html")]
+struct DayPage {
+    chrome: Chrome,
+    desk: Desk,
+    r: DayReport,
+    day_text: String,
+    day_value: String,
+    today: bool,
+    closed: Option<(String, String)>,
+    issued: Vec<[String; 6]>,
+    collected: Vec<[String; 4]>,
+    issued_total: String,
+    collected_total: String,
+    pos_total: String,
+    csv_url: String,
+    xlsx_url: String,
+    writer: bool,
+    outcome: Option<&'static str>,
+}
+
+#[derive(Deserialize)]
+struct DayQuery {
+    #[serde(default)]
+    giorno: String,
+    #[serde(default)]
+    formato: String,
+    #[serde(default)]
+    esito: String,
+}
+
+fn parse_day(s: &str) -> Option<NaiveDate> {
+    let s = s.trim();
+    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .or_else(|_| NaiveDate::parse_from_str(s, "%d/%m/%Y"))
+        .ok()
+}
+
+/// `GET .../giornata?giorno=AAAA-MM-GG[&formato=csv|xlsx]`: the day's
+/// report (today's by default), or its export.
+async fn day(
+    State(state): State<AppState>,
+    signed: SignedIn,
+    Path(desk_code): Path<String>,
+    Query(q): Query<DayQuery>,
+) -> Response {
+    let (ente, ctx) = match begin(&state, &signed).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let today = desk::today(&ctx);
+    let the_day = if q.giorno.trim().is_empty() {
+        today
+    } else {
+        match parse_day(&q.giorno) {
+            Some(d) => d,
+            None => {
+                return error_page(
+                    chrome(&state, &signed).await,
+                    &AppError::invalid("BAD_DATE", "giorno: una data come 31/12/2026"),
+                );
+            }
+        }
+    };
+    let d = match desk::get(&ctx, &ente, &desk_code).await {
+        Ok(d) => d,
+        Err(e) => return error_page(chrome(&state, &signed).await, &e),
+    };
+    let r = match desk::day(&ctx, &ente, &d.code, the_day).await {
+        Ok(r) => r,
+        Err(e) => return error_page(chrome(&state, &signed).await, &e),
+    };
+    let name = format!("sportello-{}-{}", d.code, the_day);
+    match q.formato.as_str() {
+        "csv" => return export(&desk::day_sheet(&r), super::ui::Export::Csv, &name),
+        "xlsx" => return export(&desk::day_sheet(&r), super::ui::Export::Xlsx, &name),
+        _ => {}
+    }
+    let writer = signed.operator.rights.may(
+        &ente,
+        incasso_core::access::Area::Positions,
+        incasso_core::access::Access::Write,
+    );
+    let base = format!("{}/giornata?giorno={}", desk_url(&d.code), the_day);
+    page(&DayPage {
+        chrome: chrome(&state, &signed).await,
+        day_text: the_day.format("%d/%m/%Y").to_string(),
+        day_value: the_day.to_string(),
+        today: the_day == today,
+        closed: r.closed.as_ref().map(|c| (c.by.clone(), rome(c.at))),
+        issued: r
+            .issued
+            .iter()
+            .map(|l| {
+                [
+                    incasso_core::time::to_rome(l.at)
+                        .format("%H:%M")
+                        .to_string(),
+                    l.operator.clone(),
+                    groups_of_four(&l.notice_number),
+                    format!("{} ({})", l.debtor_name, l.service_code),
+                    euro(l.amount),
+                    l.state.clone(),
+                ]
+            })
+            .collect(),
+        collected: r
+            .collected
+            .iter()
+            .map(|l| {
+                [
+                    incasso_core::time::to_rome(l.at)
+                        .format("%H:%M")
+                        .to_string(),
+                    groups_of_four(&l.notice_number),
+                    l.channel.clone(),
+                    euro(l.amount),
+                ]
+            })
+            .collect(),
+        issued_total: euro(r.issued_total),
+        collected_total: euro(r.collected_total),
+        pos_total: euro(r.pos_total),
+        csv_url: format!("{base}&formato=csv"),
+        xlsx_url: format!("{base}&formato=xlsx"),
+        writer: writer && r.closed.is_none() && the_day <= today,
+        outcome: (q.esito == "chiusa").then_some("Giornata chiusa: il riepilogo non cambia più."),
+        desk: d,
+        r,
+    })
+}
+
+#[derive(Deserialize)]
+struct CloseForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    giorno: String,
+}
+
+/// `POST .../giornata/chiudi`: the day closed (again: nothing changes).
+async fn close(
+    State(state): State<AppState>,
+    signed: SignedIn,
+    Path(desk_code): Path<String>,
+    axum::Form(form): axum::Form<CloseForm>,
+) -> Response {
+    if let Err(r) = signed.check_csrf(&form.csrf) {
+        return r;
+    }
+    let (ente, ctx) = match begin(&state, &signed).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let Some(the_day) = parse_day(&form.giorno) else {
+        return error_page(
+            chrome(&state, &signed).await,
+            &AppError::invalid("BAD_DATE", "giorno: una data come 31/12/2026"),
+        );
+    };
+    match desk::close_day(&ctx, &ente, &desk_code, the_day).await {
+        Ok(r) => Redirect::to(&format!(
+            "{}/giornata?giorno={}&esito=chiusa",
+            desk_url(&r.desk),
+            the_day
+        ))
+        .into_response(),
+        Err(e) => error_page(chrome(&state, &signed).await, &e),
+    }
+}
