@@ -43,6 +43,7 @@ pub mod sheet;
 pub mod spid;
 pub mod supply;
 pub mod upload;
+pub mod webhooks;
 
 pub use error::{AppError, At, Kind, Place};
 pub use identity::{Caller, CitizenIdentity, OperatorIdentity};

@@ -272,6 +272,17 @@ impl Store {
     /// Ente, and the cursor moved, in one transaction. Answers how many
     /// events were taken (0: nothing new).
     pub async fn fan_out_webhooks(&self, now: DateTime<Utc>, limit: u32) -> Result<usize> {
+        // Looked at first through a reader: an idle poll must not take
+        // SQLite's only writer.
+        let newer: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM position_events WHERE id > $1 ORDER BY id LIMIT 1",
+        )
+        .bind(self.event_cursor(CONSUMER).await?)
+        .fetch_optional(&self.pool)
+        .await?;
+        if newer.is_none() {
+            return Ok(0);
+        }
         let mut tx = self.write_tx().await?;
         let cursor = crate::events::cursor_for_update(&mut tx, self.dialect, CONSUMER, now).await?;
         let ids: Vec<i64> =
