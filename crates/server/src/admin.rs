@@ -1010,7 +1010,10 @@ async fn create_intermediary_key(
           crate::recon_api::put_treasury_settings, crate::recon_api::reversale,
           list_offices, put_office, delete_office, list_services, get_service, put_service,
           list_accertamenti, get_accertamento, put_accertamento, load_accertamenti,
-          list_ente_keys, create_ente_key, revoke_ente_key, list_intermediary_keys, create_intermediary_key),
+          list_ente_keys, create_ente_key, revoke_ente_key, list_intermediary_keys, create_intermediary_key,
+          crate::digitpos::pay_spontaneous, crate::digitpos::load_position, crate::digitpos::pay_position,
+          crate::digitpos::notice_pdf, crate::digitpos::receipt, crate::digitpos::receipt_pdf,
+          crate::digitpos::list_return_hosts, crate::digitpos::add_return_host, crate::digitpos::remove_return_host),
     components(schemas(ProblemJson, crate::error::Binary)),
     modifiers(&SecurityAddon),
     security(("ApiKey" = []))

@@ -12,6 +12,7 @@ pub mod auth;
 pub mod backoffice;
 pub mod bus_api;
 pub mod checkout;
+pub mod digitpos;
 pub mod error;
 pub mod gpd;
 pub mod node;
@@ -91,6 +92,7 @@ pub fn router(state: AppState) -> Router {
         .nest(
             "/api/v1",
             admin::routes()
+                .merge(digitpos::routes())
                 .route_layer(guard)
                 .layer(axum::middleware::from_fn(error::problem_json)),
         )
