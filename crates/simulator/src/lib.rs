@@ -13,6 +13,7 @@ mod checkout;
 mod fdr3;
 pub mod node;
 pub mod oidc;
+pub mod pos;
 pub mod smtp;
 
 use axum::Router;
@@ -150,6 +151,8 @@ struct Inner {
     oidc: oidc::Provider,
     /// Messages the SMTP server took ([`smtp`]).
     mail: Mutex<Vec<ReceivedMail>>,
+    /// The POS gateway, its terminals and acquirer ([`pos`]).
+    pos: pos::PosState,
 }
 
 impl Simulator {
@@ -165,6 +168,7 @@ impl Simulator {
                 public_url: Mutex::new(settings.public_url.clone().unwrap_or_default()),
                 oidc: oidc::Provider::new(settings.oidc.clone()),
                 mail: Mutex::new(Vec::new()),
+                pos: Default::default(),
             }),
         }
     }
@@ -244,6 +248,7 @@ impl Simulator {
             .route("/simulator/flows", post(publish_flows))
             .route("/simulator/treasury/{ente}", get(treasury_journal))
             .route("/health", get(|| async { "OK" }))
+            .merge(pos::routes())
             .with_state(self.clone())
     }
 

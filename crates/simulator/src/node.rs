@@ -144,7 +144,7 @@ impl NodeClient {
             .ok_or_else(|| SimError::NoRoute(fiscal_code.to_string(), seg))
     }
 
-    async fn call(
+    pub(crate) async fn call(
         &self,
         operation: &'static str,
         body: String,
@@ -289,7 +289,7 @@ impl NodeClient {
         })
     }
 
-    fn receipt_from(
+    pub(crate) fn receipt_from(
         &self,
         data: &Element,
         fiscal_code: &str,
