@@ -823,15 +823,96 @@ async fn live_report(
 pub const POS_CHANNEL: &str = "POS dello sportello";
 
 /// The collected payments, with those taken at the desk's POS terminal
-/// named so (and added, when their notice was not issued at the desk).
+/// (its sessions of the day) named so, and added when their notice was
+/// not issued at the desk (a notice of a supply, paid at the counter).
 async fn with_pos(
-    _ctx: &Ctx,
-    _ente: &str,
-    _d: &Desk,
-    _day: NaiveDate,
-    collected: Vec<CollectedLine>,
+    ctx: &Ctx,
+    ente: &str,
+    d: &Desk,
+    day: NaiveDate,
+    mut collected: Vec<CollectedLine>,
 ) -> Result<Vec<CollectedLine>, AppError> {
+    let at = Place::new("desk.day.pos", ente, &d.code);
+    let sessions = crate::pos::sessions_of_desk(ctx, ente, &d.code, day).await?;
+    let (from, to) = day_span(day);
+    for s in sessions {
+        for (nav, receipt_id) in &s.receipts {
+            if let Some(line) = collected.iter_mut().find(|l| &l.receipt_id == receipt_id) {
+                line.channel = POS_CHANNEL.to_string();
+                continue;
+            }
+            for r in ctx
+                .store()
+                .notice_collected(ente, nav, from, to)
+                .await
+                .at(at)?
+                .into_iter()
+                .filter(|r| &r.receipt_id == receipt_id)
+            {
+                collected.push(CollectedLine {
+                    at: r.paid_at,
+                    notice_number: r.notice_number,
+                    iuv: r.iuv,
+                    receipt_id: r.receipt_id,
+                    amount: Cents(r.amount),
+                    channel: POS_CHANNEL.to_string(),
+                });
+            }
+        }
+    }
+    collected.sort_by(|a, b| a.at.cmp(&b.at).then(a.receipt_id.cmp(&b.receipt_id)));
     Ok(collected)
+}
+
+/// The desk's POS terminal, when it has an active one and incasso talks
+/// to a POS gateway.
+pub async fn terminal(
+    ctx: &Ctx,
+    ente: &str,
+    desk: &str,
+) -> Result<Option<crate::pos::Terminal>, AppError> {
+    if ctx.settings().pos.is_none() {
+        return Ok(None);
+    }
+    Ok(crate::pos::terminals(ctx, ente)
+        .await?
+        .into_iter()
+        .find(|t| t.active && t.desk.as_deref() == Some(desk)))
+}
+
+/// Sends the notice of a position issued at desk `desk` to that desk's
+/// POS terminal, for its amount: the citizen pays it by card there.
+pub async fn push_to_terminal(
+    ctx: &Ctx,
+    ente: &str,
+    desk: &str,
+    iupd: &str,
+) -> Result<crate::pos::PosSessionView, AppError> {
+    let i = issued(ctx, ente, iupd).await?;
+    if i.desk.code != desk {
+        return Err(not_issued_here());
+    }
+    crate::pos::push_amounts(
+        ctx,
+        ente,
+        desk,
+        &[(i.notice_number.clone(), Some(i.amount))],
+    )
+    .await
+}
+
+/// The newest of today's POS sessions of desk `desk` that holds notice
+/// `nav`, if any: what the terminal is doing with it.
+pub async fn terminal_session(
+    ctx: &Ctx,
+    ente: &str,
+    desk: &str,
+    nav: &str,
+) -> Result<Option<crate::pos::PosSessionView>, AppError> {
+    let sessions = crate::pos::sessions_of_desk(ctx, ente, desk, today(ctx)).await?;
+    Ok(sessions
+        .into_iter()
+        .find(|s| s.notices.iter().any(|(n, _)| n == nav)))
 }
 
 /// The desk's day `day`: frozen as it was closed, or as it is now.
