@@ -376,6 +376,12 @@ pub struct DemoEnteFile {
     #[serde(default)]
     pub spontaneous_services: Vec<DemoSpontaneous>,
     pub payable_notices: Vec<DemoNotice>,
+    /// DigitPOS (the first Ente only): an application key for another
+    /// application's portal, and the host its return URLs may use.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub digitpos_api_key: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub digitpos_return_host: String,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -385,6 +391,10 @@ pub struct DemoSpontaneous {
     /// Its form on the portal.
     pub form_url: String,
 }
+
+/// The return host the demo's DigitPOS key may send payers back to: a
+/// portal tried on this machine.
+pub const DIGITPOS_RETURN_HOST: &str = "localhost";
 
 /// A test identity of the simulator's SPID/CIE provider.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -586,6 +596,18 @@ pub async fn seed(ctx: &crate::Ctx, data_dir: &Path, simulator_url: &str) -> Res
         identities.push(DemoIdentity::of(office, Some(&office_user)));
         identities.push(DemoIdentity::of(accountant, Some(&accountant_user)));
         let payable = payable_notices(store, fc).await?;
+        let (digitpos_api_key, digitpos_return_host) = if out.is_empty() {
+            let prev_key = prev
+                .map(|e| e.digitpos_api_key.as_str())
+                .filter(|k| !k.is_empty());
+            let key = reuse_or_issue(store, prev_key, Some(fc)).await?;
+            store
+                .add_return_host(fc, DIGITPOS_RETURN_HOST, "system:demo", chrono::Utc::now())
+                .await?;
+            (key, DIGITPOS_RETURN_HOST.to_string())
+        } else {
+            Default::default()
+        };
         out.push(DemoEnteFile {
             pay_url: payable
                 .first()
@@ -628,6 +650,8 @@ pub async fn seed(ctx: &crate::Ctx, data_dir: &Path, simulator_url: &str) -> Res
                 })
                 .collect(),
             payable_notices: payable,
+            digitpos_api_key,
+            digitpos_return_host,
         });
     }
     let intermediary_user = "intermediario";
