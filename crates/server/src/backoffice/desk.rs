@@ -73,6 +73,7 @@ pub fn routes() -> Router<AppState> {
             "/backoffice/sportello/{desk}/emesse/{iupd}/email",
             post(email),
         )
+        .route("/backoffice/sportello/{desk}/emesse/{iupd}/pos", post(push))
         .route("/backoffice/sportello/{desk}/giornata", get(day))
         .route("/backoffice/sportello/{desk}/giornata/chiudi", post(close))
 }
@@ -950,14 +951,42 @@ struct IssuedPage {
     outcome: Option<&'static str>,
     email: String,
     email_error: Option<String>,
+    /// The desk's POS terminal (its description), when it has one.
+    terminal: Option<String>,
+    pos_url: String,
+    /// The terminal's session of this notice, newest.
+    session: Option<SessionView>,
+    /// The page reloads itself while the session goes on.
+    auto_refresh: bool,
+    /// The notice can go to the terminal: payable, no session open.
+    can_push: bool,
+    no_refresh_url: String,
 }
+
+/// A POS session as the issued page shows it.
+struct SessionView {
+    state: &'static str,
+    open: bool,
+    paid: bool,
+    total: String,
+    card: Option<String>,
+    error: Option<String>,
+    anomaly: Option<&'static str>,
+}
+
+/// Seconds between two reloads of the issued page while the terminal
+/// works (the HTML standard's Refresh, no script).
+const REFRESH_SECS: &str = "3";
 
 #[derive(Deserialize)]
 struct OutcomeQuery {
     #[serde(default)]
     esito: String,
+    #[serde(default)]
+    auto: String,
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn issued_page(
     state: &AppState,
     signed: &SignedIn,
@@ -965,6 +994,8 @@ async fn issued_page(
     iupd: &str,
     outcome: Option<&'static str>,
     email_error: Option<(String, String)>,
+    pos_error: Option<String>,
+    refresh: bool,
 ) -> Response {
     let (ente, ctx) = match begin(state, signed).await {
         Ok(v) => v,
@@ -985,11 +1016,56 @@ async fn issued_page(
         Err(e) => return error_page(chrome(state, signed).await, &e),
     };
     let base = issued_url(&i.desk.code, &i.iupd);
-    let (email, email_error, status) = match email_error {
+    let (email, email_error, mut status) = match email_error {
         Some((typed, message)) => (typed, Some(message), StatusCode::BAD_REQUEST),
         None => (i.email.clone().unwrap_or_default(), None, StatusCode::OK),
     };
-    page_with_status(
+    let terminal = match desk::terminal(&ctx, &ente, &i.desk.code).await {
+        Ok(t) => t.map(|t| {
+            if t.description.is_empty() {
+                t.terminal_id
+            } else {
+                format!("{} ({})", t.description, t.terminal_id)
+            }
+        }),
+        Err(e) => return error_page(chrome(state, signed).await, &e),
+    };
+    let session = match desk::terminal_session(&ctx, &ente, &i.desk.code, &i.notice_number).await {
+        Ok(s) => s.map(|s| SessionView {
+            state: s.state.label(),
+            open: !s.state.is_final(),
+            paid: s.state == incasso_app::pos::PosSessionState::Paid,
+            total: euro(s.total),
+            card: s.card.map(|c| {
+                format!(
+                    "{} che termina con {}",
+                    c.brand.unwrap_or_else(|| "Carta".into()),
+                    c.last_four.unwrap_or_else(|| "····".into())
+                )
+            }),
+            error: pos_error.clone().or(s.error),
+            anomaly: s.anomaly.as_ref().map(|a| a.label()),
+        }),
+        Err(e) => return error_page(chrome(state, signed).await, &e),
+    };
+    let session = match (session, pos_error) {
+        (None, Some(message)) => {
+            status = StatusCode::CONFLICT;
+            Some(SessionView {
+                state: "Non inviato al terminale",
+                open: false,
+                paid: false,
+                total: euro(i.amount),
+                card: None,
+                error: Some(message),
+                anomaly: None,
+            })
+        }
+        (s, _) => s,
+    };
+    let auto_refresh = refresh && session.as_ref().is_some_and(|s| s.open);
+    let can_push = i.payable && !session.as_ref().is_some_and(|s| s.open || s.paid);
+    let mut resp = page_with_status(
         &IssuedPage {
             chrome: chrome(state, signed).await,
             notice_groups: groups_of_four(&i.notice_number),
@@ -1013,13 +1089,26 @@ async fn issued_page(
             notice_url: format!("{base}/avviso.pdf"),
             copy_url: format!("{base}/avviso-pa.pdf"),
             email_url: format!("{base}/email"),
+            pos_url: format!("{base}/pos"),
+            no_refresh_url: format!("{base}?auto=0"),
             outcome,
             email,
             email_error,
+            terminal,
+            session,
+            auto_refresh,
+            can_push,
             i,
         },
         status,
-    )
+    );
+    if auto_refresh {
+        // While the terminal works the page follows it by reloading
+        // itself, as the supply's page does; a link turns it off.
+        resp.headers_mut()
+            .insert("refresh", HeaderValue::from_static(REFRESH_SECS));
+    }
+    resp
 }
 
 /// `GET .../emesse/{iupd}`: what was issued, and what to do with it.
@@ -1034,9 +1123,20 @@ async fn issued(
         "email-gia" => {
             Some("L'avviso era già stato inviato a questo indirizzo: non è stato inviato di nuovo.")
         }
+        "pos" => Some("Avviso inviato al terminale POS: il cittadino può pagare con la carta."),
         _ => None,
     };
-    issued_page(&state, &signed, &desk_code, &iupd, outcome, None).await
+    issued_page(
+        &state,
+        &signed,
+        &desk_code,
+        &iupd,
+        outcome,
+        None,
+        None,
+        q.auto != "0",
+    )
+    .await
 }
 
 /// `GET .../emesse/{iupd}/avviso.pdf`: the notice, to print.
@@ -1114,6 +1214,57 @@ async fn email(
                 &iupd,
                 None,
                 Some((form.email.clone(), e.detail.clone())),
+                None,
+                false,
+            )
+            .await
+        }
+        Err(e) => error_page(chrome(&state, &signed).await, &e),
+    }
+}
+
+#[derive(Deserialize)]
+struct ActionForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+/// `POST .../emesse/{iupd}/pos`: the notice sent to the desk's terminal;
+/// the issued page then follows the session.
+async fn push(
+    State(state): State<AppState>,
+    signed: SignedIn,
+    Path((desk_code, iupd)): Path<(String, String)>,
+    axum::Form(form): axum::Form<ActionForm>,
+) -> Response {
+    if let Err(r) = signed.check_csrf(&form.csrf) {
+        return r;
+    }
+    let (ente, ctx) = match begin(&state, &signed).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    match desk::push_to_terminal(&ctx, &ente, &desk_code, &iupd).await {
+        Ok(_) => {
+            Redirect::to(&format!("{}?esito=pos", issued_url(&desk_code, &iupd))).into_response()
+        }
+        // The terminal's refusal (busy, a notice held, the gateway down)
+        // is shown where the clerk pressed the button.
+        Err(e)
+            if matches!(
+                e.kind,
+                Kind::Conflict | Kind::Unprocessable | Kind::Unavailable
+            ) =>
+        {
+            issued_page(
+                &state,
+                &signed,
+                &desk_code,
+                &iupd,
+                None,
+                None,
+                Some(e.detail.clone()),
+                false,
             )
             .await
         }
