@@ -1020,7 +1020,7 @@ async fn create_intermediary_key(
 )]
 pub struct ApiDoc;
 
-struct SecurityAddon;
+pub(crate) struct SecurityAddon;
 
 impl utoipa::Modify for SecurityAddon {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {

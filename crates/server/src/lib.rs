@@ -21,6 +21,7 @@ pub mod paging;
 pub mod portal;
 pub mod pos;
 pub mod recon_api;
+pub mod webhooks;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
@@ -75,7 +76,7 @@ impl AppState {
 }
 
 pub fn router(state: AppState) -> Router {
-    let openapi = admin::ApiDoc::openapi();
+    let openapi = webhooks::documented(admin::ApiDoc::openapi());
     let guard = axum::middleware::from_fn_with_state(state.clone(), auth::tenant_guard);
     Router::new()
         .route("/health", get(health))
@@ -92,10 +93,12 @@ pub fn router(state: AppState) -> Router {
         .nest(
             "/api/v1",
             admin::routes()
+                .merge(webhooks::routes())
                 .merge(digitpos::routes())
                 .route_layer(guard)
                 .layer(axum::middleware::from_fn(error::problem_json)),
         )
+        .merge(webhooks::public_routes())
         .merge(backoffice::routes())
         .merge(portal::routes(&state))
         .merge(pos::routes())

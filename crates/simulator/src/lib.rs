@@ -15,6 +15,7 @@ pub mod node;
 pub mod oidc;
 pub mod pos;
 pub mod smtp;
+pub mod webhooks;
 
 use axum::Router;
 use axum::extract::State;
@@ -151,6 +152,8 @@ struct Inner {
     oidc: oidc::Provider,
     /// Messages the SMTP server took ([`smtp`]).
     mail: Mutex<Vec<ReceivedMail>>,
+    /// Webhook receivers ([`webhooks`]).
+    webhooks: webhooks::Receivers,
     /// The POS gateway, its terminals and acquirer ([`pos`]).
     pos: pos::PosState,
 }
@@ -168,6 +171,7 @@ impl Simulator {
                 public_url: Mutex::new(settings.public_url.clone().unwrap_or_default()),
                 oidc: oidc::Provider::new(settings.oidc.clone()),
                 mail: Mutex::new(Vec::new()),
+                webhooks: webhooks::Receivers::new(&settings.ente_soap_url),
                 pos: Default::default(),
             }),
         }
@@ -248,6 +252,7 @@ impl Simulator {
             .route("/simulator/flows", post(publish_flows))
             .route("/simulator/treasury/{ente}", get(treasury_journal))
             .route("/health", get(|| async { "OK" }))
+            .merge(webhooks::routes())
             .merge(pos::routes())
             .with_state(self.clone())
     }
