@@ -1128,6 +1128,23 @@ pub async fn purge_keys(app: &App, now: DateTime<Utc>) -> Result<u64, StoreError
     app.store.purge_idempotency(now - KEYS_KEPT_FOR).await
 }
 
+/// The job: forgets old idempotency keys every hour (the first round an
+/// hour after start, so a restart does not race other work).
+pub async fn purge_keys_periodically(app: App) {
+    let every = std::time::Duration::from_secs(3600);
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    loop {
+        tick.tick().await;
+        match purge_keys(&app, app.clock.now()).await {
+            Ok(n) if n > 0 => tracing::info!(keys = n, "old DigitPOS idempotency keys forgotten"),
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "forgetting old idempotency keys failed; retrying next hour")
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -43,6 +43,7 @@ pub fn start(app: &App) -> Jobs {
         tokio::spawn(resume_uploads(app.store.clone(), app.clock)),
         tokio::spawn(close_expired_sessions(app.store.clone())),
         tokio::spawn(close_abandoned_spontaneous(app.clone())),
+        tokio::spawn(crate::digitpos::purge_keys_periodically(app.clone())),
         tokio::spawn(crate::webhooks::run(app.clone())),
     ];
     if app.settings.pos.is_some() {

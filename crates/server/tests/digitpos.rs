@@ -631,6 +631,56 @@ async fn each_use_case_from_the_openapi_against_the_simulator() {
         let other = c.call("get", &receipt, &n, &w.app.key_b, None, None).await;
         assert_eq!(other.status, StatusCode::FORBIDDEN);
 
+        // A spontaneous payment never completed is cancelled by the
+        // portal's abandonment job, like the portal's own.
+        let left = c
+            .call(
+                "post",
+                &pay_now,
+                &fc,
+                &key,
+                Some("order-3"),
+                Some(&spontaneous(700, back)),
+            )
+            .await;
+        assert_eq!(left.status, StatusCode::CREATED, "{}", left.json);
+        let app = incasso_app::App::new(w.app.store.clone(), incasso_app::Settings::new(w.base()));
+        let later = chrono::Utc::now() + chrono::Duration::minutes(61);
+        let closed = incasso_app::portal::spontaneous::close_abandoned(&app, later)
+            .await
+            .unwrap();
+        assert!(
+            closed.iter().any(
+                |(_, iupd, done)| iupd == left.json["iupd"].as_str().unwrap()
+                    && *done == incasso_store::Abandoned::Cancelled
+            ),
+            "{closed:?}"
+        );
+        let cancelled = c
+            .call(
+                "post",
+                &pay_later,
+                &fc,
+                &key,
+                Some("pay-left"),
+                Some(&json!({"noticeNumber": left.json["noticeNumber"], "returnUrls": return_urls(back)})),
+            )
+            .await;
+        assert_eq!(
+            codes(&cancelled),
+            (StatusCode::CONFLICT, "NOTICE_CANCELLED".into())
+        );
+        let paid_one = w
+            .app
+            .store
+            .get_position(ENTE, made.json["iupd"].as_str().unwrap())
+            .await
+            .unwrap();
+        assert_eq!(
+            paid_one.position.status,
+            incasso_core::position::PositionStatus::Paid
+        );
+
         // Removed, a host is refused again.
         let remove = c.path_by_suffix("delete", "/{host}");
         let gone = c
