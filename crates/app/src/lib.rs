@@ -22,6 +22,7 @@ pub mod dashboard;
 pub mod demo;
 pub mod desk;
 pub mod digitfin;
+pub mod digitpos;
 pub mod error;
 pub mod export;
 pub mod identity;
