@@ -356,26 +356,42 @@ fn problem(status: StatusCode, detail: &str) -> Response {
         .into_response()
 }
 
-/// The gateway's gate: the subscription key (401 without a body, as the
-/// CI spec answers) and a UUID `x-correlation-id`.
-fn gate(sim: &Simulator, headers: &HeaderMap) -> Result<String, Response> {
+/// Why the gateway's gate refused a request.
+enum Refusal {
+    /// No or a wrong subscription key: 401 without a body, as the CI spec.
+    Key,
+    /// No UUID `x-correlation-id`.
+    Correlation,
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        match self {
+            Refusal::Key => StatusCode::UNAUTHORIZED.into_response(),
+            Refusal::Correlation => problem(
+                StatusCode::BAD_REQUEST,
+                "x-correlation-id mancante o non UUID",
+            ),
+        }
+    }
+}
+
+/// The gateway's gate: the subscription key and a UUID `x-correlation-id`.
+fn gate(sim: &Simulator, headers: &HeaderMap) -> Result<String, Refusal> {
     if let Some(required) = &sim.inner.required_key
         && headers
             .get("Ocp-Apim-Subscription-Key")
             .and_then(|v| v.to_str().ok())
             != Some(required.as_str())
     {
-        return Err(StatusCode::UNAUTHORIZED.into_response());
+        return Err(Refusal::Key);
     }
     match headers
         .get("x-correlation-id")
         .and_then(|v| v.to_str().ok())
     {
         Some(c) if is_uuid(c) => Ok(c.to_string()),
-        _ => Err(problem(
-            StatusCode::BAD_REQUEST,
-            "x-correlation-id mancante o non UUID",
-        )),
+        _ => Err(Refusal::Correlation),
     }
 }
 
@@ -424,7 +440,7 @@ async fn init_session(
     }
     let correlation_id = match gate(&sim, &headers) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let request: PosSessionRequest = match serde_json::from_str(&body) {
         Ok(r) => r,
@@ -470,7 +486,7 @@ async fn list_terminals(
     body: String,
 ) -> Response {
     if let Err(r) = gate(&sim, &headers) {
-        return r;
+        return r.into_response();
     }
     match serde_json::from_str::<PosSessionRequest>(&body)
         .map_err(|e| e.to_string())
@@ -492,7 +508,7 @@ async fn session_status(
     headers: HeaderMap,
 ) -> Response {
     if let Err(r) = gate(&sim, &headers) {
-        return r;
+        return r.into_response();
     }
     match sim.pos_session(&id) {
         Some(s) => axum::Json(SessionStatusResponse { outcome: s.outcome }).into_response(),
@@ -511,7 +527,7 @@ async fn create_payment(
     }
     let correlation_id = match gate(&sim, &headers) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let request: PaymentRequest = match serde_json::from_str(&body) {
         Ok(r) => r,
