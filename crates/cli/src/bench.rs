@@ -105,6 +105,23 @@ pub enum Which {
         #[arg(long)]
         database_url: Option<String>,
     },
+    /// Other applications' portals paying through DigitPOS at once: each
+    /// creates a spontaneous payment, its payer pays on the simulator's
+    /// Checkout, and the receipt comes back through the Node; complete
+    /// payments per second and the create call's latency.
+    Digitpos {
+        /// External portals' clients paying at once.
+        #[arg(long, default_value_t = 32)]
+        concurrency: u64,
+        /// Payments in all.
+        #[arg(long, default_value_t = 5_000)]
+        payments: u64,
+        #[arg(long)]
+        quick: bool,
+        /// Run against this database instead of a fresh SQLite file.
+        #[arg(long)]
+        database_url: Option<String>,
+    },
     /// Create positions through the store and through the HTTP API, and
     /// compare with raw SQLite inserts of the same rows.
     Positions {
@@ -177,6 +194,24 @@ pub async fn run(which: Which) -> Result<()> {
                 concurrency,
                 visits,
                 rate,
+                database_url,
+            })
+            .await
+        }
+        Which::Digitpos {
+            concurrency,
+            payments,
+            quick,
+            database_url,
+        } => {
+            let (concurrency, payments) = if quick {
+                (concurrency.min(8), 60)
+            } else {
+                (concurrency, payments)
+            };
+            crate::bench_digitpos::run(crate::bench_digitpos::Args {
+                concurrency,
+                payments,
                 database_url,
             })
             .await

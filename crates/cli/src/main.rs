@@ -5,6 +5,7 @@
 
 mod bench;
 mod bench_backoffice;
+mod bench_digitpos;
 mod bench_portal;
 mod bench_recon;
 
