@@ -104,6 +104,13 @@ const INTERMEDIARY_PERSON: Person = person("RMNLNE70C62L219Q", "Elena", "Romano"
 /// office refuses them, and the portals' personal area lists what they
 /// owe at both Enti.
 const CITIZEN: Person = person("RSSMRA80A01H501U", "Mario", "Rossi");
+/// The counter clerks of the Sportello Digitale, one per Ente in order.
+const DESK_CLERKS: [Person; 2] = [
+    person("GLLLCU88C41H501S", "Lucia", "Galli"),
+    person("MRTNDR84L12F205M", "Andrea", "Moretti"),
+];
+/// The desk seeded at the first Ente (the POS gateway's workstation).
+pub const DEMO_DESK: &str = "SPORTELLO_01";
 
 /// The client the demo's back office is to the simulator's provider.
 pub const SPID_CLIENT_ID: &str = "incasso-backoffice";
@@ -343,6 +350,12 @@ pub struct DemoFile {
     #[serde(default)]
     pub spid_client_secret: String,
     pub enti: Vec<DemoEnteFile>,
+    /// The simulator's webhook receivers and what they got (JSON), and
+    /// the endpoints registered for them (the first Ente's events).
+    #[serde(default)]
+    pub webhook_deliveries_url: String,
+    #[serde(default)]
+    pub webhook_receivers: Vec<crate::webhooks::DemoReceiver>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -371,6 +384,14 @@ pub struct DemoEnteFile {
     pub accountant_user: String,
     #[serde(default)]
     pub accountant_password: String,
+    /// A counter clerk of the Sportello Digitale (every office).
+    #[serde(default)]
+    pub desk_user: String,
+    #[serde(default)]
+    pub desk_password: String,
+    /// The Sportello Digitale; its desk, at the first Ente.
+    #[serde(default)]
+    pub desk_url: String,
     pub services: Vec<DemoService>,
     /// The spontaneous services the portal offers, each with its form.
     #[serde(default)]
@@ -592,9 +613,39 @@ pub async fn seed(ctx: &crate::Ctx, data_dir: &Path, simulator_url: &str) -> Res
             prev.map(|e| e.accountant_password.as_str()),
         )
         .await?;
+        let desk_user = format!("{}.sportello", d.user);
+        let clerk = &DESK_CLERKS[out.len() % DESK_CLERKS.len()];
+        let desk_password = demo_operator(
+            store,
+            &desk_user,
+            clerk,
+            Rights {
+                role: Role::CounterClerk,
+                ente: Some(fc.clone()),
+                grants: vec![],
+                offices: d.offices.iter().map(|o| o.code.clone()).collect(),
+            },
+            prev.map(|e| e.desk_password.as_str()),
+        )
+        .await?;
+        let desk_url = if out.is_empty() {
+            store
+                .create_desk(&incasso_store::desks::DeskRecord {
+                    ente: fc.clone(),
+                    code: DEMO_DESK.into(),
+                    name: "Sportello polifunzionale".into(),
+                    office: None,
+                    created_at: Utc::now(),
+                })
+                .await?;
+            format!("{base_url}/backoffice/sportello/{DEMO_DESK}")
+        } else {
+            format!("{base_url}/backoffice/sportello")
+        };
         identities.push(DemoIdentity::of(admin, Some(d.user)));
         identities.push(DemoIdentity::of(office, Some(&office_user)));
         identities.push(DemoIdentity::of(accountant, Some(&accountant_user)));
+        identities.push(DemoIdentity::of(clerk, Some(&desk_user)));
         let payable = payable_notices(store, fc).await?;
         let (digitpos_api_key, digitpos_return_host) = if out.is_empty() {
             let prev_key = prev
@@ -626,6 +677,9 @@ pub async fn seed(ctx: &crate::Ctx, data_dir: &Path, simulator_url: &str) -> Res
             office_password,
             accountant_user,
             accountant_password,
+            desk_user,
+            desk_password,
+            desk_url,
             services: store
                 .list_services(fc)
                 .await?
@@ -678,7 +732,19 @@ pub async fn seed(ctx: &crate::Ctx, data_dir: &Path, simulator_url: &str) -> Res
         .map(|p| p.spid_client_secret.clone())
         .filter(|k| !k.is_empty())
         .unwrap_or_else(|| generate_key().1);
+    let webhook_receivers = crate::webhooks::seed_demo(
+        ctx,
+        &enti[0].ente.fiscal_code,
+        simulator_url,
+        previous
+            .as_ref()
+            .map(|p| p.webhook_receivers.as_slice())
+            .unwrap_or_default(),
+    )
+    .await;
     let file = DemoFile {
+        webhook_deliveries_url: format!("{simulator_url}/simulator/webhooks"),
+        webhook_receivers,
         backoffice_url: format!("{base_url}/backoffice/"),
         portal_index_url: format!("{base_url}/portale/"),
         intermediary_user: intermediary_user.into(),

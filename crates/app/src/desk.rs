@@ -687,7 +687,7 @@ pub async fn email_notice(
         }
         if !mail::enabled(&ctx.app) {
             return Err(AppError::new(
-                Kind::Unavailable,
+                Kind::Unprocessable,
                 "MAIL_DISABLED",
                 "l'invio delle e-mail non è configurato: stampare l'avviso e consegnarlo",
             ));

@@ -189,9 +189,21 @@ fn serve_demo_writes_demo_json_and_stops_on_sigterm_on(backend: Backend) {
         let identities = demo["test_identities"].as_array().unwrap();
         let mut operators: Vec<&str> = vec![demo["intermediary_user"].as_str().unwrap()];
         for e in enti {
-            for key in ["backoffice_user", "office_user", "accountant_user"] {
+            for key in [
+                "backoffice_user",
+                "office_user",
+                "accountant_user",
+                "desk_user",
+            ] {
                 operators.push(e[key].as_str().unwrap());
             }
+            // The Sportello Digitale's clerk signs in with demo.json's word.
+            let clerk = sign_in(
+                port,
+                e["desk_user"].as_str().unwrap(),
+                e["desk_password"].as_str().unwrap(),
+            );
+            assert!(clerk.starts_with("HTTP/1.1 303"), "{clerk}");
         }
         assert_eq!(identities.len(), operators.len() + 1, "{identities:?}");
         for who in identities {

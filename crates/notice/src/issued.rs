@@ -166,12 +166,12 @@ fn quotas(pen: &mut Pen, c: &IssuedCopy, top: f32) -> f32 {
         .quotas
         .iter()
         .map(|q| {
-            let which = if q.description.is_empty() {
-                q.accertamento.clone()
+            let what = if q.description.is_empty() {
+                euro(q.amount)
             } else {
-                format!("{} - {}", q.accertamento, q.description)
+                format!("{}: {}", q.description, euro(q.amount))
             };
-            (which, euro(q.amount))
+            (q.accertamento.clone(), what)
         })
         .collect();
     label_rows(pen, "QUOTE DEGLI ACCERTAMENTI", rows, top)
