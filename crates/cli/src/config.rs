@@ -28,6 +28,22 @@ pub struct FileConfig {
     /// The citizen portal's per-client limits, per minute / at once, e.g.
     /// `lookup=30/20,create=5/3`.
     pub portal_limits: Option<String>,
+    /// pagoPA's POS gateway, for the desks' card terminals (`[pos]`).
+    pub pos: Option<PosFile>,
+}
+
+/// The `[pos]` table of the config file: where pagoPA's POS gateway is
+/// (`https://api.platform.pagopa.it/pos-layer-service`), its subscription
+/// key, and the PSP of the Ente's terminals.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PosFile {
+    pub gateway_url: Option<String>,
+    pub subscription_key: Option<String>,
+    pub psp_id: Option<String>,
+    pub psp_broker: Option<String>,
+    pub psp_channel: Option<String>,
+    pub timeout_ms: Option<u64>,
 }
 
 /// The `[spid]` table of the config file.
@@ -71,6 +87,8 @@ pub struct Settings {
     /// The portal's limits and trusted proxies (from the config file;
     /// `serve`'s flags override, through [`portal_limits`]).
     pub limits: incasso_server::portal::limit::LimitSettings,
+    /// pagoPA's POS gateway, when configured.
+    pub pos: Option<incasso_pagopa::pos::PosGatewaySettings>,
 }
 
 impl Settings {
@@ -102,6 +120,10 @@ impl Settings {
             |name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()),
             file.spid.clone().unwrap_or_default(),
         )?;
+        let pos = pos_settings(
+            |name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()),
+            file.pos.clone().unwrap_or_default(),
+        )?;
         let smtp_url = file.smtp_url.clone().filter(|u| !u.trim().is_empty());
         check_smtp_url(smtp_url.as_deref())?;
         Ok(Settings {
@@ -117,6 +139,7 @@ impl Settings {
                 file.trusted_proxy.as_deref(),
                 file.portal_limits.as_deref(),
             )?,
+            pos,
         })
     }
 
@@ -212,6 +235,39 @@ fn spid_settings(
     }
 }
 
+/// The POS gateway's settings: each of `INCASSO_POS_GATEWAY_URL`,
+/// `INCASSO_POS_SUBSCRIPTION_KEY`, `INCASSO_POS_PSP_ID`,
+/// `INCASSO_POS_PSP_BROKER` and `INCASSO_POS_PSP_CHANNEL` (read through
+/// `env`), else the config file's `[pos]` table. Without a URL there is no
+/// POS; with one, the PSP's three codes are required.
+fn pos_settings(
+    env: impl Fn(&str) -> Option<String>,
+    file: PosFile,
+) -> Result<Option<incasso_pagopa::pos::PosGatewaySettings>> {
+    let Some(url) = env("INCASSO_POS_GATEWAY_URL").or(file.gateway_url) else {
+        return Ok(None);
+    };
+    if !(url.starts_with("https://") || url.starts_with("http://")) {
+        bail!("POS gateway: the URL must be http:// or https:// (got '{url}')");
+    }
+    let need = |name: &str, value: Option<String>| {
+        env(name)
+            .or(value)
+            .ok_or_else(|| anyhow::anyhow!("POS gateway: {name} (or [pos] in the config file) is required with the gateway's URL"))
+    };
+    let psp = incasso_pagopa::pos::PspInfo {
+        id: need("INCASSO_POS_PSP_ID", file.psp_id)?,
+        broker: need("INCASSO_POS_PSP_BROKER", file.psp_broker)?,
+        channel: need("INCASSO_POS_PSP_CHANNEL", file.psp_channel)?,
+    };
+    Ok(Some(incasso_pagopa::pos::PosGatewaySettings {
+        url: url.trim_end_matches('/').to_string(),
+        subscription_key: env("INCASSO_POS_SUBSCRIPTION_KEY").or(file.subscription_key),
+        psp,
+        timeout_ms: file.timeout_ms.unwrap_or(10_000),
+    }))
+}
+
 /// `limits` with the trusted proxies and the rates given, where given
 /// (`--trusted-proxy` / `INCASSO_TRUSTED_PROXY`, `--portal-limits` /
 /// `INCASSO_PORTAL_LIMITS`, or the config file's `trusted_proxy` and
@@ -275,6 +331,7 @@ mod tests {
             mail_from: None,
             trusted_proxy: None,
             portal_limits: None,
+            pos: None,
         };
         let s = Settings::resolve(&DbArgs::default(), Listen::default(), &file).unwrap();
         assert_eq!(s.bind, "0.0.0.0:9000");
@@ -392,6 +449,35 @@ mod tests {
             ..FileConfig::default()
         };
         assert!(Settings::resolve(&DbArgs::default(), Listen::default(), &bad).is_err());
+    }
+
+    #[test]
+    fn the_pos_gateway_comes_with_its_psp_or_not_at_all() {
+        let none = |_: &str| None;
+        assert!(pos_settings(none, PosFile::default()).unwrap().is_none());
+        let file = PosFile {
+            gateway_url: Some("https://api.platform.pagopa.it/pos-layer-service/".into()),
+            subscription_key: Some("chiave".into()),
+            psp_id: Some("PSP_001".into()),
+            psp_broker: Some("INT_123".into()),
+            psp_channel: Some("CANALE_POS".into()),
+            timeout_ms: None,
+        };
+        let s = pos_settings(none, file.clone()).unwrap().unwrap();
+        assert_eq!(s.url, "https://api.platform.pagopa.it/pos-layer-service");
+        assert_eq!(s.psp.channel, "CANALE_POS");
+        let env = |name: &str| (name == "INCASSO_POS_PSP_ID").then(|| "ALTRO".to_string());
+        assert_eq!(pos_settings(env, file.clone()).unwrap().unwrap().psp.id, "ALTRO");
+        let half = PosFile {
+            psp_channel: None,
+            ..file.clone()
+        };
+        assert!(pos_settings(none, half).is_err());
+        let bad = PosFile {
+            gateway_url: Some("ftp://x".into()),
+            ..file
+        };
+        assert!(pos_settings(none, bad).is_err());
     }
 
     #[test]

@@ -21,6 +21,7 @@ mod bus;
 mod config;
 mod notices;
 mod reconcile;
+mod pos;
 mod simulator;
 
 use anyhow::{Context, Result};
@@ -403,6 +404,10 @@ async fn serve(settings: Settings, demo: bool) -> Result<()> {
     app_settings.spid = settings.spid.clone();
     app_settings.smtp_url = settings.smtp_url.clone();
     app_settings.mail_from = settings.mail_from.clone();
+    if let Some(gateway) = settings.pos.clone() {
+        app_settings.pos =
+            Some(incasso_app::pos::PosSettings::http(gateway).context("the POS gateway")?);
+    }
     let mut app = incasso_app::App::new(store.clone(), app_settings.clone());
     let mut simulator = None;
     let mut smtp_sink = None;
@@ -435,7 +440,10 @@ async fn serve(settings: Settings, demo: bool) -> Result<()> {
             app = incasso_app::App::new(store.clone(), app_settings);
         }
         sim_settings.public_url = Some(sim_url.clone());
+        let pos_key = sim_settings.required_subscription_key.clone();
         let sim = incasso_simulator::Simulator::new(sim_settings);
+        // The desks' card terminals pay through the simulated POS gateway.
+        app = pos::demo(&app, &sim, &sim_url, pos_key, &demo_json).await?;
         smtp_sink = Some(tokio::spawn(sim.clone().serve_smtp(smtp_listener)));
         simulator = Some(tokio::spawn(sim.serve(sim_listener, shutdown_signal())));
         tracing::info!(file = %path.display(), simulator = %sim_url, "demo data ready");

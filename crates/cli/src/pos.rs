@@ -1,0 +1,69 @@
+//! `serve --demo`'s card terminals: incasso pointed at the simulator's POS
+//! gateway, and the simulator's terminals registered at the demo Enti
+//! (the first on the first Ente's desk, so a clerk can take a payment on
+//! it at once).
+
+use anyhow::{Context, Result};
+use incasso_app::App;
+use incasso_pagopa::pos::{PosGatewaySettings, PspInfo};
+
+/// The desk the demo seeds at the first Ente.
+const DEMO_DESK: &str = "SPORTELLO_01";
+
+/// `app` with the POS gateway of the simulator at `sim_url` (whose
+/// subscription key is `key`), and the simulator's terminals registered:
+/// `SIMPOS01` on the first Ente's desk, `SIMPOS08` (unavailable) beside
+/// it, `SIMPOS02` at the second Ente.
+pub async fn demo(
+    app: &App,
+    sim: &incasso_simulator::Simulator,
+    sim_url: &str,
+    key: Option<String>,
+    demo_json: &serde_json::Value,
+) -> Result<App> {
+    sim.configure_pos(incasso_simulator::pos::PosConfig {
+        callback_url: app.settings.public_url.clone(),
+        ..Default::default()
+    });
+    let acquirer = incasso_simulator::pos::acquirer();
+    let gateway = PosGatewaySettings {
+        url: format!("{}/pos-layer-service", sim_url.trim_end_matches('/')),
+        subscription_key: key,
+        psp: PspInfo {
+            id: acquirer.id.clone(),
+            broker: acquirer.id.clone(),
+            channel: acquirer.channel.clone(),
+        },
+        timeout_ms: 10_000,
+    };
+    let mut settings = (*app.settings).clone();
+    settings.pos =
+        Some(incasso_app::pos::PosSettings::http(gateway).context("the demo's POS gateway")?);
+    let app = App::new(app.store.clone(), settings);
+    let ctx = app.system("demo");
+    let enti: Vec<&str> = demo_json["enti"]
+        .as_array()
+        .map(|e| e.iter().filter_map(|e| e["fiscal_code"].as_str()).collect())
+        .unwrap_or_default();
+    let plan = [
+        (0, "SIMPOS01", "POS dello sportello polifunzionale", true),
+        (0, "SIMPOS08", "POS guasto (prova)", false),
+        (1, "SIMPOS02", "POS dello sportello", false),
+    ];
+    for (index, terminal, description, on_desk) in plan {
+        let Some(ente) = enti.get(index) else {
+            continue;
+        };
+        let desk = on_desk.then_some(DEMO_DESK);
+        let registered =
+            incasso_app::pos::register_terminal(&ctx, ente, terminal, description, desk).await;
+        if let Err(e) = registered {
+            // Without its desk (none seeded), the terminal is still listed.
+            tracing::warn!(terminal, error = %e, "demo terminal not put on its desk");
+            incasso_app::pos::register_terminal(&ctx, ente, terminal, description, None)
+                .await
+                .with_context(|| format!("registering the demo terminal {terminal}"))?;
+        }
+    }
+    Ok(app)
+}
