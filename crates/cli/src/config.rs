@@ -467,7 +467,10 @@ mod tests {
         assert_eq!(s.url, "https://api.platform.pagopa.it/pos-layer-service");
         assert_eq!(s.psp.channel, "CANALE_POS");
         let env = |name: &str| (name == "INCASSO_POS_PSP_ID").then(|| "ALTRO".to_string());
-        assert_eq!(pos_settings(env, file.clone()).unwrap().unwrap().psp.id, "ALTRO");
+        assert_eq!(
+            pos_settings(env, file.clone()).unwrap().unwrap().psp.id,
+            "ALTRO"
+        );
         let half = PosFile {
             psp_channel: None,
             ..file.clone()
