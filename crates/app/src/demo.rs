@@ -351,6 +351,12 @@ pub struct DemoFile {
     #[serde(default)]
     pub spid_client_secret: String,
     pub enti: Vec<DemoEnteFile>,
+    /// The simulator's webhook receivers and what they got (JSON), and
+    /// the endpoints registered for them (the first Ente's events).
+    #[serde(default)]
+    pub webhook_deliveries_url: String,
+    #[serde(default)]
+    pub webhook_receivers: Vec<crate::webhooks::DemoReceiver>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -727,7 +733,19 @@ pub async fn seed(ctx: &crate::Ctx, data_dir: &Path, simulator_url: &str) -> Res
         .map(|p| p.spid_client_secret.clone())
         .filter(|k| !k.is_empty())
         .unwrap_or_else(|| generate_key().1);
+    let webhook_receivers = crate::webhooks::seed_demo(
+        ctx,
+        &enti[0].ente.fiscal_code,
+        simulator_url,
+        previous
+            .as_ref()
+            .map(|p| p.webhook_receivers.as_slice())
+            .unwrap_or_default(),
+    )
+    .await;
     let file = DemoFile {
+        webhook_deliveries_url: format!("{simulator_url}/simulator/webhooks"),
+        webhook_receivers,
         backoffice_url: format!("{base_url}/backoffice/"),
         portal_index_url: format!("{base_url}/portale/"),
         intermediary_user: intermediary_user.into(),

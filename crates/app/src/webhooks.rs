@@ -598,6 +598,64 @@ pub async fn run(app: App) {
     }
 }
 
+/// A webhook receiver `serve --demo` registered, as demo.json tells it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DemoReceiver {
+    /// The simulator's receiver (`/simulator/webhooks/{name}`).
+    pub name: String,
+    pub fiscal_code: String,
+    pub url: String,
+    pub endpoint_id: i64,
+    /// The endpoint's secret, for the simulator to check signatures with.
+    pub secret: String,
+}
+
+/// Registers the simulator's receiver `demo` for `ente`'s events, once:
+/// a later start keeps the endpoint (and its deliveries) and the secret
+/// the last demo.json told; without that secret it registers it again.
+/// A failure is logged, never fatal to the demo.
+pub async fn seed_demo(
+    ctx: &Ctx,
+    ente: &str,
+    simulator_url: &str,
+    previous: &[DemoReceiver],
+) -> Vec<DemoReceiver> {
+    let url = format!(
+        "{}/simulator/webhooks/demo",
+        simulator_url.trim_end_matches('/')
+    );
+    let outcome: Result<DemoReceiver, AppError> = async {
+        let url = check_url(&url)?;
+        let existing = list(ctx, ente).await?.into_iter().find(|e| e.url == url);
+        if let Some(e) = &existing
+            && let Some(p) = previous
+                .iter()
+                .find(|p| p.endpoint_id == e.id && p.fiscal_code == ente && p.url == url)
+        {
+            return Ok(p.clone());
+        }
+        if let Some(e) = existing {
+            remove(ctx, ente, e.id).await?;
+        }
+        let r = register(ctx, ente, &url, "ricevitore del simulatore (demo)").await?;
+        Ok(DemoReceiver {
+            name: "demo".into(),
+            fiscal_code: ente.into(),
+            url,
+            endpoint_id: r.endpoint.id,
+            secret: r.secret,
+        })
+    }
+    .await;
+    match outcome {
+        Ok(r) => vec![r],
+        Err(e) => {
+            tracing::warn!(ente, error = %e, "demo webhook not registered");
+            Vec::new()
+        }
+    }
+}
+
 /// An acknowledgement's body.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]

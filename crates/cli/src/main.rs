@@ -442,6 +442,7 @@ async fn serve(settings: Settings, demo: bool) -> Result<()> {
         sim_settings.public_url = Some(sim_url.clone());
         let pos_key = sim_settings.required_subscription_key.clone();
         let sim = incasso_simulator::Simulator::new(sim_settings);
+        sim.webhooks_from_demo(&demo_json);
         // The desks' card terminals pay through the simulated POS gateway.
         app = pos::demo(&app, &sim, &sim_url, pos_key, &demo_json).await?;
         smtp_sink = Some(tokio::spawn(sim.clone().serve_smtp(smtp_listener)));
