@@ -46,7 +46,9 @@ pub(crate) async fn render(
         .acquire()
         .await
         .map_err(|e| AppError::internal(&at, &e))?;
-    tokio::task::spawn_blocking(move || incasso_notice::render(&notice))
+    tokio::task::spawn_blocking(move || {
+        incasso_notice::render_packed(&notice, incasso_notice::Packing::Quick)
+    })
         .await
         .map_err(|e| AppError::internal(&at, &e))?
         .map_err(|e| AppError::internal(&at, &e))

@@ -917,6 +917,16 @@ async fn notices(count: u64) -> Result<()> {
     }
     let single_secs = started.elapsed().as_secs_f64();
     let single_rate = singles as f64 / single_secs;
+    // As the portal and the API serve one: packed quick.
+    let started = Instant::now();
+    let mut quick_bytes = 0;
+    for _ in 0..singles {
+        quick_bytes += incasso_notice::render_packed(&one, incasso_notice::Packing::Quick)
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .len();
+    }
+    let quick_secs = started.elapsed().as_secs_f64();
+    let quick_rate = singles as f64 / quick_secs;
     // The floor: an A4 page with one line of text in the same font.
     let baseline = {
         let font = krilla::text::Font::new(incasso_notice::fonts::REGULAR.into(), 0)
@@ -1001,6 +1011,10 @@ async fn notices(count: u64) -> Result<()> {
     );
     println!(
         "  {:<44} {:>8} {:>10.2} {:>12.0}",
+        "single, packed quick (a download)", singles, quick_secs, quick_rate
+    );
+    println!(
+        "  {:<44} {:>8} {:>10.2} {:>12.0}",
         "bulk ZIP of a supply (streamed, from SQLite)", written, bulk_secs, bulk_rate
     );
     println!(
@@ -1008,8 +1022,9 @@ async fn notices(count: u64) -> Result<()> {
         "A4 page with one line of text (floor)", singles, "", baseline
     );
     println!(
-        "  average notice {} KiB; ZIP {} MiB; peak RSS {rss:.0} MiB (before the ZIP {rss_before:.0})",
+        "  average notice {} KiB ({} KiB packed quick); ZIP {} MiB; peak RSS {rss:.0} MiB (before the ZIP {rss_before:.0})",
         bytes as u64 / singles / 1024,
+        quick_bytes as u64 / singles / 1024,
         zip_bytes / (1024 * 1024)
     );
     println!(
@@ -1020,6 +1035,7 @@ async fn notices(count: u64) -> Result<()> {
             "seconds": round2(bulk_secs),
             "per_s": bulk_rate.round(),
             "single_per_s": single_rate.round(),
+            "single_quick_per_s": quick_rate.round(),
             "peak_rss_mb": rss.round(),
             "baseline_per_s": baseline.round(),
             "ratio": ((bulk_rate / baseline) * 1000.0).round() / 1000.0,

@@ -20,7 +20,7 @@ pub mod sample;
 pub mod text;
 
 pub use codes::{datamatrix_payload, in_groups_of_four, postal_account, qr_payload};
-pub use render::render;
+pub use render::{Packing, render, render_packed};
 
 use chrono::NaiveDate;
 use incasso_core::Cents;

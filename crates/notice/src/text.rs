@@ -7,9 +7,15 @@ use skrifa::MetadataProvider;
 use skrifa::instance::{LocationRef, Size};
 use std::collections::HashMap;
 
-/// Advance widths of a font, per character, at size 1.
+/// Glyphs and advance widths of a font, per character, at size 1.
+///
+/// The notice is drawn from these, glyph by glyph, rather than shaped by
+/// krilla's `draw_text`: that parses the font's tables again and runs a
+/// full shaper for every string, most of a notice's cost (`incasso bench
+/// notices`), for Latin text that needs neither. Drawing with the widths
+/// that measured the text also makes right alignment and fitting exact.
 pub struct Metrics {
-    widths: HashMap<char, f32>,
+    glyphs: HashMap<char, (u32, f32)>,
     fallback: f32,
 }
 
@@ -22,22 +28,28 @@ impl Metrics {
         );
         let glyphs = font.glyph_metrics(Size::unscaled(), LocationRef::default());
         let charmap = font.charmap();
-        let mut widths = HashMap::new();
+        let mut map = HashMap::new();
         for (code, gid) in charmap.mappings() {
             if let (Some(c), Some(w)) = (char::from_u32(code), glyphs.advance_width(gid)) {
-                widths.insert(c, w / upem);
+                map.insert(c, (gid.to_u32(), w / upem));
             }
         }
-        let fallback = widths.get(&'n').copied().unwrap_or(0.5);
-        Some(Metrics { widths, fallback })
+        let fallback = map.get(&'n').map_or(0.5, |g| g.1);
+        Some(Metrics {
+            glyphs: map,
+            fallback,
+        })
+    }
+
+    /// The glyph of `c` and its advance at size 1; a character the font
+    /// lacks is its missing-glyph box (glyph 0) as wide as an `n`.
+    pub fn glyph(&self, c: char) -> (u32, f32) {
+        self.glyphs.get(&c).copied().unwrap_or((0, self.fallback))
     }
 
     /// The width of `text` at `size` points.
     pub fn width(&self, text: &str, size: f32) -> f32 {
-        text.chars()
-            .map(|c| self.widths.get(&c).copied().unwrap_or(self.fallback))
-            .sum::<f32>()
-            * size
+        text.chars().map(|c| self.glyph(c).1).sum::<f32>() * size
     }
 }
 

@@ -8,7 +8,9 @@
 //! `dmtx-utils` (installed by `scripts/test.sh`).
 
 use incasso_notice::sample::variants;
-use incasso_notice::{Notice, Payments, datamatrix_payload, qr_payload, render};
+use incasso_notice::{
+    Notice, Packing, Payments, datamatrix_payload, qr_payload, render, render_packed,
+};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -290,6 +292,39 @@ fn pages_match_their_reference_images() {
                 share * 100.0,
                 reference.display()
             );
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+/// A notice packed for a quick download is the same notice: every page
+/// rasterizes to the same pixels and reads to the same text as the compact
+/// one, only its file is bigger (its pages' drawing left uncompressed).
+#[test]
+fn quick_packing_changes_the_bytes_not_the_notice() {
+    if !tool("pdftoppm") || !tool("pdftotext") {
+        return;
+    }
+    for (name, notice) in variants() {
+        let dir = workdir(&format!("packing-{name}"));
+        let compact = dir.join("compact.pdf");
+        let quick = dir.join("quick.pdf");
+        let compact_bytes = render(&notice).unwrap();
+        let quick_bytes = render_packed(&notice, Packing::Quick).unwrap();
+        assert!(
+            quick_bytes.len() > compact_bytes.len(),
+            "{name}: quick {} bytes, compact {}",
+            quick_bytes.len(),
+            compact_bytes.len()
+        );
+        std::fs::write(&compact, &compact_bytes).unwrap();
+        std::fs::write(&quick, &quick_bytes).unwrap();
+        assert_eq!(text_of(&quick), text_of(&compact), "{name}");
+        let a = rasterize(&compact, 72, true);
+        let b = rasterize(&quick, 72, true);
+        assert_eq!(a.len(), b.len(), "{name}: pages");
+        for (x, y) in a.iter().zip(&b) {
+            assert_eq!(gray(x), gray(y), "{name}: {} and {}", x.display(), y.display());
         }
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -276,7 +276,9 @@ pub async fn notice_pdf(
         };
         AppError::new(kind, r.code(), r.to_string())
     })?;
-    tokio::task::spawn_blocking(move || incasso_notice::render(&notice))
+    tokio::task::spawn_blocking(move || {
+        incasso_notice::render_packed(&notice, incasso_notice::Packing::Quick)
+    })
         .await
         .map_err(|e| AppError::internal(&at, &e))?
         .map_err(|e| AppError::internal(&at, &e))
