@@ -75,7 +75,8 @@ pub(crate) async fn station_settings(
     let seg = NoticeNumber::parse(nav)
         .ok()
         .and_then(|n| n.segregation_code);
-    let stations = ctx.store().list_stations(ente).await.at(at)?;
+    // Read on every cart opened: the stations as the Node's door sees them.
+    let stations = ctx.app.stations.get(ctx.store(), ente).await.at(at)?;
     let station = stations
         .into_iter()
         .find(|s| seg.is_none_or(|seg| s.segregation_code == seg))

@@ -241,7 +241,7 @@ fn url_host(url: &str) -> Option<(String, bool)> {
 async fn check_return_urls(ctx: &Ctx, ente: &str, urls: &ReturnUrls) -> Result<(), AppError> {
     let at = Place::new("digitpos.return_urls", ente, "");
     let mut errors = Vec::new();
-    let mut unregistered: Vec<(String, String)> = Vec::new();
+    let mut checked: Vec<(&str, String)> = Vec::new();
     for (field, url) in [
         ("returnUrls.ok", &urls.ok),
         ("returnUrls.cancel", &urls.cancel),
@@ -259,11 +259,7 @@ async fn check_return_urls(ctx: &Ctx, ente: &str, urls: &ReturnUrls) -> Result<(
                     "RETURN_URL_NOT_HTTPS",
                     "l'indirizzo di ritorno deve essere https (http solo per localhost)",
                 )),
-            Some((host, _)) => {
-                if !ctx.store().has_return_host(ente, &host).await.at(at)? {
-                    unregistered.push((field.to_string(), host));
-                }
-            }
+            Some((host, _)) => checked.push((field, host)),
         }
     }
     if !errors.is_empty() {
@@ -274,6 +270,16 @@ async fn check_return_urls(ctx: &Ctx, ente: &str, urls: &ReturnUrls) -> Result<(
         e.errors = errors;
         return Err(e);
     }
+    // One read for the three: an Ente registers a few hosts.
+    let registered = if checked.is_empty() {
+        Vec::new()
+    } else {
+        ctx.store().list_return_hosts(ente).await.at(at)?
+    };
+    let unregistered: Vec<(&str, String)> = checked
+        .into_iter()
+        .filter(|(_, host)| !registered.iter().any(|r| &r.host == host))
+        .collect();
     if let Some((_, host)) = unregistered.first() {
         let mut e = AppError::new(
             Kind::Unprocessable,
