@@ -437,14 +437,45 @@ impl Store {
             // Another process held a notice or the terminal between the
             // checks and the insert (PostgreSQL): the index said no.
             Err(e) if e.is_unique_violation() => {
-                return Ok(PosOpen::TerminalBusy {
-                    session: String::new(),
-                });
+                drop(tx);
+                return self.pos_who_holds(s).await;
             }
             Err(e) => return Err(e),
         }
         tx.commit().await?;
         Ok(PosOpen::Opened)
+    }
+
+    /// Which of a session's notices, or its terminal, another session
+    /// holds (the index refused the insert: now the winner is committed).
+    async fn pos_who_holds(&self, s: &NewPosSession) -> Result<PosOpen> {
+        for (nav, _, _) in &s.notices {
+            let holder: Option<String> = sqlx::query_scalar(
+                "SELECT session_id FROM pos_session_notices
+                 WHERE ente = $1 AND notice_number = $2 AND open = 1",
+            )
+            .bind(&s.ente)
+            .bind(nav)
+            .fetch_optional(&self.writer)
+            .await?;
+            if let Some(session) = holder {
+                return Ok(PosOpen::NoticeBusy {
+                    notice: nav.clone(),
+                    session,
+                });
+            }
+        }
+        let busy: Option<String> = sqlx::query_scalar(
+            "SELECT id FROM pos_sessions WHERE ente = $1 AND terminal_id = $2
+               AND state IN ('OPENING', 'AWAITING_OUTCOME')",
+        )
+        .bind(&s.ente)
+        .bind(&s.terminal_id)
+        .fetch_optional(&self.writer)
+        .await?;
+        Ok(PosOpen::TerminalBusy {
+            session: busy.unwrap_or_default(),
+        })
     }
 
     /// Applies `change` if the session is in one of `from`; `false` if it
