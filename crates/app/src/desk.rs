@@ -685,6 +685,9 @@ pub async fn email_notice(
                 ),
             ));
         }
+        // The address first: a wrong one is the clerk's to fix, whatever
+        // the installation.
+        let address = mail::check_address(address)?;
         if !mail::enabled(&ctx.app) {
             return Err(AppError::new(
                 Kind::Unprocessable,
@@ -692,7 +695,6 @@ pub async fn email_notice(
                 "l'invio delle e-mail non è configurato: stampare l'avviso e consegnarlo",
             ));
         }
-        let address = mail::check_address(address)?;
         let queued = mail::queue_notice(ctx, ente, &i.notice_number, &address).await?;
         Ok(if queued {
             Mailed::Queued
