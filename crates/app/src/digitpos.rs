@@ -1110,8 +1110,12 @@ pub async fn complete(ctx: &Ctx, ticket: &Ticket, status: u16, body: &str) -> Re
         .at(Place::new("digitpos.complete", &ticket.ente, &ticket.key))
 }
 
-/// Lets a claimed key go: its request failed in a way a retry may mend
-/// (pagoPA unreachable, incasso's own failure), so none is stored.
+/// Lets a claimed key go: its request was refused or failed, so no
+/// answer is kept. As Stripe's keys do, only a request that did what it
+/// asked is replayed: a refusal may rest on what the caller can still fix
+/// (a return host not yet registered, pagoPA unreachable), and whatever
+/// a failed request left behind (a position made before Checkout did not
+/// answer) the same key finds again, its iupd being derived from it.
 pub async fn release(ctx: &Ctx, ticket: &Ticket) {
     if let Err(e) = ctx
         .store()
@@ -1120,13 +1124,6 @@ pub async fn release(ctx: &Ctx, ticket: &Ticket) {
     {
         tracing::warn!(ente = %ticket.ente, error = %e, "idempotency key not released; it is taken over after its hold");
     }
-}
-
-/// Whether an answer of this kind is kept for replay: what the request
-/// itself decided (done, or refused for its content), not a failure of
-/// the moment that a retry may mend.
-pub fn is_final(kind: Option<Kind>) -> bool {
-    !matches!(kind, Some(Kind::Unavailable | Kind::Internal))
 }
 
 /// The job's round: forgets the keys older than [`KEYS_KEPT_FOR`].

@@ -694,3 +694,46 @@ async fn idempotency_keys_replay_refuse_and_recover() {
         ));
     }
 }
+
+/// `serve --demo` gives the first Ente a DigitPOS key with a registered
+/// return host, in demo.json; seeding again keeps the same key.
+#[tokio::test]
+async fn the_demo_seeds_a_digitpos_key_and_its_return_host() {
+    for backend in backends() {
+        let url = fresh_database_url(backend).await;
+        let store = Store::connect(&url).await.unwrap();
+        let app = App::new(store.clone(), Settings::new("http://127.0.0.1:8080"));
+        let dir = std::env::temp_dir().join(format!(
+            "incasso-digitpos-demo-{}-{}",
+            std::process::id(),
+            Utc::now().timestamp_micros()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let read = |path: &std::path::Path| -> serde_json::Value {
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+        };
+        let path = incasso_app::demo::seed(&app.system("test"), &dir, "http://127.0.0.1:9")
+            .await
+            .unwrap();
+        let demo = read(&path);
+        let first = &demo["enti"][0];
+        let key = first["digitpos_api_key"].as_str().unwrap().to_string();
+        assert_eq!(first["digitpos_return_host"], "localhost", "{backend:?}");
+        assert!(demo["enti"][1].get("digitpos_api_key").is_none());
+        let ente = first["fiscal_code"].as_str().unwrap();
+        let caller = incasso_app::keys::authenticate(&store, &key).await.unwrap();
+        let hosts = dp::return_hosts(&app.ctx(caller), ente).await.unwrap();
+        assert_eq!(hosts.len(), 1);
+        assert_eq!(hosts[0].host, "localhost");
+        let again = read(
+            &incasso_app::demo::seed(&app.system("test"), &dir, "http://127.0.0.1:9")
+                .await
+                .unwrap(),
+        );
+        assert_eq!(
+            again["enti"][0]["digitpos_api_key"].as_str(),
+            Some(key.as_str())
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

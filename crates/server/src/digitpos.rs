@@ -355,9 +355,9 @@ fn respond(status: StatusCode, body: String, replayed: bool) -> Response {
 
 /// Runs a POST under its idempotency key: the key checked, the body read
 /// as `T` (errors as every `/api/v1` body's), the key claimed for this
-/// request's fingerprint, `run` run, and its answer stored, unless it
-/// failed in a way a retry may mend (pagoPA unreachable, 5xx): then the
-/// key is let go.
+/// request's fingerprint, `run` run, and its answer stored if it
+/// succeeded; a refusal or failure lets the key go
+/// ([`incasso_app::digitpos::release`] says why).
 async fn idempotent<T, F, Fut>(
     state: &AppState,
     caller: Caller,
@@ -401,7 +401,7 @@ where
         Ok(a) => a,
         Err(e) => problem_answer(e),
     };
-    if answer.status.is_server_error() {
+    if !answer.status.is_success() {
         dp::release(&ctx, &ticket).await;
     } else if let Err(e) = dp::complete(&ctx, &ticket, answer.status.as_u16(), &answer.body).await {
         // The effect is done: answer it; a retry runs again and finds it.
@@ -411,7 +411,7 @@ where
     respond(answer.status, answer.body, false)
 }
 
-const KEY_DOC: &str = "A key of the caller's choosing (1-255 printable ASCII characters, e.g. a UUID) naming this request: the same key with the same body answers the first answer again (header Idempotent-Replayed: true) without doing anything twice; with another body it is refused (409 IDEMPOTENCY_KEY_REUSED), and while the first is still running too (409 IDEMPOTENCY_KEY_IN_PROGRESS). Kept 24 hours.";
+const KEY_DOC: &str = "A key of the caller's choosing (1-255 printable ASCII characters, e.g. a UUID) naming this request: the same key with the same body answers the first answer again (header Idempotent-Replayed: true) without doing anything twice; with another body it is refused (409 IDEMPOTENCY_KEY_REUSED), and while the first is still running too (409 IDEMPOTENCY_KEY_IN_PROGRESS). Only successes are kept (24 hours): after a refusal or failure the same key may be sent again once its cause is fixed.";
 
 // ---------------------------------------------------------------- use cases
 

@@ -573,6 +573,24 @@ async fn each_use_case_from_the_openapi_against_the_simulator() {
                 .unwrap()
                 .contains("evil.example.org")
         );
+        assert_eq!(
+            w.carts().await.len(),
+            2,
+            "{backend:?}: no cart for a refused request"
+        );
+        // A refusal is not kept: the same key, the request put right, runs.
+        let fixed = c
+            .call(
+                "post",
+                &pay_now,
+                &fc,
+                &key,
+                Some("evil"),
+                Some(&spontaneous(2500, back)),
+            )
+            .await;
+        assert_eq!(fixed.status, StatusCode::CREATED, "{}", fixed.json);
+        assert!(!fixed.replayed);
         let mut bad = spontaneous(2500, back);
         bad["fields"]["ricetta"] = json!("nope");
         bad["amountCents"] = json!(99_999_999);
@@ -612,7 +630,7 @@ async fn each_use_case_from_the_openapi_against_the_simulator() {
         );
         assert_eq!(
             w.carts().await.len(),
-            2,
+            3,
             "{backend:?}: no cart for a refused request"
         );
 
