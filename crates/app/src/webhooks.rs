@@ -626,7 +626,18 @@ pub async fn seed_demo(
     );
     let outcome: Result<DemoReceiver, AppError> = async {
         let url = check_url(&url)?;
-        let existing = list(ctx, ente).await?.into_iter().find(|e| e.url == url);
+        let endpoints = list(ctx, ente).await?;
+        // The simulator listens on another port at each start: the demo's
+        // endpoints of earlier starts lead nowhere now.
+        for old in &endpoints {
+            if old.url != url
+                && old.url.ends_with("/simulator/webhooks/demo")
+                && old.created_by == ctx.caller.actor()
+            {
+                remove(ctx, ente, old.id).await?;
+            }
+        }
+        let existing = endpoints.into_iter().find(|e| e.url == url);
         if let Some(e) = &existing
             && let Some(p) = previous
                 .iter()
