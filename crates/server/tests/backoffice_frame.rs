@@ -106,6 +106,8 @@ async fn each_role_sees_its_sections_and_the_intermediary_switches_ente() {
             [
                 "/backoffice/",
                 "/backoffice/posizioni",
+                // Positions written: the counter desk too.
+                "/backoffice/sportello",
                 "/backoffice/password"
             ],
             "{backend:?}"
