@@ -5,12 +5,14 @@
 //! and an idempotency key of its own), the payer paying on the simulated
 //! Checkout (which pays through the simulated Node: paVerify,
 //! paGetPayment and paSendRT to incasso), and the receipt read back
-//! (`GET .../receipt`). A payment counts as complete once its receipt
-//! answers 200.
+//! (`GET .../receipt`), then told by incasso's PAID webhook at the demo's
+//! receiver in the simulator. A payment counts as complete once both are
+//! in; the clients do not wait for the webhook (a portal does not hold its
+//! payer for it), so the run ends with the last PAID delivery.
 //!
 //! incasso and the simulator run in this process, on the demo's seed.
-//! Figures: complete payments a second, p50/p99 of the create call and of
-//! the whole payment, peak RSS; SQLite by default, PostgreSQL with
+//! Figures: complete payments a second, p50/p99 of the create call, of
+//! the whole payment to its receipt and of the webhook after it, peak RSS; SQLite by default, PostgreSQL with
 //! `--database-url`.
 
 use crate::bench::{peak_rss_mb, round2, tempdir};
@@ -39,7 +41,17 @@ pub struct Args {
 struct Sample {
     create_ms: f64,
     total_ms: f64,
+    iupd: String,
+    /// When the portal read the receipt.
+    receipt_at: chrono::DateTime<chrono::Utc>,
 }
+
+/// The demo's webhook receiver in the simulator, registered for the first
+/// Ente by `serve --demo`'s seed.
+const RECEIVER: &str = "demo";
+
+/// How long the PAID webhooks of the run may take after its last receipt.
+const WEBHOOK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(120);
 
 pub async fn run(args: Args) -> Result<()> {
     let Args {
@@ -92,6 +104,13 @@ pub async fn run(args: Args) -> Result<()> {
         crate::simulator::settings_from_demo(&demo_json, Some(base.clone()))?;
     sim_settings.public_url = Some(sim_url.clone());
     let sim = incasso_simulator::Simulator::new(sim_settings);
+    // The portal's webhook receiver: told of each payment (PAID) by
+    // incasso's webhooks, signed with the secret the seed registered.
+    sim.webhooks_from_demo(&demo);
+    let webhooks = demo["webhook_receivers"]
+        .as_array()
+        .is_some_and(|r| r.iter().any(|r| r["name"] == RECEIVER));
+    let receiver = sim.clone();
     let simulator = tokio::spawn(sim.serve(sim_listener, stopped(stop_rx.clone())));
     let server = tokio::spawn(incasso_server::serve_state(
         listener,
@@ -116,6 +135,7 @@ pub async fn run(args: Args) -> Result<()> {
 
     let next = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
+    let started_at = chrono::Utc::now();
     let mut tasks = Vec::new();
     for _ in 0..concurrency {
         let (portal, next) = (portal.clone(), next.clone());
@@ -139,7 +159,46 @@ pub async fn run(args: Args) -> Result<()> {
     for t in tasks {
         samples.extend(t.await??);
     }
-    let secs = started.elapsed().as_secs_f64();
+    let mut secs = started.elapsed().as_secs_f64();
+    // A payment is complete once the portal is told by webhook too: the
+    // portal does not hold its payer for it, so the clients go on, and
+    // the run ends with the last PAID delivery.
+    let mut lags: Vec<f64> = Vec::new();
+    if webhooks {
+        let waiting: std::collections::HashMap<&str, chrono::DateTime<chrono::Utc>> = samples
+            .iter()
+            .map(|s| (s.iupd.as_str(), s.receipt_at))
+            .collect();
+        let deadline = Instant::now() + WEBHOOK_PATIENCE;
+        loop {
+            let report = receiver.webhook_report(RECEIVER);
+            let mut first: std::collections::HashMap<&str, chrono::DateTime<chrono::Utc>> =
+                std::collections::HashMap::new();
+            for d in report.deliveries.iter().filter(|d| d.kind == "PAID") {
+                if let Some((iupd, _)) = waiting.get_key_value(d.iupd.as_str()) {
+                    first.entry(iupd).or_insert(d.received_at);
+                }
+            }
+            if first.len() == waiting.len() {
+                lags = first
+                    .iter()
+                    .map(|(iupd, at)| {
+                        (*at - waiting[iupd]).num_microseconds().unwrap_or(0) as f64 / 1000.0
+                    })
+                    .collect();
+                let last = first.values().max().copied().unwrap_or(started_at);
+                secs = secs.max((last - started_at).num_microseconds().unwrap_or(0) as f64 / 1e6);
+                break;
+            }
+            ensure!(
+                Instant::now() < deadline,
+                "{} of {} PAID webhooks arrived",
+                first.len(),
+                waiting.len()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
     let _ = stop_tx.send(true);
     server.await??;
     simulator.await??;
@@ -175,6 +234,19 @@ pub async fn run(args: Args) -> Result<()> {
         t99,
         total.last().copied().unwrap_or(0.0)
     );
+    lags.sort_by(|a, b| a.total_cmp(b));
+    let (w50, w99) = (percentile(&lags, 50.0), percentile(&lags, 99.0));
+    if webhooks {
+        println!(
+            "  {:<34} {:>9.2} {:>9.2} {:>9.2}",
+            "PAID webhook after the receipt",
+            w50,
+            w99,
+            lags.last().copied().unwrap_or(0.0)
+        );
+    } else {
+        println!("  (no webhook receiver in demo.json: payments complete at the receipt)");
+    }
     println!(
         "  {payments} complete payments in {secs:.2} s: {per_s:.0} payments/s; peak RSS {rss:.0} MiB"
     );
@@ -191,6 +263,9 @@ pub async fn run(args: Args) -> Result<()> {
             "p99_ms": round2(p99),
             "payment_p50_ms": round2(t50),
             "payment_p99_ms": round2(t99),
+            "webhooks": webhooks,
+            "webhook_p50_ms": round2(w50),
+            "webhook_p99_ms": round2(w99),
             "peak_rss_mb": rss.round(),
         })
     );
@@ -274,14 +349,12 @@ impl Portal {
             ensure!(tries < 200, "no receipt for {nav}: {}", r.status());
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
-        // Webhooks: once the Ente's webhook for this portal is registered
-        // (helper A2's `/api/v1/enti/{fc}/webhooks`), the portal learns of
-        // the payment from the PAID delivery instead: wait for it here
-        // (the simulator's webhook receiver lists what it got) and count
-        // the payment complete only then.
+        // The PAID webhook is awaited by `run`, for every payment at once.
         Ok(Sample {
             create_ms,
             total_ms: began.elapsed().as_secs_f64() * 1000.0,
+            iupd: made["iupd"].as_str().unwrap_or_default().to_string(),
+            receipt_at: chrono::Utc::now(),
         })
     }
 }
