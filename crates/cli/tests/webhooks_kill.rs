@@ -242,6 +242,31 @@ async fn run(backend: Backend) {
         assert_eq!(&order, list, "{backend:?}: {iupd} out of order");
         assert!(firsts.windows(2).all(|w| w[0].0 < w[1].0));
     }
+    // The demo's own receiver (in the restarted incasso's simulator, on a
+    // new port: the demo registered it again) got the payments made since.
+    let demo: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("demo.json")).unwrap()).unwrap();
+    let listed_at = demo["webhook_deliveries_url"].as_str().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let demo_events = loop {
+        let all: Vec<ReceiverReport> = http
+            .get(&listed_at)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let events = all
+            .iter()
+            .find(|r| r.name == "demo")
+            .map_or(0, |r| r.events);
+        if events >= 2 || Instant::now() > deadline {
+            break events;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(demo_events, 2, "{backend:?}: the demo's receiver");
     let repeats = last.deliveries.iter().filter(|d| d.duplicate).count();
     eprintln!(
         "{backend:?}: {} deliveries, {} events, {repeats} repeated",

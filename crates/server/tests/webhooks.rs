@@ -5,9 +5,12 @@
 //! acknowledged through the ack door, whose refusals are checked one by
 //! one; an application's key may not register.
 
+// Shared fixtures: this test uses part of them.
 #[path = "common/app.rs"]
+#[allow(dead_code)]
 mod app;
 #[path = "common/pay_world.rs"]
+#[allow(dead_code)]
 mod pay_world;
 
 use app::gpd::{ENTE, OTHER_ENTE};
