@@ -487,3 +487,68 @@ async fn deliveries_go_once_in_order_per_position() {
         b.close().await;
     }
 }
+
+async fn begin_bulk(
+    store: &Store,
+    name: &str,
+) -> (incasso_store::Bulk, incasso_store::SupplyRecord) {
+    let now = Utc::now();
+    let record = incasso_store::SupplyRecord {
+        layout: "incasso-csv".into(),
+        file_name: format!("{name}.csv"),
+        file_hash: name.to_string(),
+        started_at: now,
+        ..Default::default()
+    };
+    let id = store.begin_supply(ENTE, &record, now).await.unwrap();
+    (store.bulk(ENTE, "incasso-csv", id).await.unwrap(), record)
+}
+
+/// A supply that cancels positions tells the published ones at its
+/// commit (on SQLite through the supply's own connection), and a supply
+/// rolled back tells nothing.
+#[tokio::test]
+async fn a_supply_s_cancellations_are_told_at_its_commit_only() {
+    for backend in backends() {
+        let store = store_with_ente(&fresh_database_url(backend).await).await;
+        let now = Utc::now();
+        for (iupd, publish) in [("S-PUB", true), ("S-DRAFT", false), ("S-BACK", true)] {
+            store
+                .create_position(ENTE, position(iupd, 0), now, publish)
+                .await
+                .unwrap();
+        }
+        let (mut bulk, _) = begin_bulk(&store, "back").await;
+        bulk.cancel("S-BACK", now).await.unwrap();
+        bulk.rollback().await.unwrap();
+        assert!(
+            store
+                .position_events(ENTE, "S-BACK")
+                .await
+                .unwrap()
+                .is_empty()
+        );
+
+        let (mut bulk, record) = begin_bulk(&store, "cancel").await;
+        bulk.cancel("S-PUB", now).await.unwrap();
+        bulk.cancel("S-DRAFT", now).await.unwrap();
+        let done = incasso_store::SupplyRecord {
+            status: "LOADED".into(),
+            accepted: true,
+            rows_loaded: 2,
+            ..record.clone()
+        };
+        bulk.commit(&done, now).await.unwrap();
+        let events = store.position_events(ENTE, "S-PUB").await.unwrap();
+        assert_eq!(kinds(&events), ["CANCELLED"], "{backend:?}");
+        assert_eq!(events[0].payload["reason"], "INVALIDATED");
+        assert!(
+            store
+                .position_events(ENTE, "S-DRAFT")
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        store.close().await;
+    }
+}
