@@ -1,6 +1,8 @@
 //! PosPA: a clerk takes payment of one to five notices on the card
-//! terminal of their desk, through pagoPA's POS gateway (the `CI_PROVIDED`
-//! mode: the positions exist here first).
+//! terminal of their desk, through pagoPA's POS gateway: positions that
+//! exist here first (`CI_PROVIDED`, [`push`]), or positions the gateway
+//! creates at the terminal ([`push_new`]: `TO_CREATE`, and
+//! `TO_CREATE_PROVIDED_IUV` with an IUV incasso reserves).
 //!
 //! The path of a payment: [`push`] checks the notices and holds them in a
 //! new session (so no second attempt can start on any of them), opens the
@@ -420,93 +422,114 @@ pub async fn push_amounts(
             )
         })?;
         let notices = check_notices(ctx, ente, items).await?;
-        let at = Place::new("pos.push", ente, desk);
-        let (_, office) = ctx
-            .store()
-            .pos_desk(ente, desk)
-            .await
-            .at(at)?
-            .ok_or_else(|| {
-                AppError::new(
-                    Kind::NotFound,
-                    "POS_DESK_UNKNOWN",
-                    format!("sportello {desk} non trovato"),
-                )
-            })?;
-        let terminal = ctx
-            .store()
-            .pos_terminal_of_desk(ente, desk)
-            .await
-            .at(at)?
-            .ok_or_else(|| {
-                AppError::new(
-                    Kind::Unprocessable,
-                    "POS_NO_TERMINAL",
-                    format!("allo sportello {desk} non è associato alcun terminale POS"),
-                )
-            })?;
-        if terminal.status != "ACTIVE" {
-            return Err(AppError::new(
-                Kind::Unprocessable,
-                "POS_TERMINAL_DISABLED",
-                format!("il terminale {} è disattivato", terminal.terminal_id),
-            ));
-        }
-        let now = ctx.now();
-        let session = NewPosSession {
-            id: incasso_pagopa::pos::new_uuid(),
-            ente: ente.to_string(),
-            terminal_id: terminal.terminal_id.clone(),
-            desk: desk.to_string(),
-            operator: ctx.caller.actor(),
-            correlation_id: incasso_pagopa::pos::new_uuid(),
-            notices,
-        };
-        match ctx.store().pos_open_session(&session, now).await.at(at)? {
-            PosOpen::Opened => {}
-            PosOpen::NoticeBusy { notice, .. } => {
-                return Err(AppError::conflict(
-                    "POS_NOTICE_BUSY",
-                    format!(
-                        "l'avviso {notice} è già in pagamento su un terminale o attende la sua ricevuta: non si può avviare un secondo pagamento"
-                    ),
-                ));
-            }
-            PosOpen::TerminalBusy { .. } => {
-                return Err(AppError::conflict(
-                    "POS_TERMINAL_BUSY",
-                    format!(
-                        "il terminale {} sta già attendendo un pagamento: attenderne l'esito",
-                        terminal.terminal_id
-                    ),
-                ));
-            }
-        }
-        // A push that dies from here on is found by the sweep.
-        ctx.store()
-            .pos_change(
-                &session.id,
-                &[st::OPENING],
-                &PosChange {
-                    deadline_at: Some(Some(now + settings.outcome_deadline)),
-                    ..Default::default()
-                },
-                now,
-            )
-            .await
-            .at(at)?;
-        let request = PosSessionRequest {
-            psp: settings.psp.clone(),
-            creditor_institution: CreditorInstitutionInfo {
-                fiscal_code: ente.to_string(),
-                logical_office: office.map(|o| o.chars().take(20).collect()),
-                workstation: Some(desk.chars().take(20).collect()),
-            },
-        };
-        send(ctx, &settings, &session, &request).await?;
-        session_view(ctx, ente, &session.id).await
+        let positions = notices
+            .iter()
+            .map(|(nav, _, _)| {
+                DebtPosition::CiProvided(CiProvidedDetails {
+                    notice_number: nav.clone(),
+                })
+            })
+            .collect();
+        open_and_send(ctx, ente, desk, &settings, notices, positions).await
     })
     .await
+}
+
+/// Holds the notices in a new session of the desk's terminal and sends
+/// the positions to the gateway (one per notice, in the same order).
+async fn open_and_send(
+    ctx: &Ctx,
+    ente: &str,
+    desk: &str,
+    settings: &PosSettings,
+    notices: Vec<(String, String, i64)>,
+    positions: Vec<DebtPosition>,
+) -> Result<PosSessionView, AppError> {
+    let at = Place::new("pos.push", ente, desk);
+    let (_, office) = ctx
+        .store()
+        .pos_desk(ente, desk)
+        .await
+        .at(at)?
+        .ok_or_else(|| {
+            AppError::new(
+                Kind::NotFound,
+                "POS_DESK_UNKNOWN",
+                format!("sportello {desk} non trovato"),
+            )
+        })?;
+    let terminal = ctx
+        .store()
+        .pos_terminal_of_desk(ente, desk)
+        .await
+        .at(at)?
+        .ok_or_else(|| {
+            AppError::new(
+                Kind::Unprocessable,
+                "POS_NO_TERMINAL",
+                format!("allo sportello {desk} non è associato alcun terminale POS"),
+            )
+        })?;
+    if terminal.status != "ACTIVE" {
+        return Err(AppError::new(
+            Kind::Unprocessable,
+            "POS_TERMINAL_DISABLED",
+            format!("il terminale {} è disattivato", terminal.terminal_id),
+        ));
+    }
+    let now = ctx.now();
+    let session = NewPosSession {
+        id: incasso_pagopa::pos::new_uuid(),
+        ente: ente.to_string(),
+        terminal_id: terminal.terminal_id.clone(),
+        desk: desk.to_string(),
+        operator: ctx.caller.actor(),
+        correlation_id: incasso_pagopa::pos::new_uuid(),
+        notices,
+    };
+    match ctx.store().pos_open_session(&session, now).await.at(at)? {
+        PosOpen::Opened => {}
+        PosOpen::NoticeBusy { notice, .. } => {
+            return Err(AppError::conflict(
+                "POS_NOTICE_BUSY",
+                format!(
+                    "l'avviso {notice} è già in pagamento su un terminale o attende la sua ricevuta: non si può avviare un secondo pagamento"
+                ),
+            ));
+        }
+        PosOpen::TerminalBusy { .. } => {
+            return Err(AppError::conflict(
+                "POS_TERMINAL_BUSY",
+                format!(
+                    "il terminale {} sta già attendendo un pagamento: attenderne l'esito",
+                    terminal.terminal_id
+                ),
+            ));
+        }
+    }
+    // A push that dies from here on is found by the sweep.
+    ctx.store()
+        .pos_change(
+            &session.id,
+            &[st::OPENING],
+            &PosChange {
+                deadline_at: Some(Some(now + settings.outcome_deadline)),
+                ..Default::default()
+            },
+            now,
+        )
+        .await
+        .at(at)?;
+    let request = PosSessionRequest {
+        psp: settings.psp.clone(),
+        creditor_institution: CreditorInstitutionInfo {
+            fiscal_code: ente.to_string(),
+            logical_office: office.map(|o| o.chars().take(20).collect()),
+            workstation: Some(desk.chars().take(20).collect()),
+        },
+    };
+    send(ctx, settings, &session, &request, positions).await?;
+    session_view(ctx, ente, &session.id).await
 }
 
 /// Each notice checked: well formed, once, the Ente's, in the caller's
@@ -615,6 +638,7 @@ async fn send(
     settings: &PosSettings,
     session: &NewPosSession,
     request: &PosSessionRequest,
+    positions: Vec<DebtPosition>,
 ) -> Result<(), AppError> {
     let gw = &settings.gateway;
     let corr = &session.correlation_id;
@@ -687,15 +711,7 @@ async fn send(
     }
     let payment = PaymentRequest {
         terminal_id: session.terminal_id.clone(),
-        debt_positions: session
-            .notices
-            .iter()
-            .map(|(nav, _, _)| {
-                DebtPosition::CiProvided(CiProvidedDetails {
-                    notice_number: nav.clone(),
-                })
-            })
-            .collect(),
+        debt_positions: positions,
     };
     let answer = gw.create_payment(corr, &init.session_id, &payment).await;
     let waiting = PosChange {
@@ -704,11 +720,12 @@ async fn send(
         ..Default::default()
     };
     match answer {
-        Ok(PaymentResponse::Ok { amount, .. }) => {
+        Ok(PaymentResponse::Ok { amount, details }) => {
             let total: i64 = session.notices.iter().map(|(_, _, a)| a).sum();
             if amount != total {
                 tracing::warn!(session = %session.id, amount, total, "POS gateway accepted another total");
             }
+            name_created(ctx, session, &details).await?;
             // A callback may already have moved it on: then nothing here.
             ctx.store()
                 .pos_change(&session.id, &[st::OPENING], &waiting, ctx.now())
@@ -775,6 +792,237 @@ async fn send(
             }
         }
     }
+}
+
+/// The notice numbers the gateway gave the positions it created: they
+/// replace the session's placeholders (by the request's order), and
+/// receipts already stored for them are linked.
+async fn name_created(
+    ctx: &Ctx,
+    session: &NewPosSession,
+    details: &[incasso_pagopa::pos::PaymentDetail],
+) -> Result<(), AppError> {
+    let at = Place::new("pos.push", &session.ente, &session.id);
+    let mut names = Vec::new();
+    for (i, (placeholder, _, _)) in session.notices.iter().enumerate() {
+        if !placeholder.starts_with(CREATED) {
+            continue;
+        }
+        match details.get(i) {
+            Some(d) => names.push((placeholder.clone(), d.notice_number.clone())),
+            None => {
+                tracing::warn!(session = %session.id, "the gateway did not name a created position")
+            }
+        }
+    }
+    if names.is_empty() {
+        return Ok(());
+    }
+    ctx.store()
+        .pos_name_notices(&session.id, &names)
+        .await
+        .at(at)?;
+    for (_, nav) in &names {
+        if let Some((receipt, paid_at)) = ctx
+            .store()
+            .pos_stored_receipt(&session.ente, nav, ctx.now() - chrono::Duration::minutes(5))
+            .await
+            .at(at)?
+        {
+            after_receipt(&ctx.app, &session.ente, nav, &receipt, paid_at).await;
+        }
+    }
+    Ok(())
+}
+
+/// What a placeholder of a position the gateway creates starts with,
+/// until the gateway names its notice.
+const CREATED: &str = "NEW-";
+
+/// A position to be created at the terminal (`TO_CREATE`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewPosition {
+    /// What is being paid (1 to 140 characters).
+    pub description: String,
+    /// `F` (a person) or `G` (a legal entity).
+    pub debtor_kind: String,
+    pub debtor_fiscal_code: String,
+    pub debtor_name: String,
+    /// 1 to 5 transfers.
+    pub transfers: Vec<NewTransfer>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewTransfer {
+    pub amount: Cents,
+    /// 1 to 90 characters: the gateway writes it into the remittance
+    /// information (`/RFB/{iuv}/CNR/{debtor}/TXT/{this}`).
+    pub description: String,
+    pub iban: String,
+    /// The taxonomy's code, e.g. `9/0101101IM/`.
+    pub category: String,
+}
+
+/// Sends positions the gateway is to create (pagoPA creates them in GPD,
+/// here incasso's GPD-compatible API) to the desk's terminal: with a new
+/// IUV of the gateway's (`TO_CREATE`), or, with `provide_iuv`, with an IUV
+/// incasso reserves from the Ente's sequence (`TO_CREATE_PROVIDED_IUV`),
+/// whose notice is held at once. incasso does not create them itself:
+/// the gateway's creation would conflict.
+pub async fn push_new(
+    ctx: &Ctx,
+    ente: &str,
+    desk: &str,
+    new: &[NewPosition],
+    provide_iuv: bool,
+) -> Result<PosSessionView, AppError> {
+    audited(ctx, Some(ente), "pos.push_new", desk, async {
+        ctx.caller.require(ente, Area::Positions, Access::Write)?;
+        let settings = ctx.settings().pos.clone().ok_or_else(|| {
+            AppError::new(
+                Kind::Unavailable,
+                "POS_NOT_CONFIGURED",
+                "il pagamento con POS fisico non è configurato su questa installazione",
+            )
+        })?;
+        if new.is_empty() {
+            return Err(AppError::invalid(
+                "POS_NO_NOTICES",
+                "indicare almeno una posizione da pagare sul terminale",
+            ));
+        }
+        if new.len() > MAX_NOTICES {
+            return Err(AppError::invalid(
+                "POS_TOO_MANY_NOTICES",
+                format!(
+                    "al terminale si inviano al più {MAX_NOTICES} posizioni per volta (ne sono state indicate {})",
+                    new.len()
+                ),
+            ));
+        }
+        for (i, p) in new.iter().enumerate() {
+            check_new(i, p)?;
+        }
+        let at = Place::new("pos.push_new", ente, desk);
+        let segregation = if provide_iuv {
+            let stations = ctx.app.stations.get(ctx.store(), ente).await.at(at)?;
+            Some(
+                stations
+                    .first()
+                    .map(|s| s.segregation_code)
+                    .ok_or_else(|| {
+                        AppError::new(
+                            Kind::Unprocessable,
+                            "POS_NO_STATION",
+                            "l'ente non ha stazioni: nessun IUV da assegnare",
+                        )
+                    })?,
+            )
+        } else {
+            None
+        };
+        let mut notices = Vec::new();
+        let mut positions = Vec::new();
+        for p in new {
+            let amount: i64 = p.transfers.iter().map(|t| t.amount.0).sum();
+            let (nav, iuv) = match segregation {
+                Some(seg) => {
+                    let nav = ctx
+                        .store()
+                        .allocate_notice_numbers(ente, seg, 1)
+                        .await
+                        .at(at)?
+                        .remove(0);
+                    (nav.as_str().to_string(), Some(nav.iuv().to_string()))
+                }
+                None => (
+                    format!("{CREATED}{}", incasso_pagopa::pos::new_uuid()),
+                    None,
+                ),
+            };
+            notices.push((nav, "(creata dal circuito POS)".to_string(), amount));
+            let details = incasso_pagopa::pos::ToCreateDetails {
+                iuv: iuv.clone(),
+                transfer_list: p
+                    .transfers
+                    .iter()
+                    .map(|t| incasso_pagopa::pos::TransferToCreate {
+                        amount: t.amount.0,
+                        transfer_description: t.description.trim().to_string(),
+                        iban: t.iban.trim().to_uppercase(),
+                        category: t.category.trim().to_string(),
+                    })
+                    .collect(),
+                debtor: incasso_pagopa::pos::PosDebtor {
+                    kind: p.debtor_kind.clone(),
+                    fiscal_code: p.debtor_fiscal_code.trim().to_uppercase(),
+                    full_name: p.debtor_name.trim().to_string(),
+                },
+                description: p.description.trim().to_string(),
+            };
+            positions.push(if iuv.is_some() {
+                DebtPosition::ToCreateProvidedIuv(details)
+            } else {
+                DebtPosition::ToCreate(details)
+            });
+        }
+        open_and_send(ctx, ente, desk, &settings, notices, positions).await
+    })
+    .await
+}
+
+/// A position to create, by the CI spec's limits, each broken rule named.
+fn check_new(i: usize, p: &NewPosition) -> Result<(), AppError> {
+    let bad = |field: &str, why: &str| {
+        Err(AppError::invalid(
+            "POS_NEW_POSITION_INVALID",
+            format!("posizione {}: {field} {why}", i + 1),
+        ))
+    };
+    let len = |s: &str| s.trim().chars().count();
+    if len(&p.description) == 0 || len(&p.description) > 140 {
+        return bad("descrizione", "obbligatoria, al più 140 caratteri");
+    }
+    if !matches!(p.debtor_kind.as_str(), "F" | "G") {
+        return bad(
+            "tipo di debitore",
+            "F (persona fisica) o G (persona giuridica)",
+        );
+    }
+    let cf = p.debtor_fiscal_code.trim();
+    if !(11..=16).contains(&cf.len()) || !cf.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return bad("codice fiscale del debitore", "di 11 o 16 caratteri");
+    }
+    if len(&p.debtor_name) > 140 {
+        return bad("nome del debitore", "al più 140 caratteri");
+    }
+    if p.transfers.is_empty() || p.transfers.len() > 5 {
+        return bad("versamenti", "da 1 a 5");
+    }
+    for t in &p.transfers {
+        if t.amount.0 < 1 {
+            return bad("importo", "di almeno un centesimo");
+        }
+        if len(&t.description) == 0 || len(&t.description) > 90 {
+            return bad(
+                "causale del versamento",
+                "obbligatoria, al più 90 caratteri",
+            );
+        }
+        if incasso_core::codes::check_iban(t.iban.trim()).is_err() {
+            return bad("IBAN", "non valido");
+        }
+        let c = t.category.trim();
+        let taxonomy = c.len() == 12
+            && c.starts_with(['6', '7', '8', '9'])
+            && c.as_bytes()[1] == b'/'
+            && c[2..9].bytes().all(|b| b.is_ascii_digit())
+            && ["IM/", "TS/", "SP/", "SA/", "AP/"].contains(&&c[9..]);
+        if !taxonomy {
+            return bad("tassonomia", "nella forma 9/0101101IM/");
+        }
+    }
+    Ok(())
 }
 
 /// A refused request, said per notice.

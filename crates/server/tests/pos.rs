@@ -39,7 +39,7 @@ struct World {
 
 async fn world(backend: Backend) -> World {
     incasso_pagopa::connector::install_crypto_provider();
-    let (store, _) = app::gpd::enti(backend, &[ENTE, OTHER_ENTE]).await;
+    let (store, keys) = app::gpd::enti(backend, &[ENTE, OTHER_ENTE]).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let sim_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -69,6 +69,8 @@ async fn world(backend: Backend) -> World {
         receipt_delay_ms: 500,
         callback_retry_ms: 100,
         callback_attempts: 20,
+        gpd_url: base.clone(),
+        gpd_keys: [(ENTE.to_string(), keys[0].clone())].into(),
         ..PosConfig::default()
     });
     tokio::spawn(sim.clone().serve(sim_listener, std::future::pending()));
@@ -233,6 +235,7 @@ async fn a_terminal_pays_notices_and_every_failure_is_followed() {
         late_receipts(&w).await;
         bad_input(&w).await;
         callback_door(&w).await;
+        created_at_terminal(&w).await;
     }
 }
 
@@ -584,4 +587,65 @@ async fn callback_door(w: &World) {
     odd.as_object_mut().unwrap().remove("sessionId");
     odd["details"]["details"]["rrn"] = serde_json::json!("1");
     assert_eq!(w.patch(&gw, Some(&corr), &odd).await, 204);
+}
+
+/// Positions the gateway creates (TO_CREATE, and TO_CREATE_PROVIDED_IUV
+/// with an IUV incasso reserves): created through incasso's GPD API with
+/// the gateway's remittance text, paid, linked; a broken one refused.
+async fn created_at_terminal(w: &World) {
+    let new = |amount: i64, what: &str| pos::NewPosition {
+        description: format!("Diritti di segreteria: {what}"),
+        debtor_kind: "F".into(),
+        debtor_fiscal_code: app::gpd::DEBTOR.into(),
+        debtor_name: "Mario Rossi".into(),
+        transfers: vec![pos::NewTransfer {
+            amount: Cents(amount),
+            description: what.into(),
+            iban: IBAN.into(),
+            category: "9/0101101IM/".into(),
+        }],
+    };
+    for provide in [false, true] {
+        let s = pos::push_new(
+            &w.ctx(),
+            ENTE,
+            "SPORTELLO_01",
+            &[
+                new(1_600, "Certificato anagrafico"),
+                new(2_200, "Carta di identita"),
+            ],
+            provide,
+        )
+        .await
+        .unwrap();
+        assert_eq!(s.total, Cents(3_800));
+        if provide {
+            // Known, and held, before the gateway answers.
+            assert!(s.notices.iter().all(|(n, _)| n.len() == 18), "{s:#?}");
+        }
+        let v = w
+            .until(&s.id, "PAID with its card", |v| {
+                v.state == PosSessionState::Paid && v.card.is_some()
+            })
+            .await;
+        assert_eq!(v.receipts.len(), 2, "{v:#?}");
+        for (nav, _) in &v.notices {
+            assert_eq!(nav.len(), 18, "{v:#?}");
+            assert!(w.paid(nav).await);
+            let (stored, index) = w.store.find_by_notice_number(ENTE, nav).await.unwrap();
+            let text = &stored.position.options[index].transfers[0].remittance_information;
+            assert!(
+                text.starts_with("/RFB/")
+                    && text.contains(&format!("/CNR/{}/TXT/", app::gpd::DEBTOR)),
+                "{text}"
+            );
+        }
+    }
+    let mut bad = new(100, "x");
+    bad.transfers[0].iban = "IT00X0000".into();
+    let e = pos::push_new(&w.ctx(), ENTE, "SPORTELLO_01", &[bad], false)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, "POS_NEW_POSITION_INVALID");
+    assert!(e.detail.contains("IBAN"), "{}", e.detail);
 }

@@ -117,6 +117,14 @@ impl NodeClient {
         }
     }
 
+    /// The segregation code of the Ente's first route that has one.
+    pub(crate) fn segregation_of(&self, fiscal_code: &str) -> Option<u8> {
+        self.routes
+            .iter()
+            .find(|r| r.fiscal_code == fiscal_code && r.segregation_code.is_some())
+            .and_then(|r| r.segregation_code)
+    }
+
     /// The station through which the Node reaches the Ente for this notice:
     /// the one whose segregation code the notice carries.
     pub fn header_for(

@@ -118,6 +118,12 @@ pub struct PosConfig {
     /// Between callback attempts, and how many at most.
     pub callback_retry_ms: u64,
     pub callback_attempts: u32,
+    /// Where positions made at the terminal (`TO_CREATE`,
+    /// `TO_CREATE_PROVIDED_IUV`) are created, as pagoPA's gateway creates
+    /// them in GPD: incasso's GPD-compatible API (its base URL), with each
+    /// Ente's API key.
+    pub gpd_url: String,
+    pub gpd_keys: BTreeMap<String, String>,
 }
 
 impl Default for PosConfig {
@@ -149,6 +155,8 @@ impl Default for PosConfig {
             receipt_delay_ms: 3_000,
             callback_retry_ms: 2_000,
             callback_attempts: 35,
+            gpd_url: String::new(),
+            gpd_keys: BTreeMap::new(),
         }
     }
 }
@@ -214,6 +222,8 @@ pub struct Reconciliation {
 #[derive(Default)]
 pub struct PosState {
     config: Mutex<PosConfig>,
+    /// The sequence of IUVs the gateway gives positions it creates.
+    created: std::sync::atomic::AtomicU64,
     terminals: Mutex<BTreeMap<String, TerminalState>>,
     sessions: Mutex<HashMap<String, SimSession>>,
     reconciliations: Mutex<Vec<Reconciliation>>,
@@ -552,11 +562,19 @@ async fn create_payment(
                 }
                 navs.push(d.notice_number.clone());
             }
-            _ => {
-                return problem(
-                    StatusCode::BAD_REQUEST,
-                    "il simulatore gestisce solo posizioni CI_PROVIDED",
-                );
+            DebtPosition::ToCreate(d) | DebtPosition::ToCreateProvidedIuv(d) => {
+                if let Err(e) = check_to_create(d) {
+                    return problem(StatusCode::BAD_REQUEST, &e);
+                }
+                let provided = matches!(p, DebtPosition::ToCreateProvidedIuv(_));
+                if provided != d.iuv.is_some() {
+                    return problem(
+                        StatusCode::BAD_REQUEST,
+                        "iuv: richiesto con TO_CREATE_PROVIDED_IUV, escluso con TO_CREATE",
+                    );
+                }
+                // Known once created.
+                navs.push(String::new());
             }
         }
     }
@@ -609,8 +627,8 @@ async fn create_payment(
             .iter()
             .map(|nav| KoDetail {
                 creditor_institution_fiscal_code: Some(fiscal_code.clone()),
-                notice_number: Some(nav.clone()),
-                iuv: nav.get(1..).map(str::to_string),
+                notice_number: Some(nav.clone()).filter(|n| !n.is_empty()),
+                iuv: nav.get(1..).map(str::to_string).filter(|n| !n.is_empty()),
                 amount: None,
                 reason: KoReason::AuthError,
             })
@@ -620,7 +638,27 @@ async fn create_payment(
     let node = pos_node(&sim);
     let mut activated = Vec::new();
     let mut refused = Vec::new();
-    for nav in &navs {
+    for (n, p) in request.debt_positions.iter().enumerate() {
+        let nav = match p {
+            DebtPosition::CiProvided(d) => d.notice_number.clone(),
+            DebtPosition::ToCreate(d) | DebtPosition::ToCreateProvidedIuv(d) => {
+                match create_position(&sim, &fiscal_code, &id, n, d).await {
+                    Ok(nav) => nav,
+                    Err(e) => {
+                        tracing::info!(error = %e, "POS position not created");
+                        refused.push(KoDetail {
+                            creditor_institution_fiscal_code: Some(fiscal_code.clone()),
+                            notice_number: None,
+                            iuv: d.iuv.clone(),
+                            amount: Some(d.transfer_list.iter().map(|t| t.amount).sum()),
+                            reason: KoReason::CreationError,
+                        });
+                        continue;
+                    }
+                }
+            }
+        };
+        let nav = &nav;
         match activate(&node, &fiscal_code, nav).await {
             Ok(a) => activated.push(a),
             Err(e) => {
@@ -660,6 +698,7 @@ async fn create_payment(
     sim.pos_update(&id, |s| {
         s.amount = total;
         s.mode = Some(step.mode);
+        s.notices = activated.iter().map(|a| a.nav.clone()).collect();
     });
     tokio::spawn(run_terminal(
         sim.clone(),
@@ -673,6 +712,140 @@ async fn create_payment(
         details,
     })
     .into_response()
+}
+
+/// What the CI spec allows in a position to create.
+fn check_to_create(d: &incasso_pagopa::pos::ToCreateDetails) -> Result<(), String> {
+    let n = d.transfer_list.len();
+    if n == 0 || n > 5 {
+        return Err("transferList: da 1 a 5".into());
+    }
+    let len = |s: &str| s.chars().count();
+    if len(&d.description) == 0 || len(&d.description) > 140 {
+        return Err("description: da 1 a 140 caratteri".into());
+    }
+    if !matches!(d.debtor.kind.as_str(), "F" | "G")
+        || !(11..=16).contains(&d.debtor.fiscal_code.len())
+        || len(&d.debtor.full_name) > 140
+    {
+        return Err("debtor: type F o G, fiscalCode da 11 a 16, fullName al più 140".into());
+    }
+    if let Some(iuv) = &d.iuv
+        && (iuv.len() != 17 || !iuv.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Err("iuv: 17 cifre".into());
+    }
+    for t in &d.transfer_list {
+        let taxonomy = t.category.len() == 12
+            && t.category.starts_with(['6', '7', '8', '9'])
+            && t.category.as_bytes()[1] == b'/'
+            && t.category[2..9].bytes().all(|b| b.is_ascii_digit())
+            && ["IM/", "TS/", "SP/", "SA/", "AP/"].contains(&&t.category[9..]);
+        if t.amount < 1
+            || len(&t.transfer_description) == 0
+            || len(&t.transfer_description) > 90
+            || t.iban.is_empty()
+            || t.iban.len() > 35
+            || !t.iban.bytes().all(|b| b.is_ascii_alphanumeric())
+            || !taxonomy
+        {
+            return Err(
+                "transferList: amount >= 1, transferDescription 1..90, iban alfanumerico 1..35, category come 9/0101101IM/"
+                    .into(),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Creates a position the way pagoPA's gateway does, in GPD (incasso's
+/// GPD-compatible API): a new IUV of the Ente's segregation code, or the
+/// one the Ente gave; `/RFB/{iuv}/CNR/{debtor}/TXT/{description}` for each
+/// transfer. Answers its notice number.
+async fn create_position(
+    sim: &Simulator,
+    fiscal_code: &str,
+    session: &str,
+    n: usize,
+    d: &incasso_pagopa::pos::ToCreateDetails,
+) -> Result<String, String> {
+    let config = sim.pos().config.lock().expect("pos lock").clone();
+    let key = config
+        .gpd_keys
+        .get(fiscal_code)
+        .ok_or_else(|| format!("nessuna chiave GPD per l'ente {fiscal_code}"))?;
+    let nav = match &d.iuv {
+        Some(iuv) => format!("3{iuv}"),
+        None => {
+            let seg = sim
+                .node()
+                .segregation_of(fiscal_code)
+                .ok_or("nessun codice di segregazione per l'ente")?;
+            let seq = 99_000_000_000
+                + sim
+                    .pos()
+                    .created
+                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            incasso_core::codes::NoticeNumber::generate(seg, seq)
+                .map_err(|e| e.to_string())?
+                .as_str()
+                .to_string()
+        }
+    };
+    let iuv = nav[1..].to_string();
+    let transfers: Vec<serde_json::Value> = d
+        .transfer_list
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let text = format!(
+                "/RFB/{iuv}/CNR/{}/TXT/{}",
+                d.debtor.fiscal_code, t.transfer_description
+            );
+            serde_json::json!({
+                "idTransfer": (i + 1).to_string(),
+                "amount": t.amount,
+                "organizationFiscalCode": fiscal_code,
+                "remittanceInformation": text.chars().take(140).collect::<String>(),
+                "category": t.category,
+                "iban": t.iban,
+            })
+        })
+        .collect();
+    let body = serde_json::json!({
+        "iupd": format!("POS-{session}-{}", n + 1),
+        "type": d.debtor.kind,
+        "fiscalCode": d.debtor.fiscal_code,
+        "fullName": d.debtor.full_name,
+        "companyName": "Ente creditore",
+        "switchToExpired": false,
+        "paymentOption": [{
+            "iuv": iuv,
+            "amount": d.transfer_list.iter().map(|t| t.amount).sum::<i64>(),
+            "description": d.description,
+            "isPartialPayment": false,
+            "dueDate": (chrono::Utc::now() + chrono::Duration::days(1)).to_rfc3339(),
+            "paymentOptionMetadata": [{"key": "channel", "value": "POS"}],
+            "transfer": transfers,
+        }],
+    });
+    let url = format!(
+        "{}/gpd/v1/organizations/{fiscal_code}/debtpositions?toPublish=true",
+        config.gpd_url.trim_end_matches('/')
+    );
+    let resp = reqwest::Client::new()
+        .post(&url)
+        .header("Ocp-Apim-Subscription-Key", key)
+        .json(&body)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = resp.status();
+    if !status.is_success() {
+        let text = resp.text().await.unwrap_or_default();
+        return Err(format!("GPD ha risposto {status}: {text}"));
+    }
+    Ok(nav)
 }
 
 /// The Node as the acquirer reaches it.

@@ -478,6 +478,29 @@ impl Store {
         })
     }
 
+    /// Renames a session's notices `(placeholder, notice number)`: the
+    /// positions the gateway created, once it names them.
+    pub async fn pos_name_notices(
+        &self,
+        session_id: &str,
+        names: &[(String, String)],
+    ) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        for (placeholder, nav) in names {
+            sqlx::query(
+                "UPDATE pos_session_notices SET notice_number = $3
+                 WHERE session_id = $1 AND notice_number = $2",
+            )
+            .bind(session_id)
+            .bind(placeholder)
+            .bind(nav)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Applies `change` if the session is in one of `from`; `false` if it
     /// was not (someone else moved it first).
     pub async fn pos_change(
