@@ -21,8 +21,25 @@ pub async fn demo(
     key: Option<String>,
     demo_json: &serde_json::Value,
 ) -> Result<App> {
+    // Positions made at the terminal are created through incasso's GPD
+    // API with each Ente's demo key, as pagoPA creates them in GPD.
+    let gpd_keys = demo_json["enti"]
+        .as_array()
+        .map(|enti| {
+            enti.iter()
+                .filter_map(|e| {
+                    Some((
+                        e["fiscal_code"].as_str()?.to_string(),
+                        e["api_key"].as_str()?.to_string(),
+                    ))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     sim.configure_pos(incasso_simulator::pos::PosConfig {
         callback_url: app.settings.public_url.clone(),
+        gpd_url: app.settings.public_url.clone(),
+        gpd_keys,
         ..Default::default()
     });
     let acquirer = incasso_simulator::pos::acquirer();
