@@ -112,7 +112,6 @@ const DESK_CLERKS: [Person; 2] = [
 /// The desk seeded at the first Ente (the POS gateway's workstation).
 pub const DEMO_DESK: &str = "SPORTELLO_01";
 
-
 /// The client the demo's back office is to the simulator's provider.
 pub const SPID_CLIENT_ID: &str = "incasso-backoffice";
 
