@@ -63,10 +63,7 @@ pub fn receipt_key(ente: &str, receipt_id: &str) -> String {
 /// The natural key of a notice's message: one per notice and address,
 /// so that a double click at the desk mails it once.
 pub fn notice_key(ente: &str, notice_number: &str, recipient: &str) -> String {
-    format!(
-        "notice:{ente}:{notice_number}:{}",
-        recipient.to_lowercase()
-    )
+    format!("notice:{ente}:{notice_number}:{}", recipient.to_lowercase())
 }
 
 /// Queues the payment notice `notice_number` for `recipient` (checked by

@@ -90,7 +90,11 @@ fn amount_text(def: &FormDef) -> String {
 
 /// The form of `service`: its saved definition; without one, the minimal
 /// form of a fixed amount; a service with neither is not offered.
-pub(crate) async fn form_of(ctx: &Ctx, ente: &str, service: Service) -> Result<Option<ServiceForm>, AppError> {
+pub(crate) async fn form_of(
+    ctx: &Ctx,
+    ente: &str,
+    service: Service,
+) -> Result<Option<ServiceForm>, AppError> {
     let at = Place::new("portal.spontaneous.form", ente, &service.code);
     match ctx.store().service_form(ente, &service.code).await.at(at)? {
         Some(rec) => {
