@@ -420,7 +420,7 @@ const KEY_DOC: &str = "A key of the caller's choosing (1-255 printable ASCII cha
 /// other) is made from the service's form; the answer's `checkoutUrl` is
 /// where to send the payer, who comes back to `returnUrls`. A payment
 /// never completed is cancelled by incasso after an hour.
-#[utoipa::path(post, path = "/api/v1/enti/{fiscalCode}/digitpos/spontaneous-payments", tag = "digitpos",
+#[utoipa::path(post, operation_id = "digitpos_pay_spontaneous", path = "/api/v1/enti/{fiscalCode}/digitpos/spontaneous-payments", tag = "digitpos",
     params(("fiscalCode" = String, Path),
            ("Idempotency-Key" = String, Header, description = KEY_DOC)),
     request_body = SpontaneousPaymentRequest,
@@ -465,7 +465,7 @@ pub async fn pay_spontaneous(
 
 /// Use case 2: a position loaded for later payment; the answer has its
 /// notice number and the link of its notice PDF.
-#[utoipa::path(post, path = "/api/v1/enti/{fiscalCode}/digitpos/positions", tag = "digitpos",
+#[utoipa::path(post, operation_id = "digitpos_load_position", path = "/api/v1/enti/{fiscalCode}/digitpos/positions", tag = "digitpos",
     params(("fiscalCode" = String, Path),
            ("Idempotency-Key" = String, Header, description = KEY_DOC)),
     request_body = LoadPositionRequest,
@@ -527,7 +527,7 @@ pub async fn load_position(
 /// Use case 3: sends a notice already in incasso to Checkout, by notice
 /// number or by the position's key. Paid, expired and cancelled notices
 /// are refused (409 NOTICE_PAID, NOTICE_EXPIRED, NOTICE_CANCELLED).
-#[utoipa::path(post, path = "/api/v1/enti/{fiscalCode}/digitpos/payments", tag = "digitpos",
+#[utoipa::path(post, operation_id = "digitpos_pay_position", path = "/api/v1/enti/{fiscalCode}/digitpos/payments", tag = "digitpos",
     params(("fiscalCode" = String, Path),
            ("Idempotency-Key" = String, Header, description = KEY_DOC)),
     request_body = PayPositionRequest,
@@ -587,7 +587,7 @@ fn pdf(name: String, bytes: Vec<u8>) -> Response {
 }
 
 /// Use case 4: the payment notice PDF of a notice number.
-#[utoipa::path(get, path = "/api/v1/enti/{fiscalCode}/digitpos/notices/{noticeNumber}/pdf", tag = "digitpos",
+#[utoipa::path(get, operation_id = "digitpos_notice_pdf", path = "/api/v1/enti/{fiscalCode}/digitpos/notices/{noticeNumber}/pdf", tag = "digitpos",
     params(("fiscalCode" = String, Path), ("noticeNumber" = String, Path), LangQuery),
     responses((status = 200, content_type = "application/pdf", body = crate::error::Binary),
               (status = 400, body = ProblemJson, description = "BAD_NOTICE_NUMBER"),
@@ -607,7 +607,7 @@ pub async fn notice_pdf(
 
 /// Use case 5: the receipt of a paid notice, as data. Before the pagoPA
 /// receipt arrives: 404 RECEIPT_NOT_AVAILABLE.
-#[utoipa::path(get, path = "/api/v1/enti/{fiscalCode}/digitpos/notices/{noticeNumber}/receipt", tag = "digitpos",
+#[utoipa::path(get, operation_id = "digitpos_receipt", path = "/api/v1/enti/{fiscalCode}/digitpos/notices/{noticeNumber}/receipt", tag = "digitpos",
     params(("fiscalCode" = String, Path), ("noticeNumber" = String, Path)),
     responses((status = 200, body = ReceiptDto),
               (status = 400, body = ProblemJson, description = "BAD_NOTICE_NUMBER"),
@@ -637,7 +637,7 @@ pub async fn receipt(
 }
 
 /// Use case 5: the receipt (quietanza) PDF of a paid notice.
-#[utoipa::path(get, path = "/api/v1/enti/{fiscalCode}/digitpos/notices/{noticeNumber}/receipt.pdf", tag = "digitpos",
+#[utoipa::path(get, operation_id = "digitpos_receipt_pdf", path = "/api/v1/enti/{fiscalCode}/digitpos/notices/{noticeNumber}/receipt.pdf", tag = "digitpos",
     params(("fiscalCode" = String, Path), ("noticeNumber" = String, Path)),
     responses((status = 200, content_type = "application/pdf", body = crate::error::Binary),
               (status = 400, body = ProblemJson, description = "BAD_NOTICE_NUMBER"),
@@ -662,7 +662,7 @@ fn host_dto(h: incasso_store::ReturnHostRecord) -> ReturnHostDto {
 }
 
 /// The hosts the Ente registered for its callers' return URLs.
-#[utoipa::path(get, path = "/api/v1/enti/{fiscalCode}/digitpos/return-hosts", tag = "digitpos",
+#[utoipa::path(get, operation_id = "digitpos_list_return_hosts", path = "/api/v1/enti/{fiscalCode}/digitpos/return-hosts", tag = "digitpos",
     params(("fiscalCode" = String, Path)),
     responses((status = 200, body = Vec<ReturnHostDto>), (status = 404, body = ProblemJson)))]
 pub async fn list_return_hosts(
@@ -677,7 +677,7 @@ pub async fn list_return_hosts(
 /// Registers a host for return URLs (the Ente's administrator key or the
 /// intermediary's; an application's key is refused, 403 FORBIDDEN_SCOPE).
 /// Registering it again answers it as it is.
-#[utoipa::path(post, path = "/api/v1/enti/{fiscalCode}/digitpos/return-hosts", tag = "digitpos",
+#[utoipa::path(post, operation_id = "digitpos_add_return_host", path = "/api/v1/enti/{fiscalCode}/digitpos/return-hosts", tag = "digitpos",
     params(("fiscalCode" = String, Path),
            ("Idempotency-Key" = String, Header, description = KEY_DOC)),
     request_body = ReturnHostRequest,
@@ -724,7 +724,7 @@ pub async fn add_return_host(
 }
 
 /// Removes a return host: URLs on it are refused from now on.
-#[utoipa::path(delete, path = "/api/v1/enti/{fiscalCode}/digitpos/return-hosts/{host}", tag = "digitpos",
+#[utoipa::path(delete, operation_id = "digitpos_remove_return_host", path = "/api/v1/enti/{fiscalCode}/digitpos/return-hosts/{host}", tag = "digitpos",
     params(("fiscalCode" = String, Path), ("host" = String, Path)),
     responses((status = 204), (status = 403, body = ProblemJson, description = "FORBIDDEN_SCOPE"),
               (status = 404, body = ProblemJson, description = "RETURN_HOST_NOT_FOUND")))]
