@@ -49,9 +49,9 @@ pub(crate) async fn render(
     tokio::task::spawn_blocking(move || {
         incasso_notice::render_packed(&notice, incasso_notice::Packing::Quick)
     })
-        .await
-        .map_err(|e| AppError::internal(&at, &e))?
-        .map_err(|e| AppError::internal(&at, &e))
+    .await
+    .map_err(|e| AppError::internal(&at, &e))?
+    .map_err(|e| AppError::internal(&at, &e))
 }
 
 static RENDERING: std::sync::LazyLock<tokio::sync::Semaphore> = std::sync::LazyLock::new(|| {

@@ -20,8 +20,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod bus;
 mod config;
 mod notices;
-mod reconcile;
 mod pos;
+mod reconcile;
 mod simulator;
 
 use anyhow::{Context, Result};

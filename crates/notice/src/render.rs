@@ -111,8 +111,14 @@ impl Pen<'_, '_> {
             })
             .collect();
         self.s.set_fill(Some(fill(color)));
-        self.s
-            .draw_glyphs(Point::from_xy(x, baseline), &glyphs, f.clone(), text, size, false);
+        self.s.draw_glyphs(
+            Point::from_xy(x, baseline),
+            &glyphs,
+            f.clone(),
+            text,
+            size,
+            false,
+        );
     }
 
     /// Right-aligned at `right`.

@@ -324,7 +324,13 @@ fn quick_packing_changes_the_bytes_not_the_notice() {
         let b = rasterize(&quick, 72, true);
         assert_eq!(a.len(), b.len(), "{name}: pages");
         for (x, y) in a.iter().zip(&b) {
-            assert_eq!(gray(x), gray(y), "{name}: {} and {}", x.display(), y.display());
+            assert_eq!(
+                gray(x),
+                gray(y),
+                "{name}: {} and {}",
+                x.display(),
+                y.display()
+            );
         }
         let _ = std::fs::remove_dir_all(&dir);
     }

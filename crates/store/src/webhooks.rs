@@ -274,12 +274,11 @@ impl Store {
     pub async fn fan_out_webhooks(&self, now: DateTime<Utc>, limit: u32) -> Result<usize> {
         // Looked at first through a reader: an idle poll must not take
         // SQLite's only writer.
-        let newer: Option<i64> = sqlx::query_scalar(
-            "SELECT id FROM position_events WHERE id > $1 ORDER BY id LIMIT 1",
-        )
-        .bind(self.event_cursor(CONSUMER).await?)
-        .fetch_optional(&self.pool)
-        .await?;
+        let newer: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM position_events WHERE id > $1 ORDER BY id LIMIT 1")
+                .bind(self.event_cursor(CONSUMER).await?)
+                .fetch_optional(&self.pool)
+                .await?;
         if newer.is_none() {
             return Ok(0);
         }

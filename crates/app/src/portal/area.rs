@@ -279,9 +279,9 @@ pub async fn notice_pdf(
     tokio::task::spawn_blocking(move || {
         incasso_notice::render_packed(&notice, incasso_notice::Packing::Quick)
     })
-        .await
-        .map_err(|e| AppError::internal(&at, &e))?
-        .map_err(|e| AppError::internal(&at, &e))
+    .await
+    .map_err(|e| AppError::internal(&at, &e))?
+    .map_err(|e| AppError::internal(&at, &e))
 }
 
 /// The quietanza (the receipt's PDF) of the person's own payment of `iuv`
