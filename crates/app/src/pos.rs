@@ -643,32 +643,20 @@ async fn send(
     let gw = &settings.gateway;
     let corr = &session.correlation_id;
     let at = Place::new("pos.push", &session.ente, &session.id);
-    let fail = |code: &'static str, text: String, state: &'static str| PosChange {
-        state: Some(state),
-        error: Some((code.to_string(), text)),
-        deadline_at: Some(None),
-        release: true,
-        ..Default::default()
-    };
     let init = match gw.init_session(corr, request, true).await {
         Ok(init) => init,
         Err(e) => {
             tracing::warn!(session = %session.id, error = %e, "POS gateway: init failed");
             let text = format!("il circuito POS di pagoPA non ha aperto la sessione: {e}");
-            ctx.store()
-                .pos_change(
-                    &session.id,
-                    &[st::OPENING],
-                    &fail("POS_GATEWAY_UNAVAILABLE", text.clone(), st::REJECTED),
-                    ctx.now(),
-                )
-                .await
-                .at(at)?;
-            return Err(AppError::new(
+            return Err(reject(
+                ctx,
+                &session.id,
+                at,
                 Kind::Unavailable,
                 "POS_GATEWAY_UNAVAILABLE",
                 text,
-            ));
+            )
+            .await);
         }
     };
     ctx.store()
@@ -694,20 +682,15 @@ async fn send(
             _ => "non disponibile",
         };
         let text = format!("il terminale {} è {why}", t.id);
-        ctx.store()
-            .pos_change(
-                &session.id,
-                &[st::OPENING],
-                &fail("POS_TERMINAL_UNAVAILABLE", text.clone(), st::REJECTED),
-                ctx.now(),
-            )
-            .await
-            .at(at)?;
-        return Err(AppError::new(
+        return Err(reject(
+            ctx,
+            &session.id,
+            at,
             Kind::Unprocessable,
             "POS_TERMINAL_UNAVAILABLE",
             text,
-        ));
+        )
+        .await);
     }
     let payment = PaymentRequest {
         terminal_id: session.terminal_id.clone(),
@@ -735,33 +718,27 @@ async fn send(
         }
         Ok(PaymentResponse::Ko { details, .. }) => {
             let text = ko_text(&details);
-            ctx.store()
-                .pos_change(
-                    &session.id,
-                    &[st::OPENING],
-                    &fail("POS_GATEWAY_KO", text.clone(), st::REJECTED),
-                    ctx.now(),
-                )
-                .await
-                .at(at)?;
-            Err(AppError::new(Kind::Unprocessable, "POS_GATEWAY_KO", text))
+            Err(reject(
+                ctx,
+                &session.id,
+                at,
+                Kind::Unprocessable,
+                "POS_GATEWAY_KO",
+                text,
+            )
+            .await)
         }
         Err(e @ PosError::Rejected { .. }) if !e.is_transient() => {
             let text = format!("il circuito POS di pagoPA ha rifiutato la richiesta: {e}");
-            ctx.store()
-                .pos_change(
-                    &session.id,
-                    &[st::OPENING],
-                    &fail("POS_GATEWAY_REFUSED", text.clone(), st::REJECTED),
-                    ctx.now(),
-                )
-                .await
-                .at(at)?;
-            Err(AppError::new(
+            Err(reject(
+                ctx,
+                &session.id,
+                at,
                 Kind::Unprocessable,
                 "POS_GATEWAY_REFUSED",
                 text,
-            ))
+            )
+            .await)
         }
         Err(e) => {
             tracing::warn!(session = %session.id, error = %e, "POS gateway: no answer to the request; asking its status");
@@ -769,16 +746,15 @@ async fn send(
                 Ok(s) if s.outcome == SessionOutcome::Error => {
                     let text =
                         format!("il circuito POS di pagoPA non ha avviato il pagamento: {e}");
-                    ctx.store()
-                        .pos_change(
-                            &session.id,
-                            &[st::OPENING],
-                            &fail("POS_GATEWAY_KO", text.clone(), st::REJECTED),
-                            ctx.now(),
-                        )
-                        .await
-                        .at(at)?;
-                    Err(AppError::new(Kind::Unprocessable, "POS_GATEWAY_KO", text))
+                    Err(reject(
+                        ctx,
+                        &session.id,
+                        at,
+                        Kind::Unprocessable,
+                        "POS_GATEWAY_KO",
+                        text,
+                    )
+                    .await)
                 }
                 // Ongoing, done, or unknown: wait for the outcome; the
                 // sweep asks again at the deadline.
@@ -791,6 +767,35 @@ async fn send(
                 }
             }
         }
+    }
+}
+
+/// A push the gateway refused, or could not be asked: the session is
+/// recorded as rejected (its notices let go) with the refusal the clerk
+/// is answered, so the desk's page and the answer say the same.
+async fn reject(
+    ctx: &Ctx,
+    session_id: &str,
+    at: Place<'_>,
+    kind: Kind,
+    code: &'static str,
+    text: String,
+) -> AppError {
+    let change = PosChange {
+        state: Some(st::REJECTED),
+        error: Some((code.to_string(), text.clone())),
+        deadline_at: Some(None),
+        release: true,
+        ..Default::default()
+    };
+    match ctx
+        .store()
+        .pos_change(session_id, &[st::OPENING], &change, ctx.now())
+        .await
+        .at(at)
+    {
+        Ok(_) => AppError::new(kind, code, text),
+        Err(e) => e,
     }
 }
 
