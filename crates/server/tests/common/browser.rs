@@ -118,6 +118,8 @@ pub struct Browser {
     session: String,
     ended: bool,
     pub screen: Screen,
+    /// Chromium's own profile and chromedriver's log, removed at drop.
+    profile: tempfile::TempDir,
 }
 
 /// Where the pages are shown.
@@ -177,63 +179,98 @@ impl Browser {
             .timeout(Duration::from_secs(120))
             .build()
             .unwrap();
-        let (driver, port) = start_driver(&chromedriver, &http).await;
-        let mut browser = Browser {
-            driver,
-            port,
-            http,
-            session: String::new(),
-            ended: true,
-            screen,
-        };
         let (width, height) = screen.size();
-        let mut chrome_options = json!({
-            "binary": chromium.to_string_lossy(),
-            "args": [
-                "--headless=new",
-                "--no-sandbox",
-                "--disable-gpu",
-                // Containers often have a small /dev/shm.
-                "--disable-dev-shm-usage",
-                "--no-first-run",
-                "--no-default-browser-check",
-                format!("--window-size={width},{height}"),
-            ],
-        });
-        if let Screen::Phone(..) = screen {
-            // Chromium keeps a window at least 500 px wide: the phone's
-            // viewport is emulated (a phone's layout, pixel ratio and touch).
-            chrome_options["mobileEmulation"] = json!({
-                "deviceMetrics": {
-                    "width": width,
-                    "height": height,
-                    "pixelRatio": 3.0,
-                    "mobile": true,
-                    "touch": true,
+        // Chromium sometimes fails to come up on a loaded machine
+        // ("DevToolsActivePort file doesn't exist": it did not answer
+        // chromedriver within a minute, or crashed starting). A fresh
+        // chromedriver, profile and Chromium are tried again before the
+        // test is failed, with chromedriver's log to say why.
+        let mut failures = Vec::new();
+        for attempt in 1..=3 {
+            let profile = tempfile::tempdir().expect("a profile directory");
+            let log = profile.path().join("chromedriver.log");
+            let (driver, port) = start_driver(&chromedriver, &log, &http).await;
+            let mut browser = Browser {
+                driver,
+                port,
+                http: http.clone(),
+                session: String::new(),
+                ended: true,
+                screen,
+                profile,
+            };
+            let mut chrome_options = json!({
+                "binary": chromium.to_string_lossy(),
+                "args": [
+                    "--headless=new",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    // Containers often have a small /dev/shm.
+                    "--disable-dev-shm-usage",
+                    "--no-first-run",
+                    "--no-default-browser-check",
+                    "--disable-extensions",
+                    "--disable-background-networking",
+                    "--disable-crash-reporter",
+                    format!("--user-data-dir={}", browser.profile.path().join("chromium").display()),
+                    format!("--window-size={width},{height}"),
+                ],
+            });
+            if let Screen::Phone(..) = screen {
+                // Chromium keeps a window at least 500 px wide: the phone's
+                // viewport is emulated (a phone's layout, pixel ratio and touch).
+                chrome_options["mobileEmulation"] = json!({
+                    "deviceMetrics": {
+                        "width": width,
+                        "height": height,
+                        "pixelRatio": 3.0,
+                        "mobile": true,
+                        "touch": true,
+                    },
+                });
+            }
+            let capabilities = json!({
+                "capabilities": {
+                    "alwaysMatch": {
+                        "browserName": "chrome",
+                        "pageLoadStrategy": "normal",
+                        "timeouts": {"script": 60_000, "pageLoad": 60_000, "implicit": 0},
+                        "goog:loggingPrefs": {"browser": "ALL"},
+                        "goog:chromeOptions": chrome_options,
+                    },
                 },
             });
+            match browser
+                .call(reqwest::Method::POST, "/session", Some(capabilities))
+                .await
+            {
+                Ok(answer) => {
+                    browser.session = answer["sessionId"]
+                        .as_str()
+                        .expect("a session id")
+                        .to_string();
+                    browser.ended = false;
+                    return Some(browser);
+                }
+                Err(e) => {
+                    let driver_log = std::fs::read_to_string(&log).unwrap_or_default();
+                    let tail: Vec<&str> = driver_log.lines().rev().take(40).collect();
+                    let tail: Vec<&str> = tail.into_iter().rev().collect();
+                    eprintln!(
+                        "note: attempt {attempt} to start Chromium failed: {e}\n\
+                         chromedriver's log (last lines):\n{}",
+                        tail.join("\n")
+                    );
+                    failures.push(e.to_string());
+                    // Dropping the browser ends chromedriver and whatever
+                    // Chromium it left, then removes the profile.
+                }
+            }
         }
-        let capabilities = json!({
-            "capabilities": {
-                "alwaysMatch": {
-                    "browserName": "chrome",
-                    "pageLoadStrategy": "normal",
-                    "timeouts": {"script": 60_000, "pageLoad": 60_000, "implicit": 0},
-                    "goog:loggingPrefs": {"browser": "ALL"},
-                    "goog:chromeOptions": chrome_options,
-                },
-            },
-        });
-        let answer = browser
-            .call(reqwest::Method::POST, "/session", Some(capabilities))
-            .await
-            .unwrap_or_else(|e| panic!("chromedriver could not start Chromium: {e}"));
-        browser.session = answer["sessionId"]
-            .as_str()
-            .expect("a session id")
-            .to_string();
-        browser.ended = false;
-        Some(browser)
+        panic!(
+            "chromedriver could not start Chromium in 3 attempts: {}",
+            failures.join(" | ")
+        );
     }
 
     /// `method` on the driver's `path` (whole, from `/session`), its `value`.
@@ -722,7 +759,12 @@ impl Browser {
 }
 
 /// chromedriver on a free loopback port, once it says it is ready.
-async fn start_driver(chromedriver: &PathBuf, http: &reqwest::Client) -> (Child, u16) {
+async fn start_driver(
+    chromedriver: &PathBuf,
+    log: &std::path::Path,
+    http: &reqwest::Client,
+) -> (Child, u16) {
+    use std::os::unix::process::CommandExt;
     let mut last = String::new();
     for _ in 0..3 {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -731,9 +773,15 @@ async fn start_driver(chromedriver: &PathBuf, http: &reqwest::Client) -> (Child,
             .port();
         let mut child = Command::new(chromedriver)
             .arg(format!("--port={port}"))
+            .arg(format!("--log-path={}", log.display()))
+            // Chromium's own messages too: why it did not start.
+            .arg("--enable-chrome-logs")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
+            // Its own process group, so that dropping the browser can end
+            // Chromium's processes with it even when chromedriver is gone.
+            .process_group(0)
             .spawn()
             .unwrap_or_else(|e| panic!("{}: {e}", chromedriver.display()));
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -785,6 +833,11 @@ impl Drop for Browser {
             }
             self.ended = true;
         }
+        // The whole group: chromedriver and any Chromium process it left.
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.driver.id())])
+            .stderr(Stdio::null())
+            .status();
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
