@@ -183,6 +183,24 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0029_pos.sql"),
         postgres: include_str!("../migrations/postgres/0029_pos.sql"),
     },
+    Migration {
+        version: 30,
+        name: "notify_settings",
+        sqlite: include_str!("../migrations/sqlite/0030_notify_settings.sql"),
+        postgres: include_str!("../migrations/postgres/0030_notify_settings.sql"),
+    },
+    Migration {
+        version: 31,
+        name: "notifications",
+        sqlite: include_str!("../migrations/sqlite/0031_notifications.sql"),
+        postgres: include_str!("../migrations/postgres/0031_notifications.sql"),
+    },
+    Migration {
+        version: 32,
+        name: "webhook_pause",
+        sqlite: include_str!("../migrations/sqlite/0032_webhook_pause.sql"),
+        postgres: include_str!("../migrations/postgres/0032_webhook_pause.sql"),
+    },
 ];
 
 /// Arbitrary constant naming incasso's migration lock on PostgreSQL.
