@@ -48,9 +48,17 @@ pub enum Field {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TemplateError {
     #[error("{field:?}: {len} characters, at least {min}")]
-    TooShort { field: Field, len: usize, min: usize },
+    TooShort {
+        field: Field,
+        len: usize,
+        min: usize,
+    },
     #[error("{field:?}: {len} characters, at most {max}")]
-    TooLong { field: Field, len: usize, max: usize },
+    TooLong {
+        field: Field,
+        len: usize,
+        max: usize,
+    },
     #[error("{field:?}: unknown placeholder {{{{{name}}}}}")]
     UnknownPlaceholder { field: Field, name: String },
     #[error("{field:?}: '{{{{' not closed at character {at}")]
