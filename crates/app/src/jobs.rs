@@ -45,6 +45,8 @@ pub fn start(app: &App) -> Jobs {
         tokio::spawn(close_abandoned_spontaneous(app.clone())),
         tokio::spawn(crate::digitpos::purge_keys_periodically(app.clone())),
         tokio::spawn(crate::webhooks::run(app.clone())),
+        tokio::spawn(crate::notify::run(app.clone())),
+        tokio::spawn(crate::notify::run_reminders(app.clone())),
     ];
     if app.settings.pos.is_some() {
         jobs.push(tokio::spawn(crate::pos::run(app.clone())));

@@ -33,6 +33,7 @@ pub mod mail;
 pub mod node;
 mod node_demand;
 pub mod notices;
+pub mod notify;
 pub mod operators;
 pub mod paging;
 pub mod portal;
@@ -74,6 +75,9 @@ pub struct Settings {
     pub mail_from: Option<String>,
     /// pagoPA's POS gateway, for the desks' card terminals: none, no POS.
     pub pos: Option<pos::PosSettings>,
+    /// App IO's services API (`.../api/v1`, `INCASSO_IO_URL`): none, no
+    /// message goes to IO (e-mail only, where an address is known).
+    pub io_url: Option<String>,
 }
 
 impl Settings {
@@ -85,6 +89,7 @@ impl Settings {
             smtp_url: None,
             mail_from: None,
             pos: None,
+            io_url: None,
         }
     }
 }

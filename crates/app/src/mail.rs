@@ -44,6 +44,11 @@ pub const RECEIPT: &str = "receipt";
 /// reference is the notice number, the notice PDF is attached.
 pub const NOTICE: &str = "notice";
 
+/// The kind of a notification's message (app::notify, when App IO cannot
+/// take it): the reference is the EMAIL notification's id, whose rendered
+/// subject and text it sends; invitations and reminders carry the notice.
+pub const NOTIFY: &str = "notify";
+
 /// Woken when a message is queued, so it leaves at once rather than at the
 /// next poll (in this process; another process's worker polls).
 static QUEUED: LazyLock<Notify> = LazyLock::new(Notify::new);
@@ -269,6 +274,7 @@ async fn send_one(app: &App, transport: &Transport, m: &MailRecord) -> Result<()
     let message = match m.kind.as_str() {
         RECEIPT => receipt_message(app, m).await?,
         NOTICE => notice_message(app, m).await?,
+        NOTIFY => notify_message(app, m).await?,
         other => {
             return Err(Failure {
                 text: format!("tipo di messaggio sconosciuto: {other}"),
@@ -439,6 +445,66 @@ async fn notice_message(app: &App, m: &MailRecord) -> Result<Message, Failure> {
             text: format!("messaggio non componibile: {e}"),
             permanent: true,
         })
+}
+
+/// A notification's message: the text rendered from the service's
+/// template, and for an invitation or a reminder the notice attached.
+async fn notify_message(app: &App, m: &MailRecord) -> Result<Message, Failure> {
+    let id: i64 = m.reference.parse().map_err(|_| Failure {
+        text: format!("riferimento non valido: {}", m.reference),
+        permanent: true,
+    })?;
+    let n = app
+        .store
+        .notification(id)
+        .await
+        .map_err(|e| Failure {
+            text: format!("messaggio non leggibile: {e}"),
+            permanent: false,
+        })?
+        .ok_or_else(|| Failure {
+            text: "messaggio non trovato".into(),
+            permanent: true,
+        })?;
+    let to: Mailbox = m.recipient.parse().map_err(|e| Failure {
+        text: format!("destinatario non valido: {e}"),
+        permanent: true,
+    })?;
+    let body = format!(
+        "{}\n\nQuesto messaggio è stato inviato automaticamente: non rispondere a questo indirizzo.\n",
+        n.body.clone().unwrap_or_default()
+    );
+    let builder = Message::builder()
+        .from(sender(app)?)
+        .to(to)
+        .subject(n.subject.clone().unwrap_or_default());
+    let attach = matches!(n.kind.as_str(), "INVITATION" | "REMINDER");
+    let message = match n.notice_number.as_deref().filter(|_| attach) {
+        Some(nav) => {
+            let ctx = app.system("mail");
+            let pdf =
+                crate::notices::notice_pdf(&ctx, &m.ente, nav, incasso_notice::Language::Italian)
+                    .await
+                    .map_err(|e| Failure {
+                        permanent: e.kind != crate::Kind::Internal,
+                        text: format!("avviso PDF non prodotto: {}", e.detail),
+                    })?;
+            let filename = format!("avviso-{}.pdf", crate::notices::file_safe(nav));
+            builder.multipart(
+                MultiPart::mixed()
+                    .singlepart(SinglePart::plain(body))
+                    .singlepart(Attachment::new(filename).body(
+                        pdf,
+                        ContentType::parse("application/pdf").expect("a valid content type"),
+                    )),
+            )
+        }
+        None => builder.singlepart(SinglePart::plain(body)),
+    };
+    message.map_err(|e| Failure {
+        text: format!("messaggio non componibile: {e}"),
+        permanent: true,
+    })
 }
 
 /// Sends due messages until the process ends: at once when one is queued

@@ -233,6 +233,7 @@ impl Store {
             resealed += 1;
         }
         resealed += self.reseal_webhook_secrets().await?;
+        resealed += self.reseal_notify_secrets().await?;
         Ok(resealed)
     }
 

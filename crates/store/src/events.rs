@@ -35,6 +35,16 @@ use sqlx::{AnyConnection, Row};
 pub const PAID: &str = "PAID";
 pub const CANCELLED: &str = "CANCELLED";
 pub const REPORTED: &str = "REPORTED";
+/// A position was published and its service invites on publication
+/// (store::notify): the App IO invitation's trigger.
+pub const PUBLISHED: &str = "PUBLISHED";
+/// An unpaid option is due in the days its service's reminder says
+/// (written by the daily reminder job, once per option and due date).
+pub const DUE_SOON: &str = "DUE_SOON";
+
+/// The kinds webhooks deliver: PUBLISHED and DUE_SOON are App IO's
+/// triggers, not news for an Ente's applications.
+pub const WEBHOOK_KINDS: &str = "('PAID', 'CANCELLED', 'REPORTED')";
 
 /// The advisory lock that orders event writers on PostgreSQL ("incassoE").
 pub const EVENTS_LOCK: i64 = 0x696e_6361_7373_6f45;

@@ -28,6 +28,7 @@ mod iuv;
 mod keys;
 pub mod mail;
 mod migrate;
+pub mod notify;
 mod oidc;
 mod operators;
 mod portal;

@@ -208,13 +208,17 @@ impl Store {
             let mut tx = self.write_tx().await?;
             match insert_position(&mut tx, ente, &position, &placement, now).await {
                 Ok(id) => {
-                    tx.commit().await?;
-                    return Ok(StoredPosition {
+                    let stored = StoredPosition {
                         id,
                         version: 1,
                         position,
                         placement,
-                    });
+                    };
+                    let events =
+                        crate::notify::published_events(&mut tx, ente, &[(&stored, false)]).await?;
+                    crate::events::write(&mut tx, self.dialect, &events, now).await?;
+                    tx.commit().await?;
+                    return Ok(stored);
                 }
                 Err(InsertError::Iupd) => return Err(duplicate_iupd(&position.iupd)),
                 Err(InsertError::Iuv(iuv)) => {
@@ -336,8 +340,7 @@ impl Store {
                     if let Some(p) = progress {
                         crate::uploads::apply_progress(&mut tx, p).await?;
                     }
-                    tx.commit().await?;
-                    return Ok(batch
+                    let stored: Vec<StoredPosition> = batch
                         .into_iter()
                         .zip(ids)
                         .map(|((position, _, _, placement), id)| StoredPosition {
@@ -346,7 +349,13 @@ impl Store {
                             position,
                             placement,
                         })
-                        .collect());
+                        .collect();
+                    let changed: Vec<(&StoredPosition, bool)> =
+                        stored.iter().map(|s| (s, false)).collect();
+                    let events = crate::notify::published_events(&mut tx, ente, &changed).await?;
+                    crate::events::write(&mut tx, self.dialect, &events, now).await?;
+                    tx.commit().await?;
+                    return Ok(stored);
                 }
                 Some(f) => f,
             };
@@ -430,8 +439,11 @@ impl Store {
         if let Some(p) = progress {
             crate::uploads::apply_progress(&mut tx, p).await?;
         }
+        let changed: Vec<(&StoredPosition, bool)> = out.iter().map(|(s, w)| (s, *w)).collect();
+        let events = crate::notify::published_events(&mut tx, ente, &changed).await?;
+        crate::events::write(&mut tx, self.dialect, &events, now).await?;
         tx.commit().await?;
-        Ok(out)
+        Ok(out.into_iter().map(|(s, _)| s).collect())
     }
 
     /// Deletes many positions in one transaction (GPD v2): all of them or,
@@ -730,7 +742,7 @@ impl Store {
             .plan_replacement(ente, iupd, position, placement, now, to_publish)
             .await?;
         let mut tx = self.write_tx().await?;
-        let stored = apply_replacement(
+        let (stored, was) = apply_replacement(
             &mut tx,
             ente,
             position,
@@ -740,6 +752,8 @@ impl Store {
             self.dialect,
         )
         .await?;
+        let events = crate::notify::published_events(&mut tx, ente, &[(&stored, was)]).await?;
+        crate::events::write(&mut tx, self.dialect, &events, now).await?;
         tx.commit().await?;
         Ok(stored)
     }
@@ -1000,6 +1014,9 @@ impl Store {
             let e = crate::events::cancelled(ente, &stored, "INVALIDATED");
             crate::events::write(&mut tx, self.dialect, &[e], now).await?;
         }
+        let events =
+            crate::notify::published_events(&mut tx, ente, &[(&stored, was_published)]).await?;
+        crate::events::write(&mut tx, self.dialect, &events, now).await?;
         tx.commit().await?;
         Ok(stored)
     }
@@ -1103,8 +1120,9 @@ async fn apply_replacement(
     version: i64,
     now: DateTime<Utc>,
     dialect: crate::Dialect,
-) -> Result<StoredPosition> {
+) -> Result<(StoredPosition, bool)> {
     let locked = load_position(conn, ente, &position.iupd, dialect.for_update()).await?;
+    let was_published = crate::events::was_published(&locked);
     if locked.version != version {
         return Err(StoreError::Conflict(
             "la posizione è stata modificata nel frattempo: riprovare".into(),
@@ -1128,12 +1146,15 @@ async fn apply_replacement(
         Err(InsertError::Iupd) => return Err(duplicate_iupd(&position.iupd)),
         Err(InsertError::Other(e)) => return Err(e),
     };
-    Ok(StoredPosition {
-        id,
-        version: locked.version + 1,
-        position,
-        placement,
-    })
+    Ok((
+        StoredPosition {
+            id,
+            version: locked.version + 1,
+            position,
+            placement,
+        },
+        was_published,
+    ))
 }
 
 /// The failure of the position at `index` of a call on many.

@@ -274,35 +274,42 @@ impl Store {
     pub async fn fan_out_webhooks(&self, now: DateTime<Utc>, limit: u32) -> Result<usize> {
         // Looked at first through a reader: an idle poll must not take
         // SQLite's only writer.
-        let newer: Option<i64> =
-            sqlx::query_scalar("SELECT id FROM position_events WHERE id > $1 ORDER BY id LIMIT 1")
-                .bind(self.event_cursor(CONSUMER).await?)
-                .fetch_optional(&self.pool)
-                .await?;
+        let newer: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT id FROM position_events WHERE id > $1 AND kind IN {}
+             ORDER BY id LIMIT 1",
+            crate::events::WEBHOOK_KINDS
+        )))
+        .bind(self.event_cursor(CONSUMER).await?)
+        .fetch_optional(&self.pool)
+        .await?;
         if newer.is_none() {
             return Ok(0);
         }
         let mut tx = self.write_tx().await?;
         let cursor = crate::events::cursor_for_update(&mut tx, self.dialect, CONSUMER, now).await?;
-        let ids: Vec<i64> =
-            sqlx::query_scalar("SELECT id FROM position_events WHERE id > $1 ORDER BY id LIMIT $2")
-                .bind(cursor)
-                .bind(i64::from(limit.clamp(1, 10_000)))
-                .fetch_all(&mut *tx)
-                .await?;
+        let ids: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT id FROM position_events WHERE id > $1 AND kind IN {}
+             ORDER BY id LIMIT $2",
+            crate::events::WEBHOOK_KINDS
+        )))
+        .bind(cursor)
+        .bind(i64::from(limit.clamp(1, 10_000)))
+        .fetch_all(&mut *tx)
+        .await?;
         let Some(&upto) = ids.last() else {
             tx.rollback().await?;
             return Ok(0);
         };
-        sqlx::query(
+        sqlx::query(sqlx::AssertSqlSafe(format!(
             "INSERT INTO webhook_deliveries (endpoint_id, event_id, position_id, status, attempts,
                 next_attempt_at, created_at)
              SELECT w.id, e.id, e.position_id, 'PENDING', 0, $3, $3
              FROM position_events e
              JOIN webhook_endpoints w ON w.ente = e.ente AND w.active = 1 AND e.id > w.first_event
-             WHERE e.id > $1 AND e.id <= $2
+             WHERE e.id > $1 AND e.id <= $2 AND e.kind IN {}
              ON CONFLICT (endpoint_id, event_id) DO NOTHING",
-        )
+            crate::events::WEBHOOK_KINDS
+        )))
         .bind(cursor)
         .bind(upto)
         .bind(to_micros(now))
