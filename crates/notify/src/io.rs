@@ -472,7 +472,7 @@ mod tests {
     use super::*;
     use chrono::TimeZone;
 
-    pub(crate) fn sample() -> NewMessage {
+    fn sample() -> NewMessage {
         NewMessage {
             fiscal_code: "RSSMRA80A01H501U".into(),
             time_to_live: Some(3600),
@@ -497,7 +497,8 @@ mod tests {
 
     #[test]
     fn each_rule_refuses() {
-        let cases: Vec<(Box<dyn Fn(&mut NewMessage)>, MessageError)> = vec![
+        type Spoil = Box<dyn Fn(&mut NewMessage)>;
+        let cases: Vec<(Spoil, MessageError)> = vec![
             (
                 Box::new(|m| m.fiscal_code = "rssmra80a01h501u".into()),
                 MessageError::FiscalCode("rss***********1u".into()),
