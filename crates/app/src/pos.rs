@@ -372,6 +372,74 @@ pub async fn bind_terminal(
     .await
 }
 
+/// Registers a new terminal of the Ente: unlike [`register_terminal`]
+/// (which also updates), an id the Ente already has is refused, so that a
+/// person typing a new terminal never rewrites another one by mistake.
+pub async fn add_terminal(
+    ctx: &Ctx,
+    ente: &str,
+    terminal_id: &str,
+    description: &str,
+    desk: Option<&str>,
+) -> Result<Terminal, AppError> {
+    ctx.caller.require_ente(ente)?;
+    let existing = ctx
+        .store()
+        .pos_terminal(ente, terminal_id)
+        .await
+        .at(Place::new("pos.terminal.add", ente, terminal_id))?;
+    if existing.is_some() {
+        return Err(AppError::conflict(
+            "POS_TERMINAL_EXISTS",
+            format!("il terminale {terminal_id} è già registrato presso questo ente"),
+        ));
+    }
+    register_terminal(ctx, ente, terminal_id, description, desk).await
+}
+
+/// Turns a terminal off (nothing more is sent to it) or back on. The
+/// sessions it has keep going: only new pushes are refused.
+pub async fn set_terminal_active(
+    ctx: &Ctx,
+    ente: &str,
+    terminal_id: &str,
+    active: bool,
+) -> Result<(), AppError> {
+    let action = if active {
+        "pos.terminal.enable"
+    } else {
+        "pos.terminal.disable"
+    };
+    audited(ctx, Some(ente), action, terminal_id, async {
+        ctx.caller.require_ente(ente)?;
+        let status = if active { "ACTIVE" } else { "DISABLED" };
+        ctx.store()
+            .pos_set_terminal_status(ente, terminal_id, status, ctx.now())
+            .await
+            .map_err(|e| terminal_error(e, ente, terminal_id, None))
+    })
+    .await
+}
+
+/// The anomalies a person clears with [`release`].
+pub const RELEASABLE: [&str; 2] = ["RECEIPT_MISSING", "NO_OUTCOME"];
+
+/// The desk's sessions flagged for a person that still hold their
+/// notices (whatever day they began), oldest first.
+pub async fn flagged_of_desk(
+    ctx: &Ctx,
+    ente: &str,
+    desk: &str,
+) -> Result<Vec<PosSessionView>, AppError> {
+    ctx.caller.require(ente, Area::Positions, Access::Read)?;
+    let list = ctx
+        .store()
+        .pos_flagged_sessions(ente, desk, &RELEASABLE)
+        .await
+        .at(Place::new("pos.flagged_of_desk", ente, desk))?;
+    Ok(list.into_iter().map(view).collect())
+}
+
 fn terminal_error(e: StoreError, ente: &str, terminal_id: &str, desk: Option<&str>) -> AppError {
     match e {
         StoreError::Conflict(detail) => AppError::conflict("POS_TERMINAL_OF_OTHER_ENTE", detail),

@@ -652,6 +652,40 @@ impl Store {
         Ok(out)
     }
 
+    /// The desk's sessions flagged for a person (`anomalies`) that still
+    /// hold their notices, whatever day they began, oldest first: until
+    /// someone releases them their notices cannot be paid again.
+    pub async fn pos_flagged_sessions(
+        &self,
+        ente: &str,
+        desk: &str,
+        anomalies: &[&str],
+    ) -> Result<Vec<PosSessionRecord>> {
+        let held = [AUTHORIZED, AWAITING_OUTCOME, OPENING];
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {SESSION_COLUMNS} FROM pos_sessions
+             WHERE ente = $1 AND desk = $2 AND anomaly IN ({}) AND state IN ({})
+             ORDER BY created_at, id LIMIT 100",
+            placeholders(3, anomalies.len()),
+            placeholders(3 + anomalies.len(), held.len()),
+        )))
+        .bind(ente)
+        .bind(desk);
+        let rows = anomalies
+            .iter()
+            .chain(held.iter())
+            .fold(rows, |q, v| q.bind(*v))
+            .fetch_all(&self.pool)
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            if let Some(s) = self.with_notices(Some(session_row(r)?)).await? {
+                out.push(s);
+            }
+        }
+        Ok(out)
+    }
+
     /// Sessions of every Ente whose deadline has come (the sweep's work).
     /// Crosses Enti: called only by incasso's own job.
     pub async fn pos_due_sessions(

@@ -76,6 +76,10 @@ pub fn routes() -> Router<AppState> {
         .route("/backoffice/sportello/{desk}/emesse/{iupd}/pos", post(push))
         .route("/backoffice/sportello/{desk}/giornata", get(day))
         .route("/backoffice/sportello/{desk}/giornata/chiudi", post(close))
+        .route(
+            "/backoffice/sportello/{desk}/pos/{session}/rilascia",
+            get(confirm_release).post(release),
+        )
 }
 
 fn seg(s: &str) -> String {
@@ -1293,6 +1297,41 @@ struct DayPage {
     xlsx_url: String,
     writer: bool,
     outcome: Option<&'static str>,
+    /// The desk's POS sessions flagged for a person, of whatever day.
+    flagged: Vec<Flagged>,
+    /// May release them (the Ente's administrators).
+    releaser: bool,
+}
+
+/// A POS session flagged for a person, as the desk's day shows it.
+struct Flagged {
+    id: String,
+    started: String,
+    terminal: String,
+    notices: String,
+    total: String,
+    anomaly: &'static str,
+    /// The receipt may still come (the card was authorized).
+    authorized: bool,
+}
+
+impl From<incasso_app::pos::PosSessionView> for Flagged {
+    fn from(s: incasso_app::pos::PosSessionView) -> Self {
+        Flagged {
+            started: rome(s.created_at),
+            terminal: s.terminal_id.clone(),
+            notices: s
+                .notices
+                .iter()
+                .map(|(n, _)| groups_of_four(n))
+                .collect::<Vec<_>>()
+                .join(", "),
+            total: euro(s.total),
+            anomaly: s.anomaly.as_ref().map_or("Da verificare", |a| a.label()),
+            authorized: s.state == incasso_app::pos::PosSessionState::Authorized,
+            id: s.id,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -1344,6 +1383,10 @@ async fn day(
     };
     let r = match desk::day(&ctx, &ente, &d.code, the_day).await {
         Ok(r) => r,
+        Err(e) => return error_page(chrome(&state, &signed).await, &e),
+    };
+    let flagged = match incasso_app::pos::flagged_of_desk(&ctx, &ente, &d.code).await {
+        Ok(f) => f.into_iter().map(Flagged::from).collect(),
         Err(e) => return error_page(chrome(&state, &signed).await, &e),
     };
     let name = format!("sportello-{}-{}", d.code, the_day);
@@ -1400,7 +1443,15 @@ async fn day(
         csv_url: format!("{base}&formato=csv"),
         xlsx_url: format!("{base}&formato=xlsx"),
         writer: writer && r.closed.is_none() && the_day <= today,
-        outcome: (q.esito == "chiusa").then_some("Giornata chiusa: il riepilogo non cambia più."),
+        outcome: match q.esito.as_str() {
+            "chiusa" => Some("Giornata chiusa: il riepilogo non cambia più."),
+            "rilasciata" => {
+                Some("Avvisi liberati: si possono inviare di nuovo al terminale o pagare altrove.")
+            }
+            _ => None,
+        },
+        flagged,
+        releaser: ctx.caller.require_ente(&ente).is_ok(),
         desk: d,
         r,
     })
@@ -1441,6 +1492,84 @@ async fn close(
             the_day
         ))
         .into_response(),
+        Err(e) => error_page(chrome(&state, &signed).await, &e),
+    }
+}
+
+// ---------------------------------------------------------------- POS anomalies
+
+#[derive(Template)]
+#[template(path = "backoffice/desk_release.html")]
+struct ReleasePage {
+    chrome: Chrome,
+    desk: Desk,
+    s: Flagged,
+}
+
+/// The desk's session `session`, if it is one flagged for a person; else
+/// the page that says why not.
+async fn flagged_session(
+    state: &AppState,
+    signed: &SignedIn,
+    desk_code: &str,
+    session: &str,
+) -> Result<(String, incasso_app::Ctx, Desk, Flagged), Response> {
+    let (ente, ctx) = begin(state, signed).await?;
+    let d = match desk::get(&ctx, &ente, desk_code).await {
+        Ok(d) => d,
+        Err(e) => return Err(error_page(chrome(state, signed).await, &e)),
+    };
+    let flagged = match incasso_app::pos::flagged_of_desk(&ctx, &ente, &d.code).await {
+        Ok(f) => f.into_iter().find(|s| s.id == session),
+        Err(e) => return Err(error_page(chrome(state, signed).await, &e)),
+    };
+    match flagged {
+        Some(s) => Ok((ente, ctx, d, s.into())),
+        None => Err(error_page(
+            chrome(state, signed).await,
+            &AppError::new(
+                Kind::NotFound,
+                "POS_NOT_RELEASABLE",
+                "nessun pagamento POS da verificare con questo identificativo a questo sportello",
+            ),
+        )),
+    }
+}
+
+/// `GET .../pos/{session}/rilascia`: what releasing means, and the button.
+async fn confirm_release(
+    State(state): State<AppState>,
+    signed: SignedIn,
+    Path((desk_code, session)): Path<(String, String)>,
+) -> Response {
+    match flagged_session(&state, &signed, &desk_code, &session).await {
+        Ok((_, _, desk, s)) => page(&ReleasePage {
+            chrome: chrome(&state, &signed).await,
+            desk,
+            s,
+        }),
+        Err(r) => r,
+    }
+}
+
+/// `POST .../pos/{session}/rilascia`: the session's notices let go (the
+/// Ente's administrator, after checking with the PSP).
+async fn release(
+    State(state): State<AppState>,
+    signed: SignedIn,
+    Path((desk_code, session)): Path<(String, String)>,
+    axum::Form(form): axum::Form<ActionForm>,
+) -> Response {
+    if let Err(r) = signed.check_csrf(&form.csrf) {
+        return r;
+    }
+    let (ente, ctx, d, s) = match flagged_session(&state, &signed, &desk_code, &session).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    match incasso_app::pos::release(&ctx, &ente, &s.id).await {
+        Ok(_) => Redirect::to(&format!("{}/giornata?esito=rilasciata", desk_url(&d.code)))
+            .into_response(),
         Err(e) => error_page(chrome(&state, &signed).await, &e),
     }
 }

@@ -26,8 +26,10 @@ mod session;
 mod spid;
 mod stations;
 mod supplies;
+mod terminals;
 pub mod ui;
 mod users;
+mod webhooks;
 
 use crate::AppState;
 use askama::Template;
@@ -69,6 +71,8 @@ pub fn routes() -> Router<AppState> {
         .merge(keys::routes())
         .merge(portal_settings::routes())
         .merge(spid::routes())
+        .merge(terminals::routes())
+        .merge(webhooks::routes())
         .layer(axum::middleware::from_fn(security_headers))
 }
 

@@ -101,6 +101,18 @@ pub const NAV: &[Section] = &[
         admin_only: true,
     },
     Section {
+        path: "/backoffice/terminali",
+        label: "Terminali POS",
+        area: Some(Area::Positions),
+        admin_only: true,
+    },
+    Section {
+        path: "/backoffice/webhook",
+        label: "Webhook",
+        area: None,
+        admin_only: true,
+    },
+    Section {
         path: "/backoffice/utenti",
         label: "Utenti e ruoli",
         area: Some(Area::Users),
