@@ -11,6 +11,7 @@
 
 mod checkout;
 mod fdr3;
+pub mod io;
 pub mod node;
 pub mod oidc;
 pub mod pos;
@@ -156,6 +157,8 @@ struct Inner {
     webhooks: webhooks::Receivers,
     /// The POS gateway, its terminals and acquirer ([`pos`]).
     pos: pos::PosState,
+    /// App IO's services API ([`io`]).
+    io: io::IoState,
 }
 
 impl Simulator {
@@ -173,6 +176,7 @@ impl Simulator {
                 mail: Mutex::new(Vec::new()),
                 webhooks: webhooks::Receivers::new(&settings.ente_soap_url),
                 pos: Default::default(),
+                io: Default::default(),
             }),
         }
     }
@@ -254,6 +258,7 @@ impl Simulator {
             .route("/health", get(|| async { "OK" }))
             .merge(webhooks::routes())
             .merge(pos::routes())
+            .merge(io::routes())
             .with_state(self.clone())
     }
 
