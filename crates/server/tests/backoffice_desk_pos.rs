@@ -5,7 +5,15 @@
 //! POS*, and the issued page follows the terminal's session (reloading
 //! itself while it is open) until the receipt has come: the position is
 //! paid, and the desk's day counts it as collected at its POS. A second
-//! push of the paid notice offers no button and is refused.
+//! push of the paid notice offers no button and is refused. Then the
+//! payment goes where every payment goes: the acquirer PSP's reporting
+//! flow, published on the simulated Node, is fetched by incasso's
+//! flow-fetch use case, the treasury's OPI journal credits the flow's
+//! total in one sospeso, reconciliation matches them, and an accountant
+//! sees it on the back office's pages: the position paid and reported,
+//! the payment reconciled, the sospeso matched to the flow, and the
+//! amount on the service's accertamento to the cent (flow page and
+//! reversale).
 
 #[path = "common/app.rs"]
 #[allow(dead_code)]
@@ -13,6 +21,9 @@ mod app;
 #[path = "common/backoffice.rs"]
 #[allow(dead_code)]
 mod backoffice;
+#[path = "common/bo_world.rs"]
+#[allow(dead_code)]
+mod bo_world;
 #[path = "common/desk_world.rs"]
 #[allow(dead_code)]
 mod desk_world;
@@ -202,5 +213,130 @@ async fn a_clerk_takes_the_payment_on_the_desk_terminal() {
         let again = lucia.post(&format!("{location}/pos"), &[]).await;
         assert_ne!(again.status, StatusCode::SEE_OTHER, "{}", again.text());
         assert!(again.status.as_u16() < 500, "{}", again.status);
+
+        // Reported by the acquirer, credited by the treasury, reconciled.
+        let iuv = stored.position.options[i].iuv.clone().expect("an IUV");
+        bo_world::connect_station(&store, ENTE, "ST_01", &sim_url, KEY).await;
+        let flows = bo_world::report_and_reconcile(&store, &sim, ENTE, chrono::Utc::now()).await;
+        let flow = flows
+            .iter()
+            .find(|f| f.ente == ENTE)
+            .unwrap_or_else(|| panic!("{backend:?}: no flow for the Ente: {flows:?}"));
+        assert!(
+            flow.flow_id.contains(&psp.id),
+            "{backend:?}: the acquirer's flow: {flow:?}"
+        );
+        assert_eq!((flow.payments, flow.total_cents), (1, 1_600), "{flow:?}");
+        let sospeso = store
+            .movements(ENTE)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|m| m.amount.0 == 1_600)
+            .unwrap_or_else(|| panic!("{backend:?}: no sospeso of 16,00"));
+        let row = store
+            .movement_row(ENTE, &sospeso.movement_id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(row.flow_id.as_deref(), Some(&*flow.flow_id), "{row:?}");
+        assert_eq!(row.status.as_deref(), Some("MATCHED"), "{row:?}");
+        assert!(
+            store.recon_anomalies(ENTE, None).await.unwrap().is_empty(),
+            "{backend:?}: a clean payment leaves no anomaly"
+        );
+
+        // What the accountant sees.
+        let anna = clerk(
+            &store,
+            &base,
+            "anna.ragioneria",
+            rights(Role::Accountant, Some(ENTE), &[], &[]),
+        )
+        .await;
+        let position = anna.get(&format!("/backoffice/posizioni/{iupd}")).await;
+        assert_eq!(position.status, StatusCode::OK, "{}", position.text());
+        let position = position.text();
+        assert!(
+            position.contains("Pagata e rendicontata"),
+            "{backend:?}: the position reported: {position}"
+        );
+        assert!(
+            position.contains(&psp.name) && position.contains("16,00"),
+            "the acquirer's receipt: {position}"
+        );
+        let reconciled = anna
+            .get("/backoffice/tesoreria/righe?classe=RECONCILED")
+            .await
+            .text();
+        assert!(
+            reconciled.contains(&iuv),
+            "{backend:?}: reconciled: {reconciled}"
+        );
+        let flow_page = anna
+            .get(&format!("/backoffice/flussi/{}", flow.flow_id))
+            .await
+            .text();
+        assert!(flow_page.contains(&iuv), "{flow_page}");
+        assert!(
+            flow_page.contains("2026/ACC-ANAG") && flow_page.contains("16,00"),
+            "the flow over the service's accertamento: {flow_page}"
+        );
+        assert!(
+            flow_page.contains(&sospeso.document_number),
+            "the flow names its sospeso: {flow_page}"
+        );
+        let movement = anna
+            .get(&format!(
+                "/backoffice/tesoreria/movimento?id={}",
+                backoffice::encode(&sospeso.movement_id)
+            ))
+            .await
+            .text();
+        assert!(
+            movement.contains("Abbinato") && movement.contains(&flow.flow_id),
+            "{backend:?}: the sospeso matched to its flow: {movement}"
+        );
+        // The reversale proposal needs the Ente's treasury settings.
+        incasso_app::reconcile::put_treasury_settings(
+            &store,
+            ENTE,
+            &incasso_app::reconcile::TreasurySettings {
+                bank_abi: "03069".into(),
+                ipa_office_code: "UFAB12".into(),
+                siope_ente_code: "012345678".into(),
+                ente_channel: "A2A-12345678".into(),
+                bank_channel: "A2A-87654321".into(),
+                bank_ente_code: "1234567".into(),
+            },
+            chrono::Utc::now(),
+        )
+        .await
+        .unwrap();
+        let rev = anna
+            .get(&format!(
+                "/backoffice/tesoreria/reversale?id={}&numero=1",
+                backoffice::encode(&sospeso.movement_id)
+            ))
+            .await;
+        assert_eq!(rev.status, StatusCode::OK, "{}", rev.text());
+        let root =
+            incasso_xml::parse(rev.text().as_bytes(), incasso_xml::Limits::default()).unwrap();
+        let r = root.child("reversale").unwrap();
+        assert_eq!(r.text_of("importo_reversale"), Some("16.00"));
+        let parts: Vec<(String, String)> = r
+            .child("informazioni_versante")
+            .unwrap()
+            .child("dati_a_disposizione_ente_versante")
+            .unwrap()
+            .children_named("accertamento")
+            .map(|a| {
+                (
+                    a.text_of("codice").unwrap().to_string(),
+                    a.text_of("importo").unwrap().to_string(),
+                )
+            })
+            .collect();
+        assert_eq!(parts, [("ACC-ANAG".to_string(), "16.00".to_string())]);
     }
 }

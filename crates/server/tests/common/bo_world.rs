@@ -110,23 +110,7 @@ async fn year(
 ) -> Holdings {
     let store = &app.store;
     let now = Utc::now();
-    let connection = ConnectionSettings {
-        rest_url: Some(sim_url.into()),
-        soap_url: Some(format!("{sim_url}/nodo/nodeForPa")),
-        auth: Auth::SubscriptionKey { key: KEY.into() },
-        timeout_ms: 2_000,
-        retries: 2,
-        backoff_ms: 10,
-        ..Default::default()
-    };
-    store
-        .set_station_connection(
-            ente,
-            station,
-            Some(&serde_json::to_string(&connection).unwrap()),
-        )
-        .await
-        .unwrap();
+    connect_station(store, ente, station, sim_url, KEY).await;
     for (code, name) in OFFICES
         .iter()
         .zip(["Ufficio Tributi", "Ufficio Ragioneria"])
@@ -222,9 +206,52 @@ async fn year(
         }
         h.iupds_by_office.push((office.to_string(), iupds));
     }
-    for flow in sim.publish_flows() {
+    for flow in report_and_reconcile(store, sim, ente, now).await {
         h.flow_ids.push(flow.flow_id);
     }
+    h
+}
+
+/// Points `ente`'s `station` at the simulated Node at `sim_url` (REST for
+/// FdR 3, SOAP for the rest), as an intermediary sets it in the back office.
+pub async fn connect_station(
+    store: &incasso_store::Store,
+    ente: &str,
+    station: &str,
+    sim_url: &str,
+    key: &str,
+) {
+    let connection = ConnectionSettings {
+        rest_url: Some(sim_url.into()),
+        soap_url: Some(format!("{sim_url}/nodo/nodeForPa")),
+        auth: Auth::SubscriptionKey { key: key.into() },
+        timeout_ms: 2_000,
+        retries: 2,
+        backoff_ms: 10,
+        ..Default::default()
+    };
+    store
+        .set_station_connection(
+            ente,
+            station,
+            Some(&serde_json::to_string(&connection).unwrap()),
+        )
+        .await
+        .unwrap();
+}
+
+/// What happens after payments, the way the product does it: the PSPs
+/// publish their reporting flows on the simulated Node, incasso fetches
+/// them (the flow-fetch job's use case, which also reconciles), the
+/// treasury's OPI journal of `ente` is taken in and reconciliation runs.
+/// Answers the flows published (of every Ente).
+pub async fn report_and_reconcile(
+    store: &incasso_store::Store,
+    sim: &Simulator,
+    ente: &str,
+    now: chrono::DateTime<Utc>,
+) -> Vec<incasso_simulator::PublishedFlow> {
+    let published = sim.publish_flows();
     let fetched = incasso_app::reconcile::fetch_all(store, now).await;
     assert!(
         fetched.iter().all(|(_, r)| r.is_ok()),
@@ -237,5 +264,5 @@ async fn year(
     incasso_app::reconcile::reconcile(store, ente, now)
         .await
         .unwrap();
-    h
+    published
 }
