@@ -7,8 +7,11 @@
 //!   `localhost`, `127.0.0.1`, `[::1]`), and a secret incasso generates and
 //!   shows once; it is sealed at rest.
 //! - **Fan-out** ([`fan_out`]): the store hands each new event to every
-//!   active endpoint of its Ente as a delivery, moving the webhooks'
-//!   cursor in the same transaction.
+//!   endpoint of its Ente as a delivery, moving the webhooks' cursor in the
+//!   same transaction. A paused endpoint's deliveries are queued all the
+//!   same and sent once it is resumed ([`set_active`]): never lost.
+//! - **The feed** ([`events`]): the Ente's events read by id, for an
+//!   application catching up without (or besides) webhooks.
 //! - **Delivery** ([`deliver_due`], run by [`run`]): a `POST` of the event
 //!   as JSON with `X-Incasso-Event-Id`, `X-Incasso-Delivery-Id`,
 //!   `X-Incasso-Timestamp` (Unix seconds) and `X-Incasso-Signature:
@@ -278,8 +281,10 @@ pub async fn get(ctx: &Ctx, ente: &str, id: i64) -> Result<Endpoint, AppError> {
         .into())
 }
 
-/// Turns an endpoint on or off: off, it gets no new event and nothing
-/// waiting is sent to it.
+/// Resumes (`active`) or pauses an endpoint. Paused, it misses nothing:
+/// the fan-out still queues its deliveries and the worker sends none of
+/// them; resumed, they go out in order per position, then the new ones.
+/// (The back office's enable/disable buttons call this.)
 pub async fn set_active(
     ctx: &Ctx,
     ente: &str,
@@ -304,7 +309,9 @@ pub async fn set_active(
     .await
 }
 
-/// Removes an endpoint and what was waiting for it.
+/// Removes an endpoint and its queue: what was waiting for it, a paused
+/// endpoint's deliveries too, is dropped (the events stay readable
+/// through [`events`]).
 pub async fn remove(ctx: &Ctx, ente: &str, id: i64) -> Result<(), AppError> {
     let object = id.to_string();
     crate::audit::audited(ctx, Some(ente), "webhook.delete", &object, async {
@@ -315,6 +322,36 @@ pub async fn remove(ctx: &Ctx, ente: &str, id: i64) -> Result<(), AppError> {
             .at(Place::new("webhooks.remove", ente, &object))
     })
     .await
+}
+
+/// The Ente's events after `after` (PAID, CANCELLED, REPORTED: what
+/// webhooks deliver), oldest first, at most `limit` (1 to 1000): the
+/// outbox itself, from which an application can always catch up, with
+/// or without webhooks. Any key of the Ente reads it.
+pub async fn events(
+    ctx: &Ctx,
+    ente: &str,
+    after: i64,
+    limit: u32,
+) -> Result<Vec<incasso_store::events::PositionEvent>, AppError> {
+    ctx.caller.require(
+        ente,
+        incasso_core::access::Area::Positions,
+        incasso_core::access::Access::Read,
+    )?;
+    if after < 0 {
+        return Err(AppError::invalid(
+            "BAD_AFTER",
+            "after: l'identificativo dell'ultimo evento letto, 0 o più",
+        ));
+    }
+    if !(1..=1000).contains(&limit) {
+        return Err(AppError::invalid("BAD_LIMIT", "limit: da 1 a 1000"));
+    }
+    ctx.store()
+        .ente_events(ente, after, limit)
+        .await
+        .at(Place::new("webhooks.events", ente, &after.to_string()))
 }
 
 /// An endpoint's deliveries, newest first.

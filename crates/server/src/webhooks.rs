@@ -43,6 +43,7 @@ pub fn routes() -> Router<AppState> {
             "/enti/{fiscalCode}/webhooks/{id}/deliveries/{deliveryId}/retry",
             post(retry_delivery),
         )
+        .route("/enti/{fiscalCode}/events", get(list_events))
 }
 
 /// The acknowledgement door, which takes no key: merged beside `/api/v1`'s
@@ -73,7 +74,7 @@ signed the same way (X-Incasso-Signature over that timestamp, a dot and the body
 #[derive(utoipa::OpenApi)]
 #[openapi(
     paths(register, list_endpoints, get_endpoint, update_endpoint, delete_endpoint,
-          list_deliveries, retry_delivery, ack),
+          list_deliveries, retry_delivery, ack, list_events),
     components(schemas(ProblemJson)),
     tags((name = "webhooks", description = SCHEME)),
     modifiers(&SecurityAddon)
@@ -97,7 +98,8 @@ pub struct EndpointDto {
     pub id: i64,
     pub url: String,
     pub description: String,
-    /// false: it gets no new event and nothing waiting is sent to it.
+    /// false: paused. Its events are still queued, none is sent; set true
+    /// again and they go out in order per position.
     pub active: bool,
     pub created_at: String,
     pub created_by: String,
@@ -259,7 +261,9 @@ pub async fn get_endpoint(
     ))
 }
 
-/// Turn an endpoint on or off.
+/// Pause (`active: false`) or resume an endpoint. A paused endpoint misses
+/// nothing: its deliveries queue up and go out, in order per position,
+/// once it is resumed.
 #[utoipa::path(patch, path = "/api/v1/enti/{fiscalCode}/webhooks/{id}", tag = "webhooks",
     params(("fiscalCode" = String, Path), ("id" = i64, Path)), request_body = UpdateRequest,
     responses((status = 200, body = EndpointDto), (status = 403, body = ProblemJson),
@@ -274,7 +278,8 @@ pub async fn update_endpoint(
     Ok(Json(e.into()))
 }
 
-/// Remove an endpoint and what was waiting for it.
+/// Remove an endpoint and its queue: deliveries not yet sent are dropped
+/// (the events stay readable at `GET /api/v1/enti/{fiscalCode}/events`).
 #[utoipa::path(delete, path = "/api/v1/enti/{fiscalCode}/webhooks/{id}", tag = "webhooks",
     params(("fiscalCode" = String, Path), ("id" = i64, Path)),
     responses((status = 204), (status = 403, body = ProblemJson), (status = 404, body = ProblemJson)))]
@@ -341,4 +346,69 @@ pub async fn ack(
         delivery_id: id,
         status: incasso_store::webhooks::DELIVERED.into(),
     }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct EventsQuery {
+    /// The last eventId already read (0, the default: from the first).
+    pub after: Option<i64>,
+    /// How many at most, oldest first (1 to 1000; 100 by default).
+    pub limit: Option<u32>,
+}
+
+/// A position event, as a webhook delivers it (without its deliveryId).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EventDto {
+    pub event_id: i64,
+    /// PAID, CANCELLED or REPORTED.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub created_at: String,
+    pub organization_fiscal_code: String,
+    pub iupd: String,
+    pub notice_number: Option<String>,
+    pub iuv: Option<String>,
+    /// As in the webhook's body: amountCents, receiptId... by type.
+    #[schema(value_type = Object)]
+    pub data: serde_json::Value,
+}
+
+/// The Ente's events after `after`, oldest first: the outbox webhooks are
+/// delivered from, for an application that catches up by itself (keep the
+/// last eventId, ask again with it; an empty list: up to date). Any key of
+/// the Ente.
+#[utoipa::path(get, path = "/api/v1/enti/{fiscalCode}/events", tag = "webhooks",
+    params(("fiscalCode" = String, Path), EventsQuery),
+    responses((status = 200, body = Vec<EventDto>),
+              (status = 400, body = ProblemJson, description = "BAD_AFTER, BAD_LIMIT"),
+              (status = 403, body = ProblemJson)))]
+pub async fn list_events(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(fc): Path<String>,
+    ApiQuery(q): ApiQuery<EventsQuery>,
+) -> Result<Json<Vec<EventDto>>, ApiError> {
+    let list = webhooks::events(
+        &state.ctx(caller),
+        &fc,
+        q.after.unwrap_or(0),
+        q.limit.unwrap_or(100),
+    )
+    .await?;
+    Ok(Json(
+        list.into_iter()
+            .map(|e| EventDto {
+                event_id: e.id,
+                kind: e.kind,
+                created_at: e.created_at.to_rfc3339_opts(SecondsFormat::Micros, true),
+                organization_fiscal_code: e.ente,
+                iupd: e.iupd,
+                notice_number: e.notice_number,
+                iuv: e.iuv,
+                data: e.payload,
+            })
+            .collect(),
+    ))
 }

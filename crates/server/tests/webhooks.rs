@@ -317,3 +317,292 @@ async fn wait_for_delivered(http: &reqwest::Client, url: &str, key: &str, n: usi
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// A paused endpoint misses nothing: the events of the pause (PAID and
+/// REPORTED of several positions) are queued, none is sent while it is
+/// paused, and once resumed each arrives once, a position's in order; the
+/// Ente's events feed lists the same events, pages by `after`, and no
+/// other Ente's key reads it. Deleting the endpoint drops its queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_endpoint_misses_nothing_and_the_feed_is_the_entes_own() {
+    for backend in backends() {
+        let w = world(backend).await;
+        let http = reqwest::Client::new();
+        let base = w.base().to_string();
+        let (_, admin) = incasso_app::keys::issue_key(
+            &w.app.store,
+            Some(ENTE),
+            KeyScope::EnteAdmin,
+            "amministrazione",
+        )
+        .await
+        .unwrap();
+        let hooks = format!("{base}/api/v1/enti/{ENTE}/webhooks");
+        let receiver = format!("{}/simulator/webhooks/pausa", w.sim_url);
+        let (s, reg) = send(
+            &http,
+            reqwest::Method::POST,
+            &hooks,
+            Some(&admin),
+            Some(json!({"url": receiver, "description": "gestionale in pausa"})),
+        )
+        .await;
+        assert_eq!(s, StatusCode::CREATED, "{backend:?}: {reg}");
+        let id = reg["id"].as_i64().unwrap();
+        let settings = ReceiverSettings {
+            secret: Some(reg["secret"].as_str().unwrap().to_string()),
+            ..Default::default()
+        };
+        http.put(&receiver).json(&settings).send().await.unwrap();
+        let endpoint = format!("{hooks}/{id}");
+
+        // Before the pause: delivered as usual.
+        let a = w.notice(ENTE, "PZ-A", 1_000, 30).await;
+        w.sim.pay(ENTE, &a.nav).await.unwrap();
+        let report = wait_for(&http, &receiver, |r| r.events >= 1).await;
+        assert_eq!(report.events, 1, "{backend:?}: {report:?}");
+
+        // Paused: two payments, the flows reporting all three, and a
+        // payment at the other Ente.
+        let (s, v) = send(
+            &http,
+            reqwest::Method::PATCH,
+            &endpoint,
+            Some(&admin),
+            Some(json!({"active": false})),
+        )
+        .await;
+        assert_eq!((s, v["active"].as_bool()), (StatusCode::OK, Some(false)));
+        let b = w.notice(ENTE, "PZ-B", 2_000, 30).await;
+        let c = w.notice(ENTE, "PZ-C", 3_000, 30).await;
+        let d = w.notice(OTHER_ENTE, "PZ-D", 4_000, 30).await;
+        for (fc, n) in [(ENTE, &b), (ENTE, &c), (OTHER_ENTE, &d)] {
+            w.sim.pay(fc, &n.nav).await.unwrap();
+        }
+        assert!(!w.sim.publish_flows().is_empty());
+        let fetched = incasso_app::reconcile::fetch_all(&w.app.store, chrono::Utc::now()).await;
+        assert!(fetched.iter().all(|(_, r)| r.is_ok()), "{fetched:?}");
+
+        // The feed: the Ente's events, PAID and REPORTED, by id.
+        let feed_url = format!("{base}/api/v1/enti/{ENTE}/events");
+        let (s, feed) = send(
+            &http,
+            reqwest::Method::GET,
+            &format!("{feed_url}?after=0&limit=1000"),
+            Some(&w.app.key_a),
+            None,
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{backend:?}: {feed}");
+        let feed = feed.as_array().unwrap().clone();
+        let kinds: Vec<(String, String)> = feed
+            .iter()
+            .map(|e| {
+                (
+                    e["iupd"].as_str().unwrap().to_string(),
+                    e["type"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        for iupd in ["PZ-A", "PZ-B", "PZ-C"] {
+            for kind in ["PAID", "REPORTED"] {
+                assert!(
+                    kinds.contains(&(iupd.to_string(), kind.to_string())),
+                    "{backend:?}: {iupd} {kind} in the feed: {kinds:?}"
+                );
+            }
+        }
+        assert!(
+            feed.iter().all(|e| e["organizationFiscalCode"] == ENTE),
+            "{feed:?}"
+        );
+        let ids: Vec<i64> = feed
+            .iter()
+            .map(|e| e["eventId"].as_i64().unwrap())
+            .collect();
+        assert!(ids.windows(2).all(|p| p[0] < p[1]), "by id: {ids:?}");
+        // Paged by the last id read.
+        let (_, page) = send(
+            &http,
+            reqwest::Method::GET,
+            &format!("{feed_url}?after={}&limit=2", ids[0]),
+            Some(&w.app.key_a),
+            None,
+        )
+        .await;
+        let paged: Vec<i64> = page
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["eventId"].as_i64().unwrap())
+            .collect();
+        assert_eq!(paged, ids[1..3], "{backend:?}");
+        let (s, v) = send(
+            &http,
+            reqwest::Method::GET,
+            &format!("{feed_url}?limit=0"),
+            Some(&w.app.key_a),
+            None,
+        )
+        .await;
+        assert_eq!(
+            (s, v["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("BAD_LIMIT"))
+        );
+        // Another Ente's key never reads them; its own feed has only its own.
+        let (s, _) = send(
+            &http,
+            reqwest::Method::GET,
+            &feed_url,
+            Some(&w.app.key_b),
+            None,
+        )
+        .await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{backend:?}");
+        let (s, theirs) = send(
+            &http,
+            reqwest::Method::GET,
+            &format!("{base}/api/v1/enti/{OTHER_ENTE}/events?limit=1000"),
+            Some(&w.app.key_b),
+            None,
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK);
+        let theirs = theirs.as_array().unwrap();
+        assert!(
+            theirs.iter().any(|e| e["iupd"] == "PZ-D"),
+            "{backend:?}: {theirs:?}"
+        );
+        assert!(
+            theirs
+                .iter()
+                .all(|e| e["organizationFiscalCode"] == OTHER_ENTE
+                    && !ids.contains(&e["eventId"].as_i64().unwrap())),
+            "{theirs:?}"
+        );
+
+        // Nothing is sent while paused, but it is queued.
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
+        let report = wait_for(&http, &receiver, |_| true).await;
+        assert_eq!(report.deliveries.len(), 1, "{backend:?}: sent while paused");
+        let waiting = ids.len() - 1;
+        let (_, listed) = send(
+            &http,
+            reqwest::Method::GET,
+            &format!("{endpoint}/deliveries"),
+            Some(&admin),
+            None,
+        )
+        .await;
+        let pending = listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| d["status"] == "PENDING")
+            .count();
+        assert_eq!(
+            pending, waiting,
+            "{backend:?}: queued while paused: {listed}"
+        );
+
+        // Resumed: each event once, a position's in order.
+        let (s, _) = send(
+            &http,
+            reqwest::Method::PATCH,
+            &endpoint,
+            Some(&admin),
+            Some(json!({"active": true})),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK);
+        let report = wait_for(&http, &receiver, |r| r.events >= ids.len()).await;
+        assert_eq!(report.events, ids.len(), "{backend:?}: {report:?}");
+        assert_eq!(report.rejected, 0);
+        let arrived: Vec<i64> = report.deliveries.iter().map(|d| d.event_id).collect();
+        let mut sorted = arrived.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, ids, "{backend:?}: each event once: {arrived:?}");
+        for iupd in ["PZ-A", "PZ-B", "PZ-C"] {
+            let of: Vec<i64> = report
+                .deliveries
+                .iter()
+                .filter(|d| d.iupd == iupd)
+                .map(|d| d.event_id)
+                .collect();
+            assert!(
+                of.windows(2).all(|p| p[0] < p[1]),
+                "{backend:?}: {iupd} in order: {of:?}"
+            );
+        }
+
+        // Deleting drops the queue: paused, a payment queued, deleted.
+        send(
+            &http,
+            reqwest::Method::PATCH,
+            &endpoint,
+            Some(&admin),
+            Some(json!({"active": false})),
+        )
+        .await;
+        let e = w.notice(ENTE, "PZ-E", 5_000, 30).await;
+        w.sim.pay(ENTE, &e.nav).await.unwrap();
+        let queued = async {
+            for _ in 0..100 {
+                let (_, l) = send(
+                    &http,
+                    reqwest::Method::GET,
+                    &format!("{endpoint}/deliveries"),
+                    Some(&admin),
+                    None,
+                )
+                .await;
+                if l.as_array().unwrap().iter().any(|d| d["iupd"] == "PZ-E") {
+                    return true;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            false
+        };
+        assert!(queued.await, "{backend:?}: PZ-E queued");
+        let (s, _) = send(
+            &http,
+            reqwest::Method::DELETE,
+            &endpoint,
+            Some(&admin),
+            None,
+        )
+        .await;
+        assert_eq!(s, StatusCode::NO_CONTENT);
+        assert!(
+            w.app
+                .store
+                .webhook_deliveries(ENTE, id, 1000)
+                .await
+                .unwrap()
+                .is_empty(),
+            "{backend:?}: the queue went with it"
+        );
+        let (_, feed) = send(
+            &http,
+            reqwest::Method::GET,
+            &format!("{feed_url}?after={}", ids.last().unwrap()),
+            Some(&w.app.key_a),
+            None,
+        )
+        .await;
+        assert!(
+            feed.as_array().unwrap().iter().any(|e| e["iupd"] == "PZ-E"),
+            "{backend:?}: the feed still has it: {feed}"
+        );
+        // The document lists the feed.
+        let doc: Value = http
+            .get(format!("{base}/api/openapi.json"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert!(doc["paths"]["/api/v1/enti/{fiscalCode}/events"]["get"].is_object());
+    }
+}

@@ -491,7 +491,8 @@ impl Store {
         rows.iter().map(event).collect()
     }
 
-    /// The Ente's events, oldest first, after `after_id`.
+    /// The Ente's events of the kinds webhooks deliver, oldest first,
+    /// after `after_id`: the feed its applications catch up from.
     pub async fn ente_events(
         &self,
         ente: &str,
@@ -500,6 +501,7 @@ impl Store {
     ) -> Result<Vec<PositionEvent>> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM position_events WHERE ente = $1 AND id > $2
+               AND kind IN {WEBHOOK_KINDS}
              ORDER BY id LIMIT $3"
         )))
         .bind(ente)

@@ -195,12 +195,6 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0031_notifications.sql"),
         postgres: include_str!("../migrations/postgres/0031_notifications.sql"),
     },
-    Migration {
-        version: 32,
-        name: "webhook_pause",
-        sqlite: include_str!("../migrations/sqlite/0032_webhook_pause.sql"),
-        postgres: include_str!("../migrations/postgres/0032_webhook_pause.sql"),
-    },
 ];
 
 /// Arbitrary constant naming incasso's migration lock on PostgreSQL.

@@ -3,8 +3,11 @@
 //!
 //! [`Store::fan_out_webhooks`] is a consumer of `position_events` (cursor
 //! `webhooks`): in one transaction it reads the events past its cursor,
-//! writes a delivery for every active endpoint of each event's Ente, and
-//! moves the cursor, so an event is handed on once, whatever crashes.
+//! writes a delivery for every endpoint of each event's Ente, and moves
+//! the cursor, so an event is handed on once, whatever crashes. A paused
+//! endpoint (`active = 0`) gets its deliveries all the same: they wait,
+//! unclaimed, until it is resumed, so nothing that happened meanwhile is
+//! lost.
 //!
 //! Deliveries are claimed as the e-mail outbox's messages are: a
 //! conditional `UPDATE ... WHERE status = 'PENDING'` makes one worker the
@@ -221,7 +224,8 @@ impl Store {
         endpoint(&row)
     }
 
-    /// Turns an endpoint on or off.
+    /// Resumes or pauses an endpoint: paused, its deliveries are still
+    /// queued and none is claimed.
     pub async fn set_webhook_endpoint_active(
         &self,
         ente: &str,
@@ -244,7 +248,8 @@ impl Store {
         self.webhook_endpoint(ente, id).await
     }
 
-    /// Removes an endpoint and its deliveries.
+    /// Removes an endpoint and its deliveries, sent or queued: a paused
+    /// endpoint's queue goes with it.
     pub async fn delete_webhook_endpoint(&self, ente: &str, id: i64) -> Result<()> {
         let mut tx = self.write_tx().await?;
         sqlx::query(
@@ -268,8 +273,8 @@ impl Store {
     }
 
     /// Hands the events past the `webhooks` cursor on to the endpoints (at
-    /// most `limit` events): a delivery per active endpoint of each event's
-    /// Ente, and the cursor moved, in one transaction. Answers how many
+    /// most `limit` events): a delivery per endpoint of each event's Ente,
+    /// paused or not, and the cursor moved, in one transaction. Answers how many
     /// events were taken (0: nothing new).
     pub async fn fan_out_webhooks(&self, now: DateTime<Utc>, limit: u32) -> Result<usize> {
         // Looked at first through a reader: an idle poll must not take
@@ -305,7 +310,7 @@ impl Store {
                 next_attempt_at, created_at)
              SELECT w.id, e.id, e.position_id, 'PENDING', 0, $3, $3
              FROM position_events e
-             JOIN webhook_endpoints w ON w.ente = e.ente AND w.active = 1 AND e.id > w.first_event
+             JOIN webhook_endpoints w ON w.ente = e.ente AND e.id > w.first_event
              WHERE e.id > $1 AND e.id <= $2 AND e.kind IN {}
              ON CONFLICT (endpoint_id, event_id) DO NOTHING",
             crate::events::WEBHOOK_KINDS
@@ -322,7 +327,8 @@ impl Store {
 
     /// Claims up to `limit` due deliveries for `lease`: each is returned to
     /// one caller only, in this process or another, and only when no older
-    /// delivery of its endpoint and position is still on its way.
+    /// delivery of its endpoint and position is still on its way. A paused
+    /// endpoint's deliveries are not claimed.
     pub async fn claim_due_deliveries(
         &self,
         now: DateTime<Utc>,
