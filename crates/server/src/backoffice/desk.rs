@@ -1197,34 +1197,8 @@ async fn email(
     Path((desk_code, iupd)): Path<(String, String)>,
     axum::Form(form): axum::Form<EmailForm>,
 ) -> Response {
-    if let Err(r) = signed.check_csrf(&form.csrf) {
-        return r;
-    }
-    let (ente, ctx) = match begin(&state, &signed).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    let base = issued_url(&desk_code, &iupd);
-    match desk::email_notice(&ctx, &ente, &iupd, &form.email).await {
-        Ok(Mailed::Queued) => Redirect::to(&format!("{base}?esito=email")).into_response(),
-        Ok(Mailed::AlreadyQueued) => {
-            Redirect::to(&format!("{base}?esito=email-gia")).into_response()
-        }
-        Err(e) if e.kind == Kind::Invalid => {
-            issued_page(
-                &state,
-                &signed,
-                &desk_code,
-                &iupd,
-                None,
-                Some((form.email.clone(), e.detail.clone())),
-                None,
-                false,
-            )
-            .await
-        }
-        Err(e) => error_page(chrome(&state, &signed).await, &e),
-    }
+    let action = IssuedAction::Email(form.email);
+    act_on_issued(&state, &signed, &desk_code, &iupd, &form.csrf, action).await
 }
 
 #[derive(Deserialize)]
@@ -1241,39 +1215,81 @@ async fn push(
     Path((desk_code, iupd)): Path<(String, String)>,
     axum::Form(form): axum::Form<ActionForm>,
 ) -> Response {
-    if let Err(r) = signed.check_csrf(&form.csrf) {
+    let action = IssuedAction::Push;
+    act_on_issued(&state, &signed, &desk_code, &iupd, &form.csrf, action).await
+}
+
+/// What a button of the issued page asks for.
+enum IssuedAction {
+    /// The notice mailed to this address.
+    Email(String),
+    /// The notice sent to the desk's terminal.
+    Push,
+}
+
+/// An action of the issued page: done, it answers with the page and the
+/// outcome (`?esito=`); refused for a reason the clerk can act on (a
+/// wrong address; the terminal busy, a notice held, the gateway down), the
+/// page again with the refusal where the button was; else the error page.
+async fn act_on_issued(
+    state: &AppState,
+    signed: &SignedIn,
+    desk_code: &str,
+    iupd: &str,
+    csrf: &str,
+    action: IssuedAction,
+) -> Response {
+    if let Err(r) = signed.check_csrf(csrf) {
         return r;
     }
-    let (ente, ctx) = match begin(&state, &signed).await {
+    let (ente, ctx) = match begin(state, signed).await {
         Ok(v) => v,
         Err(r) => return r,
     };
-    match desk::push_to_terminal(&ctx, &ente, &desk_code, &iupd).await {
-        Ok(_) => {
-            Redirect::to(&format!("{}?esito=pos", issued_url(&desk_code, &iupd))).into_response()
+    let done =
+        match &action {
+            IssuedAction::Email(address) => desk::email_notice(&ctx, &ente, iupd, address)
+                .await
+                .map(|m| match m {
+                    Mailed::Queued => "email",
+                    Mailed::AlreadyQueued => "email-gia",
+                }),
+            IssuedAction::Push => desk::push_to_terminal(&ctx, &ente, desk_code, iupd)
+                .await
+                .map(|_| "pos"),
+        };
+    let e = match done {
+        Ok(esito) => {
+            return Redirect::to(&format!("{}?esito={esito}", issued_url(desk_code, iupd)))
+                .into_response();
         }
-        // The terminal's refusal (busy, a notice held, the gateway down)
-        // is shown where the clerk pressed the button.
-        Err(e)
+        Err(e) => e,
+    };
+    let (email_error, pos_error) = match action {
+        IssuedAction::Email(address) if e.kind == Kind::Invalid => {
+            (Some((address, e.detail.clone())), None)
+        }
+        IssuedAction::Push
             if matches!(
                 e.kind,
                 Kind::Conflict | Kind::Unprocessable | Kind::Unavailable
             ) =>
         {
-            issued_page(
-                &state,
-                &signed,
-                &desk_code,
-                &iupd,
-                None,
-                None,
-                Some(e.detail.clone()),
-                false,
-            )
-            .await
+            (None, Some(e.detail.clone()))
         }
-        Err(e) => error_page(chrome(&state, &signed).await, &e),
-    }
+        _ => return error_page(chrome(state, signed).await, &e),
+    };
+    issued_page(
+        state,
+        signed,
+        desk_code,
+        iupd,
+        None,
+        email_error,
+        pos_error,
+        false,
+    )
+    .await
 }
 
 // ---------------------------------------------------------------- the day

@@ -61,7 +61,12 @@ impl From<webhooks::Endpoint> for EndpointView {
             url: e.url,
             description: e.description,
             active: e.active,
-            created_by: e.created_by,
+            // The audit's actor, as a person reads it.
+            created_by: e
+                .created_by
+                .strip_prefix("operator:")
+                .map(str::to_string)
+                .unwrap_or(e.created_by),
         }
     }
 }
@@ -245,7 +250,16 @@ impl From<incasso_store::webhooks::DeliveryRecord> for DeliveryView {
         DeliveryView {
             id: d.id,
             kind: kind_label(&d.kind),
-            notice: d.notice_number.unwrap_or_else(|| d.iupd.clone()),
+            // As printed on the notice: in groups of four.
+            notice: match d.notice_number {
+                Some(n) => n
+                    .as_bytes()
+                    .chunks(4)
+                    .map(|c| String::from_utf8_lossy(c).into_owned())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                None => d.iupd.clone(),
+            },
             failed: d.status == "FAILED",
             status: status_label(&d.status),
             attempts: d.attempts,
