@@ -387,6 +387,9 @@ async fn send_rt(
     match app.store.record_receipt(&record, app.clock.now()).await {
         Ok(outcome) => {
             tracing::debug!(outcome = ?outcome, "receipt stored");
+            // Its PAID event (if any) is committed: the webhooks need not
+            // wait for their next look.
+            crate::webhooks::wake();
             // Committed: now the payer's e-mail, queued once per receipt
             // id (a paid notice's copy only; a KO receipt paid nothing).
             if record.owner_ente == record.ente && record.outcome == "OK" {

@@ -310,6 +310,11 @@ impl Store {
             AnyPoolOptions::new()
                 .max_connections(max)
                 .acquire_timeout(Duration::from_secs(60))
+                // No ping on every acquire: a file's connection does not
+                // go stale, and the ping was a second hand-over to the
+                // connection's thread for each statement run on the pool
+                // (most of a payment's reads; perf, `bench digitpos`).
+                .test_before_acquire(false)
                 .after_connect(move |conn, _meta| {
                     Box::pin(async move {
                         sqlx::raw_sql(SQLITE_PRAGMAS).execute(&mut *conn).await?;
