@@ -112,6 +112,16 @@ const DESK_CLERKS: [Person; 2] = [
 /// The desk seeded at the first Ente (the POS gateway's workstation).
 pub const DEMO_DESK: &str = "SPORTELLO_01";
 
+/// The simulator's card terminals `serve --demo` registers: by the index
+/// of the Ente in [`demo_enti`], the terminal id, its description, and
+/// whether it sits on the first Ente's desk ([`DEMO_DESK`]). `SIMPOS08`
+/// is the terminal that is out of order.
+pub const DEMO_TERMINALS: [(usize, &str, &str, bool); 3] = [
+    (0, "SIMPOS01", "POS dello sportello polifunzionale", true),
+    (0, "SIMPOS08", "POS guasto (prova)", false),
+    (1, "SIMPOS02", "POS dello sportello", false),
+];
+
 /// The client the demo's back office is to the simulator's provider.
 pub const SPID_CLIENT_ID: &str = "incasso-backoffice";
 
@@ -356,6 +366,36 @@ pub struct DemoFile {
     pub webhook_deliveries_url: String,
     #[serde(default)]
     pub webhook_receivers: Vec<crate::webhooks::DemoReceiver>,
+    /// The demo receiver's URL: `GET` lists what it got (in arrival
+    /// order), `PUT` scripts it (`fail_next`, `slow_ms`, `ack_later`).
+    #[serde(default)]
+    pub webhook_receiver_url: String,
+    /// The simulated POS gateway incasso's desks talk to (pagoPA's
+    /// `pos-layer-service`), and where a terminal's behaviour is scripted:
+    /// `GET` lists the terminals, `PUT {pos_control_url}/{id}` with
+    /// `{"script": [{"mode": "DECLINED"}]}` or `{"status": ...}`.
+    #[serde(default)]
+    pub pos_gateway_url: String,
+    #[serde(default)]
+    pub pos_control_url: String,
+}
+
+/// A card terminal of the demo, as demo.json tells it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DemoTerminal {
+    pub id: String,
+    /// The desk it sits on, if any.
+    pub desk: Option<String>,
+    pub description: String,
+}
+
+/// The webhook endpoint the demo registered for an Ente.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DemoWebhookEndpoint {
+    pub id: i64,
+    pub url: String,
+    /// Its deliveries in incasso (`GET`, the intermediary's key).
+    pub deliveries_url: String,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -403,6 +443,15 @@ pub struct DemoEnteFile {
     pub digitpos_api_key: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub digitpos_return_host: String,
+    /// The Ente's card terminals (the simulator's).
+    #[serde(default)]
+    pub terminals: Vec<DemoTerminal>,
+    /// The Ente's events feed (`GET ?after=0`, the Ente's key).
+    #[serde(default)]
+    pub events_url: String,
+    /// The webhook endpoint registered for the demo's receiver, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_endpoint: Option<DemoWebhookEndpoint>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -706,6 +755,17 @@ pub async fn seed(ctx: &crate::Ctx, data_dir: &Path, simulator_url: &str) -> Res
             payable_notices: payable,
             digitpos_api_key,
             digitpos_return_host,
+            terminals: DEMO_TERMINALS
+                .iter()
+                .filter(|(index, ..)| *index == out.len())
+                .map(|(_, id, description, on_desk)| DemoTerminal {
+                    id: id.to_string(),
+                    desk: on_desk.then(|| DEMO_DESK.to_string()),
+                    description: description.to_string(),
+                })
+                .collect(),
+            events_url: format!("{base_url}/api/v1/enti/{fc}/events"),
+            webhook_endpoint: None,
         });
     }
     let intermediary_user = "intermediario";
@@ -742,8 +802,26 @@ pub async fn seed(ctx: &crate::Ctx, data_dir: &Path, simulator_url: &str) -> Res
             .unwrap_or_default(),
     )
     .await;
+    for r in &webhook_receivers {
+        if let Some(e) = out.iter_mut().find(|e| e.fiscal_code == r.fiscal_code) {
+            e.webhook_endpoint = Some(DemoWebhookEndpoint {
+                id: r.endpoint_id,
+                url: r.url.clone(),
+                deliveries_url: format!(
+                    "{base_url}/api/v1/enti/{}/webhooks/{}/deliveries",
+                    r.fiscal_code, r.endpoint_id
+                ),
+            });
+        }
+    }
     let file = DemoFile {
         webhook_deliveries_url: format!("{simulator_url}/simulator/webhooks"),
+        webhook_receiver_url: webhook_receivers
+            .first()
+            .map(|r| r.url.clone())
+            .unwrap_or_default(),
+        pos_gateway_url: format!("{simulator_url}/pos-layer-service"),
+        pos_control_url: format!("{simulator_url}/simulator/pos/terminals"),
         webhook_receivers,
         backoffice_url: format!("{base_url}/backoffice/"),
         portal_index_url: format!("{base_url}/portale/"),

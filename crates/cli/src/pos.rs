@@ -5,15 +5,14 @@
 
 use anyhow::{Context, Result};
 use incasso_app::App;
+use incasso_app::demo::{DEMO_DESK, DEMO_TERMINALS};
 use incasso_pagopa::pos::{PosGatewaySettings, PspInfo};
 
-/// The desk the demo seeds at the first Ente.
-const DEMO_DESK: &str = "SPORTELLO_01";
-
 /// `app` with the POS gateway of the simulator at `sim_url` (whose
-/// subscription key is `key`), and the simulator's terminals registered:
-/// `SIMPOS01` on the first Ente's desk, `SIMPOS08` (unavailable) beside
-/// it, `SIMPOS02` at the second Ente.
+/// subscription key is `key`), and the simulator's terminals registered
+/// as demo.json lists them ([`DEMO_TERMINALS`]): `SIMPOS01` on the first
+/// Ente's desk, `SIMPOS08` (unavailable) beside it, `SIMPOS02` at the
+/// second Ente.
 pub async fn demo(
     app: &App,
     sim: &incasso_simulator::Simulator,
@@ -62,12 +61,7 @@ pub async fn demo(
         .as_array()
         .map(|e| e.iter().filter_map(|e| e["fiscal_code"].as_str()).collect())
         .unwrap_or_default();
-    let plan = [
-        (0, "SIMPOS01", "POS dello sportello polifunzionale", true),
-        (0, "SIMPOS08", "POS guasto (prova)", false),
-        (1, "SIMPOS02", "POS dello sportello", false),
-    ];
-    for (index, terminal, description, on_desk) in plan {
+    for (index, terminal, description, on_desk) in DEMO_TERMINALS {
         let Some(ente) = enti.get(index) else {
             continue;
         };

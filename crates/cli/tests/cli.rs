@@ -722,11 +722,138 @@ fn demo_notices_are_paid_through_the_simulator_on(backend: Backend) {
     let nav0 = notices[0]["notice_number"].as_str().unwrap();
     let outcome = http_get(port, &format!("/pay/{fc}/{nav0}/esito"), "");
     assert!(outcome.contains("data-status=\"PAID\""), "{outcome}");
+    demo_pos_and_webhook_keys_answer(&demo, port, sim_port, &[nav, nav0]);
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// demo.json's POS and webhook keys (issue 18's demo) lead where they
+/// say, and the demo's payments `paid` show up in the receiver's listed
+/// deliveries and in the first Ente's events feed.
+fn demo_pos_and_webhook_keys_answer(
+    demo: &serde_json::Value,
+    port: u16,
+    sim_port: u16,
+    paid: &[&str],
+) {
+    let sim_url = demo["simulator_url"].as_str().unwrap();
+    // The simulator's, on its port (the receiver's on the loopback when
+    // the demo is shown on another host: incasso posts to it).
+    let path_of = |key: &str| -> String {
+        let url = demo[key].as_str().unwrap_or_default();
+        let at = format!(":{sim_port}/");
+        assert!(
+            url.starts_with("http://") && url.contains(&at),
+            "demo.json: {key} = {url:?}, simulator {sim_url}"
+        );
+        url[url.find(&at).unwrap() + at.len() - 1..].to_string()
+    };
+    let body = |answer: &str| {
+        answer
+            .split("\r\n\r\n")
+            .nth(1)
+            .unwrap_or_default()
+            .to_string()
+    };
+    // The POS gateway answers (and wants its subscription key).
+    let gateway = path_of("pos_gateway_url");
+    let answer = http_request_at(
+        "127.0.0.2",
+        sim_port,
+        "POST",
+        &format!("{gateway}/pos/terminals"),
+    );
+    let status: u16 = answer[9..12].parse().unwrap();
+    assert!(status != 404 && status < 500, "pos_gateway_url: {answer}");
+    // The terminals demo.json lists are the control's.
+    let control = path_of("pos_control_url");
+    let answer = http_get_at("127.0.0.2", sim_port, &control, "");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let known: serde_json::Value = serde_json::from_str(&body(&answer)).unwrap();
+    let known: Vec<&str> = known
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["id"].as_str())
+        .collect();
+    let enti = demo["enti"].as_array().unwrap();
+    let first = &enti[0]["terminals"];
+    assert!(
+        first
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["id"] == "SIMPOS01"
+                && t["desk"] == "SPORTELLO_01"
+                && t["description"].is_string()),
+        "a terminal on the desk: {first}"
+    );
+    for e in enti {
+        let terminals = e["terminals"].as_array().unwrap();
+        assert!(!terminals.is_empty(), "{e}");
+        for t in terminals {
+            assert!(
+                known.contains(&t["id"].as_str().unwrap()),
+                "{t} in {known:?}"
+            );
+        }
+    }
+    let script = http_request_at("127.0.0.2", sim_port, "PUT", &format!("{control}/SIMPOS01"));
+    assert!(!script.starts_with("HTTP/1.1 404"), "{script}");
+    // The demo's payments reach its receiver, listed at both URLs.
+    let receiver = path_of("webhook_receiver_url");
+    let deliveries = path_of("webhook_deliveries_url");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let got = loop {
+        let answer = http_get_at("127.0.0.2", sim_port, &receiver, "");
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        let report: serde_json::Value = serde_json::from_str(&body(&answer)).unwrap();
+        let navs: Vec<String> = report["deliveries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| d["type"] == "PAID" && d["answered"] == 200)
+            .filter_map(|d| d["notice_number"].as_str().map(str::to_string))
+            .collect();
+        if paid.iter().all(|n| navs.iter().any(|m| m == n)) || Instant::now() > deadline {
+            break navs;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    for n in paid {
+        assert!(got.iter().any(|m| m == n), "{n} not delivered: {got:?}");
+    }
+    let listed = http_get_at("127.0.0.2", sim_port, &deliveries, "");
+    assert!(listed.starts_with("HTTP/1.1 200"), "{listed}");
+    assert!(paid.iter().all(|n| listed.contains(n)), "{listed}");
+    // The endpoint registered for it, and the Ente's feed.
+    let e = &enti[0];
+    let endpoint = &e["webhook_endpoint"];
+    assert!(endpoint["id"].as_i64().is_some(), "{e}");
+    assert_eq!(endpoint["url"], demo["webhook_receiver_url"]);
+    let public = demo["base_url"].as_str().unwrap();
+    let own = |key: &serde_json::Value| -> String {
+        let url = key.as_str().unwrap();
+        assert!(url.starts_with(public), "{url}");
+        url[public.len()..].to_string()
+    };
+    let feed = http_get(
+        port,
+        &format!("{}?after=0&limit=1000", own(&e["events_url"])),
+        e["api_key"].as_str().unwrap(),
+    );
+    assert!(feed.starts_with("HTTP/1.1 200"), "{feed}");
+    assert!(paid.iter().all(|n| feed.contains(n)), "{feed}");
+    let their = http_get(
+        port,
+        &own(&endpoint["deliveries_url"]),
+        demo["intermediary_api_key"].as_str().unwrap(),
+    );
+    assert!(their.starts_with("HTTP/1.1 200"), "{their}");
+    assert!(paid.iter().all(|n| their.contains(n)), "{their}");
 }
 
 fn http_post(port: u16, path: &str) -> String {
