@@ -44,7 +44,9 @@ use crate::{App, Ctx};
 use chrono::{DateTime, Duration as ChronoDuration, NaiveTime, Utc};
 use incasso_core::access::{Access, Area};
 use incasso_notify::io::{IoClient, IoError, MessageContent, NewMessage, PaymentData};
-use incasso_notify::template::{Template, TemplateKind, Values, default_template};
+use incasso_notify::template::{
+    Template, TemplateKind, Values, default_template, format_amount, format_date,
+};
 use incasso_store::notify::{
     DueNotification, KeyChange, NewNotifySettings, NotificationRecord, NotifySettings,
 };
@@ -527,21 +529,6 @@ struct Prepared {
     not_payable: Option<&'static str>,
 }
 
-fn euro(cents: i64) -> String {
-    let units = cents / 100;
-    let mut digits = units.abs().to_string();
-    let mut grouped = String::new();
-    while digits.len() > 3 {
-        let tail = digits.split_off(digits.len() - 3);
-        grouped = format!(".{tail}{grouped}");
-    }
-    format!(
-        "{}{digits}{grouped},{:02} euro",
-        if cents < 0 { "-" } else { "" },
-        (cents % 100).abs()
-    )
-}
-
 async fn prepare(app: &App, n: &DueNotification) -> Result<Option<Prepared>, AppError> {
     use incasso_core::position::PositionStatus as S;
     let r = &n.record;
@@ -589,16 +576,13 @@ async fn prepare(app: &App, n: &DueNotification) -> Result<Option<Prepared>, App
     };
     let values = Values::new()
         .with("ente", ente.name.clone())
+        .with("ente_fiscal_code", r.ente.clone())
         .with("service", service)
+        .with("description", option.description.clone())
         .with("debtor_name", p.debtor.full_name.clone())
-        .with("amount", euro(option.amount.0))
+        .with("amount", format_amount(option.amount.0))
         .with("notice_number", nav.clone())
-        .with(
-            "due_date",
-            incasso_core::time::to_rome(option.due_date)
-                .format("%d/%m/%Y")
-                .to_string(),
-        )
+        .with("due_date", format_date(option.due_date))
         .with("iuv", option.iuv.clone().unwrap_or_default())
         .with(
             "payment_url",
@@ -905,6 +889,40 @@ pub async fn run_reminders(app: App) {
     }
 }
 
+/// The IO key `serve --demo` gives an Ente's services: the simulator's
+/// demo IO service of that Ente (`incasso_simulator::io::DEMO_SERVICES`).
+pub fn demo_io_key(ente: &str) -> String {
+    format!("io-demo-key-{ente}")
+}
+
+/// `serve --demo`: every service of `ente` tells its citizens through the
+/// simulator's IO (invitations on publication, reminders three days
+/// before, German too), with the Ente's demo IO key. Done after the demo's
+/// positions exist, so only what is published from now on is told; a
+/// failure is logged, never fatal to the demo.
+pub async fn seed_demo(ctx: &Ctx, ente: &str) {
+    let services = match ctx.store().list_services(ente).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(ente, error = %e, "demo notification settings not saved");
+            return;
+        }
+    };
+    for s in services {
+        let input = SettingsInput {
+            io_api_key: Some(demo_io_key(ente)),
+            enabled: true,
+            invite_on_publish: true,
+            reminder_days: Some(3),
+            german: true,
+        };
+        if let Err(e) = save_settings(ctx, ente, &s.code, &input).await {
+            tracing::warn!(ente, service = %s.code, error = %e,
+                "demo notification settings not saved");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -922,13 +940,6 @@ mod tests {
             .collect();
         assert!(spread.len() > 10, "jitter differs between rows");
         assert!(spread.iter().all(|ms| (8000..10000).contains(ms)));
-    }
-
-    #[test]
-    fn amounts_are_written_the_italian_way() {
-        assert_eq!(euro(123_456), "1.234,56 euro");
-        assert_eq!(euro(5), "0,05 euro");
-        assert_eq!(euro(100_000_000), "1.000.000,00 euro");
     }
 
     #[test]

@@ -404,6 +404,11 @@ async fn serve(settings: Settings, demo: bool) -> Result<()> {
     app_settings.spid = settings.spid.clone();
     app_settings.smtp_url = settings.smtp_url.clone();
     app_settings.mail_from = settings.mail_from.clone();
+    // App IO's services API (e.g. https://api.io.pagopa.it/api/v1): none,
+    // no message goes to IO.
+    app_settings.io_url = std::env::var("INCASSO_IO_URL")
+        .ok()
+        .filter(|u| !u.trim().is_empty());
     if let Some(gateway) = settings.pos.clone() {
         app_settings.pos =
             Some(incasso_app::pos::PosSettings::http(gateway).context("the POS gateway")?);
@@ -420,6 +425,11 @@ async fn serve(settings: Settings, demo: bool) -> Result<()> {
             .context("binding the simulator")?;
         let sim_addr = sim_listener.local_addr()?;
         let sim_url = config::same_host(&public_url, sim_addr.port());
+        // The simulator's App IO, unless another is set.
+        if app_settings.io_url.is_none() {
+            app_settings.io_url = Some(format!("{sim_url}/io/api/v1"));
+            app = incasso_app::App::new(store.clone(), app_settings.clone());
+        }
         // Its SMTP server takes incasso's e-mail, unless another is set.
         let smtp_listener = tokio::net::TcpListener::bind((addr.ip(), 0))
             .await
@@ -432,6 +442,10 @@ async fn serve(settings: Settings, demo: bool) -> Result<()> {
         let path = incasso_app::demo::seed(&app.system("demo"), &settings.data_dir, &sim_url)
             .await
             .context("seeding the demo")?;
+        // Its services tell citizens through the simulator's App IO.
+        for ente in store.list_enti().await? {
+            incasso_app::notify::seed_demo(&app.system("demo"), &ente.fiscal_code).await;
+        }
         let (mut sim_settings, demo_json) = simulator::settings_from_demo(&path, None)?;
         // Operators sign in with the simulator's SPID/CIE test identities,
         // unless another identity proxy is configured.
