@@ -29,6 +29,9 @@ use reqwest::{Method, StatusCode};
 
 const DESK_2: &str = "SPORTELLO_02";
 
+/// A form's fields, and the status, error field id and words it gets.
+type BadInput<'a> = (&'a [(&'a str, &'a str)], StatusCode, &'a str, &'a str);
+
 async fn admin(store: &Store, base: &str, name: &str, ente: &str) -> Clerk {
     clerk(
         store,
@@ -124,7 +127,7 @@ async fn an_administrator_registers_binds_and_disables_terminals() {
         assert!(html.contains("Attivo"));
 
         // Bad input: told next to its field, nothing written.
-        let cases: [(&[(&str, &str)], StatusCode, &str, &str); 4] = [
+        let cases: [BadInput; 4] = [
             (
                 &[
                     ("terminale", "POS00001"),
