@@ -310,6 +310,7 @@ impl IoClient {
     /// `base_url` is IO's up to `/api/v1` (`https://api.io.pagopa.it/api/v1`,
     /// or the simulator's `{simulator}/io/api/v1`); `timeout` bounds each call.
     pub fn new(base_url: &str, timeout: Duration) -> Result<IoClient, IoError> {
+        install_crypto_provider();
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
@@ -401,6 +402,17 @@ impl IoClient {
         );
         Ok(id)
     }
+}
+
+/// reqwest is built without a TLS provider of its own (the workspace
+/// picks ring for every client): without one installed, building a client
+/// panics, so the client installs it, once, as the pagoPA connector does.
+fn install_crypto_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // Only fails if another provider was installed first, which is fine.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
 }
 
 fn transport(e: reqwest::Error) -> IoError {
