@@ -8,21 +8,14 @@
 #[allow(dead_code)]
 mod process;
 
-use incasso_testkit::{Backend, backends};
-use process::incasso;
+use incasso_testkit::backends;
+use process::{database_for, incasso};
 
 #[test]
 fn bench_portal_quick_prints_its_json_last() {
     for backend in backends() {
         eprintln!("bench_portal_quick_prints_its_json_last on {backend:?}");
-        let db = match backend {
-            Backend::Sqlite => None,
-            Backend::Postgres => Some(
-                tokio::runtime::Runtime::new()
-                    .unwrap()
-                    .block_on(incasso_testkit::fresh_database_url(backend)),
-            ),
-        };
+        let db = database_for(backend);
         let out = incasso()
             .args(["bench", "portal", "--quick"])
             .args(db.iter().flat_map(|url| ["--database-url", url]))

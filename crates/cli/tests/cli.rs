@@ -7,7 +7,7 @@
 mod process;
 
 use incasso_testkit::{Backend, backends};
-use process::{Running, free_port, incasso, temp_dir, wait_for_health};
+use process::{Running, database_for, free_port, incasso, temp_dir, wait_for_health};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -17,20 +17,6 @@ fn incasso_for_ente(command: &str, url: &str) -> Command {
     let mut c = incasso();
     c.args([command, "--database-url", url, "--ente", "80000130585"]);
     c
-}
-
-/// The database a server or a command is told about: none on SQLite (the
-/// default file in the data dir, the path most users take), a fresh
-/// PostgreSQL database otherwise.
-fn database_for(backend: Backend) -> Option<String> {
-    match backend {
-        Backend::Sqlite => None,
-        Backend::Postgres => Some(
-            tokio::runtime::Runtime::new()
-                .unwrap()
-                .block_on(incasso_testkit::fresh_database_url(backend)),
-        ),
-    }
 }
 
 trait DatabaseEnv {

@@ -8,7 +8,7 @@ mod process;
 
 use base64::Engine as _;
 use incasso_testkit::{Backend, backends};
-use process::{Running, free_port, incasso, temp_dir, wait_for_health};
+use process::{Running, database_for, free_port, incasso, temp_dir, wait_for_health};
 use std::io::{Read, Write};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -39,14 +39,7 @@ fn the_demo_mails_a_paid_notice_s_receipt_to_its_smtp_server() {
 fn run(backend: Backend) {
     eprintln!("the demo's receipt e-mail on {backend:?}");
     let dir = temp_dir(&format!("receipts-{backend:?}"));
-    let db = match backend {
-        Backend::Sqlite => None,
-        Backend::Postgres => Some(
-            tokio::runtime::Runtime::new()
-                .unwrap()
-                .block_on(incasso_testkit::fresh_database_url(backend)),
-        ),
-    };
+    let db = database_for(backend);
     let port = free_port();
     let mut cmd = incasso();
     cmd.args(["serve", "--demo", "--bind", &format!("127.0.0.1:{port}")])

@@ -9,6 +9,7 @@
 //! once, the first arrivals of each position's events in order.
 
 #[path = "common/process.rs"]
+#[allow(dead_code)]
 mod process;
 
 use incasso_simulator::webhooks::{ReceiverReport, ReceiverSettings};

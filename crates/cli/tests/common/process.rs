@@ -77,3 +77,17 @@ pub fn wait_for_health(port: u16) -> bool {
     }
     false
 }
+
+/// The database a server or a command is told about: none on SQLite (the
+/// default file in the data dir, the path most users take), a fresh
+/// PostgreSQL database otherwise.
+pub fn database_for(backend: incasso_testkit::Backend) -> Option<String> {
+    match backend {
+        incasso_testkit::Backend::Sqlite => None,
+        incasso_testkit::Backend::Postgres => Some(
+            tokio::runtime::Runtime::new()
+                .unwrap()
+                .block_on(incasso_testkit::fresh_database_url(backend)),
+        ),
+    }
+}
