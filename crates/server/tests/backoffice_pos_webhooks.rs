@@ -608,7 +608,14 @@ async fn the_desk_shows_flagged_pos_sessions_and_an_administrator_releases_them(
             }
         };
 
-        // The clerk sees it and what to do, but may not release it.
+        // The clerk sees it from the desk and what to do on the day, but
+        // may not release it.
+        let desk_page = lucia
+            .get(&format!("/backoffice/sportello/{DESK}"))
+            .await
+            .text();
+        assert!(desk_page.contains("id=\"pos-avviso\""), "{desk_page}");
+        assert!(desk_page.contains(&format!("href=\"{day}\"")));
         let html = lucia.get(&day).await.text();
         assert!(html.contains("id=\"pos-anomalie\""), "{backend:?}: {html}");
         assert!(html.contains("Autorizzato ma senza ricevuta"));
@@ -654,6 +661,11 @@ async fn the_desk_shows_flagged_pos_sessions_and_an_administrator_releases_them(
         let html = ada.get(&format!("{day}?esito=rilasciata")).await.text();
         assert!(!html.contains("id=\"pos-anomalie\""), "{html}");
         assert!(html.contains("Avvisi liberati"));
+        let desk_page = ada
+            .get(&format!("/backoffice/sportello/{DESK}"))
+            .await
+            .text();
+        assert!(!desk_page.contains("id=\"pos-avviso\""), "{desk_page}");
         // Nothing left to release.
         assert_eq!(ada.post(&release, &[]).await.status, StatusCode::NOT_FOUND);
         // The notice can be held again by a new session.

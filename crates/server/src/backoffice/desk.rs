@@ -258,6 +258,8 @@ struct DeskPage {
     search_error: Option<String>,
     /// `None`: no search made; else its results.
     found: Option<Vec<Found>>,
+    /// How many of the desk's POS payments wait for a person.
+    flagged: usize,
 }
 
 struct Found {
@@ -301,6 +303,10 @@ async fn render_desk(
         Err(e) if e.kind == Kind::Forbidden => (Vec::new(), false),
         Err(e) => return error_page(chrome(state, signed).await, &e),
     };
+    let flagged = match incasso_app::pos::flagged_of_desk(&ctx, &ente, &d.code).await {
+        Ok(f) => f.len(),
+        Err(e) => return error_page(chrome(state, signed).await, &e),
+    };
     let status = if search_error.is_some() {
         StatusCode::BAD_REQUEST
     } else {
@@ -308,6 +314,7 @@ async fn render_desk(
     };
     page_with_status(
         &DeskPage {
+            flagged,
             chrome: chrome(state, signed).await,
             desk: d,
             services,
