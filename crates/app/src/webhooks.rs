@@ -38,7 +38,9 @@ use crate::error::{AppError, At, Kind, Place};
 use crate::{App, Caller, Ctx};
 use chrono::{DateTime, SecondsFormat, Utc};
 use incasso_store::KeyScope;
-use incasso_store::webhooks::{DeliveryRecord, DueDelivery, EndpointRecord, NewEndpoint};
+use incasso_store::webhooks::{
+    DeliveryRecord, DueDelivery, EndpointRecord, NewEndpoint, Outcome as StoreOutcome,
+};
 use ring::hmac;
 use serde::{Deserialize, Serialize};
 use std::sync::OnceLock;
@@ -70,7 +72,7 @@ pub const MAX_AGE: chrono::Duration = chrono::Duration::days(3);
 pub const ACK_WINDOW_SECONDS: i64 = 300;
 
 /// Deliveries claimed and sent at once by one worker round.
-const BATCH: u32 = 32;
+const BATCH: u32 = 100;
 
 /// The wait after the `attempts`th failure of delivery `id`: 1, 2, 4...
 /// seconds, at most an hour, and up to a tenth more, different for each
@@ -519,7 +521,9 @@ async fn send(d: &DueDelivery, now: DateTime<Utc>) -> Outcome {
 }
 
 /// Sends the deliveries due at `now`: each claimed here is sent by no
-/// other worker meanwhile. Sends them side by side.
+/// other worker meanwhile. Sends them side by side, and records the
+/// answers that are in with one store call each time one comes (under
+/// load several at once: one turn of SQLite's writer for them all).
 pub async fn deliver_due(app: &App, now: DateTime<Utc>) -> Result<Round, AppError> {
     let lease = chrono::Duration::from_std(LEASE).unwrap_or(chrono::Duration::seconds(30));
     let due = app
@@ -533,22 +537,53 @@ pub async fn deliver_due(app: &App, now: DateTime<Utc>) -> Result<Round, AppErro
     }
     let mut sending = tokio::task::JoinSet::new();
     for d in due {
-        let app = app.clone();
         sending.spawn(async move {
             let outcome = send(&d, now).await;
-            record(&app, &d, outcome, now).await
+            (d, outcome)
         });
     }
-    while let Some(done) = sending.join_next().await {
-        match done {
-            Ok(Ok(o)) => match o {
-                Recorded::Delivered => round.delivered += 1,
+    while let Some(first) = sending.join_next().await {
+        let mut answered = vec![first];
+        while let Some(more) = sending.try_join_next() {
+            answered.push(more);
+        }
+        let mut batch = Vec::with_capacity(answered.len());
+        for done in answered {
+            match done {
+                Ok((d, outcome)) => batch.push(decide(app, d, outcome, now)),
+                Err(e) => tracing::error!(error = %e, "webhook delivery task failed"),
+            }
+        }
+        let rows: Vec<_> = batch
+            .iter()
+            .map(|(d, o, answer, _)| (d.id, d.attempt, o.clone(), answer.clone()))
+            .collect();
+        app.store
+            .record_delivery_outcomes(&rows)
+            .await
+            .at(Place::new("webhooks.outcome", "", ""))?;
+        for (d, _, text, recorded) in batch {
+            match recorded {
+                Recorded::Delivered => {
+                    tracing::debug!(delivery = d.id, event = d.event.id, "webhook delivered");
+                    round.delivered += 1;
+                }
                 Recorded::AwaitingAck => round.awaiting_ack += 1,
-                Recorded::Retried => round.retried += 1,
-                Recorded::Failed => round.failed += 1,
-            },
-            Ok(Err(e)) => return Err(e),
-            Err(e) => tracing::error!(error = %e, "webhook delivery task failed"),
+                Recorded::Retried => {
+                    tracing::info!(
+                        ente = %d.event.ente, delivery = d.id, attempts = d.attempt,
+                        error = %text, "webhook not delivered: retrying later"
+                    );
+                    round.retried += 1;
+                }
+                Recorded::Failed => {
+                    tracing::warn!(
+                        ente = %d.event.ente, delivery = d.id, attempts = d.attempt,
+                        error = %text, "webhook given up"
+                    );
+                    round.failed += 1;
+                }
+            }
         }
     }
     Ok(round)
@@ -561,33 +596,31 @@ enum Recorded {
     Failed,
 }
 
-async fn record(
+/// What an answer means for its delivery: the store's outcome, the text
+/// kept with it, and how the round counts it.
+fn decide(
     app: &App,
-    d: &DueDelivery,
+    d: DueDelivery,
     outcome: Outcome,
     now: DateTime<Utc>,
-) -> Result<Recorded, AppError> {
-    let object = d.id.to_string();
-    let place = Place::new("webhooks.outcome", &d.event.ente, &object);
-    let store = &app.store;
+) -> (DueDelivery, StoreOutcome, String, Recorded) {
     match outcome {
         Outcome::Delivered(status, answer) => {
-            store
-                .delivery_delivered(d.id, d.attempt, i64::from(status), &answer, app.clock.now())
-                .await
-                .at(place)?;
-            tracing::debug!(delivery = d.id, event = d.event.id, "webhook delivered");
-            Ok(Recorded::Delivered)
+            let o = StoreOutcome::Delivered {
+                status: i64::from(status),
+                at: app.clock.now(),
+            };
+            (d, o, answer, Recorded::Delivered)
         }
         Outcome::AwaitingAck(answer) => {
             let wait = retry_delay(d.attempt, d.id)
                 .max(chrono::Duration::from_std(ACK_WAIT).unwrap_or_default());
             let answer = format!("202: in attesa di conferma. {answer}");
-            store
-                .delivery_not_delivered(d.id, d.attempt, Some(202), &answer, Some(now + wait))
-                .await
-                .at(place)?;
-            Ok(Recorded::AwaitingAck)
+            let o = StoreOutcome::NotDelivered {
+                status: Some(202),
+                retry_at: Some(now + wait),
+            };
+            (d, o, answer, Recorded::AwaitingAck)
         }
         Outcome::Failed(status, answer) => {
             let give_up = now - d.event.created_at > MAX_AGE;
@@ -596,26 +629,29 @@ async fn record(
                 Some(s) => format!("HTTP {s}: {answer}"),
                 None => answer,
             };
-            store
-                .delivery_not_delivered(d.id, d.attempt, status.map(i64::from), &text, retry_at)
-                .await
-                .at(place)?;
-            if give_up {
-                tracing::warn!(
-                    ente = %d.event.ente, delivery = d.id, attempts = d.attempt,
-                    error = %text, "webhook given up"
-                );
-                Ok(Recorded::Failed)
+            let o = StoreOutcome::NotDelivered {
+                status: status.map(i64::from),
+                retry_at,
+            };
+            let counted = if give_up {
+                Recorded::Failed
             } else {
-                tracing::info!(
-                    ente = %d.event.ente, delivery = d.id, attempts = d.attempt,
-                    error = %text, "webhook not delivered: retrying later"
-                );
-                Ok(Recorded::Retried)
-            }
+                Recorded::Retried
+            };
+            (d, o, text, counted)
         }
     }
 }
+
+/// Wakes the delivery worker of this process: an event was just written
+/// (a receipt's PAID), so it need not wait for its next look. Events
+/// written by other processes are found by the look every [`POLL_EVERY`].
+pub fn wake() {
+    WRITTEN.notify_one();
+}
+
+static WRITTEN: std::sync::LazyLock<tokio::sync::Notify> =
+    std::sync::LazyLock::new(tokio::sync::Notify::new);
 
 /// Fans out and sends until the process ends.
 pub async fn run(app: App) {
@@ -630,7 +666,10 @@ pub async fn run(app: App) {
             Err(e) => tracing::warn!(error = %e, "webhook round failed; retrying later"),
         }
         if !busy {
-            tokio::time::sleep(POLL_EVERY).await;
+            tokio::select! {
+                _ = tokio::time::sleep(POLL_EVERY) => {}
+                _ = WRITTEN.notified() => {}
+            }
         }
     }
 }
