@@ -274,7 +274,13 @@ async fn run(screen: Screen, label: &'static str) {
     focus_is(&browser, "annulla", "webhook, delete").await;
     check_page(&browser, &mut screens, "webhook-delete", &[]).await;
 
-    // The desk's day: the flagged payment, released after confirming.
+    // The desk tells of the flagged payment; its day says what to do,
+    // and the payment is released after confirming.
+    browser
+        .goto(&format!("{base}/backoffice/sportello/{DESK}"))
+        .await;
+    wait_for_element(&browser, "the desk's warning", "#pos-avviso").await;
+    check_page(&browser, &mut screens, "desk-flagged", &[]).await;
     browser
         .goto(&format!("{base}/backoffice/sportello/{DESK}/giornata"))
         .await;
