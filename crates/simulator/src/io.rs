@@ -294,11 +294,11 @@ impl IoState {
             return Some(c.clone());
         }
         (settings.known_one_in > 0
-            && fnv(fiscal_code.as_bytes()) % settings.known_one_in as u64 == 0)
-            .then(|| IoCitizen {
-                sender_allowed: true,
-                preferred_languages: vec!["it_IT".into()],
-            })
+            && fnv(fiscal_code.as_bytes()).is_multiple_of(settings.known_one_in as u64))
+        .then(|| IoCitizen {
+            sender_allowed: true,
+            preferred_languages: vec!["it_IT".into()],
+        })
     }
 
     /// The checks every IO call goes through, in IO's order: the platform
