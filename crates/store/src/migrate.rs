@@ -195,6 +195,18 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0031_notifications.sql"),
         postgres: include_str!("../migrations/postgres/0031_notifications.sql"),
     },
+    Migration {
+        version: 32,
+        name: "notify_channels",
+        sqlite: include_str!("../migrations/sqlite/0032_notify_channels.sql"),
+        postgres: include_str!("../migrations/postgres/0032_notify_channels.sql"),
+    },
+    Migration {
+        version: 33,
+        name: "notify_requests",
+        sqlite: include_str!("../migrations/sqlite/0033_notify_requests.sql"),
+        postgres: include_str!("../migrations/postgres/0033_notify_requests.sql"),
+    },
 ];
 
 /// Arbitrary constant naming incasso's migration lock on PostgreSQL.

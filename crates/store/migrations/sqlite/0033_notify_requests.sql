@@ -1,0 +1,2 @@
+-- placeholder: replaced by the helper that owns this migration
+SELECT 1;
