@@ -8,9 +8,11 @@
 //! - The `Ocp-Apim-Subscription-Key` must be one of the configured IO
 //!   services' keys, else 401 as IO's API Management answers.
 //! - Profiles (`POST /profiles`, `GET /profiles/{fiscal_code}`): a citizen
-//!   of the configured map is on IO (`sender_allowed` true, or false for
-//!   one who opted out of messages); anyone else is 404, unless
-//!   `known_one_in` says otherwise (benchmarks).
+//!   of the configured map is on IO; anyone else is 404, unless
+//!   `known_one_in` says otherwise (benchmarks). `sender_allowed` is
+//!   answered per service, as IO does: false to a service the citizen
+//!   blocked in the app ([`IoState::block`]), and to every service when
+//!   the citizen's `sender_allowed` is false (all messages off).
 //! - Messages (`POST /messages`, `POST /messages/{fiscal_code}`,
 //!   `GET /messages/{fiscal_code}/{id}`): a bad `NewMessage` is 400 with a
 //!   `ProblemJson`; a good one is 201 with its id and stored; a missing
@@ -25,6 +27,9 @@
 //! - `PUT /simulator/io/services`: adds or replaces one service.
 //! - `PUT /simulator/io/citizens/{fiscal_code}`: `{"sender_allowed":..,
 //!   "preferred_languages":[..]}`; `DELETE` makes them unknown.
+//! - `GET|PUT /simulator/io/citizens/{fiscal_code}/blocked`: the API keys
+//!   of the services the citizen blocked (`["key", ...]`). A new
+//!   configuration (`PUT /simulator/io/settings`) starts with none.
 //! - `GET|PUT /simulator/io/faults`: `{"status":503,"count":5}`: the next
 //!   5 IO calls answer 503 (optionally `retry_after` seconds for a 429
 //!   spell, `delay_ms` before answering: past the client's timeout it is a
@@ -80,8 +85,8 @@ pub struct IoService {
 /// A citizen on IO.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IoCitizen {
-    /// False: the citizen turned off this sender's messages (the simulator
-    /// has one opt-out for every service).
+    /// False: the citizen turned off every service's messages. One
+    /// service's are blocked with [`IoState::block`].
     pub sender_allowed: bool,
     #[serde(default)]
     pub preferred_languages: Vec<String>,
@@ -131,7 +136,8 @@ impl Default for IoSettings {
 /// - The first sample debtor of the first Ente (`personal_fiscal_code(0)`):
 ///   on IO, German first (for the German templates).
 /// - The second sample debtor (`personal_fiscal_code(1)`): on IO, but
-///   opted out of the services' messages.
+///   opted out of the demo services' messages ([`demo_blocks`]: each
+///   blocked in the app; another service could still write).
 /// - Everyone else: not on IO (404), so e-mail is their channel.
 pub fn demo_citizens() -> BTreeMap<String, IoCitizen> {
     let mut m = BTreeMap::new();
@@ -152,9 +158,23 @@ pub fn demo_citizens() -> BTreeMap<String, IoCitizen> {
     m.insert(
         incasso_core::sample::personal_fiscal_code(1),
         IoCitizen {
-            sender_allowed: false,
+            sender_allowed: true,
             preferred_languages: vec!["it_IT".into()],
         },
+    );
+    m
+}
+
+/// The demo's per-service opt-outs: the second sample debtor blocked both
+/// demo services.
+pub fn demo_blocks() -> HashMap<String, HashSet<String>> {
+    let mut m = HashMap::new();
+    m.insert(
+        incasso_core::sample::personal_fiscal_code(1),
+        DEMO_SERVICES
+            .iter()
+            .map(|(k, _, _)| k.to_string())
+            .collect(),
     );
     m
 }
@@ -210,6 +230,8 @@ pub struct IoState {
     faults: Mutex<IoFaults>,
     buckets: Mutex<HashMap<String, Bucket>>,
     messages: Mutex<Messages>,
+    /// By fiscal code, the keys of the services the citizen blocked.
+    blocks: Mutex<HashMap<String, HashSet<String>>>,
 }
 
 #[derive(Default)]
@@ -233,6 +255,7 @@ impl Default for IoState {
             faults: Mutex::new(IoFaults::default()),
             buckets: Mutex::new(HashMap::new()),
             messages: Mutex::new(Messages::default()),
+            blocks: Mutex::new(demo_blocks()),
         }
     }
 }
@@ -245,6 +268,42 @@ impl IoState {
     pub fn configure(&self, settings: IoSettings) {
         *self.settings.lock().expect("io lock") = settings;
         self.buckets.lock().expect("io lock").clear();
+        // A new world: its citizens have blocked nobody yet.
+        self.blocks.lock().expect("io lock").clear();
+    }
+
+    /// The citizen blocks (`true`) or unblocks the service with API key
+    /// `service_key`, as IO's app lets a citizen do per service.
+    pub fn block(&self, fiscal_code: &str, service_key: &str, blocked: bool) {
+        let mut b = self.blocks.lock().expect("io lock");
+        let set = b.entry(fiscal_code.to_string()).or_default();
+        if blocked {
+            set.insert(service_key.to_string());
+        } else {
+            set.remove(service_key);
+        }
+    }
+
+    /// The keys of the services the citizen blocked, sorted.
+    pub fn blocked(&self, fiscal_code: &str) -> Vec<String> {
+        let b = self.blocks.lock().expect("io lock");
+        let mut out: Vec<String> = b
+            .get(fiscal_code)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default();
+        out.sort();
+        out
+    }
+
+    /// Whether the service with `service_key` may write to the citizen.
+    fn allows(&self, citizen: &IoCitizen, fiscal_code: &str, service_key: &str) -> bool {
+        citizen.sender_allowed
+            && !self
+                .blocks
+                .lock()
+                .expect("io lock")
+                .get(fiscal_code)
+                .is_some_and(|s| s.contains(service_key))
     }
 
     /// Adds a service, or replaces the one with the same key.
@@ -420,6 +479,10 @@ pub fn routes() -> Router<Simulator> {
             put(control_put_citizen).delete(control_delete_citizen),
         )
         .route(
+            "/simulator/io/citizens/{fiscal_code}/blocked",
+            get(control_blocked).put(control_put_blocked),
+        )
+        .route(
             "/simulator/io/faults",
             get(control_faults).put(control_set_faults),
         )
@@ -462,7 +525,7 @@ fn is_fiscal_code(s: &str) -> bool {
         && l(&b[15])
 }
 
-fn profile_answer(sim: &Simulator, fiscal_code: &str) -> Response {
+fn profile_answer(sim: &Simulator, service: &IoService, fiscal_code: &str) -> Response {
     sim.io().count(|s| s.profiles += 1);
     if !is_fiscal_code(fiscal_code) {
         return problem(
@@ -479,7 +542,7 @@ fn profile_answer(sim: &Simulator, fiscal_code: &str) -> Response {
             "The profile you requested was not found in the system.",
         ),
         Some(c) => Json(json!({
-            "sender_allowed": c.sender_allowed,
+            "sender_allowed": sim.io().allows(&c, fiscal_code, &service.api_key),
             "preferred_languages": c.preferred_languages,
         }))
         .into_response(),
@@ -491,9 +554,10 @@ async fn profile_by_post(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err(r) = sim.io().gate(&headers).await {
-        return r;
-    }
+    let service = match sim.io().gate(&headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
     let parsed: Result<Value, _> = serde_json::from_slice(&body);
     match parsed
         .as_ref()
@@ -501,7 +565,7 @@ async fn profile_by_post(
         .and_then(|v| v.get("fiscal_code"))
         .and_then(Value::as_str)
     {
-        Some(fc) => profile_answer(&sim, fc),
+        Some(fc) => profile_answer(&sim, &service, fc),
         None => {
             sim.io().count(|s| s.bad_requests += 1);
             problem(
@@ -518,10 +582,11 @@ async fn profile_by_path(
     Path(fiscal_code): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = sim.io().gate(&headers).await {
-        return r;
-    }
-    profile_answer(&sim, &fiscal_code)
+    let service = match sim.io().gate(&headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    profile_answer(&sim, &service, &fiscal_code)
 }
 
 async fn submit_in_body(State(sim): State<Simulator>, headers: HeaderMap, body: Bytes) -> Response {
@@ -561,7 +626,7 @@ async fn submit(
     let allowed = sim
         .io()
         .citizen(&settings, &fiscal_code)
-        .is_some_and(|c| c.sender_allowed);
+        .is_some_and(|c| sim.io().allows(&c, &fiscal_code, &service.api_key));
     let id = {
         let mut m = sim.io().messages.lock().expect("io lock");
         m.next += 1;
@@ -798,6 +863,27 @@ async fn control_delete_citizen(
     StatusCode::NO_CONTENT
 }
 
+async fn control_blocked(
+    State(sim): State<Simulator>,
+    Path(fiscal_code): Path<String>,
+) -> Json<Vec<String>> {
+    Json(sim.io().blocked(&fiscal_code))
+}
+
+async fn control_put_blocked(
+    State(sim): State<Simulator>,
+    Path(fiscal_code): Path<String>,
+    Json(keys): Json<Vec<String>>,
+) -> Json<Vec<String>> {
+    for k in sim.io().blocked(&fiscal_code) {
+        sim.io().block(&fiscal_code, &k, false);
+    }
+    for k in keys {
+        sim.io().block(&fiscal_code, &k, true);
+    }
+    Json(sim.io().blocked(&fiscal_code))
+}
+
 async fn control_faults(State(sim): State<Simulator>) -> Json<IoFaults> {
     Json(sim.io().faults())
 }
@@ -955,6 +1041,36 @@ mod tests {
         let c = demo_citizens();
         assert_eq!(c.len(), 3);
         assert!(c.keys().all(|fc| is_fiscal_code(fc)), "{c:?}");
-        assert_eq!(c.values().filter(|x| !x.sender_allowed).count(), 1);
+        assert!(c.values().all(|x| x.sender_allowed));
+    }
+
+    /// A citizen blocks one service: only that one is refused, in the
+    /// profile and in the message's fate; a new configuration forgets it.
+    #[test]
+    fn opt_out_is_per_service() {
+        let io = IoState::default();
+        let out = incasso_core::sample::personal_fiscal_code(1);
+        let c = io.citizen(&io.settings(), &out).unwrap();
+        for (key, _, _) in DEMO_SERVICES {
+            assert!(!io.allows(&c, &out, key), "{key}");
+        }
+        assert!(io.allows(&c, &out, "io-key-of-another-service"));
+        let mario = "RSSMRA80A01H501U";
+        let m = io.citizen(&io.settings(), mario).unwrap();
+        assert!(io.allows(&m, mario, DEMO_SERVICES[0].0));
+        io.block(mario, DEMO_SERVICES[0].0, true);
+        assert!(!io.allows(&m, mario, DEMO_SERVICES[0].0));
+        assert!(io.allows(&m, mario, DEMO_SERVICES[1].0));
+        assert_eq!(io.blocked(mario), [DEMO_SERVICES[0].0]);
+        io.block(mario, DEMO_SERVICES[0].0, false);
+        assert!(io.allows(&m, mario, DEMO_SERVICES[0].0));
+        // All messages off: every service refused.
+        let off = IoCitizen {
+            sender_allowed: false,
+            preferred_languages: vec![],
+        };
+        assert!(!io.allows(&off, mario, "io-key-of-another-service"));
+        io.configure(IoSettings::default());
+        assert!(io.blocked(&out).is_empty());
     }
 }
