@@ -17,6 +17,7 @@ pub mod error;
 pub mod gpd;
 pub mod node;
 pub mod notices;
+pub mod notify_api;
 pub mod paging;
 pub mod portal;
 pub mod pos;
@@ -76,7 +77,7 @@ impl AppState {
 }
 
 pub fn router(state: AppState) -> Router {
-    let openapi = webhooks::documented(admin::ApiDoc::openapi());
+    let openapi = notify_api::documented(webhooks::documented(admin::ApiDoc::openapi()));
     let guard = axum::middleware::from_fn_with_state(state.clone(), auth::tenant_guard);
     Router::new()
         .route("/health", get(health))
@@ -95,6 +96,7 @@ pub fn router(state: AppState) -> Router {
             admin::routes()
                 .merge(webhooks::routes())
                 .merge(digitpos::routes())
+                .merge(notify_api::routes())
                 .route_layer(guard)
                 .layer(axum::middleware::from_fn(error::problem_json)),
         )

@@ -188,8 +188,9 @@ impl Store {
             Selector::Position(iupd) => ("d.iupd = $2", either(iupd)),
             Selector::Supply(id) => ("d.supply_id = $2", Bind::Int(*id)),
         };
-        let count_sql =
-            format!("SELECT CAST(COUNT(*) AS BIGINT) FROM debt_positions d WHERE {SENDABLE} AND {extra}");
+        let count_sql = format!(
+            "SELECT CAST(COUNT(*) AS BIGINT) FROM debt_positions d WHERE {SENDABLE} AND {extra}"
+        );
         let first_sql = format!(
             "SELECT d.iupd FROM debt_positions d WHERE {SENDABLE} AND {extra} ORDER BY d.id LIMIT 1"
         );

@@ -21,9 +21,9 @@ use crate::{AppError, Ctx, Kind};
 use incasso_core::FieldError;
 use incasso_core::access::{Access, Area};
 use incasso_core::catalogue::Service;
-use incasso_notify::template::{Values, default_template, format_amount, format_date};
 /// The template types, for doors that do not depend on incasso-notify.
 pub use incasso_notify::template::{Template, TemplateKind};
+use incasso_notify::template::{Values, default_template, format_amount, format_date};
 use incasso_store::StoredPosition;
 use incasso_store::notify::NotificationRecord;
 use incasso_store::notify_admin::{RequestOutcome, Selector};
@@ -204,11 +204,11 @@ pub struct ServiceCounts {
 
 /// The services the caller sees (all of them, or their offices').
 async fn visible_services(ctx: &Ctx, ente: &str) -> Result<Vec<Service>, AppError> {
-    let mut all = ctx
-        .store()
-        .list_services(ente)
-        .await
-        .at(Place::new("notify.services", ente, ""))?;
+    let mut all =
+        ctx.store()
+            .list_services(ente)
+            .await
+            .at(Place::new("notify.services", ente, ""))?;
     all.retain(|s| sees_office(ctx, s.office_code.as_deref()));
     Ok(all)
 }
@@ -369,11 +369,11 @@ pub async fn messages(
 /// the caller's offices). Audited by [`super::retry`].
 pub async fn retry(ctx: &Ctx, ente: &str, id: i64) -> Result<(), AppError> {
     ctx.caller.require(ente, Area::Positions, Access::Write)?;
-    let n = ctx
-        .store()
-        .notification(id)
-        .await
-        .at(Place::new("notify.retry", ente, &id.to_string()))?;
+    let n =
+        ctx.store()
+            .notification(id)
+            .await
+            .at(Place::new("notify.retry", ente, &id.to_string()))?;
     let Some(n) = n.filter(|n| n.ente == ente) else {
         return Err(not_found_message());
     };
@@ -489,10 +489,17 @@ async fn channel_of(ctx: &Ctx, ente: &str, stored: &StoredPosition) -> Result<St
             .and_then(|s| s.io_api_key),
         None => None,
     };
-    let io_on = ctx.app.settings.io_url.as_deref().is_some_and(|u| !u.is_empty());
+    let io_on = ctx
+        .app
+        .settings
+        .io_url
+        .as_deref()
+        .is_some_and(|u| !u.is_empty());
     Ok(
         if io_on && key.is_some() && incasso_notify::io::is_fiscal_code(&debtor.fiscal_code) {
-            format!("App IO, se il cittadino la usa e accetta i messaggi del servizio; altrimenti {fallback}")
+            format!(
+                "App IO, se il cittadino la usa e accetta i messaggi del servizio; altrimenti {fallback}"
+            )
         } else {
             fallback
         },
@@ -550,7 +557,9 @@ async fn nothing_because(ctx: &Ctx, ente: &str, selector: &Selector) -> Result<S
             if on {
                 "la posizione non è pagabile (non pubblicata, già pagata o annullata)".into()
             } else {
-                format!("il servizio {code} non invia messaggi ai cittadini: attivarli nelle sue impostazioni")
+                format!(
+                    "il servizio {code} non invia messaggi ai cittadini: attivarli nelle sue impostazioni"
+                )
             }
         }
     })
@@ -625,12 +634,7 @@ fn check_token(token: &str) -> Result<(), AppError> {
     }
 }
 
-async fn send(
-    ctx: &Ctx,
-    ente: &str,
-    selector: Selector,
-    token: &str,
-) -> Result<Sent, AppError> {
+async fn send(ctx: &Ctx, ente: &str, selector: Selector, token: &str) -> Result<Sent, AppError> {
     check_token(token)?;
     let target = selector.target();
     crate::audit::audited(ctx, Some(ente), "notify.send", &target, async {
@@ -676,9 +680,46 @@ pub async fn send_position(
 /// Asks for the invitation of each of a supply's positions that can be
 /// told, through the outbox, once per `token` (positions area, write;
 /// every office).
-pub async fn send_supply(ctx: &Ctx, ente: &str, supply: i64, token: &str) -> Result<Sent, AppError> {
+pub async fn send_supply(
+    ctx: &Ctx,
+    ente: &str,
+    supply: i64,
+    token: &str,
+) -> Result<Sent, AppError> {
     ctx.caller.require(ente, Area::Positions, Access::Write)?;
     require_every_office(ctx)?;
     crate::bus::supply(ctx, ente, supply).await?;
     send(ctx, ente, Selector::Supply(supply), token).await
+}
+
+/// The token of the desk's "send with App IO" of a position: one per
+/// position, so a second click (or another clerk's) asks nothing more.
+fn desk_token(iupd: &str) -> String {
+    let d = ring::digest::digest(&ring::digest::SHA256, iupd.as_bytes());
+    format!("desk-{}", crate::keys::hex(&d.as_ref()[..20]))
+}
+
+/// The Sportello Digitale's "send with App IO" (issue 18): the notice of a
+/// position issued at a desk sent to the citizen through the outbox (the
+/// same request as [`send_position`]), once per position however often it
+/// is asked (positions area, write). The worker picks the channel: App IO
+/// with its payment data, else e-mail.
+pub async fn send_issued(ctx: &Ctx, ente: &str, iupd: &str) -> Result<Sent, AppError> {
+    ctx.caller.require(ente, Area::Positions, Access::Write)?;
+    let i = crate::desk::issued(ctx, ente, iupd).await?;
+    if !i.payable {
+        return Err(AppError::conflict(
+            "NOT_PAYABLE",
+            format!(
+                "l'avviso non si può più pagare (stato: {}): non viene inviato",
+                i.status_label
+            ),
+        ));
+    }
+    send_position(ctx, ente, iupd, &desk_token(iupd)).await
+}
+
+/// incasso's own template for a kind and language.
+pub fn default_of(kind: TemplateKind, language: &str) -> Template {
+    default_template(kind, language)
 }

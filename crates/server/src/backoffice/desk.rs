@@ -74,6 +74,7 @@ pub fn routes() -> Router<AppState> {
             post(email),
         )
         .route("/backoffice/sportello/{desk}/emesse/{iupd}/pos", post(push))
+        .route("/backoffice/sportello/{desk}/emesse/{iupd}/io", post(send_io))
         .route("/backoffice/sportello/{desk}/giornata", get(day))
         .route("/backoffice/sportello/{desk}/giornata/chiudi", post(close))
         .route(
@@ -972,6 +973,11 @@ struct IssuedPage {
     /// The notice can go to the terminal: payable, no session open.
     can_push: bool,
     no_refresh_url: String,
+    /// The notice by App IO (through the notification outbox): the form's
+    /// action, the position's messages, and a refusal to show by the button.
+    io_url: String,
+    io_messages: Vec<super::notifications::MessageView>,
+    io_error: Option<String>,
 }
 
 /// A POS session as the issued page shows it.
@@ -1007,6 +1013,7 @@ async fn issued_page(
     email_error: Option<(String, String)>,
     pos_error: Option<String>,
     refresh: bool,
+    io_error: Option<String>,
 ) -> Response {
     let (ente, ctx) = match begin(state, signed).await {
         Ok(v) => v,
@@ -1102,6 +1109,12 @@ async fn issued_page(
             email_url: format!("{base}/email"),
             pos_url: format!("{base}/pos"),
             no_refresh_url: format!("{base}?auto=0"),
+            io_url: format!("{base}/io"),
+            io_messages: incasso_app::notify::backoffice::of_position(&ctx, &ente, &i.iupd)
+                .await
+                .map(|l| l.iter().map(Into::into).collect())
+                .unwrap_or_default(),
+            io_error,
             outcome,
             email,
             email_error,
@@ -1135,6 +1148,10 @@ async fn issued(
             Some("L'avviso era già stato inviato a questo indirizzo: non è stato inviato di nuovo.")
         }
         "pos" => Some("Avviso inviato al terminale POS: il cittadino può pagare con la carta."),
+        "io" => Some(
+            "Avviso in partenza con App IO (o per e-mail, se il cittadino non usa IO): l'esito è qui sotto.",
+        ),
+        "io-gia" => Some("L'avviso era già stato inviato con App IO: non è stato inviato di nuovo."),
         _ => None,
     };
     issued_page(
@@ -1146,6 +1163,7 @@ async fn issued(
         None,
         None,
         q.auto != "0",
+        None,
     )
     .await
 }
@@ -1232,6 +1250,19 @@ enum IssuedAction {
     Email(String),
     /// The notice sent to the desk's terminal.
     Push,
+    /// The notice sent by App IO, through the notification outbox.
+    Io,
+}
+
+/// `POST .../emesse/{iupd}/io`: the notice sent with App IO (or by e-mail
+/// when the citizen is not on IO), once per position.
+async fn send_io(
+    State(state): State<AppState>,
+    signed: SignedIn,
+    Path((desk_code, iupd)): Path<(String, String)>,
+    axum::Form(form): axum::Form<ActionForm>,
+) -> Response {
+    act_on_issued(&state, &signed, &desk_code, &iupd, &form.csrf, IssuedAction::Io).await
 }
 
 /// An action of the issued page: done, it answers with the page and the
@@ -1264,6 +1295,9 @@ async fn act_on_issued(
             IssuedAction::Push => desk::push_to_terminal(&ctx, &ente, desk_code, iupd)
                 .await
                 .map(|_| "pos"),
+            IssuedAction::Io => incasso_app::notify::backoffice::send_issued(&ctx, &ente, iupd)
+                .await
+                .map(|s| if s.first { "io" } else { "io-gia" }),
         };
     let e = match done {
         Ok(esito) => {
@@ -1272,6 +1306,7 @@ async fn act_on_issued(
         }
         Err(e) => e,
     };
+    let mut io_error = None;
     let (email_error, pos_error) = match action {
         IssuedAction::Email(address) if e.kind == Kind::Invalid => {
             (Some((address, e.detail.clone())), None)
@@ -1284,6 +1319,10 @@ async fn act_on_issued(
         {
             (None, Some(e.detail.clone()))
         }
+        IssuedAction::Io if matches!(e.kind, Kind::Conflict | Kind::Unprocessable) => {
+            io_error = Some(e.detail.clone());
+            (None, None)
+        }
         _ => return error_page(chrome(state, signed).await, &e),
     };
     issued_page(
@@ -1295,6 +1334,7 @@ async fn act_on_issued(
         email_error,
         pos_error,
         false,
+        io_error,
     )
     .await
 }

@@ -19,6 +19,7 @@ mod dashboard;
 mod desk;
 mod keys;
 mod layouts;
+mod notifications;
 mod portal_settings;
 mod positions;
 mod reporting;
@@ -73,6 +74,7 @@ pub fn routes() -> Router<AppState> {
         .merge(spid::routes())
         .merge(terminals::routes())
         .merge(webhooks::routes())
+        .merge(notifications::routes())
         .layer(axum::middleware::from_fn(security_headers))
 }
 

@@ -21,8 +21,8 @@ use incasso_app::notify::SettingsInput;
 use incasso_app::notify::backoffice as nb;
 use incasso_app::{AppError, Kind};
 use incasso_core::access::{Access, Area};
-use nb::Template as MessageTemplate;
 use incasso_store::notify::NotificationRecord;
+use nb::Template as MessageTemplate;
 use serde::Deserialize;
 
 const SECTION: &str = "/backoffice/notifiche";
@@ -171,11 +171,11 @@ async fn overview_page(
         PER_PAGE
     };
     let page_no = if export.is_some() { 1 } else { q.list.page() };
-    let listed =
-        match nb::messages(&ctx, &ente, status, sort, descending, page_no, per_page).await {
-            Ok(l) => l,
-            Err(e) => return error_page(chrome, &e),
-        };
+    let listed = match nb::messages(&ctx, &ente, status, sort, descending, page_no, per_page).await
+    {
+        Ok(l) => l,
+        Err(e) => return error_page(chrome, &e),
+    };
     if let Some(format) = export {
         return ui::export(&listed.sheet, format, "messaggi");
     }
@@ -594,8 +594,7 @@ async fn save_template(
         subject: form.oggetto.clone(),
         markdown: form.testo.clone(),
     };
-    match nb::save_service_template(&signed.ctx(&state), &ente, &code, k, &lang, &template).await
-    {
+    match nb::save_service_template(&signed.ctx(&state), &ente, &code, k, &lang, &template).await {
         Ok(()) => Redirect::to(&format!(
             "/backoffice/notifiche/servizi/{}?esito=modello#modello-{kind}-{lang}",
             ui::query_value(&code)
@@ -664,7 +663,10 @@ impl Target {
     fn action(&self) -> String {
         match self {
             Target::Position(iupd) => {
-                format!("/backoffice/notifiche/posizioni/{}/invia", ui::query_value(iupd))
+                format!(
+                    "/backoffice/notifiche/posizioni/{}/invia",
+                    ui::query_value(iupd)
+                )
             }
             Target::Supply(id) => format!("/backoffice/notifiche/forniture/{id}/invia"),
         }
@@ -768,7 +770,10 @@ async fn send_position(
 #[allow(clippy::result_large_err)]
 fn supply_id(s: &str) -> Result<i64, Response> {
     s.parse().map_err(|_| {
-        super::simple_error(StatusCode::NOT_FOUND, "Fornitura non trovata tra quelle dell'ente.")
+        super::simple_error(
+            StatusCode::NOT_FOUND,
+            "Fornitura non trovata tra quelle dell'ente.",
+        )
     })
 }
 

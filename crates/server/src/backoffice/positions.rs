@@ -344,6 +344,7 @@ struct DetailPage {
     may_invalidate: bool,
     may_delete: bool,
     notice: Option<&'static str>,
+    messages: super::notifications::PositionMessages,
 }
 
 fn option_status(s: OptionStatus) -> &'static str {
@@ -558,6 +559,7 @@ fn detail_page(chrome: Chrome, d: Detail, notice: Option<&'static str>) -> Detai
         may_delete: d.may_delete,
         notice,
         base,
+        messages: Default::default(),
     }
 }
 
@@ -565,6 +567,8 @@ fn detail_page(chrome: Chrome, d: Detail, notice: Option<&'static str>) -> Detai
 struct ShowQuery {
     #[serde(default)]
     esito: String,
+    #[serde(default)]
+    richiesti: String,
 }
 
 async fn show(
@@ -591,7 +595,17 @@ async fn show(
                 }
                 _ => None,
             };
-            page(&detail_page(chrome, d, notice))
+            let mut p = detail_page(chrome, d, notice);
+            p.messages = super::notifications::of_position(
+                &state,
+                &signed,
+                &ente,
+                &iupd,
+                &q.esito,
+                &q.richiesti,
+            )
+            .await;
+            page(&p)
         }
         Err(e) => error_page(chrome, &e),
     }

@@ -83,6 +83,12 @@ pub const NAV: &[Section] = &[
         admin_only: false,
     },
     Section {
+        path: "/backoffice/notifiche",
+        label: "Messaggi ai cittadini",
+        area: Some(Area::Positions),
+        admin_only: false,
+    },
+    Section {
         path: "/backoffice/tracciati",
         label: "Tracciati",
         area: Some(Area::Supplies),
