@@ -122,6 +122,27 @@ pub enum Which {
         #[arg(long)]
         database_url: Option<String>,
     },
+    /// Positions published with automatic App IO invitations, drained
+    /// through the notification outbox to the simulated IO (and by e-mail
+    /// to its SMTP server for citizens who opted out): events a second
+    /// with IO not the limit, then with IO at a rate limit.
+    Notify {
+        /// Positions of the phase where IO is not the limit.
+        #[arg(long, default_value_t = 100_000)]
+        positions: u64,
+        /// Positions of the phase at IO's rate limit.
+        #[arg(long, default_value_t = 5_000)]
+        limited: u64,
+        /// IO calls a second allowed in the rate-limited phase (a profile
+        /// check and a message per invitation).
+        #[arg(long, default_value_t = 400)]
+        rate: u32,
+        #[arg(long)]
+        quick: bool,
+        /// Run against this database instead of a fresh SQLite file.
+        #[arg(long)]
+        database_url: Option<String>,
+    },
     /// Create positions through the store and through the HTTP API, and
     /// compare with raw SQLite inserts of the same rows.
     Positions {
@@ -212,6 +233,26 @@ pub async fn run(which: Which) -> Result<()> {
             crate::bench_digitpos::run(crate::bench_digitpos::Args {
                 concurrency,
                 payments,
+                database_url,
+            })
+            .await
+        }
+        Which::Notify {
+            positions,
+            limited,
+            rate,
+            quick,
+            database_url,
+        } => {
+            let (positions, limited, rate) = if quick {
+                (2_000, 200, rate.min(200))
+            } else {
+                (positions, limited, rate)
+            };
+            crate::bench_notify::run(crate::bench_notify::Args {
+                positions,
+                limited,
+                rate,
                 database_url,
             })
             .await

@@ -6,6 +6,7 @@
 mod bench;
 mod bench_backoffice;
 mod bench_digitpos;
+mod bench_notify;
 mod bench_portal;
 mod bench_recon;
 

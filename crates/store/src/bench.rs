@@ -161,3 +161,76 @@ pub async fn seed_recon_year(
     .await
     .map_err(|e| crate::StoreError::Config(e.to_string()))?
 }
+
+/// How far the notification outbox has drained: rows by channel and
+/// status, and the e-mail outbox's `notify` messages by status.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NotifyCounts {
+    /// `(channel, status, rows)`.
+    pub notifications: Vec<(String, String, i64)>,
+    /// `(status, messages)` of `mail_outbox` rows of kind `notify`.
+    pub mail: Vec<(String, i64)>,
+}
+
+impl NotifyCounts {
+    pub fn of(&self, channel: &str, status: &str) -> i64 {
+        self.notifications
+            .iter()
+            .filter(|(c, s, _)| c == channel && s == status)
+            .map(|(_, _, n)| n)
+            .sum()
+    }
+
+    pub fn mail_of(&self, status: &str) -> i64 {
+        self.mail
+            .iter()
+            .filter(|(s, _)| s == status)
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    /// Rows not yet at rest (PENDING or SENDING), either outbox.
+    pub fn unsettled(&self) -> i64 {
+        self.notifications
+            .iter()
+            .filter(|(_, s, _)| s == crate::notify::PENDING || s == crate::notify::SENDING)
+            .map(|(_, _, n)| n)
+            .sum::<i64>()
+            + self.mail_of(crate::mail::PENDING)
+            + self.mail_of(crate::mail::SENDING)
+    }
+}
+
+impl Store {
+    /// The outboxes' rows by status (benchmarks and fault tests watch a
+    /// burst drain with it).
+    pub async fn outbox_progress(&self) -> Result<NotifyCounts> {
+        let rows = sqlx::query(
+            "SELECT channel, status, CAST(COUNT(*) AS BIGINT) AS n FROM notifications
+             GROUP BY channel, status",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = NotifyCounts::default();
+        for r in rows {
+            out.notifications.push((
+                sqlx::Row::try_get(&r, "channel")?,
+                sqlx::Row::try_get(&r, "status")?,
+                sqlx::Row::try_get(&r, "n")?,
+            ));
+        }
+        let rows = sqlx::query(
+            "SELECT status, CAST(COUNT(*) AS BIGINT) AS n FROM mail_outbox
+             WHERE kind = 'notify' GROUP BY status",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        for r in rows {
+            out.mail.push((
+                sqlx::Row::try_get(&r, "status")?,
+                sqlx::Row::try_get(&r, "n")?,
+            ));
+        }
+        Ok(out)
+    }
+}
