@@ -174,6 +174,17 @@ async fn no_page_or_form_crosses_an_ente_or_an_office() {
             urls.iter().any(|u| u.contains(iupd.as_str())),
             "{backend:?}: the walk never reached position {iupd}: {urls:#?}"
         );
+        // The notifications' pages (issue 19) are in the walk too.
+        for page in [
+            "/backoffice/notifiche",
+            "/backoffice/notifiche/servizi/",
+            "/invia",
+        ] {
+            assert!(
+                urls.iter().any(|u| u.contains(page)),
+                "{backend:?}: the walk never reached {page}: {urls:#?}"
+            );
+        }
 
         let ur = Holdings {
             iupds_by_office: vec![("UR".into(), w.a.iupds_of("UR"))],

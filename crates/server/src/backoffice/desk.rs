@@ -74,7 +74,10 @@ pub fn routes() -> Router<AppState> {
             post(email),
         )
         .route("/backoffice/sportello/{desk}/emesse/{iupd}/pos", post(push))
-        .route("/backoffice/sportello/{desk}/emesse/{iupd}/io", post(send_io))
+        .route(
+            "/backoffice/sportello/{desk}/emesse/{iupd}/io",
+            post(send_io),
+        )
         .route("/backoffice/sportello/{desk}/giornata", get(day))
         .route("/backoffice/sportello/{desk}/giornata/chiudi", post(close))
         .route(
@@ -1151,7 +1154,9 @@ async fn issued(
         "io" => Some(
             "Avviso in partenza con App IO (o per e-mail, se il cittadino non usa IO): l'esito è qui sotto.",
         ),
-        "io-gia" => Some("L'avviso era già stato inviato con App IO: non è stato inviato di nuovo."),
+        "io-gia" => {
+            Some("L'avviso era già stato inviato con App IO: non è stato inviato di nuovo.")
+        }
         _ => None,
     };
     issued_page(
@@ -1262,7 +1267,15 @@ async fn send_io(
     Path((desk_code, iupd)): Path<(String, String)>,
     axum::Form(form): axum::Form<ActionForm>,
 ) -> Response {
-    act_on_issued(&state, &signed, &desk_code, &iupd, &form.csrf, IssuedAction::Io).await
+    act_on_issued(
+        &state,
+        &signed,
+        &desk_code,
+        &iupd,
+        &form.csrf,
+        IssuedAction::Io,
+    )
+    .await
 }
 
 /// An action of the issued page: done, it answers with the page and the
