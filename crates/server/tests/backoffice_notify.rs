@@ -678,3 +678,110 @@ async fn the_api_sets_templates_sends_once_and_lists_messages() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whole_supply_is_previewed_and_sent_once() {
+    for backend in backends() {
+        let w = world(backend).await;
+        let store = &w.store;
+        let ada = admin(&w, "ada.admin", ENTE).await;
+        let r = ada
+            .post(
+                &format!("/backoffice/notifiche/servizi/{SERVICE}"),
+                &[("chiave_io", IO_KEY), ("attivo", "1")],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+        let csv = format!(
+            "codice;servizio;codice_fiscale;nominativo;rata;importo;causale;scadenza;iuv;accertamento;operazione\n\
+             DIR-S1;{SERVICE};{};Anna Verdi;0;20,00;Diritti 2027;31/03/2027;;;\n\
+             DIR-S2;{SERVICE};{DEBTOR};Mario Rossi;0;30,00;Diritti 2027;31/03/2027;;;\n",
+            sample::personal_fiscal_code(21)
+        );
+        let up = ada
+            .post_file(
+                "/backoffice/forniture/carica",
+                &[("tracciato", "incasso-csv"), ("servizio", "")],
+                "file",
+                "diritti.csv",
+                csv.into_bytes(),
+            )
+            .await;
+        assert_eq!(
+            up.status,
+            StatusCode::SEE_OTHER,
+            "{backend:?}: {}",
+            up.text()
+        );
+        let supply_url = up.location.unwrap();
+        let id: i64 = supply_url.rsplit('/').next().unwrap().parse().unwrap();
+        let mut html = String::new();
+        for _ in 0..200 {
+            html = ada.get(&supply_url).await.text();
+            if !html.contains("In caricamento") {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let send_url = format!("/backoffice/notifiche/forniture/{id}/invia");
+        assert!(html.contains(&format!("href=\"{send_url}\"")), "{html}");
+
+        let preview = ada.get(&send_url).await;
+        assert_eq!(preview.status, StatusCode::OK, "{}", preview.text());
+        let html = preview.text();
+        assert!(
+            html.contains("Saranno inviati <strong>2 messaggi</strong>"),
+            "{html}"
+        );
+        let token = input_value(&html, "token");
+        // Not for another Ente, nor for an operator limited to offices.
+        let bruno = admin(&w, "bruno.admin", OTHER_ENTE).await;
+        assert_eq!(bruno.get(&send_url).await.status, StatusCode::NOT_FOUND);
+        let r = bruno.post(&send_url, &[("token", &token)]).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND);
+        let anna = clerk(
+            store,
+            &w.base,
+            "anna.anagrafe",
+            rights(
+                Role::OfficeOperator,
+                Some(ENTE),
+                &[
+                    (Area::Positions, Access::Write),
+                    (Area::Supplies, Access::Read),
+                ],
+                &["ANAG"],
+            ),
+        )
+        .await;
+        let r = anna.post(&send_url, &[("token", &token)]).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text());
+        assert_eq!(events(store, "DIR-S1").await, 0);
+
+        for expected in [
+            "esito=messaggi&richiesti=2",
+            "esito=messaggi-gia&richiesti=2",
+        ] {
+            let r = ada.post(&send_url, &[("token", &token)]).await;
+            assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+            let to = r.location.unwrap();
+            assert!(to.ends_with(expected), "{to}");
+        }
+        assert_eq!(events(store, "DIR-S1").await, 1, "{backend:?}");
+        assert_eq!(events(store, "DIR-S2").await, 1);
+        drain(&w.app).await;
+        let taken = w.sim.io().messages(None);
+        assert_eq!(taken.len(), 2, "{backend:?}");
+        let mut amounts: Vec<i64> = taken
+            .iter()
+            .map(|m| m.content["payment_data"]["amount"].as_i64().unwrap())
+            .collect();
+        amounts.sort();
+        assert_eq!(amounts, [2000, 3000]);
+        let page = ada
+            .get("/backoffice/notifiche?stato=tutti&esito=messaggi&richiesti=2")
+            .await
+            .text();
+        assert!(page.contains("Invio richiesto per 2 posizioni"), "{page}");
+    }
+}
