@@ -29,6 +29,8 @@ mod keys;
 pub mod mail;
 mod migrate;
 pub mod notify;
+pub mod notify_channels;
+pub mod notify_admin;
 mod oidc;
 mod operators;
 mod portal;

@@ -58,6 +58,9 @@ pub struct NotifySettings {
     pub reminder_days: Option<i64>,
     pub german: bool,
     pub io_not_before: Option<DateTime<Utc>>,
+    /// Seconds IO keeps trying to deliver (migration 0032); `None`: IO's
+    /// default, not sent.
+    pub time_to_live: Option<i64>,
     pub updated_at: DateTime<Utc>,
     pub updated_by: String,
 }
@@ -133,6 +136,8 @@ pub struct DueNotification {
     /// The service's IO key, opened; `None`: the service has none.
     pub io_api_key: Option<String>,
     pub german: bool,
+    /// The service's time to live, in seconds (`None`: not set).
+    pub time_to_live: Option<i64>,
 }
 
 const COLUMNS: &str = "n.id, n.event_id, n.ente, n.service_code, n.position_id, n.iupd, \
@@ -279,13 +284,14 @@ fn settings_row(
         reminder_days: r.try_get("reminder_days")?,
         german: r.try_get::<i64, _>("german")? != 0,
         io_not_before: opt_from_micros(r.try_get("io_not_before")?),
+        time_to_live: r.try_get("time_to_live")?,
         updated_at: from_micros(r.try_get("updated_at")?),
         updated_by: r.try_get("updated_by")?,
     })
 }
 
 const SETTINGS_COLUMNS: &str = "ente, service_code, io_api_key, enabled, invite_on_publish, \
-     reminder_days, german, io_not_before, updated_at, updated_by";
+     reminder_days, german, io_not_before, time_to_live, updated_at, updated_by";
 
 /// An option due in the reminder's window.
 struct DueOption {
@@ -535,21 +541,23 @@ impl Store {
             tx.rollback().await?;
             return Ok(0);
         };
-        // A deleted position's events find no position, and no recipient:
-        // they are not told (the position's row is gone with its debtor).
+        // A deleted position's events find no position: its withdrawal
+        // takes the service and debtor kept when it was deleted
+        // (notify_gone); the other events of a position gone are not told.
         sqlx::query(
             "INSERT INTO notifications (natural_key, event_id, ente, service_code, position_id,
                 iupd, notice_number, kind, channel, recipient, status, attempts, next_attempt_at,
                 created_at)
-             SELECT CAST(e.id AS TEXT) || ':IO', e.id, e.ente, d.service_code, e.position_id,
+             SELECT CAST(e.id AS TEXT) || ':IO', e.id, e.ente, s.service_code, e.position_id,
                 e.iupd, e.notice_number,
                 CASE e.kind WHEN 'PUBLISHED' THEN 'INVITATION' WHEN 'DUE_SOON' THEN 'REMINDER'
                     WHEN 'CANCELLED' THEN 'WITHDRAWAL' ELSE 'PAID' END,
-                'IO', d.debtor_fiscal_code, 'PENDING', 0, $3, $3
+                'IO', COALESCE(d.debtor_fiscal_code, g.debtor_fiscal_code), 'PENDING', 0, $3, $3
              FROM position_events e
-             JOIN debt_positions d ON d.id = e.position_id
-             JOIN notify_settings s ON s.ente = e.ente AND s.service_code = d.service_code
-                AND s.enabled = 1
+             LEFT JOIN debt_positions d ON d.id = e.position_id
+             LEFT JOIN notify_gone g ON g.position_id = e.position_id AND e.kind = 'CANCELLED'
+             JOIN notify_settings s ON s.ente = e.ente
+                AND s.service_code = COALESCE(d.service_code, g.service_code) AND s.enabled = 1
              WHERE e.id > $1 AND e.id <= $2
                AND e.kind IN ('PUBLISHED', 'DUE_SOON', 'CANCELLED', 'PAID')
              ON CONFLICT (natural_key) DO NOTHING",
@@ -611,7 +619,7 @@ impl Store {
     async fn due_notification(&self, id: i64) -> Result<Option<DueNotification>> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {COLUMNS}, e.kind AS event_kind, e.payload AS event_payload,
-                s.io_api_key, s.german
+                s.io_api_key, s.german, s.time_to_live
              FROM notifications n {MAIL_JOIN}
              JOIN position_events e ON e.id = n.event_id
              LEFT JOIN notify_settings s ON s.ente = n.ente AND s.service_code = n.service_code
@@ -634,6 +642,7 @@ impl Store {
                 .map_err(|e| StoreError::Corrupt(format!("position_events.payload: {e}")))?,
             io_api_key: key.map(|k| self.secrets.open(&k)).transpose()?,
             german: r.try_get::<Option<i64>, _>("german")?.unwrap_or(0) != 0,
+            time_to_live: r.try_get("time_to_live")?,
         }))
     }
 

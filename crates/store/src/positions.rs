@@ -471,6 +471,7 @@ impl Store {
                 .map_err(|e| item_error(index, iupd, e.into()))?;
             delete_by_id(&mut tx, current.id).await?;
             if crate::events::was_published(&current) {
+                crate::notify_channels::keep_gone(&mut tx, ente, &current, Utc::now()).await?;
                 events.push(crate::events::cancelled(ente, &current, "DELETED"));
             }
         }
@@ -819,6 +820,7 @@ impl Store {
         current.position.check_deletable()?;
         delete_by_id(&mut tx, current.id).await?;
         if crate::events::was_published(&current) {
+            crate::notify_channels::keep_gone(&mut tx, ente, &current, Utc::now()).await?;
             let e = crate::events::cancelled(ente, &current, "DELETED");
             crate::events::write(&mut tx, self.dialect, &[e], Utc::now()).await?;
         }

@@ -247,11 +247,20 @@ async fn write_loop(
         }
         None => (None, None),
     };
+    // The positions this supply writes from now on have higher ids: their
+    // PUBLISHED events are looked for past this one (store::notify_channels).
+    let published_after = crate::notify_channels::last_position_id()
+        .into_any()
+        .fetch_one(&store.pool)
+        .await
+        .and_then(|r| r.try_get::<i64, _>(0))
+        .unwrap_or(i64::MAX);
     let mut w = Writes {
         store: store.clone(),
         thread,
         tx: None,
         events: Vec::new(),
+        published_after,
     };
     // The first failure: every later write is skipped, and whoever waits
     // next is told.
@@ -327,6 +336,7 @@ async fn write_loop(
                     None => {
                         async {
                             let events = std::mem::take(&mut w.events);
+                            let published_after = w.published_after;
                             let t = w.open().await?;
                             let updated = t
                                 .execute(supply_update(
@@ -341,11 +351,34 @@ async fn write_loop(
                             t.execute_all(supply_errors(supply_id, &record.errors))
                                 .await?;
                             // Last, for the ordering lock's sake (store::events).
-                            t.execute_all(crate::events::statements(store.dialect, &events, now))
+                            let mut last = crate::events::statements(store.dialect, &events, now);
+                            let telling = t
+                                .fetch_i64(crate::notify_channels::any_enabled(&ente))
+                                .await?
+                                > 0;
+                            if telling {
+                                if last.is_empty() && store.dialect == Dialect::Postgres {
+                                    last.push(
+                                        Stmt::new("SELECT CAST(pg_advisory_xact_lock($1) AS TEXT)")
+                                            .bind(crate::events::EVENTS_LOCK),
+                                    );
+                                }
+                                last.push(crate::notify_channels::published_by_supply(
+                                    store.dialect,
+                                    &ente,
+                                    supply_id,
+                                    published_after,
+                                    now,
+                                ));
+                            }
+                            t.execute_all(last).await?;
+                            let newest = t
+                                .fetch_i64(crate::notify_channels::last_position_id())
                                 .await?;
                             if let Some(t) = w.tx.take() {
                                 t.commit().await?;
                             }
+                            w.published_after = w.published_after.max(newest);
                             Ok(())
                         }
                         .await
@@ -388,6 +421,9 @@ struct Writes {
     tx: Option<SupplyTx>,
     /// The CANCELLED events of this transaction, written at its commit.
     events: Vec<crate::events::NewEvent>,
+    /// Position ids up to this one were looked at by an earlier commit for
+    /// PUBLISHED events.
+    published_after: i64,
 }
 
 impl Writes {
@@ -426,6 +462,7 @@ async fn replace(
     t.execute_all(crate::positions::delete_statements(stored.id))
         .await?;
     let iupd = p.iupd.clone();
+    let was_published = crate::events::was_published(&stored);
     // Its notices changed: printed with the supply that changed it, as
     // the new positions are.
     let place = store.placement_of(ente, &p).await?;
@@ -448,6 +485,12 @@ async fn replace(
             }
             Err(e) => return Err(e),
         }
+    }
+    if was_published {
+        t.execute(crate::notify_channels::no_invite_for_replacement(
+            ente, &iupd,
+        ))
+        .await?;
     }
     Ok(())
 }
@@ -814,6 +857,20 @@ impl Bulk {
         let mine: Vec<usize> = generated.iter().map(|(_, o)| *o).collect();
         self.note_brought(p, &mine);
         self.send(Op::Replace(Box::new(p.clone()), now)).await
+    }
+
+    /// Queues what rows said of their App IO invitation (a layout's
+    /// `notify.invite` column): `true` asks for it, `false` refuses it,
+    /// whatever the service's "invite on publication" says. After the rows'
+    /// insert or replacement; read when the supply commits.
+    pub async fn set_invites(&mut self, invites: &[(String, bool)]) -> Result<()> {
+        if invites.is_empty() {
+            return Ok(());
+        }
+        self.send(Op::Insert(crate::notify_channels::invite_statements(
+            &self.ente, invites,
+        )))
+        .await
     }
 
     /// Queues the cancellation of an unpaid position (operation "cancel").
