@@ -353,6 +353,29 @@ fn respond(status: StatusCode, body: String, replayed: bool) -> Response {
     r
 }
 
+/// A POST's idempotency key checked, its fingerprint, and its body read as
+/// `T` (errors as every `/api/v1` body's).
+async fn keyed<T: DeserializeOwned>(
+    state: &AppState,
+    route: &str,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<(String, String, T), Response> {
+    let key = dp::idempotency_key(headers.get(IDEMPOTENCY_KEY).and_then(|v| v.to_str().ok()))
+        .map_err(|e| ApiError::from(e).into_response())?;
+    let fingerprint = dp::fingerprint("POST", route, &body);
+    let mut request = axum::extract::Request::new(Body::from(body));
+    if let Some(ct) = headers.get(header::CONTENT_TYPE) {
+        request
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, ct.clone());
+    }
+    match ApiJson::<T>::from_request(request, state).await {
+        Ok(ApiJson(v)) => Ok((key, fingerprint, v)),
+        Err(e) => Err(e.into_response()),
+    }
+}
+
 /// Runs a POST under its idempotency key: the key checked, the body read
 /// as `T` (errors as every `/api/v1` body's), the key claimed for this
 /// request's fingerprint, `run` run, and its answer stored if it
@@ -373,21 +396,9 @@ where
     Fut: std::future::Future<Output = Result<Answer, ApiError>>,
 {
     let ctx = state.ctx(caller);
-    let key = match dp::idempotency_key(headers.get(IDEMPOTENCY_KEY).and_then(|v| v.to_str().ok()))
-    {
+    let (key, fingerprint, parsed) = match keyed::<T>(state, route, headers, body).await {
         Ok(k) => k,
-        Err(e) => return ApiError::from(e).into_response(),
-    };
-    let fingerprint = dp::fingerprint("POST", route, &body);
-    let mut request = axum::extract::Request::new(Body::from(body));
-    if let Some(ct) = headers.get(header::CONTENT_TYPE) {
-        request
-            .headers_mut()
-            .insert(header::CONTENT_TYPE, ct.clone());
-    }
-    let parsed = match ApiJson::<T>::from_request(request, state).await {
-        Ok(ApiJson(v)) => v,
-        Err(e) => return e.into_response(),
+        Err(refused) => return refused,
     };
     let ticket = match dp::claim(&ctx, ente, &key, &fingerprint).await {
         Ok(Claimed::Run(t)) => t,
@@ -436,31 +447,45 @@ pub async fn pay_spontaneous(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let e = ente.clone();
-    idempotent(
-        &state,
-        caller,
-        &ente,
-        "spontaneous-payments",
-        &headers,
-        body,
-        |ctx, key, b: SpontaneousPaymentRequest| async move {
-            let req = SpontaneousPayment {
-                answers: answers(
-                    b.service_code,
-                    b.debtor,
-                    b.fields,
-                    b.amount_cents,
-                    b.amount_choice,
-                ),
-                return_urls: urls(b.return_urls),
-                email_notice: b.email_notice,
-            };
-            let started = dp::pay_spontaneous(&ctx, &e, &key, &req).await?;
-            Ok(json_answer(StatusCode::CREATED, &payment_dto(started)))
-        },
-    )
-    .await
+    // Not through `idempotent`: the use case claims the key in the
+    // position's own transaction (dp::pay_spontaneous_keyed says why).
+    let ctx = state.ctx(caller);
+    let (key, fingerprint, b) =
+        match keyed::<SpontaneousPaymentRequest>(&state, "spontaneous-payments", &headers, body)
+            .await
+        {
+            Ok(k) => k,
+            Err(refused) => return refused,
+        };
+    let req = SpontaneousPayment {
+        answers: answers(
+            b.service_code,
+            b.debtor,
+            b.fields,
+            b.amount_cents,
+            b.amount_choice,
+        ),
+        return_urls: urls(b.return_urls),
+        email_notice: b.email_notice,
+    };
+    let render = |started: Started| {
+        let a = json_answer(StatusCode::CREATED, &payment_dto(started));
+        (a.status.as_u16(), a.body)
+    };
+    match dp::pay_spontaneous_keyed(&ctx, &ente, &key, &fingerprint, &req, render).await {
+        Ok(dp::Keyed::Replay { status, body }) => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            respond(status, body, true)
+        }
+        Ok(dp::Keyed::Answered { status, body }) => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            respond(status, body, false)
+        }
+        Err(e) => {
+            let a = problem_answer(ApiError::from(e));
+            respond(a.status, a.body, false)
+        }
+    }
 }
 
 /// Use case 2: a position loaded for later payment; the answer has its

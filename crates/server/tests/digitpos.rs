@@ -437,6 +437,41 @@ async fn each_use_case_from_the_openapi_against_the_simulator() {
             codes(&reused),
             (StatusCode::CONFLICT, "IDEMPOTENCY_KEY_REUSED".into())
         );
+        // The key answers before the body is judged (the key is claimed in
+        // the position's transaction, after the checks): another body
+        // that would be refused is still a reused key.
+        let reused = c
+            .call(
+                "post",
+                &pay_now,
+                &fc,
+                &key,
+                Some("order-1"),
+                Some(&spontaneous(2500, "https://elsewhere.example")),
+            )
+            .await;
+        assert_eq!(
+            codes(&reused),
+            (StatusCode::CONFLICT, "IDEMPOTENCY_KEY_REUSED".into())
+        );
+        let unclaimed = c
+            .call(
+                "post",
+                &pay_now,
+                &fc,
+                &key,
+                Some("order-elsewhere"),
+                Some(&spontaneous(2500, "https://elsewhere.example")),
+            )
+            .await;
+        assert_eq!(
+            codes(&unclaimed),
+            (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "RETURN_HOST_NOT_REGISTERED".into()
+            )
+        );
+        assert_eq!(w.carts().await.len(), 1, "still one Checkout cart");
 
         // 5, before payment: no receipt yet.
         let receipt = c.path_by_suffix("get", "/receipt");
@@ -699,6 +734,67 @@ async fn each_use_case_from_the_openapi_against_the_simulator() {
             incasso_core::position::PositionStatus::Paid
         );
 
+        // Checkout silent after the position is made (and the key claimed
+        // with it): the key is let go, the position stays, and the same
+        // key again finds that position and opens its cart.
+        w.sim.set_faults(incasso_simulator::Faults {
+            fail_next: 50,
+            ..Default::default()
+        });
+        let failed = c
+            .call(
+                "post",
+                &pay_now,
+                &fc,
+                &key,
+                Some("order-silent-checkout"),
+                Some(&spontaneous(2500, back)),
+            )
+            .await;
+        w.sim.set_faults(Default::default());
+        assert_eq!(
+            codes(&failed),
+            (StatusCode::BAD_GATEWAY, "NODE_UNAVAILABLE".into()),
+            "{backend:?}"
+        );
+        let failed_at = chrono::Utc::now();
+        let retried = c
+            .call(
+                "post",
+                &pay_now,
+                &fc,
+                &key,
+                Some("order-silent-checkout"),
+                Some(&spontaneous(2500, back)),
+            )
+            .await;
+        assert_eq!(retried.status, StatusCode::CREATED, "{}", retried.json);
+        assert!(!retried.replayed);
+        let found = w
+            .app
+            .store
+            .get_position(ENTE, retried.json["iupd"].as_str().unwrap())
+            .await
+            .unwrap();
+        assert!(
+            found.position.inserted_date.unwrap() < failed_at,
+            "{backend:?}: the position the failed request made"
+        );
+        let replayed = c
+            .call(
+                "post",
+                &pay_now,
+                &fc,
+                &key,
+                Some("order-silent-checkout"),
+                Some(&spontaneous(2500, back)),
+            )
+            .await;
+        assert_eq!(
+            (replayed.status, &replayed.json, replayed.replayed),
+            (StatusCode::CREATED, &retried.json, true)
+        );
+
         // Removed, a host is refused again.
         let remove = c.path_by_suffix("delete", "/{host}");
         let gone = c
@@ -728,6 +824,23 @@ async fn each_use_case_from_the_openapi_against_the_simulator() {
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "RETURN_HOST_NOT_REGISTERED".into()
             )
+        );
+        // A key already answered still replays its answer, though its
+        // request would now be refused.
+        let replayed = c
+            .call(
+                "post",
+                &pay_now,
+                &fc,
+                &key,
+                Some("order-silent-checkout"),
+                Some(&spontaneous(2500, back)),
+            )
+            .await;
+        assert_eq!(
+            (replayed.status, &replayed.json, replayed.replayed),
+            (StatusCode::CREATED, &retried.json, true),
+            "{backend:?}"
         );
     }
 }

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use sqlx::Row;
 
 /// An idempotency key's states.
-const PENDING: &str = "PENDING";
+pub(crate) const PENDING: &str = "PENDING";
 const DONE: &str = "DONE";
 
 /// What claiming an idempotency key found.
@@ -23,6 +23,21 @@ pub enum IdempotencyClaim {
     Mismatch,
     /// The same key's first request is still running.
     InProgress,
+}
+
+/// What a DigitPOS spontaneous payment writes with its position, in the
+/// same transaction ([`Store::create_spontaneous_claimed`]).
+#[derive(Debug, Clone)]
+pub struct SpontaneousClaim<'a> {
+    /// The idempotency key claimed (left PENDING: completed after pagoPA's
+    /// Checkout answers, which no transaction can hold).
+    pub caller: &'a str,
+    pub idempotency_key: &'a str,
+    pub fingerprint: &'a str,
+    /// The spontaneous request's one-time token and its service.
+    pub request_id: &'a str,
+    pub service_code: &'a str,
+    pub audit: &'a crate::AuditEvent,
 }
 
 /// A host an Ente registered for the callers' return URLs.
@@ -119,6 +134,48 @@ impl Store {
         } else {
             IdempotencyClaim::InProgress
         })
+    }
+
+    /// What [`Store::claim_idempotency`] would answer, without claiming:
+    /// `None` where it would claim (no row, or a PENDING one from before
+    /// `stale_before`). For a request refused before it claimed its key,
+    /// whose key must still answer first (a replay, another body, one in
+    /// progress).
+    pub async fn peek_idempotency(
+        &self,
+        ente: &str,
+        caller: &str,
+        key: &str,
+        fingerprint: &str,
+        stale_before: DateTime<Utc>,
+    ) -> Result<Option<IdempotencyClaim>> {
+        let row = sqlx::query(
+            "SELECT fingerprint, state, status, body, created_at FROM digitpos_idempotency
+             WHERE ente = $1 AND caller = $2 AND idempotency_key = $3",
+        )
+        .bind(ente)
+        .bind(caller)
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let stored: String = row.try_get("fingerprint")?;
+        if stored != fingerprint {
+            return Ok(Some(IdempotencyClaim::Mismatch));
+        }
+        let state: String = row.try_get("state")?;
+        if state == DONE {
+            let status: Option<i64> = row.try_get("status")?;
+            let body: Option<String> = row.try_get("body")?;
+            return Ok(Some(IdempotencyClaim::Replay {
+                status: status.and_then(|s| u16::try_from(s).ok()).unwrap_or(500),
+                body: body.unwrap_or_default(),
+            }));
+        }
+        let created_at: i64 = row.try_get("created_at")?;
+        Ok((created_at >= to_micros(stale_before)).then_some(IdempotencyClaim::InProgress))
     }
 
     /// Stores the answer of a claimed key's request.

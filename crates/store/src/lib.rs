@@ -50,7 +50,7 @@ pub mod webhooks;
 pub use bulk::{Existing, INTERRUPTED, LOADING, PaidItem, SupplyError, SupplyOfFile, SupplyRecord};
 pub use citizens::{CitizenSessionRecord, DebtorSection};
 pub use claim::SupplyClaim;
-pub use digitpos::{IdempotencyClaim, ReturnHostRecord};
+pub use digitpos::{IdempotencyClaim, ReturnHostRecord, SpontaneousClaim};
 pub use keys::{ApiKeyRecord, KeyScope};
 pub use oidc::OidcRequest;
 pub use operators::{AuditEvent, NewOperator, OperatorRecord};

@@ -19,6 +19,7 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 use std::collections::{BTreeSet, HashMap};
 
+mod claimed;
 mod search;
 pub use search::{COUNT_CAP, PositionRow, PositionSearch, SearchPage, SearchSort, SearchTotal};
 

@@ -421,18 +421,15 @@ fn used_token() -> AppError {
     )
 }
 
-/// Makes the position of an accepted form (`iupd`, due at `due`), placed
-/// in the service and its office, published at once; the same iupd made
-/// meanwhile by a concurrent request is read back. Shared with the
-/// counter desk (`crate::desk`), which issues from the same forms.
-pub(crate) async fn create(
+/// The position of an accepted form and its place in the catalogue.
+async fn placed(
     ctx: &Ctx,
     ente: &str,
     f: &ServiceForm,
     accepted: &Accepted,
     iupd: &str,
     due: DateTime<Utc>,
-) -> Result<StoredPosition, AppError> {
+) -> Result<(DebtPosition, Placement), AppError> {
     let at = Place::new("portal.spontaneous.create", ente, iupd);
     let e = ctx.store().get_ente(ente).await.at(at)?;
     let office = match &f.service.office_code {
@@ -457,6 +454,79 @@ pub(crate) async fn create(
         service: Some(f.service.code.clone()),
         office: office.map(|o| o.code),
     };
+    Ok((position, placement))
+}
+
+/// [`open`] for a DigitPOS request holding idempotency key `key` (of the
+/// caller, with `fingerprint`), when both are new: the key claimed, the
+/// request recorded, the position made and the audit event written in one
+/// transaction. `None`, with nothing written, when the key, the token or
+/// the position is there already: the caller then goes step by step.
+pub(crate) async fn open_claimed(
+    ctx: &Ctx,
+    ente: &str,
+    f: &ServiceForm,
+    accepted: &Accepted,
+    token: &str,
+    key: &str,
+    fingerprint: &str,
+) -> Result<Option<StoredPosition>, AppError> {
+    let iupd = format!("{IUPD_PREFIX}{}", token.to_uppercase());
+    let at = Place::new("portal.spontaneous.open", ente, &iupd);
+    let today = incasso_core::time::to_rome(ctx.now()).date();
+    let due = end_of(today.checked_add_days(Days::new(1)).unwrap_or(today));
+    let (position, placement) = placed(ctx, ente, f, accepted, &iupd, due).await?;
+    let caller = ctx.caller.actor();
+    let audit = incasso_store::AuditEvent {
+        at: ctx.now(),
+        actor: caller.clone(),
+        ente: Some(ente.to_string()),
+        action: "spontaneous.create".into(),
+        object: iupd.clone(),
+        outcome: "OK".into(),
+        detail: String::new(),
+    };
+    let with = incasso_store::SpontaneousClaim {
+        caller: &caller,
+        idempotency_key: key,
+        fingerprint,
+        request_id: token,
+        service_code: &f.service.code,
+        audit: &audit,
+    };
+    let made = ctx
+        .store()
+        .create_spontaneous_claimed(ente, position, placement, ctx.now(), &with)
+        .await
+        .map_err(|e| misconfigured(crate::error::from_store(e, &at), ente, &f.service.code));
+    if let Err(e) = &made {
+        crate::audit::record(
+            &ctx.app,
+            &caller,
+            Some(ente),
+            "spontaneous.create",
+            &iupd,
+            e.code,
+        )
+        .await;
+    }
+    made
+}
+
+/// Makes the position of an accepted form (`iupd`, due at `due`), placed
+/// in the service and its office, published at once; the same iupd made
+/// meanwhile by a concurrent request is read back. Shared with the
+/// counter desk (`crate::desk`), which issues from the same forms.
+pub(crate) async fn create(
+    ctx: &Ctx,
+    ente: &str,
+    f: &ServiceForm,
+    accepted: &Accepted,
+    iupd: &str,
+    due: DateTime<Utc>,
+) -> Result<StoredPosition, AppError> {
+    let at = Place::new("portal.spontaneous.create", ente, iupd);
+    let (position, placement) = placed(ctx, ente, f, accepted, iupd, due).await?;
     match ctx
         .store()
         .create_position_placed(ente, position, Some(placement), ctx.now(), true)
