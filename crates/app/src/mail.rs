@@ -344,40 +344,52 @@ async fn receipt_message(app: &App, m: &MailRecord) -> Result<Message, Failure> 
         permanent: true,
     })?;
     let q = crate::portal::receipts::quietanza(&m.ente, &ente_name, None, &copy, receipt.as_ref());
-    let when = q
-        .paid_at
-        .map(|t| format!(" il {}", incasso_notice::receipt::italian_date_time(t)))
-        .unwrap_or_default();
+    // The Ente's own text, else incasso's (app::notify::channels).
+    let values = incasso_notify::template::Values::new()
+        .with("ente", ente_name.clone())
+        .with("ente_fiscal_code", m.ente.clone())
+        .with("service", "")
+        .with(
+            "description",
+            if q.description.is_empty() {
+                "-".to_string()
+            } else {
+                q.description.clone()
+            },
+        )
+        .with("debtor_name", "")
+        .with("amount", incasso_notice::receipt::euro(q.amount))
+        .with("notice_number", q.notice_number.clone())
+        .with("due_date", "")
+        .with("iuv", q.iuv.clone())
+        .with(
+            "payment_url",
+            format!("{}/portale/{}/ricevuta", app.settings.public_url, m.ente),
+        )
+        .with(
+            "paid_at",
+            q.paid_at
+                .map(incasso_notice::receipt::italian_date_time)
+                .unwrap_or_else(|| "-".into()),
+        )
+        .with("psp", q.psp_name.clone())
+        .with("receipt_id", q.receipt_id.clone());
+    let (subject, text) = crate::notify::channels::render_email(
+        app,
+        &m.ente,
+        incasso_notify::email::EmailKind::Receipt,
+        &values,
+    )
+    .await
+    .map_err(|e| transient(format!("testo non prodotto: {}", e.detail)))?;
     let body = format!(
-        "Gentile utente,\n\n\
-         ti confermiamo il pagamento pagoPA di {amount} a favore di {ente_name}{when}.\n\n\
-         Oggetto: {description}\n\
-         Codice avviso: {nav}\n\
-         Codice IUV: {iuv}\n\
-         Prestatore di servizi di pagamento: {psp}\n\
-         Identificativo della ricevuta: {receipt_id}\n\n\
-         In allegato trovi la ricevuta di pagamento (quietanza) in PDF: conservala come prova del pagamento.\n\
-         Puoi ritrovarla sul portale dei pagamenti dell'ente con il codice IUV e il codice fiscale del debitore:\n\
-         {base}/portale/{ente}/ricevuta\n\n\
-         Questo messaggio è stato inviato automaticamente: non rispondere a questo indirizzo.\n",
-        amount = incasso_notice::receipt::euro(q.amount),
-        description = if q.description.is_empty() {
-            "-"
-        } else {
-            &q.description
-        },
-        nav = q.notice_number,
-        iuv = q.iuv,
-        psp = q.psp_name,
-        receipt_id = q.receipt_id,
-        base = app.settings.public_url,
-        ente = m.ente,
+        "{text}\nQuesto messaggio è stato inviato automaticamente: non rispondere a questo indirizzo.\n"
     );
     let filename = format!("ricevuta-{}.pdf", copy.iuv);
     Message::builder()
         .from(sender(app)?)
         .to(to)
-        .subject(format!("Ricevuta di pagamento pagoPA – {ente_name}"))
+        .subject(subject)
         .multipart(
             MultiPart::mixed()
                 .singlepart(SinglePart::plain(body))
@@ -390,6 +402,35 @@ async fn receipt_message(app: &App, m: &MailRecord) -> Result<Message, Failure> 
             text: format!("messaggio non componibile: {e}"),
             permanent: true,
         })
+}
+
+/// A stored receipt's quietanza PDF and its file name.
+async fn receipt_pdf(
+    app: &App,
+    ente: &str,
+    receipt_id: &str,
+) -> Result<(Vec<u8>, String), Failure> {
+    let ctx = app.system("mail");
+    let copy = app
+        .store
+        .receipt_copy(ente, receipt_id)
+        .await
+        .map_err(|e| Failure {
+            text: format!("ricevuta non leggibile: {e}"),
+            permanent: false,
+        })?
+        .ok_or_else(|| Failure {
+            text: "ricevuta non trovata".into(),
+            permanent: true,
+        })?;
+    let receipt = crate::portal::receipts::parse_rt(&copy);
+    let pdf = crate::portal::receipts::render(&ctx, ente, &copy, receipt.as_ref())
+        .await
+        .map_err(|e| Failure {
+            text: format!("ricevuta PDF non prodotta: {}", e.detail),
+            permanent: false,
+        })?;
+    Ok((pdf, format!("ricevuta-{}.pdf", copy.iuv)))
 }
 
 /// A payment notice's message: Italian text and the notice attached.
@@ -478,6 +519,33 @@ async fn notify_message(app: &App, m: &MailRecord) -> Result<Message, Failure> {
         .from(sender(app)?)
         .to(to)
         .subject(n.subject.clone().unwrap_or_default());
+    // A paid message carries the receipt, as the portal's receipt e-mail.
+    if n.kind == "PAID"
+        && let Some(receipt_id) = app
+            .store
+            .event_payload(n.event_id)
+            .await
+            .map_err(|e| Failure {
+                text: format!("evento non leggibile: {e}"),
+                permanent: false,
+            })?
+            .and_then(|p| p["receiptId"].as_str().map(str::to_string))
+    {
+        let (pdf, filename) = receipt_pdf(app, &m.ente, &receipt_id).await?;
+        return builder
+            .multipart(
+                MultiPart::mixed()
+                    .singlepart(SinglePart::plain(body))
+                    .singlepart(Attachment::new(filename).body(
+                        pdf,
+                        ContentType::parse("application/pdf").expect("a valid content type"),
+                    )),
+            )
+            .map_err(|e| Failure {
+                text: format!("messaggio non componibile: {e}"),
+                permanent: true,
+            });
+    }
     let attach = matches!(n.kind.as_str(), "INVITATION" | "REMINDER");
     let message = match n.notice_number.as_deref().filter(|_| attach) {
         Some(nav) => {

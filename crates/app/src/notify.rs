@@ -39,6 +39,9 @@
 //! message twice. Nothing else sends twice: the fan-out and the e-mail
 //! fallback are transactions keyed by the event. See `docs/NOTIFICATIONS.md`.
 
+pub mod backoffice;
+pub mod channels;
+
 use crate::error::{AppError, At, Place};
 use crate::{App, Ctx};
 use chrono::{DateTime, Duration as ChronoDuration, NaiveTime, Utc};
@@ -529,12 +532,64 @@ struct Prepared {
     not_payable: Option<&'static str>,
 }
 
+/// The Ente's and the service's names, as messages print them: read once
+/// every [`NAMES_FOR`] rather than twice for every message (perf, `bench
+/// notify`); a renamed Ente or service shows in messages that much later.
+async fn names(
+    app: &App,
+    ente: &str,
+    service_code: &str,
+) -> Result<(String, String), incasso_store::StoreError> {
+    type Names = std::collections::HashMap<(String, String), (std::time::Instant, String, String)>;
+    static NAMES: Mutex<Option<Names>> = Mutex::new(None);
+    let key = (ente.to_string(), service_code.to_string());
+    if let Ok(cached) = NAMES.lock()
+        && let Some((at, e, s)) = cached.as_ref().and_then(|m| m.get(&key))
+        && at.elapsed() < NAMES_FOR
+    {
+        return Ok((e.clone(), s.clone()));
+    }
+    let ente_name = app.store.get_ente(ente).await?.name;
+    let service = app
+        .store
+        .get_service(ente, service_code)
+        .await
+        .map(|s| s.name)
+        .unwrap_or_else(|_| service_code.to_string());
+    if let Ok(mut cached) = NAMES.lock() {
+        let map = cached.get_or_insert_with(Default::default);
+        if map.len() > 10_000 {
+            map.clear();
+        }
+        map.insert(
+            key,
+            (
+                std::time::Instant::now(),
+                ente_name.clone(),
+                service.clone(),
+            ),
+        );
+    }
+    Ok((ente_name, service))
+}
+
+/// How long [`names`] keeps a name.
+const NAMES_FOR: Duration = Duration::from_secs(10);
+
 async fn prepare(app: &App, n: &DueNotification) -> Result<Option<Prepared>, AppError> {
     use incasso_core::position::PositionStatus as S;
     let r = &n.record;
     let place = Place::new("notify.prepare", &r.ente, &r.iupd);
     let stored = match app.store.get_position(&r.ente, &r.iupd).await {
         Ok(s) if s.id == r.position_id => s,
+        // A deleted position's withdrawal is told from what its deletion
+        // kept (channels: store::notify_channels::keep_gone).
+        Ok(_) | Err(incasso_store::StoreError::NotFound(_)) if r.kind == "WITHDRAWAL" => {
+            match app.store.gone_position(r.position_id).await.at(place)? {
+                Some(s) => s,
+                None => return Ok(None),
+            }
+        }
         Ok(_) | Err(incasso_store::StoreError::NotFound(_)) => return Ok(None),
         Err(e) => return Err(crate::error::from_store(e, &place)),
     };
@@ -554,13 +609,7 @@ async fn prepare(app: &App, n: &DueNotification) -> Result<Option<Prepared>, App
     let Some(option) = option else {
         return Ok(None);
     };
-    let ente = app.store.get_ente(&r.ente).await.at(place)?;
-    let service = app
-        .store
-        .get_service(&r.ente, &r.service_code)
-        .await
-        .map(|s| s.name)
-        .unwrap_or_else(|_| r.service_code.clone());
+    let (ente_name, service) = names(app, &r.ente, &r.service_code).await.at(place)?;
     let nav = option
         .notice_number
         .as_ref()
@@ -575,7 +624,7 @@ async fn prepare(app: &App, n: &DueNotification) -> Result<Option<Prepared>, App
         _ => None,
     };
     let values = Values::new()
-        .with("ente", ente.name.clone())
+        .with("ente", ente_name)
         .with("ente_fiscal_code", r.ente.clone())
         .with("service", service)
         .with("description", option.description.clone())
@@ -627,6 +676,15 @@ async fn deliver(app: &App, n: &DueNotification, now: DateTime<Utc>) -> Result<O
         ))
         .await;
     };
+    // Not sent late: past its time to live the news is stale.
+    let expires = channels::expires_at(r.created_at, n.time_to_live);
+    if now > expires {
+        return skip(format!(
+            "EXPIRED: non inviato entro il tempo di validità ({} ore dall'evento)",
+            (expires - r.created_at).num_hours()
+        ))
+        .await;
+    }
     let Some(prepared) = prepare(app, n).await? else {
         return skip("POSITION_GONE: la posizione non esiste più".into()).await;
     };
@@ -699,7 +757,7 @@ async fn deliver(app: &App, n: &DueNotification, now: DateTime<Utc>) -> Result<O
     };
     let message = NewMessage {
         fiscal_code: prepared.debtor_fiscal_code.clone(),
-        time_to_live: None,
+        time_to_live: n.time_to_live.and_then(|t| u32::try_from(t).ok()),
         content: MessageContent {
             subject: rendered.subject.clone(),
             markdown: rendered.markdown.clone(),
@@ -836,19 +894,44 @@ async fn by_email(
             .at(place)?;
         return Ok(Outcome::Skipped);
     }
-    let template = effective_template(app, &r.ente, &r.service_code, kind, "it").await?;
-    let rendered = match template.render(&prepared.values) {
-        Ok(t) => t,
-        Err(e) => {
-            store
-                .notification_not_sent(r.id, n.attempt, &format!("TEMPLATE: {e}"), None, false)
-                .await
-                .at(place)?;
-            return Ok(Outcome::Failed);
-        }
-    };
+    // The portal already sent this payment's receipt to this address.
+    if kind == TemplateKind::Paid
+        && let Some(receipt) = n.event_payload["receiptId"].as_str()
+        && channels::receipt_mailed_to(app, &r.ente, receipt, address).await?
+    {
+        store
+            .notification_skipped(
+                r.id,
+                n.attempt,
+                &format!(
+                    "{why}; RECEIPT_ALREADY_MAILED: la ricevuta è già stata inviata a {address} dal portale"
+                ),
+            )
+            .await
+            .at(place)?;
+        return Ok(Outcome::Skipped);
+    }
+    let email_kind = incasso_notify::email::EmailKind::parse(kind_name(kind))
+        .unwrap_or(incasso_notify::email::EmailKind::Invitation);
+    let (subject, body) =
+        match channels::render_email(app, &r.ente, email_kind, &prepared.values).await {
+            Ok(t) => t,
+            Err(e) => {
+                store
+                    .notification_not_sent(
+                        r.id,
+                        n.attempt,
+                        &format!("TEMPLATE: {}", e.detail),
+                        None,
+                        false,
+                    )
+                    .await
+                    .at(place)?;
+                return Ok(Outcome::Failed);
+            }
+        };
     store
-        .notification_to_email(n, why, address, &rendered.subject, &rendered.markdown, now)
+        .notification_to_email(n, why, address, &subject, &body, now)
         .await
         .at(place)?;
     Ok(Outcome::Emailed)

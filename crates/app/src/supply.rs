@@ -747,9 +747,16 @@ impl Loader {
         let mut numbers: Vec<Vec<(String, String)>> = vec![Vec::new(); built.len()];
         let mut inserts: Vec<usize> = Vec::new();
         let mut positions: Vec<DebtPosition> = Vec::new();
+        // What rows said of their App IO invitation (notify.invite).
+        let mut invites: Vec<(String, bool)> = Vec::new();
         for (k, slot) in built.iter_mut().enumerate() {
             let Some(b) = slot.as_mut() else { continue };
             self.report.rows_loaded += groups[k].len() as i64;
+            if let Some(yes) = b.notify_invite
+                && b.op != Op::Cancel
+            {
+                invites.push((b.key.clone(), yes));
+            }
             match b.op {
                 Op::Cancel => {
                     self.report.positions_cancelled += 1;
@@ -789,6 +796,9 @@ impl Loader {
             for (k, n) in inserts.into_iter().zip(assigned) {
                 numbers[k] = n;
             }
+        }
+        if self.writing() {
+            self.bulk.set_invites(&invites).await?;
         }
         // 5. The outcome, in file order.
         if let Some(w) = outcome.as_mut() {

@@ -350,6 +350,10 @@ pub const TARGETS: &[&str] = &[
     "option.alternative",
     // MyPay's `bilancio` XML: the accertamenti quotas of transfer 1.
     "quota.bilancio",
+    // The position's App IO invitation: yes (S, SI, Y, YES, 1, TRUE, X)
+    // asks for it, no (N, NO, 0, FALSE) refuses it; empty: as the service
+    // says (docs/NOTIFICATIONS.md).
+    "notify.invite",
 ];
 
 const TRANSFER_FIELDS: &[&str] = &[

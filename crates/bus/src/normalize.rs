@@ -319,6 +319,20 @@ pub struct Built {
     pub op: Op,
     pub lines: Vec<usize>,
     pub position: DebtPosition,
+    /// The rows' `notify.invite`: `Some(true)` asks for the App IO
+    /// invitation, `Some(false)` refuses it, `None` leaves it to the
+    /// service.
+    pub notify_invite: Option<bool>,
+}
+
+/// A `notify.invite` value: yes or no, in the ways files say it; `None`
+/// for anything else.
+pub fn parse_yes_no(v: &str) -> Option<bool> {
+    match v.trim().to_uppercase().as_str() {
+        "S" | "SI" | "SÌ" | "Y" | "YES" | "1" | "TRUE" | "X" | "J" | "JA" => Some(true),
+        "N" | "NO" | "0" | "FALSE" | "NEIN" => Some(false),
+        _ => None,
+    }
 }
 
 fn err(
@@ -452,6 +466,7 @@ pub fn build(rows: &[&Row], ctx: &Context<'_>) -> Result<Built, Vec<RowError>> {
             op: Op::Cancel,
             lines: rows.iter().map(|r| r.line).collect(),
             position: empty_position(&first.key, ctx),
+            notify_invite: None,
         });
     }
     let mut errors = Vec::new();
@@ -495,6 +510,22 @@ pub fn build(rows: &[&Row], ctx: &Context<'_>) -> Result<Built, Vec<RowError>> {
             ));
             DebtorType::F
         }
+    };
+    let notify_invite = match v(first, "notify.invite") {
+        None => None,
+        Some(x) => match parse_yes_no(&x) {
+            Some(b) => Some(b),
+            None => {
+                errors.push(err(
+                    first.line,
+                    "notify.invite",
+                    &x,
+                    "BAD_FORMAT",
+                    "invito App IO: S/SI/1 per chiederlo, N/NO/0 per escluderlo, vuoto come dice il servizio",
+                ));
+                None
+            }
+        },
     };
     let mut options = Vec::with_capacity(rows.len());
     let mut lines = Vec::with_capacity(rows.len());
@@ -738,6 +769,7 @@ pub fn build(rows: &[&Row], ctx: &Context<'_>) -> Result<Built, Vec<RowError>> {
         op: first.op,
         lines,
         position,
+        notify_invite,
     })
 }
 
