@@ -338,6 +338,11 @@ impl Store {
                 let pool = AnyPoolOptions::new()
                     .max_connections(16)
                     .acquire_timeout(Duration::from_secs(30))
+                    // No `SELECT 1` round trip before every statement's
+                    // acquire (perf, `bench digitpos`): a connection the
+                    // server dropped fails its statement, as it would one
+                    // instant after a ping, and the pool replaces it.
+                    .test_before_acquire(false)
                     .connect_with(options)
                     .await?;
                 (pool.clone(), pool)
