@@ -76,7 +76,7 @@ pub const REMINDERS_EVERY: Duration = Duration::from_secs(3600);
 pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Rows claimed and sent at once by one round.
-const BATCH: u32 = 32;
+const BATCH: u32 = 128;
 
 /// A 429 without `Retry-After` pauses the service this long.
 const RATE_LIMIT_PAUSE: Duration = Duration::from_secs(1);

@@ -75,6 +75,12 @@ impl Simulator {
         self.inner.mail.lock().expect("mail lock").clone()
     }
 
+    /// The messages received so far, forgotten here: a long run (a
+    /// benchmark's) reads them as they come without keeping them all.
+    pub fn take_mail(&self) -> Vec<ReceivedMail> {
+        std::mem::take(&mut *self.inner.mail.lock().expect("mail lock"))
+    }
+
     /// Forgets the messages received so far.
     pub fn clear_mail(&self) {
         self.inner.mail.lock().expect("mail lock").clear();
