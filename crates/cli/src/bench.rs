@@ -110,8 +110,9 @@ pub enum Which {
     /// Checkout, and the receipt comes back through the Node; complete
     /// payments per second and the create call's latency.
     Digitpos {
-        /// External portals' clients paying at once.
-        #[arg(long, default_value_t = 32)]
+        /// External portals' clients paying at once (16 fill the
+        /// database's writer; more only queue for it, adding latency).
+        #[arg(long, default_value_t = 16)]
         concurrency: u64,
         /// Payments in all.
         #[arg(long, default_value_t = 5_000)]

@@ -233,7 +233,12 @@ impl Store {
     }
 
     /// The Ente's return hosts, by name.
+    /// Kept a few seconds ([`crate::hot`]).
     pub async fn list_return_hosts(&self, ente: &str) -> Result<Vec<ReturnHostRecord>> {
+        if let Some(hosts) = self.hot.return_hosts(ente) {
+            return Ok(hosts);
+        }
+        let read_at = std::time::Instant::now();
         let rows = sqlx::query(
             "SELECT host, created_at, created_by FROM digitpos_return_hosts
              WHERE ente = $1 ORDER BY host",
@@ -241,7 +246,8 @@ impl Store {
         .bind(ente)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
+        let hosts = rows
+            .iter()
             .map(|r| {
                 Ok(ReturnHostRecord {
                     host: r.try_get("host")?,
@@ -249,7 +255,9 @@ impl Store {
                     created_by: r.try_get("created_by")?,
                 })
             })
-            .collect()
+            .collect::<Result<Vec<_>>>()?;
+        self.hot.put_return_hosts(ente, read_at, hosts.clone());
+        Ok(hosts)
     }
 
     /// Registers `host` (lower-case) for the Ente; answers whether it is
@@ -261,7 +269,7 @@ impl Store {
         by: &str,
         now: DateTime<Utc>,
     ) -> Result<bool> {
-        Ok(sqlx::query(
+        let added = sqlx::query(
             "INSERT INTO digitpos_return_hosts (ente, host, created_at, created_by)
              VALUES ($1, $2, $3, $4) ON CONFLICT (ente, host) DO NOTHING",
         )
@@ -271,21 +279,22 @@ impl Store {
         .bind(by)
         .execute(&self.writer)
         .await?
-        .rows_affected()
-            == 1)
+        .rows_affected();
+        self.hot.forget_return_hosts(ente);
+        Ok(added == 1)
     }
 
     /// Removes `host`; answers whether it was there.
     pub async fn remove_return_host(&self, ente: &str, host: &str) -> Result<bool> {
-        Ok(
+        let removed =
             sqlx::query("DELETE FROM digitpos_return_hosts WHERE ente = $1 AND host = $2")
                 .bind(ente)
                 .bind(host)
                 .execute(&self.writer)
                 .await?
-                .rows_affected()
-                == 1,
-        )
+                .rows_affected();
+        self.hot.forget_return_hosts(ente);
+        Ok(removed == 1)
     }
 
     /// Whether the Ente registered `host` (lower-case).

@@ -66,6 +66,10 @@ impl Store {
 
     /// The live key with this hash, if any.
     pub async fn find_api_key(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>> {
+        if let Some(k) = self.hot.key(key_hash) {
+            return Ok(Some(k));
+        }
+        let read_at = std::time::Instant::now();
         let row = sqlx::query(
             "SELECT key_id, ente, scope, label, created_at FROM api_keys
              WHERE key_hash = $1 AND revoked_at IS NULL",
@@ -73,7 +77,11 @@ impl Store {
         .bind(key_hash)
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|r| record(&r)).transpose()
+        let found = row.map(|r| record(&r)).transpose()?;
+        if let Some(k) = &found {
+            self.hot.put_key(key_hash, read_at, k.clone());
+        }
+        Ok(found)
     }
 
     pub async fn list_api_keys(&self, ente: Option<&str>) -> Result<Vec<ApiKeyRecord>> {
@@ -102,6 +110,7 @@ impl Store {
         .bind(ente.unwrap_or(""))
         .execute(&self.writer)
         .await?;
+        self.hot.forget_keys();
         if res.rows_affected() == 0 {
             return Err(StoreError::NotFound("chiave API"));
         }

@@ -23,6 +23,7 @@ pub mod dashboard;
 pub mod desks;
 mod digitpos;
 mod enti;
+mod hot;
 pub mod events;
 mod iuv;
 mod keys;
@@ -279,6 +280,8 @@ pub struct Store {
     sqlite_file: Option<std::path::PathBuf>,
     /// Seals the stations' credentials before they are written.
     secrets: std::sync::Arc<secrets::Keyring>,
+    /// API keys and return hosts, kept a few seconds ([`hot`]).
+    hot: hot::Hot,
 }
 
 /// The file of a `sqlite:` URL; none for an in-memory database.
@@ -361,6 +364,7 @@ impl Store {
             dialect,
             sqlite_file,
             secrets: Default::default(),
+            hot: Default::default(),
         })
     }
 

@@ -29,6 +29,17 @@ impl Store {
         let count = wanted.iter().filter(|w| **w).count() as u32;
         let mut attempt = 0;
         loop {
+            // PostgreSQL reserves IUVs in their own short transaction, as
+            // every create does, so that concurrent creates do not queue
+            // on the sequence's row for the length of this one; SQLite has
+            // one writer anyway, and reserves inside (one turn, no gap).
+            let mut reserved = match (self.dialect, segregation_codes.first()) {
+                (crate::Dialect::Postgres, Some(seg)) if count > 0 => {
+                    Some(self.allocate_notice_numbers(ente, *seg, count).await?)
+                }
+                (crate::Dialect::Postgres, _) => Some(Vec::new()),
+                _ => None,
+            };
             let mut tx = self.write_tx().await?;
             let claimed = sqlx::query(
                 "INSERT INTO digitpos_idempotency
@@ -69,8 +80,9 @@ impl Store {
             }
             // Reserved in the transaction: a rollback gives the numbers
             // back, so no gap is left either.
-            let mut fresh = match segregation_codes.first() {
-                Some(seg) if count > 0 => {
+            let mut fresh = match (reserved.take(), segregation_codes.first()) {
+                (Some(numbers), _) => numbers,
+                (None, Some(seg)) if count > 0 => {
                     let next = crate::iuv::reservation(ente, *seg, count)
                         .into_any()
                         .fetch_one(&mut *tx)
