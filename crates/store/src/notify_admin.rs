@@ -45,7 +45,8 @@ impl Selector {
     }
 }
 
-/// What a request did: `first` when this call wrote it, else what the
+/// What a request did: `first` when this call wrote it (or, with
+/// `requested` 0, found nothing to ask and kept nothing), else what the
 /// first call with the same token did (`target` says what it was about).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestOutcome {
@@ -294,6 +295,16 @@ impl Store {
             .await?
             .rows_affected();
         let requested = i64::try_from(written).unwrap_or(i64::MAX);
+        if requested == 0 {
+            // Nothing to tell: no request is kept, so the same token may
+            // ask again once there is (the API's key after a refusal).
+            tx.rollback().await?;
+            return Ok(RequestOutcome {
+                first: true,
+                target,
+                requested: 0,
+            });
+        }
         sqlx::query("UPDATE notify_requests SET requested = $3 WHERE ente = $1 AND token = $2")
             .bind(ente)
             .bind(token)
