@@ -124,6 +124,8 @@ pub struct ServiceSettings {
     pub reminder_days: Option<i64>,
     /// Languages messages are written in: `it`, and `de` when enabled.
     pub languages: Vec<String>,
+    /// App IO's time to live in seconds; `None`: IO's default.
+    pub time_to_live: Option<i64>,
     pub updated_at: DateTime<Utc>,
     pub updated_by: String,
 }
@@ -153,6 +155,7 @@ impl From<NotifySettings> for ServiceSettings {
             invite_on_publish: s.invite_on_publish,
             reminder_days: s.reminder_days,
             languages,
+            time_to_live: s.time_to_live,
             updated_at: s.updated_at,
             updated_by: s.updated_by,
         }

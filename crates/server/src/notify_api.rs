@@ -1,6 +1,7 @@
 //! Messages to citizens over HTTP (issue 19), with an Ente's API key:
 //! a catalogue service's notification settings and templates, a
-//! position's messages, and an invitation asked for a position, under
+//! position's messages, an invitation asked for a position, and the
+//! Ente's e-mail texts, under
 //! `/api/v1/enti/{fiscalCode}/...`. The decisions are
 //! [`incasso_app::notify::backoffice`]'s; the POST is held to its
 //! `Idempotency-Key` by the request's natural key (the same key asks
@@ -18,6 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use chrono::SecondsFormat;
 use incasso_app::notify::backoffice as nb;
+use incasso_app::notify::channels;
 use incasso_app::notify::{ServiceSettings, SettingsInput};
 use incasso_app::{AppError, Kind};
 use incasso_store::notify::NotificationRecord;
@@ -38,6 +40,12 @@ pub fn routes() -> Router<AppState> {
             "/enti/{fiscalCode}/positions/{iupd}/notifications",
             get(list_messages).post(send),
         )
+        .route(
+            "/enti/{fiscalCode}/notifications/email-templates/{kind}",
+            get(get_email_template)
+                .put(put_email_template)
+                .delete(delete_email_template),
+        )
 }
 
 /// `openapi` with these operations and their tag.
@@ -54,8 +62,10 @@ written to the notification outbox and sent by its worker, never from the reques
 
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    paths(get_settings, put_settings, get_template, put_template, list_messages, send),
-    components(schemas(ProblemJson, SettingsDto, SettingsRequest, TemplateDto, TemplateRequest, MessageDto, SendDto)),
+    paths(get_settings, put_settings, get_template, put_template, list_messages, send,
+          get_email_template, put_email_template, delete_email_template),
+    components(schemas(ProblemJson, SettingsDto, SettingsRequest, TemplateDto, TemplateRequest, MessageDto, SendDto,
+                       EmailTemplateDto, EmailTemplateRequest)),
     tags((name = "notifications", description = ABOUT)),
     modifiers(&SecurityAddon)
 )]
@@ -72,6 +82,10 @@ pub struct SettingsDto {
     pub reminder_days: Option<i64>,
     /// `it`, and `de` when German is on.
     pub languages: Vec<String>,
+    /// App IO's time to live of each message, in seconds; absent: IO's
+    /// default. A message not sent within it (a week when absent) is not
+    /// sent.
+    pub time_to_live: Option<i64>,
     pub updated_at: String,
     pub updated_by: String,
 }
@@ -85,6 +99,7 @@ impl From<ServiceSettings> for SettingsDto {
             invite_on_publish: s.invite_on_publish,
             reminder_days: s.reminder_days,
             languages: s.languages,
+            time_to_live: s.time_to_live,
             updated_at: s.updated_at.to_rfc3339_opts(SecondsFormat::Secs, true),
             updated_by: s.updated_by,
         }
@@ -106,6 +121,9 @@ pub struct SettingsRequest {
     pub reminder_days: Option<i64>,
     #[serde(default)]
     pub german: bool,
+    /// App IO's time to live in seconds, 3600-604800; absent: IO's default.
+    #[serde(default)]
+    pub time_to_live: Option<i64>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -206,7 +224,7 @@ pub async fn get_settings(
 #[utoipa::path(put, operation_id = "notify_put_settings", path = "/api/v1/enti/{fiscalCode}/services/{code}/notifications/settings", tag = "notifications",
     params(("fiscalCode" = String, Path), ("code" = String, Path)), request_body = SettingsRequest,
     responses((status = 200, body = SettingsDto),
-              (status = 400, body = ProblemJson, description = "BAD_REMINDER_DAYS, BAD_IO_API_KEY"),
+              (status = 400, body = ProblemJson, description = "BAD_REMINDER_DAYS, BAD_IO_API_KEY, BAD_TIME_TO_LIVE (nothing saved)"),
               (status = 403, body = ProblemJson), (status = 404, body = ProblemJson)))]
 pub async fn put_settings(
     State(state): State<AppState>,
@@ -221,7 +239,9 @@ pub async fn put_settings(
         reminder_days: body.reminder_days,
         german: body.german,
     };
-    let saved = nb::save_service_settings(&state.ctx(caller), &fc, &code, &input).await?;
+    let saved =
+        nb::save_service_settings_ttl(&state.ctx(caller), &fc, &code, &input, body.time_to_live)
+            .await?;
     Ok(Json(saved.into()))
 }
 
@@ -370,4 +390,119 @@ pub async fn send(
             .insert(crate::digitpos::REPLAYED, HeaderValue::from_static("true"));
     }
     Ok(resp)
+}
+
+/// One of the Ente's e-mail texts.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EmailTemplateDto {
+    /// INVITATION, REMINDER, WITHDRAWAL, PAID or RECEIPT.
+    pub kind: String,
+    pub subject: String,
+    /// Plain text.
+    pub body: String,
+    /// The Ente's own; false: incasso's default.
+    pub own: bool,
+    pub updated_at: Option<String>,
+    pub updated_by: Option<String>,
+}
+
+impl From<channels::EmailTemplateView> for EmailTemplateDto {
+    fn from(t: channels::EmailTemplateView) -> Self {
+        EmailTemplateDto {
+            kind: t.kind,
+            subject: t.subject,
+            body: t.body,
+            own: t.own,
+            updated_at: t
+                .updated_at
+                .map(|x| x.to_rfc3339_opts(SecondsFormat::Secs, true)),
+            updated_by: t.updated_by,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EmailTemplateRequest {
+    /// 5-200 characters, one line.
+    pub subject: String,
+    /// 20-20,000 characters of plain text; the notifications' placeholders
+    /// ({{ente}}, {{debtor_name}}, {{amount}}, {{notice_number}}, ...), and
+    /// for RECEIPT also {{paid_at}}, {{psp}}, {{receipt_id}}.
+    pub body: String,
+}
+
+/// A kind in the path; unknown, 404.
+fn email_kind(kind: &str) -> Result<&'static str, ApiError> {
+    channels::EmailKind::parse(kind)
+        .map(channels::EmailKind::as_str)
+        .ok_or_else(|| {
+            AppError::new(
+                Kind::NotFound,
+                "BAD_EMAIL_KIND",
+                "tipo di e-mail: INVITATION, REMINDER, WITHDRAWAL, PAID o RECEIPT",
+            )
+            .into()
+        })
+}
+
+/// The Ente's e-mail text of a kind (a message sent by e-mail when the
+/// citizen is not on App IO, or the portal's receipt): its own, else
+/// incasso's default (`own` false).
+#[utoipa::path(get, operation_id = "notify_get_email_template", path = "/api/v1/enti/{fiscalCode}/notifications/email-templates/{kind}", tag = "notifications",
+    params(("fiscalCode" = String, Path),
+           ("kind" = String, Path, description = "INVITATION, REMINDER, WITHDRAWAL, PAID or RECEIPT")),
+    responses((status = 200, body = EmailTemplateDto), (status = 403, body = ProblemJson), (status = 404, body = ProblemJson)))]
+pub async fn get_email_template(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((fc, kind)): Path<(String, String)>,
+) -> Result<Json<EmailTemplateDto>, ApiError> {
+    let k = email_kind(&kind)?;
+    let t = channels::email_template(&state.ctx(caller), &fc, k).await?;
+    Ok(Json(t.into()))
+}
+
+/// Saves the Ente's e-mail text of a kind, checked first: a refusal names
+/// the field (`errors[].field`: subject or body) and saves nothing. The
+/// same body again gives the same text.
+#[utoipa::path(put, operation_id = "notify_put_email_template", path = "/api/v1/enti/{fiscalCode}/notifications/email-templates/{kind}", tag = "notifications",
+    params(("fiscalCode" = String, Path),
+           ("kind" = String, Path, description = "INVITATION, REMINDER, WITHDRAWAL, PAID or RECEIPT")),
+    request_body = EmailTemplateRequest,
+    responses((status = 200, body = EmailTemplateDto),
+              (status = 400, body = ProblemJson, description = "BAD_EMAIL_TEMPLATE: errors[].field says subject or body"),
+              (status = 403, body = ProblemJson), (status = 404, body = ProblemJson)))]
+pub async fn put_email_template(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((fc, kind)): Path<(String, String)>,
+    ApiJson(body): ApiJson<EmailTemplateRequest>,
+) -> Result<Json<EmailTemplateDto>, ApiError> {
+    let k = email_kind(&kind)?;
+    let ctx = state.ctx(caller);
+    let template = channels::EmailTemplate {
+        subject: body.subject,
+        body: body.body,
+    };
+    channels::save_email_template(&ctx, &fc, k, &template).await?;
+    Ok(Json(channels::email_template(&ctx, &fc, k).await?.into()))
+}
+
+/// Goes back to incasso's default text for a kind (idempotent).
+#[utoipa::path(delete, operation_id = "notify_delete_email_template", path = "/api/v1/enti/{fiscalCode}/notifications/email-templates/{kind}", tag = "notifications",
+    params(("fiscalCode" = String, Path),
+           ("kind" = String, Path, description = "INVITATION, REMINDER, WITHDRAWAL, PAID or RECEIPT")),
+    responses((status = 200, body = EmailTemplateDto, description = "incasso's default, now used"),
+              (status = 403, body = ProblemJson), (status = 404, body = ProblemJson)))]
+pub async fn delete_email_template(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((fc, kind)): Path<(String, String)>,
+) -> Result<Json<EmailTemplateDto>, ApiError> {
+    let k = email_kind(&kind)?;
+    let ctx = state.ctx(caller);
+    channels::reset_email_template(&ctx, &fc, k).await?;
+    Ok(Json(channels::email_template(&ctx, &fc, k).await?.into()))
 }

@@ -101,6 +101,11 @@ async fn every_page_passes_axe_on_a_desktop_and_a_phone() {
     }
     eprintln!("{} pages to check", pages.len());
     assert!(pages.len() >= 20, "{pages:?}");
+    // The Ente's e-mail texts (issue 19) are among them.
+    assert!(
+        pages.iter().any(|(_, u)| u == "/backoffice/notifiche/email"),
+        "{pages:?}"
+    );
 
     let mut phone = Browser::start(Screen::Phone(390, 844)).await;
     for (label, browser) in [("desktop", Some(desktop)), ("phone", phone.take())] {

@@ -179,6 +179,7 @@ async fn no_page_or_form_crosses_an_ente_or_an_office() {
             "/backoffice/notifiche",
             "/backoffice/notifiche/servizi/",
             "/invia",
+            "/backoffice/notifiche/email",
         ] {
             assert!(
                 urls.iter().any(|u| u.contains(page)),

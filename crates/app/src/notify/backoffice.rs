@@ -149,6 +149,26 @@ pub async fn save_service_settings(
     save_settings(ctx, ente, code, input).await
 }
 
+/// Saves a service's settings with its App IO time to live (`None`: IO's
+/// default), both checked before either is written (catalogue area,
+/// write, within the caller's offices).
+pub async fn save_service_settings_ttl(
+    ctx: &Ctx,
+    ente: &str,
+    code: &str,
+    input: &SettingsInput,
+    time_to_live: Option<i64>,
+) -> Result<ServiceSettings, AppError> {
+    writable_service(ctx, ente, code).await?;
+    super::channels::check_time_to_live(time_to_live)?;
+    let mut saved = save_settings(ctx, ente, code, input).await?;
+    if saved.time_to_live != time_to_live {
+        super::channels::save_time_to_live(ctx, ente, code, time_to_live).await?;
+        saved.time_to_live = time_to_live;
+    }
+    Ok(saved)
+}
+
 /// Saves a service's template (catalogue area, write, within the caller's
 /// offices). A template that breaks a rule is refused with the field it
 /// is about (`subject` or `markdown`) in `errors`; the service's settings

@@ -7,8 +7,12 @@
 use crate::error::{AppError, At, Place};
 use crate::{App, Ctx};
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use incasso_core::FieldError;
 use incasso_core::access::{Access, Area};
-use incasso_notify::email::{EmailKind, EmailTemplate, default_email_template};
+use incasso_notify::email::default_email_template;
+// What a door needs to name a kind, build a text and tell its placeholders.
+pub use incasso_notify::email::{EmailKind, EmailTemplate, RECEIPT_PLACEHOLDERS};
+pub use incasso_notify::template::PLACEHOLDERS;
 use incasso_notify::template::Values;
 use serde::Serialize;
 
@@ -31,22 +35,45 @@ pub async fn save_time_to_live(
     service_code: &str,
     seconds: Option<i64>,
 ) -> Result<(), AppError> {
-    crate::audit::audited(ctx, Some(ente), "notify.time_to_live", service_code, async {
-        ctx.caller.require(ente, Area::Catalogue, Access::Write)?;
-        if let Some(s) = seconds
-            && !(TTL_MIN..=TTL_MAX).contains(&s)
-        {
-            return Err(AppError::invalid(
-                "BAD_TIME_TO_LIVE",
-                "timeToLive: da 3600 secondi (un'ora) a 604800 (una settimana), o vuoto per il valore di App IO",
-            ));
-        }
-        ctx.store()
-            .put_notify_time_to_live(ente, service_code, seconds, &ctx.caller.actor(), ctx.now())
-            .await
-            .at(Place::new("notify.time_to_live", ente, service_code))
-    })
+    crate::audit::audited(
+        ctx,
+        Some(ente),
+        "notify.time_to_live",
+        service_code,
+        async {
+            ctx.caller.require(ente, Area::Catalogue, Access::Write)?;
+            check_time_to_live(seconds)?;
+            ctx.store()
+                .put_notify_time_to_live(
+                    ente,
+                    service_code,
+                    seconds,
+                    &ctx.caller.actor(),
+                    ctx.now(),
+                )
+                .await
+                .at(Place::new("notify.time_to_live", ente, service_code))
+        },
+    )
     .await
+}
+
+/// Refuses a time to live outside IO's bounds, naming the field
+/// (`timeToLive`), before anything is written.
+pub fn check_time_to_live(seconds: Option<i64>) -> Result<(), AppError> {
+    match seconds {
+        Some(s) if !(TTL_MIN..=TTL_MAX).contains(&s) => {
+            let message = "da 3600 secondi (un'ora) a 604800 (una settimana), o vuoto per il valore di App IO";
+            let mut err = AppError::invalid("BAD_TIME_TO_LIVE", format!("timeToLive: {message}"));
+            err.errors.push(FieldError {
+                field: "timeToLive".into(),
+                code: "BAD_TIME_TO_LIVE",
+                message: message.into(),
+            });
+            Err(err)
+        }
+        _ => Ok(()),
+    }
 }
 
 /// The time a message of a service with `setting` may wait: past
@@ -140,10 +167,17 @@ pub async fn save_email_template(
         ctx.caller.require(ente, Area::Catalogue, Access::Write)?;
         let k = parse_kind(kind)?;
         template.validate(k).map_err(|e| {
-            AppError::invalid(
+            let mut err = AppError::invalid(
                 "BAD_EMAIL_TEMPLATE",
                 format!("modello e-mail {}: {e}", k.as_str()),
-            )
+            );
+            // The field named, so a form or a client puts it beside it.
+            err.errors.push(FieldError {
+                field: e.field.into(),
+                code: "BAD_EMAIL_TEMPLATE",
+                message: e.message.clone(),
+            });
+            err
         })?;
         ctx.store()
             .put_email_template(

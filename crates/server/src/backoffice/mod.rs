@@ -20,6 +20,7 @@ mod desk;
 mod keys;
 mod layouts;
 mod notifications;
+mod notify_email;
 mod portal_settings;
 mod positions;
 mod reporting;
@@ -75,6 +76,7 @@ pub fn routes() -> Router<AppState> {
         .merge(terminals::routes())
         .merge(webhooks::routes())
         .merge(notifications::routes())
+        .merge(notify_email::routes())
         .layer(axum::middleware::from_fn(security_headers))
 }
 

@@ -310,6 +310,9 @@ struct SettingsForm {
     promemoria: String,
     #[serde(default)]
     tedesco: String,
+    /// App IO's time to live in seconds; empty: IO's default.
+    #[serde(default)]
+    validita: String,
 }
 
 #[derive(Default, Deserialize)]
@@ -348,9 +351,11 @@ struct ServicePage {
     invite: bool,
     reminder: String,
     german: bool,
+    ttl: String,
     saved_by: String,
     key_error: Option<String>,
     reminder_error: Option<String>,
+    ttl_error: Option<String>,
     settings_error: Option<String>,
     no_settings: bool,
     templates: Vec<TemplateView>,
@@ -407,6 +412,10 @@ async fn service_page(
             .map(|d| d.to_string())
             .unwrap_or_default(),
         german: settings.is_some_and(|x| x.languages.len() > 1),
+        ttl: settings
+            .and_then(|x| x.time_to_live)
+            .map(|t| t.to_string())
+            .unwrap_or_default(),
         saved_by: settings
             .map(|x| {
                 format!(
@@ -420,6 +429,7 @@ async fn service_page(
             .unwrap_or_default(),
         key_error: None,
         reminder_error: None,
+        ttl_error: None,
         settings_error: None,
         no_settings: settings.is_none(),
         templates: s
@@ -453,13 +463,15 @@ async fn service_page(
             p.invite = !form.invito.is_empty();
             p.reminder = form.promemoria.clone();
             p.german = !form.tedesco.is_empty();
-            let detail = ["reminderDays: ", "ioApiKey: "]
+            p.ttl = form.validita.clone();
+            let detail = ["reminderDays: ", "ioApiKey: ", "timeToLive: "]
                 .iter()
                 .find_map(|x| e.detail.strip_prefix(x))
                 .unwrap_or(&e.detail);
             match e.code {
                 "BAD_REMINDER_DAYS" => p.reminder_error = Some(sentence(detail)),
                 "BAD_IO_API_KEY" => p.key_error = Some(sentence(detail)),
+                "BAD_TIME_TO_LIVE" => p.ttl_error = Some(sentence(detail)),
                 _ => p.settings_error = Some(sentence(detail)),
             }
         }
@@ -546,6 +558,21 @@ async fn save_settings(
             }
         }
     };
+    let ttl = form.validita.trim();
+    let time_to_live = if ttl.is_empty() {
+        None
+    } else {
+        match ttl.parse::<i64>() {
+            Ok(t) => Some(t),
+            Err(_) => {
+                let e = AppError::invalid(
+                    "BAD_TIME_TO_LIVE",
+                    "timeToLive: un numero di secondi da 3600 a 604800 (vuoto: il valore di App IO)",
+                );
+                return service_page(&state, &signed, &code, Sent::Settings(form, e), None).await;
+            }
+        }
+    };
     let key = if !form.rimuovi_chiave.is_empty() {
         Some(String::new())
     } else if form.chiave_io.trim().is_empty() {
@@ -560,7 +587,9 @@ async fn save_settings(
         reminder_days,
         german: !form.tedesco.is_empty(),
     };
-    match nb::save_service_settings(&signed.ctx(&state), &ente, &code, &input).await {
+    match nb::save_service_settings_ttl(&signed.ctx(&state), &ente, &code, &input, time_to_live)
+        .await
+    {
         Ok(_) => Redirect::to(&format!(
             "/backoffice/notifiche/servizi/{}?esito=impostazioni",
             ui::query_value(&code)
