@@ -103,7 +103,9 @@ async fn every_page_passes_axe_on_a_desktop_and_a_phone() {
     assert!(pages.len() >= 20, "{pages:?}");
     // The Ente's e-mail texts (issue 19) are among them.
     assert!(
-        pages.iter().any(|(_, u)| u == "/backoffice/notifiche/email"),
+        pages
+            .iter()
+            .any(|(_, u)| u == "/backoffice/notifiche/email"),
         "{pages:?}"
     );
 
