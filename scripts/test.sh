@@ -92,5 +92,10 @@ export TMPDIR="$test_tmp"
 # of every panic buries it. INCASSO_TEST_BACKTRACE=1 brings them back.
 export RUST_BACKTRACE="${INCASSO_TEST_BACKTRACE:-0}"
 
+# rustc's incremental caches doubled the size of target/ (2.8 GB of 12 GB
+# before the test binaries were merged) and a one-shot run gains nothing from
+# them; cargo still rebuilds only the crates that changed.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+
 echo "==> cargo test (SQLite and PostgreSQL)"
 cargo test --workspace "$@"

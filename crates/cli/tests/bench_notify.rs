@@ -4,9 +4,7 @@
 //! last line must be the JSON of DESIGN.md's benchmarks with both phases'
 //! figures, none of them lost or doubled. (Speed is not judged here.)
 
-#[path = "common/process.rs"]
-#[allow(dead_code)]
-mod process;
+use crate::common::process;
 
 use incasso_testkit::backends;
 use process::{database_for, incasso};

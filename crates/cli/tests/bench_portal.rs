@@ -4,9 +4,7 @@
 //! line is the JSON of DESIGN.md's benchmarks. (Its figures are not judged
 //! here: timings belong to `incasso bench`, not to tests.)
 
-#[path = "common/process.rs"]
-#[allow(dead_code)]
-mod process;
+use crate::common::process;
 
 use incasso_testkit::backends;
 use process::{database_for, incasso};

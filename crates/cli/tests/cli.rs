@@ -3,8 +3,7 @@
 //! command provides one, named to the binary as a user would, through
 //! `--database-url` or `INCASSO_DATABASE_URL`.
 
-#[path = "common/process.rs"]
-mod process;
+use crate::common::process;
 
 use incasso_testkit::{Backend, backends};
 use process::{Running, database_for, free_port, incasso, temp_dir, wait_for_health};

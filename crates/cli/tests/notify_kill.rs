@@ -17,9 +17,7 @@
 //!   0) and nothing lost; the reminder job, run by both, writes each
 //!   reminder once.
 
-#[path = "common/process.rs"]
-#[allow(dead_code)]
-mod process;
+use crate::common::process;
 
 use incasso_simulator::Simulator;
 use incasso_simulator::io::{IoCitizen, IoSettings};

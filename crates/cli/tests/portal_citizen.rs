@@ -19,14 +19,9 @@
 //! SQLite only: the pages' data paths run on both databases in the
 //! server's HTTP tests.
 
-#[path = "../../server/tests/common/browser.rs"]
-#[allow(dead_code)]
-mod browser;
-#[path = "../../server/tests/common/page_check.rs"]
-mod page_check;
-#[path = "common/process.rs"]
-#[allow(dead_code)]
-mod process;
+use crate::common::browser;
+use crate::common::page_check;
+use crate::common::process;
 
 use browser::{Browser, ENTER, Screen, TAB};
 

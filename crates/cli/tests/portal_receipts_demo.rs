@@ -3,8 +3,7 @@
 //! messages are read (`mail_url`); a notice paid by `incasso simulator
 //! pay` brings one message there, to the payer, with the quietanza PDF.
 
-#[path = "common/process.rs"]
-mod process;
+use crate::common::process;
 
 use base64::Engine as _;
 use incasso_testkit::{Backend, backends};

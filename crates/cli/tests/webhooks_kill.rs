@@ -8,9 +8,7 @@
 //! paid, and the receiver must end with every payment's event, at least
 //! once, the first arrivals of each position's events in order.
 
-#[path = "common/process.rs"]
-#[allow(dead_code)]
-mod process;
+use crate::common::process;
 
 use incasso_simulator::webhooks::{ReceiverReport, ReceiverSettings};
 use incasso_simulator::{Route, Settings, Simulator};

@@ -37,8 +37,7 @@ const EXCLUDED: [&str; 1] = [
     "put_layout",
 ];
 
-#[path = "common/schemathesis.rs"]
-mod schemathesis_tool;
+use crate::common::app::schemathesis_tool;
 use schemathesis_tool::{Server, schemathesis, serve, version_of};
 
 /// incasso on a fresh database with only an intermediary key: everything

@@ -2,9 +2,7 @@
 //! CSRF check, the session cookie's attributes, sign-out, and the security
 //! headers of every page, over HTTP on both databases.
 
-#[path = "common/app.rs"]
-#[allow(dead_code)] // the GPD helpers of the fixture are not used here
-mod app;
+use crate::common::app;
 
 use app::gpd::ENTE;
 use app::spawn_app;

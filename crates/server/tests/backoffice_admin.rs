@@ -8,12 +8,8 @@
 //! operator without the area can neither open the page nor post its forms,
 //! an accountant reads and writes nothing.
 
-#[path = "common/app.rs"]
-#[allow(dead_code)]
-mod app;
-#[path = "common/backoffice.rs"]
-#[allow(dead_code)]
-mod backoffice;
+use crate::common::app;
+use crate::common::backoffice;
 
 use app::gpd::{BROKER, CATEGORY, ENTE, IBAN, OTHER_ENTE};
 use app::spawn_app;

@@ -22,14 +22,9 @@
 //! a second browser walk on PostgreSQL would double the time and check
 //! nothing more.
 
-#[path = "common/app.rs"]
-#[allow(dead_code)] // the GPD helpers of the fixture are not used here
-mod app;
-#[path = "common/browser.rs"]
-#[allow(dead_code)] // a client for every browser test: not each call is used here
-mod browser;
-#[path = "common/page_check.rs"]
-mod page_check;
+use crate::common::app;
+use crate::common::browser;
+use crate::common::page_check;
 
 use app::gpd::ENTE;
 use app::{TestApp, spawn_app};
@@ -263,7 +258,8 @@ async fn walk(label: &'static str, screen: Screen) {
     // On a phone the sections are behind a menu button (a <details>,
     // which opens with Enter and needs no script).
     let context = format!("{label} home");
-    let mut stops = tab_to(&browser, &context, 20, |f| {
+    // An administrator's menu lists some twenty sections before the log.
+    let mut stops = tab_to(&browser, &context, 30, |f| {
         (f.tag == "a" && f.text == "Giornale degli eventi")
             || (f.tag == "summary" && f.text == "Menu delle sezioni")
     })
@@ -276,7 +272,7 @@ async fn walk(label: &'static str, screen: Screen) {
         browser.press(&ENTER.to_string()).await;
         screens.save(&browser, "home-menu-open").await;
         stops.extend(
-            tab_to(&browser, &context, 20, |f| {
+            tab_to(&browser, &context, 30, |f| {
                 f.tag == "a" && f.text == "Giornale degli eventi"
             })
             .await,

@@ -7,15 +7,9 @@
 //! (then nothing more is issued there); every form needs its CSRF token;
 //! Ente B's clerk and A's accountant get nothing of A's and change nothing.
 
-#[path = "common/app.rs"]
-#[allow(dead_code)]
-mod app;
-#[path = "common/backoffice.rs"]
-#[allow(dead_code)]
-mod backoffice;
-#[path = "common/desk_world.rs"]
-#[allow(dead_code)]
-mod desk_world;
+use crate::common::app;
+use crate::common::backoffice;
+use crate::common::desk_world;
 
 use app::gpd::{ENTE, OTHER_ENTE};
 use app::spawn_app;

@@ -15,18 +15,10 @@
 //! amount on the service's accertamento to the cent (flow page and
 //! reversale).
 
-#[path = "common/app.rs"]
-#[allow(dead_code)]
-mod app;
-#[path = "common/backoffice.rs"]
-#[allow(dead_code)]
-mod backoffice;
-#[path = "common/bo_world.rs"]
-#[allow(dead_code)]
-mod bo_world;
-#[path = "common/desk_world.rs"]
-#[allow(dead_code)]
-mod desk_world;
+use crate::common::app;
+use crate::common::backoffice;
+use crate::common::bo_world;
+use crate::common::desk_world;
 
 use app::gpd::{BROKER, ENTE, OTHER_ENTE};
 use backoffice::{clerk, rights};

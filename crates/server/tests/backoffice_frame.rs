@@ -3,12 +3,8 @@
 //! administrator switches Ente (and only to an Ente, only back into the
 //! back office), and a form without the session's CSRF token is refused.
 
-#[path = "common/app.rs"]
-#[allow(dead_code)]
-mod app;
-#[path = "common/backoffice.rs"]
-#[allow(dead_code)]
-mod backoffice;
+use crate::common::app;
+use crate::common::backoffice;
 
 use app::gpd::{ENTE, OTHER_ENTE};
 use app::spawn_app;
@@ -108,6 +104,9 @@ async fn each_role_sees_its_sections_and_the_intermediary_switches_ente() {
                 "/backoffice/posizioni",
                 // Positions written: the counter desk too.
                 "/backoffice/sportello",
+                // Messages to citizens are of the positions area, limited
+                // to the services of the operator's offices.
+                "/backoffice/notifiche",
                 "/backoffice/password"
             ],
             "{backend:?}"

@@ -12,15 +12,9 @@
 //! office see and change none of it. The API doors do the same under the
 //! Ente's key, the POST held to its Idempotency-Key.
 
-#[path = "common/app.rs"]
-#[allow(dead_code)]
-mod app;
-#[path = "common/backoffice.rs"]
-#[allow(dead_code)]
-mod backoffice;
-#[path = "common/desk_world.rs"]
-#[allow(dead_code)]
-mod desk_world;
+use crate::common::app;
+use crate::common::backoffice;
+use crate::common::desk_world;
 
 use app::gpd::{ENTE, OTHER_ENTE};
 use backoffice::{Clerk, clerk, rights};

@@ -10,15 +10,9 @@
 //! 404 on A's path). A time to live of 10 s is refused beside its field,
 //! nothing saved; 7200 s is saved and shown, in the API too.
 
-#[path = "common/app.rs"]
-#[allow(dead_code)]
-mod app;
-#[path = "common/backoffice.rs"]
-#[allow(dead_code)]
-mod backoffice;
-#[path = "common/desk_world.rs"]
-#[allow(dead_code)]
-mod desk_world;
+use crate::common::app;
+use crate::common::backoffice;
+use crate::common::desk_world;
 
 use app::gpd::{ENTE, OTHER_ENTE};
 use backoffice::{Clerk, clerk, rights};

@@ -10,23 +10,12 @@
 //! SQLite only, as `backoffice_browser.rs` and for its reasons: the pages'
 //! data paths run on both databases in the HTTP tests.
 
-#[path = "common/app.rs"]
-#[allow(dead_code)]
-mod app;
-#[path = "common/backoffice.rs"]
-#[allow(dead_code)]
-mod backoffice;
-#[path = "common/bo_world.rs"]
-#[allow(dead_code)]
-mod bo_world;
-#[path = "common/browser.rs"]
-#[allow(dead_code)]
-mod browser;
-#[path = "common/crawl.rs"]
-#[allow(dead_code)]
-mod crawl;
-#[path = "common/page_check.rs"]
-mod page_check;
+use crate::common::app;
+use crate::common::backoffice;
+use crate::common::bo_world;
+use crate::common::browser;
+use crate::common::crawl;
+use crate::common::page_check;
 
 use app::gpd::ENTE;
 use backoffice::{PASSWORD, clerk, rights};

@@ -5,15 +5,9 @@
 //! CSRF token is refused; a counter clerk (no administrator) and Ente B's
 //! administrator are refused and change nothing of Ente A's.
 
-#[path = "common/app.rs"]
-#[allow(dead_code)]
-mod app;
-#[path = "common/backoffice.rs"]
-#[allow(dead_code)]
-mod backoffice;
-#[path = "common/desk_world.rs"]
-#[allow(dead_code)]
-mod desk_world;
+use crate::common::app;
+use crate::common::backoffice;
+use crate::common::desk_world;
 
 use app::gpd::{ENTE, OTHER_ENTE, iuv, nav, position};
 use app::spawn_app;

@@ -13,20 +13,11 @@
 //! to the folder printed. SQLite only, as the other browser tests: the
 //! data paths run on both databases in `backoffice_pos_webhooks.rs`.
 
-#[path = "common/app.rs"]
-#[allow(dead_code)]
-mod app;
-#[path = "common/backoffice.rs"]
-#[allow(dead_code)]
-mod backoffice;
-#[path = "common/browser.rs"]
-#[allow(dead_code)]
-mod browser;
-#[path = "common/desk_world.rs"]
-#[allow(dead_code)]
-mod desk_world;
-#[path = "common/page_check.rs"]
-mod page_check;
+use crate::common::app;
+use crate::common::backoffice;
+use crate::common::browser;
+use crate::common::desk_world;
+use crate::common::page_check;
 
 use app::gpd::{ENTE, iuv, nav, position};
 use app::spawn_app;

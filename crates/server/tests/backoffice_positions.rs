@@ -6,14 +6,9 @@
 //! operator only their office's positions, an accountant reads and may
 //! change nothing.
 
-#[path = "common/app.rs"]
-#[allow(dead_code)] // the GPD helpers of the fixture are not used here
-mod app;
-#[path = "common/backoffice.rs"]
-#[allow(dead_code)] // each test file uses a part of the fixture
-mod backoffice;
-#[path = "common/catalogue.rs"]
-mod catalogue;
+use crate::common::app;
+use crate::common::backoffice;
+use crate::common::catalogue;
 
 use app::gpd::{ENTE, IBAN, OTHER_ENTE, OTHER_IBAN};
 use app::spawn_app;

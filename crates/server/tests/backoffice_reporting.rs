@@ -9,15 +9,9 @@
 //! Then every page of the area in Chromium, where axe-core finds no WCAG
 //! 2.1 A/AA violation (skipped without Chromium, as the browser tests are).
 
-#[path = "common/app.rs"]
-#[allow(dead_code)] // the GPD helpers of the fixture are not all used here
-mod app;
-#[path = "common/backoffice.rs"]
-#[allow(dead_code)]
-mod backoffice;
-#[path = "common/browser.rs"]
-#[allow(dead_code)] // a client for every browser test: not each call is used here
-mod browser;
+use crate::common::app;
+use crate::common::backoffice;
+use crate::common::browser;
 
 use app::gpd::{ENTE, IBAN, OTHER_ENTE};
 use app::spawn_app;

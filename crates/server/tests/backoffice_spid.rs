@@ -6,9 +6,7 @@
 //! disabled operator — each told on the sign-in page with its status and
 //! written to the audit log, without telling whether an account exists.
 
-#[path = "common/app.rs"]
-#[allow(dead_code)] // the GPD helpers of the fixture are not used here
-mod app;
+use crate::common::app;
 
 use app::gpd::{ENTE, enti};
 use incasso_app::operators::{self, NewOperatorInput};

@@ -7,12 +7,8 @@
 //! but neither uploads nor changes layouts, an office operator uploads only
 //! rows of their offices' services.
 
-#[path = "common/app.rs"]
-#[allow(dead_code)] // the GPD helpers of the fixture are not used here
-mod app;
-#[path = "common/backoffice.rs"]
-#[allow(dead_code)] // each test file uses a part of the fixture
-mod backoffice;
+use crate::common::app;
+use crate::common::backoffice;
 
 use app::gpd::{ENTE, OTHER_ENTE};
 use app::spawn_app;

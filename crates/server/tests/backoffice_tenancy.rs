@@ -14,17 +14,10 @@
 //! A page added later is walked and replayed the same way, without this
 //! test changing.
 
-#[path = "common/app.rs"]
-#[allow(dead_code)]
-mod app;
-#[path = "common/backoffice.rs"]
-#[allow(dead_code)]
-mod backoffice;
-#[path = "common/bo_world.rs"]
-#[allow(dead_code)]
-mod bo_world;
-#[path = "common/crawl.rs"]
-mod crawl;
+use crate::common::app;
+use crate::common::backoffice;
+use crate::common::bo_world;
+use crate::common::crawl;
 
 use app::gpd::{ENTE, OTHER_ENTE};
 use backoffice::{Clerk, clerk, rights};

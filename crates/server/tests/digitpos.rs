@@ -9,12 +9,8 @@
 //! return host, another Ente's key); idempotency keys replayed, reused
 //! with another body (409), missing (400).
 
-#[path = "common/app.rs"]
-#[allow(dead_code)]
-mod app;
-#[path = "common/pay_world.rs"]
-#[allow(dead_code)]
-mod pay_world;
+use crate::common::app;
+use crate::common::pay_world;
 
 use app::gpd::ENTE;
 use incasso_core::Cents;

@@ -30,10 +30,8 @@ const MAX_EXAMPLES: u32 = 100;
 /// Examples per phase of a document's `fewer_examples` operations.
 const FEWER_EXAMPLES: u32 = 40;
 
-#[path = "common/gpd.rs"]
-mod gpd;
-#[path = "common/schemathesis.rs"]
-mod schemathesis_tool;
+use crate::common::app::gpd;
+use crate::common::app::schemathesis_tool;
 use gpd::{BROKER, ENTE, IBAN, OTHER_IBAN, iuv, nav, position, position_v3};
 use schemathesis_tool::{Server, schemathesis, serve, version_of};
 

@@ -13,9 +13,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::io::Write;
 
-#[path = "common/app.rs"]
-#[allow(dead_code)] // the fixture's store is gpd_v3's, not read here
-mod app;
+use crate::common::app;
 use app::gpd::{BAD_IBAN, BROKER, ENTE as A, IBAN, OTHER_ENTE as B};
 use app::{TestApp, due, spawn_app, today};
 
@@ -66,7 +64,7 @@ impl TestApp {
         }
     }
 
-    async fn call(
+    async fn call_upload(
         &self,
         method: Method,
         path: &str,
@@ -88,7 +86,7 @@ impl TestApp {
 
     /// A GET as Ente A (key in `Ocp-Apim-Subscription-Key`).
     async fn get_a(&self, path: &str) -> Answer {
-        self.call(Method::GET, path, Some((Header::Ocp, &self.key_a)), &[])
+        self.call_upload(Method::GET, path, Some((Header::Ocp, &self.key_a)), &[])
             .await
     }
 
@@ -260,7 +258,7 @@ impl TestApp {
     }
 
     async fn file_ids(&self, query: &str, extra: &[(&str, &str)]) -> Answer {
-        self.call(
+        self.call_upload(
             Method::GET,
             &format!("{}/files{query}", org(BROKER, A)),
             Some((Header::ApiKey, &self.key_a)),
@@ -482,7 +480,7 @@ async fn create_by_file_is_accepted_worked_through_and_reported() {
         for header in [Header::ApiKey, Header::Ocp] {
             for what in ["status", "report"] {
                 let answer = app
-                    .call(
+                    .call_upload(
                         Method::GET,
                         &app.file_path(&file_id, what),
                         Some((header, &app.key_a)),
@@ -1063,7 +1061,7 @@ async fn who_may_upload_and_read() {
         for (method, path) in &a_paths {
             for header in [Header::ApiKey, Header::Ocp] {
                 let answer = app
-                    .call(method.clone(), path, Some((header, &app.key_b)), &[])
+                    .call_upload(method.clone(), path, Some((header, &app.key_b)), &[])
                     .await;
                 assert_eq!(
                     answer.status,
@@ -1073,11 +1071,11 @@ async fn who_may_upload_and_read() {
                 );
                 assert!(!answer.text.contains("K-1"), "{}", answer.text);
                 let answer = app
-                    .call(method.clone(), path, Some((header, "not-a-key")), &[])
+                    .call_upload(method.clone(), path, Some((header, "not-a-key")), &[])
                     .await;
                 assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{header:?} {path}");
             }
-            let answer = app.call(method.clone(), path, None, &[]).await;
+            let answer = app.call_upload(method.clone(), path, None, &[]).await;
             assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{path}");
         }
         for method in [Method::POST, Method::PUT, Method::DELETE] {
@@ -1114,7 +1112,7 @@ async fn who_may_upload_and_read() {
         // A's file id through B's own path (same broker): not B's.
         for what in ["status", "report"] {
             let answer = app
-                .call(
+                .call_upload(
                     Method::GET,
                     &format!("{}/file/{file_id}/{what}", org(BROKER, B)),
                     Some((Header::ApiKey, &app.key_b)),
@@ -1135,7 +1133,7 @@ async fn who_may_upload_and_read() {
         assert_eq!(app.positions_found().await, 1);
         assert_eq!(app.position_v1("K-2").await.status, StatusCode::NOT_FOUND);
         let b_list = app
-            .call(
+            .call_upload(
                 Method::GET,
                 &format!("{}/files", org(BROKER, B)),
                 Some((Header::Ocp, &app.key_b)),

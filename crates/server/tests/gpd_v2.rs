@@ -20,9 +20,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-#[path = "common/app.rs"]
-#[allow(dead_code)] // the fixture's store and dates are gpd_v3's and gpd_upload's
-mod app;
+use crate::common::app;
 use app::gpd::{DELETED, ENTE, OTHER_ENTE, iuv, nav, position};
 use app::schemathesis_tool::Answer;
 use app::{TestApp, spawn_app};

@@ -11,8 +11,7 @@ use incasso_testkit::backends;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-#[path = "common/app.rs"]
-mod app;
+use crate::common::app;
 use app::gpd::{BAD_IBAN, DELETED, ENTE as A, IBAN, OTHER_ENTE as B};
 use app::{TestApp, due, spawn_app, today};
 

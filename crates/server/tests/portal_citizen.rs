@@ -5,18 +5,10 @@
 //! session's timeouts, sign-out and its CSRF check, tampered or replayed
 //! answers refused; and the back office's page of the portal's style.
 
-#[path = "common/app.rs"]
-#[allow(dead_code)]
-mod app;
-#[path = "common/backoffice.rs"]
-#[allow(dead_code)]
-mod backoffice;
-#[path = "common/portal.rs"]
-#[allow(dead_code)]
-mod portal;
-#[path = "common/portal_citizen_world.rs"]
-#[allow(dead_code)]
-mod world;
+use crate::common::app;
+use crate::common::backoffice;
+use crate::common::portal;
+use crate::common::portal_citizen_world as world;
 
 use app::gpd::{ENTE, OTHER_ENTE};
 use chrono::Utc;

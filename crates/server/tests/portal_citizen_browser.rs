@@ -8,23 +8,11 @@
 //! a phone's (375 px): axe-core finds no WCAG 2.1 A/AA violation, the
 //! console holds no unexpected error, nothing overflows sideways.
 
-#[path = "common/app.rs"]
-#[allow(dead_code)]
-mod app;
-#[path = "common/backoffice.rs"]
-#[allow(dead_code)]
-mod backoffice;
-#[path = "common/browser.rs"]
-#[allow(dead_code)]
-mod browser;
-#[path = "common/page_check.rs"]
-mod page_check;
-#[path = "common/portal.rs"]
-#[allow(dead_code)]
-mod portal;
-#[path = "common/portal_citizen_world.rs"]
-#[allow(dead_code)]
-mod world;
+use crate::common::app;
+use crate::common::backoffice;
+use crate::common::browser;
+use crate::common::page_check;
+use crate::common::portal_citizen_world as world;
 
 use app::gpd::{ENTE, OTHER_ENTE};
 use browser::{Browser, Screen};

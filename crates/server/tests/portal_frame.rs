@@ -3,12 +3,8 @@
 //! plainly, the footer's privacy and accessibility pages, the rating at
 //! the end of a procedure, and forms refused without their token.
 
-#[path = "common/app.rs"]
-#[allow(dead_code)]
-mod app;
-#[path = "common/portal.rs"]
-#[allow(dead_code)]
-mod portal;
+use crate::common::app;
+use crate::common::portal;
 
 use app::gpd::{ENTE, OTHER_ENTE};
 use app::spawn_app;

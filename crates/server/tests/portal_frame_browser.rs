@@ -4,14 +4,9 @@
 //! A/AA violation, the console holds no error, nothing overflows sideways.
 //! The rating is left by keyboard alone.
 
-#[path = "common/app.rs"]
-#[allow(dead_code)]
-mod app;
-#[path = "common/browser.rs"]
-#[allow(dead_code)]
-mod browser;
-#[path = "common/page_check.rs"]
-mod page_check;
+use crate::common::app;
+use crate::common::browser;
+use crate::common::page_check;
 
 use app::gpd::{ENTE, OTHER_ENTE};
 use app::spawn_app;

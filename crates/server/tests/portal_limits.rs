@@ -7,11 +7,8 @@
 //! trusted proxy, so a client cannot escape its limit by making addresses
 //! up; pages that look nothing up are never limited.
 
-#[path = "common/gpd.rs"]
-mod gpd;
-#[path = "common/portal.rs"]
-#[allow(dead_code)]
-mod portal;
+use crate::common::app::gpd;
+use crate::common::portal;
 
 use gpd::ENTE;
 use incasso_server::portal::limit::LimitSettings;

@@ -8,14 +8,9 @@
 //! notice is refused, and the outcome page believes the receipts, not the
 //! return URL.
 
-#[path = "common/app.rs"]
-#[allow(dead_code)]
-mod app;
-#[path = "common/pay_world.rs"]
-mod pay_world;
-#[path = "common/portal.rs"]
-#[allow(dead_code)]
-mod portal;
+use crate::common::app;
+use crate::common::pay_world;
+use crate::common::portal;
 
 use app::gpd::{ENTE, OTHER_ENTE};
 use chrono::{Duration, Utc};

@@ -10,17 +10,10 @@
 //! SQLite only, as the back office's browser tests: the data paths run on
 //! both databases in `portal_pay.rs`.
 
-#[path = "common/app.rs"]
-#[allow(dead_code)]
-mod app;
-#[path = "common/browser.rs"]
-#[allow(dead_code)]
-mod browser;
-#[path = "common/page_check.rs"]
-mod page_check;
-#[path = "common/pay_world.rs"]
-#[allow(dead_code)]
-mod pay_world;
+use crate::common::app;
+use crate::common::browser;
+use crate::common::page_check;
+use crate::common::pay_world;
 
 use app::gpd::{ENTE, OTHER_ENTE};
 use browser::{Browser, Screen};

@@ -9,15 +9,9 @@
 //! channel, answers a wrong fiscal code exactly as an unknown IUV, and
 //! puts the reason for a malformed field next to it.
 
-#[path = "common/app.rs"]
-#[allow(dead_code)]
-mod app;
-#[path = "common/portal.rs"]
-#[allow(dead_code)]
-mod portal;
-#[path = "common/portal_receipts_world.rs"]
-#[allow(dead_code)]
-mod world;
+use crate::common::app;
+use crate::common::portal;
+use crate::common::portal_receipts_world as world;
 
 use app::gpd::{ENTE, OTHER_ENTE};
 use incasso_app::identity::CitizenIdentity;

@@ -9,17 +9,10 @@
 //! SQLite only, as the other browser tests: the data paths run on both
 //! databases in `portal_receipts.rs`.
 
-#[path = "common/app.rs"]
-#[allow(dead_code)]
-mod app;
-#[path = "common/browser.rs"]
-#[allow(dead_code)]
-mod browser;
-#[path = "common/page_check.rs"]
-mod page_check;
-#[path = "common/portal_receipts_world.rs"]
-#[allow(dead_code)]
-mod world;
+use crate::common::app;
+use crate::common::browser;
+use crate::common::page_check;
+use crate::common::portal_receipts_world as world;
 
 use app::gpd::ENTE;
 use browser::{Browser, Screen};

@@ -10,18 +10,10 @@
 //! office's form editor saves a valid form, refuses an invalid one by
 //! field, and is closed to another Ente's operator.
 
-#[path = "common/app.rs"]
-#[allow(dead_code)]
-mod app;
-#[path = "common/backoffice.rs"]
-#[allow(dead_code)]
-mod backoffice;
-#[path = "common/pay_world.rs"]
-#[allow(dead_code)]
-mod pay_world;
-#[path = "common/portal.rs"]
-#[allow(dead_code)]
-mod portal;
+use crate::common::app;
+use crate::common::backoffice;
+use crate::common::pay_world;
+use crate::common::portal;
 
 use app::gpd::{ENTE, OTHER_ENTE};
 use chrono::{Duration, Utc};

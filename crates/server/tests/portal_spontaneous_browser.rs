@@ -15,20 +15,11 @@
 //! databases in `portal_spontaneous.rs`. The forms are the demo's
 //! (`seed_demo_forms`), so the demo's own forms are what is checked.
 
-#[path = "common/app.rs"]
-#[allow(dead_code)]
-mod app;
-#[path = "common/backoffice.rs"]
-#[allow(dead_code)]
-mod backoffice;
-#[path = "common/browser.rs"]
-#[allow(dead_code)]
-mod browser;
-#[path = "common/page_check.rs"]
-mod page_check;
-#[path = "common/pay_world.rs"]
-#[allow(dead_code)]
-mod pay_world;
+use crate::common::app;
+use crate::common::backoffice;
+use crate::common::browser;
+use crate::common::page_check;
+use crate::common::pay_world;
 
 use app::gpd::{ENTE, OTHER_ENTE};
 use browser::{Browser, Screen};

@@ -5,9 +5,7 @@
 //! failure mode of the terminal, the refusals of bad input, and the
 //! gateway's callback door.
 
-#[path = "common/app.rs"]
-#[allow(dead_code)] // its Enti only: this test serves incasso with POS settings of its own
-mod app;
+use crate::common::app;
 
 use app::gpd::{BROKER, ENTE, IBAN, OTHER_ENTE};
 use chrono::{Duration, Utc};

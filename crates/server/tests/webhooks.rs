@@ -6,12 +6,8 @@
 //! one; an application's key may not register.
 
 // Shared fixtures: this test uses part of them.
-#[path = "common/app.rs"]
-#[allow(dead_code)]
-mod app;
-#[path = "common/pay_world.rs"]
-#[allow(dead_code)]
-mod pay_world;
+use crate::common::app;
+use crate::common::pay_world;
 
 use app::gpd::{ENTE, OTHER_ENTE};
 use incasso_simulator::webhooks::{ReceiverReport, ReceiverSettings, sign};

@@ -317,7 +317,7 @@ async fn two_processes_never_share_an_iuv() {
                 std::process::Command::new(&exe)
                     .args([
                         "--exact",
-                        "iuv_child_process",
+                        "store::iuv_child_process",
                         "--ignored",
                         "--nocapture",
                         "--test-threads",

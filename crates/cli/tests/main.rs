@@ -1,0 +1,23 @@
+//! The crate's integration tests, one module per file, built as one test
+//! binary rather than one per file: each binary links the whole stack, and
+//! their number filled a CI machine's disk (see crates/server/tests/main.rs).
+
+#[allow(dead_code)]
+mod common {
+    // The server's browser fixtures, shared rather than copied.
+    #[path = "../../../server/tests/common/browser.rs"]
+    pub mod browser;
+    #[path = "../../../server/tests/common/page_check.rs"]
+    pub mod page_check;
+    pub mod process;
+}
+
+mod backoffice_clerk;
+mod bench_notify;
+mod bench_portal;
+mod cli;
+mod export;
+mod notify_kill;
+mod portal_citizen;
+mod portal_receipts_demo;
+mod webhooks_kill;
