@@ -617,14 +617,16 @@ pub async fn supply_line(ctx: &Ctx, ente: &str, id: i64) -> Result<SupplyLine, A
 }
 
 /// Page `page` (from 1) of a supply's per-row report: line, field, value,
-/// code and message of each problem.
+/// code and message of each problem, with the supply as it was read just
+/// before them. The page shows both: read the other way round, a supply
+/// finishing in between showed its final status over an empty report.
 pub async fn supply_errors_sheet(
     ctx: &Ctx,
     ente: &str,
     id: i64,
     page: u32,
     per_page: u32,
-) -> Result<Listed<i64>, AppError> {
+) -> Result<(SupplyLine, Listed<i64>), AppError> {
     let line = supply_line(ctx, ente, id).await?;
     let per_page = per_page.clamp(1, crate::sheet::MAX_EXPORT_ROWS);
     let offset = u64::from(page.max(1) - 1) * u64::from(per_page);
@@ -649,12 +651,13 @@ pub async fn supply_errors_sheet(
         keys.push(e.line);
     }
     let total = line.errors.max(0) as u64;
-    Ok(Listed {
+    let listed = Listed {
         sheet,
         keys,
         has_next: offset + (errors.len() as u64) < total,
         total,
-    })
+    };
+    Ok((line, listed))
 }
 
 /// What the upload form offers: the layouts a supply can be read with

@@ -403,17 +403,14 @@ async fn supply(
         Some(_) => (1, MAX_EXPORT_ROWS),
         None => (params.page(), ERRORS_PER_PAGE),
     };
-    let errors = match bus::supply_errors_sheet(&ctx, &ente, id, page_number, per_page).await {
-        Ok(l) => l,
-        Err(e) => return error_page(chrome, &e),
-    };
+    let (line, errors) =
+        match bus::supply_errors_sheet(&ctx, &ente, id, page_number, per_page).await {
+            Ok(l) => l,
+            Err(e) => return error_page(chrome, &e),
+        };
     if let Some(format) = params.export() {
         return ui::export(&errors.sheet, format, &format!("errori-fornitura-{id}"));
     }
-    let line = match bus::supply_line(&ctx, &ente, id).await {
-        Ok(l) => l,
-        Err(e) => return error_page(chrome, &e),
-    };
     let path = format!("{SECTION}/{id}");
     let table = (errors.total > 0).then(|| {
         let urls = ListUrls {
