@@ -32,7 +32,9 @@
 //!
 //! **The window in which a message can be sent twice.** IO's `POST
 //! /messages` has no idempotency key. The attempt is recorded (and
-//! committed) right before the call, the outcome right after it. If the
+//! committed) before the call: the claim writes it. The outcome is recorded
+//! right after it by the round's recorder ([`record_sent`], a group
+//! commit of whatever IO took meanwhile). If the
 //! process dies between IO's answer and that record (or IO took the message
 //! but the answer was lost), the row stays SENDING until its lease lapses
 //! ([`LEASE`]) and another worker sends it again: the citizen gets the same
@@ -51,10 +53,11 @@ use incasso_notify::template::{
     Template, TemplateKind, Values, default_template, format_amount, format_date,
 };
 use incasso_store::notify::{
-    DueNotification, KeyChange, NewNotifySettings, NotificationRecord, NotifySettings,
+    DueNotification, SentMessage, TemplateRecord, KeyChange, NewNotifySettings, NotificationRecord, NotifySettings,
 };
 use serde::Serialize;
-use std::sync::Mutex;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Attempts before a row is given up (FAILED): with [`retry_delay`], about
@@ -345,6 +348,41 @@ async fn effective_template(
     })
 }
 
+/// As [`effective_template`], the service's templates read once a round.
+async fn round_template(
+    app: &App,
+    shared: &RoundShared,
+    ente: &str,
+    service_code: &str,
+    kind: TemplateKind,
+    language: &str,
+) -> Result<Template, AppError> {
+    let cell = shared
+        .templates
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .entry((ente.to_string(), service_code.to_string()))
+        .or_default()
+        .clone();
+    let own = cell
+        .get_or_try_init(|| async {
+            app.store
+                .notify_templates(ente, service_code)
+                .await
+                .at(Place::new("notify.template", ente, service_code))
+        })
+        .await?
+        .iter()
+        .find(|t| t.kind == kind_name(kind) && t.language == language);
+    Ok(match own {
+        Some(t) => Template {
+            subject: t.subject.clone(),
+            markdown: t.markdown.clone(),
+        },
+        None => default_template(kind, language),
+    })
+}
+
 /// A position's messages, oldest first (positions area, read).
 pub async fn position_messages(
     ctx: &Ctx,
@@ -494,11 +532,20 @@ pub async fn send_due(app: &App, now: DateTime<Utc>) -> Result<Round, AppError> 
     if due.is_empty() {
         return Ok(round);
     }
+    let (sent_tx, sent_rx) = tokio::sync::mpsc::unbounded_channel();
+    let recording = tokio::spawn(record_sent(app.clone(), sent_rx));
+    let shared = Arc::new(RoundShared {
+        sent: sent_tx,
+        templates: Mutex::new(HashMap::new()),
+    });
     let mut sending = tokio::task::JoinSet::new();
     for n in due {
         let app = app.clone();
-        sending.spawn(async move { deliver(&app, &n, now).await });
+        let shared = shared.clone();
+        sending.spawn(async move { deliver(&app, &shared, &n, now).await });
     }
+    drop(shared);
+    let mut failure = None;
     while let Some(done) = sending.join_next().await {
         match done {
             Ok(Ok(o)) => match o {
@@ -508,11 +555,70 @@ pub async fn send_due(app: &App, now: DateTime<Utc>) -> Result<Round, AppError> 
                 Outcome::Retried => round.retried += 1,
                 Outcome::Failed => round.failed += 1,
             },
-            Ok(Err(e)) => return Err(e),
+            Ok(Err(e)) => failure = failure.or(Some(e)),
             Err(e) => tracing::error!(error = %e, "notification task failed"),
         }
     }
-    Ok(round)
+    // Every task's sender is gone: the recorder writes what is queued and
+    // ends. The round's messages are all recorded before it answers.
+    match recording.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => failure = failure.or(Some(e)),
+        Err(e) => tracing::error!(error = %e, "notification recorder failed"),
+    }
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(round),
+    }
+}
+
+/// What a round's deliveries share: the recorder of messages IO took, and
+/// the templates read once for the round (a template saved meanwhile is
+/// used from the next round).
+struct RoundShared {
+    sent: tokio::sync::mpsc::UnboundedSender<SentMessage>,
+    templates: Mutex<HashMap<(String, String), Arc<tokio::sync::OnceCell<Vec<TemplateRecord>>>>>,
+}
+
+/// Messages recorded by one write at most.
+const RECORD_AT_ONCE: usize = 256;
+
+/// Records the messages IO took as they come, each write taking all that
+/// queued meanwhile: a group commit. Nothing waits on purpose, so a message
+/// is recorded as soon as the write before it is done, and the window in
+/// which a crash sends twice stays that of one write.
+async fn record_sent(
+    app: App,
+    mut queued: tokio::sync::mpsc::UnboundedReceiver<SentMessage>,
+) -> Result<(), AppError> {
+    let mut failure = None;
+    let mut batch = Vec::new();
+    while let Some(first) = queued.recv().await {
+        batch.clear();
+        batch.push(first);
+        while batch.len() < RECORD_AT_ONCE {
+            match queued.try_recv() {
+                Ok(m) => batch.push(m),
+                Err(_) => break,
+            }
+        }
+        // A failed write leaves its rows SENDING: their lease lapses and
+        // they are sent again (the documented window). The rest are still
+        // recorded.
+        if let Err(e) = app
+            .store
+            .notifications_sent(&batch, app.clock.now())
+            .await
+            .at(Place::new("notify.record_sent", "", ""))
+        {
+            tracing::warn!(error = %e, messages = batch.len(), "sent messages not recorded");
+            failure = failure.or(Some(e));
+        }
+    }
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
 }
 
 enum Outcome {
@@ -661,7 +767,12 @@ async fn prepare(app: &App, n: &DueNotification) -> Result<Option<Prepared>, App
     }))
 }
 
-async fn deliver(app: &App, n: &DueNotification, now: DateTime<Utc>) -> Result<Outcome, AppError> {
+async fn deliver(
+    app: &App,
+    shared: &RoundShared,
+    n: &DueNotification,
+    now: DateTime<Utc>,
+) -> Result<Outcome, AppError> {
     let r = &n.record;
     let place = Place::new("notify.deliver", &r.ente, &r.iupd);
     let store = &app.store;
@@ -732,7 +843,7 @@ async fn deliver(app: &App, n: &DueNotification, now: DateTime<Utc>) -> Result<O
             )
             .await;
         }
-        Err(e) => return io_failed(app, n, e, now).await,
+        Err(e) => return io_failed(app, n, e, now, None).await,
     };
     if !profile.sender_allowed {
         return by_email(
@@ -747,12 +858,19 @@ async fn deliver(app: &App, n: &DueNotification, now: DateTime<Utc>) -> Result<O
     }
     let supported: &[&str] = if n.german { &["it", "de"] } else { &["it"] };
     let language = profile.language_among(supported).unwrap_or("it");
-    let template = effective_template(app, &r.ente, &r.service_code, kind, language).await?;
+    let template = round_template(app, shared, &r.ente, &r.service_code, kind, language).await?;
     let rendered = match template.render(&prepared.values) {
         Ok(t) => t,
         Err(e) => {
             store
-                .notification_not_sent(r.id, n.attempt, &format!("TEMPLATE: {e}"), None, false)
+                .notification_not_sent(
+                    r.id,
+                    n.attempt,
+                    &format!("TEMPLATE: {e}"),
+                    None,
+                    false,
+                    None,
+                )
                 .await
                 .at(place)?;
             return Ok(Outcome::Failed);
@@ -768,31 +886,46 @@ async fn deliver(app: &App, n: &DueNotification, now: DateTime<Utc>) -> Result<O
             due_date: prepared.due_date,
         },
     };
-    // The attempt, recorded and committed before the call: from here to
-    // the record of the outcome a crash may send the message twice.
-    if !store
-        .notification_sending(
-            r.id,
-            n.attempt,
-            &rendered.subject,
-            &rendered.markdown,
-            app.clock.now(),
-        )
-        .await
-        .at(place)?
+    // The claim recorded the attempt, and committed it, before any call.
+    // It is this worker's for the lease; past half of it (IO slow to
+    // answer the profile check) the claim is checked again before sending,
+    // since another worker may take it once the lease lapses.
+    let half_lease = ChronoDuration::from_std(LEASE / 2).unwrap_or(ChronoDuration::seconds(30));
+    if app.clock.now() - now > half_lease
+        && !store
+            .notification_sending(
+                r.id,
+                n.attempt,
+                &rendered.subject,
+                &rendered.markdown,
+                app.clock.now(),
+            )
+            .await
+            .at(place)?
     {
         return Ok(Outcome::Skipped);
     }
+    let text = Some((rendered.subject.as_str(), rendered.markdown.as_str()));
     match client.send(key, &message).await {
         Ok(id) => {
-            store
-                .notification_sent(r.id, n.attempt, &id, app.clock.now())
-                .await
-                .at(place)?;
+            // Recorded by the round's recorder right away (a group commit);
+            // from the call to that record a crash may send it twice.
+            let sent = SentMessage {
+                id: r.id,
+                attempt: n.attempt,
+                io_message_id: id,
+                subject: Some(rendered.subject),
+                body: Some(rendered.markdown),
+            };
+            if shared.sent.send(sent).is_err() {
+                // Only a recorder that panicked: the row stays SENDING and
+                // is sent again when its lease lapses.
+                tracing::error!(notification = r.id, "sent message not recorded");
+            }
             tracing::debug!(ente = %r.ente, notification = r.id, "App IO message sent");
             Ok(Outcome::Sent)
         }
-        Err(e) => io_failed(app, n, e, now).await,
+        Err(e) => io_failed(app, n, e, now, text).await,
     }
 }
 
@@ -803,6 +936,7 @@ async fn io_failed(
     n: &DueNotification,
     e: IoError,
     now: DateTime<Utc>,
+    text: Option<(&str, &str)>,
 ) -> Result<Outcome, AppError> {
     let r = &n.record;
     let place = Place::new("notify.io_failed", &r.ente, &r.iupd);
@@ -811,7 +945,8 @@ async fn io_failed(
         IoError::RateLimited { retry_after } => {
             let wait = ChronoDuration::from_std(retry_after.unwrap_or(RATE_LIMIT_PAUSE))
                 .unwrap_or(ChronoDuration::seconds(1));
-            let until = now + wait;
+            // From IO's answer, as IO counts it, not from the round's start.
+            let until = app.clock.now() + wait;
             store
                 .pause_notify_service(&r.ente, &r.service_code, until)
                 .await
@@ -823,6 +958,7 @@ async fn io_failed(
                     "RATE_LIMITED: App IO chiede di rallentare (429)",
                     Some(until),
                     true,
+                    text,
                 )
                 .await
                 .at(place)?;
@@ -838,6 +974,7 @@ async fn io_failed(
                     &format!("IO_UNAVAILABLE: {why}"),
                     retry_at,
                     false,
+                    text,
                 )
                 .await
                 .at(place)?;
@@ -849,17 +986,17 @@ async fn io_failed(
             }
         }
         other => {
-            let text = match &other {
+            let why = match &other {
                 IoError::Permanent { status, detail } => {
                     format!("IO_REFUSED: HTTP {status}: {detail}")
                 }
                 e => format!("IO_REFUSED: {e}"),
             };
             store
-                .notification_not_sent(r.id, n.attempt, &text, None, false)
+                .notification_not_sent(r.id, n.attempt, &why, None, false, text)
                 .await
                 .at(place)?;
-            tracing::warn!(ente = %r.ente, notification = r.id, error = %text,
+            tracing::warn!(ente = %r.ente, notification = r.id, error = %why,
                 "App IO refused the message: parked");
             Ok(Outcome::Failed)
         }
@@ -927,6 +1064,7 @@ async fn by_email(
                         &format!("TEMPLATE: {}", e.detail),
                         None,
                         false,
+                        None,
                     )
                     .await
                     .at(place)?;
@@ -953,7 +1091,26 @@ pub async fn run(app: App) {
             Err(e) => tracing::warn!(error = %e, "notification round failed; retrying later"),
         }
         if !busy {
-            tokio::time::sleep(POLL_EVERY).await;
+            tokio::time::sleep(idle_for(&app).await).await;
+        }
+    }
+}
+
+/// How long an idle worker sleeps: [`POLL_EVERY`], or less when a service
+/// IO paused resumes sooner. Sleeping past the pause wasted what IO's
+/// bucket refilled meanwhile: the rate-limited drain was at 83% of IO's
+/// rate with a plain poll (`bench notify`).
+async fn idle_for(app: &App) -> Duration {
+    let now = app.clock.now();
+    match app.store.next_notify_resume(now).await {
+        Ok(Some(at)) => (at - now)
+            .to_std()
+            .unwrap_or_default()
+            .clamp(Duration::from_millis(2), POLL_EVERY),
+        Ok(None) => POLL_EVERY,
+        Err(e) => {
+            tracing::warn!(error = %e, "notification pauses not read");
+            POLL_EVERY
         }
     }
 }

@@ -140,6 +140,22 @@ pub struct DueNotification {
     pub time_to_live: Option<i64>,
 }
 
+/// A message IO took, for [`Store::notifications_sent`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentMessage {
+    pub id: i64,
+    /// The attempt that sent it: the claim's token.
+    pub attempt: i64,
+    pub io_message_id: String,
+    /// The text sent (`None`: left as recorded).
+    pub subject: Option<String>,
+    pub body: Option<String>,
+}
+
+/// Messages recorded by one statement: five parameters each, well within
+/// both databases' limits.
+const SENT_PER_STATEMENT: usize = 200;
+
 const COLUMNS: &str = "n.id, n.event_id, n.ente, n.service_code, n.position_id, n.iupd, \
      n.notice_number, n.kind, n.channel, n.recipient, n.status, n.reason, \
      CAST(n.attempts AS BIGINT) AS attempts, n.next_attempt_at, n.attempt_started_at, \
@@ -706,23 +722,62 @@ impl Store {
         io_message_id: &str,
         now: DateTime<Utc>,
     ) -> Result<bool> {
-        let done = sqlx::query(
-            "UPDATE notifications SET status = 'SENT', sent_at = $3, io_message_id = $4,
-                claimed_until = NULL, last_error = NULL
-             WHERE id = $1 AND attempts = $2 AND status = 'SENDING'",
-        )
-        .bind(id)
-        .bind(attempt)
-        .bind(to_micros(now))
-        .bind(io_message_id)
-        .execute(&self.writer)
-        .await?;
-        Ok(done.rows_affected() == 1)
+        let sent = [SentMessage {
+            id,
+            attempt,
+            io_message_id: io_message_id.to_string(),
+            subject: None,
+            body: None,
+        }];
+        Ok(self.notifications_sent(&sent, now).await? == 1)
+    }
+
+    /// IO took these messages: each SENT, with IO's id and the text sent,
+    /// in one statement (the workers' group commit: on PostgreSQL a commit
+    /// a message was the outbox's limit, `bench notify`). A row whose
+    /// attempt is no longer the one named is left alone; answers how many
+    /// were recorded.
+    pub async fn notifications_sent(
+        &self,
+        sent: &[SentMessage],
+        now: DateTime<Utc>,
+    ) -> Result<u64> {
+        let mut recorded = 0;
+        for chunk in sent.chunks(SENT_PER_STATEMENT) {
+            let values = (0..chunk.len())
+                .map(|i| {
+                    let p = 2 + i * 5;
+                    format!("(${}, ${}, ${}, ${}, ${})", p, p + 1, p + 2, p + 3, p + 4)
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            // VALUES' columns are column1.. on both databases.
+            let sql = format!(
+                "UPDATE notifications SET status = 'SENT', sent_at = $1,
+                    io_message_id = v.column3, subject = COALESCE(v.column4, subject),
+                    body = COALESCE(v.column5, body), claimed_until = NULL, last_error = NULL
+                 FROM (VALUES {values}) AS v
+                 WHERE notifications.id = v.column1 AND notifications.attempts = v.column2
+                   AND notifications.status = 'SENDING'"
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(to_micros(now));
+            for m in chunk {
+                q = q
+                    .bind(m.id)
+                    .bind(m.attempt)
+                    .bind(m.io_message_id.clone())
+                    .bind(m.subject.clone())
+                    .bind(m.body.clone());
+            }
+            recorded += q.execute(&self.writer).await?.rows_affected();
+        }
+        Ok(recorded)
     }
 
     /// The attempt did not send: due again at `retry_at`, or, with `None`,
     /// FAILED (the dead letter). `uncounted`: the attempt is given back
-    /// (IO's rate limit: waiting is no failure).
+    /// (IO's rate limit: waiting is no failure). `text`: the subject and
+    /// body the attempt tried to send, kept for the person who looks.
     pub async fn notification_not_sent(
         &self,
         id: i64,
@@ -730,11 +785,13 @@ impl Store {
         error: &str,
         retry_at: Option<DateTime<Utc>>,
         uncounted: bool,
+        text: Option<(&str, &str)>,
     ) -> Result<bool> {
         let done = sqlx::query(
             "UPDATE notifications SET status = $3,
                 next_attempt_at = COALESCE($4, next_attempt_at), claimed_until = NULL,
-                last_error = $5, attempts = attempts - $6
+                last_error = $5, attempts = attempts - $6,
+                subject = COALESCE($7, subject), body = COALESCE($8, body)
              WHERE id = $1 AND attempts = $2 AND status = 'SENDING'",
         )
         .bind(id)
@@ -743,6 +800,8 @@ impl Store {
         .bind(retry_at.map(to_micros))
         .bind(cut(error, 1000))
         .bind(i64::from(uncounted))
+        .bind(text.map(|t| t.0.to_string()))
+        .bind(text.map(|t| t.1.to_string()))
         .execute(&self.writer)
         .await?;
         Ok(done.rows_affected() == 1)
@@ -855,6 +914,19 @@ impl Store {
         .execute(&self.writer)
         .await?;
         Ok(())
+    }
+
+    /// When the first IO pause still running at `now` ends (a service IO
+    /// asked to wait): an idle worker wakes then rather than a poll later,
+    /// since IO's bucket refills while it waits (`bench notify`).
+    pub async fn next_notify_resume(&self, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>> {
+        let next: Option<i64> = sqlx::query_scalar(
+            "SELECT MIN(io_not_before) FROM notify_settings WHERE io_not_before > $1",
+        )
+        .bind(to_micros(now))
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(next.map(from_micros))
     }
 
     /// One notification, by id.
