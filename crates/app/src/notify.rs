@@ -338,16 +338,23 @@ async fn effective_template(
         .store
         .notify_templates(ente, service_code)
         .await
-        .at(Place::new("notify.template", ente, service_code))?
-        .into_iter()
-        .find(|t| t.kind == kind_name(kind) && t.language == language);
-    Ok(match own {
+        .at(Place::new("notify.template", ente, service_code))?;
+    Ok(pick_template(&own, kind, language))
+}
+
+/// The service's own template of `kind` in `language` among `own`, else
+/// incasso's.
+fn pick_template(own: &[TemplateRecord], kind: TemplateKind, language: &str) -> Template {
+    match own
+        .iter()
+        .find(|t| t.kind == kind_name(kind) && t.language == language)
+    {
         Some(t) => Template {
-            subject: t.subject,
-            markdown: t.markdown,
+            subject: t.subject.clone(),
+            markdown: t.markdown.clone(),
         },
         None => default_template(kind, language),
-    })
+    }
 }
 
 /// As [`effective_template`], the service's templates read once a round.
@@ -373,16 +380,8 @@ async fn round_template(
                 .await
                 .at(Place::new("notify.template", ente, service_code))
         })
-        .await?
-        .iter()
-        .find(|t| t.kind == kind_name(kind) && t.language == language);
-    Ok(match own {
-        Some(t) => Template {
-            subject: t.subject.clone(),
-            markdown: t.markdown.clone(),
-        },
-        None => default_template(kind, language),
-    })
+        .await?;
+    Ok(pick_template(own, kind, language))
 }
 
 /// A position's messages, oldest first (positions area, read).
