@@ -866,6 +866,241 @@ async fn with_pos(
     Ok(collected)
 }
 
+/// A notice the person found at the desk can pay now: the single
+/// solution of a position, or one of its installments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenNotice {
+    pub iupd: String,
+    pub notice_number: String,
+    pub amount: Cents,
+    pub due: DateTime<Utc>,
+    pub debtor_name: String,
+    /// The service's name (or code) as the catalogue has it.
+    pub service: String,
+    /// "Soluzione unica", or "Rata 2 di 3".
+    pub which: String,
+    pub status: PositionStatus,
+}
+
+/// The notices the person with `fiscal_code` can pay now, in the caller's
+/// offices: each open position's unpaid options that the Node would
+/// accept today (an installment plan lists its installments, not the
+/// single solution once an installment is paid), soonest due first.
+pub async fn open_notices(
+    ctx: &Ctx,
+    ente: &str,
+    fiscal_code: &str,
+) -> Result<Vec<OpenNotice>, AppError> {
+    let rows = find(ctx, ente, fiscal_code).await?;
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    let stored = ctx
+        .store()
+        .positions_by_ids(ente, &ids)
+        .await
+        .at(Place::new("desk.open_notices", ente, fiscal_code))?;
+    let now = ctx.now();
+    let mut out = Vec::new();
+    for row in &rows {
+        let Some(s) = stored.iter().find(|s| s.position.iupd == row.iupd) else {
+            continue;
+        };
+        let p = &s.position;
+        let installments = p.options.iter().filter(|o| o.is_partial_payment).count();
+        let mut nth = 0;
+        for (i, o) in p.options.iter().enumerate() {
+            if o.is_partial_payment {
+                nth += 1;
+            }
+            let Some(nav) = o.notice_number.as_ref().map(|n| n.as_str().to_string()) else {
+                continue;
+            };
+            if crate::node::payable_fault(p, i, now, ente, &nav).is_err() {
+                continue;
+            }
+            out.push(OpenNotice {
+                iupd: p.iupd.clone(),
+                notice_number: nav,
+                amount: o.amount,
+                due: o.due_date,
+                debtor_name: p.debtor.full_name.clone(),
+                service: row
+                    .service_name
+                    .clone()
+                    .or_else(|| row.service_code.clone())
+                    .unwrap_or_default(),
+                which: if o.is_partial_payment {
+                    format!("Rata {nth} di {installments}")
+                } else {
+                    "Soluzione unica".to_string()
+                },
+                status: row.status,
+            });
+        }
+    }
+    out.sort_by(|a, b| a.due.cmp(&b.due).then(a.notice_number.cmp(&b.notice_number)));
+    Ok(out)
+}
+
+/// Sends notices the clerk chose among those of the person with
+/// `fiscal_code` (each with the amount the clerk saw) to the terminal of
+/// desk `desk`: one to five, in one card payment. A notice that is not
+/// one of that person's payable notices now, or whose amount changed, is
+/// refused before anything is written.
+pub async fn push_open_notices(
+    ctx: &Ctx,
+    ente: &str,
+    desk: &str,
+    fiscal_code: &str,
+    chosen: &[(String, Cents)],
+) -> Result<crate::pos::PosSessionView, AppError> {
+    let d = get(ctx, ente, desk).await?;
+    let choose = |code: &'static str, text: String| {
+        let mut e = AppError::invalid(code, text.clone());
+        e.errors = vec![field_error("avviso", code, text)];
+        e
+    };
+    if chosen.is_empty() {
+        return Err(choose(
+            "POS_NO_NOTICES",
+            "scegliere almeno un avviso da pagare con la carta".into(),
+        ));
+    }
+    if chosen.len() > crate::pos::MAX_NOTICES {
+        return Err(choose(
+            "POS_TOO_MANY_NOTICES",
+            format!(
+                "al terminale si inviano al più {} avvisi per volta: ne sono stati scelti {}",
+                crate::pos::MAX_NOTICES,
+                chosen.len()
+            ),
+        ));
+    }
+    let open = open_notices(ctx, ente, fiscal_code).await?;
+    let fc = fiscal_code.trim().to_uppercase();
+    for (nav, _) in chosen {
+        if !open.iter().any(|o| &o.notice_number == nav) {
+            return Err(choose(
+                "POS_NOTICE_NOT_OPEN",
+                format!("l'avviso {nav} non è tra gli avvisi da pagare di {fc}"),
+            ));
+        }
+    }
+    let items: Vec<(String, Option<Cents>)> =
+        chosen.iter().map(|(n, a)| (n.clone(), Some(*a))).collect();
+    crate::pos::push_amounts(ctx, ente, &d.code, &items).await
+}
+
+/// A POS session of desk `desk` (the desk's page that follows it).
+pub async fn desk_session(
+    ctx: &Ctx,
+    ente: &str,
+    desk: &str,
+    session_id: &str,
+) -> Result<crate::pos::PosSessionView, AppError> {
+    let d = get(ctx, ente, desk).await?;
+    match crate::pos::session(ctx, ente, session_id).await {
+        Ok(s) if s.desk == d.code => Ok(s),
+        Ok(_) => Err(AppError::new(
+            Kind::NotFound,
+            "POS_SESSION_UNKNOWN",
+            format!("sessione POS {session_id} non trovata a questo sportello"),
+        )),
+        Err(e) => Err(e),
+    }
+}
+
+/// Who gives the IUV of a position created at the terminal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CreatedIuv {
+    /// The Ente's IUV coordinator, like every other position's
+    /// (`TO_CREATE_PROVIDED_IUV`): the notice number is known at once.
+    Ente,
+    /// pagoPA's POS circuit (`TO_CREATE`).
+    Circuit,
+}
+
+/// Pays the position the clerk confirmed at desk `desk` on the desk's
+/// terminal, without issuing it first: pagoPA's POS circuit creates it
+/// (through incasso's GPD-compatible API, where the service's taxonomy
+/// places it and its accertamento follows) only when the payment starts.
+/// Nothing is left to cancel when the person walks away. `token` is the
+/// form's one-time token: pressing again answers the same session, never
+/// a second payment.
+pub async fn create_at_terminal(
+    ctx: &Ctx,
+    ente: &str,
+    desk: &str,
+    code: &str,
+    token: &str,
+    answers: &Answers,
+    iuv: CreatedIuv,
+) -> Result<crate::pos::PosSessionView, AppError> {
+    if !sp::well_formed_token(token) {
+        return Err(AppError::invalid(
+            "BAD_TOKEN",
+            "Il modulo non è valido o è scaduto: compilarlo di nuovo.",
+        ));
+    }
+    let session_id = format!("{IUPD_PREFIX}{}", token.to_uppercase());
+    let d = get(ctx, ente, desk).await?;
+    let (f, accepted) = check(ctx, ente, code, answers).await?;
+    if let Ok(s) = desk_session(ctx, ente, &d.code, &session_id).await {
+        return Ok(s);
+    }
+    let at = Place::new("desk.create_at_terminal", ente, &session_id);
+    let day = today(ctx);
+    if ctx
+        .store()
+        .desk_day(ente, &d.code, &day.to_string())
+        .await
+        .at(at)?
+        .is_some()
+    {
+        return Err(day_closed(day));
+    }
+    let e = ctx.store().get_ente(ente).await.at(at)?;
+    let iban = f
+        .service
+        .iban
+        .clone()
+        .or(e.iban)
+        .ok_or_else(|| {
+            AppError::new(
+                Kind::Unprocessable,
+                "SERVICE_WITHOUT_IBAN",
+                format!(
+                    "il servizio {code} non ha un IBAN e l'ente non ne ha uno predefinito: \
+                     indicarlo nel catalogo prima di incassare al terminale"
+                ),
+            )
+        })?;
+    let new = crate::pos::NewPosition {
+        description: accepted.causale.chars().take(140).collect(),
+        debtor_kind: if accepted.debtor_fiscal_code.chars().count() == 11 {
+            "G".into()
+        } else {
+            "F".into()
+        },
+        debtor_fiscal_code: accepted.debtor_fiscal_code.clone(),
+        debtor_name: accepted.debtor_name.clone(),
+        transfers: vec![crate::pos::NewTransfer {
+            amount: accepted.amount,
+            description: accepted.causale.chars().take(90).collect(),
+            iban,
+            category: f.service.taxonomy_code.clone(),
+        }],
+    };
+    crate::pos::push_new_as(
+        ctx,
+        ente,
+        &d.code,
+        &[new],
+        iuv == CreatedIuv::Ente,
+        Some(session_id),
+    )
+    .await
+}
+
 /// The desk's POS terminal, when it has an active one and incasso talks
 /// to a POS gateway.
 pub async fn terminal(

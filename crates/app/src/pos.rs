@@ -498,7 +498,7 @@ pub async fn push_amounts(
                 })
             })
             .collect();
-        open_and_send(ctx, ente, desk, &settings, notices, positions).await
+        open_and_send(ctx, ente, desk, &settings, notices, positions, None).await
     })
     .await
 }
@@ -512,6 +512,7 @@ async fn open_and_send(
     settings: &PosSettings,
     notices: Vec<(String, String, i64)>,
     positions: Vec<DebtPosition>,
+    session_id: Option<String>,
 ) -> Result<PosSessionView, AppError> {
     let at = Place::new("pos.push", ente, desk);
     let (_, office) = ctx
@@ -547,7 +548,7 @@ async fn open_and_send(
     }
     let now = ctx.now();
     let session = NewPosSession {
-        id: incasso_pagopa::pos::new_uuid(),
+        id: session_id.unwrap_or_else(incasso_pagopa::pos::new_uuid),
         ente: ente.to_string(),
         terminal_id: terminal.terminal_id.clone(),
         desk: desk.to_string(),
@@ -949,6 +950,20 @@ pub async fn push_new(
     new: &[NewPosition],
     provide_iuv: bool,
 ) -> Result<PosSessionView, AppError> {
+    push_new_as(ctx, ente, desk, new, provide_iuv, None).await
+}
+
+/// [`push_new`] as session `session_id` (else a new id): a caller that
+/// names its session from a one-time token asks once, however many times
+/// it is pressed (a second session of the same id is refused).
+pub(crate) async fn push_new_as(
+    ctx: &Ctx,
+    ente: &str,
+    desk: &str,
+    new: &[NewPosition],
+    provide_iuv: bool,
+    session_id: Option<String>,
+) -> Result<PosSessionView, AppError> {
     audited(ctx, Some(ente), "pos.push_new", desk, async {
         ctx.caller.require(ente, Area::Positions, Access::Write)?;
         let settings = ctx.settings().pos.clone().ok_or_else(|| {
@@ -1039,7 +1054,7 @@ pub async fn push_new(
                 DebtPosition::ToCreate(details)
             });
         }
-        open_and_send(ctx, ente, desk, &settings, notices, positions).await
+        open_and_send(ctx, ente, desk, &settings, notices, positions, session_id).await
     })
     .await
 }

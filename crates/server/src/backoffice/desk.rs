@@ -44,6 +44,8 @@ pub fn routes() -> Router<AppState> {
         .route(SECTION, get(home).post(create_desk))
         .route("/backoffice/sportello/{desk}", get(desk_page))
         .route("/backoffice/sportello/{desk}/cerca", post(search))
+        .route("/backoffice/sportello/{desk}/terminale", post(push_chosen))
+        .route("/backoffice/sportello/{desk}/pos/{session}", get(session_page))
         .route(
             "/backoffice/sportello/{desk}/ristampa/{iupd}/avviso.pdf",
             get(reprint),
@@ -59,6 +61,10 @@ pub fn routes() -> Router<AppState> {
         .route(
             "/backoffice/sportello/{desk}/servizi/{code}/emetti",
             post(issue),
+        )
+        .route(
+            "/backoffice/sportello/{desk}/servizi/{code}/terminale",
+            post(create_at_terminal),
         )
         .route("/backoffice/sportello/{desk}/emesse/{iupd}", get(issued))
         .route(
@@ -258,19 +264,35 @@ struct DeskPage {
     services: Vec<DeskService>,
     /// The clerk may issue (else: only the search and the day).
     writer: bool,
-    fiscal_code: String,
-    search_error: Option<String>,
-    /// `None`: no search made; else its results.
-    found: Option<Vec<Found>>,
+    /// The desk's POS terminal (its description), when it has one: the
+    /// notices found can be chosen and sent to it.
+    terminal: Option<String>,
+    search: Searched,
     /// How many of the desk's POS payments wait for a person.
     flagged: usize,
 }
 
+/// The search of a person's notices, as the desk page shows it.
+#[derive(Default)]
+struct Searched {
+    fiscal_code: String,
+    error: Option<String>,
+    /// `None`: no search made; else its results.
+    found: Option<Vec<Found>>,
+    /// Why the terminal was not sent the notices chosen.
+    pos_error: Option<String>,
+}
+
 struct Found {
-    iupd: String,
     debtor: String,
     service: String,
+    which: String,
     notice_number: String,
+    /// The checkbox's value: notice number and the amount shown, so that a
+    /// notice whose amount changed meanwhile is refused, not charged.
+    choice: String,
+    /// Chosen for the terminal in the request that was refused.
+    checked: bool,
     amount: String,
     due: String,
     state: &'static str,
@@ -283,16 +305,30 @@ async fn desk_page(
     signed: SignedIn,
     Path(code): Path<String>,
 ) -> Response {
-    render_desk(&state, &signed, &code, String::new(), None, None).await
+    render_desk(&state, &signed, &code, Searched::default(), StatusCode::OK).await
+}
+
+/// The description of desk `desk`'s terminal, when it has an active one.
+async fn terminal_label(
+    ctx: &incasso_app::Ctx,
+    ente: &str,
+    desk: &str,
+) -> Result<Option<String>, AppError> {
+    Ok(desk::terminal(ctx, ente, desk).await?.map(|t| {
+        if t.description.is_empty() {
+            t.terminal_id
+        } else {
+            format!("{} ({})", t.description, t.terminal_id)
+        }
+    }))
 }
 
 async fn render_desk(
     state: &AppState,
     signed: &SignedIn,
     code: &str,
-    fiscal_code: String,
-    search_error: Option<String>,
-    found: Option<Vec<Found>>,
+    search: Searched,
+    status: StatusCode,
 ) -> Response {
     let (ente, ctx) = match begin(state, signed).await {
         Ok(v) => v,
@@ -311,10 +347,9 @@ async fn render_desk(
         Ok(f) => f.len(),
         Err(e) => return error_page(chrome(state, signed).await, &e),
     };
-    let status = if search_error.is_some() {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::OK
+    let terminal = match terminal_label(&ctx, &ente, &d.code).await {
+        Ok(t) => t.filter(|_| writer),
+        Err(e) => return error_page(chrome(state, signed).await, &e),
     };
     page_with_status(
         &DeskPage {
@@ -323,9 +358,8 @@ async fn render_desk(
             desk: d,
             services,
             writer,
-            fiscal_code,
-            search_error,
-            found,
+            terminal,
+            search,
         },
         status,
     )
@@ -339,7 +373,34 @@ struct SearchForm {
     codice_fiscale: String,
 }
 
-/// `POST /backoffice/sportello/{desk}/cerca`: a person's open positions.
+/// The person's notices that can be paid now, as the desk lists them.
+async fn found_notices(
+    ctx: &incasso_app::Ctx,
+    ente: &str,
+    code: &str,
+    fc: &str,
+) -> Result<Vec<Found>, AppError> {
+    Ok(desk::open_notices(ctx, ente, fc)
+        .await?
+        .into_iter()
+        .map(|n| Found {
+            reprint: format!("{}/ristampa/{}/avviso.pdf", desk_url(code), seg(&n.iupd)),
+            choice: format!("{}:{}", n.notice_number, n.amount.0),
+            checked: false,
+            debtor: n.debtor_name,
+            service: n.service,
+            which: n.which,
+            notice_number: n.notice_number,
+            amount: euro(n.amount),
+            due: incasso_core::time::to_rome(n.due)
+                .format("%d/%m/%Y")
+                .to_string(),
+            state: incasso_app::positions::status_label(n.status),
+        })
+        .collect())
+}
+
+/// `POST /backoffice/sportello/{desk}/cerca`: a person's open notices.
 async fn search(
     State(state): State<AppState>,
     signed: SignedIn,
@@ -357,30 +418,98 @@ async fn search(
         return error_page(chrome(&state, &signed).await, &e);
     }
     let fc = form.codice_fiscale.trim().to_uppercase();
-    match desk::find(&ctx, &ente, &fc).await {
-        Ok(rows) => {
-            let found = rows
-                .into_iter()
-                .map(|r| Found {
-                    reprint: format!("{}/ristampa/{}/avviso.pdf", desk_url(&code), seg(&r.iupd)),
-                    debtor: r.debtor_name,
-                    service: r.service_name.or(r.service_code).unwrap_or_default(),
-                    notice_number: r.notice_number.unwrap_or_default(),
-                    amount: euro(r.amount),
-                    due: incasso_core::time::to_rome(r.due_date)
-                        .format("%d/%m/%Y")
-                        .to_string(),
-                    state: incasso_app::positions::status_label(r.status),
-                    iupd: r.iupd,
-                })
-                .collect();
-            render_desk(&state, &signed, &code, fc, None, Some(found)).await
+    let (search, status) = match found_notices(&ctx, &ente, &code, &fc).await {
+        Ok(found) => (
+            Searched {
+                fiscal_code: fc,
+                found: Some(found),
+                ..Default::default()
+            },
+            StatusCode::OK,
+        ),
+        Err(e) if e.kind == Kind::Invalid => (
+            Searched {
+                fiscal_code: fc,
+                error: Some(e.detail),
+                ..Default::default()
+            },
+            StatusCode::BAD_REQUEST,
+        ),
+        Err(e) => return error_page(chrome(&state, &signed).await, &e),
+    };
+    render_desk(&state, &signed, &code, search, status).await
+}
+
+/// `POST /backoffice/sportello/{desk}/terminale`: the notices chosen among
+/// a person's (`avviso`, repeated) sent to the desk's terminal; its page
+/// then follows the payment. Refused, the desk page again with the
+/// person's notices, the choice kept and the reason by the button.
+async fn push_chosen(
+    State(state): State<AppState>,
+    signed: SignedIn,
+    Path(code): Path<String>,
+    axum::Form(pairs): axum::Form<Vec<(String, String)>>,
+) -> Response {
+    let mut csrf = String::new();
+    let mut fc = String::new();
+    let mut chosen: Vec<String> = Vec::new();
+    for (k, v) in pairs.into_iter().take(50) {
+        match k.as_str() {
+            "csrf" => csrf = v,
+            "codice_fiscale" => fc = v.trim().to_uppercase(),
+            "avviso" => chosen.push(v),
+            _ => {}
         }
-        Err(e) if e.kind == Kind::Invalid => {
-            render_desk(&state, &signed, &code, fc, Some(e.detail), None).await
-        }
-        Err(e) => error_page(chrome(&state, &signed).await, &e),
     }
+    if let Err(r) = signed.check_csrf(&csrf) {
+        return r;
+    }
+    let (ente, ctx) = match begin(&state, &signed).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let mut items = Vec::with_capacity(chosen.len());
+    let mut malformed = None;
+    for c in &chosen {
+        match c.split_once(':').map(|(n, a)| (n, a.parse::<i64>())) {
+            Some((nav, Ok(cents))) => items.push((nav.to_string(), incasso_core::Cents(cents))),
+            _ => malformed = Some(c.clone()),
+        }
+    }
+    let pushed = match malformed {
+        Some(c) => Err(AppError::invalid(
+            "POS_NOTICE_INVALID",
+            format!("scelta non valida: '{c}'"),
+        )),
+        None => desk::push_open_notices(&ctx, &ente, &code, &fc, &items).await,
+    };
+    let e = match pushed {
+        Ok(s) => {
+            return Redirect::to(&format!("{}/pos/{}", desk_url(&code), seg(&s.id)))
+                .into_response();
+        }
+        Err(e) if matches!(e.kind, Kind::Invalid | Kind::Conflict | Kind::Unprocessable | Kind::Unavailable | Kind::NotFound) => e,
+        Err(e) => return error_page(chrome(&state, &signed).await, &e),
+    };
+    let status = match e.kind {
+        Kind::Conflict => StatusCode::CONFLICT,
+        Kind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        Kind::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    let found = found_notices(&ctx, &ente, &code, &fc).await.ok().map(|mut f| {
+        for r in &mut f {
+            r.checked = chosen.contains(&r.choice);
+        }
+        f
+    });
+    let search = Searched {
+        fiscal_code: fc,
+        error: None,
+        found,
+        pos_error: Some(e.detail),
+    };
+    render_desk(&state, &signed, &code, search, status).await
 }
 
 fn pdf(bytes: Vec<u8>, name: &str) -> Response {
@@ -503,6 +632,12 @@ struct SummaryPage {
     lines: Vec<Line>,
     amount: String,
     hidden: Vec<(String, String)>,
+    /// The desk's POS terminal, when it has one: the summary can be paid
+    /// there at once.
+    terminal: Option<String>,
+    pos_error: Option<String>,
+    /// The circuit gives the IUV (the choice kept when refused).
+    circuit_iuv: bool,
 }
 
 fn kind_input(kind: FieldKind) -> (&'static str, &'static str) {
@@ -710,6 +845,9 @@ struct Posted {
     csrf: String,
     token: String,
     answers: Answers,
+    /// At the terminal, the IUV given by pagoPA's POS circuit rather than
+    /// the Ente's coordinator (`pos_iuv=circuito`).
+    circuit_iuv: bool,
 }
 
 fn posted(pairs: Vec<(String, String)>) -> Posted {
@@ -717,11 +855,13 @@ fn posted(pairs: Vec<(String, String)>) -> Posted {
         csrf: String::new(),
         token: String::new(),
         answers: Answers::new(),
+        circuit_iuv: false,
     };
     for (k, v) in pairs.into_iter().take(100) {
         match k.as_str() {
             "csrf" => p.csrf = v,
             "token" => p.token = v,
+            "pos_iuv" => p.circuit_iuv = v == "circuito",
             _ if k.len() <= 40 && !p.answers.contains_key(&k) => {
                 p.answers.insert(k, v.chars().take(1000).collect());
             }
@@ -862,27 +1002,107 @@ async fn review(
         return rejected(&state, &signed, d, &f, &p, &e).await;
     }
     match desk::check(&ctx, &ente, &code, &p.answers).await {
-        Ok((f, a)) => {
-            let amount = match &a.amount_label {
-                Some(l) => format!("{} € ({l})", a.amount.to_italian()),
-                None => format!("{} €", a.amount.to_italian()),
-            };
-            page(&SummaryPage {
-                chrome: chrome(&state, &signed).await,
-                desk: d,
-                code: f.service.code.clone(),
-                service_name: f.service.name.clone(),
-                token: p.token.clone(),
-                lines: summary_lines(&f, &a),
-                amount,
-                hidden: p
-                    .answers
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect(),
-            })
-        }
+        Ok((f, a)) => summary_page(&state, &signed, &ctx, &ente, d, &f, &a, &p, None).await,
         Err(e) if e.kind == Kind::Invalid => rejected(&state, &signed, d, &f, &p, &e).await,
+        Err(e) => error_page(chrome(&state, &signed).await, &e),
+    }
+}
+
+/// The summary of what would be issued, with the buttons that issue it or
+/// pay it at once at the desk's terminal (`pos_error`: why the terminal
+/// was not sent it).
+#[allow(clippy::too_many_arguments)]
+async fn summary_page(
+    state: &AppState,
+    signed: &SignedIn,
+    ctx: &incasso_app::Ctx,
+    ente: &str,
+    d: Desk,
+    f: &ServiceForm,
+    a: &Accepted,
+    p: &Posted,
+    pos_error: Option<AppError>,
+) -> Response {
+    let amount = match &a.amount_label {
+        Some(l) => format!("{} € ({l})", a.amount.to_italian()),
+        None => format!("{} €", a.amount.to_italian()),
+    };
+    let terminal = match terminal_label(ctx, ente, &d.code).await {
+        Ok(t) => t,
+        Err(e) => return error_page(chrome(state, signed).await, &e),
+    };
+    let status = match pos_error.as_ref().map(|e| e.kind) {
+        None => StatusCode::OK,
+        Some(Kind::Conflict) => StatusCode::CONFLICT,
+        Some(Kind::Unavailable) => StatusCode::SERVICE_UNAVAILABLE,
+        Some(Kind::Invalid) => StatusCode::BAD_REQUEST,
+        Some(_) => StatusCode::UNPROCESSABLE_ENTITY,
+    };
+    page_with_status(
+        &SummaryPage {
+            chrome: chrome(state, signed).await,
+            desk: d,
+            code: f.service.code.clone(),
+            service_name: f.service.name.clone(),
+            token: p.token.clone(),
+            lines: summary_lines(f, a),
+            amount,
+            hidden: p
+                .answers
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            terminal,
+            pos_error: pos_error.map(|e| e.detail),
+            circuit_iuv: p.circuit_iuv,
+        },
+        status,
+    )
+}
+
+/// `POST .../servizi/{code}/terminale`: paid at once on the desk's
+/// terminal, the position created by pagoPA's POS circuit (303 to the
+/// page that follows the payment); pressing again answers the same
+/// payment. Refused by the terminal or the circuit, the summary again
+/// with the reason.
+async fn create_at_terminal(
+    State(state): State<AppState>,
+    signed: SignedIn,
+    Path((desk_code, code)): Path<(String, String)>,
+    axum::Form(pairs): axum::Form<Vec<(String, String)>>,
+) -> Response {
+    let p = posted(pairs);
+    if let Err(r) = signed.check_csrf(&p.csrf) {
+        return r;
+    }
+    let (ente, ctx, d, f) = match desk_and_form(&state, &signed, &desk_code, &code).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let iuv = if p.circuit_iuv {
+        desk::CreatedIuv::Circuit
+    } else {
+        desk::CreatedIuv::Ente
+    };
+    match desk::create_at_terminal(&ctx, &ente, &d.code, &code, &p.token, &p.answers, iuv).await {
+        Ok(s) => Redirect::to(&format!("{}/pos/{}", desk_url(&d.code), seg(&s.id)))
+            .into_response(),
+        Err(e) if e.kind == Kind::Invalid && !e.code.starts_with("POS_") => {
+            rejected(&state, &signed, d, &f, &p, &e).await
+        }
+        Err(e)
+            if matches!(
+                e.kind,
+                Kind::Invalid | Kind::Conflict | Kind::Unprocessable | Kind::Unavailable
+            ) =>
+        {
+            match desk::check(&ctx, &ente, &code, &p.answers).await {
+                Ok((f, a)) => {
+                    summary_page(&state, &signed, &ctx, &ente, d, &f, &a, &p, Some(e)).await
+                }
+                Err(e) => rejected(&state, &signed, d, &f, &p, &e).await,
+            }
+        }
         Err(e) => error_page(chrome(&state, &signed).await, &e),
     }
 }
@@ -994,6 +1214,90 @@ struct SessionView {
     anomaly: Option<&'static str>,
 }
 
+impl SessionView {
+    fn of(s: &incasso_app::pos::PosSessionView) -> SessionView {
+        SessionView {
+            state: s.state.label(),
+            open: !s.state.is_final(),
+            paid: s.state == incasso_app::pos::PosSessionState::Paid,
+            total: euro(s.total),
+            card: s.card.clone().map(|c| {
+                format!(
+                    "{} che termina con {}",
+                    c.brand.unwrap_or_else(|| "Carta".into()),
+                    c.last_four.unwrap_or_else(|| "····".into())
+                )
+            }),
+            error: s.error.clone(),
+            anomaly: s.anomaly.as_ref().map(|a| a.label()),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "backoffice/desk_session.html")]
+struct SessionPage {
+    chrome: Chrome,
+    desk: Desk,
+    terminal_id: String,
+    s: SessionView,
+    /// Each notice: its number in groups of four, its amount, and whether
+    /// its receipt has come.
+    notices: Vec<(String, String, bool)>,
+    auto_refresh: bool,
+    no_refresh_url: String,
+}
+
+/// `GET .../pos/{session}`: a payment at the desk's terminal, followed
+/// (the page reloads itself while the terminal works).
+async fn session_page(
+    State(state): State<AppState>,
+    signed: SignedIn,
+    Path((desk_code, session)): Path<(String, String)>,
+    Query(q): Query<OutcomeQuery>,
+) -> Response {
+    let (ente, ctx) = match begin(&state, &signed).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let (d, s) = match desk::get(&ctx, &ente, &desk_code).await {
+        Ok(d) => match desk::desk_session(&ctx, &ente, &d.code, &session).await {
+            Ok(s) => (d, s),
+            Err(e) => return error_page(chrome(&state, &signed).await, &e),
+        },
+        Err(e) => return error_page(chrome(&state, &signed).await, &e),
+    };
+    let view = SessionView::of(&s);
+    let auto_refresh = q.auto != "0" && view.open;
+    let notices = s
+        .notices
+        .iter()
+        .map(|(nav, amount)| {
+            let paid = s.receipts.iter().any(|(n, _)| n == nav);
+            let shown = if nav.len() == 18 {
+                groups_of_four(nav)
+            } else {
+                "assegnato dal circuito".to_string()
+            };
+            (shown, euro(*amount), paid)
+        })
+        .collect();
+    let mut resp = page(&SessionPage {
+        chrome: chrome(&state, &signed).await,
+        no_refresh_url: format!("{}/pos/{}?auto=0", desk_url(&d.code), seg(&s.id)),
+        terminal_id: s.terminal_id.clone(),
+        desk: d,
+        s: view,
+        notices,
+        auto_refresh,
+    });
+    if auto_refresh {
+        resp.headers_mut()
+            .insert("refresh", HeaderValue::from_static(REFRESH_SECS));
+    }
+    resp
+}
+
 /// Seconds between two reloads of the issued page while the terminal
 /// works (the HTML standard's Refresh, no script).
 const REFRESH_SECS: &str = "3";
@@ -1052,20 +1356,10 @@ async fn issued_page(
         Err(e) => return error_page(chrome(state, signed).await, &e),
     };
     let session = match desk::terminal_session(&ctx, &ente, &i.desk.code, &i.notice_number).await {
-        Ok(s) => s.map(|s| SessionView {
-            state: s.state.label(),
-            open: !s.state.is_final(),
-            paid: s.state == incasso_app::pos::PosSessionState::Paid,
-            total: euro(s.total),
-            card: s.card.map(|c| {
-                format!(
-                    "{} che termina con {}",
-                    c.brand.unwrap_or_else(|| "Carta".into()),
-                    c.last_four.unwrap_or_else(|| "····".into())
-                )
-            }),
-            error: pos_error.clone().or(s.error),
-            anomaly: s.anomaly.as_ref().map(|a| a.label()),
+        Ok(s) => s.map(|s| {
+            let mut v = SessionView::of(&s);
+            v.error = pos_error.clone().or(v.error);
+            v
         }),
         Err(e) => return error_page(chrome(state, signed).await, &e),
     };
