@@ -11,6 +11,7 @@ mod common {
     pub mod browser;
     pub mod catalogue;
     pub mod crawl;
+    pub mod desk_pos_world;
     pub mod desk_world;
     pub mod page_check;
     pub mod pay_world;
