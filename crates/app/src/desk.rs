@@ -937,7 +937,11 @@ pub async fn open_notices(
             });
         }
     }
-    out.sort_by(|a, b| a.due.cmp(&b.due).then(a.notice_number.cmp(&b.notice_number)));
+    out.sort_by(|a, b| {
+        a.due
+            .cmp(&b.due)
+            .then(a.notice_number.cmp(&b.notice_number))
+    });
     Ok(out)
 }
 
@@ -1059,21 +1063,16 @@ pub async fn create_at_terminal(
         return Err(day_closed(day));
     }
     let e = ctx.store().get_ente(ente).await.at(at)?;
-    let iban = f
-        .service
-        .iban
-        .clone()
-        .or(e.iban)
-        .ok_or_else(|| {
-            AppError::new(
-                Kind::Unprocessable,
-                "SERVICE_WITHOUT_IBAN",
-                format!(
-                    "il servizio {code} non ha un IBAN e l'ente non ne ha uno predefinito: \
+    let iban = f.service.iban.clone().or(e.iban).ok_or_else(|| {
+        AppError::new(
+            Kind::Unprocessable,
+            "SERVICE_WITHOUT_IBAN",
+            format!(
+                "il servizio {code} non ha un IBAN e l'ente non ne ha uno predefinito: \
                      indicarlo nel catalogo prima di incassare al terminale"
-                ),
-            )
-        })?;
+            ),
+        )
+    })?;
     let new = crate::pos::NewPosition {
         description: accepted.causale.chars().take(140).collect(),
         debtor_kind: if accepted.debtor_fiscal_code.chars().count() == 11 {

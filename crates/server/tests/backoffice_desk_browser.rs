@@ -29,46 +29,6 @@ use incasso_core::access::Role;
 use incasso_testkit::Backend;
 use page_check::{Screens, check_page};
 
-/// Tab until the element with `id` has the focus (at most `limit` times);
-/// the ids met on the way, to explain a failure.
-async fn tab_to(browser: &Browser, id: &str, limit: usize) -> Vec<String> {
-    let mut met = Vec::new();
-    for _ in 0..limit {
-        let f = browser.focused().await;
-        if f.id == id {
-            // Bootstrap scrolls smoothly: the field comes into view soon.
-            browser
-                .wait_for(
-                    &format!("#{id} in view"),
-                    "(() => { const r = document.activeElement.getBoundingClientRect(); \
-                     return r.bottom > 0 && r.top < innerHeight; })()",
-                )
-                .await;
-            return met;
-        }
-        met.push(format!("{f}"));
-        browser.press(&TAB.to_string()).await;
-    }
-    panic!("Tab never reached #{id}: {met:?}");
-}
-
-/// The element with the focus is `id` (the page's autofocus).
-async fn focus_is(browser: &Browser, id: &str, page: &str) {
-    let f = browser.focused().await;
-    assert_eq!(f.id, id, "{page}: the focus is on {f}");
-}
-
-async fn wait_path(browser: &Browser, what: &str, prefix: &str) {
-    browser
-        .wait_for(
-            what,
-            &format!(
-                "location.pathname.startsWith('{prefix}') && document.readyState === 'complete'"
-            ),
-        )
-        .await;
-}
-
 /// Downloads `href` with the browser's session: a PDF.
 async fn is_pdf(browser: &Browser, base: &str, href: &str) {
     let cookie = browser.cookie_header().await;
@@ -110,7 +70,7 @@ async fn run(screen: Screen, label: &'static str) {
     let user = browser.find("#username").await;
     browser.send_keys(&user, "lucia.sportello").await;
     browser.press(&TAB.to_string()).await;
-    focus_is(&browser, "password", "sign-in").await;
+    browser.focus_is("password", "sign-in").await;
     let password = browser.active_element().await;
     browser.send_keys(&password, PASSWORD).await;
     browser.press(&ENTER.to_string()).await;
@@ -122,33 +82,32 @@ async fn run(screen: Screen, label: &'static str) {
         .await;
 
     // Home: the desk is one Enter away.
-    focus_is(&browser, "apri-sportello", "home").await;
+    browser.focus_is("apri-sportello", "home").await;
     check_page(&browser, &mut screens, "home", &[]).await;
     browser.press(&ENTER.to_string()).await;
-    wait_path(&browser, "the desks", "/backoffice/sportello").await;
+    browser
+        .wait_path("the desks", "/backoffice/sportello")
+        .await;
     check_page(&browser, &mut screens, "desks", &[]).await;
     let f = browser.focused().await;
     assert!(f.text.contains("Sportello polifunzionale"), "desks: {f}");
     browser.press(&ENTER.to_string()).await;
-    wait_path(
-        &browser,
-        "the desk",
-        &format!("/backoffice/sportello/{DESK}"),
-    )
-    .await;
+    browser
+        .wait_path("the desk", &format!("/backoffice/sportello/{DESK}"))
+        .await;
     check_page(&browser, &mut screens, "desk", &[]).await;
     let f = browser.focused().await;
     assert!(f.text.contains("Diritti di segreteria"), "desk: {f}");
 
     // The form: empty, then every error listed with the focus on the list.
     browser.press(&ENTER.to_string()).await;
-    wait_path(
-        &browser,
-        "the form",
-        &format!("/backoffice/sportello/{DESK}/servizi/"),
-    )
-    .await;
-    focus_is(&browser, "f-debtor_fiscal_code", "form").await;
+    browser
+        .wait_path(
+            "the form",
+            &format!("/backoffice/sportello/{DESK}/servizi/"),
+        )
+        .await;
+    browser.focus_is("f-debtor_fiscal_code", "form").await;
     check_page(&browser, &mut screens, "form", &[]).await;
     browser.press(&ENTER.to_string()).await;
     browser
@@ -164,7 +123,7 @@ async fn run(screen: Screen, label: &'static str) {
     check_page(&browser, &mut screens, "form-errors", &["status of 400"]).await;
 
     // Tab to each field in the reading order, and fill it.
-    tab_to(&browser, "f-debtor_fiscal_code", 8).await;
+    browser.tab_to("f-debtor_fiscal_code", 8).await;
     let order = [
         ("f-debtor_fiscal_code", DEBTOR),
         ("f-debtor_name", "Mario Rossi"),
@@ -175,14 +134,14 @@ async fn run(screen: Screen, label: &'static str) {
         if i > 0 {
             browser.press(&TAB.to_string()).await;
         }
-        focus_is(&browser, id, "form, in order").await;
+        browser.focus_is(id, "form, in order").await;
         let e = browser.active_element().await;
         browser.send_keys(&e, text).await;
     }
     browser.press(&TAB.to_string()).await;
-    focus_is(&browser, "f-amount-0", "form, the amount").await;
+    browser.focus_is("f-amount-0", "form, the amount").await;
     browser.press(&TAB.to_string()).await;
-    focus_is(&browser, "avanti", "form, the button").await;
+    browser.focus_is("avanti", "form, the button").await;
     browser.press(&ENTER.to_string()).await;
 
     // The summary: Emetti has the focus.
@@ -192,7 +151,7 @@ async fn run(screen: Screen, label: &'static str) {
             "document.querySelector('#riepilogo') !== null && document.readyState === 'complete'",
         )
         .await;
-    focus_is(&browser, "emetti", "summary").await;
+    browser.focus_is("emetti", "summary").await;
     let summary = browser.text(&browser.find("#riepilogo").await).await;
     assert!(summary.contains("16,00 €"), "{summary}");
     assert!(summary.contains(DEBTOR), "{summary}");
@@ -200,19 +159,21 @@ async fn run(screen: Screen, label: &'static str) {
     browser.press(&ENTER.to_string()).await;
 
     // Issued: print the notice, print the avviso PA.
-    wait_path(
-        &browser,
-        "the issued position",
-        &format!("/backoffice/sportello/{DESK}/emesse/SD-"),
-    )
-    .await;
-    focus_is(&browser, "stampa-avviso", "issued").await;
+    browser
+        .wait_path(
+            "the issued position",
+            &format!("/backoffice/sportello/{DESK}/emesse/SD-"),
+        )
+        .await;
+    browser.focus_is("stampa-avviso", "issued").await;
     check_page(&browser, &mut screens, "issued", &[]).await;
     let notice = browser.find("#stampa-avviso").await;
     let href = browser.property(&notice, "href").await;
     is_pdf(&browser, &base, href.as_str().unwrap()).await;
     browser.press(&TAB.to_string()).await;
-    focus_is(&browser, "stampa-avviso-pa", "issued, the Ente's copy").await;
+    browser
+        .focus_is("stampa-avviso-pa", "issued, the Ente's copy")
+        .await;
     let copy = browser.active_element().await;
     let href = browser.property(&copy, "href").await;
     is_pdf(&browser, &base, href.as_str().unwrap()).await;
@@ -220,7 +181,7 @@ async fn run(screen: Screen, label: &'static str) {
 
     // A wrong e-mail address: its error next to it.
     browser.press(&TAB.to_string()).await;
-    focus_is(&browser, "email", "issued, the e-mail").await;
+    browser.focus_is("email", "issued, the e-mail").await;
     browser.press_ctrl('a').await;
     browser.press("sbagliata").await;
     browser.press(&ENTER.to_string()).await;
@@ -243,7 +204,7 @@ async fn run(screen: Screen, label: &'static str) {
     browser
         .goto(&format!("{base}/backoffice/sportello/{DESK}"))
         .await;
-    tab_to(&browser, "codice-fiscale", 6).await;
+    browser.tab_to("codice-fiscale", 6).await;
     let e = browser.active_element().await;
     browser.send_keys(&e, DEBTOR).await;
     browser.press(&ENTER.to_string()).await;
@@ -265,11 +226,11 @@ async fn run(screen: Screen, label: &'static str) {
     browser
         .goto(&format!("{base}/backoffice/sportello/{DESK}/giornata"))
         .await;
-    focus_is(&browser, "giorno", "day").await;
+    browser.focus_is("giorno", "day").await;
     let total = browser.text(&browser.find("#totale-emesso").await).await;
     assert_eq!(total, "16,00 €");
     check_page(&browser, &mut screens, "day", &[]).await;
-    tab_to(&browser, "chiudi", 8).await;
+    browser.tab_to("chiudi", 8).await;
     browser.press(&ENTER.to_string()).await;
     browser
         .wait_for(
@@ -281,7 +242,7 @@ async fn run(screen: Screen, label: &'static str) {
 
     // The issued page still answers, now without the e-mail's error.
     browser.goto(&format!("{base}{issued_path}")).await;
-    focus_is(&browser, "stampa-avviso", "issued again").await;
+    browser.focus_is("stampa-avviso", "issued again").await;
     browser.quit().await;
 }
 

@@ -40,8 +40,8 @@ async fn a_clerk_takes_the_payment_on_the_desk_terminal() {
 
         // Issued at the desk through its pages.
         let lucia = clerk(
-            &store,
-            &base,
+            store,
+            base,
             "lucia.sportello",
             rights(Role::CounterClerk, Some(ENTE), &[], &["ANAG"]),
         )
@@ -131,8 +131,8 @@ async fn a_clerk_takes_the_payment_on_the_desk_terminal() {
 
         // Reported by the acquirer, credited by the treasury, reconciled.
         let iuv = stored.position.options[i].iuv.clone().expect("an IUV");
-        bo_world::connect_station(&store, ENTE, "ST_01", &sim_url, KEY).await;
-        let flows = bo_world::report_and_reconcile(&store, &sim, ENTE, chrono::Utc::now()).await;
+        bo_world::connect_station(store, ENTE, "ST_01", sim_url, KEY).await;
+        let flows = bo_world::report_and_reconcile(store, sim, ENTE, chrono::Utc::now()).await;
         let flow = flows
             .iter()
             .find(|f| f.ente == ENTE)
@@ -163,8 +163,8 @@ async fn a_clerk_takes_the_payment_on_the_desk_terminal() {
 
         // What the accountant sees.
         let anna = clerk(
-            &store,
-            &base,
+            store,
+            base,
             "anna.ragioneria",
             rights(Role::Accountant, Some(ENTE), &[], &[]),
         )
@@ -214,7 +214,7 @@ async fn a_clerk_takes_the_payment_on_the_desk_terminal() {
         );
         // The reversale proposal needs the Ente's treasury settings.
         incasso_app::reconcile::put_treasury_settings(
-            &store,
+            store,
             ENTE,
             &incasso_app::reconcile::TreasurySettings {
                 bank_abi: "03069".into(),
@@ -259,7 +259,7 @@ async fn a_clerk_takes_the_payment_on_the_desk_terminal() {
 /// A published position of Ente A for `fiscal_code`: `amount` due in
 /// `days`, in `installments` (0: a single payment). Its notice numbers,
 /// the single solution first.
-async fn open_position(
+pub(crate) async fn open_position(
     store: &incasso_store::Store,
     iupd: &str,
     fiscal_code: &str,
@@ -396,10 +396,15 @@ async fn a_clerk_sends_a_persons_notices_to_the_terminal() {
         let refused = [
             (vec![], "almeno un avviso"),
             (
-                (0..6).map(|i| format!("{}:{}", single[0], 1_200 + i)).collect(),
+                (0..6)
+                    .map(|i| format!("{}:{}", single[0], 1_200 + i))
+                    .collect(),
                 "al più 5",
             ),
-            (vec![format!("{}:700", other[0])], "non è tra gli avvisi da pagare"),
+            (
+                vec![format!("{}:700", other[0])],
+                "non è tra gli avvisi da pagare",
+            ),
             (vec![format!("{}:1100", single[0])], "è diverso"),
             (vec!["nonsense".to_string()], "scelta non valida"),
         ];
@@ -407,7 +412,12 @@ async fn a_clerk_sends_a_persons_notices_to_the_terminal() {
             let mut fields = vec![("codice_fiscale", DEBTOR)];
             fields.extend(chosen.iter().map(|c| ("avviso", c.as_str())));
             let r = lucia.post(&push, &fields).await;
-            assert_eq!(r.status, StatusCode::BAD_REQUEST, "{backend:?} {why}: {}", r.text());
+            assert_eq!(
+                r.status,
+                StatusCode::BAD_REQUEST,
+                "{backend:?} {why}: {}",
+                r.text()
+            );
             let text = r.text();
             assert!(
                 text.contains("id=\"pos-scelta-errore\"") && text.contains(why),
@@ -415,9 +425,16 @@ async fn a_clerk_sends_a_persons_notices_to_the_terminal() {
             );
             if chosen.len() == 1 && chosen[0].contains(&single[0]) {
                 // The notice is offered again, unchecked: its value changed.
-                assert!(text.contains(&format!("value=\"{}:1200\"", single[0])), "{text}");
+                assert!(
+                    text.contains(&format!("value=\"{}:1200\"", single[0])),
+                    "{text}"
+                );
             }
-            assert_eq!(sessions(&w).await, 0, "{backend:?}: {why}: a session was opened");
+            assert_eq!(
+                sessions(&w).await,
+                0,
+                "{backend:?}: {why}: a session was opened"
+            );
         }
 
         // Two of them, sent together; the page follows the payment.
@@ -444,12 +461,23 @@ async fn a_clerk_sends_a_persons_notices_to_the_terminal() {
         assert_eq!(paid.matches("Arrivata").count(), 2, "{paid}");
         for nav in [&single[0], &plan[1]] {
             let (stored, i) = w.store.find_by_notice_number(ENTE, nav).await.unwrap();
-            assert_eq!(stored.position.options[i].status, OptionStatus::Paid, "{nav}");
+            assert_eq!(
+                stored.position.options[i].status,
+                OptionStatus::Paid,
+                "{nav}"
+            );
         }
 
         // Only the plan's last installment is left to pay.
-        let again = lucia.post(&search, &[("codice_fiscale", DEBTOR)]).await.text();
-        assert_eq!(choices(&again), [format!("{}:2500", plan[2])], "{backend:?}: {again}");
+        let again = lucia
+            .post(&search, &[("codice_fiscale", DEBTOR)])
+            .await
+            .text();
+        assert_eq!(
+            choices(&again),
+            [format!("{}:2500", plan[2])],
+            "{backend:?}: {again}"
+        );
         assert!(again.contains("Rata 2 di 2"), "{again}");
 
         // Another desk's or an unknown session is not shown here.
@@ -500,9 +528,17 @@ async fn a_clerk_has_the_position_created_and_paid_at_the_terminal() {
             let location = r.location.unwrap();
             // Pressed again: the same payment, not a second one.
             let again = lucia.post(&to, &with_choice).await;
-            assert_eq!(again.location.as_deref(), Some(&*location), "{}", again.text());
+            assert_eq!(
+                again.location.as_deref(),
+                Some(&*location),
+                "{}",
+                again.text()
+            );
             let (paid, _) = follow_until_paid(&lucia, &location).await;
-            assert!(paid.contains("16,00 €") && paid.contains("Arrivata"), "{paid}");
+            assert!(
+                paid.contains("16,00 €") && paid.contains("Arrivata"),
+                "{paid}"
+            );
 
             let id = location.rsplit('/').next().unwrap();
             let s = incasso_app::pos::session(&w.app.system("test"), ENTE, id)
@@ -522,19 +558,29 @@ async fn a_clerk_has_the_position_created_and_paid_at_the_terminal() {
             let circuit = sequence >= 99_000_000_000;
             assert_eq!(!circuit, ente_iuv, "{backend:?} {choice}: {nav}");
         }
-        assert_eq!(sessions(&w).await, 2, "{backend:?}: one session per payment");
+        assert_eq!(
+            sessions(&w).await,
+            2,
+            "{backend:?}: one session per payment"
+        );
         let day = lucia
             .get(&format!("/backoffice/sportello/{DESK}/giornata"))
             .await
             .text();
-        assert!(day.contains("id=\"totale-pos\">32,00 €"), "{backend:?}: {day}");
+        assert!(
+            day.contains("id=\"totale-pos\">32,00 €"),
+            "{backend:?}: {day}"
+        );
 
         // A closed day takes no more payments at the terminal: the summary
         // again, with the reason, and nothing sent.
         let closed = lucia
             .post(
                 &format!("/backoffice/sportello/{DESK}/giornata/chiudi"),
-                &[("giorno", &incasso_app::desk::today(&w.app.system("test")).to_string())],
+                &[(
+                    "giorno",
+                    &incasso_app::desk::today(&w.app.system("test")).to_string(),
+                )],
             )
             .await;
         assert!(closed.status.is_redirection(), "{}", closed.text());

@@ -31,48 +31,6 @@ use incasso_testkit::Backend;
 use page_check::{Screens, check_page};
 use reqwest::Method;
 
-/// Tab until the element with `id` has the focus (at most `limit` times).
-async fn tab_to(browser: &Browser, id: &str, limit: usize) {
-    let mut met = Vec::new();
-    for _ in 0..limit {
-        let f = browser.focused().await;
-        if f.id == id {
-            browser
-                .wait_for(
-                    &format!("#{id} in view"),
-                    "(() => { const r = document.activeElement.getBoundingClientRect(); \
-                     return r.bottom > 0 && r.top < innerHeight; })()",
-                )
-                .await;
-            return;
-        }
-        met.push(format!("{f}"));
-        browser.press(&TAB.to_string()).await;
-    }
-    panic!("Tab never reached #{id}: {met:?}");
-}
-
-async fn focus_is(browser: &Browser, id: &str, page: &str) {
-    let f = browser.focused().await;
-    assert_eq!(f.id, id, "{page}: the focus is on {f}");
-}
-
-async fn wait_for_element(browser: &Browser, what: &str, css: &str) {
-    browser
-        .wait_for(
-            what,
-            &format!(
-                "document.querySelector('{css}') !== null && document.readyState === 'complete'"
-            ),
-        )
-        .await;
-}
-
-async fn type_text(browser: &Browser, text: &str) {
-    let e = browser.active_element().await;
-    browser.send_keys(&e, text).await;
-}
-
 /// A cancelled position's event to Ente A's one endpoint, given up on (as
 /// after three days): its id.
 async fn failed_delivery(app: &app::TestApp) -> i64 {
@@ -196,8 +154,8 @@ async fn run(screen: Screen, label: &'static str) {
     let user = browser.find("#username").await;
     browser.send_keys(&user, "ada.admin").await;
     browser.press(&TAB.to_string()).await;
-    focus_is(&browser, "password", "sign-in").await;
-    type_text(&browser, PASSWORD).await;
+    browser.focus_is("password", "sign-in").await;
+    browser.type_text(PASSWORD).await;
     browser.press(&ENTER.to_string()).await;
     browser
         .wait_for(
@@ -209,14 +167,18 @@ async fn run(screen: Screen, label: &'static str) {
     // Terminals: a wrong id, told next to the field with the focus on it.
     browser.goto(&format!("{base}/backoffice/terminali")).await;
     check_page(&browser, &mut screens, "terminals", &[]).await;
-    tab_to(&browser, "terminale", 60).await;
-    type_text(&browser, "POS1").await;
+    browser.tab_to("terminale", 60).await;
+    browser.type_text("POS1").await;
     browser.press(&TAB.to_string()).await;
-    focus_is(&browser, "descrizione", "terminals, the description").await;
-    type_text(&browser, "POS del secondo sportello").await;
+    browser
+        .focus_is("descrizione", "terminals, the description")
+        .await;
+    browser.type_text("POS del secondo sportello").await;
     browser.press(&ENTER.to_string()).await;
-    wait_for_element(&browser, "the terminal's error", "#terminale-errore").await;
-    focus_is(&browser, "terminale", "terminals, the error").await;
+    browser
+        .wait_for_element("the terminal's error", "#terminale-errore")
+        .await;
+    browser.focus_is("terminale", "terminals, the error").await;
     check_page(
         &browser,
         &mut screens,
@@ -226,26 +188,32 @@ async fn run(screen: Screen, label: &'static str) {
     .await;
     browser.press_ctrl('a').await;
     browser.press("POS00002").await;
-    tab_to(&browser, "registra", 5).await;
+    browser.tab_to("registra", 5).await;
     browser.press(&ENTER.to_string()).await;
-    wait_for_element(&browser, "the registered terminal", "#terminale-POS00002").await;
+    browser
+        .wait_for_element("the registered terminal", "#terminale-POS00002")
+        .await;
     check_page(&browser, &mut screens, "terminals-registered", &[]).await;
     // Disabled from its row.
-    tab_to(&browser, "disattiva-POS00002", 60).await;
+    browser.tab_to("disattiva-POS00002", 60).await;
     browser.press(&ENTER.to_string()).await;
-    wait_for_element(&browser, "the disabled terminal", "#riattiva-POS00002").await;
+    browser
+        .wait_for_element("the disabled terminal", "#riattiva-POS00002")
+        .await;
     check_page(&browser, &mut screens, "terminals-disabled", &[]).await;
 
     // Webhooks: registered, the secret once; the endpoint; deleting asks.
     browser.goto(&format!("{base}/backoffice/webhook")).await;
     check_page(&browser, &mut screens, "webhooks", &[]).await;
-    tab_to(&browser, "url", 60).await;
-    type_text(&browser, "http://127.0.0.1:9/incasso/eventi").await;
+    browser.tab_to("url", 60).await;
+    browser.type_text("http://127.0.0.1:9/incasso/eventi").await;
     browser.press(&TAB.to_string()).await;
-    focus_is(&browser, "descrizione", "webhooks, the description").await;
-    type_text(&browser, "Gestionale dei tributi").await;
+    browser
+        .focus_is("descrizione", "webhooks, the description")
+        .await;
+    browser.type_text("Gestionale dei tributi").await;
     browser.press(&ENTER.to_string()).await;
-    wait_for_element(&browser, "the secret", "#segreto").await;
+    browser.wait_for_element("the secret", "#segreto").await;
     let secret = browser.text(&browser.find("#segreto").await).await;
     assert!(secret.starts_with("whsec_"), "{secret}");
     check_page(&browser, &mut screens, "webhook-registered", &[]).await;
@@ -255,14 +223,18 @@ async fn run(screen: Screen, label: &'static str) {
     browser.goto(href.as_str().unwrap()).await;
     check_page(&browser, &mut screens, "webhook-endpoint", &[]).await;
     // The failed delivery, sent again.
-    tab_to(&browser, &format!("riprova-{delivery}"), 60).await;
+    browser.tab_to(&format!("riprova-{delivery}"), 60).await;
     browser.press(&ENTER.to_string()).await;
-    wait_for_element(&browser, "the retry's outcome", "#esito").await;
+    browser
+        .wait_for_element("the retry's outcome", "#esito")
+        .await;
     check_page(&browser, &mut screens, "webhook-retried", &[]).await;
-    tab_to(&browser, "elimina", 60).await;
+    browser.tab_to("elimina", 60).await;
     browser.press(&ENTER.to_string()).await;
-    wait_for_element(&browser, "the confirmation", "#conferma-elimina").await;
-    focus_is(&browser, "annulla", "webhook, delete").await;
+    browser
+        .wait_for_element("the confirmation", "#conferma-elimina")
+        .await;
+    browser.focus_is("annulla", "webhook, delete").await;
     check_page(&browser, &mut screens, "webhook-delete", &[]).await;
 
     // The desk tells of the flagged payment; its day says what to do,
@@ -270,22 +242,30 @@ async fn run(screen: Screen, label: &'static str) {
     browser
         .goto(&format!("{base}/backoffice/sportello/{DESK}"))
         .await;
-    wait_for_element(&browser, "the desk's warning", "#pos-avviso").await;
+    browser
+        .wait_for_element("the desk's warning", "#pos-avviso")
+        .await;
     check_page(&browser, &mut screens, "desk-flagged", &[]).await;
     browser
         .goto(&format!("{base}/backoffice/sportello/{DESK}/giornata"))
         .await;
-    wait_for_element(&browser, "the flagged payments", "#pos-anomalie").await;
+    browser
+        .wait_for_element("the flagged payments", "#pos-anomalie")
+        .await;
     check_page(&browser, &mut screens, "day-flagged", &[]).await;
-    tab_to(&browser, "rilascia-S-1", 10).await;
+    browser.tab_to("rilascia-S-1", 10).await;
     browser.press(&ENTER.to_string()).await;
-    wait_for_element(&browser, "the release's confirmation", "#conferma-rilascio").await;
-    focus_is(&browser, "annulla", "release").await;
+    browser
+        .wait_for_element("the release's confirmation", "#conferma-rilascio")
+        .await;
+    browser.focus_is("annulla", "release").await;
     check_page(&browser, &mut screens, "release", &[]).await;
     browser.press_shift_tab().await;
-    focus_is(&browser, "conferma-rilascio", "release, the button").await;
+    browser
+        .focus_is("conferma-rilascio", "release, the button")
+        .await;
     browser.press(&ENTER.to_string()).await;
-    wait_for_element(&browser, "the released day", "#esito").await;
+    browser.wait_for_element("the released day", "#esito").await;
     assert!(browser.try_find("#pos-anomalie").await.is_none());
     check_page(&browser, &mut screens, "day-released", &[]).await;
     let s = store.pos_session(ENTE, "S-1").await.unwrap().unwrap();

@@ -29,6 +29,7 @@ mod backoffice_dashboard;
 mod backoffice_desk;
 mod backoffice_desk_browser;
 mod backoffice_desk_pos;
+mod backoffice_desk_pos_browser;
 mod backoffice_frame;
 mod backoffice_notify;
 mod backoffice_notify_email;

@@ -45,7 +45,10 @@ pub fn routes() -> Router<AppState> {
         .route("/backoffice/sportello/{desk}", get(desk_page))
         .route("/backoffice/sportello/{desk}/cerca", post(search))
         .route("/backoffice/sportello/{desk}/terminale", post(push_chosen))
-        .route("/backoffice/sportello/{desk}/pos/{session}", get(session_page))
+        .route(
+            "/backoffice/sportello/{desk}/pos/{session}",
+            get(session_page),
+        )
         .route(
             "/backoffice/sportello/{desk}/ristampa/{iupd}/avviso.pdf",
             get(reprint),
@@ -488,7 +491,18 @@ async fn push_chosen(
             return Redirect::to(&format!("{}/pos/{}", desk_url(&code), seg(&s.id)))
                 .into_response();
         }
-        Err(e) if matches!(e.kind, Kind::Invalid | Kind::Conflict | Kind::Unprocessable | Kind::Unavailable | Kind::NotFound) => e,
+        Err(e)
+            if matches!(
+                e.kind,
+                Kind::Invalid
+                    | Kind::Conflict
+                    | Kind::Unprocessable
+                    | Kind::Unavailable
+                    | Kind::NotFound
+            ) =>
+        {
+            e
+        }
         Err(e) => return error_page(chrome(&state, &signed).await, &e),
     };
     let status = match e.kind {
@@ -497,12 +511,15 @@ async fn push_chosen(
         Kind::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
         _ => StatusCode::BAD_REQUEST,
     };
-    let found = found_notices(&ctx, &ente, &code, &fc).await.ok().map(|mut f| {
-        for r in &mut f {
-            r.checked = chosen.contains(&r.choice);
-        }
-        f
-    });
+    let found = found_notices(&ctx, &ente, &code, &fc)
+        .await
+        .ok()
+        .map(|mut f| {
+            for r in &mut f {
+                r.checked = chosen.contains(&r.choice);
+            }
+            f
+        });
     let search = Searched {
         fiscal_code: fc,
         error: None,
@@ -1085,8 +1102,7 @@ async fn create_at_terminal(
         desk::CreatedIuv::Ente
     };
     match desk::create_at_terminal(&ctx, &ente, &d.code, &code, &p.token, &p.answers, iuv).await {
-        Ok(s) => Redirect::to(&format!("{}/pos/{}", desk_url(&d.code), seg(&s.id)))
-            .into_response(),
+        Ok(s) => Redirect::to(&format!("{}/pos/{}", desk_url(&d.code), seg(&s.id))).into_response(),
         Err(e) if e.kind == Kind::Invalid && !e.code.starts_with("POS_") => {
             rejected(&state, &signed, d, &f, &p, &e).await
         }

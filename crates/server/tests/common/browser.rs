@@ -532,6 +532,62 @@ impl Browser {
         Self::element_of(&self.get("/element/active").await)
     }
 
+    /// Tabs until the element with `id` has the focus (at most `limit`
+    /// times), and waits until it is in view (Bootstrap scrolls smoothly):
+    /// the elements met on the way, to explain a failure.
+    pub async fn tab_to(&self, id: &str, limit: usize) -> Vec<String> {
+        let mut met = Vec::new();
+        for _ in 0..limit {
+            let f = self.focused().await;
+            if f.id == id {
+                self.wait_for(
+                    &format!("#{id} in view"),
+                    "(() => { const r = document.activeElement.getBoundingClientRect(); \
+                     return r.bottom > 0 && r.top < innerHeight; })()",
+                )
+                .await;
+                return met;
+            }
+            met.push(format!("{f}"));
+            self.press(&TAB.to_string()).await;
+        }
+        panic!("Tab never reached #{id}: {met:?}");
+    }
+
+    /// The element with the focus is `id` (on `page`, to explain a failure).
+    pub async fn focus_is(&self, id: &str, page: &str) {
+        let f = self.focused().await;
+        assert_eq!(f.id, id, "{page}: the focus is on {f}");
+    }
+
+    /// Types `text` into the element with the focus.
+    pub async fn type_text(&self, text: &str) {
+        let e = self.active_element().await;
+        self.send_keys(&e, text).await;
+    }
+
+    /// Waits until the page at a path starting with `prefix` has loaded.
+    pub async fn wait_path(&self, what: &str, prefix: &str) {
+        self.wait_for(
+            what,
+            &format!(
+                "location.pathname.startsWith('{prefix}') && document.readyState === 'complete'"
+            ),
+        )
+        .await;
+    }
+
+    /// Waits until an element matches `css` and the page has loaded.
+    pub async fn wait_for_element(&self, what: &str, css: &str) {
+        self.wait_for(
+            what,
+            &format!(
+                "document.querySelector('{css}') !== null && document.readyState === 'complete'"
+            ),
+        )
+        .await;
+    }
+
     /// What `document.activeElement` is, and how it shows its focus.
     pub async fn focused(&self) -> Focus {
         let v = self

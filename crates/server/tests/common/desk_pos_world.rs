@@ -6,7 +6,8 @@
 
 use super::app;
 use super::desk_world::{DESK, catalogue};
-use app::gpd::{BROKER, ENTE, OTHER_ENTE};
+pub use app::gpd::ENTE;
+use app::gpd::{BROKER, OTHER_ENTE};
 use incasso_app::App;
 use incasso_app::pos::{self, PosSettings};
 use incasso_pagopa::pos::PosGatewaySettings;
