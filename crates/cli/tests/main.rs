@@ -13,6 +13,7 @@ mod common {
 }
 
 mod backoffice_clerk;
+mod bench_digitpos;
 mod bench_notify;
 mod bench_portal;
 mod cli;
