@@ -260,6 +260,73 @@ pub async fn register(
     .await
 }
 
+/// [`register`] under the caller's idempotency key, when it sends one
+/// (the URL is the natural key already: without a key a second call is
+/// refused as registered). A retry after a lost answer, with the same key
+/// and `fingerprint`, answers the same endpoint and its secret again
+/// (`true`: replayed) instead of a conflict; the same key for another
+/// body is refused. Only the endpoint's id is kept with the key, never
+/// the secret, which stays sealed with the endpoint.
+pub async fn register_keyed(
+    ctx: &Ctx,
+    ente: &str,
+    key: Option<&str>,
+    fingerprint: &str,
+    url: &str,
+    description: &str,
+) -> Result<(Registered, bool), AppError> {
+    use crate::digitpos::{self as dp, Claimed};
+    let Some(key) = key else {
+        return Ok((register(ctx, ente, url, description).await?, false));
+    };
+    let key = dp::idempotency_key(Some(key))?;
+    let ticket = match dp::claim(ctx, ente, &key, fingerprint).await? {
+        Claimed::Run(t) => t,
+        Claimed::Replay { body, .. } => {
+            require_admin(ctx, ente)?;
+            let id = serde_json::from_str::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v["endpointId"].as_i64())
+                .unwrap_or_default();
+            let place = Place::new("webhooks.register", ente, url);
+            let gone = |e| match e {
+                incasso_store::StoreError::NotFound(_) => AppError::conflict(
+                    "WEBHOOK_DELETED",
+                    "l'endpoint registrato con questa chiave di idempotenza è stato poi eliminato",
+                ),
+                e => crate::error::from_store(e, &place),
+            };
+            let record = ctx.store().webhook_endpoint(ente, id).await.map_err(gone)?;
+            let secret = ctx
+                .store()
+                .webhook_endpoint_secret(ente, id)
+                .await
+                .map_err(gone)?;
+            return Ok((
+                Registered {
+                    endpoint: record.into(),
+                    secret,
+                },
+                true,
+            ));
+        }
+    };
+    match register(ctx, ente, url, description).await {
+        Ok(r) => {
+            let kept = serde_json::json!({ "endpointId": r.endpoint.id }).to_string();
+            if let Err(e) = dp::complete(ctx, &ticket, 201, &kept).await {
+                tracing::warn!(ente, error = %e, "idempotent registration not stored");
+                dp::release(ctx, &ticket).await;
+            }
+            Ok((r, false))
+        }
+        Err(e) => {
+            dp::release(ctx, &ticket).await;
+            Err(e)
+        }
+    }
+}
+
 /// The Ente's endpoints.
 pub async fn list(ctx: &Ctx, ente: &str) -> Result<Vec<Endpoint>, AppError> {
     require_admin(ctx, ente)?;

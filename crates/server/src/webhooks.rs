@@ -207,20 +207,40 @@ pub struct AckDto {
 /// administrator key or the intermediary's; the secret is in this answer
 /// only.
 #[utoipa::path(post, path = "/api/v1/enti/{fiscalCode}/webhooks", tag = "webhooks",
-    params(("fiscalCode" = String, Path)), request_body = RegisterRequest,
+    params(("fiscalCode" = String, Path),
+           ("Idempotency-Key" = Option<String>, Header, description = "Optional here (the URL is the natural key: without a key a second registration is refused as WEBHOOK_URL_REGISTERED). With a key, a retry with the same key and body answers the same endpoint and its secret again (header Idempotent-Replayed: true); with another body it is refused (409 IDEMPOTENCY_KEY_REUSED). Keys are kept 24 hours.")),
+    request_body = RegisterRequest,
     responses((status = 201, body = RegisteredDto),
-              (status = 400, body = ProblemJson, description = "BAD_WEBHOOK_URL, BAD_DESCRIPTION"),
+              (status = 400, body = ProblemJson, description = "BAD_WEBHOOK_URL, BAD_DESCRIPTION, BAD_IDEMPOTENCY_KEY"),
               (status = 403, body = ProblemJson, description = "FORBIDDEN_SCOPE: an application's key"),
-              (status = 409, body = ProblemJson, description = "WEBHOOK_URL_REGISTERED")))]
+              (status = 409, body = ProblemJson, description = "WEBHOOK_URL_REGISTERED, IDEMPOTENCY_KEY_REUSED, IDEMPOTENCY_KEY_IN_PROGRESS, WEBHOOK_DELETED")))]
 pub async fn register(
     State(state): State<AppState>,
     caller: Caller,
     Path(fc): Path<String>,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<RegisterRequest>,
-) -> Result<(StatusCode, Json<RegisteredDto>), ApiError> {
-    let r = webhooks::register(&state.ctx(caller), &fc, &body.url, &body.description).await?;
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    let key = headers
+        .get(crate::digitpos::IDEMPOTENCY_KEY)
+        .map(|v| v.to_str().unwrap_or("\u{0}"));
+    // The body as read, so that the same fields in another order or
+    // spacing are the same request.
+    let canonical = serde_json::json!({"url": body.url, "description": body.description});
+    let fingerprint =
+        incasso_app::digitpos::fingerprint("POST", "webhooks", canonical.to_string().as_bytes());
+    let (r, replayed) = webhooks::register_keyed(
+        &state.ctx(caller),
+        &fc,
+        key,
+        &fingerprint,
+        &body.url,
+        &body.description,
+    )
+    .await?;
     let e = EndpointDto::from(r.endpoint);
-    Ok((
+    let mut resp = (
         StatusCode::CREATED,
         Json(RegisteredDto {
             id: e.id,
@@ -230,7 +250,15 @@ pub async fn register(
             created_at: e.created_at,
             secret: r.secret,
         }),
-    ))
+    )
+        .into_response();
+    if replayed {
+        resp.headers_mut().insert(
+            crate::digitpos::REPLAYED,
+            axum::http::HeaderValue::from_static("true"),
+        );
+    }
+    Ok(resp)
 }
 
 /// The Ente's endpoints (never their secrets).

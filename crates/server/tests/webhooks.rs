@@ -150,6 +150,54 @@ async fn payments_reach_the_receiver_signed_retried_and_acknowledged() {
             (s, v["code"].as_str()),
             (StatusCode::CONFLICT, Some("WEBHOOK_URL_REGISTERED"))
         );
+
+        // Under an idempotency key a retry after a lost answer gets the
+        // same endpoint and its secret again; the key for another body is
+        // refused; once the endpoint is deleted the key says so.
+        let keyed = |body: Value| {
+            http.post(&hooks)
+                .header("Ocp-Apim-Subscription-Key", &admin)
+                .header("Idempotency-Key", "registra-gestionale-2")
+                .json(&body)
+                .send()
+        };
+        let second = json!({"url": format!("{receiver}-2"), "description": "secondo"});
+        let first = keyed(second.clone()).await.unwrap();
+        assert_eq!(first.status(), StatusCode::CREATED);
+        assert!(first.headers().get("idempotent-replayed").is_none());
+        let first: Value = first.json().await.unwrap();
+        let again = keyed(second.clone()).await.unwrap();
+        assert_eq!(again.status(), StatusCode::CREATED, "{backend:?}");
+        assert_eq!(
+            again
+                .headers()
+                .get("idempotent-replayed")
+                .map(|v| v.as_bytes()),
+            Some(&b"true"[..])
+        );
+        let again: Value = again.json().await.unwrap();
+        assert_eq!(again["id"], first["id"], "{again}");
+        assert_eq!(again["secret"], first["secret"], "the same secret again");
+        let other = keyed(json!({"url": format!("{receiver}-2"), "description": "altro"}))
+            .await
+            .unwrap();
+        assert_eq!(other.status(), StatusCode::CONFLICT);
+        let other: Value = other.json().await.unwrap();
+        assert_eq!(other["code"], "IDEMPOTENCY_KEY_REUSED", "{other}");
+        let (s, _) = send(
+            &http,
+            reqwest::Method::DELETE,
+            &format!("{hooks}/{}", first["id"]),
+            Some(&admin),
+            None,
+        )
+        .await;
+        assert!(s.is_success(), "{s}");
+        let gone = keyed(second).await.unwrap();
+        assert_eq!(gone.status(), StatusCode::CONFLICT);
+        let gone: Value = gone.json().await.unwrap();
+        assert_eq!(gone["code"], "WEBHOOK_DELETED", "{gone}");
+
         let (s, list) = send(&http, reqwest::Method::GET, &hooks, Some(&admin), None).await;
         assert_eq!(s, StatusCode::OK);
         assert_eq!(list.as_array().unwrap().len(), 1);

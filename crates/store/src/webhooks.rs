@@ -288,6 +288,19 @@ impl Store {
         endpoint(&row)
     }
 
+    /// The endpoint's secret, opened: for the answer of a registration
+    /// replayed under its idempotency key (the first answer showed it).
+    pub async fn webhook_endpoint_secret(&self, ente: &str, id: i64) -> Result<String> {
+        let sealed: String =
+            sqlx::query_scalar("SELECT secret FROM webhook_endpoints WHERE ente = $1 AND id = $2")
+                .bind(ente)
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?
+                .ok_or(StoreError::NotFound("endpoint del webhook"))?;
+        self.secrets.open(&sealed)
+    }
+
     /// Resumes or pauses an endpoint: paused, its deliveries are still
     /// queued and none is claimed.
     pub async fn set_webhook_endpoint_active(
