@@ -120,6 +120,9 @@ pub struct App {
     pub stations: StationCache,
     /// Each Ente's portal look, read on every portal page.
     pub portal_styles: portal::style::StyleCache,
+    /// The pace of the calls to App IO under each service's key, learned
+    /// from IO's 429s (`notify::pace`).
+    pub io_pace: Arc<std::sync::Mutex<notify::pace::Pacer>>,
 }
 
 impl App {
@@ -130,6 +133,7 @@ impl App {
             clock: Clock::System,
             stations: StationCache::default(),
             portal_styles: Default::default(),
+            io_pace: Default::default(),
         }
     }
 

@@ -22,6 +22,9 @@
 //!   (`INCASSO_IO_URL` unset) falls back to e-mail when the debtor has an
 //!   address (the e-mail outbox sends it, the notice PDF attached to
 //!   invitations and reminders); without one the row is SKIPPED with why.
+//! - **Pace**: the calls under each IO key are spaced at the rate IO
+//!   allows it, learned from its 429s ([`pace`]), so that the outbox drains
+//!   at IO's rate instead of bursting into refusals.
 //! - **Failures**: IO's 429 pauses that service's messages only (a
 //!   per-service "not before"), without counting an attempt; a 5xx, a
 //!   timeout or a refused connection is tried again with exponential
@@ -43,6 +46,7 @@
 
 pub mod backoffice;
 pub mod channels;
+pub mod pace;
 
 use crate::error::{AppError, At, Place};
 use crate::{App, Ctx};
@@ -85,6 +89,51 @@ const BATCH: u32 = 128;
 
 /// A 429 without `Retry-After` pauses the service this long.
 const RATE_LIMIT_PAUSE: Duration = Duration::from_secs(1);
+
+/// A call that would wait longer than this for its turn under its key's
+/// pace is not made: its row is put back for then (well within [`LEASE`]).
+const PACE_WAIT: Duration = Duration::from_secs(5);
+
+/// The application's pacer of IO calls (see [`pace`]).
+fn pacer(app: &App) -> std::sync::MutexGuard<'_, pace::Pacer> {
+    app.io_pace
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Waits for the turn of a call to IO under `key`; `Err` with how long it
+/// would have waited when that is more than [`PACE_WAIT`].
+async fn io_turn(app: &App, key: &str) -> Result<(), Duration> {
+    let wait = pacer(app).reserve(key, std::time::Instant::now(), PACE_WAIT)?;
+    if !wait.is_zero() {
+        tokio::time::sleep(wait).await;
+    }
+    Ok(())
+}
+
+/// The row put back until its key's pace has a turn for it: like a 429,
+/// no attempt is counted.
+async fn paced_back(
+    app: &App,
+    n: &DueNotification,
+    wait: Duration,
+    text: Option<(&str, &str)>,
+) -> Result<Outcome, AppError> {
+    let r = &n.record;
+    let until = app.clock.now() + ChronoDuration::from_std(wait).unwrap_or_default();
+    app.store
+        .notification_not_sent(
+            r.id,
+            n.attempt,
+            "PACED: in attesa del proprio turno nel limite di App IO",
+            Some(until),
+            true,
+            text,
+        )
+        .await
+        .at(Place::new("notify.paced", &r.ente, &r.iupd))?;
+    Ok(Outcome::Retried)
+}
 
 /// The wait after the `attempts`th failure of row `id`: 2, 4, 8... seconds,
 /// at most an hour, plus up to a quarter more (jitter, different for each
@@ -878,8 +927,14 @@ async fn deliver(
         )
         .await;
     }
+    if let Err(wait) = io_turn(app, key).await {
+        return paced_back(app, n, wait, None).await;
+    }
     let profile = match client.profile(key, &prepared.debtor_fiscal_code).await {
-        Ok(p) => p,
+        Ok(p) => {
+            pacer(app).taken(key, std::time::Instant::now());
+            p
+        }
         Err(IoError::NotFound) => {
             return by_email(
                 app,
@@ -954,8 +1009,12 @@ async fn deliver(
         return Ok(Outcome::Skipped);
     }
     let text = Some((rendered.subject.as_str(), rendered.markdown.as_str()));
+    if let Err(wait) = io_turn(app, key).await {
+        return paced_back(app, n, wait, text).await;
+    }
     match client.send(key, &message).await {
         Ok(id) => {
+            pacer(app).taken(key, std::time::Instant::now());
             // Recorded by the round's recorder right away (a group commit);
             // from the call to that record a crash may send it twice.
             let sent = SentMessage {
@@ -991,8 +1050,11 @@ async fn io_failed(
     let store = &app.store;
     match e {
         IoError::RateLimited { retry_after } => {
-            let wait = ChronoDuration::from_std(retry_after.unwrap_or(RATE_LIMIT_PAUSE))
-                .unwrap_or(ChronoDuration::seconds(1));
+            let retry_after = retry_after.unwrap_or(RATE_LIMIT_PAUSE);
+            if let Some(key) = n.io_api_key.as_deref() {
+                pacer(app).limited(key, std::time::Instant::now());
+            }
+            let wait = ChronoDuration::from_std(retry_after).unwrap_or(ChronoDuration::seconds(1));
             // From IO's answer, as IO counts it, not from the round's start.
             let until = app.clock.now() + wait;
             store
