@@ -7,32 +7,14 @@
 use crate::common::process;
 
 use incasso_testkit::backends;
-use process::{database_for, incasso};
+use process::bench_quick;
 
 #[test]
 fn bench_notify_quick_prints_its_json_last() {
     for backend in backends() {
         eprintln!("bench_notify_quick_prints_its_json_last on {backend:?}");
-        let db = database_for(backend);
-        let out = incasso()
-            .args(["bench", "notify", "--quick"])
-            .args(db.iter().flat_map(|url| ["--database-url", url]))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let stdout = String::from_utf8(out.stdout).unwrap();
+        let (v, last, stdout) = bench_quick("notify", backend);
         eprintln!("{stdout}");
-        let last = stdout.lines().last().unwrap();
-        let v: serde_json::Value = serde_json::from_str(last).unwrap();
-        assert_eq!(v["bench"], "notify");
-        assert_eq!(
-            v["backend"],
-            if db.is_some() { "postgres" } else { "sqlite" }
-        );
         assert_eq!(v["items"], 2_000, "{last}");
         assert_eq!(v["limited_items"], 200, "{last}");
         // One citizen in 200 opted out of IO and is told by e-mail.

@@ -7,31 +7,13 @@
 use crate::common::process;
 
 use incasso_testkit::backends;
-use process::{database_for, incasso};
+use process::bench_quick;
 
 #[test]
 fn bench_portal_quick_prints_its_json_last() {
     for backend in backends() {
         eprintln!("bench_portal_quick_prints_its_json_last on {backend:?}");
-        let db = database_for(backend);
-        let out = incasso()
-            .args(["bench", "portal", "--quick"])
-            .args(db.iter().flat_map(|url| ["--database-url", url]))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let stdout = String::from_utf8(out.stdout).unwrap();
-        let last = stdout.lines().last().unwrap();
-        let v: serde_json::Value = serde_json::from_str(last).unwrap();
-        assert_eq!(v["bench"], "portal");
-        assert_eq!(
-            v["backend"],
-            if db.is_some() { "postgres" } else { "sqlite" }
-        );
+        let (v, last, _) = bench_quick("portal", backend);
         // 60 visits of seven page views each, at the offered rate.
         assert_eq!(v["items"], 420, "{last}");
         for key in [

@@ -6,7 +6,7 @@
 use crate::common::process;
 
 use incasso_testkit::{Backend, backends};
-use process::{Running, database_for, free_port, incasso, temp_dir, wait_for_health};
+use process::{Running, bench_quick, database_for, free_port, incasso, temp_dir, wait_for_health};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -541,21 +541,7 @@ fn bench_recon_quick_prints_its_json_last() {
 fn bench_backoffice_quick_prints_its_json_last() {
     for backend in backends() {
         eprintln!("bench_backoffice_quick_prints_its_json_last on {backend:?}");
-        let db = database_for(backend);
-        let out = incasso()
-            .args(["bench", "backoffice", "--quick"])
-            .args(db.iter().flat_map(|url| ["--database-url", url]))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let stdout = String::from_utf8(out.stdout).unwrap();
-        let last = stdout.lines().last().unwrap();
-        let v: serde_json::Value = serde_json::from_str(last).unwrap();
-        assert_eq!(v["bench"], "backoffice");
+        let (v, last, _) = bench_quick("backoffice", backend);
         assert!(
             v["positions"].as_u64().is_some_and(|n| n >= 5_000),
             "{last}"

@@ -66,19 +66,8 @@ async fn run(screen: Screen, label: &'static str) {
     eprintln!("{label}: screenshots in {}", screens.dir.display());
 
     // Sign in by keyboard.
-    browser.goto(&format!("{base}/backoffice/login")).await;
-    let user = browser.find("#username").await;
-    browser.send_keys(&user, "lucia.sportello").await;
-    browser.press(&TAB.to_string()).await;
-    browser.focus_is("password", "sign-in").await;
-    let password = browser.active_element().await;
-    browser.send_keys(&password, PASSWORD).await;
-    browser.press(&ENTER.to_string()).await;
     browser
-        .wait_for(
-            "the home page",
-            "location.pathname === '/backoffice/' && document.readyState === 'complete'",
-        )
+        .sign_in_by_keyboard(&base, "lucia.sportello", PASSWORD)
         .await;
 
     // Home: the desk is one Enter away.

@@ -54,17 +54,8 @@ async fn run(screen: Screen, label: &'static str) {
     eprintln!("{label}: screenshots in {}", screens.dir.display());
 
     // Sign in by keyboard, then the desk.
-    browser.goto(&format!("{base}/backoffice/login")).await;
-    let user = browser.find("#username").await;
-    browser.send_keys(&user, "lucia.sportello").await;
-    browser.press(&TAB.to_string()).await;
-    browser.type_text(PASSWORD).await;
-    browser.press(&ENTER.to_string()).await;
     browser
-        .wait_for(
-            "the home page",
-            "location.pathname === '/backoffice/' && document.readyState === 'complete'",
-        )
+        .sign_in_by_keyboard(&base, "lucia.sportello", PASSWORD)
         .await;
     browser
         .goto(&format!("{base}/backoffice/sportello/{DESK}"))

@@ -150,18 +150,8 @@ async fn run(screen: Screen, label: &'static str) {
     let mut screens = Screens::new(label);
     eprintln!("{label}: screenshots in {}", screens.dir.display());
 
-    browser.goto(&format!("{base}/backoffice/login")).await;
-    let user = browser.find("#username").await;
-    browser.send_keys(&user, "ada.admin").await;
-    browser.press(&TAB.to_string()).await;
-    browser.focus_is("password", "sign-in").await;
-    browser.type_text(PASSWORD).await;
-    browser.press(&ENTER.to_string()).await;
     browser
-        .wait_for(
-            "the home page",
-            "location.pathname === '/backoffice/' && document.readyState === 'complete'",
-        )
+        .sign_in_by_keyboard(&base, "ada.admin", PASSWORD)
         .await;
 
     // Terminals: a wrong id, told next to the field with the focus on it.

@@ -91,3 +91,34 @@ pub fn database_for(backend: incasso_testkit::Backend) -> Option<String> {
         ),
     }
 }
+
+/// `incasso bench {kind} --quick` on `backend`'s database (a fresh one for
+/// PostgreSQL): it must succeed, and its last line must be the JSON of
+/// DESIGN.md's benchmarks naming the bench and the backend. That JSON,
+/// and the line as printed (for messages), with the whole output.
+pub fn bench_quick(
+    kind: &str,
+    backend: incasso_testkit::Backend,
+) -> (serde_json::Value, String, String) {
+    let db = database_for(backend);
+    let out = incasso()
+        .args(["bench", kind, "--quick"])
+        .args(db.iter().flat_map(|url| ["--database-url", url]))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let last = stdout.lines().last().unwrap().to_string();
+    let v: serde_json::Value = serde_json::from_str(&last).unwrap();
+    assert_eq!(v["bench"], kind, "{last}");
+    assert_eq!(
+        v["backend"],
+        if db.is_some() { "postgres" } else { "sqlite" },
+        "{last}"
+    );
+    (v, last, stdout)
+}

@@ -566,6 +566,24 @@ impl Browser {
         self.send_keys(&e, text).await;
     }
 
+    /// Signs `username` in to the back office at `base` by keyboard alone
+    /// (the name typed, Tab to the password, Enter), and waits for its
+    /// home page.
+    pub async fn sign_in_by_keyboard(&self, base: &str, username: &str, password: &str) {
+        self.goto(&format!("{base}/backoffice/login")).await;
+        let user = self.find("#username").await;
+        self.send_keys(&user, username).await;
+        self.press(&TAB.to_string()).await;
+        self.focus_is("password", "sign-in").await;
+        self.type_text(password).await;
+        self.press(&ENTER.to_string()).await;
+        self.wait_for(
+            "the home page",
+            "location.pathname === '/backoffice/' && document.readyState === 'complete'",
+        )
+        .await;
+    }
+
     /// Waits until the page at a path starting with `prefix` has loaded.
     pub async fn wait_path(&self, what: &str, prefix: &str) {
         self.wait_for(
