@@ -6,7 +6,9 @@
 use crate::common::process;
 
 use incasso_testkit::{Backend, backends};
-use process::{Running, bench_quick, database_for, free_port, incasso, temp_dir, wait_for_health};
+use process::{
+    Running, bench_output, bench_quick, database_for, free_port, incasso, temp_dir, wait_for_health,
+};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -477,20 +479,7 @@ fn bench_positions_quick_prints_its_json_last_on(backend: Backend) {
     // Shown with a failure, which otherwise would not say which database.
     eprintln!("bench_positions_quick_prints_its_json_last on {backend:?}");
     let db = database_for(backend);
-    let out = incasso()
-        .args(["bench", "positions", "--quick"])
-        .args(db.iter().flat_map(|url| ["--database-url", url]))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    let last = stdout.lines().last().unwrap();
-    let v: serde_json::Value = serde_json::from_str(last).unwrap();
-    assert_eq!(v["bench"], "positions");
+    let (v, last, _) = bench_output("positions", db.as_deref());
     assert_eq!(v["items"], 2000);
     for key in [
         "seconds",
@@ -506,18 +495,7 @@ fn bench_positions_quick_prints_its_json_last_on(backend: Backend) {
 
 #[test]
 fn bench_recon_quick_prints_its_json_last() {
-    let out = incasso()
-        .args(["bench", "recon", "--quick"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    let last = stdout.lines().last().unwrap();
-    let v: serde_json::Value = serde_json::from_str(last).unwrap();
+    let (v, last, _) = bench_output("recon", None);
     assert_eq!(v["bench"], "recon");
     assert_eq!(v["items"], 3000);
     // One flow in a hundred has no sospeso; the rest are matched except the

@@ -48,14 +48,7 @@ async fn a_clerk_takes_the_payment_on_the_desk_terminal() {
         .await;
         let service_url = format!("/backoffice/sportello/{DESK}/servizi/{SERVICE}");
         let token = input_value(&lucia.get(&service_url).await.text(), "token");
-        let fields = [
-            ("token", token.as_str()),
-            ("debtor_fiscal_code", DEBTOR),
-            ("debtor_name", "Mario Rossi"),
-            ("email", ""),
-            ("pratica", "AB1234"),
-            ("amount", "0"),
-        ];
+        let fields = desk_form(&token);
         let issued = lucia.post(&format!("{service_url}/emetti"), &fields).await;
         assert_eq!(issued.status, StatusCode::SEE_OTHER, "{}", issued.text());
         let location = issued.location.unwrap();
@@ -254,6 +247,19 @@ async fn a_clerk_takes_the_payment_on_the_desk_terminal() {
             .collect();
         assert_eq!(parts, [("ACC-ANAG".to_string(), "16.00".to_string())]);
     }
+}
+
+/// The desk's form of service DIRITTI filled for Mario Rossi (practice
+/// AB1234, the first amount of the table: 16,00 €) under `token`.
+fn desk_form(token: &str) -> Vec<(&'static str, &str)> {
+    vec![
+        ("token", token),
+        ("debtor_fiscal_code", DEBTOR),
+        ("debtor_name", "Mario Rossi"),
+        ("email", ""),
+        ("pratica", "AB1234"),
+        ("amount", "0"),
+    ]
 }
 
 /// A published position of Ente A for `fiscal_code`: `amount` due in
@@ -507,14 +513,7 @@ async fn a_clerk_has_the_position_created_and_paid_at_the_terminal() {
         let service_url = format!("/backoffice/sportello/{DESK}/servizi/{SERVICE}");
         for (choice, ente_iuv) in [("ente", true), ("circuito", false)] {
             let token = input_value(&lucia.get(&service_url).await.text(), "token");
-            let fields = [
-                ("token", token.as_str()),
-                ("debtor_fiscal_code", DEBTOR),
-                ("debtor_name", "Mario Rossi"),
-                ("email", ""),
-                ("pratica", "AB1234"),
-                ("amount", "0"),
-            ];
+            let fields = desk_form(&token);
             let summary = lucia.post(&service_url, &fields).await.text();
             assert!(
                 summary.contains("id=\"crea-al-terminale\"") && summary.contains("16,00"),
@@ -588,15 +587,7 @@ async fn a_clerk_has_the_position_created_and_paid_at_the_terminal() {
         let r = lucia
             .post(
                 &format!("{service_url}/terminale"),
-                &[
-                    ("token", token.as_str()),
-                    ("debtor_fiscal_code", DEBTOR),
-                    ("debtor_name", "Mario Rossi"),
-                    ("email", ""),
-                    ("pratica", "AB1234"),
-                    ("amount", "0"),
-                    ("pos_iuv", "ente"),
-                ],
+                &[desk_form(&token), [("pos_iuv", "ente")].to_vec()].concat(),
             )
             .await;
         assert_eq!(r.status, StatusCode::CONFLICT, "{backend:?}: {}", r.text());

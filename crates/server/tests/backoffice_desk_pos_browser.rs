@@ -28,6 +28,19 @@ use page_check::{Screens, check_page};
 const PAID: &str = "document.querySelector('#stato-pos') !== null \
     && document.querySelector('#stato-pos').innerText.includes('Pagato')";
 
+/// Opens the desk and searches the debtor's notices by keyboard.
+async fn search_the_debtor(browser: &Browser, base: &str) {
+    browser
+        .goto(&format!("{base}/backoffice/sportello/{DESK}"))
+        .await;
+    browser.tab_to("codice-fiscale", 8).await;
+    browser.type_text(DEBTOR).await;
+    browser.press(&ENTER.to_string()).await;
+    browser
+        .wait_for_element("the notices found", "#risultati")
+        .await;
+}
+
 async fn run(screen: Screen, label: &'static str) {
     let Some(browser) = Browser::start(screen).await else {
         return;
@@ -57,17 +70,9 @@ async fn run(screen: Screen, label: &'static str) {
     browser
         .sign_in_by_keyboard(&base, "lucia.sportello", PASSWORD)
         .await;
-    browser
-        .goto(&format!("{base}/backoffice/sportello/{DESK}"))
-        .await;
 
     // The person's notices, each with its checkbox.
-    browser.tab_to("codice-fiscale", 8).await;
-    browser.type_text(DEBTOR).await;
-    browser.press(&ENTER.to_string()).await;
-    browser
-        .wait_for_element("the notices found", "#risultati")
-        .await;
+    search_the_debtor(&browser, &base).await;
     browser.focus_is("scegli-1", "found").await;
     check_page(&browser, &mut screens, "found", &[]).await;
 
@@ -93,15 +98,7 @@ async fn run(screen: Screen, label: &'static str) {
         }
     }
     assert_eq!(wanted.len(), 2, "{label}: the two notices offered");
-    browser
-        .goto(&format!("{base}/backoffice/sportello/{DESK}"))
-        .await;
-    browser.tab_to("codice-fiscale", 8).await;
-    browser.type_text(DEBTOR).await;
-    browser.press(&ENTER.to_string()).await;
-    browser
-        .wait_for_element("the notices found", "#risultati")
-        .await;
+    search_the_debtor(&browser, &base).await;
     for id in &wanted {
         browser.tab_to(id, 20).await;
         browser.press(" ").await;

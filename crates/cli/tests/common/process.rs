@@ -92,18 +92,13 @@ pub fn database_for(backend: incasso_testkit::Backend) -> Option<String> {
     }
 }
 
-/// `incasso bench {kind} --quick` on `backend`'s database (a fresh one for
-/// PostgreSQL): it must succeed, and its last line must be the JSON of
-/// DESIGN.md's benchmarks naming the bench and the backend. That JSON,
-/// and the line as printed (for messages), with the whole output.
-pub fn bench_quick(
-    kind: &str,
-    backend: incasso_testkit::Backend,
-) -> (serde_json::Value, String, String) {
-    let db = database_for(backend);
+/// `incasso bench {kind} --quick` on `database` (SQLite's own file when
+/// `None`): it must succeed, and its last line must be JSON. That JSON,
+/// the line as printed (for messages), and the whole output.
+pub fn bench_output(kind: &str, database: Option<&str>) -> (serde_json::Value, String, String) {
     let out = incasso()
         .args(["bench", kind, "--quick"])
-        .args(db.iter().flat_map(|url| ["--database-url", url]))
+        .args(database.iter().flat_map(|url| ["--database-url", url]))
         .output()
         .unwrap();
     assert!(
@@ -115,6 +110,17 @@ pub fn bench_quick(
     let last = stdout.lines().last().unwrap().to_string();
     let v: serde_json::Value = serde_json::from_str(&last).unwrap();
     assert_eq!(v["bench"], kind, "{last}");
+    (v, last, stdout)
+}
+
+/// [`bench_output`] on `backend`'s database (a fresh one for PostgreSQL),
+/// its JSON naming the backend as DESIGN.md's benchmarks do.
+pub fn bench_quick(
+    kind: &str,
+    backend: incasso_testkit::Backend,
+) -> (serde_json::Value, String, String) {
+    let db = database_for(backend);
+    let (v, last, stdout) = bench_output(kind, db.as_deref());
     assert_eq!(
         v["backend"],
         if db.is_some() { "postgres" } else { "sqlite" },
