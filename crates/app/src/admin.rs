@@ -107,7 +107,9 @@ pub async fn add_station(ctx: &Ctx, fc: &str, link: &StationLink) -> Result<(), 
         ctx.store()
             .add_station(fc, link, ctx.now())
             .await
-            .at(Place::new("stations.add", fc, &link.station_id))
+            .at(Place::new("stations.add", fc, &link.station_id))?;
+        ctx.app.stations.forget(fc);
+        Ok(())
     })
     .await
 }
@@ -118,7 +120,9 @@ pub async fn remove_station(ctx: &Ctx, fc: &str, station: &str) -> Result<(), Ap
         ctx.store()
             .remove_station(fc, station)
             .await
-            .at(Place::new("stations.remove", fc, station))
+            .at(Place::new("stations.remove", fc, station))?;
+        ctx.app.stations.forget(fc);
+        Ok(())
     })
     .await
 }
@@ -187,6 +191,7 @@ pub async fn set_connection(
             .set_station_connection(fc, station, Some(&json))
             .await
             .at(at)?;
+        ctx.app.stations.forget(fc);
         Ok(settings.redacted())
     })
     .await

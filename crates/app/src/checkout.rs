@@ -87,8 +87,9 @@ pub(crate) async fn station_settings(
             )
         })?;
     let settings: ConnectionSettings = match ctx
-        .store()
-        .station_connection(ente, &station.station_id)
+        .app
+        .stations
+        .connection(ctx.store(), ente, &station.station_id)
         .await
         .at(at)?
     {

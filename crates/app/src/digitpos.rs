@@ -466,12 +466,17 @@ async fn service_form(
         return Err(unknown_service(code));
     }
     let at = Place::new("digitpos.service", ente, code);
-    let service = match ctx.store().get_service(ente, code).await {
+    // Both read at once: the create call's latency is a target.
+    let (service, saved) = tokio::join!(
+        ctx.store().get_service(ente, code),
+        ctx.store().service_form(ente, code)
+    );
+    let service = match service {
         Ok(s) if s.active && (s.spontaneous || !spontaneous_only) => s,
         Ok(_) | Err(StoreError::NotFound(_)) => return Err(unknown_service(code)),
         Err(e) => return Err(crate::error::from_store(e, &at)),
     };
-    match spontaneous::form_of(ctx, ente, service.clone()).await? {
+    match spontaneous::form_from(ente, service.clone(), saved.at(at)?)? {
         Some(f) => Ok(f),
         None if spontaneous_only => Err(unknown_service(code)),
         None => Ok(ServiceForm {
@@ -567,8 +572,9 @@ async fn require_served(ctx: &Ctx, ente: &str) -> Result<(), AppError> {
     let at = Place::new("digitpos.served", ente, "");
     for s in ctx.app.stations.get(ctx.store(), ente).await.at(at)? {
         if ctx
-            .store()
-            .station_connection(ente, &s.station_id)
+            .app
+            .stations
+            .connection(ctx.store(), ente, &s.station_id)
             .await
             .at(at)?
             .is_some()

@@ -172,15 +172,19 @@ impl Ctx {
     }
 }
 
-/// The Enti's stations, read on every Node request, kept for a few seconds.
-/// A station added or removed (possibly by another process) takes effect
-/// within [`StationCache::TTL`]; that is the price of not asking the
-/// database three times per payment.
+/// The Enti's stations, read on every Node request, and their connections
+/// to the Node, read on every Checkout cart, kept for a few seconds. A
+/// station added or removed, or a connection changed (possibly by another
+/// process), takes effect within [`StationCache::TTL`]; that is the price
+/// of not asking the database three times per payment. A station without a
+/// connection is not kept as such: one set a moment later is used at once.
 type StationEntries = HashMap<String, (Instant, Vec<StationLink>)>;
+type ConnectionEntries = HashMap<(String, String), (Instant, String)>;
 
 #[derive(Clone, Default)]
 pub struct StationCache {
     entries: Arc<Mutex<StationEntries>>,
+    connections: Arc<Mutex<ConnectionEntries>>,
 }
 
 impl StationCache {
@@ -191,22 +195,49 @@ impl StationCache {
         store: &Store,
         ente: &str,
     ) -> Result<Vec<StationLink>, incasso_store::StoreError> {
-        if let Some((at, stations)) = self.lock().get(ente)
+        if let Some((at, stations)) = lock(&self.entries).get(ente)
             && at.elapsed() < Self::TTL
         {
             return Ok(stations.clone());
         }
         let stations = store.list_stations(ente).await?;
-        self.lock()
-            .insert(ente.to_string(), (Instant::now(), stations.clone()));
+        lock(&self.entries).insert(ente.to_string(), (Instant::now(), stations.clone()));
         Ok(stations)
     }
 
-    /// A poisoned lock only means another request panicked mid-insert; the
-    /// map is still a valid cache.
-    fn lock(&self) -> std::sync::MutexGuard<'_, StationEntries> {
-        self.entries
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    /// Station `station` of `ente`'s connection settings (JSON), if it has
+    /// any. The map holds one entry per station that has a connection, so
+    /// it is bounded by the stations registered.
+    pub async fn connection(
+        &self,
+        store: &Store,
+        ente: &str,
+        station: &str,
+    ) -> Result<Option<String>, incasso_store::StoreError> {
+        let key = (ente.to_string(), station.to_string());
+        if let Some((at, json)) = lock(&self.connections).get(&key)
+            && at.elapsed() < Self::TTL
+        {
+            return Ok(Some(json.clone()));
+        }
+        let json = store.station_connection(ente, station).await?;
+        let mut connections = lock(&self.connections);
+        match &json {
+            Some(j) => connections.insert(key, (Instant::now(), j.clone())),
+            None => connections.remove(&key),
+        };
+        Ok(json)
     }
+
+    /// Forgets `ente`'s stations and connections: this process changed them.
+    pub fn forget(&self, ente: &str) {
+        lock(&self.entries).remove(ente);
+        lock(&self.connections).retain(|(e, _), _| e != ente);
+    }
+}
+
+/// A poisoned lock only means another request panicked mid-insert; the
+/// map is still a valid cache.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }

@@ -23,8 +23,12 @@ impl Store {
         with: &SpontaneousClaim<'_>,
     ) -> Result<Option<StoredPosition>> {
         let now = from_micros(to_micros(now));
-        let segregation_codes = self.prepare_new(ente, &mut position, now, true).await?;
-        let placement = self.check_placement(ente, placement).await?;
+        // Both read at once: the create call's latency is a target.
+        let (segregation_codes, placement) = tokio::join!(
+            self.prepare_new(ente, &mut position, now, true),
+            self.check_placement(ente, placement)
+        );
+        let (segregation_codes, placement) = (segregation_codes?, placement?);
         let wanted: Vec<bool> = position.options.iter().map(|o| o.iuv.is_none()).collect();
         let count = wanted.iter().filter(|w| **w).count() as u32;
         let mut attempt = 0;
