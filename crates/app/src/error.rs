@@ -31,6 +31,9 @@ pub enum Kind {
     TooLarge,
     /// A party incasso depends on (the pagoPA Node) did not answer (502).
     Unavailable,
+    /// incasso's own database is out of reach for now (503, with
+    /// `Retry-After`): PostgreSQL restarting, say.
+    StoreUnavailable,
     /// incasso's own failure (500): logged with its cause, never shown.
     Internal,
 }
@@ -159,6 +162,14 @@ pub fn from_store(e: StoreError, at: &Place<'_>) -> AppError {
         }
         StoreError::Transition(t) => t.into(),
         StoreError::Unprocessable(code, detail) => AppError::new(Kind::Unprocessable, code, detail),
+        e if e.is_unavailable() => {
+            tracing::warn!(use_case = at.use_case, ente = at.ente, error = %e, "database unavailable");
+            AppError::new(
+                Kind::StoreUnavailable,
+                "DATABASE_UNAVAILABLE",
+                "il servizio è momentaneamente non disponibile: riprovare tra qualche secondo",
+            )
+        }
         // The position's own error, told with its place in the call: the
         // field paths as the caller sent them (`paymentPositions[i].…`).
         StoreError::Item {

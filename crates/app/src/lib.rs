@@ -35,6 +35,7 @@ mod node_demand;
 pub mod notices;
 pub mod notify;
 pub mod operators;
+pub mod ops;
 pub mod paging;
 pub mod portal;
 pub mod pos;

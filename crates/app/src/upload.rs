@@ -296,6 +296,7 @@ fn answer_of(e: &AppError) -> (u16, String) {
         Kind::Unprocessable => 422,
         Kind::TooLarge => 413,
         Kind::Unavailable => 502,
+        Kind::StoreUnavailable => 503,
         Kind::Gone => 410,
         Kind::Internal => 500,
     };

@@ -56,6 +56,19 @@ impl ApiError {
     }
 }
 
+/// Every 503 says when to try again (pages, JSON and the rest alike):
+/// PostgreSQL restarts in a few seconds, and the pool reconnects by itself
+/// at the next request.
+pub async fn retry_after(mut response: Response) -> Response {
+    if response.status() == StatusCode::SERVICE_UNAVAILABLE {
+        response
+            .headers_mut()
+            .entry(axum::http::header::RETRY_AFTER)
+            .or_insert(axum::http::HeaderValue::from_static("5"));
+    }
+    response
+}
+
 /// The HTTP status of each kind of application error.
 pub fn status_of(kind: Kind) -> StatusCode {
     match kind {
@@ -67,6 +80,7 @@ pub fn status_of(kind: Kind) -> StatusCode {
         Kind::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
         Kind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         Kind::Unavailable => StatusCode::BAD_GATEWAY,
+        Kind::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         Kind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         Kind::Gone => StatusCode::GONE,
     }

@@ -81,6 +81,7 @@ pub fn router(state: AppState) -> Router {
     let guard = axum::middleware::from_fn_with_state(state.clone(), auth::tenant_guard);
     Router::new()
         .route("/health", get(health))
+        .route("/ready", get(ready))
         .route("/pagopa/paForNode", axum::routing::post(node::pa_for_node))
         .route(
             "/pay/{fiscalCode}/{noticeNumber}",
@@ -108,12 +109,13 @@ pub fn router(state: AppState) -> Router {
         .merge(SwaggerUi::new("/api/docs").url("/api/openapi.json", openapi))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::map_response(error::retry_after))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
 
 async fn health(State(state): State<AppState>) -> impl IntoResponse {
-    match state.store().ping().await {
+    match incasso_app::ops::health(&state.app).await {
         Ok(()) => (
             StatusCode::OK,
             Json(
@@ -121,12 +123,27 @@ async fn health(State(state): State<AppState>) -> impl IntoResponse {
             ),
         ),
         Err(e) => {
-            tracing::warn!(error = %e, "health check: database not answering");
+            tracing::warn!(code = e.code, "health check: database not answering");
             (
                 StatusCode::SERVICE_UNAVAILABLE,
                 Json(serde_json::json!({"status": "DOWN"})),
             )
         }
+    }
+}
+
+/// Ready to take traffic: the database answers and has every migration
+/// this binary knows (a load balancer sends nothing before; `/health` only
+/// says the process is alive and reaches its database).
+async fn ready(State(state): State<AppState>) -> impl IntoResponse {
+    match incasso_app::ops::readiness(&state.app).await {
+        Ok(()) => (StatusCode::OK, Json(serde_json::json!({"status": "READY"}))),
+        Err(not) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(
+                serde_json::json!({"status": "NOT_READY", "code": not.code, "detail": not.detail}),
+            ),
+        ),
     }
 }
 

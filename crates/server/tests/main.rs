@@ -43,6 +43,7 @@ mod backoffice_supplies;
 mod backoffice_tenancy;
 mod bus;
 mod digitpos;
+mod faults;
 mod gpd_conformance;
 mod gpd_upload;
 mod gpd_v2;

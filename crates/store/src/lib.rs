@@ -106,6 +106,15 @@ pub(crate) const WRITER_PRAGMAS: &str = "PRAGMA cache_size = -16384; PRAGMA temp
 
 /// How often the background checkpointer copies committed WAL frames into
 /// the database file. An idle database costs one no-op query per period.
+/// How long a request waits for a PostgreSQL connection before it is
+/// answered "unavailable" (HTTP 503, the Node's `PAA_SYSTEM_ERROR`). While
+/// PostgreSQL restarts every connection attempt fails at once and the pool
+/// keeps retrying until this passes; the Node gives a primitive a few
+/// seconds in all, and a pool of 16 under load hands a connection over in
+/// milliseconds, so 2 s tells the two apart. SQLite's pools keep a long
+/// wait: there the only wait is for the writer, behind a supply.
+pub const PG_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
+
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
 /// When the WAL holds this many frames (64 MiB of 4 KiB pages), the
@@ -248,6 +257,25 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// The database could not be reached (PostgreSQL restarting, the
+    /// network between): no connection within [`PG_ACQUIRE_TIMEOUT`], or
+    /// one lost mid-statement. The request may be tried again later; it
+    /// is not incasso's fault nor the caller's.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::Backend(e) => matches!(
+                e,
+                sqlx::Error::PoolTimedOut
+                    | sqlx::Error::PoolClosed
+                    | sqlx::Error::Io(_)
+                    | sqlx::Error::Tls(_)
+                    | sqlx::Error::WorkerCrashed
+            ),
+            StoreError::Item { source, .. } => source.is_unavailable(),
+            _ => false,
+        }
+    }
+
     pub fn is_unique_violation(&self) -> bool {
         match self {
             StoreError::Backend(sqlx::Error::Database(e)) => e.is_unique_violation(),
@@ -340,7 +368,7 @@ impl Store {
             Dialect::Postgres => {
                 let pool = AnyPoolOptions::new()
                     .max_connections(16)
-                    .acquire_timeout(Duration::from_secs(30))
+                    .acquire_timeout(PG_ACQUIRE_TIMEOUT)
                     // No `SELECT 1` round trip before every statement's
                     // acquire (perf, `bench digitpos`): a connection the
                     // server dropped fails its statement, as it would one
@@ -385,6 +413,12 @@ impl Store {
     }
 
     /// Answers once the database does.
+    /// The migrations this binary has that the database lacks
+    /// (`GET /ready` is not ready while there are any).
+    pub async fn pending_migrations(&self) -> Result<Vec<i64>> {
+        migrate::pending(self).await
+    }
+
     pub async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())

@@ -255,6 +255,27 @@ pub(crate) async fn run(store: &Store) -> Result<()> {
     Ok(())
 }
 
+/// The versions this binary knows that the database has not applied (all
+/// of them on a database never migrated): a process started by an older
+/// binary's side, or before another's migration finished, is not ready.
+pub(crate) async fn pending(store: &Store) -> Result<Vec<i64>> {
+    let applied: std::collections::HashSet<i64> =
+        match sqlx::query_scalar("SELECT CAST(version AS BIGINT) FROM schema_migrations")
+            .fetch_all(&store.pool)
+            .await
+        {
+            Ok(v) => v.into_iter().collect(),
+            // No table yet: nothing applied.
+            Err(sqlx::Error::Database(_)) => Default::default(),
+            Err(e) => return Err(e.into()),
+        };
+    Ok(MIGRATIONS
+        .iter()
+        .map(|m| m.version)
+        .filter(|v| !applied.contains(v))
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

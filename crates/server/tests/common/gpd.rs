@@ -37,9 +37,12 @@ pub const DELETED: &str = "The debt position was successfully deleted";
 /// A fresh database on `backend` with each of `enti` (the i-th with a
 /// station of segregation code i + 1), and an Ente key of each, in order.
 pub async fn enti(backend: Backend, enti: &[&str]) -> (Store, Vec<String>) {
-    let store = Store::connect(&fresh_database_url(backend).await)
-        .await
-        .unwrap();
+    enti_at(&fresh_database_url(backend).await, enti).await
+}
+
+/// [`enti`] on the database at `url`.
+pub async fn enti_at(url: &str, enti: &[&str]) -> (Store, Vec<String>) {
+    let store = Store::connect(url).await.unwrap();
     let now = chrono::Utc::now();
     let mut keys = Vec::with_capacity(enti.len());
     for (i, fiscal_code) in enti.iter().enumerate() {
