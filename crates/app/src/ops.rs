@@ -28,3 +28,13 @@ pub async fn readiness(app: &App) -> Result<(), AppError> {
         ))
     }
 }
+
+/// A consistent copy of the SQLite database to `dest` while serving
+/// (PostgreSQL: refused, `pg_dump` is the tool); its size in bytes.
+pub async fn backup(app: &App, dest: &std::path::Path) -> Result<u64, AppError> {
+    let shown = dest.display().to_string();
+    app.store
+        .backup_to(dest)
+        .await
+        .at(Place::new("ops.backup", "", &shown))
+}

@@ -103,6 +103,18 @@ enum Command {
         #[command(flatten)]
         db: DbArgs,
     },
+    /// Copy the SQLite database, consistent, while incasso serves from it
+    /// (PostgreSQL: use pg_dump, see docs/DEPLOY.md). Restore by putting
+    /// the copy in the database's place while incasso is stopped. The data
+    /// dir's secret.key is not in the copy: keep it apart, and restore it
+    /// with the copy.
+    Backup {
+        #[command(flatten)]
+        db: DbArgs,
+        /// The copy to write; it must not exist.
+        #[arg(long)]
+        output: PathBuf,
+    },
     /// Issue an API key: for one Ente with --ente, else intermediary-level.
     ApiKey {
         #[command(flatten)]
@@ -284,6 +296,24 @@ async fn run(cli: Cli) -> Result<()> {
             let store = settings.open_store().await?;
             store.close().await;
             println!("migrations applied");
+            Ok(())
+        }
+        Command::Backup { db, output } => {
+            let settings = Settings::resolve(&db, config::Listen::default(), &file)?;
+            // Not migrated: a backup must not change the database it copies.
+            let store = incasso_store::Store::connect_without_migrating(&settings.database_url)
+                .await
+                .with_context(|| {
+                    format!(
+                        "opening database {}",
+                        config::redact(&settings.database_url)
+                    )
+                })?;
+            let app = incasso_app::App::new(store.clone(), incasso_app::Settings::new(""));
+            let bytes = incasso_app::ops::backup(&app, &output).await;
+            store.close().await;
+            let bytes = bytes.map_err(|e| anyhow::anyhow!("{} ({})", e.detail, e.code))?;
+            println!("copia scritta: {} ({bytes} byte)", output.display());
             Ok(())
         }
         Command::ApiKey {

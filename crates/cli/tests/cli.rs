@@ -14,7 +14,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// `incasso COMMAND --database-url URL --ente <the demo Comune>`.
-fn incasso_for_ente(command: &str, url: &str) -> Command {
+pub(crate) fn incasso_for_ente(command: &str, url: &str) -> Command {
     let mut c = incasso();
     c.args([command, "--database-url", url, "--ente", "80000130585"]);
     c
@@ -870,7 +870,7 @@ fn bench_node_quick_prints_its_json_last_on(backend: Backend) {
 
 /// A database with the demo Comune, its station and a TARI service: a
 /// SQLite file in `dir`, or a fresh PostgreSQL database.
-fn seeded_database(backend: Backend, dir: &std::path::Path) -> String {
+pub(crate) fn seeded_database(backend: Backend, dir: &std::path::Path) -> String {
     let url = database_for(backend)
         .unwrap_or_else(|| format!("sqlite://{}", dir.join("bus.db").display()));
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -950,7 +950,7 @@ fn chrono_now() -> chrono::DateTime<chrono::Utc> {
     chrono::Utc::now()
 }
 
-fn positions_in(url: &str) -> u64 {
+pub(crate) fn positions_in(url: &str) -> u64 {
     tokio::runtime::Runtime::new().unwrap().block_on(async {
         let store = incasso_store::Store::connect(url).await.unwrap();
         let n = store
@@ -969,7 +969,7 @@ fn positions_in(url: &str) -> u64 {
     })
 }
 
-fn write_csv(path: &std::path::Path, rows: u64) {
+pub(crate) fn write_csv(path: &std::path::Path, rows: u64) {
     use std::io::Write;
     let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
     writeln!(f, "codice;servizio;codice_fiscale;nominativo;rata;importo;causale;scadenza;iuv;accertamento;operazione").unwrap();

@@ -13,6 +13,7 @@ mod common {
 }
 
 mod backoffice_clerk;
+mod backup;
 mod bench_digitpos;
 mod bench_notify;
 mod bench_portal;

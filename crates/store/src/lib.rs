@@ -13,6 +13,7 @@
 //! The public API is repository methods that take the Ente first: no query
 //! here can cross from one Ente to another.
 
+mod backup;
 mod batch;
 pub mod bench;
 mod bulk;
