@@ -30,6 +30,11 @@ pub struct FileConfig {
     pub portal_limits: Option<String>,
     /// pagoPA's POS gateway, for the desks' card terminals (`[pos]`).
     pub pos: Option<PosFile>,
+    /// The pagoPA Node's addresses, the only callers of `paForNode`
+    /// (CIDR ranges, comma-separated).
+    pub node_allow: Option<String>,
+    /// The key the Node sends in `Ocp-Apim-Subscription-Key`.
+    pub node_key: Option<String>,
 }
 
 /// The `[pos]` table of the config file: where pagoPA's POS gateway is
@@ -89,6 +94,8 @@ pub struct Settings {
     pub limits: incasso_server::portal::limit::LimitSettings,
     /// pagoPA's POS gateway, when configured.
     pub pos: Option<incasso_pagopa::pos::PosGatewaySettings>,
+    /// Who may call `paForNode`.
+    pub node_access: incasso_server::node_access::NodeAccess,
 }
 
 impl Settings {
@@ -140,6 +147,7 @@ impl Settings {
                 file.portal_limits.as_deref(),
             )?,
             pos,
+            node_access: node_access(file.node_allow.as_deref(), file.node_key.as_deref())?,
         })
     }
 
@@ -286,6 +294,16 @@ pub fn portal_limits(
         limits.set_rates(rates)?;
     }
     Ok(limits)
+}
+
+/// Who may call `paForNode`: the Node's addresses and key, either empty
+/// for none asked.
+pub fn node_access(
+    allow: Option<&str>,
+    key: Option<&str>,
+) -> Result<incasso_server::node_access::NodeAccess> {
+    incasso_server::node_access::NodeAccess::new(allow.unwrap_or(""), key.unwrap_or(""))
+        .map_err(|e| anyhow::anyhow!("node_allow: {e}"))
 }
 
 /// `url` with its port replaced by `port`: the demo simulator is reached

@@ -97,6 +97,15 @@ enum Command {
         /// at once (default lookup=30/20,create=5/3).
         #[arg(long, env = "INCASSO_PORTAL_LIMITS")]
         portal_limits: Option<String>,
+        /// The pagoPA Node's addresses (CIDR ranges, comma-separated): only
+        /// they may call /pagopa/paForNode (through --trusted-proxy's
+        /// X-Forwarded-For). Default: any address (docs/DEPLOY.md).
+        #[arg(long, env = "INCASSO_NODE_ALLOW")]
+        node_allow: Option<String>,
+        /// The key the Node sends in Ocp-Apim-Subscription-Key, where the
+        /// station's configuration on pagoPA's side has one.
+        #[arg(long, env = "INCASSO_NODE_KEY", hide_env_values = true)]
+        node_key: Option<String>,
     },
     /// Apply the database migrations and exit.
     Migrate {
@@ -276,6 +285,8 @@ async fn run(cli: Cli) -> Result<()> {
             mail_from,
             trusted_proxy,
             portal_limits,
+            node_allow,
+            node_key,
         } => {
             let mut settings = Settings::resolve(&db, config::Listen { bind, public_url }, &file)?;
             let smtp_url = smtp_url.filter(|u| !u.trim().is_empty());
@@ -289,6 +300,12 @@ async fn run(cli: Cli) -> Result<()> {
                 trusted_proxy.as_deref(),
                 portal_limits.as_deref(),
             )?;
+            if node_allow.is_some() || node_key.is_some() {
+                settings.node_access = config::node_access(
+                    node_allow.as_deref().or(file.node_allow.as_deref()),
+                    node_key.as_deref().or(file.node_key.as_deref()),
+                )?;
+            }
             serve(settings, demo).await
         }
         Command::Migrate { db } => {
@@ -507,7 +524,9 @@ async fn serve(settings: Settings, demo: bool) -> Result<()> {
         tracing::info!(file = %path.display(), simulator = %sim_url, "demo data ready");
     }
     tracing::info!(%addr, %public_url, database = ?store.dialect(), "incasso listening");
-    let state = incasso_server::AppState::new(app).with_limits(settings.limits.clone());
+    let state = incasso_server::AppState::new(app)
+        .with_limits(settings.limits.clone())
+        .with_node_access(settings.node_access.clone());
     incasso_server::serve_state(listener, state, shutdown_signal())
         .await
         .context("serving HTTP")?;

@@ -16,6 +16,7 @@ pub mod digitpos;
 pub mod error;
 pub mod gpd;
 pub mod node;
+pub mod node_access;
 pub mod notices;
 pub mod notify_api;
 pub mod paging;
@@ -49,6 +50,8 @@ pub struct AppState {
     pub app: App,
     /// The citizen portal's per-client limits ([`portal::limit`]).
     pub limits: std::sync::Arc<portal::limit::Limiter>,
+    /// Who may call `paForNode` ([`node_access`]).
+    pub node_access: std::sync::Arc<node_access::NodeAccess>,
 }
 
 impl AppState {
@@ -57,12 +60,19 @@ impl AppState {
         AppState {
             app,
             limits: std::sync::Arc::new(portal::limit::Limiter::new(Default::default())),
+            node_access: Default::default(),
         }
     }
 
     /// With these limits (and trusted proxies) instead.
     pub fn with_limits(mut self, settings: portal::limit::LimitSettings) -> AppState {
         self.limits = std::sync::Arc::new(portal::limit::Limiter::new(settings));
+        self
+    }
+
+    /// With these callers of `paForNode` only.
+    pub fn with_node_access(mut self, access: node_access::NodeAccess) -> AppState {
+        self.node_access = std::sync::Arc::new(access);
         self
     }
 

@@ -21,7 +21,16 @@ use std::time::Duration;
 /// retry, and a KO beats a hang.
 const DEADLINE: Duration = Duration::from_secs(8);
 
-pub async fn pa_for_node(State(state): State<AppState>, body: Bytes) -> Response {
+pub async fn pa_for_node(
+    State(state): State<AppState>,
+    parts: axum::http::request::Parts,
+    body: Bytes,
+) -> Response {
+    // Before the body is read: a stranger gets nothing but the refusal.
+    if let Err(refused) = state.node_access.admit(&parts, state.limits.settings()) {
+        tracing::warn!(?refused, "paForNode: caller refused");
+        return (StatusCode::FORBIDDEN, "chiamante non ammesso").into_response();
+    }
     let started = std::time::Instant::now();
     let request = match wire::parse_request(&body, Limits::default()) {
         Ok(r) => r,

@@ -50,6 +50,7 @@ mod gpd_v2;
 mod gpd_v3;
 mod http_paths;
 mod node;
+mod node_access;
 mod portal_citizen;
 mod portal_citizen_browser;
 mod portal_frame;
