@@ -350,6 +350,8 @@ mod tests {
             trusted_proxy: None,
             portal_limits: None,
             pos: None,
+            node_allow: None,
+            node_key: None,
         };
         let s = Settings::resolve(&DbArgs::default(), Listen::default(), &file).unwrap();
         assert_eq!(s.bind, "0.0.0.0:9000");
