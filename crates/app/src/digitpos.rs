@@ -1271,17 +1271,16 @@ pub async fn purge_keys(app: &App, now: DateTime<Utc>) -> Result<u64, StoreError
 /// hour after start, so a restart does not race other work).
 pub async fn purge_keys_periodically(app: App) {
     let every = std::time::Duration::from_secs(3600);
-    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-    loop {
-        tick.tick().await;
-        match purge_keys(&app, app.clock.now()).await {
+    crate::jobs::on_schedule(app, "purge_idempotency_keys", every, every, |app, now| async move {
+        match purge_keys(&app, now).await {
             Ok(n) if n > 0 => tracing::info!(keys = n, "old DigitPOS idempotency keys forgotten"),
             Ok(_) => {}
             Err(e) => {
                 tracing::warn!(error = %e, "forgetting old idempotency keys failed; retrying next hour")
             }
         }
-    }
+    })
+    .await
 }
 
 #[cfg(test)]

@@ -38,10 +38,10 @@ impl Jobs {
 /// Starts the process's scheduled jobs.
 pub fn start(app: &App) -> Jobs {
     let mut jobs = vec![
-        tokio::spawn(refresh_states(app.store.clone())),
-        tokio::spawn(fetch_flows_periodically(app.store.clone())),
+        tokio::spawn(refresh_states(app.clone())),
+        tokio::spawn(fetch_flows_periodically(app.clone())),
         tokio::spawn(resume_uploads(app.store.clone(), app.clock)),
-        tokio::spawn(close_expired_sessions(app.store.clone())),
+        tokio::spawn(close_expired_sessions(app.clone())),
         tokio::spawn(close_abandoned_spontaneous(app.clone())),
         tokio::spawn(crate::digitpos::purge_keys_periodically(app.clone())),
         tokio::spawn(crate::webhooks::run(app.clone())),
@@ -64,23 +64,71 @@ pub fn start(app: &App) -> Jobs {
     Jobs(jobs)
 }
 
-/// Removes the back office's sessions past their idle or absolute timeout
-/// (they are refused anyway: this keeps the table small), every ten minutes.
-async fn close_expired_sessions(store: Store) {
-    let mut tick = tokio::time::interval(Duration::from_secs(600));
+/// This process's name in `job_turns`: the host and the process id.
+fn process_name() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default();
+    format!("{host}:{}", std::process::id())
+}
+
+/// Runs `round` once per `every` across every process on the database
+/// (`Store::take_job_turn`), the first time `first_after` after the job
+/// is first seen. Each process asks a few times per period, so the turn is
+/// taken soon after it is due whichever process is alive. The round is
+/// given the application's time.
+pub async fn on_schedule<F, Fut>(
+    app: App,
+    job: &'static str,
+    every: Duration,
+    first_after: Duration,
+    mut round: F,
+) where
+    F: FnMut(App, DateTime<Utc>) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let who = process_name();
+    let poll = (every / 4).clamp(Duration::from_secs(1), Duration::from_secs(15));
+    let every_c = chrono::Duration::from_std(every).unwrap_or(chrono::Duration::MAX);
+    let first_c = chrono::Duration::from_std(first_after).unwrap_or_default();
+    let mut tick = tokio::time::interval(poll);
     loop {
         tick.tick().await;
-        let now = Utc::now();
-        if let Err(e) = store
-            .close_expired_sessions(
-                now - crate::operators::IDLE_TIMEOUT,
-                now - crate::operators::ABSOLUTE_TIMEOUT,
-            )
+        let wall = Utc::now();
+        match app
+            .store
+            .take_job_turn(job, &who, wall, every_c, wall + first_c)
             .await
         {
-            tracing::warn!(error = %e, "closing expired sessions failed; retrying later");
+            Ok(true) => round(app.clone(), app.clock.now()).await,
+            Ok(false) => {}
+            Err(e) => tracing::warn!(job, error = %e, "job turn not taken; asking again later"),
         }
     }
+}
+
+/// Removes the back office's sessions past their idle or absolute timeout
+/// (they are refused anyway: this keeps the table small), every ten minutes.
+async fn close_expired_sessions(app: App) {
+    on_schedule(
+        app,
+        "close_expired_sessions",
+        Duration::from_secs(600),
+        Duration::ZERO,
+        |app, now| async move {
+            if let Err(e) = app
+                .store
+                .close_expired_sessions(
+                    now - crate::operators::IDLE_TIMEOUT,
+                    now - crate::operators::ABSOLUTE_TIMEOUT,
+                )
+                .await
+            {
+                tracing::warn!(error = %e, "closing expired sessions failed; retrying later");
+            }
+        },
+    )
+    .await
 }
 
 /// Cancels the positions of spontaneous payments abandoned before paying
@@ -89,21 +137,27 @@ async fn close_abandoned_spontaneous(app: App) {
     // First after one period, not at start: nothing made before a restart
     // is late by a minute more, and a process started next to work that
     // is already under way (a test's, a migration's) does not race it.
-    let mut tick =
-        tokio::time::interval_at(tokio::time::Instant::now() + STATES_EVERY, STATES_EVERY);
-    loop {
-        tick.tick().await;
-        match crate::portal::spontaneous::close_abandoned(&app, app.clock.now()).await {
-            Ok(done) if !done.is_empty() => {
-                tracing::info!(
-                    payments = done.len(),
-                    "abandoned spontaneous payments closed"
-                )
+    on_schedule(
+        app,
+        "close_abandoned_spontaneous",
+        STATES_EVERY,
+        STATES_EVERY,
+        |app, now| async move {
+            match crate::portal::spontaneous::close_abandoned(&app, now).await {
+                Ok(done) if !done.is_empty() => {
+                    tracing::info!(
+                        payments = done.len(),
+                        "abandoned spontaneous payments closed"
+                    )
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "closing abandoned spontaneous payments failed")
+                }
             }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "closing abandoned spontaneous payments failed"),
-        }
-    }
+        },
+    )
+    .await
 }
 
 /// Resumes GPD massive uploads whose process died: at start (a restart
@@ -120,17 +174,19 @@ async fn resume_uploads(store: Store, clock: crate::Clock) {
 }
 
 /// Fetches new reporting flows for every connected Ente and reconciles.
-/// The first run is one period after start, not at start: a restart loop
-/// must not hammer the Node.
-async fn fetch_flows_periodically(store: Store) {
-    let mut tick = tokio::time::interval_at(
-        tokio::time::Instant::now() + FLOW_FETCH_EVERY,
+/// The first run is one period after the job is first seen, not at start:
+/// a restart loop must not hammer the Node.
+async fn fetch_flows_periodically(app: App) {
+    on_schedule(
+        app,
+        "fetch_flows",
         FLOW_FETCH_EVERY,
-    );
-    loop {
-        tick.tick().await;
-        fetch_round(&store, Utc::now()).await;
-    }
+        FLOW_FETCH_EVERY,
+        |app, _| async move {
+            fetch_round(&app.store, Utc::now()).await;
+        },
+    )
+    .await
 }
 
 /// One round of the flow fetch, reported Ente by Ente.
@@ -157,16 +213,21 @@ pub async fn fetch_round(
 
 /// Keeps stored position states in step with time (validity and expiry).
 /// Reads never depend on it: they compute the effective state themselves.
-async fn refresh_states(store: Store) {
-    let mut tick = tokio::time::interval(STATES_EVERY);
-    loop {
-        tick.tick().await;
-        match store.refresh_time_states(Utc::now()).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(positions = n, "position states moved forward in time"),
-            Err(e) => tracing::warn!(error = %e, "refreshing position states failed"),
-        }
-    }
+async fn refresh_states(app: App) {
+    on_schedule(
+        app,
+        "refresh_states",
+        STATES_EVERY,
+        Duration::ZERO,
+        |app, _| async move {
+            match app.store.refresh_time_states(Utc::now()).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(positions = n, "position states moved forward in time"),
+                Err(e) => tracing::warn!(error = %e, "refreshing position states failed"),
+            }
+        },
+    )
+    .await
 }
 
 /// Runs one Ente's share of a job on a task of its own, so that a panic is

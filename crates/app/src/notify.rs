@@ -1228,18 +1228,20 @@ async fn idle_for(app: &App) -> Duration {
 /// Writes the reminders' events, a minute after start and then every
 /// [`REMINDERS_EVERY`].
 pub async fn run_reminders(app: App) {
-    let mut tick = tokio::time::interval_at(
-        tokio::time::Instant::now() + Duration::from_secs(60),
+    crate::jobs::on_schedule(
+        app,
+        "reminders",
         REMINDERS_EVERY,
-    );
-    loop {
-        tick.tick().await;
-        match write_reminders(&app, app.clock.now()).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(options = n, "payment reminders due"),
-            Err(e) => tracing::warn!(error = %e, "reminder job failed; retrying later"),
-        }
-    }
+        Duration::from_secs(60),
+        |app, now| async move {
+            match write_reminders(&app, now).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(options = n, "payment reminders due"),
+                Err(e) => tracing::warn!(error = %e, "reminder job failed; retrying later"),
+            }
+        },
+    )
+    .await
 }
 
 /// The IO key `serve --demo` gives an Ente's services: the simulator's

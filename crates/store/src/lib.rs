@@ -27,6 +27,7 @@ mod enti;
 pub mod events;
 mod hot;
 mod iuv;
+mod jobs;
 mod keys;
 pub mod mail;
 mod migrate;

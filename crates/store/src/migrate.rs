@@ -207,6 +207,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0033_notify_requests.sql"),
         postgres: include_str!("../migrations/postgres/0033_notify_requests.sql"),
     },
+    Migration {
+        version: 34,
+        name: "job_turns",
+        sqlite: include_str!("../migrations/sqlite/0034_job_turns.sql"),
+        postgres: include_str!("../migrations/postgres/0034_job_turns.sql"),
+    },
 ];
 
 /// Arbitrary constant naming incasso's migration lock on PostgreSQL.

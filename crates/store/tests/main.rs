@@ -3,5 +3,6 @@
 //! their number filled a CI machine's disk (see crates/server/tests/main.rs).
 
 mod events;
+mod job_turns;
 mod notify;
 mod store;
