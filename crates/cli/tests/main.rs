@@ -7,6 +7,8 @@ mod common {
     // The server's browser fixtures, shared rather than copied.
     #[path = "../../../server/tests/common/browser.rs"]
     pub mod browser;
+    #[path = "../../../server/tests/common/gpd.rs"]
+    pub mod gpd;
     #[path = "../../../server/tests/common/page_check.rs"]
     pub mod page_check;
     pub mod process;
@@ -22,4 +24,5 @@ mod export;
 mod notify_kill;
 mod portal_citizen;
 mod portal_receipts_demo;
+mod two_processes;
 mod webhooks_kill;

@@ -108,6 +108,25 @@ impl Store {
         flows: &[ReportingFlow],
         now: DateTime<Utc>,
     ) -> Result<Vec<FlowIntake>> {
+        // The same flow taken at once by two processes (the Node's fetch in
+        // one, an upload in the other) on PostgreSQL: both read it unknown,
+        // the second's insert meets the first's row. Run again, it finds
+        // the flow known, as if it had come second.
+        let mut attempt = 0;
+        loop {
+            match self.store_flows_once(ente, flows, now).await {
+                Err(e) if e.is_unique_violation() && attempt < 2 => attempt += 1,
+                outcome => return outcome,
+            }
+        }
+    }
+
+    async fn store_flows_once(
+        &self,
+        ente: &str,
+        flows: &[ReportingFlow],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<FlowIntake>> {
         let mut tx = self.write_tx().await?;
         let mut outcomes = Vec::with_capacity(flows.len());
         let mut events = Vec::new();
