@@ -24,6 +24,10 @@ struct World {
     sim: Simulator,
     store: Store,
     http: reqwest::Client,
+    /// The intermediary's key: the station's connection is set through
+    /// the API, as an operator sets it (and as incasso then uses it at
+    /// once, its cache of connections told).
+    intermediary_key: String,
 }
 
 async fn world(backend: Backend) -> World {
@@ -82,7 +86,12 @@ async fn world(backend: Backend) -> World {
     let sim_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let simulator = format!("http://{}", sim_listener.local_addr().unwrap());
     tokio::spawn(sim.clone().serve(sim_listener, std::future::pending()));
+    let (_, intermediary_key) =
+        incasso_app::keys::issue_key(&store, None, incasso_store::KeyScope::Intermediary, "e2e")
+            .await
+            .unwrap();
     let w = World {
+        intermediary_key,
         incasso,
         simulator,
         sim,
@@ -114,10 +123,18 @@ fn settings(simulator: &str, auth: Auth) -> ConnectionSettings {
 
 impl World {
     async fn connect(&self, s: ConnectionSettings) {
-        self.store
-            .set_station_connection(A, STATION, Some(&serde_json::to_string(&s).unwrap()))
+        let resp = self
+            .http
+            .put(format!(
+                "{}/api/v1/enti/{A}/stations/{STATION}/connection",
+                self.incasso
+            ))
+            .header("Ocp-Apim-Subscription-Key", &self.intermediary_key)
+            .json(&serde_json::json!({ "settings": s }))
+            .send()
             .await
             .unwrap();
+        assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
     }
 
     async fn notice(&self, iupd: &str) -> String {
