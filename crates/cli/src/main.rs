@@ -256,6 +256,24 @@ fn main() -> Result<()> {
     runtime.block_on(run(cli))
 }
 
+/// Standard error, through which every log line passes masked
+/// (`incasso_core::redact`): a fiscal code, an IBAN or a key in any field or
+/// message never reaches the log. The formatter writes an event in one
+/// call, so each call is a whole line.
+struct RedactingStderr;
+
+impl std::io::Write for RedactingStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let text = String::from_utf8_lossy(buf);
+        std::io::stderr().write_all(incasso_core::redact::redact(&text).as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
 fn init_logging(format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
@@ -264,7 +282,7 @@ fn init_logging(format: &str) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
+        .with_writer(|| RedactingStderr);
     if format == "json" {
         builder.json().init();
     } else {

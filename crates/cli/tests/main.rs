@@ -21,6 +21,7 @@ mod bench_notify;
 mod bench_portal;
 mod cli;
 mod export;
+mod logs;
 mod notify_kill;
 mod portal_citizen;
 mod portal_receipts_demo;

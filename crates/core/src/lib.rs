@@ -17,6 +17,7 @@ pub mod fingerprint;
 pub mod form;
 pub mod money;
 pub mod position;
+pub mod redact;
 pub mod taxonomy;
 pub mod text;
 pub mod treasury;
