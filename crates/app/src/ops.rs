@@ -38,3 +38,11 @@ pub async fn backup(app: &App, dest: &std::path::Path) -> Result<u64, AppError> 
         .await
         .at(Place::new("ops.backup", "", &shown))
 }
+
+/// What `GET /metrics` reads from the database.
+pub async fn snapshot(app: &App) -> Result<incasso_store::OperationsSnapshot, AppError> {
+    app.store
+        .operations_snapshot()
+        .await
+        .at(Place::new("ops.snapshot", "", ""))
+}

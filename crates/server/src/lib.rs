@@ -15,6 +15,7 @@ pub mod checkout;
 pub mod digitpos;
 pub mod error;
 pub mod gpd;
+pub mod metrics;
 pub mod node;
 pub mod node_access;
 pub mod notices;
@@ -52,6 +53,8 @@ pub struct AppState {
     pub limits: std::sync::Arc<portal::limit::Limiter>,
     /// Who may call `paForNode` ([`node_access`]).
     pub node_access: std::sync::Arc<node_access::NodeAccess>,
+    /// The process's counters for `GET /metrics` ([`metrics`]).
+    pub metrics: std::sync::Arc<metrics::Metrics>,
 }
 
 impl AppState {
@@ -61,6 +64,7 @@ impl AppState {
             app,
             limits: std::sync::Arc::new(portal::limit::Limiter::new(Default::default())),
             node_access: Default::default(),
+            metrics: Default::default(),
         }
     }
 
@@ -92,6 +96,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/ready", get(ready))
+        .route("/metrics", get(metrics::render))
         .route("/pagopa/paForNode", axum::routing::post(node::pa_for_node))
         .route(
             "/pay/{fiscalCode}/{noticeNumber}",
@@ -117,6 +122,11 @@ pub fn router(state: AppState) -> Router {
         .merge(pos::routes())
         .merge(assets::routes())
         .merge(SwaggerUi::new("/api/docs").url("/api/openapi.json", openapi))
+        // Every route, under its template (a route layer sees it matched).
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::map_response(error::retry_after))

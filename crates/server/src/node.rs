@@ -51,13 +51,30 @@ pub async fn pa_for_node(
     )
     .await
     {
-        Ok(Ok(xml)) => xml,
+        Ok(Ok(xml)) => {
+            state.metrics.node(
+                operation.request_element(),
+                "OK",
+                started.elapsed().as_secs_f64(),
+            );
+            xml
+        }
         Ok(Err(fault)) => {
             tracing::info!(op = ?operation, code = %fault.code, "paForNode: KO");
+            state.metrics.node(
+                operation.request_element(),
+                fault.code.as_str(),
+                started.elapsed().as_secs_f64(),
+            );
             wire::fault_response(operation, &fault)
         }
         Err(_) => {
             tracing::error!(op = ?operation, "paForNode: deadline exceeded");
+            state.metrics.node(
+                operation.request_element(),
+                "PAA_SYSTEM_ERROR",
+                started.elapsed().as_secs_f64(),
+            );
             wire::fault_response(
                 operation,
                 &Fault::new(

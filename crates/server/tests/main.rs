@@ -49,6 +49,7 @@ mod gpd_upload;
 mod gpd_v2;
 mod gpd_v3;
 mod http_paths;
+mod metrics;
 mod node;
 mod node_access;
 mod portal_citizen;

@@ -28,6 +28,8 @@ pub mod events;
 mod hot;
 mod iuv;
 mod jobs;
+mod ops;
+pub use ops::{OperationsSnapshot, OutboxGauge, SupplyGauge};
 mod keys;
 pub mod mail;
 mod migrate;
