@@ -3,7 +3,7 @@
 //! restored as the database of a new incasso.
 
 use crate::cli::{incasso_for_ente, positions_in, seeded_database, write_csv};
-use crate::common::process::{Running, free_port, incasso, temp_dir, wait_for_health};
+use crate::common::process::{Running, free_port, incasso, serve_command, start_server, temp_dir};
 use incasso_testkit::Backend;
 use std::process::Stdio;
 use std::time::Duration;
@@ -23,18 +23,7 @@ fn a_backup_taken_while_serving_and_loading_is_consistent_and_restores() {
     let dir = temp_dir("backup");
     let url = seeded_database(Backend::Sqlite, &dir);
     let port = free_port();
-    let _server = Running(
-        incasso()
-            .args(["serve", "--database-url", &url, "--bind"])
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("--data-dir")
-            .arg(&dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    assert!(wait_for_health(port), "incasso did not start");
+    let _server = start_server(serve_command(&url, &dir, port), port);
     let csv = dir.join("supply.csv");
     write_csv(&csv, ROWS);
     let mut load = Running(
@@ -95,22 +84,10 @@ fn a_backup_taken_while_serving_and_loading_is_consistent_and_restores() {
     std::fs::copy(&last, restored.join("incasso.db")).unwrap();
     std::fs::copy(dir.join("secret.key"), restored.join("secret.key")).unwrap();
     let port = free_port();
-    let _restored_server = Running(
-        incasso()
-            .args(["serve", "--bind"])
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("--data-dir")
-            .arg(&restored)
-            .env_remove("INCASSO_DATABASE_URL")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    assert!(wait_for_health(port), "the restored incasso did not start");
+    let restored_url = format!("sqlite://{}", restored.join("incasso.db").display());
+    let _restored_server = start_server(serve_command(&restored_url, &restored, port), port);
     let ready = http_status(port, "/ready");
     assert_eq!(ready, 200);
-    let restored_url = format!("sqlite://{}", restored.join("incasso.db").display());
     assert_eq!(positions_in(&restored_url), ROWS);
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_dir_all(&restored);

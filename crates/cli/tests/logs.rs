@@ -3,10 +3,9 @@
 //! even when a client puts them in a URL that the request log records.
 
 use crate::cli::seeded_database;
-use crate::common::process::{Running, free_port, incasso, temp_dir, wait_for_health};
+use crate::common::process::{free_port, incasso, serve_command, start_server, temp_dir};
 use incasso_testkit::Backend;
 use std::io::{Read, Write};
-use std::process::Stdio;
 
 const FISCAL_CODE: &str = "RSSMRA85T10A562S";
 const IBAN: &str = "IT65B0200805364000104567891";
@@ -43,26 +42,12 @@ fn json_logs_never_carry_a_fiscal_code_an_iban_or_a_key() {
     .to_string();
     let log = dir.join("incasso.log");
     let port = free_port();
-    let mut server = Running(
-        incasso()
-            .args([
-                "serve",
-                "--log-format",
-                "json",
-                "--database-url",
-                &url,
-                "--bind",
-            ])
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("--data-dir")
-            .arg(&dir)
-            .env("RUST_LOG", "info,tower_http=debug")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap(),
-    );
-    assert!(wait_for_health(port), "incasso did not start");
+    let mut command = serve_command(&url, &dir, port);
+    command
+        .args(["--log-format", "json"])
+        .env("RUST_LOG", "info,tower_http=debug")
+        .stderr(std::fs::File::create(&log).unwrap());
+    let mut server = start_server(command, port);
     let answer = get(
         port,
         &format!(

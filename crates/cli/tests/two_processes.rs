@@ -8,14 +8,13 @@
 //! no IUV twice, every receipt once, the flow once, the supply whole.
 
 use crate::common::gpd::{self, ENTE};
-use crate::common::process::{Running, free_port, incasso, temp_dir, wait_for_health};
+use crate::common::process::{Running, free_port, serve_command, start_server, temp_dir};
 use incasso_core::Cents;
 use incasso_core::fdr::{FlowOutcome, FlowPayment, PartyIdKind, ReportingFlow};
 use incasso_pagopa::wire::{self, QrCode};
 use incasso_testkit::{Backend, backends, fresh_database_url};
 use serde_json::Value;
 use std::collections::HashSet;
-use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -26,19 +25,7 @@ const SUPPLY_ROWS: u64 = 2_000;
 
 fn start(url: &str, name: &str, port: u16) -> Running {
     let dir = temp_dir(&format!("two-processes-{name}"));
-    let running = Running(
-        incasso()
-            .args(["serve", "--database-url", url, "--bind"])
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("--data-dir")
-            .arg(&dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    assert!(wait_for_health(port), "incasso {name} did not start");
-    running
+    start_server(serve_command(url, &dir, port), port)
 }
 
 /// The two processes' base URLs, A's first, and whether A still runs.

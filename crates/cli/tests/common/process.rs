@@ -128,3 +128,26 @@ pub fn bench_quick(
     );
     (v, last, stdout)
 }
+
+/// `incasso serve --database-url URL --bind 127.0.0.1:PORT --data-dir DIR`,
+/// its output discarded (a test that reads it sets `.stderr(...)` again).
+pub fn serve_command(url: &str, dir: &std::path::Path, port: u16) -> Command {
+    let mut c = incasso();
+    c.args(["serve", "--database-url", url, "--bind"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--data-dir")
+        .arg(dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    c
+}
+
+/// Spawns the server `command` and waits until it answers `/health`.
+pub fn start_server(mut command: Command, port: u16) -> Running {
+    let running = Running(command.spawn().unwrap());
+    assert!(
+        wait_for_health(port),
+        "incasso did not start on port {port}"
+    );
+    running
+}
