@@ -70,24 +70,29 @@ impl Proxy {
 
 /// `url` with its host and port replaced by `addr`.
 fn through(url: &str, addr: SocketAddr) -> String {
+    let (start, end) = host_span(url);
+    format!("{}{addr}{}", &url[..start], &url[end..])
+}
+
+/// Where the host and port of `scheme://[user:password@]host[:port]/...`
+/// begin and end.
+fn host_span(url: &str) -> (usize, usize) {
     let scheme_end = url.find("://").unwrap() + 3;
-    let at = url[scheme_end..]
+    let start = url[scheme_end..]
         .find('@')
         .map(|i| scheme_end + i + 1)
         .unwrap_or(scheme_end);
-    let path = url[at..].find('/').map(|i| at + i).unwrap_or(url.len());
-    format!("{}{addr}{}", &url[..at], &url[path..])
+    let end = url[start..]
+        .find('/')
+        .map(|i| start + i)
+        .unwrap_or(url.len());
+    (start, end)
 }
 
 /// The host and port of a PostgreSQL URL.
 async fn address_of(url: &str) -> SocketAddr {
-    let scheme_end = url.find("://").unwrap() + 3;
-    let at = url[scheme_end..]
-        .find('@')
-        .map(|i| scheme_end + i + 1)
-        .unwrap_or(scheme_end);
-    let path = url[at..].find('/').map(|i| at + i).unwrap_or(url.len());
-    let hostport = &url[at..path];
+    let (start, end) = host_span(url);
+    let hostport = &url[start..end];
     let hostport = if hostport.contains(':') {
         hostport.to_string()
     } else {
@@ -120,6 +125,18 @@ async fn postgresql_away_is_answered_at_once_and_incasso_recovers_by_itself() {
             .body(body)
             .send()
     };
+    let probe = |path: &'static str| {
+        let request = client.get(format!("{}{path}", server.base)).send();
+        async move { request.await.unwrap().status() }
+    };
+    let position = || {
+        server.call(
+            Method::GET,
+            "/organizations/80000130585/debtpositions/AWAY-1",
+            Some(&keys[0]),
+            None,
+        )
+    };
     let verify = wire::node::verify_request(
         &gpd::node_header(),
         &QrCode {
@@ -135,12 +152,7 @@ async fn postgresql_away_is_answered_at_once_and_incasso_recovers_by_itself() {
             Some(&gpd::position("AWAY-1", &[gpd::iuv(1)])),
         )
         .await;
-    let ready = client
-        .get(format!("{}/ready", server.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(ready.status(), StatusCode::OK);
+    assert_eq!(probe("/ready").await, StatusCode::OK);
     let answer =
         wire::node::parse_response(&soap(verify.clone()).await.unwrap().bytes().await.unwrap())
             .unwrap();
@@ -149,14 +161,7 @@ async fn postgresql_away_is_answered_at_once_and_incasso_recovers_by_itself() {
     proxy.cut().await;
     // The API: 503 with Retry-After, in the pool's wait, not 30 s.
     let began = Instant::now();
-    let away = server
-        .call(
-            Method::GET,
-            "/organizations/80000130585/debtpositions/AWAY-1",
-            Some(&keys[0]),
-            None,
-        )
-        .await;
+    let away = position().await;
     let waited = began.elapsed();
     assert_eq!(
         away.status,
@@ -181,31 +186,14 @@ async fn postgresql_away_is_answered_at_once_and_incasso_recovers_by_itself() {
         "answered after {waited:?}"
     );
     // Probes: alive, not ready.
-    let health = client
-        .get(format!("{}/health", server.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(health.status(), StatusCode::SERVICE_UNAVAILABLE);
-    let ready = client
-        .get(format!("{}/ready", server.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(probe("/health").await, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(probe("/ready").await, StatusCode::SERVICE_UNAVAILABLE);
 
     proxy.restore().await;
     // Back without a restart: the pool reconnects at the next request.
     let mut back = None;
     for _ in 0..50 {
-        let a = server
-            .call(
-                Method::GET,
-                "/organizations/80000130585/debtpositions/AWAY-1",
-                Some(&keys[0]),
-                None,
-            )
-            .await;
+        let a = position().await;
         if a.status == StatusCode::OK {
             back = Some(a);
             break;
@@ -217,12 +205,7 @@ async fn postgresql_away_is_answered_at_once_and_incasso_recovers_by_itself() {
     let answer =
         wire::node::parse_response(&soap(verify).await.unwrap().bytes().await.unwrap()).unwrap();
     assert!(answer.is_ok(), "{:?}", answer.fault);
-    let ready = client
-        .get(format!("{}/ready", server.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(ready.status(), StatusCode::OK);
+    assert_eq!(probe("/ready").await, StatusCode::OK);
 }
 
 #[tokio::test]
