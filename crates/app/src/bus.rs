@@ -102,6 +102,12 @@ pub async fn start_upload(
                 .await
                 .at(Place::new("supplies.upload", ente, file_name))?;
         }
+        // Accepted means kept, across a power cut too: a file sent again
+        // after one resumes this supply instead of starting another.
+        ctx.store()
+            .durable()
+            .await
+            .at(Place::new("supplies.upload", ente, file_name))?;
         let started = Started {
             supply_id: prepared.supply_id,
             resumed: prepared.resumes(),

@@ -416,17 +416,29 @@ async fn send_rt(
                 )
                 .await;
             }
+            // pagoPA never sends again a receipt the Ente acknowledged: it
+            // must survive a power cut before the OK leaves.
+            if let Err(e) = app.store.durable().await {
+                return Err(system_error(&h.id_pa, e));
+            }
             Ok(wire::ok_response(if v2 {
                 Operation::SendRtV2
             } else {
                 Operation::SendRt
             }))
         }
-        Err(StoreError::Conflict(_)) => Err(Fault::new(
-            FaultCode::ReceiptDuplicate,
-            &h.id_pa,
-            format!("ricevuta {} già ricevuta", r.receipt_id),
-        )),
+        Err(StoreError::Conflict(_)) => {
+            // The first copy may still be on its way to the disk, and this
+            // answer acknowledges it too.
+            if let Err(e) = app.store.durable().await {
+                return Err(system_error(&h.id_pa, e));
+            }
+            Err(Fault::new(
+                FaultCode::ReceiptDuplicate,
+                &h.id_pa,
+                format!("ricevuta {} già ricevuta", r.receipt_id),
+            ))
+        }
         Err(e) => Err(system_error(&h.id_pa, e)),
     }
 }

@@ -165,6 +165,8 @@ pub async fn store_parsed_flows(
         }
     }
     let intakes = store.store_flows(ente, &good, now).await?;
+    // Answered as taken in: kept across a power cut first.
+    store.durable().await?;
     for (at, intake) in good_at.into_iter().zip(intakes) {
         if let Ok((_, slot)) = &mut answers[at] {
             *slot = intake;
@@ -195,7 +197,9 @@ pub async fn take_treasury_file(
     } else {
         camt::parse(bytes, ente)?
     };
-    Ok(store.store_movements(ente, &movements, now).await?)
+    let new = store.store_movements(ente, &movements, now).await?;
+    store.durable().await?;
+    Ok(new)
 }
 
 /// Takes in a bank's own export of movements (CSV, fixed width, a
@@ -227,7 +231,9 @@ pub async fn take_treasury_with_layout(
             }
             other => ReconError::Treasury(TreasuryError::at("/", other.to_string())),
         })?;
-    Ok(store.store_movements(ente, &movements, now).await?)
+    let new = store.store_movements(ente, &movements, now).await?;
+    store.durable().await?;
+    Ok(new)
 }
 
 async fn known_ente(store: &Store, ente: &str) -> Result<(), ReconError> {

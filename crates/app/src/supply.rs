@@ -1105,7 +1105,10 @@ pub async fn run(
         }
     }
     claim.release().await;
-    result
+    let report = result?;
+    // The report says "loaded": what it counts must outlive a power cut.
+    store.durable().await?;
+    Ok(report)
 }
 
 async fn run_claimed(

@@ -208,6 +208,9 @@ pub async fn start(
             .begin_upload(&upload, &kept, &supply)
             .await
             .at(place)?;
+        // The file id answers "accepted": the file must outlive a power
+        // cut, so that the work resumes after it.
+        ctx.store().durable().await.at(place)?;
         let work = Work {
             store: ctx.store().clone(),
             clock: ctx.app.clock,

@@ -265,6 +265,13 @@ pub async fn render(State(state): State<AppState>) -> Response {
                 "Database connections idle, by pool.",
                 &idle,
             );
+            let _ = writeln!(
+                out,
+                "# HELP incasso_wal_flushes_total WAL flushes made so that acknowledged writes survive a power cut (SQLite).\n\
+                 # TYPE incasso_wal_flushes_total counter\n\
+                 incasso_wal_flushes_total {}",
+                s.wal_flushes
+            );
             gauge(
                 &mut out,
                 "incasso_database_up",

@@ -4,7 +4,7 @@
 use crate::common::app::gpd::{self, ENTE};
 use crate::common::app::schemathesis_tool::serve;
 use incasso_pagopa::wire::{self, QrCode};
-use incasso_testkit::backends;
+use incasso_testkit::{Backend, backends};
 use reqwest::Method;
 
 /// The value of the sample `name{labels}` (labels exactly as written).
@@ -51,6 +51,40 @@ async fn metrics_count_requests_primitives_and_read_the_database() {
                 .await
                 .unwrap();
         }
+        let scrape_text = || async {
+            http.get(format!("{}/metrics", server.base))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        };
+        // A position created and notices verified: nothing acknowledged
+        // needs a flush. A receipt acknowledged does, on SQLite.
+        let flushes = "incasso_wal_flushes_total";
+        assert_eq!(sample(&scrape_text().await, flushes), Some(0.0));
+        let rt = http
+            .post(format!("{}/pagopa/paForNode", server.base))
+            .header("Content-Type", "text/xml; charset=utf-8")
+            .body(wire::node::send_rt_request(
+                &gpd::node_header(),
+                &gpd::receipt("MET-RT-1", &gpd::nav(1), "OK"),
+                true,
+            ))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(rt.contains("<outcome>OK</outcome>"), "{rt}");
+        let after = sample(&scrape_text().await, flushes).unwrap();
+        assert_eq!(
+            after > 0.0,
+            backend == Backend::Sqlite,
+            "{backend:?}: {after}"
+        );
         let scrape = http
             .get(format!("{}/metrics", server.base))
             .send()

@@ -9,7 +9,7 @@ use incasso_core::ente::Ente;
 use incasso_core::fdr::{FlowOutcome, FlowPayment, PartyIdKind, ReportingFlow};
 use incasso_recon::fdr;
 use incasso_store::{FlowIntake, Store};
-use incasso_testkit::{backends, fresh_database_url};
+use incasso_testkit::{Backend, backends, fresh_database_url};
 use std::collections::BTreeMap;
 
 const ENTE: &str = "80000130585";
@@ -739,9 +739,18 @@ async fn the_reconciliation_api() {
                 .header("Ocp-Apim-Subscription-Key", &key)
                 .send()
         };
+        // On SQLite, a flow or a journal answered as taken in was flushed
+        // to the disk first (`Store::durable`); PostgreSQL's COMMIT is.
+        let flushed_since = |before: u64| store.wal_flushes() - before;
+        let flushes = store.wal_flushes();
         let a = flow("2026-10-02PSPA-1", "TRN-A", &[10_000, 5_000], 6);
         let r = post("/flows", fdr::write(&a).into_bytes()).await.unwrap();
         assert_eq!(r.status(), 201, "{backend:?}");
+        assert_eq!(
+            flushed_since(flushes) > 0,
+            backend == Backend::Sqlite,
+            "{backend:?}"
+        );
         let body: serde_json::Value = r.json().await.unwrap();
         assert_eq!(body["intake"], "STORED");
         let r = post("/flows", fdr::write(&a).into_bytes()).await.unwrap();
@@ -773,8 +782,14 @@ async fn the_reconciliation_api() {
             trn: None,
             operation: "ESEGUITO",
         }]);
+        let flushes = store.wal_flushes();
         let r = post("/treasury", doc.into_bytes()).await.unwrap();
         assert_eq!(r.status(), 201);
+        assert_eq!(
+            flushed_since(flushes) > 0,
+            backend == Backend::Sqlite,
+            "{backend:?}"
+        );
         assert_eq!(
             r.json::<serde_json::Value>().await.unwrap()["newMovements"],
             3

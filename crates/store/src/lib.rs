@@ -23,6 +23,7 @@ mod claim;
 pub mod dashboard;
 pub mod desks;
 mod digitpos;
+mod durable;
 mod enti;
 pub mod events;
 mod hot;
@@ -316,6 +317,8 @@ pub struct Store {
     secrets: std::sync::Arc<secrets::Keyring>,
     /// API keys and return hosts, kept a few seconds ([`hot`]).
     hot: hot::Hot,
+    /// SQLite's group commit before acknowledgements ([`durable`]).
+    wal_flush: Option<std::sync::Arc<durable::WalFlush>>,
 }
 
 /// The file of a `sqlite:` URL; none for an in-memory database.
@@ -392,6 +395,7 @@ impl Store {
         if dialect == Dialect::Sqlite {
             checkpointer(pool.clone());
         }
+        let wal_flush = sqlite_file.as_deref().map(durable::WalFlush::new);
         Ok(Store {
             pool,
             writer,
@@ -399,6 +403,7 @@ impl Store {
             sqlite_file,
             secrets: Default::default(),
             hot: Default::default(),
+            wal_flush,
         })
     }
 

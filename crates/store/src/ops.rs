@@ -37,6 +37,8 @@ pub struct OperationsSnapshot {
     /// (pool, connections open, idle): `readers` and `writer` on SQLite,
     /// `pool` on PostgreSQL.
     pub pools: Vec<(&'static str, u32, u32)>,
+    /// WAL flushes made before acknowledgements (SQLite; [`Store::durable`]).
+    pub wal_flushes: u64,
 }
 
 const OUTBOXES: [(&str, &str); 3] = [
@@ -90,6 +92,7 @@ impl Store {
              WHERE anomaly IS NOT NULL GROUP BY anomaly ORDER BY anomaly",
         )
         .await?;
+        snapshot.wal_flushes = self.wal_flushes();
         snapshot.pools = match self.dialect {
             crate::Dialect::Sqlite => vec![
                 ("readers", self.pool.size(), self.pool.num_idle() as u32),
