@@ -752,6 +752,21 @@ impl Store {
         paid_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<Option<PosReceiptLink>> {
+        // Nearly every receipt is for a notice no terminal holds: a plain
+        // read tells, without a write transaction (on SQLite, the one
+        // writer's lock) for each of them. A session opened after this
+        // read and before the receipt is found by the sweep.
+        let any_held: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM pos_session_notices
+             WHERE ente = $1 AND notice_number = $2 AND open = 1 AND receipt_id IS NULL",
+        )
+        .bind(ente)
+        .bind(notice_number)
+        .fetch_optional(&self.pool)
+        .await?;
+        if any_held.is_none() {
+            return Ok(None);
+        }
         let mut tx = self.write_tx().await?;
         let held: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
             "SELECT session_id FROM pos_session_notices

@@ -1441,23 +1441,41 @@ pub(crate) async fn find_by_notice(
     notice_number: &str,
     lock: &str,
 ) -> Result<(StoredPosition, usize)> {
-    let sql = format!(
-        "SELECT {POSITION_COLUMNS} FROM debt_positions WHERE id =
-            (SELECT position_id FROM payment_options WHERE ente = $1 AND notice_number = $2){lock}"
-    );
-    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+    // One statement for the position, its options and their transfers:
+    // the Node asks for a notice three times per payment (verify,
+    // activate, receipt), and three statements each were most of a
+    // payment's round trips to PostgreSQL (`bench node`). Only the
+    // position's row is locked (PostgreSQL refuses to lock the nullable
+    // side of the outer join).
+    let sql: &str = if lock.is_empty() {
+        &FIND_BY_NOTICE
+    } else {
+        &FIND_BY_NOTICE_LOCKED
+    };
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(ente)
         .bind(notice_number)
-        .fetch_optional(&mut *conn)
-        .await?
-        .ok_or(StoreError::NotFound("avviso"))?;
-    let stored = load_children(conn, ente, vec![row])
-        .await?
-        .pop()
-        .ok_or(StoreError::NotFound("avviso"))?;
-    let index = stored
-        .position
-        .options
+        .fetch_all(&mut *conn)
+        .await?;
+    let first = rows.first().ok_or(StoreError::NotFound("avviso"))?;
+    let mut stored = position_from(Cols {
+        row: first,
+        prefix: "p_",
+    })?;
+    let options = &mut stored.position.options;
+    for row in &rows {
+        let iuv: String = row.try_get("o_iuv")?;
+        if options.last().and_then(|o| o.iuv.as_deref()) != Some(iuv.as_str()) {
+            options.push(option_from(Cols { row, prefix: "o_" })?);
+        }
+        let has_transfer = row.try_get::<Option<String>, _>("t_iuv")?.is_some();
+        if has_transfer && let Some(option) = options.last_mut() {
+            option
+                .transfers
+                .push(transfer_from(Cols { row, prefix: "t_" })?);
+        }
+    }
+    let index = options
         .iter()
         .position(|o| {
             o.notice_number
@@ -1467,6 +1485,40 @@ pub(crate) async fn find_by_notice(
         .ok_or(StoreError::NotFound("avviso"))?;
     Ok((stored, index))
 }
+
+/// `table.column AS {prefix}column` for each of `columns` (written with
+/// or without their table's alias).
+fn aliased(columns: &str, table: &str, prefix: &str) -> String {
+    columns
+        .split(',')
+        .map(|c| {
+            let name = c.trim();
+            let name = name.rsplit('.').next().unwrap_or(name);
+            format!("{table}.{name} AS {prefix}{name}")
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn find_by_notice_sql(lock: &str) -> String {
+    format!(
+        "SELECT {}, {}, {}
+         FROM payment_options n
+         JOIN debt_positions p ON p.id = n.position_id
+         JOIN payment_options o ON o.ente = n.ente AND o.position_id = n.position_id
+         LEFT JOIN transfers t ON t.ente = o.ente AND t.iuv = o.iuv
+         WHERE n.ente = $1 AND n.notice_number = $2
+         ORDER BY o.option_index, t.id_transfer{lock}",
+        aliased(POSITION_COLUMNS, "p", "p_"),
+        aliased(OPTION_COLUMNS, "o", "o_"),
+        aliased(TRANSFER_COLUMNS, "t", "t_"),
+    )
+}
+
+static FIND_BY_NOTICE: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| find_by_notice_sql(""));
+static FIND_BY_NOTICE_LOCKED: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| find_by_notice_sql(" FOR UPDATE OF p"));
 
 /// GPD's reported states on loaded positions (see
 /// `DebtPosition::show_reporting`): one query for the whole page, the
@@ -1588,95 +1640,133 @@ async fn load_children(
     Ok(positions)
 }
 
+/// A row's columns by name: as in their table, or with a prefix where a
+/// join brings columns of several tables that share names (`status`,
+/// `amount`, `metadata`).
+#[derive(Clone, Copy)]
+struct Cols<'r> {
+    row: &'r AnyRow,
+    prefix: &'static str,
+}
+
+impl<'r> Cols<'r> {
+    fn plain(row: &'r AnyRow) -> Cols<'r> {
+        Cols { row, prefix: "" }
+    }
+
+    fn get<T>(&self, name: &str) -> std::result::Result<T, sqlx::Error>
+    where
+        T: for<'a> sqlx::Decode<'a, sqlx::Any> + sqlx::Type<sqlx::Any>,
+    {
+        if self.prefix.is_empty() {
+            self.row.try_get(name)
+        } else {
+            self.row.try_get(format!("{}{name}", self.prefix).as_str())
+        }
+    }
+}
+
 fn position_from_row(r: &AnyRow) -> Result<StoredPosition> {
-    let kind: String = r.try_get("debtor_type")?;
-    let status: String = r.try_get("status")?;
+    position_from(Cols::plain(r))
+}
+
+fn position_from(r: Cols) -> Result<StoredPosition> {
+    let kind: String = r.get("debtor_type")?;
+    let status: String = r.get("status")?;
     Ok(StoredPosition {
-        id: r.try_get("id")?,
-        version: r.try_get("version")?,
+        id: r.get("id")?,
+        version: r.get("version")?,
         position: DebtPosition {
-            iupd: r.try_get("iupd")?,
+            iupd: r.get("iupd")?,
             debtor: Debtor {
                 kind: if kind == "G" {
                     DebtorType::G
                 } else {
                     DebtorType::F
                 },
-                fiscal_code: r.try_get("debtor_fiscal_code")?,
-                full_name: r.try_get("debtor_name")?,
-                street_name: r.try_get("debtor_street")?,
-                civic_number: r.try_get("debtor_civic")?,
-                postal_code: r.try_get("debtor_postal_code")?,
-                city: r.try_get("debtor_city")?,
-                province: r.try_get("debtor_province")?,
-                region: r.try_get("debtor_region")?,
-                country: r.try_get("debtor_country")?,
-                email: r.try_get("debtor_email")?,
-                phone: r.try_get("debtor_phone")?,
+                fiscal_code: r.get("debtor_fiscal_code")?,
+                full_name: r.get("debtor_name")?,
+                street_name: r.get("debtor_street")?,
+                civic_number: r.get("debtor_civic")?,
+                postal_code: r.get("debtor_postal_code")?,
+                city: r.get("debtor_city")?,
+                province: r.get("debtor_province")?,
+                region: r.get("debtor_region")?,
+                country: r.get("debtor_country")?,
+                email: r.get("debtor_email")?,
+                phone: r.get("debtor_phone")?,
             },
-            company_name: r.try_get("company_name")?,
-            office_name: r.try_get("office_name")?,
-            validity_date: opt_from_micros(r.try_get("validity_date")?),
-            switch_to_expired: r.try_get::<i64, _>("switch_to_expired")? != 0,
-            pay_stand_in: r.try_get::<i64, _>("pay_stand_in")? != 0,
+            company_name: r.get("company_name")?,
+            office_name: r.get("office_name")?,
+            validity_date: opt_from_micros(r.get("validity_date")?),
+            switch_to_expired: r.get::<i64>("switch_to_expired")? != 0,
+            pay_stand_in: r.get::<i64>("pay_stand_in")? != 0,
             status: status
                 .parse()
                 .map_err(|_| StoreError::Corrupt(format!("position status {status}")))?,
-            inserted_date: Some(from_micros(r.try_get("inserted_at")?)),
-            publish_date: opt_from_micros(r.try_get("publish_date")?),
-            payment_date: opt_from_micros(r.try_get("payment_date")?),
-            last_updated_date: Some(from_micros(r.try_get("updated_at")?)),
+            inserted_date: Some(from_micros(r.get("inserted_at")?)),
+            publish_date: opt_from_micros(r.get("publish_date")?),
+            payment_date: opt_from_micros(r.get("payment_date")?),
+            last_updated_date: Some(from_micros(r.get("updated_at")?)),
             options: Vec::new(),
         },
         placement: Placement {
-            service: r.try_get("service_code")?,
-            office: r.try_get("office_code")?,
+            service: r.get("service_code")?,
+            office: r.get("office_code")?,
         },
     })
 }
 
 fn option_from_row(r: &AnyRow) -> Result<PaymentOption> {
-    let status: String = r.try_get("status")?;
-    let metadata: String = r.try_get("metadata")?;
-    let nav: String = r.try_get("notice_number")?;
+    option_from(Cols::plain(r))
+}
+
+fn option_from(r: Cols) -> Result<PaymentOption> {
+    let status: String = r.get("status")?;
+    let metadata: String = r.get("metadata")?;
+    let nav: String = r.get("notice_number")?;
     Ok(PaymentOption {
-        iuv: Some(r.try_get("iuv")?),
+        iuv: Some(r.get("iuv")?),
         notice_number: Some(
             NoticeNumber::parse(&nav)
                 .map_err(|e| StoreError::Corrupt(format!("notice number {nav}: {e}")))?
                 .notice_number,
         ),
-        amount: Cents(r.try_get("amount")?),
-        description: r.try_get("description")?,
-        is_partial_payment: r.try_get::<i64, _>("is_partial_payment")? != 0,
-        due_date: from_micros(r.try_get("due_date")?),
-        retention_date: opt_from_micros(r.try_get("retention_date")?),
-        fee: Cents(r.try_get("fee")?),
-        notification_fee: Cents(r.try_get("notification_fee")?),
+        amount: Cents(r.get("amount")?),
+        description: r.get("description")?,
+        is_partial_payment: r.get::<i64>("is_partial_payment")? != 0,
+        due_date: from_micros(r.get("due_date")?),
+        retention_date: opt_from_micros(r.get("retention_date")?),
+        fee: Cents(r.get("fee")?),
+        notification_fee: Cents(r.get("notification_fee")?),
         status: status
             .parse()
             .map_err(|_| StoreError::Corrupt(format!("option status {status}")))?,
-        payment_date: opt_from_micros(r.try_get("payment_date")?),
-        reporting_date: opt_from_micros(r.try_get("reporting_date")?),
+        payment_date: opt_from_micros(r.get("payment_date")?),
+        reporting_date: opt_from_micros(r.get("reporting_date")?),
         metadata: parse_json(&metadata, "option metadata")?,
         transfers: Vec::new(),
     })
 }
 
 fn transfer_from_row(r: &AnyRow) -> Result<Transfer> {
-    let stamp: Option<String> = r.try_get("stamp")?;
-    let metadata: String = r.try_get("metadata")?;
-    let quotas: String = r.try_get("quotas")?;
+    transfer_from(Cols::plain(r))
+}
+
+fn transfer_from(r: Cols) -> Result<Transfer> {
+    let stamp: Option<String> = r.get("stamp")?;
+    let metadata: String = r.get("metadata")?;
+    let quotas: String = r.get("quotas")?;
     let quotas: Vec<QuotaJson> = parse_json(&quotas, "quotas")?;
     Ok(Transfer {
-        id_transfer: r.try_get::<i64, _>("id_transfer")? as u8,
-        amount: Cents(r.try_get("amount")?),
-        organization_fiscal_code: r.try_get("organization_fiscal_code")?,
-        company_name: r.try_get("company_name")?,
-        remittance_information: r.try_get("remittance_information")?,
-        category: r.try_get("category")?,
-        iban: r.try_get("iban")?,
-        postal_iban: r.try_get("postal_iban")?,
+        id_transfer: r.get::<i64>("id_transfer")? as u8,
+        amount: Cents(r.get("amount")?),
+        organization_fiscal_code: r.get("organization_fiscal_code")?,
+        company_name: r.get("company_name")?,
+        remittance_information: r.get("remittance_information")?,
+        category: r.get("category")?,
+        iban: r.get("iban")?,
+        postal_iban: r.get("postal_iban")?,
         stamp: stamp
             .map(|s| parse_json::<Stamp>(&s, "stamp"))
             .transpose()?,
@@ -1691,7 +1781,7 @@ fn transfer_from_row(r: &AnyRow) -> Result<Transfer> {
                 amount: Cents(q.amount),
             })
             .collect(),
-        reported: r.try_get::<i64, _>("reported")? != 0,
+        reported: r.get::<i64>("reported")? != 0,
     })
 }
 
