@@ -40,6 +40,11 @@ pub enum Which {
         /// Run against this database instead of a fresh SQLite file.
         #[arg(long)]
         database_url: Option<String>,
+        /// Serve from this many `incasso serve` processes on the same
+        /// database, the clients spread over them as by a load balancer.
+        /// 0: the server runs inside the bench's own process.
+        #[arg(long, default_value_t = 0)]
+        processes: u16,
     },
     /// Render payment notices on one core: one at a time, and a supply's
     /// notices as a streamed ZIP; against an A4 page with one line of text.
@@ -174,9 +179,10 @@ pub async fn run(which: Which) -> Result<()> {
             concurrency,
             quick,
             database_url,
+            processes,
         } => {
             let cycles = if quick { 300 } else { cycles };
-            node(cycles, concurrency.max(1), database_url).await
+            node(cycles, concurrency.max(1), database_url, processes).await
         }
         Which::Recon {
             flows,
@@ -713,7 +719,12 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[rank.min(sorted.len() - 1)]
 }
 
-async fn node(cycles: u64, concurrency: u64, database_url: Option<String>) -> Result<()> {
+async fn node(
+    cycles: u64,
+    concurrency: u64,
+    database_url: Option<String>,
+    processes: u16,
+) -> Result<()> {
     use incasso_simulator::{Faults, NodeClient, Route};
     let dir = tempdir()?;
     let db_url =
@@ -752,31 +763,57 @@ async fn node(cycles: u64, concurrency: u64, database_url: Option<String>) -> Re
     for t in tasks {
         navs.extend(t.await??);
     }
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(incasso_server::serve_with_listener(
-        listener,
-        store.clone(),
-        async {
-            let _ = stop_rx.await;
-        },
-    ));
-    let client = NodeClient::new(
-        format!("http://{addr}/pagopa/paForNode"),
-        vec![Route {
-            fiscal_code: ENTE.into(),
-            broker_id: "15376371009".into(),
-            station_id: "15376371009_01".into(),
-            segregation_code: Some(1),
-        }],
+    // The server: inside this process, or `processes` children of it
+    // behind the clients' own round robin.
+    let (servers, stop_tx, server, bases) = if processes == 0 {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(incasso_server::serve_with_listener(
+            listener,
+            store.clone(),
+            async {
+                let _ = stop_rx.await;
+            },
+        ));
+        let bases = vec![format!("http://{addr}")];
+        (
+            ServerProcesses::default(),
+            Some(stop_tx),
+            Some(server),
+            bases,
+        )
+    } else {
+        let servers = ServerProcesses::start(&db_url, &dir, processes).await?;
+        let bases = servers
+            .ports
+            .iter()
+            .map(|p| format!("http://127.0.0.1:{p}"))
+            .collect();
+        (servers, None, None, bases)
+    };
+    let clients: Arc<Vec<NodeClient>> = Arc::new(
+        bases
+            .iter()
+            .map(|base| {
+                NodeClient::new(
+                    format!("{base}/pagopa/paForNode"),
+                    vec![Route {
+                        fiscal_code: ENTE.into(),
+                        broker_id: "15376371009".into(),
+                        station_id: "15376371009_01".into(),
+                        segregation_code: Some(1),
+                    }],
+                )
+            })
+            .collect(),
     );
     let navs = Arc::new(navs);
     let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..concurrency {
-        let (client, navs, next) = (client.clone(), navs.clone(), next.clone());
+        let (clients, navs, next) = (clients.clone(), navs.clone(), next.clone());
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             let faults = Faults::default();
@@ -786,7 +823,7 @@ async fn node(cycles: u64, concurrency: u64, database_url: Option<String>) -> Re
                     return Ok::<_, anyhow::Error>(latencies);
                 }
                 let t = Instant::now();
-                client
+                clients[i % clients.len()]
                     .pay(ENTE, &navs[i], &faults)
                     .await
                     .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -802,8 +839,11 @@ async fn node(cycles: u64, concurrency: u64, database_url: Option<String>) -> Re
     latencies.sort_by(|a, b| a.total_cmp(b));
     let rate = cycles as f64 / secs;
     let (p50, p99) = (percentile(&latencies, 50.0), percentile(&latencies, 99.0));
-    let _ = stop_tx.send(());
-    server.await??;
+    if let (Some(stop_tx), Some(server)) = (stop_tx, server) {
+        let _ = stop_tx.send(());
+        server.await??;
+    }
+    let children_rss = servers.stop();
     // Every cycle must have paid its position.
     let paid = store
         .list_positions(
@@ -823,15 +863,22 @@ async fn node(cycles: u64, concurrency: u64, database_url: Option<String>) -> Re
     store.close().await;
     let baseline = bare_axum(concurrency, (cycles * 3).max(3_000)).await?;
     let ratio = rate / baseline;
-    let rss = peak_rss_mb();
-    println!(
-        "bench node ({})",
-        if db_url.starts_with("postgres") {
-            "postgres"
-        } else {
-            "sqlite"
-        }
-    );
+    // With server processes, theirs (summed) is what a deployment pays.
+    let rss = if processes == 0 {
+        peak_rss_mb()
+    } else {
+        children_rss
+    };
+    let database = if db_url.starts_with("postgres") {
+        "postgres"
+    } else {
+        "sqlite"
+    };
+    if processes == 0 {
+        println!("bench node ({database})");
+    } else {
+        println!("bench node ({database}, {processes} incasso serve processes)");
+    }
     println!(
         "  {:<44} {:>10} {:>10} {:>12}",
         "phase", "items", "seconds", "per second"
@@ -854,6 +901,7 @@ async fn node(cycles: u64, concurrency: u64, database_url: Option<String>) -> Re
         "{}",
         json!({
             "bench": "node",
+            "processes": processes,
             "items": cycles,
             "seconds": round2(secs),
             "per_s": rate.round(),
@@ -866,6 +914,85 @@ async fn node(cycles: u64, concurrency: u64, database_url: Option<String>) -> Re
     );
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
+}
+
+/// `incasso serve` processes of this very binary on one database, for
+/// `bench node --processes`. Killed when dropped.
+#[derive(Default)]
+struct ServerProcesses {
+    children: Vec<std::process::Child>,
+    ports: Vec<u16>,
+}
+
+impl ServerProcesses {
+    async fn start(database_url: &str, dir: &std::path::Path, n: u16) -> Result<ServerProcesses> {
+        let exe = std::env::current_exe().context("finding the incasso binary")?;
+        let mut servers = ServerProcesses::default();
+        for i in 0..n {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")?
+                .local_addr()?
+                .port();
+            let data_dir = dir.join(format!("serve-{i}"));
+            std::fs::create_dir_all(&data_dir)?;
+            let child = std::process::Command::new(&exe)
+                .args(["serve", "--database-url", database_url, "--bind"])
+                .arg(format!("127.0.0.1:{port}"))
+                .arg("--data-dir")
+                .arg(&data_dir)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .context("starting incasso serve")?;
+            servers.children.push(child);
+            servers.ports.push(port);
+        }
+        let http = reqwest::Client::new();
+        for port in &servers.ports {
+            let started = Instant::now();
+            loop {
+                let health = http
+                    .get(format!("http://127.0.0.1:{port}/health"))
+                    .send()
+                    .await;
+                if health.is_ok_and(|r| r.status().is_success()) {
+                    break;
+                }
+                anyhow::ensure!(
+                    started.elapsed() < std::time::Duration::from_secs(30),
+                    "incasso serve on port {port} did not start"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+        Ok(servers)
+    }
+
+    /// Stops them; answers their peak resident memory summed, in MiB.
+    fn stop(mut self) -> f64 {
+        let mut total_kib = 0.0;
+        for child in &mut self.children {
+            let status =
+                std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
+            total_kib += status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+                .unwrap_or(0.0);
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        self.children.clear();
+        total_kib / 1024.0
+    }
+}
+
+impl Drop for ServerProcesses {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }
 
 /// Requests per second of an axum handler that does nothing, with the same

@@ -829,16 +829,22 @@ fn http_request_at(host: &str, port: u16, method: &str, path: &str) -> String {
 #[test]
 fn bench_node_quick_prints_its_json_last() {
     for backend in backends() {
-        bench_node_quick_prints_its_json_last_on(backend);
+        bench_node_quick_prints_its_json_last_on(backend, 0);
+        // Two `incasso serve` processes on one PostgreSQL, as deployed
+        // behind a balancer; the bench checks every position got paid.
+        if backend == Backend::Postgres {
+            bench_node_quick_prints_its_json_last_on(backend, 2);
+        }
     }
 }
 
-fn bench_node_quick_prints_its_json_last_on(backend: Backend) {
+fn bench_node_quick_prints_its_json_last_on(backend: Backend, processes: u16) {
     // Shown with a failure, which otherwise would not say which database.
-    eprintln!("bench_node_quick_prints_its_json_last on {backend:?}");
+    eprintln!("bench_node_quick_prints_its_json_last on {backend:?}, {processes} processes");
     let db = database_for(backend);
     let out = incasso()
-        .args(["bench", "node", "--quick"])
+        .args(["bench", "node", "--quick", "--processes"])
+        .arg(processes.to_string())
         .args(db.iter().flat_map(|url| ["--database-url", url]))
         .env("RUST_LOG", "warn")
         .output()
@@ -852,6 +858,12 @@ fn bench_node_quick_prints_its_json_last_on(backend: Backend) {
     let v: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
     assert_eq!(v["bench"], "node");
     assert_eq!(v["items"], 300);
+    assert_eq!(v["processes"], processes, "{stdout}");
+    assert_eq!(
+        stdout.contains(&format!("{processes} incasso serve processes")),
+        processes > 0,
+        "{stdout}"
+    );
     for key in [
         "seconds",
         "per_s",
