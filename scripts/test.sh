@@ -7,7 +7,9 @@
 # dmtxread, and Chromium with chromedriver for the portals' browser tests),
 # and schemathesis from PyPI in a virtual environment, starts
 # PostgreSQL as the `postgres` user, creates a test role, and runs every
-# test once per database. Safe to run again: each step checks first.
+# test once per database; then fuzzes the parsers for a few minutes
+# (scripts/fuzz.sh, which installs cargo-fuzz with cargo when missing).
+# Safe to run again: each step checks first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -99,3 +101,8 @@ export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
 echo "==> cargo test (SQLite and PostgreSQL)"
 cargo test --workspace "$@"
+
+# The parsers of outside input, fuzzed for a bounded time from the kept
+# corpus (docs/TESTING.md); installs cargo-fuzz when missing.
+echo "==> fuzzing (scripts/fuzz.sh)"
+./scripts/fuzz.sh "${INCASSO_FUZZ_SECONDS:-20}"

@@ -59,6 +59,10 @@ fn yes() -> bool {
 /// About a second of writing on a small machine.
 pub const DEFAULT_CHECKPOINT_ROWS: u32 = 50_000;
 
+/// The longest line a fixed-width layout may describe, in characters: far
+/// beyond any record management applications write.
+pub const MAX_FIXED_WIDTH: usize = 10_000;
+
 fn default_checkpoint_rows() -> u32 {
     DEFAULT_CHECKPOINT_ROWS
 }
@@ -404,6 +408,7 @@ impl Layout {
                 self.name
             )));
         }
+        self.check_widths()?;
         // An accounting application that loads nothing and takes
         // regularizations back has a layout with an export alone.
         if self.key.is_empty() && self.fields.is_empty() {
@@ -469,6 +474,13 @@ impl Layout {
                 )));
             }
         }
+        Ok(())
+    }
+
+    /// Column positions and widths: a line is padded to the last column
+    /// read or written, so an absurd one would be an allocation that
+    /// aborts the process, whatever the file.
+    fn check_widths(&self) -> Result<(), LayoutError> {
         if let Format::Fixed { columns, .. } = &self.format {
             for c in columns {
                 if c.start == 0 || c.end < c.start {
@@ -477,6 +489,21 @@ impl Layout {
                         c.name, c.start, c.end
                     )));
                 }
+                if c.end > MAX_FIXED_WIDTH {
+                    return Err(LayoutError::Rule(format!(
+                        "colonna '{}': termina al carattere {}, oltre il massimo di {MAX_FIXED_WIDTH}",
+                        c.name, c.end
+                    )));
+                }
+            }
+        }
+        let export_columns = self.export.iter().flat_map(|e| &e.columns);
+        for c in export_columns {
+            if let Some(width) = c.width.filter(|w| *w > MAX_FIXED_WIDTH) {
+                return Err(LayoutError::Rule(format!(
+                    "colonna esportata '{}': larghezza {width} oltre il massimo di {MAX_FIXED_WIDTH}",
+                    c.name
+                )));
             }
         }
         Ok(())
@@ -495,6 +522,44 @@ mod tests {
         assert!(target_known("quota.2.accertamento"));
         assert!(target_known("metadata.anno"));
         assert!(!target_known("debtor.shoe_size"));
+    }
+
+    /// Found by fuzzing (fuzz/corpus/bus_custom_layout/fixed_column_past_any_line):
+    /// every line is padded to the last column, and one ending at 2^64 - 1
+    /// made the reader panic on its first line.
+    #[test]
+    fn columns_beyond_any_line_are_refused() {
+        let fixed = |end: &str| {
+            format!(
+                r#"
+name = "x"
+version = 1
+key = ["id"]
+[format]
+kind = "fixed"
+columns = [{{ name = "id", start = 1, end = 5 }}, {{ name = "importo", start = 6, end = {end} }}]
+[fields]
+"debtor.fiscal_code" = {{ column = "id" }}
+"option.amount" = {{ column = "importo", amount = "cents" }}
+"#
+            )
+        };
+        assert!(Layout::from_toml(&fixed("10000")).is_ok());
+        let e = Layout::from_toml(&fixed("18446744073709551615")).unwrap_err();
+        assert!(e.to_string().contains("oltre il massimo di 10000"), "{e}");
+        let export = |width: &str| {
+            format!(
+                r#"
+name = "x"
+version = 1
+[export]
+columns = [{{ name = "avviso", value = "notice_number", width = {width} }}]
+"#
+            )
+        };
+        assert!(Layout::from_toml(&export("18")).is_ok());
+        let e = Layout::from_toml(&export("100000")).unwrap_err();
+        assert!(e.to_string().contains("larghezza 100000"), "{e}");
     }
 
     #[test]
