@@ -42,6 +42,21 @@ pub async fn outcome<T>(
 ) {
     let outcome = match result {
         Ok(_) => "OK",
+        // The database is away or its disk full: the event could not be
+        // written either, and trying would wait the pool's whole timeout
+        // again before the caller is answered (PostgreSQL down: 10 s for a
+        // 503 promised within 5). The process log keeps it instead.
+        Err(e) if e.kind == crate::Kind::StoreUnavailable => {
+            tracing::warn!(
+                actor = %ctx.caller.actor(),
+                ente,
+                action,
+                object,
+                outcome = e.code,
+                "audit event not written: the database is unavailable"
+            );
+            return;
+        }
         Err(e) => e.code,
     };
     record(&ctx.app, &ctx.caller.actor(), ente, action, object, outcome).await;

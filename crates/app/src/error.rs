@@ -162,6 +162,21 @@ pub fn from_store(e: StoreError, at: &Place<'_>) -> AppError {
         }
         StoreError::Transition(t) => t.into(),
         StoreError::Unprocessable(code, detail) => AppError::new(Kind::Unprocessable, code, detail),
+        // A full disk is told as the database being away for now (HTTP 503
+        // with Retry-After, the Node's PAA_SYSTEM_ERROR), not as 507
+        // Insufficient Storage: 507 is WebDAV's, and the Node, GPD clients
+        // and load balancers retry a 503 but give up on a 507, while the
+        // write was rolled back whole and succeeds as sent once an operator
+        // makes room. Its own code tells the two apart; logged as an error,
+        // since only an operator can end it.
+        e if e.is_disk_full() => {
+            tracing::error!(use_case = at.use_case, ente = at.ente, object = at.object, error = %e, "database disk full");
+            AppError::new(
+                Kind::StoreUnavailable,
+                "DISK_FULL",
+                "spazio su disco del database esaurito: nulla è stato scritto; riprovare più tardi",
+            )
+        }
         e if e.is_unavailable() => {
             tracing::warn!(use_case = at.use_case, ente = at.ente, error = %e, "database unavailable");
             AppError::new(

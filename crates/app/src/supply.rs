@@ -1077,9 +1077,19 @@ pub async fn run(
     // to be resumed; an all-or-nothing one wrote nothing and is closed as
     // FAILED.
     // A file refused whole (not the declared layout) wrote nothing either.
+    // A full disk in the clerk's words, not SQLite's: it is not the file's
+    // fault, and the same file loads once there is room.
+    let why = |e: &LoadError| match e {
+        LoadError::Store(s) if s.is_disk_full() => {
+            "spazio su disco del database esaurito (codice DISK_FULL)".to_string()
+        }
+        e => e.to_string(),
+    };
     let closing = match &result {
         Err(e @ LoadError::File(_)) => Some(("REJECTED", e.to_string())),
-        Err(e) if layout.all_or_nothing => Some(("FAILED", format!("caricamento fallito: {e}"))),
+        Err(e) if layout.all_or_nothing => {
+            Some(("FAILED", format!("caricamento fallito: {}", why(e))))
+        }
         _ => None,
     };
     if let Some((status, message)) = closing {
@@ -1096,7 +1106,10 @@ pub async fn run(
             tracing::warn!(error = %e2, supply = id, "recording a failed supply");
         }
     } else if let Err(e) = &result {
-        let message = format!("caricamento interrotto: {e}; rinviare il file per riprenderlo");
+        let message = format!(
+            "caricamento interrotto: {}; rinviare il file per riprenderlo",
+            why(e)
+        );
         if let Err(e2) = store
             .set_supply_loading_state(ente, id, incasso_store::INTERRUPTED, &message)
             .await

@@ -7,6 +7,7 @@ mod common {
     // The server's browser fixtures, shared rather than copied.
     #[path = "../../../server/tests/common/browser.rs"]
     pub mod browser;
+    pub mod faults;
     #[path = "../../../server/tests/common/gpd.rs"]
     pub mod gpd;
     #[path = "../../../server/tests/common/page_check.rs"]
@@ -21,6 +22,9 @@ mod bench_notify;
 mod bench_portal;
 mod cli;
 mod export;
+mod faults_disk;
+mod faults_kill;
+mod faults_postgres;
 mod logs;
 mod notify_kill;
 mod portal_citizen;

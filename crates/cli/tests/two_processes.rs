@@ -10,8 +10,9 @@
 use crate::common::gpd::{self, ENTE};
 use crate::common::process::{Running, free_port, serve_command, start_server, temp_dir};
 use incasso_core::Cents;
-use incasso_core::fdr::{FlowOutcome, FlowPayment, PartyIdKind, ReportingFlow};
+use incasso_core::fdr::FlowOutcome;
 use incasso_pagopa::wire::{self, QrCode};
+use incasso_testkit::recon;
 use incasso_testkit::{Backend, backends, fresh_database_url};
 use serde_json::Value;
 use std::collections::HashSet;
@@ -163,33 +164,12 @@ async fn create_and_pay(lb: &Balancer, i: usize) -> String {
 
 fn flow(iuvs: &[String]) -> String {
     let day = chrono::Utc::now().date_naive();
-    let payments: Vec<FlowPayment> = iuvs
+    let payments = iuvs
         .iter()
-        .map(|iuv| FlowPayment {
-            iuv: iuv.clone(),
-            iur: format!("R-{iuv}"),
-            transfer_index: Some(1),
-            amount: Cents(8_000),
-            outcome: FlowOutcome::Paid,
-            outcome_date: day,
-        })
+        .map(|iuv| recon::line(iuv, &format!("R-{iuv}"), 8_000, FlowOutcome::Paid, day))
         .collect();
-    incasso_recon::fdr::write(&ReportingFlow {
-        flow_id: format!("{}PSPEITMMXXX-0001", day.format("%Y-%m-%d")),
-        flow_date_time: chrono::Utc::now(),
-        settlement_ref: "TRN-TWO-PROCESSES".into(),
-        settlement_date: day,
-        psp_id: "PSPEITMMXXX".into(),
-        psp_id_kind: PartyIdKind::Bic,
-        psp_name: Some("PSP Esempio".into()),
-        bic: None,
-        ente: ENTE.into(),
-        ente_name: None,
-        declared_count: payments.len() as u64,
-        declared_total: Cents(8_000 * payments.len() as i64),
-        payments,
-        revision: None,
-    })
+    let id = format!("{}{}-0001", day.format("%Y-%m-%d"), recon::PSP);
+    incasso_recon::fdr::write(&recon::flow(ENTE, &id, "TRN-TWO-PROCESSES", payments))
 }
 
 #[test]

@@ -270,6 +270,13 @@ impl StoreError {
     /// is not incasso's fault nor the caller's.
     pub fn is_unavailable(&self) -> bool {
         match self {
+            // PostgreSQL shutting down or restarting tells the connections
+            // it ends why (admin_shutdown, crash_shutdown, cannot_connect_now)
+            // before it closes them: the pool's idle connections fail their
+            // next statement with that message, not with an I/O error.
+            StoreError::Backend(sqlx::Error::Database(e)) => e
+                .code()
+                .is_some_and(|c| matches!(c.as_ref(), "57P01" | "57P02" | "57P03")),
             StoreError::Backend(e) => matches!(
                 e,
                 sqlx::Error::PoolTimedOut
@@ -279,6 +286,24 @@ impl StoreError {
                     | sqlx::Error::WorkerCrashed
             ),
             StoreError::Item { source, .. } => source.is_unavailable(),
+            _ => false,
+        }
+    }
+
+    /// The database's disk is full: SQLite's SQLITE_FULL (13), PostgreSQL's
+    /// disk_full (53100). The write was rolled back whole; the same
+    /// request succeeds once an operator has made room.
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            // A SQLSTATE has five characters, SQLite's codes are numbers:
+            // neither can be taken for the other.
+            StoreError::Backend(sqlx::Error::Database(e)) => {
+                matches!(e.code().as_deref(), Some("13" | "53100"))
+            }
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => {
+                e.code == rusqlite::ErrorCode::DiskFull
+            }
+            StoreError::Item { source, .. } => source.is_disk_full(),
             _ => false,
         }
     }
@@ -441,7 +466,31 @@ impl Store {
     }
 
     async fn write_tx(&self) -> Result<Transaction<'static, sqlx::Any>> {
-        Ok(self.writer.begin_with(self.dialect.begin_write()).await?)
+        // A transaction SQLite rolled back by itself (a full disk does
+        // that) leaves sqlx's driver counting it open: its own ROLLBACK
+        // fails ("no transaction is active") and the count stays, so every
+        // later BEGIN on the writer, the only connection, failed until a
+        // restart. Such a connection is closed here and the transaction
+        // begun on a new one. Back in the pool a connection has had its
+        // rollback run (the pool pings it first): one still in a
+        // transaction is one of these. While the disk stays full, each
+        // failed write leaves another, maybe before this one's next
+        // attempt: a few attempts, then the writer is surely busy with
+        // writes that fail as they should.
+        let mut attempts = 0;
+        loop {
+            match self.writer.begin_with(self.dialect.begin_write()).await {
+                Err(sqlx::Error::InvalidSavePointStatement) if attempts < 16 => {
+                    attempts += 1;
+                    let mut stale = self.writer.acquire().await?;
+                    if sqlx::Connection::is_in_transaction(&*stale) {
+                        tracing::warn!("a writer connection left in a transaction is replaced");
+                        stale.close_on_drop();
+                    }
+                }
+                began => return Ok(began?),
+            }
+        }
     }
 }
 
@@ -512,6 +561,61 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(count, 202);
+        store.close().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A write that fills the disk is refused as such, and the writer
+    /// takes the next write as usual: SQLite's own rollback of the failed
+    /// transaction once left the only writer connection unusable. The page
+    /// limit is SQLite's way to make a database full without a full disk.
+    #[tokio::test]
+    async fn the_writer_writes_again_after_a_full_disk() {
+        let dir = std::env::temp_dir().join(format!(
+            "incasso-full-{}-{}",
+            std::process::id(),
+            chrono::Utc::now().timestamp_micros()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = format!("sqlite://{}", dir.join("full.db").display());
+        let store = Store::connect_without_migrating(&url).await.unwrap();
+        sqlx::raw_sql("CREATE TABLE t (v BLOB)")
+            .execute(&store.writer)
+            .await
+            .unwrap();
+        let write = |bytes: i64| {
+            let store = store.clone();
+            async move {
+                let mut tx = store.write_tx().await?;
+                sqlx::query("INSERT INTO t (v) VALUES (zeroblob($1))")
+                    .bind(bytes)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok::<_, StoreError>(())
+            }
+        };
+        write(10).await.unwrap();
+        let pages: i64 = sqlx::query_scalar("PRAGMA page_count")
+            .fetch_one(&store.writer)
+            .await
+            .unwrap();
+        // The writer pool's one connection: the limit is per connection.
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "PRAGMA max_page_count = {}",
+            pages + 2
+        )))
+        .execute(&store.writer)
+        .await
+        .unwrap();
+        let full = write(1_000_000).await.unwrap_err();
+        assert!(full.is_disk_full(), "{full:?}");
+        write(10).await.unwrap();
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM t")
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+        assert_eq!(count, 2);
         store.close().await;
         let _ = std::fs::remove_dir_all(&dir);
     }

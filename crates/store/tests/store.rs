@@ -1270,3 +1270,49 @@ async fn a_migration_missed_below_the_highest_is_applied() {
         assert_eq!(rows, 0, "{backend:?}: the table is back");
     }
 }
+
+/// A full disk is told apart from every other failure, on both of the
+/// store's SQLite connections (sqlx's and a supply's rusqlite one): the
+/// doors answer it "try again later" with a code of its own, not as
+/// incasso's own failure. The page limit is SQLite's way to make a
+/// database full without filling a disk.
+#[tokio::test]
+async fn a_full_disk_is_told_apart_from_other_failures() {
+    use sqlx::Connection;
+    sqlx::any::install_default_drivers();
+    let url = fresh_database_url(Backend::Sqlite).await;
+    let mut conn = sqlx::AnyConnection::connect(&format!("{url}?mode=rwc"))
+        .await
+        .unwrap();
+    sqlx::raw_sql("CREATE TABLE t (x BLOB); PRAGMA max_page_count = 4;")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let full = sqlx::query("INSERT INTO t VALUES (zeroblob(100000))")
+        .execute(&mut conn)
+        .await
+        .unwrap_err();
+    let full = StoreError::Backend(full);
+    assert!(full.is_disk_full(), "{full:?}");
+    assert!(!full.is_unavailable());
+    let other = sqlx::query("INSERT INTO missing VALUES (1)")
+        .execute(&mut conn)
+        .await
+        .unwrap_err();
+    assert!(!StoreError::Backend(other).is_disk_full());
+
+    let file = url.strip_prefix("sqlite://").unwrap();
+    let raw = rusqlite::Connection::open(file).unwrap();
+    raw.execute_batch("PRAGMA max_page_count = 4;").unwrap();
+    let full = StoreError::Sqlite(
+        raw.execute("INSERT INTO t VALUES (zeroblob(100000))", [])
+            .unwrap_err(),
+    );
+    assert!(full.is_disk_full(), "{full:?}");
+    let item = StoreError::Item {
+        index: 3,
+        iupd: "X".into(),
+        source: Box::new(full),
+    };
+    assert!(item.is_disk_full());
+}

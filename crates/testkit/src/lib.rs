@@ -9,6 +9,8 @@
 
 use std::path::PathBuf;
 
+pub mod recon;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
