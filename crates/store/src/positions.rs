@@ -1505,7 +1505,7 @@ fn find_by_notice_sql(lock: &str) -> String {
         "SELECT {}, {}, {}
          FROM payment_options n
          JOIN debt_positions p ON p.id = n.position_id
-         JOIN payment_options o ON o.ente = n.ente AND o.position_id = n.position_id
+         JOIN payment_options o ON o.position_id = n.position_id
          LEFT JOIN transfers t ON t.ente = o.ente AND t.iuv = o.iuv
          WHERE n.ente = $1 AND n.notice_number = $2
          ORDER BY o.option_index, t.id_transfer{lock}",
@@ -1586,14 +1586,19 @@ async fn load_children(
     }
     let ids: Vec<i64> = positions.iter().map(|p| p.id).collect();
     let placeholders = (0..ids.len())
-        .map(|i| format!("${}", i + 2))
+        .map(|i| format!("${}", i + 1))
         .collect::<Vec<_>>()
         .join(", ");
+    // By position id alone (the ids are the Ente's positions): with the
+    // Ente's code beside it, PostgreSQL took the index on (ente,
+    // due_date, position_id) and walked every option of the Ente, 0.7 ms
+    // a position where the position's own index takes 0.01 (EXPLAIN,
+    // `bench node`).
     let sql = format!(
-        "SELECT {OPTION_COLUMNS} FROM payment_options o WHERE o.ente = $1 AND o.position_id IN ({placeholders})
+        "SELECT {OPTION_COLUMNS} FROM payment_options o WHERE o.position_id IN ({placeholders})
          ORDER BY o.position_id, o.option_index"
     );
-    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(ente);
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
     for id in &ids {
         q = q.bind(*id);
     }
