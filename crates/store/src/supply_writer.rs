@@ -103,6 +103,18 @@ impl Store {
             .map(|s| s.segregation_code)
             .collect();
         self.get_ente(ente).await?;
+        // PostgreSQL plans a supply's look-ups (500 iupds at a time) from
+        // its statistics, which autovacuum renews a minute or more after a
+        // big change. A supply right after another one was planned as if
+        // the table were still small: a sequential scan per look-up, 139 ms
+        // each over 100,000 positions, ten times the whole load's time
+        // (`bench load --database-url`). A sample of the three tables costs
+        // a few hundred milliseconds at most.
+        if self.dialect == Dialect::Postgres {
+            sqlx::raw_sql("ANALYZE debt_positions, payment_options, transfers")
+                .execute(&self.writer)
+                .await?;
+        }
         // The checkpoint this loader starts from, read now, under its
         // claim: read later by the writer task, it could already be another
         // loader's, and this one's first checkpoint would wrongly pass.
