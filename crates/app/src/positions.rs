@@ -110,6 +110,14 @@ async fn scoped_notice(
     in_scope(ctx, stored).map(|_| ())
 }
 
+/// `value`, once the write that made it would survive a power cut
+/// (`Store::durable`): the answer tells the Ente's system that the
+/// position is kept, with IUVs it may print at once.
+async fn kept<T>(ctx: &Ctx, at: Place<'_>, value: T) -> Result<T, AppError> {
+    ctx.store().durable().await.at(at)?;
+    Ok(value)
+}
+
 /// Creates a position (published at once when `publish`). Core validates
 /// it; the store assigns what the application left out (IUVs, notice
 /// numbers).
@@ -140,10 +148,12 @@ pub async fn create(
                 Some(p)
             }
         };
-        ctx.store()
+        let created = ctx
+            .store()
             .create_position_placed(ente, position, placement, ctx.now(), publish)
             .await
-            .at(at)
+            .at(at)?;
+        kept(ctx, at, created).await
     })
     .await
 }
@@ -186,10 +196,13 @@ pub async fn create_many(
             ctx.caller.require(ente, Area::Positions, Access::Write)?;
             require_every_office(ctx)?;
             check_many(positions.len())?;
-            ctx.store()
+            let at = Place::new("positions.create_many", ente, "");
+            let created = ctx
+                .store()
                 .create_positions(ente, positions, ctx.now(), publish, None)
                 .await
-                .at(Place::new("positions.create_many", ente, ""))
+                .at(at)?;
+            kept(ctx, at, created).await
         },
     )
     .await
@@ -214,10 +227,13 @@ pub async fn update_many(
             for (i, p) in positions.iter().enumerate() {
                 check_iupd(&format!("paymentPositions[{i}].iupd"), &p.iupd)?;
             }
-            ctx.store()
+            let at = Place::new("positions.update_many", ente, "");
+            let replaced = ctx
+                .store()
                 .replace_positions(ente, positions, ctx.now(), publish, None)
                 .await
-                .at(Place::new("positions.update_many", ente, ""))
+                .at(at)?;
+            kept(ctx, at, replaced).await
         },
     )
     .await
@@ -240,17 +256,19 @@ pub async fn delete_many(ctx: &Ctx, ente: &str, iupds: &[String]) -> Result<(), 
                 ),
             ));
         }
+        let at = Place::new("positions.delete_many", ente, "");
         ctx.store()
             .delete_positions(ente, iupds, None)
             .await
-            .at(Place::new("positions.delete_many", ente, ""))
+            .at(at)
             .map_err(|mut e| {
                 // The request names its list paymentPositionIUPDs.
                 e.detail = e
                     .detail
                     .replacen("paymentPositions[", "paymentPositionIUPDs[", 1);
                 e
-            })
+            })?;
+        kept(ctx, at, ()).await
     })
     .await
 }
@@ -313,10 +331,12 @@ pub async fn update(
                 Some(p)
             }
         };
-        ctx.store()
+        let replaced = ctx
+            .store()
             .replace_position_placed(ente, iupd, position, placement, ctx.now(), publish)
             .await
-            .at(at)
+            .at(at)?;
+        kept(ctx, at, replaced).await
     })
     .await
 }
@@ -327,10 +347,9 @@ pub async fn delete(ctx: &Ctx, ente: &str, iupd: &str) -> Result<(), AppError> {
         if office_scope(ctx).is_some() {
             scoped(ctx, ente, iupd, "positions.delete").await?;
         }
-        ctx.store()
-            .delete_position(ente, iupd)
-            .await
-            .at(Place::new("positions.delete", ente, iupd))
+        let at = Place::new("positions.delete", ente, iupd);
+        ctx.store().delete_position(ente, iupd).await.at(at)?;
+        kept(ctx, at, ()).await
     })
     .await
 }
@@ -341,10 +360,13 @@ pub async fn publish(ctx: &Ctx, ente: &str, iupd: &str) -> Result<StoredPosition
         if office_scope(ctx).is_some() {
             scoped(ctx, ente, iupd, "positions.publish").await?;
         }
-        ctx.store()
+        let at = Place::new("positions.publish", ente, iupd);
+        let published = ctx
+            .store()
             .publish_position(ente, iupd, ctx.now())
             .await
-            .at(Place::new("positions.publish", ente, iupd))
+            .at(at)?;
+        kept(ctx, at, published).await
     })
     .await
 }
@@ -355,10 +377,13 @@ pub async fn invalidate(ctx: &Ctx, ente: &str, iupd: &str) -> Result<StoredPosit
         if office_scope(ctx).is_some() {
             scoped(ctx, ente, iupd, "positions.invalidate").await?;
         }
-        ctx.store()
+        let at = Place::new("positions.invalidate", ente, iupd);
+        let invalidated = ctx
+            .store()
             .invalidate_position(ente, iupd, ctx.now())
             .await
-            .at(Place::new("positions.invalidate", ente, iupd))
+            .at(at)?;
+        kept(ctx, at, invalidated).await
     })
     .await
 }

@@ -97,7 +97,15 @@ fn postgres_binaries() -> Result<PathBuf, String> {
 
 impl PrivatePostgres {
     fn create(bin: PathBuf) -> Result<PrivatePostgres, String> {
-        let dir = temp_dir("faults-private-postgres");
+        // Under /tmp itself, not the suite's TMPDIR: scripts/test.sh makes
+        // that folder 0700 for root, and the postgres user could not reach
+        // a data folder inside it.
+        let dir = std::path::Path::new("/tmp").join(format!(
+            "incasso-cli-faults-private-postgres-{}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
         let pg = PrivatePostgres {
             bin,
             dir,
