@@ -189,25 +189,7 @@ fn two_processes_share_one_postgresql_and_survive_a_kill_9() {
 async fn run() {
     incasso_pagopa::connector::install_crypto_provider();
     let url = fresh_database_url(Backend::Postgres).await;
-    let (store, keys) = gpd::enti_at(&url, &[ENTE]).await;
-    store
-        .put_service(
-            ENTE,
-            &incasso_core::catalogue::Service {
-                code: "TARI".into(),
-                name: "TARI".into(),
-                office_code: None,
-                taxonomy_code: gpd::CATEGORY.into(),
-                default_accertamento: None,
-                iban: None,
-                fixed_amount: None,
-                spontaneous: false,
-                pagopa_service_id: None,
-                active: true,
-            },
-        )
-        .await
-        .unwrap();
+    let (store, key) = crate::common::faults::seed(&url).await;
     let (port_a, port_b) = (free_port(), free_port());
     let mut a = start(&url, "a", port_a);
     let _b = start(&url, "b", port_b);
@@ -221,7 +203,7 @@ async fn run() {
             .timeout(Duration::from_secs(20))
             .build()
             .unwrap(),
-        key: keys[0].clone(),
+        key,
     });
 
     // The first ten, then their flow sent to both processes at once.
