@@ -426,18 +426,12 @@ async fn positions(
             Utc::now(),
         )
         .await?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(incasso_server::serve_with_listener(
-        listener,
-        store.clone(),
-        async {
-            let _ = stop_rx.await;
-        },
-    ));
+    let server = InProcessServer::start(&store).await?;
     let client = reqwest::Client::new();
-    let url = format!("http://{addr}/gpd/v1/organizations/{ENTE}/debtpositions?toPublish=true");
+    let url = format!(
+        "{}/gpd/v1/organizations/{ENTE}/debtpositions?toPublish=true",
+        server.base
+    );
     let bodies: Vec<serde_json::Value> = (0..http_n)
         .map(|i| gpd_body(&spec(i, &format!("{run_id}-H"))))
         .collect();
@@ -476,7 +470,10 @@ async fn positions(
     let http_rate = http_n as f64 / http_secs;
 
     // Phase 3: the same number through GPD v2, 100 positions per call.
-    let v2_url = format!("http://{addr}/gpd/v2/organizations/{ENTE}/debtpositions?toPublish=true");
+    let v2_url = format!(
+        "{}/gpd/v2/organizations/{ENTE}/debtpositions?toPublish=true",
+        server.base
+    );
     let calls: Vec<serde_json::Value> = (0..http_n)
         .map(|i| gpd_body(&spec(i, &format!("{run_id}-V"))))
         .collect::<Vec<_>>()
@@ -526,10 +523,9 @@ async fn positions(
         "positions.json",
         &serde_json::to_vec(&json!({"paymentPositions": positions}))?,
     )?;
-    let upload_secs = massive_upload(&client, &format!("http://{addr}"), &key, zip).await?;
+    let upload_secs = massive_upload(&client, &server.base, &key, zip).await?;
     let upload_rate = http_n as f64 / upload_secs;
-    let _ = stop_tx.send(());
-    server.await??;
+    server.stop().await?;
     store.close().await;
 
     // Baseline: raw SQLite, the same rows, one prepared statement per table,
@@ -773,24 +769,10 @@ async fn node(
     }
     // The server: inside this process, or `processes` children of it
     // behind the clients' own round robin.
-    let (servers, stop_tx, server, bases) = if processes == 0 {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(incasso_server::serve_with_listener(
-            listener,
-            store.clone(),
-            async {
-                let _ = stop_rx.await;
-            },
-        ));
-        let bases = vec![format!("http://{addr}")];
-        (
-            ServerProcesses::default(),
-            Some(stop_tx),
-            Some(server),
-            bases,
-        )
+    let (servers, in_process, bases) = if processes == 0 {
+        let server = InProcessServer::start(&store).await?;
+        let bases = vec![server.base.clone()];
+        (ServerProcesses::default(), Some(server), bases)
     } else {
         let servers = ServerProcesses::start(&db_url, &dir, processes).await?;
         let bases = servers
@@ -798,7 +780,7 @@ async fn node(
             .iter()
             .map(|p| format!("http://127.0.0.1:{p}"))
             .collect();
-        (servers, None, None, bases)
+        (servers, None, bases)
     };
     let clients: Arc<Vec<NodeClient>> = Arc::new(
         bases
@@ -847,9 +829,8 @@ async fn node(
     latencies.sort_by(|a, b| a.total_cmp(b));
     let rate = cycles as f64 / secs;
     let (p50, p99) = (percentile(&latencies, 50.0), percentile(&latencies, 99.0));
-    if let (Some(stop_tx), Some(server)) = (stop_tx, server) {
-        let _ = stop_tx.send(());
-        server.await??;
+    if let Some(server) = in_process {
+        server.stop().await?;
     }
     let children_rss = servers.stop();
     // Every cycle must have paid its position.
@@ -922,6 +903,36 @@ async fn node(
     );
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
+}
+
+/// incasso's server inside the bench's own process, on a free loopback
+/// port, until [`InProcessServer::stop`].
+pub(crate) struct InProcessServer {
+    pub base: String,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl InProcessServer {
+    pub(crate) async fn start(store: &Store) -> Result<InProcessServer> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let base = format!("http://{}", listener.local_addr()?);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(incasso_server::serve_with_listener(
+            listener,
+            store.clone(),
+            async {
+                let _ = stopped.await;
+            },
+        ));
+        Ok(InProcessServer { base, stop, task })
+    }
+
+    pub(crate) async fn stop(self) -> Result<()> {
+        let _ = self.stop.send(());
+        self.task.await??;
+        Ok(())
+    }
 }
 
 /// `incasso serve` processes of this very binary on one database, for

@@ -49,16 +49,8 @@ pub async fn run(
     let seed_secs = seeded.elapsed().as_secs_f64();
     sign_up(&store).await?;
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let base = format!("http://{}", listener.local_addr()?);
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(incasso_server::serve_with_listener(
-        listener,
-        store.clone(),
-        async {
-            let _ = stop_rx.await;
-        },
-    ));
+    let server = crate::bench::InProcessServer::start(&store).await?;
+    let base = server.base.clone();
     let clerk = Arc::new(Clerk::sign_in(&base).await?);
     let pages = Arc::new(pages(positions));
     // Warm the caches a person's second visit would find warm.
@@ -105,8 +97,7 @@ pub async fn run(
         latencies.extend(t.await??);
     }
     let secs = started.elapsed().as_secs_f64();
-    let _ = stop_tx.send(());
-    server.await??;
+    server.stop().await?;
     store.close().await;
     latencies.sort_by(|a, b| a.total_cmp(b));
     let rate = requests as f64 / secs;
