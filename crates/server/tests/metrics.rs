@@ -37,19 +37,29 @@ async fn metrics_count_requests_primitives_and_read_the_database() {
             )
             .await;
         assert_eq!(missing.status, 404);
-        for nav in [gpd::nav(1), gpd::nav(999)] {
+        // A paForNode request; its answer's text.
+        let node = |body: String| async {
             http.post(format!("{}/pagopa/paForNode", server.base))
                 .header("Content-Type", "text/xml; charset=utf-8")
-                .body(wire::node::verify_request(
-                    &gpd::node_header(),
-                    &QrCode {
-                        fiscal_code: ENTE.into(),
-                        notice_number: nav,
-                    },
-                ))
+                .body(body)
                 .send()
                 .await
-                .unwrap();
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        };
+        let verify = |nav: String| {
+            wire::node::verify_request(
+                &gpd::node_header(),
+                &QrCode {
+                    fiscal_code: ENTE.into(),
+                    notice_number: nav,
+                },
+            )
+        };
+        for nav in [gpd::nav(1), gpd::nav(999)] {
+            node(verify(nav)).await;
         }
         let scrape_text = || async {
             http.get(format!("{}/metrics", server.base))
@@ -67,33 +77,14 @@ async fn metrics_count_requests_primitives_and_read_the_database() {
         let sqlite = backend == Backend::Sqlite;
         let created = sample(&scrape_text().await, flushes).unwrap();
         assert_eq!(created > 0.0, sqlite, "{backend:?}: {created}");
-        http.post(format!("{}/pagopa/paForNode", server.base))
-            .header("Content-Type", "text/xml; charset=utf-8")
-            .body(wire::node::verify_request(
-                &gpd::node_header(),
-                &QrCode {
-                    fiscal_code: ENTE.into(),
-                    notice_number: gpd::nav(1),
-                },
-            ))
-            .send()
-            .await
-            .unwrap();
+        node(verify(gpd::nav(1))).await;
         assert_eq!(sample(&scrape_text().await, flushes), Some(created));
-        let rt = http
-            .post(format!("{}/pagopa/paForNode", server.base))
-            .header("Content-Type", "text/xml; charset=utf-8")
-            .body(wire::node::send_rt_request(
-                &gpd::node_header(),
-                &gpd::receipt("MET-RT-1", &gpd::nav(1), "OK"),
-                true,
-            ))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let rt = node(wire::node::send_rt_request(
+            &gpd::node_header(),
+            &gpd::receipt("MET-RT-1", &gpd::nav(1), "OK"),
+            true,
+        ))
+        .await;
         assert!(rt.contains("<outcome>OK</outcome>"), "{rt}");
         let after = sample(&scrape_text().await, flushes).unwrap();
         assert_eq!(after > created, sqlite, "{backend:?}: {after}");
