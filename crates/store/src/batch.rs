@@ -99,6 +99,24 @@ impl Stmt {
         q
     }
 
+    /// The same statement for a PostgreSQL connection of its own (a
+    /// supply's, see `supply_writer`).
+    pub(crate) fn into_pg(
+        self,
+    ) -> sqlx::query::Query<'static, sqlx::Postgres, sqlx::postgres::PgArguments> {
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(self.sql));
+        for a in self.args {
+            q = match a {
+                Arg::I(x) => q.bind(x),
+                Arg::OI(x) => q.bind(x),
+                Arg::S(x) => q.bind(x),
+                Arg::OS(x) => q.bind(x),
+                Arg::OB(x) => q.bind(x),
+            };
+        }
+        q
+    }
+
     pub(crate) fn sql(&self) -> &str {
         &self.sql
     }
@@ -310,6 +328,84 @@ fn shared_insert(ente: &str, head: &str, batch: Vec<Vec<V>>, constant: &[bool]) 
     stmt
 }
 
+/// The columns of the three tables a new position goes into, in the order
+/// of [`position_rows`]' values.
+const POSITION_COLUMNS: &[&str] = &[
+    "ente",
+    "iupd",
+    "debtor_type",
+    "debtor_fiscal_code",
+    "debtor_name",
+    "debtor_street",
+    "debtor_civic",
+    "debtor_postal_code",
+    "debtor_city",
+    "debtor_province",
+    "debtor_region",
+    "debtor_country",
+    "debtor_email",
+    "debtor_phone",
+    "company_name",
+    "office_name",
+    "validity_date",
+    "switch_to_expired",
+    "pay_stand_in",
+    "status",
+    "min_due_date",
+    "max_due_date",
+    "inserted_at",
+    "publish_date",
+    "payment_date",
+    "updated_at",
+    "version",
+    "origin",
+    "supply_id",
+    "service_code",
+    "office_code",
+];
+const OPTION_COLUMNS: &[&str] = &[
+    "ente",
+    "iuv",
+    "notice_number",
+    "position_id",
+    "option_index",
+    "amount",
+    "description",
+    "is_partial_payment",
+    "due_date",
+    "retention_date",
+    "fee",
+    "notification_fee",
+    "status",
+    "payment_date",
+    "reporting_date",
+    "metadata",
+];
+const TRANSFER_COLUMNS: &[&str] = &[
+    "ente",
+    "iuv",
+    "id_transfer",
+    "amount",
+    "organization_fiscal_code",
+    "company_name",
+    "remittance_information",
+    "category",
+    "iban",
+    "postal_iban",
+    "stamp",
+    "metadata",
+    "quotas",
+    "reported",
+];
+
+/// New positions as the rows of their three tables.
+struct PositionRows {
+    positions: Vec<Vec<V>>,
+    /// Each names its position by key ([`V::PositionOf`]).
+    options: Vec<Vec<V>>,
+    transfers: Vec<Vec<V>>,
+}
+
 /// The statements inserting already validated positions, their options and
 /// transfers: three per few hundred positions. Notice numbers must be
 /// assigned. Pure: built by the loader while the writer runs the previous
@@ -323,6 +419,38 @@ pub(crate) fn insert_positions(
     origin: &str,
     supply_id: i64,
 ) -> Vec<Stmt> {
+    let rows = position_rows(ente, positions, placements, now, origin, supply_id);
+    let head =
+        |table: &str, columns: &[&str]| format!("INSERT INTO {table} ({})", columns.join(", "));
+    let mut out = insert_statements(
+        dialect,
+        ente,
+        &head("debt_positions", POSITION_COLUMNS),
+        rows.positions,
+    );
+    out.extend(insert_statements(
+        dialect,
+        ente,
+        &head("payment_options", OPTION_COLUMNS),
+        rows.options,
+    ));
+    out.extend(insert_statements(
+        dialect,
+        ente,
+        &head("transfers", TRANSFER_COLUMNS),
+        rows.transfers,
+    ));
+    out
+}
+
+fn position_rows(
+    ente: &str,
+    positions: Vec<DebtPosition>,
+    placements: Vec<crate::Placement>,
+    now: DateTime<Utc>,
+    origin: &str,
+    supply_id: i64,
+) -> PositionRows {
     debug_assert_eq!(positions.len(), placements.len());
     // The positions are consumed: their strings move into the statements'
     // arguments instead of being copied.
@@ -424,34 +552,159 @@ pub(crate) fn insert_positions(
             V::OS(place.office),
         ]);
     }
-    let mut out = insert_statements(
-        dialect,
-        ente,
-        "INSERT INTO debt_positions (ente, iupd, debtor_type, debtor_fiscal_code, debtor_name,
-            debtor_street, debtor_civic, debtor_postal_code, debtor_city, debtor_province,
-            debtor_region, debtor_country, debtor_email, debtor_phone, company_name, office_name,
-            validity_date, switch_to_expired, pay_stand_in, status, min_due_date, max_due_date,
-            inserted_at, publish_date, payment_date, updated_at, version, origin, supply_id,
-            service_code, office_code)",
-        rows,
-    );
-    out.extend(insert_statements(
-        dialect,
-        ente,
-        "INSERT INTO payment_options (ente, iuv, notice_number, position_id, option_index, amount,
-            description, is_partial_payment, due_date, retention_date, fee, notification_fee,
-            status, payment_date, reporting_date, metadata)",
+    PositionRows {
+        positions: rows,
         options,
-    ));
-    out.extend(insert_statements(
-        dialect,
-        ente,
-        "INSERT INTO transfers (ente, iuv, id_transfer, amount, organization_fiscal_code,
-            company_name, remittance_information, category, iban, postal_iban, stamp, metadata,
-            quotas, reported)",
         transfers,
-    ));
-    out
+    }
+}
+
+/// PostgreSQL: new positions as the text of three `COPY ... FROM STDIN`,
+/// built by the loader. Only the positions' ids are left out: the writer
+/// takes them from the table's sequence, then puts each in front of its
+/// position's line and of its options' lines.
+pub(crate) struct CopyRows {
+    /// A line per position, without its id.
+    positions: Vec<String>,
+    /// A line per option, without its position's id, and the index of its
+    /// position in `positions`.
+    options: Vec<(usize, String)>,
+    /// The transfers' lines, whole.
+    transfers: String,
+}
+
+impl CopyRows {
+    pub(crate) fn new(
+        ente: &str,
+        positions: Vec<DebtPosition>,
+        placements: Vec<crate::Placement>,
+        now: DateTime<Utc>,
+        origin: &str,
+        supply_id: i64,
+    ) -> CopyRows {
+        let rows = position_rows(ente, positions, placements, now, origin, supply_id);
+        let mut index = HashMap::with_capacity(rows.positions.len());
+        let mut positions = Vec::with_capacity(rows.positions.len());
+        for (k, row) in rows.positions.into_iter().enumerate() {
+            if let Some(V::S(iupd)) = row.get(1) {
+                index.insert(iupd.clone(), k);
+            }
+            positions.push(copy_line(row));
+        }
+        let options = rows
+            .options
+            .into_iter()
+            .map(|mut row| {
+                let of = match row.remove(OPTION_POSITION) {
+                    V::PositionOf(iupd) => index.get(&iupd).copied().unwrap_or(usize::MAX),
+                    _ => usize::MAX,
+                };
+                (of, copy_line(row))
+            })
+            .collect();
+        let transfers = rows.transfers.into_iter().map(copy_line).collect();
+        CopyRows {
+            positions,
+            options,
+            transfers,
+        }
+    }
+
+    /// Writes the rows, in the transaction open on `conn`.
+    pub(crate) async fn write(self, conn: &mut sqlx::PgConnection) -> Result<()> {
+        use std::fmt::Write as _;
+        if self.positions.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<i64> = sqlx::query_scalar(
+            "SELECT nextval(pg_get_serial_sequence('debt_positions', 'id'))
+             FROM generate_series(1, $1)",
+        )
+        .bind(self.positions.len() as i64)
+        .fetch_all(&mut *conn)
+        .await?;
+        if ids.len() != self.positions.len() {
+            return Err(crate::StoreError::Corrupt("position ids".into()));
+        }
+        let mut text = String::with_capacity(self.positions.iter().map(|l| l.len() + 12).sum());
+        for (id, line) in ids.iter().zip(&self.positions) {
+            let _ = write!(text, "{id}\t");
+            text.push_str(line);
+        }
+        copy_in(conn, "debt_positions", &[&["id"], POSITION_COLUMNS], text).await?;
+        let mut text = String::with_capacity(self.options.iter().map(|l| l.1.len() + 12).sum());
+        for (of, line) in &self.options {
+            let id = ids
+                .get(*of)
+                .ok_or_else(|| crate::StoreError::Corrupt("option without position".into()))?;
+            let _ = write!(text, "{id}\t");
+            text.push_str(line);
+        }
+        let (before, after) = OPTION_COLUMNS.split_at(OPTION_POSITION);
+        copy_in(
+            conn,
+            "payment_options",
+            &[&["position_id"], before, &after[1..]],
+            text,
+        )
+        .await?;
+        copy_in(conn, "transfers", &[TRANSFER_COLUMNS], self.transfers).await
+    }
+}
+
+/// Where the position's id is among [`OPTION_COLUMNS`].
+const OPTION_POSITION: usize = 3;
+
+/// Sends `text` to `COPY table (columns) FROM STDIN`, the columns being
+/// the concatenation of `columns`.
+async fn copy_in(
+    conn: &mut sqlx::PgConnection,
+    table: &str,
+    columns: &[&[&str]],
+    text: String,
+) -> Result<()> {
+    if text.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<&str> = columns.iter().flat_map(|c| c.iter().copied()).collect();
+    let statement = format!("COPY {table} ({}) FROM STDIN", names.join(", "));
+    let mut copy = conn.copy_in_raw(&statement).await?;
+    copy.send(text.into_bytes()).await?;
+    copy.finish().await?;
+    Ok(())
+}
+
+/// One row in `COPY`'s text format, with its newline.
+fn copy_line(row: Vec<V>) -> String {
+    use std::fmt::Write as _;
+    let mut line = String::with_capacity(row.len() * 12);
+    for (c, v) in row.into_iter().enumerate() {
+        if c > 0 {
+            line.push('\t');
+        }
+        match v {
+            V::I(x) | V::OI(Some(x)) => {
+                let _ = write!(line, "{x}");
+            }
+            V::S(x) | V::OS(Some(x)) | V::PositionOf(x) => copy_escape(&mut line, &x),
+            V::OI(None) | V::OS(None) => line.push_str("\\N"),
+        }
+    }
+    line.push('\n');
+    line
+}
+
+/// A text value as `COPY` reads it: backslash, tab and line ends escaped.
+fn copy_escape(out: &mut String, s: &str) {
+    for ch in s.chars() {
+        match ch {
+            '\\' => out.push_str("\\\\"),
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            c => out.push(c),
+        }
+    }
 }
 
 /// `ente = <p1> AND <column> IN (<p2>, ...)` in the dialect's placeholders.
@@ -466,6 +719,48 @@ fn in_list(dialect: Dialect, column: &str, n: usize) -> String {
     )
 }
 
+/// The SQL of a look-up of many keys of one Ente: `SELECT {columns} FROM
+/// {table} t {join} WHERE ente = $1 AND {key} IN ($2, ...) {order}`.
+///
+/// On PostgreSQL each key is looked up on its own, through the table's
+/// unique `(ente, key)` index: `k` is the list of keys, and `t` the row of
+/// one key, in a `LATERAL` subquery whose `LIMIT` keeps the planner from
+/// turning it into a join. Written as one `IN` list, the planner took the
+/// rows of the Ente from any index starting with `ente`, then filtered them
+/// by key: statistics cannot count a supply's uncommitted rows, so they said
+/// that the Ente had a few hundred positions while the supply had already
+/// written half a million. Each look-up of 500 keys then read them all:
+/// 29 ms on average, three quarters of a first supply's time (`bench load
+/// --database-url`). With one unique key per probe the estimate is one row,
+/// whatever the statistics say.
+fn lookup_sql(
+    dialect: Dialect,
+    columns: &str,
+    table: &str,
+    key: &str,
+    keys: usize,
+    join: &str,
+    order: &str,
+) -> String {
+    match dialect {
+        Dialect::Sqlite => format!(
+            "SELECT {columns} FROM {table} t {join} WHERE t.{} {order}",
+            in_list(dialect, key, keys)
+        ),
+        Dialect::Postgres => {
+            let list = (0..keys)
+                .map(|i| format!("(${})", i + 2))
+                .collect::<Vec<_>>()
+                .join(",");
+            format!(
+                "SELECT {columns} FROM (VALUES {list}) AS k(key)
+                 CROSS JOIN LATERAL (SELECT * FROM {table}
+                    WHERE ente = $1 AND {key} = k.key LIMIT 1) AS t {join} {order}"
+            )
+        }
+    }
+}
+
 /// The stored state of those keys (iupd -> status) that exist.
 pub(crate) async fn statuses(
     conn: &mut AnyConnection,
@@ -475,9 +770,14 @@ pub(crate) async fn statuses(
 ) -> Result<HashMap<String, String>> {
     let mut out = HashMap::new();
     for chunk in iupds.chunks(PARAMS_PER_STATEMENT) {
-        let sql = format!(
-            "SELECT iupd, status FROM debt_positions WHERE {}",
-            in_list(dialect, "iupd", chunk.len())
+        let sql = lookup_sql(
+            dialect,
+            "t.iupd, t.status",
+            "debt_positions",
+            "iupd",
+            chunk.len(),
+            "",
+            "",
         );
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(ente);
         for k in chunk {
@@ -499,11 +799,14 @@ pub(crate) async fn notice_numbers(
 ) -> Result<HashMap<String, Vec<(String, String)>>> {
     let mut out: HashMap<String, Vec<(String, String)>> = HashMap::new();
     for chunk in iupds.chunks(PARAMS_PER_STATEMENT) {
-        let sql = format!(
-            "SELECT p.iupd, o.notice_number, o.iuv FROM debt_positions p
-             JOIN payment_options o ON o.position_id = p.id
-             WHERE p.{} ORDER BY p.iupd, o.option_index",
-            in_list(dialect, "iupd", chunk.len())
+        let sql = lookup_sql(
+            dialect,
+            "t.iupd, o.notice_number, o.iuv",
+            "debt_positions",
+            "iupd",
+            chunk.len(),
+            "JOIN payment_options o ON o.position_id = t.id",
+            "ORDER BY t.iupd, o.option_index",
         );
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(ente);
         for k in chunk {
@@ -546,9 +849,14 @@ pub(crate) async fn taken(
 ) -> Result<Vec<String>> {
     let mut out = Vec::new();
     for chunk in iuvs.chunks(PARAMS_PER_STATEMENT) {
-        let sql = format!(
-            "SELECT iuv FROM payment_options WHERE {}",
-            in_list(dialect, "iuv", chunk.len())
+        let sql = lookup_sql(
+            dialect,
+            "t.iuv",
+            "payment_options",
+            "iuv",
+            chunk.len(),
+            "",
+            "",
         );
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(ente);
         for k in chunk {

@@ -344,6 +344,8 @@ pub struct Store {
     hot: hot::Hot,
     /// SQLite's group commit before acknowledgements ([`durable`]).
     wal_flush: Option<std::sync::Arc<durable::WalFlush>>,
+    /// PostgreSQL: how a supply opens its own connection (`supply_writer`).
+    pg_connect: Option<std::sync::Arc<sqlx::postgres::PgConnectOptions>>,
 }
 
 /// The file of a `sqlite:` URL; none for an in-memory database.
@@ -421,6 +423,13 @@ impl Store {
             checkpointer(pool.clone());
         }
         let wal_flush = sqlite_file.as_deref().map(durable::WalFlush::new);
+        let pg_connect = match dialect {
+            Dialect::Postgres => Some(std::sync::Arc::new(
+                sqlx::postgres::PgConnectOptions::from_str(&url)
+                    .map_err(|e| StoreError::Config(format!("invalid database URL: {e}")))?,
+            )),
+            Dialect::Sqlite => None,
+        };
         Ok(Store {
             pool,
             writer,
@@ -429,6 +438,7 @@ impl Store {
             secrets: Default::default(),
             hot: Default::default(),
             wal_flush,
+            pg_connect,
         })
     }
 

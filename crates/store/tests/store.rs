@@ -905,9 +905,10 @@ async fn the_wal_is_checkpointed_in_the_background() {
 }
 
 /// A supply's multi-row inserts (values shared by every row of a statement
-/// bound once) store each position exactly as the single insert does: rows
-/// of different shapes (installments, a second beneficiary, other
-/// debtors and amounts), over several statements.
+/// bound once), and on PostgreSQL its COPY, store each position exactly as
+/// the single insert does: rows of different shapes (installments, a second
+/// beneficiary, other debtors and amounts, texts with backslashes, tabs and
+/// line ends), over several statements.
 #[tokio::test]
 async fn a_supply_stores_each_position_as_the_single_insert_does() {
     for backend in backends() {
@@ -946,6 +947,13 @@ async fn a_supply_stores_each_position_as_the_single_insert_does() {
                 )],
             });
             p.debtor.email = i.is_multiple_of(2).then(|| format!("d{i}@example.it"));
+            // What PostgreSQL's COPY text format escapes, and a literal
+            // `\N`, which must not come back as a missing value.
+            if i.is_multiple_of(3) {
+                p.debtor.full_name = format!("Rossi\\Mario\t{i}\r\nvia \"Roma\" \\N");
+                p.debtor.city = Some("\\N".into());
+                p.options[0].description = format!("TARI\\2026\t\\N {i}");
+            }
             p
         };
         let (mut bulk, record) = begin_bulk(&store, "bulk", now).await;
