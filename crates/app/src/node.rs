@@ -42,7 +42,7 @@ pub async fn answer(app: &App, request: Request, raw: String) -> Answer {
     }
 }
 
-fn system_error(id: &str, e: StoreError) -> Fault {
+pub(crate) fn system_error(id: &str, e: StoreError) -> Fault {
     tracing::error!(error = %e, "paForNode: store failure");
     Fault::new(
         FaultCode::SystemError,

@@ -187,6 +187,12 @@ pub async fn demand(app: &App, h: &Header, d: &DemandRequest) -> Result<String, 
             tracing::warn!(error = %e, "paDemandPaymentNotice: position refused");
             semantic(format!("posizione non creata: {e}"))
         })?;
+    // The Node pays the notice it is answered: its receipt must find the
+    // position after a power cut too (`Store::durable`).
+    app.store
+        .durable()
+        .await
+        .map_err(|e| crate::node::system_error(id, e))?;
     let nav = stored.position.options[0]
         .notice_number
         .as_ref()

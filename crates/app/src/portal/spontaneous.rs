@@ -528,6 +528,10 @@ pub(crate) async fn open_claimed(
         )
         .await;
     }
+    // Flushed before its notice number is answered, as `create`'s.
+    if let Ok(Some(_)) = &made {
+        ctx.store().durable().await.at(at)?;
+    }
     made
 }
 
@@ -550,7 +554,12 @@ pub(crate) async fn create(
         .create_position_placed(ente, position, Some(placement), ctx.now(), true)
         .await
     {
-        Ok(s) => Ok(s),
+        // Its notice number is answered at once, printed or paid: flushed
+        // first, as GPD's creates are (`Store::durable`).
+        Ok(s) => {
+            ctx.store().durable().await.at(at)?;
+            Ok(s)
+        }
         // Made meanwhile by the same token's other request.
         Err(StoreError::Conflict(_)) => ctx.store().get_position(ente, iupd).await.at(at),
         Err(e) => Err(misconfigured(

@@ -532,7 +532,12 @@ pub async fn enter(ctx: &Ctx, ente: &str, entry: Entry) -> Result<StoredPosition
             Err(incasso_store::StoreError::Conflict(m)) => {
                 Err(invalid(vec![field("iupd", "CONFLICT", m)]))
             }
-            other => other.at(at).map_err(in_entry_fields),
+            other => {
+                let stored = other.at(at).map_err(in_entry_fields)?;
+                // The clerk prints its notice at once (`Store::durable`).
+                ctx.store().durable().await.at(at)?;
+                Ok(stored)
+            }
         }
     })
     .await
@@ -573,7 +578,8 @@ pub async fn amend(
             service: Some(service.code.clone()),
             office: office.map(|o| o.code),
         };
-        ctx.store()
+        let stored = ctx
+            .store()
             .replace_position_placed(
                 ente,
                 iupd,
@@ -584,7 +590,9 @@ pub async fn amend(
             )
             .await
             .at(at)
-            .map_err(in_entry_fields)
+            .map_err(in_entry_fields)?;
+        ctx.store().durable().await.at(at)?;
+        Ok(stored)
     })
     .await
 }
