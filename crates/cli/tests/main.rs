@@ -25,6 +25,7 @@ mod export;
 mod faults_disk;
 mod faults_kill;
 mod faults_postgres;
+mod faults_supply;
 mod logs;
 mod notify_kill;
 mod portal_citizen;

@@ -1,15 +1,20 @@
-//! What the fault tests (`faults_kill`, `faults_postgres`, `faults_disk`)
-//! share: a database seeded with the GPD tests' Ente and a TARI service,
-//! and a client of one `incasso serve` that creates positions through the
-//! GPD API and plays the Node's part of a payment (verify, getPayment,
-//! the receipt) through `paForNode`, telling a lost answer (the process
-//! gone, a timeout) from an answer.
+//! What the fault tests (`faults_kill`, `faults_postgres`, `faults_disk`,
+//! `faults_supply`) share: a database seeded with the GPD tests' Ente and
+//! a TARI service, and a client of one `incasso serve` that creates
+//! positions through the GPD API and plays the Node's part of a payment
+//! (verify, getPayment, the receipt) through `paForNode`, telling a lost
+//! answer (the process gone, a timeout) from an answer; and what a test
+//! needs around its processes: SIGKILL, their CPU time, a folder and a
+//! database removed at the end, the database read directly.
 
 use crate::common::gpd::{self, ENTE};
+use crate::common::process::{Running, temp_dir};
 use incasso_core::Cents;
 use incasso_pagopa::wire::{self, QrCode};
 use incasso_store::Store;
+use incasso_testkit::{Backend, fresh_database_url};
 use serde_json::Value;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// The GPD tests' Enti on the database at `url` (migrated here), with a
@@ -221,4 +226,117 @@ pub async fn count(url: &str, sql: &str) -> i64 {
         .unwrap();
     let _ = conn.close().await;
     n
+}
+
+/// A column of strings of one SQL query per Ente (`$1`), run on the
+/// database itself, in the order the query gives.
+pub async fn strings(url: &str, sql: &str) -> Vec<String> {
+    use sqlx::Connection;
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(url).await.unwrap();
+    let v: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string()))
+        .bind(ENTE)
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    let _ = conn.close().await;
+    v
+}
+
+/// The runtime of a fault test: two workers, as the machine has two cores.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// SIGKILL, and the process reaped.
+pub fn kill_9(server: &mut Running) {
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
+
+/// The CPU time a running process has used so far, all its threads
+/// (`/proc/<pid>/stat`: user and system time, in the kernel's fixed
+/// 100 ticks a second).
+pub fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // After the command's name, which may hold spaces, in parentheses.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let field = |n: usize| -> u64 {
+        rest.split_whitespace()
+            .nth(n)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    // utime and stime are the 14th and 15th fields; `rest` starts at the 3rd.
+    Duration::from_millis((field(11) + field(12)) * 10)
+}
+
+/// A fault test's folder and database, removed when it ends however it
+/// ends (declare it before the servers: they are dropped, so killed,
+/// first). The database is a file in the folder on SQLite (the file a
+/// later process opens again), a fresh database on PostgreSQL, dropped.
+pub struct Scratch {
+    pub dir: PathBuf,
+    pub url: String,
+    backend: Backend,
+}
+
+impl Scratch {
+    pub async fn new(backend: Backend, name: &str) -> Scratch {
+        let dir = temp_dir(name);
+        let url = match backend {
+            Backend::Sqlite => format!("sqlite://{}", dir.join("incasso.db").display()),
+            Backend::Postgres => fresh_database_url(backend).await,
+        };
+        Scratch { dir, url, backend }
+    }
+
+    /// A data folder of its own for one process, inside the test's.
+    pub fn data_dir(&self, process: &str) -> PathBuf {
+        let dir = self.dir.join(process);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+        if self.backend != Backend::Postgres {
+            return;
+        }
+        let (Ok(admin), Some(name)) = (
+            std::env::var("INCASSO_TEST_PG_URL"),
+            self.url
+                .rsplit('/')
+                .next()
+                .and_then(|n| n.split('?').next())
+                .map(str::to_string),
+        ) else {
+            return;
+        };
+        // Dropping may run inside the test's runtime: a thread of its own.
+        let _ = std::thread::spawn(move || {
+            use sqlx::Connection;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
+                    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                    )))
+                    .execute(&mut conn)
+                    .await;
+                    let _ = conn.close().await;
+                }
+            });
+        })
+        .join();
+    }
 }
