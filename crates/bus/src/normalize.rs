@@ -971,7 +971,10 @@ mod tests {
         assert_eq!(parse_date("2026-12-31", DateFormat::Iso), Some(d));
         assert_eq!(parse_date("2026-12-31T10:00", DateFormat::Iso), Some(d));
         assert_eq!(parse_date("31/02/2026", DateFormat::DayMonthYear), None);
-        assert_eq!(parse_date(" 31/12/2026  ", DateFormat::DayMonthYear), Some(d));
+        assert_eq!(
+            parse_date(" 31/12/2026  ", DateFormat::DayMonthYear),
+            Some(d)
+        );
     }
 
     proptest! {
