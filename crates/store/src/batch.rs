@@ -63,6 +63,25 @@ impl From<Option<Vec<u8>>> for Arg {
     }
 }
 
+/// `stmt` as a query of whichever driver the caller's type names: the
+/// arguments bind the same way to each.
+macro_rules! bound {
+    ($stmt:expr) => {{
+        let stmt = $stmt;
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(stmt.sql));
+        for a in stmt.args {
+            q = match a {
+                Arg::I(x) => q.bind(x),
+                Arg::OI(x) => q.bind(x),
+                Arg::S(x) => q.bind(x),
+                Arg::OS(x) => q.bind(x),
+                Arg::OB(x) => q.bind(x),
+            };
+        }
+        q
+    }};
+}
+
 /// A statement with its arguments, not yet bound to a driver.
 #[derive(Debug, Clone)]
 pub(crate) struct Stmt {
@@ -86,17 +105,7 @@ impl Stmt {
     pub(crate) fn into_any(
         self,
     ) -> sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments> {
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(self.sql));
-        for a in self.args {
-            q = match a {
-                Arg::I(x) => q.bind(x),
-                Arg::OI(x) => q.bind(x),
-                Arg::S(x) => q.bind(x),
-                Arg::OS(x) => q.bind(x),
-                Arg::OB(x) => q.bind(x),
-            };
-        }
-        q
+        bound!(self)
     }
 
     /// The same statement for a PostgreSQL connection of its own (a
@@ -104,17 +113,7 @@ impl Stmt {
     pub(crate) fn into_pg(
         self,
     ) -> sqlx::query::Query<'static, sqlx::Postgres, sqlx::postgres::PgArguments> {
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(self.sql));
-        for a in self.args {
-            q = match a {
-                Arg::I(x) => q.bind(x),
-                Arg::OI(x) => q.bind(x),
-                Arg::S(x) => q.bind(x),
-                Arg::OS(x) => q.bind(x),
-                Arg::OB(x) => q.bind(x),
-            };
-        }
-        q
+        bound!(self)
     }
 
     pub(crate) fn sql(&self) -> &str {

@@ -40,11 +40,15 @@ const NAV_BLOCK: u32 = 5_000;
 /// the time; 8 loaded 200,000 rows in 5.7 s instead of 8.2.
 const QUEUE: usize = 8;
 
-enum Op {
-    /// The statements inserting a chunk's new positions.
-    Insert(Vec<Stmt>),
-    /// PostgreSQL: a chunk's new positions, for `COPY`.
+/// A chunk's new rows.
+enum Inserts {
+    Statements(Vec<Stmt>),
+    /// PostgreSQL: new positions, for `COPY`.
     Copy(crate::batch::CopyRows),
+}
+
+enum Op {
+    Insert(Inserts),
     /// An update: the stored position replaced by this one.
     Replace(Box<DebtPosition>, DateTime<Utc>),
     Cancel(String, DateTime<Utc>),
@@ -283,11 +287,12 @@ impl SupplyTx {
         }
     }
 
-    /// Writes a chunk's new positions (PostgreSQL).
-    async fn copy(&mut self, rows: crate::batch::CopyRows) -> Result<()> {
-        match self {
-            SupplyTx::Pg(conn) => rows.write(conn).await,
-            _ => Err(StoreError::Corrupt("COPY outside PostgreSQL".into())),
+    /// Writes a chunk's new rows.
+    async fn insert(&mut self, inserts: Inserts) -> Result<()> {
+        match (inserts, self) {
+            (Inserts::Statements(statements), t) => t.execute_all(statements).await,
+            (Inserts::Copy(rows), SupplyTx::Pg(conn)) => rows.write(conn).await,
+            (Inserts::Copy(_), _) => Err(StoreError::Corrupt("COPY outside PostgreSQL".into())),
         }
     }
 
@@ -377,22 +382,11 @@ async fn write_loop(
             let _ = w.rollback().await;
         }
         match op {
-            Op::Insert(statements) => {
+            Op::Insert(inserts) => {
                 if failure.is_none()
                     && let Err(e) = async {
                         let t = w.open().await?;
-                        t.execute_all(statements).await
-                    }
-                    .await
-                {
-                    failure = Some(e);
-                }
-            }
-            Op::Copy(rows) => {
-                if failure.is_none()
-                    && let Err(e) = async {
-                        let t = w.open().await?;
-                        t.copy(rows).await
+                        t.insert(inserts).await
                     }
                     .await
                 {
@@ -946,16 +940,16 @@ impl Bulk {
             placements.push(self.placements.derive(&self.store, &self.ente, p).await?);
         }
         let op = if self.store.pg_connect.is_some() {
-            Op::Copy(crate::batch::CopyRows::new(
+            Op::Insert(Inserts::Copy(crate::batch::CopyRows::new(
                 &self.ente,
                 positions,
                 placements,
                 now,
                 &self.origin,
                 self.supply_id,
-            ))
+            )))
         } else {
-            Op::Insert(crate::batch::insert_positions(
+            Op::Insert(Inserts::Statements(crate::batch::insert_positions(
                 self.store.dialect,
                 &self.ente,
                 positions,
@@ -963,7 +957,7 @@ impl Bulk {
                 now,
                 &self.origin,
                 self.supply_id,
-            ))
+            )))
         };
         self.send(op).await?;
         Ok(numbers)
@@ -993,8 +987,8 @@ impl Bulk {
         if invites.is_empty() {
             return Ok(());
         }
-        self.send(Op::Insert(crate::notify_channels::invite_statements(
-            &self.ente, invites,
+        self.send(Op::Insert(Inserts::Statements(
+            crate::notify_channels::invite_statements(&self.ente, invites),
         )))
         .await
     }
