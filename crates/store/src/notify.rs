@@ -545,7 +545,7 @@ impl Store {
             .collect();
         let mut tx = self.write_tx().await?;
         for chunk in events.chunks(500) {
-            crate::events::write(&mut tx, self.dialect, chunk, now).await?;
+            crate::events::write(&mut tx, chunk, now).await?;
         }
         tx.commit().await?;
         Ok(events.len())

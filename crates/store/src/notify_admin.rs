@@ -11,7 +11,7 @@
 
 use crate::notify::NotificationRecord;
 use crate::time::to_micros;
-use crate::{Dialect, Result, Store};
+use crate::{Result, Store};
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
@@ -255,13 +255,6 @@ impl Store {
             // Another process wrote the same token meanwhile: its answer.
             tx.rollback().await?;
             return Box::pin(self.request_notifications(ente, token, selector, by, now)).await;
-        }
-        // Events last, under their ordering lock (see store::events).
-        if self.dialect == Dialect::Postgres {
-            sqlx::query("SELECT CAST(pg_advisory_xact_lock($1) AS TEXT)")
-                .bind(crate::events::EVENTS_LOCK)
-                .execute(&mut *tx)
-                .await?;
         }
         let (extra, bind) = match selector {
             Selector::Position(iupd) => ("d.iupd = $2", either(iupd)),

@@ -40,8 +40,7 @@ pub(crate) fn any_enabled(ente: &str) -> Stmt {
 /// single-position path writes them (`notify::published`, same natural
 /// key), in one statement: a row's `notify_invite` (its layout's
 /// `notify.invite` column) asks for or refuses the invitation, else the
-/// service's "invite on publication" decides. Written last before the
-/// commit, under the events' ordering lock (store::events).
+/// service's "invite on publication" decides.
 pub(crate) fn published_by_supply(
     dialect: Dialect,
     ente: &str,

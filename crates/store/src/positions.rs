@@ -217,7 +217,7 @@ impl Store {
                     };
                     let events =
                         crate::notify::published_events(&mut tx, ente, &[(&stored, false)]).await?;
-                    crate::events::write(&mut tx, self.dialect, &events, now).await?;
+                    crate::events::write(&mut tx, &events, now).await?;
                     tx.commit().await?;
                     return Ok(stored);
                 }
@@ -354,7 +354,7 @@ impl Store {
                     let changed: Vec<(&StoredPosition, bool)> =
                         stored.iter().map(|s| (s, false)).collect();
                     let events = crate::notify::published_events(&mut tx, ente, &changed).await?;
-                    crate::events::write(&mut tx, self.dialect, &events, now).await?;
+                    crate::events::write(&mut tx, &events, now).await?;
                     tx.commit().await?;
                     return Ok(stored);
                 }
@@ -442,7 +442,7 @@ impl Store {
         }
         let changed: Vec<(&StoredPosition, bool)> = out.iter().map(|(s, w)| (s, *w)).collect();
         let events = crate::notify::published_events(&mut tx, ente, &changed).await?;
-        crate::events::write(&mut tx, self.dialect, &events, now).await?;
+        crate::events::write(&mut tx, &events, now).await?;
         tx.commit().await?;
         Ok(out.into_iter().map(|(s, _)| s).collect())
     }
@@ -479,7 +479,7 @@ impl Store {
         if let Some(p) = progress {
             crate::uploads::apply_progress(&mut tx, p).await?;
         }
-        crate::events::write(&mut tx, self.dialect, &events, Utc::now()).await?;
+        crate::events::write(&mut tx, &events, Utc::now()).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -755,7 +755,7 @@ impl Store {
         )
         .await?;
         let events = crate::notify::published_events(&mut tx, ente, &[(&stored, was)]).await?;
-        crate::events::write(&mut tx, self.dialect, &events, now).await?;
+        crate::events::write(&mut tx, &events, now).await?;
         tx.commit().await?;
         Ok(stored)
     }
@@ -823,7 +823,7 @@ impl Store {
         if crate::events::was_published(&current) {
             crate::notify_channels::keep_gone(&mut tx, ente, &current, Utc::now()).await?;
             let e = crate::events::cancelled(ente, &current, "DELETED");
-            crate::events::write(&mut tx, self.dialect, &[e], Utc::now()).await?;
+            crate::events::write(&mut tx, &[e], Utc::now()).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -875,7 +875,7 @@ impl Store {
             },
         )];
         events.extend(crate::events::reported_now(&mut tx, ente, &stored, index).await?);
-        crate::events::write(&mut tx, self.dialect, &events, now).await?;
+        crate::events::write(&mut tx, &events, now).await?;
         tx.commit().await?;
         // A flow may have listed it already: answered as GPD shows it.
         let mut conn = self.pool.acquire().await?;
@@ -996,7 +996,7 @@ impl Store {
             events.extend(crate::events::reported_now(&mut tx, ente, &stored, index).await?);
             out.push(Ok(()));
         }
-        crate::events::write(&mut tx, self.dialect, &events, now).await?;
+        crate::events::write(&mut tx, &events, now).await?;
         tx.commit().await?;
         Ok(out)
     }
@@ -1015,11 +1015,11 @@ impl Store {
         save_state(&mut tx, &mut stored, now).await?;
         if was_published && stored.position.status == PositionStatus::Invalid {
             let e = crate::events::cancelled(ente, &stored, "INVALIDATED");
-            crate::events::write(&mut tx, self.dialect, &[e], now).await?;
+            crate::events::write(&mut tx, &[e], now).await?;
         }
         let events =
             crate::notify::published_events(&mut tx, ente, &[(&stored, was_published)]).await?;
-        crate::events::write(&mut tx, self.dialect, &events, now).await?;
+        crate::events::write(&mut tx, &events, now).await?;
         tx.commit().await?;
         Ok(stored)
     }

@@ -231,7 +231,7 @@ impl Store {
             }
             Err(e) => return Err(e.into()),
         }
-        crate::events::write(&mut tx, self.dialect, &events, now).await?;
+        crate::events::write(&mut tx, &events, now).await?;
         tx.commit().await?;
         if let Some(a) = anomaly {
             tracing::warn!(anomaly = a.as_str(), "receipt stored with an anomaly");

@@ -138,7 +138,7 @@ impl Store {
             }
             outcomes.push(outcome);
         }
-        crate::events::write(&mut tx, self.dialect, &events, now).await?;
+        crate::events::write(&mut tx, &events, now).await?;
         tx.commit().await?;
         Ok(outcomes)
     }

@@ -378,7 +378,7 @@ impl Store {
                     p.invalidate(now)?;
                     save_state(&mut tx, &mut stored, now).await?;
                     let e = crate::events::cancelled(ente, &stored, "INVALIDATED");
-                    crate::events::write(&mut tx, self.dialect, &[e], now).await?;
+                    crate::events::write(&mut tx, &[e], now).await?;
                     Abandoned::Cancelled
                 } else {
                     Abandoned::Closed

@@ -443,19 +443,12 @@ async fn write_loop(
                             supply_updated(updated, Some(expected))?;
                             t.execute_all(supply_errors(supply_id, &record.errors))
                                 .await?;
-                            // Last, for the ordering lock's sake (store::events).
-                            let mut last = crate::events::statements(store.dialect, &events, now);
+                            let mut last = crate::events::statements(&events, now);
                             let telling = t
                                 .fetch_i64(crate::notify_channels::any_enabled(&ente))
                                 .await?
                                 > 0;
                             if telling {
-                                if last.is_empty() && store.dialect == Dialect::Postgres {
-                                    last.push(
-                                        Stmt::new("SELECT CAST(pg_advisory_xact_lock($1) AS TEXT)")
-                                            .bind(crate::events::EVENTS_LOCK),
-                                    );
-                                }
                                 last.push(crate::notify_channels::published_by_supply(
                                     store.dialect,
                                     &ente,

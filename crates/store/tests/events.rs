@@ -553,3 +553,107 @@ async fn a_supply_s_cancellations_are_told_at_its_commit_only() {
         store.close().await;
     }
 }
+
+/// On PostgreSQL an event's id is given at its transaction's commit
+/// (migration 0035): a transaction that wrote first but commits last gets
+/// the larger ids, its own events keep their order, no reader ever sees a
+/// provisional id, and a key referenced by a delivery survives the
+/// renumbering of later events. A cursor that reads by increasing id
+/// therefore never skips an event. SQLite has one writer at a time.
+#[tokio::test]
+async fn event_ids_follow_commit_order_on_postgres() {
+    use sqlx::{Connection, Row};
+    if !backends().contains(&incasso_testkit::Backend::Postgres) {
+        return;
+    }
+    let url = fresh_database_url(incasso_testkit::Backend::Postgres).await;
+    let store = store_with_ente(&url).await;
+    store.close().await;
+    let insert = |key: &str| {
+        format!(
+            "INSERT INTO position_events (natural_key, ente, position_id, iupd, kind, payload,
+                created_at)
+             VALUES ('{key}', '{ENTE}', 1, 'EV-ORDER', 'PAID', '{{}}', 0)"
+        )
+    };
+    let ids = |rows: Vec<sqlx::postgres::PgRow>| {
+        rows.iter()
+            .map(|r| (r.get::<String, _>("natural_key"), r.get::<i64, _>("id")))
+            .collect::<Vec<_>>()
+    };
+    let read = "SELECT natural_key, id FROM position_events ORDER BY id";
+    let mut first = sqlx::PgConnection::connect(&url).await.unwrap();
+    let mut second = sqlx::PgConnection::connect(&url).await.unwrap();
+    let mut reader = sqlx::PgConnection::connect(&url).await.unwrap();
+
+    sqlx::raw_sql("BEGIN").execute(&mut first).await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(insert("A-1")))
+        .execute(&mut first)
+        .await
+        .unwrap();
+    // Not committed yet: its provisional id is its own business.
+    let seen_inside = ids(sqlx::query(read).fetch_all(&mut first).await.unwrap());
+    assert!(seen_inside[0].1 < 0, "{seen_inside:?}");
+
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "BEGIN; {}; COMMIT",
+        insert("B-1")
+    )))
+    .execute(&mut second)
+    .await
+    .unwrap();
+    let midway = ids(sqlx::query(read).fetch_all(&mut reader).await.unwrap());
+    assert_eq!(midway.len(), 1, "{midway:?}");
+    assert_eq!(midway[0].0, "B-1");
+    assert!(midway[0].1 > 0, "{midway:?}");
+    // A delivery takes the committed event's id, as the fan-out does.
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO webhook_endpoints (ente, url, description, secret, active, first_event,
+            created_at, created_by, updated_at)
+         VALUES ('{ENTE}', 'https://example.org/h', 'prova', 'x', 1, 0, 0, 'test', 0);
+         INSERT INTO webhook_deliveries (endpoint_id, event_id, position_id, status, attempts,
+            next_attempt_at, created_at)
+         SELECT w.id, {}, 1, 'PENDING', 0, 0, 0 FROM webhook_endpoints w",
+        midway[0].1
+    )))
+    .execute(&mut reader)
+    .await
+    .unwrap();
+
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("{}; COMMIT", insert("A-2"))))
+        .execute(&mut first)
+        .await
+        .unwrap();
+    let after = ids(sqlx::query(read).fetch_all(&mut reader).await.unwrap());
+    let keys: Vec<&str> = after.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(keys, ["B-1", "A-1", "A-2"], "{after:?}");
+    assert!(after.iter().all(|(_, id)| *id > 0), "{after:?}");
+    assert_eq!(after[0], midway[0], "a committed id never changes");
+    let delivered: i64 = sqlx::query_scalar("SELECT event_id FROM webhook_deliveries")
+        .fetch_one(&mut reader)
+        .await
+        .unwrap();
+    assert_eq!(delivered, midway[0].1);
+
+    // Through the store as well: a receipt's PAID comes after both.
+    let store = Store::connect(&url).await.unwrap();
+    let now = Utc::now();
+    store
+        .create_position(ENTE, position("EV-ORDER-2", 0), now, true)
+        .await
+        .unwrap();
+    let (nav, iuv, amount) = options(&store, "EV-ORDER-2").await.remove(0);
+    store
+        .record_receipt(&receipt("R-ORDER", &nav, &iuv, amount, "OK"), now)
+        .await
+        .unwrap();
+    let paid = store.position_events(ENTE, "EV-ORDER-2").await.unwrap();
+    assert_eq!(kinds(&paid), ["PAID"]);
+    assert!(paid[0].id > after[2].1, "{paid:?} after {after:?}");
+    let feed = store.events_after(0, 100).await.unwrap();
+    let feed_ids: Vec<i64> = feed.iter().map(|e| e.id).collect();
+    let mut sorted = feed_ids.clone();
+    sorted.sort();
+    assert_eq!(feed_ids, sorted);
+    assert_eq!(feed_ids.len(), 4);
+}

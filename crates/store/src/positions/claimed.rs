@@ -108,7 +108,7 @@ impl Store {
                     };
                     let events =
                         crate::notify::published_events(&mut tx, ente, &[(&stored, false)]).await?;
-                    crate::events::write(&mut tx, self.dialect, &events, now).await?;
+                    crate::events::write(&mut tx, &events, now).await?;
                     let a = with.audit;
                     sqlx::query(
                         "INSERT INTO audit_log (at, actor, ente, action, object, outcome, detail)
