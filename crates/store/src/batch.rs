@@ -123,6 +123,53 @@ impl Stmt {
     pub(crate) fn into_args(self) -> Vec<Arg> {
         self.args
     }
+
+    /// PostgreSQL: `writes` as one statement, one data-modifying `WITH`
+    /// clause each, in one round trip. They run on one snapshot and do not
+    /// see one another's rows, so they must write different rows (a
+    /// receipt's position, its option, the receipt, its events). One that
+    /// fails fails them all, as in a transaction.
+    ///
+    /// Each statement numbers its placeholders from `$1` to its argument
+    /// count; they are renumbered after the arguments before them.
+    pub(crate) fn together(writes: Vec<Stmt>) -> Stmt {
+        let mut sql = String::from("WITH ");
+        let mut args = Vec::new();
+        for (i, w) in writes.into_iter().enumerate() {
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!("w{i} AS ("));
+            sql.push_str(&shift_placeholders(&w.sql, args.len()));
+            sql.push(')');
+            args.extend(w.args);
+        }
+        sql.push_str(" SELECT 1");
+        Stmt { sql, args }
+    }
+}
+
+/// `sql` with every `$n` outside quotes as `$(n + by)`.
+fn shift_placeholders(sql: &str, by: usize) -> String {
+    let mut out = String::with_capacity(sql.len() + 16);
+    let mut chars = sql.chars().peekable();
+    let mut quoted = false;
+    while let Some(c) = chars.next() {
+        if c == '\'' {
+            quoted = !quoted;
+        }
+        if c != '$' || quoted || !chars.peek().is_some_and(char::is_ascii_digit) {
+            out.push(c);
+            continue;
+        }
+        let mut n = 0usize;
+        while let Some(d) = chars.peek().and_then(|d| d.to_digit(10)) {
+            n = n * 10 + d as usize;
+            chars.next();
+        }
+        out.push_str(&format!("${}", n + by));
+    }
+    out
 }
 
 /// A value of a row to insert.
@@ -866,4 +913,27 @@ pub(crate) async fn taken(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statements_together_keep_each_argument_at_its_placeholder() {
+        let together = Stmt::together(vec![
+            Stmt::new("UPDATE a SET x = $2 WHERE id = $1")
+                .bind(7)
+                .bind("x"),
+            Stmt::new("INSERT INTO b (k, v) VALUES ($1, '$1 stays'), ($2, $10)")
+                .bind("k")
+                .bind(Some(3i64)),
+        ]);
+        assert_eq!(
+            together.sql(),
+            "WITH w0 AS (UPDATE a SET x = $2 WHERE id = $1), \
+             w1 AS (INSERT INTO b (k, v) VALUES ($3, '$1 stays'), ($4, $12)) SELECT 1"
+        );
+        assert_eq!(together.into_args().len(), 4);
+    }
 }

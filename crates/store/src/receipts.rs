@@ -2,8 +2,9 @@
 //! their position in the same transaction, so that a crash leaves either
 //! both or neither; the Node then sends the receipt again.
 
+use crate::batch::Stmt;
 use crate::time::{opt_from_micros, opt_to_micros, to_micros};
-use crate::{Result, Store, StoreError};
+use crate::{Dialect, Result, Store, StoreError};
 use chrono::{DateTime, Utc};
 use incasso_core::position::TransitionError;
 use sqlx::Row;
@@ -131,6 +132,9 @@ impl Store {
         let mut position_id = None;
         // Told in this transaction, so never lost nor told of a rollback.
         let mut events = Vec::new();
+        // The position's new state, the receipt and its events: written
+        // last, and on PostgreSQL as one statement (`Stmt::together`).
+        let mut writes = Vec::new();
         let outcome = if r.owner_ente != r.ente {
             ReceiptOutcome::Recorded
         } else if r.outcome != "OK" {
@@ -152,7 +156,8 @@ impl Store {
                     let option_amount = stored.position.options[index].amount.0;
                     match stored.position.pay_option(index, paid_at, now) {
                         Ok(()) => {
-                            crate::positions::save_state(&mut tx, &mut stored, now).await?;
+                            writes.extend(crate::positions::state_statements(&stored, now));
+                            stored.version += 1;
                             let outcome = if option_amount == r.amount {
                                 ReceiptOutcome::Applied
                             } else {
@@ -187,41 +192,55 @@ impl Store {
             ReceiptOutcome::Flagged(a) => Some(*a),
             _ => None,
         };
-        let res = sqlx::query(
-            "INSERT INTO receipts (ente, receipt_id, notice_number, iuv, owner_ente, position_id, outcome,
+        writes.push(
+            Stmt::new(
+                "INSERT INTO receipts (ente, receipt_id, notice_number, iuv, owner_ente, position_id, outcome,
                 amount, fee, psp_id, psp_name, channel_id, payment_method, payment_date_time,
                 application_date, transfer_date, station_id, primitive, stand_in, anomaly, refund_status,
                 transfers, raw_xml, received_at, debtor)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19,
                 $20, $21, $22, $23, $24, $25)",
-        )
-        .bind(&r.ente)
-        .bind(&r.receipt_id)
-        .bind(&r.notice_number)
-        .bind(&r.iuv)
-        .bind(&r.owner_ente)
-        .bind(position_id)
-        .bind(&r.outcome)
-        .bind(r.amount)
-        .bind(r.fee)
-        .bind(&r.psp_id)
-        .bind(&r.psp_name)
-        .bind(&r.channel_id)
-        .bind(&r.payment_method)
-        .bind(opt_to_micros(r.payment_date_time))
-        .bind(&r.application_date)
-        .bind(&r.transfer_date)
-        .bind(&r.station_id)
-        .bind(&r.primitive)
-        .bind(i64::from(r.stand_in))
-        .bind(anomaly.map(|a| a.as_str()))
-        .bind(anomaly.and_then(|a| a.refund()))
-        .bind(&r.transfers_json)
-        .bind(&r.raw_xml)
-        .bind(to_micros(now))
-        .bind(r.debtor.as_deref())
-        .execute(&mut *tx)
-        .await;
+            )
+            .bind(r.ente.clone())
+            .bind(r.receipt_id.clone())
+            .bind(r.notice_number.clone())
+            .bind(r.iuv.clone())
+            .bind(r.owner_ente.clone())
+            .bind(position_id)
+            .bind(r.outcome.clone())
+            .bind(r.amount)
+            .bind(r.fee)
+            .bind(r.psp_id.clone())
+            .bind(r.psp_name.clone())
+            .bind(r.channel_id.clone())
+            .bind(r.payment_method.clone())
+            .bind(opt_to_micros(r.payment_date_time))
+            .bind(r.application_date.clone())
+            .bind(r.transfer_date.clone())
+            .bind(r.station_id.clone())
+            .bind(r.primitive.clone())
+            .bind(i64::from(r.stand_in))
+            .bind(anomaly.map(|a| a.as_str().to_string()))
+            .bind(anomaly.and_then(|a| a.refund()).map(str::to_string))
+            .bind(r.transfers_json.clone())
+            .bind(r.raw_xml.clone())
+            .bind(to_micros(now))
+            .bind(r.debtor.clone())
+        );
+        writes.extend(crate::events::statements(&events, now));
+        let res = match self.dialect {
+            Dialect::Postgres => Stmt::together(writes).into_any().execute(&mut *tx).await,
+            Dialect::Sqlite => {
+                let mut res = Ok(Default::default());
+                for w in writes {
+                    res = w.into_any().execute(&mut *tx).await;
+                    if res.is_err() {
+                        break;
+                    }
+                }
+                res
+            }
+        };
         match res {
             Ok(_) => {}
             // Another process stored the same receipt between our check and
@@ -231,7 +250,6 @@ impl Store {
             }
             Err(e) => return Err(e.into()),
         }
-        crate::events::write(&mut tx, &events, now).await?;
         tx.commit().await?;
         if let Some(a) = anomaly {
             tracing::warn!(anomaly = a.as_str(), "receipt stored with an anomaly");
