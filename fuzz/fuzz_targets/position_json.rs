@@ -1,6 +1,6 @@
 //! A debt position as JSON, checked by core's rules: what the GPD API's
-//! create and update reach once their wire model is mapped (a shallow,
-//! field-by-field mapping in crates/server/src/gpd), without a database.
+//! create and update reach once their wire model is mapped (`gpd_json`
+//! fuzzes that mapping, crates/gpd), without a database.
 //! Also the pure state queries every door asks of a stored position.
 #![no_main]
 

@@ -539,7 +539,7 @@ pub async fn set_accertamento_active(
 
 /// The most rows a CSV of accertamenti may have: an Ente's budget has a
 /// few hundred, and a bigger file is a mistake, not a budget.
-pub const MAX_ACCERTAMENTI_ROWS: usize = 10_000;
+pub const MAX_ACCERTAMENTI_ROWS: usize = incasso_bus::accertamenti::MAX_ROWS;
 
 /// Loads a CSV of accertamenti (a year's budget) as a clerk exports it
 /// from a spreadsheet: the whole file or nothing. Every bad row is
@@ -563,239 +563,17 @@ pub async fn load_accertamenti_csv(
     .await
 }
 
-/// A column of the accertamenti CSV: its Italian name (as the back
-/// office exports it) and the field of `Accertamento::validate` it fills.
-const ACC_COLUMNS: &[(&str, &str, &[&str])] = &[
-    (
-        "anno",
-        "year",
-        &["anno", "year", "anno di bilancio", "esercizio"],
-    ),
-    ("codice", "code", &["codice", "code", "codice accertamento"]),
-    (
-        "descrizione",
-        "description",
-        &["descrizione", "description"],
-    ),
-    ("capitolo", "chapter", &["capitolo", "chapter"]),
-    ("articolo", "article", &["articolo", "article"]),
-    (
-        "codice SIOPE",
-        "siopeCode",
-        &["codice siope", "siope", "siopecode", "siope_code"],
-    ),
-    ("attivo", "active", &["attivo", "active", "stato"]),
-];
-
-/// The file as rows of accertamenti, or every problem found in it.
+/// The file as rows of accertamenti, or every problem found in it
+/// (`incasso_bus::accertamenti` reads it, where it is fuzzed).
 pub fn parse_accertamenti_csv(
     data: &[u8],
     year: Option<i32>,
 ) -> Result<Vec<Accertamento>, AppError> {
-    let mut problems: Vec<FieldError> = Vec::new();
-    let fail = |problems: &mut Vec<FieldError>, field: String, message: String| {
-        problems.push(FieldError {
-            field,
-            code: incasso_core::error::codes::BAD_FORMAT,
-            message,
-        })
-    };
-    let data = data.strip_prefix(b"\xef\xbb\xbf").unwrap_or(data);
-    // Excel on Windows saves "CSV" in Windows-1252: read it as such when
-    // it is not UTF-8, so accented descriptions arrive as written.
-    let text = match std::str::from_utf8(data) {
-        Ok(t) => t.to_string(),
-        Err(_) => encoding_rs::WINDOWS_1252.decode(data).0.into_owned(),
-    };
-    let first = text.lines().next().unwrap_or("");
-    let delimiter = [b';', b',', b'\t']
-        .into_iter()
-        .max_by_key(|d| first.bytes().filter(|b| b == d).count())
-        .unwrap_or(b';');
-    let mut reader = csv::ReaderBuilder::new()
-        .delimiter(delimiter)
-        .flexible(true)
-        .from_reader(text.as_bytes());
-    let headers = match reader.headers() {
-        Ok(h) => h.clone(),
-        Err(e) => return Err(csv_refused(vec![header_problem(format!("{e}"))])),
-    };
-    // Where each known column is in the file.
-    let mut at: Vec<Option<usize>> = vec![None; ACC_COLUMNS.len()];
-    for (i, h) in headers.iter().enumerate() {
-        let name = h.trim().to_lowercase();
-        if name.is_empty() {
-            continue;
-        }
-        match ACC_COLUMNS
-            .iter()
-            .position(|(_, _, names)| names.contains(&name.as_str()))
-        {
-            Some(c) if at[c].is_none() => at[c] = Some(i),
-            Some(_) => problems.push(header_problem(format!("colonna «{}» ripetuta", h.trim()))),
-            None => problems.push(header_problem(format!(
-                "colonna «{}» non prevista (previste: anno, codice, descrizione, capitolo, articolo, codice SIOPE, attivo)",
-                h.trim()
-            ))),
-        }
-    }
-    for (c, (name, _, _)) in ACC_COLUMNS.iter().enumerate() {
-        let required = matches!(*name, "codice" | "descrizione" | "capitolo")
-            || (*name == "anno" && year.is_none());
-        if required && at[c].is_none() {
-            problems.push(header_problem(format!("manca la colonna «{name}»")));
-        }
-    }
-    if !problems.is_empty() {
-        return Err(csv_refused(problems));
-    }
-    let mut list: Vec<Accertamento> = Vec::new();
-    let mut lines: Vec<u64> = Vec::new();
-    for record in reader.records() {
-        let record = match record {
-            Ok(r) => r,
-            Err(e) => {
-                let line = e.position().map(|p| p.line()).unwrap_or(0);
-                fail(
-                    &mut problems,
-                    format!("riga {line}"),
-                    "riga illeggibile (virgolette non chiuse?)".into(),
-                );
-                break;
-            }
-        };
-        let line = record.position().map(|p| p.line()).unwrap_or(0);
-        if record.iter().all(|f| f.trim().is_empty()) {
-            continue;
-        }
-        if list.len() >= MAX_ACCERTAMENTI_ROWS {
-            fail(
-                &mut problems,
-                format!("riga {line}"),
-                format!("il file supera le {MAX_ACCERTAMENTI_ROWS} righe: dividerlo"),
-            );
-            break;
-        }
-        let cell = |c: usize| -> Option<String> {
-            at[c]
-                .and_then(|i| record.get(i))
-                .map(|v| v.trim().to_string())
-                .filter(|v| !v.is_empty())
-        };
-        let row_year = match cell(0) {
-            Some(y) => match y.parse::<i32>() {
-                Ok(y) => y,
-                Err(_) => {
-                    fail(
-                        &mut problems,
-                        format!("riga {line}, anno"),
-                        format!("«{y}» non è un anno (es. 2026)"),
-                    );
-                    continue;
-                }
-            },
-            None => match year {
-                Some(y) => y,
-                None => {
-                    fail(
-                        &mut problems,
-                        format!("riga {line}, anno"),
-                        "obbligatorio".into(),
-                    );
-                    continue;
-                }
-            },
-        };
-        let active = match cell(6).map(|v| v.to_lowercase()) {
-            None => true,
-            Some(v) => match v.as_str() {
-                "sì" | "si" | "s" | "1" | "x" | "true" | "vero" | "attivo" => true,
-                "no" | "n" | "0" | "false" | "falso" | "non attivo" | "disattivo" => false,
-                _ => {
-                    fail(
-                        &mut problems,
-                        format!("riga {line}, attivo"),
-                        format!("«{v}»: indicare sì o no"),
-                    );
-                    continue;
-                }
-            },
-        };
-        let acc = Accertamento {
-            year: row_year,
-            code: cell(1).unwrap_or_default(),
-            description: cell(2).unwrap_or_default(),
-            chapter: cell(3).unwrap_or_default(),
-            article: cell(4),
-            siope_code: cell(5),
-            active,
-        };
-        if let Err(invalid) = acc.validate() {
-            for e in invalid.0 {
-                let column = ACC_COLUMNS
-                    .iter()
-                    .find(|(_, field, _)| *field == e.field)
-                    .map(|(name, _, _)| *name)
-                    .unwrap_or("");
-                problems.push(FieldError {
-                    field: format!("riga {line}, {column}"),
-                    code: e.code,
-                    message: e.message,
-                });
-            }
-            continue;
-        }
-        if let Some(i) = list
-            .iter()
-            .position(|a| a.year == acc.year && a.code == acc.code)
-        {
-            fail(
-                &mut problems,
-                format!("riga {line}, codice"),
-                format!(
-                    "{}/{} ripetuto: è già alla riga {}",
-                    acc.year, acc.code, lines[i]
-                ),
-            );
-            continue;
-        }
-        list.push(acc);
-        lines.push(line);
-    }
-    if problems.is_empty() && list.is_empty() {
-        fail(
-            &mut problems,
-            "file".into(),
-            "non contiene accertamenti: dopo l'intestazione servono le righe".into(),
-        );
-    }
-    if problems.is_empty() {
-        Ok(list)
-    } else {
-        Err(csv_refused(problems))
-    }
-}
-
-fn header_problem(message: String) -> FieldError {
-    FieldError {
-        field: "riga 1 (intestazione)".into(),
-        code: incasso_core::error::codes::BAD_FORMAT,
-        message,
-    }
-}
-
-fn csv_refused(problems: Vec<FieldError>) -> AppError {
-    let n = problems.len();
-    let mut e = AppError::invalid(
-        "BAD_CSV",
-        if n == 1 {
-            "il file ha un errore: non è stato caricato nulla".to_string()
-        } else {
-            format!("il file ha {n} errori: non è stato caricato nulla")
-        },
-    );
-    e.errors = problems;
-    e
+    incasso_bus::accertamenti::parse_csv(data, year).map_err(|refused| {
+        let mut e = AppError::invalid("BAD_CSV", refused.to_string());
+        e.errors = refused.0;
+        e
+    })
 }
 
 #[cfg(test)]

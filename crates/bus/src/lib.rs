@@ -8,10 +8,12 @@
 //! - [`normalize`]: records to rows to debt positions, with row-level errors
 //!   (line, field, value, reason).
 //! - [`builtin`]: the layouts incasso ships.
+//! - [`accertamenti`]: a year's budget of accertamenti, as a clerk's CSV.
 //!
 //! This crate does no I/O of its own beyond reading what it is handed: the
 //! server loads supplies into the store.
 
+pub mod accertamenti;
 pub mod builtin;
 pub mod layout;
 pub mod normalize;

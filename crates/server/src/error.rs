@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use incasso_app::{AppError, Kind, Place};
 use incasso_core::FieldError;
 use incasso_core::position::TransitionError;
+use incasso_gpd::WireError;
 use incasso_store::StoreError;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -114,6 +115,13 @@ impl From<StoreError> for ApiError {
             StoreError::Transition(t) => t.into(),
             other => incasso_app::error::from_store(other, &Place::new("http", "", "")).into(),
         }
+    }
+}
+
+/// A GPD body that does not map onto a position: the caller's to fix.
+impl From<WireError> for ApiError {
+    fn from(e: WireError) -> Self {
+        ApiError::bad_request(e.code, e.detail)
     }
 }
 

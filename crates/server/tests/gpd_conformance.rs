@@ -117,7 +117,7 @@ const DOCUMENTS: [Document; 6] = [
         seed: &[],
         also: Also::Nothing,
         // incasso's IUV coordinator assigns an IUV when a payment option
-        // brings none (the documented extension of crates/server/src/gpd);
+        // brings none (the documented extension of crates/gpd/src/v1.rs);
         // the metadata lists are read as empty when absent, as GPD's own
         // models do.
         optional: &[

@@ -13,6 +13,10 @@
 //!
 //! and `GET /info` under each base path and at `/gpd/info`. What they
 //! share: GPD's dates, its booleans, and its `X-Request-Id`.
+//!
+//! The JSON bodies of v1, v2 and v3 and their mapping onto positions are
+//! the `incasso-gpd` crate (fuzzed without the server's stack); these
+//! modules route, extract, call the use cases and map the errors.
 
 pub mod payments;
 pub mod send;
@@ -25,9 +29,9 @@ use crate::AppState;
 use crate::error::ApiError;
 use axum::routing::get;
 use axum::{Json, Router};
-use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use incasso_core::time;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize};
 
 /// Every GPD API under `/gpd`: the Ente's paths behind the tenant guard,
 /// everything in GPD's error shape and with its request id.
@@ -140,66 +144,7 @@ fn random_uuid() -> String {
 
 // ---------------------------------------------------------------- dates
 
-/// GPD clients send `2026-12-31T23:59:59Z`, `...+01:00`, or a zone-less
-/// `2026-12-31T23:59:59(.sss)`. A zone-less time is Italian wall-clock time,
-/// the way a clerk of a Comune means it.
-/// An instant as GPD writes one in its answers: UTC, milliseconds, `Z`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Instant(pub DateTime<Utc>);
-
-impl Serialize for Instant {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        ser_instant(&self.0, s)
-    }
-}
-
-/// [`Instant`] of an optional time.
-pub(crate) fn instant(t: Option<DateTime<Utc>>) -> Option<Instant> {
-    t.map(Instant)
-}
-
-pub(crate) fn parse_instant(s: &str) -> Result<DateTime<Utc>, String> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return Ok(t.with_timezone(&Utc));
-    }
-    if let Ok(n) = NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f") {
-        return Ok(time::from_rome(n));
-    }
-    Err(format!(
-        "data-ora non valida '{s}': usare il formato ISO 8601, es. 2026-12-31T23:59:59Z"
-    ))
-}
-
-pub(crate) fn de_instant<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
-    let s = String::deserialize(d)?;
-    parse_instant(&s).map_err(serde::de::Error::custom)
-}
-
-pub(crate) fn de_opt_instant<'de, D: Deserializer<'de>>(
-    d: D,
-) -> Result<Option<DateTime<Utc>>, D::Error> {
-    match Option::<String>::deserialize(d)? {
-        None => Ok(None),
-        Some(s) if s.is_empty() => Ok(None),
-        Some(s) => parse_instant(&s)
-            .map(Some)
-            .map_err(serde::de::Error::custom),
-    }
-}
-
-pub(crate) fn ser_opt_instant<S: Serializer>(
-    t: &Option<DateTime<Utc>>,
-    s: S,
-) -> Result<S::Ok, S::Error> {
-    match t {
-        Some(t) => s.serialize_str(&t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
-        None => s.serialize_none(),
-    }
-}
-
-pub(crate) fn ser_instant<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-}
+// GPD's instants, and the wire models that carry them, are `incasso-gpd`'s.
 
 /// A `yyyy-MM-dd` day in Italy, as the instant it starts (or ends).
 pub(crate) fn parse_day(field: &str, s: &str, end_of_day: bool) -> Result<DateTime<Utc>, ApiError> {

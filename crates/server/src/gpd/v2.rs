@@ -1,9 +1,10 @@
 //! GPD v2 (`gpd-service/openapi_external_v2.json`) under `/gpd/v2`: many
 //! positions created, updated or deleted in one call, all or nothing, with
-//! v1's models; and v1's "paid outside pagoPA".
+//! v1's models; and v1's "paid outside pagoPA". The bodies are
+//! `incasso_gpd::v2`'s.
 
 use super::PublishQuery;
-use super::v1::{self, PaymentPositionModel};
+use super::v1;
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiJson, ApiQuery};
@@ -13,7 +14,8 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::post;
 use incasso_app::positions;
-use serde::Deserialize;
+// The wire models, where the server's callers have always found them.
+pub use incasso_gpd::v2::*;
 
 pub fn routes() -> Router<crate::AppState> {
     Router::new()
@@ -25,40 +27,6 @@ pub fn routes() -> Router<crate::AppState> {
             "/organizations/{organizationfiscalcode}/paymentoptions/paids/{nav}",
             post(v1::mark_paid),
         )
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct MultiplePaymentPositionModel {
-    pub payment_positions: Vec<PaymentPositionModel>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct MultipleIupdModel {
-    #[serde(rename = "paymentPositionIUPDs")]
-    pub payment_position_iupds: Vec<String>,
-}
-
-/// Wire -> domain for every position, naming the one that is malformed.
-pub(super) fn positions_of(
-    body: MultiplePaymentPositionModel,
-) -> Result<Vec<incasso_core::position::DebtPosition>, ApiError> {
-    body.payment_positions
-        .into_iter()
-        .enumerate()
-        .map(|(i, p)| {
-            let iupd = p.iupd.clone();
-            p.into_domain().map_err(|mut e| {
-                // As the use case names a refused position.
-                e.detail = format!("paymentPositions[{i}] (iupd '{iupd}'): {}", e.detail);
-                for f in &mut e.errors {
-                    f.field = format!("paymentPositions[{i}].{}", f.field);
-                }
-                e
-            })
-        })
-        .collect()
 }
 
 async fn create_many(
