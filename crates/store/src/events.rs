@@ -539,3 +539,15 @@ impl Store {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_numbering_trigger_takes_the_events_lock() {
+        let migration = include_str!("../migrations/postgres/0035_events_numbered_at_commit.sql");
+        assert!(
+            migration.contains(&format!("pg_advisory_xact_lock({})", super::EVENTS_LOCK)),
+            "migration 0035 must take EVENTS_LOCK"
+        );
+    }
+}
