@@ -12,7 +12,7 @@
 //!   them, started again, both sent again (twice). Each is stored once and
 //!   whole, and a reconciliation, run twice, finds each flow's money once.
 
-use crate::common::faults::{Client, count, nav_and_iuv, seed};
+use crate::common::faults::{Client, count, kill_9, nav_and_iuv, runtime, seed};
 use crate::common::process::{Running, free_port, serve_command, start_server, temp_dir};
 use incasso_core::fdr::FlowOutcome;
 use incasso_testkit::recon::{self, Movement};
@@ -40,14 +40,6 @@ const MOVEMENTS: usize = 2_000;
 /// of that time in.
 const ROUNDS: usize = 4;
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 /// The database of a test: a file in its folder on SQLite (the file a
 /// restarted process opens again), a fresh database on PostgreSQL.
 async fn database(backend: Backend, dir: &Path) -> String {
@@ -55,12 +47,6 @@ async fn database(backend: Backend, dir: &Path) -> String {
         Backend::Sqlite => format!("sqlite://{}", dir.join("incasso.db").display()),
         Backend::Postgres => fresh_database_url(backend).await,
     }
-}
-
-/// SIGKILL, and the process reaped.
-fn kill_9(server: &mut Running) {
-    server.kill().unwrap();
-    server.wait().unwrap();
 }
 
 /// incasso started again on the same database and data folder, on a new
