@@ -252,6 +252,17 @@ pub enum DateFormat {
     Iso,
 }
 
+impl DateFormat {
+    /// The format as a clerk reads it in an error message.
+    pub fn spelled(self) -> &'static str {
+        match self {
+            DateFormat::DayMonthYear => "gg/mm/aaaa",
+            DateFormat::Compact => "aaaammgg",
+            DateFormat::Iso => "aaaa-mm-gg",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AmountFormat {
@@ -261,6 +272,17 @@ pub enum AmountFormat {
     Italian,
     /// Dot decimal: `1234.56`.
     Dot,
+}
+
+impl AmountFormat {
+    /// The format as a clerk reads it in an error message.
+    pub fn spelled(self) -> &'static str {
+        match self {
+            AmountFormat::Cents => "centesimi senza separatori, come 123456",
+            AmountFormat::Italian => "all'italiana, come 1.234,56",
+            AmountFormat::Dot => "con il punto decimale, come 1234.56",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -175,8 +175,15 @@ fn iso_date(d: NaiveDate) -> String {
     format!("{:04}-{:02}-{:02}", d.year(), d.month(), d.day())
 }
 
+/// A date as the layout spells it, with a year of four digits: chrono
+/// alone reads "01/01/26" as the year 26 and "1/1/0" as the year 0, which
+/// a validity or payment date would then keep as written.
 pub fn parse_date(s: &str, format: DateFormat) -> Option<NaiveDate> {
-    let s = s.trim();
+    use chrono::Datelike;
+    any_year_date(s.trim(), format).filter(|d| (1000..=9999).contains(&d.year()))
+}
+
+fn any_year_date(s: &str, format: DateFormat) -> Option<NaiveDate> {
     if let Some(d) = fixed_width_date(s, format) {
         return Some(d);
     }
@@ -267,7 +274,7 @@ pub fn row(layout: &Layout, r: &Record) -> Result<Row, Vec<RowError>> {
                         field: column,
                         value: v.clone(),
                         code: "BAD_AMOUNT",
-                        message: format!("importo non valido (formato atteso: {f:?})"),
+                        message: format!("importo non valido: atteso {}", f.spelled()),
                     });
                     None
                 }
@@ -281,7 +288,10 @@ pub fn row(layout: &Layout, r: &Record) -> Result<Row, Vec<RowError>> {
                         field: column,
                         value: v.clone(),
                         code: "BAD_DATE",
-                        message: format!("data non valida (formato atteso: {f:?})"),
+                        message: format!(
+                            "data non valida: attesa nel formato {}, con l'anno di quattro cifre",
+                            f.spelled()
+                        ),
                     });
                     None
                 }
@@ -975,6 +985,14 @@ mod tests {
             parse_date(" 31/12/2026  ", DateFormat::DayMonthYear),
             Some(d)
         );
+        // Years of fewer than four digits are not guessed at.
+        assert_eq!(parse_date("31/12/26", DateFormat::DayMonthYear), None);
+        assert_eq!(parse_date("1/1/0", DateFormat::DayMonthYear), None);
+        assert_eq!(parse_date("0026-12-31", DateFormat::Iso), None);
+        assert_eq!(
+            parse_date("1/2/2026", DateFormat::DayMonthYear),
+            NaiveDate::from_ymd_opt(2026, 2, 1)
+        );
     }
 
     proptest! {
@@ -990,10 +1008,12 @@ mod tests {
                 (junk.clone(), DateFormat::DayMonthYear, "%d/%m/%Y"),
             ] {
                 // A value is read trimmed, as a fixed-width field's padding
-                // asks: " 1/1/0" is chrono's "1/1/0".
+                // asks, and only with a year of four digits.
                 prop_assert_eq!(
                     parse_date(&text, format),
-                    NaiveDate::parse_from_str(text.trim(), pattern).ok(),
+                    NaiveDate::parse_from_str(text.trim(), pattern)
+                        .ok()
+                        .filter(|d| (1000..=9999).contains(&chrono::Datelike::year(d))),
                     "{}", text
                 );
             }
