@@ -384,9 +384,13 @@ async fn send_rt(
         transfers_json,
         raw_xml: raw,
     };
-    match app.store.record_receipt(&record, app.clock.now()).await {
-        Ok(outcome) => {
-            tracing::debug!(outcome = ?outcome, "receipt stored");
+    match app
+        .store
+        .record_receipt_for_node(&record, app.clock.now())
+        .await
+    {
+        Ok(recorded) => {
+            tracing::debug!(outcome = ?recorded.outcome, "receipt stored");
             // Its PAID event (if any) is committed: the webhooks need not
             // wait for their next look.
             crate::webhooks::wake();
@@ -407,14 +411,16 @@ async fn send_rt(
                 )
                 .await;
                 // A desk's card terminal may be waiting for this receipt.
-                crate::pos::after_receipt(
-                    app,
-                    &record.ente,
-                    &record.notice_number,
-                    &record.receipt_id,
-                    record.payment_date_time,
-                )
-                .await;
+                if recorded.may_be_held_by_pos {
+                    crate::pos::after_receipt(
+                        app,
+                        &record.ente,
+                        &record.notice_number,
+                        &record.receipt_id,
+                        record.payment_date_time,
+                    )
+                    .await;
+                }
             }
             // pagoPA never sends again a receipt the Ente acknowledged: it
             // must survive a power cut before the OK leaves.

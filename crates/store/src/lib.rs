@@ -69,7 +69,7 @@ pub use positions::{
 };
 pub use receipts::{
     Anomaly, ReceiptCursor, ReceiptFilter, ReceiptOutcome, ReceiptRecord, ReceiptSummary,
-    StoredReceipt,
+    RecordedReceipt, StoredReceipt,
 };
 pub use recon::{
     AccountedLine, AnomalyRecord, FlowIntake, FlowLineCount, LineFacts, LinesOf,

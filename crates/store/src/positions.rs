@@ -1457,13 +1457,59 @@ pub(crate) async fn find_by_notice(
         .bind(notice_number)
         .fetch_all(&mut *conn)
         .await?;
+    position_of_notice(&rows, notice_number)
+}
+
+/// What a receipt's transaction needs to know besides the position, read
+/// with it in one statement (two round trips fewer per receipt).
+pub(crate) struct ReceiptContext {
+    /// Some reporting flow lists the notice's IUV: only then is it worth
+    /// asking which (`events::reported_now`).
+    pub listed_in_a_flow: bool,
+    /// A desk's open POS session holds the notice.
+    pub held_by_pos: bool,
+}
+
+/// [`find_by_notice`], the position's row locked, with the receipt's
+/// [`ReceiptContext`].
+pub(crate) async fn find_for_receipt(
+    conn: &mut AnyConnection,
+    ente: &str,
+    notice_number: &str,
+    lock: &str,
+) -> Result<(StoredPosition, usize, ReceiptContext)> {
+    let sql: &str = if lock.is_empty() {
+        &FIND_FOR_RECEIPT
+    } else {
+        &FIND_FOR_RECEIPT_LOCKED
+    };
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(ente)
+        .bind(notice_number)
+        .fetch_all(&mut *conn)
+        .await?;
+    let (stored, index) = position_of_notice(&rows, notice_number)?;
+    let first = &rows[0];
+    let context = ReceiptContext {
+        listed_in_a_flow: first.try_get::<i64, _>("listed_in_a_flow")? != 0,
+        held_by_pos: first.try_get::<i64, _>("held_by_pos")? != 0,
+    };
+    Ok((stored, index, context))
+}
+
+/// The position that holds `notice_number`, from the rows of
+/// [`find_by_notice_sql`], and the index of the notice's option.
+fn position_of_notice(
+    rows: &[sqlx::any::AnyRow],
+    notice_number: &str,
+) -> Result<(StoredPosition, usize)> {
     let first = rows.first().ok_or(StoreError::NotFound("avviso"))?;
     let mut stored = position_from(Cols {
         row: first,
         prefix: "p_",
     })?;
     let options = &mut stored.position.options;
-    for row in &rows {
+    for row in rows {
         let iuv: String = row.try_get("o_iuv")?;
         if options.last().and_then(|o| o.iuv.as_deref()) != Some(iuv.as_str()) {
             options.push(option_from(Cols { row, prefix: "o_" })?);
@@ -1500,9 +1546,9 @@ fn aliased(columns: &str, table: &str, prefix: &str) -> String {
         .join(", ")
 }
 
-fn find_by_notice_sql(lock: &str) -> String {
+fn find_by_notice_sql(extra: &str, lock: &str) -> String {
     format!(
-        "SELECT {}, {}, {}
+        "SELECT {}, {}, {}{extra}
          FROM payment_options n
          JOIN debt_positions p ON p.id = n.position_id
          JOIN payment_options o ON o.position_id = n.position_id
@@ -1516,9 +1562,24 @@ fn find_by_notice_sql(lock: &str) -> String {
 }
 
 static FIND_BY_NOTICE: std::sync::LazyLock<String> =
-    std::sync::LazyLock::new(|| find_by_notice_sql(""));
+    std::sync::LazyLock::new(|| find_by_notice_sql("", ""));
 static FIND_BY_NOTICE_LOCKED: std::sync::LazyLock<String> =
-    std::sync::LazyLock::new(|| find_by_notice_sql(" FOR UPDATE OF p"));
+    std::sync::LazyLock::new(|| find_by_notice_sql("", " FOR UPDATE OF p"));
+
+/// [`ReceiptContext`]'s two questions, about the notice's own option `n`.
+/// Any flow line of the IUV counts: `reported_now` then applies the exact
+/// rules (current flow, paid outcome).
+const RECEIPT_CONTEXT: &str = ",
+    CAST(CASE WHEN EXISTS (SELECT 1 FROM flow_payments fp WHERE fp.ente = n.ente AND fp.iuv = n.iuv)
+        THEN 1 ELSE 0 END AS BIGINT) AS listed_in_a_flow,
+    CAST(CASE WHEN EXISTS (SELECT 1 FROM pos_session_notices s
+            WHERE s.ente = n.ente AND s.notice_number = n.notice_number
+              AND s.open = 1 AND s.receipt_id IS NULL)
+        THEN 1 ELSE 0 END AS BIGINT) AS held_by_pos";
+static FIND_FOR_RECEIPT: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| find_by_notice_sql(RECEIPT_CONTEXT, ""));
+static FIND_FOR_RECEIPT_LOCKED: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| find_by_notice_sql(RECEIPT_CONTEXT, " FOR UPDATE OF p"));
 
 /// GPD's reported states on loaded positions (see
 /// `DebtPosition::show_reporting`): one query for the whole page, the

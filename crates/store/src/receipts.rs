@@ -52,6 +52,16 @@ pub enum ReceiptOutcome {
     Recorded,
 }
 
+/// A stored receipt, as the Node's door needs to know it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedReceipt {
+    pub outcome: ReceiptOutcome,
+    /// False when the receipt's transaction saw no open POS session
+    /// holding the notice: the door need not look for one. A session
+    /// opened after that look is linked by the desk's sweep.
+    pub may_be_held_by_pos: bool,
+}
+
 /// Why a stored receipt did not simply pay its position.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Anomaly {
@@ -125,7 +135,19 @@ impl Store {
         r: &ReceiptRecord,
         now: DateTime<Utc>,
     ) -> Result<ReceiptOutcome> {
+        Ok(self.record_receipt_for_node(r, now).await?.outcome)
+    }
+
+    /// [`Store::record_receipt`], and whether a desk's POS session may hold
+    /// the notice, as read in the receipt's own transaction.
+    pub async fn record_receipt_for_node(
+        &self,
+        r: &ReceiptRecord,
+        now: DateTime<Utc>,
+    ) -> Result<RecordedReceipt> {
         let mut tx = self.write_tx().await?;
+        // Unknown unless the position was found: then the door asks.
+        let mut may_be_held_by_pos = true;
         // No existence check first: a receipt id already stored fails the
         // insert at the end (primary key), and the whole transaction,
         // position update included, rolls back.
@@ -140,7 +162,7 @@ impl Store {
         } else if r.outcome != "OK" {
             ReceiptOutcome::Flagged(Anomaly::KoOutcome)
         } else {
-            match crate::positions::find_by_notice(
+            match crate::positions::find_for_receipt(
                 &mut tx,
                 &r.ente,
                 &r.notice_number,
@@ -150,8 +172,9 @@ impl Store {
             {
                 Err(StoreError::NotFound(_)) => ReceiptOutcome::Flagged(Anomaly::UnknownNotice),
                 Err(e) => return Err(e),
-                Ok((mut stored, index)) => {
+                Ok((mut stored, index, context)) => {
                     position_id = Some(stored.id);
+                    may_be_held_by_pos = context.held_by_pos;
                     let paid_at = r.payment_date_time.unwrap_or(now);
                     let option_amount = stored.position.options[index].amount.0;
                     match stored.position.pay_option(index, paid_at, now) {
@@ -171,10 +194,12 @@ impl Store {
                                     .then_some(Anomaly::AmountMismatch.as_str()),
                             };
                             events.push(crate::events::paid(&r.ente, &stored, index, &payment));
-                            events.extend(
-                                crate::events::reported_now(&mut tx, &r.ente, &stored, index)
-                                    .await?,
-                            );
+                            if context.listed_in_a_flow {
+                                events.extend(
+                                    crate::events::reported_now(&mut tx, &r.ente, &stored, index)
+                                        .await?,
+                                );
+                            }
                             outcome
                         }
                         Err(
@@ -254,7 +279,10 @@ impl Store {
         if let Some(a) = anomaly {
             tracing::warn!(anomaly = a.as_str(), "receipt stored with an anomaly");
         }
-        Ok(outcome)
+        Ok(RecordedReceipt {
+            outcome,
+            may_be_held_by_pos,
+        })
     }
 
     /// The Ente's receipts, newest first; only anomalies when asked.

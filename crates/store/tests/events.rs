@@ -196,9 +196,11 @@ async fn each_change_writes_its_event_once() {
         );
 
         let r = receipt("R-1", &nav, &iuv, amount, "OK");
-        assert_eq!(
-            store.record_receipt(&r, now).await.unwrap(),
-            ReceiptOutcome::Applied
+        let recorded = store.record_receipt_for_node(&r, now).await.unwrap();
+        assert_eq!(recorded.outcome, ReceiptOutcome::Applied);
+        assert!(
+            !recorded.may_be_held_by_pos,
+            "no desk holds the notice: the Node's door need not look"
         );
         assert!(matches!(
             store.record_receipt(&r, now).await,
@@ -266,6 +268,27 @@ async fn each_change_writes_its_event_once() {
         assert_eq!(events[0].payload["channel"], "OUTSIDE_PAGOPA");
         assert!(events[0].id < events[1].id);
 
+        // The same with the Node's receipt, which reads the flows' listing
+        // with the position: PAID, then REPORTED.
+        store
+            .create_position(ENTE, position("EV-2R", 0), now, true)
+            .await
+            .unwrap();
+        let (nav2r, iuv2r, amount2r) = options(&store, "EV-2R").await.remove(0);
+        store
+            .store_flow(ENTE, &flow("F-2R", at, &[&iuv2r]), now)
+            .await
+            .unwrap();
+        let r = receipt("R-2R", &nav2r, &iuv2r, amount2r, "OK");
+        assert_eq!(
+            store.record_receipt(&r, now).await.unwrap(),
+            ReceiptOutcome::Applied
+        );
+        let events = store.position_events(ENTE, "EV-2R").await.unwrap();
+        assert_eq!(kinds(&events), ["PAID", "REPORTED"], "{backend:?}");
+        assert_eq!(events[1].payload["flowId"], "F-2R");
+        assert!(events[0].id < events[1].id);
+
         // Cancelled: invalidated, or deleted once published; a draft's
         // deletion is nobody's news.
         store
@@ -307,7 +330,7 @@ async fn each_change_writes_its_event_once() {
         let mut sorted = ids.clone();
         sorted.sort();
         assert_eq!(ids, sorted);
-        assert_eq!(all.len(), 6, "{backend:?}: {:?}", kinds(&all));
+        assert_eq!(all.len(), 8, "{backend:?}: {:?}", kinds(&all));
         store.close().await;
     }
 }
