@@ -16,12 +16,15 @@
 //! events on, as `webhooks::fan_out` does). That is only sound if ids
 //! become visible in increasing order: on SQLite one writer at a time
 //! makes it so. On PostgreSQL an id taken at insert could commit after a
-//! larger one, and a cursor would skip it for ever; so a row is inserted
-//! with a provisional negative id, and a deferred trigger that PostgreSQL
-//! runs inside COMMIT (migration 0035) takes one advisory lock
-//! ([`EVENTS_LOCK`]) and gives it its final id. Ids are handed out and
-//! committed one transaction at a time, and the lock is held for the
-//! commit only, never across a round trip to the client.
+//! larger one, and a cursor would skip it for ever. So the id consumers
+//! see is an event's place (`seq`) in `event_order`, written by a deferred
+//! trigger that PostgreSQL runs inside COMMIT (migration 0037): it takes
+//! one advisory lock ([`EVENTS_LOCK`]) and appends the places of the
+//! transaction's events. Places are handed out and committed one
+//! transaction at a time, and the lock is held for the commit only, never
+//! across a round trip to the client. `position_events` is the view of
+//! committed events with their place as `id`; writers insert into
+//! `position_event_rows`, whose row ids say nothing of the order.
 
 use crate::batch::Stmt;
 use crate::positions::StoredPosition;
@@ -47,7 +50,7 @@ pub const DUE_SOON: &str = "DUE_SOON";
 pub const WEBHOOK_KINDS: &str = "('PAID', 'CANCELLED', 'REPORTED')";
 
 /// The advisory lock that orders event writers on PostgreSQL ("incassoE"):
-/// taken by the trigger of migration 0035, which spells it in decimal.
+/// taken by the trigger of migration 0037, which spells it in decimal.
 pub const EVENTS_LOCK: i64 = 0x696e_6361_7373_6f45;
 
 /// An event as consumers read it.
@@ -91,7 +94,7 @@ fn instant(t: DateTime<Utc>) -> String {
 /// On PostgreSQL the ordering lock used to be taken here, and was held
 /// from this statement across the round trip to COMMIT: every receipt
 /// queued for it, 3.4 ms on average at 840 cycles a second (`bench node
-/// --database-url`). Numbered at commit, the rows need nothing here.
+/// --database-url`). Placed at commit, the rows need nothing here.
 pub(crate) fn statements(events: &[NewEvent], now: DateTime<Utc>) -> Vec<Stmt> {
     const COLUMNS: &str =
         "natural_key, ente, position_id, iupd, notice_number, iuv, kind, payload, created_at";
@@ -123,7 +126,7 @@ pub(crate) fn statements(events: &[NewEvent], now: DateTime<Utc>) -> Vec<Stmt> {
                 .collect::<Vec<_>>()
                 .join(", ");
             let s = Stmt::new(format!(
-                "INSERT INTO position_events ({COLUMNS}) VALUES {rows}
+                "INSERT INTO position_event_rows ({COLUMNS}) VALUES {rows}
                  ON CONFLICT (natural_key) DO NOTHING"
             ));
             chunk.iter().fold(s, bind_row)
@@ -543,11 +546,12 @@ impl Store {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn the_numbering_trigger_takes_the_events_lock() {
-        let migration = include_str!("../migrations/postgres/0035_events_numbered_at_commit.sql");
+    fn the_ordering_trigger_takes_the_events_lock() {
+        // 0037 defines the trigger's function as it runs now.
+        let migration = include_str!("../migrations/postgres/0037_event_order.sql");
         assert!(
             migration.contains(&format!("pg_advisory_xact_lock({})", super::EVENTS_LOCK)),
-            "migration 0035 must take EVENTS_LOCK"
+            "migration 0037 must take EVENTS_LOCK"
         );
     }
 }

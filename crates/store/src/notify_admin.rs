@@ -262,7 +262,7 @@ impl Store {
         };
         let payload = serde_json::json!({"requestedBy": by, "request": token}).to_string();
         let sql = format!(
-            "INSERT INTO position_events (natural_key, ente, position_id, iupd, notice_number,
+            "INSERT INTO position_event_rows (natural_key, ente, position_id, iupd, notice_number,
                 iuv, kind, payload, created_at)
              SELECT 'SEND:' || d.ente || ':' || $3 || ':' || CAST(d.id AS TEXT), d.ente, d.id,
                 d.iupd,

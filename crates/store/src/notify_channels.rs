@@ -61,7 +61,7 @@ pub(crate) fn published_by_supply(
         }
     };
     Stmt::new(format!(
-        "INSERT INTO position_events (natural_key, ente, position_id, iupd, notice_number, iuv,
+        "INSERT INTO position_event_rows (natural_key, ente, position_id, iupd, notice_number, iuv,
             kind, payload, created_at)
          SELECT 'PUBLISHED:' || d.ente || ':' || d.iupd || ':' || CAST(d.id AS TEXT) || ':'
                 || CAST(d.version AS TEXT),
