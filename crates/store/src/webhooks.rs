@@ -231,10 +231,12 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<EndpointRecord> {
         let sealed = self.secrets.seal(&e.secret)?;
+        // The last event's place, from event_order's own index: through the
+        // position_events view, MAX would join every event.
         let res = sqlx::query(
             "INSERT INTO webhook_endpoints (ente, url, description, secret, active, first_event,
                 created_at, created_by, updated_at)
-             VALUES ($1, $2, $3, $4, 1, (SELECT COALESCE(MAX(id), 0) FROM position_events),
+             VALUES ($1, $2, $3, $4, 1, (SELECT COALESCE(MAX(seq), 0) FROM event_order),
                 $5, $6, $5)",
         )
         .bind(&e.ente)
