@@ -258,14 +258,19 @@ pub(crate) async fn reported_now(
     let Some(iuv) = option.iuv.as_deref() else {
         return Ok(Vec::new());
     };
+    // The IUV's few lines first, then their flows: `CROSS JOIN` keeps
+    // SQLite to that order. Without statistics (a database never
+    // analyzed) it started from the Ente's every current flow: 1 s per
+    // call at 30,000 flows (`bench recon`'s matching, 1,547 s).
     let rows = sqlx::query(
         "SELECT f.flow_id, f.flow_date_time, f.settlement_ref, f.settlement_date, f.psp_id,
             CAST(SUM(p.amount) AS BIGINT) AS amount, CAST(COUNT(*) AS BIGINT) AS lines,
             MIN(p.iur) AS iur
          FROM flow_payments p
-         JOIN reporting_flows f ON f.ente = p.ente AND f.flow_id = p.flow_id
-             AND f.flow_date_time = p.flow_date_time AND f.current = 1
+         CROSS JOIN reporting_flows f
          WHERE p.ente = $1 AND p.iuv = $2 AND p.outcome IN (0, 4, 8, 9)
+           AND f.ente = p.ente AND f.flow_id = p.flow_id
+           AND f.flow_date_time = p.flow_date_time AND f.current = 1
          GROUP BY f.flow_id, f.flow_date_time, f.settlement_ref, f.settlement_date, f.psp_id
          ORDER BY f.flow_date_time, f.flow_id",
     )

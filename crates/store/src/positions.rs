@@ -140,7 +140,9 @@ const TRANSFER_COLUMNS: &str = "t.iuv, t.id_transfer, t.amount, t.organization_f
     t.remittance_information, t.category, t.iban, t.postal_iban, t.stamp, t.metadata, t.quotas, t.reported";
 
 /// `DebtPosition::effective_status` in SQL, the instant `now` being the
-/// parameter `now` (`$2`), on a row of `debt_positions`.
+/// parameter `now` (`$2`), on a row of `debt_positions`. A transfer's
+/// flow lines are read before their flows (`CROSS JOIN`: see
+/// `events::reported_now`).
 pub(crate) fn effective_status_sql(now: &str) -> String {
     format!(
         "(CASE
@@ -149,10 +151,11 @@ pub(crate) fn effective_status_sql(now: &str) -> String {
             WHERE o.position_id = debt_positions.id
               AND o.status IN ('PO_PAID', 'PO_PARTIALLY_REPORTED') AND t.reported = 0
               AND NOT EXISTS (SELECT 1 FROM flow_payments p
-                  JOIN reporting_flows f ON f.ente = p.ente AND f.flow_id = p.flow_id
-                      AND f.flow_date_time = p.flow_date_time AND f.current = 1
+                  CROSS JOIN reporting_flows f
                   WHERE p.ente = t.ente AND p.iuv = t.iuv AND p.transfer_index = t.id_transfer
-                    AND p.outcome IN (0, 4, 8, 9)))
+                    AND p.outcome IN (0, 4, 8, 9)
+                    AND f.ente = p.ente AND f.flow_id = p.flow_id
+                    AND f.flow_date_time = p.flow_date_time AND f.current = 1))
         THEN 'REPORTED'
     WHEN status = 'PUBLISHED' AND (validity_date IS NULL OR validity_date <= {now})
         THEN (CASE WHEN switch_to_expired = 1 AND max_due_date < {now} THEN 'EXPIRED' ELSE 'VALID' END)
@@ -1606,12 +1609,15 @@ pub(crate) async fn show_reporting(
             .map(|i| format!("${}", i + 2))
             .collect::<Vec<_>>()
             .join(", ");
+        // The IUVs' lines first, then their flows (`CROSS JOIN`: see
+        // `events::reported_now`).
         let sql = format!(
             "SELECT p.iuv, p.transfer_index, MIN(f.received_at) AS first
              FROM flow_payments p
-             JOIN reporting_flows f ON f.ente = p.ente AND f.flow_id = p.flow_id
-                 AND f.flow_date_time = p.flow_date_time AND f.current = 1
+             CROSS JOIN reporting_flows f
              WHERE p.ente = $1 AND p.iuv IN ({placeholders}) AND p.outcome IN (0, 4, 8, 9)
+               AND f.ente = p.ente AND f.flow_id = p.flow_id
+               AND f.flow_date_time = p.flow_date_time AND f.current = 1
              GROUP BY p.iuv, p.transfer_index"
         );
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(ente);

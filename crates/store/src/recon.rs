@@ -562,14 +562,17 @@ impl Store {
             LinesOf::Flow(id) => ("p.flow_id = $2", id),
             LinesOf::Iuv(iuv) => ("p.iuv = $2", iuv),
         };
+        // The lines first, then their flows (`CROSS JOIN`: see
+        // `events::reported_now`).
         let sql = format!(
             "SELECT p.flow_id, p.iuv, p.iur, p.transfer_index, p.amount, p.outcome, t.quotas, t.category
              FROM flow_payments p
-             JOIN reporting_flows f ON f.ente = p.ente AND f.flow_id = p.flow_id
-                 AND f.flow_date_time = p.flow_date_time AND f.current = 1
+             CROSS JOIN reporting_flows f
              LEFT JOIN transfers t ON t.ente = p.ente AND t.iuv = p.iuv
                  AND t.id_transfer = p.transfer_index
              WHERE p.ente = $1 AND {filter}
+               AND f.ente = p.ente AND f.flow_id = p.flow_id
+               AND f.flow_date_time = p.flow_date_time AND f.current = 1
              ORDER BY p.flow_id, p.line"
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
