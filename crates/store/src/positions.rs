@@ -1455,12 +1455,22 @@ pub(crate) async fn find_by_notice(
     } else {
         &FIND_BY_NOTICE_LOCKED
     };
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+    let rows = notice_rows(conn, sql, ente, notice_number).await?;
+    position_of_notice(&rows, notice_number)
+}
+
+/// The rows of a [`find_by_notice_sql`] text for `notice_number`.
+async fn notice_rows(
+    conn: &mut AnyConnection,
+    sql: &str,
+    ente: &str,
+    notice_number: &str,
+) -> Result<Vec<sqlx::any::AnyRow>> {
+    Ok(sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(ente)
         .bind(notice_number)
         .fetch_all(&mut *conn)
-        .await?;
-    position_of_notice(&rows, notice_number)
+        .await?)
 }
 
 /// What a receipt's transaction needs to know besides the position, read
@@ -1486,11 +1496,7 @@ pub(crate) async fn find_for_receipt(
     } else {
         &FIND_FOR_RECEIPT_LOCKED
     };
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(ente)
-        .bind(notice_number)
-        .fetch_all(&mut *conn)
-        .await?;
+    let rows = notice_rows(conn, sql, ente, notice_number).await?;
     let (stored, index) = position_of_notice(&rows, notice_number)?;
     let first = &rows[0];
     let context = ReceiptContext {
