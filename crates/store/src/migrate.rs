@@ -231,6 +231,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0037_event_order.sql"),
         postgres: include_str!("../migrations/postgres/0037_event_order.sql"),
     },
+    Migration {
+        version: 38,
+        name: "bulk_integrity",
+        sqlite: include_str!("../migrations/sqlite/0038_bulk_integrity.sql"),
+        postgres: include_str!("../migrations/postgres/0038_bulk_integrity.sql"),
+    },
 ];
 
 /// Arbitrary constant naming incasso's migration lock on PostgreSQL.

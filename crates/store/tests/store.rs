@@ -1324,3 +1324,174 @@ async fn a_full_disk_is_told_apart_from_other_failures() {
     };
     assert!(item.is_disk_full());
 }
+
+/// Whether `e` is the database refusing a broken link between two rows:
+/// PostgreSQL's foreign_key_violation (its triggers since migration 0038),
+/// SQLite's foreign key.
+fn is_broken_link(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(d) => {
+            d.code().as_deref() == Some("23503") || d.message().contains("FOREIGN KEY")
+        }
+        _ => false,
+    }
+}
+
+/// Enti, positions, options and transfers stay linked on both databases,
+/// whatever writes them: PostgreSQL checks the links once per statement
+/// (migration 0038), SQLite with its foreign keys. Each refused write is
+/// set beside the same write with the link whole, which succeeds.
+#[tokio::test]
+async fn positions_options_and_transfers_stay_linked() {
+    use sqlx::Connection;
+    sqlx::any::install_default_drivers();
+    for backend in backends() {
+        let url = fresh_database_url(backend).await;
+        let store = store_with_ente_at(&url).await;
+        let now = Utc::now();
+        store
+            .create_position(ENTE, position("LINKED", 0), now, true)
+            .await
+            .unwrap();
+        store.close().await;
+        let mut conn = sqlx::AnyConnection::connect(&url).await.unwrap();
+
+        // A position of an Ente that does not exist.
+        let position_of = |ente: &str, iupd: &str| {
+            format!(
+                "INSERT INTO debt_positions (ente, iupd, debtor_type, debtor_fiscal_code, debtor_name,
+                   company_name, switch_to_expired, pay_stand_in, status, min_due_date,
+                   max_due_date, inserted_at, updated_at, version)
+                 SELECT '{ente}', '{iupd}', debtor_type, debtor_fiscal_code, debtor_name,
+                   company_name, switch_to_expired, pay_stand_in, status, min_due_date,
+                   max_due_date, inserted_at, updated_at, version
+                 FROM debt_positions WHERE iupd = 'LINKED'"
+            )
+        };
+        let refused = sqlx::query(sqlx::AssertSqlSafe(position_of("00000000000", "ORPHAN")))
+            .execute(&mut conn)
+            .await
+            .unwrap_err();
+        assert!(is_broken_link(&refused), "{backend:?}: {refused}");
+        sqlx::query(sqlx::AssertSqlSafe(position_of(OTHER, "ADOPTED")))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+
+        // An option of a position that does not exist, then of one that does.
+        let option_of = |position: &str, iuv: &str| {
+            format!(
+                "INSERT INTO payment_options (ente, iuv, notice_number, position_id, option_index,
+                   amount, description, is_partial_payment, due_date, fee, notification_fee,
+                   status, metadata)
+                 SELECT ente, '{iuv}', '3{iuv}', {position}, option_index, amount, description,
+                   is_partial_payment, due_date, fee, notification_fee, status, metadata
+                 FROM payment_options WHERE position_id = (SELECT id FROM debt_positions WHERE iupd = 'LINKED')"
+            )
+        };
+        let refused = sqlx::query(sqlx::AssertSqlSafe(option_of("-1", "01999999999999901")))
+            .execute(&mut conn)
+            .await
+            .unwrap_err();
+        assert!(is_broken_link(&refused), "{backend:?}: {refused}");
+        sqlx::query(sqlx::AssertSqlSafe(option_of(
+            "(SELECT id FROM debt_positions WHERE iupd = 'LINKED')",
+            "01999999999999902",
+        )))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+
+        // A transfer of an option that does not exist, then of one that does.
+        let transfer_of = |iuv: &str| {
+            format!(
+                "INSERT INTO transfers (ente, iuv, id_transfer, amount, organization_fiscal_code,
+                   remittance_information, category, iban, metadata, quotas, reported)
+                 SELECT ente, '{iuv}', id_transfer, amount, organization_fiscal_code,
+                   remittance_information, category, iban, metadata, quotas, reported
+                 FROM transfers WHERE iuv = (SELECT o.iuv FROM payment_options o
+                   JOIN debt_positions p ON p.id = o.position_id
+                   WHERE p.iupd = 'LINKED' AND o.iuv <> '01999999999999902')"
+            )
+        };
+        let refused = sqlx::query(sqlx::AssertSqlSafe(transfer_of("01999999999999903")))
+            .execute(&mut conn)
+            .await
+            .unwrap_err();
+        assert!(is_broken_link(&refused), "{backend:?}: {refused}");
+        sqlx::query(sqlx::AssertSqlSafe(transfer_of("01999999999999902")))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+
+        // A key moved to a parent that does not exist.
+        let refused = sqlx::query(
+            "UPDATE payment_options SET position_id = -1 WHERE iuv = '01999999999999902'",
+        )
+        .execute(&mut conn)
+        .await
+        .unwrap_err();
+        assert!(is_broken_link(&refused), "{backend:?}: {refused}");
+        // A change that keeps the keys, as a receipt's.
+        sqlx::query(
+            "UPDATE payment_options SET status = 'PO_PAID' WHERE iuv = '01999999999999902'",
+        )
+        .execute(&mut conn)
+        .await
+        .unwrap();
+
+        // An Ente with positions stays; once they are gone, it goes.
+        sqlx::query(
+            "INSERT INTO enti (fiscal_code, name, created_at, updated_at)
+             VALUES ('11111111111', 'Ente senza altro', 0, 0)",
+        )
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(position_of("11111111111", "BARE")))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let refused = sqlx::query("DELETE FROM enti WHERE fiscal_code = '11111111111'")
+            .execute(&mut conn)
+            .await
+            .unwrap_err();
+        assert!(is_broken_link(&refused), "{backend:?}: {refused}");
+        sqlx::query("DELETE FROM debt_positions WHERE ente = '11111111111'")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        sqlx::query("DELETE FROM enti WHERE fiscal_code = '11111111111'")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+
+        // Deleting the position takes its options and their transfers.
+        let children = "SELECT CAST(COUNT(*) AS BIGINT) FROM payment_options o
+             LEFT JOIN transfers t ON t.ente = o.ente AND t.iuv = o.iuv
+             WHERE o.position_id = (SELECT id FROM debt_positions WHERE iupd = 'LINKED')";
+        let before: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(children))
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(before, 2, "{backend:?}: two options, one transfer each");
+        sqlx::query("DELETE FROM debt_positions WHERE iupd = 'LINKED'")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let options: i64 = sqlx::query_scalar(
+            "SELECT CAST(COUNT(*) AS BIGINT) FROM payment_options WHERE ente = '80000130585'",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+        let transfers: i64 = sqlx::query_scalar(
+            "SELECT CAST(COUNT(*) AS BIGINT) FROM transfers WHERE ente = '80000130585'",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+        assert_eq!((options, transfers), (0, 0), "{backend:?}");
+        conn.close().await.unwrap();
+    }
+}
