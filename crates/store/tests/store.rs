@@ -1424,6 +1424,22 @@ async fn positions_options_and_transfers_stay_linked() {
             .await
             .unwrap();
 
+        // Forty at once: PostgreSQL checks a statement of many rows in one
+        // query, not row by row.
+        let refused = sqlx::query(
+            "WITH RECURSIVE g(n) AS (SELECT 1000 UNION ALL SELECT n + 1 FROM g WHERE n < 1039)
+             INSERT INTO transfers (ente, iuv, id_transfer, amount, organization_fiscal_code,
+               remittance_information, category, iban, metadata, quotas, reported)
+             SELECT t.ente, '0199999999999' || CAST(g.n AS TEXT), t.id_transfer, t.amount,
+               t.organization_fiscal_code, t.remittance_information, t.category, t.iban,
+               t.metadata, t.quotas, t.reported
+             FROM transfers t CROSS JOIN g WHERE t.iuv = '01999999999999902'",
+        )
+        .execute(&mut conn)
+        .await
+        .unwrap_err();
+        assert!(is_broken_link(&refused), "{backend:?}: {refused}");
+
         // A key moved to a parent that does not exist.
         let refused = sqlx::query(
             "UPDATE payment_options SET position_id = -1 WHERE iuv = '01999999999999902'",

@@ -29,10 +29,31 @@ ALTER TABLE debt_positions DROP CONSTRAINT debt_positions_ente_fkey;
 ALTER TABLE payment_options DROP CONSTRAINT payment_options_position_id_fkey;
 ALTER TABLE transfers DROP CONSTRAINT transfers_ente_iuv_fkey;
 
+-- A statement of a few rows (a GPD create) checks each row by its parent's
+-- key, as a foreign key does, with a plan kept for the session: an index
+-- probe whatever the table's size. A bigger one (a supply's COPY of 500
+-- positions) checks its rows in one query, planned for the rows it has: a
+-- plan kept from the first statement of a session, when the tables were
+-- small, would scan a parent table that has since grown (the transfers'
+-- check took 2.5 ms per single create that way, against 0.4 for the
+-- foreign key).
 CREATE FUNCTION positions_have_their_ente() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    r record;
+    orphans boolean;
 BEGIN
-    IF EXISTS (SELECT 1 FROM inserted n
-               WHERE NOT EXISTS (SELECT 1 FROM enti e WHERE e.fiscal_code = n.ente)) THEN
+    IF (SELECT count(*) FROM inserted) <= 32 THEN
+        FOR r IN SELECT ente FROM inserted LOOP
+            PERFORM 1 FROM enti WHERE fiscal_code = r.ente;
+            orphans := NOT FOUND;
+            EXIT WHEN orphans;
+        END LOOP;
+    ELSE
+        EXECUTE 'SELECT EXISTS (SELECT 1 FROM inserted n
+                  WHERE NOT EXISTS (SELECT 1 FROM enti e WHERE e.fiscal_code = n.ente))'
+            INTO orphans;
+    END IF;
+    IF orphans THEN
         RAISE EXCEPTION 'debt_positions: ente non censito'
             USING ERRCODE = 'foreign_key_violation';
     END IF;
@@ -44,9 +65,22 @@ CREATE TRIGGER debt_positions_ente AFTER INSERT ON debt_positions
     EXECUTE FUNCTION positions_have_their_ente();
 
 CREATE FUNCTION options_have_their_position() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    r record;
+    orphans boolean;
 BEGIN
-    IF EXISTS (SELECT 1 FROM inserted n
-               WHERE NOT EXISTS (SELECT 1 FROM debt_positions p WHERE p.id = n.position_id)) THEN
+    IF (SELECT count(*) FROM inserted) <= 32 THEN
+        FOR r IN SELECT position_id FROM inserted LOOP
+            PERFORM 1 FROM debt_positions WHERE id = r.position_id;
+            orphans := NOT FOUND;
+            EXIT WHEN orphans;
+        END LOOP;
+    ELSE
+        EXECUTE 'SELECT EXISTS (SELECT 1 FROM inserted n
+                  WHERE NOT EXISTS (SELECT 1 FROM debt_positions p WHERE p.id = n.position_id))'
+            INTO orphans;
+    END IF;
+    IF orphans THEN
         RAISE EXCEPTION 'payment_options: posizione inesistente'
             USING ERRCODE = 'foreign_key_violation';
     END IF;
@@ -58,10 +92,23 @@ CREATE TRIGGER payment_options_position AFTER INSERT ON payment_options
     EXECUTE FUNCTION options_have_their_position();
 
 CREATE FUNCTION transfers_have_their_option() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    r record;
+    orphans boolean;
 BEGIN
-    IF EXISTS (SELECT 1 FROM inserted n
-               WHERE NOT EXISTS (SELECT 1 FROM payment_options o
-                                 WHERE o.ente = n.ente AND o.iuv = n.iuv)) THEN
+    IF (SELECT count(*) FROM inserted) <= 32 THEN
+        FOR r IN SELECT ente, iuv FROM inserted LOOP
+            PERFORM 1 FROM payment_options WHERE ente = r.ente AND iuv = r.iuv;
+            orphans := NOT FOUND;
+            EXIT WHEN orphans;
+        END LOOP;
+    ELSE
+        EXECUTE 'SELECT EXISTS (SELECT 1 FROM inserted n
+                  WHERE NOT EXISTS (SELECT 1 FROM payment_options o
+                                    WHERE o.ente = n.ente AND o.iuv = n.iuv))'
+            INTO orphans;
+    END IF;
+    IF orphans THEN
         RAISE EXCEPTION 'transfers: opzione di pagamento inesistente'
             USING ERRCODE = 'foreign_key_violation';
     END IF;
@@ -72,9 +119,10 @@ CREATE TRIGGER transfers_option AFTER INSERT ON transfers
     REFERENCING NEW TABLE AS inserted FOR EACH STATEMENT
     EXECUTE FUNCTION transfers_have_their_option();
 
+-- Deletions are rare: planned each time, for the rows they remove.
 CREATE FUNCTION positions_take_their_options() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    DELETE FROM payment_options o USING removed r WHERE o.position_id = r.id;
+    EXECUTE 'DELETE FROM payment_options o USING removed r WHERE o.position_id = r.id';
     RETURN NULL;
 END
 $$;
@@ -84,7 +132,7 @@ CREATE TRIGGER debt_positions_cascade AFTER DELETE ON debt_positions
 
 CREATE FUNCTION options_take_their_transfers() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    DELETE FROM transfers t USING removed r WHERE t.ente = r.ente AND t.iuv = r.iuv;
+    EXECUTE 'DELETE FROM transfers t USING removed r WHERE t.ente = r.ente AND t.iuv = r.iuv';
     RETURN NULL;
 END
 $$;
@@ -93,8 +141,12 @@ CREATE TRIGGER payment_options_cascade AFTER DELETE ON payment_options
     EXECUTE FUNCTION options_take_their_transfers();
 
 CREATE FUNCTION enti_keep_their_positions() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    kept boolean;
 BEGIN
-    IF EXISTS (SELECT 1 FROM removed r JOIN debt_positions p ON p.ente = r.fiscal_code) THEN
+    EXECUTE 'SELECT EXISTS (SELECT 1 FROM removed r JOIN debt_positions p ON p.ente = r.fiscal_code)'
+        INTO kept;
+    IF kept THEN
         RAISE EXCEPTION 'enti: l''ente ha posizioni debitorie'
             USING ERRCODE = 'foreign_key_violation';
     END IF;
