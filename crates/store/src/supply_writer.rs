@@ -40,6 +40,10 @@ const NAV_BLOCK: u32 = 5_000;
 /// the time; 8 loaded 200,000 rows in 5.7 s instead of 8.2.
 const QUEUE: usize = 8;
 
+/// PostgreSQL: at most this many positions in one `COPY`, gathered from
+/// the queued chunks.
+const COPY_ROWS: usize = 4_000;
+
 /// A chunk's new rows.
 enum Inserts {
     Statements(Vec<Stmt>),
@@ -365,15 +369,37 @@ async fn write_loop(
             .map(|e| StoreError::Aborted(e.to_string()))
             .unwrap_or(StoreError::Aborted(String::new()))
     };
+    // An op taken from the queue while gathering `COPY` rows, served next.
+    let mut held: Option<Op> = None;
     loop {
-        let op = tokio::select! {
-            biased;
-            Some(op) = reserves.recv() => op,
-            op = rx.recv() => match op {
-                Some(op) => op,
-                None => break,
+        let mut op = match held.take() {
+            Some(op) => op,
+            None => tokio::select! {
+                biased;
+                Some(op) = reserves.recv() => op,
+                op = rx.recv() => match op {
+                    Some(op) => op,
+                    None => break,
+                },
             },
         };
+        // PostgreSQL: the chunks already queued behind this one go in with
+        // it, one `COPY` per table for all of them. The queue is full
+        // whenever the writer is the slower side, and each `COPY` costs its
+        // round trips and the statement's own work (opening ten indexes,
+        // planning the links' check) whatever its size.
+        if let Op::Insert(Inserts::Copy(rows)) = &mut op {
+            while rows.len() < COPY_ROWS {
+                match rx.try_recv() {
+                    Ok(Op::Insert(Inserts::Copy(more))) => rows.absorb(more),
+                    Ok(other) => {
+                        held = Some(other);
+                        break;
+                    }
+                    Err(_) => break,
+                }
+            }
+        }
         // After a failure nothing more is written: the transaction is
         // rolled back at once, so the (on SQLite, only) writer connection
         // is free for others while the loader winds down.
