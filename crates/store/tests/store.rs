@@ -1440,6 +1440,69 @@ async fn positions_options_and_transfers_stay_linked() {
         .unwrap_err();
         assert!(is_broken_link(&refused), "{backend:?}: {refused}");
 
+        // Forty of each at once, their parents close together, as a
+        // supply's are: PostgreSQL looks over the range of their keys
+        // first. One missing parent among forty is found; forty present
+        // ones pass.
+        let g = "WITH RECURSIVE g(n) AS (SELECT 1000 UNION ALL SELECT n + 1 FROM g WHERE n < 1039)";
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{g} INSERT INTO debt_positions (ente, iupd, debtor_type, debtor_fiscal_code,
+               debtor_name, company_name, switch_to_expired, pay_stand_in, status, min_due_date,
+               max_due_date, inserted_at, updated_at, version)
+             SELECT p.ente, 'MANY-' || CAST(g.n AS TEXT), p.debtor_type, p.debtor_fiscal_code,
+               p.debtor_name, p.company_name, p.switch_to_expired, p.pay_stand_in, p.status,
+               p.min_due_date, p.max_due_date, p.inserted_at, p.updated_at, p.version
+             FROM debt_positions p CROSS JOIN g WHERE p.iupd = 'LINKED'"
+        )))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        let many_options = |missing: i64| {
+            format!(
+                "{g} INSERT INTO payment_options (ente, iuv, notice_number, position_id,
+                   option_index, amount, description, is_partial_payment, due_date, fee,
+                   notification_fee, status, metadata)
+                 SELECT o.ente, '0188888888888' || CAST(g.n AS TEXT),
+                   '30188888888888' || CAST(g.n AS TEXT),
+                   CASE WHEN g.n = {missing} THEN -5
+                        ELSE (SELECT id FROM debt_positions WHERE iupd = 'MANY-' || CAST(g.n AS TEXT)) END,
+                   o.option_index, o.amount, o.description, o.is_partial_payment, o.due_date,
+                   o.fee, o.notification_fee, o.status, o.metadata
+                 FROM payment_options o CROSS JOIN g WHERE o.iuv = '01999999999999902'"
+            )
+        };
+        let refused = sqlx::query(sqlx::AssertSqlSafe(many_options(1020)))
+            .execute(&mut conn)
+            .await
+            .unwrap_err();
+        assert!(is_broken_link(&refused), "{backend:?}: {refused}");
+        sqlx::query(sqlx::AssertSqlSafe(many_options(0)))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let many_transfers = |last: i64| {
+            format!(
+                "WITH RECURSIVE g(n) AS (SELECT 1000 UNION ALL SELECT n + 1 FROM g WHERE n < {last})
+                 INSERT INTO transfers (ente, iuv, id_transfer, amount, organization_fiscal_code,
+                   remittance_information, category, iban, metadata, quotas, reported)
+                 SELECT t.ente, '0188888888888' || CAST(g.n AS TEXT), t.id_transfer, t.amount,
+                   t.organization_fiscal_code, t.remittance_information, t.category, t.iban,
+                   t.metadata, t.quotas, t.reported
+                 FROM transfers t CROSS JOIN g WHERE t.iuv = '01999999999999902'"
+            )
+        };
+        // The forty-first IUV (…1040) has no option: it lies past the
+        // others, inside no range of theirs.
+        let refused = sqlx::query(sqlx::AssertSqlSafe(many_transfers(1040)))
+            .execute(&mut conn)
+            .await
+            .unwrap_err();
+        assert!(is_broken_link(&refused), "{backend:?}: {refused}");
+        sqlx::query(sqlx::AssertSqlSafe(many_transfers(1039)))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+
         // A key moved to a parent that does not exist.
         let refused = sqlx::query(
             "UPDATE payment_options SET position_id = -1 WHERE iuv = '01999999999999902'",
@@ -1482,7 +1545,7 @@ async fn positions_options_and_transfers_stay_linked() {
             .await
             .unwrap();
 
-        // Deleting the position takes its options and their transfers.
+        // Deleting the positions takes their options and their transfers.
         let children = "SELECT CAST(COUNT(*) AS BIGINT) FROM payment_options o
              LEFT JOIN transfers t ON t.ente = o.ente AND t.iuv = o.iuv
              WHERE o.position_id = (SELECT id FROM debt_positions WHERE iupd = 'LINKED')";
@@ -1491,7 +1554,7 @@ async fn positions_options_and_transfers_stay_linked() {
             .await
             .unwrap();
         assert_eq!(before, 2, "{backend:?}: two options, one transfer each");
-        sqlx::query("DELETE FROM debt_positions WHERE iupd = 'LINKED'")
+        sqlx::query("DELETE FROM debt_positions WHERE iupd = 'LINKED' OR iupd LIKE 'MANY-%'")
             .execute(&mut conn)
             .await
             .unwrap();
