@@ -671,7 +671,7 @@ impl CopyRows {
             other
                 .options
                 .into_iter()
-                .map(|(of, line)| (of.checked_add(offset).unwrap_or(usize::MAX), line)),
+                .map(|(of, line)| (of.saturating_add(offset), line)),
         );
         self.transfers.push_str(&other.transfers);
     }
