@@ -12,7 +12,8 @@
 -- A key found there exists. Any key not found there (its parent missing, or
 -- the range fuller than that) is probed as before, so the answer is always
 -- exact. The rows of an Ente come down to the Ente's few distinct codes
--- before they are probed.
+-- before they are probed. The range and its bounds are read only for a big
+-- statement: a GPD create of a few rows is checked row by row, as before.
 CREATE OR REPLACE FUNCTION positions_have_their_ente() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     r record;
@@ -45,7 +46,7 @@ DECLARE
     lo bigint;
     hi bigint;
 BEGIN
-    SELECT count(*), min(position_id), max(position_id) INTO rows, lo, hi FROM inserted;
+    rows := (SELECT count(*) FROM inserted);
     IF rows <= 32 THEN
         FOR r IN SELECT position_id FROM inserted LOOP
             PERFORM 1 FROM debt_positions WHERE id = r.position_id;
@@ -53,6 +54,7 @@ BEGIN
             EXIT WHEN orphans;
         END LOOP;
     ELSE
+        SELECT min(position_id), max(position_id) INTO lo, hi FROM inserted;
         EXECUTE 'SELECT EXISTS (SELECT position_id FROM inserted
                   EXCEPT SELECT id FROM (SELECT id FROM debt_positions
                                          WHERE id BETWEEN $1 AND $2 LIMIT $3) near)'
@@ -81,8 +83,7 @@ DECLARE
     lo text;
     hi text;
 BEGIN
-    SELECT count(*), count(DISTINCT ente), min(ente), min(iuv), max(iuv)
-        INTO rows, entes, one_ente, lo, hi FROM inserted;
+    rows := (SELECT count(*) FROM inserted);
     IF rows <= 32 THEN
         FOR r IN SELECT ente, iuv FROM inserted LOOP
             PERFORM 1 FROM payment_options WHERE ente = r.ente AND iuv = r.iuv;
@@ -90,6 +91,8 @@ BEGIN
             EXIT WHEN orphans;
         END LOOP;
     ELSE
+        SELECT count(DISTINCT ente), min(ente), min(iuv), max(iuv)
+            INTO entes, one_ente, lo, hi FROM inserted;
         orphans := true;
         IF entes = 1 THEN
             EXECUTE 'SELECT EXISTS (SELECT iuv FROM inserted
