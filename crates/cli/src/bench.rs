@@ -59,7 +59,7 @@ pub enum Which {
         #[arg(long)]
         quick: bool,
     },
-    /// A big Comune's year of reconciliation on SQLite: reporting flows
+    /// A big Comune's year of reconciliation (SQLite, or the database given): reporting flows
     /// taken in (XML parsed and stored), the treasury's sospesi, and the
     /// matching run.
     Recon {
@@ -71,6 +71,9 @@ pub enum Which {
         lines: u64,
         #[arg(long)]
         quick: bool,
+        /// Run against this (empty) database instead of a fresh SQLite file.
+        #[arg(long)]
+        database_url: Option<String>,
     },
     /// Signed-in clerks browsing the back office's lists, searches and a
     /// position's page over a store of many positions: the latency of each
@@ -196,9 +199,10 @@ pub async fn run(which: Which) -> Result<()> {
             flows,
             lines,
             quick,
+            database_url,
         } => {
             let (flows, lines) = if quick { (300, 10) } else { (flows, lines) };
-            crate::bench_recon::run(flows, lines).await
+            crate::bench_recon::run(flows, lines, database_url).await
         }
         Which::Backoffice {
             positions,

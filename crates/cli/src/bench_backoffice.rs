@@ -35,14 +35,10 @@ pub async fn run(
     let dir = tempdir()?;
     let db_url =
         database_url.unwrap_or_else(|| format!("sqlite://{}", dir.join("backoffice.db").display()));
-    let backend = if db_url.starts_with("postgres") {
-        "postgres"
-    } else {
-        "sqlite"
-    };
     let store = Store::connect(&db_url)
         .await
         .context("opening the bench database")?;
+    let backend = store.dialect().name();
     prepare(&store).await?;
     let seeded = Instant::now();
     let present = seed(&store, positions).await?;

@@ -76,14 +76,10 @@ pub async fn run(args: Args) -> Result<()> {
     let dir = tempdir()?;
     let db_url =
         database_url.unwrap_or_else(|| format!("sqlite://{}", dir.join("notify.db").display()));
-    let backend = if db_url.starts_with("postgres") {
-        "postgres"
-    } else {
-        "sqlite"
-    };
     let store = Store::connect(&db_url)
         .await
         .context("opening the bench database")?;
+    let backend = store.dialect().name();
 
     // The simulator: App IO (everyone on IO, one in EMAIL_ONE_IN opted
     // out, no rate limit yet, few messages kept) and its SMTP server.

@@ -61,14 +61,10 @@ pub async fn run(args: Args) -> Result<()> {
     let dir = tempdir()?;
     let db_url =
         database_url.unwrap_or_else(|| format!("sqlite://{}", dir.join("portal.db").display()));
-    let backend = if db_url.starts_with("postgres") {
-        "postgres"
-    } else {
-        "sqlite"
-    };
     let store = Store::connect(&db_url)
         .await
         .context("opening the bench database")?;
+    let backend = store.dialect().name();
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);

@@ -1,4 +1,4 @@
-//! `incasso bench recon`: a big Comune's year of reconciliation on SQLite.
+//! `incasso bench recon`: a big Comune's year of reconciliation on SQLite or PostgreSQL.
 //!
 //! Generated: the year's receipts with their positions (one per flow
 //! line, see [`seed_year`]; setup, not timed), `flows` reporting flows of
@@ -135,10 +135,12 @@ fn movement(
 /// How many flows a fetch from the Node takes in together.
 const FLOWS_PER_FETCH: u64 = 100;
 
-pub async fn run(flows: u64, lines: u64) -> Result<()> {
+pub async fn run(flows: u64, lines: u64, database_url: Option<String>) -> Result<()> {
     let dir = tempdir()?;
-    let url = format!("sqlite://{}", dir.join("recon.db").display());
+    let url =
+        database_url.unwrap_or_else(|| format!("sqlite://{}", dir.join("recon.db").display()));
     let store = Store::connect(&url).await?;
+    let backend = store.dialect().name();
     prepare(&store).await?;
     let started = Instant::now();
     incasso_store::bench::seed_recon_year(&store, ENTE, IBAN, flows * lines, lines).await?;
@@ -211,7 +213,7 @@ pub async fn run(flows: u64, lines: u64) -> Result<()> {
     let payments = flows * lines;
     let total = (flow_time + treasury_time + match_time).as_secs_f64();
     println!(
-        "bench recon (sqlite): {flows} flows of {lines} payments, {} sospesi",
+        "bench recon ({backend}): {flows} flows of {lines} payments, {} sospesi",
         movements.len()
     );
     println!("  {:<44} {:>10} {:>12}", "phase", "seconds", "per second");
@@ -248,6 +250,7 @@ pub async fn run(flows: u64, lines: u64) -> Result<()> {
         "{}",
         json!({
             "bench": "recon",
+            "backend": backend,
             "items": payments,
             "seconds": round2(total),
             "per_s": (payments as f64 / total).round(),

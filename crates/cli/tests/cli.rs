@@ -493,10 +493,24 @@ fn bench_positions_quick_prints_its_json_last_on(backend: Backend) {
     }
 }
 
+/// The same year on both databases: the same count matched on each.
 #[test]
 fn bench_recon_quick_prints_its_json_last() {
-    let (v, last, _) = bench_output("recon", None);
+    for backend in backends() {
+        bench_recon_quick_prints_its_json_last_on(backend);
+    }
+}
+
+fn bench_recon_quick_prints_its_json_last_on(backend: Backend) {
+    eprintln!("bench_recon_quick_prints_its_json_last on {backend:?}");
+    let db = database_for(backend);
+    let (v, last, _) = bench_output("recon", db.as_deref());
     assert_eq!(v["bench"], "recon");
+    let name = match backend {
+        Backend::Sqlite => "sqlite",
+        Backend::Postgres => "postgres",
+    };
+    assert_eq!(v["backend"], name, "{last}");
     assert_eq!(v["items"], 3000);
     // One flow in a hundred has no sospeso; the rest are matched except the
     // ones with a wrong amount (one in a hundred).

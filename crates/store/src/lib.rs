@@ -207,6 +207,14 @@ impl Dialect {
         }
     }
 
+    /// The backend's name as benchmarks and logs print it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "sqlite",
+            Dialect::Postgres => "postgres",
+        }
+    }
+
     /// How a write transaction begins. SQLite's default (DEFERRED) takes the
     /// write lock only at the first write, and a reader that then wants to
     /// write fails with SQLITE_BUSY instead of waiting; IMMEDIATE waits.
