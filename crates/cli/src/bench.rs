@@ -389,6 +389,7 @@ async fn positions(
     let store = Store::connect(&url)
         .await
         .context("opening the bench database")?;
+    let backend = store.dialect().name();
     prepare(&store).await?;
     let run_id = format!("B{}", Utc::now().timestamp_millis());
 
@@ -537,14 +538,7 @@ async fn positions(
     let baseline_rate = raw_sqlite(&dir, n).await?;
     let ratio = store_rate / baseline_rate;
     let rss = peak_rss_mb();
-    println!(
-        "bench positions ({})",
-        if url.starts_with("postgres") {
-            "postgres"
-        } else {
-            "sqlite"
-        }
-    );
+    println!("bench positions ({backend})");
     println!(
         "  {:<38} {:>10} {:>10} {:>12}",
         "phase", "items", "seconds", "per second"
@@ -583,6 +577,7 @@ async fn positions(
         "{}",
         json!({
             "bench": "positions",
+            "backend": backend,
             "items": n,
             "seconds": round2(store_secs),
             "per_s": store_rate.round(),

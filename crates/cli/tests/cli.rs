@@ -481,6 +481,7 @@ fn bench_positions_quick_prints_its_json_last_on(backend: Backend) {
     let db = database_for(backend);
     let (v, last, _) = bench_output("positions", db.as_deref());
     assert_eq!(v["items"], 2000);
+    assert_eq!(v["backend"], backend_name(backend), "{last}");
     for key in [
         "seconds",
         "per_s",
@@ -490,6 +491,14 @@ fn bench_positions_quick_prints_its_json_last_on(backend: Backend) {
         "http_per_s",
     ] {
         assert!(v[key].as_f64().is_some_and(|x| x > 0.0), "{key} in {last}");
+    }
+}
+
+/// The name a bench's JSON gives the backend it ran on.
+fn backend_name(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Sqlite => "sqlite",
+        Backend::Postgres => "postgres",
     }
 }
 
@@ -506,11 +515,7 @@ fn bench_recon_quick_prints_its_json_last_on(backend: Backend) {
     let db = database_for(backend);
     let (v, last, _) = bench_output("recon", db.as_deref());
     assert_eq!(v["bench"], "recon");
-    let name = match backend {
-        Backend::Sqlite => "sqlite",
-        Backend::Postgres => "postgres",
-    };
-    assert_eq!(v["backend"], name, "{last}");
+    assert_eq!(v["backend"], backend_name(backend), "{last}");
     assert_eq!(v["items"], 3000);
     // One flow in a hundred has no sospeso; the rest are matched except the
     // ones with a wrong amount (one in a hundred).
