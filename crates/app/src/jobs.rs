@@ -43,6 +43,7 @@ pub fn start(app: &App) -> Jobs {
         tokio::spawn(resume_uploads(app.store.clone(), app.clock)),
         tokio::spawn(close_expired_sessions(app.clone())),
         tokio::spawn(close_abandoned_spontaneous(app.clone())),
+        tokio::spawn(mark_abandoned_supplies(app.clone())),
         tokio::spawn(crate::digitpos::purge_keys_periodically(app.clone())),
         tokio::spawn(crate::webhooks::run(app.clone())),
         tokio::spawn(crate::notify::run(app.clone())),
@@ -154,6 +155,27 @@ async fn close_abandoned_spontaneous(app: App) {
                 Err(e) => {
                     tracing::warn!(error = %e, "closing abandoned spontaneous payments failed")
                 }
+            }
+        },
+    )
+    .await
+}
+
+/// Marks the supplies whose loading process died as interrupted, every
+/// minute (a live loader's claim keeps its supply out of it).
+async fn mark_abandoned_supplies(app: App) {
+    on_schedule(
+        app,
+        "mark_abandoned_supplies",
+        STATES_EVERY,
+        STATES_EVERY,
+        |app, _| async move {
+            match crate::supply::mark_abandoned(&app.store).await {
+                Ok(marked) if !marked.is_empty() => {
+                    tracing::warn!(supplies = ?marked, "forniture interrotte dall'arresto del processo che le caricava")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "marking abandoned supplies failed"),
             }
         },
     )

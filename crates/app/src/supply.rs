@@ -1057,6 +1057,38 @@ pub async fn load(
     run(store, file, prepared, sinks).await
 }
 
+/// Marks INTERRUPTED every supply left LOADING by a process that died, so
+/// that a clerk reads what happened and what to do instead of a load that
+/// never ends. A supply is abandoned when its claim can be taken: a live
+/// loader holds it from before the supply is recorded until after its last
+/// status is written. Sending the same file again resumes it as before.
+/// Returns the supplies marked.
+pub async fn mark_abandoned(store: &Store) -> Result<Vec<i64>, LoadError> {
+    let mut marked = Vec::new();
+    for s in store.loading_supplies().await? {
+        let Some(claim) = store.claim_supply(&s.ente, &s.file_hash).await? else {
+            continue;
+        };
+        let saved = if s.resume_line > 0 {
+            format!(", salvato fino alla riga {}", s.resume_line)
+        } else {
+            ", nulla è stato salvato".to_string()
+        };
+        let message = format!(
+            "caricamento interrotto: il processo che lo eseguiva si è fermato{saved}; \
+             rinviare il file per riprenderlo"
+        );
+        // Only a supply still LOADING changes: one that its loader finished
+        // before the claim was taken keeps its outcome.
+        let result = store.mark_supply_interrupted(&s.ente, s.id, &message).await;
+        claim.release().await;
+        if result? {
+            marked.push(s.id);
+        }
+    }
+    Ok(marked)
+}
+
 /// Loads a prepared supply. On an error the supply is closed as FAILED
 /// (all or nothing: nothing was written) or left to be resumed
 /// (INTERRUPTED, partial loads).

@@ -199,3 +199,81 @@ async fn an_upload_whose_process_died_resumes_and_applies_nothing_twice() {
         );
     }
 }
+
+/// The sweeper of abandoned loads marks a supply left LOADING by a dead
+/// process as INTERRUPTED, and leaves alone one whose loader still holds
+/// its claim and a GPD upload's, which the upload worker resumes itself.
+#[tokio::test]
+async fn only_a_supply_whose_loader_died_is_marked_interrupted() {
+    for backend in backends() {
+        let store = store(&fresh_database_url(backend).await).await;
+        let now = Utc::now();
+        let supply = |hash: &str| SupplyRecord {
+            layout: "incasso-csv".into(),
+            file_name: format!("{hash}.csv"),
+            file_hash: hash.into(),
+            started_at: now,
+            ..SupplyRecord::default()
+        };
+        let dead = store
+            .begin_supply(ENTE, &supply("dead"), now)
+            .await
+            .unwrap();
+        let alive = store
+            .begin_supply(ENTE, &supply("alive"), now)
+            .await
+            .unwrap();
+        let claim = store.claim_supply(ENTE, "alive").await.unwrap().unwrap();
+        let record = UploadRecord {
+            file_id: FILE_ID.into(),
+            ente: ENTE.into(),
+            broker: BROKER.into(),
+            operation: "CREATE".into(),
+            supply_id: 0,
+            submitted: 1,
+            processed: 0,
+            started_at: now,
+            ended_at: None,
+            owner: "dead".into(),
+            heartbeat: now,
+        };
+        let items = serde_json::to_vec(&Items::Create(vec![position(0)])).unwrap();
+        let upload = store
+            .begin_upload(&record, &items, &supply("upload"))
+            .await
+            .unwrap();
+
+        let marked = incasso_app::supply::mark_abandoned(&store).await.unwrap();
+        assert_eq!(marked, vec![dead], "{backend:?}");
+        let status = |id| {
+            let store = store.clone();
+            async move {
+                let s = store.supply(ENTE, id).await.unwrap();
+                (s.status, s.message)
+            }
+        };
+        let (dead_status, message) = status(dead).await;
+        assert_eq!(dead_status, incasso_store::INTERRUPTED, "{backend:?}");
+        assert!(
+            message.contains("nulla è stato salvato") && message.contains("rinviare il file"),
+            "{backend:?}: {message}"
+        );
+        assert_eq!(status(alive).await.0, incasso_store::LOADING, "{backend:?}");
+        assert_eq!(
+            status(upload).await.0,
+            incasso_store::LOADING,
+            "{backend:?}"
+        );
+        // Nothing more to mark while the claim is held; its loader dies.
+        assert!(
+            incasso_app::supply::mark_abandoned(&store)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        claim.release().await;
+        let marked = incasso_app::supply::mark_abandoned(&store).await.unwrap();
+        assert_eq!(marked, vec![alive], "{backend:?}");
+        store.close().await;
+    }
+}

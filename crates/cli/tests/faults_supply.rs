@@ -277,6 +277,45 @@ async fn supply_across_a_kill(backend: Backend, kind: Kind) {
         }
     }
 
+    // What a clerk reads once the sweeper of abandoned loads has run (each
+    // process runs it every minute; called here to not wait for it): the
+    // supply interrupted where A's last commit left it, and what to do. On
+    // PostgreSQL, A's claim lingers until the server notices A is gone.
+    let store = incasso_store::Store::connect(&url).await.unwrap();
+    let swept = Instant::now();
+    loop {
+        let marked = incasso_app::supply::mark_abandoned(&store).await.unwrap();
+        if !marked.is_empty() {
+            assert_eq!(marked, vec![id], "{backend:?} {kind:?}");
+            break;
+        }
+        assert!(
+            swept.elapsed() < Duration::from_secs(10),
+            "{backend:?} {kind:?}: A's supply still claimed 10 s after A died"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    store.close().await;
+    let (status, after, _) = stored_state(&url, id).await;
+    assert_eq!(
+        (status.as_str(), after),
+        ("INTERRUPTED", checkpoint),
+        "{backend:?} {kind:?}: the abandoned supply"
+    );
+    let message = strings(
+        &url,
+        &format!("SELECT message FROM supplies WHERE ente = $1 AND id = {id}"),
+    )
+    .await;
+    let saved = match kind {
+        Kind::AllOrNothing => "nulla è stato salvato".to_string(),
+        Kind::Resumable => format!("salvato fino alla riga {checkpoint}"),
+    };
+    assert!(
+        message[0].contains(&saved) && message[0].contains("rinviare il file"),
+        "{backend:?} {kind:?}: {message:?}"
+    );
+
     // The client sends the same file again, to B (on SQLite started now,
     // on the file A left). Refused while A's claim lingers (PostgreSQL
     // ends A's sessions when it notices): sent again shortly, as a client

@@ -49,6 +49,16 @@ pub struct SupplyOfFile {
     pub record: SupplyRecord,
 }
 
+/// A supply left loading, as the sweeper of abandoned loads sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadingSupply {
+    pub ente: String,
+    pub id: i64,
+    pub file_hash: String,
+    /// The last line its load committed (0: none).
+    pub resume_line: i64,
+}
+
 /// A supply whose load is under way (or was abandoned by a dead process).
 pub const LOADING: &str = "LOADING";
 
@@ -85,6 +95,31 @@ impl Store {
             })),
             None => Ok(None),
         }
+    }
+
+    /// Every supply still `LOADING` but a GPD upload's, oldest first: the
+    /// upload worker resumes its own (it keeps the file), while a supply
+    /// sent by a client waits for the client to send the file again.
+    pub async fn loading_supplies(&self) -> Result<Vec<LoadingSupply>> {
+        let rows = sqlx::query(
+            "SELECT s.ente, s.id, s.file_hash, s.resume_line FROM supplies s
+             WHERE s.status = 'LOADING'
+               AND NOT EXISTS (SELECT 1 FROM gpd_uploads u
+                               WHERE u.ente = s.ente AND u.supply_id = s.id)
+             ORDER BY s.id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(LoadingSupply {
+                    ente: r.try_get(0)?,
+                    id: r.try_get(1)?,
+                    file_hash: r.try_get(2)?,
+                    resume_line: r.try_get(3)?,
+                })
+            })
+            .collect()
     }
 
     /// Records the start of a supply's load (status `LOADING`).
@@ -126,6 +161,29 @@ impl Store {
         .await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Marks a supply still `LOADING` as `INTERRUPTED`, keeping its
+    /// checkpoint; false if it was no longer loading.
+    pub async fn mark_supply_interrupted(
+        &self,
+        ente: &str,
+        id: i64,
+        message: &str,
+    ) -> Result<bool> {
+        let mut tx = self.write_tx().await?;
+        let done = sqlx::query(
+            "UPDATE supplies SET status = 'INTERRUPTED', message = $3
+             WHERE ente = $1 AND id = $2 AND status = 'LOADING'",
+        )
+        .bind(ente)
+        .bind(id)
+        .bind(message)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(done == 1)
     }
 
     /// Closes a supply that wrote no position (refused whole, or loading

@@ -53,7 +53,10 @@ mod time;
 mod uploads;
 pub mod webhooks;
 
-pub use bulk::{Existing, INTERRUPTED, LOADING, PaidItem, SupplyError, SupplyOfFile, SupplyRecord};
+pub use bulk::{
+    Existing, INTERRUPTED, LOADING, LoadingSupply, PaidItem, SupplyError, SupplyOfFile,
+    SupplyRecord,
+};
 pub use citizens::{CitizenSessionRecord, DebtorSection};
 pub use claim::SupplyClaim;
 pub use digitpos::{IdempotencyClaim, ReturnHostRecord, SpontaneousClaim};
