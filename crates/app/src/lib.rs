@@ -191,6 +191,11 @@ pub struct StationCache {
 impl StationCache {
     pub const TTL: Duration = Duration::from_secs(5);
 
+    /// Enti kept at most. The map is keyed by what a request names, which
+    /// may be an Ente that does not exist; past the bound it starts afresh
+    /// (a few hundred live Enti need no eviction order).
+    pub const BOUND: usize = 4096;
+
     pub async fn get(
         &self,
         store: &Store,
@@ -202,7 +207,12 @@ impl StationCache {
             return Ok(stations.clone());
         }
         let stations = store.list_stations(ente).await?;
-        lock(&self.entries).insert(ente.to_string(), (Instant::now(), stations.clone()));
+        insert_bounded(
+            &mut lock(&self.entries),
+            ente.to_string(),
+            (Instant::now(), stations.clone()),
+            Self::BOUND,
+        );
         Ok(stations)
     }
 
@@ -237,8 +247,41 @@ impl StationCache {
     }
 }
 
+/// Inserts into a cache map that never holds more than `bound` entries.
+fn insert_bounded<K: std::hash::Hash + Eq, V>(
+    map: &mut HashMap<K, V>,
+    key: K,
+    value: V,
+    bound: usize,
+) {
+    if map.len() >= bound && !map.contains_key(&key) {
+        map.clear();
+    }
+    map.insert(key, value);
+}
+
 /// A poisoned lock only means another request panicked mid-insert; the
 /// map is still a valid cache.
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bounded_cache_map_never_outgrows_its_bound() {
+        let mut map = HashMap::new();
+        for i in 0..10_000 {
+            insert_bounded(&mut map, i, i, 100);
+            assert!(map.len() <= 100, "{} entries after {i}", map.len());
+            assert_eq!(map.get(&i), Some(&i), "the entry just inserted is kept");
+        }
+        // A key already there is replaced, and the others stay.
+        let before = map.len();
+        let present = *map.keys().next().unwrap();
+        insert_bounded(&mut map, present, 0, before);
+        assert_eq!(map.len(), before);
+    }
 }
