@@ -727,63 +727,88 @@ impl Browser {
     /// axe-core run on the page (WCAG 2.1 A and AA rules, [`AXE_TAGS`]):
     /// the vendored `axe.min.js` injected with execute-script (unless the
     /// page has it already), then `axe.run` through an async script.
+    ///
+    /// A page that navigates between the injection and the run (a form's
+    /// late answer) loses the script: it is injected again into the page
+    /// that replaced it, a few times at most.
     pub async fn axe(&self) -> AxeReport {
+        for _ in 0..3 {
+            self.inject_axe().await;
+            let answer = self
+                .execute_async(
+                    "const tags = arguments[0];
+                     const done = arguments[arguments.length - 1];
+                     if (typeof window.axe !== 'object') { done({navigated: true}); return; }
+                     const nodes = (list) => list.map((n) => ({
+                       target: n.target.map(String),
+                       html: n.html,
+                       summary: n.failureSummary || '',
+                     }));
+                     const rules = (list) => list.map((r) => ({
+                       id: r.id, impact: r.impact || '', help: r.help, helpUrl: r.helpUrl,
+                       nodes: nodes(r.nodes),
+                     }));
+                     axe.run(document, {runOnly: {type: 'tag', values: tags}})
+                       .then((r) => done({
+                         version: r.testEngine.version,
+                         url: r.url,
+                         violations: rules(r.violations),
+                         incomplete: rules(r.incomplete),
+                         passes: r.passes.length,
+                       }))
+                       .catch((e) => done({error: String(e && e.stack || e)}));",
+                    vec![json!(AXE_TAGS)],
+                )
+                .await;
+            if answer.get("navigated").is_some() {
+                self.wait_for(
+                    "the page that replaced it",
+                    "document.readyState === 'complete'",
+                )
+                .await;
+                continue;
+            }
+            if let Some(e) = answer.get("error") {
+                panic!("axe.run failed on {}: {e}", self.current_url().await);
+            }
+            return serde_json::from_value(answer).expect("axe's results");
+        }
+        panic!(
+            "axe-core was lost three times to a navigation on {}",
+            self.current_url().await
+        );
+    }
+
+    /// Injects the vendored `axe.min.js` unless the page has it already.
+    async fn inject_axe(&self) {
         let present = self
             .execute("return typeof window.axe === 'object'", vec![])
             .await;
-        if present != Value::Bool(true) {
-            // The server crate's copy, from its tests and from others'.
-            let file = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("../server/tests/data/axe/axe.min.js");
-            let source = std::fs::read_to_string(&file).unwrap_or_else(|e| {
-                panic!(
-                    "{}: {e} (scripts/vendor-axe-core.sh vendors it)",
-                    file.display()
-                )
-            });
-            self.execute(&source, vec![]).await;
-            let injected = self
-                .execute(
-                    "return typeof window.axe === 'object' ? axe.version : null",
-                    vec![],
-                )
-                .await;
-            assert!(
-                injected.is_string(),
-                "axe-core did not load into {} (a Content-Security-Policy refusing \
-                 WebDriver's scripts?)",
-                self.current_url().await
-            );
+        if present == Value::Bool(true) {
+            return;
         }
-        let answer = self
-            .execute_async(
-                "const tags = arguments[0];
-                 const done = arguments[arguments.length - 1];
-                 const nodes = (list) => list.map((n) => ({
-                   target: n.target.map(String),
-                   html: n.html,
-                   summary: n.failureSummary || '',
-                 }));
-                 const rules = (list) => list.map((r) => ({
-                   id: r.id, impact: r.impact || '', help: r.help, helpUrl: r.helpUrl,
-                   nodes: nodes(r.nodes),
-                 }));
-                 axe.run(document, {runOnly: {type: 'tag', values: tags}})
-                   .then((r) => done({
-                     version: r.testEngine.version,
-                     url: r.url,
-                     violations: rules(r.violations),
-                     incomplete: rules(r.incomplete),
-                     passes: r.passes.length,
-                   }))
-                   .catch((e) => done({error: String(e && e.stack || e)}));",
-                vec![json!(AXE_TAGS)],
+        // The server crate's copy, from its tests and from others'.
+        let file =
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../server/tests/data/axe/axe.min.js");
+        let source = std::fs::read_to_string(&file).unwrap_or_else(|e| {
+            panic!(
+                "{}: {e} (scripts/vendor-axe-core.sh vendors it)",
+                file.display()
+            )
+        });
+        self.execute(&source, vec![]).await;
+        let injected = self
+            .execute(
+                "return typeof window.axe === 'object' ? axe.version : null",
+                vec![],
             )
             .await;
-        if let Some(e) = answer.get("error") {
-            panic!("axe.run failed on {}: {e}", self.current_url().await);
-        }
-        serde_json::from_value(answer).expect("axe's results")
+        assert!(
+            injected.is_string(),
+            "axe-core did not load into {} (a Content-Security-Policy refusing \
+             WebDriver's scripts?)",
+            self.current_url().await
+        );
     }
 
     /// The contrast ratio (WCAG 2.x, 1 to 21) of the text of the element
