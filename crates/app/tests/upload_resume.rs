@@ -94,6 +94,24 @@ async fn count_positions(store: &Store) -> u64 {
         .items_found
 }
 
+/// A CREATE upload of `submitted` positions taken by a worker named "dead",
+/// last heard of `at`.
+fn upload_by_dead_worker(submitted: usize, at: chrono::DateTime<Utc>) -> UploadRecord {
+    UploadRecord {
+        file_id: FILE_ID.into(),
+        ente: ENTE.into(),
+        broker: BROKER.into(),
+        operation: "CREATE".into(),
+        supply_id: 0,
+        submitted: submitted as i64,
+        processed: 0,
+        started_at: at,
+        ended_at: None,
+        owner: "dead".into(),
+        heartbeat: at,
+    }
+}
+
 #[tokio::test]
 async fn an_upload_whose_process_died_resumes_and_applies_nothing_twice() {
     for backend in backends() {
@@ -102,19 +120,7 @@ async fn an_upload_whose_process_died_resumes_and_applies_nothing_twice() {
         // A worker took the file, committed its first chunk of 100 with its
         // progress, and died ten minutes ago.
         let long_ago = Utc::now() - Duration::minutes(10);
-        let record = UploadRecord {
-            file_id: FILE_ID.into(),
-            ente: ENTE.into(),
-            broker: BROKER.into(),
-            operation: "CREATE".into(),
-            supply_id: 0,
-            submitted: positions.len() as i64,
-            processed: 0,
-            started_at: long_ago,
-            ended_at: None,
-            owner: "dead".into(),
-            heartbeat: long_ago,
-        };
+        let record = upload_by_dead_worker(positions.len(), long_ago);
         let items = serde_json::to_vec(&Items::Create(positions.clone())).unwrap();
         let supply = SupplyRecord {
             layout: "gpd-massive-v2".into(),
@@ -224,19 +230,7 @@ async fn only_a_supply_whose_loader_died_is_marked_interrupted() {
             .await
             .unwrap();
         let claim = store.claim_supply(ENTE, "alive").await.unwrap().unwrap();
-        let record = UploadRecord {
-            file_id: FILE_ID.into(),
-            ente: ENTE.into(),
-            broker: BROKER.into(),
-            operation: "CREATE".into(),
-            supply_id: 0,
-            submitted: 1,
-            processed: 0,
-            started_at: now,
-            ended_at: None,
-            owner: "dead".into(),
-            heartbeat: now,
-        };
+        let record = upload_by_dead_worker(1, now);
         let items = serde_json::to_vec(&Items::Create(vec![position(0)])).unwrap();
         let upload = store
             .begin_upload(&record, &items, &supply("upload"))
