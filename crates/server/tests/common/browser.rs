@@ -674,6 +674,19 @@ impl Browser {
             .await
     }
 
+    pub async fn try_execute_async(
+        &self,
+        script: &str,
+        args: Vec<Value>,
+    ) -> Result<Value, WebDriverError> {
+        self.session_call(
+            reqwest::Method::POST,
+            "/execute/async",
+            Some(json!({"script": script, "args": args})),
+        )
+        .await
+    }
+
     /// Polls `expression` (JavaScript) until it is truthy, for up to ten
     /// seconds; answers its value. A page still loading is waited for.
     pub async fn wait_for(&self, what: &str, expression: &str) -> Value {
@@ -729,16 +742,20 @@ impl Browser {
     /// page has it already), then `axe.run` through an async script.
     ///
     /// A page that navigates between the injection and the run (a form's
-    /// late answer) loses the script: it is injected again into the page
-    /// that replaced it, a few times at most.
+    /// late answer) loses the script, and a run that never answers (seen
+    /// only on a loaded CI machine) would hold the test until WebDriver's
+    /// script timeout: either way the run is said on standard error and
+    /// made again on the page as it is then, a few times at most.
     pub async fn axe(&self) -> AxeReport {
+        let mut last = String::new();
         for _ in 0..3 {
             self.inject_axe().await;
             let answer = self
-                .execute_async(
+                .try_execute_async(
                     "const tags = arguments[0];
                      const done = arguments[arguments.length - 1];
-                     if (typeof window.axe !== 'object') { done({navigated: true}); return; }
+                     if (typeof window.axe !== 'object') { done({again: 'axe-core gone'}); return; }
+                     const timer = setTimeout(() => done({again: 'no answer in 20 s'}), 20000);
                      const nodes = (list) => list.map((n) => ({
                        target: n.target.map(String),
                        html: n.html,
@@ -749,32 +766,48 @@ impl Browser {
                        nodes: nodes(r.nodes),
                      }));
                      axe.run(document, {runOnly: {type: 'tag', values: tags}})
-                       .then((r) => done({
+                       .then((r) => { clearTimeout(timer); done({
                          version: r.testEngine.version,
                          url: r.url,
                          violations: rules(r.violations),
                          incomplete: rules(r.incomplete),
                          passes: r.passes.length,
-                       }))
-                       .catch((e) => done({error: String(e && e.stack || e)}));",
+                       }); })
+                       .catch((e) => { clearTimeout(timer); done({error: String(e && e.stack || e)}); });",
                     vec![json!(AXE_TAGS)],
                 )
                 .await;
-            if answer.get("navigated").is_some() {
-                self.wait_for(
-                    "the page that replaced it",
-                    "document.readyState === 'complete'",
-                )
-                .await;
-                continue;
-            }
+            let answer = match answer {
+                Ok(a) if a.get("again").is_none() => a,
+                Ok(a) => {
+                    last = a["again"].to_string();
+                    eprintln!(
+                        "axe-core on {}: {last}; run again",
+                        self.current_url().await
+                    );
+                    self.wait_for("the page", "document.readyState === 'complete'")
+                        .await;
+                    continue;
+                }
+                // The document unloaded under the script.
+                Err(e) => {
+                    last = e.to_string();
+                    eprintln!(
+                        "axe-core on {}: {last}; run again",
+                        self.current_url().await
+                    );
+                    self.wait_for("the page", "document.readyState === 'complete'")
+                        .await;
+                    continue;
+                }
+            };
             if let Some(e) = answer.get("error") {
                 panic!("axe.run failed on {}: {e}", self.current_url().await);
             }
             return serde_json::from_value(answer).expect("axe's results");
         }
         panic!(
-            "axe-core was lost three times to a navigation on {}",
+            "axe-core did not finish in three runs on {}: {last}",
             self.current_url().await
         );
     }

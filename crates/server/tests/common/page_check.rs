@@ -51,14 +51,26 @@ pub async fn check_page(browser: &Browser, screens: &mut Screens, name: &str, ex
         .wait_for("the page to load", "document.readyState === 'complete'")
         .await;
     // The fonts, so that axe measures contrast and the screenshot shows
-    // the text as people see it.
-    browser
-        .execute_async(
+    // the text as people see it. Bounded: a wait that never ends would
+    // hold the test a minute, until WebDriver's script timeout.
+    let fonts = browser
+        .try_execute_async(
             "const done = arguments[arguments.length - 1];
-             document.fonts.ready.then(() => done(document.fonts.status));",
+             const timer = setTimeout(() => done('fonts not ready in 10 s'), 10000);
+             document.fonts.ready.then(() => { clearTimeout(timer); done(document.fonts.status); });",
             vec![],
         )
         .await;
+    if !matches!(&fonts, Ok(v) if v == "loaded") {
+        eprintln!(
+            "{} {name}: fonts {fonts:?} at {}",
+            screens.label,
+            browser.current_url().await
+        );
+        browser
+            .wait_for("the page to load", "document.readyState === 'complete'")
+            .await;
+    }
     let report = browser.axe().await;
     eprintln!(
         "{} {name}: axe-core {}: {} rules passed, {} violations, {} to review{}",
