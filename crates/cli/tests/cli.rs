@@ -1142,7 +1142,7 @@ fn partial_load_killed_halfway_resumes_from_its_checkpoint_on(backend: Backend) 
         );
     let layout_file = dir.join("tributi-parziale.toml");
     std::fs::write(&layout_file, layout).unwrap();
-    let rows = 80_000u64;
+    let rows = 160_000u64;
     let big = dir.join("tributi.csv");
     write_csv(&big, rows);
     // One bad row far into the file: reported once, whatever the restarts.
@@ -1164,21 +1164,40 @@ fn partial_load_killed_halfway_resumes_from_its_checkpoint_on(backend: Backend) 
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    // Killed once something is committed, well before the end.
+    // Killed once something is committed, well before the end. The load
+    // takes a second or two on a fast machine, so the polls share one
+    // connection: opening one per poll took longer than the load on CI.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let store = rt.block_on(incasso_store::Store::connect(&url)).unwrap();
+    let count = || {
+        rt.block_on(store.list_positions(
+            "80000130585",
+            &incasso_store::ListFilter {
+                limit: 1,
+                ..Default::default()
+            },
+        ))
+        .unwrap()
+        .items_found
+    };
     let mut committed = 0;
-    for _ in 0..600 {
-        committed = positions_in(&url);
+    for _ in 0..3000 {
+        committed = count();
         if committed > 0 || child.try_wait().unwrap().is_some() {
             break;
         }
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(5));
     }
     let still_running = child.try_wait().unwrap().is_none();
     let _ = Command::new("kill")
         .args(["-KILL", &child.id().to_string()])
         .status();
     let _ = child.wait();
-    assert!(still_running, "the load ended before it could be killed");
+    rt.block_on(store.close());
+    assert!(
+        still_running,
+        "the load ended before it could be killed ({committed} positions seen)"
+    );
     let committed_then = positions_in(&url);
     assert!(
         committed > 0 && committed_then < rows - 1,
