@@ -659,9 +659,18 @@ impl Browser {
         script: &str,
         args: Vec<Value>,
     ) -> Result<Value, WebDriverError> {
+        self.run_script("/execute/sync", script, args).await
+    }
+
+    async fn run_script(
+        &self,
+        endpoint: &str,
+        script: &str,
+        args: Vec<Value>,
+    ) -> Result<Value, WebDriverError> {
         self.session_call(
             reqwest::Method::POST,
-            "/execute/sync",
+            endpoint,
             Some(json!({"script": script, "args": args})),
         )
         .await
@@ -679,12 +688,7 @@ impl Browser {
         script: &str,
         args: Vec<Value>,
     ) -> Result<Value, WebDriverError> {
-        self.session_call(
-            reqwest::Method::POST,
-            "/execute/async",
-            Some(json!({"script": script, "args": args})),
-        )
-        .await
+        self.run_script("/execute/async", script, args).await
     }
 
     /// Polls `expression` (JavaScript) until it is truthy, for up to ten
@@ -777,34 +781,23 @@ impl Browser {
                     vec![json!(AXE_TAGS)],
                 )
                 .await;
-            let answer = match answer {
-                Ok(a) if a.get("again").is_none() => a,
-                Ok(a) => {
-                    last = a["again"].to_string();
-                    eprintln!(
-                        "axe-core on {}: {last}; run again",
-                        self.current_url().await
-                    );
-                    self.wait_for("the page", "document.readyState === 'complete'")
-                        .await;
-                    continue;
+            last = match answer {
+                Ok(a) if a.get("again").is_none() => {
+                    if let Some(e) = a.get("error") {
+                        panic!("axe.run failed on {}: {e}", self.current_url().await);
+                    }
+                    return serde_json::from_value(a).expect("axe's results");
                 }
+                Ok(a) => a["again"].to_string(),
                 // The document unloaded under the script.
-                Err(e) => {
-                    last = e.to_string();
-                    eprintln!(
-                        "axe-core on {}: {last}; run again",
-                        self.current_url().await
-                    );
-                    self.wait_for("the page", "document.readyState === 'complete'")
-                        .await;
-                    continue;
-                }
+                Err(e) => e.to_string(),
             };
-            if let Some(e) = answer.get("error") {
-                panic!("axe.run failed on {}: {e}", self.current_url().await);
-            }
-            return serde_json::from_value(answer).expect("axe's results");
+            eprintln!(
+                "axe-core on {}: {last}; run again",
+                self.current_url().await
+            );
+            self.wait_for("the page", "document.readyState === 'complete'")
+                .await;
         }
         panic!(
             "axe-core did not finish in three runs on {}: {last}",
