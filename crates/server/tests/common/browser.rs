@@ -65,6 +65,9 @@ pub struct Focus {
     pub indicated: bool,
     /// The computed outline and box shadow, to explain a failure.
     pub style: String,
+    /// Its box, the window's height and the page's scroll, to explain a
+    /// failure of `visible`.
+    pub place: String,
 }
 
 impl Focus {
@@ -629,6 +632,10 @@ impl Browser {
                    indicated: outline || !!shadow,
                    style: 'outline: ' + s.outlineStyle + ' ' + s.outlineWidth + ' ' + s.outlineColor
                      + '; box-shadow: ' + s.boxShadow,
+                   place: 'box ' + Math.round(r.left) + ',' + Math.round(r.top) + ' '
+                     + Math.round(r.width) + 'x' + Math.round(r.height) + ' in a window '
+                     + innerWidth + 'x' + innerHeight + ' scrolled to ' + Math.round(scrollX)
+                     + ',' + Math.round(scrollY),
                  };",
                 vec![],
             )
@@ -643,6 +650,7 @@ impl Browser {
             visible: v["visible"].as_bool().unwrap_or(false),
             indicated: v["indicated"].as_bool().unwrap_or(false),
             style: s("style"),
+            place: s("place"),
         }
     }
 
