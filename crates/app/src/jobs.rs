@@ -171,11 +171,15 @@ async fn mark_abandoned_supplies(app: App) {
         STATES_EVERY,
         |app, _| async move {
             match crate::supply::mark_abandoned(&app.store).await {
-                Ok(marked) if !marked.is_empty() => {
-                    tracing::warn!(supplies = ?marked, "forniture interrotte dall'arresto del processo che le caricava")
+                Ok(round) => {
+                    if !round.marked.is_empty() {
+                        tracing::warn!(supplies = ?round.marked, "forniture interrotte dall'arresto del processo che le caricava")
+                    }
+                    for (supply, e) in round.failed {
+                        tracing::warn!(supply, error = %e, "marking an abandoned supply failed; retrying next round");
+                    }
                 }
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "marking abandoned supplies failed"),
+                Err(e) => tracing::warn!(error = %e, "listing the supplies being loaded failed"),
             }
         },
     )

@@ -27,7 +27,7 @@ use incasso_bus::normalize::{self, Built, Context, Grouper, Op, Row, RowError};
 use incasso_bus::read::{self, FileError, Record};
 use incasso_core::position::DebtPosition;
 use incasso_core::position::PositionStatus;
-use incasso_store::{Store, StoreError, SupplyError, SupplyRecord};
+use incasso_store::{LoadingSupply, Store, StoreError, SupplyError, SupplyRecord};
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
 use std::io::{Read, Write};
@@ -1062,31 +1062,49 @@ pub async fn load(
 /// never ends. A supply is abandoned when its claim can be taken: a live
 /// loader holds it from before the supply is recorded until after its last
 /// status is written. Sending the same file again resumes it as before.
-/// Returns the supplies marked.
-pub async fn mark_abandoned(store: &Store) -> Result<Vec<i64>, LoadError> {
-    let mut marked = Vec::new();
+/// One supply's failure does not stop the others: a round answers the
+/// supplies it marked and those it could not look at, each with its error,
+/// and the next round tries these again.
+pub async fn mark_abandoned(store: &Store) -> Result<AbandonedRound, LoadError> {
+    let mut round = AbandonedRound::default();
     for s in store.loading_supplies().await? {
-        let Some(claim) = store.claim_supply(&s.ente, &s.file_hash).await? else {
-            continue;
-        };
-        let saved = if s.resume_line > 0 {
-            format!(", salvato fino alla riga {}", s.resume_line)
-        } else {
-            ", nulla è stato salvato".to_string()
-        };
-        let message = format!(
-            "caricamento interrotto: il processo che lo eseguiva si è fermato{saved}; \
-             rinviare il file per riprenderlo"
-        );
-        // Only a supply still LOADING changes: one that its loader finished
-        // before the claim was taken keeps its outcome.
-        let result = store.mark_supply_interrupted(&s.ente, s.id, &message).await;
-        claim.release().await;
-        if result? {
-            marked.push(s.id);
+        match mark_if_abandoned(store, &s).await {
+            Ok(true) => round.marked.push(s.id),
+            Ok(false) => {}
+            Err(e) => round.failed.push((s.id, e)),
         }
     }
-    Ok(marked)
+    Ok(round)
+}
+
+/// What one round of [`mark_abandoned`] did.
+#[derive(Debug, Default)]
+pub struct AbandonedRound {
+    /// The supplies marked INTERRUPTED.
+    pub marked: Vec<i64>,
+    /// The supplies the store failed on, left LOADING for the next round.
+    pub failed: Vec<(i64, LoadError)>,
+}
+
+/// Marks one LOADING supply INTERRUPTED if no loader holds its claim.
+async fn mark_if_abandoned(store: &Store, s: &LoadingSupply) -> Result<bool, LoadError> {
+    let Some(claim) = store.claim_supply(&s.ente, &s.file_hash).await? else {
+        return Ok(false);
+    };
+    let saved = if s.resume_line > 0 {
+        format!(", salvato fino alla riga {}", s.resume_line)
+    } else {
+        ", nulla è stato salvato".to_string()
+    };
+    let message = format!(
+        "caricamento interrotto: il processo che lo eseguiva si è fermato{saved}; \
+         rinviare il file per riprenderlo"
+    );
+    // Only a supply still LOADING changes: one that its loader finished
+    // before the claim was taken keeps its outcome.
+    let result = store.mark_supply_interrupted(&s.ente, s.id, &message).await;
+    claim.release().await;
+    Ok(result?)
 }
 
 /// Loads a prepared supply. On an error the supply is closed as FAILED

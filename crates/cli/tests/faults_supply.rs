@@ -284,7 +284,13 @@ async fn supply_across_a_kill(backend: Backend, kind: Kind) {
     let store = incasso_store::Store::connect(&url).await.unwrap();
     let swept = Instant::now();
     loop {
-        let marked = incasso_app::supply::mark_abandoned(&store).await.unwrap();
+        let round = incasso_app::supply::mark_abandoned(&store).await.unwrap();
+        assert!(
+            round.failed.is_empty(),
+            "{backend:?} {kind:?}: {:?}",
+            round.failed
+        );
+        let marked = round.marked;
         if !marked.is_empty() {
             assert_eq!(marked, vec![id], "{backend:?} {kind:?}");
             break;
