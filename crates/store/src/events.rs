@@ -95,7 +95,11 @@ fn instant(t: DateTime<Utc>) -> String {
 /// from this statement across the round trip to COMMIT: every receipt
 /// queued for it, 3.4 ms on average at 840 cycles a second (`bench node
 /// --database-url`). Placed at commit, the rows need nothing here.
-pub(crate) fn statements(events: &[NewEvent], now: DateTime<Utc>) -> Vec<Stmt> {
+///
+/// On SQLite the placeholders are anonymous: sqlx looks a numbered one up
+/// by name, a linear search per parameter, and the 9,000 of a full
+/// statement took half of `bench recon`'s intake (`perf`, stop 39).
+pub(crate) fn statements(dialect: Dialect, events: &[NewEvent], now: DateTime<Utc>) -> Vec<Stmt> {
     const COLUMNS: &str =
         "natural_key, ente, position_id, iupd, notice_number, iuv, kind, payload, created_at";
     const PER_ROW: usize = 9;
@@ -115,21 +119,20 @@ pub(crate) fn statements(events: &[NewEvent], now: DateTime<Utc>) -> Vec<Stmt> {
     events
         .chunks(1_000)
         .map(|chunk| {
-            let rows = (0..chunk.len())
-                .map(|r| {
-                    let cells = (0..PER_ROW)
-                        .map(|c| format!("${}", 1 + r * PER_ROW + c))
-                        .collect::<Vec<_>>()
-                        .join(", ");
-                    format!("({cells})")
-                })
-                .collect::<Vec<_>>()
-                .join(", ");
-            let s = Stmt::new(format!(
-                "INSERT INTO position_event_rows ({COLUMNS}) VALUES {rows}
-                 ON CONFLICT (natural_key) DO NOTHING"
-            ));
-            chunk.iter().fold(s, bind_row)
+            let mut sql = format!("INSERT INTO position_event_rows ({COLUMNS}) VALUES ");
+            let mut n = 0;
+            for r in 0..chunk.len() {
+                sql.push_str(if r > 0 { ", (" } else { "(" });
+                for c in 0..PER_ROW {
+                    if c > 0 {
+                        sql.push_str(", ");
+                    }
+                    crate::batch::push_placeholder(&mut sql, dialect, &mut n);
+                }
+                sql.push(')');
+            }
+            sql.push_str(" ON CONFLICT (natural_key) DO NOTHING");
+            chunk.iter().fold(Stmt::new(sql), bind_row)
         })
         .collect()
 }
@@ -141,7 +144,7 @@ pub(crate) async fn write(
     events: &[NewEvent],
     now: DateTime<Utc>,
 ) -> Result<()> {
-    for s in statements(events, now) {
+    for s in statements(Dialect::of(conn), events, now) {
         s.into_any().execute(&mut *conn).await?;
     }
     Ok(())

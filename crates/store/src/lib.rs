@@ -210,6 +210,15 @@ impl Dialect {
         }
     }
 
+    /// The dialect of an open connection.
+    pub(crate) fn of(conn: &sqlx::AnyConnection) -> Dialect {
+        if conn.backend_name().eq_ignore_ascii_case("sqlite") {
+            Dialect::Sqlite
+        } else {
+            Dialect::Postgres
+        }
+    }
+
     /// The backend's name as benchmarks and logs print it.
     pub fn name(self) -> &'static str {
         match self {

@@ -252,7 +252,7 @@ impl Store {
             .bind(to_micros(now))
             .bind(r.debtor.clone())
         );
-        writes.extend(crate::events::statements(&events, now));
+        writes.extend(crate::events::statements(self.dialect, &events, now));
         let res = match self.dialect {
             Dialect::Postgres => Stmt::together(writes).into_any().execute(&mut *tx).await,
             Dialect::Sqlite => {

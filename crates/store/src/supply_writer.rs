@@ -469,7 +469,7 @@ async fn write_loop(
                             supply_updated(updated, Some(expected))?;
                             t.execute_all(supply_errors(supply_id, &record.errors))
                                 .await?;
-                            let mut last = crate::events::statements(&events, now);
+                            let mut last = crate::events::statements(store.dialect, &events, now);
                             let telling = t
                                 .fetch_i64(crate::notify_channels::any_enabled(&ente))
                                 .await?
