@@ -276,6 +276,7 @@ pub async fn reconcile(
     now: DateTime<Utc>,
 ) -> Result<Summary, ReconError> {
     let ente_record = store.get_ente(ente).await?;
+    store.refresh_recon_statistics().await?;
     let flows = store.current_flows(ente).await?;
     // Sospesi tied to their flows by hand stay so: they and their flows
     // take no part in matching, so no run can give those flows to another

@@ -243,6 +243,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0039_range_link_checks.sql"),
         postgres: include_str!("../migrations/postgres/0039_range_link_checks.sql"),
     },
+    Migration {
+        version: 40,
+        name: "current_flow_indexes",
+        sqlite: include_str!("../migrations/sqlite/0040_current_flow_indexes.sql"),
+        postgres: include_str!("../migrations/postgres/0040_current_flow_indexes.sql"),
+    },
 ];
 
 /// Arbitrary constant naming incasso's migration lock on PostgreSQL.

@@ -1121,6 +1121,63 @@ fn flow_listing(
     }
 }
 
+/// A matching run samples reconciliation's tables on PostgreSQL once they
+/// changed much since their last sample, and only then; on SQLite never.
+#[tokio::test]
+async fn recon_statistics_are_refreshed_after_a_big_intake_only() {
+    for backend in backends() {
+        let url = fresh_database_url(backend).await;
+        let store = store_with_ente_at(&url).await;
+        if backend == Backend::Postgres {
+            // Autovacuum sampling the lines first would leave the run
+            // nothing to do, and this test nothing to see.
+            use sqlx::Connection;
+            sqlx::any::install_default_drivers();
+            let mut conn = sqlx::AnyConnection::connect(&url).await.unwrap();
+            sqlx::raw_sql(
+                "ALTER TABLE flow_payments SET (autovacuum_enabled = false);
+                 ALTER TABLE reporting_flows SET (autovacuum_enabled = false);",
+            )
+            .execute(&mut conn)
+            .await
+            .unwrap();
+            conn.close().await.unwrap();
+        }
+        let now = Utc::now();
+        let iuvs: Vec<String> = (0..1_500).map(|i| format!("{i:017}")).collect();
+        let lines: Vec<(&str, u8)> = iuvs.iter().map(|i| (i.as_str(), 1)).collect();
+        store
+            .store_flow(ENTE, &flow_listing("F-BIG", now, &lines), now)
+            .await
+            .unwrap();
+        let sampled = match backend {
+            Backend::Sqlite => store.refresh_recon_statistics().await.unwrap(),
+            // The server counts a transaction's changes a moment after it
+            // ends (at most ten seconds, PostgreSQL 15).
+            Backend::Postgres => {
+                let since = std::time::Instant::now();
+                loop {
+                    let sampled = store.refresh_recon_statistics().await.unwrap();
+                    if !sampled.is_empty() || since.elapsed().as_secs() > 20 {
+                        break sampled;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                }
+            }
+        };
+        match backend {
+            Backend::Sqlite => assert!(sampled.is_empty(), "{sampled:?}"),
+            // 1,500 lines and one flow: only the lines passed the bound.
+            Backend::Postgres => assert_eq!(sampled, vec!["flow_payments"]),
+        }
+        // Just sampled: nothing to do until the tables change again.
+        assert!(
+            store.refresh_recon_statistics().await.unwrap().is_empty(),
+            "{backend:?}"
+        );
+    }
+}
+
 /// GPD's reported states follow whichever of the flow and the payment
 /// comes last, transfer by transfer, and only from a flow's current
 /// version; reads and list filters agree.
