@@ -49,6 +49,9 @@ pub fn start(app: &App) -> Jobs {
         tokio::spawn(crate::notify::run(app.clone())),
         tokio::spawn(crate::notify::run_reminders(app.clone())),
     ];
+    if app.store.dialect() == incasso_store::Dialect::Postgres {
+        jobs.push(tokio::spawn(refresh_statistics(app.clone())));
+    }
     if app.settings.pos.is_some() {
         jobs.push(tokio::spawn(crate::pos::run(app.clone())));
     }
@@ -155,6 +158,33 @@ async fn close_abandoned_spontaneous(app: App) {
                 Err(e) => {
                     tracing::warn!(error = %e, "closing abandoned spontaneous payments failed")
                 }
+            }
+        },
+    )
+    .await
+}
+
+/// How often PostgreSQL's statistics are checked for tables that grew
+/// since their last sample (`Store::refresh_stale_statistics`): autovacuum
+/// looks once a minute, and a fast-growing young table is planned badly
+/// until then.
+pub const STATISTICS_EVERY: Duration = Duration::from_secs(10);
+
+/// Samples the tables that changed much since autovacuum last did, every
+/// ten seconds, once across processes (PostgreSQL only).
+async fn refresh_statistics(app: App) {
+    on_schedule(
+        app,
+        "refresh_statistics",
+        STATISTICS_EVERY,
+        STATISTICS_EVERY,
+        |app, _| async move {
+            match app.store.refresh_stale_statistics().await {
+                Ok(sampled) if !sampled.is_empty() => {
+                    tracing::info!(tables = ?sampled, "statistics renewed")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "renewing statistics failed"),
             }
         },
     )

@@ -48,6 +48,7 @@ mod recon;
 pub mod secrets;
 mod service_forms;
 mod sqlite_thread;
+mod statistics;
 mod supply_writer;
 mod time;
 mod uploads;

@@ -241,39 +241,6 @@ impl Store {
         Ok(outcome)
     }
 
-    /// Samples reconciliation's tables on PostgreSQL when they changed much
-    /// since their last sample: more than a fifth of their rows, and at
-    /// least a thousand. Nothing on SQLite, whose planner does not use it.
-    ///
-    /// Why: a matching run joins the flows' lines to receipts, options and
-    /// movements, and PostgreSQL plans those joins from its statistics,
-    /// which autovacuum renews a minute or more after a change. A run right
-    /// after a big intake was planned as if the flows were a handful of
-    /// rows: nested loops over 300,000 lines, 38 s against 2 s (`bench
-    /// recon --database-url` with autovacuum off, stop 39). The check is one
-    /// catalog read; a sample costs a few hundred milliseconds.
-    pub async fn refresh_recon_statistics(&self) -> Result<Vec<String>> {
-        if self.dialect != crate::Dialect::Postgres {
-            return Ok(Vec::new());
-        }
-        let stale: Vec<String> = sqlx::query_scalar(
-            "SELECT c.relname::text FROM pg_class c
-               JOIN pg_stat_user_tables s ON s.relid = c.oid
-             WHERE c.relname IN ('reporting_flows', 'flow_payments', 'treasury_movements')
-               AND c.relnamespace = current_schema()::regnamespace
-               AND s.n_mod_since_analyze > GREATEST(1000, c.reltuples * 0.2)
-             ORDER BY c.relname",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        if !stale.is_empty() {
-            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("ANALYZE {}", stale.join(", "))))
-                .execute(&self.pool)
-                .await?;
-        }
-        Ok(stale)
-    }
-
     /// The current version of each of the Ente's flows.
     pub async fn current_flows(&self, ente: &str) -> Result<Vec<StoredFlow>> {
         self.current_flows_after(ente, "", i64::MAX).await

@@ -1121,10 +1121,11 @@ fn flow_listing(
     }
 }
 
-/// A matching run samples reconciliation's tables on PostgreSQL once they
-/// changed much since their last sample, and only then; on SQLite never.
+/// A matching run, and the statistics job, sample the tables on PostgreSQL
+/// once they changed much since their last sample, and only then; on
+/// SQLite never.
 #[tokio::test]
-async fn recon_statistics_are_refreshed_after_a_big_intake_only() {
+async fn statistics_are_refreshed_after_a_big_change_only() {
     for backend in backends() {
         let url = fresh_database_url(backend).await;
         let store = store_with_ente_at(&url).await;
@@ -1175,6 +1176,33 @@ async fn recon_statistics_are_refreshed_after_a_big_intake_only() {
             store.refresh_recon_statistics().await.unwrap().is_empty(),
             "{backend:?}"
         );
+        assert!(
+            store.refresh_stale_statistics().await.unwrap().is_empty(),
+            "{backend:?}"
+        );
+        // As many lines again: more than a fifth of what was sampled, so the
+        // statistics job's wider check samples them too.
+        store
+            .store_flow(ENTE, &flow_listing("F-BIG-2", now, &lines), now)
+            .await
+            .unwrap();
+        let sampled = match backend {
+            Backend::Sqlite => store.refresh_stale_statistics().await.unwrap(),
+            Backend::Postgres => {
+                let since = std::time::Instant::now();
+                loop {
+                    let sampled = store.refresh_stale_statistics().await.unwrap();
+                    if !sampled.is_empty() || since.elapsed().as_secs() > 20 {
+                        break sampled;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                }
+            }
+        };
+        match backend {
+            Backend::Sqlite => assert!(sampled.is_empty(), "{sampled:?}"),
+            Backend::Postgres => assert_eq!(sampled, vec!["flow_payments"]),
+        }
     }
 }
 
