@@ -208,6 +208,27 @@ pub(crate) fn push_placeholder(sql: &mut String, dialect: Dialect, n: &mut usize
     }
 }
 
+/// Appends `rows` parenthesized groups of `columns` placeholders (a
+/// multi-row `VALUES`), numbered on from `n`.
+pub(crate) fn push_rows(
+    sql: &mut String,
+    dialect: Dialect,
+    rows: usize,
+    columns: usize,
+    n: &mut usize,
+) {
+    for r in 0..rows {
+        sql.push_str(if r > 0 { ",(" } else { "(" });
+        for c in 0..columns {
+            if c > 0 {
+                sql.push(',');
+            }
+            push_placeholder(sql, dialect, n);
+        }
+        sql.push(')');
+    }
+}
+
 /// Multi-row INSERT statements for `rows`, as many rows to a statement as
 /// the parameter budget allows.
 ///

@@ -121,16 +121,7 @@ pub(crate) fn statements(dialect: Dialect, events: &[NewEvent], now: DateTime<Ut
         .map(|chunk| {
             let mut sql = format!("INSERT INTO position_event_rows ({COLUMNS}) VALUES ");
             let mut n = 0;
-            for r in 0..chunk.len() {
-                sql.push_str(if r > 0 { ", (" } else { "(" });
-                for c in 0..PER_ROW {
-                    if c > 0 {
-                        sql.push_str(", ");
-                    }
-                    crate::batch::push_placeholder(&mut sql, dialect, &mut n);
-                }
-                sql.push(')');
-            }
+            crate::batch::push_rows(&mut sql, dialect, chunk.len(), PER_ROW, &mut n);
             sql.push_str(" ON CONFLICT (natural_key) DO NOTHING");
             chunk.iter().fold(Stmt::new(sql), bind_row)
         })

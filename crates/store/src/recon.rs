@@ -70,22 +70,6 @@ pub struct AnomalyRecord {
 const ROWS_PER_STATEMENT: usize = 400;
 
 impl Store {
-    /// Appends `rows` parenthesized groups of `columns` placeholders.
-    fn push_rows(&self, sql: &mut String, rows: usize, columns: usize, n: &mut usize) {
-        for r in 0..rows {
-            sql.push_str(if r > 0 { ",(" } else { "(" });
-            for c in 0..columns {
-                if c > 0 {
-                    sql.push(',');
-                }
-                crate::batch::push_placeholder(sql, self.dialect, n);
-            }
-            sql.push(')');
-        }
-    }
-}
-
-impl Store {
     /// Stores a flow version for `ente` (the flow's receiver, checked by
     /// the caller), with its lines, in one transaction.
     pub async fn store_flow(
@@ -221,7 +205,7 @@ impl Store {
                     transfer_index, amount, outcome, outcome_date) VALUES ",
             );
             let mut n = 0;
-            self.push_rows(&mut sql, chunk.len(), 10, &mut n);
+            crate::batch::push_rows(&mut sql, self.dialect, chunk.len(), 10, &mut n);
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             for (i, p) in chunk.iter().enumerate() {
                 q = q
@@ -304,7 +288,7 @@ impl Store {
                     document, operation, document_number, amount, booking_date, value_date,
                     payer, causale, trn, end_to_end_id, imported_at) VALUES ",
             );
-            self.push_rows(&mut sql, chunk.len(), 16, &mut n);
+            crate::batch::push_rows(&mut sql, self.dialect, chunk.len(), 16, &mut n);
             sql.push_str(" ON CONFLICT (ente, movement_id) DO NOTHING");
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             for m in chunk {
@@ -385,7 +369,7 @@ impl Store {
                 "UPDATE treasury_movements SET matched_flow_id = v.column2,
                     match_method = v.column3, match_status = v.column4 FROM (VALUES ",
             );
-            self.push_rows(&mut sql, chunk.len(), 4, &mut n);
+            crate::batch::push_rows(&mut sql, self.dialect, chunk.len(), 4, &mut n);
             sql.push_str(") AS v WHERE treasury_movements.ente = ");
             crate::batch::push_placeholder(&mut sql, self.dialect, &mut n);
             sql.push_str(" AND treasury_movements.movement_id = v.column1");
@@ -409,7 +393,7 @@ impl Store {
                 "INSERT INTO recon_anomalies (ente, code, subject, detail, amount, detected_at)
                  VALUES ",
             );
-            self.push_rows(&mut sql, chunk.len(), 6, &mut n);
+            crate::batch::push_rows(&mut sql, self.dialect, chunk.len(), 6, &mut n);
             sql.push_str(" ON CONFLICT (ente, code, subject) DO NOTHING");
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             for a in chunk {
@@ -1016,7 +1000,7 @@ impl Store {
                 "INSERT INTO regularization_exports (ente, layout, consumer, movement_id,
                     exported_at) VALUES ",
             );
-            self.push_rows(&mut sql, chunk.len(), 5, &mut n);
+            crate::batch::push_rows(&mut sql, self.dialect, chunk.len(), 5, &mut n);
             sql.push_str(" ON CONFLICT (ente, layout, consumer, movement_id) DO NOTHING");
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             for id in chunk {
